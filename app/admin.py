@@ -1,0 +1,81 @@
+"""Operator routes (bearer ADMIN_TOKEN; 404 when unset) and the `flask bridge` CLI."""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+import click
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from app.bridge.deadletters import DeadLetters
+from app.bridge.status import bridge_status
+
+bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group="bridge")
+
+
+@bp.before_request
+def _require_token():
+    expected = current_app.config["SETTINGS"].admin_token
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        abort(404)
+
+
+def _dead_letters() -> DeadLetters:
+    return DeadLetters(current_app.extensions["redis"], current_app.extensions["lanes"])
+
+
+@bp.get("/status")
+def status():
+    return jsonify(bridge_status(current_app.extensions["redis"]))
+
+
+@bp.get("/dead-letters")
+def list_dead_letters():
+    return jsonify({"dead_letters": _dead_letters().list(limit=int(request.args.get("limit", 100)))})
+
+
+@bp.post("/dead-letters/<path:item_id>/replay")
+def replay_dead_letter(item_id: str):
+    return jsonify({"replayed": item_id}) if _dead_letters().replay(item_id) else abort(404)
+
+
+@bp.delete("/dead-letters/<path:item_id>")
+def drop_dead_letter(item_id: str):
+    return jsonify({"dropped": item_id}) if _dead_letters().drop(item_id) else abort(404)
+
+
+@bp.cli.group("dead-letters")
+def dead_letters_cli():
+    """List, inspect, replay and drop items that failed for good."""
+
+
+@dead_letters_cli.command("list")
+def cli_list():
+    for record in _dead_letters().list(limit=1000):
+        click.echo(f"{record['id']}\t{record['lane']}\t{record['reason'][:120]}")
+    click.echo(f"{_dead_letters().count()} dead letter(s)")
+
+
+@dead_letters_cli.command("show")
+@click.argument("item_id")
+def cli_show(item_id):
+    record = _dead_letters().get(item_id)
+    if record is None:
+        raise click.ClickException(f"no dead letter {item_id}")
+    click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+
+
+@dead_letters_cli.command("replay")
+@click.argument("item_ids", nargs=-1, required=True)
+def cli_replay(item_ids):
+    for item_id in item_ids:
+        click.echo(f"replayed {item_id}" if _dead_letters().replay(item_id) else f"no dead letter {item_id}")
+
+
+@dead_letters_cli.command("drop")
+@click.argument("item_ids", nargs=-1, required=True)
+def cli_drop(item_ids):
+    for item_id in item_ids:
+        click.echo(f"dropped {item_id}" if _dead_letters().drop(item_id) else f"no dead letter {item_id}")

@@ -1,0 +1,53 @@
+"""Items that failed for good: kept (no TTL) until an operator replays or drops them."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from redis import Redis
+
+from app.bridge.lanes import PREFIX, Item, Lanes
+
+DEAD = PREFIX + "dead"              # hash id -> record
+DEAD_ORDER = PREFIX + "dead:order"  # zset id -> failed_at
+
+
+class DeadLetters:
+    def __init__(self, redis: Redis, lanes: Lanes):
+        self.redis = redis
+        self.lanes = lanes
+
+    def add(self, lane: str, item: Item, reason: str) -> None:
+        record = {"lane": lane, "item": item.__dict__, "reason": reason, "failed_at": time.time()}
+        pipe = self.redis.pipeline()
+        pipe.hset(DEAD, item.id, json.dumps(record, ensure_ascii=False))
+        pipe.zadd(DEAD_ORDER, {item.id: record["failed_at"]})
+        pipe.execute()
+
+    def count(self) -> int:
+        return self.redis.zcard(DEAD_ORDER)
+
+    def list(self, limit: int = 100) -> list[dict]:
+        ids = [i.decode() for i in self.redis.zrange(DEAD_ORDER, 0, limit - 1)]
+        return [dict(self.get(i), id=i) for i in ids if self.get(i)]
+
+    def get(self, item_id: str) -> dict | None:
+        raw = self.redis.hget(DEAD, item_id)
+        return json.loads(raw) if raw else None
+
+    def replay(self, item_id: str) -> bool:
+        """Put the item back at the end of its lane with a fresh retry budget."""
+        record = self.get(item_id)
+        if record is None:
+            return False
+        item = Item(**dict(record["item"], attempts=0, first_failed_at=0, last_error=""))
+        self.lanes.accept(record["lane"], item)
+        self.drop(item_id)
+        return True
+
+    def drop(self, item_id: str) -> bool:
+        pipe = self.redis.pipeline()
+        pipe.hdel(DEAD, item_id)
+        pipe.zrem(DEAD_ORDER, item_id)
+        return bool(pipe.execute()[0])

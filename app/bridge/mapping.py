@@ -1,0 +1,51 @@
+"""Who is who: Zalo users <-> FreshChat users and conversations, and our own sent ids."""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from app.bridge.lanes import PREFIX
+
+SENT_TTL = 3 * 86400
+
+
+def _zalo_key(zalo_user_id: str) -> str:
+    return f"{PREFIX}zu:{zalo_user_id}"
+
+
+def _conv_key(conversation_id: str) -> str:
+    return f"{PREFIX}fcc:{conversation_id}"
+
+
+class Mapping:
+    """Small Redis hashes: bounded memory per known user (no per-message growth)."""
+
+    def __init__(self, redis: Redis):
+        self.redis = redis
+
+    def zalo_user(self, zalo_user_id: str) -> dict:
+        raw = self.redis.hgetall(_zalo_key(zalo_user_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def set_zalo_user(self, zalo_user_id: str, **fields: str) -> None:
+        self.redis.hset(_zalo_key(zalo_user_id), mapping=fields)
+
+    def link_conversation(self, zalo_user_id: str, conversation_id: str) -> None:
+        pipe = self.redis.pipeline()
+        pipe.hset(_zalo_key(zalo_user_id), "fc_conversation_id", conversation_id)
+        pipe.hset(_conv_key(conversation_id), mapping={"zalo_user_id": zalo_user_id, "status": "open"})
+        pipe.execute()
+
+    def conversation(self, conversation_id: str) -> dict:
+        raw = self.redis.hgetall(_conv_key(conversation_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def set_conversation(self, conversation_id: str, **fields: str) -> None:
+        self.redis.hset(_conv_key(conversation_id), mapping=fields)
+
+    def remember_sent(self, zalo_message_id: str) -> None:
+        """Our own sends come back as oa_send_* echoes; this is how we recognise them."""
+        self.redis.set(f"{PREFIX}sent:{zalo_message_id}", "1", ex=SENT_TTL)
+
+    def is_sent_by_us(self, zalo_message_id: str) -> bool:
+        return bool(self.redis.exists(f"{PREFIX}sent:{zalo_message_id}"))

@@ -1,0 +1,105 @@
+"""FreshChat REST v2 client: users, conversations, messages."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+
+from app.bridge.ratelimit import RateLimiter
+from app.integrations.errors import (PermanentError, RateLimitedError, RetryableError,
+                                     parse_retry_after)
+
+log = logging.getLogger("freshchat.api")
+
+
+class FreshchatError(Exception):
+    partner = "freshchat"
+
+
+class FreshchatRetryable(FreshchatError, RetryableError):
+    pass
+
+
+class FreshchatRateLimited(FreshchatError, RateLimitedError):
+    pass
+
+
+class FreshchatPermanent(FreshchatError, PermanentError):
+    pass
+
+
+class ConversationGone(FreshchatPermanent):
+    """The conversation is resolved for good, superseded ("not the latest") or deleted."""
+
+
+class FreshchatClient:
+    def __init__(self, session: requests.Session, settings, limiter: RateLimiter | None = None):
+        self.session = session
+        self.base = settings.freshchat_api_url
+        self.channel_id = settings.freshchat_channel_id
+        self.headers = {"Authorization": f"Bearer {settings.freshchat_api_key}",
+                        "Accept": "application/json"}
+        self.limiter = limiter
+
+    def find_user(self, reference_id: str) -> dict | None:
+        """The user whose reference_id matches exactly (the filter is not trusted blindly)."""
+        users = self._call("GET", "/users", params={"reference_id": reference_id}).get("users") or []
+        return next((u for u in users if u.get("reference_id") == reference_id), None)
+
+    def create_user(self, user: dict) -> dict:
+        return self._call("POST", "/users", json=user)
+
+    def get_user(self, user_id: str) -> dict:
+        return self._call("GET", f"/users/{user_id}")
+
+    def update_user(self, user_id: str, fields: dict) -> None:
+        self._call("PUT", f"/users/{user_id}", json=fields)
+
+    def create_conversation(self, user_id: str, message: dict) -> dict:
+        body = {"channel_id": self.channel_id, "users": [{"id": user_id}], "messages": [message]}
+        return self._call("POST", "/conversations", json=body)
+
+    def post_message(self, conversation_id: str, message: dict) -> dict:
+        return self._call("POST", f"/conversations/{conversation_id}/messages", json=message)
+
+    def _call(self, method: str, path: str, **kwargs) -> dict:
+        self._throttle()
+        try:
+            resp = self.session.request(method, self.base + path, headers=self.headers, **kwargs)
+        except requests.RequestException as exc:
+            raise FreshchatRetryable(f"FreshChat unreachable: {type(exc).__name__}") from exc
+        if resp.status_code >= 300:
+            raise self._error(resp, path)
+        return resp.json() if resp.content else {}
+
+    def _throttle(self) -> None:
+        if self.limiter and (wait_ms := self.limiter.wait()):
+            raise FreshchatRateLimited("local FreshChat rate limit", retry_after=wait_ms / 1000.0)
+
+    def _error(self, resp: requests.Response, path: str) -> Exception:
+        status, detail = resp.status_code, _detail(resp)
+        text = f"FreshChat HTTP {status} on {path.split('?')[0]}: {detail}"
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        if status == 429:
+            if self.limiter:
+                self.limiter.penalise(retry_after or 1.0)
+            return FreshchatRateLimited(text, status=status, retry_after=retry_after)
+        if status >= 500 or status in (408, 409):
+            return FreshchatRetryable(text, status=status, retry_after=retry_after)
+        if "/conversations/" in path and (status == 404 or _superseded(detail)):
+            return ConversationGone(text, status=status)
+        return FreshchatPermanent(text, status=status)
+
+
+def _detail(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:200]
+    return str(body.get("message") or body.get("status") or body)[:200] if isinstance(body, dict) else str(body)[:200]
+
+
+def _superseded(detail: str) -> bool:
+    lowered = detail.lower()
+    return "not the latest" in lowered or "resolved" in lowered or "closed" in lowered

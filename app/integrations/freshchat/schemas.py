@@ -1,0 +1,71 @@
+"""Validation of FreshChat webhooks; both payload versions (message_parts and msg_parts)."""
+
+from __future__ import annotations
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
+
+ACTIONS = {"message_create", "conversation_resolution", "conversation_reopen",
+           "conversation_assignment"}
+STATE_KEYS = {"conversation_resolution": "resolve", "conversation_reopen": "reopen",
+              "conversation_assignment": "assignment"}
+
+
+class Base(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+
+class Actor(Base):
+    actor_type = fields.String(load_default="")
+    actor_id = fields.String(allow_none=True)
+
+
+class FreshchatEvent(Base):
+    action = fields.String(required=True)
+    action_time = fields.String(load_default="")
+    actor = fields.Nested(Actor, load_default=dict)
+    data = fields.Dict(required=True)
+
+    @validates_schema
+    def _shape(self, data, **kwargs):
+        action = data.get("action")
+        if action == "message_create":
+            message = data["data"].get("message")
+            if not isinstance(message, dict) or not message.get("id") or not message.get("conversation_id"):
+                raise ValidationError("message_create needs data.message.id and conversation_id")
+        elif action in STATE_KEYS and not conversation_id(data):
+            raise ValidationError(f"{action} needs data.{STATE_KEYS[action]}.conversation")
+
+
+def load_event(payload: dict) -> dict:
+    return FreshchatEvent().load(payload)
+
+
+def conversation_id(event: dict) -> str:
+    if event["action"] == "message_create":
+        return str(event["data"]["message"]["conversation_id"])
+    inner = event["data"].get(STATE_KEYS.get(event["action"], ""), {}) or {}
+    conv = inner.get("conversation") or {}
+    return str(conv.get("conversation_id") or conv.get("id") or "")
+
+
+def dedupe_id(event: dict) -> str:
+    if event["action"] == "message_create":
+        return str(event["data"]["message"]["id"])
+    return f"{event['action']}:{conversation_id(event)}:{event.get('action_time', '')}"
+
+
+def is_relayable(event: dict) -> tuple[bool, str]:
+    """Whether to queue the event, and why not when it is dropped."""
+    action = event["action"]
+    if action not in ACTIONS:
+        return False, "unknown action"
+    if action != "message_create":
+        return True, ""
+    message = event["data"]["message"]
+    actor = message.get("actor_type") or event["actor"].get("actor_type")
+    if actor not in ("agent", "bot"):
+        return False, f"actor {actor or 'unknown'} is not relayed"
+    if message.get("message_type") == "private" or message.get("botsPrivateNote"):
+        return False, "private note"
+    return True, ""

@@ -1,0 +1,90 @@
+"""Zalo OA Open API client: CS messages, uploads, user detail."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import requests
+
+from app.bridge.ratelimit import RateLimiter
+from app.integrations.errors import parse_retry_after
+from app.integrations.zalo.errors import (ZaloAuthError, ZaloRateLimited, ZaloRetryable,
+                                          error_for)
+from app.integrations.zalo.tokens import TokenKeeper
+
+log = logging.getLogger("zalo.api")
+UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
+
+
+class ZaloClient:
+    def __init__(self, session: requests.Session, settings, tokens: TokenKeeper,
+                 limiter: RateLimiter | None = None):
+        self.session = session
+        self.base = settings.zalo_api_base_url
+        self.tokens = tokens
+        self.limiter = limiter
+
+    def send(self, user_id: str, message: dict) -> str:
+        """POST /v3.0/oa/message/cs; return Zalo's message_id."""
+        body = {"recipient": {"user_id": user_id}, "message": message}
+        data = self._call("POST", "/v3.0/oa/message/cs", json=body)
+        return str(data.get("message_id", ""))
+
+    def send_text(self, user_id: str, text: str) -> str:
+        return self.send(user_id, {"text": text})
+
+    def upload(self, kind: str, data: bytes, filename: str, content_type: str) -> str:
+        """Upload to /v2.0/oa/upload/<kind>; return the attachment_id (image, gif) or token (file)."""
+        files = {"file": (filename, data, content_type)}
+        result = self._call("POST", f"/v2.0/oa/upload/{kind}", files=files)
+        return str(result.get(UPLOAD_FIELD[kind], ""))
+
+    def user_detail(self, user_id: str) -> dict:
+        params = {"data": json.dumps({"user_id": user_id})}
+        return self._call("GET", "/v3.0/oa/user/detail", params=params)
+
+    def _call(self, method: str, path: str, **kwargs) -> dict:
+        """One request; on an auth error refresh the token once and try again."""
+        token = self.tokens.access_token()
+        try:
+            return self._request(method, path, token, **kwargs)
+        except ZaloAuthError:
+            fresh = self.tokens.refresh(token)
+            return self._request(method, path, fresh, **kwargs)
+
+    def _request(self, method: str, path: str, token: str, **kwargs) -> dict:
+        self._throttle()
+        try:
+            resp = self.session.request(method, self.base + path, headers={"access_token": token}, **kwargs)
+        except requests.RequestException as exc:
+            raise ZaloRetryable(f"Zalo unreachable: {type(exc).__name__}") from exc
+        return self._parse(resp)
+
+    def _throttle(self) -> None:
+        if self.limiter and (wait_ms := self.limiter.wait()):
+            raise ZaloRateLimited("local Zalo rate limit", retry_after=wait_ms / 1000.0)
+
+    def _parse(self, resp: requests.Response) -> dict:
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise self._http_error(resp)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise ZaloRetryable(f"Zalo answered non-JSON (HTTP {resp.status_code})", status=resp.status_code)
+        code = int(body.get("error") or 0)
+        if code != 0:
+            raise self._penalised(error_for(code, str(body.get("message", ""))))
+        return body.get("data") or {}
+
+    def _http_error(self, resp: requests.Response) -> Exception:
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        if resp.status_code == 429:
+            return self._penalised(ZaloRateLimited("Zalo HTTP 429", status=429, retry_after=retry_after))
+        return ZaloRetryable(f"Zalo HTTP {resp.status_code}", status=resp.status_code, retry_after=retry_after)
+
+    def _penalised(self, error: Exception) -> Exception:
+        """A rate-limit answer slows every worker down, instead of burning retries."""
+        if isinstance(error, ZaloRateLimited) and self.limiter:
+            self.limiter.penalise(error.retry_after or 1.0)
+        return error

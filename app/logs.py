@@ -1,0 +1,51 @@
+"""Logging for web and worker: JSON (or text) lines with a request/job id, secrets masked."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+context_id: contextvars.ContextVar[str] = contextvars.ContextVar("context_id", default="-")
+MASK = "***"
+
+
+class ContextFilter(logging.Filter):
+    """Adds the request or job id to every record, and masks configured secrets."""
+
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = sorted(secrets, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.context_id = context_id.get()
+        if self.secrets:
+            record.msg = self._mask(record.getMessage())
+            record.args = ()
+            for key, value in list(record.__dict__.items()):
+                if isinstance(value, str) and key not in ("msg", "name", "levelname"):
+                    record.__dict__[key] = self._mask(value)
+        return True
+
+    def _mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+def configure_logging(settings, stream=None) -> None:
+    """Install one handler on the root logger; safe to call more than once."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(ContextFilter(settings.secrets()))
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(context_id)s",
+                                           rename_fields={"levelname": "level", "asctime": "time"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(context_id)s] %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("urllib3", "botocore", "boto3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

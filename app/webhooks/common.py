@@ -1,0 +1,57 @@
+"""What both webhooks share: body parsing, JSON answers, queueing with a 503 on Redis trouble."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import current_app, jsonify
+from redis.exceptions import RedisError
+
+from app.bridge.lanes import PREFIX, Item, now_ms
+
+log = logging.getLogger("webhooks")
+
+
+class WebhookRejected(Exception):
+    """Answer the partner with `status` and a reason that never contains secrets."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def parse_object(raw: bytes) -> dict:
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRejected(400, "body is not valid JSON")
+    if not isinstance(payload, dict):
+        raise WebhookRejected(400, "body is not a JSON object")
+    return payload
+
+
+def ok(**extra):
+    return jsonify({"ok": True, **extra}), 200
+
+
+def enqueue(source: str, lane: str, event_id: str, event: dict):
+    """Durably queue the event (dedupe + append in one Redis step) and answer."""
+    settings = current_app.config["SETTINGS"]
+    item = Item(id=f"{source}:{event_id}", kind=source, payload=event, received_at=now_ms())
+    try:
+        fresh = current_app.extensions["lanes"].accept(
+            lane, item, f"{PREFIX}seen:{source}:{event_id}", settings.dedupe_ttl_seconds)
+    except RedisError as exc:
+        log.error("webhook.queue_unavailable", extra={"source": source, "error": type(exc).__name__})
+        raise WebhookRejected(503, "queue unavailable, retry later")
+    log.info("webhook.accepted" if fresh else "webhook.duplicate",
+             extra={"source": source, "event_id": event_id, "lane": lane})
+    return ok(duplicate=not fresh)
+
+
+def register_error_handler(bp) -> None:
+    @bp.errorhandler(WebhookRejected)
+    def _rejected(exc: WebhookRejected):
+        return jsonify({"error": exc.reason}), exc.status

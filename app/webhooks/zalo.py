@@ -1,0 +1,56 @@
+"""POST /webhooks/zalo: verify, validate, deduplicate, queue, answer. Never calls a partner."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, request
+from marshmallow import ValidationError
+
+from app.integrations.zalo import schemas
+from app.integrations.zalo.signature import verify_signature
+from app.webhooks.common import WebhookRejected, enqueue, ok, parse_object, register_error_handler
+
+bp = Blueprint("zalo_webhook", __name__)
+register_error_handler(bp)
+log = logging.getLogger("webhooks.zalo")
+
+
+@bp.post("/webhooks/zalo")
+def receive():
+    raw = request.get_data(cache=False)
+    payload = parse_object(raw)
+    if "timestamp" not in payload:
+        # Zalo's console checks the URL with an unsigned probe: it must see a 200.
+        return ok(ignored="probe without timestamp")
+    _verify(raw, payload)
+    event = _validate(payload)
+    return _route(event)
+
+
+def _verify(raw: bytes, payload: dict) -> None:
+    settings = current_app.config["SETTINGS"]
+    if not verify_signature(request.headers.get("X-ZEvent-Signature"), app_id=settings.zalo_app_id,
+                            raw_body=raw, timestamp=str(payload["timestamp"]),
+                            oa_secret_key=settings.zalo_oa_secret_key):
+        log.warning("zalo.webhook.invalid_signature")
+        raise WebhookRejected(401, "invalid or missing X-ZEvent-Signature")
+
+
+def _validate(payload: dict) -> dict:
+    try:
+        return schemas.load_event(payload)
+    except ValidationError as exc:
+        raise WebhookRejected(400, f"invalid event: {exc.messages}")
+
+
+def _route(event: dict):
+    name = event["event_name"]
+    if not name.startswith(schemas.RELAYED_PREFIXES):
+        log.info("zalo.webhook.recorded", extra={"event_name": name})
+        return ok(recorded=name)
+    if name.startswith("oa_send_") and not event["sender"].get("admin_id"):
+        # Sent through the API (by this bridge): already in FreshChat.
+        return ok(ignored="echo of an API-sent message")
+    user = event["sender"]["id"] if name.startswith("user_send_") else event["recipient"]["id"]
+    return enqueue("zalo", f"in:{user}", schemas.dedupe_id(event), event)

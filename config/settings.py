@@ -1,0 +1,210 @@
+"""The one place that reads configuration: CONTRACT.md §2 plus a few tuning knobs."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlparse
+
+DEFAULT_RESOLVE_TEXT = (
+    "Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết. "
+    "/ Thank you for contacting us! This conversation has been resolved."
+)
+ZALO_KEYS = ("zalo_app_id", "zalo_app_secret", "zalo_oa_secret_key")
+FRESHCHAT_KEYS = ("freshchat_api_url", "freshchat_api_key", "freshchat_channel_id",
+                  "freshchat_webhook_public_key")
+SECRET_FIELDS = ("secret_key", "admin_token", "zalo_app_secret", "zalo_oa_secret_key",
+                 "zalo_access_token", "zalo_refresh_token", "freshchat_api_key")
+
+
+class ConfigError(Exception):
+    """Raised with one line per problem so start-up can print them all at once."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 8000
+    redis_url: str = "redis://localhost:6379/0"
+    public_base_url: str = "http://localhost:8000"
+    secret_key: str = ""
+    admin_token: str = ""
+    zalo_app_id: str = ""
+    zalo_app_secret: str = ""
+    zalo_oa_id: str = ""
+    zalo_oa_secret_key: str = ""
+    zalo_access_token: str = ""
+    zalo_refresh_token: str = ""
+    zalo_api_base_url: str = "https://openapi.zalo.me"
+    zalo_oauth_base_url: str = "https://oauth.zaloapp.com"
+    zalo_site_verification: str = ""
+    freshchat_api_url: str = ""
+    freshchat_api_key: str = ""
+    freshchat_channel_id: str = ""
+    freshchat_webhook_public_key: str = ""
+    resolve_notification: bool = False
+    resolve_notification_text: str = DEFAULT_RESOLVE_TEXT
+    media_bucket: str = ""
+    s3_endpoint_url: str = ""
+    media_dir: str = "./var/media"
+    media_max_bytes: int = 26214400
+    media_fetch_allow_private: bool = False
+    worker_concurrency: int = 4
+    log_format: str = "json"
+    # Tuning knobs beyond the contract (documented in the README).
+    sandbox: bool = False
+    retry_horizon_seconds: int = 86400
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    lease_seconds: int = 30
+    zalo_rate_per_minute: int = 4000
+    freshchat_rate_per_minute: int = 3000
+    dedupe_ttl_seconds: int = 7 * 86400
+    http_timeout_seconds: float = 15.0
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def secrets(self) -> list[str]:
+        """Values that must never reach a log line."""
+        return [v for v in (getattr(self, n) for n in SECRET_FIELDS) if v and len(v) >= 4]
+
+    @property
+    def zalo_configured(self) -> bool:
+        return all(getattr(self, k) for k in ZALO_KEYS)
+
+    @property
+    def freshchat_configured(self) -> bool:
+        return all(getattr(self, k) for k in FRESHCHAT_KEYS)
+
+
+def _as_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _as_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _as_url(raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("expected an http(s) URL")
+    return raw.rstrip("/")
+
+
+def _as_redis_url(raw: str) -> str:
+    if urlparse(raw).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected redis://, rediss:// or unix://")
+    return raw
+
+
+def _as_log_format(raw: str) -> str:
+    if raw not in ("json", "text"):
+        raise ValueError("expected json or text")
+    return raw
+
+
+CASTS = {
+    "port": _as_int, "worker_concurrency": _as_int, "media_max_bytes": _as_int,
+    "retry_horizon_seconds": _as_int, "lease_seconds": _as_int,
+    "zalo_rate_per_minute": _as_int, "freshchat_rate_per_minute": _as_int,
+    "dedupe_ttl_seconds": _as_int, "retry_base_seconds": float, "retry_max_seconds": float,
+    "http_timeout_seconds": float, "resolve_notification": _as_bool,
+    "media_fetch_allow_private": _as_bool, "sandbox": _as_bool,
+    "redis_url": _as_redis_url, "public_base_url": _as_url, "zalo_api_base_url": _as_url,
+    "zalo_oauth_base_url": _as_url, "freshchat_api_url": _as_url, "s3_endpoint_url": _as_url,
+    "log_format": _as_log_format,
+}
+
+
+def _read_env(env: dict[str, str]) -> tuple[dict, list[str]]:
+    values, problems = {}, []
+    for f in fields(Settings):
+        raw = env.get(f.name.upper())
+        if f.name == "extra" or raw is None or (raw == "" and f.name in CASTS):
+            continue
+        try:
+            values[f.name] = CASTS.get(f.name, str)(raw)
+        except ValueError as exc:
+            problems.append(f"{f.name.upper()}: {exc} (got {_describe(f.name, raw)})")
+    return values, problems
+
+
+def _describe(name: str, raw: str) -> str:
+    return "a secret value" if name in SECRET_FIELDS else repr(raw[:60])
+
+
+def _apply_defaults(values: dict, env: dict[str, str]) -> None:
+    port = values.get("port", 8000)
+    values.setdefault("public_base_url", f"http://localhost:{port}")
+    if "sandbox" not in values:
+        # No partner credentials at all means "show me the bridge": run against simulators.
+        values["sandbox"] = not any(values.get(k) for k in ZALO_KEYS + FRESHCHAT_KEYS)
+    if values["sandbox"]:
+        from config.sandbox import apply_sandbox_defaults
+
+        apply_sandbox_defaults(values, env)
+        if not values.get("secret_key"):
+            values["secret_key"] = _sandbox_secret(values.get("media_dir", "./var/media"))
+
+
+def _sandbox_secret(media_dir: str) -> str:
+    """A per-checkout secret so sandbox media links survive restarts."""
+    path = Path(media_dir).parent / "sandbox-secret"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value)
+    return value
+
+
+def _check(s: Settings) -> list[str]:
+    problems = []
+    if not s.secret_key:
+        problems.append("SECRET_KEY: required outside sandbox mode (signs media links)")
+    if not s.sandbox:
+        for key in ZALO_KEYS + FRESHCHAT_KEYS:
+            if not getattr(s, key):
+                problems.append(f"{key.upper()}: required (set every Zalo and FreshChat "
+                                "variable, or none of them for sandbox mode)")
+    if s.worker_concurrency < 1:
+        problems.append("WORKER_CONCURRENCY: must be at least 1")
+    if s.freshchat_webhook_public_key and not _looks_like_key(s.freshchat_webhook_public_key):
+        problems.append("FRESHCHAT_WEBHOOK_PUBLIC_KEY: not a PEM/base64 RSA public key")
+    return problems
+
+
+def _looks_like_key(raw: str) -> bool:
+    from app.integrations.freshchat.signature import load_public_key
+
+    try:
+        load_public_key(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides) -> Settings:
+    """Build Settings from the environment; raise ConfigError listing every problem."""
+    env = dict(os.environ if env is None else env)
+    values, problems = _read_env(env)
+    values.update(overrides)
+    _apply_defaults(values, env)
+    settings = Settings(**values)
+    problems += _check(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,69 @@
+"""Shared test helpers: fixtures on disk, signed webhook posts, settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.integrations.freshchat.signature import sign as fc_sign
+from app.integrations.zalo.signature import compute_mac
+from config.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ZALO_APP_ID = "360846524940903967"
+ZALO_OA_ID = "388613280878808645"
+ZALO_OA_SECRET = "oa-secret-key-example"
+FC_API = "https://acme.freshchat.com/v2"
+ZALO_API = "https://openapi.zalo.me"
+ZALO_OAUTH = "https://oauth.zaloapp.com"
+CHANNEL = "5f0c9e43-1b7e-4c59-9c6a-0a1c2b3d4e5f"
+PUBLIC_BASE = "https://bridge.example.com"
+
+_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+FC_PRIVATE_KEY = _KEY
+FC_PUBLIC_PEM = _KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def make_settings(redis_url: str = "redis://127.0.0.1:6379/0", **overrides) -> Settings:
+    values = dict(
+        redis_url=redis_url, public_base_url=PUBLIC_BASE, secret_key="test-secret-key-0123456789",
+        zalo_app_id=ZALO_APP_ID, zalo_app_secret="app-secret-example", zalo_oa_id=ZALO_OA_ID,
+        zalo_oa_secret_key=ZALO_OA_SECRET, zalo_access_token="access-0", zalo_refresh_token="refresh-0",
+        zalo_api_base_url=ZALO_API, zalo_oauth_base_url=ZALO_OAUTH, freshchat_api_url=FC_API,
+        freshchat_api_key="fc-api-key-example", freshchat_channel_id=CHANNEL,
+        freshchat_webhook_public_key=FC_PUBLIC_PEM, log_format="text",
+        retry_base_seconds=0.01, retry_max_seconds=0.05)
+    values.update(overrides)
+    return Settings(**values)
+
+
+def load_fixture(*parts: str) -> dict:
+    return json.loads((FIXTURES.joinpath(*parts)).read_text())
+
+
+def zalo_body(event: dict) -> bytes:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def zalo_headers(raw: bytes, event: dict, secret: str = ZALO_OA_SECRET) -> dict:
+    mac = compute_mac(ZALO_APP_ID, raw, str(event["timestamp"]), secret)
+    return {"X-ZEvent-Signature": mac, "Content-Type": "application/json"}
+
+
+def post_zalo(client, event: dict, **kw):
+    raw = zalo_body(event)
+    return client.post("/webhooks/zalo", data=raw, headers=zalo_headers(raw, event), **kw)
+
+
+def fc_headers(raw: bytes) -> dict:
+    return {"X-Freshchat-Signature": fc_sign(raw, FC_PRIVATE_KEY), "Content-Type": "application/json",
+            "X-Freshchat-Payload-Version": "2022", "X-Retry-Count": "0"}
+
+
+def post_freshchat(client, event: dict):
+    raw = json.dumps(event, separators=(",", ":")).encode()
+    return client.post("/webhooks/freshchat", data=raw, headers=fc_headers(raw))

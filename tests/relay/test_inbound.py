@@ -1,0 +1,208 @@
+"""Zalo -> FreshChat: for every Zalo event type, the exact FreshChat requests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests_mock
+
+from app.bridge.lanes import Item, now_ms
+from app.media.links import media_url
+from app.relay.inbound import reference_id
+from tests.helpers import CHANNEL, FC_API, ZALO_API, load_fixture
+from workers.drain import Drainer
+
+USER = "246845883529197922"
+FC_USER = "9047e655-1e83-463e-b1b6-4a44beb1f07f"
+CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
+CDN = "https://cdn.zalo-example.vn"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082")
+GIF = b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
+AMR = b"#!AMR\n" + b"\x3c" * 64
+
+
+def run(ctx, event: dict) -> str:
+    lane = f"in:{event['sender']['id'] if event['event_name'].startswith('user_') else event['recipient']['id']}"
+    item = Item(id=f"zalo:{event['message']['msg_id']}", kind="zalo", payload=event, received_at=now_ms())
+    ctx.lanes.accept(lane, item)
+    return Drainer(ctx).drain(lane)
+
+
+def known_user(ctx):
+    ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
+    ctx.mapping.link_conversation(USER, CONV)
+    ctx.redis.set(f"zfb:lastseen:{USER}", "1")
+
+
+def as_user(parts: list[dict]) -> dict:
+    return {"message_parts": parts, "message_type": "normal", "actor_type": "user",
+            "actor_id": FC_USER, "user_id": FC_USER}
+
+
+def fc_posts(m) -> list[dict]:
+    return [r.json() for r in m.request_history if r.method == "POST" and r.url.startswith(FC_API)]
+
+
+@pytest.fixture
+def m(public_dns):
+    with requests_mock.Mocker() as mock:
+        mock.post(f"{FC_API}/conversations/{CONV}/messages", json={"id": "fc-msg-1"})
+        mock.get(f"{CDN}/img/p1.jpg", content=PNG, headers={"Content-Type": "image/jpeg"})
+        mock.get(f"{CDN}/gif/g1.gif", content=GIF, headers={"Content-Type": "image/gif"})
+        mock.get(f"{CDN}/sticker/bfe458bf64fa8da4d4eb.png", content=PNG)
+        mock.get(f"{CDN}/file/baogia.pdf", content=PDF, headers={"Content-Type": "application/octet-stream"})
+        mock.get(f"{CDN}/video/clip.mp4", content=MP4, headers={"Content-Type": "video/mp4"})
+        mock.get(f"{CDN}/audio/voice123.amr", content=AMR, headers={"Content-Type": "audio/amr"})
+        yield mock
+
+
+def expected_parts(settings, name: str) -> list[dict]:
+    img = lambda key: {"image": {"url": media_url(settings, key)}}  # noqa: E731
+    return {
+        "user_send_text": [{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}],
+        "user_send_image": [{"text": {"content": "Ảnh sản phẩm bị lỗi"}}, img("zalo/a1b2c3d4e5f6a7b8c9d0/0")],
+        "user_send_gif": [img("zalo/b1b2c3d4e5f6a7b8c9d0/0")],
+        "user_send_sticker": [img("zalo/c1b2c3d4e5f6a7b8c9d0/0")],
+        "user_send_file": [{"file": {"name": "Báo giá tháng 11.pdf", "url": media_url(settings, "zalo/d1b2c3d4e5f6a7b8c9d0/0"),
+                                     "content_type": "application/pdf", "file_size_in_bytes": len(PDF)}}],
+        "user_send_location": [{"text": {"content": "📍 Location: Cửa hàng Quận 10\n10.7642473, 106.6564314\n"
+                                         "https://www.google.com/maps/search/?api=1&query=10.7642473,106.6564314"}}],
+        "user_send_link": [{"text": {"content": "🔗 Áo thun size M\nGiá 199.000đ\nhttps://shop.example.vn/p/42"}}],
+        "user_send_business_card": [{"text": {"content": "👤 Business card: Nguyễn Văn B\nPhone: 0901234567"}}],
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["user_send_text", "user_send_image", "user_send_gif", "user_send_sticker",
+                                  "user_send_file", "user_send_location", "user_send_link",
+                                  "user_send_business_card"])
+def test_each_event_type_posts_exactly_one_message(ctx, m, name):
+    known_user(ctx)
+    assert run(ctx, load_fixture("zalo", "webhooks", f"{name}.json")) == "empty"
+    assert fc_posts(m) == [as_user(expected_parts(ctx.settings, name))]
+    assert m.request_history[-1].url == f"{FC_API}/conversations/{CONV}/messages"
+    assert m.request_history[-1].headers["Authorization"] == "Bearer fc-api-key-example"
+
+
+@pytest.mark.parametrize("name,msg_id,filename,ctype", [
+    ("user_send_audio", "e1b2c3d4e5f6a7b8c9d0", "voice123.amr", "audio/amr"),
+    ("user_send_video", "f1b2c3d4e5f6a7b8c9d0", "clip.mp4", "video/mp4")])
+def test_audio_and_video_arrive_as_file_links_with_their_names(ctx, m, name, msg_id, filename, ctype):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", f"{name}.json"))
+    part = fc_posts(m)[0]["message_parts"][0]["file"]
+    assert part["name"] == filename and part["content_type"] == ctype
+    assert part["url"] == media_url(ctx.settings, f"zalo/{msg_id}/0")
+
+
+def test_copied_media_is_stored_byte_exact(ctx, m):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_file.json"))
+    stored = ctx.media.get("zalo/d1b2c3d4e5f6a7b8c9d0/0")
+    assert stored.data == PDF and stored.filename == "Báo giá tháng 11.pdf"
+
+
+def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
+    m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "message": "Success", "data": {
+        "user_id": USER, "display_name": "Minh Khánh", "avatar": "https://s120-ava-talk.zadn.vn/a.jpg",
+        "avatars": {"240": "https://s240-ava-talk.zadn.vn/a.jpg"},
+        "shared_info": {"phone": 84901234567, "name": "Real Name"}}})
+    m.get(f"{FC_API}/users", json={"users": []})
+    m.post(f"{FC_API}/users", json={"id": FC_USER})
+    m.post(f"{FC_API}/conversations", json={"conversation_id": CONV, "messages": [{"id": "m0"}]})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    detail, lookup, create_user, create_conv = m.request_history
+    assert json.loads(detail.qs["data"][0]) == {"user_id": USER} and detail.headers["access_token"] == "access-0"
+    assert lookup.qs["reference_id"] == [reference_id(ctx.settings, USER).lower()]
+    user = create_user.json()
+    assert user["first_name"] == "Minh Khánh Zalo" and user["reference_id"] == f"zalo:388613280878808645:{USER}"
+    assert user["avatar"] == {"url": "https://s240-ava-talk.zadn.vn/a.jpg"}
+    props = {p["name"]: p["value"] for p in user["properties"]}
+    assert props["external_user_provider"] == "zalo" and props["zalo_user_id"] == USER
+    assert set(props) == {"external_user_provider", "zalo_user_id", "last_seen", "created"}
+    assert "84901234567" not in json.dumps(user) and "Real Name" not in json.dumps(user)
+    assert create_conv.json() == {"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [
+        as_user([{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}])]}
+    assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == CONV
+
+
+def test_existing_freshchat_user_is_reused_not_duplicated(ctx, m):
+    m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "data": {"display_name": "A"}})
+    m.get(f"{FC_API}/users", json={"users": [{"id": "other", "reference_id": "zalo:someone-else"},
+                                             {"id": FC_USER, "reference_id": reference_id(ctx.settings, USER)}]})
+    m.post(f"{FC_API}/conversations", json={"conversation_id": CONV})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    assert not [r for r in m.request_history if r.method == "POST" and r.url == f"{FC_API}/users"]
+    assert ctx.mapping.zalo_user(USER)["fc_user_id"] == FC_USER
+
+
+def test_profile_refused_by_zalo_still_creates_a_user(ctx, m):
+    m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": -501, "message": "IP not inside Vietnam"})
+    m.get(f"{FC_API}/users", json={"users": []})
+    m.post(f"{FC_API}/users", json={"id": FC_USER})
+    m.post(f"{FC_API}/conversations", json={"conversation_id": CONV})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    assert m.request_history[2].json()["first_name"] == "User 197922 Zalo"
+
+
+@pytest.mark.parametrize("status,body", [(400, {"code": 400, "message": "Conversation is not the latest conversation"}),
+                                         (404, {"code": 404, "message": "conversation not found"})])
+def test_superseded_conversation_is_replaced_without_losing_the_message(ctx, m, status, body):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", status_code=status, json=body)
+    m.post(f"{FC_API}/conversations", json={"conversation_id": "new-conv"})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    assert m.request_history[-1].json()["messages"][0]["message_parts"][0]["text"]["content"].startswith("Xin chào")
+    assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == "new-conv"
+    assert ctx.mapping.conversation("new-conv")["zalo_user_id"] == USER
+
+
+def test_failed_media_copy_still_delivers_with_the_original_link(ctx, m):
+    known_user(ctx)
+    m.get(f"{CDN}/img/p1.jpg", status_code=404)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    parts = fc_posts(m)[0]["message_parts"]
+    assert parts[0] == {"text": {"content": "Ảnh sản phẩm bị lỗi"}}
+    assert "could not be copied" in parts[1]["text"]["content"]
+    assert parts[1]["text"]["content"].endswith(f"{CDN}/img/p1.jpg]")
+
+
+def test_console_message_becomes_a_private_note(ctx, m):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"))
+    assert fc_posts(m) == [{"message_parts": [
+        {"text": {"content": "[Sent from the Zalo OA console by admin 7788990011]"}},
+        {"text": {"content": "Chào anh, shop đã nhận được yêu cầu."}}],
+        "message_type": "private", "actor_type": "system", "user_id": FC_USER}]
+
+
+def test_console_echo_of_our_own_send_is_dropped(ctx, m):
+    known_user(ctx)
+    ctx.mapping.remember_sent("31b2c3d4e5f6a7b8c9d0")
+    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"))
+    assert fc_posts(m) == []
+
+
+def test_late_redelivery_is_relayed_once_and_marked_with_its_send_time(ctx, m):
+    known_user(ctx)
+    ctx.mapping.set_zalo_user(USER, last_ts="1700000100000")
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    posts = fc_posts(m)
+    assert len(posts) == 1
+    assert posts[0]["message_parts"][0] == {"text": {"content": "[Delivered late - originally sent 05:13 15/11/2023 (UTC+7)]"}}
+
+
+def test_freshchat_outage_keeps_the_message_at_the_head_of_the_lane(ctx, m):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", [{"status_code": 503}, {"json": {"id": "ok"}}])
+    assert run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json")) == "deferred"
+    assert ctx.lanes.head(f"in:{USER}")[1].attempts == 1
+    import time
+
+    time.sleep(0.1)
+    assert Drainer(ctx).drain(f"in:{USER}") == "empty"
+    assert len(fc_posts(m)) == 2 and ctx.lanes.head(f"in:{USER}") is None

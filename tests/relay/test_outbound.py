@@ -1,0 +1,238 @@
+"""FreshChat -> Zalo: the exact Zalo requests for every kind of agent reply."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests_mock
+
+from app.bridge.lanes import Item, now_ms
+from app.media.links import media_url
+from tests.helpers import FC_API, ZALO_API, ZALO_OAUTH, load_fixture, post_freshchat
+from workers.drain import Drainer
+
+USER = "246845883529197922"
+FC_USER = "9047e655-1e83-463e-b1b6-4a44beb1f07f"
+CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
+AGENT = "1b8d2418-4f6b-4b0e-9d1c-7a5e2f3c4d5e"
+ASSETS = "https://fc-assets.example.com"
+CS = f"{ZALO_API}/v3.0/oa/message/cs"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082")
+GIF = b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+BIG_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * (1024 * 1024 + 10)
+ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 100
+
+
+def agent_message(msg_id: str, parts: list[dict], **extra) -> dict:
+    message = {"id": msg_id, "conversation_id": CONV, "actor_type": "agent", "actor_id": AGENT,
+               "user_id": FC_USER, "message_parts": parts, **extra}
+    return {"actor": {"actor_type": "agent", "actor_id": AGENT}, "action": "message_create",
+            "action_time": "2026-11-25T10:00:00.000Z", "data": {"message": message}}
+
+
+def run(ctx, event: dict) -> str:
+    from app.integrations.freshchat.schemas import conversation_id, dedupe_id
+
+    lane = f"out:{conversation_id(event)}"
+    ctx.lanes.accept(lane, Item(id=f"freshchat:{dedupe_id(event)}", kind="freshchat", payload=event,
+                                received_at=now_ms()))
+    return Drainer(ctx).drain(lane)
+
+
+def drain_until_done(ctx, lane: str = f"out:{CONV}", rounds: int = 20) -> None:
+    for _ in range(rounds):
+        if Drainer(ctx).drain(lane) == "empty" and ctx.lanes.head(lane) is None:
+            return
+        time.sleep(0.06)
+    raise AssertionError("lane did not drain")
+
+
+def sent(m) -> list[dict]:
+    return [r.json() for r in m.request_history if r.url == CS]
+
+
+def ok(message_id: str = "zmsg-1") -> dict:
+    return {"json": {"error": 0, "message": "Success", "data": {"message_id": message_id}}}
+
+
+@pytest.fixture
+def m(ctx, public_dns):
+    ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
+    ctx.mapping.link_conversation(USER, CONV)
+    with requests_mock.Mocker() as mock:
+        mock.post(CS, **ok())
+        mock.post(f"{ZALO_API}/v2.0/oa/upload/image", json={"error": 0, "data": {"attachment_id": "att-img"}})
+        mock.post(f"{ZALO_API}/v2.0/oa/upload/gif", json={"error": 0, "data": {"attachment_id": "att-gif"}})
+        mock.post(f"{ZALO_API}/v2.0/oa/upload/file", json={"error": 0, "data": {"token": "file-token"}})
+        mock.post(f"{FC_API}/conversations/{CONV}/messages", json={"id": "note-1"})
+        yield mock
+
+
+def text_of(request) -> str:
+    return request.json()["message"]["text"]
+
+
+def test_short_text_is_one_cs_message(ctx, m):
+    run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json"))
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Chào anh, em kiểm tra đơn hàng ngay ạ."}}]
+    assert m.request_history[0].headers["access_token"] == "access-0"
+    assert ctx.mapping.is_sent_by_us("zmsg-1")
+
+
+@pytest.mark.parametrize("length", [1999, 2000])
+def test_text_up_to_2000_characters_goes_as_text(ctx, m, length):
+    text = ("Xin chào 😀 " * 400)[:length]
+    run(ctx, agent_message("m-2000", [{"text": {"content": text}}]))
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": text}}]
+    assert len(text.encode()) > 2000  # characters are counted, not bytes
+
+
+@pytest.mark.parametrize("length", [2001, 50000])
+def test_longer_text_becomes_a_txt_link_serving_the_exact_text(ctx, m, app, length):
+    text = ("Tiếng Việt có dấu 🇻🇳 " * 3000)[:length]
+    run(ctx, agent_message("m-long", [{"text": {"content": text}}]))
+    [body] = sent(m)
+    link = media_url(ctx.settings, "fc/m-long/0")
+    assert body["message"]["text"].endswith(f"📄 Full message ({length} characters): {link}")
+    assert len(body["message"]["text"]) <= 2000
+    resp = app.test_client().get(link.removeprefix(ctx.settings.public_base_url))
+    assert resp.status_code == 200 and resp.data == text.encode("utf-8")
+    assert ".txt" in resp.headers["Content-Disposition"]
+
+
+def test_png_up_to_1mb_is_uploaded_and_sent_as_an_image(ctx, m):
+    m.get(f"{ASSETS}/img/reply.png", content=PNG, headers={"Content-Type": "image/png"})
+    run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_image.json"))
+    upload = next(r for r in m.request_history if r.url.endswith("/upload/image"))
+    assert b'name="file"' in upload.body and PNG in upload.body
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"attachment": {"type": "template", "payload": {
+        "template_type": "media", "elements": [{"media_type": "image", "attachment_id": "att-img"}]}}}}]
+
+
+def test_jpeg_over_1mb_goes_as_a_link(ctx, m, app):
+    m.get(f"{ASSETS}/img/big.jpg", content=BIG_JPEG)
+    run(ctx, agent_message("m-big", [{"image": {"url": f"{ASSETS}/img/big.jpg"}}]))
+    assert not [r for r in m.request_history if "/upload/" in r.url]
+    link = media_url(ctx.settings, "fc/m-big/0")
+    assert text_of(m.request_history[-1]) == f"🖼 big.jpg: {link}"
+    assert app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data == BIG_JPEG
+
+
+def test_gif_is_uploaded_with_its_size(ctx, m):
+    m.get(f"{ASSETS}/img/a.gif", content=GIF)
+    run(ctx, agent_message("m-gif", [{"image": {"url": f"{ASSETS}/img/a.gif"}}]))
+    element = sent(m)[0]["message"]["attachment"]["payload"]["elements"][0]
+    assert element == {"media_type": "gif", "attachment_id": "att-gif", "width": 2, "height": 3}
+
+
+def test_pdf_is_uploaded_and_sent_as_a_file(ctx, m):
+    m.get(f"{ASSETS}/files/hoa-don.pdf", content=PDF)
+    run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file.json"))
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {
+        "attachment": {"type": "file", "payload": {"token": "file-token"}}}}]
+
+
+def test_zip_goes_as_a_link(ctx, m):
+    m.get(f"{ASSETS}/files/logs.zip", content=ZIP)
+    run(ctx, agent_message("m-zip", [{"file": {"name": "logs.zip", "url": f"{ASSETS}/files/logs.zip"}}]))
+    assert text_of(m.request_history[-1]) == f"📎 logs.zip: {media_url(ctx.settings, 'fc/m-zip/0')}"
+
+
+def test_text_image_and_file_parts_go_out_in_order(ctx, m):
+    m.get(f"{ASSETS}/img/reply.png", content=PNG)
+    m.get(f"{ASSETS}/files/hoa-don.pdf", content=PDF)
+    run(ctx, agent_message("m-multi", [{"text": {"content": "Here you go"}},
+                                       {"image": {"url": f"{ASSETS}/img/reply.png"}},
+                                       {"file": {"name": "hoa-don.pdf", "url": f"{ASSETS}/files/hoa-don.pdf"}}]))
+    kinds = [b["message"].get("text") or b["message"]["attachment"]["type"] for b in sent(m)]
+    assert kinds == ["Here you go", "template", "file"]
+
+
+def test_legacy_payload_is_relayed(ctx, m):
+    run(ctx, load_fixture("freshchat", "webhooks", "message_create__legacy_msg_parts.json"))
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Legacy hello"}}]
+
+
+@pytest.mark.parametrize("name", ["message_create__private_note", "message_create__user_actor"])
+def test_private_notes_and_user_posts_send_nothing(ctx, m, client, name):
+    post_freshchat(client, load_fixture("freshchat", "webhooks", f"{name}.json"))
+    assert Drainer(ctx).drain(f"out:{CONV}") == "busy-or-not-due" and sent(m) == []
+
+
+def test_duplicate_webhook_sends_once(ctx, m, client):
+    for _ in range(3):
+        post_freshchat(client, load_fixture("freshchat", "webhooks", "message_create__agent_text.json"))
+    drain_until_done(ctx)
+    assert len(sent(m)) == 1
+
+
+def test_rerun_after_a_crash_skips_parts_already_sent(ctx, m):
+    event = agent_message("m-rerun", [{"text": {"content": "one"}}, {"text": {"content": "two"}}])
+    ctx.effects.once("zalo:out:m-rerun:0", lambda: "sent-before-crash")
+    run(ctx, event)
+    assert [b["message"]["text"] for b in sent(m)] == ["two"]
+
+
+@pytest.mark.parametrize("code,advice", [
+    (-213, "open a chat with the OA"), (-230, "last 7 days"), (-320, "Zalo Cloud Account")])
+def test_permanent_zalo_errors_become_a_private_note_without_retry(ctx, m, code, advice):
+    m.post(CS, json={"error": code, "message": "refused"})
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json")) == "empty"
+    assert len(sent(m)) == 1
+    note = m.request_history[-1]
+    assert note.url == f"{FC_API}/conversations/{CONV}/messages"
+    body = note.json()
+    assert body["message_type"] == "private" and body["actor_type"] == "agent" and body["actor_id"] == AGENT
+    assert f"error {code}" in body["message_parts"][0]["text"]["content"]
+    assert advice in body["message_parts"][0]["text"]["content"]
+
+
+@pytest.mark.parametrize("failure", [{"json": {"error": -32, "message": "limit"}}, {"status_code": 500}])
+def test_rate_limit_and_5xx_retry_until_one_delivery(ctx, m, failure, monkeypatch):
+    monkeypatch.setattr("app.integrations.zalo.errors._seconds_to_next_minute", lambda: 0.05)
+    m.post(CS, [failure, failure, ok()])
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json")) == "deferred"
+    drain_until_done(ctx)
+    assert len(sent(m)) == 3
+    assert ctx.redis.get("zfb:done:zalo:out:a834cd45-0000-4000-8000-000000000001:0") == b'"zmsg-1"'
+
+
+def test_expired_token_refreshes_once_then_retries(ctx, m):
+    m.post(CS, [{"json": {"error": -216, "message": "Access token is invalid"}}, ok()])
+    m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "access-1", "refresh_token": "refresh-1",
+                                                     "expires_in": "90000"})
+    run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json"))
+    refresh = next(r for r in m.request_history if r.url.startswith(ZALO_OAUTH))
+    assert refresh.headers["secret_key"] == "app-secret-example"
+    assert dict(x.split("=") for x in refresh.text.split("&")) == {
+        "refresh_token": "refresh-0", "app_id": "360846524940903967", "grant_type": "refresh_token"}
+    assert [r.headers["access_token"] for r in m.request_history if r.url == CS] == ["access-0", "access-1"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_resolve_notification_on_and_off(ctx, m, enabled, settings):
+    from dataclasses import replace
+
+    ctx.settings = replace(settings, resolve_notification=enabled, resolve_notification_text="Cảm ơn! Thanks!")
+    run(ctx, load_fixture("freshchat", "webhooks", "conversation_resolution.json"))
+    assert sent(m) == ([{"recipient": {"user_id": USER}, "message": {"text": "Cảm ơn! Thanks!"}}] if enabled else [])
+    assert ctx.mapping.conversation(CONV)["status"] == "resolved"
+
+
+def test_unknown_conversation_falls_back_to_the_users_reference_id(ctx, m):
+    m.get(f"{FC_API}/users/{FC_USER}", json={"id": FC_USER, "reference_id": f"zalo:388613280878808645:{USER}"})
+    ctx.redis.delete(f"zfb:fcc:{CONV}")
+    run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json"))
+    assert sent(m)[0]["recipient"] == {"user_id": USER}
+    assert ctx.mapping.conversation(CONV)["zalo_user_id"] == USER
+
+
+def test_conversation_of_another_channel_is_dropped(ctx, m):
+    m.get(f"{FC_API}/users/{FC_USER}", json={"id": FC_USER, "reference_id": "web:visitor-1"})
+    ctx.redis.delete(f"zfb:fcc:{CONV}")
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json")) == "empty"
+    assert sent(m) == []

@@ -1,0 +1,136 @@
+"""POST /webhooks/zalo: every status code of CONTRACT §3, dedupe, and no partner calls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests_mock
+
+from app.bridge.lanes import DUE, lane_key
+from tests.helpers import load_fixture, post_zalo, zalo_body, zalo_headers
+
+USER = "246845883529197922"
+VECTOR_BODY = (b'{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"user_id_by_app":'
+               b'"552177279717587730","recipient":{"id":"388613280878808645"},"event_name":"user_send_text",'
+               b'"message":{"text":"message","msg_id":"96d3cdf3af150460909"},"timestamp":"1543908534740"}')
+VECTOR_MAC = "mac=f2861c40729dd9398cea27acbb30d6bf4869c7a57b9038202a9d0f44a80fe214"
+
+
+@pytest.fixture(autouse=True)
+def no_partner_calls():
+    """A webhook request must never call Zalo or FreshChat: any HTTP call fails the test."""
+    with requests_mock.Mocker() as m:
+        yield m
+        assert m.call_count == 0
+
+
+def queued(redis, user=USER) -> list[dict]:
+    return [json.loads(raw) for raw in redis.lrange(lane_key(f"in:{user}"), 0, -1)]
+
+
+def test_reference_test_vector_is_accepted(client, redis):
+    resp = client.post("/webhooks/zalo", data=VECTOR_BODY,
+                       headers={"X-ZEvent-Signature": VECTOR_MAC, "Content-Type": "application/json"})
+    assert resp.status_code == 200 and resp.get_json() == {"ok": True, "duplicate": False}
+    assert [i["id"] for i in queued(redis)] == ["zalo:96d3cdf3af150460909"]
+    assert redis.zscore(DUE, f"in:{USER}") is not None
+
+
+def test_bare_digest_without_mac_prefix_is_accepted(client, redis):
+    resp = client.post("/webhooks/zalo", data=VECTOR_BODY, headers={"X-ZEvent-Signature": VECTOR_MAC[4:]})
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize("header", [None, "", "mac=" + "0" * 64, VECTOR_MAC.upper()[:-1] + "0"])
+def test_bad_or_missing_signature_is_401(client, redis, header):
+    headers = {"X-ZEvent-Signature": header} if header is not None else {}
+    resp = client.post("/webhooks/zalo", data=VECTOR_BODY, headers=headers)
+    assert resp.status_code == 401
+    assert resp.get_json() == {"error": "invalid or missing X-ZEvent-Signature"}
+    assert queued(redis) == []
+
+
+def test_signature_over_a_modified_body_is_401(client, redis):
+    tampered = VECTOR_BODY.replace(b'"message"}', b'"messagE"}')
+    resp = client.post("/webhooks/zalo", data=tampered, headers={"X-ZEvent-Signature": VECTOR_MAC})
+    assert resp.status_code == 401 and queued(redis) == []
+
+
+def test_signature_made_with_another_secret_is_401(client, redis):
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    raw = zalo_body(event)
+    resp = client.post("/webhooks/zalo", data=raw, headers=zalo_headers(raw, event, secret="other"))
+    assert resp.status_code == 401
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"text"', b"\xff\xfe"])
+def test_body_not_a_json_object_is_400(client, body):
+    resp = client.post("/webhooks/zalo", data=body, headers={"X-ZEvent-Signature": VECTOR_MAC})
+    assert resp.status_code == 400 and "error" in resp.get_json()
+
+
+def test_signed_but_invalid_event_is_400(client, redis):
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    del event["message"]["msg_id"]
+    resp = post_zalo(client, event)
+    assert resp.status_code == 400 and "msg_id" in resp.get_json()["error"]
+    assert queued(redis) == []
+
+
+def test_body_over_one_mib_is_413(client, redis):
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    event["message"]["text"] = "x" * (1024 * 1024)
+    resp = post_zalo(client, event)
+    assert resp.status_code == 413 and queued(redis) == []
+
+
+def test_unsigned_console_probe_without_timestamp_is_200_and_dropped(client, redis):
+    resp = client.post("/webhooks/zalo", json={"app_id": "360846524940903967", "event_name": "test"})
+    assert resp.status_code == 200 and resp.get_json()["ignored"] == "probe without timestamp"
+    assert redis.zcard(DUE) == 0
+
+
+def test_same_event_three_times_is_queued_once(client, redis):
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    answers = [post_zalo(client, event).get_json() for _ in range(3)]
+    assert [a["duplicate"] for a in answers] == [False, True, True]
+    assert len(queued(redis)) == 1
+
+
+@pytest.mark.parametrize("name", ["user_seen_message", "user_received_message", "user_reacted_message",
+                                  "follow", "unfollow"])
+def test_status_and_follow_events_are_recorded_not_queued(client, redis, name):
+    resp = post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
+    assert resp.status_code == 200 and resp.get_json()["recorded"] == name
+    assert redis.zcard(DUE) == 0
+
+
+def test_echo_of_an_api_sent_message_is_dropped(client, redis):
+    resp = post_zalo(client, load_fixture("zalo", "webhooks", "oa_send_text__api_echo.json"))
+    assert resp.status_code == 200 and "echo" in resp.get_json()["ignored"]
+    assert redis.zcard(DUE) == 0
+
+
+def test_console_message_is_queued_on_the_users_lane(client, redis):
+    resp = post_zalo(client, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"))
+    assert resp.status_code == 200
+    assert [i["id"] for i in queued(redis)] == ["zalo:31b2c3d4e5f6a7b8c9d0"]
+
+
+def test_redis_down_is_503_then_the_redelivery_is_queued_once(client, redis, redis_server):
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    redis_server.stop()
+    try:
+        resp = post_zalo(client, event)
+        assert resp.status_code == 503 and resp.get_json() == {"error": "queue unavailable, retry later"}
+    finally:
+        redis_server.start()
+    assert post_zalo(client, event).get_json() == {"ok": True, "duplicate": False}
+    assert post_zalo(client, event).get_json()["duplicate"] is True
+    assert len(queued(redis)) == 1
+
+
+def test_answers_never_echo_secrets(client):
+    resp = client.post("/webhooks/zalo", data=VECTOR_BODY, headers={"X-ZEvent-Signature": "mac=bad"})
+    assert b"oa-secret-key-example" not in resp.data and b"360846524940903967" not in resp.data

@@ -1,0 +1,112 @@
+"""Drain one lane: process its items head first, retry with backoff, dead-letter for good."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from typing import Callable
+
+from app.bridge.lanes import PREFIX, WAKE, Item, now_ms
+from app.integrations.errors import PermanentError, RetryableError
+from app.logs import context_id
+
+log = logging.getLogger("worker.drain")
+SLICE_SECONDS = 10          # hand the worker to other lanes after this long (fairness)
+UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
+ERRORS = PREFIX + "errors"
+
+
+def handlers() -> dict[str, Callable]:
+    from app.relay import inbound, outbound
+
+    return {"zalo": inbound.handle, "freshchat": outbound.handle}
+
+
+class Drainer:
+    def __init__(self, ctx, handler_map: dict[str, Callable] | None = None):
+        self.ctx = ctx
+        self.handlers = handler_map or handlers()
+
+    def drain(self, lane: str) -> str:
+        """Process `lane` while we hold its lease; return what happened (for logs and tests)."""
+        token = self.ctx.lanes.acquire(lane)
+        if token is None:
+            return "busy-or-not-due"
+        deadline = time.monotonic() + SLICE_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                outcome = self._step(lane, token)
+                if outcome != "done":
+                    token = None if outcome in ("deferred", "lost-lease") else token
+                    return outcome
+            return "yielded"
+        finally:
+            if token:
+                self._release(lane, token)
+
+    def _release(self, lane: str, token: str) -> None:
+        if self.ctx.lanes.release(lane, token) == 1:
+            self.ctx.redis.rpush(WAKE, lane)  # more work: ask the dispatcher for another turn
+
+    def _step(self, lane: str, token: str) -> str:
+        head = self.ctx.lanes.head(lane)
+        if head is None:
+            return "empty"
+        raw, item = head
+        context_id.set(item.id)
+        retry_in = self._process(lane, item, token)
+        if retry_in is not None:
+            self.ctx.lanes.release(lane, token, due_ms=now_ms() + int(retry_in * 1000), raw=raw, updated=item)
+            return "deferred"
+        return "done" if self.ctx.lanes.pop(lane, token, raw) >= 0 else "lost-lease"
+
+    def _process(self, lane: str, item: Item, token: str) -> float | None:
+        """None when the item is finished (delivered, reported or dead-lettered), else a delay."""
+        progress = lambda: self.ctx.lanes.renew(lane, token)  # noqa: E731 - tiny closure
+        try:
+            self.handlers[item.kind](self.ctx, item, progress)
+            return None
+        except RetryableError as exc:
+            return self._retry(lane, item, exc, exc.retry_after)
+        except PermanentError as exc:
+            self._dead(lane, item, f"permanent: {exc}")
+        except Exception as exc:  # a bug or an unexpected answer: retry a few times, then stop
+            log.exception("worker.item_failed", extra={"lane": lane})
+            if item.attempts + 1 < UNEXPECTED_MAX_ATTEMPTS:
+                return self._retry(lane, item, exc, None)
+            self._dead(lane, item, f"unexpected: {type(exc).__name__}: {exc}")
+        return None
+
+    def _retry(self, lane: str, item: Item, exc: Exception, retry_after: float | None) -> float | None:
+        now = now_ms()
+        item.attempts += 1
+        item.first_failed_at = item.first_failed_at or now
+        item.last_error = str(exc)[:300]
+        self._note_error(lane, item)
+        if now - item.first_failed_at > self.ctx.settings.retry_horizon_seconds * 1000:
+            self._dead(lane, item, f"gave up after {item.attempts} attempts: {item.last_error}")
+            return None
+        delay = backoff(item.attempts, self.ctx.settings.retry_base_seconds, self.ctx.settings.retry_max_seconds)
+        return max(delay, retry_after or 0.0)
+
+    def _dead(self, lane: str, item: Item, reason: str) -> None:
+        log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason[:300]})
+        self.ctx.dead_letters.add(lane, item, reason)
+        item.last_error = reason
+        self._note_error(lane, item)
+
+    def _note_error(self, lane: str, item: Item) -> None:
+        entry = json.dumps({"at": time.time(), "lane": lane, "item": item.id, "error": item.last_error})
+        pipe = self.ctx.redis.pipeline()
+        pipe.lpush(ERRORS, entry)
+        pipe.ltrim(ERRORS, 0, 49)
+        pipe.execute()
+        log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
+
+
+def backoff(attempts: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: spreads retries so a recovering partner is not stampeded."""
+    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)

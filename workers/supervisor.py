@@ -1,0 +1,119 @@
+"""Process supervision for the worker: RQ SimpleWorker children plus the lane dispatcher."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+
+from redis.exceptions import RedisError
+
+from app.bridge.lanes import PREFIX
+
+log = logging.getLogger("worker.supervisor")
+HEARTBEAT = PREFIX + "worker:heartbeat"
+RESPAWN_DELAY = 1.0
+
+
+def _load():
+    from app.logs import configure_logging
+    from config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
+    configure_logging(settings)
+    return settings
+
+
+def run_rq_worker(settings, index: int) -> None:
+    """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
+    from rq import Queue, SimpleWorker
+
+    from app.extensions import connect_redis
+    from workers.context import WorkerContext, set_worker_context
+    from workers.dispatch import QUEUE_NAME
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
+    redis = connect_redis(settings)
+    set_worker_context(WorkerContext(settings, redis))
+    name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
+    worker = SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
+    worker.work(logging_level="WARNING", with_scheduler=False)
+
+
+class Supervisor:
+    def __init__(self, settings):
+        self.settings = settings
+        self.children: dict[int, multiprocessing.Process] = {}
+        self.stopping = False
+        self.ctx = multiprocessing.get_context("fork")
+
+    def spawn(self, index: int) -> None:
+        proc = self.ctx.Process(target=run_rq_worker, args=(self.settings, index), daemon=False)
+        proc.start()
+        self.children[index] = proc
+
+    def reap(self) -> None:
+        """Respawn dead children (a crash, an OOM kill, or Redis going away)."""
+        for index, proc in list(self.children.items()):
+            if not proc.is_alive() and not self.stopping:
+                log.warning("worker.child_died", extra={"index": index, "exitcode": proc.exitcode})
+                self.spawn(index)
+
+    def stop(self, *_args) -> None:
+        self.stopping = True
+
+    def shutdown(self) -> None:
+        for proc in self.children.values():
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)  # RQ's warm shutdown: finish the current job
+        deadline = time.monotonic() + 30
+        for proc in self.children.values():
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+
+
+def run_dispatcher(supervisor: Supervisor) -> None:
+    from app.extensions import connect_redis
+    from workers.dispatch import Dispatcher
+
+    redis = connect_redis(supervisor.settings)
+    dispatcher = None
+    while not supervisor.stopping:
+        try:
+            dispatcher = dispatcher or Dispatcher(redis, _lanes(redis, supervisor.settings))
+            redis.set(HEARTBEAT, time.time(), ex=60)
+            dispatcher.run_once(block_seconds=1.0)
+        except RedisError as exc:
+            log.warning("worker.redis_unavailable", extra={"error": type(exc).__name__})
+            time.sleep(1.0)  # wait and reconnect: nothing is lost, work stays in Redis
+        supervisor.reap()
+
+
+def _lanes(redis, settings):
+    from app.bridge.lanes import Lanes
+
+    return Lanes(redis, lease_ms=settings.lease_seconds * 1000)
+
+
+def main() -> int:
+    settings = _load()
+    supervisor = Supervisor(settings)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    for index in range(settings.worker_concurrency):
+        supervisor.spawn(index)
+    log.info("worker.started", extra={"concurrency": settings.worker_concurrency, "sandbox": settings.sandbox})
+    try:
+        run_dispatcher(supervisor)
+    finally:
+        supervisor.shutdown()
+    return 0
