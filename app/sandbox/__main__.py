@@ -1,0 +1,49 @@
+"""`python -m app.sandbox --port 9100`: run the Zalo and FreshChat simulators for the sandbox.
+
+The FreshChat signing key is the one config/sandbox.py gives the bridge (made once per
+checkout under the media directory's parent, `./var` by default), so webhooks verify.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from app.sandbox.server import build_partners, serve, set_public_url
+from config.sandbox import sandbox_keypair
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app.sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--public-url", default="", help="how the bridge reaches this server "
+                        "(default http://<host>:<port>)")
+    parser.add_argument("--var-dir", default=str(Path(os.environ.get("MEDIA_DIR", "./var/media")).parent),
+                        help="where the shared FreshChat key lives (same rule as the bridge)")
+    parser.add_argument("--quiet", action="store_true", help="no log line per request")
+    parser.add_argument("--reopen-mode", choices=("classic", "new_conversation"), default="classic")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    private_pem, _ = sandbox_keypair(Path(args.var_dir))
+    app, zalo, fc = build_partners({"freshchat_private_key": private_pem, "reopen_mode": args.reopen_mode})
+    server = serve(app, args.host, args.port, quiet=args.quiet)
+    public = args.public_url or f"http://{args.host}:{server.port}"
+    set_public_url(public, zalo, fc)
+    print(f"sandbox partners on {public}\n  Zalo API + OAuth: {zalo.base_url}\n"
+          f"  FreshChat API:    {fc.base_url}/v2\n  state: {zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

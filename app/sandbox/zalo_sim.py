@@ -1,0 +1,666 @@
+"""In-memory Zalo OA partner: Open API, OAuth v4, media CDN and a webhook sender.
+
+It behaves as reference/zalo.md describes, because the bridge's end-to-end, chaos and demo
+runs treat it as the real Zalo:
+
+* API errors are HTTP 200 with a negative `error` (§0, §7); the token travels in the literal
+  `access_token` header; a wrong or rotated-away token gets -216.
+* `POST /v3.0/oa/message/cs` checks the body of §3.2 (text ≤ 2000 characters, media template
+  with uploaded ids or URLs, file tokens) and answers `data.message_id` (§3.3).
+* `POST /v2.0/oa/upload/{image,gif,file}` (§4) sniff magic bytes and enforce the size limits.
+* `GET /v3.0/oa/user/detail?data={"user_id": ...}` answers the profile of §5.1.
+* `POST /v4/oa/access_token` (§6): refresh tokens and codes are single use; a refresh kills the
+  previous access token; `expires_in` is a string.
+* `send_user_event()` and friends POST signed webhooks (§2) to the bridge.
+* `GET /cdn/<name>` serves media registered with `add_media()`, for image and file events.
+* `GET /_sim/state` shows what the OA sent, uploads, tokens and users.
+
+All state lives in memory behind one lock. Faults (faults.py) are checked before each route.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+from flask import Flask, Response, jsonify, redirect, request
+
+from app.integrations.zalo.signature import compute_mac
+from app.sandbox.faults import FaultInjector, SentWebhook, install, post_webhook, serialise
+
+TEXT_MAX = 2000
+MB = 1024 * 1024
+UPLOAD_RULES = {  # kind -> (size limit, accepted types), zalo.md §4
+    "image": (1 * MB, ("jpg", "png")),
+    "gif": (5 * MB, ("gif",)),
+    "file": (5 * MB, ("pdf", "doc", "docx")),
+}
+AUTH_CODE_TTL = 600  # codes live 10 minutes (§6.1)
+VN = timezone(timedelta(hours=7))
+ERROR_MESSAGES = {
+    -32: "The number of requests exceeds the limit per minute",
+    -100: "attachment_id was expired",
+    -124: "Access token is invalid",
+    -200: "Send message failed",
+    -201: "Parameters are invalid",
+    -210: "Parameter exceeds the allowed limit",
+    -213: "User has not followed OA",
+    -216: "Access token is invalid",
+    -220: "Access token has expired or has been removed",
+    -230: "User has not interacted with the OA in the past 7 days",
+    -232: "User has not interacted with the OA or the last interaction has expired",
+    -320: "Your app needs to connect with Zalo Cloud Account to use the paid features",
+    -321: "Zalo Cloud Account has run out of money or cannot be charged",
+}
+CONSOLE_ADMIN_ID = "7788990011"
+
+
+def _hex_id() -> str:
+    """Zalo message ids are 20-character hex strings."""
+    return secrets.token_hex(10)
+
+
+def _error(code: int, message: str | None = None):
+    return jsonify({"error": code, "message": message or ERROR_MESSAGES.get(code, "Error")})
+
+
+def _ok(data: dict):
+    return jsonify({"error": 0, "message": "Success", "data": data})
+
+
+def _oauth_error(code: int, name: str, description: str = ""):
+    return jsonify({"error": code, "error_name": name, "error_description": description or name,
+                    "error_reason": "", "ref_doc": "https://developers.zalo.me/docs/official-account"})
+
+
+def _fault_body(fault):
+    """Codes come back Zalo-style; HTTP failures look like the gateway's HTML page."""
+    if fault.code is not None:
+        return {"error": fault.code, "message": ERROR_MESSAGES.get(fault.code, "Simulated error")}
+    return f"<html><body><h1>{fault.status}</h1>simulated gateway error</body></html>"
+
+
+def sniff(data: bytes, filename: str = "") -> str:
+    """The file type from magic bytes; Office files also need the matching extension."""
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") and ext == "doc":
+        return "doc"
+    if data.startswith(b"PK\x03\x04") and ext == "docx":
+        return "docx"
+    return "unknown"
+
+
+def upload_problem(kind: str, filename: str, data: bytes) -> tuple[int, str] | None:
+    limit, accepted = UPLOAD_RULES[kind]
+    if not data:
+        return -201, "file is invalid: empty"
+    found = sniff(data, filename)
+    if found not in accepted:
+        return -201, f"file type is invalid: {kind} accepts {', '.join(accepted)}, got {found}"
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if kind == "file" and ext != found:
+        return -201, f"file extension is invalid: .{ext} for a {found} file"
+    if len(data) > limit:
+        return -210, f"file size exceeds the limit of {limit // MB}MB"
+    return None
+
+
+# -- message bodies of user_send_* events (zalo.md §2.6); the sender adds msg_id ------------
+
+
+def text_message(text: str, quote_msg_id: str | None = None) -> dict:
+    return {"text": text, **({"quote_msg_id": quote_msg_id} if quote_msg_id else {})}
+
+
+def attachment_message(kind: str, payload: dict, text: str | None = None) -> dict:
+    message = {"text": text} if text is not None else {}
+    message["attachments"] = [{"type": kind, "payload": payload}]
+    return message
+
+
+def image_message(url: str, caption: str | None = None, kind: str = "image") -> dict:
+    return attachment_message(kind, {"thumbnail": url, "url": url}, caption)
+
+
+def file_message(url: str, name: str, data: bytes = b"") -> dict:
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    payload = {"size": str(len(data)), "name": name, "checksum": hashlib.md5(data).hexdigest(),
+               "type": ext, "url": url}
+    return attachment_message("file", payload)
+
+
+def sticker_message(url: str, sticker_id: str = "bfe458bf64fa8da4d4eb") -> dict:
+    return attachment_message("sticker", {"url": url, "id": sticker_id})
+
+
+def location_message(latitude: str, longitude: str, label: str | None = None) -> dict:
+    coordinates = {"latitude": str(latitude), "longitude": str(longitude)}
+    return attachment_message("location", {"coordinates": coordinates}, label)
+
+
+def link_message(url: str, title: str = "", description: str = "", thumbnail: str = "") -> dict:
+    payload = {"url": url, "title": title, "description": description, "thumbnail": thumbnail}
+    return attachment_message("link", payload)
+
+
+def media_link_message(kind: str, url: str, thumbnail: str = "", description: str = "") -> dict:
+    """Audio or video: Zalo sends only links for these."""
+    payload = {"url": url} if kind == "audio" else {"url": url, "thumbnail": thumbnail, "description": description}
+    return attachment_message(kind, payload)
+
+
+def business_card_message(name: str, phone: str, qr_url: str = "https://zalo.me/qr/card") -> dict:
+    """A business card is a link whose description is a JSON string (CWF business_card_service)."""
+    payload = {"description": json.dumps({"phone": phone, "qrCodeUrl": qr_url}), "thumbnail": qr_url,
+               "url": qr_url}
+    return attachment_message("link", payload, name)
+
+
+class ZaloSimulator:
+    def __init__(self, app_id: str, oa_id: str, oa_secret_key: str, app_secret: str,
+                 access_token: str, refresh_token: str, access_ttl: int = 90000, *,
+                 base_url: str = "", clock=time.time):
+        self.app_id, self.oa_id, self.oa_secret_key = str(app_id), str(oa_id), oa_secret_key
+        self.app_secret, self.access_ttl, self.base_url = app_secret, int(access_ttl), base_url
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._initial_tokens = (access_token, refresh_token)
+        self.faults = FaultInjector(clock=clock)
+        self.echo_url: str | None = None  # set to have every accepted send echoed as oa_send_*
+        self.echo_delay = 0.0
+        self.reset()
+        self.app = self._build_app()
+
+    def reset(self) -> None:
+        """Back to the constructor's state: initial tokens, no users, messages, uploads, faults."""
+        with self.lock:
+            self.access_token, self.refresh_token = self._initial_tokens
+            self.access_expires_at = self.clock() + self.access_ttl
+            self.refresh_revoked = False
+            self.refresh_count = 0
+            self.code_exchanges = 0
+            self.users: dict[str, dict] = {}
+            self.sent: list[dict] = []
+            self.console_messages: list[dict] = []
+            self.uploads: dict[str, dict] = {}
+            self.media: dict[str, tuple[bytes, str]] = {}
+            self.auth_codes: dict[str, tuple[str, float]] = {}
+            self.webhooks: list[dict] = []
+        self.faults.reset()
+
+    # -- set-up helpers -------------------------------------------------------------------
+
+    def add_user(self, user_id: str, display_name: str, avatar_url: str | None = None, *,
+                 follower: bool = True, send_error: int | None = None) -> dict:
+        """Register a user; `send_error` makes every CS message to them fail with that code."""
+        avatar = avatar_url or f"https://s120-ava-talk.zadn.vn/sim/{user_id}.jpg"
+        user = {"user_id": str(user_id), "display_name": display_name, "avatar": avatar,
+                "follower": follower, "send_error": send_error, "last_interaction": self.clock()}
+        with self.lock:
+            self.users[str(user_id)] = user
+        return dict(user)
+
+    def user_id_by_app(self, user_id: str) -> str:
+        """A stable app-scoped id, different from the OA-scoped one (zalo.md §1)."""
+        return str(int(hashlib.sha256(f"{self.app_id}:{user_id}".encode()).hexdigest()[:15], 16))
+
+    def add_media(self, name: str, data: bytes, content_type: str) -> str:
+        """Serve `data` at `<base_url>/cdn/<name>`, as Zalo's CDN would; returns that URL."""
+        with self.lock:
+            self.media[name] = (bytes(data), content_type)
+        return self.media_url(name)
+
+    def media_url(self, name: str) -> str:
+        return f"{self.base_url}/cdn/{name}"
+
+    def issue_auth_code(self, code_challenge: str | None = None) -> str:
+        """A single-use authorization code, as the OAuth callback would receive it."""
+        code = secrets.token_urlsafe(24)
+        with self.lock:
+            self.auth_codes[code] = (code_challenge or "", self.clock())
+        return code
+
+    def expire_access_token(self) -> None:
+        """Make the current access token stale, as if its 25 hours were over."""
+        with self.lock:
+            self.access_expires_at = self.clock() - 1
+
+    def revoke_refresh_token(self) -> None:
+        """The refresh token dies (expired or revoked): the OA must be re-connected."""
+        with self.lock:
+            self.refresh_revoked = True
+
+    def expire_upload(self, ident: str) -> None:
+        """Sending this attachment_id/token now answers -100, as after Zalo's 7 days."""
+        with self.lock:
+            self.uploads[ident]["expired"] = True
+
+    def upload(self, ident: str) -> dict:
+        """An upload by attachment_id or token: kind, filename, content_type and `data` bytes."""
+        with self.lock:
+            return dict(self.uploads[ident])
+
+    def messages_to(self, user_id: str) -> list[dict]:
+        with self.lock:
+            return [dict(m) for m in self.sent if m["user_id"] == str(user_id)]
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:
+        app = Flask("zalo_sim")
+        app.config["MAX_CONTENT_LENGTH"] = 30 * MB
+        install(app, self.faults, _fault_body)
+        rules = [
+            ("/v3.0/oa/message/cs", "message_cs", self._message_cs, "POST"),
+            ("/v2.0/oa/upload/image", "upload_image", lambda: self._upload("image"), "POST"),
+            ("/v2.0/oa/upload/gif", "upload_gif", lambda: self._upload("gif"), "POST"),
+            ("/v2.0/oa/upload/file", "upload_file", lambda: self._upload("file"), "POST"),
+            ("/v3.0/oa/user/detail", "user_detail", self._user_detail, "GET"),
+            ("/v4/oa/access_token", "access_token", self._access_token, "POST"),
+            ("/v4/oa/permission", "permission", self._permission, "GET"),
+            ("/cdn/<path:name>", "cdn", self._cdn, "GET"),
+            ("/_sim/state", "sim_state", lambda: jsonify(self.state()), "GET"),
+            ("/_sim/reset", "sim_reset", self._http_reset, "POST"),
+            ("/_sim/uploads/<ident>", "sim_upload", self._http_upload_bytes, "GET"),
+            ("/_sim/actions/<name>", "sim_action", self._http_action, "POST"),
+        ]
+        for path, endpoint, view, method in rules:
+            app.add_url_rule(path, endpoint, view, methods=[method])
+        return app
+
+    def _token_error(self):
+        """-216 unless the header carries the current, unexpired access token."""
+        given = request.headers.get("access_token", "")
+        with self.lock:
+            valid = given == self.access_token and self.clock() < self.access_expires_at
+        return None if valid else _error(-216)
+
+    def _message_cs(self):
+        denied = self._token_error()
+        if denied:
+            return denied
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not isinstance(body.get("recipient"), dict):
+            return _error(-201, "recipient is invalid")
+        user_id = str(body["recipient"].get("user_id") or "")
+        with self.lock:
+            problem = self._recipient_problem(user_id) or self._message_problem(body.get("message"))
+            if problem:
+                return _error(*problem)
+            record = self._record(user_id, body["message"])
+        self._schedule_echo(record)
+        return _ok({"message_id": record["message_id"], "user_id": user_id,
+                    "sent_time": str(record["time_ms"])})
+
+    def _recipient_problem(self, user_id: str):
+        if not user_id:
+            return -201, "user_id is invalid"
+        user = self.users.get(user_id)
+        if user is None:
+            return -213, None
+        return (user["send_error"], None) if user["send_error"] else None
+
+    def _message_problem(self, message):
+        if not isinstance(message, dict):
+            return -201, "message is invalid"
+        text = message.get("text")
+        if text is not None and (not isinstance(text, str) or len(text) > TEXT_MAX):
+            return -201, f"text is invalid: at most {TEXT_MAX} characters"
+        if "attachment" not in message:
+            return None if text else (-201, "message is invalid: no text and no attachment")
+        return self._attachment_problem(message["attachment"])
+
+    def _attachment_problem(self, attachment):
+        if not isinstance(attachment, dict) or not isinstance(attachment.get("payload"), dict):
+            return -201, "attachment is invalid"
+        kind, payload = attachment.get("type"), attachment["payload"]
+        if kind == "file":
+            return self._upload_ref_problem(payload.get("token"), "file")
+        if kind != "template":
+            return -201, "attachment.type is invalid"
+        if payload.get("template_type") != "media":
+            return None  # other templates (request_user_info, buttons) are not modelled
+        return self._media_problem(payload.get("elements"))
+
+    def _media_problem(self, elements):
+        if not isinstance(elements, list) or len(elements) != 1 or not isinstance(elements[0], dict):
+            return -201, "elements is invalid: exactly one element"
+        element = elements[0]
+        kind = element.get("media_type")
+        if kind == "image":
+            return self._image_element_problem(element)
+        if kind == "gif":
+            if not all(isinstance(element.get(k), int) and element[k] > 0 for k in ("width", "height")):
+                return -201, "width and height are required for a gif"
+            return self._upload_ref_problem(element.get("attachment_id"), "gif")
+        if kind == "sticker":
+            return None if element.get("attachment_id") else (-201, "attachment_id is invalid")
+        return -201, "media_type is invalid"
+
+    def _image_element_problem(self, element: dict):
+        has_id, url = bool(element.get("attachment_id")), element.get("url")
+        if has_id == bool(url):
+            return -201, "image needs exactly one of attachment_id and url"
+        if url:
+            return None if str(url).startswith(("http://", "https://")) else (-201, "url is invalid")
+        return self._upload_ref_problem(element["attachment_id"], "image")
+
+    def _upload_ref_problem(self, ident, kind: str):
+        found = self.uploads.get(str(ident or ""))
+        field = "token" if kind == "file" else "attachment_id"
+        if not found or found["kind"] != kind:
+            return -201, f"{field} is invalid"
+        return (-100, None) if found.get("expired") else None
+
+    def _record(self, user_id: str, message: dict) -> dict:
+        now = self.clock()
+        record = {"message_id": _hex_id(), "user_id": user_id, "recipient": {"user_id": user_id},
+                  "message": message, "time": now, "time_ms": int(now * 1000)}
+        self.sent.append(record)
+        return record
+
+    def _upload(self, kind: str):
+        denied = self._token_error()
+        if denied:
+            return denied
+        upload = request.files.get("file")
+        if upload is None:
+            return _error(-201, "file is invalid: send the multipart field 'file'")
+        data, filename = upload.read(), upload.filename or ""
+        problem = upload_problem(kind, filename, data)
+        if problem:
+            return _error(*problem)
+        ident = secrets.token_hex(16) if kind != "file" else secrets.token_urlsafe(48)
+        with self.lock:
+            self.uploads[ident] = {"id": ident, "kind": kind, "filename": filename, "data": data,
+                                   "content_type": upload.mimetype, "size": len(data), "expired": False}
+        return _ok({"token" if kind == "file" else "attachment_id": ident})
+
+    def _user_detail(self):
+        denied = self._token_error()
+        if denied:
+            return denied
+        try:
+            query = json.loads(request.args.get("data", ""))
+        except ValueError:
+            query = None
+        user_id = str(query.get("user_id", "")) if isinstance(query, dict) else ""
+        with self.lock:
+            user = dict(self.users[user_id]) if user_id in self.users else None
+        return _ok(self._profile(user)) if user else _error(-201, "user_id is invalid")
+
+    def _profile(self, user: dict) -> dict:
+        avatar, uid = user["avatar"], user["user_id"]
+        last = datetime.fromtimestamp(user["last_interaction"], VN).strftime("%d/%m/%Y")
+        return {"user_id": uid, "user_id_by_app": self.user_id_by_app(uid), "user_external_id": "",
+                "display_name": user["display_name"], "user_alias": user["display_name"],
+                "is_sensitive": False, "user_last_interaction_date": last,
+                "user_is_follower": user["follower"], "avatar": avatar,
+                "avatars": {"120": avatar, "240": avatar.replace("s120-", "s240-")},
+                "dynamic_param": "", "tags_and_notes_info": {"notes": [], "tag_names": []},
+                "shared_info": {"address": "", "city": "", "district": "", "phone": 0, "name": "",
+                                "user_dob": ""}}
+
+    def _cdn(self, name: str):
+        with self.lock:
+            found = self.media.get(name)
+        if found is None:
+            return Response("not found", status=404, mimetype="text/plain")
+        return Response(found[0], mimetype=found[1])
+
+    # -- OAuth v4 (zalo.md §6) -------------------------------------------------------------
+
+    def _access_token(self):
+        if request.headers.get("secret_key", "") != self.app_secret:
+            return _oauth_error(-14004, "Invalid secret key")
+        form = request.form
+        if form.get("app_id", "") != self.app_id:
+            return _oauth_error(-14002, "Invalid appId")
+        grant = form.get("grant_type", "")
+        with self.lock:
+            if grant == "refresh_token":
+                return self._grant_refresh(form.get("refresh_token", ""))
+            if grant == "authorization_code":
+                return self._grant_code(form.get("code", ""), form.get("code_verifier", ""))
+        return _oauth_error(-14018, "Invalid grant type")
+
+    def _grant_refresh(self, refresh_token: str):
+        """Refresh tokens are single use: only the current one works, and only once."""
+        if self.refresh_revoked or not secrets.compare_digest(refresh_token, self.refresh_token):
+            return _oauth_error(-14014, "Invalid refresh token",
+                                "refresh token is invalid, expired or already used")
+        self.refresh_count += 1
+        return self._rotate()
+
+    def _grant_code(self, code: str, verifier: str):
+        challenge, issued = self.auth_codes.pop(code, (None, 0.0))
+        if challenge is None or self.clock() - issued > AUTH_CODE_TTL:
+            return _oauth_error(-14005, "Invalid authorization code", "code is invalid, expired or used")
+        if challenge and _s256(verifier) != challenge:
+            return _oauth_error(-14005, "Invalid authorization code", "code_verifier does not match")
+        self.code_exchanges += 1
+        return self._rotate()
+
+    def _rotate(self):
+        """A new pair; the previous access token stops working at once (zalo.md §6.2)."""
+        self.access_token = "sim-access-" + secrets.token_urlsafe(24)
+        self.refresh_token = "sim-refresh-" + secrets.token_urlsafe(24)
+        self.access_expires_at = self.clock() + self.access_ttl
+        self.refresh_revoked = False
+        return jsonify({"access_token": self.access_token, "refresh_token": self.refresh_token,
+                        "expires_in": str(self.access_ttl)})
+
+    def _permission(self):
+        """The OA admin's consent page, approved at once: redirect with a fresh code."""
+        if request.args.get("app_id", "") != self.app_id:
+            return _oauth_error(-14002, "Invalid appId")
+        redirect_uri = request.args.get("redirect_uri", "")
+        if not redirect_uri.startswith(("http://", "https://")):
+            return _oauth_error(-14003, "Invalid redirect uri")
+        challenge = request.args.get("code_challenge", "")
+        query = {"code": self.issue_auth_code(challenge), "oa_id": self.oa_id,
+                 "state": request.args.get("state", ""), "code_challenge": challenge}
+        return redirect(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(query)}")
+
+    # -- webhooks to the bridge (zalo.md §2) -------------------------------------------------
+
+    def send_user_event(self, bridge_url: str, event_name: str, user_id: str, message: dict, *,
+                        timestamp_ms: int | None = None, duplicates: int = 1,
+                        msg_id: str | None = None) -> SentWebhook:
+        """A `user_send_*` (or other user → OA) event, signed, POSTed `duplicates` times."""
+        user_id = str(user_id)
+        self._touch_user(user_id)
+        body = {**message, "msg_id": msg_id or message.get("msg_id") or _hex_id()}
+        event = {"app_id": self.app_id, "sender": {"id": user_id},
+                 "user_id_by_app": self.user_id_by_app(user_id), "recipient": {"id": self.oa_id},
+                 "event_name": event_name, "message": body, "timestamp": self._ts(timestamp_ms)}
+        return self.deliver(bridge_url, event, duplicates)
+
+    def send_text(self, bridge_url: str, user_id: str, text: str, **kw) -> SentWebhook:
+        return self.send_user_event(bridge_url, "user_send_text", user_id, text_message(text), **kw)
+
+    def send_image(self, bridge_url: str, user_id: str, name: str, data: bytes,
+                   content_type: str = "image/jpeg", caption: str | None = None, **kw) -> SentWebhook:
+        """Put the image on the CDN, then send the event pointing at it."""
+        kind = "gif" if content_type == "image/gif" else "image"
+        message = image_message(self.add_media(name, data, content_type), caption, kind)
+        return self.send_user_event(bridge_url, f"user_send_{kind}", user_id, message, **kw)
+
+    def send_file(self, bridge_url: str, user_id: str, name: str, data: bytes,
+                  content_type: str = "application/pdf", **kw) -> SentWebhook:
+        message = file_message(self.add_media(name, data, content_type), name, data)
+        return self.send_user_event(bridge_url, "user_send_file", user_id, message, **kw)
+
+    def _touch_user(self, user_id: str) -> None:
+        """A user who writes exists and has just interacted with the OA."""
+        with self.lock:
+            user = self.users.get(user_id)
+            if user is None:
+                self.add_user(user_id, f"Zalo User {user_id[-4:]}")
+            else:
+                user["last_interaction"] = self.clock()
+
+    def send_oa_echo(self, bridge_url: str, message_id: str | None = None, *,
+                     admin_id: str | None = None, duplicates: int = 1) -> SentWebhook:
+        """The `oa_send_*` echo Zalo fires for a message the OA sent (default: the last one)."""
+        with self.lock:
+            record = next((m for m in reversed(self.sent) if message_id in (None, m["message_id"])), None)
+            if record is None:
+                raise KeyError(f"no message {message_id!r} was sent by the OA")
+            event_name, body = self._echo_body(record["message"])
+        body["msg_id"] = record["message_id"]
+        return self.deliver(bridge_url, self._oa_event(record["user_id"], event_name, body, admin_id),
+                            duplicates)
+
+    def send_admin_message(self, bridge_url: str, user_id: str, text: str, *,
+                           admin_id: str = CONSOLE_ADMIN_ID, duplicates: int = 1) -> SentWebhook:
+        """A message an OA admin typed in Zalo's own console: only its echo reaches the bridge."""
+        msg_id = _hex_id()
+        with self.lock:
+            self.console_messages.append({"message_id": msg_id, "user_id": str(user_id), "text": text,
+                                          "admin_id": admin_id, "time": self.clock()})
+        body = {"text": text, "msg_id": msg_id}
+        return self.deliver(bridge_url, self._oa_event(str(user_id), "oa_send_text", body, admin_id),
+                            duplicates)
+
+    def _echo_body(self, message: dict) -> tuple[str, dict]:
+        """Event name and message of an echo, from the body the OA sent."""
+        attachment = message.get("attachment") or {}
+        body = {"text": message["text"]} if message.get("text") else {}
+        if attachment.get("type") == "file":
+            upload = self.uploads.get(attachment["payload"].get("token"), {})
+            payload = {"name": upload.get("filename", ""), "size": str(upload.get("size", 0)), "url": ""}
+            return "oa_send_file", {**body, "attachments": [{"type": "file", "payload": payload}]}
+        elements = (attachment.get("payload") or {}).get("elements") or [{}]
+        kind = elements[0].get("media_type")
+        if kind in ("image", "gif", "sticker"):
+            payload = {"url": elements[0].get("url", ""), "thumbnail": elements[0].get("url", "")}
+            return f"oa_send_{kind}", {**body, "attachments": [{"type": kind, "payload": payload}]}
+        return "oa_send_text", body
+
+    def _oa_event(self, user_id: str, event_name: str, message: dict, admin_id: str | None) -> dict:
+        sender = {"id": self.oa_id, **({"admin_id": admin_id} if admin_id else {})}
+        return {"app_id": self.app_id, "sender": sender, "recipient": {"id": user_id},
+                "event_name": event_name, "message": message,
+                "user_id_by_app": self.user_id_by_app(user_id), "timestamp": self._ts(None)}
+
+    def _schedule_echo(self, record: dict) -> None:
+        """Real Zalo echoes API sends too, sometimes before the send call returns."""
+        if self.echo_url:
+            timer = threading.Timer(self.echo_delay, self.send_oa_echo, args=(self.echo_url, record["message_id"]))
+            timer.daemon = True
+            timer.start()
+
+    def send_follow(self, bridge_url: str, user_id: str, *, event_name: str = "follow",
+                    source: str = "oa_profile", duplicates: int = 1) -> SentWebhook:
+        """`follow`/`unfollow` use `oa_id` and `follower.id` instead of sender/recipient."""
+        event = {"app_id": self.app_id, "oa_id": self.oa_id, "follower": {"id": str(user_id)},
+                 "user_id_by_app": self.user_id_by_app(str(user_id)), "source": source,
+                 "event_name": event_name, "timestamp": self._ts(None)}
+        return self.deliver(bridge_url, event, duplicates)
+
+    def send_seen(self, bridge_url: str, user_id: str, msg_ids: list[str] | None = None, *,
+                  duplicates: int = 1) -> SentWebhook:
+        """`user_seen_message`: sender is the OA, `msg_ids` is a list (default: all sent to the user)."""
+        ids = msg_ids if msg_ids is not None else [m["message_id"] for m in self.messages_to(user_id)]
+        return self.deliver(bridge_url, self._oa_event(str(user_id), "user_seen_message",
+                                                       {"msg_ids": list(ids)}, None), duplicates)
+
+    def send_received(self, bridge_url: str, user_id: str, msg_id: str, *, duplicates: int = 1) -> SentWebhook:
+        event = self._oa_event(str(user_id), "user_received_message", {"msg_id": msg_id}, None)
+        return self.deliver(bridge_url, event, duplicates)
+
+    def send_reaction(self, bridge_url: str, user_id: str, msg_id: str, icon: str = "/-heart") -> SentWebhook:
+        message = {"msg_id": msg_id, "react_icon": icon}
+        return self.send_user_event(bridge_url, "user_reacted_message", user_id, message, msg_id=msg_id)
+
+    def send_probe(self, bridge_url: str) -> SentWebhook:
+        """The console's URL check: no timestamp and no signature (zalo.md §2.1)."""
+        return self.deliver(bridge_url, {"app_id": self.app_id, "oa_id": self.oa_id})
+
+    def deliver(self, bridge_url: str, event: dict, duplicates: int = 1) -> SentWebhook:
+        """Serialise once, sign with the OA secret key, POST; retries carry `num_retry`."""
+        raw = serialise(event)
+        signature = None
+        if "timestamp" in event:
+            signature = compute_mac(self.app_id, raw, str(event["timestamp"]), self.oa_secret_key)
+
+        def headers_for(attempt: int) -> dict:
+            headers = {"Content-Type": "application/json"}
+            headers.update({"X-ZEvent-Signature": signature} if signature else {})
+            return {**headers, **({"num_retry": str(attempt)} if attempt else {})}
+
+        headers, statuses = post_webhook(bridge_url, raw, headers_for, duplicates)
+        sent = SentWebhook(event, raw, headers, statuses)
+        with self.lock:
+            self.webhooks.append({"event_name": event.get("event_name", ""), "statuses": statuses,
+                                  "msg_id": (event.get("message") or {}).get("msg_id")})
+        return sent
+
+    def _ts(self, timestamp_ms: int | None) -> str:
+        return str(int(timestamp_ms if timestamp_ms is not None else self.clock() * 1000))
+
+    # -- inspection and HTTP controls ---------------------------------------------------------
+
+    def state(self) -> dict:
+        with self.lock:
+            return {
+                "app_id": self.app_id, "oa_id": self.oa_id,
+                "messages": [{k: v for k, v in m.items() if k != "time"} for m in self.sent],
+                "console_messages": list(self.console_messages),
+                "uploads": [{k: v for k, v in u.items() if k != "data"} for u in self.uploads.values()],
+                "tokens": {"access_token": self.access_token, "refresh_token": self.refresh_token,
+                           "access_expires_at": self.access_expires_at,
+                           "access_valid": self.clock() < self.access_expires_at,
+                           "refresh_revoked": self.refresh_revoked, "refresh_count": self.refresh_count,
+                           "code_exchanges": self.code_exchanges},
+                "refresh_count": self.refresh_count,
+                "users": [dict(u) for u in self.users.values()],
+                "media": sorted(self.media), "webhooks": list(self.webhooks),
+                "faults": self.faults.snapshot(),
+            }
+
+    def _http_reset(self):
+        self.reset()
+        return jsonify({"ok": True})
+
+    def _http_upload_bytes(self, ident: str):
+        with self.lock:
+            found = self.uploads.get(ident)
+        if found is None:
+            return Response("not found", status=404, mimetype="text/plain")
+        return Response(found["data"], mimetype=found["content_type"] or "application/octet-stream")
+
+    def _http_action(self, name: str):
+        """Demo/UI controls: POST /_sim/actions/<name> with the method's keyword arguments."""
+        actions = {"user_event": self.send_user_event, "text": self.send_text, "follow": self.send_follow,
+                   "seen": self.send_seen, "admin_message": self.send_admin_message,
+                   "oa_echo": self.send_oa_echo, "add_user": self.add_user,
+                   "expire_access_token": self.expire_access_token,
+                   "revoke_refresh_token": self.revoke_refresh_token}
+        kwargs = request.get_json(silent=True) or {}
+        if name not in actions or not isinstance(kwargs, dict):
+            return jsonify({"error": f"unknown action {name!r}", "actions": sorted(actions)}), 404
+        try:
+            result = actions[name](**kwargs)
+        except (TypeError, KeyError, ValueError) as exc:
+            return jsonify({"error": str(exc)}), 400
+        return jsonify(result.summary() if isinstance(result, SentWebhook) else {"ok": True, "result": result})
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
