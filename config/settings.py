@@ -64,6 +64,7 @@ class Settings:
     lease_seconds: int = 30
     zalo_rate_per_minute: int = 4000
     freshchat_rate_per_minute: int = 3000
+    rate_window_seconds: float = 60.0
     dedupe_ttl_seconds: int = 7 * 86400
     http_timeout_seconds: float = 15.0
     extra: dict = field(default_factory=dict, compare=False)
@@ -121,7 +122,7 @@ CASTS = {
     "retry_horizon_seconds": _as_int, "lease_seconds": _as_int,
     "zalo_rate_per_minute": _as_int, "freshchat_rate_per_minute": _as_int,
     "dedupe_ttl_seconds": _as_int, "retry_base_seconds": float, "retry_max_seconds": float,
-    "http_timeout_seconds": float, "resolve_notification": _as_bool,
+    "http_timeout_seconds": float, "rate_window_seconds": float, "resolve_notification": _as_bool,
     "media_fetch_allow_private": _as_bool, "sandbox": _as_bool,
     "redis_url": _as_redis_url, "public_base_url": _as_url, "zalo_api_base_url": _as_url,
     "zalo_oauth_base_url": _as_url, "freshchat_api_url": _as_url, "s3_endpoint_url": _as_url,

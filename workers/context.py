@@ -46,14 +46,16 @@ class WorkerContext:
         from app.integrations.zalo.tokens import TokenKeeper
 
         tokens = TokenKeeper(self.redis, self.settings, self.session)
-        limiter = RateLimiter(self.redis, "zalo", self.settings.zalo_rate_per_minute)
+        limiter = RateLimiter(self.redis, "zalo", self.settings.zalo_rate_per_minute,
+                              self.settings.rate_window_seconds)
         return ZaloClient(self.session, self.settings, tokens, limiter)
 
     @cached_property
     def freshchat(self):
         from app.integrations.freshchat.client import FreshchatClient
 
-        limiter = RateLimiter(self.redis, "freshchat", self.settings.freshchat_rate_per_minute)
+        limiter = RateLimiter(self.redis, "freshchat", self.settings.freshchat_rate_per_minute,
+                              self.settings.rate_window_seconds)
         return FreshchatClient(self.session, self.settings, limiter)
 
     @cached_property

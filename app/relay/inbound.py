@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta, timezone
 
 from app.integrations.errors import PartnerError, PermanentError
@@ -11,6 +12,7 @@ from app.relay.parts import zalo_parts
 
 log = logging.getLogger("relay.inbound")
 VN = timezone(timedelta(hours=7))
+LATE_AFTER_MS = 20000  # Zalo redelivers after 30 s at the earliest; closer races are not "late"
 
 
 def handle(ctx, item, progress) -> None:
@@ -118,7 +120,7 @@ def _mark_if_late(ctx, zalo_user: str, event: dict, parts: list[dict]) -> list[d
     """A redelivery older than what we already relayed says when it was really sent."""
     sent_ms = int(event["timestamp"])
     last = int(ctx.mapping.zalo_user(zalo_user).get("last_ts") or 0)
-    if sent_ms >= last:
+    if sent_ms >= last or time.time() * 1000 - sent_ms < LATE_AFTER_MS:
         return parts
     when = datetime.fromtimestamp(sent_ms / 1000, VN).strftime("%H:%M %d/%m/%Y")
     return [{"text": {"content": f"[Delivered late - originally sent {when} (UTC+7)]"}}] + parts

@@ -114,7 +114,7 @@ def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
     m.post(f"{FC_API}/users", json={"id": FC_USER})
     m.post(f"{FC_API}/conversations", json={"conversation_id": CONV, "messages": [{"id": "m0"}]})
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
-    detail, lookup, create_user, create_conv = m.request_history
+    lookup, detail, create_user, create_conv = m.request_history
     assert json.loads(detail.qs["data"][0]) == {"user_id": USER} and detail.headers["access_token"] == "access-0"
     assert lookup.qs["reference_id"] == [reference_id(ctx.settings, USER).lower()]
     user = create_user.json()
@@ -145,7 +145,7 @@ def test_profile_refused_by_zalo_still_creates_a_user(ctx, m):
     m.post(f"{FC_API}/users", json={"id": FC_USER})
     m.post(f"{FC_API}/conversations", json={"conversation_id": CONV})
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
-    assert m.request_history[2].json()["first_name"] == "User 197922 Zalo"
+    assert m.request_history[2].json()["first_name"] == "User 197922 Zalo"  # lookup, detail, create
 
 
 @pytest.mark.parametrize("status,body", [(400, {"code": 400, "message": "Conversation is not the latest conversation"}),
@@ -206,3 +206,12 @@ def test_freshchat_outage_keeps_the_message_at_the_head_of_the_lane(ctx, m):
     time.sleep(0.1)
     assert Drainer(ctx).drain(f"in:{USER}") == "empty"
     assert len(fc_posts(m)) == 2 and ctx.lanes.head(f"in:{USER}") is None
+
+
+def test_a_millisecond_race_between_fresh_messages_is_not_marked_late(ctx, m):
+    known_user(ctx)
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    event["timestamp"] = str(now_ms() - 5)
+    ctx.mapping.set_zalo_user(USER, last_ts=str(now_ms()))
+    run(ctx, event)
+    assert fc_posts(m)[0]["message_parts"] == [{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}]

@@ -52,7 +52,8 @@ def test_bad_or_missing_signature_is_401(client, redis, header):
 
 
 def test_signature_over_a_modified_body_is_401(client, redis):
-    tampered = VECTOR_BODY.replace(b'"message"}', b'"messagE"}')
+    tampered = VECTOR_BODY.replace(b'"text":"message"', b'"text":"messagE"')
+    assert tampered != VECTOR_BODY
     resp = client.post("/webhooks/zalo", data=tampered, headers={"X-ZEvent-Signature": VECTOR_MAC})
     assert resp.status_code == 401 and queued(redis) == []
 

@@ -24,6 +24,7 @@ class ZaloClient:
         self.base = settings.zalo_api_base_url
         self.tokens = tokens
         self.limiter = limiter
+        self.window = settings.rate_window_seconds
 
     def send(self, user_id: str, message: dict) -> str:
         """POST /v3.0/oa/message/cs; return Zalo's message_id."""
@@ -85,6 +86,8 @@ class ZaloClient:
 
     def _penalised(self, error: Exception) -> Exception:
         """A rate-limit answer slows every worker down, instead of burning retries."""
-        if isinstance(error, ZaloRateLimited) and self.limiter:
-            self.limiter.penalise(error.retry_after or 1.0)
+        if isinstance(error, ZaloRateLimited):
+            error.retry_after = min(error.retry_after or 1.0, self.window)
+            if self.limiter:
+                self.limiter.penalise(error.retry_after)
         return error

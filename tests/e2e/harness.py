@@ -1,0 +1,96 @@
+"""Run the bridge as real processes, from the Procfile commands, against the simulators."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from config.sandbox import DEFAULTS
+from tests.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+
+
+def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Bridge:
+    """gunicorn web + N `worker` processes with the environment a deployment would set."""
+
+    def __init__(self, redis_url: str, partners_url: str, public_key_pem: str, tmp: Path, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = self._env(redis_url, partners_url, public_key_pem, tmp, env)
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.logs = tmp / "logs"
+        self.logs.mkdir(exist_ok=True)
+
+    def _env(self, redis_url, partners_url, public_key_pem, tmp, extra) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ZALO_", "FRESHCHAT_"))}
+        env.update({k.upper(): str(v) for k, v in DEFAULTS.items()})
+        env.update(PORT=str(self.port), REDIS_URL=redis_url, PUBLIC_BASE_URL=self.url,
+                   SECRET_KEY="e2e-secret-key-0123456789", SANDBOX="false",
+                   ZALO_API_BASE_URL=partners_url + "/zalo", ZALO_OAUTH_BASE_URL=partners_url + "/zalo",
+                   FRESHCHAT_API_URL=partners_url + "/freshchat/v2", FRESHCHAT_WEBHOOK_PUBLIC_KEY=public_key_pem,
+                   MEDIA_DIR=str(tmp / "media"), MEDIA_FETCH_ALLOW_PRIVATE="true", LOG_FORMAT="text",
+                   WORKER_CONCURRENCY="4", RETRY_BASE_SECONDS="0.2", RETRY_MAX_SECONDS="1",
+                   LEASE_SECONDS="3", WEB_CONCURRENCY="2",
+                   PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def start(self, name: str, kind: str | None = None, **env) -> subprocess.Popen:
+        """Start a Procfile process (`web` or `worker`) under `name`, in its own process group."""
+        command = procfile()[kind or name].strip()
+        log = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env={**self.env, **env},
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start_all(self, workers: int = 1) -> "Bridge":
+        self.start("web")
+        for i in range(workers):
+            self.start(f"worker{i}", "worker")
+        wait_until(self.ready, timeout=30, what="bridge /readyz")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(self.url + "/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group: a SIGKILL takes the worker and its children down at once."""
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(30)
+
+    def stop(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")

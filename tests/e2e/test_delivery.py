@@ -1,0 +1,215 @@
+"""Issue 5 acceptance: order, exactly-once, crash, outage and Redis-restart recovery, dead
+letters and the rate limiter, all with a real Redis, real worker processes and the simulators."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.e2e.harness import ROOT, wait_until
+
+CONVERSATIONS, MESSAGES = 20, 20
+
+
+def uid(n: int) -> str:
+    return f"77{n:014d}"
+
+
+def fc_user_texts(fc, zalo_user: str) -> list[str]:
+    users = [u for u in fc.state()["users"] if u["reference_id"].endswith(":" + zalo_user)]
+    return [p["text"]["content"] for u in users for c in fc.conversations_of(u["id"])
+            for m in c["messages"] if m["actor_type"] == "user" for p in m["message_parts"] if "text" in p]
+
+
+def zalo_texts(zalo, zalo_user: str) -> list[str]:
+    return [m["message"].get("text", "") for m in zalo.messages_to(zalo_user)]
+
+
+def send_until_accepted(send, attempts: int = 200):
+    """Like Zalo and FreshChat: redeliver until the bridge answers 200."""
+    for _ in range(attempts):
+        result = send()
+        if result["statuses"][-1] == 200:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("the bridge never accepted the event")
+
+
+def report(name: str, expected: dict, delivered: dict) -> tuple[int, int, int]:
+    """Print delivered/expected, duplicates and order violations; return them."""
+    total = sum(len(v) for v in expected.values())
+    got = sum(len(set(delivered[k]) & set(v)) for k, v in expected.items())
+    dups = sum(len(delivered[k]) - len(set(delivered[k])) for k in expected)
+    disorder = sum(1 for k, v in expected.items() if [x for x in delivered[k] if x in v] != v[:len(
+        [x for x in delivered[k] if x in v])] or sorted(set(delivered[k]), key=delivered[k].index) != [
+        x for x in v if x in delivered[k]])
+    print(f"\n{name}: delivered {got}/{total}, duplicates {dups}, order violations {disorder}")
+    return got - total, dups, disorder
+
+
+def start_conversations(bridge, zalo, fc) -> dict[str, str]:
+    """One first message per user, so every Zalo user has a FreshChat conversation."""
+    hook = bridge.url + "/webhooks/zalo"
+    for n in range(CONVERSATIONS):
+        send_until_accepted(lambda n=n: zalo.send_text(hook, uid(n), "hello"))
+    wait_until(lambda: all(fc_user_texts(fc, uid(n)) for n in range(CONVERSATIONS)), timeout=60,
+               what="first messages")
+    return {uid(n): fc.conversations_of(next(u["id"] for u in fc.state()["users"]
+                                              if u["reference_id"].endswith(":" + uid(n))))[0]["conversation_id"]
+            for n in range(CONVERSATIONS)}
+
+
+def both_directions(bridge, zalo, fc, conversations: dict[str, str], during=None):
+    """20 x 20 messages each way, sent per conversation in order, conversations in parallel."""
+    zhook, fhook = bridge.url + "/webhooks/zalo", bridge.url + "/webhooks/freshchat"
+
+    def inbound(user):
+        for i in range(MESSAGES):
+            send_until_accepted(lambda: zalo.send_text(zhook, user, f"in {user} #{i:02d}"))
+
+    def outbound(user):
+        for i in range(MESSAGES):
+            send_until_accepted(lambda: fc.send_agent_message(fhook, conversations[user], f"out {user} #{i:02d}"))
+
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(inbound, u) for u in conversations] + [pool.submit(outbound, u) for u in conversations]
+        if during:
+            during()
+        [f.result() for f in futures]
+
+
+def expectations(conversations):
+    inbound = {u: [f"in {u} #{i:02d}" for i in range(MESSAGES)] for u in conversations}
+    outbound = {u: [f"out {u} #{i:02d}" for i in range(MESSAGES)] for u in conversations}
+    return inbound, outbound
+
+
+def settle(zalo, fc, inbound, outbound, timeout=240):
+    def done():
+        return (all(set(v) <= set(fc_user_texts(fc, u)) for u, v in inbound.items()) and
+                all(set(v) <= set(zalo_texts(zalo, u)) for u, v in outbound.items()))
+    wait_until(done, timeout=timeout, interval=0.5, what="every message delivered")
+    time.sleep(2.0)  # late duplicates, if any, would land now
+
+
+def check(zalo, fc, inbound, outbound, label):
+    fc_got = {u: [t for t in fc_user_texts(fc, u) if t != "hello"] for u in inbound}
+    zalo_got = {u: zalo_texts(zalo, u) for u in outbound}
+    assert report(f"{label} zalo->freshchat", inbound, fc_got) == (0, 0, 0)
+    assert report(f"{label} freshchat->zalo", outbound, zalo_got) == (0, 0, 0)
+    for u in inbound:
+        assert fc_got[u] == inbound[u] and zalo_got[u] == outbound[u]
+
+
+def stall_partners_and_kill(bridge, zalo, fc, victim: str):
+    """Kill a worker while its jobs hang inside partner calls (holding their lanes' leases)."""
+    time.sleep(1.5)
+    for sim in (zalo, fc):
+        sim.faults.fail_fraction("*", 1.0, ["timeout"], seconds=3)
+    time.sleep(0.7)
+    bridge.kill(victim)
+    for sim in (zalo, fc):
+        sim.faults.clear()
+        sim.faults.fail_fraction("*", 0.2, FAILURES[sim is zalo], seed=11, retry_after=1)
+    time.sleep(0.5)
+    bridge.start(victim, "worker")
+
+
+FAILURES = {True: ["http500", "http429", -32], False: ["http500", "http429"]}
+
+
+def test_20x20_each_way_with_20pct_failures_and_a_sigkilled_worker(make_bridge, sims):
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=2, WORKER_CONCURRENCY="3", HTTP_TIMEOUT_SECONDS="2", RATE_WINDOW_SECONDS="1")
+    conversations = start_conversations(bridge, zalo, fc)
+    zalo.faults.fail_fraction("*", 0.2, FAILURES[True], seed=3, retry_after=1)
+    fc.faults.fail_fraction("*", 0.2, FAILURES[False], seed=4, retry_after=1)
+    inbound, outbound = expectations(conversations)
+    both_directions(bridge, zalo, fc, conversations,
+                    during=lambda: stall_partners_and_kill(bridge, zalo, fc, "worker0"))
+    for sim in (zalo, fc):
+        sim.faults.clear()
+    settle(zalo, fc, inbound, outbound)
+    check(zalo, fc, inbound, outbound, "chaos")
+    assert "worker.child_died" not in bridge.log("worker1")  # the survivor never crashed
+
+
+def test_redis_restart_during_a_run_loses_nothing_acknowledged(make_bridge, sims, redis_server):
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1)
+    conversations = start_conversations(bridge, zalo, fc)
+    inbound, outbound = expectations(conversations)
+
+    def restart_redis():
+        time.sleep(1.0)
+        redis_server.restart()  # SIGTERM: AOF is flushed; webhooks answer 503 meanwhile
+
+    both_directions(bridge, zalo, fc, conversations, during=restart_redis)
+    settle(zalo, fc, inbound, outbound)
+    check(zalo, fc, inbound, outbound, "redis restart")
+
+
+def test_partner_down_then_back_delivers_everything_in_order(make_bridge, sims):
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1)
+    conversations = start_conversations(bridge, zalo, fc)
+    outage = time.time() + 8  # a 2-minute outage, compressed: backoff is capped at 1 s here
+    zalo.faults.down_until("*", outage)
+    fc.faults.down_until("*", outage)
+    inbound, outbound = expectations(conversations)
+    both_directions(bridge, zalo, fc, conversations)
+    assert not any(zalo_texts(zalo, u) for u in conversations)  # nothing got through while down
+    settle(zalo, fc, inbound, outbound)
+    check(zalo, fc, inbound, outbound, "outage")
+
+
+def cli(bridge, *args) -> str:
+    env = {**bridge.env, "FLASK_APP": "app"}
+    out = subprocess.run([sys.executable, "-m", "flask", "bridge", "dead-letters", *args], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_always_failing_job_becomes_a_dead_letter_and_replay_delivers_once(make_bridge, sims):
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1, RETRY_HORIZON_SECONDS="2")
+    conversations = start_conversations(bridge, zalo, fc)
+    user = next(iter(conversations))
+    zalo.faults.fail_fraction("message_cs", 1.0, ["http500"])
+    fc.send_agent_message(bridge.url + "/webhooks/freshchat", conversations[user], "never gets through")
+    wait_until(lambda: "1 dead letter(s)" in cli(bridge, "list"), timeout=30, what="a dead letter")
+    listing = cli(bridge, "list")
+    item_id = listing.splitlines()[0].split("\t")[0]
+    assert item_id.startswith("freshchat:") and "HTTP 500" in listing
+    assert json.loads(cli(bridge, "show", item_id))["lane"] == f"out:{conversations[user]}"
+    zalo.faults.clear()
+    assert "replayed" in cli(bridge, "replay", item_id)
+    wait_until(lambda: "never gets through" in zalo_texts(zalo, user), timeout=20, what="replayed delivery")
+    time.sleep(1.0)
+    assert zalo_texts(zalo, user).count("never gets through") == 1
+    assert "0 dead letter(s)" in cli(bridge, "list")
+
+
+def test_rate_limiter_at_three_times_the_limit_never_exceeds_it(make_bridge, sims):
+    _, zalo, fc = sims
+    limit, window = 20, 2.0
+    bridge = make_bridge(workers=2, WORKER_CONCURRENCY="4", ZALO_RATE_PER_MINUTE=str(limit),
+                         RATE_WINDOW_SECONDS=str(window))
+    conversations = start_conversations(bridge, zalo, fc)
+    hook = bridge.url + "/webhooks/freshchat"
+    offered = 3 * limit
+    with ThreadPoolExecutor(8) as pool:  # 3x the limit offered within one window
+        list(pool.map(lambda i: fc.send_agent_message(hook, list(conversations.values())[i % CONVERSATIONS],
+                                                      f"burst {i}"), range(offered)))
+    wait_until(lambda: sum(len(zalo.messages_to(u)) for u in conversations) >= offered, timeout=60,
+               what="the burst delivered")
+    stamps = sorted(m["time"] for u in conversations for m in zalo.messages_to(u))
+    worst = max(sum(1 for s in stamps if t <= s < t + window) for t in stamps)
+    print(f"\nrate limiter: offered {offered} in one window, limit {limit}/{window}s, worst window {worst}")
+    assert worst <= limit
