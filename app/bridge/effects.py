@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any, Callable
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from app.bridge.lanes import PREFIX
+
+log = logging.getLogger("bridge.effects")
+MARK_PATIENCE_SECONDS = 120
 
 
 class Effects:
@@ -26,8 +32,24 @@ class Effects:
         if cached is not None:
             return json.loads(cached)
         result = fn()
-        self.redis.set(PREFIX + "done:" + key, json.dumps(result), ex=self.ttl)
+        self._remember(key, result)
         return result
+
+    def _remember(self, key: str, result: Any) -> None:
+        """The partner already acted: losing this write would mean a duplicate, so wait for
+        Redis to come back (e.g. a restart) instead of giving up."""
+        deadline = time.monotonic() + MARK_PATIENCE_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                self.redis.set(PREFIX + "done:" + key, json.dumps(result), ex=self.ttl)
+                return
+            except RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("effects.mark_retry", extra={"key": key})
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def forget(self, key: str) -> None:
         """Drop a remembered result that turned out stale (e.g. an expired Zalo attachment_id)."""

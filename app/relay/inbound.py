@@ -31,7 +31,7 @@ def relay_user_message(ctx, event: dict, progress) -> None:
     parts = _mark_if_late(ctx, zalo_user, event, zalo_parts(ctx, event, progress))
     message = {"message_parts": parts, "message_type": "normal", "actor_type": "user",
                "actor_id": fc_user, "user_id": fc_user}
-    ctx.effects.once(f"fc:msg:{event['message']['msg_id']}", lambda: post(ctx, zalo_user, fc_user, message))
+    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, message)
     _touch(ctx, zalo_user, fc_user, event)
 
 
@@ -47,20 +47,29 @@ def relay_console_message(ctx, event: dict, progress) -> None:
     header = {"text": {"content": f"[Sent from the Zalo OA console by admin {admin}]"}}
     message = {"message_parts": [header] + parts, "message_type": "private", "actor_type": "system",
                "user_id": fc_user}
-    ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, zalo_user, fc_user, message))
+    deliver(ctx, msg_id, zalo_user, fc_user, message)
 
 
-def post(ctx, zalo_user: str, fc_user: str, message: dict) -> str:
+def deliver(ctx, msg_id: str, zalo_user: str, fc_user: str, message: dict) -> None:
+    """Post once per Zalo msg_id; the mapping is written from the record, so a Redis blip
+    after FreshChat accepted cannot make us post (or open a conversation) twice."""
+    done = ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, zalo_user, fc_user, message))
+    if done.get("new_conversation"):
+        ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
+
+
+def post(ctx, zalo_user: str, fc_user: str, message: dict) -> dict:
     """Post into the user's open conversation; start a new one when FreshChat refuses the old."""
     conversation = ctx.mapping.zalo_user(zalo_user).get("fc_conversation_id")
     if conversation:
         try:
-            return ctx.freshchat.post_message(conversation, message).get("id", "")
+            posted = ctx.freshchat.post_message(conversation, message)
+            return {"id": posted.get("id", ""), "conversation_id": conversation}
         except ConversationGone as exc:
             log.info("relay.conversation_replaced", extra={"old": conversation, "why": str(exc)})
     created = ctx.freshchat.create_conversation(fc_user, message)
-    ctx.mapping.link_conversation(zalo_user, created["conversation_id"])
-    return ((created.get("messages") or [{}])[0]).get("id", "")
+    first = (created.get("messages") or [{}])[0]
+    return {"id": first.get("id", ""), "conversation_id": created["conversation_id"], "new_conversation": True}
 
 
 def ensure_freshchat_user(ctx, zalo_user: str) -> str:

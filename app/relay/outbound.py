@@ -35,10 +35,12 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
     for index, part in enumerate(normalize_parts(message)):
         progress()
         try:
-            ctx.effects.once(f"zalo:out:{msg_id}:{index}", lambda: send_part(ctx, zalo_user, msg_id, index, part))
+            sent = ctx.effects.once(f"zalo:out:{msg_id}:{index}",
+                                    lambda: send_part(ctx, zalo_user, msg_id, index, part))
         except ZaloPermanent as exc:
             report_failure(ctx, message, exc)
             return
+        ctx.mapping.remember_sent(sent)  # after the record: a Redis blip here cannot cause a resend
 
 
 def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
@@ -66,14 +68,12 @@ def normalize_parts(message: dict) -> list[dict]:
 
 
 def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> str:
+    """Send one part; nothing may touch Redis after the Zalo call (see Effects.once)."""
     if "text" in part:
-        sent = send_text(ctx, zalo_user, msg_id, index, part["text"].get("content", ""))
-    elif "image" in part or "file" in part or "video" in part:
-        sent = send_media(ctx, zalo_user, msg_id, index, part)
-    else:
-        sent = ctx.zalo.send_text(zalo_user, describe_part(part))
-    ctx.mapping.remember_sent(sent)
-    return sent
+        return send_text(ctx, zalo_user, msg_id, index, part["text"].get("content", ""))
+    if "image" in part or "file" in part or "video" in part:
+        return send_media(ctx, zalo_user, msg_id, index, part)
+    return ctx.zalo.send_text(zalo_user, describe_part(part))
 
 
 def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> str:

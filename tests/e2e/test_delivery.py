@@ -49,6 +49,10 @@ def report(name: str, expected: dict, delivered: dict) -> tuple[int, int, int]:
         [x for x in delivered[k] if x in v])] or sorted(set(delivered[k]), key=delivered[k].index) != [
         x for x in v if x in delivered[k]])
     print(f"\n{name}: delivered {got}/{total}, duplicates {dups}, order violations {disorder}")
+    for k in expected:
+        twice = sorted({x for x in delivered[k] if delivered[k].count(x) > 1})
+        if twice:
+            print(f"  duplicated in {k}: {twice}")
     return got - total, dups, disorder
 
 

@@ -1,0 +1,54 @@
+"""GET /media/<signed>: the never-expiring link FreshChat and Zalo users click."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
+
+from app.media.links import unsign_key
+from app.media.store import content_disposition, served_content_type
+
+bp = Blueprint("media", __name__)
+CACHE = "private, max-age=3600"
+
+
+@bp.get("/media/<path:signed>")
+def serve(signed: str):
+    settings = current_app.config["SETTINGS"]
+    store = current_app.extensions["media_store"]
+    key = unsign_key(settings.secret_key, signed)
+    if key is None:
+        return _not_found()
+    try:
+        url = store.redirect_url(key)
+        stored = None if url else store.get(key)
+    except ValueError:  # signed by us yet not a valid key: treat like any unknown link
+        return _not_found()
+    if url:
+        return _redirect(url)
+    return _not_found() if stored is None else _bytes(stored)
+
+
+def _bytes(stored) -> Response:
+    response = Response(stored.data, content_type=served_content_type(stored.content_type))
+    response.headers["Content-Disposition"] = content_disposition(stored.content_type,
+                                                                  stored.filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = CACHE
+    # Ranges let browsers seek in audio and video served from the local store.
+    return response.make_conditional(request, accept_ranges=True,
+                                     complete_length=len(stored.data))
+
+
+def _redirect(url: str) -> Response:
+    response = redirect(url, 302)
+    # The presigned URL expires in an hour; a cached redirect must not outlive it.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _not_found() -> Response:
+    response = jsonify({"error": "not found"})
+    response.status_code = 404
+    # A copy still in flight (or re-uploaded) must not be hidden behind a cached 404.
+    response.headers["Cache-Control"] = "no-store"
+    return response
