@@ -1,0 +1,104 @@
+"""Health, readiness, Zalo domain verification, admin routes, OAuth connect, log hygiene."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from urllib.parse import parse_qs, urlparse
+
+import requests_mock
+
+from app import create_app
+from app.bridge.deadletters import DeadLetters
+from app.bridge.lanes import Item, Lanes, now_ms
+from app.integrations.zalo.tokens import TOKEN
+from tests.helpers import ZALO_OAUTH
+
+
+def beat(redis, age: float = 0.0):
+    redis.set("zfb:worker:heartbeat", time.time() - age)
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"ok": True}
+
+
+def test_readyz_needs_a_fresh_worker_heartbeat(client, redis):
+    assert client.get("/readyz").status_code == 503
+    beat(redis, age=120)
+    assert client.get("/readyz").get_json()["reason"] == "no fresh worker heartbeat"
+    beat(redis)
+    body = client.get("/readyz").get_json()
+    assert client.get("/readyz").status_code == 200 and body["ready"] and body["dead_letters"] == 0
+
+
+def test_readyz_is_503_with_a_reason_when_redis_is_down(client, redis_server):
+    redis_server.stop()
+    try:
+        resp = client.get("/readyz")
+        assert resp.status_code == 503 and "redis unreachable" in resp.get_json()["reason"]
+    finally:
+        redis_server.start()
+
+
+def test_readyz_reports_a_dead_zalo_token_and_dead_letters(client, redis):
+    beat(redis)
+    redis.hset(TOKEN, mapping={"access_token": "secret-access", "dead": "-14014 Invalid refresh token"})
+    DeadLetters(redis, Lanes(redis)).add("out:c", Item("freshchat:x", "freshchat", {}, now_ms()), "boom")
+    body = client.get("/readyz").get_json()
+    assert body["dead_letters"] == 1 and "-14014" in body["alerts"][0]
+    assert "secret-access" not in str(body)
+
+
+def test_zalo_verifier_page(settings, redis):
+    client = create_app(replace(settings, zalo_site_verification="GkRa5O6GTXL3")).test_client()
+    resp = client.get("/zalo_verifierGkRa5O6GTXL3.html")
+    assert resp.status_code == 200 and b'content="GkRa5O6GTXL3"' in resp.data
+    assert client.get("/zalo_verifierOTHER.html").status_code == 404
+
+
+def test_admin_routes_are_404_without_admin_token(client):
+    assert client.get("/admin/status").status_code == 404
+    assert client.get("/admin/dead-letters", headers={"Authorization": "Bearer x"}).status_code == 404
+
+
+def test_dead_letters_over_the_admin_api(settings, redis):
+    client = create_app(replace(settings, admin_token="adm-token-123")).test_client()
+    auth = {"Authorization": "Bearer adm-token-123"}
+    DeadLetters(redis, Lanes(redis)).add("out:c", Item("freshchat:x", "freshchat", {"a": 1}, now_ms()), "boom")
+    assert client.get("/admin/dead-letters", headers={"Authorization": "Bearer wrong"}).status_code == 404
+    assert client.get("/admin/dead-letters", headers=auth).get_json()["dead_letters"][0]["reason"] == "boom"
+    assert client.post("/admin/dead-letters/freshchat:x/replay", headers=auth).status_code == 200
+    assert redis.llen("zfb:lane:out:c") == 1 and DeadLetters(redis, Lanes(redis)).count() == 0
+    assert client.delete("/admin/dead-letters/freshchat:x", headers=auth).status_code == 404
+    assert client.get("/admin/status", headers=auth).get_json()["lanes_pending"] == 1
+
+
+def test_oauth_start_and_callback_store_the_pair(settings, redis):
+    client = create_app(replace(settings, admin_token="adm-token-123")).test_client()
+    assert client.get("/oauth/zalo/start").status_code == 404
+    resp = client.get("/oauth/zalo/start?token=adm-token-123")
+    target = urlparse(resp.headers["Location"])
+    query = parse_qs(target.query)
+    assert resp.status_code == 302 and target.path == "/v4/oa/permission"
+    assert query["redirect_uri"] == ["https://bridge.example.com/oauth/zalo/callback"] and query["code_challenge"]
+    with requests_mock.Mocker() as m:
+        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "a9", "refresh_token": "r9", "expires_in": "90000"})
+        done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=1&state={query['state'][0]}")
+        sent = parse_qs(m.request_history[0].text)
+    assert done.status_code == 200 and sent["grant_type"] == ["authorization_code"] and sent["code_verifier"]
+    assert redis.hget(TOKEN, "refresh_token") == b"r9"
+    assert client.get(f"/oauth/zalo/callback?code=abc&state={query['state'][0]}").status_code == 400  # single use
+
+
+def test_configured_secrets_never_reach_a_log_line(settings, capsys):
+    from app.logs import configure_logging
+
+    configure_logging(replace(settings, log_format="json"))
+    logging.getLogger("t").warning("token %s and key %s", settings.zalo_access_token + "-x", settings.freshchat_api_key,
+                                   extra={"header": settings.zalo_oa_secret_key})
+    line = capsys.readouterr().err
+    assert '"level": "WARNING"' in line and "***" in line
+    for secret in settings.secrets():
+        assert secret not in line
