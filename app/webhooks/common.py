@@ -6,6 +6,7 @@ import json
 import logging
 
 from flask import current_app, jsonify
+from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
 from app.bridge.lanes import PREFIX, Item, now_ms
@@ -30,6 +31,14 @@ def parse_object(raw: bytes) -> dict:
     if not isinstance(payload, dict):
         raise WebhookRejected(400, "body is not a JSON object")
     return payload
+
+
+def validate(load, payload: dict) -> dict:
+    """Run a schema loader; a schema error is the partner's mistake, so answer 400."""
+    try:
+        return load(payload)
+    except ValidationError as exc:
+        raise WebhookRejected(400, f"invalid event: {exc.messages}")
 
 
 def ok(**extra):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, request
-from marshmallow import ValidationError
 
 from app.integrations.freshchat import schemas
 from app.integrations.freshchat.signature import verify_signature
-from app.webhooks.common import WebhookRejected, enqueue, ok, parse_object, register_error_handler
+from app.webhooks.common import (WebhookRejected, enqueue, ok, parse_object, register_error_handler,
+                                  validate)
 
 bp = Blueprint("freshchat_webhook", __name__)
 register_error_handler(bp)
@@ -24,17 +24,10 @@ def receive():
                             public_key_pem=settings.freshchat_webhook_public_key):
         log.warning("freshchat.webhook.invalid_signature")
         raise WebhookRejected(401, "invalid or missing X-Freshchat-Signature")
-    event = _validate(parse_object(raw))
+    event = validate(schemas.load_event, parse_object(raw))
     relay, why = schemas.is_relayable(event)
     if not relay:
         log.info("freshchat.webhook.ignored", extra={"action": event["action"], "why": why})
         return ok(ignored=why)
     lane = f"out:{schemas.conversation_id(event)}"
     return enqueue("freshchat", lane, schemas.dedupe_id(event), event)
-
-
-def _validate(payload: dict) -> dict:
-    try:
-        return schemas.load_event(payload)
-    except ValidationError as exc:
-        raise WebhookRejected(400, f"invalid event: {exc.messages}")

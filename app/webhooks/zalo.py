@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, request
-from marshmallow import ValidationError
 
 from app.integrations.zalo import schemas
 from app.integrations.zalo.signature import verify_signature
-from app.webhooks.common import WebhookRejected, enqueue, ok, parse_object, register_error_handler
+from app.webhooks.common import (WebhookRejected, enqueue, ok, parse_object, register_error_handler,
+                                  validate)
 
 bp = Blueprint("zalo_webhook", __name__)
 register_error_handler(bp)
@@ -24,7 +24,7 @@ def receive():
         # Zalo's console checks the URL with an unsigned probe: it must see a 200.
         return ok(ignored="probe without timestamp")
     _verify(raw, payload)
-    event = _validate(payload)
+    event = validate(schemas.load_event, payload)
     return _route(event)
 
 
@@ -35,13 +35,6 @@ def _verify(raw: bytes, payload: dict) -> None:
                             oa_secret_key=settings.zalo_oa_secret_key):
         log.warning("zalo.webhook.invalid_signature")
         raise WebhookRejected(401, "invalid or missing X-ZEvent-Signature")
-
-
-def _validate(payload: dict) -> dict:
-    try:
-        return schemas.load_event(payload)
-    except ValidationError as exc:
-        raise WebhookRejected(400, f"invalid event: {exc.messages}")
 
 
 def _route(event: dict):
