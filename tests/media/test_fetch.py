@@ -172,7 +172,7 @@ def test_redirect_to_a_private_address_is_blocked_before_the_request(session, re
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1/x", "http://[::1]/x", "http://169.254.169.254/latest/meta-data/",
     "http://[::ffff:10.0.0.5]/x", "http://0.0.0.0/x", "http://[fd00::1]/x",
-    "http://[64:ff9b::a9fe:a9fe]/x", "http://224.0.0.1/x",
+    "http://[64:ff9b::a9fe:a9fe]/x", "http://224.0.0.1/x", "http://[2002:a00:5::1]/x",
 ])
 def test_private_ip_literals_are_blocked(session, requests_mock, url):
     target = requests_mock.get(url, content=b"secret")
@@ -184,6 +184,13 @@ def test_private_ip_literals_are_blocked(session, requests_mock, url):
 def test_public_ipv6_is_allowed(session, requests_mock):
     requests_mock.get("https://files.example.com/doc.pdf", content=PDF)
     assert fetch(session, "https://files.example.com/doc.pdf").content_type == "application/pdf"
+
+
+@pytest.mark.parametrize("url", ["http://[::ffff:93.184.216.34]/x", "http://[64:ff9b::5db8:d822]/x"])
+def test_public_ipv4_behind_ipv6_forms_is_allowed(session, requests_mock, url):
+    # DNS64 networks hand out 64:ff9b:: addresses for ordinary public hosts.
+    requests_mock.get(url, content=b"ok")
+    assert fetch(session, url).data == b"ok"
 
 
 def test_private_addresses_are_allowed_when_configured(session, requests_mock):
@@ -270,8 +277,8 @@ def test_sniff_fallbacks(data, declared, filename, expected):
 @pytest.mark.parametrize("disposition, expected", [
     ('attachment; filename="report.pdf"', "report.pdf"),
     ("attachment; filename=report.pdf", "report.pdf"),
-    ("attachment; filename=\"B\u00e1o gi\u00e1.pdf\"; filename*=UTF-8''B%C3%A1o%20gi%C3%A1.pdf",
-     "Báo giá.pdf"),
+    ("attachment; filename=\"Bao gia.pdf\"; filename*=UTF-8''B%C3%A1o%20gi%C3%A1.pdf", "Báo giá.pdf"),
+    ("attachment; filename*=utf-8'vi'H%E1%BB%A3p%20%C4%91%E1%BB%93ng.pdf", "Hợp đồng.pdf"),
     ('attachment; filename="' + "Báo giá.pdf".encode().decode("latin-1") + '"', "Báo giá.pdf"),
     ('inline; filename="a\\"b.pdf"', 'a"b.pdf'),
 ])

@@ -193,7 +193,7 @@ def test_sign_round_trip_and_url_safety():
     assert set(signed) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
-@pytest.mark.parametrize("signed", ["", ".", "abc.def", "ảnh", "\x00", "e30.invalid"])
+@pytest.mark.parametrize("signed", ["", ".", "abc.def", "ảnh", "\x00", "e30.invalid", "\ud800.x"])
 def test_unsign_rejects_garbage(signed):
     assert unsign_key(SECRET, signed) is None
 
@@ -203,6 +203,13 @@ def test_unsign_rejects_non_string_payloads():
 
     forged = URLSafeSerializer(SECRET, salt="media-link").dumps({"key": "zalo/m/0"})
     assert unsign_key(SECRET, forged) is None
+
+
+def test_unsign_rejects_a_signed_payload_that_is_not_json():
+    from itsdangerous import URLSafeSerializer
+
+    signer = URLSafeSerializer(SECRET, salt="media-link").make_signer()
+    assert unsign_key(SECRET, signer.sign(b"@@not-base64@@").decode()) is None
 
 
 def test_signature_is_salted():

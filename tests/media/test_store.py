@@ -13,7 +13,7 @@ from botocore.config import Config
 from moto import mock_aws
 
 from app.media.store import (LocalMediaStore, S3MediaStore, StoredObject, build_media_store,
-                             content_disposition)
+                             content_disposition, served_content_type)
 from config.settings import Settings
 
 BUCKET = "bridge-media-test"
@@ -122,6 +122,8 @@ def test_local_store_keeps_a_sidecar_and_no_temp_files(tmp_path):
     assert (folder / "0").read_bytes() == b"abc"
     meta = json.loads((folder / "0.meta.json").read_text("utf-8"))
     assert meta == {"content_type": "application/pdf", "filename": VN_NAME}
+    LocalMediaStore(str(tmp_path)).delete("zalo/m/0")
+    assert list(folder.iterdir()) == []
 
 
 def test_local_store_failed_write_keeps_the_old_object(tmp_path, monkeypatch):
@@ -189,11 +191,22 @@ def test_content_disposition_names():
         'inline; filename="Bao gia thang 11.pdf"; '
         "filename*=UTF-8''B%C3%A1o%20gi%C3%A1%20th%C3%A1ng%2011.pdf")
     assert 'filename="Don hang.docx"' in content_disposition("application/zip", "Đơn hàng.docx")
+    assert 'filename="Hop dong.pdf"' in content_disposition("application/pdf", "Hợp đồng.pdf")
     assert 'filename="anh"' in content_disposition("image/png", "ảnh")
     assert 'filename="file"' in content_disposition("image/png", "👋")
     header = content_disposition("image/png", 'a"b\\c\r\nSet-Cookie: x.png')
     assert "\r" not in header and "\n" not in header
     assert 'filename="abcSet-Cookie: x.png"' in header
+
+
+@pytest.mark.parametrize("stored, served", [
+    ("text/plain", "text/plain; charset=utf-8"), ("Text/Plain", "text/plain; charset=utf-8"),
+    ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+    ("text/plain; charset=windows-1258", "text/plain; charset=windows-1258"),
+    ("text/csv", "text/csv"), ("image/png", "image/png"),
+])
+def test_served_content_type(stored, served):
+    assert served_content_type(stored) == served
 
 
 def test_build_media_store_local_without_bucket(tmp_path):
