@@ -19,16 +19,16 @@ def handle(ctx, item, progress) -> None:
     event = item.payload
     name = event["event_name"]
     if name.startswith("user_send_"):
-        relay_user_message(ctx, event, progress)
+        relay_user_message(ctx, event, progress, item.attempts)
     elif name.startswith("oa_send_"):
         relay_console_message(ctx, event, progress)
 
 
-def relay_user_message(ctx, event: dict, progress) -> None:
+def relay_user_message(ctx, event: dict, progress, attempts: int = 0) -> None:
     zalo_user = event["sender"]["id"]
     fc_user = ensure_freshchat_user(ctx, zalo_user)
     progress()
-    parts = _mark_if_late(ctx, zalo_user, event, zalo_parts(ctx, event, progress))
+    parts = _mark_if_late(ctx, zalo_user, event, zalo_parts(ctx, event, progress, attempts))
     message = {"message_parts": parts, "message_type": "normal", "actor_type": "user",
                "actor_id": fc_user, "user_id": fc_user}
     deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, message)

@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 import logging
 
+from app.integrations.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
 
 log = logging.getLogger("relay.parts")
+COPY_ATTEMPTS = 3  # a CDN blip is retried; a dead link must not hold the conversation back
 IMAGE_TYPES = {"image", "gif", "sticker"}
 FILE_TYPES = {"file", "audio", "video"}
 
 
-def zalo_parts(ctx, event: dict, progress) -> list[dict]:
-    """The FreshChat parts for a Zalo event, text first, attachments in Zalo's order."""
+def zalo_parts(ctx, event: dict, progress, attempts: int = 0) -> list[dict]:
+    """The FreshChat parts for a Zalo event, text first, attachments in Zalo's order.
+
+    `attempts` is how often this event already failed: transient copy failures are retried
+    until COPY_ATTEMPTS, then the message goes with Zalo's original link.
+    """
     message = event.get("message") or {}
     attachments = message.get("attachments") or []
     parts = [] if _text_is_label(event) else _text(message.get("text"))
     for index, attachment in enumerate(attachments):
-        parts += attachment_parts(ctx, event, index, attachment)
+        parts += attachment_parts(ctx, event, index, attachment, attempts)
         progress()
     return parts or [{"text": {"content": f"[{event['event_name']} without content]"}}]
 
@@ -33,7 +39,7 @@ def _text_is_label(event: dict) -> bool:
     return event["event_name"] in ("user_send_location", "user_send_business_card")
 
 
-def attachment_parts(ctx, event: dict, index: int, attachment: dict) -> list[dict]:
+def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: int = 0) -> list[dict]:
     kind = attachment.get("type", "")
     payload = attachment.get("payload") or {}
     if event["event_name"] == "user_send_business_card":
@@ -43,15 +49,17 @@ def attachment_parts(ctx, event: dict, index: int, attachment: dict) -> list[dic
     if kind == "link":
         return _text(link_text(payload))
     if kind in IMAGE_TYPES | FILE_TYPES and payload.get("url"):
-        return media_parts(ctx, event, index, kind, payload)
+        return media_parts(ctx, event, index, kind, payload, attempts)
     return _text(f"[Zalo {kind or 'attachment'} {payload.get('id', '')}]".replace(" ]", "]"))
 
 
-def media_parts(ctx, event: dict, index: int, kind: str, payload: dict) -> list[dict]:
+def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts: int = 0) -> list[dict]:
     key = f"zalo/{event['message']['msg_id']}/{index}"
     try:
         stored = ctx.effects.once(f"media:{key}", lambda: copy_media(ctx, key, payload))
     except MediaFetchError as exc:
+        if (exc.status is None or exc.status >= 500) and attempts + 1 < COPY_ATTEMPTS:
+            raise RetryableError(f"copying Zalo media failed: {exc}") from None
         log.warning("relay.media_copy_failed", extra={"key": key, "error": str(exc)})
         return _text(f"[The {kind} could not be copied ({exc}); Zalo's original link, which "
                      f"expires after about 7 days: {payload['url']}]")

@@ -216,3 +216,28 @@ def test_a_millisecond_race_between_fresh_messages_is_not_marked_late(ctx, m):
     ctx.mapping.set_zalo_user(USER, last_ts=str(now_ms()))
     run(ctx, event)
     assert fc_posts(m)[0]["message_parts"] == [{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}]
+
+
+def test_a_cdn_blip_is_retried_before_falling_back_to_the_original_link(ctx, m):
+    known_user(ctx)
+    m.get(f"{CDN}/img/p1.jpg", [{"status_code": 503}, {"status_code": 502}, {"status_code": 503}])
+    lane = f"in:{USER}"
+    assert run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json")) == "deferred"
+    import time
+
+    time.sleep(0.1)
+    assert Drainer(ctx).drain(lane) == "deferred" and fc_posts(m) == []
+    time.sleep(0.1)
+    assert Drainer(ctx).drain(lane) == "empty"
+    assert "could not be copied (HTTP 503" in fc_posts(m)[0]["message_parts"][1]["text"]["content"]
+
+
+def test_a_cdn_blip_that_recovers_delivers_the_copy(ctx, m):
+    known_user(ctx)
+    m.get(f"{CDN}/img/p1.jpg", [{"status_code": 503}, {"content": PNG}])
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    import time
+
+    time.sleep(0.1)
+    Drainer(ctx).drain(f"in:{USER}")
+    assert fc_posts(m)[0]["message_parts"][1] == {"image": {"url": media_url(ctx.settings, "zalo/a1b2c3d4e5f6a7b8c9d0/0")}}
