@@ -19,7 +19,9 @@ def create_app(settings=None) -> Flask:
         settings = _settings_or_exit()
     configure_logging(settings)
     app = Flask(__name__)
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY, SECRET_KEY=settings.secret_key)
+    # No SECRET_KEY in app.config: nothing uses Flask's cookie session, and with a key Flask
+    # builds a signer on every request. Media links are signed with settings.secret_key.
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY)
     from app import extensions
 
     extensions.init_app(app, settings)

@@ -10,6 +10,8 @@ from pythonjsonlogger.json import JsonFormatter
 
 context_id: contextvars.ContextVar[str] = contextvars.ContextVar("context_id", default="-")
 MASK = "***"
+# Attributes every LogRecord has: they hold paths, names and numbers, never our secrets.
+STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "context_id"}
 
 
 class ContextFilter(logging.Filter):
@@ -25,8 +27,10 @@ class ContextFilter(logging.Filter):
             record.msg = self._mask(record.getMessage())
             record.args = ()
             for key, value in list(record.__dict__.items()):
-                if isinstance(value, str) and key not in ("msg", "name", "levelname"):
+                if key not in STANDARD and isinstance(value, str):
                     record.__dict__[key] = self._mask(value)
+            if record.exc_info and not record.exc_text:
+                record.exc_text = self._mask(logging.Formatter().formatException(record.exc_info))
         return True
 
     def _mask(self, text: str) -> str:

@@ -20,8 +20,10 @@ demo runs treat it as the real FreshChat:
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 import queue
+import re
 import secrets
 import threading
 import time
@@ -513,6 +515,22 @@ class FreshchatSimulator:
             message = self._append(conv, body)
         return self.deliver(bridge_url, message_event(message, payload_version), duplicates, payload_version)
 
+    def agent_attach(self, bridge_url: str, conversation_id: str, name: str, content_type: str, data: str,
+                     text: str = "") -> SentWebhook:
+        """An agent attaches a file in the inbox (sandbox page): FreshChat hosts it, then sends the
+        message with an image part for images and a file part otherwise. `data` is base64."""
+        raw = base64.b64decode(data)
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-80:] or "file"  # a URL path segment
+        url = self.add_asset(f"{secrets.token_hex(6)}/{safe}", raw, content_type)
+        if content_type in ("image/png", "image/jpeg", "image/gif"):
+            part = {"image": {"url": url}}
+        else:
+            extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+            part = {"file": {"name": name, "url": url, "file_size_in_bytes": len(raw),
+                             "content_type": content_type, "file_extension": extension}}
+        parts = ([{"text": {"content": text}}] if text else []) + [part]
+        return self.send_agent_message(bridge_url, conversation_id, parts)
+
     def private_note(self, bridge_url: str, conversation_id: str, text: str, *, agent_id: str | None = None,
                      duplicates: int = 1) -> SentWebhook:
         return self.send_agent_message(bridge_url, conversation_id, text, agent_id=agent_id,
@@ -634,7 +652,7 @@ class FreshchatSimulator:
         """Demo/UI controls: POST /_sim/actions/<name> with the method's keyword arguments."""
         actions = {"agent_message": self.send_agent_message, "private_note": self.private_note,
                    "resolve": self.resolve, "reopen": self.reopen, "assign": self.assign,
-                   "settings": self._set_settings}
+                   "settings": self._set_settings, "agent_attach": self.agent_attach}
         kwargs = request.get_json(silent=True) or {}
         if name not in actions or not isinstance(kwargs, dict):
             return jsonify({"error": f"unknown action {name!r}", "actions": sorted(actions)}), 404

@@ -1,12 +1,318 @@
-"""Sandbox wiring inside the bridge's web app (the simulators run as their own process)."""
+"""Sandbox wiring inside the bridge's web app: the /sandbox page and its proxy to the simulators.
+
+The page never plays Zalo or FreshChat itself. Each action goes to `/sandbox/api/...`, which asks
+the partners process (`python -m app.sandbox`) to do what the real partner would: send this
+bridge a signed webhook. So a message typed on the page takes the production path: webhook →
+Redis lane → worker → partner API → simulator. The page then polls `/sandbox/api/state`, a
+view of both simulators plus `bridge_status()`, built from an explicit list of fields so no
+token or key reaches the browser.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
+
+import requests
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from redis.exceptions import RedisError
+
+from app.bridge.status import bridge_status
 
 log = logging.getLogger("sandbox")
+DEMO_USER = {"user_id": "4937104852669371342", "display_name": "Minh Khánh"}
+NEW_NAMES = ("Lan Anh", "Quốc Bảo", "Thu Trang", "Đức Huy", "Ngọc Mai", "Hoàng Nam")
+TIMEOUT = 15  # some calls wait for the simulator's webhook to this bridge to be answered
+MAX_UPLOAD = 32 * 1024 * 1024  # the app caps bodies at 1 MiB; attachments travel as base64 here
+MEDIA_PREFIXES = {"zalo": ("cdn/", "_sim/uploads/"), "freshchat": ("assets/",)}
 
 
 def register_sandbox(app, settings) -> None:
     log.warning("SANDBOX MODE: no Zalo/FreshChat credentials set; partners are the built-in "
-                "simulators at %s and %s", settings.zalo_api_base_url, settings.freshchat_api_url)
+                "simulators at %s and %s; open %s/sandbox", settings.zalo_api_base_url,
+                settings.freshchat_api_url, settings.public_base_url)
+    app.register_blueprint(build_blueprint(Partners(settings)))
+
+
+class PartnerError(Exception):
+    """The simulators are unreachable or refused an action."""
+
+
+class Partners:
+    """Talks to both simulators at the roots the bridge itself uses, and maps their links."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.roots = {"zalo": settings.zalo_api_base_url.rstrip("/"),
+                      "freshchat": settings.freshchat_api_url.rstrip("/").removesuffix("/v2")}
+        # The simulators run on this machine, so they reach the bridge on loopback, whatever
+        # PUBLIC_BASE_URL says (it may be a tunnel the partners process cannot resolve).
+        bridge = f"http://127.0.0.1:{settings.port}"
+        self.hooks = {"zalo": bridge + "/webhooks/zalo", "freshchat": bridge + "/webhooks/freshchat"}
+
+    def get(self, side: str, path: str) -> dict:
+        return self._call("GET", side, path)
+
+    def act(self, side: str, action: str, kwargs: dict, webhook: bool = True) -> dict:
+        """Run a simulator action; those that send a webhook are pointed at this bridge."""
+        body = {**kwargs, "bridge_url": self.hooks[side]} if webhook else kwargs
+        return self._call("POST", side, f"_sim/actions/{action}", json=body)
+
+    def _call(self, method: str, side: str, path: str, **kwargs) -> dict:
+        try:
+            resp = requests.request(method, f"{self.roots[side]}/{path}", timeout=TIMEOUT, **kwargs)
+        except requests.RequestException as exc:
+            raise PartnerError(f"the {side} simulator is not reachable ({type(exc).__name__})") from exc
+        if resp.status_code >= 400:
+            raise PartnerError(f"the {side} simulator refused: {resp.text[:200]}")
+        return resp.json()
+
+    def page_url(self, url: str) -> str:
+        """Links the browser can open: partner media through our proxy, our media relative."""
+        for side, root in self.roots.items():
+            if url.startswith(root + "/"):
+                return f"/sandbox/partners/{side}/{url[len(root) + 1:]}"
+        base = self.settings.public_base_url.rstrip("/")
+        return url[len(base):] if url.startswith(base + "/") else url
+
+    def wire(self, phone: dict, inbox: dict) -> bool:
+        """After a (re)start of the partners process: the demo user exists, and FreshChat echoes
+        the bridge's own posts back to it as the real one does. True if the demo user was added."""
+        if inbox.get("webhook_url") != self.hooks["freshchat"]:
+            self.act("freshchat", "settings", {"webhook_url": self.hooks["freshchat"]}, webhook=False)
+        if any(u["user_id"] == DEMO_USER["user_id"] for u in phone["users"]):
+            return False
+        self.act("zalo", "add_user", DEMO_USER, webhook=False)
+        return True
+
+
+def build_blueprint(partners: Partners) -> Blueprint:
+    bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="templates",
+                   static_folder="static")
+
+    @bp.before_request
+    def _allow_attachments():
+        request.max_content_length = MAX_UPLOAD
+
+    @bp.errorhandler(PartnerError)
+    def _partner_error(exc):
+        return jsonify({"error": str(exc)}), 502
+
+    @bp.get("")
+    def page():
+        return render_template("sandbox.html", demo_user=DEMO_USER["user_id"])
+
+    @bp.get("/api/state")
+    def state():
+        return jsonify(page_state(partners))
+
+    @bp.get("/partners/<side>/<path:path>")
+    def partner_media(side: str, path: str):
+        return proxy_media(partners, side, path)
+
+    _zalo_routes(bp, partners)
+    _agent_routes(bp, partners)
+    return bp
+
+
+def _zalo_routes(bp: Blueprint, partners: Partners) -> None:
+    """The simulated user's phone, plus the demo switches that act on Zalo."""
+
+    @bp.post("/api/zalo/send")
+    def zalo_send():
+        body = _body("user_id", "kind", "text", "file", "latitude", "longitude")
+        return _sent(partners.act("zalo", "phone_send", body))
+
+    @bp.post("/api/zalo/users")
+    def zalo_new_user():
+        name = (_body("display_name").get("display_name") or "").strip() or secrets.choice(NEW_NAMES)
+        user = {"user_id": "49" + "".join(secrets.choice("0123456789") for _ in range(17)), "display_name": name}
+        partners.act("zalo", "add_user", user, webhook=False)
+        return jsonify(user)
+
+    @bp.post("/api/zalo/refuse")
+    def zalo_refuse():
+        """Zalo answers every reply to this user with an error (e.g. -230), or stops doing so."""
+        body = _body("user_id", "display_name", "send_error")
+        partners.act("zalo", "add_user", body, webhook=False)
+        return jsonify({"ok": True})
+
+    @bp.post("/api/zalo/expire-token")
+    def zalo_expire_token():
+        partners.act("zalo", "expire_access_token", {}, webhook=False)
+        return jsonify({"ok": True})
+
+
+def _agent_routes(bp: Blueprint, partners: Partners) -> None:
+    """The FreshChat agent's inbox."""
+
+    @bp.post("/api/agent/reply")
+    def agent_reply():
+        body = _body("conversation_id", "text")
+        return _sent(partners.act("freshchat", "agent_message", {
+            "conversation_id": body.get("conversation_id"), "parts": body.get("text") or ""}))
+
+    @bp.post("/api/agent/note")
+    def agent_note():
+        return _sent(partners.act("freshchat", "private_note", _body("conversation_id", "text")))
+
+    @bp.post("/api/agent/attach")
+    def agent_attach():
+        body = _body("conversation_id", "name", "content_type", "data", "text")
+        return _sent(partners.act("freshchat", "agent_attach", body))
+
+    @bp.post("/api/agent/resolve")
+    def agent_resolve():
+        return _sent(partners.act("freshchat", "resolve", _body("conversation_id")))
+
+
+def _body(*keys: str) -> dict:
+    """Only the fields an action takes, so the page cannot steer the simulators elsewhere."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "expected a JSON object")
+    return {k: body[k] for k in keys if k in body}
+
+
+def _sent(summary: dict):
+    """What the bridge answered the simulator's webhook (200 = queued in Redis)."""
+    statuses = summary.get("statuses") or []
+    return jsonify({"ok": bool(statuses) and statuses[-1] == 200, "webhook_statuses": statuses})
+
+
+def proxy_media(partners: Partners, side: str, path: str) -> Response:
+    """Partner media for the browser, which may not reach the partners' loopback address.
+    Only media paths: the simulators' state (with tokens) must stay out of reach."""
+    prefixes = MEDIA_PREFIXES.get(side)
+    if not prefixes or not path.startswith(prefixes) or ".." in path.split("/"):
+        abort(404)
+    try:
+        resp = requests.get(f"{partners.roots[side]}/{path}", timeout=TIMEOUT)
+    except requests.RequestException:
+        abort(502)
+    media = Response(resp.content, status=resp.status_code,
+                     mimetype=resp.headers.get("Content-Type", "application/octet-stream"))
+    # Users upload anything; served from our origin it must never run as a page.
+    media.headers.update({"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
+    return media
+
+
+# -- the page's view of both sides (explicit fields only: the simulators' state holds tokens) ----
+
+
+def page_state(partners: Partners) -> dict:
+    try:
+        phone, inbox = partners.get("zalo", "_sim/phone"), partners.get("freshchat", "_sim/state")
+        if partners.wire(phone, inbox):
+            phone = partners.get("zalo", "_sim/phone")
+    except PartnerError as exc:
+        return {"partners": str(exc), "status": status_view(partners, {})}
+    return {"partners": "ok", "zalo": zalo_view(partners, phone), "inbox": inbox_view(partners, inbox),
+            "status": status_view(partners, phone)}
+
+
+def zalo_view(partners: Partners, phone: dict) -> dict:
+    users = sorted(phone["users"], key=lambda u: (u["user_id"] != DEMO_USER["user_id"], u["display_name"]))
+    chats = {u["user_id"]: [] for u in users}
+    for m in phone["user_messages"]:
+        chats.setdefault(m["user_id"], []).append(user_item(partners, m))
+    for m in phone["oa_messages"]:
+        chats.setdefault(m["user_id"], []).append(oa_item(partners, m, phone["uploads"]))
+    for m in phone["console_messages"]:  # typed by an OA admin in Zalo's own console
+        chats.setdefault(m["user_id"], []).append(
+            {"id": m["message_id"], "from": "oa", "time": int(m["time"] * 1000), "kind": "text", "text": m["text"]})
+    for items in chats.values():
+        items.sort(key=lambda i: i["time"])
+    return {"users": [{"user_id": u["user_id"], "display_name": u["display_name"],
+                       "send_error": u.get("send_error")} for u in users], "chats": chats}
+
+
+def user_item(partners: Partners, m: dict) -> dict:
+    """One message the user sent, as their phone shows it."""
+    message = m["message"]
+    item = {"id": message["msg_id"], "from": "user", "time": m["time_ms"], "kind": "text",
+            "text": message.get("text", ""), "delivered": (m.get("statuses") or [None])[-1] == 200}
+    for attachment in message.get("attachments") or []:
+        kind, payload = attachment.get("type", ""), attachment.get("payload") or {}
+        item["kind"] = kind
+        if kind == "location":
+            coords = payload.get("coordinates") or {}
+            item["location"] = [coords.get("latitude", ""), coords.get("longitude", "")]
+        else:
+            item.update(url=partners.page_url(payload.get("url", "")), name=payload.get("name", ""))
+    return item
+
+
+def oa_item(partners: Partners, m: dict, uploads: dict) -> dict:
+    """One message the OA (the bridge, for an agent) sent the user."""
+    message = m["message"]
+    item = {"id": m["message_id"], "from": "oa", "time": m["time_ms"], "kind": "text",
+            "text": message.get("text", "")}
+    payload = (message.get("attachment") or {}).get("payload") or {}
+    element = (payload.get("elements") or [{}])[0]
+    if payload.get("token"):
+        name = uploads.get(payload["token"], {}).get("filename", "")
+        return {**item, "kind": "file", "url": _upload_url(partners, payload["token"]), "name": name}
+    if element.get("media_type") in ("image", "gif"):
+        url = element.get("url") or _upload_url(partners, element.get("attachment_id", ""))
+        return {**item, "kind": "image", "url": partners.page_url(url)}
+    if element.get("media_type") == "sticker":
+        return {**item, "text": "[sticker]"}
+    return item
+
+
+def _upload_url(partners: Partners, ident: str) -> str:
+    return partners.page_url(f"{partners.roots['zalo']}/_sim/uploads/{ident}")
+
+
+def inbox_view(partners: Partners, inbox: dict) -> dict:
+    users = {u["id"]: u for u in inbox["users"]}
+    agents = {a["id"]: " ".join(filter(None, (a["first_name"], a["last_name"]))) for a in inbox["agents"]}
+    conversations = sorted(inbox["conversations"], key=lambda c: c["updated_time"], reverse=True)
+    return {"conversations": [conversation_view(partners, c, users.get(c["user_id"], {}), agents)
+                              for c in conversations]}
+
+
+def conversation_view(partners: Partners, conv: dict, user: dict, agents: dict) -> dict:
+    reference = user.get("reference_id") or ""
+    return {"id": conv["conversation_id"], "status": conv["status"], "updated": conv["updated_time"],
+            "user_name": " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "User",
+            "zalo_user_id": reference.rsplit(":", 1)[-1] if reference.startswith("zalo:") else "",
+            "messages": [message_view(partners, m, agents) for m in conv["messages"]]}
+
+
+def message_view(partners: Partners, m: dict, agents: dict) -> dict:
+    return {"id": m["id"], "actor": m["actor_type"], "private": m["message_type"] == "private",
+            "time": m["created_time"], "author": agents.get(m.get("actor_id"), ""),
+            "parts": [part_view(partners, p) for p in m["message_parts"]]}
+
+
+def part_view(partners: Partners, part: dict) -> dict:
+    (kind, value), = part.items()
+    if kind == "text":
+        return {"kind": "text", "text": value.get("content", "")}
+    if kind in ("image", "file", "video"):
+        return {"kind": "image" if kind == "image" else "file", "url": partners.page_url(value.get("url", "")),
+                "name": value.get("name", "")}
+    return {"kind": "text", "text": f"[{kind}]"}
+
+
+def status_view(partners: Partners, phone: dict) -> dict:
+    """bridge_status() (already free of secrets) plus what the demo switches change."""
+    try:
+        status = bridge_status(current_app.extensions["redis"])
+    except RedisError as exc:
+        status = {"redis": f"unreachable ({type(exc).__name__})"}
+    status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
+    status.update(resolve_notification=partners.settings.resolve_notification,
+                  zalo_refreshes=phone.get("refresh_count"))
+    return status
+
+
+def _error_line(raw: str) -> dict:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return {"at": None, "lane": "", "error": raw[:300]}
+    return {"at": entry.get("at"), "lane": entry.get("lane", ""), "error": str(entry.get("error", ""))[:300]}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
@@ -200,6 +201,7 @@ class ZaloSimulator:
             self.media: dict[str, tuple[bytes, str]] = {}
             self.auth_codes: dict[str, tuple[str, float]] = {}
             self.webhooks: list[dict] = []
+            self.phone_log: list[dict] = []  # what users sent from the sandbox page's phone
         self.faults.reset()
 
     # -- set-up helpers -------------------------------------------------------------------
@@ -277,6 +279,7 @@ class ZaloSimulator:
             ("/_sim/reset", "sim_reset", self._http_reset, "POST"),
             ("/_sim/uploads/<ident>", "sim_upload", self._http_upload_bytes, "GET"),
             ("/_sim/actions/<name>", "sim_action", self._http_action, "POST"),
+            ("/_sim/phone", "sim_phone", lambda: jsonify(self.phone()), "GET"),
         ]
         for path, endpoint, view, method in rules:
             app.add_url_rule(path, endpoint, view, methods=[method])
@@ -614,6 +617,49 @@ class ZaloSimulator:
     def _ts(self, timestamp_ms: int | None) -> str:
         return str(int(timestamp_ms if timestamp_ms is not None else self.clock() * 1000))
 
+    # -- the simulated user's phone (the sandbox page) -----------------------------------------
+
+    def phone_send(self, bridge_url: str, user_id: str, kind: str, text: str = "", file: dict | None = None,
+                   latitude: str = "", longitude: str = "") -> SentWebhook:
+        """What the user's Zalo app does: put media on the CDN, send the event, keep a copy to show.
+
+        `file` is `{"name", "content_type", "data"}` with base64 data (the page sends JSON).
+        """
+        event_name, message = self._phone_message(kind, text, file, latitude, longitude)
+        sent = self.send_user_event(bridge_url, event_name, str(user_id), message)
+        with self.lock:
+            self.phone_log.append({"user_id": str(user_id), "event_name": event_name, "message": sent["message"],
+                                   "time_ms": int(sent["timestamp"]), "statuses": sent.statuses})
+        return sent
+
+    def _phone_message(self, kind: str, text: str, file: dict | None, latitude: str, longitude: str):
+        if kind == "text" and text:
+            return "user_send_text", text_message(text)
+        if kind == "location":
+            return "user_send_location", location_message(latitude, longitude, text or None)
+        if kind not in ("image", "sticker", "file") or not isinstance(file, dict):
+            raise ValueError("kind is text (with text), location, or image/sticker/file (with file)")
+        name, data = str(file.get("name") or kind), base64.b64decode(file.get("data") or "")
+        url = self.add_media(f"{secrets.token_hex(6)}/{_safe_name(name)}", data,
+                             str(file.get("content_type") or "application/octet-stream"))
+        if kind == "file":
+            return "user_send_file", file_message(url, name, data)
+        if kind == "sticker":
+            return "user_send_sticker", sticker_message(url)
+        gif = sniff(data) == "gif"
+        return f"user_send_{'gif' if gif else 'image'}", image_message(url, text or None, "gif" if gif else "image")
+
+    def phone(self) -> dict:
+        """Every chat as the users see it: their messages, the OA's (with upload metadata), no tokens."""
+        with self.lock:
+            uploads = {i: {k: u[k] for k in ("kind", "filename", "content_type", "size")}
+                       for i, u in self.uploads.items()}
+            return {"users": [dict(u) for u in self.users.values()],
+                    "user_messages": [dict(m) for m in self.phone_log],
+                    "oa_messages": [{k: v for k, v in m.items() if k != "time"} for m in self.sent],
+                    "console_messages": list(self.console_messages), "uploads": uploads,
+                    "refresh_count": self.refresh_count}
+
     # -- inspection and HTTP controls ---------------------------------------------------------
 
     def state(self) -> dict:
@@ -651,7 +697,7 @@ class ZaloSimulator:
                    "seen": self.send_seen, "admin_message": self.send_admin_message,
                    "oa_echo": self.send_oa_echo, "add_user": self.add_user,
                    "expire_access_token": self.expire_access_token,
-                   "revoke_refresh_token": self.revoke_refresh_token}
+                   "revoke_refresh_token": self.revoke_refresh_token, "phone_send": self.phone_send}
         kwargs = request.get_json(silent=True) or {}
         if name not in actions or not isinstance(kwargs, dict):
             return jsonify({"error": f"unknown action {name!r}", "actions": sorted(actions)}), 404
@@ -660,6 +706,11 @@ class ZaloSimulator:
         except (TypeError, KeyError, ValueError) as exc:
             return jsonify({"error": str(exc)}), 400
         return jsonify(result.summary() if isinstance(result, SentWebhook) else {"ok": True, "result": result})
+
+
+def _safe_name(name: str) -> str:
+    """A CDN path segment from a user's file name (the original name travels in the event)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-80:] or "file"
 
 
 def _s256(verifier: str) -> str:

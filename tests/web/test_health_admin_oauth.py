@@ -102,3 +102,15 @@ def test_configured_secrets_never_reach_a_log_line(settings, capsys):
     assert '"level": "WARNING"' in line and "***" in line
     for secret in settings.secrets():
         assert secret not in line
+
+
+def test_secrets_in_tracebacks_are_masked_too(settings, capsys):
+    from app.logs import configure_logging
+
+    configure_logging(replace(settings, log_format="text"))
+    try:
+        raise RuntimeError(f"bad key {settings.freshchat_api_key}")
+    except RuntimeError:
+        logging.getLogger("t").exception("boom")
+    err = capsys.readouterr().err
+    assert "RuntimeError: bad key ***" in err and settings.freshchat_api_key not in err

@@ -37,8 +37,11 @@ class FreshchatEvent(Base):
             raise ValidationError(f"{action} needs data.{STATE_KEYS[action]}.conversation")
 
 
+_SCHEMA = FreshchatEvent()  # built once per process, not per request
+
+
 def load_event(payload: dict) -> dict:
-    return FreshchatEvent().load(payload)
+    return _SCHEMA.load(payload)
 
 
 def conversation_id(event: dict) -> str:
