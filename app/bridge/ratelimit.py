@@ -8,8 +8,9 @@ from redis import Redis
 
 from app.bridge.lanes import PREFIX
 
-# The bucket refills at (limit - burst) per window, so no sliding window of `window` seconds
-# ever holds more than `limit` calls: burst + refill * window == limit.
+# The bucket refills at (97 % of limit - burst) per window, so no sliding window of `window`
+# seconds ever holds more than `limit` calls: burst + refill * window < limit. The 3 % margin
+# absorbs network jitter: the partner counts arrivals, which can bunch up after our grants.
 TAKE = """
 local cap = tonumber(ARGV[1]); local rate = tonumber(ARGV[2]); local now = tonumber(ARGV[3])
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -34,7 +35,7 @@ class RateLimiter:
         self.redis = redis
         self.keys = [f"{PREFIX}rl:{name}", f"{PREFIX}rl:{name}:pause"]
         self.burst = max(1, limit // 100)
-        self.rate_per_ms = max(limit - self.burst, 1) / (window_seconds * 1000.0)
+        self.rate_per_ms = max(limit * 0.97 - self.burst, 1) / (window_seconds * 1000.0)
         self._take = redis.register_script(TAKE)
 
     def take(self) -> int:

@@ -1,0 +1,166 @@
+"""/sandbox in a real headless Chromium (Debian's chromium + chromium-driver, via selenium)
+against the full sandbox stack as real processes: the simulators (`python -m app.sandbox`),
+gunicorn and the worker from the Procfile with no partner credentials, and a throw-away Redis.
+
+Types as the Zalo user, sees it in the agent inbox, replies, sees it on the phone; prints both
+latencies and saves a screenshot to test-artifacts/. Without Chromium the test fails in CI
+(CI=true) and is skipped elsewhere, saying why."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import requests
+
+from config.sandbox import sandbox_keypair
+from tests.e2e.harness import ROOT, Bridge, wait_until
+from tests.redis_server import free_port
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1440,900")
+
+
+def browser_or_skip() -> tuple[str, str]:
+    """Chromium and its driver; a missing one fails CI (no silent skips) and skips locally."""
+    paths = shutil.which("chromium"), shutil.which("chromedriver")
+    if all(paths) and importlib.util.find_spec("selenium"):
+        return paths
+    reason = "needs Debian's chromium and chromium-driver and selenium (.ci/run installs them)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+# -- the stack -------------------------------------------------------------------------------------
+
+
+def start_partners(tmp, port: int) -> subprocess.Popen:
+    log = open(tmp / "partners.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "app.sandbox", "--port", str(port), "--var-dir", str(tmp),
+                             "--quiet"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def sandbox_bridge(tmp, redis_url: str, partners_url: str) -> Bridge:
+    """The Procfile's web and worker with no partner credentials at all: sandbox mode decides."""
+    bridge = Bridge(redis_url, partners_url, "", tmp)
+    bridge.env = {k: v for k, v in bridge.env.items()
+                  if not k.startswith(("ZALO_", "FRESHCHAT_")) and k not in ("SANDBOX", "MEDIA_FETCH_ALLOW_PRIVATE")}
+    bridge.env["SANDBOX_PARTNERS_URL"] = partners_url
+    return bridge
+
+
+@pytest.fixture
+def stack(redis_server, redis, tmp_path):
+    sandbox_keypair(tmp_path)  # made once here, not raced for by web and simulators
+    port = free_port()
+    bridge = sandbox_bridge(tmp_path, redis_server.url, f"http://127.0.0.1:{port}")
+    partners = start_partners(tmp_path, port)
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), timeout=20, what="the simulators")
+        yield bridge.start_all()
+    finally:
+        bridge.stop()
+        partners.terminate()
+        partners.wait(10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = browser_or_skip()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    yield driver
+    driver.quit()
+
+
+# -- driving the page ------------------------------------------------------------------------------
+
+
+def shown(driver, pane: str, text: str) -> bool:
+    return driver.execute_script("return document.getElementById(arguments[0]).innerText.includes(arguments[1])",
+                                 pane, text)
+
+
+def seconds_until_shown(driver, pane: str, text: str) -> float:
+    start = time.monotonic()
+    wait_until(lambda: shown(driver, pane, text), timeout=10, interval=0.02, what=f"{text!r} in #{pane}")
+    return time.monotonic() - start
+
+
+def images_loaded(driver, pane: str) -> int:
+    """Images that really rendered (fetched through the bridge), not just <img> tags."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#' + arguments[0] + ' img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length", pane)
+
+
+def type_into(driver, element_id: str, text: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    driver.find_element("id", element_id).send_keys(text, Keys.ENTER)
+
+
+def save_screenshot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / name))
+    print(f"screenshot: {ARTIFACTS / name}")
+
+
+def chat_both_ways(driver, rounds: int = 3) -> tuple[float, float]:
+    """Type on the phone, see it in the inbox; reply in the inbox, see it on the phone. The
+    median of a few rounds, so one scheduling hiccup on a busy machine is not a verdict."""
+    inbound, outbound = [], []
+    for n in range(1, rounds + 1):
+        type_into(driver, "zalo-text", f"Chào shop, áo dài còn size M không? ({n})")
+        inbound.append(seconds_until_shown(driver, "fc-messages", f"Chào shop, áo dài còn size M không? ({n})"))
+        type_into(driver, "fc-text", f"Dạ còn ạ, shop gửi ảnh nhé! ({n})")
+        outbound.append(seconds_until_shown(driver, "zalo-messages", f"Dạ còn ạ, shop gửi ảnh nhé! ({n})"))
+    print(f"\nbrowser latency (s): Zalo→FreshChat {[round(x, 3) for x in inbound]}, "
+          f"FreshChat→Zalo {[round(x, 3) for x in outbound]}")
+    return statistics.median(inbound), statistics.median(outbound)
+
+
+def media_and_note(driver) -> None:
+    """A generated photo and a sticker render in the inbox; a private note stays a note."""
+    driver.find_element("id", "zalo-sample-image").click()
+    driver.find_element("id", "zalo-sticker").click()
+    driver.find_element("css selector", "img[data-sticker=heart]").click()
+    wait_until(lambda: images_loaded(driver, "fc-messages") == 2, timeout=10, what="photo and sticker in the inbox")
+    driver.find_element("id", "fc-mode-note").click()
+    type_into(driver, "fc-text", "Khách quen, ưu tiên giao nhanh")
+    wait_until(lambda: driver.execute_script("return [...document.querySelectorAll('#fc-messages .msg.private')]"
+                                             ".some(m => m.innerText.includes('ưu tiên giao nhanh'))"),
+               timeout=10, what="the private note")
+
+
+def test_type_as_zalo_user_reply_as_agent_in_headless_chromium(browser, stack):
+    browser.get(stack.url + "/sandbox")
+    wait_until(lambda: shown(browser, "zalo-who", "Minh Khánh"), timeout=10, what="the demo user")
+    inbound, outbound = chat_both_ways(browser)
+    media_and_note(browser)
+    assert shown(browser, "fc-list", "Minh Khánh Zalo") and images_loaded(browser, "zalo-messages") == 2
+    save_screenshot(browser, "sandbox.png")
+    assert inbound < 1.0 and outbound < 1.0
