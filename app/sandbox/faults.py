@@ -219,6 +219,15 @@ def render(fault: Fault, body) -> object:
     return resp
 
 
+def add_routes(app: Flask, sim, rules: list[tuple]) -> None:
+    """Register a simulator's partner routes plus the controls every simulator has."""
+    controls = [("/_sim/state", "sim_state", lambda: jsonify(sim.state()), "GET"),
+                ("/_sim/reset", "sim_reset", sim._http_reset, "POST"),
+                ("/_sim/actions/<name>", "sim_action", sim._http_action, "POST")]
+    for path, endpoint, view, method in rules + controls:
+        app.add_url_rule(path, endpoint, view, methods=[method])
+
+
 def install(app: Flask, injector: FaultInjector, body_for) -> None:
     """Check faults before every partner route of `app`; `/_sim` routes are never faulted."""
 

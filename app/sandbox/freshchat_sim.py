@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, request
 
 from app.integrations.freshchat.signature import sign
-from app.sandbox.faults import FaultInjector, SentWebhook, install, post_webhook, serialise
+from app.sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, serialise
 
 MB = 1024 * 1024
 FILE_MAX = 25 * MB  # the only figure in circulation (§6.2); unconfirmed
@@ -171,8 +171,7 @@ class FreshchatSimulator:
         app.config["MAX_CONTENT_LENGTH"] = FILE_MAX + MB
         install(app, self.faults, _fault_body)
         app.before_request(self._check_auth)
-        for path, endpoint, view, method in self._routes():
-            app.add_url_rule(path, endpoint, view, methods=[method])
+        add_routes(app, self, self._routes())
         app.register_error_handler(413, lambda e: _error(413, "PAYLOAD_TOO_LARGE", "file too large"))
         return app
 
@@ -194,10 +193,7 @@ class FreshchatSimulator:
             ("/v2/channels", "channels_list", self._list_channels, "GET"),
             ("/v2/accounts/configuration", "account_configuration", self._account, "GET"),
             ("/assets/<path:key>", "asset", self._asset, "GET"),
-            ("/_sim/state", "sim_state", lambda: jsonify(self.state()), "GET"),
-            ("/_sim/reset", "sim_reset", self._http_reset, "POST"),
             ("/_sim/public_key", "sim_public_key", self._http_public_key, "GET"),
-            ("/_sim/actions/<name>", "sim_action", self._http_action, "POST"),
         ]
 
     def _check_auth(self):

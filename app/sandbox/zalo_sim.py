@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from app.integrations.zalo.signature import compute_mac
-from app.sandbox.faults import FaultInjector, SentWebhook, install, post_webhook, serialise
+from app.sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, serialise
 
 TEXT_MAX = 2000
 MB = 1024 * 1024
@@ -275,14 +275,10 @@ class ZaloSimulator:
             ("/v4/oa/access_token", "access_token", self._access_token, "POST"),
             ("/v4/oa/permission", "permission", self._permission, "GET"),
             ("/cdn/<path:name>", "cdn", self._cdn, "GET"),
-            ("/_sim/state", "sim_state", lambda: jsonify(self.state()), "GET"),
-            ("/_sim/reset", "sim_reset", self._http_reset, "POST"),
             ("/_sim/uploads/<ident>", "sim_upload", self._http_upload_bytes, "GET"),
-            ("/_sim/actions/<name>", "sim_action", self._http_action, "POST"),
             ("/_sim/phone", "sim_phone", lambda: jsonify(self.phone()), "GET"),
         ]
-        for path, endpoint, view, method in rules:
-            app.add_url_rule(path, endpoint, view, methods=[method])
+        add_routes(app, self, rules)
         return app
 
     def _token_error(self):
