@@ -63,7 +63,7 @@ class Settings:
     retry_max_seconds: float = 300.0
     lease_seconds: int = 30
     zalo_rate_per_minute: int = 4000
-    freshchat_rate_per_minute: int = 3000
+    freshchat_rate_per_minute: int = 6000
     rate_window_seconds: float = 60.0
     dedupe_ttl_seconds: int = 7 * 86400
     http_timeout_seconds: float = 15.0

@@ -26,13 +26,15 @@ def handle(ctx, item, progress) -> None:
 
 def relay_user_message(ctx, event: dict, progress, attempts: int = 0) -> None:
     zalo_user = event["sender"]["id"]
-    fc_user = ensure_freshchat_user(ctx, zalo_user)
+    known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
+    fc_user = ensure_freshchat_user(ctx, zalo_user, known)
     progress()
-    parts = _mark_if_late(ctx, zalo_user, event, zalo_parts(ctx, event, progress, attempts))
+    last_ts = int(known.get("last_ts") or 0)
+    parts = _mark_if_late(last_ts, event, zalo_parts(ctx, event, progress, attempts))
     message = {"message_parts": parts, "message_type": "normal", "actor_type": "user",
                "actor_id": fc_user, "user_id": fc_user}
-    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, message)
-    _touch(ctx, zalo_user, fc_user, event)
+    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, message, known.get("fc_conversation_id"))
+    _touch(ctx, zalo_user, fc_user, event, last_ts)
 
 
 def relay_console_message(ctx, event: dict, progress) -> None:
@@ -41,26 +43,26 @@ def relay_console_message(ctx, event: dict, progress) -> None:
     if ctx.mapping.is_sent_by_us(msg_id):
         return
     zalo_user = event["recipient"]["id"]
-    fc_user = ensure_freshchat_user(ctx, zalo_user)
+    known = ctx.mapping.zalo_user(zalo_user)
+    fc_user = ensure_freshchat_user(ctx, zalo_user, known)
     parts = zalo_parts(ctx, event, progress)
     admin = event["sender"].get("admin_id", "")
     header = {"text": {"content": f"[Sent from the Zalo OA console by admin {admin}]"}}
     message = {"message_parts": [header] + parts, "message_type": "private", "actor_type": "system",
                "user_id": fc_user}
-    deliver(ctx, msg_id, zalo_user, fc_user, message)
+    deliver(ctx, msg_id, zalo_user, fc_user, message, known.get("fc_conversation_id"))
 
 
-def deliver(ctx, msg_id: str, zalo_user: str, fc_user: str, message: dict) -> None:
+def deliver(ctx, msg_id: str, zalo_user: str, fc_user: str, message: dict, conversation: str | None) -> None:
     """Post once per Zalo msg_id; the mapping is written from the record, so a Redis blip
     after FreshChat accepted cannot make us post (or open a conversation) twice."""
-    done = ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, zalo_user, fc_user, message))
+    done = ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, conversation, fc_user, message))
     if done.get("new_conversation"):
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
 
 
-def post(ctx, zalo_user: str, fc_user: str, message: dict) -> dict:
+def post(ctx, conversation: str | None, fc_user: str, message: dict) -> dict:
     """Post into the user's open conversation; start a new one when FreshChat refuses the old."""
-    conversation = ctx.mapping.zalo_user(zalo_user).get("fc_conversation_id")
     if conversation:
         try:
             posted = ctx.freshchat.post_message(conversation, message)
@@ -72,15 +74,14 @@ def post(ctx, zalo_user: str, fc_user: str, message: dict) -> dict:
     return {"id": first.get("id", ""), "conversation_id": created["conversation_id"], "new_conversation": True}
 
 
-def ensure_freshchat_user(ctx, zalo_user: str) -> str:
+def ensure_freshchat_user(ctx, zalo_user: str, known: dict) -> str:
     """The FreshChat user id for a Zalo user, creating "<Name> Zalo" on first contact.
 
     Lanes serialise each Zalo user's events, so concurrent first messages reach this one at
     a time; the reference_id look-up covers a crash between creation and our mapping write.
     """
-    known = ctx.mapping.zalo_user(zalo_user).get("fc_user_id")
-    if known:
-        return known
+    if known.get("fc_user_id"):
+        return known["fc_user_id"]
     reference = reference_id(ctx.settings, zalo_user)
     user = ctx.freshchat.find_user(reference) or ctx.freshchat.create_user(
         user_payload(reference, zalo_user, _profile(ctx, zalo_user)))
@@ -125,20 +126,18 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _mark_if_late(ctx, zalo_user: str, event: dict, parts: list[dict]) -> list[dict]:
+def _mark_if_late(last: int, event: dict, parts: list[dict]) -> list[dict]:
     """A redelivery older than what we already relayed says when it was really sent."""
     sent_ms = int(event["timestamp"])
-    last = int(ctx.mapping.zalo_user(zalo_user).get("last_ts") or 0)
     if sent_ms >= last or time.time() * 1000 - sent_ms < LATE_AFTER_MS:
         return parts
     when = datetime.fromtimestamp(sent_ms / 1000, VN).strftime("%H:%M %d/%m/%Y")
     return [{"text": {"content": f"[Delivered late - originally sent {when} (UTC+7)]"}}] + parts
 
 
-def _touch(ctx, zalo_user: str, fc_user: str, event: dict) -> None:
+def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:
     """Remember the newest relayed time; refresh "last_seen" in FreshChat at most hourly."""
     sent_ms = int(event["timestamp"])
-    last = int(ctx.mapping.zalo_user(zalo_user).get("last_ts") or 0)
     if sent_ms > last:
         ctx.mapping.set_zalo_user(zalo_user, last_ts=str(sent_ms))
     if ctx.redis.set(f"zfb:lastseen:{zalo_user}", "1", nx=True, ex=3600):

@@ -23,6 +23,7 @@ TOKEN = PREFIX + "zalo:token"
 LOCK = PREFIX + "zalo:token:lock"
 REFRESH_MARGIN = 3600          # refresh when under an hour is left (tokens live 25 h)
 LOCK_MS = 30000
+CACHE_SECONDS = 2.0            # a rotation elsewhere is noticed within this, or on the next -216
 
 RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -40,6 +41,7 @@ class TokenKeeper:
         self.settings = settings
         self.session = session
         self._release = redis.register_script(RELEASE_LOCK)
+        self._cached: tuple[float, dict] = (0.0, {})
 
     def state(self) -> dict:
         raw = self.redis.hgetall(TOKEN)
@@ -47,13 +49,21 @@ class TokenKeeper:
 
     def access_token(self) -> str:
         """A usable access token, refreshing first when it is about to expire."""
-        pair = self._load()
+        pair = self._recent_pair()
         if pair.get("dead"):
             raise ZaloTokenDead("Zalo refresh token is dead: " + pair["dead"], retry_after=300)
         expires_at = float(pair.get("expires_at") or 0)
         if expires_at and expires_at - time.time() < REFRESH_MARGIN:
             return self.refresh(pair.get("access_token", ""))
         return pair.get("access_token", "")
+
+    def _recent_pair(self) -> dict:
+        """The pair as read at most CACHE_SECONDS ago: one Redis read per call adds up."""
+        read_at, pair = self._cached
+        if time.monotonic() - read_at > CACHE_SECONDS or not pair:
+            pair = self._load()
+            self._cached = (time.monotonic(), pair)
+        return pair
 
     def _load(self) -> dict:
         """The stored pair; seeded from the environment until the first rotation."""
@@ -67,6 +77,7 @@ class TokenKeeper:
 
     def store(self, access: str, refresh: str, expires_in: float, seed: str = "") -> None:
         """Save a pair atomically (also used by the OAuth callback)."""
+        self._cached = (0.0, {})
         mapping = {"access_token": access, "refresh_token": refresh, "updated_at": time.time(),
                    "expires_at": time.time() + expires_in if expires_in else 0, "seed": seed}
         pipe = self.redis.pipeline()
@@ -122,6 +133,7 @@ class TokenKeeper:
             raise ZaloRetryable(f"Zalo OAuth answered non-JSON (HTTP {resp.status_code})")
 
     def _mark_dead(self, pair: dict, body: dict) -> str:
+        self._cached = (0.0, {})
         reason = f"{body.get('error')} {body.get('error_name') or body.get('message') or ''}".strip()
         self.redis.hset(TOKEN, mapping={"dead": reason, "dead_at": time.time()})
         log.critical("zalo.token.dead", extra={"reason": reason, "action":
