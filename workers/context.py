@@ -34,7 +34,7 @@ class WorkerContext:
 
     @cached_property
     def mapping(self) -> Mapping:
-        return Mapping(self.redis)
+        return Mapping(self.redis, sent_ttl=self.settings.dedupe_ttl_seconds)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

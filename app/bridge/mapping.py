@@ -6,7 +6,6 @@ from redis import Redis
 
 from app.bridge.lanes import PREFIX
 
-SENT_TTL = 3 * 86400
 
 
 def _zalo_key(zalo_user_id: str) -> str:
@@ -20,8 +19,9 @@ def _conv_key(conversation_id: str) -> str:
 class Mapping:
     """Small Redis hashes: bounded memory per known user (no per-message growth)."""
 
-    def __init__(self, redis: Redis):
+    def __init__(self, redis: Redis, sent_ttl: int = 7 * 86400):
         self.redis = redis
+        self.sent_ttl = sent_ttl  # echoes arrive within seconds; the dedupe window is plenty
 
     def zalo_user(self, zalo_user_id: str) -> dict:
         raw = self.redis.hgetall(_zalo_key(zalo_user_id))
@@ -45,7 +45,7 @@ class Mapping:
 
     def remember_sent(self, zalo_message_id: str) -> None:
         """Our own sends come back as oa_send_* echoes; this is how we recognise them."""
-        self.redis.set(f"{PREFIX}sent:{zalo_message_id}", "1", ex=SENT_TTL)
+        self.redis.set(f"{PREFIX}sent:{zalo_message_id}", "1", ex=self.sent_ttl)
 
     def is_sent_by_us(self, zalo_message_id: str) -> bool:
         return bool(self.redis.exists(f"{PREFIX}sent:{zalo_message_id}"))

