@@ -34,46 +34,6 @@ def patch_session(app) -> None:
     app.config["SECRET_KEY"] = None
 
 
-class FastContextFilter(logging.Filter):
-    """app/logs.py ContextFilter, masking only what can hold a secret: the message and the
-    `extra=` fields, not the ~20 standard LogRecord attributes (paths, names, numbers)."""
-
-    STANDARD = (frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__)
-                | {"message", "asctime", "context_id"}) - {"exc_text", "stack_info"}
-
-    def __init__(self, secrets: list[str]):
-        super().__init__()
-        self.secrets = sorted(secrets, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from app.logs import context_id
-
-        record.context_id = context_id.get()
-        if self.secrets:
-            record.msg = self._mask(record.getMessage())
-            record.args = ()
-            for key, value in record.__dict__.items():
-                if key not in self.STANDARD and isinstance(value, str):
-                    record.__dict__[key] = self._mask(value)
-        return True
-
-    def _mask(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
-
-
-def patch_logfilter() -> None:
-    from app import logs
-
-    for handler in logging.getLogger().handlers:
-        for flt in list(handler.filters):
-            if type(flt).__name__ == "ContextFilter":
-                handler.removeFilter(flt)
-                handler.addFilter(FastContextFilter(flt.secrets))
-
-
 def zalo_fast_path(app):
     """POST /webhooks/zalo served as plain WSGI in front of Flask; every other request (and
     any webhook without a usable Content-Length) still goes through Flask unchanged.
@@ -163,8 +123,6 @@ def create_app(settings=None):
     app = real_create_app(settings)
     if "session" in wanted:
         patch_session(app)
-    if "logfilter" in wanted:
-        patch_logfilter()
     if "fastpath" in wanted:
         zalo_fast_path(app)
     return app

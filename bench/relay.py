@@ -147,7 +147,7 @@ def inbound_max_rate(url: str, fc, n: int) -> float:
 def run(quick: bool = False) -> dict:
     tmp, server = tmpdir("relay"), start_redis()
     base, zalo, fc, stop_partners = start_in_thread()
-    rows, procs = [], None
+    rows = []
     try:
         rows += part_throughput(tmp, server.url, base, zalo, fc, quick)
         rows += part_limit(tmp, server, base, zalo, fc, quick)

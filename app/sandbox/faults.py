@@ -219,6 +219,18 @@ def render(fault: Fault, body) -> object:
     return resp
 
 
+def run_action(actions: dict, name: str):
+    """POST /_sim/actions/<name>: call a simulator method with the JSON body as keyword args."""
+    kwargs = request.get_json(silent=True) or {}
+    if name not in actions or not isinstance(kwargs, dict):
+        return jsonify({"error": f"unknown action {name!r}", "actions": sorted(actions)}), 404
+    try:
+        result = actions[name](**kwargs)
+    except (TypeError, KeyError, ValueError) as exc:
+        return jsonify({"error": str(exc)}), 400
+    return jsonify(result.summary() if isinstance(result, SentWebhook) else {"ok": True, "result": result})
+
+
 def add_routes(app: Flask, sim, rules: list[tuple]) -> None:
     """Register a simulator's partner routes plus the controls every simulator has."""
     controls = [("/_sim/state", "sim_state", lambda: jsonify(sim.state()), "GET"),

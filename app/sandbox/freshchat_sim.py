@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, request
 
 from app.integrations.freshchat.signature import sign
-from app.sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, serialise
+from app.sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
+                                serialise)
 
 MB = 1024 * 1024
 FILE_MAX = 25 * MB  # the only figure in circulation (§6.2); unconfirmed
@@ -649,14 +650,7 @@ class FreshchatSimulator:
         actions = {"agent_message": self.send_agent_message, "private_note": self.private_note,
                    "resolve": self.resolve, "reopen": self.reopen, "assign": self.assign,
                    "settings": self._set_settings, "agent_attach": self.agent_attach}
-        kwargs = request.get_json(silent=True) or {}
-        if name not in actions or not isinstance(kwargs, dict):
-            return jsonify({"error": f"unknown action {name!r}", "actions": sorted(actions)}), 404
-        try:
-            result = actions[name](**kwargs)
-        except (TypeError, KeyError, ValueError) as exc:
-            return jsonify({"error": str(exc)}), 400
-        return jsonify(result.summary() if isinstance(result, SentWebhook) else {"ok": True})
+        return run_action(actions, name)
 
     def _set_settings(self, reopen_mode: str | None = None, webhook_url: str | None = None) -> None:
         if reopen_mode is not None and reopen_mode not in REOPEN_MODES:

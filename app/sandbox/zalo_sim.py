@@ -33,7 +33,8 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from app.integrations.zalo.signature import compute_mac
-from app.sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, serialise
+from app.sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
+                                serialise)
 
 TEXT_MAX = 2000
 MB = 1024 * 1024
@@ -694,14 +695,7 @@ class ZaloSimulator:
                    "oa_echo": self.send_oa_echo, "add_user": self.add_user,
                    "expire_access_token": self.expire_access_token,
                    "revoke_refresh_token": self.revoke_refresh_token, "phone_send": self.phone_send}
-        kwargs = request.get_json(silent=True) or {}
-        if name not in actions or not isinstance(kwargs, dict):
-            return jsonify({"error": f"unknown action {name!r}", "actions": sorted(actions)}), 404
-        try:
-            result = actions[name](**kwargs)
-        except (TypeError, KeyError, ValueError) as exc:
-            return jsonify({"error": str(exc)}), 400
-        return jsonify(result.summary() if isinstance(result, SentWebhook) else {"ok": True, "result": result})
+        return run_action(actions, name)
 
 
 def _safe_name(name: str) -> str:
