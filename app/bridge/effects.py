@@ -49,7 +49,9 @@ class Effects:
                     raise
                 log.warning("effects.mark_retry", extra={"key": key})
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                # Stay quick: once Redis is back, this write must land before another worker
+                # takes over the lane (its lease may have expired during the outage).
+                delay = min(delay * 2, 0.1)
 
     def forget(self, key: str) -> None:
         """Drop a remembered result that turned out stale (e.g. an expired Zalo attachment_id)."""
