@@ -30,13 +30,18 @@ def zalo_texts(zalo, zalo_user: str) -> list[str]:
     return [m["message"].get("text", "") for m in zalo.messages_to(zalo_user)]
 
 
-def send_until_accepted(send, attempts: int = 200):
-    """Like Zalo and FreshChat: redeliver until the bridge answers 200."""
+def send_until_accepted(sim, url: str, send, attempts: int = 200):
+    """Like Zalo and FreshChat: redeliver the *same* event until the bridge answers 200.
+
+    A 503 during a Redis restart may come after Redis stored the event (its reply was lost
+    in the shutdown), so a resend must carry the same msg_id for the bridge to dedupe it.
+    """
+    sent = send()
     for _ in range(attempts):
-        result = send()
-        if result["statuses"][-1] == 200:
-            return result
+        if sent.statuses[-1] == 200:
+            return sent
         time.sleep(0.1)
+        sent = sim.deliver(url, dict(sent))
     raise AssertionError("the bridge never accepted the event")
 
 
@@ -60,7 +65,7 @@ def start_conversations(bridge, zalo, fc) -> dict[str, str]:
     """One first message per user, so every Zalo user has a FreshChat conversation."""
     hook = bridge.url + "/webhooks/zalo"
     for n in range(CONVERSATIONS):
-        send_until_accepted(lambda n=n: zalo.send_text(hook, uid(n), "hello"))
+        send_until_accepted(zalo, hook, lambda n=n: zalo.send_text(hook, uid(n), "hello"))
     wait_until(lambda: all(fc_user_texts(fc, uid(n)) for n in range(CONVERSATIONS)), timeout=60,
                what="first messages")
     return {uid(n): fc.conversations_of(next(u["id"] for u in fc.state()["users"]
@@ -74,11 +79,11 @@ def both_directions(bridge, zalo, fc, conversations: dict[str, str], during=None
 
     def inbound(user):
         for i in range(MESSAGES):
-            send_until_accepted(lambda: zalo.send_text(zhook, user, f"in {user} #{i:02d}"))
+            send_until_accepted(zalo, zhook, lambda: zalo.send_text(zhook, user, f"in {user} #{i:02d}"))
 
     def outbound(user):
         for i in range(MESSAGES):
-            send_until_accepted(lambda: fc.send_agent_message(fhook, conversations[user], f"out {user} #{i:02d}"))
+            send_until_accepted(fc, fhook, lambda: fc.send_agent_message(fhook, conversations[user], f"out {user} #{i:02d}"))
 
     with ThreadPoolExecutor(16) as pool:
         futures = [pool.submit(inbound, u) for u in conversations] + [pool.submit(outbound, u) for u in conversations]
