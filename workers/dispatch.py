@@ -16,12 +16,25 @@ KICK_TTL_MS = 30000   # a queued drain job for a lane makes further kicks pointl
 SWEEP_SECONDS = 1.0
 
 
+CHAIN_SECONDS = 10.0  # keep a job short of its 120 s timeout, long enough to matter under load
+
+
 def drain_lane(lane: str) -> str:
-    """The RQ job: drain one lane in this worker process."""
+    """The RQ job: drain one lane, then lanes that woke meanwhile, in this worker process.
+
+    Under load every wake-up taken here instead of by the dispatcher saves an RQ job (about
+    35 Redis round trips of bookkeeping); WAKE is only a hint, the lease decides who drains.
+    """
     from workers.context import worker_context
     from workers.drain import Drainer
 
-    return Drainer(worker_context()).drain(lane)
+    ctx = worker_context()
+    drainer = Drainer(ctx)
+    outcome = drainer.drain(lane)
+    deadline = time.monotonic() + CHAIN_SECONDS
+    while time.monotonic() < deadline and (woken := ctx.redis.lpop(WAKE)) is not None:
+        drainer.drain(woken.decode())
+    return outcome
 
 
 class Dispatcher:

@@ -34,37 +34,52 @@ class Drainer:
         token = self.ctx.lanes.acquire(lane)
         if token is None:
             return "busy-or-not-due"
-        deadline = time.monotonic() + SLICE_SECONDS
         try:
-            while time.monotonic() < deadline:
-                outcome = self._step(lane, token)
-                if outcome != "done":
-                    token = None if outcome in ("deferred", "lost-lease") else token
-                    return outcome
-            return "yielded"
-        finally:
-            if token:
-                self._release(lane, token)
+            return self._drain_held(lane, token)
+        except Exception:
+            self._release(lane, token)  # the head stays; the lane is due again at once
+            raise
+
+    def _drain_held(self, lane: str, token: str) -> str:
+        self._renewed_at = time.monotonic()
+        head = self.ctx.lanes.head(lane)
+        deadline = time.monotonic() + SLICE_SECONDS
+        while head is not None and time.monotonic() < deadline:
+            outcome, head = self._step(lane, token, *head)
+            if outcome != "done":
+                return outcome  # the lease is already given up (or lost)
+        self._release(lane, token)
+        return "empty" if head is None else "yielded"
 
     def _release(self, lane: str, token: str) -> None:
         if self.ctx.lanes.release(lane, token) == 1:
             self.ctx.redis.rpush(WAKE, lane)  # more work: ask the dispatcher for another turn
 
-    def _step(self, lane: str, token: str) -> str:
-        head = self.ctx.lanes.head(lane)
-        if head is None:
-            return "empty"
-        raw, item = head
+    def _step(self, lane: str, token: str, raw: str, item: Item) -> tuple[str, tuple | None]:
+        """Process the head; return the outcome and the next head when the lane goes on."""
         context_id.set(item.id)
         retry_in = self._process(lane, item, token)
         if retry_in is not None:
             self.ctx.lanes.release(lane, token, due_ms=now_ms() + int(retry_in * 1000), raw=raw, updated=item)
-            return "deferred"
-        return "done" if self.ctx.lanes.pop(lane, token, raw) >= 0 else "lost-lease"
+            return "deferred", None
+        popped_at = time.monotonic()
+        left, following = self.ctx.lanes.pop(lane, token, raw)
+        if left <= 0:
+            return ("empty" if left == 0 else "lost-lease"), None
+        self._renewed_at = popped_at  # the pop extended the lease
+        return "done", (following, Item.loads(following))
+
+    def _renew(self, lane: str, token: str) -> bool:
+        """Extend the lease during slow work, at most every third of it (a round trip saved
+        per message: most items finish long before their lease runs low)."""
+        if time.monotonic() - self._renewed_at < self.ctx.lanes.lease_ms / 3000:
+            return True
+        self._renewed_at = time.monotonic()
+        return self.ctx.lanes.renew(lane, token)
 
     def _process(self, lane: str, item: Item, token: str) -> float | None:
         """None when the item is finished (delivered, reported or dead-lettered), else a delay."""
-        progress = lambda: self.ctx.lanes.renew(lane, token)  # noqa: E731 - tiny closure
+        progress = lambda: self._renew(lane, token)  # noqa: E731 - tiny closure
         try:
             self.handlers[item.kind](self.ctx, item, progress)
             return None

@@ -27,22 +27,27 @@ class Effects:
         self.redis = redis
         self.ttl = ttl_seconds
 
-    def once(self, key: str, fn: Callable[[], Any]) -> Any:
+    def once(self, key: str, fn: Callable[[], Any], also: Callable[[Any, Any], None] | None = None) -> Any:
+        """`also(pipe, result)` may add writes that go in the same round trip as the record."""
         cached = self.redis.get(PREFIX + "done:" + key)
         if cached is not None:
             return json.loads(cached)
         result = fn()
-        self._remember(key, result)
+        self._remember(key, result, also)
         return result
 
-    def _remember(self, key: str, result: Any) -> None:
+    def _remember(self, key: str, result: Any, also=None) -> None:
         """The partner already acted: losing this write would mean a duplicate, so wait for
         Redis to come back (e.g. a restart) instead of giving up."""
         deadline = time.monotonic() + MARK_PATIENCE_SECONDS
         delay = 0.05
         while True:
             try:
-                self.redis.set(PREFIX + "done:" + key, json.dumps(result), ex=self.ttl)
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.set(PREFIX + "done:" + key, json.dumps(result), ex=self.ttl)
+                if also:
+                    also(pipe, result)
+                pipe.execute()
                 return
             except RedisError:
                 if time.monotonic() > deadline:

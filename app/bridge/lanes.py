@@ -59,13 +59,20 @@ redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 """
 
-# Remove the head only if we still own the lane and the head is the item we processed.
+# Remove the head only if we still own the lane and the head is the item we processed; hand
+# back the next head (one round trip per message), or give the lane up when it is empty.
 POP = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return -2 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {-2} end
 redis.call('LPOP', KEYS[2])
+local left = redis.call('LLEN', KEYS[2])
+if left == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  return {0}
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return redis.call('LLEN', KEYS[2])
+return {left, redis.call('LINDEX', KEYS[2], 0)}
 """
 
 # Give the lane up. Empty: forget it. Otherwise (deferred or yielded): due at ARGV[3].
@@ -138,9 +145,12 @@ class Lanes:
         raw = self.redis.lindex(lane_key(lane), 0)
         return None if raw is None else (raw.decode(), Item.loads(raw))
 
-    def pop(self, lane: str, token: str, raw: str) -> int:
-        """Drop the processed head; <0 means we lost the lease (someone else owns the lane)."""
-        return int(self._pop(keys=[lease_key(lane), lane_key(lane)], args=[token, raw, self.lease_ms]))
+    def pop(self, lane: str, token: str, raw: str) -> tuple[int, str | None]:
+        """Drop the processed head: (items left, next head). 0 left means the lane was given
+        up; <0 means we lost the lease (someone else owns the lane) and nothing changed."""
+        got = self._pop(keys=[lease_key(lane), lane_key(lane), DUE], args=[token, raw, self.lease_ms, lane])
+        nxt = got[1] if len(got) > 1 else None
+        return int(got[0]), nxt.decode() if isinstance(nxt, bytes) else nxt
 
     def release(self, lane: str, token: str, *, due_ms: int | None = None,
                 raw: str = "", updated: Item | None = None) -> int:

@@ -6,10 +6,15 @@ from redis import Redis
 
 from app.bridge.lanes import PREFIX
 
+LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
 
 
 def _zalo_key(zalo_user_id: str) -> str:
     return f"{PREFIX}zu:{zalo_user_id}"
+
+
+def _seen_key(zalo_user_id: str) -> str:
+    return f"{PREFIX}lastseen:{zalo_user_id}"
 
 
 def _conv_key(conversation_id: str) -> str:
@@ -43,9 +48,21 @@ class Mapping:
     def set_conversation(self, conversation_id: str, **fields: str) -> None:
         self.redis.hset(_conv_key(conversation_id), mapping=fields)
 
-    def remember_sent(self, zalo_message_id: str) -> None:
+    def touch(self, zalo_user_id: str, last_ts: str | None = None) -> bool:
+        """Record the newest relayed time (if given); True when "last_seen" is due a refresh."""
+        pipe = self.redis.pipeline(transaction=False)
+        if last_ts:
+            pipe.hset(_zalo_key(zalo_user_id), "last_ts", last_ts)
+        pipe.set(_seen_key(zalo_user_id), "1", nx=True, ex=LAST_SEEN_EVERY_SECONDS)
+        return bool(pipe.execute()[-1])
+
+    def seen_now(self, zalo_user_id: str) -> None:
+        """FreshChat's "last_seen" was just written (e.g. at user creation)."""
+        self.redis.set(_seen_key(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
+
+    def remember_sent(self, zalo_message_id: str, pipe=None) -> None:
         """Our own sends come back as oa_send_* echoes; this is how we recognise them."""
-        self.redis.set(f"{PREFIX}sent:{zalo_message_id}", "1", ex=self.sent_ttl)
+        (pipe or self.redis).set(f"{PREFIX}sent:{zalo_message_id}", "1", ex=self.sent_ttl)
 
     def is_sent_by_us(self, zalo_message_id: str) -> bool:
         return bool(self.redis.exists(f"{PREFIX}sent:{zalo_message_id}"))

@@ -86,7 +86,7 @@ def ensure_freshchat_user(ctx, zalo_user: str, known: dict) -> str:
     user = ctx.freshchat.find_user(reference) or ctx.freshchat.create_user(
         user_payload(reference, zalo_user, _profile(ctx, zalo_user)))
     ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user["id"], created=_now_iso())
-    ctx.redis.set(f"zfb:lastseen:{zalo_user}", "1", ex=3600)  # creation just set it
+    ctx.mapping.seen_now(zalo_user)  # creation just set "last_seen"
     return user["id"]
 
 
@@ -138,9 +138,7 @@ def _mark_if_late(last: int, event: dict, parts: list[dict]) -> list[dict]:
 def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:
     """Remember the newest relayed time; refresh "last_seen" in FreshChat at most hourly."""
     sent_ms = int(event["timestamp"])
-    if sent_ms > last:
-        ctx.mapping.set_zalo_user(zalo_user, last_ts=str(sent_ms))
-    if ctx.redis.set(f"zfb:lastseen:{zalo_user}", "1", nx=True, ex=3600):
+    if ctx.mapping.touch(zalo_user, str(sent_ms) if sent_ms > last else None):
         _update_last_seen(ctx, zalo_user, fc_user)
 
 

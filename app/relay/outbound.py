@@ -35,12 +35,11 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
     for index, part in enumerate(normalize_parts(message)):
         progress()
         try:
-            sent = ctx.effects.once(f"zalo:out:{msg_id}:{index}",
-                                    lambda: send_part(ctx, zalo_user, msg_id, index, part))
+            ctx.effects.once(f"zalo:out:{msg_id}:{index}", lambda: send_part(ctx, zalo_user, msg_id, index, part),
+                             also=lambda pipe, sent: ctx.mapping.remember_sent(sent, pipe))
         except ZaloPermanent as exc:
             report_failure(ctx, message, exc)
             return
-        ctx.mapping.remember_sent(sent)  # after the record: a Redis blip here cannot cause a resend
 
 
 def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:

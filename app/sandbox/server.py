@@ -67,6 +67,9 @@ class PartnerRequestHandler(WSGIRequestHandler):
     Zalo's API depends on them (`access_token`, `secret_key`)."""
 
     quiet = False
+    # Zalo and FreshChat keep connections alive; so do the simulators, so the bridge's pooled
+    # sessions (and a benchmark's CPU figures) behave as they do against the real APIs.
+    protocol_version = "HTTP/1.1"
 
     def make_environ(self):
         environ = super().make_environ()

@@ -236,3 +236,25 @@ def test_conversation_of_another_channel_is_dropped(ctx, m):
     ctx.redis.delete(f"zfb:fcc:{CONV}")
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json")) == "empty"
     assert sent(m) == []
+
+
+def test_a_drain_job_goes_on_with_lanes_that_woke_meanwhile(ctx, m):
+    """One RQ job drains its lane, then takes wake-ups itself: no job (and its Redis
+    bookkeeping) per message under load, and no wake-up left behind."""
+    from app.bridge.lanes import WAKE
+    from workers.context import set_worker_context
+    from workers.dispatch import drain_lane
+
+    ctx.mapping.link_conversation("8100000000000000002", "conv-2")
+    for event in (agent_message("m-1", [{"text": {"content": "first"}}]),
+                  agent_message("m-2", [{"text": {"content": "second"}}], conversation_id="conv-2")):
+        ctx.lanes.accept(f"out:{event['data']['message']['conversation_id']}",
+                         Item(id=event["data"]["message"]["id"], kind="freshchat", payload=event, received_at=now_ms()))
+    set_worker_context(ctx)
+    try:
+        assert drain_lane(f"out:{CONV}") == "empty"
+    finally:
+        set_worker_context(None)
+    assert [(b["recipient"]["user_id"], b["message"]["text"]) for b in sent(m)] == [
+        (USER, "first"), ("8100000000000000002", "second")]
+    assert ctx.redis.llen(WAKE) == 0 and ctx.lanes.head("out:conv-2") is None

@@ -27,9 +27,22 @@ def test_only_one_holder_and_only_the_holder_pops(redis):
     token = lanes.acquire("in:a")
     assert token and lanes.acquire("in:a") is None
     raw, head = lanes.head("in:a")
-    assert lanes.pop("in:a", "someone-else", raw) == -1
-    assert lanes.pop("in:a", token, raw) == 0
-    assert lanes.release("in:a", token) == 0 and redis.zscore(DUE, "in:a") is None
+    assert lanes.pop("in:a", "someone-else", raw) == (-1, None)
+    assert lanes.pop("in:a", token, raw) == (0, None)  # empty: the lane is given up with the pop
+    assert redis.zscore(DUE, "in:a") is None and lanes.acquire("in:a") is None
+    assert lanes.release("in:a", token) == -1  # nothing left to release
+
+
+def test_pop_hands_back_the_next_head_and_keeps_the_lease(redis):
+    lanes = Lanes(redis)
+    for n in (1, 2, 3):
+        lanes.accept("in:a", item(n))
+    token = lanes.acquire("in:a")
+    raw, _ = lanes.head("in:a")
+    left, following = lanes.pop("in:a", token, raw)
+    assert left == 2 and Item.loads(following).id == "t:2"
+    assert lanes.pop("in:a", token, raw) == (-2, None)  # the old head is gone: nothing popped
+    assert lanes.pop("in:a", token, following)[0] == 1 and lanes.acquire("in:a") is None
 
 
 def test_deferred_lane_is_not_acquired_before_it_is_due_and_keeps_order(redis):
@@ -53,14 +66,25 @@ def test_expired_lease_lets_another_worker_take_over(redis):
     time.sleep(0.15)
     second = lanes.acquire("in:a")
     raw, _ = lanes.head("in:a")
-    assert second and lanes.pop("in:a", first, raw) == -1 and lanes.pop("in:a", second, raw) == 0
+    assert second and lanes.pop("in:a", first, raw) == (-1, None) and lanes.pop("in:a", second, raw) == (0, None)
 
 
 def test_release_keeps_lane_scheduled_when_work_arrived_meanwhile(redis):
     lanes = Lanes(redis)
     lanes.accept("in:a", item(1))
+    lanes.accept("in:a", item(2))
     token = lanes.acquire("in:a")
     raw, _ = lanes.head("in:a")
     lanes.pop("in:a", token, raw)
-    lanes.accept("in:a", item(2))
+    lanes.accept("in:a", item(3))
     assert lanes.release("in:a", token) == 1 and "in:a" in lanes.due_lanes()
+
+
+def test_work_arriving_after_the_emptying_pop_wakes_the_lane(redis):
+    lanes = Lanes(redis)
+    lanes.accept("in:a", item(1))
+    redis.delete(WAKE)
+    token = lanes.acquire("in:a")
+    lanes.pop("in:a", token, lanes.head("in:a")[0])
+    lanes.accept("in:a", item(2))
+    assert redis.lrange(WAKE, 0, -1) == [b"in:a"] and lanes.acquire("in:a")
