@@ -34,7 +34,7 @@ def _load():
 
 def run_rq_worker(settings, index: int) -> None:
     """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from app.extensions import connect_redis
     from workers.context import WorkerContext, set_worker_context
@@ -44,8 +44,23 @@ def run_rq_worker(settings, index: int) -> None:
     redis = connect_redis(settings)
     set_worker_context(WorkerContext(settings, redis))
     name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
-    worker = SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
+    worker = _worker_class()([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
     worker.work(logging_level="WARNING", with_scheduler=False)
+
+
+def _worker_class():
+    from rq import SimpleWorker
+
+    from workers.dispatch import stop_chaining
+
+    class BridgeWorker(SimpleWorker):
+        """A warm shutdown also ends a drain job's chain of lanes (it finishes the lane in hand)."""
+
+        def request_stop(self, signum, frame):
+            stop_chaining()
+            super().request_stop(signum, frame)
+
+    return BridgeWorker
 
 
 class Supervisor:
