@@ -24,18 +24,22 @@ log = logging.getLogger("worker.dispatch")
 QUEUE_NAME = "lanes"
 QUEUE_KEY = Queue.redis_queue_namespace_prefix + QUEUE_NAME
 KICK_TTL_MS = 30000   # a queued drain job for a lane makes further kicks pointless for a while
+HAND_KICK_TTL_MS = 2000  # a hand-off is taken within milliseconds, or was lost with its job
 SWEEP_SECONDS = 1.0
 HANDOFF = PREFIX + "handoff"      # lanes handed straight to lingering drain jobs
 LINGERING = PREFIX + "lingering"  # zset: lingering job -> when it stops waiting (Redis time)
 CHAIN_SECONDS = 5.0   # then back to RQ: bounded job time and a warm shutdown within seconds
 LINGER_SECONDS = 0.5  # wait for a hand-off this long (well under the Redis socket timeout)
 
-# Hand `lane` to a free lingering job (each hand-off claims one); 0 when none is free.
+# Hand `lane` to a free lingering job (each hand-off claims one): 1. -1 when a job for the
+# lane is already queued or handed (its kick key), 0 when no lingering job is free.
 HAND = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local now = redis.call('TIME')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now[1] + now[2] / 1e6)
 if #redis.call('ZPOPMIN', KEYS[1]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 return 1
 """
 
@@ -104,9 +108,10 @@ class Dispatcher:
         self._last_sweep = 0.0
 
     def kick(self, lane: str) -> bool:
-        """Hand `lane` to a lingering drain job, else enqueue one unless one is waiting."""
-        if self._hand(keys=[LINGERING, HANDOFF], args=[lane]):
-            return True
+        """Hand `lane` to a lingering drain job, else enqueue one; once per waiting lane."""
+        handed = self._hand(keys=[LINGERING, HANDOFF, kick_key(lane)], args=[lane, HAND_KICK_TTL_MS])
+        if handed:
+            return handed == 1
         if not self.redis.set(kick_key(lane), "1", nx=True, px=KICK_TTL_MS):
             return False
         self.queue.enqueue(drain_lane, lane, job_timeout=120, result_ttl=0, failure_ttl=3600)

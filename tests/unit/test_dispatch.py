@@ -58,3 +58,16 @@ def test_a_lingering_job_that_went_away_is_not_handed_anything(redis):
     redis.zadd(LINGERING, {"dead-job": 1.0})  # its linger ended long ago (Redis time)
     assert Dispatcher(redis, Lanes(redis)).kick("in:a")
     assert redis.llen(HANDOFF) == 0 and Queue(QUEUE_NAME, connection=redis).count == 1
+
+
+def test_a_lane_already_handed_off_is_not_handed_again(redis):
+    dispatcher = Dispatcher(redis, Lanes(redis))
+    first, got = linger_in_thread(redis)
+    assert dispatcher.kick("in:a")
+    first.join(2)
+    second, _ = linger_in_thread(redis)
+    assert not dispatcher.kick("in:a")  # e.g. the sweep, before the drain took the lease
+    assert redis.llen(HANDOFF) == 0 and Queue(QUEUE_NAME, connection=redis).count == 0
+    Lanes(redis).acquire("in:a")  # the drain starts: the lane may be kicked again
+    assert dispatcher.kick("in:a")
+    second.join(2)
