@@ -40,6 +40,11 @@ class WorkerContext:
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.redis, self.lanes)
 
+    def _limiter_patience_ms(self) -> int:
+        """A worker sleeps for a rate-limit token only while it surely keeps its lane's lease
+        (renewed just before the call); a longer wait defers the item instead."""
+        return min(5000, self.settings.lease_seconds * 1000 // 3)
+
     @cached_property
     def zalo(self):
         from app.integrations.zalo.client import ZaloClient
@@ -47,7 +52,7 @@ class WorkerContext:
 
         tokens = TokenKeeper(self.redis, self.settings, self.session)
         limiter = RateLimiter(self.redis, "zalo", self.settings.zalo_rate_per_minute,
-                              self.settings.rate_window_seconds)
+                              self.settings.rate_window_seconds, self._limiter_patience_ms())
         return ZaloClient(self.session, self.settings, tokens, limiter)
 
     @cached_property
@@ -55,7 +60,7 @@ class WorkerContext:
         from app.integrations.freshchat.client import FreshchatClient
 
         limiter = RateLimiter(self.redis, "freshchat", self.settings.freshchat_rate_per_minute,
-                              self.settings.rate_window_seconds)
+                              self.settings.rate_window_seconds, self._limiter_patience_ms())
         return FreshchatClient(self.session, self.settings, limiter)
 
     @cached_property

@@ -41,7 +41,6 @@ class Drainer:
             raise
 
     def _drain_held(self, lane: str, token: str) -> str:
-        self._renewed_at = time.monotonic()
         head = self.ctx.lanes.head(lane)
         deadline = time.monotonic() + SLICE_SECONDS
         while head is not None and time.monotonic() < deadline:
@@ -62,24 +61,14 @@ class Drainer:
         if retry_in is not None:
             self.ctx.lanes.release(lane, token, due_ms=now_ms() + int(retry_in * 1000), raw=raw, updated=item)
             return "deferred", None
-        popped_at = time.monotonic()
         left, following = self.ctx.lanes.pop(lane, token, raw)
         if left <= 0:
             return ("empty" if left == 0 else "lost-lease"), None
-        self._renewed_at = popped_at  # the pop extended the lease
         return "done", (following, Item.loads(following))
-
-    def _renew(self, lane: str, token: str) -> bool:
-        """Extend the lease during slow work, at most every third of it (a round trip saved
-        per message: most items finish long before their lease runs low)."""
-        if time.monotonic() - self._renewed_at < self.ctx.lanes.lease_ms / 3000:
-            return True
-        self._renewed_at = time.monotonic()
-        return self.ctx.lanes.renew(lane, token)
 
     def _process(self, lane: str, item: Item, token: str) -> float | None:
         """None when the item is finished (delivered, reported or dead-lettered), else a delay."""
-        progress = lambda: self._renew(lane, token)  # noqa: E731 - tiny closure
+        progress = lambda: self.ctx.lanes.renew(lane, token)  # noqa: E731 - tiny closure
         try:
             self.handlers[item.kind](self.ctx, item, progress)
             return None

@@ -31,8 +31,10 @@ return math.ceil((1 - tokens) / rate)
 class RateLimiter:
     """`wait()` blocks briefly for a token; `penalise()` backs everyone off after a 429/-32."""
 
-    def __init__(self, redis: Redis, name: str, limit: int, window_seconds: float = 60.0):
+    def __init__(self, redis: Redis, name: str, limit: int, window_seconds: float = 60.0,
+                 max_wait_ms: int = 5000):
         self.redis = redis
+        self.max_wait_ms = max_wait_ms
         self.keys = [f"{PREFIX}rl:{name}", f"{PREFIX}rl:{name}:pause"]
         self.burst = max(1, limit // 100)
         self.rate_per_ms = max(limit * 0.97 - self.burst, 1) / (window_seconds * 1000.0)
@@ -43,10 +45,12 @@ class RateLimiter:
         now = int(time.time() * 1000)
         return int(self._take(keys=self.keys, args=[self.burst, repr(self.rate_per_ms), now]))
 
-    def wait(self, max_wait_ms: int = 5000) -> int:
-        """Sleep until a token is ours; return the remaining wait when it would exceed max."""
+    def wait(self) -> int:
+        """Sleep until a token is ours; return the wait still ahead when the total would
+        exceed `max_wait_ms` (pauses renewed by fresh 429s must not keep us sleeping)."""
+        deadline = time.monotonic() * 1000 + self.max_wait_ms
         while (delay := self.take()) > 0:
-            if delay > max_wait_ms:
+            if time.monotonic() * 1000 + delay > deadline:
                 return delay
             time.sleep(delay / 1000.0)
         return 0
