@@ -150,16 +150,6 @@ def wait_http(url: str, timeout: float = 30.0, ok=(200,)) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
 # -- CPU from /proc ---------------------------------------------------------------------------
 
 
@@ -353,5 +343,5 @@ def redis_client(url: str) -> redis_lib.Redis:
 
 
 __all__ = ["ROOT", "Procs", "CpuMeter", "Poster", "machine", "start_redis", "web_command", "bridge_env",
-           "wait_http", "wait_until", "signed_zalo", "zalo_text_event", "signed_agent_message", "percentile",
+           "wait_http", "signed_zalo", "zalo_text_event", "signed_agent_message", "percentile",
            "row", "main_for", "tmpdir", "redis_client", "log", "free_port", "rss_mib", "zalo_user_id"]
