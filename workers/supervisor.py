@@ -10,8 +10,10 @@ import sys
 import time
 
 from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker
 
 from app.bridge.lanes import PREFIX
+from workers.dispatch import QUEUE_NAME, stop_chaining
 
 log = logging.getLogger("worker.supervisor")
 HEARTBEAT = PREFIX + "worker:heartbeat"
@@ -34,33 +36,23 @@ def _load():
 
 def run_rq_worker(settings, index: int) -> None:
     """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
-    from rq import Queue
-
     from app.extensions import connect_redis
     from workers.context import WorkerContext, set_worker_context
-    from workers.dispatch import QUEUE_NAME
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     redis = connect_redis(settings)
     set_worker_context(WorkerContext(settings, redis))
     name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
-    worker = _worker_class()([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
+    worker = BridgeWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
     worker.work(logging_level="WARNING", with_scheduler=False)
 
 
-def _worker_class():
-    from rq import SimpleWorker
+class BridgeWorker(SimpleWorker):
+    """A warm shutdown also ends a drain job's chain of lanes (it finishes the lane in hand)."""
 
-    from workers.dispatch import stop_chaining
-
-    class BridgeWorker(SimpleWorker):
-        """A warm shutdown also ends a drain job's chain of lanes (it finishes the lane in hand)."""
-
-        def request_stop(self, signum, frame):
-            stop_chaining()
-            super().request_stop(signum, frame)
-
-    return BridgeWorker
+    def request_stop(self, signum, frame):
+        stop_chaining()
+        super().request_stop(signum, frame)
 
 
 class Supervisor:
