@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from config.sandbox import DEFAULTS
-from tests.e2e.harness import ROOT, wait_until
+from tests.e2e.harness import ROOT, descendants, wait_until
 from tests.redis_server import free_port
 from tests.sandbox import PDF, png_bytes
 
@@ -126,7 +126,13 @@ def b64(data: bytes) -> str:
 
 
 def conversation_id(stack) -> str:
-    return next(c["id"] for c in state(stack)["inbox"]["conversations"] if c["zalo_user_id"] == DEMO_USER)
+    """The demo user's conversation, started with a first message when a test runs alone."""
+    def found():
+        return next((c["id"] for c in state(stack)["inbox"]["conversations"] if c["zalo_user_id"] == DEMO_USER), None)
+
+    if not found():
+        post(stack, "zalo/send", {"user_id": DEMO_USER, "kind": "text", "text": "Xin chào"})
+    return wait_until(found, timeout=10, what="the demo user's conversation")
 
 
 # -- tests (in file order: the last one stops the stack) ------------------------------------------
@@ -228,22 +234,6 @@ def raw_get(stack, path: str) -> int:
         return conn.getresponse().status
     finally:
         conn.close()
-
-
-def descendants(root: int) -> set[int]:
-    """Every process below `root`, from /proc (honcho puts each entry in its own session)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            parents[int(entry.name)] = int(fields[1])
-        except (ValueError, OSError, IndexError):
-            continue
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def alive(pid: int) -> bool:
