@@ -28,7 +28,7 @@ from app.integrations.zalo.signature import compute_mac  # noqa: E402
 from app.sandbox.faults import serialise  # noqa: E402
 from app.sandbox.freshchat_sim import message_event  # noqa: E402
 from config.sandbox import DEFAULTS  # noqa: E402
-from tests.e2e.harness import Bridge, procfile  # noqa: E402  (the env a deployment would set)
+from tests.e2e.harness import Bridge, descendants, procfile  # noqa: E402  (the env a deployment would set)
 from tests.redis_server import RedisServer, free_port  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -118,10 +118,6 @@ class Procs:
         for name in list(self.procs):
             self.stop(name)
 
-    def tail(self, name: str, lines: int = 30) -> str:
-        path = self.logdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
 
 def web_command(app_spec: str = "'app:create_app()'") -> str:
     """The Procfile `web:` command line, optionally serving another WSGI app with the same flags."""
@@ -163,18 +159,7 @@ def _stat(pid: int) -> list[str] | None:
 
 def tree(root: int) -> list[int]:
     """`root` and all its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _stat(int(entry))
-            if st:
-                children.setdefault(int(st[1]), []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
+    return [root, *sorted(descendants(root))]
 
 
 def cpu_seconds(root: int) -> float:
@@ -185,18 +170,6 @@ def cpu_seconds(root: int) -> float:
         if st:
             total += int(st[11]) + int(st[12]) + (int(st[13]) + int(st[14]) if pid == root else 0)
     return total / TICK
-
-
-def rss_mib(root: int) -> float:
-    total = 0
-    for pid in tree(root):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return round(total / 1024, 1)
 
 
 class CpuMeter:
@@ -263,7 +236,6 @@ class Poster:
     def __init__(self, url: str, threads: int = 16):
         self.url, self.threads = url, threads
         self.statuses: dict[int, int] = {}
-        self.sent_at: dict[bytes, float] = {}
         self._lock = threading.Lock()
 
     def post_ordered(self, batches: list[list[tuple[bytes, dict]]], deadline_s: float = 120.0) -> None:
@@ -344,4 +316,4 @@ def redis_client(url: str) -> redis_lib.Redis:
 
 __all__ = ["ROOT", "Procs", "CpuMeter", "Poster", "machine", "start_redis", "web_command", "bridge_env",
            "wait_http", "signed_zalo", "zalo_text_event", "signed_agent_message", "percentile",
-           "row", "main_for", "tmpdir", "redis_client", "log", "free_port", "rss_mib", "zalo_user_id"]
+           "row", "main_for", "tmpdir", "redis_client", "log", "free_port", "zalo_user_id"]

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from bench.common import Procs, bridge_env, log, redis_client, start_redis, tmpdir, tree, wait_http, web_command
+from bench.common import Procs, bridge_env, log, start_redis, tmpdir, tree, wait_http, web_command
 from bench.loadgen import ensure_wrk, run_python, run_wrk, write_bodies
 from bench.webhook_ack import make_bodies
 from config.sandbox import sandbox_keypair
@@ -83,7 +83,6 @@ def main() -> None:
             s.wait(60)
         log(f"{args.target} {spec} patches={args.patches!r}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")
         print(summarise([r for r in raws if r.exists()]))
-        redis_client(server.url).close()
     finally:
         procs.stop_all()
         server.stop()
