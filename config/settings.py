@@ -58,7 +58,7 @@ class Settings:
     log_format: str = "json"
     # Tuning knobs beyond the contract (documented in the README).
     sandbox: bool = False
-    retry_horizon_seconds: int = 86400
+    retry_horizon_seconds: int = 900
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
     lease_seconds: int = 30

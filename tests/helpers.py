@@ -67,3 +67,9 @@ def fc_headers(raw: bytes) -> dict:
 def post_freshchat(client, event: dict):
     raw = json.dumps(event, separators=(",", ":")).encode()
     return client.post("/webhooks/freshchat", data=raw, headers=fc_headers(raw))
+
+
+def partners_answer_probes(mock) -> None:
+    """Both partners are up: the worker's circuit breakers probe them when an item fails."""
+    mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=load_fixture("zalo", "answers", "getoa.json"))
+    mock.get(f"{FC_API}/channels", json=load_fixture("freshchat", "answers", "channels.json"))

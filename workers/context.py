@@ -7,6 +7,7 @@ from functools import cached_property
 
 from redis import Redis
 
+from app.bridge.breaker import Breaker
 from app.bridge.deadletters import DeadLetters
 from app.bridge.effects import Effects
 from app.bridge.lanes import Lanes
@@ -64,12 +65,35 @@ class WorkerContext:
         return FreshchatClient(self.session, self.settings, limiter)
 
     @cached_property
+    def breakers(self) -> dict[str, Breaker]:
+        """One per partner; each probes its partner with a cheap read."""
+        return {"zalo": Breaker(self.redis, "zalo", lambda: self.zalo.get_oa()),
+                "freshchat": Breaker(self.redis, "freshchat", lambda: self.freshchat.list_channels())}
+
+    def breaker(self, partner: str) -> Breaker:
+        return self.breakers.get(partner) or _NEVER_OPEN
+
+    @cached_property
     def media(self):
         from app.media.store import build_media_store
 
         return build_media_store(self.settings)
 
 
+class _NeverOpen:
+    """The breaker of work that delivers to no partner."""
+
+    def open_for(self) -> float:
+        return 0.0
+
+    def partner_down(self) -> bool:
+        return False
+
+    def mark_ok(self) -> None:
+        pass
+
+
+_NEVER_OPEN = _NeverOpen()
 _context: WorkerContext | None = None
 
 

@@ -9,13 +9,15 @@ import time
 from typing import Callable
 
 from app.bridge.lanes import PREFIX, WAKE, Item, now_ms
-from app.integrations.errors import PermanentError, RetryableError
+from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
 
 log = logging.getLogger("worker.drain")
 SLICE_SECONDS = 10          # hand the worker to other lanes after this long (fairness)
 UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
 ERRORS = PREFIX + "errors"
+# The partner an item of each kind delivers to: its outage makes the item wait, not fail.
+DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
 
 
 def handlers() -> dict[str, Callable]:
@@ -24,10 +26,18 @@ def handlers() -> dict[str, Callable]:
     return {"zalo": inbound.handle, "freshchat": outbound.handle}
 
 
+def dead_letter_notes() -> dict[str, Callable]:
+    from app.relay import notes
+
+    return {"zalo": notes.inbound_dead_letter, "freshchat": notes.outbound_dead_letter}
+
+
 class Drainer:
-    def __init__(self, ctx, handler_map: dict[str, Callable] | None = None):
+    def __init__(self, ctx, handler_map: dict[str, Callable] | None = None,
+                 notes: dict[str, Callable] | None = None):
         self.ctx = ctx
         self.handlers = handler_map or handlers()
+        self.notes = dead_letter_notes() if notes is None else notes
 
     def drain(self, lane: str) -> str:
         """Process `lane` while we hold its lease; return what happened (for logs and tests)."""
@@ -68,38 +78,61 @@ class Drainer:
 
     def _process(self, lane: str, item: Item, token: str) -> float | None:
         """None when the item is finished (delivered, reported or dead-lettered), else a delay."""
+        breaker = self.ctx.breaker(DELIVERS_TO.get(item.kind, ""))
+        if wait := breaker.open_for():
+            return wait + random.uniform(0, 1)  # the partner is down for everyone: wait, spend nothing
         progress = lambda: self.ctx.lanes.renew(lane, token)  # noqa: E731 - tiny closure
         try:
             self.handlers[item.kind](self.ctx, item, progress)
+            breaker.mark_ok()  # a delivered item proves its partner works, for the breaker
             return None
         except RetryableError as exc:
-            return self._retry(lane, item, exc, exc.retry_after)
+            return self._retry(lane, item, exc)
         except PermanentError as exc:
             self._dead(lane, item, f"permanent: {exc}")
         except Exception as exc:  # a bug or an unexpected answer: retry a few times, then stop
             log.exception("worker.item_failed", extra={"lane": lane})
             if item.attempts + 1 < UNEXPECTED_MAX_ATTEMPTS:
-                return self._retry(lane, item, exc, None)
+                return self._retry(lane, item, exc)
             self._dead(lane, item, f"unexpected: {type(exc).__name__}: {exc}")
         return None
 
-    def _retry(self, lane: str, item: Item, exc: Exception, retry_after: float | None) -> float | None:
+    def _retry(self, lane: str, item: Item, exc: Exception) -> float | None:
+        """The delay before the next try, or None when the item's budget is spent (dead letter)."""
+        item.last_error = str(exc)[:300]
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        if self._partner_wide(exc):
+            item.first_failed_at = 0  # not this item's fault: its budget starts afresh later
+            self._note_error(lane, item)
+            wait = max(retry_after, self.ctx.breaker(exc.partner).open_for(), self.ctx.settings.retry_base_seconds)
+            return wait + random.uniform(0, min(1.0, wait / 2))  # spread the restart after a pause
         now = now_ms()
         item.attempts += 1
         item.first_failed_at = item.first_failed_at or now
-        item.last_error = str(exc)[:300]
         self._note_error(lane, item)
         if now - item.first_failed_at > self.ctx.settings.retry_horizon_seconds * 1000:
             self._dead(lane, item, f"gave up after {item.attempts} attempts: {item.last_error}")
             return None
         delay = backoff(item.attempts, self.ctx.settings.retry_base_seconds, self.ctx.settings.retry_max_seconds)
-        return max(delay, retry_after or 0.0)
+        return max(delay, retry_after)
+
+    def _partner_wide(self, exc: Exception) -> bool:
+        """Rate limits, a dead token and outages hold every conversation alike: no budget spent."""
+        if not isinstance(exc, PartnerError) or exc.partner not in DELIVERS_TO.values():
+            return False
+        return getattr(exc, "partner_wide", False) or self.ctx.breaker(exc.partner).partner_down()
 
     def _dead(self, lane: str, item: Item, reason: str) -> None:
+        """Last resort: keep the item for an operator and tell the agent in the conversation."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason[:300]})
         self.ctx.dead_letters.add(lane, item, reason)
         item.last_error = reason
         self._note_error(lane, item)
+        note = self.notes.get(item.kind)
+        try:
+            note and note(self.ctx, item, reason)
+        except Exception:  # the dead letter is kept and listed; the note is a courtesy
+            log.exception("worker.dead_letter_note_failed", extra={"lane": lane, "item": item.id})
 
     def _note_error(self, lane: str, item: Item) -> None:
         entry = json.dumps({"at": time.time(), "lane": lane, "item": item.id, "error": item.last_error})

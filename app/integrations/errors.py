@@ -7,6 +7,7 @@ class PartnerError(Exception):
     """A call to Zalo or FreshChat failed."""
 
     partner = "partner"
+    partner_wide = False  # True: every conversation of this partner fails alike (see workers/drain.py)
 
     def __init__(self, message: str, *, code: int | str | None = None, status: int | None = None):
         super().__init__(message)
@@ -24,6 +25,8 @@ class RetryableError(PartnerError):
 
 class RateLimitedError(RetryableError):
     """The partner asked us to slow down (HTTP 429, Zalo -32)."""
+
+    partner_wide = True
 
 
 class PermanentError(PartnerError):

@@ -10,7 +10,7 @@ import requests_mock
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
 from app.relay.inbound import reference_id
-from tests.helpers import CHANNEL, FC_API, ZALO_API, load_fixture
+from tests.helpers import partners_answer_probes, CHANNEL, FC_API, ZALO_API, load_fixture
 from workers.drain import Drainer
 
 USER = "246845883529197922"
@@ -51,6 +51,7 @@ def fc_posts(m) -> list[dict]:
 def m(public_dns):
     with requests_mock.Mocker() as mock:
         mock.post(f"{FC_API}/conversations/{CONV}/messages", json={"id": "fc-msg-1"})
+        partners_answer_probes(mock)
         mock.get(f"{CDN}/img/p1.jpg", content=PNG, headers={"Content-Type": "image/jpeg"})
         mock.get(f"{CDN}/gif/g1.gif", content=GIF, headers={"Content-Type": "image/gif"})
         mock.get(f"{CDN}/sticker/bfe458bf64fa8da4d4eb.png", content=PNG)

@@ -10,7 +10,7 @@ import requests_mock
 
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
-from tests.helpers import FC_API, ZALO_API, ZALO_OAUTH, load_fixture, post_freshchat
+from tests.helpers import partners_answer_probes, FC_API, ZALO_API, ZALO_OAUTH, load_fixture, post_freshchat
 from workers.drain import Drainer
 
 USER = "246845883529197922"
@@ -69,6 +69,7 @@ def m(ctx, public_dns):
         mock.post(f"{ZALO_API}/v2.0/oa/upload/gif", json={"error": 0, "data": {"attachment_id": "att-gif"}})
         mock.post(f"{ZALO_API}/v2.0/oa/upload/file", json={"error": 0, "data": {"token": "file-token"}})
         mock.post(f"{FC_API}/conversations/{CONV}/messages", json={"id": "note-1"})
+        partners_answer_probes(mock)
         yield mock
 
 

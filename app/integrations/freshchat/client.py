@@ -63,6 +63,10 @@ class FreshchatClient:
     def post_message(self, conversation_id: str, message: dict) -> dict:
         return self._call("POST", f"/conversations/{conversation_id}/messages", json=message)
 
+    def list_channels(self) -> list[dict]:
+        """Topics of the account: a cheap read that tells whether FreshChat answers at all."""
+        return self._call("GET", "/channels").get("channels") or []
+
     def _call(self, method: str, path: str, **kwargs) -> dict:
         self._throttle()
         try:

@@ -45,6 +45,10 @@ class ZaloClient:
         params = {"data": json.dumps({"user_id": user_id})}
         return self._call("GET", "/v3.0/oa/user/detail", params=params)
 
+    def get_oa(self) -> dict:
+        """The OA's profile: a cheap read that tells whether Zalo answers at all."""
+        return self._call("GET", "/v2.0/oa/getoa")
+
     def _call(self, method: str, path: str, **kwargs) -> dict:
         """One request; on an auth error refresh the token once and try again."""
         token = self.tokens.access_token()

@@ -1,0 +1,51 @@
+"""Private notes that tell agents a message became a dead letter (the last resort).
+
+A dead letter is kept for an operator (list, replay, drop); the note makes sure the people in
+the conversation know something is missing, why, and which id to ask an operator about.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("relay.notes")
+REASON_MAX = 200
+
+INBOUND = ("⚠️ A message from this Zalo user could not be shown here ({reason}). It is kept as "
+           "dead letter {id}; an operator can replay it.")
+OUTBOUND = ("⚠️ This reply could not be delivered to the Zalo user ({reason}). It is kept as "
+            "dead letter {id}; an operator can replay it.")
+
+
+def inbound_dead_letter(ctx, item, reason: str) -> None:
+    """In the Zalo user's FreshChat conversation, when the bridge knows one."""
+    event = item.payload
+    party = "sender" if event.get("event_name", "").startswith("user_send_") else "recipient"
+    zalo_user = (event.get(party) or {}).get("id", "")
+    conversation = ctx.mapping.zalo_user(zalo_user).get("fc_conversation_id") if zalo_user else None
+    if not conversation:
+        log.warning("relay.dead_letter_unseen", extra={"item": item.id, "why": "no conversation yet"})
+        return
+    _post(ctx, item, conversation, INBOUND, {"actor_type": "system"}, reason)
+
+
+def outbound_dead_letter(ctx, item, reason: str) -> None:
+    """In the agent's conversation, from the agent who wrote the reply."""
+    event = item.payload
+    message = (event.get("data") or {}).get("message") if event.get("action") == "message_create" else None
+    if not message:
+        return  # a state change (resolve, assign): nothing an agent wrote is missing
+    actor = {"actor_type": message.get("actor_type") or "agent", "actor_id": message.get("actor_id")}
+    _post(ctx, item, message["conversation_id"], OUTBOUND, actor, reason)
+
+
+def _post(ctx, item, conversation: str, template: str, actor: dict, reason: str = "") -> None:
+    text = template.format(reason=_short(reason or item.last_error), id=item.id)
+    note = {"message_parts": [{"text": {"content": text}}], "message_type": "private", **actor}
+    ctx.effects.once(f"fc:deadnote:{item.id}",
+                     lambda: ctx.freshchat.post_message(conversation, note).get("id", ""))
+
+
+def _short(reason: str) -> str:
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= REASON_MAX else reason[:REASON_MAX - 1] + "…"
