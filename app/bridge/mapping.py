@@ -60,7 +60,7 @@ class Mapping:
         """FreshChat's "last_seen" was just written (e.g. at user creation)."""
         self.redis.set(_seen_key(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
 
-    def remember_sent(self, zalo_message_id: str, pipe=None) -> None:
+    def remember_sent(self, zalo_message_id: str, pipe=None, text: str = "") -> None:
         """Our own sends come back as oa_send_* echoes; this is how we recognise them."""
         (pipe or self.redis).set(f"{PREFIX}sent:{zalo_message_id}", "1", ex=self.sent_ttl)
 

@@ -3,43 +3,87 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
-from app.integrations.errors import RetryableError
+from app.integrations.errors import PermanentError, RetryableError
+from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id, is_relayable
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
-from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, download
+from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clean_filename, download
 from app.media.links import media_url
 from app.relay.media_rules import gif_size, zalo_upload_kind
 
 log = logging.getLogger("relay.outbound")
 TEXT_LIMIT = 2000
 PREVIEW = 300
+SNIPPET = 100
 STATUS = {"conversation_resolution": "resolved", "conversation_reopen": "open",
           "conversation_assignment": "assigned"}
+# Zalo refusing an attachment itself (invalid, too large, quota, package, type): a link still works.
+CONTENT_REFUSALS = {-201, -210, -211, -224, -233}
+# An asset host saying "slow down" or "try later" is not a verdict on the file.
+TRANSIENT_STATUSES = {408, 425, 429}
+
+# What the bridge tells agents in private notes.
+NOTE_REFUSED = "⚠️ Not delivered to Zalo (error {code}): {advice}"
+NOTE_NOT_SENT = "⚠️ The {what} was not sent to the Zalo user: {reason}"
+REASON_NO_URL = "FreshChat gave no download link for it. Please attach it again."
+REASON_HTTP = "its download link answered HTTP {status}{meaning}. Please attach it again."
+REASON_BLOCKED = "its link points to a private network address."
+REASON_NOT_WEB = "its link is not a web (http/https) address."
+HTTP_MEANINGS = {401: "unauthorised", 403: "access denied", 404: "not found", 410: "gone"}
+
+
+class AttachmentUnusable(Exception):
+    """The attachment can never be downloaded as given; `reason` says why, for the agent."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def handle(ctx, item, progress) -> None:
     event = item.payload
-    if event["action"] == "message_create":
+    if event["action"] != "message_create":
+        update_state(ctx, item, event)
+        return
+    relay, why = is_relayable(event)  # items queued before the webhook's filter last changed
+    if relay:
         deliver_agent_message(ctx, event["data"]["message"], progress)
     else:
-        update_state(ctx, item, event)
+        log.info("relay.not_relayed", extra={"why": why, "message_id": event["data"]["message"]["id"]})
 
 
 def deliver_agent_message(ctx, message: dict, progress) -> None:
-    """Each part is one Zalo message, in order; each is sent at most once."""
-    msg_id, conversation = message["id"], message["conversation_id"]
+    """Each part is one Zalo message, in order; each is sent at most once. A part that can
+    never go is reported to the agent and skipped; a refusal about the recipient stops here."""
+    conversation = message["conversation_id"]
     zalo_user = zalo_user_for(ctx, conversation, message.get("user_id"))
     if not zalo_user:
         log.info("relay.not_a_zalo_conversation", extra={"conversation": conversation})
         return
-    for index, part in enumerate(normalize_parts(message)):
+    for index, part in enumerate(outgoing_parts(message)):
         progress()
         try:
-            ctx.effects.once(f"zalo:out:{msg_id}:{index}", lambda: send_part(ctx, zalo_user, msg_id, index, part),
-                             also=lambda pipe, sent: ctx.mapping.remember_sent(sent, pipe))
+            deliver_part(ctx, zalo_user, message["id"], index, part)
+        except AttachmentUnusable as exc:
+            log.warning("relay.attachment_unusable", extra={"message_id": message["id"], "part": index,
+                                                            "why": exc.reason})
+            post_note(ctx, message, index, NOTE_NOT_SENT.format(what=attachment_label(part), reason=exc.reason))
         except ZaloPermanent as exc:
-            report_failure(ctx, message, exc)
+            report_failure(ctx, message, index, exc)
             return
+
+
+def deliver_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> None:
+    """Send once; the sent-record keeps the Zalo id (to spot echoes) and what the customer read."""
+    shown = {"text": ""}
+
+    def send() -> str:
+        zalo_message_id, shown["text"] = send_part(ctx, zalo_user, msg_id, index, part)
+        return zalo_message_id
+
+    ctx.effects.once(f"zalo:out:{msg_id}:{index}", send,
+                     also=lambda pipe, sent: ctx.mapping.remember_sent(sent, pipe, text=shown["text"][:SNIPPET]))
 
 
 def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
@@ -55,6 +99,22 @@ def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
     return zalo_user
 
 
+def outgoing_parts(message: dict) -> list[dict]:
+    """The message's parts, with its quick replies as numbered options after the last text
+    (Zalo CS messages have no buttons that answer with a text)."""
+    parts = [dict(part) for part in normalize_parts(message)]
+    options = quick_reply_labels(message)
+    if not options:
+        return parts
+    listed = "\n".join(f"{n}. {label}" for n, label in enumerate(options, 1))
+    last_text = next((p for p in reversed(parts) if "text" in p), None)
+    if last_text is None:
+        return parts + [{"text": {"content": listed}}]
+    content = (last_text["text"] or {}).get("content", "")
+    last_text["text"] = {**(last_text["text"] or {}), "content": f"{content}\n\n{listed}" if content else listed}
+    return parts
+
+
 def normalize_parts(message: dict) -> list[dict]:
     """Current `message_parts`, or the 2018 `msg_parts` shape mapped onto it."""
     if message.get("message_parts"):
@@ -66,67 +126,106 @@ def normalize_parts(message: dict) -> list[dict]:
     return legacy
 
 
-def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> str:
-    """Send one part; nothing may touch Redis after the Zalo call (see Effects.once)."""
+def quick_reply_labels(message: dict) -> list[str]:
+    """`reply_parts[].collection.sub_parts[].quick_reply_button.label`, in order."""
+    labels = []
+    for reply in message.get("reply_parts") or []:
+        for sub in ((reply or {}).get("collection") or {}).get("sub_parts") or []:
+            label = str(((sub or {}).get("quick_reply_button") or {}).get("label") or "").strip()
+            if label:
+                labels.append(label)
+    return labels
+
+
+def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
+    """Send one part: Zalo's message id and what the customer got, in words. Nothing may
+    touch Redis after the Zalo call (see Effects.once)."""
     if "text" in part:
-        return send_text(ctx, zalo_user, msg_id, index, part["text"].get("content", ""))
+        return send_text(ctx, zalo_user, msg_id, index, (part["text"] or {}).get("content", ""))
     if "image" in part or "file" in part or "video" in part:
         return send_media(ctx, zalo_user, msg_id, index, part)
-    return ctx.zalo.send_text(zalo_user, describe_part(part))
+    return send_words(ctx, zalo_user, describe_part(part))
 
 
-def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> str:
+def send_words(ctx, zalo_user: str, text: str) -> tuple[str, str]:
+    return ctx.zalo.send_text(zalo_user, text), text
+
+
+def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> tuple[str, str]:
     """Up to 2000 characters as text; longer as a .txt file in the media store plus its link."""
     if len(text) <= TEXT_LIMIT:
-        return ctx.zalo.send_text(zalo_user, text)
+        return send_words(ctx, zalo_user, text)
     key = f"fc/{msg_id}/{index}"
     ctx.media.put(key, text.encode("utf-8"), content_type="text/plain; charset=utf-8",
                   filename=f"message-{msg_id[:8]}.txt")
     preview = text[:PREVIEW].rstrip()
-    return ctx.zalo.send_text(zalo_user, f"{preview}…\n\n📄 Full message ({len(text)} characters): "
-                                         f"{media_url(ctx.settings, key)}")
+    return send_words(ctx, zalo_user, f"{preview}…\n\n📄 Full message ({len(text)} characters): "
+                                      f"{media_url(ctx.settings, key)}")
 
 
-def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> str:
-    kind = next(k for k in ("image", "file", "video") if k in part)
+def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
+    kind = attachment_kind(part)
     info = part[kind] or {}
     got = fetch_attachment(ctx, info)
     if got is None:
-        return ctx.zalo.send_text(zalo_user, f"📎 {info.get('name') or kind}: {info.get('url', '')}")
+        return send_words(ctx, zalo_user, f"📎 {info.get('name') or kind}: {info.get('url', '')}")
     upload_kind = zalo_upload_kind(got.content_type, len(got.data)) if kind != "video" else None
     if upload_kind is None:
         return send_link(ctx, zalo_user, f"fc/{msg_id}/{index}", got)
-    return send_attachment(ctx, zalo_user, f"{msg_id}:{index}", upload_kind, got)
+    return send_attachment(ctx, zalo_user, msg_id, index, upload_kind, got)
+
+
+def attachment_kind(part: dict) -> str:
+    return next(k for k in ("image", "file", "video") if k in part)
 
 
 def fetch_attachment(ctx, info: dict):
-    """The attachment's bytes; None when it cannot be copied for good (too large, blocked)."""
+    """The attachment's bytes; None when it is too large to copy (the agent's link goes instead).
+    AttachmentUnusable when no retry can fetch it; RetryableError when a later one may."""
+    url = (info.get("url") or "").strip()
+    if not url:
+        raise AttachmentUnusable(REASON_NO_URL)
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise AttachmentUnusable(REASON_NOT_WEB)
     try:
-        return download(ctx.session, info.get("url", ""), max_bytes=ctx.settings.media_max_bytes,
+        return download(ctx.session, url, max_bytes=ctx.settings.media_max_bytes,
                         allow_private=ctx.settings.media_fetch_allow_private,
                         timeout=ctx.settings.http_timeout_seconds, filename_hint=info.get("name"))
-    except (MediaTooLarge, BlockedAddress) as exc:
+    except MediaTooLarge as exc:
         log.warning("relay.attachment_not_copied", extra={"error": str(exc)})
         return None
+    except BlockedAddress as exc:
+        raise AttachmentUnusable(REASON_BLOCKED) from exc
     except MediaFetchError as exc:
+        if exc.status and 400 <= exc.status < 500 and exc.status not in TRANSIENT_STATUSES:
+            meaning = f" ({HTTP_MEANINGS[exc.status]})" if exc.status in HTTP_MEANINGS else ""
+            raise AttachmentUnusable(REASON_HTTP.format(status=exc.status, meaning=meaning)) from exc
         raise RetryableError(f"FreshChat attachment download failed: {exc}") from exc
 
 
-def send_link(ctx, zalo_user: str, key: str, got) -> str:
+def send_link(ctx, zalo_user: str, key: str, got) -> tuple[str, str]:
     ctx.media.put(key, got.data, content_type=got.content_type, filename=got.filename)
     icon = "🖼" if got.content_type.startswith("image/") else "📎"
-    return ctx.zalo.send_text(zalo_user, f"{icon} {got.filename}: {media_url(ctx.settings, key)}")
+    return send_words(ctx, zalo_user, f"{icon} {got.filename}: {media_url(ctx.settings, key)}")
 
 
-def send_attachment(ctx, zalo_user: str, step: str, kind: str, got) -> str:
-    """Upload once (Zalo's upload quota is monthly), send; re-upload if the id expired."""
-    upload_key = f"zalo:upload:{step}"
-    attachment = ctx.effects.once(upload_key, lambda: ctx.zalo.upload(kind, got.data, got.filename, got.content_type))
+def send_attachment(ctx, zalo_user: str, msg_id: str, index: int, kind: str, got) -> tuple[str, str]:
+    """Upload once (Zalo's upload quota is monthly), send; re-upload if the id expired. When
+    Zalo refuses the attachment itself, the customer gets the file as a link instead."""
+    upload_key = f"zalo:upload:{msg_id}:{index}"
     try:
-        return ctx.zalo.send(zalo_user, attachment_message(kind, attachment, got.data))
+        attachment = ctx.effects.once(upload_key,
+                                      lambda: ctx.zalo.upload(kind, got.data, got.filename, got.content_type))
+        sent = ctx.zalo.send(zalo_user, attachment_message(kind, attachment, got.data))
     except ZaloAttachmentExpired:
         ctx.effects.forget(upload_key)
         raise
+    except ZaloPermanent as exc:
+        if exc.code not in CONTENT_REFUSALS:
+            raise
+        log.warning("relay.attachment_refused_sent_as_link", extra={"code": exc.code, "message_id": msg_id})
+        return send_link(ctx, zalo_user, f"fc/{msg_id}/{index}", got)
+    return sent, f"{'📎' if kind == 'file' else '🖼'} {got.filename}"
 
 
 def attachment_message(kind: str, attachment: str, data: bytes) -> dict:
@@ -136,6 +235,14 @@ def attachment_message(kind: str, attachment: str, data: bytes) -> dict:
     if kind == "gif":
         element["width"], element["height"] = gif_size(data)
     return {"attachment": {"type": "template", "payload": {"template_type": "media", "elements": [element]}}}
+
+
+def attachment_label(part: dict) -> str:
+    """"file hoa-don.pdf": the kind and the name the agent knows it by (or its link's)."""
+    kind = attachment_kind(part)
+    info = part[kind] or {}
+    name = clean_filename(info.get("name") or urlsplit(info.get("url") or "").path.rsplit("/", 1)[-1])
+    return f"{kind} {name}" if name else kind
 
 
 def describe_part(part: dict) -> str:
@@ -148,22 +255,29 @@ def describe_part(part: dict) -> str:
     return f"[{kind}]"
 
 
-def report_failure(ctx, message: dict, exc: ZaloPermanent) -> None:
-    """A private note in the conversation, from the replying agent, saying what to do."""
+def report_failure(ctx, message: dict, index: int, exc: ZaloPermanent) -> None:
+    """Zalo refused for a reason about the recipient or the window: tell the agent what to do."""
     preview = next((p["text"].get("content", "")[:80] for p in normalize_parts(message) if "text" in p), "")
-    text = f"⚠️ Not delivered to Zalo (error {exc.code}): {exc.advice}"
+    text = NOTE_REFUSED.format(code=exc.code, advice=exc.advice)
     if preview:
         text += f'\nMessage: "{preview}"'
+    log.warning("relay.zalo_refused", extra={"code": exc.code, "message_id": message["id"]})
+    post_note(ctx, message, index, text)
+
+
+def post_note(ctx, message: dict, index: int, text: str) -> None:
+    """A private note in the conversation, from the replying agent; once per message part.
+    A note FreshChat refuses for good is only logged: the rest of the message still goes."""
     note = {"message_parts": [{"text": {"content": text}}], "message_type": "private",
             "actor_type": message.get("actor_type") or "agent", "actor_id": message.get("actor_id")}
-    log.warning("relay.zalo_refused", extra={"code": exc.code, "message_id": message["id"]})
-    ctx.effects.once(f"fc:note:{message['id']}",
-                     lambda: ctx.freshchat.post_message(message["conversation_id"], note).get("id", ""))
+    try:
+        ctx.effects.once(f"fc:note:{message['id']}:{index}",
+                         lambda: ctx.freshchat.post_message(message["conversation_id"], note).get("id", ""))
+    except PermanentError as exc:
+        log.error("relay.note_refused", extra={"message_id": message["id"], "error": str(exc)})
 
 
 def update_state(ctx, item, event: dict) -> None:
-    from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
-
     conversation = conversation_id(event)
     inner = event["data"].get(STATE_KEYS[event["action"]]) or {}
     ctx.mapping.set_conversation(conversation, status=STATUS[event["action"]],

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import requests
 import requests_mock
 
 from app.bridge.lanes import Item, now_ms
@@ -259,3 +260,146 @@ def test_a_drain_job_goes_on_with_lanes_that_woke_meanwhile(ctx, m):
     assert [(b["recipient"]["user_id"], b["message"]["text"]) for b in sent(m)] == [
         (USER, "first"), ("8100000000000000002", "second")]
     assert ctx.redis.llen(WAKE) == 0 and ctx.lanes.head("out:conv-2") is None
+
+
+NOTES = f"{FC_API}/conversations/{CONV}/messages"
+
+
+def notes(m) -> list[dict]:
+    return [r.json() for r in m.request_history if r.url == NOTES]
+
+
+def note(text: str) -> dict:
+    return {"message_parts": [{"text": {"content": text}}], "message_type": "private",
+            "actor_type": "agent", "actor_id": AGENT}
+
+
+def test_system_message_in_an_agents_name_sends_nothing(ctx, m):
+    """Queued before the webhook filtered them: the worker checks again."""
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_system_reopened.json")) == "empty"
+    assert sent(m) == [] and notes(m) == []
+
+
+def test_bot_quick_replies_are_numbered_after_the_text(ctx, m):
+    run(ctx, load_fixture("freshchat", "webhooks", "message_create__bot_quick_replies.json"))
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Pick one\n\n1. Yes\n2. No"}}]
+
+
+QUICK_REPLIES = [{"collection": {"sub_parts": [{"quick_reply_button": {"label": "Có"}},
+                                               {"quick_reply_button": {"label": "Không"}}]}}]
+
+
+def test_quick_replies_follow_the_last_text_part(ctx, m):
+    m.get(f"{ASSETS}/img/reply.png", content=PNG)
+    run(ctx, agent_message("m-qr", [{"text": {"content": "Ảnh đây"}}, {"image": {"url": f"{ASSETS}/img/reply.png"}},
+                                    {"text": {"content": "Anh chọn nhé?"}}], reply_parts=QUICK_REPLIES))
+    texts = [b["message"].get("text") for b in sent(m)]
+    assert texts == ["Ảnh đây", None, "Anh chọn nhé?\n\n1. Có\n2. Không"]
+
+
+def test_quick_replies_without_a_text_part_go_alone_after_the_attachment(ctx, m):
+    m.get(f"{ASSETS}/img/reply.png", content=PNG)
+    run(ctx, agent_message("m-qr-img", [{"image": {"url": f"{ASSETS}/img/reply.png"}}], reply_parts=QUICK_REPLIES))
+    bodies = sent(m)
+    assert [b["message"].get("text") for b in bodies] == [None, "1. Có\n2. Không"]
+    assert bodies[0]["message"]["attachment"]["payload"]["elements"][0]["attachment_id"] == "att-img"
+
+
+def test_text_with_quick_replies_over_2000_characters_becomes_a_txt_link(ctx, m, app):
+    text = "x" * 1995
+    run(ctx, agent_message("m-qr-long", [{"text": {"content": text}}], reply_parts=QUICK_REPLIES))
+    [body] = sent(m)
+    link = media_url(ctx.settings, "fc/m-qr-long/0")
+    assert body["message"]["text"].endswith(f"📄 Full message (2011 characters): {link}")
+    served = app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data
+    assert served == f"{text}\n\n1. Có\n2. Không".encode()
+
+
+def test_sent_record_gets_the_first_100_characters_the_customer_got(ctx, m, monkeypatch):
+    records = []
+    monkeypatch.setattr(ctx.mapping, "remember_sent",
+                        lambda zalo_id, pipe=None, text="": records.append((zalo_id, text)))
+    m.get(f"{ASSETS}/img/reply.png", content=PNG)
+    long = "Dạ " * 1000
+    run(ctx, agent_message("m-snip", [{"text": {"content": "Chào anh"}}, {"image": {"url": f"{ASSETS}/img/reply.png"}},
+                                      {"text": {"content": long}}]))
+    assert records == [("zmsg-1", "Chào anh"), ("zmsg-1", "🖼 reply.png"), ("zmsg-1", long[:100])]
+
+
+def test_file_without_url_is_noted_to_the_agent_and_the_rest_goes_on(ctx, m):
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file_without_url.json")) == "empty"
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Em gửi anh báo giá ạ."}}]
+    assert notes(m) == [note("⚠️ The file bao-gia.pdf was not sent to the Zalo user: "
+                             "FreshChat gave no download link for it. Please attach it again.")]
+
+
+def test_a_retried_message_notes_a_missing_file_once(ctx, m):
+    m.post(CS, [{"status_code": 500}, ok()])
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file_without_url.json")) == "deferred"
+    drain_until_done(ctx)
+    assert len(sent(m)) == 2 and len(notes(m)) == 1
+
+
+@pytest.mark.parametrize("status,words", [(403, "HTTP 403 (access denied)"), (404, "HTTP 404 (not found)"),
+                                          (410, "HTTP 410 (gone)"), (400, "HTTP 400")])
+def test_image_whose_url_answers_4xx_is_noted_and_the_rest_goes_on(ctx, m, status, words):
+    m.get(f"{ASSETS}/img/anh-san-pham.jpg", status_code=status)
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_image_expired_url.json")) == "empty"
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Mẫu này còn hàng ạ."}}]
+    assert notes(m) == [note(f"⚠️ The image anh-san-pham.jpg was not sent to the Zalo user: "
+                             f"its download link answered {words}. Please attach it again.")]
+
+
+def test_attachment_on_a_private_address_is_noted(ctx, m):
+    run(ctx, agent_message("m-private", [{"file": {"name": "x.pdf", "url": "http://127.0.0.1:9/x.pdf"}}]))
+    assert sent(m) == []
+    assert notes(m) == [note("⚠️ The file x.pdf was not sent to the Zalo user: "
+                             "its link points to a private network address.")]
+
+
+@pytest.mark.parametrize("failure", [{"status_code": 503}, {"status_code": 429},
+                                     {"exc": requests.exceptions.ConnectTimeout}])
+def test_attachment_download_outage_is_retried_not_noted(ctx, m, failure):
+    m.get(f"{ASSETS}/img/reply.png", [failure, {"content": PNG}])
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_image.json")) == "deferred"
+    drain_until_done(ctx)
+    assert [b["message"]["attachment"]["payload"]["elements"][0]["attachment_id"] for b in sent(m)] == ["att-img"]
+    assert notes(m) == []
+
+
+@pytest.mark.parametrize("code", [-201, -210, -233])
+def test_attachment_zalo_refuses_on_upload_goes_as_a_link(ctx, m, app, code):
+    m.get(f"{ASSETS}/img/reply.png", content=PNG)
+    m.post(f"{ZALO_API}/v2.0/oa/upload/image", json={"error": code, "message": "refused"})
+    event = load_fixture("freshchat", "webhooks", "message_create__agent_image.json")
+    assert run(ctx, event) == "empty"
+    link = media_url(ctx.settings, f"fc/{event['data']['message']['id']}/0")
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": f"🖼 reply.png: {link}"}}]
+    assert app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data == PNG
+    assert notes(m) == []
+
+
+def test_attachment_zalo_refuses_on_send_goes_as_a_link(ctx, m):
+    m.get(f"{ASSETS}/files/hoa-don.pdf", content=PDF)
+    m.post(CS, [{"json": {"error": -201, "message": "attachment is invalid"}}, ok()])
+    event = load_fixture("freshchat", "webhooks", "message_create__agent_file.json")
+    run(ctx, event)
+    link = media_url(ctx.settings, f"fc/{event['data']['message']['id']}/0")
+    file_message = {"attachment": {"type": "file", "payload": {"token": "file-token"}}}
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": file_message},
+                       {"recipient": {"user_id": USER}, "message": {"text": f"📎 hoa-don.pdf: {link}"}}]
+
+
+def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(ctx, m):
+    m.get(f"{ASSETS}/img/reply.png", content=PNG)
+    m.post(CS, json={"error": -230, "message": "not interacted"})
+    run(ctx, agent_message("m-window", [{"image": {"url": f"{ASSETS}/img/reply.png"}}, {"text": {"content": "và"}}]))
+    assert len(sent(m)) == 1
+    assert notes(m) == [note("⚠️ Not delivered to Zalo (error -230): The user has not interacted with the OA "
+                             "in the last 7 days; wait until they write again.\nMessage: \"và\"")]
+
+
+def test_a_note_freshchat_refuses_for_good_does_not_stop_the_message(ctx, m):
+    m.post(NOTES, status_code=400, json={"message": "bad request"})
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file_without_url.json")) == "empty"
+    assert [b["message"]["text"] for b in sent(m)] == ["Em gửi anh báo giá ạ."]

@@ -35,6 +35,7 @@ def test_agent_message_is_queued_once_per_message_id(client, redis):
 
 
 @pytest.mark.parametrize("name", ["message_create__legacy_msg_parts", "message_create__bot_text",
+                                  "message_create__bot_quick_replies", "message_create__agent_file_without_url",
                                   "conversation_resolution", "conversation_reopen", "conversation_assignment"])
 def test_relayed_kinds_are_queued(client, redis, name):
     assert post_freshchat(client, fixture(name)).get_json()["ok"] is True
@@ -46,6 +47,19 @@ def test_relayed_kinds_are_queued(client, redis, name):
 def test_private_notes_and_user_posts_are_not_relayed(client, redis, name, why):
     resp = post_freshchat(client, fixture(name))
     assert resp.status_code == 200 and resp.get_json()["ignored"] == why
+    assert redis.zcard(DUE) == 0
+
+
+def test_system_message_in_an_agents_name_is_not_relayed(client, redis):
+    resp = post_freshchat(client, fixture("message_create__agent_system_reopened"))
+    assert resp.status_code == 200 and resp.get_json()["ignored"] == "system message"
+    assert redis.zcard(DUE) == 0
+
+
+def test_unknown_message_type_is_not_relayed(client, redis):
+    event = fixture("message_create__agent_text")
+    event["data"]["message"]["message_type"] = "csat"
+    assert post_freshchat(client, event).get_json()["ignored"] == "message_type csat is not relayed"
     assert redis.zcard(DUE) == 0
 
 

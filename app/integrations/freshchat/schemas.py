@@ -69,6 +69,12 @@ def is_relayable(event: dict) -> tuple[bool, str]:
     actor = message.get("actor_type") or event["actor"].get("actor_type")
     if actor not in ("agent", "bot"):
         return False, f"actor {actor or 'unknown'} is not relayed"
-    if message.get("message_type") == "private" or message.get("botsPrivateNote"):
+    kind = message.get("message_type") or "normal"
+    if kind == "private" or message.get("botsPrivateNote"):
         return False, "private note"
+    if kind == "system":
+        # Written by FreshChat in the agent's name ("Conversation was reopened by ..."), not by them.
+        return False, "system message"
+    if kind != "normal":
+        return False, f"message_type {kind} is not relayed"
     return True, ""
