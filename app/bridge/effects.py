@@ -29,12 +29,17 @@ class Effects:
 
     def once(self, key: str, fn: Callable[[], Any], also: Callable[[Any, Any], None] | None = None) -> Any:
         """`also(pipe, result)` may add writes that go in the same round trip as the record."""
-        cached = self.redis.get(PREFIX + "done:" + key)
+        cached = self.recorded(key)
         if cached is not None:
-            return json.loads(cached)
+            return cached
         result = fn()
         self._remember(key, result, also)
         return result
+
+    def recorded(self, key: str) -> Any | None:
+        """The result an earlier `once(key, ...)` stored, without running anything; None if none."""
+        cached = self.redis.get(PREFIX + "done:" + key)
+        return None if cached is None else json.loads(cached)
 
     def _remember(self, key: str, result: Any, also=None) -> None:
         """The partner already acted: losing this write would mean a duplicate, so wait for

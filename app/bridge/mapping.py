@@ -7,6 +7,8 @@ from redis import Redis
 from app.bridge.lanes import PREFIX
 
 LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
+SENT_TEXT = "t:"  # marks a stored snippet; older records hold "1" and no text
+SNIPPET_CHARS = 100  # enough to quote a reply back to the agent
 
 
 def _zalo_key(zalo_user_id: str) -> str:
@@ -61,8 +63,19 @@ class Mapping:
         self.redis.set(_seen_key(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
 
     def remember_sent(self, zalo_message_id: str, pipe=None, text: str = "") -> None:
-        """Our own sends come back as oa_send_* echoes; this is how we recognise them."""
-        (pipe or self.redis).set(f"{PREFIX}sent:{zalo_message_id}", "1", ex=self.sent_ttl)
+        """Our own sends come back as oa_send_* echoes; this is how we recognise them. The
+        start of the text lets a user's later quote of it show what they answer."""
+        value = SENT_TEXT + (text or "")[:SNIPPET_CHARS]  # never empty, even for an attachment
+        (pipe or self.redis).set(f"{PREFIX}sent:{zalo_message_id}", value, ex=self.sent_ttl)
 
     def is_sent_by_us(self, zalo_message_id: str) -> bool:
         return bool(self.redis.exists(f"{PREFIX}sent:{zalo_message_id}"))
+
+    def sent_text(self, zalo_message_id: str) -> str | None:
+        """The start of a message we sent ("" if it had no text or was recorded without it),
+        None when we did not send it."""
+        raw = self.redis.get(f"{PREFIX}sent:{zalo_message_id}")
+        if raw is None:
+            return None
+        value = raw.decode()
+        return value[len(SENT_TEXT):] if value.startswith(SENT_TEXT) else ""

@@ -4,15 +4,42 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from app.integrations.errors import PartnerError, PermanentError
-from app.integrations.freshchat.client import ConversationGone
-from app.relay.parts import zalo_parts
+from app.bridge.lanes import now_ms
+from app.integrations.errors import PartnerError, PermanentError, RetryableError
+from app.integrations.freshchat.client import ConversationGone, FreshchatPermanent
+from app.relay.parts import PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
 
 log = logging.getLogger("relay.inbound")
 VN = timezone(timedelta(hours=7))
 LATE_AFTER_MS = 20000  # Zalo redelivers after 30 s at the earliest; closer races are not "late"
+ECHO_GRACE_SECONDS = 3  # our send record lands right after Zalo answers; its echo may come first
+
+# What agents read in FreshChat, in one place.
+SENT_BY_ADMIN = "[Sent in Zalo's OA chat by admin {admin}]"
+SENT_ELSEWHERE = "[Sent by the OA outside this bridge (another tool or an automatic message)]"
+LATE = "[Delivered late - originally sent {when} (UTC+7)]"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One FreshChat message before it is sent: its fields but the parts, and the parts in
+    a form that can be made plainer; `text` is what a later quote of it repeats."""
+
+    envelope: dict
+    parts: list[Part]
+    text: str
+
+    def forms(self) -> list[tuple[str, dict]]:
+        """The message from as built to plainest, each distinct body once, with its name."""
+        forms: list[tuple[str, dict]] = []
+        for plainness, name in enumerate(PLAINNESS):
+            message = {"message_parts": render(self.parts, plainness), **self.envelope}
+            if all(message != earlier for _, earlier in forms):
+                forms.append((name, message))
+        return forms
 
 
 def handle(ctx, item, progress) -> None:
@@ -21,7 +48,7 @@ def handle(ctx, item, progress) -> None:
     if name.startswith("user_send_"):
         relay_user_message(ctx, event, progress, item.attempts)
     elif name.startswith("oa_send_"):
-        relay_console_message(ctx, event, progress)
+        relay_console_message(ctx, event, progress, item.received_at, item.attempts)
 
 
 def relay_user_message(ctx, event: dict, progress, attempts: int = 0) -> None:
@@ -30,45 +57,79 @@ def relay_user_message(ctx, event: dict, progress, attempts: int = 0) -> None:
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
     progress()
     last_ts = int(known.get("last_ts") or 0)
-    parts = _mark_if_late(last_ts, event, zalo_parts(ctx, event, progress, attempts))
-    message = {"message_parts": parts, "message_type": "normal", "actor_type": "user",
-               "actor_id": fc_user, "user_id": fc_user}
-    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, message, known.get("fc_conversation_id"))
+    parts = zalo_parts(ctx, event, progress, attempts)
+    envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
+    outgoing = Outgoing(envelope, _late_mark(last_ts, event) + quote_parts(ctx, event) + parts, snippet(parts))
+    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"),
+            progress)
     _touch(ctx, zalo_user, fc_user, event, last_ts)
 
 
-def relay_console_message(ctx, event: dict, progress) -> None:
-    """An OA admin typed in Zalo's console: agents see it as a private note."""
+def relay_console_message(ctx, event: dict, progress, received_at: int, attempts: int = 0) -> None:
+    """A message the OA sent without this bridge (Zalo's OA chat, another tool, an automatic
+    message): agents see it as a private note. Our own sends are recognised by their id."""
     msg_id = event["message"]["msg_id"]
     if ctx.mapping.is_sent_by_us(msg_id):
         return
+    _wait_for_our_send_record(received_at)
     zalo_user = event["recipient"]["id"]
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
-    parts = zalo_parts(ctx, event, progress)
-    admin = event["sender"].get("admin_id", "")
-    header = {"text": {"content": f"[Sent from the Zalo OA console by admin {admin}]"}}
-    message = {"message_parts": [header] + parts, "message_type": "private", "actor_type": "system",
-               "user_id": fc_user}
-    deliver(ctx, msg_id, zalo_user, fc_user, message, known.get("fc_conversation_id"))
+    parts = zalo_parts(ctx, event, progress, attempts)
+    admin = event["sender"].get("admin_id")
+    header = text_part(SENT_BY_ADMIN.format(admin=admin) if admin else SENT_ELSEWHERE)
+    envelope = {"message_type": "private", "actor_type": "system", "user_id": fc_user}
+    outgoing = Outgoing(envelope, [header] + quote_parts(ctx, event) + parts, snippet(parts))
+    deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
 
 
-def deliver(ctx, msg_id: str, zalo_user: str, fc_user: str, message: dict, conversation: str | None) -> None:
+def _wait_for_our_send_record(received_at: int) -> None:
+    """An unknown echo this young may still be ours: look again once the grace is over."""
+    left = ECHO_GRACE_SECONDS - (now_ms() - received_at) / 1000
+    if left > 0:
+        raise RetryableError("echo not matched yet", retry_after=left)
+
+
+def deliver(ctx, msg_id: str, zalo_user: str, fc_user: str, outgoing: Outgoing, conversation: str | None,
+            progress=lambda: None) -> None:
     """Post once per Zalo msg_id; the mapping is written from the record, so a Redis blip
     after FreshChat accepted cannot make us post (or open a conversation) twice."""
-    done = ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, conversation, fc_user, message))
+    done = ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, msg_id, conversation, fc_user, outgoing, progress))
     if done.get("new_conversation"):
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
 
 
-def post(ctx, conversation: str | None, fc_user: str, message: dict) -> dict:
-    """Post into the user's open conversation; start a new one when FreshChat refuses the old."""
-    if conversation:
+def post(ctx, msg_id: str, conversation: str | None, fc_user: str, outgoing: Outgoing,
+         progress=lambda: None) -> dict:
+    """Post the message, plainer after each refusal of its content, so it never vanishes;
+    a conversation FreshChat no longer takes is replaced by a new one. All of it happens in
+    one recorded effect: at most one form is ever accepted."""
+    forms = outgoing.forms()
+    step = 0
+    while True:
+        progress()  # several calls in a row: keep the lane's lease, so no one else posts meanwhile
         try:
-            posted = ctx.freshchat.post_message(conversation, message)
-            return {"id": posted.get("id", ""), "conversation_id": conversation}
+            return {**post_form(ctx, conversation, fc_user, forms[step][1]), "text": outgoing.text}
         except ConversationGone as exc:
+            if not conversation:
+                raise
             log.info("relay.conversation_replaced", extra={"old": conversation, "why": str(exc)})
+            conversation = None
+        except FreshchatPermanent as exc:
+            if exc.status != 400:  # auth or a missing user: a plainer message cannot help
+                raise
+            step += 1
+            if step == len(forms):
+                raise PermanentError(f"FreshChat refused even the plainest form: {exc}", status=400) from exc
+            log.warning("relay.degraded", extra={"msg_id": msg_id, "refused": forms[step - 1][0],
+                                                 "now_sent": forms[step][0], "reason": str(exc)})
+
+
+def post_form(ctx, conversation: str | None, fc_user: str, message: dict) -> dict:
+    """Into the user's open conversation, or as the first message of a new one."""
+    if conversation:
+        posted = ctx.freshchat.post_message(conversation, message)
+        return {"id": posted.get("id", ""), "conversation_id": conversation}
     created = ctx.freshchat.create_conversation(fc_user, message)
     first = (created.get("messages") or [{}])[0]
     return {"id": first.get("id", ""), "conversation_id": created["conversation_id"], "new_conversation": True}
@@ -126,13 +187,13 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _mark_if_late(last: int, event: dict, parts: list[dict]) -> list[dict]:
+def _late_mark(last: int, event: dict) -> list[Part]:
     """A redelivery older than what we already relayed says when it was really sent."""
     sent_ms = int(event["timestamp"])
     if sent_ms >= last or time.time() * 1000 - sent_ms < LATE_AFTER_MS:
-        return parts
+        return []
     when = datetime.fromtimestamp(sent_ms / 1000, VN).strftime("%H:%M %d/%m/%Y")
-    return [{"text": {"content": f"[Delivered late - originally sent {when} (UTC+7)]"}}] + parts
+    return [text_part(LATE.format(when=when))]
 
 
 def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:

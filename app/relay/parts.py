@@ -1,10 +1,17 @@
-"""Zalo message -> FreshChat message parts; media is copied so links outlive Zalo's 7 days."""
+"""Zalo message -> FreshChat message parts; media is copied so links outlive Zalo's 7 days.
+
+Every part remembers how to be sent more plainly: FreshChat refuses some parts it cannot
+fetch (an image part answered with IMAGE_EMPTY_CONTENT), and a plainer form of the same
+content must still reach the agent.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
+from app.bridge.mapping import SNIPPET_CHARS
 from app.integrations.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
@@ -14,9 +21,62 @@ COPY_ATTEMPTS = 3  # a CDN blip is retried; a dead link must not hold the conver
 IMAGE_TYPES = {"image", "gif", "sticker"}
 FILE_TYPES = {"file", "audio", "video"}
 
+# What agents read in FreshChat, in one place.
+QUOTE_UNKNOWN = "↩ Reply to an earlier message"
+NO_CONTENT = "[{event} without content]"
+COPY_FAILED = ("[The {kind} could not be copied ({error}); Zalo's original link, which expires "
+               "after about 7 days: {url}]")
+NO_NAME = "(no name)"
+AS_LINK = "[{kind}] {url}"  # media with no FreshChat part of its own, or refused in one
 
-def zalo_parts(ctx, event: dict, progress, attempts: int = 0) -> list[dict]:
-    """The FreshChat parts for a Zalo event, text first, attachments in Zalo's order.
+# How plainly a message is sent: as built, images as files, media as text links.
+AS_BUILT, IMAGES_AS_FILES, MEDIA_AS_LINKS = range(3)
+PLAINNESS = ("as built", "images as file parts", "media as text links")
+
+
+@dataclass(frozen=True)
+class Media:
+    """A copy in the media store, enough to describe it as any kind of part."""
+
+    kind: str
+    url: str
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Part:
+    """A FreshChat part as first sent; `media` is set when a plainer form exists."""
+
+    body: dict
+    media: Media | None = None
+
+    def rendered(self, plainness: int) -> dict:
+        if self.media is None or plainness == AS_BUILT:
+            return self.body
+        if plainness == MEDIA_AS_LINKS:
+            return {"text": {"content": AS_LINK.format(kind=self.media.kind, url=self.media.url)}}
+        return _file_part(self.media) if "image" in self.body else self.body
+
+
+def render(parts: list[Part], plainness: int) -> list[dict]:
+    """The FreshChat message_parts at a given plainness; text parts never change."""
+    return [part.rendered(plainness) for part in parts]
+
+
+def text_part(content: str) -> Part:
+    return Part({"text": {"content": content}})
+
+
+def snippet(parts: list[Part]) -> str:
+    """What a later quote of this message repeats: its text, media named by kind."""
+    pieces = [p.body["text"]["content"] if p.media is None else f"[{p.media.kind}]" for p in parts]
+    return " ".join(pieces)[:SNIPPET_CHARS]
+
+
+def zalo_parts(ctx, event: dict, progress, attempts: int = 0) -> list[Part]:
+    """The parts for a Zalo event, text first, attachments in Zalo's order.
 
     `attempts` is how often this event already failed: transient copy failures are retried
     until COPY_ATTEMPTS, then the message goes with Zalo's original link.
@@ -27,11 +87,30 @@ def zalo_parts(ctx, event: dict, progress, attempts: int = 0) -> list[dict]:
     for index, attachment in enumerate(attachments):
         parts += attachment_parts(ctx, event, index, attachment, attempts)
         progress()
-    return parts or [{"text": {"content": f"[{event['event_name']} without content]"}}]
+    if message.get("location") and not any(a.get("type") == "location" for a in attachments):
+        parts += _text(location_text(event, {}))  # one connector sends the coordinates here
+    return parts or [text_part(NO_CONTENT.format(event=event["event_name"]))]
 
 
-def _text(text: str | None) -> list[dict]:
-    return [{"text": {"content": text}}] if text else []
+def quote_parts(ctx, event: dict) -> list[Part]:
+    """A reply ("quote") starts with what it answers, when the bridge has seen that message."""
+    quoted = str((event.get("message") or {}).get("quote_msg_id") or "")
+    if not quoted:
+        return []
+    known = quoted_text(ctx, quoted)
+    return [text_part("> " + known.replace("\n", "\n> ") if known else QUOTE_UNKNOWN)]
+
+
+def quoted_text(ctx, msg_id: str) -> str:
+    """The user's own relayed message, or one this bridge sent to Zalo; "" when unknown."""
+    relayed = ctx.effects.recorded(f"fc:msg:{msg_id}")
+    if isinstance(relayed, dict) and relayed.get("text"):
+        return relayed["text"]
+    return ctx.mapping.sent_text(msg_id) or ""
+
+
+def _text(text: str | None) -> list[Part]:
+    return [text_part(text)] if text else []
 
 
 def _text_is_label(event: dict) -> bool:
@@ -39,8 +118,8 @@ def _text_is_label(event: dict) -> bool:
     return event["event_name"] in ("user_send_location", "user_send_business_card")
 
 
-def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: int = 0) -> list[dict]:
-    kind = attachment.get("type", "")
+def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: int = 0) -> list[Part]:
+    kind = attachment.get("type") or "attachment"
     payload = attachment.get("payload") or {}
     if event["event_name"] == "user_send_business_card":
         return _text(business_card_text(event, payload))
@@ -48,12 +127,14 @@ def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: i
         return _text(location_text(event, payload))
     if kind == "link":
         return _text(link_text(payload))
-    if kind in IMAGE_TYPES | FILE_TYPES and payload.get("url"):
-        return media_parts(ctx, event, index, kind, payload, attempts)
-    return _text(f"[Zalo {kind or 'attachment'} {payload.get('id', '')}]".replace(" ]", "]"))
+    if not payload.get("url"):
+        known = [str(payload[field]) for field in ("id", "description") if payload.get(field)]
+        return _text(" ".join([f"[{kind}]"] + known))
+    return media_parts(ctx, event, index, kind, payload, attempts)
 
 
-def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts: int = 0) -> list[dict]:
+def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts: int = 0) -> list[Part]:
+    """Copy to the media store; types FreshChat has no part for travel as a text link."""
     key = f"zalo/{event['message']['msg_id']}/{index}"
     try:
         stored = ctx.effects.once(f"media:{key}", lambda: copy_media(ctx, key, payload))
@@ -61,13 +142,20 @@ def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts
         if (exc.status is None or exc.status >= 500) and attempts + 1 < COPY_ATTEMPTS:
             raise RetryableError(f"copying Zalo media failed: {exc}") from None
         log.warning("relay.media_copy_failed", extra={"key": key, "error": str(exc)})
-        return _text(f"[The {kind} could not be copied ({exc}); Zalo's original link, which "
-                     f"expires after about 7 days: {payload['url']}]")
-    url = media_url(ctx.settings, key)
+        if kind in IMAGE_TYPES | FILE_TYPES:
+            return _text(COPY_FAILED.format(kind=kind, error=exc, url=payload["url"]))
+        return _text(AS_LINK.format(kind=kind, url=payload["url"]))
+    media = Media(kind, media_url(ctx.settings, key), stored["filename"], stored["content_type"], stored["size"])
     if kind in IMAGE_TYPES:
-        return [{"image": {"url": url}}]
-    return [{"file": {"name": stored["filename"], "url": url, "content_type": stored["content_type"],
-                      "file_size_in_bytes": stored["size"]}}]
+        return [Part({"image": {"url": media.url}}, media)]
+    if kind in FILE_TYPES:
+        return [Part(_file_part(media), media)]
+    return [text_part(AS_LINK.format(kind=kind, url=media.url))]
+
+
+def _file_part(media: Media) -> dict:
+    return {"file": {"name": media.name, "url": media.url, "content_type": media.content_type,
+                     "file_size_in_bytes": media.size}}
 
 
 def copy_media(ctx, key: str, payload: dict) -> dict:
@@ -80,9 +168,11 @@ def copy_media(ctx, key: str, payload: dict) -> dict:
 
 
 def location_text(event: dict, payload: dict) -> str:
-    coords = payload.get("coordinates") or {}
+    """Zalo puts coordinates in the attachment; one connector sends `message.location`."""
+    message = event.get("message") or {}
+    coords = payload.get("coordinates") or message.get("location") or {}
     lat, lon = coords.get("latitude", "?"), coords.get("longitude", "?")
-    label = (event.get("message") or {}).get("text")
+    label = message.get("text")
     head = f"📍 Location: {label}" if label else "📍 Location"
     return f"{head}\n{lat}, {lon}\nhttps://www.google.com/maps/search/?api=1&query={lat},{lon}"
 
@@ -93,13 +183,21 @@ def link_text(payload: dict) -> str:
 
 
 def business_card_text(event: dict, payload: dict) -> str:
-    """Zalo packs the card's phone into a JSON string in `description`."""
-    try:
-        card = json.loads(payload.get("description") or "{}")
-    except ValueError:
-        card = {}
-    name = (event.get("message") or {}).get("text") or "(no name)"
+    """Zalo packs the card's phone into a JSON string in `description`; the name is in
+    `message.text`, or only in the payload's title or plain description."""
+    card = _card_blob(payload.get("description"))
+    plain = payload.get("description") if card is None else None
+    name = (event.get("message") or {}).get("text") or payload.get("title") or plain or NO_NAME
     lines = [f"👤 Business card: {name}"]
-    if isinstance(card, dict) and card.get("phone"):
+    if card and card.get("phone"):
         lines.append(f"Phone: {card['phone']}")
     return "\n".join(lines)
+
+
+def _card_blob(description: str | None) -> dict | None:
+    """The JSON object Zalo packs into `description`, or None when it is plain text."""
+    try:
+        card = json.loads(description or "")
+    except ValueError:
+        return None
+    return card if isinstance(card, dict) else None

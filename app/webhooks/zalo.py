@@ -42,8 +42,7 @@ def _route(event: dict):
     if not name.startswith(schemas.RELAYED_PREFIXES):
         log.info("zalo.webhook.recorded", extra={"event_name": name})
         return ok(recorded=name)
-    if name.startswith("oa_send_") and not event["sender"].get("admin_id"):
-        # Sent through the API (by this bridge): already in FreshChat.
-        return ok(ignored="echo of an API-sent message")
+    # Every oa_send_* is queued: only the worker can tell our own sends (by their recorded id)
+    # from the OA's messages sent with another tool, which agents must see.
     user = event["sender"]["id"] if name.startswith("user_send_") else event["recipient"]["id"]
     return enqueue("zalo", f"in:{user}", schemas.dedupe_id(event), event)

@@ -25,9 +25,10 @@ MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
 AMR = b"#!AMR\n" + b"\x3c" * 64
 
 
-def run(ctx, event: dict) -> str:
+def run(ctx, event: dict, received_at: int | None = None) -> str:
     lane = f"in:{event['sender']['id'] if event['event_name'].startswith('user_') else event['recipient']['id']}"
-    item = Item(id=f"zalo:{event['message']['msg_id']}", kind="zalo", payload=event, received_at=now_ms())
+    item = Item(id=f"zalo:{event['message']['msg_id']}", kind="zalo", payload=event,
+                received_at=now_ms() if received_at is None else received_at)
     ctx.lanes.accept(lane, item)
     return Drainer(ctx).drain(lane)
 
@@ -174,9 +175,9 @@ def test_failed_media_copy_still_delivers_with_the_original_link(ctx, m):
 
 def test_console_message_becomes_a_private_note(ctx, m):
     known_user(ctx)
-    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"))
+    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"), received_at=now_ms() - 5000)
     assert fc_posts(m) == [{"message_parts": [
-        {"text": {"content": "[Sent from the Zalo OA console by admin 7788990011]"}},
+        {"text": {"content": "[Sent in Zalo's OA chat by admin 7788990011]"}},
         {"text": {"content": "Chào anh, shop đã nhận được yêu cầu."}}],
         "message_type": "private", "actor_type": "system", "user_id": FC_USER}]
 
@@ -242,3 +243,227 @@ def test_a_cdn_blip_that_recovers_delivers_the_copy(ctx, m):
     time.sleep(0.1)
     Drainer(ctx).drain(f"in:{USER}")
     assert fc_posts(m)[0]["message_parts"][1] == {"image": {"url": media_url(ctx.settings, "zalo/a1b2c3d4e5f6a7b8c9d0/0")}}
+
+
+# --- FreshChat refuses a part: the same message goes again, plainer, and never vanishes -----------
+
+IMAGE_MSG = "a1b2c3d4e5f6a7b8c9d0"
+CAPTION = {"text": {"content": "Ảnh sản phẩm bị lỗi"}}
+
+
+def refused() -> dict:
+    body = load_fixture("freshchat", "answers", "message_refused__image_empty_content.json")
+    return {"status_code": 400, "json": body}
+
+
+def image_forms(settings) -> list[list[dict]]:
+    """The image message as built, with the image as a file part, and with a text link."""
+    url = media_url(settings, f"zalo/{IMAGE_MSG}/0")
+    return [[CAPTION, {"image": {"url": url}}],
+            [CAPTION, {"file": {"name": "p1.jpg", "url": url, "content_type": "image/png",
+                                "file_size_in_bytes": len(PNG)}}],
+            [CAPTION, {"text": {"content": f"[image] {url}"}}]]
+
+
+def test_a_refused_image_is_resent_as_a_file_then_as_a_text_link(ctx, m, caplog):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", [refused(), refused(), {"json": {"id": "fc-msg-9"}}])
+    caplog.set_level("WARNING", logger="relay.inbound")
+    assert run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json")) == "empty"
+    assert fc_posts(m) == [as_user(parts) for parts in image_forms(ctx.settings)]
+    assert ctx.effects.recorded(f"fc:msg:{IMAGE_MSG}") == {"id": "fc-msg-9", "conversation_id": CONV,
+                                                           "text": "Ảnh sản phẩm bị lỗi [image]"}
+    degraded = [r for r in caplog.records if r.getMessage() == "relay.degraded"]
+    assert [(r.refused, r.now_sent) for r in degraded] == [("as built", "images as file parts"),
+                                                           ("images as file parts", "media as text links")]
+    assert all("IMAGE_EMPTY_CONTENT" in r.reason and r.msg_id == IMAGE_MSG for r in degraded)
+    assert ctx.dead_letters.count() == 0
+
+
+def test_an_image_accepted_as_a_file_is_not_sent_again(ctx, m):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", [refused(), {"json": {"id": "fc-msg-9"}}])
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))  # a duplicate job: recorded
+    assert fc_posts(m) == [as_user(parts) for parts in image_forms(ctx.settings)[:2]]
+
+
+def test_a_new_conversation_is_opened_with_the_plainer_message(ctx, m):
+    ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
+    ctx.redis.set(f"zfb:lastseen:{USER}", "1")
+    m.post(f"{FC_API}/conversations", [refused(), {"json": {"conversation_id": CONV, "messages": [{"id": "m0"}]}}])
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    assert fc_posts(m) == [{"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [as_user(parts)]}
+                           for parts in image_forms(ctx.settings)[:2]]
+    assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == CONV
+
+
+def test_a_gone_conversation_is_not_posted_to_again_while_degrading(ctx, m):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", status_code=404, json={"code": 404, "message": "not found"})
+    m.post(f"{FC_API}/conversations", [refused(), {"json": {"conversation_id": "new-conv"}}])
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    image, as_file, _ = image_forms(ctx.settings)
+    assert [r.url for r in m.request_history if r.method == "POST"] == [
+        f"{FC_API}/conversations/{CONV}/messages", f"{FC_API}/conversations", f"{FC_API}/conversations"]
+    assert fc_posts(m)[1:] == [{"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [as_user(parts)]}
+                               for parts in (image, as_file)]
+    assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == "new-conv"
+
+
+def test_refused_even_as_plain_text_becomes_a_dead_letter(ctx, m):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", [refused(), refused(), refused()])
+    assert run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json")) == "empty"
+    *tries, note = fc_posts(m)
+    assert tries == [as_user(parts) for parts in image_forms(ctx.settings)]
+    [dead] = ctx.dead_letters.list()
+    assert "refused even the plainest form" in dead["reason"] and "IMAGE_EMPTY_CONTENT" in dead["reason"]
+    assert ctx.effects.recorded(f"fc:msg:{IMAGE_MSG}") is None
+    assert note["message_type"] == "private" and note["actor_type"] == "system"
+    text = note["message_parts"][0]["text"]["content"]
+    assert text.startswith("⚠️ A message from this Zalo user could not be shown here (permanent: FreshChat refused")
+    assert f"dead letter zalo:{IMAGE_MSG};" in text
+
+
+def test_a_refused_text_is_not_reposted_unchanged(ctx, m):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", status_code=400, json={"code": 400, "message": "bad"})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    posts = fc_posts(m)
+    assert len(posts) == 2 and ctx.dead_letters.count() == 1  # one try, then the dead-letter note
+    assert posts[1]["message_type"] == "private"
+
+
+def test_an_auth_refusal_is_not_degraded(ctx, m):
+    known_user(ctx)
+    m.post(f"{FC_API}/conversations/{CONV}/messages", status_code=401, json={"code": 401, "message": "token"})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    tried, note = fc_posts(m)
+    assert tried == as_user(image_forms(ctx.settings)[0]) and ctx.dead_letters.count() == 1
+    assert note["message_type"] == "private"
+
+
+# --- oa_send_*: an echo only when our send record names it ------------------------------------------
+
+OTHER_TOOL_MSG = "51b2c3d4e5f6a7b8c9d0"
+OTHER_TOOL_TEXT = "Cảm ơn bạn đã quan tâm! Shop sẽ phản hồi trong giờ làm việc (8:00-21:00)."
+
+
+def test_a_message_sent_by_another_tool_becomes_a_private_note(ctx, m):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__other_tool.json"), received_at=now_ms() - 5000)
+    assert fc_posts(m) == [{"message_parts": [
+        {"text": {"content": "[Sent by the OA outside this bridge (another tool or an automatic message)]"}},
+        {"text": {"content": OTHER_TOOL_TEXT}}],
+        "message_type": "private", "actor_type": "system", "user_id": FC_USER}]
+
+
+def test_an_unknown_echo_within_the_grace_is_looked_at_again_later(ctx, m):
+    known_user(ctx)
+    received = now_ms() - 1000
+    event = load_fixture("zalo", "webhooks", "oa_send_text__other_tool.json")
+    assert run(ctx, event, received_at=received) == "deferred"
+    assert fc_posts(m) == []
+    _, item = ctx.lanes.head(f"in:{USER}")
+    assert item.last_error == "echo not matched yet"
+    due = ctx.redis.zscore("zfb:due", f"in:{USER}")
+    assert received + 3000 - 50 <= due <= received + 3000 + 500  # the rest of the grace, not a quick backoff
+
+
+def test_our_own_send_recorded_after_its_echo_arrived_is_dropped(ctx, m):
+    known_user(ctx)
+    ctx.mapping.remember_sent(OTHER_TOOL_MSG, text="Dạ shop gửi bạn")
+    assert run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__other_tool.json")) == "empty"
+    assert fc_posts(m) == []
+
+
+def test_a_send_record_written_by_the_old_code_still_marks_an_echo(ctx, m):
+    known_user(ctx)
+    ctx.redis.set(f"zfb:sent:{OTHER_TOOL_MSG}", "1")
+    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__other_tool.json"), received_at=now_ms() - 5000)
+    assert fc_posts(m) == [] and ctx.mapping.sent_text(OTHER_TOOL_MSG) == ""
+
+
+# --- every attachment keeps its content ----------------------------------------------------------------
+
+def test_an_unknown_attachment_type_is_copied_and_sent_as_a_link(ctx, m):
+    known_user(ctx)
+    m.get(f"{CDN}/img/p2.jpg", content=PNG, headers={"Content-Type": "image/jpeg"})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image__photo_type.json"))
+    link = media_url(ctx.settings, "zalo/61b2c3d4e5f6a7b8c9d0/0")
+    assert fc_posts(m) == [as_user([{"text": {"content": "Hàng giao bị móp"}},
+                                    {"text": {"content": f"[photo] {link}"}}])]
+    assert ctx.media.get("zalo/61b2c3d4e5f6a7b8c9d0/0").data == PNG
+
+
+def test_an_unknown_attachment_that_cannot_be_copied_keeps_zalos_link(ctx, m):
+    known_user(ctx)
+    m.get(f"{CDN}/audio/voice456.amr", status_code=404)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_audio__voice_type.json"))
+    assert fc_posts(m) == [as_user([{"text": {"content": f"[voice] {CDN}/audio/voice456.amr"}}])]
+
+
+def test_an_unknown_attachment_without_a_url_says_what_it_was(ctx, m):
+    known_user(ctx)
+    event = load_fixture("zalo", "webhooks", "user_send_audio__voice_type.json")
+    event["message"]["attachments"][0]["payload"] = {"id": "v-77", "description": "0:12"}
+    run(ctx, event)
+    assert fc_posts(m) == [as_user([{"text": {"content": "[voice] v-77 0:12"}}])]
+
+
+def test_coordinates_in_message_location_read_like_an_attachments(ctx, m):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_location__message_location.json"))
+    assert fc_posts(m) == [as_user(expected_parts(ctx.settings, "user_send_location"))]
+
+
+def test_a_business_card_named_only_in_its_title(ctx, m):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_business_card__title_only.json"))
+    assert fc_posts(m) == [as_user([{"text": {"content": "👤 Business card: Trần Thị C\nPhone: 0912345678"}}])]
+
+
+def test_a_business_card_named_in_a_plain_description(ctx, m):
+    known_user(ctx)
+    event = load_fixture("zalo", "webhooks", "user_send_business_card__title_only.json")
+    event["message"]["attachments"][0]["payload"] = {"description": "Trần Thị C"}
+    run(ctx, event)
+    assert fc_posts(m) == [as_user([{"text": {"content": "👤 Business card: Trần Thị C"}}])]
+
+
+# --- a reply shows what it answers -------------------------------------------------------------------
+
+REPLY = {"text": {"content": "Vâng, size M ạ"}}
+
+
+def test_a_reply_to_the_users_own_relayed_message_quotes_it(ctx, m):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text__quote.json"))
+    quote = {"text": {"content": "> Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}
+    assert fc_posts(m)[1] == as_user([quote, REPLY])
+
+
+def test_a_reply_to_a_message_the_bridge_sent_quotes_it(ctx, m):
+    known_user(ctx)
+    head = "Dạ áo còn size M và L.\nBạn lấy size nào ạ? "
+    ctx.mapping.remember_sent("96d3cdf3af150460909", text=head + "x" * 200)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text__quote.json"))
+    quoted = "> Dạ áo còn size M và L.\n> Bạn lấy size nào ạ? " + "x" * (100 - len(head))  # 100 characters
+    assert fc_posts(m) == [as_user([{"text": {"content": quoted}}, REPLY])]
+
+
+@pytest.mark.parametrize("sent_record", [None, "1"])
+def test_a_reply_to_an_unknown_message_is_marked_as_a_reply(ctx, m, sent_record):
+    known_user(ctx)
+    if sent_record:
+        ctx.redis.set("zfb:sent:96d3cdf3af150460909", sent_record)  # written before texts were kept
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text__quote.json"))
+    assert fc_posts(m) == [as_user([{"text": {"content": "↩ Reply to an earlier message"}}, REPLY])]
+
+
+def test_a_send_record_keeps_a_truthy_value_for_an_empty_text(ctx):
+    ctx.mapping.remember_sent("z-1")
+    assert ctx.mapping.is_sent_by_us("z-1") and ctx.mapping.sent_text("z-1") == ""
+    assert ctx.mapping.sent_text("z-2") is None

@@ -107,10 +107,14 @@ def test_status_and_follow_events_are_recorded_not_queued(client, redis, name):
     assert redis.zcard(DUE) == 0
 
 
-def test_echo_of_an_api_sent_message_is_dropped(client, redis):
-    resp = post_zalo(client, load_fixture("zalo", "webhooks", "oa_send_text__api_echo.json"))
-    assert resp.status_code == 200 and "echo" in resp.get_json()["ignored"]
-    assert redis.zcard(DUE) == 0
+@pytest.mark.parametrize("name,msg_id", [("oa_send_text__api_echo", "41b2c3d4e5f6a7b8c9d0"),
+                                         ("oa_send_text__other_tool", "51b2c3d4e5f6a7b8c9d0")])
+def test_oa_sends_without_an_admin_are_queued_for_the_worker_to_match(client, redis, name, msg_id):
+    """Only the worker's send records tell our echoes from another tool's messages."""
+    resp = post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
+    assert resp.status_code == 200 and resp.get_json() == {"ok": True, "duplicate": False}
+    assert [i["id"] for i in queued(redis)] == [f"zalo:{msg_id}"]
+    assert redis.zscore(DUE, f"in:{USER}") is not None
 
 
 def test_console_message_is_queued_on_the_users_lane(client, redis):
