@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, request
+from redis.exceptions import RedisError
 
+from app.bridge.mapping import Mapping
 from app.integrations.zalo import schemas
 from app.integrations.zalo.signature import verify_signature
 from app.webhooks.common import (WebhookRejected, enqueue, ok, parse_object, register_error_handler,
@@ -42,7 +44,17 @@ def _route(event: dict):
     if not name.startswith(schemas.RELAYED_PREFIXES):
         log.info("zalo.webhook.recorded", extra={"event_name": name})
         return ok(recorded=name)
-    # Every oa_send_* is queued: only the worker can tell our own sends (by their recorded id)
-    # from the OA's messages sent with another tool, which agents must see.
+    if name.startswith("oa_send_") and _sent_by_us(event):
+        return ok(ignored="echo of a message this bridge sent")
+    # Any other oa_send_* is queued: our send record may land just after its echo, so the worker
+    # looks again before showing it to agents as a message the OA sent with another tool.
     user = event["sender"]["id"] if name.startswith("user_send_") else event["recipient"]["id"]
     return enqueue("zalo", f"in:{user}", schemas.dedupe_id(event), event)
+
+
+def _sent_by_us(event: dict) -> bool:
+    """Most echoes are of our own sends, already recorded: drop them here, not in a worker."""
+    try:
+        return Mapping(current_app.extensions["redis"]).is_sent_by_us(event["message"]["msg_id"])
+    except RedisError:
+        return False  # queue it; the worker decides once Redis answers

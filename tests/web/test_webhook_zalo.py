@@ -117,6 +117,16 @@ def test_oa_sends_without_an_admin_are_queued_for_the_worker_to_match(client, re
     assert redis.zscore(DUE, f"in:{USER}") is not None
 
 
+def test_an_echo_of_a_recorded_send_is_dropped_at_the_webhook(client, redis):
+    from app.bridge.mapping import Mapping
+
+    event = load_fixture("zalo", "webhooks", "oa_send_text__api_echo.json")
+    Mapping(redis).remember_sent(event["message"]["msg_id"], text="Dạ, em kiểm tra ngay ạ")
+    resp = post_zalo(client, event)
+    assert resp.get_json() == {"ok": True, "ignored": "echo of a message this bridge sent"}
+    assert queued(redis) == []
+
+
 def test_console_message_is_queued_on_the_users_lane(client, redis):
     resp = post_zalo(client, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"))
     assert resp.status_code == 200
