@@ -94,7 +94,9 @@ def test_image_freshchat_refuses_arrives_once_with_its_caption_and_a_working_lin
     zalo.send_image(bridge.url + "/webhooks/zalo", user, "hoa-don.png", image, "image/png", caption=caption)
     wait_until(lambda: len(from_user(fc, user)) >= 2, timeout=20, what="the image message in FreshChat")
     time.sleep(1.0)  # a second copy (say caption and link posted apart) would land now
-    (message,) = from_user(fc, user)[1:]
+    later = from_user(fc, user)[1:]
+    assert len(later) == 1, [m["message_parts"] for m in later]
+    message = later[0]
     assert any(caption in t for t in texts_of(message)), message["message_parts"]
     links = media_links(bridge, message)
     assert links, f"no {bridge.url}/media/ link in {message['message_parts']}"
