@@ -9,6 +9,8 @@ demo runs treat it as the real FreshChat:
 * Conversations (§4): `channel_id` must exist; after a resolve, `reopen_mode` "classic" reopens
   on the next user message, "new_conversation" refuses it with 400 "...not the latest
   conversation..." (§10 P2). Messages list newest first (§5.3).
+* `refuse_images()` makes posted image parts fail with 400 `IMAGE_EMPTY_CONTENT`, as a real
+  account did for reachable URLs, for every user or one; file parts and text still go through.
 * Uploads (§6): `/images/upload` (field `image`) returns a `url` this simulator serves;
   `/files/upload` (field `file`) returns the flat object with `file_hash`.
 * Webhooks (§8, §9): `send_agent_message()`, `resolve()`, `reopen()`, `assign()` store the
@@ -39,6 +41,7 @@ from app.sandbox.faults import (FaultInjector, SentWebhook, add_routes, install,
                                 serialise)
 
 MB = 1024 * 1024
+ANY_USER = "*"
 FILE_MAX = 25 * MB  # the only figure in circulation (§6.2); unconfirmed
 PART_KINDS = {"text", "image", "file", "video", "url_button", "quick_reply_button", "collection",
               "callback", "reference", "template_content", "email"}
@@ -113,6 +116,7 @@ class FreshchatSimulator:
             self.assets: dict[str, tuple[bytes, str]] = {}
             self.files: dict[str, dict] = {}
             self.webhooks: list[dict] = []
+            self.image_refusals: set[str] = set()  # FreshChat user ids, or ANY_USER
             self._next_internal = 681406910844650
         self.default_agent_id = self.add_agent(str(uuid.uuid4()), "Sim", "Agent")["id"]
         self.faults.reset()
@@ -149,6 +153,19 @@ class FreshchatSimulator:
         with self.lock:
             self.assets[key] = (bytes(data), content_type)
         return f"{self.base_url}/assets/{key}"
+
+    def refuse_images(self, user_id: str | None = None, refuse: bool = True) -> None:
+        """Refuse image parts posted into conversations of `user_id` (None: every user), or accept
+        them again with `refuse=False`."""
+        with self.lock:
+            (self.image_refusals.add if refuse else self.image_refusals.discard)(user_id or ANY_USER)
+
+    def _image_refusal(self, user_id: str, messages: list[dict]) -> str | None:
+        """The error for posting `messages` (with image parts) while images of the user are refused."""
+        if ANY_USER not in self.image_refusals and user_id not in self.image_refusals:
+            return None
+        images = any("image" in part for m in messages for part in m.get("message_parts") or [])
+        return "IMAGE_EMPTY_CONTENT" if images else None
 
     def conversation(self, conversation_id: str) -> dict:
         """A copy of a conversation with its messages in chronological order."""
@@ -268,6 +285,9 @@ class FreshchatSimulator:
             problem = "body must be a JSON object" if body is None else self._conversation_problem(body)
             if problem:
                 return _error(400, "INVALID_VALUE", problem)
+            refusal = self._image_refusal(str(body["users"][0]["id"]), body.get("messages") or [])
+            if refusal:
+                return _error(400, "INVALID_VALUE", refusal)
             conv = self._new_conversation(body)
             created = [self._append(conv, m) for m in body.get("messages") or []]
         self._echo(created)
@@ -367,7 +387,7 @@ class FreshchatSimulator:
             problem = "body must be a JSON object" if body is None else self._message_problem(body, conv["members"])
             if problem:
                 return _error(400, "INVALID_VALUE", problem)
-            refusal = self._refusal(conv)
+            refusal = self._refusal(conv) or self._image_refusal(conv["user_id"], [body])
             if refusal:
                 return _error(400, "INVALID_VALUE", refusal)
             events = self._reopen_on_user_message(conv, body)
@@ -499,11 +519,15 @@ class FreshchatSimulator:
     # -- webhooks to the bridge (§8) ---------------------------------------------------------
 
     def send_agent_message(self, bridge_url: str, conversation_id: str, parts, *, actor_type: str = "agent",
-                           agent_id: str | None = None, message_type: str = "normal",
+                           agent_id: str | None = None, message_type: str = "normal", reply_parts=None,
                            payload_version: str = "current", duplicates: int = 1) -> SentWebhook:
-        """Store an agent (or bot) message in the conversation, then POST its message_create."""
+        """Store an agent (or bot) message in the conversation, then POST its message_create.
+
+        `message_type` "system" is what FreshChat itself posts under an agent's name ("Conversation
+        was reopened by ..."); `reply_parts` carries buttons."""
         body = {"message_parts": _as_parts(parts), "actor_type": actor_type,
-                "actor_id": agent_id or self.default_agent_id, "message_type": message_type}
+                "actor_id": agent_id or self.default_agent_id, "message_type": message_type,
+                **({"reply_parts": list(reply_parts)} if reply_parts else {})}
         with self.lock:
             conv = self.conversations[conversation_id]
             problem = self._message_problem(body, conv["members"])
@@ -634,7 +658,8 @@ class FreshchatSimulator:
                     "users": [dict(u) for u in self.users.values()], "conversations": conversations,
                     "files": list(self.files.values()), "assets": sorted(self.assets),
                     "agents": list(self.agents.values()), "webhooks": list(self.webhooks),
-                    "webhook_url": self.webhook_url, "faults": self.faults.snapshot()}
+                    "webhook_url": self.webhook_url, "image_refusals": sorted(self.image_refusals),
+                    "faults": self.faults.snapshot()}
 
     def _http_reset(self):
         self.reset()
@@ -649,7 +674,8 @@ class FreshchatSimulator:
         """Demo/UI controls: POST /_sim/actions/<name> with the method's keyword arguments."""
         actions = {"agent_message": self.send_agent_message, "private_note": self.private_note,
                    "resolve": self.resolve, "reopen": self.reopen, "assign": self.assign,
-                   "settings": self._set_settings, "agent_attach": self.agent_attach}
+                   "settings": self._set_settings, "agent_attach": self.agent_attach,
+                   "refuse_images": self.refuse_images}
         return run_action(actions, name)
 
     def _set_settings(self, reopen_mode: str | None = None, webhook_url: str | None = None) -> None:
@@ -672,6 +698,8 @@ def message_event(message: dict, payload_version: str = "current") -> dict:
         inner = {k: message[k] for k in keys}
         if message["message_type"] != "normal":  # the 2022 sample omits message_type when normal
             inner["message_type"] = message["message_type"]
+        if message["reply_parts"]:
+            inner["reply_parts"] = message["reply_parts"]
     return {"actor": actor, "action": "message_create", "action_time": message["created_time"],
             "data": {"message": inner}}
 

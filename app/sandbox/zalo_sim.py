@@ -9,6 +9,7 @@ runs treat it as the real Zalo:
   with uploaded ids or URLs, file tokens) and answers `data.message_id` (§3.3).
 * `POST /v2.0/oa/upload/{image,gif,file}` (§4) sniff magic bytes and enforce the size limits.
 * `GET /v3.0/oa/user/detail?data={"user_id": ...}` answers the profile of §5.1.
+* `GET /v2.0/oa/getoa` answers the OA's own profile: a cheap call that proves a token works.
 * `POST /v4/oa/access_token` (§6): refresh tokens and codes are single use; a refresh kills the
   previous access token; `expires_in` is a string.
 * `send_user_event()` and friends POST signed webhooks (§2) to the bridge.
@@ -61,6 +62,10 @@ ERROR_MESSAGES = {
     -321: "Zalo Cloud Account has run out of money or cannot be charged",
 }
 CONSOLE_ADMIN_ID = "7788990011"
+# getoa's fields besides oa_id and num_follower, which come from the simulator's state
+OA_PROFILE = {"name": "Sandbox OA", "description": "Simulated Zalo Official Account", "oa_alias": "sandbox-oa",
+              "is_verified": True, "oa_type": 2, "cate_name": "Sandbox",
+              "avatar": "https://s160-ava-talk.zadn.vn/sim/oa.jpg", "cover": "https://cover-talk.zadn.vn/sim/oa.jpg"}
 
 
 def _hex_id() -> str:
@@ -273,6 +278,7 @@ class ZaloSimulator:
             ("/v2.0/oa/upload/gif", "upload_gif", lambda: self._upload("gif"), "POST"),
             ("/v2.0/oa/upload/file", "upload_file", lambda: self._upload("file"), "POST"),
             ("/v3.0/oa/user/detail", "user_detail", self._user_detail, "GET"),
+            ("/v2.0/oa/getoa", "getoa", self._getoa, "GET"),
             ("/v4/oa/access_token", "access_token", self._access_token, "POST"),
             ("/v4/oa/permission", "permission", self._permission, "GET"),
             ("/cdn/<path:name>", "cdn", self._cdn, "GET"),
@@ -414,6 +420,14 @@ class ZaloSimulator:
                 "dynamic_param": "", "tags_and_notes_info": {"notes": [], "tag_names": []},
                 "shared_info": {"address": "", "city": "", "district": "", "phone": 0, "name": "",
                                 "user_dob": ""}}
+
+    def _getoa(self):
+        denied = self._token_error()
+        if denied:
+            return denied
+        with self.lock:
+            followers = sum(1 for u in self.users.values() if u["follower"])
+        return _ok({"oa_id": self.oa_id, **OA_PROFILE, "num_follower": followers})
 
     def _cdn(self, name: str):
         with self.lock:

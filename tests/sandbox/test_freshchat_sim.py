@@ -190,6 +190,39 @@ def test_new_conversation_mode_refuses_a_resolved_or_superseded_conversation(par
     assert post(partners, cid, user_message(user["id"])).status_code == 400  # a newer one exists
 
 
+IMAGE_REFUSED = {"code": 400, "status": "INVALID_VALUE", "message": "IMAGE_EMPTY_CONTENT"}
+
+
+def test_refused_images_answer_image_empty_content_for_that_user_only(partners, fc):
+    user, conv = open_conversation(partners, fc)
+    other, other_conv = open_conversation(partners, fc)
+    cid = conv["conversation_id"]
+    fc.refuse_images(user["id"])
+    image = [{"image": {"url": "https://a/b.png"}}, {"text": {"content": "ảnh"}}]
+    refused = post(partners, cid, user_message(user["id"], message_parts=image))
+    assert refused.status_code == 400 and refused.json() == IMAGE_REFUSED
+    link = [{"file": {"name": "b.png", "url": "https://a/b.png"}}, {"text": {"content": "https://a/b.png"}}]
+    assert post(partners, cid, user_message(user["id"], message_parts=link)).status_code == 200
+    assert post(partners, other_conv["conversation_id"], user_message(other["id"], message_parts=image)).ok
+    new = {"channel_id": fc.channel_id, "users": [{"id": user["id"]}],
+           "messages": [user_message(user["id"], message_parts=image)]}
+    created = api(partners, "POST", "/conversations", json=new)
+    assert created.status_code == 400 and created.json() == IMAGE_REFUSED
+    assert len(fc.conversations_of(user["id"])) == 1 and len(fc.conversation(cid)["messages"]) == 2
+    fc.refuse_images(user["id"], refuse=False)
+    assert post(partners, cid, user_message(user["id"], message_parts=image)).status_code == 200
+
+
+def test_refuse_images_for_every_user_over_http(partners, fc):
+    user, conv = open_conversation(partners, fc)
+    assert requests.post(partners.base + "/freshchat/_sim/actions/refuse_images", json={}).json()["ok"] is True
+    assert fc.state()["image_refusals"] == ["*"]
+    message = user_message(user["id"], message_parts=[{"image": {"url": "https://a/b.png"}}])
+    assert post(partners, conv["conversation_id"], message).json() == IMAGE_REFUSED
+    fc.reset()
+    assert fc.state()["image_refusals"] == []
+
+
 # -- uploads (§6) -----------------------------------------------------------------------------
 
 
@@ -290,6 +323,21 @@ def test_private_note_and_bot_message(fc, partners, receiver):
     assert bot["actor"] == {"actor_type": "bot", "actor_id": "bot-1"}
     with pytest.raises(KeyError):
         fc.send_agent_message(receiver.url, "missing", "x")
+
+
+def test_system_message_from_an_agent_with_reply_parts(fc, partners, receiver):
+    _, conv = open_conversation(partners, fc)
+    lan = fc.add_agent("agent-lan", "Lan")["id"]
+    buttons = [{"collection": {"sub_parts": [{"quick_reply_button": {"label": "Yes"}}]}}]
+    sent = fc.send_agent_message(receiver.url, conv["conversation_id"], "Conversation was reopened by Lan",
+                                 agent_id=lan, message_type="system", reply_parts=buttons)
+    message = json.loads(receiver.requests[0].raw)["data"]["message"]
+    assert sent["actor"] == {"actor_type": "agent", "actor_id": lan}
+    assert message["message_type"] == "system" and message["reply_parts"] == buttons
+    stored = fc.conversation(conv["conversation_id"])["messages"][-1]
+    assert stored["message_type"] == "system" and stored["reply_parts"] == buttons
+    plain = fc.send_agent_message(receiver.url, conv["conversation_id"], "hi")
+    assert "reply_parts" not in plain["data"]["message"]
 
 
 def test_resolve_reopen_and_assign_envelopes(fc, partners, receiver):

@@ -175,6 +175,41 @@ def test_user_detail_of_an_unknown_user_is_201(partners, zalo):
     assert garbled["error"] == -201
 
 
+def getoa(partners, token=TOKEN):
+    return requests.get(partners.zalo_url + "/v2.0/oa/getoa", headers={"access_token": token})
+
+
+def test_getoa_answers_the_oa_profile_with_its_follower_count(partners, zalo):
+    zalo.add_user(USER, "Minh")
+    zalo.add_user("7", "Lan", follower=False)
+    answer = getoa(partners)
+    assert answer.status_code == 200
+    assert answer.json() == {"error": 0, "message": "Success", "data": {
+        "oa_id": zalo.oa_id, "name": "Sandbox OA", "description": "Simulated Zalo Official Account",
+        "oa_alias": "sandbox-oa", "is_verified": True, "oa_type": 2, "cate_name": "Sandbox", "num_follower": 1,
+        "avatar": "https://s160-ava-talk.zadn.vn/sim/oa.jpg", "cover": "https://cover-talk.zadn.vn/sim/oa.jpg"}}
+
+
+def test_getoa_needs_the_current_access_token(partners, zalo):
+    assert getoa(partners, token="wrong").json() == {"error": -216, "message": "Access token is invalid"}
+    fresh = refresh(partners, REFRESH)["access_token"]
+    assert getoa(partners).json()["error"] == -216  # the refresh killed the old token
+    assert getoa(partners, token=fresh).json()["error"] == 0
+    zalo.expire_access_token()
+    assert getoa(partners, token=fresh).json()["error"] == -216
+
+
+def test_getoa_is_subject_to_faults(partners, zalo):
+    zalo.faults.fail_next("getoa", 1, -32)
+    zalo.faults.fail_next("getoa", 1, "http500")
+    assert getoa(partners).json()["error"] == -32
+    assert getoa(partners).status_code == 500
+    assert getoa(partners).json()["error"] == 0
+    zalo.faults.down_until("*", time.time() + 60)
+    assert getoa(partners).status_code == 503
+    assert zalo.faults.calls("getoa") == 4
+
+
 # -- OAuth v4 (zalo.md §6) -------------------------------------------------------------------
 
 
