@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import PREFIX
+from app.integrations.zalo.tokens import TOKEN, token_health
 
 bp = Blueprint("health", __name__)
 HEARTBEAT = PREFIX + "worker:heartbeat"
@@ -26,14 +27,16 @@ def readyz():
     try:
         beat = redis.get(HEARTBEAT)
         dead_letters = DeadLetters(redis, current_app.extensions["lanes"]).count()
-        token_dead = redis.hget(PREFIX + "zalo:token", "dead")
+        pair = {k.decode(): v.decode() for k, v in redis.hgetall(TOKEN).items()}
     except RedisError as exc:
         return jsonify({"ready": False, "reason": f"redis unreachable ({type(exc).__name__})"}), 503
     age = time.time() - float(beat) if beat else None
-    body = {"ready": True, "worker_heartbeat_age": age, "dead_letters": dead_letters, "alerts": []}
-    if token_dead:
-        body["alerts"].append("zalo refresh token dead: " + token_dead.decode() +
-                              "; re-connect the OA (/oauth/zalo/start) - replies are waiting")
+    token = token_health(pair, time.time())
+    body = {"ready": True, "worker_heartbeat_age": age, "dead_letters": dead_letters, "alerts": [],
+            "zalo_token": {"access_expires_in": token["access_expires_in"],
+                           "refresh_expires_in": token["refresh_expires_in"]}}
+    if token["alert"]:
+        body["alerts"].append(token["alert"])
     if age is None or age > HEARTBEAT_MAX_AGE:
         body.update(ready=False, reason="no fresh worker heartbeat")
         return jsonify(body), 503

@@ -59,7 +59,7 @@ def callback():
     if int(body.get("error") or 0) != 0 or not body.get("access_token"):
         return jsonify({"error": f"Zalo refused the code ({body.get('error')})"}), 502
     keeper = TokenKeeper(current_app.extensions["redis"], _settings(), build_session())
-    keeper.store(body["access_token"], body.get("refresh_token", ""), float(body.get("expires_in") or 3600))
+    keeper.store(body["access_token"], body.get("refresh_token", ""), body.get("expires_in"))
     return jsonify({"ok": True, "oa_id": request.args.get("oa_id", ""), "message": "Zalo OA connected"})
 
 

@@ -18,6 +18,7 @@ from workers.dispatch import QUEUE_NAME, stop_chaining
 log = logging.getLogger("worker.supervisor")
 HEARTBEAT = PREFIX + "worker:heartbeat"
 RESPAWN_DELAY = 1.0
+TOKEN_CHECK_SECONDS = 300.0  # how often the dispatcher checks the Zalo pair's age (one HGETALL)
 
 
 def _load():
@@ -94,15 +95,27 @@ def run_dispatcher(supervisor: Supervisor) -> None:
 
     redis = connect_redis(supervisor.settings)
     dispatcher = None
+    keeper = _token_keeper(redis, supervisor.settings)
+    token_check_at = time.monotonic()
     while not supervisor.stopping:
         try:
             dispatcher = dispatcher or Dispatcher(redis, _lanes(redis, supervisor.settings))
             redis.set(HEARTBEAT, time.time(), ex=60)
             dispatcher.run_once(block_seconds=1.0)
+            if time.monotonic() >= token_check_at:
+                token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
+                keeper.keep_alive()  # an idle OA's refresh token would otherwise run out
         except RedisError as exc:
             log.warning("worker.redis_unavailable", extra={"error": type(exc).__name__})
             time.sleep(1.0)  # wait and reconnect: nothing is lost, work stays in Redis
         supervisor.reap()
+
+
+def _token_keeper(redis, settings):
+    from app.integrations.http import build_session
+    from app.integrations.zalo.tokens import TokenKeeper
+
+    return TokenKeeper(redis, settings, build_session(settings.http_timeout_seconds))
 
 
 def _lanes(redis, settings):

@@ -7,10 +7,11 @@ import time
 from redis import Redis
 
 from app.bridge.lanes import DUE, PREFIX, now_ms
+from app.integrations.zalo.tokens import TOKEN, token_health
 
 
 def bridge_status(redis: Redis) -> dict:
-    token = {k.decode(): v.decode() for k, v in redis.hgetall(PREFIX + "zalo:token").items()}
+    token = {k.decode(): v.decode() for k, v in redis.hgetall(TOKEN).items()}
     beat = redis.get(PREFIX + "worker:heartbeat")
     errors = [e.decode() for e in redis.lrange(PREFIX + "errors", 0, 9)]
     return {
@@ -19,6 +20,7 @@ def bridge_status(redis: Redis) -> dict:
         "dead_letters": redis.zcard(PREFIX + "dead:order"),
         "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
         "zalo_token": {"present": bool(token.get("access_token")), "dead": token.get("dead", ""),
-                       "expires_at": float(token.get("expires_at") or 0) or None},
+                       "expires_at": float(token.get("expires_at") or 0) or None,
+                       **token_health(token, time.time())},
         "last_errors": errors,
     }

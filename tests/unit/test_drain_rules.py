@@ -151,3 +151,11 @@ def test_backoff_doubles_and_is_capped():
     assert [backoff(n, 2, 300) <= min(300, 2 * 2 ** (n - 1)) for n in range(1, 30)] == [True] * 29
     assert all(backoff(n, 2, 300) >= min(300, 2 * 2 ** (n - 1)) / 2 for n in range(1, 30))
     assert backoff(40, 2, 300) <= 300
+
+
+def test_a_dead_zalo_token_holds_replies_without_spending_their_budget(ctx, m):
+    from app.integrations.zalo.errors import ZaloTokenDead
+
+    handler = raising(ZaloTokenDead("Zalo refresh token is dead: -14014", retry_after=300))
+    outcome, head = drain_once(ctx, outbound_item(first_failed_at=now_ms() - 3600_000), handler)
+    assert outcome == "deferred" and head.first_failed_at == 0 and ctx.dead_letters.count() == 0

@@ -51,6 +51,50 @@ def test_readyz_reports_a_dead_zalo_token_and_dead_letters(client, redis):
     assert "secret-access" not in str(body)
 
 
+def test_readyz_says_how_long_the_zalo_pair_has_left(client, redis):
+    beat(redis)
+    now = time.time()
+    redis.hset(TOKEN, mapping={"access_token": "secret-access", "refresh_token": "secret-refresh",
+                               "expires_at": now + 7200, "lifetime": 90000, "refresh_issued_at": now - 10 * 86400})
+    resp = client.get("/readyz")
+    token = resp.get_json()["zalo_token"]
+    assert resp.status_code == 200 and resp.get_json()["alerts"] == []
+    assert abs(token["access_expires_in"] - 7200) <= 2 and abs(token["refresh_expires_in"] - 80 * 86400) <= 2
+
+
+def test_readyz_warns_two_weeks_before_the_refresh_token_runs_out(client, redis):
+    beat(redis)
+    redis.hset(TOKEN, mapping={"access_token": "secret-access", "refresh_token": "secret-refresh",
+                               "expires_at": 0, "refresh_issued_at": time.time() - 80 * 86400})
+    resp = client.get("/readyz")
+    body = resp.get_json()
+    assert resp.status_code == 200 and body["zalo_token"]["access_expires_in"] is None
+    assert abs(body["zalo_token"]["refresh_expires_in"] - 10 * 86400) <= 2
+    assert body["alerts"] == ["zalo refresh token expires in 10 days and is not being rotated: check that the "
+                              "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA "
+                              "(/oauth/zalo/start)"]
+    assert "secret" not in str(body)
+
+
+def test_readyz_alerts_when_the_refresh_token_is_past_its_three_months(client, redis):
+    beat(redis)
+    redis.hset(TOKEN, mapping={"access_token": "a", "refresh_token": "r", "updated_at": time.time() - 91 * 86400})
+    body = client.get("/readyz").get_json()
+    assert body["zalo_token"]["refresh_expires_in"] < 0 and "probably expired" in body["alerts"][0]
+
+
+def test_status_snapshot_shows_the_token_numbers(settings, redis):
+    from app.bridge.status import bridge_status
+
+    now = time.time()
+    redis.hset(TOKEN, mapping={"access_token": "secret-access", "refresh_token": "secret-refresh",
+                               "expires_at": now + 600, "refresh_issued_at": now - 85 * 86400})
+    token = bridge_status(redis)["zalo_token"]
+    assert token["present"] and token["dead"] == "" and token["expires_at"] == now + 600
+    assert abs(token["access_expires_in"] - 600) <= 2 and abs(token["refresh_expires_in"] - 5 * 86400) <= 2
+    assert "expires in 5 days" in token["alert"] and "secret" not in str(token)
+
+
 def test_zalo_verifier_page(settings, redis):
     client = create_app(replace(settings, zalo_site_verification="GkRa5O6GTXL3")).test_client()
     resp = client.get("/zalo_verifierGkRa5O6GTXL3.html")
@@ -88,7 +132,8 @@ def test_oauth_start_and_callback_store_the_pair(settings, redis):
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=1&state={query['state'][0]}")
         sent = parse_qs(m.request_history[0].text)
     assert done.status_code == 200 and sent["grant_type"] == ["authorization_code"] and sent["code_verifier"]
-    assert redis.hget(TOKEN, "refresh_token") == b"r9"
+    assert redis.hget(TOKEN, "refresh_token") == b"r9" and redis.hget(TOKEN, "lifetime") == b"90000.0"
+    assert abs(float(redis.hget(TOKEN, "refresh_issued_at")) - time.time()) < 5
     assert client.get(f"/oauth/zalo/callback?code=abc&state={query['state'][0]}").status_code == 400  # single use
 
 

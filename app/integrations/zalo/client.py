@@ -7,7 +7,7 @@ import logging
 
 import requests
 
-from app.bridge.ratelimit import RateLimiter
+from app.bridge.ratelimit import Grant, RateLimiter
 from app.integrations.errors import parse_retry_after
 from app.integrations.zalo.errors import (ZaloAuthError, ZaloRateLimited, ZaloRetryable,
                                           error_for)
@@ -59,18 +59,25 @@ class ZaloClient:
             return self._request(method, path, fresh, **kwargs)
 
     def _request(self, method: str, path: str, token: str, **kwargs) -> dict:
-        self._throttle()
+        grant = self._throttle()
         try:
             resp = self.session.request(method, self.base + path, headers={"access_token": token}, **kwargs)
         except requests.RequestException as exc:
             raise ZaloRetryable(f"Zalo unreachable: {type(exc).__name__}") from exc
-        return self._parse(resp)
+        data = self._parse(resp, grant)
+        if grant and grant.streak:  # only then: no extra Redis round trip on the usual path
+            self.limiter.calm(grant.at_ms)
+        return data
 
-    def _throttle(self) -> None:
-        if self.limiter and (wait_ms := self.limiter.wait()):
-            raise ZaloRateLimited("local Zalo rate limit", retry_after=wait_ms / 1000.0)
+    def _throttle(self) -> Grant | None:
+        if not self.limiter:
+            return None
+        grant = self.limiter.grant()
+        if grant.wait_ms:
+            raise ZaloRateLimited("local Zalo rate limit", retry_after=grant.wait_ms / 1000.0)
+        return grant
 
-    def _parse(self, resp: requests.Response) -> dict:
+    def _parse(self, resp: requests.Response, grant: Grant | None) -> dict:
         if resp.status_code == 429 or resp.status_code >= 500:
             raise self._http_error(resp)
         try:
@@ -79,7 +86,7 @@ class ZaloClient:
             raise ZaloRetryable(f"Zalo answered non-JSON (HTTP {resp.status_code})", status=resp.status_code)
         code = int(body.get("error") or 0)
         if code != 0:
-            raise self._penalised(error_for(code, str(body.get("message", ""))))
+            raise self._backed_off(error_for(code, str(body.get("message", ""))), grant)
         return body.get("data") or {}
 
     def _http_error(self, resp: requests.Response) -> Exception:
@@ -88,10 +95,16 @@ class ZaloClient:
             return self._penalised(ZaloRateLimited("Zalo HTTP 429", status=429, retry_after=retry_after))
         return ZaloRetryable(f"Zalo HTTP {resp.status_code}", status=resp.status_code, retry_after=retry_after)
 
-    def _penalised(self, error: Exception) -> Exception:
-        """A rate-limit answer slows every worker down, instead of burning retries."""
-        if isinstance(error, ZaloRateLimited):
-            error.retry_after = min(error.retry_after or 1.0, self.window)
-            if self.limiter:
-                self.limiter.penalise(error.retry_after)
+    def _penalised(self, error: ZaloRateLimited) -> Exception:
+        """A 429 slows every worker down for its Retry-After, instead of burning retries."""
+        error.retry_after = min(error.retry_after or 1.0, self.window)
+        if self.limiter:
+            self.limiter.penalise(error.retry_after)
+        return error
+
+    def _backed_off(self, error: Exception, grant: Grant | None) -> Exception:
+        """A quota refusal (-32) pauses every worker briefly, longer while refusals go on,
+        and slows the shared limiter down; the error waits as long as that pause."""
+        if isinstance(error, ZaloRateLimited) and grant:
+            error.retry_after = self.limiter.backoff(grant.at_ms, error.pause_cap)
         return error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.bridge.ratelimit import FIRST_BACKOFF_MS
 from app.integrations.errors import PermanentError, RateLimitedError, RetryableError
 
 
@@ -16,7 +17,9 @@ class ZaloRetryable(ZaloError, RetryableError):
 
 
 class ZaloRateLimited(ZaloError, RateLimitedError):
-    pass
+    """`pause_cap`: for a per-minute quota refusal (-32), the longest pause that can help."""
+
+    pause_cap: float | None = None
 
 
 class ZaloAuthError(ZaloError, RetryableError):
@@ -25,6 +28,8 @@ class ZaloAuthError(ZaloError, RetryableError):
 
 class ZaloTokenDead(ZaloError, RetryableError):
     """The refresh token no longer works: messages wait until the OA is re-connected."""
+
+    partner_wide = True  # every reply waits alike; none spends its retry budget
 
 
 class ZaloAttachmentExpired(ZaloError, RetryableError):
@@ -69,12 +74,22 @@ def error_for(code: int, message: str) -> ZaloError:
     if code in AUTH_CODES:
         return ZaloAuthError(text, code=code)
     if code in RATE_CODES:
-        return ZaloRateLimited(text, code=code, retry_after=_seconds_to_next_minute())
+        return _quota_refusal(text, code)
     if code == -100:
         return ZaloAttachmentExpired(text, code=code)
     if code in RETRY_CODES:
         return ZaloRetryable(text, code=code)
     return ZaloPermanent(text, code=code)
+
+
+def _quota_refusal(text: str, code: int) -> ZaloRateLimited:
+    """-32 counts calls per minute, fixed or sliding: a short pause usually suffices (the
+    client's shared limiter doubles it while refusals continue); waiting past the next
+    minute never helps."""
+    cap = _seconds_to_next_minute()
+    error = ZaloRateLimited(text, code=code, retry_after=min(FIRST_BACKOFF_MS / 1000.0, cap))
+    error.pause_cap = cap
+    return error
 
 
 def _seconds_to_next_minute() -> float:

@@ -3,6 +3,10 @@
 Refresh tokens are single use: a refresher that reused an old one would kill the pair. So a
 refresh happens under a Redis lock, re-reads the pair after taking the lock (someone else may
 have rotated it meanwhile) and stores the new pair before anyone uses it.
+
+Access tokens live 25 h, refresh tokens about 3 months from issue. The pair is refreshed when
+a fifth of the access token's lifetime is left, and rotated weekly by `keep_alive()` even
+when no message needs it, so an idle OA's refresh token never runs out.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 log = logging.getLogger("zalo.tokens")
 TOKEN = PREFIX + "zalo:token"
 LOCK = PREFIX + "zalo:token:lock"
-REFRESH_MARGIN = 3600          # refresh when under an hour is left (tokens live 25 h)
+REFRESH_FRACTION = 0.2         # refresh when under a fifth of the access token's lifetime is left
+REFRESH_TOKEN_LIFETIME = 90 * 86400  # "3 months" from issue, the clock Zalo does not show us
+KEEPALIVE_AFTER = 7 * 86400    # rotate a refresh token this old even if nothing needed a call
+WARN_BEFORE = 14 * 86400       # alert when the refresh token has less than this left
+RETRY_REFRESH_AFTER = 60.0     # a failed early refresh is retried after this; the token still works
 LOCK_MS = 30000
 CACHE_SECONDS = 2.0            # a rotation elsewhere is noticed within this, or on the next -216
 
@@ -36,26 +44,41 @@ def _fingerprint(value: str) -> str:
 
 
 class TokenKeeper:
-    def __init__(self, redis: Redis, settings, session: requests.Session):
+    def __init__(self, redis: Redis, settings, session: requests.Session, clock=time.time):
         self.redis = redis
         self.settings = settings
         self.session = session
+        self.clock = clock
         self._release = redis.register_script(RELEASE_LOCK)
         self._cached: tuple[float, dict] = (0.0, {})
+        self._retry_at = 0.0
 
     def state(self) -> dict:
         raw = self.redis.hgetall(TOKEN)
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def access_token(self) -> str:
-        """A usable access token, refreshing first when it is about to expire."""
+        """A usable access token, refreshing first when little of its lifetime is left."""
         pair = self._recent_pair()
         if pair.get("dead"):
             raise ZaloTokenDead("Zalo refresh token is dead: " + pair["dead"], retry_after=300)
-        expires_at = float(pair.get("expires_at") or 0)
-        if expires_at and expires_at - time.time() < REFRESH_MARGIN:
-            return self.refresh(pair.get("access_token", ""))
-        return pair.get("access_token", "")
+        current = pair.get("access_token", "")
+        if self._due(pair):
+            try:
+                return self.refresh(current)
+            except ZaloRetryable as exc:
+                if _access_left(pair, self.clock()) <= 0:
+                    raise
+                self._retry_at = time.monotonic() + RETRY_REFRESH_AFTER  # not on every call
+                log.warning("zalo.token.refresh_postponed", extra={"error": str(exc)})
+        return current
+
+    def _due(self, pair: dict) -> bool:
+        """Little lifetime left (unknown lifetime: only Zalo's -216/-220/-124 tell)."""
+        lifetime = _lifetime(pair)
+        if not lifetime or time.monotonic() < self._retry_at:
+            return False
+        return _access_left(pair, self.clock()) < REFRESH_FRACTION * lifetime
 
     def _recent_pair(self) -> dict:
         """The pair as read at most CACHE_SECONDS ago: one Redis read per call adds up."""
@@ -71,15 +94,21 @@ class TokenKeeper:
         pair = self.state()
         reseed = pair.get("dead") and pair.get("seed") != _fingerprint(env_refresh)
         if (not pair or reseed) and (self.settings.zalo_access_token or env_refresh):
-            self.store(self.settings.zalo_access_token, env_refresh, 0, seed=_fingerprint(env_refresh))
+            self.store(self.settings.zalo_access_token, env_refresh, None, seed=_fingerprint(env_refresh))
             pair = self.state()
         return pair
 
-    def store(self, access: str, refresh: str, expires_in: float, seed: str = "") -> None:
-        """Save a pair atomically (also used by the OAuth callback)."""
+    def store(self, access: str, refresh: str, expires_in, seed: str = "",
+              refresh_issued_at: float | None = None) -> None:
+        """Save a pair atomically (also used by the OAuth callback). `expires_in` is Zalo's
+        string of seconds; missing or unreadable means the lifetime is unknown.
+        `refresh_issued_at`: when the refresh token was issued (default: now)."""
         self._cached = (0.0, {})
-        mapping = {"access_token": access, "refresh_token": refresh, "updated_at": time.time(),
-                   "expires_at": time.time() + expires_in if expires_in else 0, "seed": seed}
+        now = self.clock()
+        lifetime = _seconds(expires_in)
+        mapping = {"access_token": access, "refresh_token": refresh, "updated_at": now,
+                   "expires_at": now + lifetime if lifetime else 0, "lifetime": lifetime,
+                   "refresh_issued_at": refresh_issued_at or now, "seed": seed}
         pipe = self.redis.pipeline()
         pipe.delete(TOKEN)
         pipe.hset(TOKEN, mapping=mapping)
@@ -107,13 +136,43 @@ class TokenKeeper:
             time.sleep(0.05)
         return token
 
+    def keep_alive(self) -> bool:
+        """Rotate the pair when its refresh token is older than KEEPALIVE_AFTER, so an idle OA's
+        pair stays alive; True when it rotated. Partner trouble is logged, never raised: the
+        next check tries again. A busy lock means someone is rotating already."""
+        if not self._stale(self._load()):
+            return False
+        token = secrets.token_hex(8)
+        if not self.redis.set(LOCK, token, nx=True, px=LOCK_MS):
+            return False
+        try:
+            pair = self._load()
+            if not self._stale(pair):
+                return False  # rotated by someone else meanwhile
+            self._rotate(pair)
+            return True
+        except ZaloRetryable as exc:
+            log.warning("zalo.token.keepalive_failed", extra={"error": str(exc)})
+            return False
+        except ZaloTokenDead:
+            return False  # _mark_dead has logged it at CRITICAL level
+        finally:
+            self._release(keys=[LOCK], args=[token])
+
+    def _stale(self, pair: dict) -> bool:
+        issued = _refresh_issued_at(pair)
+        return bool(pair.get("refresh_token") and not pair.get("dead") and issued
+                    and self.clock() - issued > KEEPALIVE_AFTER)
+
     def _rotate(self, pair: dict) -> str:
-        self.redis.hset(TOKEN, "refresh_pending", time.time())
+        self.redis.hset(TOKEN, "refresh_pending", self.clock())
         body = self._call_oauth(pair.get("refresh_token", ""))
         if int(body.get("error") or 0) != 0 or not body.get("access_token"):
             return self._mark_dead(pair, body)
-        refresh = body.get("refresh_token") or pair.get("refresh_token", "")
-        self.store(body["access_token"], refresh, float(body.get("expires_in") or 3600), pair.get("seed", ""))
+        refresh, issued = body.get("refresh_token"), None
+        if not refresh:  # keep the old one, and how old it is
+            refresh, issued = pair.get("refresh_token", ""), _refresh_issued_at(pair)
+        self.store(body["access_token"], refresh, body.get("expires_in"), pair.get("seed", ""), issued)
         log.info("zalo.token.refreshed", extra={"expires_in": body.get("expires_in")})
         return body["access_token"]
 
@@ -135,7 +194,56 @@ class TokenKeeper:
     def _mark_dead(self, pair: dict, body: dict) -> str:
         self._cached = (0.0, {})
         reason = f"{body.get('error')} {body.get('error_name') or body.get('message') or ''}".strip()
-        self.redis.hset(TOKEN, mapping={"dead": reason, "dead_at": time.time()})
+        self.redis.hset(TOKEN, mapping={"dead": reason, "dead_at": self.clock()})
         log.critical("zalo.token.dead", extra={"reason": reason, "action":
                      "re-connect the OA at /oauth/zalo/start or set a new ZALO_REFRESH_TOKEN"})
         raise ZaloTokenDead("Zalo refresh token is dead: " + reason, retry_after=300)
+
+
+def _seconds(value) -> float:
+    try:
+        return max(0.0, float(value)) if value not in (None, "") else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _lifetime(pair: dict) -> float:
+    """The access token's lifetime; pairs stored before it was recorded derive it."""
+    if "lifetime" in pair:
+        return _seconds(pair["lifetime"])
+    expires_at, updated_at = _seconds(pair.get("expires_at")), _seconds(pair.get("updated_at"))
+    return max(0.0, expires_at - updated_at) if expires_at and updated_at else 0.0
+
+
+def _access_left(pair: dict, now: float) -> float:
+    return _seconds(pair.get("expires_at")) - now
+
+
+def _refresh_issued_at(pair: dict) -> float:
+    """When the refresh token was issued; older pairs were last stored when it was."""
+    return _seconds(pair.get("refresh_issued_at") or pair.get("updated_at"))
+
+
+# What operators read in /readyz and /admin/status, with the fix.
+DEAD_ALERT = "zalo refresh token dead: {reason}; re-connect the OA (/oauth/zalo/start) - replies are waiting"
+EXPIRING_ALERT = ("zalo refresh token expires in {days:.0f} days and is not being rotated: check that the "
+                  "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA (/oauth/zalo/start)")
+EXPIRED_ALERT = ("zalo refresh token is probably expired (issued over 90 days ago); re-connect the OA "
+                 "(/oauth/zalo/start) - replies will wait")
+
+
+def token_health(pair: dict, now: float) -> dict:
+    """How long the stored pair has left (seconds, None when unknown) and an alert, if any."""
+    if not pair.get("access_token") and not pair.get("refresh_token"):
+        return {"access_expires_in": None, "refresh_expires_in": None, "alert": None}
+    expires_at, issued = _seconds(pair.get("expires_at")), _refresh_issued_at(pair)
+    access_left = round(expires_at - now) if expires_at else None
+    refresh_left = round(issued + REFRESH_TOKEN_LIFETIME - now) if issued else None
+    alert = None
+    if pair.get("dead"):
+        alert = DEAD_ALERT.format(reason=pair["dead"])
+    elif refresh_left is not None and refresh_left <= 0:
+        alert = EXPIRED_ALERT
+    elif refresh_left is not None and refresh_left < WARN_BEFORE:
+        alert = EXPIRING_ALERT.format(days=refresh_left / 86400)
+    return {"access_expires_in": access_left, "refresh_expires_in": refresh_left, "alert": alert}
