@@ -88,3 +88,37 @@ def test_work_arriving_after_the_emptying_pop_wakes_the_lane(redis):
     lanes.pop("in:a", token, lanes.head("in:a")[0])
     lanes.accept("in:a", item(2))
     assert redis.lrange(WAKE, 0, -1) == [b"in:a"] and lanes.acquire("in:a")
+
+
+def test_only_the_holder_renews_or_releases_its_lease(redis):
+    lanes = Lanes(redis, lease_ms=60000)
+    lanes.accept("in:a", item(1))
+    token = lanes.acquire("in:a")
+    redis.pexpire("zfb:lease:in:a", 1000)
+    assert not lanes.renew("in:a", "someone-else")
+    assert redis.pttl("zfb:lease:in:a") <= 1000  # not extended by a stranger
+    assert lanes.release("in:a", "someone-else") == -1
+    assert redis.get("zfb:lease:in:a") == token.encode()  # still ours
+    assert lanes.renew("in:a", token) and redis.pttl("zfb:lease:in:a") > 1000
+
+
+def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):
+    """The holder renews on progress, so nobody else drains the lane meanwhile."""
+    from workers.context import WorkerContext
+    from workers.drain import Drainer
+
+    ctx = WorkerContext(settings, redis)
+    ctx.lanes.lease_ms = 300
+    rival = Lanes(redis, lease_ms=300)
+    stolen = []
+
+    def slow(ctx_, item_, progress):
+        for _ in range(6):  # 0.6 s: twice the lease
+            time.sleep(0.1)
+            progress()
+            stolen.append(rival.acquire("in:a"))
+
+    lanes = Lanes(redis)
+    lanes.accept("in:a", item(1))
+    assert Drainer(ctx, {"test": slow}, notes={}).drain("in:a") == "empty"
+    assert stolen == [None] * 6

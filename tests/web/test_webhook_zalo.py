@@ -86,6 +86,22 @@ def test_body_over_one_mib_is_413(client, redis):
     assert resp.status_code == 413 and queued(redis) == []
 
 
+def sized_event(size: int) -> dict:
+    """A valid text event whose serialised body is exactly `size` bytes."""
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    event["message"]["text"] = ""
+    event["message"]["text"] = "x" * (size - len(zalo_body(event)))
+    assert len(zalo_body(event)) == size
+    return event
+
+
+def test_the_limit_is_one_mebibyte_exactly(client, redis):
+    """1 MiB is 1 048 576 bytes: a body of 1 000 001 bytes is still accepted."""
+    assert post_zalo(client, sized_event(1_000_001)).status_code == 200
+    assert post_zalo(client, sized_event(1024 * 1024)).status_code == 200
+    assert post_zalo(client, sized_event(1024 * 1024 + 1)).status_code == 413
+
+
 def test_unsigned_console_probe_without_timestamp_is_200_and_dropped(client, redis):
     resp = client.post("/webhooks/zalo", json={"app_id": "360846524940903967", "event_name": "test"})
     assert resp.status_code == 200 and resp.get_json()["ignored"] == "probe without timestamp"
