@@ -8,11 +8,10 @@ from flask import Blueprint, abort, current_app, jsonify
 from redis.exceptions import RedisError
 
 from app.bridge.deadletters import DeadLetters
-from app.bridge.lanes import PREFIX
+from app.bridge.keys import HEARTBEAT
 from app.integrations.zalo.tokens import TOKEN, token_health
 
 bp = Blueprint("health", __name__)
-HEARTBEAT = PREFIX + "worker:heartbeat"
 HEARTBEAT_MAX_AGE = 30
 
 

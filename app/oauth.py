@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import requests
 from flask import Blueprint, abort, current_app, jsonify, redirect, request
 
-from app.bridge.lanes import PREFIX
+from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper
 
@@ -39,7 +39,7 @@ def start():
         abort(404)
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
-    current_app.extensions["redis"].set(f"{PREFIX}oauth:{state}", verifier, ex=STATE_TTL)
+    current_app.extensions["redis"].set(DEFAULT_KEYS.oauth_state(state), verifier, ex=STATE_TTL)
     query = urlencode({"app_id": settings.zalo_app_id, "redirect_uri": _callback_url(),
                        "code_challenge": challenge, "state": state})
     return redirect(f"{settings.zalo_oauth_base_url}/v4/oa/permission?{query}")
@@ -52,7 +52,7 @@ def _callback_url() -> str:
 @bp.get("/callback")
 def callback():
     state, code = request.args.get("state", ""), request.args.get("code", "")
-    verifier = current_app.extensions["redis"].getdel(f"{PREFIX}oauth:{state}") if state else None
+    verifier = current_app.extensions["redis"].getdel(DEFAULT_KEYS.oauth_state(state)) if state else None
     if not verifier or not code:
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
     body = _exchange(code, verifier.decode())

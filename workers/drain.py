@@ -1,4 +1,10 @@
-"""Drain one lane: process its items head first, retry with backoff, dead-letter for good."""
+"""Drain lanes: process each lane's items head first, retry with backoff, dead-letter for good.
+
+`drain_due` is the one RQ job: it claims whichever lane is due first, drains it for at most
+LANE_SLICE_SECONDS, and claims the next, until nothing is due or JOB_SLICE_SECONDS have passed.
+So RQ's per-job bookkeeping is paid once per slice, not once per message, and a warm shutdown
+(RQ lets the current job finish) takes at most a slice.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,32 @@ import random
 import time
 from typing import Callable
 
-from app.bridge.lanes import PREFIX, WAKE, Item, now_ms
+from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.lanes import Item, now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
 
 log = logging.getLogger("worker.drain")
-SLICE_SECONDS = 10          # hand the worker to other lanes after this long (fairness)
+LANE_SLICE_SECONDS = 2.0     # then the lane goes back to the due set, behind lanes waiting longer
+JOB_SLICE_SECONDS = 5.0      # then the job ends and RQ hands the worker a fresh one
 UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
-ERRORS = PREFIX + "errors"
+ERRORS_KEPT = 50
 # The partner an item of each kind delivers to: its outage makes the item wait, not fail.
 DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
+
+
+def drain_due() -> int:
+    """The RQ job: drain due lanes for one job slice; return how many lanes it drained."""
+    from workers.context import worker_context
+
+    ctx = worker_context()
+    drainer = Drainer(ctx)
+    deadline = time.monotonic() + JOB_SLICE_SECONDS
+    drained = 0
+    while time.monotonic() < deadline and (claimed := ctx.lanes.claim()):
+        drainer.drain_held(*claimed)
+        drained += 1
+    return drained
 
 
 def handlers() -> dict[str, Callable]:
@@ -40,36 +62,33 @@ class Drainer:
         self.notes = dead_letter_notes() if notes is None else notes
 
     def drain(self, lane: str) -> str:
-        """Process `lane` while we hold its lease; return what happened (for logs and tests)."""
+        """Process `lane` if it is due and free; return what happened (for logs and tests)."""
         token = self.ctx.lanes.acquire(lane)
         if token is None:
             return "busy-or-not-due"
+        return self.drain_held(lane, token)
+
+    def drain_held(self, lane: str, token: str) -> str:
+        """Process the lane we hold until it is empty, deferred or its slice ends."""
         try:
-            return self._drain_held(lane, token)
+            head = self.ctx.lanes.head(lane)
+            deadline = time.monotonic() + LANE_SLICE_SECONDS
+            while head is not None and time.monotonic() < deadline:
+                outcome, head = self._step(lane, token, *head)
+                if outcome != "done":
+                    return outcome  # the lease is already given up (or lost)
         except Exception:
-            self._release(lane, token)  # the head stays; the lane is due again at once
+            self.ctx.lanes.release(lane, token)  # the head stays; the lane is due again at once
             raise
-
-    def _drain_held(self, lane: str, token: str) -> str:
-        head = self.ctx.lanes.head(lane)
-        deadline = time.monotonic() + SLICE_SECONDS
-        while head is not None and time.monotonic() < deadline:
-            outcome, head = self._step(lane, token, *head)
-            if outcome != "done":
-                return outcome  # the lease is already given up (or lost)
-        self._release(lane, token)
+        self.ctx.lanes.release(lane, token)
         return "empty" if head is None else "yielded"
-
-    def _release(self, lane: str, token: str) -> None:
-        if self.ctx.lanes.release(lane, token) == 1:
-            self.ctx.redis.rpush(WAKE, lane)  # more work: ask the dispatcher for another turn
 
     def _step(self, lane: str, token: str, raw: str, item: Item) -> tuple[str, tuple | None]:
         """Process the head; return the outcome and the next head when the lane goes on."""
         context_id.set(item.id)
         retry_in = self._process(lane, item, token)
         if retry_in is not None:
-            self.ctx.lanes.release(lane, token, due_ms=now_ms() + int(retry_in * 1000), raw=raw, updated=item)
+            self.ctx.lanes.defer(lane, token, raw, item, due_ms=now_ms() + int(retry_in * 1000))
             return "deferred", None
         left, following = self.ctx.lanes.pop(lane, token, raw)
         if left <= 0:
@@ -137,8 +156,8 @@ class Drainer:
     def _note_error(self, lane: str, item: Item) -> None:
         entry = json.dumps({"at": time.time(), "lane": lane, "item": item.id, "error": item.last_error})
         pipe = self.ctx.redis.pipeline()
-        pipe.lpush(ERRORS, entry)
-        pipe.ltrim(ERRORS, 0, 49)
+        pipe.lpush(DEFAULT_KEYS.errors, entry)
+        pipe.ltrim(DEFAULT_KEYS.errors, 0, ERRORS_KEPT - 1)
         pipe.execute()
         log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
 

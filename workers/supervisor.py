@@ -1,4 +1,11 @@
-"""Process supervision for the worker: RQ SimpleWorker children plus the lane dispatcher."""
+"""Process supervision for the worker: RQ SimpleWorker children plus the starter.
+
+rq's own WorkerPool was tried for the children and does not fit: it always starts RQ's
+scheduler in every worker (Redis polling the bridge does not need), and its parent loop checks
+children once a second with no room for the starter, which must react to a webhook within
+milliseconds (docs/delivery.md, "Lanes"). So this module forks SimpleWorkers itself and runs
+the starter, the heartbeat and the Zalo token keep-alive in the parent.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +19,11 @@ import time
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 
-from app.bridge.lanes import PREFIX
-from workers.dispatch import QUEUE_NAME, stop_chaining
+from app.bridge.keys import HEARTBEAT
+from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.supervisor")
-HEARTBEAT = PREFIX + "worker:heartbeat"
-RESPAWN_DELAY = 1.0
-TOKEN_CHECK_SECONDS = 300.0  # how often the dispatcher checks the Zalo pair's age (one HGETALL)
+TOKEN_CHECK_SECONDS = 300.0  # how often the starter loop checks the Zalo pair's age (one HGETALL)
 
 
 def _load():
@@ -44,16 +49,8 @@ def run_rq_worker(settings, index: int) -> None:
     redis = connect_redis(settings)
     set_worker_context(WorkerContext(settings, redis))
     name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
-    worker = BridgeWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
+    worker = SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
     worker.work(logging_level="WARNING", with_scheduler=False)
-
-
-class BridgeWorker(SimpleWorker):
-    """A warm shutdown also ends a drain job's chain of lanes (it finishes the lane in hand)."""
-
-    def request_stop(self, signum, frame):
-        stop_chaining()
-        super().request_stop(signum, frame)
 
 
 class Supervisor:
@@ -89,19 +86,20 @@ class Supervisor:
                 proc.kill()
 
 
-def run_dispatcher(supervisor: Supervisor) -> None:
+def run_starter(supervisor: Supervisor) -> None:
+    from app.bridge.lanes import Lanes
     from app.extensions import connect_redis
-    from workers.dispatch import Dispatcher
+    from workers.starter import Starter
 
-    redis = connect_redis(supervisor.settings)
-    dispatcher = None
+    settings = supervisor.settings
+    redis = connect_redis(settings)
+    starter = Starter(redis, Lanes(redis, lease_ms=settings.lease_seconds * 1000), settings.worker_concurrency)
     keeper = _token_keeper(redis, supervisor.settings)
     token_check_at = time.monotonic()
     while not supervisor.stopping:
         try:
-            dispatcher = dispatcher or Dispatcher(redis, _lanes(redis, supervisor.settings))
             redis.set(HEARTBEAT, time.time(), ex=60)
-            dispatcher.run_once(block_seconds=1.0)
+            starter.run_once(block_seconds=1.0)
             if time.monotonic() >= token_check_at:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
                 keeper.keep_alive()  # an idle OA's refresh token would otherwise run out
@@ -118,12 +116,6 @@ def _token_keeper(redis, settings):
     return TokenKeeper(redis, settings, build_session(settings.http_timeout_seconds))
 
 
-def _lanes(redis, settings):
-    from app.bridge.lanes import Lanes
-
-    return Lanes(redis, lease_ms=settings.lease_seconds * 1000)
-
-
 def main() -> int:
     settings = _load()
     supervisor = Supervisor(settings)
@@ -133,7 +125,7 @@ def main() -> int:
         supervisor.spawn(index)
     log.info("worker.started", extra={"concurrency": settings.worker_concurrency, "sandbox": settings.sandbox})
     try:
-        run_dispatcher(supervisor)
+        run_starter(supervisor)
     finally:
         supervisor.shutdown()
     return 0

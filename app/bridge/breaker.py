@@ -21,7 +21,7 @@ from typing import Callable
 
 from redis import Redis
 
-from app.bridge.lanes import PREFIX
+from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.integrations.errors import PartnerError, RetryableError
 
 log = logging.getLogger("bridge.breaker")
@@ -31,22 +31,12 @@ MARK_OK_EVERY = 1.0        # per process: one Redis write a second at most on th
 READ_OPEN_EVERY = 0.5      # per process: how often the hot path asks Redis whether it is open
 
 
-def _ok_key(partner: str) -> str:
-    return f"{PREFIX}breaker:{partner}:ok"
-
-
-def _open_key(partner: str) -> str:
-    return f"{PREFIX}breaker:{partner}:open"
-
-
-def _probe_key(partner: str) -> str:
-    return f"{PREFIX}breaker:{partner}:probing"
-
-
 class Breaker:
-    def __init__(self, redis: Redis, partner: str, probe: Callable[[], object]):
+    def __init__(self, redis: Redis, partner: str, probe: Callable[[], object], keys: Keys = DEFAULT_KEYS):
         self.redis = redis
         self.partner = partner
+        self.ok_key, self.open_key = keys.breaker_ok(partner), keys.breaker_open(partner)
+        self.probing_key = keys.breaker_probing(partner)
         self.probe = probe
         self._marked_at = 0.0
         self._read_at = 0.0
@@ -58,7 +48,7 @@ class Breaker:
         if now - self._marked_at < MARK_OK_EVERY:
             return
         self._marked_at = now
-        self.redis.set(_ok_key(self.partner), time.time(), ex=int(OK_WINDOW_SECONDS) + 1)
+        self.redis.set(self.ok_key, time.time(), ex=int(OK_WINDOW_SECONDS) + 1)
 
     def open_for(self) -> float:
         """Seconds the breaker stays open (0 when calls may go); asked before every item, so
@@ -66,17 +56,17 @@ class Breaker:
         now = time.monotonic()
         if now - self._read_at >= READ_OPEN_EVERY:
             self._read_at = now
-            ttl = self.redis.pttl(_open_key(self.partner))
+            ttl = self.redis.pttl(self.open_key)
             self._open_until = now + ttl / 1000.0 if ttl and ttl > 0 else 0.0
         return max(0.0, self._open_until - now)
 
     def partner_down(self) -> bool:
         """Whether the partner fails for everyone right now (probing it if nobody knows)."""
-        if self.redis.exists(_ok_key(self.partner)):
+        if self.redis.exists(self.ok_key):
             return False
-        if self.redis.exists(_open_key(self.partner)):
+        if self.redis.exists(self.open_key):
             return True
-        if not self.redis.set(_probe_key(self.partner), "1", nx=True, px=int(OPEN_SECONDS * 1000)):
+        if not self.redis.set(self.probing_key, "1", nx=True, px=int(OPEN_SECONDS * 1000)):
             return True  # another process is probing: assume the worst, spend no budget
         return self._probe()
 
@@ -85,7 +75,7 @@ class Breaker:
             self.probe()
         except RetryableError as exc:
             log.warning("breaker.open", extra={"partner": self.partner, "error": str(exc)[:200]})
-            self.redis.set(_open_key(self.partner), "1", px=int(OPEN_SECONDS * 1000))
+            self.redis.set(self.open_key, "1", px=int(OPEN_SECONDS * 1000))
             self._read_at = 0.0
             return True
         except PartnerError as exc:  # it answered: reachable, so the item's failure is its own

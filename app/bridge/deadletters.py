@@ -7,33 +7,33 @@ import time
 
 from redis import Redis
 
-from app.bridge.lanes import PREFIX, Item, Lanes
+from app.bridge.keys import DEFAULT_KEYS, Keys
+from app.bridge.lanes import Item, Lanes
 
-DEAD = PREFIX + "dead"              # hash id -> record
-DEAD_ORDER = PREFIX + "dead:order"  # zset id -> failed_at
 
 
 class DeadLetters:
-    def __init__(self, redis: Redis, lanes: Lanes):
+    def __init__(self, redis: Redis, lanes: Lanes, keys: Keys = DEFAULT_KEYS):
         self.redis = redis
         self.lanes = lanes
+        self.dead, self.order = keys.dead, keys.dead_order  # hash id -> record, zset id -> failed_at
 
     def add(self, lane: str, item: Item, reason: str) -> None:
         record = {"lane": lane, "item": item.__dict__, "reason": reason, "failed_at": time.time()}
         pipe = self.redis.pipeline()
-        pipe.hset(DEAD, item.id, json.dumps(record, ensure_ascii=False))
-        pipe.zadd(DEAD_ORDER, {item.id: record["failed_at"]})
+        pipe.hset(self.dead, item.id, json.dumps(record, ensure_ascii=False))
+        pipe.zadd(self.order, {item.id: record["failed_at"]})
         pipe.execute()
 
     def count(self) -> int:
-        return self.redis.zcard(DEAD_ORDER)
+        return self.redis.zcard(self.order)
 
     def list(self, limit: int = 100) -> list[dict]:
-        ids = [i.decode() for i in self.redis.zrange(DEAD_ORDER, 0, limit - 1)]
+        ids = [i.decode() for i in self.redis.zrange(self.order, 0, limit - 1)]
         return [dict(self.get(i), id=i) for i in ids if self.get(i)]
 
     def get(self, item_id: str) -> dict | None:
-        raw = self.redis.hget(DEAD, item_id)
+        raw = self.redis.hget(self.dead, item_id)
         return json.loads(raw) if raw else None
 
     def replay(self, item_id: str) -> bool:
@@ -48,6 +48,6 @@ class DeadLetters:
 
     def drop(self, item_id: str) -> bool:
         pipe = self.redis.pipeline()
-        pipe.hdel(DEAD, item_id)
-        pipe.zrem(DEAD_ORDER, item_id)
+        pipe.hdel(self.dead, item_id)
+        pipe.zrem(self.order, item_id)
         return bool(pipe.execute()[0])

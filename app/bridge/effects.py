@@ -10,7 +10,7 @@ from typing import Any, Callable
 from redis import Redis
 from redis.exceptions import RedisError
 
-from app.bridge.lanes import PREFIX
+from app.bridge.keys import DEFAULT_KEYS, Keys
 
 log = logging.getLogger("bridge.effects")
 MARK_PATIENCE_SECONDS = 120
@@ -23,9 +23,10 @@ class Effects:
     crash between the partner answering and this write (documented in docs/delivery.md).
     """
 
-    def __init__(self, redis: Redis, ttl_seconds: int):
+    def __init__(self, redis: Redis, ttl_seconds: int, keys: Keys = DEFAULT_KEYS):
         self.redis = redis
         self.ttl = ttl_seconds
+        self.keys = keys
 
     def once(self, key: str, fn: Callable[[], Any], also: Callable[[Any, Any], None] | None = None) -> Any:
         """`also(pipe, result)` may add writes that go in the same round trip as the record."""
@@ -38,7 +39,7 @@ class Effects:
 
     def recorded(self, key: str) -> Any | None:
         """The result an earlier `once(key, ...)` stored, without running anything; None if none."""
-        cached = self.redis.get(PREFIX + "done:" + key)
+        cached = self.redis.get(self.keys.done(key))
         return None if cached is None else json.loads(cached)
 
     def _remember(self, key: str, result: Any, also=None) -> None:
@@ -49,7 +50,7 @@ class Effects:
         while True:
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                pipe.set(PREFIX + "done:" + key, json.dumps(result), ex=self.ttl)
+                pipe.set(self.keys.done(key), json.dumps(result), ex=self.ttl)
                 if also:
                     also(pipe, result)
                 pipe.execute()
@@ -65,4 +66,4 @@ class Effects:
 
     def forget(self, key: str) -> None:
         """Drop a remembered result that turned out stale (e.g. an expired Zalo attachment_id)."""
-        self.redis.delete(PREFIX + "done:" + key)
+        self.redis.delete(self.keys.done(key))

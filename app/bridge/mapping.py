@@ -4,77 +4,66 @@ from __future__ import annotations
 
 from redis import Redis
 
-from app.bridge.lanes import PREFIX
+from app.bridge.keys import DEFAULT_KEYS, Keys
 
 LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
 SENT_TEXT = "t:"  # marks a stored snippet; older records hold "1" and no text
 SNIPPET_CHARS = 100  # enough to quote a reply back to the agent
 
 
-def _zalo_key(zalo_user_id: str) -> str:
-    return f"{PREFIX}zu:{zalo_user_id}"
-
-
-def _seen_key(zalo_user_id: str) -> str:
-    return f"{PREFIX}lastseen:{zalo_user_id}"
-
-
-def _conv_key(conversation_id: str) -> str:
-    return f"{PREFIX}fcc:{conversation_id}"
-
-
 class Mapping:
     """Small Redis hashes: bounded memory per known user (no per-message growth)."""
 
-    def __init__(self, redis: Redis, sent_ttl: int = 7 * 86400):
+    def __init__(self, redis: Redis, sent_ttl: int = 7 * 86400, keys: Keys = DEFAULT_KEYS):
         self.redis = redis
+        self.keys = keys
         self.sent_ttl = sent_ttl  # echoes arrive within seconds; the dedupe window is plenty
 
     def zalo_user(self, zalo_user_id: str) -> dict:
-        raw = self.redis.hgetall(_zalo_key(zalo_user_id))
+        raw = self.redis.hgetall(self.keys.zalo_user(zalo_user_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def set_zalo_user(self, zalo_user_id: str, **fields: str) -> None:
-        self.redis.hset(_zalo_key(zalo_user_id), mapping=fields)
+        self.redis.hset(self.keys.zalo_user(zalo_user_id), mapping=fields)
 
     def link_conversation(self, zalo_user_id: str, conversation_id: str) -> None:
         pipe = self.redis.pipeline()
-        pipe.hset(_zalo_key(zalo_user_id), "fc_conversation_id", conversation_id)
-        pipe.hset(_conv_key(conversation_id), mapping={"zalo_user_id": zalo_user_id, "status": "open"})
+        pipe.hset(self.keys.zalo_user(zalo_user_id), "fc_conversation_id", conversation_id)
+        pipe.hset(self.keys.conversation(conversation_id), mapping={"zalo_user_id": zalo_user_id, "status": "open"})
         pipe.execute()
 
     def conversation(self, conversation_id: str) -> dict:
-        raw = self.redis.hgetall(_conv_key(conversation_id))
+        raw = self.redis.hgetall(self.keys.conversation(conversation_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def set_conversation(self, conversation_id: str, **fields: str) -> None:
-        self.redis.hset(_conv_key(conversation_id), mapping=fields)
+        self.redis.hset(self.keys.conversation(conversation_id), mapping=fields)
 
     def touch(self, zalo_user_id: str, last_ts: str | None = None) -> bool:
         """Record the newest relayed time (if given); True when "last_seen" is due a refresh."""
         pipe = self.redis.pipeline(transaction=False)
         if last_ts:
-            pipe.hset(_zalo_key(zalo_user_id), "last_ts", last_ts)
-        pipe.set(_seen_key(zalo_user_id), "1", nx=True, ex=LAST_SEEN_EVERY_SECONDS)
+            pipe.hset(self.keys.zalo_user(zalo_user_id), "last_ts", last_ts)
+        pipe.set(self.keys.last_seen(zalo_user_id), "1", nx=True, ex=LAST_SEEN_EVERY_SECONDS)
         return bool(pipe.execute()[-1])
 
     def seen_now(self, zalo_user_id: str) -> None:
         """FreshChat's "last_seen" was just written (e.g. at user creation)."""
-        self.redis.set(_seen_key(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
+        self.redis.set(self.keys.last_seen(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
 
     def remember_sent(self, zalo_message_id: str, pipe=None, text: str = "") -> None:
         """Our own sends come back as oa_send_* echoes; this is how we recognise them. The
         start of the text lets a user's later quote of it show what they answer."""
         value = SENT_TEXT + (text or "")[:SNIPPET_CHARS]  # never empty, even for an attachment
-        (pipe or self.redis).set(f"{PREFIX}sent:{zalo_message_id}", value, ex=self.sent_ttl)
+        (pipe or self.redis).set(self.keys.sent(zalo_message_id), value, ex=self.sent_ttl)
 
     def is_sent_by_us(self, zalo_message_id: str) -> bool:
-        return bool(self.redis.exists(f"{PREFIX}sent:{zalo_message_id}"))
+        return bool(self.redis.exists(self.keys.sent(zalo_message_id)))
 
     def sent_text(self, zalo_message_id: str) -> str | None:
         """The start of a message we sent ("" if it had no text or was recorded without it),
         None when we did not send it."""
-        raw = self.redis.get(f"{PREFIX}sent:{zalo_message_id}")
+        raw = self.redis.get(self.keys.sent(zalo_message_id))
         if raw is None:
             return None
         value = raw.decode()

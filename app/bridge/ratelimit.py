@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from app.bridge.lanes import PREFIX
+from app.bridge.keys import DEFAULT_KEYS, Keys
 
 FIRST_BACKOFF_MS = 1000   # the shared pause after the first rate-limit answer of a streak
 RECOVER_MS = 30000        # a cut refill rate is back to 100 % this long after the last cut
@@ -89,10 +89,10 @@ class RateLimiter:
     `backoff()` after a per-minute quota refusal (Zalo -32), `calm()` after the next success."""
 
     def __init__(self, redis: Redis, name: str, limit: int, window_seconds: float = 60.0,
-                 max_wait_ms: int = 5000, clock=time.time, sleep=time.sleep):
+                 max_wait_ms: int = 5000, clock=time.time, sleep=time.sleep, keys: Keys = DEFAULT_KEYS):
         self.redis = redis
         self.max_wait_ms = max_wait_ms
-        self.keys = [f"{PREFIX}rl:{name}", f"{PREFIX}rl:{name}:pause"]
+        self.keys = [keys.rate(name), keys.rate_pause(name)]
         self.burst = max(1, limit // 100)
         self.rate_per_ms = max(limit * 0.97 - self.burst, 1) / (window_seconds * 1000.0)
         self.clock, self.sleep = clock, sleep

@@ -9,7 +9,8 @@ from flask import current_app, jsonify
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
-from app.bridge.lanes import PREFIX, Item, now_ms
+from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.lanes import Item, now_ms
 
 log = logging.getLogger("webhooks")
 
@@ -51,7 +52,7 @@ def enqueue(source: str, lane: str, event_id: str, event: dict):
     item = Item(id=f"{source}:{event_id}", kind=source, payload=event, received_at=now_ms())
     try:
         fresh = current_app.extensions["lanes"].accept(
-            lane, item, f"{PREFIX}seen:{source}:{event_id}", settings.dedupe_ttl_seconds)
+            lane, item, DEFAULT_KEYS.seen(source, event_id), settings.dedupe_ttl_seconds)
     except RedisError as exc:
         log.error("webhook.queue_unavailable", extra={"source": source, "error": type(exc).__name__})
         raise WebhookRejected(503, "queue unavailable, retry later")

@@ -240,12 +240,11 @@ def test_conversation_of_another_channel_is_dropped(ctx, m):
     assert sent(m) == []
 
 
-def test_a_drain_job_goes_on_with_lanes_that_woke_meanwhile(ctx, m):
-    """One RQ job drains its lane, then takes wake-ups itself: no job (and its Redis
-    bookkeeping) per message under load, and no wake-up left behind."""
-    from app.bridge.lanes import WAKE
+def test_a_drain_job_goes_on_with_every_lane_that_is_due(ctx, m):
+    """One RQ job claims lane after lane: no job (and its Redis bookkeeping) per message
+    under load, and nothing due left behind."""
     from workers.context import set_worker_context
-    from workers.dispatch import drain_lane
+    from workers.drain import drain_due
 
     ctx.mapping.link_conversation("8100000000000000002", "conv-2")
     for event in (agent_message("m-1", [{"text": {"content": "first"}}]),
@@ -254,12 +253,12 @@ def test_a_drain_job_goes_on_with_lanes_that_woke_meanwhile(ctx, m):
                          Item(id=event["data"]["message"]["id"], kind="freshchat", payload=event, received_at=now_ms()))
     set_worker_context(ctx)
     try:
-        assert drain_lane(f"out:{CONV}") == "empty"
+        assert drain_due() == 2
     finally:
         set_worker_context(None)
     assert [(b["recipient"]["user_id"], b["message"]["text"]) for b in sent(m)] == [
         (USER, "first"), ("8100000000000000002", "second")]
-    assert ctx.redis.llen(WAKE) == 0 and ctx.lanes.head("out:conv-2") is None
+    assert ctx.lanes.due_count() == 0 and ctx.lanes.head("out:conv-2") is None
 
 
 NOTES = f"{FC_API}/conversations/{CONV}/messages"

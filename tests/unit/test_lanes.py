@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from app.bridge.lanes import DUE, WAKE, Item, Lanes, lane_key, now_ms
+from app.bridge.keys import DUE, WAKE
+from app.bridge.keys import lane as lane_key
+from app.bridge.lanes import Item, Lanes, now_ms
 
 
 def item(n: int) -> Item:
@@ -51,7 +53,7 @@ def test_deferred_lane_is_not_acquired_before_it_is_due_and_keeps_order(redis):
     token = lanes.acquire("in:a")
     raw, head = lanes.head("in:a")
     head.attempts = 1
-    assert lanes.release("in:a", token, due_ms=now_ms() + 150, raw=raw, updated=head) == 1
+    assert lanes.defer("in:a", token, raw, head, due_ms=now_ms() + 150) == 1
     lanes.accept("in:a", item(2))  # a later message must wait behind the retrying one
     assert lanes.acquire("in:a") is None
     time.sleep(0.2)
@@ -122,3 +124,24 @@ def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):
     lanes.accept("in:a", item(1))
     assert Drainer(ctx, {"test": slow}, notes={}).drain("in:a") == "empty"
     assert stolen == [None] * 6
+
+
+def test_claim_takes_the_lane_waiting_longest_and_skips_held_ones(redis):
+    lanes = Lanes(redis)
+    for n, lane in enumerate(("in:old", "in:new")):
+        lanes.accept(lane, item(n))
+        time.sleep(0.01)
+    first = lanes.claim()
+    assert first[0] == "in:old"
+    assert lanes.claim()[0] == "in:new" and lanes.claim() is None  # both held now
+    assert lanes.renew("in:old", first[1])
+
+
+def test_a_held_lane_is_due_again_only_when_its_lease_ends(redis):
+    lanes = Lanes(redis, lease_ms=200)
+    lanes.accept("in:a", item(1))
+    token = lanes.acquire("in:a")
+    assert lanes.due_count() == 0 and redis.zscore(DUE, "in:a") >= now_ms() + 150
+    lanes.accept("in:a", item(2))  # new work for a held lane keeps the holder's time
+    assert lanes.due_count() == 0
+    assert lanes.renew("in:a", token) and lanes.release("in:a", token) == 1 and lanes.due_count() == 1

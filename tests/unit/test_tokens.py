@@ -253,7 +253,7 @@ def test_a_rotation_without_a_new_refresh_token_keeps_its_age(redis, settings):
     assert state["refresh_token"] == "r1" and float(state["refresh_issued_at"]) == issued
 
 
-def test_the_dispatcher_loop_checks_the_pair_now_and_then_and_survives_redis_errors(settings, monkeypatch):
+def test_the_starter_loop_checks_the_pair_now_and_then_and_survives_redis_errors(settings, monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from workers import supervisor as sup
@@ -279,12 +279,12 @@ def test_the_dispatcher_loop_checks_the_pair_now_and_then_and_survives_redis_err
     stub.settings = settings
     monkeypatch.setattr(sup, "TOKEN_CHECK_SECONDS", 0.0)
     monkeypatch.setattr(TokenKeeper, "keep_alive", keep_alive)
-    monkeypatch.setattr("workers.dispatch.Dispatcher.run_once", lambda self, block_seconds: None)
+    monkeypatch.setattr("workers.starter.Starter.run_once", lambda self, block_seconds: None)
     monkeypatch.setattr(sup.time, "sleep", lambda s: None)
-    sup.run_dispatcher(stub)
+    sup.run_starter(stub)
     assert len(checks) == 4  # the Redis error was logged, the loop went on
     monkeypatch.setattr(sup, "TOKEN_CHECK_SECONDS", 300.0)
     checks.clear()
     stub.stopping, stub.loops = False, 0
-    sup.run_dispatcher(stub)
+    sup.run_starter(stub)
     assert len(checks) == 1  # at start-up, then not before five minutes

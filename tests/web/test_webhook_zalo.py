@@ -7,7 +7,8 @@ import json
 import pytest
 import requests_mock
 
-from app.bridge.lanes import DUE, lane_key
+from app.bridge.keys import DUE
+from app.bridge.keys import lane as lane_key
 from tests.helpers import load_fixture, post_zalo, zalo_body, zalo_headers
 
 USER = "246845883529197922"

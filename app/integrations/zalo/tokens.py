@@ -19,12 +19,12 @@ import time
 import requests
 from redis import Redis
 
-from app.bridge.lanes import PREFIX
+from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 
 log = logging.getLogger("zalo.tokens")
-TOKEN = PREFIX + "zalo:token"
-LOCK = PREFIX + "zalo:token:lock"
+TOKEN = DEFAULT_KEYS.zalo_token
+LOCK = DEFAULT_KEYS.zalo_token_lock
 REFRESH_FRACTION = 0.2         # refresh when under a fifth of the access token's lifetime is left
 REFRESH_TOKEN_LIFETIME = 90 * 86400  # "3 months" from issue, the clock Zalo does not show us
 KEEPALIVE_AFTER = 7 * 86400    # rotate a refresh token this old even if nothing needed a call

@@ -1,0 +1,105 @@
+"""Every Redis key the bridge uses, named once.
+
+Two kinds of keys:
+- the scheduler's, shared by every connection: the due set, the doorbell, one list and one
+  lease per lane, the worker heartbeat. A lane's id already says whose conversation it is;
+- a connection's own (mappings, dedupe, effects, tokens, limiters, breakers, dead letters),
+  built by `Keys(connection)`. The `default` connection keeps the `zfb:` layout that single-OA
+  bridges have always written, so an upgrade reads its data as it is; any other connection
+  lives below `zfb:c:<id>:`.
+"""
+
+from __future__ import annotations
+
+ROOT = "zfb:"
+DEFAULT = "default"
+
+# -- the scheduler (docs/delivery.md, "Lanes") ------------------------------------------------
+DUE = ROOT + "due"              # zset lane -> epoch ms when it may be claimed next
+WAKE = ROOT + "wake"            # doorbell: lanes that just got work (a hint; DUE is the truth)
+HEARTBEAT = ROOT + "worker:heartbeat"
+
+
+def lane(lane_id: str) -> str:
+    """The lane's items, oldest first."""
+    return f"{ROOT}lane:{lane_id}"
+
+
+def lease(lane_id: str) -> str:
+    """The token of the worker draining the lane (with a TTL)."""
+    return f"{ROOT}lease:{lane_id}"
+
+
+class Keys:
+    """The keys of one connection."""
+
+    def __init__(self, connection: str = DEFAULT):
+        self.connection = connection
+        self.prefix = ROOT if connection == DEFAULT else f"{ROOT}c:{connection}:"
+
+    # -- webhooks and effects
+    def seen(self, source: str, event_id: str) -> str:
+        """Dedupe key of an accepted webhook event."""
+        return f"{self.prefix}seen:{source}:{event_id}"
+
+    def done(self, effect: str) -> str:
+        """The recorded result of a partner call made once (app/bridge/effects.py)."""
+        return f"{self.prefix}done:{effect}"
+
+    # -- who is who (app/bridge/mapping.py)
+    def zalo_user(self, zalo_user_id: str) -> str:
+        return f"{self.prefix}zu:{zalo_user_id}"
+
+    def last_seen(self, zalo_user_id: str) -> str:
+        return f"{self.prefix}lastseen:{zalo_user_id}"
+
+    def conversation(self, conversation_id: str) -> str:
+        return f"{self.prefix}fcc:{conversation_id}"
+
+    def sent(self, zalo_message_id: str) -> str:
+        """A message the bridge sent to Zalo (how its echo is recognised)."""
+        return f"{self.prefix}sent:{zalo_message_id}"
+
+    # -- failures
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}dead"
+
+    @property
+    def dead_order(self) -> str:
+        return f"{self.prefix}dead:order"
+
+    @property
+    def errors(self) -> str:
+        return f"{self.prefix}errors"
+
+    # -- Zalo's token pair and OAuth
+    @property
+    def zalo_token(self) -> str:
+        return f"{self.prefix}zalo:token"
+
+    @property
+    def zalo_token_lock(self) -> str:
+        return f"{self.prefix}zalo:token:lock"
+
+    def oauth_state(self, state: str) -> str:
+        return f"{self.prefix}oauth:{state}"
+
+    # -- rate limits and breakers, per partner
+    def rate(self, partner: str) -> str:
+        return f"{self.prefix}rl:{partner}"
+
+    def rate_pause(self, partner: str) -> str:
+        return f"{self.prefix}rl:{partner}:pause"
+
+    def breaker_ok(self, partner: str) -> str:
+        return f"{self.prefix}breaker:{partner}:ok"
+
+    def breaker_open(self, partner: str) -> str:
+        return f"{self.prefix}breaker:{partner}:open"
+
+    def breaker_probing(self, partner: str) -> str:
+        return f"{self.prefix}breaker:{partner}:probing"
+
+
+DEFAULT_KEYS = Keys()

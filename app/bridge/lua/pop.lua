@@ -1,0 +1,17 @@
+-- Remove the processed head, only if we still hold the lease and it is still the head; hand
+-- back the next head (one round trip per message), or give the lane up when it is empty.
+-- {-1}: the lease is someone else's; {-2}: the head changed; {0}: empty and released.
+-- KEYS: lease lane due
+-- ARGV: token raw lane_id now lease_ms
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {-2} end
+redis.call('LPOP', KEYS[2])
+local left = redis.call('LLEN', KEYS[2])
+if left == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[3])
+  return {0}
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + tonumber(ARGV[5]), ARGV[3])
+return {left, redis.call('LINDEX', KEYS[2], 0)}

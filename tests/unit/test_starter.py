@@ -1,0 +1,54 @@
+"""The starter on a real Redis: it queues drain jobs for due lanes, never more than needed."""
+
+from __future__ import annotations
+
+from rq import Queue
+
+from app.bridge.keys import WAKE
+from app.bridge.lanes import Item, Lanes, now_ms
+from workers.starter import QUEUE_NAME, Starter
+
+
+def item(n: int) -> Item:
+    return Item(id=f"t:{n}", kind="test", payload={"n": n}, received_at=now_ms())
+
+
+def starter(redis, workers: int = 4) -> tuple[Starter, Queue]:
+    queue = Queue(QUEUE_NAME, connection=redis)
+    return Starter(redis, Lanes(redis), workers, queue), queue
+
+
+def test_one_job_per_due_lane_up_to_the_number_of_workers(redis):
+    s, queue = starter(redis, workers=3)
+    lanes = Lanes(redis)
+    lanes.accept("in:a", item(1))
+    assert s.run_once(block_seconds=0.1) == 1 and queue.count == 1
+    assert s.run_once(block_seconds=0.1) == 0  # one waiting job is enough for one lane
+    for n in range(2, 10):
+        lanes.accept(f"in:{n}", item(n))
+    assert s.run_once(block_seconds=0.1) == 2 and queue.count == 3  # capped at the workers
+    assert redis.llen(WAKE) == 0  # every ring answered by one look at the due set
+
+
+def test_leased_and_deferred_lanes_need_no_job(redis):
+    s, queue = starter(redis)
+    lanes = Lanes(redis)
+    lanes.accept("in:a", item(1))
+    lanes.accept("in:b", item(2))
+    lanes.acquire("in:a")  # being drained: due only when its lease would end
+    token = lanes.acquire("in:b")
+    raw, head = lanes.head("in:b")
+    lanes.defer("in:b", token, raw, head, due_ms=now_ms() + 60000)
+    assert s.top_up() == 0 and queue.count == 0
+
+
+def test_a_dead_workers_lane_gets_a_job_when_its_lease_runs_out(redis):
+    import time
+
+    s, queue = starter(redis)
+    lanes = Lanes(redis, lease_ms=150)
+    lanes.accept("in:a", item(1))
+    assert lanes.claim()[0] == "in:a"  # ...and the worker dies holding it
+    assert s.top_up() == 0
+    time.sleep(0.2)
+    assert s.top_up() == 1 and lanes.claim()[0] == "in:a"
