@@ -6,7 +6,14 @@ Each file declares its inputs by name in its first lines:
     -- ARGV: token raw lease_ms
 
 and a call site passes exactly those names: `POP(redis, lease=..., lane=..., due=..., token=...)`.
-A missing or unknown name is a TypeError at the call, not a silently shifted KEYS[3].
+A missing or unknown name is a TypeError at the call, not a silently shifted KEYS[3]. Loading
+checks that the highest KEYS[n] and ARGV[n] the code uses are the numbers of names declared,
+so a name added or dropped without renumbering fails at import, not in production.
+
+Shared Lua: a line `-- INCLUDE: part` is replaced by the code of part.lua. The including file
+still declares its whole signature, and the part's declared names must be its first ones, in
+the same order: every header reads as the complete call, and a part whose inputs change
+fails loudly in each script that includes it.
 """
 
 from __future__ import annotations
@@ -16,16 +23,40 @@ from pathlib import Path
 
 LUA_DIR = Path(__file__).with_name("lua")
 _DECLARED = re.compile(r"^--\s*(KEYS|ARGV):(.*)$", re.M)
+_INCLUDE = re.compile(r"^--\s*INCLUDE:\s*(\w+)\s*$", re.M)
+_COMMENT = re.compile(r"--[^\n]*")
 
 
 class LuaScript:
-    def __init__(self, name: str):
+    def __init__(self, name: str, directory: Path = LUA_DIR):
         self.name = name
-        self.source = (LUA_DIR / f"{name}.lua").read_text()
-        declared = {kind: names.split() for kind, names in _DECLARED.findall(self.source)}
+        own = (directory / f"{name}.lua").read_text()
+        declared = {kind: names.split() for kind, names in _DECLARED.findall(own)}
         self.key_names: list[str] = declared.get("KEYS", [])
         self.arg_names: list[str] = declared.get("ARGV", [])
+        self.source = _INCLUDE.sub(lambda m: self._include(m.group(1), directory), own)
+        self._check_indexes()
         self._script = None  # redis-py's Script: its SHA is the same on every client
+
+    def _include(self, part_name: str, directory: Path) -> str:
+        part = LuaScript(part_name, directory)
+        for kind, mine, theirs in (("KEYS", self.key_names, part.key_names),
+                                   ("ARGV", self.arg_names, part.arg_names)):
+            if mine[:len(theirs)] != theirs:
+                raise ValueError(f"{self.name}.lua includes {part_name}.lua: its {kind} must start with "
+                                 f"{' '.join(theirs) or '(none)'}, not {' '.join(mine) or '(none)'}")
+        return part.source
+
+    def _check_indexes(self) -> None:
+        names = self.key_names + self.arg_names
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}.lua declares a name twice: {' '.join(names)}")
+        code = _COMMENT.sub("", self.source)
+        for kind, names in (("KEYS", self.key_names), ("ARGV", self.arg_names)):
+            used = max((int(n) for n in re.findall(kind + r"\[(\d+)\]", code)), default=0)
+            if used != len(names):
+                raise ValueError(f"{self.name}.lua declares {len(names)} {kind} ({' '.join(names)}) "
+                                 f"but its code uses up to {kind}[{used}]")
 
     def __call__(self, redis, client=None, **named):
         """Run on `redis` (or inside `client`, a pipeline of it) with the declared names."""
