@@ -12,8 +12,9 @@ import requests_mock
 from urllib.parse import parse_qs
 
 from app.integrations.zalo.client import ZaloClient
-from app.integrations.zalo.errors import ZaloTokenDead
-from app.integrations.zalo.tokens import TOKEN, TokenKeeper
+from app.integrations.zalo import tokens
+from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
+from app.integrations.zalo.tokens import LOCK, TOKEN, TokenKeeper
 from tests.helpers import ZALO_API, ZALO_APP_ID, ZALO_OAUTH, load_fixture
 
 URL = f"{ZALO_OAUTH}/v4/oa/access_token"
@@ -238,6 +239,44 @@ def test_keep_alive_logs_partner_trouble_instead_of_raising(redis, settings, cap
         assert any(r.msg == "zalo.token.keepalive_failed" for r in caplog.records)
         assert k.keep_alive() is False and "-14014" in k.state()["dead"]
         assert k.keep_alive() is False and m.call_count == 2  # a dead pair is not tried again
+
+
+def test_keep_alive_skips_while_someone_holds_the_lock(redis, settings):
+    clock = FakeClock()
+    k = keeper(redis, settings, clock)
+    k.store("a1", "r1", "90000")
+    clock.sleep(8 * DAY)
+    assert redis.lock(LOCK, timeout=5).acquire(blocking=False)
+    with requests_mock.Mocker() as m:
+        assert k.keep_alive() is False and m.call_count == 0
+    assert k.state()["refresh_token"] == "r1"
+
+
+def test_a_refresh_waits_for_the_lock_at_most_its_timeout(redis, settings, monkeypatch):
+    monkeypatch.setattr(tokens, "LOCK_SECONDS", 0.3)
+    keeper(redis, settings).access_token()
+    assert redis.lock(LOCK, timeout=5).acquire(blocking=False)
+    started = time.monotonic()
+    with requests_mock.Mocker() as m:
+        with pytest.raises(ZaloRetryable):
+            keeper(redis, settings).refresh("access-0")
+        assert m.call_count == 0
+    assert 0.25 <= time.monotonic() - started < 1.0
+
+
+def test_a_lock_lost_mid_refresh_is_logged_and_the_message_goes_on(redis, settings, caplog):
+    def slow_oauth(request, context):  # so slow that the lock expired and someone else took it
+        redis.set(LOCK, "someone-else")
+        return {"access_token": "a2", "refresh_token": "r2", "expires_in": "90000"}
+
+    k = keeper(redis, settings)
+    k.access_token()
+    with requests_mock.Mocker() as m:
+        m.post(URL, json=slow_oauth)
+        assert k.refresh("access-0") == "a2"
+    assert redis.get(LOCK) == b"someone-else"  # their lock is not ours to delete
+    assert k.state()["refresh_token"] == "r2"
+    assert any(r.msg == "zalo.token.lock_lost" for r in caplog.records)
 
 
 def test_a_rotation_without_a_new_refresh_token_keeps_its_age(redis, settings):

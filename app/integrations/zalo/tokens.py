@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import time
 
 import requests
 from redis import Redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
@@ -30,13 +31,8 @@ REFRESH_TOKEN_LIFETIME = 90 * 86400  # "3 months" from issue, the clock Zalo doe
 KEEPALIVE_AFTER = 7 * 86400    # rotate a refresh token this old even if nothing needed a call
 WARN_BEFORE = 14 * 86400       # alert when the refresh token has less than this left
 RETRY_REFRESH_AFTER = 60.0     # a failed early refresh is retried after this; the token still works
-LOCK_MS = 30000
+LOCK_SECONDS = 30.0            # how long a refresher may hold the lock, and how long others wait
 CACHE_SECONDS = 2.0            # a rotation elsewhere is noticed within this, or on the next -216
-
-RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def _fingerprint(value: str) -> str:
@@ -49,7 +45,6 @@ class TokenKeeper:
         self.settings = settings
         self.session = session
         self.clock = clock
-        self._release = redis.register_script(RELEASE_LOCK)
         self._cached: tuple[float, dict] = (0.0, {})
         self._retry_at = 0.0
 
@@ -116,7 +111,9 @@ class TokenKeeper:
 
     def refresh(self, stale_access: str) -> str:
         """Rotate the pair once, whoever asks; return the fresh access token."""
-        token = self._lock()
+        lock = self._lock()
+        if not lock.acquire(blocking_timeout=LOCK_SECONDS):
+            raise ZaloRetryable("Zalo token refresh lock busy", retry_after=5)
         try:
             pair = self._load()
             if pair.get("access_token") != stale_access and not pair.get("dead"):
@@ -125,16 +122,10 @@ class TokenKeeper:
                 raise ZaloTokenDead("Zalo refresh token is dead: " + pair["dead"], retry_after=300)
             return self._rotate(pair)
         finally:
-            self._release(keys=[LOCK], args=[token])
+            _release(lock)
 
-    def _lock(self) -> str:
-        token = secrets.token_hex(8)
-        deadline = time.monotonic() + LOCK_MS / 1000.0
-        while not self.redis.set(LOCK, token, nx=True, px=LOCK_MS):
-            if time.monotonic() > deadline:
-                raise ZaloRetryable("Zalo token refresh lock busy", retry_after=5)
-            time.sleep(0.05)
-        return token
+    def _lock(self) -> Lock:
+        return self.redis.lock(LOCK, timeout=LOCK_SECONDS, sleep=0.05)
 
     def keep_alive(self) -> bool:
         """Rotate the pair when its refresh token is older than KEEPALIVE_AFTER, so an idle OA's
@@ -142,8 +133,8 @@ class TokenKeeper:
         next check tries again. A busy lock means someone is rotating already."""
         if not self._stale(self._load()):
             return False
-        token = secrets.token_hex(8)
-        if not self.redis.set(LOCK, token, nx=True, px=LOCK_MS):
+        lock = self._lock()
+        if not lock.acquire(blocking=False):
             return False
         try:
             pair = self._load()
@@ -157,7 +148,7 @@ class TokenKeeper:
         except ZaloTokenDead:
             return False  # _mark_dead has logged it at CRITICAL level
         finally:
-            self._release(keys=[LOCK], args=[token])
+            _release(lock)
 
     def _stale(self, pair: dict) -> bool:
         issued = _refresh_issued_at(pair)
@@ -198,6 +189,16 @@ class TokenKeeper:
         log.critical("zalo.token.dead", extra={"reason": reason, "action":
                      "re-connect the OA at /oauth/zalo/start or set a new ZALO_REFRESH_TOKEN"})
         raise ZaloTokenDead("Zalo refresh token is dead: " + reason, retry_after=300)
+
+
+def _release(lock: Lock) -> None:
+    """Give the lock up. Held past LOCK_SECONDS it expired and may be someone else's by now:
+    the rotation is done (or failed) either way and failing the message would not undo it,
+    so the message goes on and the log says the lock outlived its timeout."""
+    try:
+        lock.release()
+    except LockError:
+        log.warning("zalo.token.lock_lost", extra={"lock_seconds": LOCK_SECONDS})
 
 
 def _seconds(value) -> float:
