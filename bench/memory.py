@@ -19,6 +19,7 @@ import redis as redis_lib
 import requests_mock
 
 from bench.common import log, machine, main_for, row, start_redis
+from app.bridge import keys
 from app.bridge.lanes import Item, now_ms
 
 TTL = 15  # DEDUPE_TTL_SECONDS for this run: the window after which per-message keys must be gone
@@ -52,7 +53,7 @@ def inbound(ctx, user: str, n: int) -> None:
              "event_name": "user_send_text", "message": {"text": f"tin nhắn {n}", "msg_id": f"{user}m{n}"},
              "timestamp": str(now_ms())}
     item = Item(id=f"zalo:{user}m{n}", kind="zalo", payload=event, received_at=now_ms())
-    ctx.lanes.accept(f"in:{user}", item, f"zfb:seen:zalo:{user}m{n}", TTL)
+    ctx.lanes.accept(f"in:{user}", item, keys.DEFAULT_KEYS.seen("zalo", f"{user}m{n}"), TTL)
 
 
 def outbound(ctx, user: str, n: int) -> None:
@@ -61,7 +62,7 @@ def outbound(ctx, user: str, n: int) -> None:
                "message_parts": [{"text": {"content": f"trả lời {n}"}}]}
     event = {"action": "message_create", "actor": {"actor_type": "agent"}, "data": {"message": message}}
     item = Item(id=f"freshchat:{user}a{n}", kind="freshchat", payload=event, received_at=now_ms())
-    ctx.lanes.accept(f"out:{conv}", item, f"zfb:seen:freshchat:{user}a{n}", TTL)
+    ctx.lanes.accept(f"out:{conv}", item, keys.DEFAULT_KEYS.seen("freshchat", f"{user}a{n}"), TTL)
     return f"out:{conv}"
 
 
@@ -99,7 +100,7 @@ def run_parallel(url: str, users: list[str], per_user: int, first: bool, procs: 
 def used(client) -> int:
     """Bytes held by live keys (MEMORY USAGE summed): INFO's used_memory also counts AOF and
     client buffers, which come and go. Scanning also expires dead keys there and then."""
-    client.delete("zfb:wake")  # the dispatcher pops this list; this in-process run has none
+    client.delete(keys.WAKE)  # the dispatcher pops this list; this in-process run has none
     keys = list(client.scan_iter(count=10000))
     total = 0
     for start in range(0, len(keys), 5000):

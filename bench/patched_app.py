@@ -48,7 +48,8 @@ def zalo_fast_path(app):
     from redis.exceptions import RedisError
 
     from app import MAX_BODY
-    from app.bridge.lanes import PREFIX, Item, now_ms
+    from app.bridge.keys import DEFAULT_KEYS
+    from app.bridge.lanes import Item, now_ms
     from app.integrations.zalo import schemas
     from app.integrations.zalo.signature import verify_signature
     from app.logs import context_id
@@ -61,7 +62,7 @@ def zalo_fast_path(app):
     def enqueue(lane: str, event_id: str, event: dict) -> dict:
         item = Item(id=f"zalo:{event_id}", kind="zalo", payload=event, received_at=now_ms())
         try:
-            fresh = lanes.accept(lane, item, f"{PREFIX}seen:zalo:{event_id}", settings.dedupe_ttl_seconds)
+            fresh = lanes.accept(lane, item, DEFAULT_KEYS.seen("zalo", event_id), settings.dedupe_ttl_seconds)
         except RedisError as exc:
             log.error("webhook.queue_unavailable", extra={"source": "zalo", "error": type(exc).__name__})
             raise WebhookRejected(503, "queue unavailable, retry later")

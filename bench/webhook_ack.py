@@ -17,6 +17,7 @@ from bench.common import (CpuMeter, Procs, bridge_env, free_port, log, machine, 
                           zalo_user_id)
 from bench.loadgen import ensure_wrk, run_python, run_wrk, write_bodies
 from bench.patched_app import ALL as PATCHES
+from app.bridge.keys import DEFAULT_KEYS
 from config.sandbox import sandbox_keypair
 
 SECTION = "1 ack"
@@ -93,7 +94,8 @@ def run(quick: bool = False) -> dict:
                 meter = CpuMeter({"web": pid}, r).start()
                 result = load(url, seconds)
                 cpu = meter.stop()
-                stored = r.llen("bench:reference") if name == "reference" else count_keys(r, "zfb:seen:*")
+                seen = DEFAULT_KEYS.seen("*", "*")
+                stored = r.llen("bench:reference") if name == "reference" else count_keys(r, seen)
                 result.update(cpu_web_s=cpu["web"], cpu_redis_s=cpu["redis"], stored=stored,
                               web_cpu_us_per_req=cpu["web"] / max(1, result["requests"]) * 1e6)
                 runs[name].append(result)

@@ -7,6 +7,7 @@ import json
 import pytest
 import requests_mock
 
+from app.bridge import keys
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
 from app.relay.inbound import reference_id
@@ -36,7 +37,7 @@ def run(ctx, event: dict, received_at: int | None = None) -> str:
 def known_user(ctx):
     ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
     ctx.mapping.link_conversation(USER, CONV)
-    ctx.redis.set(f"zfb:lastseen:{USER}", "1")
+    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
 
 
 def as_user(parts: list[dict]) -> dict:
@@ -290,7 +291,7 @@ def test_an_image_accepted_as_a_file_is_not_sent_again(ctx, m):
 
 def test_a_new_conversation_is_opened_with_the_plainer_message(ctx, m):
     ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
-    ctx.redis.set(f"zfb:lastseen:{USER}", "1")
+    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
     m.post(f"{FC_API}/conversations", [refused(), {"json": {"conversation_id": CONV, "messages": [{"id": "m0"}]}}])
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
     assert fc_posts(m) == [{"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [as_user(parts)]}
@@ -367,7 +368,7 @@ def test_an_unknown_echo_within_the_grace_is_looked_at_again_later(ctx, m):
     assert fc_posts(m) == []
     _, item = ctx.lanes.head(f"in:{USER}")
     assert item.last_error == "echo not matched yet"
-    due = ctx.redis.zscore("zfb:due", f"in:{USER}")
+    due = ctx.redis.zscore(keys.DUE, f"in:{USER}")
     assert received + 3000 - 50 <= due <= received + 3000 + 500  # the rest of the grace, not a quick backoff
 
 
@@ -380,7 +381,7 @@ def test_our_own_send_recorded_after_its_echo_arrived_is_dropped(ctx, m):
 
 def test_a_send_record_written_by_the_old_code_still_marks_an_echo(ctx, m):
     known_user(ctx)
-    ctx.redis.set(f"zfb:sent:{OTHER_TOOL_MSG}", "1")
+    ctx.redis.set(keys.DEFAULT_KEYS.sent(OTHER_TOOL_MSG), "1")
     run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__other_tool.json"), received_at=now_ms() - 5000)
     assert fc_posts(m) == [] and ctx.mapping.sent_text(OTHER_TOOL_MSG) == ""
 
@@ -458,7 +459,7 @@ def test_a_reply_to_a_message_the_bridge_sent_quotes_it(ctx, m):
 def test_a_reply_to_an_unknown_message_is_marked_as_a_reply(ctx, m, sent_record):
     known_user(ctx)
     if sent_record:
-        ctx.redis.set("zfb:sent:96d3cdf3af150460909", sent_record)  # written before texts were kept
+        ctx.redis.set(keys.DEFAULT_KEYS.sent("96d3cdf3af150460909"), sent_record)  # written before texts were kept
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text__quote.json"))
     assert fc_posts(m) == [as_user([{"text": {"content": "↩ Reply to an earlier message"}}, REPLY])]
 

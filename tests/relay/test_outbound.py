@@ -9,6 +9,7 @@ import pytest
 import requests
 import requests_mock
 
+from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
 from tests.helpers import partners_answer_probes, FC_API, ZALO_API, ZALO_OAUTH, load_fixture, post_freshchat
@@ -200,7 +201,7 @@ def test_rate_limit_and_5xx_retry_until_one_delivery(ctx, m, failure, monkeypatc
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json")) == "deferred"
     drain_until_done(ctx)
     assert len(sent(m)) == 3
-    assert ctx.redis.get("zfb:done:zalo:out:a834cd45-0000-4000-8000-000000000001:0") == b'"zmsg-1"'
+    assert ctx.redis.get(DEFAULT_KEYS.done("zalo:out:a834cd45-0000-4000-8000-000000000001:0")) == b'"zmsg-1"'
 
 
 def test_expired_token_refreshes_once_then_retries(ctx, m):
@@ -227,7 +228,7 @@ def test_resolve_notification_on_and_off(ctx, m, enabled, settings):
 
 def test_unknown_conversation_falls_back_to_the_users_reference_id(ctx, m):
     m.get(f"{FC_API}/users/{FC_USER}", json={"id": FC_USER, "reference_id": f"zalo:388613280878808645:{USER}"})
-    ctx.redis.delete(f"zfb:fcc:{CONV}")
+    ctx.redis.delete(DEFAULT_KEYS.conversation(CONV))
     run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json"))
     assert sent(m)[0]["recipient"] == {"user_id": USER}
     assert ctx.mapping.conversation(CONV)["zalo_user_id"] == USER
@@ -235,7 +236,7 @@ def test_unknown_conversation_falls_back_to_the_users_reference_id(ctx, m):
 
 def test_conversation_of_another_channel_is_dropped(ctx, m):
     m.get(f"{FC_API}/users/{FC_USER}", json={"id": FC_USER, "reference_id": "web:visitor-1"})
-    ctx.redis.delete(f"zfb:fcc:{CONV}")
+    ctx.redis.delete(DEFAULT_KEYS.conversation(CONV))
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json")) == "empty"
     assert sent(m) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.bridge import breaker as breaker_mod
 from app.bridge.breaker import Breaker
+from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.errors import PermanentError, RetryableError
 
 
@@ -38,11 +39,11 @@ def test_a_probe_that_answers_closes_it_even_with_a_refusal(redis):
     redis.flushall()
     refusing = Probe(PermanentError("Zalo error -209"))  # reachable: the item's failure is its own
     assert not Breaker(redis, "zalo", refusing).partner_down()
-    assert redis.exists("zfb:breaker:zalo:ok")
+    assert redis.exists(DEFAULT_KEYS.breaker_ok("zalo"))
 
 
 def test_while_another_process_probes_nobody_spends_budget(redis):
-    redis.set("zfb:breaker:zalo:probing", "1", px=5000)
+    redis.set(DEFAULT_KEYS.breaker_probing("zalo"), "1", px=5000)
     probe = Probe()
     assert Breaker(redis, "zalo", probe).partner_down() and probe.calls == 0
 
@@ -50,9 +51,9 @@ def test_while_another_process_probes_nobody_spends_budget(redis):
 def test_mark_ok_writes_at_most_once_a_second_per_process(redis, monkeypatch):
     b = Breaker(redis, "zalo", Probe())
     b.mark_ok()
-    redis.delete("zfb:breaker:zalo:ok")
+    redis.delete(DEFAULT_KEYS.breaker_ok("zalo"))
     b.mark_ok()
-    assert not redis.exists("zfb:breaker:zalo:ok")
+    assert not redis.exists(DEFAULT_KEYS.breaker_ok("zalo"))
     monkeypatch.setattr(breaker_mod, "MARK_OK_EVERY", 0.0)
     b.mark_ok()
-    assert redis.exists("zfb:breaker:zalo:ok")
+    assert redis.exists(DEFAULT_KEYS.breaker_ok("zalo"))

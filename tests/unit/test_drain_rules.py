@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import requests_mock
 
+from app.bridge.keys import DUE
 from app.bridge.lanes import Item, now_ms
 from app.integrations.errors import PermanentError
 from app.integrations.freshchat.client import FreshchatRetryable
@@ -98,7 +99,7 @@ def test_a_partner_wide_outage_spends_no_budget_and_opens_the_breaker(ctx, m):
     assert head.first_failed_at == 0 and head.attempts == 4  # refunded: not this item's fault
     assert ctx.breaker("zalo").open_for() > 0
     # While open, items that deliver to Zalo wait without calling it.
-    ctx.redis.zadd("zfb:due", {"out:" + CONV: now_ms()})
+    ctx.redis.zadd(DUE, {"out:" + CONV: now_ms()})
     assert Drainer(ctx, {"freshchat": handler}).drain("out:" + CONV) == "deferred"
     assert handler.calls == [4]
 

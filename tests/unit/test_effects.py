@@ -6,6 +6,7 @@ import threading
 import time
 
 from app.bridge.effects import Effects
+from app.bridge.keys import DEFAULT_KEYS
 
 
 def test_second_run_returns_the_recorded_result_without_calling(redis):
@@ -37,4 +38,4 @@ def test_the_record_waits_for_redis_to_come_back(redis, redis_server):
 
     assert effects.once("k", partner_call) == "partner-id"
     time.sleep(0.1)
-    assert client.get("zfb:done:k") == b'"partner-id"'
+    assert client.get(DEFAULT_KEYS.done("k")) == b'"partner-id"'

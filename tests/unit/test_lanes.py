@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.bridge.keys import DUE, WAKE
+from app.bridge.keys import DEFAULT_KEYS, DUE, WAKE, lease
 from app.bridge.keys import lane as lane_key
 from app.bridge.lanes import Item, Lanes, now_ms
 
@@ -15,12 +15,12 @@ def item(n: int) -> Item:
 
 def test_accept_dedupes_appends_and_wakes_once(redis):
     lanes = Lanes(redis)
-    assert lanes.accept("in:a", item(1), "zfb:seen:t:1", 60)
-    assert not lanes.accept("in:a", item(1), "zfb:seen:t:1", 60)
-    assert lanes.accept("in:a", item(2), "zfb:seen:t:2", 60)
+    assert lanes.accept("in:a", item(1), DEFAULT_KEYS.seen("t", "1"), 60)
+    assert not lanes.accept("in:a", item(1), DEFAULT_KEYS.seen("t", "1"), 60)
+    assert lanes.accept("in:a", item(2), DEFAULT_KEYS.seen("t", "2"), 60)
     assert [Item.loads(r).id for r in redis.lrange(lane_key("in:a"), 0, -1)] == ["t:1", "t:2"]
     assert redis.lrange(WAKE, 0, -1) == [b"in:a"]  # one wake-up per newly pending lane
-    assert redis.ttl("zfb:seen:t:1") > 0
+    assert redis.ttl(DEFAULT_KEYS.seen("t", "1")) > 0
 
 
 def test_only_one_holder_and_only_the_holder_pops(redis):
@@ -96,12 +96,12 @@ def test_only_the_holder_renews_or_releases_its_lease(redis):
     lanes = Lanes(redis, lease_ms=60000)
     lanes.accept("in:a", item(1))
     token = lanes.acquire("in:a")
-    redis.pexpire("zfb:lease:in:a", 1000)
+    redis.pexpire(lease("in:a"), 1000)
     assert not lanes.renew("in:a", "someone-else")
-    assert redis.pttl("zfb:lease:in:a") <= 1000  # not extended by a stranger
+    assert redis.pttl(lease("in:a")) <= 1000  # not extended by a stranger
     assert lanes.release("in:a", "someone-else") == -1
-    assert redis.get("zfb:lease:in:a") == token.encode()  # still ours
-    assert lanes.renew("in:a", token) and redis.pttl("zfb:lease:in:a") > 1000
+    assert redis.get(lease("in:a")) == token.encode()  # still ours
+    assert lanes.renew("in:a", token) and redis.pttl(lease("in:a")) > 1000
 
 
 def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):

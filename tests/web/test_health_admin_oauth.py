@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import requests_mock
 
 from app import create_app
+from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.integrations.zalo.tokens import TOKEN
@@ -17,7 +18,7 @@ from tests.helpers import ZALO_OAUTH
 
 
 def beat(redis, age: float = 0.0):
-    redis.set("zfb:worker:heartbeat", time.time() - age)
+    redis.set(keys.HEARTBEAT, time.time() - age)
 
 
 def test_healthz(client):
@@ -114,7 +115,7 @@ def test_dead_letters_over_the_admin_api(settings, redis):
     assert client.get("/admin/dead-letters", headers={"Authorization": "Bearer wrong"}).status_code == 404
     assert client.get("/admin/dead-letters", headers=auth).get_json()["dead_letters"][0]["reason"] == "boom"
     assert client.post("/admin/dead-letters/freshchat:x/replay", headers=auth).status_code == 200
-    assert redis.llen("zfb:lane:out:c") == 1 and DeadLetters(redis, Lanes(redis)).count() == 0
+    assert redis.llen(keys.lane("out:c")) == 1 and DeadLetters(redis, Lanes(redis)).count() == 0
     assert client.delete("/admin/dead-letters/freshchat:x", headers=auth).status_code == 404
     assert client.get("/admin/status", headers=auth).get_json()["lanes_pending"] == 1
 
