@@ -41,6 +41,7 @@ class Item:
     attempts: int = 0
     first_failed_at: int = 0
     last_error: str = ""
+    event: str = ""  # the event's kind (app/events.py); "" for items queued before it was kept
 
     def dumps(self) -> str:
         return json.dumps(self.__dict__, separators=(",", ":"), ensure_ascii=False)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from app import events
 from app.bridge.lanes import now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.client import ConversationGone, FreshchatPermanent
@@ -42,16 +43,8 @@ class Outgoing:
         return forms
 
 
-def handle(ctx, item, progress) -> None:
-    event = item.payload
-    name = event["event_name"]
-    if name.startswith("user_send_"):
-        relay_user_message(ctx, event, progress, item.attempts)
-    elif name.startswith("oa_send_"):
-        relay_console_message(ctx, event, progress, item.received_at, item.attempts)
-
-
-def relay_user_message(ctx, event: dict, progress, attempts: int = 0) -> None:
+def relay_user_message(ctx, item, progress) -> None:
+    event, attempts = item.payload, item.attempts
     zalo_user = event["sender"]["id"]
     known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
@@ -65,13 +58,14 @@ def relay_user_message(ctx, event: dict, progress, attempts: int = 0) -> None:
     _touch(ctx, zalo_user, fc_user, event, last_ts)
 
 
-def relay_console_message(ctx, event: dict, progress, received_at: int, attempts: int = 0) -> None:
+def relay_console_message(ctx, item, progress) -> None:
     """A message the OA sent without this bridge (Zalo's OA chat, another tool, an automatic
     message): agents see it as a private note. Our own sends are recognised by their id."""
+    event, attempts = item.payload, item.attempts
     msg_id = event["message"]["msg_id"]
     if ctx.mapping.is_sent_by_us(msg_id):
         return
-    _wait_for_our_send_record(received_at)
+    _wait_for_our_send_record(item.received_at)
     zalo_user = event["recipient"]["id"]
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
@@ -81,6 +75,10 @@ def relay_console_message(ctx, event: dict, progress, received_at: int, attempts
     envelope = {"message_type": "private", "actor_type": "system", "user_id": fc_user}
     outgoing = Outgoing(envelope, [header] + quote_parts(ctx, event) + parts, snippet(parts))
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
+
+
+# The worker's one routing table for Zalo events (workers/drain.py), by event kind.
+HANDLERS = {events.USER_MESSAGE: relay_user_message, events.OA_MESSAGE: relay_console_message}
 
 
 def _wait_for_our_send_record(received_at: int) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from app.integrations.zalo.schemas import zalo_user as zalo_user_of
+
 log = logging.getLogger("relay.notes")
 REASON_MAX = 200
 
@@ -19,9 +21,7 @@ OUTBOUND = ("⚠️ This reply could not be delivered to the Zalo user ({reason}
 
 def inbound_dead_letter(ctx, item, reason: str) -> None:
     """In the Zalo user's FreshChat conversation, when the bridge knows one."""
-    event = item.payload
-    party = "sender" if event.get("event_name", "").startswith("user_send_") else "recipient"
-    zalo_user = (event.get(party) or {}).get("id", "")
+    zalo_user = zalo_user_of(item.payload)
     conversation = ctx.mapping.zalo_user(zalo_user).get("fc_conversation_id") if zalo_user else None
     if not conversation:
         log.warning("relay.dead_letter_unseen", extra={"item": item.id, "why": "no conversation yet"})

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
+from app import events
 from app.integrations.errors import PermanentError, RetryableError
-from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id, is_relayable
+from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
 from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clean_filename, download
 from app.media.links import media_url
@@ -41,16 +42,8 @@ class AttachmentUnusable(Exception):
         self.reason = reason
 
 
-def handle(ctx, item, progress) -> None:
-    event = item.payload
-    if event["action"] != "message_create":
-        update_state(ctx, item, event)
-        return
-    relay, why = is_relayable(event)  # items queued before the webhook's filter last changed
-    if relay:
-        deliver_agent_message(ctx, event["data"]["message"], progress)
-    else:
-        log.info("relay.not_relayed", extra={"why": why, "message_id": event["data"]["message"]["id"]})
+def relay_agent_message(ctx, item, progress) -> None:
+    deliver_agent_message(ctx, item.payload["data"]["message"], progress)
 
 
 def deliver_agent_message(ctx, message: dict, progress) -> None:
@@ -277,7 +270,8 @@ def post_note(ctx, message: dict, index: int, text: str) -> None:
         log.error("relay.note_refused", extra={"message_id": message["id"], "error": str(exc)})
 
 
-def update_state(ctx, item, event: dict) -> None:
+def update_state(ctx, item, progress) -> None:
+    event = item.payload
     conversation = conversation_id(event)
     inner = event["data"].get(STATE_KEYS[event["action"]]) or {}
     ctx.mapping.set_conversation(conversation, status=STATUS[event["action"]],
@@ -295,3 +289,7 @@ def notify_resolved(ctx, item, conversation: str, fc_user: str | None) -> None:
                          lambda: ctx.zalo.send_text(zalo_user, ctx.settings.resolve_notification_text))
     except ZaloPermanent as exc:
         log.warning("relay.resolve_notification_refused", extra={"code": exc.code})
+
+
+# The worker's one routing table for FreshChat events (workers/drain.py), by event kind.
+HANDLERS = {events.AGENT_MESSAGE: relay_agent_message, events.CONVERSATION_STATE: update_state}

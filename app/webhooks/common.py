@@ -9,6 +9,7 @@ from flask import current_app, jsonify
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
+from app import events
 from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
 
@@ -46,18 +47,35 @@ def ok(**extra):
     return jsonify({"ok": True, **extra}), 200
 
 
-def enqueue(source: str, lane: str, event_id: str, event: dict):
+def answer(event: events.Event):
+    """Queue a relayed event; acknowledge every other one, so the partner does not retry it."""
+    if event.queued:
+        return enqueue(event)
+    extra = {"source": event.provider, "event_name": event.name, "why": event.reason}
+    if event.verdict == events.RECORDED:
+        log.info("webhook.recorded", extra=extra)
+        return ok(recorded=event.name)
+    if event.verdict == events.UNKNOWN:
+        log.warning("webhook.unknown_event", extra=extra)
+    else:
+        log.info("webhook.ignored", extra=extra)
+    return ok(ignored=event.reason)
+
+
+def enqueue(event: events.Event):
     """Durably queue the event (dedupe + append in one Redis step) and answer."""
     settings = current_app.config["SETTINGS"]
-    item = Item(id=f"{source}:{event_id}", kind=source, payload=event, received_at=now_ms())
+    source = event.provider
+    item = Item(id=f"{source}:{event.dedupe_id}", kind=source, payload=event.payload, received_at=now_ms(),
+                event=event.kind)
     try:
         fresh = current_app.extensions["lanes"].accept(
-            lane, item, DEFAULT_KEYS.seen(source, event_id), settings.dedupe_ttl_seconds)
+            event.lane, item, DEFAULT_KEYS.seen(source, event.dedupe_id), settings.dedupe_ttl_seconds)
     except RedisError as exc:
         log.error("webhook.queue_unavailable", extra={"source": source, "error": type(exc).__name__})
         raise WebhookRejected(503, "queue unavailable, retry later")
     log.info("webhook.accepted" if fresh else "webhook.duplicate",
-             extra={"source": source, "event_id": event_id, "lane": lane})
+             extra={"source": source, "event_id": event.dedupe_id, "lane": event.lane, "kind": event.kind})
     return ok(duplicate=not fresh)
 
 

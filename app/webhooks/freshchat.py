@@ -8,8 +8,7 @@ from flask import Blueprint, current_app, request
 
 from app.integrations.freshchat import schemas
 from app.integrations.freshchat.signature import verify_signature
-from app.webhooks.common import (WebhookRejected, enqueue, ok, parse_object, register_error_handler,
-                                  validate)
+from app.webhooks.common import WebhookRejected, answer, parse_object, register_error_handler, validate
 
 bp = Blueprint("freshchat_webhook", __name__)
 register_error_handler(bp)
@@ -25,9 +24,4 @@ def receive():
         log.warning("freshchat.webhook.invalid_signature")
         raise WebhookRejected(401, "invalid or missing X-Freshchat-Signature")
     event = validate(schemas.load_event, parse_object(raw))
-    relay, why = schemas.is_relayable(event)
-    if not relay:
-        log.info("freshchat.webhook.ignored", extra={"action": event["action"], "why": why})
-        return ok(ignored=why)
-    lane = f"out:{schemas.conversation_id(event)}"
-    return enqueue("freshchat", lane, schemas.dedupe_id(event), event)
+    return answer(schemas.to_event(event))

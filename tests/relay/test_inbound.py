@@ -9,6 +9,7 @@ import requests_mock
 
 from app.bridge import keys
 from app.bridge.lanes import Item, now_ms
+from app.integrations.zalo.schemas import to_event
 from app.media.links import media_url
 from app.relay.inbound import reference_id
 from tests.helpers import partners_answer_probes, CHANNEL, FC_API, ZALO_API, load_fixture
@@ -26,12 +27,15 @@ MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
 AMR = b"#!AMR\n" + b"\x3c" * 64
 
 
-def run(ctx, event: dict, received_at: int | None = None) -> str:
-    lane = f"in:{event['sender']['id'] if event['event_name'].startswith('user_') else event['recipient']['id']}"
-    item = Item(id=f"zalo:{event['message']['msg_id']}", kind="zalo", payload=event,
-                received_at=now_ms() if received_at is None else received_at)
-    ctx.lanes.accept(lane, item)
-    return Drainer(ctx).drain(lane)
+def run(ctx, event: dict, received_at: int | None = None, typed: bool = True) -> str:
+    """Queue the event as the webhook does (with its kind, or without it as older versions did)
+    and drain its lane once."""
+    classified = to_event(event)
+    item = Item(id=f"zalo:{classified.dedupe_id}", kind="zalo", payload=event,
+                received_at=now_ms() if received_at is None else received_at,
+                event=classified.kind if typed else "")
+    ctx.lanes.accept(classified.lane, item)
+    return Drainer(ctx).drain(classified.lane)
 
 
 def known_user(ctx):
@@ -181,6 +185,21 @@ def test_console_message_becomes_a_private_note(ctx, m):
         {"text": {"content": "[Sent in Zalo's OA chat by admin 7788990011]"}},
         {"text": {"content": "Chào anh, shop đã nhận được yêu cầu."}}],
         "message_type": "private", "actor_type": "system", "user_id": FC_USER}]
+
+
+@pytest.mark.parametrize("name", ["user_send_text", "user_send_image"])
+def test_an_item_queued_without_its_event_kind_is_still_relayed(ctx, m, name):
+    """Items queued by the version before events were typed: the worker classifies them."""
+    known_user(ctx)
+    assert run(ctx, load_fixture("zalo", "webhooks", f"{name}.json"), typed=False) == "empty"
+    assert fc_posts(m) == [as_user(expected_parts(ctx.settings, name))]
+
+
+def test_a_console_message_queued_without_its_event_kind_is_still_a_private_note(ctx, m):
+    known_user(ctx)
+    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"), received_at=now_ms() - 5000,
+        typed=False)
+    assert [p["message_type"] for p in fc_posts(m)] == ["private"]
 
 
 def test_console_echo_of_our_own_send_is_dropped(ctx, m):

@@ -36,12 +36,14 @@ def agent_message(msg_id: str, parts: list[dict], **extra) -> dict:
             "action_time": "2026-11-25T10:00:00.000Z", "data": {"message": message}}
 
 
-def run(ctx, event: dict) -> str:
-    from app.integrations.freshchat.schemas import conversation_id, dedupe_id
+def run(ctx, event: dict, typed: bool = True) -> str:
+    """Queue the event as the webhook does (with its kind, or without it as older versions did)
+    and drain its lane once."""
+    from app.integrations.freshchat.schemas import conversation_id, dedupe_id, to_event
 
     lane = f"out:{conversation_id(event)}"
     ctx.lanes.accept(lane, Item(id=f"freshchat:{dedupe_id(event)}", kind="freshchat", payload=event,
-                                received_at=now_ms()))
+                                received_at=now_ms(), event=to_event(event).kind if typed else ""))
     return Drainer(ctx).drain(lane)
 
 
@@ -251,7 +253,8 @@ def test_a_drain_job_goes_on_with_every_lane_that_is_due(ctx, m):
     for event in (agent_message("m-1", [{"text": {"content": "first"}}]),
                   agent_message("m-2", [{"text": {"content": "second"}}], conversation_id="conv-2")):
         ctx.lanes.accept(f"out:{event['data']['message']['conversation_id']}",
-                         Item(id=event["data"]["message"]["id"], kind="freshchat", payload=event, received_at=now_ms()))
+                         Item(id=event["data"]["message"]["id"], kind="freshchat", payload=event, received_at=now_ms(),
+                              event="agent_message"))
     set_worker_context(ctx)
     try:
         assert drain_due() == 2
@@ -274,10 +277,33 @@ def note(text: str) -> dict:
             "actor_type": "agent", "actor_id": AGENT}
 
 
-def test_system_message_in_an_agents_name_sends_nothing(ctx, m):
-    """Queued before the webhook filtered them: the worker checks again."""
-    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_system_reopened.json")) == "empty"
+def test_system_message_queued_by_an_older_version_sends_nothing(ctx, m):
+    """Queued before the webhook filtered them, without an event kind: the worker classifies it
+    as the webhook now does, and drops it."""
+    event = load_fixture("freshchat", "webhooks", "message_create__agent_system_reopened.json")
+    assert run(ctx, event, typed=False) == "empty"
     assert sent(m) == [] and notes(m) == []
+
+
+@pytest.mark.parametrize("name", ["message_create__agent_text", "conversation_resolution"])
+def test_an_item_queued_without_its_event_kind_is_still_relayed(ctx, m, settings, name):
+    """Items queued by the version before events were typed: the worker classifies them."""
+    from dataclasses import replace
+
+    ctx.settings = replace(settings, resolve_notification=True, resolve_notification_text="Cảm ơn! Thanks!")
+    assert run(ctx, load_fixture("freshchat", "webhooks", f"{name}.json"), typed=False) == "empty"
+    text = {"message_create__agent_text": "Chào anh, em kiểm tra đơn hàng ngay ạ.",
+            "conversation_resolution": "Cảm ơn! Thanks!"}[name]
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": text}}]
+
+
+def test_an_event_kind_this_worker_does_not_know_is_retried_not_dropped(ctx, m):
+    """A newer version may queue kinds an older worker has no handler for (a rolling deploy)."""
+    event = load_fixture("freshchat", "webhooks", "message_create__agent_text.json")
+    ctx.lanes.accept(f"out:{CONV}", Item(id="freshchat:new", kind="freshchat", payload=event,
+                                         received_at=now_ms(), event="agent_reaction"))
+    assert Drainer(ctx).drain(f"out:{CONV}") == "deferred" and sent(m) == []
+    assert "no handler for freshchat event 'agent_reaction'" in ctx.lanes.head(f"out:{CONV}")[1].last_error
 
 
 def test_bot_quick_replies_are_numbered_after_the_text(ctx, m):

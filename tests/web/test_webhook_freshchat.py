@@ -70,6 +70,29 @@ def test_bots_private_note_flag_is_not_relayed(client, redis):
     assert post_freshchat(client, event).get_json()["ignored"] == "private note"
 
 
+def test_a_dropped_message_and_an_unknown_action_are_both_acknowledged(client, redis, caplog):
+    """Neither is retried by FreshChat; only the unknown action is worth a warning, with its name."""
+    caplog.set_level("DEBUG", logger="webhooks")
+    dropped = post_freshchat(client, fixture("message_create__private_note"))
+    unknown = post_freshchat(client, {"action": "conversation_teleport", "actor": {"actor_type": "agent"},
+                                      "action_time": "2026-01-01T00:00:00.000Z", "data": {}})
+    assert dropped.status_code == unknown.status_code == 200
+    assert dropped.get_json() == {"ok": True, "ignored": "private note"}
+    assert unknown.get_json() == {"ok": True, "ignored": "unknown event conversation_teleport"}
+    logged = [(r.levelname, r.getMessage(), r.event_name) for r in caplog.records
+              if r.name == "webhooks" and r.getMessage() in ("webhook.ignored", "webhook.unknown_event")]
+    assert logged == [("INFO", "webhook.ignored", "message_create"),
+                      ("WARNING", "webhook.unknown_event", "conversation_teleport")]
+    assert redis.zcard(DUE) == 0
+
+
+@pytest.mark.parametrize("name,kind", [("message_create__agent_text", "agent_message"),
+                                       ("conversation_resolution", "conversation_state")])
+def test_the_queued_item_carries_its_event_kind(client, redis, name, kind):
+    post_freshchat(client, fixture(name))
+    assert [json.loads(raw)["event"] for raw in redis.lrange(lane_key(f"out:{CONV}"), 0, -1)] == [kind]
+
+
 @pytest.mark.parametrize("header", [None, "", "bm90IGEgc2lnbmF0dXJl", "%%%"])
 def test_bad_or_missing_signature_is_401(client, redis, header):
     raw = json.dumps(fixture("message_create__agent_text")).encode()

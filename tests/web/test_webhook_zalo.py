@@ -144,6 +144,32 @@ def test_an_echo_of_a_recorded_send_is_dropped_at_the_webhook(client, redis):
     assert queued(redis) == []
 
 
+def webhook_logs(caplog) -> list[tuple[str, str, str]]:
+    return [(r.levelname, r.getMessage(), r.event_name) for r in caplog.records
+            if r.name == "webhooks" and r.getMessage() in ("webhook.recorded", "webhook.unknown_event")]
+
+
+def test_a_known_ignored_event_and_an_unknown_one_are_both_acknowledged(client, redis, caplog):
+    """Neither is retried by Zalo; only the unknown one is worth a warning, with its name."""
+    caplog.set_level("DEBUG", logger="webhooks")
+    new = {"app_id": "360846524940903967", "event_name": "user_did_a_new_thing", "timestamp": "1543908534740"}
+    known = post_zalo(client, load_fixture("zalo", "webhooks", "follow.json"))
+    unknown = post_zalo(client, new)
+    assert known.status_code == unknown.status_code == 200
+    assert known.get_json() == {"ok": True, "recorded": "follow"}
+    assert unknown.get_json() == {"ok": True, "ignored": "unknown event user_did_a_new_thing"}
+    assert webhook_logs(caplog) == [("INFO", "webhook.recorded", "follow"),
+                                    ("WARNING", "webhook.unknown_event", "user_did_a_new_thing")]
+    assert redis.zcard(DUE) == 0
+
+
+@pytest.mark.parametrize("name,kind", [("user_send_text", "user_message"),
+                                       ("oa_send_text__console_admin", "oa_message")])
+def test_the_queued_item_carries_its_event_kind(client, redis, name, kind):
+    post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
+    assert [i["event"] for i in queued(redis)] == [kind]
+
+
 def test_console_message_is_queued_on_the_users_lane(client, redis):
     resp = post_zalo(client, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"))
     assert resp.status_code == 200

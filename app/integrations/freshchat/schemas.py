@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
-ACTIONS = {"message_create", "conversation_resolution", "conversation_reopen",
-           "conversation_assignment"}
+from app import events
+
+# FreshChat sends these four actions only; each is handled. Messages not for the customer are
+# dropped by `ignored_because`; any other action is unknown (acknowledged, logged as a warning).
 STATE_KEYS = {"conversation_resolution": "resolve", "conversation_reopen": "reopen",
               "conversation_assignment": "assignment"}
 
@@ -58,23 +60,33 @@ def dedupe_id(event: dict) -> str:
     return f"{event['action']}:{conversation_id(event)}:{event.get('action_time', '')}"
 
 
-def is_relayable(event: dict) -> tuple[bool, str]:
-    """Whether to queue the event, and why not when it is dropped."""
+def to_event(event: dict) -> events.Event:
+    """Classify a validated event, once: an agent's reply, a state change, or why not relayed."""
     action = event["action"]
-    if action not in ACTIONS:
-        return False, "unknown action"
-    if action != "message_create":
-        return True, ""
+    if action in STATE_KEYS:
+        kind = events.CONVERSATION_STATE
+    elif action == "message_create":
+        why = ignored_because(event)
+        if why:
+            return events.ignored("freshchat", action, why)
+        kind = events.AGENT_MESSAGE
+    else:
+        return events.unknown("freshchat", action)
+    return events.queued("freshchat", action, kind, f"out:{conversation_id(event)}", dedupe_id(event), event)
+
+
+def ignored_because(event: dict) -> str:
+    """Why a message_create does not reach the customer, or "" when it does."""
     message = event["data"]["message"]
     actor = message.get("actor_type") or event["actor"].get("actor_type")
     if actor not in ("agent", "bot"):
-        return False, f"actor {actor or 'unknown'} is not relayed"
+        return f"actor {actor or 'unknown'} is not relayed"
     kind = message.get("message_type") or "normal"
     if kind == "private" or message.get("botsPrivateNote"):
-        return False, "private note"
+        return "private note"
     if kind == "system":
         # Written by FreshChat in the agent's name ("Conversation was reopened by ..."), not by them.
-        return False, "system message"
+        return "system message"
     if kind != "normal":
-        return False, f"message_type {kind} is not relayed"
-    return True, ""
+        return f"message_type {kind} is not relayed"
+    return ""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
-RELAYED_PREFIXES = ("user_send_", "oa_send_")
-# Events we acknowledge and record but never show to agents as customer messages.
+from app import events
+
+# Message families, by prefix: a new message type Zalo adds (user_send_<new>) still reaches
+# agents, as "[<type>] <link>" at worst.
+KINDS_BY_PREFIX = {"user_send_": events.USER_MESSAGE, "oa_send_": events.OA_MESSAGE}
+# Events Zalo documents that we acknowledge and log but never show to agents (answered
+# "recorded"). Any other name is unknown: acknowledged too, but logged as a warning.
 RECORDED_EVENTS = {"user_seen_message", "user_received_message", "user_reacted_message",
                    "oa_reacted_message", "follow", "unfollow", "user_click_chatnow",
-                   "user_submit_info"}
+                   "user_submit_info", "anonymous_send_text", "anonymous_send_image",
+                   "anonymous_send_file", "anonymous_send_sticker", "add_user_to_tag",
+                   "remove_user_from_tag", "remove_tag", "update_user_info", "user_withdraw"}
+ECHO = "echo of a message this bridge sent"
 
 
 class IdString(fields.Field):
@@ -47,7 +57,7 @@ class ZaloEvent(Base):
     @validates_schema
     def _message_events_need_ids(self, data, **kwargs):
         name = data.get("event_name", "")
-        if name.startswith(RELAYED_PREFIXES):
+        if kind_of(name):
             missing = [f for f in ("sender", "recipient", "message") if f not in data]
             if missing or not data["message"].get("msg_id"):
                 raise ValidationError(f"{name} needs sender, recipient and message.msg_id")
@@ -68,3 +78,27 @@ def dedupe_id(event: dict) -> str:
         return str(msg_id)
     who = (event.get("sender") or {}).get("id") or (event.get("follower") or {}).get("id") or ""
     return f"{event['event_name']}:{event['timestamp']}:{who}"
+
+
+def kind_of(name: str) -> str:
+    """The worker's kind for a relayed event name, "" for every other name."""
+    return next((kind for prefix, kind in KINDS_BY_PREFIX.items() if name.startswith(prefix)), "")
+
+
+def zalo_user(event: dict) -> str:
+    """The Zalo user a message event is about: who wrote it, or whom the OA wrote to."""
+    party = "sender" if kind_of(event.get("event_name", "")) == events.USER_MESSAGE else "recipient"
+    return (event.get(party) or {}).get("id", "")
+
+
+def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: False) -> events.Event:
+    """Classify a validated event, once. `is_our_send(msg_id)` recognises the echo of a message
+    the bridge sent; the worker, which looks again itself, leaves it out."""
+    name = event["event_name"]
+    kind = kind_of(name)
+    if not kind:
+        return events.recorded("zalo", name) if name in RECORDED_EVENTS else events.unknown("zalo", name)
+    msg_id = event["message"]["msg_id"]
+    if kind == events.OA_MESSAGE and is_our_send(msg_id):
+        return events.ignored("zalo", name, ECHO)
+    return events.queued("zalo", name, kind, f"in:{zalo_user(event)}", dedupe_id(event), event)

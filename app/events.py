@@ -1,0 +1,54 @@
+"""One partner webhook, classified once: what it is, which lane it joins, or why it is dropped.
+
+Each provider's schema module turns a validated webhook into an `Event` (`to_event`). The web
+process answers or queues from it, and the worker dispatches on its `kind`, so the routing rules
+live in one place per provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# What the webhook does with an event.
+QUEUE = "queue"        # relayed: joins its lane
+RECORDED = "recorded"  # known, deliberately not relayed; answered {"recorded": <name>}
+IGNORED = "ignored"    # known, dropped for a reason (a private note, an echo of our own send)
+UNKNOWN = "unknown"    # a name this bridge has never heard of: acknowledged, logged as a warning
+
+# The kinds a worker handles (per provider, see HANDLERS in app/relay/inbound.py and outbound.py).
+USER_MESSAGE = "user_message"              # a Zalo user wrote to the OA
+OA_MESSAGE = "oa_message"                  # the OA wrote to a Zalo user (not necessarily via us)
+AGENT_MESSAGE = "agent_message"            # a FreshChat agent or bot replied
+CONVERSATION_STATE = "conversation_state"  # a FreshChat conversation was resolved, reopened, assigned
+
+
+@dataclass(frozen=True)
+class Event:
+    provider: str        # "zalo" or "freshchat"
+    name: str            # the partner's own name for it: Zalo event_name, FreshChat action
+    verdict: str = QUEUE
+    kind: str = ""       # set when the verdict is QUEUE
+    lane: str = ""       # "in:<zalo user>" or "out:<freshchat conversation>"
+    dedupe_id: str = ""
+    reason: str = ""     # why it is not queued, as answered to the partner
+    payload: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def queued(self) -> bool:
+        return self.verdict == QUEUE
+
+
+def queued(provider: str, name: str, kind: str, lane: str, dedupe_id: str, payload: dict) -> Event:
+    return Event(provider, name, QUEUE, kind=kind, lane=lane, dedupe_id=dedupe_id, payload=payload)
+
+
+def recorded(provider: str, name: str) -> Event:
+    return Event(provider, name, RECORDED, reason=name)
+
+
+def ignored(provider: str, name: str, reason: str) -> Event:
+    return Event(provider, name, IGNORED, reason=reason)
+
+
+def unknown(provider: str, name: str) -> Event:
+    return Event(provider, name, UNKNOWN, reason=f"unknown event {name}")
