@@ -25,8 +25,8 @@ if str(ROOT) not in sys.path:
 
 from app.integrations.freshchat.signature import sign as fc_sign  # noqa: E402
 from app.integrations.zalo.signature import compute_mac  # noqa: E402
-from app.sandbox.faults import serialise  # noqa: E402
-from app.sandbox.freshchat_sim import message_event  # noqa: E402
+from sandbox.faults import serialise  # noqa: E402
+from sandbox.freshchat_sim import message_event  # noqa: E402
 from config.sandbox import DEFAULTS  # noqa: E402
 from tests.e2e.harness import Bridge, descendants, procfile  # noqa: E402  (the env a deployment would set)
 from tests.redis_server import RedisServer, free_port  # noqa: E402

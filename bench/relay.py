@@ -19,7 +19,7 @@ import requests
 from bench.common import (CpuMeter, Poster, Procs, bridge_env, log, machine, main_for, percentile,
                           redis_client, row, signed_agent_message, signed_zalo, start_redis, tmpdir, wait_http,
                           web_command, zalo_text_event, zalo_user_id)
-from app.sandbox.server import start_in_thread
+from sandbox.server import start_in_thread
 
 CONVERSATIONS, PER_CONVERSATION = 200, 10
 ZALO_LATENCY_MS = 100

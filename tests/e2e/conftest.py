@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sandbox.server import start_in_thread
+from sandbox.server import start_in_thread
 from tests.e2e.harness import Bridge
 
 

@@ -1,5 +1,5 @@
 """/sandbox in a real headless Chromium (Debian's chromium + chromium-driver, via selenium)
-against the full sandbox stack as real processes: the simulators (`python -m app.sandbox`),
+against the full sandbox stack as real processes: the simulators (`python -m sandbox`),
 gunicorn and the worker from the Procfile with no partner credentials, and a throw-away Redis.
 
 Types as the Zalo user, sees it in the agent inbox, replies, sees it on the phone; prints both
@@ -46,7 +46,7 @@ def browser_or_skip() -> tuple[str, str]:
 
 def start_partners(tmp, port: int) -> subprocess.Popen:
     log = open(tmp / "partners.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "app.sandbox", "--port", str(port), "--var-dir", str(tmp),
+    return subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--var-dir", str(tmp),
                              "--quiet"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -10,7 +10,7 @@ import signal
 import pytest
 import requests
 
-from app.sandbox import zalo_sim
+from sandbox import zalo_sim
 from tests.e2e.harness import wait_until
 from tests.sandbox import GIF_1X1, PDF, png_bytes
 

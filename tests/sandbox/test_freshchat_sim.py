@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from app.integrations.freshchat.signature import verify_signature
-from app.sandbox.freshchat_sim import FreshchatSimulator
-from app.sandbox.server import build_partners
+from sandbox.freshchat_sim import FreshchatSimulator
+from sandbox.server import build_partners
 from tests.sandbox import PDF, fc, partners, png_bytes, receiver, receiver_server, zalo  # noqa: F401
 
 KEY = "sandbox-freshchat-api-key"

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from app.integrations.zalo.signature import verify_signature
-from app.sandbox import zalo_sim
+from sandbox import zalo_sim
 from tests.sandbox import GIF_1X1, PDF, partners, png_bytes, receiver, receiver_server, zalo  # noqa: F401
 
 USER = "246845883529197922"

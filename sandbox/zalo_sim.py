@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from app.integrations.zalo.signature import compute_mac
-from app.sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
+from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
                                 serialise)
 
 TEXT_MAX = 2000

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, request
 
 from app.integrations.freshchat.signature import sign
-from app.sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
+from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
                                 serialise)
 
 MB = 1024 * 1024
