@@ -17,10 +17,11 @@ import subprocess
 import sys
 import time
 
-from bench.common import Procs, bridge_env, log, start_redis, tmpdir, tree, wait_http, web_command
+from bench.common import bridge, log, start_redis, tmpdir, tree, web_command
 from bench.loadgen import ensure_wrk, run_python, run_wrk, write_bodies
 from bench.webhook_ack import make_bodies
 from config.sandbox import sandbox_keypair
+from sandbox.procs import answers, wait_until
 
 
 def summarise(raw_files: list, top: int = 40) -> str:
@@ -59,13 +60,13 @@ def main() -> None:
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     tmp = tmpdir("prof")
     server = start_redis()
-    procs = Procs(tmp / "logs")
+    _, pem = sandbox_keypair(tmp)
+    procs = bridge(server.url, "http://127.0.0.1:9", pem, tmp, BENCH_PATCHES=args.patches)
+    url = procs.url
     try:
-        _, pem = sandbox_keypair(tmp)
-        env, url = bridge_env(server.url, "http://127.0.0.1:9", pem, tmp, BENCH_PATCHES=args.patches)
         spec = "'bench.reference_app:app'" if args.target == "reference" else args.app
-        proc = procs.start("web", web_command(spec), env)
-        wait_http(url + "/healthz", ok=(200, 404, 405))
+        proc = procs.start("web", command=web_command(spec))
+        wait_until(lambda: answers(url + "/healthz", ok=(200, 404, 405)), 30, what="the web process")
         prefix = tmp / "bodies"
         write_bodies(prefix, make_bodies(int(9000 * (args.seconds + 3)), 2, "p0"))
         wrk = ensure_wrk()
@@ -84,7 +85,7 @@ def main() -> None:
         log(f"{args.target} {spec} patches={args.patches!r}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")
         print(summarise([r for r in raws if r.exists()]))
     finally:
-        procs.stop_all()
+        procs.stop()
         server.stop()
 
 

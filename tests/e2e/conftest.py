@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.server import start_in_thread
-from tests.e2e.harness import Bridge
+from sandbox.procs import Bridge
 
 
 @pytest.fixture(scope="session")

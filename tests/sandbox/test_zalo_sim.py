@@ -362,6 +362,23 @@ def test_user_event_is_signed_and_duplicates_are_identical(zalo, receiver):
     assert [r.headers.get("num-retry") for r in receiver.requests] == [None, "1", "2"]
 
 
+def test_sign_gives_the_bytes_and_headers_deliver_posts(zalo, receiver):
+    event = {"app_id": zalo.app_id, "event_name": "user_send_text", "timestamp": "1700000000000",
+             "sender": {"id": USER}, "message": {"text": "Xin chào", "msg_id": "m1"}}
+    raw, headers = zalo.sign(event)
+    assert raw == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()  # UTF-8, compact
+    assert set(headers) == {"Content-Type", "X-ZEvent-Signature"}
+    assert verify_signature(headers["X-ZEvent-Signature"], app_id=zalo.app_id, raw_body=raw,
+                            timestamp="1700000000000", oa_secret_key=zalo.oa_secret_key)
+    zalo.deliver(receiver.url, event)
+    assert receiver.requests[0].raw == raw
+    assert receiver.requests[0].headers["x-zevent-signature"] == headers["X-ZEvent-Signature"]
+
+
+def test_sign_leaves_the_console_probe_unsigned(zalo):
+    assert zalo.sign({"app_id": zalo.app_id, "oa_id": zalo.oa_id})[1] == {"Content-Type": "application/json"}
+
+
 def test_user_event_envelope_matches_zalo(zalo, receiver):
     sent = zalo.send_user_event(receiver.url, "user_send_text", USER, zalo_sim.text_message("hi"),
                                 timestamp_ms=1700000000000, msg_id="96d3cdf3af150460909")
