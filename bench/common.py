@@ -79,13 +79,11 @@ def start_redis() -> RedisServer:
 # -- real processes -----------------------------------------------------------------------
 
 
-def web_command(app_spec: str = "'app:create_app()'") -> str:
-    """The Procfile `web:` command line, optionally serving another WSGI app with the same flags."""
+def web_command(app_spec: str) -> str:
+    """The Procfile `web:` command line serving another WSGI app with the same flags."""
     command = procfile()["web"].strip()
-    if app_spec != "'app:create_app()'":
-        assert "'app:create_app()'" in command, command
-        command = command.replace("'app:create_app()'", app_spec)
-    return command
+    assert "'app:create_app()'" in command, command
+    return command.replace("'app:create_app()'", app_spec)
 
 
 def bridge(redis_url: str, partners_url: str, public_key_pem: str, tmp: Path, **extra) -> Bridge:

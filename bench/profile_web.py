@@ -1,7 +1,6 @@
 """Profile the web workers under the webhook-ack load with py-spy (`pip install py-spy`).
 
-    python -m bench.profile_web [--app "'bench.patched_app:create_app()'"] [--patches schema,...]
-                                [--target bridge|reference] [--seconds 12]
+    python -m bench.profile_web [--target bridge|reference] [--seconds 12] [--connections 16]
 
 Starts Redis and one gunicorn (Procfile `web:` command line), drives it with the same signed
 bodies as bench.webhook_ack, samples every gunicorn worker with py-spy and prints the
@@ -51,8 +50,6 @@ def summarise(raw_files: list, top: int = 40) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", default="'app:create_app()'")
-    parser.add_argument("--patches", default="", help="BENCH_PATCHES for bench.patched_app")
     parser.add_argument("--target", choices=("bridge", "reference"), default="bridge")
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--connections", type=int, default=16)
@@ -61,11 +58,11 @@ def main() -> None:
     tmp = tmpdir("prof")
     server = start_redis()
     _, pem = sandbox_keypair(tmp)
-    procs = bridge(server.url, "http://127.0.0.1:9", pem, tmp, BENCH_PATCHES=args.patches)
+    procs = bridge(server.url, "http://127.0.0.1:9", pem, tmp)
     url = procs.url
     try:
-        spec = "'bench.reference_app:app'" if args.target == "reference" else args.app
-        proc = procs.start("web", command=web_command(spec))
+        reference = web_command("'bench.reference_app:app'") if args.target == "reference" else None
+        proc = procs.start("web", command=reference)
         wait_until(lambda: answers(url + "/healthz", ok=(200, 404, 405)), 30, what="the web process")
         prefix = tmp / "bodies"
         write_bodies(prefix, make_bodies(int(9000 * (args.seconds + 3)), 2, "p0"))
@@ -82,7 +79,7 @@ def main() -> None:
                   run_python(target, prefix, 2, args.connections, args.seconds + 1))
         for s in spies:
             s.wait(60)
-        log(f"{args.target} {spec} patches={args.patches!r}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")
+        log(f"{args.target}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")
         print(summarise([r for r in raws if r.exists()]))
     finally:
         procs.stop()

@@ -15,7 +15,6 @@ import time
 from bench.common import (CpuMeter, bridge, log, machine, main_for, redis_client, row, start_redis, tmpdir,
                           web_command, zalo_text_event, zalo_user_id)
 from bench.loadgen import ensure_wrk, run_python, run_wrk, write_bodies
-from bench.patched_app import ALL as PATCHES
 from config.sandbox import sandbox_keypair
 from sandbox.procs import answers, free_port, wait_until
 from sandbox.server import build_partners
@@ -45,7 +44,6 @@ def run(quick: bool = False) -> dict:
     seconds = float(os.environ.get("BENCH_ACK_SECONDS", 4 if quick else 10))
     rounds = int(os.environ.get("BENCH_ACK_ROUNDS", 1 if quick else 2))
     connections = int(os.environ.get("BENCH_CONNECTIONS", 16))
-    patches = os.environ.get("BENCH_ACK_PATCHES", ",".join(PATCHES))
     threads = 2
     tmp = tmpdir("ack")
     server = start_redis()
@@ -63,12 +61,6 @@ def run(quick: bool = False) -> dict:
         wait_until(lambda: answers(procs.url + "/healthz"), 30, what="the bridge")
         wait_until(lambda: answers(ref_url + "/", ok=(200, 405)), 30, what="the reference app")
         targets = {"bridge": (procs.url + "/webhooks/zalo", web.pid), "reference": (ref_url + "/webhooks/zalo", ref.pid)}
-        if patches:  # the same bridge with the proposed fixes monkeypatched in (bench/patched_app.py)
-            fix_port = free_port()
-            fixed = procs.start("bridge-fixed-web", command=web_command("'bench.patched_app:create_app()'"),
-                                PORT=str(fix_port), BENCH_PATCHES=patches)
-            wait_until(lambda: answers(f"http://127.0.0.1:{fix_port}/healthz"), 30, what="the patched bridge")
-            targets["fixed"] = (f"http://127.0.0.1:{fix_port}/webhooks/zalo", fixed.pid)
 
         n = int(BODIES_PER_SECOND * seconds)
         prefix = tmp / "bodies"
@@ -133,11 +125,6 @@ def run(quick: bool = False) -> dict:
         row(SECTION, "bridge non-2xx, errors, id reuse; all in Redis", f"{faults}; {b['stored_ok']}", "",
             "0; True", faults == 0 and b["stored_ok"]),
     ]
-    if "fixed" in runs:
-        f = agg("fixed")
-        rows.append(row(SECTION, "bridge + proposed fixes / reference", round(f["rps"] / ref["rps"], 2), "x",
-                        ">= 0.8x", None, f"{f['rps']:.0f} req/s, p50 / p99 {f['p50_ms']:.1f} / {f['p99_ms']:.1f} ms, "
-                        f"web CPU {f['web_cpu_us_per_req']:.0f} us/req; patches: {patches} (bench/patched_app.py)"))
     return {"name": "webhook_ack", "rows": rows, "machine": m, "details": {"runs": runs, "client": client}}
 
 
