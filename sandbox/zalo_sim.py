@@ -594,14 +594,6 @@ class ZaloSimulator:
         return self.deliver(bridge_url, self._oa_event(str(user_id), "user_seen_message",
                                                        {"msg_ids": list(ids)}, None), duplicates)
 
-    def send_received(self, bridge_url: str, user_id: str, msg_id: str, *, duplicates: int = 1) -> SentWebhook:
-        event = self._oa_event(str(user_id), "user_received_message", {"msg_id": msg_id}, None)
-        return self.deliver(bridge_url, event, duplicates)
-
-    def send_reaction(self, bridge_url: str, user_id: str, msg_id: str, icon: str = "/-heart") -> SentWebhook:
-        message = {"msg_id": msg_id, "react_icon": icon}
-        return self.send_user_event(bridge_url, "user_reacted_message", user_id, message, msg_id=msg_id)
-
     def send_probe(self, bridge_url: str) -> SentWebhook:
         """The console's URL check: no timestamp and no signature (zalo.md §2.1)."""
         return self.deliver(bridge_url, {"app_id": self.app_id, "oa_id": self.oa_id})
