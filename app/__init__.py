@@ -51,7 +51,7 @@ def _register_blueprints(app: Flask, settings) -> None:
     for bp in (health.bp, zalo.bp, freshchat.bp, media_bp, oauth.bp, admin.bp):
         app.register_blueprint(bp)
     if settings.sandbox:
-        from app.sandbox.routes import register_sandbox
+        from sandbox.routes import register_sandbox
 
         register_sandbox(app, settings)
 

@@ -1,5 +1,6 @@
-"""What every benchmark shares: the machine, Redis, the simulators, real processes, signed
-webhooks, CPU accounting from /proc, percentiles and the result format."""
+"""What every benchmark shares: the machine, Redis, real processes (through sandbox/procs.py,
+like the e2e tests), webhook events and their sender, CPU accounting from /proc, percentiles
+and the result format. Webhooks are signed by the simulators' own `sign()`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import argparse
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,18 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.integrations.freshchat.signature import sign as fc_sign  # noqa: E402
-from app.integrations.zalo.signature import compute_mac  # noqa: E402
-from app.sandbox.faults import serialise  # noqa: E402
-from app.sandbox.freshchat_sim import message_event  # noqa: E402
 from config.sandbox import DEFAULTS  # noqa: E402
-from tests.e2e.harness import Bridge, descendants, procfile  # noqa: E402  (the env a deployment would set)
-from tests.redis_server import RedisServer, free_port  # noqa: E402
+from sandbox.procs import Bridge, descendants, procfile  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-APP_ID, OA_ID, OA_SECRET = DEFAULTS["zalo_app_id"], DEFAULTS["zalo_oa_id"], DEFAULTS["zalo_oa_secret_key"]
+APP_ID, OA_ID = DEFAULTS["zalo_app_id"], DEFAULTS["zalo_oa_id"]
 
-# Production defaults (the e2e harness shortens these for crash tests; a benchmark must not).
+# Production defaults (sandbox/procs.py shortens these for crash tests; a benchmark must not).
 PRODUCTION_KNOBS = {"LEASE_SECONDS": "30", "RETRY_BASE_SECONDS": "2", "RETRY_MAX_SECONDS": "300",
                     "LOG_FORMAT": "json", "WEB_CONCURRENCY": "2"}
 
@@ -84,66 +79,16 @@ def start_redis() -> RedisServer:
 # -- real processes -----------------------------------------------------------------------
 
 
-class Procs:
-    """Start commands in their own process groups; stop every one of them (and only them)."""
-
-    def __init__(self, logdir: Path):
-        self.logdir = logdir
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, command: str, env: dict) -> subprocess.Popen:
-        out = open(self.logdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs[name] = proc
-        return proc
-
-    def stop(self, name: str, timeout: float = 20.0) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-
-def web_command(app_spec: str = "'app:create_app()'") -> str:
-    """The Procfile `web:` command line, optionally serving another WSGI app with the same flags."""
+def web_command(app_spec: str) -> str:
+    """The Procfile `web:` command line serving another WSGI app with the same flags."""
     command = procfile()["web"].strip()
-    if app_spec != "'app:create_app()'":
-        assert "'app:create_app()'" in command, command
-        command = command.replace("'app:create_app()'", app_spec)
-    return command
+    assert "'app:create_app()'" in command, command
+    return command.replace("'app:create_app()'", app_spec)
 
 
-def bridge_env(redis_url: str, partners_url: str, public_key_pem: str, tmp: Path, **extra) -> tuple[dict, str]:
-    """(environment, base url) of a bridge deployment pointed at the simulators."""
-    bridge = Bridge(redis_url, partners_url, public_key_pem, tmp, **{**PRODUCTION_KNOBS, **extra})
-    return bridge.env, bridge.url
-
-
-def wait_http(url: str, timeout: float = 30.0, ok=(200,)) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code in ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
+def bridge(redis_url: str, partners_url: str, public_key_pem: str, tmp: Path, **extra) -> Bridge:
+    """A bridge deployment pointed at the simulators, with production timings (nothing started)."""
+    return Bridge(redis_url, partners_url, public_key_pem, tmp, **{**PRODUCTION_KNOBS, **extra})
 
 
 # -- CPU from /proc ---------------------------------------------------------------------------
@@ -195,7 +140,7 @@ class CpuMeter:
         return {k: round(end[k] - self.begin[k], 3) for k in end}
 
 
-# -- signed webhooks -------------------------------------------------------------------------
+# -- webhooks --------------------------------------------------------------------------------
 
 
 def zalo_text_event(user_id: str, text: str, msg_id: str | None = None, ts_ms: int | None = None) -> dict:
@@ -203,26 +148,6 @@ def zalo_text_event(user_id: str, text: str, msg_id: str | None = None, ts_ms: i
             "recipient": {"id": OA_ID}, "event_name": "user_send_text",
             "message": {"text": text, "msg_id": msg_id or uuid.uuid4().hex[:20]},
             "timestamp": str(ts_ms if ts_ms is not None else int(time.time() * 1000))}
-
-
-def signed_zalo(event: dict) -> tuple[bytes, dict]:
-    """Exactly what Zalo sends: the serialised bytes and `X-ZEvent-Signature: mac=...`."""
-    raw = serialise(event)
-    mac = compute_mac(APP_ID, raw, str(event["timestamp"]), OA_SECRET)
-    return raw, {"Content-Type": "application/json", "X-ZEvent-Signature": mac}
-
-
-def signed_agent_message(fc, conversation_id: str, text: str) -> tuple[bytes, dict]:
-    """Store an agent message in the FreshChat simulator and sign its message_create webhook,
-    without sending it (so signing costs stay out of the measured window)."""
-    body = {"message_parts": [{"text": {"content": text}}], "actor_type": "agent",
-            "actor_id": fc.default_agent_id, "message_type": "normal"}
-    with fc.lock:
-        message = fc._append(fc.conversations[conversation_id], body)
-    raw = serialise(message_event(message))
-    headers = {"Content-Type": "application/json", "X-Freshchat-Signature": fc_sign(raw, fc.private_key),
-               "X-Retry-Count": "0", "X-Freshchat-Payload-Version": "2022"}
-    return raw, headers
 
 
 def zalo_user_id(n: int) -> str:
@@ -312,8 +237,3 @@ def tmpdir(prefix: str) -> Path:
 
 def redis_client(url: str) -> redis_lib.Redis:
     return redis_lib.Redis.from_url(url)
-
-
-__all__ = ["ROOT", "Procs", "CpuMeter", "Poster", "machine", "start_redis", "web_command", "bridge_env",
-           "wait_http", "signed_zalo", "zalo_text_event", "signed_agent_message", "percentile",
-           "row", "main_for", "tmpdir", "redis_client", "log", "free_port", "zalo_user_id"]

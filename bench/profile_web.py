@@ -1,7 +1,6 @@
 """Profile the web workers under the webhook-ack load with py-spy (`pip install py-spy`).
 
-    python -m bench.profile_web [--app "'bench.patched_app:create_app()'"] [--patches schema,...]
-                                [--target bridge|reference] [--seconds 12]
+    python -m bench.profile_web [--target bridge|reference] [--seconds 12] [--connections 16]
 
 Starts Redis and one gunicorn (Procfile `web:` command line), drives it with the same signed
 bodies as bench.webhook_ack, samples every gunicorn worker with py-spy and prints the
@@ -17,10 +16,11 @@ import subprocess
 import sys
 import time
 
-from bench.common import Procs, bridge_env, log, start_redis, tmpdir, tree, wait_http, web_command
+from bench.common import bridge, log, start_redis, tmpdir, tree, web_command
 from bench.loadgen import ensure_wrk, run_python, run_wrk, write_bodies
 from bench.webhook_ack import make_bodies
 from config.sandbox import sandbox_keypair
+from sandbox.procs import answers, wait_until
 
 
 def summarise(raw_files: list, top: int = 40) -> str:
@@ -50,8 +50,6 @@ def summarise(raw_files: list, top: int = 40) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--app", default="'app:create_app()'")
-    parser.add_argument("--patches", default="", help="BENCH_PATCHES for bench.patched_app")
     parser.add_argument("--target", choices=("bridge", "reference"), default="bridge")
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--connections", type=int, default=16)
@@ -59,13 +57,13 @@ def main() -> None:
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     tmp = tmpdir("prof")
     server = start_redis()
-    procs = Procs(tmp / "logs")
+    _, pem = sandbox_keypair(tmp)
+    procs = bridge(server.url, "http://127.0.0.1:9", pem, tmp)
+    url = procs.url
     try:
-        _, pem = sandbox_keypair(tmp)
-        env, url = bridge_env(server.url, "http://127.0.0.1:9", pem, tmp, BENCH_PATCHES=args.patches)
-        spec = "'bench.reference_app:app'" if args.target == "reference" else args.app
-        proc = procs.start("web", web_command(spec), env)
-        wait_http(url + "/healthz", ok=(200, 404, 405))
+        reference = web_command("'bench.reference_app:app'") if args.target == "reference" else None
+        proc = procs.start("web", command=reference)
+        wait_until(lambda: answers(url + "/healthz", ok=(200, 404, 405)), 30, what="the web process")
         prefix = tmp / "bodies"
         write_bodies(prefix, make_bodies(int(9000 * (args.seconds + 3)), 2, "p0"))
         wrk = ensure_wrk()
@@ -81,10 +79,10 @@ def main() -> None:
                   run_python(target, prefix, 2, args.connections, args.seconds + 1))
         for s in spies:
             s.wait(60)
-        log(f"{args.target} {spec} patches={args.patches!r}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")
+        log(f"{args.target}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")
         print(summarise([r for r in raws if r.exists()]))
     finally:
-        procs.stop_all()
+        procs.stop()
         server.stop()
 
 

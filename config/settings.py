@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -67,19 +67,10 @@ class Settings:
     rate_window_seconds: float = 60.0
     dedupe_ttl_seconds: int = 7 * 86400
     http_timeout_seconds: float = 15.0
-    extra: dict = field(default_factory=dict, compare=False)
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
         return [v for v in (getattr(self, n) for n in SECRET_FIELDS) if v and len(v) >= 4]
-
-    @property
-    def zalo_configured(self) -> bool:
-        return all(getattr(self, k) for k in ZALO_KEYS)
-
-    @property
-    def freshchat_configured(self) -> bool:
-        return all(getattr(self, k) for k in FRESHCHAT_KEYS)
 
 
 def _as_bool(raw: str) -> bool:
@@ -134,7 +125,7 @@ def _read_env(env: dict[str, str]) -> tuple[dict, list[str]]:
     values, problems = {}, []
     for f in fields(Settings):
         raw = env.get(f.name.upper())
-        if f.name == "extra" or raw is None or (raw == "" and f.name in CASTS):
+        if raw is None or (raw == "" and f.name in CASTS):
             continue
         try:
             values[f.name] = CASTS.get(f.name, str)(raw)

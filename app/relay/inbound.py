@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from app import events
 from app.bridge.lanes import now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
-from app.integrations.freshchat.client import ConversationGone, FreshchatPermanent
+from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
 from app.relay.parts import PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
 
 log = logging.getLogger("relay.inbound")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.sandbox.server import start_in_thread
-from tests.e2e.harness import Bridge
+from sandbox.server import start_in_thread
+from sandbox.procs import Bridge
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.e2e.harness import wait_until
+from sandbox.procs import wait_until
 
 
 def user_messages(fc, reference_prefix: str) -> list[dict]:

@@ -1,5 +1,5 @@
 """/sandbox in a real headless Chromium (Debian's chromium + chromium-driver, via selenium)
-against the full sandbox stack as real processes: the simulators (`python -m app.sandbox`),
+against the full sandbox stack as real processes: the simulators (`python -m sandbox`),
 gunicorn and the worker from the Procfile with no partner credentials, and a throw-away Redis.
 
 Types as the Zalo user, sees it in the agent inbox, replies, sees it on the phone; prints both
@@ -18,11 +18,9 @@ import tempfile
 import time
 
 import pytest
-import requests
 
 from config.sandbox import sandbox_keypair
-from tests.e2e.harness import ROOT, Bridge, wait_until
-from tests.redis_server import free_port
+from sandbox.procs import ROOT, Bridge, answers, free_port, wait_until
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -46,15 +44,8 @@ def browser_or_skip() -> tuple[str, str]:
 
 def start_partners(tmp, port: int) -> subprocess.Popen:
     log = open(tmp / "partners.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "app.sandbox", "--port", str(port), "--var-dir", str(tmp),
+    return subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--var-dir", str(tmp),
                              "--quiet"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).ok
-    except requests.RequestException:
-        return False
 
 
 def sandbox_bridge(tmp, redis_url: str, partners_url: str) -> Bridge:

@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.e2e.harness import ROOT, wait_until
+from sandbox.procs import ROOT, wait_until
 
 CONVERSATIONS, MESSAGES = 20, 20
 

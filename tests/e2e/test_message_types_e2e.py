@@ -10,8 +10,8 @@ import signal
 import pytest
 import requests
 
-from app.sandbox import zalo_sim
-from tests.e2e.harness import wait_until
+from sandbox import zalo_sim
+from sandbox.procs import wait_until
 from tests.sandbox import GIF_1X1, PDF, png_bytes
 
 USER = "8100000000000000001"

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.e2e.harness import wait_until
+from sandbox.procs import wait_until
 from tests.e2e.test_delivery import report, send_until_accepted, zalo_texts
 from tests.e2e.test_message_types_e2e import fetched, from_user, open_conversation
 from tests.sandbox import png_bytes

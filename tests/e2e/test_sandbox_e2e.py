@@ -22,8 +22,7 @@ import pytest
 import requests
 
 from config.sandbox import DEFAULTS
-from tests.e2e.harness import ROOT, descendants, wait_until
-from tests.redis_server import free_port
+from sandbox.procs import ROOT, descendants, free_port, wait_until
 from tests.sandbox import PDF, png_bytes
 
 DEMO_USER = "4937104852669371342"  # the page's fixed "Minh Khánh"

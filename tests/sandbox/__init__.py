@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask, jsonify, request
 
-from app.sandbox.server import serve, start_in_thread
+from sandbox.server import serve, start_in_thread
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from app.integrations.freshchat.signature import verify_signature
-from app.sandbox.freshchat_sim import FreshchatSimulator
-from app.sandbox.server import build_partners
+from sandbox.freshchat_sim import FreshchatSimulator, message_event
+from sandbox.server import build_partners
 from tests.sandbox import PDF, fc, partners, png_bytes, receiver, receiver_server, zalo  # noqa: F401
 
 KEY = "sandbox-freshchat-api-key"
@@ -268,6 +268,22 @@ def test_freshchat_has_no_zalo_error_codes(partners, fc):
 
 
 # -- webhooks (§8, §9) -------------------------------------------------------------------------
+
+
+def test_a_stored_agent_message_signed_by_sign_is_what_deliver_posts(partners, fc, receiver):
+    user, conv = open_conversation(partners, fc)
+    message = fc.add_agent_message(conv["conversation_id"], "Chào anh")
+    assert receiver.requests == []  # stored, not sent
+    assert fc.conversation(conv["conversation_id"])["messages"][-1]["id"] == message["id"]
+    event = message_event(message)
+    raw, headers = fc.sign(event)
+    assert json.loads(raw) == event
+    assert {k: v for k, v in headers.items() if k != "X-Freshchat-Signature"} == {
+        "Content-Type": "application/json", "X-Retry-Count": "0", "X-Freshchat-Payload-Version": "2022"}
+    assert verify_signature(headers["X-Freshchat-Signature"], raw_body=raw, public_key_pem=fc.public_key_pem)
+    fc.deliver(receiver.url, event, duplicates=2)
+    assert [r.raw for r in receiver.requests] == [raw, raw]
+    assert [r.headers["x-retry-count"] for r in receiver.requests] == ["0", "1"]
 
 
 def test_agent_message_is_stored_and_signed_for_both_key_labels(partners, fc, receiver):

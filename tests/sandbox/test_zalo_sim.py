@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from app.integrations.zalo.signature import verify_signature
-from app.sandbox import zalo_sim
+from sandbox import zalo_sim
 from tests.sandbox import GIF_1X1, PDF, partners, png_bytes, receiver, receiver_server, zalo  # noqa: F401
 
 USER = "246845883529197922"
@@ -360,6 +360,23 @@ def test_user_event_is_signed_and_duplicates_are_identical(zalo, receiver):
     assert not verify_signature(first.headers["x-zevent-signature"], app_id=zalo.app_id, raw_body=first.raw,
                                 timestamp=sent["timestamp"], oa_secret_key="another-key")
     assert [r.headers.get("num-retry") for r in receiver.requests] == [None, "1", "2"]
+
+
+def test_sign_gives_the_bytes_and_headers_deliver_posts(zalo, receiver):
+    event = {"app_id": zalo.app_id, "event_name": "user_send_text", "timestamp": "1700000000000",
+             "sender": {"id": USER}, "message": {"text": "Xin chào", "msg_id": "m1"}}
+    raw, headers = zalo.sign(event)
+    assert raw == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()  # UTF-8, compact
+    assert set(headers) == {"Content-Type", "X-ZEvent-Signature"}
+    assert verify_signature(headers["X-ZEvent-Signature"], app_id=zalo.app_id, raw_body=raw,
+                            timestamp="1700000000000", oa_secret_key=zalo.oa_secret_key)
+    zalo.deliver(receiver.url, event)
+    assert receiver.requests[0].raw == raw
+    assert receiver.requests[0].headers["x-zevent-signature"] == headers["X-ZEvent-Signature"]
+
+
+def test_sign_leaves_the_console_probe_unsigned(zalo):
+    assert zalo.sign({"app_id": zalo.app_id, "oa_id": zalo.oa_id})[1] == {"Content-Type": "application/json"}
 
 
 def test_user_event_envelope_matches_zalo(zalo, receiver):

@@ -10,7 +10,7 @@ import requests_mock
 from app.bridge.keys import DUE
 from app.bridge.lanes import Item, now_ms
 from app.integrations.errors import PermanentError
-from app.integrations.freshchat.client import FreshchatRetryable
+from app.integrations.freshchat.errors import FreshchatRetryable
 from app.integrations.zalo.errors import ZaloRateLimited, ZaloRetryable
 from tests.helpers import FC_API, ZALO_API, load_fixture
 from workers.drain import UNEXPECTED_MAX_ATTEMPTS, Drainer, backoff

@@ -7,30 +7,10 @@ import logging
 import requests
 
 from app.bridge.ratelimit import RateLimiter
-from app.integrations.errors import (PermanentError, RateLimitedError, RetryableError,
-                                     parse_retry_after)
+from app.integrations.errors import parse_retry_after
+from app.integrations.freshchat.errors import FreshchatRateLimited, FreshchatRetryable, error_for
 
 log = logging.getLogger("freshchat.api")
-
-
-class FreshchatError(Exception):
-    partner = "freshchat"
-
-
-class FreshchatRetryable(FreshchatError, RetryableError):
-    pass
-
-
-class FreshchatRateLimited(FreshchatError, RateLimitedError):
-    pass
-
-
-class FreshchatPermanent(FreshchatError, PermanentError):
-    pass
-
-
-class ConversationGone(FreshchatPermanent):
-    """The conversation is resolved for good, superseded ("not the latest") or deleted."""
 
 
 class FreshchatClient:
@@ -82,18 +62,10 @@ class FreshchatClient:
             raise FreshchatRateLimited("local FreshChat rate limit", retry_after=wait_ms / 1000.0)
 
     def _error(self, resp: requests.Response, path: str) -> Exception:
-        status, detail = resp.status_code, _detail(resp)
-        text = f"FreshChat HTTP {status} on {path.split('?')[0]}: {detail}"
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        if status == 429:
-            if self.limiter:
-                self.limiter.penalise(retry_after or 1.0)
-            return FreshchatRateLimited(text, status=status, retry_after=retry_after)
-        if status >= 500 or status in (408, 409):
-            return FreshchatRetryable(text, status=status, retry_after=retry_after)
-        if "/conversations/" in path and (status == 404 or _superseded(detail)):
-            return ConversationGone(text, status=status)
-        return FreshchatPermanent(text, status=status)
+        if resp.status_code == 429 and self.limiter:
+            self.limiter.penalise(retry_after or 1.0)  # every worker slows down, not just this call
+        return error_for(resp.status_code, path, _detail(resp), retry_after)
 
 
 def _detail(resp: requests.Response) -> str:
@@ -102,8 +74,3 @@ def _detail(resp: requests.Response) -> str:
     except ValueError:
         return resp.text[:200]
     return str(body.get("message") or body.get("status") or body)[:200] if isinstance(body, dict) else str(body)[:200]
-
-
-def _superseded(detail: str) -> bool:
-    lowered = detail.lower()
-    return "not the latest" in lowered or "resolved" in lowered or "closed" in lowered

@@ -1,4 +1,4 @@
-"""`python -m app.sandbox --port 9100`: run the Zalo and FreshChat simulators for the sandbox.
+"""`python -m sandbox --port 9100`: run the Zalo and FreshChat simulators for the sandbox.
 
 The FreshChat signing key is the one config/sandbox.py gives the bridge (made once per
 checkout under the media directory's parent, `./var` by default), so webhooks verify.
@@ -10,12 +10,12 @@ import argparse
 import os
 from pathlib import Path
 
-from app.sandbox.server import build_partners, serve, set_public_url
+from sandbox.server import build_partners, serve, set_public_url
 from config.sandbox import sandbox_keypair
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m app.sandbox", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--public-url", default="", help="how the bridge reaches this server "

@@ -34,8 +34,8 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from app.integrations.zalo.signature import compute_mac
-from app.sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
-                                serialise)
+from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
+                              serialise)
 
 TEXT_MAX = 2000
 MB = 1024 * 1024
@@ -594,29 +594,26 @@ class ZaloSimulator:
         return self.deliver(bridge_url, self._oa_event(str(user_id), "user_seen_message",
                                                        {"msg_ids": list(ids)}, None), duplicates)
 
-    def send_received(self, bridge_url: str, user_id: str, msg_id: str, *, duplicates: int = 1) -> SentWebhook:
-        event = self._oa_event(str(user_id), "user_received_message", {"msg_id": msg_id}, None)
-        return self.deliver(bridge_url, event, duplicates)
-
-    def send_reaction(self, bridge_url: str, user_id: str, msg_id: str, icon: str = "/-heart") -> SentWebhook:
-        message = {"msg_id": msg_id, "react_icon": icon}
-        return self.send_user_event(bridge_url, "user_reacted_message", user_id, message, msg_id=msg_id)
-
     def send_probe(self, bridge_url: str) -> SentWebhook:
         """The console's URL check: no timestamp and no signature (zalo.md §2.1)."""
         return self.deliver(bridge_url, {"app_id": self.app_id, "oa_id": self.oa_id})
 
-    def deliver(self, bridge_url: str, event: dict, duplicates: int = 1) -> SentWebhook:
-        """Serialise once, sign with the OA secret key, POST; retries carry `num_retry`."""
+    def sign(self, event: dict) -> tuple[bytes, dict]:
+        """What Zalo sends for `event` on the first attempt: the bytes and their headers, signed
+        with the OA secret key (an event without a timestamp, the console's probe, is unsigned)."""
         raw = serialise(event)
-        signature = None
+        headers = {"Content-Type": "application/json"}
         if "timestamp" in event:
-            signature = compute_mac(self.app_id, raw, str(event["timestamp"]), self.oa_secret_key)
+            headers["X-ZEvent-Signature"] = compute_mac(self.app_id, raw, str(event["timestamp"]),
+                                                        self.oa_secret_key)
+        return raw, headers
+
+    def deliver(self, bridge_url: str, event: dict, duplicates: int = 1) -> SentWebhook:
+        """Serialise and sign once, POST; retries carry `num_retry`."""
+        raw, first = self.sign(event)
 
         def headers_for(attempt: int) -> dict:
-            headers = {"Content-Type": "application/json"}
-            headers.update({"X-ZEvent-Signature": signature} if signature else {})
-            return {**headers, **({"num_retry": str(attempt)} if attempt else {})}
+            return {**first, **({"num_retry": str(attempt)} if attempt else {})}
 
         headers, statuses = post_webhook(bridge_url, raw, headers_for, duplicates)
         sent = SentWebhook(event, raw, headers, statuses)

@@ -1,9 +1,13 @@
-"""Run the bridge as real processes, from the Procfile commands, against the simulators."""
+"""Run the bridge as real processes, from the Procfile commands, against the simulators.
+
+The e2e tests and the benchmarks both use this: one place knows how a deployment's processes
+are started, with which environment, and how to stop every one of them (and only them)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,14 +16,19 @@ from pathlib import Path
 import requests
 
 from config.sandbox import DEFAULTS
-from tests.redis_server import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def procfile() -> dict[str, str]:
     lines = (ROOT / "Procfile").read_text().splitlines()
     return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
@@ -30,6 +39,14 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: s
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def answers(url: str, ok=(200,)) -> bool:
+    """Whether `url` answers one of the `ok` statuses now (a refused connection is a no)."""
+    try:
+        return requests.get(url, timeout=1).status_code in ok
+    except requests.RequestException:
+        return False
 
 
 def descendants(root: int) -> set[int]:
@@ -49,7 +66,10 @@ def descendants(root: int) -> set[int]:
 
 
 class Bridge:
-    """gunicorn web + N `worker` processes with the environment a deployment would set."""
+    """gunicorn web + N `worker` processes with the environment a deployment would set.
+
+    The defaults shorten leases and retries so crash tests finish quickly; pass production
+    values as keyword arguments (the benchmarks do)."""
 
     def __init__(self, redis_url: str, partners_url: str, public_key_pem: str, tmp: Path, **env):
         self.port = free_port()
@@ -57,7 +77,7 @@ class Bridge:
         self.env = self._env(redis_url, partners_url, public_key_pem, tmp, env)
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs = tmp / "logs"
-        self.logs.mkdir(exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
 
     def _env(self, redis_url, partners_url, public_key_pem, tmp, extra) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ZALO_", "FRESHCHAT_"))}
@@ -73,36 +93,40 @@ class Bridge:
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
-    def start(self, name: str, kind: str | None = None, **env) -> subprocess.Popen:
-        """Start a Procfile process (`web` or `worker`) under `name`, in its own process group."""
-        command = procfile()[kind or name].strip()
+    def start(self, name: str, kind: str | None = None, command: str | None = None, **env) -> subprocess.Popen:
+        """Start the Procfile process `kind` (default `name`: `web` or `worker`), or `command`,
+        under `name`, in its own process group, with this bridge's environment plus `env`."""
+        command = command or procfile()[kind or name].strip()
         log = open(self.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env={**self.env, **env},
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
 
-    def start_all(self, workers: int = 1) -> "Bridge":
+    def start_all(self, workers: int = 1, timeout: float = 30) -> "Bridge":
         self.start("web")
         for i in range(workers):
             self.start(f"worker{i}", "worker")
-        wait_until(self.ready, timeout=30, what="bridge /readyz")
+        wait_until(self.ready, timeout=timeout, what="bridge /readyz")
         return self
 
     def ready(self) -> bool:
-        try:
-            return requests.get(self.url + "/readyz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+        return answers(self.url + "/readyz")
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group: a SIGKILL takes the worker and its children down at once."""
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30) -> None:
+        """Signal the whole process group: a SIGKILL takes the worker and its children down at once.
+        A group still there after `timeout` seconds is killed."""
         proc = self.procs.pop(name)
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        proc.wait(30)
+        for signum in (sig, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
     def stop(self) -> None:
         for name in list(self.procs):

@@ -14,8 +14,8 @@ from flask import Flask, jsonify
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from app.sandbox.freshchat_sim import FreshchatSimulator
-from app.sandbox.zalo_sim import ZaloSimulator
+from sandbox.freshchat_sim import FreshchatSimulator
+from sandbox.zalo_sim import ZaloSimulator
 from config.sandbox import DEFAULTS
 
 

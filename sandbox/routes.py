@@ -1,7 +1,7 @@
 """Sandbox wiring inside the bridge's web app: the /sandbox page and its proxy to the simulators.
 
 The page never plays Zalo or FreshChat itself. Each action goes to `/sandbox/api/...`, which asks
-the partners process (`python -m app.sandbox`) to do what the real partner would: send this
+the partners process (`python -m sandbox`) to do what the real partner would: send this
 bridge a signed webhook. So a message typed on the page takes the production path: webhook →
 Redis lane → worker → partner API → simulator. The page then polls `/sandbox/api/state`, a
 view of both simulators plus `bridge_status()`, built from an explicit list of fields so no

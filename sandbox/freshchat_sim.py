@@ -36,9 +36,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, request
 
-from app.integrations.freshchat.signature import sign
-from app.sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
-                                serialise)
+from app.integrations.freshchat.signature import sign as rsa_sign
+from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
+                              serialise)
 
 MB = 1024 * 1024
 ANY_USER = "*"
@@ -525,6 +525,13 @@ class FreshchatSimulator:
 
         `message_type` "system" is what FreshChat itself posts under an agent's name ("Conversation
         was reopened by ..."); `reply_parts` carries buttons."""
+        message = self.add_agent_message(conversation_id, parts, actor_type=actor_type, agent_id=agent_id,
+                                         message_type=message_type, reply_parts=reply_parts)
+        return self.deliver(bridge_url, message_event(message, payload_version), duplicates, payload_version)
+
+    def add_agent_message(self, conversation_id: str, parts, *, actor_type: str = "agent",
+                          agent_id: str | None = None, message_type: str = "normal", reply_parts=None) -> dict:
+        """Store an agent (or bot) message without sending its webhook (see `send_agent_message`)."""
         body = {"message_parts": _as_parts(parts), "actor_type": actor_type,
                 "actor_id": agent_id or self.default_agent_id, "message_type": message_type,
                 **({"reply_parts": list(reply_parts)} if reply_parts else {})}
@@ -533,8 +540,7 @@ class FreshchatSimulator:
             problem = self._message_problem(body, conv["members"])
             if problem:
                 raise ValueError(problem)
-            message = self._append(conv, body)
-        return self.deliver(bridge_url, message_event(message, payload_version), duplicates, payload_version)
+            return self._append(conv, body)
 
     def agent_attach(self, bridge_url: str, conversation_id: str, name: str, content_type: str, data: str,
                      text: str = "") -> SentWebhook:
@@ -608,16 +614,20 @@ class FreshchatSimulator:
         return {"actor": {"actor_type": actor_type, "actor_id": actor_id}, "action": action,
                 "action_time": _iso(self.clock()), "data": data}
 
+    def sign(self, event: dict, payload_version: str = "current") -> tuple[bytes, dict]:
+        """What FreshChat sends for `event` on the first attempt: the bytes and their headers,
+        RSA-signed over those exact bytes."""
+        raw = serialise(event)
+        return raw, {"Content-Type": "application/json", "X-Freshchat-Signature": rsa_sign(raw, self.private_key),
+                     "X-Retry-Count": "0", "X-Freshchat-Payload-Version": PAYLOAD_VERSIONS[payload_version]}
+
     def deliver(self, bridge_url: str, event: dict, duplicates: int = 1,
                 payload_version: str = "current") -> SentWebhook:
-        """Serialise once and sign those bytes; each resend carries the next X-Retry-Count."""
-        raw = serialise(event)
-        signature = sign(raw, self.private_key)
-        version = PAYLOAD_VERSIONS[payload_version]
+        """Serialise and sign once; each resend carries the next X-Retry-Count."""
+        raw, first = self.sign(event, payload_version)
 
         def headers_for(attempt: int) -> dict:
-            return {"Content-Type": "application/json", "X-Freshchat-Signature": signature,
-                    "X-Retry-Count": str(attempt), "X-Freshchat-Payload-Version": version}
+            return {**first, "X-Retry-Count": str(attempt)}
 
         headers, statuses = post_webhook(bridge_url, raw, headers_for, duplicates)
         with self.lock:
