@@ -80,9 +80,18 @@ def wait_delivered(zalo, tag: str, expected: int, timeout: float) -> float:
     return time.monotonic()
 
 
-def throughput(url, zalo, fc, worker_pid, conversations, per: int, tag: str, timeout: float) -> dict:
+def rq_jobs_done(redis_url: str) -> int:
+    """Jobs RQ's workers finished so far (each worker keeps its own count in Redis)."""
+    from rq import Worker
+
+    return sum(w.successful_job_count + w.failed_job_count for w in Worker.all(connection=redis_client(redis_url)))
+
+
+def throughput(url, zalo, fc, worker_pid, conversations, per: int, tag: str, timeout: float,
+               redis_url: str = "") -> dict:
     batches = agent_batches(fc, conversations, per, tag)
     expected = sum(len(b) for b in batches)
+    jobs_before = rq_jobs_done(redis_url) if redis_url else 0
     meter = CpuMeter({"worker": worker_pid}).start()
     started = time.monotonic()
     sender = Poster(url + "/webhooks/freshchat", threads=32)
@@ -92,10 +101,12 @@ def throughput(url, zalo, fc, worker_pid, conversations, per: int, tag: str, tim
     cpu = meter.stop()
     got = delivered(zalo, tag)
     count = sum(len(v) for v in got.values())
+    jobs = rq_jobs_done(redis_url) - jobs_before if redis_url else 0
     return {"expected": expected, "delivered": count, "seconds": finished - started,
             "rate": count / (finished - started), "violations": order_violations(got),
             "duplicates": sum(len(v) - len(set(v)) for v in got.values()),
-            "cpu_ms": 1000 * cpu["worker"] / max(count, 1), "webhook_answers": dict(sender.statuses)}
+            "cpu_ms": 1000 * cpu["worker"] / max(count, 1), "webhook_answers": dict(sender.statuses),
+            "rq_jobs": jobs}
 
 
 def worst_window(zalo, tag: str, window: float) -> int:
@@ -168,7 +179,7 @@ def part_throughput(tmp, redis_url, base, zalo, fc, quick) -> list[dict]:
         conversations = open_conversations(url, zalo, fc, CONVERSATIONS)
         zalo.faults.latency("message_cs", ZALO_LATENCY_MS)
         per = 3 if quick else PER_CONVERSATION
-        r = throughput(url, zalo, fc, worker.pid, conversations, per, "tp", timeout=120)
+        r = throughput(url, zalo, fc, worker.pid, conversations, per, "tp", timeout=120, redis_url=redis_url)
         log(f"throughput: {r}")
     finally:
         zalo.faults.clear()
@@ -178,7 +189,9 @@ def part_throughput(tmp, redis_url, base, zalo, fc, quick) -> list[dict]:
                 f"{r['delivered']}/{r['expected']} delivered, {r['duplicates']} duplicates, 48 worker processes"),
             row("2 relay", "order violations", r["violations"], "", "0", r["violations"] == 0),
             row("5 cpu", "worker CPU per relayed message", round(r["cpu_ms"], 2), "ms", "", None,
-                "utime+stime of the worker tree / messages, throughput run")]
+                "utime+stime of the worker tree / messages, throughput run"),
+            row("5 cpu", "RQ jobs per relayed message", round(r["rq_jobs"] / max(r["delivered"], 1), 3), "", "",
+                None, f"{r['rq_jobs']} jobs for {r['delivered']} messages, throughput run")]
 
 
 def part_limit(tmp, server, base, zalo, fc, quick) -> list[dict]:
