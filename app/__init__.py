@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.logs import configure_logging, context_id
 
-MAX_BODY = 1024 * 1024  # CONTRACT §3: 413 above 1 MiB
+MAX_BODY = 1024 * 1024  # docs/interface.md §3: 413 above 1 MiB
 
 
 def create_app(settings=None) -> Flask:

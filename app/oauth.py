@@ -1,4 +1,4 @@
-"""Connect the OA: OAuth v4 with PKCE (zalo.md §6); stores the token pair in Redis."""
+"""Connect the OA: OAuth v4 with PKCE (docs/interface.md, Z13); stores the token pair in Redis."""
 
 from __future__ import annotations
 

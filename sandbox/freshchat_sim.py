@@ -1,19 +1,19 @@
 """In-memory FreshChat partner: REST API v2 and signed outbound webhooks.
 
-It behaves as reference/freshchat.md describes, because the bridge's end-to-end, chaos and
-demo runs treat it as the real FreshChat:
+It behaves as the FreshChat facts of docs/interface.md §8.2 (F1..F11) describe, because the
+bridge's end-to-end, chaos and demo runs treat it as the real FreshChat:
 
 * Every `/v2` route needs `Authorization: Bearer <api key>`; errors are JSON
-  `{"code", "status", "message"}` (§1.3).
-* Users (§2): `reference_id` is not unique; `GET /users` needs a filter; PUT answers an empty body.
-* Conversations (§4): `channel_id` must exist; after a resolve, `reopen_mode` "classic" reopens
+  `{"code", "status", "message"}` (F1, F2).
+* Users (F3): `reference_id` is not unique; `GET /users` needs a filter; PUT answers an empty body.
+* Conversations (F4): `channel_id` must exist; after a resolve, `reopen_mode` "classic" reopens
   on the next user message, "new_conversation" refuses it with 400 "...not the latest
-  conversation..." (§10 P2). Messages list newest first (§5.3).
+  conversation..." (F6). Messages list newest first (F5).
 * `refuse_images()` makes posted image parts fail with 400 `IMAGE_EMPTY_CONTENT`, as a real
   account did for reachable URLs, for every user or one; file parts and text still go through.
-* Uploads (§6): `/images/upload` (field `image`) returns a `url` this simulator serves;
+* Uploads (F11): `/images/upload` (field `image`) returns a `url` this simulator serves;
   `/files/upload` (field `file`) returns the flat object with `file_hash`.
-* Webhooks (§8, §9): `send_agent_message()`, `resolve()`, `reopen()`, `assign()` store the
+* Webhooks (F7, F10): `send_agent_message()`, `resolve()`, `reopen()`, `assign()` store the
   change and POST the envelope, signed RSA-SHA256 PKCS#1 v1.5 over the exact bytes. With
   `webhook_url` set, messages posted through the API (the bridge's own) are echoed too, as
   real FreshChat does, from a background thread in order.
@@ -42,7 +42,7 @@ from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, pos
 
 MB = 1024 * 1024
 ANY_USER = "*"
-FILE_MAX = 25 * MB  # the only figure in circulation (§6.2); unconfirmed
+FILE_MAX = 25 * MB  # the only figure in circulation (docs/interface.md, F11); unconfirmed
 PART_KINDS = {"text", "image", "file", "video", "url_button", "quick_reply_button", "collection",
               "callback", "reference", "template_content", "email"}
 ACTOR_TYPES = {"user", "agent", "bot", "system"}
@@ -78,7 +78,7 @@ def _as_parts(parts) -> list[dict]:
 
 
 def legacy_parts(parts: list[dict]) -> list[dict]:
-    """The 2018 `msg_parts` shape: `{"part_type": kind, "properties": {...}}` (§8.2)."""
+    """The 2018 `msg_parts` shape: `{"part_type": kind, "properties": {...}}` (docs/interface.md, F8)."""
     legacy = []
     for part in parts:
         (kind, value), = part.items()
@@ -227,7 +227,7 @@ class FreshchatSimulator:
         body = request.get_json(silent=True)
         return body if isinstance(body, dict) else None
 
-    # users (§2)
+    # users (docs/interface.md, F3)
 
     def _create_user(self):
         body = self._json_object()
@@ -277,7 +277,7 @@ class FreshchatSimulator:
             ids = [c for c, conv in self.conversations.items() if conv["user_id"] == user_id]
         return jsonify({"conversations": [{"id": c} for c in ids]})
 
-    # conversations (§4)
+    # conversations (docs/interface.md, F4, F6)
 
     def _create_conversation(self):
         body = self._json_object()
@@ -359,7 +359,7 @@ class FreshchatSimulator:
     def _new_interaction(self, conv: dict) -> None:
         conv["interaction_id"] = f"{conv['conversation_internal_id']}-{int(self.clock() * 1000)}"
 
-    # messages (§5)
+    # messages (docs/interface.md, F5)
 
     def _list_messages(self, cid: str):
         paging = _paging(request.args)
@@ -404,7 +404,7 @@ class FreshchatSimulator:
         return None
 
     def _reopen_on_user_message(self, conv: dict, body: dict) -> list[dict]:
-        """Classic FreshChat reopens a resolved conversation when the user writes (§8.5)."""
+        """Classic FreshChat reopens a resolved conversation when the user writes (docs/interface.md, F6)."""
         if conv["status"] != "resolved" or body.get("actor_type") != "user":
             return []
         conv["status"] = "reopened"
@@ -465,7 +465,7 @@ class FreshchatSimulator:
         last = conv["messages"][-1]["created_time"] if conv["messages"] else ""
         return stamp if stamp > last else _iso(datetime.fromisoformat(last[:-1] + "+00:00").timestamp() + 0.001)
 
-    # uploads (§6)
+    # uploads (docs/interface.md, F11)
 
     def _upload_image(self):
         upload = request.files.get("image")
@@ -516,7 +516,7 @@ class FreshchatSimulator:
     def _account(self):
         return jsonify({"app_id": self.app_id, "organisation_id": 1, "account_id": 1})
 
-    # -- webhooks to the bridge (§8) ---------------------------------------------------------
+    # -- webhooks to the bridge (docs/interface.md, F7, F10) ---------------------------------
 
     def send_agent_message(self, bridge_url: str, conversation_id: str, parts, *, actor_type: str = "agent",
                            agent_id: str | None = None, message_type: str = "normal", reply_parts=None,
@@ -565,7 +565,7 @@ class FreshchatSimulator:
 
     def resolve(self, bridge_url: str, conversation_id: str, agent_id: str | None = None, *,
                 duplicates: int = 1) -> SentWebhook:
-        """An agent resolves the conversation: conversation_resolution (§8.6)."""
+        """An agent resolves the conversation: conversation_resolution (docs/interface.md, F7)."""
         agent_id = agent_id or self.default_agent_id
         with self.lock:
             conv = self.conversations[conversation_id]
@@ -577,7 +577,7 @@ class FreshchatSimulator:
 
     def reopen(self, bridge_url: str, conversation_id: str, *, reopener: str = "agent",
                reopener_id: str | None = None, duplicates: int = 1) -> SentWebhook:
-        """conversation_reopen (§8.5); a new interaction begins."""
+        """conversation_reopen (docs/interface.md, F6, F7); a new interaction begins."""
         with self.lock:
             conv = self.conversations[conversation_id]
             conv["status"] = "reopened"
@@ -588,7 +588,7 @@ class FreshchatSimulator:
 
     def assign(self, bridge_url: str, conversation_id: str, agent_id: str, *, group_id: str = "",
                assignor_id: str | None = None, duplicates: int = 1) -> SentWebhook:
-        """conversation_assignment (§8.7); `from_*` are the previous assignees."""
+        """conversation_assignment (docs/interface.md, F7); `from_*` are the previous assignees."""
         assignor_id = assignor_id or self.default_agent_id
         with self.lock:
             conv = self.conversations[conversation_id]
@@ -696,7 +696,7 @@ class FreshchatSimulator:
 
 
 def message_event(message: dict, payload_version: str = "current") -> dict:
-    """The message_create envelope: §8.4 (current) or the 2018 msg_parts shape (legacy)."""
+    """The message_create envelope: docs/interface.md, F7 (current) or the 2018 msg_parts shape (legacy)."""
     actor = {"actor_type": message["actor_type"], "actor_id": message["actor_id"]}
     if payload_version == "legacy":
         inner = {"msg_parts": legacy_parts(message["message_parts"]),
@@ -736,7 +736,7 @@ def _update_problem(body: dict) -> str | None:
 
 
 def _paging(args) -> tuple[int, int] | None:
-    """(page, items_per_page); FreshChat caps pages at 50 items (§1.5)."""
+    """(page, items_per_page); FreshChat caps pages at 50 items (docs/interface.md, F5)."""
     try:
         return max(1, int(args.get("page", 1))), min(50, max(1, int(args.get("items_per_page", 20))))
     except ValueError:

@@ -1,18 +1,18 @@
 """In-memory Zalo OA partner: Open API, OAuth v4, media CDN and a webhook sender.
 
-It behaves as reference/zalo.md describes, because the bridge's end-to-end, chaos and demo
-runs treat it as the real Zalo:
+It behaves as the Zalo facts of docs/interface.md §8.1 (Z1..Z15) describe, because the
+bridge's end-to-end, chaos and demo runs treat it as the real Zalo:
 
-* API errors are HTTP 200 with a negative `error` (§0, §7); the token travels in the literal
-  `access_token` header; a wrong or rotated-away token gets -216.
-* `POST /v3.0/oa/message/cs` checks the body of §3.2 (text ≤ 2000 characters, media template
-  with uploaded ids or URLs, file tokens) and answers `data.message_id` (§3.3).
-* `POST /v2.0/oa/upload/{image,gif,file}` (§4) sniff magic bytes and enforce the size limits.
-* `GET /v3.0/oa/user/detail?data={"user_id": ...}` answers the profile of §5.1.
-* `GET /v2.0/oa/getoa` answers the OA's own profile: a cheap call that proves a token works.
-* `POST /v4/oa/access_token` (§6): refresh tokens and codes are single use; a refresh kills the
-  previous access token; `expires_in` is a string.
-* `send_user_event()` and friends POST signed webhooks (§2) to the bridge.
+* API errors are HTTP 200 with a negative `error` (Z2, Z3); the token travels in the literal
+  `access_token` header (Z1); a wrong or rotated-away token gets -216.
+* `POST /v3.0/oa/message/cs` checks the body of Z8 (text ≤ 2000 characters, media template
+  with uploaded ids or URLs, file tokens) and answers `data.message_id` (Z8).
+* `POST /v2.0/oa/upload/{image,gif,file}` (Z10) sniff magic bytes and enforce the size limits.
+* `GET /v3.0/oa/user/detail?data={"user_id": ...}` answers the profile of Z11.
+* `GET /v2.0/oa/getoa` answers the OA's own profile: a cheap call that proves a token works (Z12).
+* `POST /v4/oa/access_token` (Z13, Z14): refresh tokens and codes are single use; a refresh
+  kills the previous access token; `expires_in` is a string.
+* `send_user_event()` and friends POST signed webhooks (Z4-Z6) to the bridge.
 * `GET /cdn/<name>` serves media registered with `add_media()`, for image and file events.
 * `GET /_sim/state` shows what the OA sent, uploads, tokens and users.
 
@@ -39,12 +39,12 @@ from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, pos
 
 TEXT_MAX = 2000
 MB = 1024 * 1024
-UPLOAD_RULES = {  # kind -> (size limit, accepted types), zalo.md §4
+UPLOAD_RULES = {  # kind -> (size limit, accepted types), docs/interface.md, Z10
     "image": (1 * MB, ("jpg", "png")),
     "gif": (5 * MB, ("gif",)),
     "file": (5 * MB, ("pdf", "doc", "docx")),
 }
-AUTH_CODE_TTL = 600  # codes live 10 minutes (§6.1)
+AUTH_CODE_TTL = 600  # codes live 10 minutes (docs/interface.md, Z13)
 VN = timezone(timedelta(hours=7))
 ERROR_MESSAGES = {
     -32: "The number of requests exceeds the limit per minute",
@@ -126,7 +126,7 @@ def upload_problem(kind: str, filename: str, data: bytes) -> tuple[int, str] | N
     return None
 
 
-# -- message bodies of user_send_* events (zalo.md §2.6); the sender adds msg_id ------------
+# -- message bodies of user_send_* events (docs/interface.md, Z6, Z7); the sender adds msg_id ---
 
 
 def text_message(text: str, quote_msg_id: str | None = None) -> dict:
@@ -223,7 +223,7 @@ class ZaloSimulator:
         return dict(user)
 
     def user_id_by_app(self, user_id: str) -> str:
-        """A stable app-scoped id, different from the OA-scoped one (zalo.md §1)."""
+        """A stable app-scoped id, different from the OA-scoped one (docs/interface.md, Z6)."""
         return str(int(hashlib.sha256(f"{self.app_id}:{user_id}".encode()).hexdigest()[:15], 16))
 
     def add_media(self, name: str, data: bytes, content_type: str) -> str:
@@ -436,7 +436,7 @@ class ZaloSimulator:
             return Response("not found", status=404, mimetype="text/plain")
         return Response(found[0], mimetype=found[1])
 
-    # -- OAuth v4 (zalo.md §6) -------------------------------------------------------------
+    # -- OAuth v4 (docs/interface.md, Z13, Z14) --------------------------------------------
 
     def _access_token(self):
         if request.headers.get("secret_key", "") != self.app_secret:
@@ -470,7 +470,7 @@ class ZaloSimulator:
         return self._rotate()
 
     def _rotate(self):
-        """A new pair; the previous access token stops working at once (zalo.md §6.2)."""
+        """A new pair; the previous access token stops working at once (docs/interface.md, Z14)."""
         self.access_token = "sim-access-" + secrets.token_urlsafe(24)
         self.refresh_token = "sim-refresh-" + secrets.token_urlsafe(24)
         self.access_expires_at = self.clock() + self.access_ttl
@@ -490,7 +490,7 @@ class ZaloSimulator:
                  "state": request.args.get("state", ""), "code_challenge": challenge}
         return redirect(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(query)}")
 
-    # -- webhooks to the bridge (zalo.md §2) -------------------------------------------------
+    # -- webhooks to the bridge (docs/interface.md, Z4-Z6) -----------------------------------
 
     def send_user_event(self, bridge_url: str, event_name: str, user_id: str, message: dict, *,
                         timestamp_ms: int | None = None, duplicates: int = 1,
@@ -595,7 +595,7 @@ class ZaloSimulator:
                                                        {"msg_ids": list(ids)}, None), duplicates)
 
     def send_probe(self, bridge_url: str) -> SentWebhook:
-        """The console's URL check: no timestamp and no signature (zalo.md §2.1)."""
+        """The console's URL check: no timestamp and no signature (docs/interface.md, Z5)."""
         return self.deliver(bridge_url, {"app_id": self.app_id, "oa_id": self.oa_id})
 
     def sign(self, event: dict) -> tuple[bytes, dict]:

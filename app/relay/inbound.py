@@ -1,4 +1,4 @@
-"""Zalo -> FreshChat: one queued Zalo event becomes one FreshChat message (CONTRACT §4)."""
+"""Zalo -> FreshChat: one queued Zalo event becomes one FreshChat message (docs/interface.md §4)."""
 
 from __future__ import annotations
 

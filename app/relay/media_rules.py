@@ -1,4 +1,4 @@
-"""Which FreshChat attachments Zalo accepts as uploads (zalo.md §4); the rest go as links."""
+"""Which FreshChat attachments Zalo accepts as uploads (docs/interface.md, Z10); the rest go as links."""
 
 from __future__ import annotations
 

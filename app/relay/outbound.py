@@ -1,4 +1,4 @@
-"""FreshChat -> Zalo: agents' replies and conversation state (CONTRACT §5)."""
+"""FreshChat -> Zalo: agents' replies and conversation state (docs/interface.md §5)."""
 
 from __future__ import annotations
 

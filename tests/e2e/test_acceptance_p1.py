@@ -1,4 +1,4 @@
-"""Issues 3 and 4 acceptance with real processes: gunicorn + worker, real Redis, simulators."""
+"""The bridge end to end with real processes: gunicorn + worker, real Redis, simulators."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Issue 5 acceptance: order, exactly-once, crash, outage and Redis-restart recovery, dead
-letters and the rate limiter, all with a real Redis, real worker processes and the simulators."""
+"""Order, exactly-once, crash, outage and Redis-restart recovery, dead letters and the rate
+limiter, all with a real Redis, real worker processes and the simulators."""
 
 from __future__ import annotations
 

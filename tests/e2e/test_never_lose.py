@@ -1,4 +1,4 @@
-"""Issue 10, never lose, leak or block a message: real processes against the simulators.
+"""Never lose, leak or block a message: real processes against the simulators.
 
 A refused image still reaches the agent, a FreshChat system message never reaches the user, a
 dead attachment link tells the agent instead of blocking the conversation, a long Zalo outage

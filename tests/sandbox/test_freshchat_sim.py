@@ -52,7 +52,7 @@ def wait_for(receiver, count, seconds=3.0):
     return [json.loads(r.raw) for r in receiver.requests]
 
 
-# -- auth and users (freshchat.md §1.3, §2) --------------------------------------------------
+# -- auth and users (docs/interface.md, F1-F3) -----------------------------------------------
 
 
 def test_bad_or_missing_bearer_token_is_401_json(partners, fc):
@@ -98,7 +98,7 @@ def test_put_user_merges_properties_and_answers_an_empty_body(partners, fc):
     assert {p["name"]: p["value"] for p in stored["properties"]} == {"a": "1", "b": "3"}
 
 
-# -- conversations (§4) -----------------------------------------------------------------------
+# -- conversations (docs/interface.md, F4) ----------------------------------------------------
 
 
 def test_create_conversation_stores_its_first_message(partners, fc):
@@ -130,7 +130,7 @@ def test_get_and_put_conversation(partners, fc):
     assert api(partners, "GET", "/conversations/nope").status_code == 404
 
 
-# -- messages (§5) ----------------------------------------------------------------------------
+# -- messages (docs/interface.md, F5, F6) -----------------------------------------------------
 
 
 def test_post_message_returns_it_and_lists_newest_first(partners, fc):
@@ -223,7 +223,7 @@ def test_refuse_images_for_every_user_over_http(partners, fc):
     assert fc.state()["image_refusals"] == []
 
 
-# -- uploads (§6) -----------------------------------------------------------------------------
+# -- uploads (docs/interface.md, F11) ---------------------------------------------------------
 
 
 def test_image_upload_returns_a_url_that_serves_the_bytes(partners, fc):
@@ -267,7 +267,7 @@ def test_freshchat_has_no_zalo_error_codes(partners, fc):
     assert resp.status_code == 400
 
 
-# -- webhooks (§8, §9) -------------------------------------------------------------------------
+# -- webhooks (docs/interface.md, F7-F10) ------------------------------------------------------
 
 
 def test_a_stored_agent_message_signed_by_sign_is_what_deliver_posts(partners, fc, receiver):

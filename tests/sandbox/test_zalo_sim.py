@@ -50,7 +50,7 @@ def media_message(element):
     return {"attachment": {"type": "template", "payload": {"template_type": "media", "elements": [element]}}}
 
 
-# -- sending (zalo.md §3) ------------------------------------------------------------------
+# -- sending (docs/interface.md, Z8) -------------------------------------------------------
 
 
 def test_text_is_accepted_and_recorded_in_order(partners, zalo):
@@ -100,7 +100,7 @@ def test_image_by_url_and_sticker_are_accepted_but_bad_media_is_not(partners, za
     assert send(partners, {"attachment": {"type": "file", "payload": {"token": "unknown"}}})["error"] == -201
 
 
-# -- uploads (zalo.md §4) --------------------------------------------------------------------
+# -- uploads (docs/interface.md, Z10) --------------------------------------------------------
 
 
 def test_png_upload_returns_an_attachment_id_usable_in_a_message(partners, zalo):
@@ -154,7 +154,7 @@ def test_upload_needs_the_access_token_and_the_file_field(partners, zalo):
     assert answer["error"] == -201
 
 
-# -- user detail (zalo.md §5.1) --------------------------------------------------------------
+# -- user and OA profile (docs/interface.md, Z11, Z12) ---------------------------------------
 
 
 def test_user_detail_answers_the_profile(partners, zalo):
@@ -210,7 +210,7 @@ def test_getoa_is_subject_to_faults(partners, zalo):
     assert zalo.faults.calls("getoa") == 4
 
 
-# -- OAuth v4 (zalo.md §6) -------------------------------------------------------------------
+# -- OAuth v4 (docs/interface.md, Z13, Z14) --------------------------------------------------
 
 
 def test_refresh_rotates_the_pair_and_kills_the_old_tokens(partners, zalo):
@@ -347,7 +347,7 @@ def test_faults_are_configurable_over_http(partners, zalo):
     assert requests.post(url, json={"endpoint": "x", "nxet": 1}).status_code == 400
 
 
-# -- webhooks to the bridge (zalo.md §2) -----------------------------------------------------
+# -- webhooks to the bridge (docs/interface.md, Z4-Z7) ---------------------------------------
 
 
 def test_user_event_is_signed_and_duplicates_are_identical(zalo, receiver):

@@ -1,4 +1,4 @@
-"""POST /webhooks/zalo: every status code of CONTRACT §3, dedupe, and no partner calls."""
+"""POST /webhooks/zalo: every status code of docs/interface.md §3.1, dedupe, and no partner calls."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def load_event(payload: dict) -> dict:
 
 
 def dedupe_id(event: dict) -> str:
-    """message.msg_id, or a synthesised key for events that carry none (zalo.md §2.2)."""
+    """message.msg_id, or a synthesised key for events that carry none (docs/interface.md, Z5)."""
     msg_id = (event.get("message") or {}).get("msg_id")
     if msg_id:
         return str(msg_id)
