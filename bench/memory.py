@@ -100,7 +100,7 @@ def run_parallel(url: str, users: list[str], per_user: int, first: bool, procs: 
 def used(client) -> int:
     """Bytes held by live keys (MEMORY USAGE summed): INFO's used_memory also counts AOF and
     client buffers, which come and go. Scanning also expires dead keys there and then."""
-    client.delete(keys.WAKE)  # the dispatcher pops this list; this in-process run has none
+    client.delete(keys.WAKE)  # the starter empties this doorbell; this in-process run has none
     keys = list(client.scan_iter(count=10000))
     total = 0
     for start in range(0, len(keys), 5000):

@@ -1,4 +1,4 @@
-"""The one place that reads configuration: CONTRACT.md §2 plus a few tuning knobs."""
+"""The one place that reads configuration: docs/interface.md §2 plus a few tuning knobs."""
 
 from __future__ import annotations
 
