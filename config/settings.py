@@ -16,7 +16,7 @@ ZALO_KEYS = ("zalo_app_id", "zalo_app_secret", "zalo_oa_secret_key")
 FRESHCHAT_KEYS = ("freshchat_api_url", "freshchat_api_key", "freshchat_channel_id",
                   "freshchat_webhook_public_key")
 SECRET_FIELDS = ("secret_key", "admin_token", "zalo_app_secret", "zalo_oa_secret_key",
-                 "zalo_access_token", "zalo_refresh_token", "freshchat_api_key")
+                 "zalo_access_token", "zalo_refresh_token", "freshchat_api_key", "encryption_key")
 
 
 class ConfigError(Exception):
@@ -33,6 +33,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     public_base_url: str = "http://localhost:8000"
     secret_key: str = ""
+    encryption_key: str = ""  # empty: derived from secret_key (app/bridge/secrets_at_rest.py)
     admin_token: str = ""
     zalo_app_id: str = ""
     zalo_app_secret: str = ""
@@ -70,7 +71,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
-        return [v for v in (getattr(self, n) for n in SECRET_FIELDS) if v and len(v) >= 4]
+        values = [getattr(self, n) for n in SECRET_FIELDS] + [k.strip() for k in self.encryption_key.split(",")]
+        return [v for v in values if v and len(v) >= 4]
 
 
 def _as_bool(raw: str) -> bool:
@@ -176,7 +178,19 @@ def _check(s: Settings) -> list[str]:
         problems.append("WORKER_CONCURRENCY: must be at least 1")
     if s.freshchat_webhook_public_key and not _looks_like_key(s.freshchat_webhook_public_key):
         problems.append("FRESHCHAT_WEBHOOK_PUBLIC_KEY: not a PEM/base64 RSA public key")
+    if s.encryption_key:
+        problems += _encryption_key_problems(s.encryption_key)
     return problems
+
+
+def _encryption_key_problems(raw: str) -> list[str]:
+    from app.bridge.secrets_at_rest import parse_keys
+
+    try:
+        parse_keys(raw)
+    except ValueError as exc:
+        return [f"ENCRYPTION_KEY: {exc}"]  # the message names the item's position, never its value
+    return []
 
 
 def _looks_like_key(raw: str) -> bool:

@@ -73,3 +73,29 @@ def partners_answer_probes(mock) -> None:
     """Both partners are up: the worker's circuit breakers probe them when an item fails."""
     mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=load_fixture("zalo", "answers", "getoa.json"))
     mock.get(f"{FC_API}/channels", json=load_fixture("freshchat", "answers", "channels.json"))
+
+
+def redis_dump(redis) -> list[bytes]:
+    """Every key name, field, member and value in Redis: where a leaked secret would show."""
+    found = []
+    for key in redis.scan_iter():
+        kind = redis.type(key).decode()
+        found.append(key)
+        if kind == "string":
+            found.append(redis.get(key))
+        elif kind == "hash":
+            found += [item for pair in redis.hgetall(key).items() for item in pair]
+        elif kind == "list":
+            found += redis.lrange(key, 0, -1)
+        elif kind == "set":
+            found += list(redis.smembers(key))
+        elif kind == "zset":
+            found += redis.zrange(key, 0, -1)
+        elif kind == "stream":
+            found += [item for _, entry in redis.xrange(key) for pair in entry.items() for item in pair]
+    return found
+
+
+def clear_in_redis(redis, *secrets: str) -> list[bytes]:
+    """The stored items that contain one of `secrets` in clear (empty: none leaked)."""
+    return [item for item in redis_dump(redis) if any(s.encode() in item for s in secrets)]

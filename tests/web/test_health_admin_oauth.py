@@ -7,14 +7,15 @@ import time
 from dataclasses import replace
 from urllib.parse import parse_qs, urlparse
 
+import requests
 import requests_mock
 
 from app import create_app
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import Item, Lanes, now_ms
-from app.integrations.zalo.tokens import TOKEN
-from tests.helpers import ZALO_OAUTH
+from app.integrations.zalo.tokens import TOKEN, TokenKeeper
+from tests.helpers import ZALO_OAUTH, clear_in_redis
 
 
 def beat(redis, age: float = 0.0):
@@ -133,9 +134,25 @@ def test_oauth_start_and_callback_store_the_pair(settings, redis):
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=1&state={query['state'][0]}")
         sent = parse_qs(m.request_history[0].text)
     assert done.status_code == 200 and sent["grant_type"] == ["authorization_code"] and sent["code_verifier"]
-    assert redis.hget(TOKEN, "refresh_token") == b"r9" and redis.hget(TOKEN, "lifetime") == b"90000.0"
+    stored = TokenKeeper(redis, settings, requests.Session()).state()  # the tokens are sealed in Redis
+    assert stored["refresh_token"] == "r9" and redis.hget(TOKEN, "lifetime") == b"90000.0"
     assert abs(float(redis.hget(TOKEN, "refresh_issued_at")) - time.time()) < 5
     assert client.get(f"/oauth/zalo/callback?code=abc&state={query['state'][0]}").status_code == 400  # single use
+
+
+def test_the_oauth_callback_leaves_no_token_in_clear_in_redis(settings, redis):
+    access, refresh = "oauth-access-Qm9vAbCdEfGh", "oauth-refresh-ZxWvUtSrQpOn"
+    client = create_app(replace(settings, admin_token="adm-token-123")).test_client()
+    state = parse_qs(urlparse(client.get("/oauth/zalo/start?token=adm-token-123").headers["Location"]).query)["state"]
+    with requests_mock.Mocker() as m:
+        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": access, "refresh_token": refresh,
+                                                         "expires_in": "90000"})
+        assert client.get(f"/oauth/zalo/callback?code=abc&state={state[0]}").status_code == 200
+    assert redis.hget(TOKEN, "access_token").startswith(b"gAAAAA")
+    assert clear_in_redis(redis, access, refresh) == []
+    beat(redis)
+    admin = client.get("/admin/status", headers={"Authorization": "Bearer adm-token-123"}).get_data(as_text=True)
+    assert client.get("/readyz").status_code == 200 and "gAAAAA" not in admin and access not in admin
 
 
 def test_configured_secrets_never_reach_a_log_line(settings, capsys):

@@ -7,6 +7,10 @@ have rotated it meanwhile) and stores the new pair before anyone uses it.
 Access tokens live 25 h, refresh tokens about 3 months from issue. The pair is refreshed when
 a fifth of the access token's lifetime is left, and rotated weekly by `keep_alive()` even
 when no message needs it, so an idle OA's refresh token never runs out.
+
+Both tokens are sealed in Redis (app/bridge/secrets_at_rest.py); every other field is clear.
+A pair no configured key opens is left as it is: replies wait, as for a dead pair, until
+ENCRYPTION_KEY is put back or the OA is re-connected.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from typing import NoReturn
 
 import requests
 from redis import Redis
@@ -21,6 +26,7 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.secrets_at_rest import UnreadableSecret, is_sealed, sealer_for
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 
 log = logging.getLogger("zalo.tokens")
@@ -33,6 +39,8 @@ WARN_BEFORE = 14 * 86400       # alert when the refresh token has less than this
 RETRY_REFRESH_AFTER = 60.0     # a failed early refresh is retried after this; the token still works
 LOCK_SECONDS = 30.0            # how long a refresher may hold the lock, and how long others wait
 CACHE_SECONDS = 2.0            # a rotation elsewhere is noticed within this, or on the next -216
+SEALED = ("access_token", "refresh_token")  # the secrets; the rest of the hash is bookkeeping
+UNREADABLE = "unreadable"      # set while no key opens the pair, so /readyz can say so
 
 
 def _fingerprint(value: str) -> str:
@@ -47,10 +55,17 @@ class TokenKeeper:
         self.clock = clock
         self._cached: tuple[float, dict] = (0.0, {})
         self._retry_at = 0.0
+        self._sealer = sealer_for(settings)
 
     def state(self) -> dict:
-        raw = self.redis.hgetall(TOKEN)
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        """The stored pair with its tokens unsealed; UnreadableSecret when no key opens them."""
+        return self._unsealed(self._read())
+
+    def _read(self) -> dict:
+        return {k.decode(): v.decode() for k, v in self.redis.hgetall(TOKEN).items()}
+
+    def _unsealed(self, raw: dict) -> dict:
+        return {k: self._sealer.unseal(v) if k in SEALED else v for k, v in raw.items()}
 
     def access_token(self) -> str:
         """A usable access token, refreshing first when little of its lifetime is left."""
@@ -86,12 +101,49 @@ class TokenKeeper:
     def _load(self) -> dict:
         """The stored pair; seeded from the environment until the first rotation."""
         env_refresh = self.settings.zalo_refresh_token
-        pair = self.state()
-        reseed = pair.get("dead") and pair.get("seed") != _fingerprint(env_refresh)
-        if (not pair or reseed) and (self.settings.zalo_access_token or env_refresh):
+        raw = self._read()
+        # Decided on clear fields only: a dead pair is replaced even when its tokens are unreadable.
+        reseed = raw.get("dead") and raw.get("seed") != _fingerprint(env_refresh)
+        if (not raw or reseed) and (self.settings.zalo_access_token or env_refresh):
             self.store(self.settings.zalo_access_token, env_refresh, None, seed=_fingerprint(env_refresh))
-            pair = self.state()
+            return self.state()
+        try:
+            pair = self._unsealed(raw)
+        except UnreadableSecret as exc:
+            self._unreadable(exc)
+        self._tidy(raw)
         return pair
+
+    def _unreadable(self, exc: UnreadableSecret) -> NoReturn:
+        """Keep the pair (the right key may come back) and hold replies like a dead pair does:
+        retrying with a token we cannot read would only burn every message's retry budget."""
+        self.redis.hset(TOKEN, UNREADABLE, self.clock())
+        log.critical("zalo.token.unreadable", extra={"error": str(exc), "action": UNREADABLE_ACTION})
+        raise ZaloTokenDead(UNREADABLE_ERROR, retry_after=300)
+
+    def _tidy(self, raw: dict) -> None:
+        """After a successful read: forget an old unreadable mark, seal tokens stored in clear."""
+        if UNREADABLE in raw:
+            self.redis.hdel(TOKEN, UNREADABLE)
+        clear = {k: v for k, v in raw.items() if k in SEALED and v and not is_sealed(v)}
+        if clear:
+            self._reseal(clear)
+
+    def _reseal(self, clear: dict) -> None:
+        """Rewrite a pair stored by an older version sealed, unless it changed meanwhile: a
+        rotation elsewhere must never be overwritten with the old single-use refresh token."""
+        fields = list(clear)
+
+        def swap(pipe) -> bool:
+            current = [v.decode() if v is not None else None for v in pipe.hmget(TOKEN, fields)]
+            pipe.multi()
+            if current != [clear[f] for f in fields]:
+                return False
+            pipe.hset(TOKEN, mapping={f: self._sealer.seal(clear[f]) for f in fields})
+            return True
+
+        if self.redis.transaction(swap, TOKEN, value_from_callable=True):
+            log.info("zalo.token.resealed", extra={"fields": ",".join(fields)})
 
     def store(self, access: str, refresh: str, expires_in, seed: str = "",
               refresh_issued_at: float | None = None) -> None:
@@ -101,13 +153,16 @@ class TokenKeeper:
         self._cached = (0.0, {})
         now = self.clock()
         lifetime = _seconds(expires_in)
-        mapping = {"access_token": access, "refresh_token": refresh, "updated_at": now,
+        mapping = {"access_token": self._seal(access), "refresh_token": self._seal(refresh), "updated_at": now,
                    "expires_at": now + lifetime if lifetime else 0, "lifetime": lifetime,
                    "refresh_issued_at": refresh_issued_at or now, "seed": seed}
         pipe = self.redis.pipeline()
         pipe.delete(TOKEN)
         pipe.hset(TOKEN, mapping=mapping)
         pipe.execute()
+
+    def _seal(self, token: str) -> str:
+        return self._sealer.seal(token) if token else ""  # an absent token stays visibly absent
 
     def refresh(self, stale_access: str) -> str:
         """Rotate the pair once, whoever asks; return the fresh access token."""
@@ -131,7 +186,11 @@ class TokenKeeper:
         """Rotate the pair when its refresh token is older than KEEPALIVE_AFTER, so an idle OA's
         pair stays alive; True when it rotated. Partner trouble is logged, never raised: the
         next check tries again. A busy lock means someone is rotating already."""
-        if not self._stale(self._load()):
+        try:
+            stale = self._stale(self._load())
+        except ZaloTokenDead:
+            return False  # an unreadable pair: _unreadable has logged it at CRITICAL level
+        if not stale:
             return False
         lock = self._lock()
         if not lock.acquire(blocking=False):
@@ -225,7 +284,11 @@ def _refresh_issued_at(pair: dict) -> float:
     return _seconds(pair.get("refresh_issued_at") or pair.get("updated_at"))
 
 
-# What operators read in /readyz and /admin/status, with the fix.
+# What operators read in /readyz, /admin/status and the logs, with the fix.
+UNREADABLE_ERROR = "Zalo token pair cannot be decrypted: ENCRYPTION_KEY (or SECRET_KEY) changed"
+UNREADABLE_ACTION = ("put the old key back in ENCRYPTION_KEY (after the new one), or re-connect the OA "
+                     "(/oauth/zalo/start)")
+UNREADABLE_ALERT = UNREADABLE_ERROR + "; " + UNREADABLE_ACTION + " - replies are waiting"
 DEAD_ALERT = "zalo refresh token dead: {reason}; re-connect the OA (/oauth/zalo/start) - replies are waiting"
 EXPIRING_ALERT = ("zalo refresh token expires in {days:.0f} days and is not being rotated: check that the "
                   "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA (/oauth/zalo/start)")
@@ -241,7 +304,9 @@ def token_health(pair: dict, now: float) -> dict:
     access_left = round(expires_at - now) if expires_at else None
     refresh_left = round(issued + REFRESH_TOKEN_LIFETIME - now) if issued else None
     alert = None
-    if pair.get("dead"):
+    if pair.get(UNREADABLE):
+        alert = UNREADABLE_ALERT
+    elif pair.get("dead"):
         alert = DEAD_ALERT.format(reason=pair["dead"])
     elif refresh_left is not None and refresh_left <= 0:
         alert = EXPIRED_ALERT

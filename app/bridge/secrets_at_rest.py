@@ -1,0 +1,88 @@
+"""Secrets the bridge keeps in Redis (tokens, connection credentials) are sealed with Fernet.
+
+Anyone who reads Redis (a backup, a replica, a shared host) must not get a working Zalo
+token. `ENCRYPTION_KEY` holds comma-separated Fernet keys: the first seals, every one
+unseals, so a key is rotated by putting the new one first and dropping the old one once
+everything has been rewritten. Unset, one key is derived from `SECRET_KEY`, the same in
+every process of a deployment.
+
+Values written before sealing existed are clear text; they are still read (a Fernet token
+always starts with `gAAAAA`, a Zalo token never does) and the caller rewrites them sealed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+FERNET_PREFIX = "gAAAAA"  # version byte 0x80, then a 64-bit timestamp whose high bytes stay 0 for ages
+DERIVE_INFO = b"zalo-freshchat-bridge secrets at rest v1"  # changing it orphans every sealed value
+
+
+class UnreadableSecret(Exception):
+    """A sealed value that none of the configured keys opens."""
+
+
+def derive_key(secret_key: str) -> bytes:
+    """The Fernet key used when ENCRYPTION_KEY is unset: HKDF-SHA256 of SECRET_KEY."""
+    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DERIVE_INFO).derive(secret_key.encode())
+    return base64.urlsafe_b64encode(raw)
+
+
+def parse_keys(raw: str) -> list[bytes]:
+    """ENCRYPTION_KEY's items as Fernet keys. The error names the item by position only:
+    the value is a secret."""
+    items = [item.strip() for item in raw.split(",")]
+    keys = []
+    for position, item in enumerate(items, start=1):
+        if not _is_fernet_key(item):
+            raise ValueError(f"item {position} of {len(items)} is not a Fernet key (32 url-safe base64 bytes)")
+        keys.append(item.encode())
+    return keys
+
+
+def _is_fernet_key(item: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(item.encode())) == 32 and len(item) == 44
+    except (binascii.Error, ValueError):
+        return False
+
+
+class Sealer:
+    """Seal with the first key, unseal with any."""
+
+    def __init__(self, keys: list[bytes]):
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+
+    def seal(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def unseal(self, value: str) -> str:
+        """The clear text; a value stored before sealing existed comes back as it is."""
+        if not is_sealed(value):
+            return value
+        try:
+            return self._fernet.decrypt(value.encode()).decode()
+        except InvalidToken:
+            raise UnreadableSecret("no key in ENCRYPTION_KEY (or derived from SECRET_KEY) opens this value; "
+                                   "was the key changed without keeping the old one after it?") from None
+
+
+def is_sealed(value: str) -> bool:
+    return value.startswith(FERNET_PREFIX)
+
+
+def sealer_for(settings) -> Sealer:
+    """ENCRYPTION_KEY's keys, or the one derived from SECRET_KEY. With ENCRYPTION_KEY set, the
+    derived key still unseals (last): values sealed before it was set stay readable, and
+    whoever knows SECRET_KEY could derive that key anyway."""
+    keys = parse_keys(settings.encryption_key) if settings.encryption_key else []
+    if settings.secret_key:
+        keys.append(derive_key(settings.secret_key))
+    if not keys:
+        raise ValueError("ENCRYPTION_KEY or SECRET_KEY must be set to seal secrets")
+    return Sealer(keys)
