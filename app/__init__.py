@@ -40,7 +40,7 @@ def _settings_or_exit():
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
 
 
 def _register_blueprints(app: Flask, settings) -> None:

@@ -10,27 +10,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # What the webhook does with an event.
-QUEUE = "queue"        # relayed: joins its lane
+QUEUE = "queue"  # relayed: joins its lane
 RECORDED = "recorded"  # known, deliberately not relayed; answered {"recorded": <name>}
-IGNORED = "ignored"    # known, dropped for a reason (a private note, an echo of our own send)
-UNKNOWN = "unknown"    # a name this bridge has never heard of: acknowledged, logged as a warning
+IGNORED = "ignored"  # known, dropped for a reason (a private note, an echo of our own send)
+UNKNOWN = "unknown"  # a name this bridge has never heard of: acknowledged, logged as a warning
 
 # The kinds a worker handles (per provider, see HANDLERS in app/relay/inbound.py and outbound.py).
-USER_MESSAGE = "user_message"              # a Zalo user wrote to the OA
-OA_MESSAGE = "oa_message"                  # the OA wrote to a Zalo user (not necessarily via us)
-AGENT_MESSAGE = "agent_message"            # a FreshChat agent or bot replied
+USER_MESSAGE = "user_message"  # a Zalo user wrote to the OA
+OA_MESSAGE = "oa_message"  # the OA wrote to a Zalo user (not necessarily via us)
+AGENT_MESSAGE = "agent_message"  # a FreshChat agent or bot replied
 CONVERSATION_STATE = "conversation_state"  # a FreshChat conversation was resolved, reopened, assigned
 
 
 @dataclass(frozen=True)
 class Event:
-    provider: str        # "zalo" or "freshchat"
-    name: str            # the partner's own name for it: Zalo event_name, FreshChat action
+    provider: str  # "zalo" or "freshchat"
+    name: str  # the partner's own name for it: Zalo event_name, FreshChat action
     verdict: str = QUEUE
-    kind: str = ""       # set when the verdict is QUEUE
-    lane: str = ""       # "in:<zalo user>" or "out:<freshchat conversation>"
+    kind: str = ""  # set when the verdict is QUEUE
+    lane: str = ""  # "in:<zalo user>" or "out:<freshchat conversation>"
     dedupe_id: str = ""
-    reason: str = ""     # why it is not queued, as answered to the partner
+    reason: str = ""  # why it is not queued, as answered to the partner
     payload: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -11,9 +11,13 @@ from app.bridge.lanes import Lanes
 
 def connect_redis(settings) -> Redis:
     """Short timeouts: a webhook must answer 503 quickly when Redis is away, not hang."""
-    return Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2,
-                          retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), 1),
-                          health_check_interval=30)
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), 1),
+        health_check_interval=30,
+    )
 
 
 def init_app(app, settings) -> None:

@@ -31,9 +31,16 @@ def readyz():
         return jsonify({"ready": False, "reason": f"redis unreachable ({type(exc).__name__})"}), 503
     age = time.time() - float(beat) if beat else None
     token = token_health(pair, time.time())
-    body = {"ready": True, "worker_heartbeat_age": age, "dead_letters": dead_letters, "alerts": [],
-            "zalo_token": {"access_expires_in": token["access_expires_in"],
-                           "refresh_expires_in": token["refresh_expires_in"]}}
+    body = {
+        "ready": True,
+        "worker_heartbeat_age": age,
+        "dead_letters": dead_letters,
+        "alerts": [],
+        "zalo_token": {
+            "access_expires_in": token["access_expires_in"],
+            "refresh_expires_in": token["refresh_expires_in"],
+        },
+    }
     if token["alert"]:
         body["alerts"].append(token["alert"])
     if age is None or age > HEARTBEAT_MAX_AGE:
@@ -47,7 +54,9 @@ def zalo_verifier(code: str):
     expected = current_app.config["SETTINGS"].zalo_site_verification
     if not expected or code != expected:
         abort(404)
-    html = ('<html><head><meta property="zalo-platform-site-verification" content="'
-            f'{expected}" /></head><body>There Is No Limit To What You Can Accomplish Using Zalo!'
-            "</body></html>")
+    html = (
+        '<html><head><meta property="zalo-platform-site-verification" content="'
+        f'{expected}" /></head><body>There Is No Limit To What You Can Accomplish Using Zalo!'
+        "</body></html>"
+    )
     return html, 200, {"Content-Type": "text/html; charset=utf-8"}

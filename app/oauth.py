@@ -40,8 +40,9 @@ def start():
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
     current_app.extensions["redis"].set(DEFAULT_KEYS.oauth_state(state), verifier, ex=STATE_TTL)
-    query = urlencode({"app_id": settings.zalo_app_id, "redirect_uri": _callback_url(),
-                       "code_challenge": challenge, "state": state})
+    query = urlencode(
+        {"app_id": settings.zalo_app_id, "redirect_uri": _callback_url(), "code_challenge": challenge, "state": state}
+    )
     return redirect(f"{settings.zalo_oauth_base_url}/v4/oa/permission?{query}")
 
 
@@ -65,11 +66,13 @@ def callback():
 
 def _exchange(code: str, verifier: str) -> dict:
     settings = _settings()
-    data = {"code": code, "app_id": settings.zalo_app_id, "grant_type": "authorization_code",
-            "code_verifier": verifier}
+    data = {"code": code, "app_id": settings.zalo_app_id, "grant_type": "authorization_code", "code_verifier": verifier}
     try:
-        resp = build_session().post(settings.zalo_oauth_base_url + "/v4/oa/access_token",
-                                    data=data, headers={"secret_key": settings.zalo_app_secret})
+        resp = build_session().post(
+            settings.zalo_oauth_base_url + "/v4/oa/access_token",
+            data=data,
+            headers={"secret_key": settings.zalo_app_secret},
+        )
         return resp.json()
     except (requests.RequestException, ValueError):
         return {"error": "unreachable"}

@@ -30,8 +30,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 APP_ID, OA_ID = DEFAULTS["zalo_app_id"], DEFAULTS["zalo_oa_id"]
 
 # Production defaults (sandbox/procs.py shortens these for crash tests; a benchmark must not).
-PRODUCTION_KNOBS = {"LEASE_SECONDS": "30", "RETRY_BASE_SECONDS": "2", "RETRY_MAX_SECONDS": "300",
-                    "LOG_FORMAT": "json", "WEB_CONCURRENCY": "2"}
+PRODUCTION_KNOBS = {
+    "LEASE_SECONDS": "30",
+    "RETRY_BASE_SECONDS": "2",
+    "RETRY_MAX_SECONDS": "300",
+    "LOG_FORMAT": "json",
+    "WEB_CONCURRENCY": "2",
+}
 
 
 def log(msg: str) -> None:
@@ -52,14 +57,22 @@ def machine(redis_client=None) -> dict:
         pass
     mem_gib = 0.0
     try:
-        kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        kb = next(
+            int(row.split()[1]) for row in Path("/proc/meminfo").read_text().splitlines() if row.startswith("MemTotal")
+        )
         mem_gib = round(kb / 1024 / 1024, 1)
     except (OSError, StopIteration):
         pass
-    info = {"nproc": os.cpu_count(), "cpu": model, "memory_gib": mem_gib, "kernel": platform.release(),
-            "python": platform.python_version()}
+    info = {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
     try:
         import gunicorn
+
         info["gunicorn"] = gunicorn.__version__
     except ImportError:
         pass
@@ -99,7 +112,7 @@ def _stat(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return raw[raw.rindex(")") + 2:].split()  # fields from `state` (field 3) on
+    return raw[raw.rindex(")") + 2 :].split()  # fields from `state` (field 3) on
 
 
 def tree(root: int) -> list[int]:
@@ -131,7 +144,7 @@ class CpuMeter:
         sample["wall"] = time.monotonic()
         return sample
 
-    def start(self) -> "CpuMeter":
+    def start(self) -> CpuMeter:
         self.begin = self._sample()
         return self
 
@@ -144,10 +157,15 @@ class CpuMeter:
 
 
 def zalo_text_event(user_id: str, text: str, msg_id: str | None = None, ts_ms: int | None = None) -> dict:
-    return {"app_id": APP_ID, "sender": {"id": user_id}, "user_id_by_app": "9" + user_id[-17:],
-            "recipient": {"id": OA_ID}, "event_name": "user_send_text",
-            "message": {"text": text, "msg_id": msg_id or uuid.uuid4().hex[:20]},
-            "timestamp": str(ts_ms if ts_ms is not None else int(time.time() * 1000))}
+    return {
+        "app_id": APP_ID,
+        "sender": {"id": user_id},
+        "user_id_by_app": "9" + user_id[-17:],
+        "recipient": {"id": OA_ID},
+        "event_name": "user_send_text",
+        "message": {"text": text, "msg_id": msg_id or uuid.uuid4().hex[:20]},
+        "timestamp": str(ts_ms if ts_ms is not None else int(time.time() * 1000)),
+    }
 
 
 def zalo_user_id(n: int) -> str:
@@ -205,10 +223,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def row(section: str, metric: str, value, unit: str = "", goal: str = "", met: bool | None = None,
-        note: str = "") -> dict:
-    return {"section": section, "metric": metric, "value": value, "unit": unit, "goal": goal,
-            "met": met, "note": note}
+def row(
+    section: str, metric: str, value, unit: str = "", goal: str = "", met: bool | None = None, note: str = ""
+) -> dict:
+    return {"section": section, "metric": metric, "value": value, "unit": unit, "goal": goal, "met": met, "note": note}
 
 
 # -- running one benchmark -------------------------------------------------------------------

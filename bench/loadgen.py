@@ -29,8 +29,11 @@ def ensure_wrk() -> str | None:
         return None
     log("wrk not found: apt-get install -y wrk")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "install", "-y", "-qq", "wrk"], ["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "wrk"]):
+    for cmd in (
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "wrk"],
+    ):
         try:
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
         except (subprocess.TimeoutExpired, OSError):
@@ -46,18 +49,40 @@ def write_bodies(prefix: Path, lines_per_thread: list[list[str]]) -> None:
 
 
 def run_wrk(wrk: str, url: str, prefix: Path, threads: int, connections: int, seconds: float) -> dict:
-    cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s", "--timeout", "5s",
-           "-s", str(LUA), url, "--", str(prefix)]
+    cmd = [
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{int(seconds)}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(prefix),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    line = next((row for row in out.stdout.splitlines() if row.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {out.stdout[-2000:]} {out.stderr[-2000:]}")
-    r = json.loads(line[len("WRKJSON "):])
+    r = json.loads(line[len("WRKJSON ") :])
     seconds = r["duration_us"] / 1e6
-    return {"requests": r["requests"], "seconds": seconds, "rps": r["requests"] / seconds,
-            "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
-            "max_ms": r["max_us"] / 1000, "errors": r["connect_errors"] + r["read_errors"] + r["write_errors"]
-            + r["timeouts"], "non_2xx": r["status_errors"], "wraps": r["wraps"]}
+    return {
+        "requests": r["requests"],
+        "seconds": seconds,
+        "rps": r["requests"] / seconds,
+        "p50_ms": r["p50_us"] / 1000,
+        "p90_ms": r["p90_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "max_ms": r["max_us"] / 1000,
+        "errors": r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"],
+        "non_2xx": r["status_errors"],
+        "wraps": r["wraps"],
+    }
 
 
 # -- the Python fallback -----------------------------------------------------------------------
@@ -80,8 +105,12 @@ def _client_process(url: str, lines: list[str], threads: int, seconds: float, qu
             data = body.encode()
             t0 = time.perf_counter()
             try:
-                conn.request("POST", parts.path, body=data, headers={
-                    "Content-Type": "application/json", "X-ZEvent-Signature": sig})
+                conn.request(
+                    "POST",
+                    parts.path,
+                    body=data,
+                    headers={"Content-Type": "application/json", "X-ZEvent-Signature": sig},
+                )
                 resp = conn.getresponse()
                 resp.read()
                 ok = 200 <= resp.status < 300
@@ -117,6 +146,15 @@ def run_python(url: str, prefix: Path, processes: int, connections: int, seconds
         proc.join(10)
     lat = [x for r in results for x in r["lat"]]
     took = max(r["seconds"] for r in results)
-    return {"requests": len(lat), "seconds": took, "rps": len(lat) / took, "p50_ms": percentile(lat, 50),
-            "p90_ms": percentile(lat, 90), "p99_ms": percentile(lat, 99), "max_ms": max(lat) if lat else 0,
-            "errors": 0, "non_2xx": sum(r["bad"] for r in results), "wraps": 0}
+    return {
+        "requests": len(lat),
+        "seconds": took,
+        "rps": len(lat) / took,
+        "p50_ms": percentile(lat, 50),
+        "p90_ms": percentile(lat, 90),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": max(lat) if lat else 0,
+        "errors": 0,
+        "non_2xx": sum(r["bad"] for r in results),
+        "wraps": 0,
+    }

@@ -18,9 +18,9 @@ import time
 import redis as redis_lib
 import requests_mock
 
-from bench.common import log, machine, main_for, row, start_redis
 from app.bridge import keys
 from app.bridge.lanes import Item, now_ms
+from bench.common import log, machine, main_for, row, start_redis
 
 TTL = 15  # DEDUPE_TTL_SECONDS for this run: the window after which per-message keys must be gone
 
@@ -28,14 +28,19 @@ TTL = 15  # DEDUPE_TTL_SECONDS for this run: the window after which per-message 
 def settings_for(url: str):
     from tests.helpers import make_settings
 
-    return make_settings(url, dedupe_ttl_seconds=TTL, media_dir="/tmp/zfb-bench-memory-media",
-                         freshchat_rate_per_minute=10**7, zalo_rate_per_minute=10**7)
+    return make_settings(
+        url,
+        dedupe_ttl_seconds=TTL,
+        media_dir="/tmp/zfb-bench-memory-media",
+        freshchat_rate_per_minute=10**7,
+        zalo_rate_per_minute=10**7,
+    )
 
 
 def mock_partners(m):
-    from tests.helpers import FC_API, ZALO_API
-
     import os
+
+    from tests.helpers import FC_API, ZALO_API
 
     counter = itertools.count()
     ids = (f"{os.getpid()}-{n}" for n in counter)  # unique across the forked processes
@@ -49,17 +54,27 @@ def mock_partners(m):
 
 
 def inbound(ctx, user: str, n: int) -> None:
-    event = {"app_id": ctx.settings.zalo_app_id, "sender": {"id": user}, "recipient": {"id": ctx.settings.zalo_oa_id},
-             "event_name": "user_send_text", "message": {"text": f"tin nhắn {n}", "msg_id": f"{user}m{n}"},
-             "timestamp": str(now_ms())}
+    event = {
+        "app_id": ctx.settings.zalo_app_id,
+        "sender": {"id": user},
+        "recipient": {"id": ctx.settings.zalo_oa_id},
+        "event_name": "user_send_text",
+        "message": {"text": f"tin nhắn {n}", "msg_id": f"{user}m{n}"},
+        "timestamp": str(now_ms()),
+    }
     item = Item(id=f"zalo:{user}m{n}", kind="zalo", payload=event, received_at=now_ms())
     ctx.lanes.accept(f"in:{user}", item, keys.DEFAULT_KEYS.seen("zalo", f"{user}m{n}"), TTL)
 
 
 def outbound(ctx, user: str, n: int) -> None:
     conv = ctx.mapping.zalo_user(user)["fc_conversation_id"]
-    message = {"id": f"{user}a{n}", "conversation_id": conv, "actor_type": "agent", "actor_id": "agent-1",
-               "message_parts": [{"text": {"content": f"trả lời {n}"}}]}
+    message = {
+        "id": f"{user}a{n}",
+        "conversation_id": conv,
+        "actor_type": "agent",
+        "actor_id": "agent-1",
+        "message_parts": [{"text": {"content": f"trả lời {n}"}}],
+    }
     event = {"action": "message_create", "actor": {"actor_type": "agent"}, "data": {"message": message}}
     item = Item(id=f"freshchat:{user}a{n}", kind="freshchat", payload=event, received_at=now_ms())
     ctx.lanes.accept(f"out:{conv}", item, keys.DEFAULT_KEYS.seen("freshchat", f"{user}a{n}"), TTL)
@@ -101,11 +116,11 @@ def used(client) -> int:
     """Bytes held by live keys (MEMORY USAGE summed): INFO's used_memory also counts AOF and
     client buffers, which come and go. Scanning also expires dead keys there and then."""
     client.delete(keys.WAKE)  # the starter empties this doorbell; this in-process run has none
-    keys = list(client.scan_iter(count=10000))
+    names = list(client.scan_iter(count=10000))
     total = 0
-    for start in range(0, len(keys), 5000):
+    for start in range(0, len(names), 5000):
         pipe = client.pipeline(transaction=False)
-        for key in keys[start:start + 5000]:
+        for key in names[start : start + 5000]:
             pipe.memory_usage(key, samples=0)
         total += sum(v or 0 for v in pipe.execute())
     return total
@@ -144,15 +159,43 @@ def run(quick: bool = False) -> dict:
     per_user_bytes = (after_users - base) / users_n
     window_bytes = (in_window - after_users) / (users_n * half)
     growth = (steady2 - steady1) / (users_n * (per_user - 1 - half))
-    log(f"memory: {users_n} users in {t1:.0f}s, then {t2:.0f}s + {t3:.0f}s for the rest; "
-        f"steady {steady1} -> {steady2} B; keys {families}")
-    return {"name": "memory", "machine": machine(), "rows": [
-        row("4 memory", f"Redis bytes per known user ({users_n:,} users, after TTLs)", round(per_user_bytes),
-            "B", "< 1 024", per_user_bytes < 1024, "two small hashes: Zalo user, FreshChat conversation"),
-        row("4 memory", f"bytes per message inside the dedupe window ({messages:,} messages)", round(window_bytes),
-            "B", "", None, f"dedupe + done + sent keys, gone after DEDUPE_TTL_SECONDS ({TTL} s here, 7 d default)"),
-        row("4 memory", "growth per message after the window (second batch vs first)", round(growth, 2), "B",
-            "≈ 0", abs(growth) < 2, f"keys left: {families}")]}
+    log(
+        f"memory: {users_n} users in {t1:.0f}s, then {t2:.0f}s + {t3:.0f}s for the rest; "
+        f"steady {steady1} -> {steady2} B; keys {families}"
+    )
+    return {
+        "name": "memory",
+        "machine": machine(),
+        "rows": [
+            row(
+                "4 memory",
+                f"Redis bytes per known user ({users_n:,} users, after TTLs)",
+                round(per_user_bytes),
+                "B",
+                "< 1 024",
+                per_user_bytes < 1024,
+                "two small hashes: Zalo user, FreshChat conversation",
+            ),
+            row(
+                "4 memory",
+                f"bytes per message inside the dedupe window ({messages:,} messages)",
+                round(window_bytes),
+                "B",
+                "",
+                None,
+                f"dedupe + done + sent keys, gone after DEDUPE_TTL_SECONDS ({TTL} s here, 7 d default)",
+            ),
+            row(
+                "4 memory",
+                "growth per message after the window (second batch vs first)",
+                round(growth, 2),
+                "B",
+                "≈ 0",
+                abs(growth) < 2,
+                f"keys left: {families}",
+            ),
+        ],
+    }
 
 
 if __name__ == "__main__":

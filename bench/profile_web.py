@@ -32,9 +32,15 @@ def summarise(raw_files: list, top: int = 40) -> str:
             if not count.isdigit():
                 continue
             n = int(count)
-            frames = [f.split(" (", 1)[0] + " (" + f.split(" (", 1)[1].split(":")[0].replace(
-                sys.prefix, "venv").split("site-packages/")[-1] + ")" if " (" in f else f
-                for f in stack.split(";")]
+            frames = [
+                f.split(" (", 1)[0]
+                + " ("
+                + f.split(" (", 1)[1].split(":")[0].replace(sys.prefix, "venv").split("site-packages/")[-1]
+                + ")"
+                if " (" in f
+                else f
+                for f in stack.split(";")
+            ]
             if any("idle" in f for f in frames[-1:]):
                 continue
             total += n
@@ -70,13 +76,35 @@ def main() -> None:
         target = url + "/webhooks/zalo"
         workers = [p for p in tree(proc.pid) if p != proc.pid]
         raws = [tmp / f"spy-{p}.txt" for p in workers]
-        spies = [subprocess.Popen([spy, "record", "--pid", str(p), "--duration", str(int(args.seconds)), "--rate",
-                                   "250", "--format", "raw", "--nonblocking", "--gil", "-o", str(raw)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for p, raw in zip(workers, raws)]
+        spies = [
+            subprocess.Popen(
+                [
+                    spy,
+                    "record",
+                    "--pid",
+                    str(p),
+                    "--duration",
+                    str(int(args.seconds)),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--gil",
+                    "-o",
+                    str(raw),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for p, raw in zip(workers, raws, strict=True)
+        ]
         time.sleep(0.5)
-        result = (run_wrk(wrk, target, prefix, 2, args.connections, args.seconds + 1) if wrk else
-                  run_python(target, prefix, 2, args.connections, args.seconds + 1))
+        result = (
+            run_wrk(wrk, target, prefix, 2, args.connections, args.seconds + 1)
+            if wrk
+            else run_python(target, prefix, 2, args.connections, args.seconds + 1)
+        )
         for s in spies:
             s.wait(60)
         log(f"{args.target}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")

@@ -12,9 +12,13 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 KEY = "bench:reference"
-_redis = Redis.from_url(os.environ.get("REDIS_URL", "redis://localhost:6379/0"), socket_timeout=5,
-                        socket_connect_timeout=2, retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), 1),
-                        health_check_interval=30)
+_redis = Redis.from_url(
+    os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
+    socket_timeout=5,
+    socket_connect_timeout=2,
+    retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), 1),
+    health_check_interval=30,
+)
 BODY = b'{"ok":true}'
 
 

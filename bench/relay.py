@@ -16,8 +16,21 @@ from pathlib import Path
 
 import requests
 
-from bench.common import (CpuMeter, Poster, bridge, log, machine, main_for, percentile, redis_client, row,
-                          start_redis, tmpdir, zalo_text_event, zalo_user_id)
+from bench.common import (
+    CpuMeter,
+    Poster,
+    bridge,
+    log,
+    machine,
+    main_for,
+    percentile,
+    redis_client,
+    row,
+    start_redis,
+    tmpdir,
+    zalo_text_event,
+    zalo_user_id,
+)
 from sandbox.freshchat_sim import message_event
 from sandbox.server import start_in_thread
 
@@ -52,8 +65,10 @@ def open_conversations(url: str, zalo, fc, n: int) -> dict[str, str]:
 def agent_batches(fc, conversations: dict[str, str], per: int, tag: str) -> list[list]:
     """Agent messages stored in the FreshChat simulator and their webhooks signed, not yet sent
     (so signing costs stay out of the measured window)."""
-    return [[fc.sign(message_event(fc.add_agent_message(conv, f"{tag} {user} #{i:03d}"))) for i in range(per)]
-            for user, conv in conversations.items()]
+    return [
+        [fc.sign(message_event(fc.add_agent_message(conv, f"{tag} {user} #{i:03d}"))) for i in range(per)]
+        for user, conv in conversations.items()
+    ]
 
 
 def delivered(zalo, tag: str) -> dict[str, list[str]]:
@@ -87,8 +102,9 @@ def rq_jobs_done(redis_url: str) -> int:
     return sum(w.successful_job_count + w.failed_job_count for w in Worker.all(connection=redis_client(redis_url)))
 
 
-def throughput(url, zalo, fc, worker_pid, conversations, per: int, tag: str, timeout: float,
-               redis_url: str = "") -> dict:
+def throughput(
+    url, zalo, fc, worker_pid, conversations, per: int, tag: str, timeout: float, redis_url: str = ""
+) -> dict:
     batches = agent_batches(fc, conversations, per, tag)
     expected = sum(len(b) for b in batches)
     jobs_before = rq_jobs_done(redis_url) if redis_url else 0
@@ -102,11 +118,17 @@ def throughput(url, zalo, fc, worker_pid, conversations, per: int, tag: str, tim
     got = delivered(zalo, tag)
     count = sum(len(v) for v in got.values())
     jobs = rq_jobs_done(redis_url) - jobs_before if redis_url else 0
-    return {"expected": expected, "delivered": count, "seconds": finished - started,
-            "rate": count / (finished - started), "violations": order_violations(got),
-            "duplicates": sum(len(v) - len(set(v)) for v in got.values()),
-            "cpu_ms": 1000 * cpu["worker"] / max(count, 1), "webhook_answers": dict(sender.statuses),
-            "rq_jobs": jobs}
+    return {
+        "expected": expected,
+        "delivered": count,
+        "seconds": finished - started,
+        "rate": count / (finished - started),
+        "violations": order_violations(got),
+        "duplicates": sum(len(v) - len(set(v)) for v in got.values()),
+        "cpu_ms": 1000 * cpu["worker"] / max(count, 1),
+        "webhook_answers": dict(sender.statuses),
+        "rq_jobs": jobs,
+    }
 
 
 def worst_window(zalo, tag: str, window: float) -> int:
@@ -139,8 +161,14 @@ def inbound_latency(url: str, zalo, fc, rate: float, seconds: float, warmup: flo
 
 def received(fc) -> dict[str, dict]:
     with fc.lock:
-        return {p["text"]["content"]: m for c in fc.conversations.values() for m in c["messages"]
-                if m["actor_type"] == "user" for p in m["message_parts"] if "text" in p}
+        return {
+            p["text"]["content"]: m
+            for c in fc.conversations.values()
+            for m in c["messages"]
+            if m["actor_type"] == "user"
+            for p in m["message_parts"]
+            if "text" in p
+        }
 
 
 def arrival(message: dict) -> float:
@@ -148,8 +176,10 @@ def arrival(message: dict) -> float:
 
 
 def inbound_max_rate(url: str, zalo, fc, n: int) -> float:
-    batches = [[zalo.sign(zalo_text_event(zalo_user_id(i % 500), f"max {i:05d}"))
-                 for i in range(u, n, 500)] for u in range(500)]  # known users, in order per user
+    batches = [
+        [zalo.sign(zalo_text_event(zalo_user_id(i % 500), f"max {i:05d}")) for i in range(u, n, 500)]
+        for u in range(500)
+    ]  # known users, in order per user
     started = time.monotonic()
     Poster(url + "/webhooks/zalo", threads=16).post_ordered(batches)
     deadline = started + 120
@@ -173,8 +203,9 @@ def run(quick: bool = False) -> dict:
 
 
 def part_throughput(tmp, redis_url, base, zalo, fc, quick) -> list[dict]:
-    procs, url, worker = start_bridge(tmp / "a", redis_url, base, fc, WORKER_CONCURRENCY="48",
-                                      ZALO_RATE_PER_MINUTE="1000000")
+    procs, url, worker = start_bridge(
+        tmp / "a", redis_url, base, fc, WORKER_CONCURRENCY="48", ZALO_RATE_PER_MINUTE="1000000"
+    )
     try:
         conversations = open_conversations(url, zalo, fc, CONVERSATIONS)
         zalo.faults.latency("message_cs", ZALO_LATENCY_MS)
@@ -184,14 +215,36 @@ def part_throughput(tmp, redis_url, base, zalo, fc, quick) -> list[dict]:
     finally:
         zalo.faults.clear()
         procs.stop()
-    return [row("2 relay", f"agent messages/s, {r['expected']} over {CONVERSATIONS} conversations, Zalo +100 ms",
-                round(r["rate"], 1), "msg/s", "≥ 200", r["rate"] >= 200,
-                f"{r['delivered']}/{r['expected']} delivered, {r['duplicates']} duplicates, 48 worker processes"),
-            row("2 relay", "order violations", r["violations"], "", "0", r["violations"] == 0),
-            row("5 cpu", "worker CPU per relayed message", round(r["cpu_ms"], 2), "ms", "", None,
-                "utime+stime of the worker tree / messages, throughput run"),
-            row("5 cpu", "RQ jobs per relayed message", round(r["rq_jobs"] / max(r["delivered"], 1), 3), "", "",
-                None, f"{r['rq_jobs']} jobs for {r['delivered']} messages, throughput run")]
+    return [
+        row(
+            "2 relay",
+            f"agent messages/s, {r['expected']} over {CONVERSATIONS} conversations, Zalo +100 ms",
+            round(r["rate"], 1),
+            "msg/s",
+            "≥ 200",
+            r["rate"] >= 200,
+            f"{r['delivered']}/{r['expected']} delivered, {r['duplicates']} duplicates, 48 worker processes",
+        ),
+        row("2 relay", "order violations", r["violations"], "", "0", r["violations"] == 0),
+        row(
+            "5 cpu",
+            "worker CPU per relayed message",
+            round(r["cpu_ms"], 2),
+            "ms",
+            "",
+            None,
+            "utime+stime of the worker tree / messages, throughput run",
+        ),
+        row(
+            "5 cpu",
+            "RQ jobs per relayed message",
+            round(r["rq_jobs"] / max(r["delivered"], 1), 3),
+            "",
+            "",
+            None,
+            f"{r['rq_jobs']} jobs for {r['delivered']} messages, throughput run",
+        ),
+    ]
 
 
 def part_limit(tmp, server, base, zalo, fc, quick) -> list[dict]:
@@ -209,18 +262,34 @@ def part_limit(tmp, server, base, zalo, fc, quick) -> list[dict]:
     finally:
         procs.stop()
     share = worst / 4000  # the busiest full minute is the sustained rate; the run average has the ramp-up
-    return [row("2 limit", f"sustained rate with the limiter at 4 000/min (busiest 60 s of {seconds} s, offered 1.3x)",
-                worst, "msg/min", "≥ 3 800 (95 %)", share >= 0.95,
-                f"{share:.1%} of the limit; {r['rate'] * 60:.0f}/min averaged over the whole run incl. ramp-up"),
-            row("2 limit", "calls in any 60 s window (Zalo answers -32 above 4 000)", worst, "",
-                "≤ 4 000 (zero -32)", worst <= 4000, f"order violations {r['violations']}")]
+    return [
+        row(
+            "2 limit",
+            f"sustained rate with the limiter at 4 000/min (busiest 60 s of {seconds} s, offered 1.3x)",
+            worst,
+            "msg/min",
+            "≥ 3 800 (95 %)",
+            share >= 0.95,
+            f"{share:.1%} of the limit; {r['rate'] * 60:.0f}/min averaged over the whole run incl. ramp-up",
+        ),
+        row(
+            "2 limit",
+            "calls in any 60 s window (Zalo answers -32 above 4 000)",
+            worst,
+            "",
+            "≤ 4 000 (zero -32)",
+            worst <= 4000,
+            f"order violations {r['violations']}",
+        ),
+    ]
 
 
 def part_latency(tmp, server, base, zalo, fc, quick) -> list[dict]:
     redis_client(server.url).flushall()
     zalo.reset(), fc.reset()
-    procs, url, worker = start_bridge(tmp / "c", server.url, base, fc, WORKER_CONCURRENCY="8",
-                                      FRESHCHAT_RATE_PER_MINUTE="1000000")
+    procs, url, worker = start_bridge(
+        tmp / "c", server.url, base, fc, WORKER_CONCURRENCY="8", FRESHCHAT_RATE_PER_MINUTE="1000000"
+    )
     try:
         open_conversations(url, zalo, fc, 500)
         top = inbound_max_rate(url, zalo, fc, 400 if quick else 2000)
@@ -229,10 +298,19 @@ def part_latency(tmp, server, base, zalo, fc, quick) -> list[dict]:
         procs.stop()
     p50, p99 = (1000 * percentile(latencies, p) for p in (50, 99))
     log(f"latency: max {top:.0f}/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(latencies)}")
-    return [row("3 e2e", "inbound maximum (Zalo webhook -> FreshChat post), 500 users", round(top, 1), "msg/s"),
-            row("3 e2e", f"latency p50 at half of it ({top / 2:.0f}/s)", round(p50, 1), "ms"),
-            row("3 e2e", "latency p99 at half the maximum", round(p99, 1), "ms", "< 100", p99 < 100,
-                f"{len(latencies)} messages after a 2 s warm-up")]
+    return [
+        row("3 e2e", "inbound maximum (Zalo webhook -> FreshChat post), 500 users", round(top, 1), "msg/s"),
+        row("3 e2e", f"latency p50 at half of it ({top / 2:.0f}/s)", round(p50, 1), "ms"),
+        row(
+            "3 e2e",
+            "latency p99 at half the maximum",
+            round(p99, 1),
+            "ms",
+            "< 100",
+            p99 < 100,
+            f"{len(latencies)} messages after a 2 s warm-up",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -23,5 +23,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         met = {True: "yes", False: "**NO**", None: ""}[r.get("met")]
         value = fmt(r["value"]) + (f" {r['unit']}" if r.get("unit") else "")
-        lines.append(f"| {r['section']} | {r['metric']} | {value} | {r.get('goal', '')} | {met} | {r.get('note', '')} |")
+        lines.append(
+            f"| {r['section']} | {r['metric']} | {value} | {r.get('goal', '')} | {met} | {r.get('note', '')} |"
+        )
     return "\n".join(lines)

@@ -21,14 +21,18 @@ def run_one(name: str) -> dict:
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", f"bench.{name}", "--json", str(out)], cwd=ROOT, timeout=540)
     if proc.returncode != 0 or not out.exists():
-        return {"rows": [{"section": name, "metric": "benchmark failed", "value": proc.returncode, "met": False}],
-                "seconds": round(time.monotonic() - started, 1)}
+        return {
+            "rows": [{"section": name, "metric": "benchmark failed", "value": proc.returncode, "met": False}],
+            "seconds": round(time.monotonic() - started, 1),
+        }
     return json.loads(out.read_text())
 
 
 def describe(m: dict) -> str:
-    return (f"{m['nproc']} cores ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
-            f"Python {m['python']}, gunicorn {m.get('gunicorn', '?')}")
+    return (
+        f"{m['nproc']} cores ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
+        f"Python {m['python']}, gunicorn {m.get('gunicorn', '?')}"
+    )
 
 
 def main() -> int:

@@ -39,12 +39,14 @@ def sandbox_keypair(var_dir: Path) -> tuple[bytes, str]:
     if not path.exists():
         var_dir.mkdir(parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(pem)
         tmp.replace(path)
     private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    public = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return path.read_bytes(), public.decode()

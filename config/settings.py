@@ -13,10 +13,17 @@ DEFAULT_RESOLVE_TEXT = (
     "/ Thank you for contacting us! This conversation has been resolved."
 )
 ZALO_KEYS = ("zalo_app_id", "zalo_app_secret", "zalo_oa_secret_key")
-FRESHCHAT_KEYS = ("freshchat_api_url", "freshchat_api_key", "freshchat_channel_id",
-                  "freshchat_webhook_public_key")
-SECRET_FIELDS = ("secret_key", "admin_token", "zalo_app_secret", "zalo_oa_secret_key",
-                 "zalo_access_token", "zalo_refresh_token", "freshchat_api_key", "encryption_key")
+FRESHCHAT_KEYS = ("freshchat_api_url", "freshchat_api_key", "freshchat_channel_id", "freshchat_webhook_public_key")
+SECRET_FIELDS = (
+    "secret_key",
+    "admin_token",
+    "zalo_app_secret",
+    "zalo_oa_secret_key",
+    "zalo_access_token",
+    "zalo_refresh_token",
+    "freshchat_api_key",
+    "encryption_key",
+)
 
 
 class ConfigError(Exception):
@@ -111,14 +118,27 @@ def _as_log_format(raw: str) -> str:
 
 
 CASTS = {
-    "port": _as_int, "worker_concurrency": _as_int, "media_max_bytes": _as_int,
-    "retry_horizon_seconds": _as_int, "lease_seconds": _as_int,
-    "zalo_rate_per_minute": _as_int, "freshchat_rate_per_minute": _as_int,
-    "dedupe_ttl_seconds": _as_int, "retry_base_seconds": float, "retry_max_seconds": float,
-    "http_timeout_seconds": float, "rate_window_seconds": float, "resolve_notification": _as_bool,
-    "media_fetch_allow_private": _as_bool, "sandbox": _as_bool,
-    "redis_url": _as_redis_url, "public_base_url": _as_url, "zalo_api_base_url": _as_url,
-    "zalo_oauth_base_url": _as_url, "freshchat_api_url": _as_url, "s3_endpoint_url": _as_url,
+    "port": _as_int,
+    "worker_concurrency": _as_int,
+    "media_max_bytes": _as_int,
+    "retry_horizon_seconds": _as_int,
+    "lease_seconds": _as_int,
+    "zalo_rate_per_minute": _as_int,
+    "freshchat_rate_per_minute": _as_int,
+    "dedupe_ttl_seconds": _as_int,
+    "retry_base_seconds": float,
+    "retry_max_seconds": float,
+    "http_timeout_seconds": float,
+    "rate_window_seconds": float,
+    "resolve_notification": _as_bool,
+    "media_fetch_allow_private": _as_bool,
+    "sandbox": _as_bool,
+    "redis_url": _as_redis_url,
+    "public_base_url": _as_url,
+    "zalo_api_base_url": _as_url,
+    "zalo_oauth_base_url": _as_url,
+    "freshchat_api_url": _as_url,
+    "s3_endpoint_url": _as_url,
     "log_format": _as_log_format,
 }
 
@@ -172,8 +192,9 @@ def _check(s: Settings) -> list[str]:
     if not s.sandbox:
         for key in ZALO_KEYS + FRESHCHAT_KEYS:
             if not getattr(s, key):
-                problems.append(f"{key.upper()}: required (set every Zalo and FreshChat "
-                                "variable, or none of them for sandbox mode)")
+                problems.append(
+                    f"{key.upper()}: required (set every Zalo and FreshChat variable, or none of them for sandbox mode)"
+                )
     if s.worker_concurrency < 1:
         problems.append("WORKER_CONCURRENCY: must be at least 1")
     if s.freshchat_webhook_public_key and not _looks_like_key(s.freshchat_webhook_public_key):

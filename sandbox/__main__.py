@@ -10,18 +10,22 @@ import argparse
 import os
 from pathlib import Path
 
-from sandbox.server import build_partners, serve, set_public_url
 from config.sandbox import sandbox_keypair
+from sandbox.server import build_partners, serve, set_public_url
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
-    parser.add_argument("--public-url", default="", help="how the bridge reaches this server "
-                        "(default http://<host>:<port>)")
-    parser.add_argument("--var-dir", default=str(Path(os.environ.get("MEDIA_DIR", "./var/media")).parent),
-                        help="where the shared FreshChat key lives (same rule as the bridge)")
+    parser.add_argument(
+        "--public-url", default="", help="how the bridge reaches this server (default http://<host>:<port>)"
+    )
+    parser.add_argument(
+        "--var-dir",
+        default=str(Path(os.environ.get("MEDIA_DIR", "./var/media")).parent),
+        help="where the shared FreshChat key lives (same rule as the bridge)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no log line per request")
     parser.add_argument("--reopen-mode", choices=("classic", "new_conversation"), default="classic")
     return parser.parse_args(argv)
@@ -34,9 +38,11 @@ def main(argv=None) -> None:
     server = serve(app, args.host, args.port, quiet=args.quiet)
     public = args.public_url or f"http://{args.host}:{server.port}"
     set_public_url(public, zalo, fc)
-    print(f"sandbox partners on {public}\n  Zalo API + OAuth: {zalo.base_url}\n"
-          f"  FreshChat API:    {fc.base_url}/v2\n  state: {zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
-          flush=True)
+    print(
+        f"sandbox partners on {public}\n  Zalo API + OAuth: {zalo.base_url}\n"
+        f"  FreshChat API:    {fc.base_url}/v2\n  state: {zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -31,8 +31,18 @@ import requests
 from flask import Flask, jsonify, make_response, request
 
 ANY = "*"
-RULE_KEYS = {"endpoint", "next", "outcome", "fraction", "outcomes", "seed", "retry_after",
-             "seconds", "down_until", "latency_ms"}
+RULE_KEYS = {
+    "endpoint",
+    "next",
+    "outcome",
+    "fraction",
+    "outcomes",
+    "seed",
+    "retry_after",
+    "seconds",
+    "down_until",
+    "latency_ms",
+}
 WEBHOOK_TIMEOUT = 10.0
 
 
@@ -84,8 +94,14 @@ class Rule:
         return Fault(outcome, self.retry_after, self.seconds)
 
     def describe(self) -> dict:
-        return {"endpoint": self.endpoint, "outcomes": self.outcomes, "remaining": self.remaining,
-                "fraction": self.fraction, "retry_after": self.retry_after, "seconds": self.seconds}
+        return {
+            "endpoint": self.endpoint,
+            "outcomes": self.outcomes,
+            "remaining": self.remaining,
+            "fraction": self.fraction,
+            "retry_after": self.retry_after,
+            "seconds": self.seconds,
+        }
 
 
 class FaultInjector:
@@ -103,19 +119,35 @@ class FaultInjector:
 
     # -- configuration ------------------------------------------------------------------
 
-    def fail_next(self, endpoint: str, n: int, outcome="http500", *, retry_after: int = 1,
-                  seconds: float = 5.0) -> None:
-        rule = Rule(endpoint, [self._outcome(outcome)], remaining=int(n),
-                    retry_after=int(retry_after), seconds=float(seconds))
+    def fail_next(
+        self, endpoint: str, n: int, outcome="http500", *, retry_after: int = 1, seconds: float = 5.0
+    ) -> None:
+        rule = Rule(
+            endpoint, [self._outcome(outcome)], remaining=int(n), retry_after=int(retry_after), seconds=float(seconds)
+        )
         with self._lock:
             self._rules.append(rule)
 
-    def fail_fraction(self, endpoint: str, p: float, outcomes=("http500",), *, seed: int = 0,
-                      retry_after: int = 1, seconds: float = 5.0) -> None:
+    def fail_fraction(
+        self,
+        endpoint: str,
+        p: float,
+        outcomes=("http500",),
+        *,
+        seed: int = 0,
+        retry_after: int = 1,
+        seconds: float = 5.0,
+    ) -> None:
         if not 0.0 <= float(p) <= 1.0 or not outcomes:
             raise ValueError("fraction must be within 0..1 and outcomes must not be empty")
-        rule = Rule(endpoint, [self._outcome(o) for o in outcomes], fraction=float(p),
-                    retry_after=int(retry_after), seconds=float(seconds), rng=random.Random(seed))
+        rule = Rule(
+            endpoint,
+            [self._outcome(o) for o in outcomes],
+            fraction=float(p),
+            retry_after=int(retry_after),
+            seconds=float(seconds),
+            rng=random.Random(seed),
+        )
         with self._lock:
             self._rules.append(rule)
 
@@ -168,8 +200,9 @@ class FaultInjector:
             if not self.allow_codes:
                 raise ValueError("this partner has no negative error codes; use httpNNN")
             return int(text)
-        if text in ("timeout", "slow") or (text.startswith("http") and text[4:].isdigit()
-                                            and 100 <= int(text[4:]) <= 599):
+        if text in ("timeout", "slow") or (
+            text.startswith("http") and text[4:].isdigit() and 100 <= int(text[4:]) <= 599
+        ):
             return text
         raise ValueError(f"unknown outcome {outcome!r}")
 
@@ -207,8 +240,12 @@ class FaultInjector:
 
     def snapshot(self) -> dict:
         with self._lock:
-            return {"rules": [r.describe() for r in self._rules], "down_until": dict(self._down),
-                    "latency_ms": dict(self._latency), "calls": dict(self._calls)}
+            return {
+                "rules": [r.describe() for r in self._rules],
+                "down_until": dict(self._down),
+                "latency_ms": dict(self._latency),
+                "calls": dict(self._calls),
+            }
 
 
 def render(fault: Fault, body) -> object:
@@ -233,9 +270,11 @@ def run_action(actions: dict, name: str):
 
 def add_routes(app: Flask, sim, rules: list[tuple]) -> None:
     """Register a simulator's partner routes plus the controls every simulator has."""
-    controls = [("/_sim/state", "sim_state", lambda: jsonify(sim.state()), "GET"),
-                ("/_sim/reset", "sim_reset", sim._http_reset, "POST"),
-                ("/_sim/actions/<name>", "sim_action", sim._http_action, "POST")]
+    controls = [
+        ("/_sim/state", "sim_state", lambda: jsonify(sim.state()), "GET"),
+        ("/_sim/reset", "sim_reset", sim._http_reset, "POST"),
+        ("/_sim/actions/<name>", "sim_action", sim._http_action, "POST"),
+    ]
     for path, endpoint, view, method in rules + controls:
         app.add_url_rule(path, endpoint, view, methods=[method])
 

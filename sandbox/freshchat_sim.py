@@ -30,32 +30,46 @@ import secrets
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, jsonify, request
 
 from app.integrations.freshchat.signature import sign as rsa_sign
-from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
-                              serialise)
+from sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action, serialise
 
 MB = 1024 * 1024
 ANY_USER = "*"
 FILE_MAX = 25 * MB  # the only figure in circulation (docs/interface.md, F11); unconfirmed
-PART_KINDS = {"text", "image", "file", "video", "url_button", "quick_reply_button", "collection",
-              "callback", "reference", "template_content", "email"}
+PART_KINDS = {
+    "text",
+    "image",
+    "file",
+    "video",
+    "url_button",
+    "quick_reply_button",
+    "collection",
+    "callback",
+    "reference",
+    "template_content",
+    "email",
+}
 ACTOR_TYPES = {"user", "agent", "bot", "system"}
 MESSAGE_TYPES = {"normal", "private", "system"}
 STATUSES = {"new", "assigned", "resolved", "reopened"}
 REOPEN_MODES = ("classic", "new_conversation")
 PAYLOAD_VERSIONS = {"current": "2022", "legacy": "2018"}
-IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": ("image/png", "png"), b"\xff\xd8\xff": ("image/jpeg", "jpg"),
-               b"GIF87a": ("image/gif", "gif"), b"GIF89a": ("image/gif", "gif")}
+IMAGE_TYPES = {
+    b"\x89PNG\r\n\x1a\n": ("image/png", "png"),
+    b"\xff\xd8\xff": ("image/jpeg", "jpg"),
+    b"GIF87a": ("image/gif", "gif"),
+    b"GIF89a": ("image/gif", "gif"),
+}
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}Z"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}Z"
 
 
 def _error(status: int, name: str, message: str):
@@ -64,8 +78,11 @@ def _error(status: int, name: str, message: str):
 
 def _fault_body(fault) -> dict:
     names = {429: "TOO_MANY_REQUESTS", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
-    return {"code": fault.status, "status": names.get(fault.status, "INTERNAL_SERVER_ERROR"),
-            "message": "simulated fault"}
+    return {
+        "code": fault.status,
+        "status": names.get(fault.status, "INTERNAL_SERVER_ERROR"),
+        "message": "simulated fault",
+    }
 
 
 def _is_url(value) -> bool:
@@ -81,15 +98,24 @@ def legacy_parts(parts: list[dict]) -> list[dict]:
     """The 2018 `msg_parts` shape: `{"part_type": kind, "properties": {...}}` (docs/interface.md, F8)."""
     legacy = []
     for part in parts:
-        (kind, value), = part.items()
+        ((kind, value),) = part.items()
         properties = {"text": value.get("content", "")} if kind == "text" else dict(value)
         legacy.append({"part_type": kind, "properties": properties})
     return legacy
 
 
 class FreshchatSimulator:
-    def __init__(self, channel_id: str, api_key: str, *, private_key=None, reopen_mode: str = "classic",
-                 base_url: str = "", app_id: str | None = None, clock=time.time):
+    def __init__(
+        self,
+        channel_id: str,
+        api_key: str,
+        *,
+        private_key=None,
+        reopen_mode: str = "classic",
+        base_url: str = "",
+        app_id: str | None = None,
+        clock=time.time,
+    ):
         self.channel_id, self.api_key, self.base_url, self.clock = channel_id, api_key, base_url, clock
         self.app_id = app_id or str(uuid.uuid4())
         self.private_key = _load_private_key(private_key)
@@ -110,8 +136,15 @@ class FreshchatSimulator:
             self.users: dict[str, dict] = {}
             self.conversations: dict[str, dict] = {}
             self.latest: dict[str, str] = {}  # user id -> newest conversation id
-            self.channels = {self.channel_id: {"id": self.channel_id, "name": "Zalo", "enabled": True,
-                                               "public": True, "source": "freshchat"}}
+            self.channels = {
+                self.channel_id: {
+                    "id": self.channel_id,
+                    "name": "Zalo",
+                    "enabled": True,
+                    "public": True,
+                    "source": "freshchat",
+                }
+            }
             self.agents: dict[str, dict] = {}
             self.assets: dict[str, tuple[bytes, str]] = {}
             self.files: dict[str, dict] = {}
@@ -126,21 +159,30 @@ class FreshchatSimulator:
     @property
     def public_key_pem(self) -> str:
         """SubjectPublicKeyInfo PEM, `-----BEGIN PUBLIC KEY-----`."""
-        return self.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return (
+            self.private_key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
 
     @property
     def public_key_pem_rsa_label(self) -> str:
         """The same SPKI body under the misleading `RSA PUBLIC KEY` label FreshChat's admin shows."""
         return self.public_key_pem.replace("BEGIN PUBLIC KEY", "BEGIN RSA PUBLIC KEY").replace(
-            "END PUBLIC KEY", "END RSA PUBLIC KEY")
+            "END PUBLIC KEY", "END RSA PUBLIC KEY"
+        )
 
     # -- set-up helpers -------------------------------------------------------------------
 
     def add_agent(self, agent_id: str, first_name: str, last_name: str = "", email: str = "") -> dict:
-        agent = {"id": agent_id, "first_name": first_name, "last_name": last_name,
-                 "email": email or f"{first_name.lower()}@sim.example", "avatar": {"url": ""},
-                 "is_deactivated": False}
+        agent = {
+            "id": agent_id,
+            "first_name": first_name,
+            "last_name": last_name,
+            "email": email or f"{first_name.lower()}@sim.example",
+            "avatar": {"url": ""},
+            "is_deactivated": False,
+        }
         with self.lock:
             self.agents[agent_id] = agent
         return dict(agent)
@@ -245,8 +287,7 @@ class FreshchatSimulator:
         if not filters:
             return _error(400, "INVALID_VALUE", "a filter such as reference_id is required")
         with self.lock:
-            found = [dict(u) for u in self.users.values()
-                     if all(str(u.get(k, "")) == v for k, v in filters.items())]
+            found = [dict(u) for u in self.users.values() if all(str(u.get(k, "")) == v for k, v in filters.items())]
         pagination = {"total_items": len(found), "total_pages": 1, "current_page": 1, "items_per_page": 50}
         return jsonify({"users": found, "pagination": pagination, "links": {}})
 
@@ -297,8 +338,11 @@ class FreshchatSimulator:
         if body.get("channel_id") not in self.channels:
             return "channel_id is invalid"
         users = body.get("users")
-        if not isinstance(users, list) or not users or not all(
-                isinstance(u, dict) and str(u.get("id")) in self.users for u in users):
+        if (
+            not isinstance(users, list)
+            or not users
+            or not all(isinstance(u, dict) and str(u.get("id")) in self.users for u in users)
+        ):
             return "users must list existing users as {id}"
         if body.get("status", "new") not in STATUSES:
             return "status is invalid"
@@ -312,13 +356,22 @@ class FreshchatSimulator:
         self._next_internal += 1
         user_id = str(body["users"][0]["id"])
         now = self.clock()
-        conv = {"conversation_id": str(uuid.uuid4()), "conversation_internal_id": self._next_internal,
-                "app_id": self.app_id, "channel_id": body["channel_id"], "status": body.get("status", "new"),
-                "assigned_agent_id": body.get("assigned_agent_id"), "assigned_group_id": body.get("assigned_group_id"),
-                "properties": body.get("properties") or {}, "user_id": user_id,
-                "members": [str(u["id"]) for u in body["users"]], "created_time": _iso(now),
-                "updated_time": _iso(now), "interaction_id": f"{self._next_internal}-{int(now * 1000)}",
-                "messages": []}
+        conv = {
+            "conversation_id": str(uuid.uuid4()),
+            "conversation_internal_id": self._next_internal,
+            "app_id": self.app_id,
+            "channel_id": body["channel_id"],
+            "status": body.get("status", "new"),
+            "assigned_agent_id": body.get("assigned_agent_id"),
+            "assigned_group_id": body.get("assigned_group_id"),
+            "properties": body.get("properties") or {},
+            "user_id": user_id,
+            "members": [str(u["id"]) for u in body["users"]],
+            "created_time": _iso(now),
+            "updated_time": _iso(now),
+            "interaction_id": f"{self._next_internal}-{int(now * 1000)}",
+            "messages": [],
+        }
         self.conversations[conv["conversation_id"]] = conv
         self.latest[user_id] = conv["conversation_id"]
         return conv
@@ -371,11 +424,13 @@ class FreshchatSimulator:
             if conv is None:
                 return _not_found()
             newest_first = [dict(m) for m in reversed(conv["messages"])]
-        chunk = newest_first[(page - 1) * per_page: page * per_page]
+        chunk = newest_first[(page - 1) * per_page : page * per_page]
         body = {"messages": chunk}
         if page * per_page < len(newest_first):
-            body["link"] = {"href": f"/v2/conversations/{cid}/messages?page={page + 1}&items_per_page={per_page}",
-                            "rel": "next"}
+            body["link"] = {
+                "href": f"/v2/conversations/{cid}/messages?page={page + 1}&items_per_page={per_page}",
+                "rel": "next",
+            }
         return jsonify(body)
 
     def _post_message(self, cid: str):
@@ -432,7 +487,7 @@ class FreshchatSimulator:
     def _part_problem(self, part) -> str | None:
         if not isinstance(part, dict) or len(part) != 1:
             return "each message part has exactly one key"
-        (kind, value), = part.items()
+        ((kind, value),) = part.items()
         if kind not in PART_KINDS or not isinstance(value, dict):
             return f"unknown message part {kind!r}"
         if kind == "text" and not (isinstance(value.get("content"), str) and value["content"]):
@@ -447,15 +502,24 @@ class FreshchatSimulator:
 
     def _append(self, conv: dict, body: dict) -> dict:
         """Store a message; created_time never repeats so ordering stays unambiguous."""
-        message = {"id": str(uuid.uuid4()), "conversation_id": conv["conversation_id"],
-                   "freshchat_conversation_id": str(conv["conversation_internal_id"]),
-                   "channel_id": conv["channel_id"], "app_id": self.app_id,
-                   "actor_type": body.get("actor_type"), "actor_id": body.get("actor_id") or "",
-                   "user_id": conv["user_id"], "interaction_id": conv["interaction_id"],
-                   "message_type": body.get("message_type", "normal"), "message_source": "api",
-                   "message_parts": body["message_parts"], "reply_parts": body.get("reply_parts", []),
-                   "created_time": self._unique_time(conv), "restrictResponse": False,
-                   "botsPrivateNote": False}
+        message = {
+            "id": str(uuid.uuid4()),
+            "conversation_id": conv["conversation_id"],
+            "freshchat_conversation_id": str(conv["conversation_internal_id"]),
+            "channel_id": conv["channel_id"],
+            "app_id": self.app_id,
+            "actor_type": body.get("actor_type"),
+            "actor_id": body.get("actor_id") or "",
+            "user_id": conv["user_id"],
+            "interaction_id": conv["interaction_id"],
+            "message_type": body.get("message_type", "normal"),
+            "message_source": "api",
+            "message_parts": body["message_parts"],
+            "reply_parts": body.get("reply_parts", []),
+            "created_time": self._unique_time(conv),
+            "restrictResponse": False,
+            "botsPrivateNote": False,
+        }
         conv["messages"].append(message)
         conv["updated_time"] = message["created_time"]
         return message
@@ -486,9 +550,14 @@ class FreshchatSimulator:
         content_type = upload.mimetype or mimetypes.guess_type(name)[0] or "application/octet-stream"
         file_hash = secrets.token_hex(16)
         url = self._store_asset(f"files/{file_hash}/{name}", data, content_type)
-        record = {"file_name": name, "file_size": len(data), "file_content_type": content_type,
-                  "file_extension_type": name.rsplit(".", 1)[-1].lower() if "." in name else "",
-                  "file_hash": file_hash, "file_security_status": "SAFE_FILE"}
+        record = {
+            "file_name": name,
+            "file_size": len(data),
+            "file_content_type": content_type,
+            "file_extension_type": name.rsplit(".", 1)[-1].lower() if "." in name else "",
+            "file_hash": file_hash,
+            "file_security_status": "SAFE_FILE",
+        }
         with self.lock:
             self.files[file_hash] = {**record, "url": url}
         return jsonify(record)
@@ -510,31 +579,63 @@ class FreshchatSimulator:
     def _list_channels(self):
         with self.lock:
             channels = list(self.channels.values())
-        return jsonify({"channels": channels, "pagination": {"total_items": len(channels), "total_pages": 1,
-                                                             "current_page": 1, "items_per_page": 50}})
+        return jsonify(
+            {
+                "channels": channels,
+                "pagination": {"total_items": len(channels), "total_pages": 1, "current_page": 1, "items_per_page": 50},
+            }
+        )
 
     def _account(self):
         return jsonify({"app_id": self.app_id, "organisation_id": 1, "account_id": 1})
 
     # -- webhooks to the bridge (docs/interface.md, F7, F10) ---------------------------------
 
-    def send_agent_message(self, bridge_url: str, conversation_id: str, parts, *, actor_type: str = "agent",
-                           agent_id: str | None = None, message_type: str = "normal", reply_parts=None,
-                           payload_version: str = "current", duplicates: int = 1) -> SentWebhook:
+    def send_agent_message(
+        self,
+        bridge_url: str,
+        conversation_id: str,
+        parts,
+        *,
+        actor_type: str = "agent",
+        agent_id: str | None = None,
+        message_type: str = "normal",
+        reply_parts=None,
+        payload_version: str = "current",
+        duplicates: int = 1,
+    ) -> SentWebhook:
         """Store an agent (or bot) message in the conversation, then POST its message_create.
 
         `message_type` "system" is what FreshChat itself posts under an agent's name ("Conversation
         was reopened by ..."); `reply_parts` carries buttons."""
-        message = self.add_agent_message(conversation_id, parts, actor_type=actor_type, agent_id=agent_id,
-                                         message_type=message_type, reply_parts=reply_parts)
+        message = self.add_agent_message(
+            conversation_id,
+            parts,
+            actor_type=actor_type,
+            agent_id=agent_id,
+            message_type=message_type,
+            reply_parts=reply_parts,
+        )
         return self.deliver(bridge_url, message_event(message, payload_version), duplicates, payload_version)
 
-    def add_agent_message(self, conversation_id: str, parts, *, actor_type: str = "agent",
-                          agent_id: str | None = None, message_type: str = "normal", reply_parts=None) -> dict:
+    def add_agent_message(
+        self,
+        conversation_id: str,
+        parts,
+        *,
+        actor_type: str = "agent",
+        agent_id: str | None = None,
+        message_type: str = "normal",
+        reply_parts=None,
+    ) -> dict:
         """Store an agent (or bot) message without sending its webhook (see `send_agent_message`)."""
-        body = {"message_parts": _as_parts(parts), "actor_type": actor_type,
-                "actor_id": agent_id or self.default_agent_id, "message_type": message_type,
-                **({"reply_parts": list(reply_parts)} if reply_parts else {})}
+        body = {
+            "message_parts": _as_parts(parts),
+            "actor_type": actor_type,
+            "actor_id": agent_id or self.default_agent_id,
+            "message_type": message_type,
+            **({"reply_parts": list(reply_parts)} if reply_parts else {}),
+        }
         with self.lock:
             conv = self.conversations[conversation_id]
             problem = self._message_problem(body, conv["members"])
@@ -542,8 +643,9 @@ class FreshchatSimulator:
                 raise ValueError(problem)
             return self._append(conv, body)
 
-    def agent_attach(self, bridge_url: str, conversation_id: str, name: str, content_type: str, data: str,
-                     text: str = "") -> SentWebhook:
+    def agent_attach(
+        self, bridge_url: str, conversation_id: str, name: str, content_type: str, data: str, text: str = ""
+    ) -> SentWebhook:
         """An agent attaches a file in the inbox (sandbox page): FreshChat hosts it, then sends the
         message with an image part for images and a file part otherwise. `data` is base64."""
         raw = base64.b64decode(data)
@@ -553,30 +655,53 @@ class FreshchatSimulator:
             part = {"image": {"url": url}}
         else:
             extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-            part = {"file": {"name": name, "url": url, "file_size_in_bytes": len(raw),
-                             "content_type": content_type, "file_extension": extension}}
+            part = {
+                "file": {
+                    "name": name,
+                    "url": url,
+                    "file_size_in_bytes": len(raw),
+                    "content_type": content_type,
+                    "file_extension": extension,
+                }
+            }
         parts = ([{"text": {"content": text}}] if text else []) + [part]
         return self.send_agent_message(bridge_url, conversation_id, parts)
 
-    def private_note(self, bridge_url: str, conversation_id: str, text: str, *, agent_id: str | None = None,
-                     duplicates: int = 1) -> SentWebhook:
-        return self.send_agent_message(bridge_url, conversation_id, text, agent_id=agent_id,
-                                       message_type="private", duplicates=duplicates)
+    def private_note(
+        self, bridge_url: str, conversation_id: str, text: str, *, agent_id: str | None = None, duplicates: int = 1
+    ) -> SentWebhook:
+        return self.send_agent_message(
+            bridge_url, conversation_id, text, agent_id=agent_id, message_type="private", duplicates=duplicates
+        )
 
-    def resolve(self, bridge_url: str, conversation_id: str, agent_id: str | None = None, *,
-                duplicates: int = 1) -> SentWebhook:
+    def resolve(
+        self, bridge_url: str, conversation_id: str, agent_id: str | None = None, *, duplicates: int = 1
+    ) -> SentWebhook:
         """An agent resolves the conversation: conversation_resolution (docs/interface.md, F7)."""
         agent_id = agent_id or self.default_agent_id
         with self.lock:
             conv = self.conversations[conversation_id]
             conv["status"] = "resolved"
-            resolve = {"resolver": "agent", "resolver_id": agent_id, "conversation": self._brief(conv),
-                       "interaction_id": conv["interaction_id"], "user": {"id": conv["user_id"]}}
-        return self.deliver(bridge_url, self._envelope("conversation_resolution", "agent", agent_id,
-                                                       {"resolve": resolve}), duplicates)
+            resolve = {
+                "resolver": "agent",
+                "resolver_id": agent_id,
+                "conversation": self._brief(conv),
+                "interaction_id": conv["interaction_id"],
+                "user": {"id": conv["user_id"]},
+            }
+        return self.deliver(
+            bridge_url, self._envelope("conversation_resolution", "agent", agent_id, {"resolve": resolve}), duplicates
+        )
 
-    def reopen(self, bridge_url: str, conversation_id: str, *, reopener: str = "agent",
-               reopener_id: str | None = None, duplicates: int = 1) -> SentWebhook:
+    def reopen(
+        self,
+        bridge_url: str,
+        conversation_id: str,
+        *,
+        reopener: str = "agent",
+        reopener_id: str | None = None,
+        duplicates: int = 1,
+    ) -> SentWebhook:
         """conversation_reopen (docs/interface.md, F6, F7); a new interaction begins."""
         with self.lock:
             conv = self.conversations[conversation_id]
@@ -586,43 +711,80 @@ class FreshchatSimulator:
             event = self._reopen_event(conv, reopener, reopener_id)
         return self.deliver(bridge_url, event, duplicates)
 
-    def assign(self, bridge_url: str, conversation_id: str, agent_id: str, *, group_id: str = "",
-               assignor_id: str | None = None, duplicates: int = 1) -> SentWebhook:
+    def assign(
+        self,
+        bridge_url: str,
+        conversation_id: str,
+        agent_id: str,
+        *,
+        group_id: str = "",
+        assignor_id: str | None = None,
+        duplicates: int = 1,
+    ) -> SentWebhook:
         """conversation_assignment (docs/interface.md, F7); `from_*` are the previous assignees."""
         assignor_id = assignor_id or self.default_agent_id
         with self.lock:
             conv = self.conversations[conversation_id]
             previous = (conv.get("assigned_agent_id") or "", conv.get("assigned_group_id") or "")
             conv.update(status="assigned", assigned_agent_id=agent_id, assigned_group_id=group_id or None)
-            assignment = {"assignor": "agent", "assignor_id": assignor_id, "to_agent_id": agent_id,
-                          "to_group_id": group_id, "from_agent_id": previous[0], "from_group_id": previous[1],
-                          "conversation": self._brief(conv), "interaction_id": conv["interaction_id"]}
-        return self.deliver(bridge_url, self._envelope("conversation_assignment", "agent", assignor_id,
-                                                       {"assignment": assignment}), duplicates)
+            assignment = {
+                "assignor": "agent",
+                "assignor_id": assignor_id,
+                "to_agent_id": agent_id,
+                "to_group_id": group_id,
+                "from_agent_id": previous[0],
+                "from_group_id": previous[1],
+                "conversation": self._brief(conv),
+                "interaction_id": conv["interaction_id"],
+            }
+        return self.deliver(
+            bridge_url,
+            self._envelope("conversation_assignment", "agent", assignor_id, {"assignment": assignment}),
+            duplicates,
+        )
 
     def _reopen_event(self, conv: dict, reopener: str, reopener_id: str) -> dict:
-        reopen = {"reopener": reopener, "reopener_id": reopener_id, "conversation": self._brief(conv),
-                  "interaction_id": conv["interaction_id"]}
+        reopen = {
+            "reopener": reopener,
+            "reopener_id": reopener_id,
+            "conversation": self._brief(conv),
+            "interaction_id": conv["interaction_id"],
+        }
         return self._envelope("conversation_reopen", reopener, reopener_id, {"reopen": reopen})
 
     def _brief(self, conv: dict) -> dict:
-        return {"conversation_id": conv["conversation_id"], "app_id": self.app_id, "status": conv["status"],
-                "channel_id": conv["channel_id"], "assigned_agent_id": conv.get("assigned_agent_id") or "",
-                "assigned_group_id": conv.get("assigned_group_id") or "", "skill_id": 0}
+        return {
+            "conversation_id": conv["conversation_id"],
+            "app_id": self.app_id,
+            "status": conv["status"],
+            "channel_id": conv["channel_id"],
+            "assigned_agent_id": conv.get("assigned_agent_id") or "",
+            "assigned_group_id": conv.get("assigned_group_id") or "",
+            "skill_id": 0,
+        }
 
     def _envelope(self, action: str, actor_type: str, actor_id: str, data: dict) -> dict:
-        return {"actor": {"actor_type": actor_type, "actor_id": actor_id}, "action": action,
-                "action_time": _iso(self.clock()), "data": data}
+        return {
+            "actor": {"actor_type": actor_type, "actor_id": actor_id},
+            "action": action,
+            "action_time": _iso(self.clock()),
+            "data": data,
+        }
 
     def sign(self, event: dict, payload_version: str = "current") -> tuple[bytes, dict]:
         """What FreshChat sends for `event` on the first attempt: the bytes and their headers,
         RSA-signed over those exact bytes."""
         raw = serialise(event)
-        return raw, {"Content-Type": "application/json", "X-Freshchat-Signature": rsa_sign(raw, self.private_key),
-                     "X-Retry-Count": "0", "X-Freshchat-Payload-Version": PAYLOAD_VERSIONS[payload_version]}
+        return raw, {
+            "Content-Type": "application/json",
+            "X-Freshchat-Signature": rsa_sign(raw, self.private_key),
+            "X-Retry-Count": "0",
+            "X-Freshchat-Payload-Version": PAYLOAD_VERSIONS[payload_version],
+        }
 
-    def deliver(self, bridge_url: str, event: dict, duplicates: int = 1,
-                payload_version: str = "current") -> SentWebhook:
+    def deliver(
+        self, bridge_url: str, event: dict, duplicates: int = 1, payload_version: str = "current"
+    ) -> SentWebhook:
         """Serialise and sign once; each resend carries the next X-Retry-Count."""
         raw, first = self.sign(event, payload_version)
 
@@ -662,14 +824,24 @@ class FreshchatSimulator:
 
     def state(self) -> dict:
         with self.lock:
-            conversations = [{**self._view(c), "interaction_id": c["interaction_id"],
-                              "messages": [dict(m) for m in c["messages"]]} for c in self.conversations.values()]
-            return {"channel_id": self.channel_id, "app_id": self.app_id, "reopen_mode": self.reopen_mode,
-                    "users": [dict(u) for u in self.users.values()], "conversations": conversations,
-                    "files": list(self.files.values()), "assets": sorted(self.assets),
-                    "agents": list(self.agents.values()), "webhooks": list(self.webhooks),
-                    "webhook_url": self.webhook_url, "image_refusals": sorted(self.image_refusals),
-                    "faults": self.faults.snapshot()}
+            conversations = [
+                {**self._view(c), "interaction_id": c["interaction_id"], "messages": [dict(m) for m in c["messages"]]}
+                for c in self.conversations.values()
+            ]
+            return {
+                "channel_id": self.channel_id,
+                "app_id": self.app_id,
+                "reopen_mode": self.reopen_mode,
+                "users": [dict(u) for u in self.users.values()],
+                "conversations": conversations,
+                "files": list(self.files.values()),
+                "assets": sorted(self.assets),
+                "agents": list(self.agents.values()),
+                "webhooks": list(self.webhooks),
+                "webhook_url": self.webhook_url,
+                "image_refusals": sorted(self.image_refusals),
+                "faults": self.faults.snapshot(),
+            }
 
     def _http_reset(self):
         self.reset()
@@ -682,10 +854,16 @@ class FreshchatSimulator:
 
     def _http_action(self, name: str):
         """Demo/UI controls: POST /_sim/actions/<name> with the method's keyword arguments."""
-        actions = {"agent_message": self.send_agent_message, "private_note": self.private_note,
-                   "resolve": self.resolve, "reopen": self.reopen, "assign": self.assign,
-                   "settings": self._set_settings, "agent_attach": self.agent_attach,
-                   "refuse_images": self.refuse_images}
+        actions = {
+            "agent_message": self.send_agent_message,
+            "private_note": self.private_note,
+            "resolve": self.resolve,
+            "reopen": self.reopen,
+            "assign": self.assign,
+            "settings": self._set_settings,
+            "agent_attach": self.agent_attach,
+            "refuse_images": self.refuse_images,
+        }
         return run_action(actions, name)
 
     def _set_settings(self, reopen_mode: str | None = None, webhook_url: str | None = None) -> None:
@@ -699,19 +877,49 @@ def message_event(message: dict, payload_version: str = "current") -> dict:
     """The message_create envelope: docs/interface.md, F7 (current) or the 2018 msg_parts shape (legacy)."""
     actor = {"actor_type": message["actor_type"], "actor_id": message["actor_id"]}
     if payload_version == "legacy":
-        inner = {"msg_parts": legacy_parts(message["message_parts"]),
-                 **{k: message[k] for k in ("id", "conversation_id", "actor_type", "actor_id", "user_id",
-                                            "message_type", "app_id", "channel_id", "created_time")}}
+        inner = {
+            "msg_parts": legacy_parts(message["message_parts"]),
+            **{
+                k: message[k]
+                for k in (
+                    "id",
+                    "conversation_id",
+                    "actor_type",
+                    "actor_id",
+                    "user_id",
+                    "message_type",
+                    "app_id",
+                    "channel_id",
+                    "created_time",
+                )
+            },
+        }
     else:
-        keys = ("message_parts", "app_id", "actor_id", "id", "channel_id", "conversation_id",
-                "interaction_id", "actor_type", "created_time", "user_id", "restrictResponse", "botsPrivateNote")
+        keys = (
+            "message_parts",
+            "app_id",
+            "actor_id",
+            "id",
+            "channel_id",
+            "conversation_id",
+            "interaction_id",
+            "actor_type",
+            "created_time",
+            "user_id",
+            "restrictResponse",
+            "botsPrivateNote",
+        )
         inner = {k: message[k] for k in keys}
         if message["message_type"] != "normal":  # the 2022 sample omits message_type when normal
             inner["message_type"] = message["message_type"]
         if message["reply_parts"]:
             inner["reply_parts"] = message["reply_parts"]
-    return {"actor": actor, "action": "message_create", "action_time": message["created_time"],
-            "data": {"message": inner}}
+    return {
+        "actor": actor,
+        "action": "message_create",
+        "action_time": message["created_time"],
+        "data": {"message": inner},
+    }
 
 
 def _user_problem(body: dict) -> str | None:
@@ -720,8 +928,11 @@ def _user_problem(body: dict) -> str | None:
         return "properties must be a list of {name, value}"
     if "avatar" in body and not isinstance(body["avatar"], dict):
         return "avatar must be an object with url"
-    bad = [k for k in ("reference_id", "first_name", "last_name", "email", "phone")
-           if k in body and not isinstance(body[k], (str, type(None)))]
+    bad = [
+        k
+        for k in ("reference_id", "first_name", "last_name", "email", "phone")
+        if k in body and not isinstance(body[k], (str, type(None)))
+    ]
     return f"{bad[0]} must be a string" if bad else None
 
 

@@ -82,14 +82,26 @@ class Bridge:
     def _env(self, redis_url, partners_url, public_key_pem, tmp, extra) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ZALO_", "FRESHCHAT_"))}
         env.update({k.upper(): str(v) for k, v in DEFAULTS.items()})
-        env.update(PORT=str(self.port), REDIS_URL=redis_url, PUBLIC_BASE_URL=self.url,
-                   SECRET_KEY="e2e-secret-key-0123456789", SANDBOX="false",
-                   ZALO_API_BASE_URL=partners_url + "/zalo", ZALO_OAUTH_BASE_URL=partners_url + "/zalo",
-                   FRESHCHAT_API_URL=partners_url + "/freshchat/v2", FRESHCHAT_WEBHOOK_PUBLIC_KEY=public_key_pem,
-                   MEDIA_DIR=str(tmp / "media"), MEDIA_FETCH_ALLOW_PRIVATE="true", LOG_FORMAT="text",
-                   WORKER_CONCURRENCY="4", RETRY_BASE_SECONDS="0.2", RETRY_MAX_SECONDS="1",
-                   LEASE_SECONDS="3", WEB_CONCURRENCY="2",
-                   PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+        env.update(
+            PORT=str(self.port),
+            REDIS_URL=redis_url,
+            PUBLIC_BASE_URL=self.url,
+            SECRET_KEY="e2e-secret-key-0123456789",
+            SANDBOX="false",
+            ZALO_API_BASE_URL=partners_url + "/zalo",
+            ZALO_OAUTH_BASE_URL=partners_url + "/zalo",
+            FRESHCHAT_API_URL=partners_url + "/freshchat/v2",
+            FRESHCHAT_WEBHOOK_PUBLIC_KEY=public_key_pem,
+            MEDIA_DIR=str(tmp / "media"),
+            MEDIA_FETCH_ALLOW_PRIVATE="true",
+            LOG_FORMAT="text",
+            WORKER_CONCURRENCY="4",
+            RETRY_BASE_SECONDS="0.2",
+            RETRY_MAX_SECONDS="1",
+            LEASE_SECONDS="3",
+            WEB_CONCURRENCY="2",
+            PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        )
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -98,12 +110,18 @@ class Bridge:
         under `name`, in its own process group, with this bridge's environment plus `env`."""
         command = command or procfile()[kind or name].strip()
         log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env={**self.env, **env},
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
-    def start_all(self, workers: int = 1, timeout: float = 30) -> "Bridge":
+    def start_all(self, workers: int = 1, timeout: float = 30) -> Bridge:
         self.start("web")
         for i in range(workers):
             self.start(f"worker{i}", "worker")

@@ -29,9 +29,13 @@ MEDIA_PREFIXES = {"zalo": ("cdn/", "_sim/uploads/"), "freshchat": ("assets/",)}
 
 
 def register_sandbox(app, settings) -> None:
-    log.warning("SANDBOX MODE: no Zalo/FreshChat credentials set; partners are the built-in "
-                "simulators at %s and %s; open %s/sandbox", settings.zalo_api_base_url,
-                settings.freshchat_api_url, settings.public_base_url)
+    log.warning(
+        "SANDBOX MODE: no Zalo/FreshChat credentials set; partners are the built-in "
+        "simulators at %s and %s; open %s/sandbox",
+        settings.zalo_api_base_url,
+        settings.freshchat_api_url,
+        settings.public_base_url,
+    )
     app.register_blueprint(build_blueprint(Partners(settings)))
 
 
@@ -44,8 +48,10 @@ class Partners:
 
     def __init__(self, settings):
         self.settings = settings
-        self.roots = {"zalo": settings.zalo_api_base_url.rstrip("/"),
-                      "freshchat": settings.freshchat_api_url.rstrip("/").removesuffix("/v2")}
+        self.roots = {
+            "zalo": settings.zalo_api_base_url.rstrip("/"),
+            "freshchat": settings.freshchat_api_url.rstrip("/").removesuffix("/v2"),
+        }
         # The simulators run on this machine, so they reach the bridge on loopback, whatever
         # PUBLIC_BASE_URL says (it may be a tunnel the partners process cannot resolve).
         bridge = f"http://127.0.0.1:{settings.port}"
@@ -72,9 +78,9 @@ class Partners:
         """Links the browser can open: partner media through our proxy, our media relative."""
         for side, root in self.roots.items():
             if url.startswith(root + "/"):
-                return f"/sandbox/partners/{side}/{url[len(root) + 1:]}"
+                return f"/sandbox/partners/{side}/{url[len(root) + 1 :]}"
         base = self.settings.public_base_url.rstrip("/")
-        return url[len(base):] if url.startswith(base + "/") else url
+        return url[len(base) :] if url.startswith(base + "/") else url
 
     def wire(self, phone: dict, inbox: dict) -> bool:
         """After a (re)start of the partners process: the demo user exists, and FreshChat echoes
@@ -88,8 +94,7 @@ class Partners:
 
 
 def build_blueprint(partners: Partners) -> Blueprint:
-    bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="templates",
-                   static_folder="static")
+    bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="templates", static_folder="static")
 
     @bp.before_request
     def _allow_attachments():
@@ -150,8 +155,13 @@ def _agent_routes(bp: Blueprint, partners: Partners) -> None:
     @bp.post("/api/agent/reply")
     def agent_reply():
         body = _body("conversation_id", "text")
-        return _sent(partners.act("freshchat", "agent_message", {
-            "conversation_id": body.get("conversation_id"), "parts": body.get("text") or ""}))
+        return _sent(
+            partners.act(
+                "freshchat",
+                "agent_message",
+                {"conversation_id": body.get("conversation_id"), "parts": body.get("text") or ""},
+            )
+        )
 
     @bp.post("/api/agent/note")
     def agent_note():
@@ -191,8 +201,9 @@ def proxy_media(partners: Partners, side: str, path: str) -> Response:
         resp = requests.get(f"{partners.roots[side]}/{path}", timeout=TIMEOUT)
     except requests.RequestException:
         abort(502)
-    media = Response(resp.content, status=resp.status_code,
-                     mimetype=resp.headers.get("Content-Type", "application/octet-stream"))
+    media = Response(
+        resp.content, status=resp.status_code, mimetype=resp.headers.get("Content-Type", "application/octet-stream")
+    )
     # Users upload anything; served from our origin it must never run as a page.
     media.headers.update({"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
     return media
@@ -208,8 +219,12 @@ def page_state(partners: Partners) -> dict:
             phone = partners.get("zalo", "_sim/phone")
     except PartnerError as exc:
         return {"partners": str(exc), "status": status_view(partners, {})}
-    return {"partners": "ok", "zalo": zalo_view(partners, phone), "inbox": inbox_view(partners, inbox),
-            "status": status_view(partners, phone)}
+    return {
+        "partners": "ok",
+        "zalo": zalo_view(partners, phone),
+        "inbox": inbox_view(partners, inbox),
+        "status": status_view(partners, phone),
+    }
 
 
 def zalo_view(partners: Partners, phone: dict) -> dict:
@@ -221,18 +236,30 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
         chats.setdefault(m["user_id"], []).append(oa_item(partners, m, phone["uploads"]))
     for m in phone["console_messages"]:  # typed by an OA admin in Zalo's own console
         chats.setdefault(m["user_id"], []).append(
-            {"id": m["message_id"], "from": "oa", "time": int(m["time"] * 1000), "kind": "text", "text": m["text"]})
+            {"id": m["message_id"], "from": "oa", "time": int(m["time"] * 1000), "kind": "text", "text": m["text"]}
+        )
     for items in chats.values():
         items.sort(key=lambda i: i["time"])
-    return {"users": [{"user_id": u["user_id"], "display_name": u["display_name"],
-                       "send_error": u.get("send_error")} for u in users], "chats": chats}
+    return {
+        "users": [
+            {"user_id": u["user_id"], "display_name": u["display_name"], "send_error": u.get("send_error")}
+            for u in users
+        ],
+        "chats": chats,
+    }
 
 
 def user_item(partners: Partners, m: dict) -> dict:
     """One message the user sent, as their phone shows it."""
     message = m["message"]
-    item = {"id": message["msg_id"], "from": "user", "time": m["time_ms"], "kind": "text",
-            "text": message.get("text", ""), "delivered": (m.get("statuses") or [None])[-1] == 200}
+    item = {
+        "id": message["msg_id"],
+        "from": "user",
+        "time": m["time_ms"],
+        "kind": "text",
+        "text": message.get("text", ""),
+        "delivered": (m.get("statuses") or [None])[-1] == 200,
+    }
     for attachment in message.get("attachments") or []:
         kind, payload = attachment.get("type", ""), attachment.get("payload") or {}
         item["kind"] = kind
@@ -247,8 +274,7 @@ def user_item(partners: Partners, m: dict) -> dict:
 def oa_item(partners: Partners, m: dict, uploads: dict) -> dict:
     """One message the OA (the bridge, for an agent) sent the user."""
     message = m["message"]
-    item = {"id": m["message_id"], "from": "oa", "time": m["time_ms"], "kind": "text",
-            "text": message.get("text", "")}
+    item = {"id": m["message_id"], "from": "oa", "time": m["time_ms"], "kind": "text", "text": message.get("text", "")}
     payload = (message.get("attachment") or {}).get("payload") or {}
     element = (payload.get("elements") or [{}])[0]
     if payload.get("token"):
@@ -270,31 +296,44 @@ def inbox_view(partners: Partners, inbox: dict) -> dict:
     users = {u["id"]: u for u in inbox["users"]}
     agents = {a["id"]: " ".join(filter(None, (a["first_name"], a["last_name"]))) for a in inbox["agents"]}
     conversations = sorted(inbox["conversations"], key=lambda c: c["updated_time"], reverse=True)
-    return {"conversations": [conversation_view(partners, c, users.get(c["user_id"], {}), agents)
-                              for c in conversations]}
+    return {
+        "conversations": [conversation_view(partners, c, users.get(c["user_id"], {}), agents) for c in conversations]
+    }
 
 
 def conversation_view(partners: Partners, conv: dict, user: dict, agents: dict) -> dict:
     reference = user.get("reference_id") or ""
-    return {"id": conv["conversation_id"], "status": conv["status"], "updated": conv["updated_time"],
-            "user_name": " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "User",
-            "zalo_user_id": reference.rsplit(":", 1)[-1] if reference.startswith("zalo:") else "",
-            "messages": [message_view(partners, m, agents) for m in conv["messages"]]}
+    return {
+        "id": conv["conversation_id"],
+        "status": conv["status"],
+        "updated": conv["updated_time"],
+        "user_name": " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "User",
+        "zalo_user_id": reference.rsplit(":", 1)[-1] if reference.startswith("zalo:") else "",
+        "messages": [message_view(partners, m, agents) for m in conv["messages"]],
+    }
 
 
 def message_view(partners: Partners, m: dict, agents: dict) -> dict:
-    return {"id": m["id"], "actor": m["actor_type"], "private": m["message_type"] == "private",
-            "time": m["created_time"], "author": agents.get(m.get("actor_id"), ""),
-            "parts": [part_view(partners, p) for p in m["message_parts"]]}
+    return {
+        "id": m["id"],
+        "actor": m["actor_type"],
+        "private": m["message_type"] == "private",
+        "time": m["created_time"],
+        "author": agents.get(m.get("actor_id"), ""),
+        "parts": [part_view(partners, p) for p in m["message_parts"]],
+    }
 
 
 def part_view(partners: Partners, part: dict) -> dict:
-    (kind, value), = part.items()
+    ((kind, value),) = part.items()
     if kind == "text":
         return {"kind": "text", "text": value.get("content", "")}
     if kind in ("image", "file", "video"):
-        return {"kind": "image" if kind == "image" else "file", "url": partners.page_url(value.get("url", "")),
-                "name": value.get("name", "")}
+        return {
+            "kind": "image" if kind == "image" else "file",
+            "url": partners.page_url(value.get("url", "")),
+            "name": value.get("name", ""),
+        }
     return {"kind": "text", "text": f"[{kind}]"}
 
 
@@ -305,8 +344,9 @@ def status_view(partners: Partners, phone: dict) -> dict:
     except RedisError as exc:
         status = {"redis": f"unreachable ({type(exc).__name__})"}
     status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
-    status.update(resolve_notification=partners.settings.resolve_notification,
-                  zalo_refreshes=phone.get("refresh_count"))
+    status.update(
+        resolve_notification=partners.settings.resolve_notification, zalo_refreshes=phone.get("refresh_count")
+    )
     return status
 
 

@@ -14,9 +14,9 @@ from flask import Flask, jsonify
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from config.sandbox import DEFAULTS
 from sandbox.freshchat_sim import FreshchatSimulator
 from sandbox.zalo_sim import ZaloSimulator
-from config.sandbox import DEFAULTS
 
 
 def build_partners(settings=None):
@@ -29,11 +29,21 @@ def build_partners(settings=None):
     if dataclasses.is_dataclass(settings):
         settings = dataclasses.asdict(settings)
     s = {**DEFAULTS, **{k: v for k, v in (settings or {}).items() if v not in (None, "")}}
-    zalo = ZaloSimulator(s["zalo_app_id"], s["zalo_oa_id"], s["zalo_oa_secret_key"], s["zalo_app_secret"],
-                         s["zalo_access_token"], s["zalo_refresh_token"], int(s.get("zalo_access_ttl", 90000)))
-    fc = FreshchatSimulator(s["freshchat_channel_id"], s["freshchat_api_key"],
-                            private_key=s.get("freshchat_private_key"),
-                            reopen_mode=s.get("reopen_mode", "classic"))
+    zalo = ZaloSimulator(
+        s["zalo_app_id"],
+        s["zalo_oa_id"],
+        s["zalo_oa_secret_key"],
+        s["zalo_app_secret"],
+        s["zalo_access_token"],
+        s["zalo_refresh_token"],
+        int(s.get("zalo_access_ttl", 90000)),
+    )
+    fc = FreshchatSimulator(
+        s["freshchat_channel_id"],
+        s["freshchat_api_key"],
+        private_key=s.get("freshchat_private_key"),
+        reopen_mode=s.get("reopen_mode", "classic"),
+    )
     if s.get("public_url"):
         set_public_url(s["public_url"], zalo, fc)
     app = DispatcherMiddleware(_index_app(zalo, fc), {"/zalo": zalo.app, "/freshchat": fc.app})
@@ -52,12 +62,23 @@ def _index_app(zalo: ZaloSimulator, fc: FreshchatSimulator) -> Flask:
 
     @app.get("/")
     def index():
-        return jsonify({
-            "zalo": {"api_base_url": zalo.base_url, "oauth_base_url": zalo.base_url,
-                     "app_id": zalo.app_id, "oa_id": zalo.oa_id, "state": zalo.base_url + "/_sim/state"},
-            "freshchat": {"api_url": fc.base_url + "/v2", "channel_id": fc.channel_id,
-                          "public_key": fc.base_url + "/_sim/public_key", "state": fc.base_url + "/_sim/state"},
-        })
+        return jsonify(
+            {
+                "zalo": {
+                    "api_base_url": zalo.base_url,
+                    "oauth_base_url": zalo.base_url,
+                    "app_id": zalo.app_id,
+                    "oa_id": zalo.oa_id,
+                    "state": zalo.base_url + "/_sim/state",
+                },
+                "freshchat": {
+                    "api_url": fc.base_url + "/v2",
+                    "channel_id": fc.channel_id,
+                    "public_key": fc.base_url + "/_sim/public_key",
+                    "state": fc.base_url + "/_sim/state",
+                },
+            }
+        )
 
     return app
 

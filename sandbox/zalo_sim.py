@@ -34,8 +34,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, jsonify, redirect, request
 
 from app.integrations.zalo.signature import compute_mac
-from sandbox.faults import (FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action,
-                              serialise)
+from sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action, serialise
 
 TEXT_MAX = 2000
 MB = 1024 * 1024
@@ -63,9 +62,16 @@ ERROR_MESSAGES = {
 }
 CONSOLE_ADMIN_ID = "7788990011"
 # getoa's fields besides oa_id and num_follower, which come from the simulator's state
-OA_PROFILE = {"name": "Sandbox OA", "description": "Simulated Zalo Official Account", "oa_alias": "sandbox-oa",
-              "is_verified": True, "oa_type": 2, "cate_name": "Sandbox",
-              "avatar": "https://s160-ava-talk.zadn.vn/sim/oa.jpg", "cover": "https://cover-talk.zadn.vn/sim/oa.jpg"}
+OA_PROFILE = {
+    "name": "Sandbox OA",
+    "description": "Simulated Zalo Official Account",
+    "oa_alias": "sandbox-oa",
+    "is_verified": True,
+    "oa_type": 2,
+    "cate_name": "Sandbox",
+    "avatar": "https://s160-ava-talk.zadn.vn/sim/oa.jpg",
+    "cover": "https://cover-talk.zadn.vn/sim/oa.jpg",
+}
 
 
 def _hex_id() -> str:
@@ -82,8 +88,15 @@ def _ok(data: dict):
 
 
 def _oauth_error(code: int, name: str, description: str = ""):
-    return jsonify({"error": code, "error_name": name, "error_description": description or name,
-                    "error_reason": "", "ref_doc": "https://developers.zalo.me/docs/official-account"})
+    return jsonify(
+        {
+            "error": code,
+            "error_name": name,
+            "error_description": description or name,
+            "error_reason": "",
+            "ref_doc": "https://developers.zalo.me/docs/official-account",
+        }
+    )
 
 
 def _fault_body(fault):
@@ -145,8 +158,7 @@ def image_message(url: str, caption: str | None = None, kind: str = "image") -> 
 
 def file_message(url: str, name: str, data: bytes = b"") -> dict:
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    payload = {"size": str(len(data)), "name": name, "checksum": hashlib.md5(data).hexdigest(),
-               "type": ext, "url": url}
+    payload = {"size": str(len(data)), "name": name, "checksum": hashlib.md5(data).hexdigest(), "type": ext, "url": url}
     return attachment_message("file", payload)
 
 
@@ -172,15 +184,24 @@ def media_link_message(kind: str, url: str, thumbnail: str = "", description: st
 
 def business_card_message(name: str, phone: str, qr_url: str = "https://zalo.me/qr/card") -> dict:
     """A business card is a link whose description is a JSON string (CWF business_card_service)."""
-    payload = {"description": json.dumps({"phone": phone, "qrCodeUrl": qr_url}), "thumbnail": qr_url,
-               "url": qr_url}
+    payload = {"description": json.dumps({"phone": phone, "qrCodeUrl": qr_url}), "thumbnail": qr_url, "url": qr_url}
     return attachment_message("link", payload, name)
 
 
 class ZaloSimulator:
-    def __init__(self, app_id: str, oa_id: str, oa_secret_key: str, app_secret: str,
-                 access_token: str, refresh_token: str, access_ttl: int = 90000, *,
-                 base_url: str = "", clock=time.time):
+    def __init__(
+        self,
+        app_id: str,
+        oa_id: str,
+        oa_secret_key: str,
+        app_secret: str,
+        access_token: str,
+        refresh_token: str,
+        access_ttl: int = 90000,
+        *,
+        base_url: str = "",
+        clock=time.time,
+    ):
         self.app_id, self.oa_id, self.oa_secret_key = str(app_id), str(oa_id), oa_secret_key
         self.app_secret, self.access_ttl, self.base_url = app_secret, int(access_ttl), base_url
         self.clock = clock
@@ -212,12 +233,25 @@ class ZaloSimulator:
 
     # -- set-up helpers -------------------------------------------------------------------
 
-    def add_user(self, user_id: str, display_name: str, avatar_url: str | None = None, *,
-                 follower: bool = True, send_error: int | None = None) -> dict:
+    def add_user(
+        self,
+        user_id: str,
+        display_name: str,
+        avatar_url: str | None = None,
+        *,
+        follower: bool = True,
+        send_error: int | None = None,
+    ) -> dict:
         """Register a user; `send_error` makes every CS message to them fail with that code."""
         avatar = avatar_url or f"https://s120-ava-talk.zadn.vn/sim/{user_id}.jpg"
-        user = {"user_id": str(user_id), "display_name": display_name, "avatar": avatar,
-                "follower": follower, "send_error": send_error, "last_interaction": self.clock()}
+        user = {
+            "user_id": str(user_id),
+            "display_name": display_name,
+            "avatar": avatar,
+            "follower": follower,
+            "send_error": send_error,
+            "last_interaction": self.clock(),
+        }
         with self.lock:
             self.users[str(user_id)] = user
         return dict(user)
@@ -309,8 +343,7 @@ class ZaloSimulator:
                 return _error(*problem)
             record = self._record(user_id, body["message"])
         self._schedule_echo(record)
-        return _ok({"message_id": record["message_id"], "user_id": user_id,
-                    "sent_time": str(record["time_ms"])})
+        return _ok({"message_id": record["message_id"], "user_id": user_id, "sent_time": str(record["time_ms"])})
 
     def _recipient_problem(self, user_id: str):
         if not user_id:
@@ -374,8 +407,14 @@ class ZaloSimulator:
 
     def _record(self, user_id: str, message: dict) -> dict:
         now = self.clock()
-        record = {"message_id": _hex_id(), "user_id": user_id, "recipient": {"user_id": user_id},
-                  "message": message, "time": now, "time_ms": int(now * 1000)}
+        record = {
+            "message_id": _hex_id(),
+            "user_id": user_id,
+            "recipient": {"user_id": user_id},
+            "message": message,
+            "time": now,
+            "time_ms": int(now * 1000),
+        }
         self.sent.append(record)
         return record
 
@@ -392,8 +431,15 @@ class ZaloSimulator:
             return _error(*problem)
         ident = secrets.token_hex(16) if kind != "file" else secrets.token_urlsafe(48)
         with self.lock:
-            self.uploads[ident] = {"id": ident, "kind": kind, "filename": filename, "data": data,
-                                   "content_type": upload.mimetype, "size": len(data), "expired": False}
+            self.uploads[ident] = {
+                "id": ident,
+                "kind": kind,
+                "filename": filename,
+                "data": data,
+                "content_type": upload.mimetype,
+                "size": len(data),
+                "expired": False,
+            }
         return _ok({"token" if kind == "file" else "attachment_id": ident})
 
     def _user_detail(self):
@@ -412,14 +458,21 @@ class ZaloSimulator:
     def _profile(self, user: dict) -> dict:
         avatar, uid = user["avatar"], user["user_id"]
         last = datetime.fromtimestamp(user["last_interaction"], VN).strftime("%d/%m/%Y")
-        return {"user_id": uid, "user_id_by_app": self.user_id_by_app(uid), "user_external_id": "",
-                "display_name": user["display_name"], "user_alias": user["display_name"],
-                "is_sensitive": False, "user_last_interaction_date": last,
-                "user_is_follower": user["follower"], "avatar": avatar,
-                "avatars": {"120": avatar, "240": avatar.replace("s120-", "s240-")},
-                "dynamic_param": "", "tags_and_notes_info": {"notes": [], "tag_names": []},
-                "shared_info": {"address": "", "city": "", "district": "", "phone": 0, "name": "",
-                                "user_dob": ""}}
+        return {
+            "user_id": uid,
+            "user_id_by_app": self.user_id_by_app(uid),
+            "user_external_id": "",
+            "display_name": user["display_name"],
+            "user_alias": user["display_name"],
+            "is_sensitive": False,
+            "user_last_interaction_date": last,
+            "user_is_follower": user["follower"],
+            "avatar": avatar,
+            "avatars": {"120": avatar, "240": avatar.replace("s120-", "s240-")},
+            "dynamic_param": "",
+            "tags_and_notes_info": {"notes": [], "tag_names": []},
+            "shared_info": {"address": "", "city": "", "district": "", "phone": 0, "name": "", "user_dob": ""},
+        }
 
     def _getoa(self):
         denied = self._token_error()
@@ -455,8 +508,7 @@ class ZaloSimulator:
     def _grant_refresh(self, refresh_token: str):
         """Refresh tokens are single use: only the current one works, and only once."""
         if self.refresh_revoked or not secrets.compare_digest(refresh_token, self.refresh_token):
-            return _oauth_error(-14014, "Invalid refresh token",
-                                "refresh token is invalid, expired or already used")
+            return _oauth_error(-14014, "Invalid refresh token", "refresh token is invalid, expired or already used")
         self.refresh_count += 1
         return self._rotate()
 
@@ -475,8 +527,9 @@ class ZaloSimulator:
         self.refresh_token = "sim-refresh-" + secrets.token_urlsafe(24)
         self.access_expires_at = self.clock() + self.access_ttl
         self.refresh_revoked = False
-        return jsonify({"access_token": self.access_token, "refresh_token": self.refresh_token,
-                        "expires_in": str(self.access_ttl)})
+        return jsonify(
+            {"access_token": self.access_token, "refresh_token": self.refresh_token, "expires_in": str(self.access_ttl)}
+        )
 
     def _permission(self):
         """The OA admin's consent page, approved at once: redirect with a fresh code."""
@@ -486,36 +539,63 @@ class ZaloSimulator:
         if not redirect_uri.startswith(("http://", "https://")):
             return _oauth_error(-14003, "Invalid redirect uri")
         challenge = request.args.get("code_challenge", "")
-        query = {"code": self.issue_auth_code(challenge), "oa_id": self.oa_id,
-                 "state": request.args.get("state", ""), "code_challenge": challenge}
+        query = {
+            "code": self.issue_auth_code(challenge),
+            "oa_id": self.oa_id,
+            "state": request.args.get("state", ""),
+            "code_challenge": challenge,
+        }
         return redirect(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(query)}")
 
     # -- webhooks to the bridge (docs/interface.md, Z4-Z6) -----------------------------------
 
-    def send_user_event(self, bridge_url: str, event_name: str, user_id: str, message: dict, *,
-                        timestamp_ms: int | None = None, duplicates: int = 1,
-                        msg_id: str | None = None) -> SentWebhook:
+    def send_user_event(
+        self,
+        bridge_url: str,
+        event_name: str,
+        user_id: str,
+        message: dict,
+        *,
+        timestamp_ms: int | None = None,
+        duplicates: int = 1,
+        msg_id: str | None = None,
+    ) -> SentWebhook:
         """A `user_send_*` (or other user → OA) event, signed, POSTed `duplicates` times."""
         user_id = str(user_id)
         self._touch_user(user_id)
         body = {**message, "msg_id": msg_id or message.get("msg_id") or _hex_id()}
-        event = {"app_id": self.app_id, "sender": {"id": user_id},
-                 "user_id_by_app": self.user_id_by_app(user_id), "recipient": {"id": self.oa_id},
-                 "event_name": event_name, "message": body, "timestamp": self._ts(timestamp_ms)}
+        event = {
+            "app_id": self.app_id,
+            "sender": {"id": user_id},
+            "user_id_by_app": self.user_id_by_app(user_id),
+            "recipient": {"id": self.oa_id},
+            "event_name": event_name,
+            "message": body,
+            "timestamp": self._ts(timestamp_ms),
+        }
         return self.deliver(bridge_url, event, duplicates)
 
     def send_text(self, bridge_url: str, user_id: str, text: str, **kw) -> SentWebhook:
         return self.send_user_event(bridge_url, "user_send_text", user_id, text_message(text), **kw)
 
-    def send_image(self, bridge_url: str, user_id: str, name: str, data: bytes,
-                   content_type: str = "image/jpeg", caption: str | None = None, **kw) -> SentWebhook:
+    def send_image(
+        self,
+        bridge_url: str,
+        user_id: str,
+        name: str,
+        data: bytes,
+        content_type: str = "image/jpeg",
+        caption: str | None = None,
+        **kw,
+    ) -> SentWebhook:
         """Put the image on the CDN, then send the event pointing at it."""
         kind = "gif" if content_type == "image/gif" else "image"
         message = image_message(self.add_media(name, data, content_type), caption, kind)
         return self.send_user_event(bridge_url, f"user_send_{kind}", user_id, message, **kw)
 
-    def send_file(self, bridge_url: str, user_id: str, name: str, data: bytes,
-                  content_type: str = "application/pdf", **kw) -> SentWebhook:
+    def send_file(
+        self, bridge_url: str, user_id: str, name: str, data: bytes, content_type: str = "application/pdf", **kw
+    ) -> SentWebhook:
         message = file_message(self.add_media(name, data, content_type), name, data)
         return self.send_user_event(bridge_url, "user_send_file", user_id, message, **kw)
 
@@ -528,8 +608,9 @@ class ZaloSimulator:
             else:
                 user["last_interaction"] = self.clock()
 
-    def send_oa_echo(self, bridge_url: str, message_id: str | None = None, *,
-                     admin_id: str | None = None, duplicates: int = 1) -> SentWebhook:
+    def send_oa_echo(
+        self, bridge_url: str, message_id: str | None = None, *, admin_id: str | None = None, duplicates: int = 1
+    ) -> SentWebhook:
         """The `oa_send_*` echo Zalo fires for a message the OA sent (default: the last one)."""
         with self.lock:
             record = next((m for m in reversed(self.sent) if message_id in (None, m["message_id"])), None)
@@ -537,19 +618,25 @@ class ZaloSimulator:
                 raise KeyError(f"no message {message_id!r} was sent by the OA")
             event_name, body = self._echo_body(record["message"])
         body["msg_id"] = record["message_id"]
-        return self.deliver(bridge_url, self._oa_event(record["user_id"], event_name, body, admin_id),
-                            duplicates)
+        return self.deliver(bridge_url, self._oa_event(record["user_id"], event_name, body, admin_id), duplicates)
 
-    def send_admin_message(self, bridge_url: str, user_id: str, text: str, *,
-                           admin_id: str = CONSOLE_ADMIN_ID, duplicates: int = 1) -> SentWebhook:
+    def send_admin_message(
+        self, bridge_url: str, user_id: str, text: str, *, admin_id: str = CONSOLE_ADMIN_ID, duplicates: int = 1
+    ) -> SentWebhook:
         """A message an OA admin typed in Zalo's own console: only its echo reaches the bridge."""
         msg_id = _hex_id()
         with self.lock:
-            self.console_messages.append({"message_id": msg_id, "user_id": str(user_id), "text": text,
-                                          "admin_id": admin_id, "time": self.clock()})
+            self.console_messages.append(
+                {
+                    "message_id": msg_id,
+                    "user_id": str(user_id),
+                    "text": text,
+                    "admin_id": admin_id,
+                    "time": self.clock(),
+                }
+            )
         body = {"text": text, "msg_id": msg_id}
-        return self.deliver(bridge_url, self._oa_event(str(user_id), "oa_send_text", body, admin_id),
-                            duplicates)
+        return self.deliver(bridge_url, self._oa_event(str(user_id), "oa_send_text", body, admin_id), duplicates)
 
     def _echo_body(self, message: dict) -> tuple[str, dict]:
         """Event name and message of an echo, from the body the OA sent."""
@@ -568,9 +655,15 @@ class ZaloSimulator:
 
     def _oa_event(self, user_id: str, event_name: str, message: dict, admin_id: str | None) -> dict:
         sender = {"id": self.oa_id, **({"admin_id": admin_id} if admin_id else {})}
-        return {"app_id": self.app_id, "sender": sender, "recipient": {"id": user_id},
-                "event_name": event_name, "message": message,
-                "user_id_by_app": self.user_id_by_app(user_id), "timestamp": self._ts(None)}
+        return {
+            "app_id": self.app_id,
+            "sender": sender,
+            "recipient": {"id": user_id},
+            "event_name": event_name,
+            "message": message,
+            "user_id_by_app": self.user_id_by_app(user_id),
+            "timestamp": self._ts(None),
+        }
 
     def _schedule_echo(self, record: dict) -> None:
         """Real Zalo echoes API sends too, sometimes before the send call returns."""
@@ -579,20 +672,35 @@ class ZaloSimulator:
             timer.daemon = True
             timer.start()
 
-    def send_follow(self, bridge_url: str, user_id: str, *, event_name: str = "follow",
-                    source: str = "oa_profile", duplicates: int = 1) -> SentWebhook:
+    def send_follow(
+        self,
+        bridge_url: str,
+        user_id: str,
+        *,
+        event_name: str = "follow",
+        source: str = "oa_profile",
+        duplicates: int = 1,
+    ) -> SentWebhook:
         """`follow`/`unfollow` use `oa_id` and `follower.id` instead of sender/recipient."""
-        event = {"app_id": self.app_id, "oa_id": self.oa_id, "follower": {"id": str(user_id)},
-                 "user_id_by_app": self.user_id_by_app(str(user_id)), "source": source,
-                 "event_name": event_name, "timestamp": self._ts(None)}
+        event = {
+            "app_id": self.app_id,
+            "oa_id": self.oa_id,
+            "follower": {"id": str(user_id)},
+            "user_id_by_app": self.user_id_by_app(str(user_id)),
+            "source": source,
+            "event_name": event_name,
+            "timestamp": self._ts(None),
+        }
         return self.deliver(bridge_url, event, duplicates)
 
-    def send_seen(self, bridge_url: str, user_id: str, msg_ids: list[str] | None = None, *,
-                  duplicates: int = 1) -> SentWebhook:
+    def send_seen(
+        self, bridge_url: str, user_id: str, msg_ids: list[str] | None = None, *, duplicates: int = 1
+    ) -> SentWebhook:
         """`user_seen_message`: sender is the OA, `msg_ids` is a list (default: all sent to the user)."""
         ids = msg_ids if msg_ids is not None else [m["message_id"] for m in self.messages_to(user_id)]
-        return self.deliver(bridge_url, self._oa_event(str(user_id), "user_seen_message",
-                                                       {"msg_ids": list(ids)}, None), duplicates)
+        return self.deliver(
+            bridge_url, self._oa_event(str(user_id), "user_seen_message", {"msg_ids": list(ids)}, None), duplicates
+        )
 
     def send_probe(self, bridge_url: str) -> SentWebhook:
         """The console's URL check: no timestamp and no signature (docs/interface.md, Z5)."""
@@ -604,8 +712,7 @@ class ZaloSimulator:
         raw = serialise(event)
         headers = {"Content-Type": "application/json"}
         if "timestamp" in event:
-            headers["X-ZEvent-Signature"] = compute_mac(self.app_id, raw, str(event["timestamp"]),
-                                                        self.oa_secret_key)
+            headers["X-ZEvent-Signature"] = compute_mac(self.app_id, raw, str(event["timestamp"]), self.oa_secret_key)
         return raw, headers
 
     def deliver(self, bridge_url: str, event: dict, duplicates: int = 1) -> SentWebhook:
@@ -618,8 +725,13 @@ class ZaloSimulator:
         headers, statuses = post_webhook(bridge_url, raw, headers_for, duplicates)
         sent = SentWebhook(event, raw, headers, statuses)
         with self.lock:
-            self.webhooks.append({"event_name": event.get("event_name", ""), "statuses": statuses,
-                                  "msg_id": (event.get("message") or {}).get("msg_id")})
+            self.webhooks.append(
+                {
+                    "event_name": event.get("event_name", ""),
+                    "statuses": statuses,
+                    "msg_id": (event.get("message") or {}).get("msg_id"),
+                }
+            )
         return sent
 
     def _ts(self, timestamp_ms: int | None) -> str:
@@ -627,8 +739,16 @@ class ZaloSimulator:
 
     # -- the simulated user's phone (the sandbox page) -----------------------------------------
 
-    def phone_send(self, bridge_url: str, user_id: str, kind: str, text: str = "", file: dict | None = None,
-                   latitude: str = "", longitude: str = "") -> SentWebhook:
+    def phone_send(
+        self,
+        bridge_url: str,
+        user_id: str,
+        kind: str,
+        text: str = "",
+        file: dict | None = None,
+        latitude: str = "",
+        longitude: str = "",
+    ) -> SentWebhook:
         """What the user's Zalo app does: put media on the CDN, send the event, keep a copy to show.
 
         `file` is `{"name", "content_type", "data"}` with base64 data (the page sends JSON).
@@ -636,8 +756,15 @@ class ZaloSimulator:
         event_name, message = self._phone_message(kind, text, file, latitude, longitude)
         sent = self.send_user_event(bridge_url, event_name, str(user_id), message)
         with self.lock:
-            self.phone_log.append({"user_id": str(user_id), "event_name": event_name, "message": sent["message"],
-                                   "time_ms": int(sent["timestamp"]), "statuses": sent.statuses})
+            self.phone_log.append(
+                {
+                    "user_id": str(user_id),
+                    "event_name": event_name,
+                    "message": sent["message"],
+                    "time_ms": int(sent["timestamp"]),
+                    "statuses": sent.statuses,
+                }
+            )
         return sent
 
     def _phone_message(self, kind: str, text: str, file: dict | None, latitude: str, longitude: str):
@@ -648,8 +775,11 @@ class ZaloSimulator:
         if kind not in ("image", "sticker", "file") or not isinstance(file, dict):
             raise ValueError("kind is text (with text), location, or image/sticker/file (with file)")
         name, data = str(file.get("name") or kind), base64.b64decode(file.get("data") or "")
-        url = self.add_media(f"{secrets.token_hex(6)}/{_safe_name(name)}", data,
-                             str(file.get("content_type") or "application/octet-stream"))
+        url = self.add_media(
+            f"{secrets.token_hex(6)}/{_safe_name(name)}",
+            data,
+            str(file.get("content_type") or "application/octet-stream"),
+        )
         if kind == "file":
             return "user_send_file", file_message(url, name, data)
         if kind == "sticker":
@@ -660,31 +790,41 @@ class ZaloSimulator:
     def phone(self) -> dict:
         """Every chat as the users see it: their messages, the OA's (with upload metadata), no tokens."""
         with self.lock:
-            uploads = {i: {k: u[k] for k in ("kind", "filename", "content_type", "size")}
-                       for i, u in self.uploads.items()}
-            return {"users": [dict(u) for u in self.users.values()],
-                    "user_messages": [dict(m) for m in self.phone_log],
-                    "oa_messages": [{k: v for k, v in m.items() if k != "time"} for m in self.sent],
-                    "console_messages": list(self.console_messages), "uploads": uploads,
-                    "refresh_count": self.refresh_count}
+            uploads = {
+                i: {k: u[k] for k in ("kind", "filename", "content_type", "size")} for i, u in self.uploads.items()
+            }
+            return {
+                "users": [dict(u) for u in self.users.values()],
+                "user_messages": [dict(m) for m in self.phone_log],
+                "oa_messages": [{k: v for k, v in m.items() if k != "time"} for m in self.sent],
+                "console_messages": list(self.console_messages),
+                "uploads": uploads,
+                "refresh_count": self.refresh_count,
+            }
 
     # -- inspection and HTTP controls ---------------------------------------------------------
 
     def state(self) -> dict:
         with self.lock:
             return {
-                "app_id": self.app_id, "oa_id": self.oa_id,
+                "app_id": self.app_id,
+                "oa_id": self.oa_id,
                 "messages": [{k: v for k, v in m.items() if k != "time"} for m in self.sent],
                 "console_messages": list(self.console_messages),
                 "uploads": [{k: v for k, v in u.items() if k != "data"} for u in self.uploads.values()],
-                "tokens": {"access_token": self.access_token, "refresh_token": self.refresh_token,
-                           "access_expires_at": self.access_expires_at,
-                           "access_valid": self.clock() < self.access_expires_at,
-                           "refresh_revoked": self.refresh_revoked, "refresh_count": self.refresh_count,
-                           "code_exchanges": self.code_exchanges},
+                "tokens": {
+                    "access_token": self.access_token,
+                    "refresh_token": self.refresh_token,
+                    "access_expires_at": self.access_expires_at,
+                    "access_valid": self.clock() < self.access_expires_at,
+                    "refresh_revoked": self.refresh_revoked,
+                    "refresh_count": self.refresh_count,
+                    "code_exchanges": self.code_exchanges,
+                },
                 "refresh_count": self.refresh_count,
                 "users": [dict(u) for u in self.users.values()],
-                "media": sorted(self.media), "webhooks": list(self.webhooks),
+                "media": sorted(self.media),
+                "webhooks": list(self.webhooks),
                 "faults": self.faults.snapshot(),
             }
 
@@ -701,11 +841,18 @@ class ZaloSimulator:
 
     def _http_action(self, name: str):
         """Demo/UI controls: POST /_sim/actions/<name> with the method's keyword arguments."""
-        actions = {"user_event": self.send_user_event, "text": self.send_text, "follow": self.send_follow,
-                   "seen": self.send_seen, "admin_message": self.send_admin_message,
-                   "oa_echo": self.send_oa_echo, "add_user": self.add_user,
-                   "expire_access_token": self.expire_access_token,
-                   "revoke_refresh_token": self.revoke_refresh_token, "phone_send": self.phone_send}
+        actions = {
+            "user_event": self.send_user_event,
+            "text": self.send_text,
+            "follow": self.send_follow,
+            "seen": self.send_seen,
+            "admin_message": self.send_admin_message,
+            "oa_echo": self.send_oa_echo,
+            "add_user": self.add_user,
+            "expire_access_token": self.expire_access_token,
+            "revoke_refresh_token": self.revoke_refresh_token,
+            "phone_send": self.phone_send,
+        }
         return run_action(actions, name)
 
 

@@ -24,19 +24,32 @@ PUBLIC_BASE = "https://bridge.example.com"
 
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 FC_PRIVATE_KEY = _KEY
-FC_PUBLIC_PEM = _KEY.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+FC_PUBLIC_PEM = (
+    _KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+)
 
 
 def make_settings(redis_url: str = "redis://127.0.0.1:6379/0", **overrides) -> Settings:
     values = dict(
-        redis_url=redis_url, public_base_url=PUBLIC_BASE, secret_key="test-secret-key-0123456789",
-        zalo_app_id=ZALO_APP_ID, zalo_app_secret="app-secret-example", zalo_oa_id=ZALO_OA_ID,
-        zalo_oa_secret_key=ZALO_OA_SECRET, zalo_access_token="access-0", zalo_refresh_token="refresh-0",
-        zalo_api_base_url=ZALO_API, zalo_oauth_base_url=ZALO_OAUTH, freshchat_api_url=FC_API,
-        freshchat_api_key="fc-api-key-example", freshchat_channel_id=CHANNEL,
-        freshchat_webhook_public_key=FC_PUBLIC_PEM, log_format="text",
-        retry_base_seconds=0.01, retry_max_seconds=0.05)
+        redis_url=redis_url,
+        public_base_url=PUBLIC_BASE,
+        secret_key="test-secret-key-0123456789",
+        zalo_app_id=ZALO_APP_ID,
+        zalo_app_secret="app-secret-example",
+        zalo_oa_id=ZALO_OA_ID,
+        zalo_oa_secret_key=ZALO_OA_SECRET,
+        zalo_access_token="access-0",
+        zalo_refresh_token="refresh-0",
+        zalo_api_base_url=ZALO_API,
+        zalo_oauth_base_url=ZALO_OAUTH,
+        freshchat_api_url=FC_API,
+        freshchat_api_key="fc-api-key-example",
+        freshchat_channel_id=CHANNEL,
+        freshchat_webhook_public_key=FC_PUBLIC_PEM,
+        log_format="text",
+        retry_base_seconds=0.01,
+        retry_max_seconds=0.05,
+    )
     values.update(overrides)
     return Settings(**values)
 
@@ -60,8 +73,12 @@ def post_zalo(client, event: dict, **kw):
 
 
 def fc_headers(raw: bytes) -> dict:
-    return {"X-Freshchat-Signature": fc_sign(raw, FC_PRIVATE_KEY), "Content-Type": "application/json",
-            "X-Freshchat-Payload-Version": "2022", "X-Retry-Count": "0"}
+    return {
+        "X-Freshchat-Signature": fc_sign(raw, FC_PRIVATE_KEY),
+        "Content-Type": "application/json",
+        "X-Freshchat-Payload-Version": "2022",
+        "X-Retry-Count": "0",
+    }
 
 
 def post_freshchat(client, event: dict):

@@ -52,23 +52,35 @@ class WorkerContext:
         from app.integrations.zalo.tokens import TokenKeeper
 
         tokens = TokenKeeper(self.redis, self.settings, self.session)
-        limiter = RateLimiter(self.redis, "zalo", self.settings.zalo_rate_per_minute,
-                              self.settings.rate_window_seconds, self._limiter_patience_ms())
+        limiter = RateLimiter(
+            self.redis,
+            "zalo",
+            self.settings.zalo_rate_per_minute,
+            self.settings.rate_window_seconds,
+            self._limiter_patience_ms(),
+        )
         return ZaloClient(self.session, self.settings, tokens, limiter)
 
     @cached_property
     def freshchat(self):
         from app.integrations.freshchat.client import FreshchatClient
 
-        limiter = RateLimiter(self.redis, "freshchat", self.settings.freshchat_rate_per_minute,
-                              self.settings.rate_window_seconds, self._limiter_patience_ms())
+        limiter = RateLimiter(
+            self.redis,
+            "freshchat",
+            self.settings.freshchat_rate_per_minute,
+            self.settings.rate_window_seconds,
+            self._limiter_patience_ms(),
+        )
         return FreshchatClient(self.session, self.settings, limiter)
 
     @cached_property
     def breakers(self) -> dict[str, Breaker]:
         """One per partner; each probes its partner with a cheap read."""
-        return {"zalo": Breaker(self.redis, "zalo", lambda: self.zalo.get_oa()),
-                "freshchat": Breaker(self.redis, "freshchat", lambda: self.freshchat.list_channels())}
+        return {
+            "zalo": Breaker(self.redis, "zalo", lambda: self.zalo.get_oa()),
+            "freshchat": Breaker(self.redis, "freshchat", lambda: self.freshchat.list_channels()),
+        }
 
     def breaker(self, partner: str) -> Breaker:
         return self.breakers.get(partner) or _NEVER_OPEN

@@ -12,7 +12,7 @@ import json
 import logging
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
@@ -20,8 +20,8 @@ from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
 
 log = logging.getLogger("worker.drain")
-LANE_SLICE_SECONDS = 2.0     # then the lane goes back to the due set, behind lanes waiting longer
-JOB_SLICE_SECONDS = 5.0      # then the job ends and RQ hands the worker a fresh one
+LANE_SLICE_SECONDS = 2.0  # then the lane goes back to the due set, behind lanes waiting longer
+JOB_SLICE_SECONDS = 5.0  # then the job ends and RQ hands the worker a fresh one
 UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
 ERRORS_KEPT = 50
 # The partner an item of each kind delivers to: its outage makes the item wait, not fail.
@@ -48,8 +48,10 @@ def handlers() -> dict[str, Callable]:
     from app.integrations.zalo import schemas as zalo
     from app.relay import inbound, outbound
 
-    return {"zalo": by_event(inbound.HANDLERS, zalo.to_event),
-            "freshchat": by_event(outbound.HANDLERS, freshchat.to_event)}
+    return {
+        "zalo": by_event(inbound.HANDLERS, zalo.to_event),
+        "freshchat": by_event(outbound.HANDLERS, freshchat.to_event),
+    }
 
 
 def by_event(table: dict[str, Callable], to_event: Callable) -> Callable:
@@ -79,8 +81,7 @@ def dead_letter_notes() -> dict[str, Callable]:
 
 
 class Drainer:
-    def __init__(self, ctx, handler_map: dict[str, Callable] | None = None,
-                 notes: dict[str, Callable] | None = None):
+    def __init__(self, ctx, handler_map: dict[str, Callable] | None = None, notes: dict[str, Callable] | None = None):
         self.ctx = ctx
         self.handlers = handler_map or handlers()
         self.notes = dead_letter_notes() if notes is None else notes

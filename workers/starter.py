@@ -38,6 +38,5 @@ class Starter:
     def top_up(self) -> int:
         missing = min(self.lanes.due_count(), self.workers) - self.queue.count
         for _ in range(max(0, missing)):
-            self.queue.enqueue("workers.drain.drain_due", job_timeout=JOB_TIMEOUT, result_ttl=0,
-                               failure_ttl=3600)
+            self.queue.enqueue("workers.drain.drain_due", job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=3600)
         return max(0, missing)

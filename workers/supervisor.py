@@ -35,7 +35,7 @@ def _load():
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     configure_logging(settings)
     return settings
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from redis import Redis
 
@@ -25,10 +25,10 @@ from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.integrations.errors import PartnerError, RetryableError
 
 log = logging.getLogger("bridge.breaker")
-OK_WINDOW_SECONDS = 20.0   # a success this recent proves the partner is up
-OPEN_SECONDS = 5.0         # how long a failed probe keeps the breaker open
-MARK_OK_EVERY = 1.0        # per process: one Redis write a second at most on the hot path
-READ_OPEN_EVERY = 0.5      # per process: how often the hot path asks Redis whether it is open
+OK_WINDOW_SECONDS = 20.0  # a success this recent proves the partner is up
+OPEN_SECONDS = 5.0  # how long a failed probe keeps the breaker open
+MARK_OK_EVERY = 1.0  # per process: one Redis write a second at most on the hot path
+READ_OPEN_EVERY = 0.5  # per process: how often the hot path asks Redis whether it is open
 
 
 class Breaker:

@@ -11,7 +11,6 @@ from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.bridge.lanes import Item, Lanes
 
 
-
 class DeadLetters:
     def __init__(self, redis: Redis, lanes: Lanes, keys: Keys = DEFAULT_KEYS):
         self.redis = redis

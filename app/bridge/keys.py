@@ -15,8 +15,8 @@ ROOT = "zfb:"
 DEFAULT = "default"
 
 # -- the scheduler (docs/delivery.md, "Lanes") ------------------------------------------------
-DUE = ROOT + "due"              # zset lane -> epoch ms when it may be claimed next
-WAKE = ROOT + "wake"            # doorbell: lanes that just got work (a hint; DUE is the truth)
+DUE = ROOT + "due"  # zset lane -> epoch ms when it may be claimed next
+WAKE = ROOT + "wake"  # doorbell: lanes that just got work (a hint; DUE is the truth)
 HEARTBEAT = ROOT + "worker:heartbeat"
 
 

@@ -47,7 +47,7 @@ class Item:
         return json.dumps(self.__dict__, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def loads(cls, raw: str | bytes) -> "Item":
+    def loads(cls, raw: str | bytes) -> Item:
         return cls(**json.loads(raw))
 
 
@@ -61,10 +61,30 @@ class Lanes:
     def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0) -> bool:
         """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate)."""
         if not dedupe_key:
-            return bool(APPEND(self.redis, lane=keys.lane(lane), due=keys.DUE, wake=keys.WAKE,
-                               item=item.dumps(), lane_id=lane, now=now_ms()))
-        return bool(ACCEPT(self.redis, seen=dedupe_key, lane=keys.lane(lane), due=keys.DUE, wake=keys.WAKE,
-                           ttl=dedupe_ttl, item=item.dumps(), lane_id=lane, now=now_ms()))
+            return bool(
+                APPEND(
+                    self.redis,
+                    lane=keys.lane(lane),
+                    due=keys.DUE,
+                    wake=keys.WAKE,
+                    item=item.dumps(),
+                    lane_id=lane,
+                    now=now_ms(),
+                )
+            )
+        return bool(
+            ACCEPT(
+                self.redis,
+                seen=dedupe_key,
+                lane=keys.lane(lane),
+                due=keys.DUE,
+                wake=keys.WAKE,
+                ttl=dedupe_ttl,
+                item=item.dumps(),
+                lane_id=lane,
+                now=now_ms(),
+            )
+        )
 
     def claim(self) -> tuple[str, str] | None:
         """(lane, lease token) for the earliest due lane nobody holds, or None."""
@@ -78,8 +98,15 @@ class Lanes:
     def acquire(self, lane: str) -> str | None:
         """A lease token when this caller may drain `lane` now, else None."""
         token = secrets.token_hex(8)
-        got = TAKE(self.redis, lease=keys.lease(lane), due=keys.DUE, lane_id=lane, now=now_ms(),
-                   token=token, lease_ms=self.lease_ms)
+        got = TAKE(
+            self.redis,
+            lease=keys.lease(lane),
+            due=keys.DUE,
+            lane_id=lane,
+            now=now_ms(),
+            token=token,
+            lease_ms=self.lease_ms,
+        )
         return token if got else None
 
     def head(self, lane: str) -> tuple[str, Item] | None:
@@ -89,25 +116,63 @@ class Lanes:
     def pop(self, lane: str, token: str, raw: str) -> tuple[int, str | None]:
         """Drop the processed head: (items left, next head). 0 left means the lane was given
         up; <0 means we lost the lease (someone else owns the lane) and nothing changed."""
-        got = POP(self.redis, lease=keys.lease(lane), lane=keys.lane(lane), due=keys.DUE, token=token,
-                  raw=raw, lane_id=lane, now=now_ms(), lease_ms=self.lease_ms)
+        got = POP(
+            self.redis,
+            lease=keys.lease(lane),
+            lane=keys.lane(lane),
+            due=keys.DUE,
+            token=token,
+            raw=raw,
+            lane_id=lane,
+            now=now_ms(),
+            lease_ms=self.lease_ms,
+        )
         nxt = got[1] if len(got) > 1 else None
         return int(got[0]), nxt.decode() if isinstance(nxt, bytes) else nxt
 
     def release(self, lane: str, token: str) -> int:
         """Give up the lease: 1 when work is left (the lane is due now), 0 when empty, -1 when
         the lease was not ours."""
-        return int(RELEASE(self.redis, lease=keys.lease(lane), lane=keys.lane(lane), due=keys.DUE,
-                           token=token, lane_id=lane, now=now_ms()))
+        return int(
+            RELEASE(
+                self.redis,
+                lease=keys.lease(lane),
+                lane=keys.lane(lane),
+                due=keys.DUE,
+                token=token,
+                lane_id=lane,
+                now=now_ms(),
+            )
+        )
 
     def defer(self, lane: str, token: str, raw: str, updated: Item, due_ms: int) -> int:
         """Rewrite the head with its retry bookkeeping and make the lane due at `due_ms`."""
-        return int(DEFER(self.redis, lease=keys.lease(lane), lane=keys.lane(lane), due=keys.DUE,
-                         token=token, raw=raw, updated=updated.dumps(), due_ms=due_ms, lane_id=lane))
+        return int(
+            DEFER(
+                self.redis,
+                lease=keys.lease(lane),
+                lane=keys.lane(lane),
+                due=keys.DUE,
+                token=token,
+                raw=raw,
+                updated=updated.dumps(),
+                due_ms=due_ms,
+                lane_id=lane,
+            )
+        )
 
     def renew(self, lane: str, token: str) -> bool:
-        return bool(RENEW(self.redis, lease=keys.lease(lane), due=keys.DUE, token=token,
-                          lease_ms=self.lease_ms, lane_id=lane, now=now_ms()))
+        return bool(
+            RENEW(
+                self.redis,
+                lease=keys.lease(lane),
+                due=keys.DUE,
+                token=token,
+                lease_ms=self.lease_ms,
+                lane_id=lane,
+                now=now_ms(),
+            )
+        )
 
     def due_lanes(self, limit: int = 500) -> list[str]:
         """Lanes waiting for a worker now, earliest first."""

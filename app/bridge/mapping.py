@@ -67,4 +67,4 @@ class Mapping:
         if raw is None:
             return None
         value = raw.decode()
-        return value[len(SENT_TEXT):] if value.startswith(SENT_TEXT) else ""
+        return value[len(SENT_TEXT) :] if value.startswith(SENT_TEXT) else ""

@@ -10,9 +10,9 @@ from redis import Redis
 from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.bridge.scripts import LuaScript
 
-FIRST_BACKOFF_MS = 1000   # the shared pause after the first rate-limit answer of a streak
-RECOVER_MS = 30000        # a cut refill rate is back to 100 % this long after the last cut
-RATE_FLOOR = 0.1          # successive cuts halve the rate down to this fraction
+FIRST_BACKOFF_MS = 1000  # the shared pause after the first rate-limit answer of a streak
+RECOVER_MS = 30000  # a cut refill rate is back to 100 % this long after the last cut
+RATE_FLOOR = 0.1  # successive cuts halve the rate down to this fraction
 
 # The bucket refills at (97 % of limit - burst) per window, so no sliding window of `window`
 # seconds ever holds more than `limit` calls: burst + refill * window < limit. The 3 % margin
@@ -23,17 +23,26 @@ TAKE, BACKOFF, CALM = LuaScript("rate_take"), LuaScript("rate_backoff"), LuaScri
 
 @dataclass(frozen=True)
 class Grant:
-    wait_ms: int     # 0 when the call may go now
-    at_ms: int       # when it was granted (what backoff() and calm() compare with)
-    streak: int      # rate-limit answers in a row so far; only then must a success say so
+    wait_ms: int  # 0 when the call may go now
+    at_ms: int  # when it was granted (what backoff() and calm() compare with)
+    streak: int  # rate-limit answers in a row so far; only then must a success say so
 
 
 class RateLimiter:
     """`wait()` blocks briefly for a token; `penalise()` backs everyone off after a 429;
     `backoff()` after a per-minute quota refusal (Zalo -32), `calm()` after the next success."""
 
-    def __init__(self, redis: Redis, name: str, limit: int, window_seconds: float = 60.0,
-                 max_wait_ms: int = 5000, clock=time.time, sleep=time.sleep, keys: Keys = DEFAULT_KEYS):
+    def __init__(
+        self,
+        redis: Redis,
+        name: str,
+        limit: int,
+        window_seconds: float = 60.0,
+        max_wait_ms: int = 5000,
+        clock=time.time,
+        sleep=time.sleep,
+        keys: Keys = DEFAULT_KEYS,
+    ):
         self.redis = redis
         self.max_wait_ms = max_wait_ms
         self.bucket, self.pause = keys.rate(name), keys.rate_pause(name)
@@ -46,8 +55,14 @@ class RateLimiter:
 
     def _level_inputs(self, now: int) -> dict:
         """What rate_level.lua needs: every script that includes it takes these first."""
-        return {"bucket": self.bucket, "pause": self.pause, "cap": self.burst,
-                "rate": repr(self.rate_per_ms), "now": now, "recover_ms": RECOVER_MS}
+        return {
+            "bucket": self.bucket,
+            "pause": self.pause,
+            "cap": self.burst,
+            "rate": repr(self.rate_per_ms),
+            "now": now,
+            "recover_ms": RECOVER_MS,
+        }
 
     def _take_once(self) -> Grant:
         now = self._now_ms()
@@ -80,8 +95,14 @@ class RateLimiter:
         """A call granted at `granted_at_ms` hit the partner's quota: pause everyone for
         FIRST_BACKOFF_MS, doubling with each further refusal in a row up to `max_seconds`,
         and halve the refill rate. Returns the shared pause in seconds."""
-        pause_ms = BACKOFF(self.redis, **self._level_inputs(self._now_ms()), granted=granted_at_ms,
-                           first_ms=FIRST_BACKOFF_MS, max_ms=int(max_seconds * 1000), floor=RATE_FLOOR)
+        pause_ms = BACKOFF(
+            self.redis,
+            **self._level_inputs(self._now_ms()),
+            granted=granted_at_ms,
+            first_ms=FIRST_BACKOFF_MS,
+            max_ms=int(max_seconds * 1000),
+            floor=RATE_FLOOR,
+        )
         return int(pause_ms) / 1000.0
 
     def calm(self, granted_at_ms: int) -> None:

@@ -40,11 +40,12 @@ class LuaScript:
 
     def _include(self, part_name: str, directory: Path) -> str:
         part = LuaScript(part_name, directory)
-        for kind, mine, theirs in (("KEYS", self.key_names, part.key_names),
-                                   ("ARGV", self.arg_names, part.arg_names)):
-            if mine[:len(theirs)] != theirs:
-                raise ValueError(f"{self.name}.lua includes {part_name}.lua: its {kind} must start with "
-                                 f"{' '.join(theirs) or '(none)'}, not {' '.join(mine) or '(none)'}")
+        for kind, mine, theirs in (("KEYS", self.key_names, part.key_names), ("ARGV", self.arg_names, part.arg_names)):
+            if mine[: len(theirs)] != theirs:
+                raise ValueError(
+                    f"{self.name}.lua includes {part_name}.lua: its {kind} must start with "
+                    f"{' '.join(theirs) or '(none)'}, not {' '.join(mine) or '(none)'}"
+                )
         return part.source
 
     def _check_indexes(self) -> None:
@@ -55,16 +56,21 @@ class LuaScript:
         for kind, names in (("KEYS", self.key_names), ("ARGV", self.arg_names)):
             used = max((int(n) for n in re.findall(kind + r"\[(\d+)\]", code)), default=0)
             if used != len(names):
-                raise ValueError(f"{self.name}.lua declares {len(names)} {kind} ({' '.join(names)}) "
-                                 f"but its code uses up to {kind}[{used}]")
+                raise ValueError(
+                    f"{self.name}.lua declares {len(names)} {kind} ({' '.join(names)}) "
+                    f"but its code uses up to {kind}[{used}]"
+                )
 
     def __call__(self, redis, client=None, **named):
         """Run on `redis` (or inside `client`, a pipeline of it) with the declared names."""
         expected = set(self.key_names) | set(self.arg_names)
         if set(named) != expected:
-            raise TypeError(f"{self.name}.lua takes {sorted(expected)}; missing "
-                            f"{sorted(expected - set(named))}, unknown {sorted(set(named) - expected)}")
+            raise TypeError(
+                f"{self.name}.lua takes {sorted(expected)}; missing "
+                f"{sorted(expected - set(named))}, unknown {sorted(set(named) - expected)}"
+            )
         if self._script is None:
             self._script = redis.register_script(self.source)
-        return self._script(keys=[named[k] for k in self.key_names], args=[named[a] for a in self.arg_names],
-                            client=client or redis)
+        return self._script(
+            keys=[named[k] for k in self.key_names], args=[named[a] for a in self.arg_names], client=client or redis
+        )

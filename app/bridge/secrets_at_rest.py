@@ -68,8 +68,10 @@ class Sealer:
         try:
             return self._fernet.decrypt(value.encode()).decode()
         except InvalidToken:
-            raise UnreadableSecret("no key in ENCRYPTION_KEY (or derived from SECRET_KEY) opens this value; "
-                                   "was the key changed without keeping the old one after it?") from None
+            raise UnreadableSecret(
+                "no key in ENCRYPTION_KEY (or derived from SECRET_KEY) opens this value; "
+                "was the key changed without keeping the old one after it?"
+            ) from None
 
 
 def is_sealed(value: str) -> bool:

@@ -20,8 +20,11 @@ def bridge_status(redis: Redis) -> dict:
         "lanes_due_now": redis.zcount(DUE, "-inf", now_ms()),
         "dead_letters": redis.zcard(DEFAULT_KEYS.dead_order),
         "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
-        "zalo_token": {"present": bool(token.get("access_token")), "dead": token.get("dead", ""),
-                       "expires_at": float(token.get("expires_at") or 0) or None,
-                       **token_health(token, time.time())},
+        "zalo_token": {
+            "present": bool(token.get("access_token")),
+            "dead": token.get("dead", ""),
+            "expires_at": float(token.get("expires_at") or 0) or None,
+            **token_health(token, time.time()),
+        },
         "last_errors": errors,
     }

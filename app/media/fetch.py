@@ -18,8 +18,7 @@ MAX_HOPS = 5
 REDIRECTS = {301, 302, 303, 307, 308}
 CHUNK = 64 * 1024
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
-BLOCKED_FLAGS = ("is_loopback", "is_private", "is_link_local", "is_reserved", "is_multicast",
-                 "is_unspecified")
+BLOCKED_FLAGS = ("is_loopback", "is_private", "is_link_local", "is_reserved", "is_multicast", "is_unspecified")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NAME_MAX = 200
 
@@ -47,8 +46,15 @@ class BlockedAddress(MediaFetchError):
     pass
 
 
-def download(session: requests.Session, url: str, *, max_bytes: int, allow_private: bool,
-             timeout: float = 15, filename_hint: str | None = None) -> Downloaded:
+def download(
+    session: requests.Session,
+    url: str,
+    *,
+    max_bytes: int,
+    allow_private: bool,
+    timeout: float = 15,
+    filename_hint: str | None = None,
+) -> Downloaded:
     """The body of `url` with its sniffed type and a display filename; MediaFetchError if not."""
     try:
         response, final_url = _follow(session, url, allow_private, timeout)
@@ -85,8 +91,7 @@ def _require_success(response, url: str):
     if 200 <= response.status_code < 300:
         return response
     response.close()
-    raise MediaFetchError(f"HTTP {response.status_code} from {redact(url)}",
-                          status=response.status_code)
+    raise MediaFetchError(f"HTTP {response.status_code} from {redact(url)}", status=response.status_code)
 
 
 def check_url(url: str, allow_private: bool) -> None:
@@ -194,7 +199,7 @@ def clean_filename(name: str) -> str:
     if len(name) > NAME_MAX:
         suffix = PurePosixPath(name).suffix
         suffix = suffix if len(suffix) <= 16 else ""
-        name = name[:NAME_MAX - len(suffix)] + suffix
+        name = name[: NAME_MAX - len(suffix)] + suffix
     return name
 
 

@@ -30,13 +30,11 @@ def serve(signed: str):
 
 def _bytes(stored) -> Response:
     response = Response(stored.data, content_type=served_content_type(stored.content_type))
-    response.headers["Content-Disposition"] = content_disposition(stored.content_type,
-                                                                  stored.filename)
+    response.headers["Content-Disposition"] = content_disposition(stored.content_type, stored.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = CACHE
     # Ranges let browsers seek in audio and video served from the local store.
-    return response.make_conditional(request, accept_ranges=True,
-                                     complete_length=len(stored.data))
+    return response.make_conditional(request, accept_ranges=True, complete_length=len(stored.data))
 
 
 def _redirect(url: str) -> Response:

@@ -62,8 +62,7 @@ def ascii_filename(filename: str) -> str:
 def content_disposition(content_type: str, filename: str) -> str:
     """RFC 6266 header with an ASCII fallback and the exact UTF-8 name (RFC 5987)."""
     disposition = "inline" if is_inline(content_type) else "attachment"
-    return (f'{disposition}; filename="{ascii_filename(filename)}"; '
-            f"filename*=UTF-8''{quote(filename, safe='')}")
+    return f"{disposition}; filename=\"{ascii_filename(filename)}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class LocalMediaStore:
@@ -136,9 +135,13 @@ class S3MediaStore:
         self.bucket = bucket
 
     def put(self, key: str, data: bytes, *, content_type: str, filename: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=check_key(key), Body=bytes(data),
-                               ContentType=content_type,
-                               Metadata={"filename": quote(filename, safe="")})
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=check_key(key),
+            Body=bytes(data),
+            ContentType=content_type,
+            Metadata={"filename": quote(filename, safe="")},
+        )
 
     def _head(self, key: str) -> dict | None:
         try:
@@ -171,11 +174,13 @@ class S3MediaStore:
         if head is None:
             return None
         content_type = head.get("ContentType", "application/octet-stream")
-        params = {"Bucket": self.bucket, "Key": key,
-                  "ResponseContentType": served_content_type(content_type),
-                  "ResponseContentDisposition": content_disposition(content_type, _filename(head))}
-        return self.client.generate_presigned_url("get_object", Params=params,
-                                                  ExpiresIn=PRESIGN_SECONDS)
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ResponseContentType": served_content_type(content_type),
+            "ResponseContentDisposition": content_disposition(content_type, _filename(head)),
+        }
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)
 
 
 def _is_missing(exc) -> bool:
@@ -194,8 +199,11 @@ def build_media_store(settings):
     from botocore.config import Config
 
     # SigV4 presigning works in every region and on MinIO/R2; custom endpoints want paths.
-    config = Config(signature_version="s3v4", connect_timeout=5,
-                    read_timeout=settings.http_timeout_seconds,
-                    s3={"addressing_style": "path"} if settings.s3_endpoint_url else None)
+    config = Config(
+        signature_version="s3v4",
+        connect_timeout=5,
+        read_timeout=settings.http_timeout_seconds,
+        s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
+    )
     client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
     return S3MediaStore(client, settings.media_bucket)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from app import events
 from app.bridge.lanes import now_ms
@@ -53,8 +53,7 @@ def relay_user_message(ctx, item, progress) -> None:
     parts = zalo_parts(ctx, event, progress, attempts)
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
     outgoing = Outgoing(envelope, _late_mark(last_ts, event) + quote_parts(ctx, event) + parts, snippet(parts))
-    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"),
-            progress)
+    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     _touch(ctx, zalo_user, fc_user, event, last_ts)
 
 
@@ -88,8 +87,9 @@ def _wait_for_our_send_record(received_at: int) -> None:
         raise RetryableError("echo not matched yet", retry_after=left)
 
 
-def deliver(ctx, msg_id: str, zalo_user: str, fc_user: str, outgoing: Outgoing, conversation: str | None,
-            progress=lambda: None) -> None:
+def deliver(
+    ctx, msg_id: str, zalo_user: str, fc_user: str, outgoing: Outgoing, conversation: str | None, progress=lambda: None
+) -> None:
     """Post once per Zalo msg_id; the mapping is written from the record, so a Redis blip
     after FreshChat accepted cannot make us post (or open a conversation) twice."""
     done = ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, msg_id, conversation, fc_user, outgoing, progress))
@@ -97,8 +97,7 @@ def deliver(ctx, msg_id: str, zalo_user: str, fc_user: str, outgoing: Outgoing, 
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
 
 
-def post(ctx, msg_id: str, conversation: str | None, fc_user: str, outgoing: Outgoing,
-         progress=lambda: None) -> dict:
+def post(ctx, msg_id: str, conversation: str | None, fc_user: str, outgoing: Outgoing, progress=lambda: None) -> dict:
     """Post the message, plainer after each refusal of its content, so it never vanishes;
     a conversation FreshChat no longer takes is replaced by a new one. All of it happens in
     one recorded effect: at most one form is ever accepted."""
@@ -119,8 +118,10 @@ def post(ctx, msg_id: str, conversation: str | None, fc_user: str, outgoing: Out
             step += 1
             if step == len(forms):
                 raise PermanentError(f"FreshChat refused even the plainest form: {exc}", status=400) from exc
-            log.warning("relay.degraded", extra={"msg_id": msg_id, "refused": forms[step - 1][0],
-                                                 "now_sent": forms[step][0], "reason": str(exc)})
+            log.warning(
+                "relay.degraded",
+                extra={"msg_id": msg_id, "refused": forms[step - 1][0], "now_sent": forms[step][0], "reason": str(exc)},
+            )
 
 
 def post_form(ctx, conversation: str | None, fc_user: str, message: dict) -> dict:
@@ -143,7 +144,8 @@ def ensure_freshchat_user(ctx, zalo_user: str, known: dict) -> str:
         return known["fc_user_id"]
     reference = reference_id(ctx.settings, zalo_user)
     user = ctx.freshchat.find_user(reference) or ctx.freshchat.create_user(
-        user_payload(reference, zalo_user, _profile(ctx, zalo_user)))
+        user_payload(reference, zalo_user, _profile(ctx, zalo_user))
+    )
     ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user["id"], created=_now_iso())
     ctx.mapping.seen_now(zalo_user)  # creation just set "last_seen"
     return user["id"]
@@ -166,8 +168,11 @@ def user_payload(reference: str, zalo_user: str, profile: dict) -> dict:
     """Only what agents need: display name, avatar, ids. Never phone, e-mail or real name."""
     name = profile.get("display_name") or profile.get("user_alias") or f"User {zalo_user[-6:]}"
     now = _now_iso()
-    payload = {"reference_id": reference, "first_name": f"{name} Zalo",
-               "properties": properties(zalo_user, last_seen=now, created=now)}
+    payload = {
+        "reference_id": reference,
+        "first_name": f"{name} Zalo",
+        "properties": properties(zalo_user, last_seen=now, created=now),
+    }
     avatar = (profile.get("avatars") or {}).get("240") or profile.get("avatar")
     if avatar:
         payload["avatar"] = {"url": avatar}
@@ -175,14 +180,16 @@ def user_payload(reference: str, zalo_user: str, profile: dict) -> dict:
 
 
 def properties(zalo_user: str, *, last_seen: str, created: str) -> list[dict]:
-    return [{"name": "external_user_provider", "value": "zalo"},
-            {"name": "zalo_user_id", "value": zalo_user},
-            {"name": "last_seen", "value": last_seen},
-            {"name": "created", "value": created}]
+    return [
+        {"name": "external_user_provider", "value": "zalo"},
+        {"name": "zalo_user_id", "value": zalo_user},
+        {"name": "last_seen", "value": last_seen},
+        {"name": "created", "value": created},
+    ]
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _late_mark(last: int, event: dict) -> list[Part]:
@@ -205,7 +212,6 @@ def _update_last_seen(ctx, zalo_user: str, fc_user: str) -> None:
     """PUT may replace the property list, so the whole list goes every time."""
     created = ctx.mapping.zalo_user(zalo_user).get("created") or _now_iso()
     try:
-        ctx.freshchat.update_user(fc_user, {"properties": properties(
-            zalo_user, last_seen=_now_iso(), created=created)})
+        ctx.freshchat.update_user(fc_user, {"properties": properties(zalo_user, last_seen=_now_iso(), created=created)})
     except PartnerError as exc:  # cosmetic: never hold a conversation back for it
         log.warning("relay.last_seen_failed", extra={"error": str(exc)})

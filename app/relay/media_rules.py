@@ -15,7 +15,7 @@ FILE_TYPES = {
 
 
 def zalo_upload_kind(content_type: str, size: int) -> str | None:
-    """"image", "gif" or "file" when Zalo takes it as an attachment, else None (send a link)."""
+    """ "image", "gif" or "file" when Zalo takes it as an attachment, else None (send a link)."""
     content_type = content_type.split(";")[0].strip().lower()
     if content_type in ("image/jpeg", "image/png") and size <= IMAGE_MAX:
         return "image"

@@ -13,10 +13,14 @@ from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 log = logging.getLogger("relay.notes")
 REASON_MAX = 200
 
-INBOUND = ("⚠️ A message from this Zalo user could not be shown here ({reason}). It is kept as "
-           "dead letter {id}; an operator can replay it.")
-OUTBOUND = ("⚠️ This reply could not be delivered to the Zalo user ({reason}). It is kept as "
-            "dead letter {id}; an operator can replay it.")
+INBOUND = (
+    "⚠️ A message from this Zalo user could not be shown here ({reason}). It is kept as "
+    "dead letter {id}; an operator can replay it."
+)
+OUTBOUND = (
+    "⚠️ This reply could not be delivered to the Zalo user ({reason}). It is kept as "
+    "dead letter {id}; an operator can replay it."
+)
 
 
 def inbound_dead_letter(ctx, item, reason: str) -> None:
@@ -42,10 +46,9 @@ def outbound_dead_letter(ctx, item, reason: str) -> None:
 def _post(ctx, item, conversation: str, template: str, actor: dict, reason: str = "") -> None:
     text = template.format(reason=_short(reason or item.last_error), id=item.id)
     note = {"message_parts": [{"text": {"content": text}}], "message_type": "private", **actor}
-    ctx.effects.once(f"fc:deadnote:{item.id}",
-                     lambda: ctx.freshchat.post_message(conversation, note).get("id", ""))
+    ctx.effects.once(f"fc:deadnote:{item.id}", lambda: ctx.freshchat.post_message(conversation, note).get("id", ""))
 
 
 def _short(reason: str) -> str:
     reason = " ".join(reason.split())
-    return reason if len(reason) <= REASON_MAX else reason[:REASON_MAX - 1] + "…"
+    return reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 1] + "…"

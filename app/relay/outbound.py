@@ -17,8 +17,7 @@ log = logging.getLogger("relay.outbound")
 TEXT_LIMIT = 2000
 PREVIEW = 300
 SNIPPET = 100
-STATUS = {"conversation_resolution": "resolved", "conversation_reopen": "open",
-          "conversation_assignment": "assigned"}
+STATUS = {"conversation_resolution": "resolved", "conversation_reopen": "open", "conversation_assignment": "assigned"}
 # Zalo refusing an attachment itself (invalid, too large, quota, package, type): a link still works.
 CONTENT_REFUSALS = {-201, -210, -211, -224, -233}
 # An asset host saying "slow down" or "try later" is not a verdict on the file.
@@ -59,8 +58,9 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
         try:
             deliver_part(ctx, zalo_user, message["id"], index, part)
         except AttachmentUnusable as exc:
-            log.warning("relay.attachment_unusable", extra={"message_id": message["id"], "part": index,
-                                                            "why": exc.reason})
+            log.warning(
+                "relay.attachment_unusable", extra={"message_id": message["id"], "part": index, "why": exc.reason}
+            )
             post_note(ctx, message, index, NOTE_NOT_SENT.format(what=attachment_label(part), reason=exc.reason))
         except ZaloPermanent as exc:
             report_failure(ctx, message, index, exc)
@@ -75,8 +75,11 @@ def deliver_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> No
         zalo_message_id, shown["text"] = send_part(ctx, zalo_user, msg_id, index, part)
         return zalo_message_id
 
-    ctx.effects.once(f"zalo:out:{msg_id}:{index}", send,
-                     also=lambda pipe, sent: ctx.mapping.remember_sent(sent, pipe, text=shown["text"][:SNIPPET]))
+    ctx.effects.once(
+        f"zalo:out:{msg_id}:{index}",
+        send,
+        also=lambda pipe, sent: ctx.mapping.remember_sent(sent, pipe, text=shown["text"][:SNIPPET]),
+    )
 
 
 def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
@@ -149,11 +152,13 @@ def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> tuple[
     if len(text) <= TEXT_LIMIT:
         return send_words(ctx, zalo_user, text)
     key = f"fc/{msg_id}/{index}"
-    ctx.media.put(key, text.encode("utf-8"), content_type="text/plain; charset=utf-8",
-                  filename=f"message-{msg_id[:8]}.txt")
+    ctx.media.put(
+        key, text.encode("utf-8"), content_type="text/plain; charset=utf-8", filename=f"message-{msg_id[:8]}.txt"
+    )
     preview = text[:PREVIEW].rstrip()
-    return send_words(ctx, zalo_user, f"{preview}…\n\n📄 Full message ({len(text)} characters): "
-                                      f"{media_url(ctx.settings, key)}")
+    return send_words(
+        ctx, zalo_user, f"{preview}…\n\n📄 Full message ({len(text)} characters): {media_url(ctx.settings, key)}"
+    )
 
 
 def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
@@ -181,9 +186,14 @@ def fetch_attachment(ctx, info: dict):
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise AttachmentUnusable(REASON_NOT_WEB)
     try:
-        return download(ctx.session, url, max_bytes=ctx.settings.media_max_bytes,
-                        allow_private=ctx.settings.media_fetch_allow_private,
-                        timeout=ctx.settings.http_timeout_seconds, filename_hint=info.get("name"))
+        return download(
+            ctx.session,
+            url,
+            max_bytes=ctx.settings.media_max_bytes,
+            allow_private=ctx.settings.media_fetch_allow_private,
+            timeout=ctx.settings.http_timeout_seconds,
+            filename_hint=info.get("name"),
+        )
     except MediaTooLarge as exc:
         log.warning("relay.attachment_not_copied", extra={"error": str(exc)})
         return None
@@ -207,8 +217,9 @@ def send_attachment(ctx, zalo_user: str, msg_id: str, index: int, kind: str, got
     Zalo refuses the attachment itself, the customer gets the file as a link instead."""
     upload_key = f"zalo:upload:{msg_id}:{index}"
     try:
-        attachment = ctx.effects.once(upload_key,
-                                      lambda: ctx.zalo.upload(kind, got.data, got.filename, got.content_type))
+        attachment = ctx.effects.once(
+            upload_key, lambda: ctx.zalo.upload(kind, got.data, got.filename, got.content_type)
+        )
         sent = ctx.zalo.send(zalo_user, attachment_message(kind, attachment, got.data))
     except ZaloAttachmentExpired:
         ctx.effects.forget(upload_key)
@@ -231,7 +242,7 @@ def attachment_message(kind: str, attachment: str, data: bytes) -> dict:
 
 
 def attachment_label(part: dict) -> str:
-    """"file hoa-don.pdf": the kind and the name the agent knows it by (or its link's)."""
+    """ "file hoa-don.pdf": the kind and the name the agent knows it by (or its link's)."""
     kind = attachment_kind(part)
     info = part[kind] or {}
     name = clean_filename(info.get("name") or urlsplit(info.get("url") or "").path.rsplit("/", 1)[-1])
@@ -261,11 +272,17 @@ def report_failure(ctx, message: dict, index: int, exc: ZaloPermanent) -> None:
 def post_note(ctx, message: dict, index: int, text: str) -> None:
     """A private note in the conversation, from the replying agent; once per message part.
     A note FreshChat refuses for good is only logged: the rest of the message still goes."""
-    note = {"message_parts": [{"text": {"content": text}}], "message_type": "private",
-            "actor_type": message.get("actor_type") or "agent", "actor_id": message.get("actor_id")}
+    note = {
+        "message_parts": [{"text": {"content": text}}],
+        "message_type": "private",
+        "actor_type": message.get("actor_type") or "agent",
+        "actor_id": message.get("actor_id"),
+    }
     try:
-        ctx.effects.once(f"fc:note:{message['id']}:{index}",
-                         lambda: ctx.freshchat.post_message(message["conversation_id"], note).get("id", ""))
+        ctx.effects.once(
+            f"fc:note:{message['id']}:{index}",
+            lambda: ctx.freshchat.post_message(message["conversation_id"], note).get("id", ""),
+        )
     except PermanentError as exc:
         log.error("relay.note_refused", extra={"message_id": message["id"], "error": str(exc)})
 
@@ -274,8 +291,9 @@ def update_state(ctx, item, progress) -> None:
     event = item.payload
     conversation = conversation_id(event)
     inner = event["data"].get(STATE_KEYS[event["action"]]) or {}
-    ctx.mapping.set_conversation(conversation, status=STATUS[event["action"]],
-                                 agent_id=str(inner.get("to_agent_id") or ""))
+    ctx.mapping.set_conversation(
+        conversation, status=STATUS[event["action"]], agent_id=str(inner.get("to_agent_id") or "")
+    )
     if event["action"] == "conversation_resolution" and ctx.settings.resolve_notification:
         notify_resolved(ctx, item, conversation, (inner.get("user") or {}).get("id"))
 
@@ -285,8 +303,9 @@ def notify_resolved(ctx, item, conversation: str, fc_user: str | None) -> None:
     if not zalo_user:
         return
     try:
-        ctx.effects.once(f"zalo:resolve:{item.id}",
-                         lambda: ctx.zalo.send_text(zalo_user, ctx.settings.resolve_notification_text))
+        ctx.effects.once(
+            f"zalo:resolve:{item.id}", lambda: ctx.zalo.send_text(zalo_user, ctx.settings.resolve_notification_text)
+        )
     except ZaloPermanent as exc:
         log.warning("relay.resolve_notification_refused", extra={"code": exc.code})
 

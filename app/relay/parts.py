@@ -24,8 +24,9 @@ FILE_TYPES = {"file", "audio", "video"}
 # What agents read in FreshChat, in one place.
 QUOTE_UNKNOWN = "↩ Reply to an earlier message"
 NO_CONTENT = "[{event} without content]"
-COPY_FAILED = ("[The {kind} could not be copied ({error}); Zalo's original link, which expires "
-               "after about 7 days: {url}]")
+COPY_FAILED = (
+    "[The {kind} could not be copied ({error}); Zalo's original link, which expires after about 7 days: {url}]"
+)
 NO_NAME = "(no name)"
 AS_LINK = "[{kind}] {url}"  # media with no FreshChat part of its own, or refused in one
 
@@ -154,15 +155,26 @@ def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts
 
 
 def _file_part(media: Media) -> dict:
-    return {"file": {"name": media.name, "url": media.url, "content_type": media.content_type,
-                     "file_size_in_bytes": media.size}}
+    return {
+        "file": {
+            "name": media.name,
+            "url": media.url,
+            "content_type": media.content_type,
+            "file_size_in_bytes": media.size,
+        }
+    }
 
 
 def copy_media(ctx, key: str, payload: dict) -> dict:
     """Download from Zalo's CDN (capped, no private addresses) and keep it in the media store."""
-    got = download(ctx.session, payload["url"], max_bytes=ctx.settings.media_max_bytes,
-                   allow_private=ctx.settings.media_fetch_allow_private,
-                   timeout=ctx.settings.http_timeout_seconds, filename_hint=payload.get("name"))
+    got = download(
+        ctx.session,
+        payload["url"],
+        max_bytes=ctx.settings.media_max_bytes,
+        allow_private=ctx.settings.media_fetch_allow_private,
+        timeout=ctx.settings.http_timeout_seconds,
+        filename_hint=payload.get("name"),
+    )
     ctx.media.put(key, got.data, content_type=got.content_type, filename=got.filename)
     return {"filename": got.filename, "content_type": got.content_type, "size": len(got.data)}
 

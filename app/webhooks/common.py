@@ -29,7 +29,7 @@ def parse_object(raw: bytes) -> dict:
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected(400, "body is not valid JSON")
+        raise WebhookRejected(400, "body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise WebhookRejected(400, "body is not a JSON object")
     return payload
@@ -40,7 +40,7 @@ def validate(load, payload: dict) -> dict:
     try:
         return load(payload)
     except ValidationError as exc:
-        raise WebhookRejected(400, f"invalid event: {exc.messages}")
+        raise WebhookRejected(400, f"invalid event: {exc.messages}") from None
 
 
 def ok(**extra):
@@ -66,16 +66,20 @@ def enqueue(event: events.Event):
     """Durably queue the event (dedupe + append in one Redis step) and answer."""
     settings = current_app.config["SETTINGS"]
     source = event.provider
-    item = Item(id=f"{source}:{event.dedupe_id}", kind=source, payload=event.payload, received_at=now_ms(),
-                event=event.kind)
+    item = Item(
+        id=f"{source}:{event.dedupe_id}", kind=source, payload=event.payload, received_at=now_ms(), event=event.kind
+    )
     try:
         fresh = current_app.extensions["lanes"].accept(
-            event.lane, item, DEFAULT_KEYS.seen(source, event.dedupe_id), settings.dedupe_ttl_seconds)
+            event.lane, item, DEFAULT_KEYS.seen(source, event.dedupe_id), settings.dedupe_ttl_seconds
+        )
     except RedisError as exc:
         log.error("webhook.queue_unavailable", extra={"source": source, "error": type(exc).__name__})
-        raise WebhookRejected(503, "queue unavailable, retry later")
-    log.info("webhook.accepted" if fresh else "webhook.duplicate",
-             extra={"source": source, "event_id": event.dedupe_id, "lane": event.lane, "kind": event.kind})
+        raise WebhookRejected(503, "queue unavailable, retry later") from None
+    log.info(
+        "webhook.accepted" if fresh else "webhook.duplicate",
+        extra={"source": source, "event_id": event.dedupe_id, "lane": event.lane, "kind": event.kind},
+    )
     return ok(duplicate=not fresh)
 
 

@@ -19,8 +19,9 @@ log = logging.getLogger("webhooks.freshchat")
 def receive():
     raw = request.get_data(cache=False)
     settings = current_app.config["SETTINGS"]
-    if not verify_signature(request.headers.get("X-Freshchat-Signature"), raw_body=raw,
-                            public_key_pem=settings.freshchat_webhook_public_key):
+    if not verify_signature(
+        request.headers.get("X-Freshchat-Signature"), raw_body=raw, public_key_pem=settings.freshchat_webhook_public_key
+    ):
         log.warning("freshchat.webhook.invalid_signature")
         raise WebhookRejected(401, "invalid or missing X-Freshchat-Signature")
     event = validate(schemas.load_event, parse_object(raw))

@@ -33,9 +33,13 @@ def receive():
 
 def _verify(raw: bytes, payload: dict) -> None:
     settings = current_app.config["SETTINGS"]
-    if not verify_signature(request.headers.get("X-ZEvent-Signature"), app_id=settings.zalo_app_id,
-                            raw_body=raw, timestamp=str(payload["timestamp"]),
-                            oa_secret_key=settings.zalo_oa_secret_key):
+    if not verify_signature(
+        request.headers.get("X-ZEvent-Signature"),
+        app_id=settings.zalo_app_id,
+        raw_body=raw,
+        timestamp=str(payload["timestamp"]),
+        oa_secret_key=settings.zalo_oa_secret_key,
+    ):
         log.warning("zalo.webhook.invalid_signature")
         raise WebhookRejected(401, "invalid or missing X-ZEvent-Signature")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.server import start_in_thread
 from sandbox.procs import Bridge
+from sandbox.server import start_in_thread
 
 
 @pytest.fixture(scope="session")

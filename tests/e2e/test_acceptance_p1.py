@@ -11,8 +11,7 @@ from sandbox.procs import wait_until
 def user_messages(fc, reference_prefix: str) -> list[dict]:
     """Every message posted as a FreshChat user whose reference_id ends with the Zalo id."""
     users = [u for u in fc.state()["users"] if u["reference_id"].endswith(reference_prefix)]
-    return [m for u in users for c in fc.conversations_of(u["id"]) for m in c["messages"]
-            if m["actor_type"] == "user"]
+    return [m for u in users for c in fc.conversations_of(u["id"]) for m in c["messages"] if m["actor_type"] == "user"]
 
 
 def texts(messages: list[dict]) -> list[str]:
@@ -27,8 +26,11 @@ def test_same_event_three_times_and_five_concurrent_first_messages(make_bridge, 
     assert [s for s in sent["statuses"]] == [200, 200, 200]
     with ThreadPoolExecutor(5) as pool:
         list(pool.map(lambda i: zalo.send_text(hook, "2222000022220002", f"first #{i}"), range(5)))
-    wait_until(lambda: len(user_messages(fc, ":2222000022220002")) >= 5 and
-               len(user_messages(fc, ":1111000011110001")) >= 1, timeout=20, what="6 messages in FreshChat")
+    wait_until(
+        lambda: len(user_messages(fc, ":2222000022220002")) >= 5 and len(user_messages(fc, ":1111000011110001")) >= 1,
+        timeout=20,
+        what="6 messages in FreshChat",
+    )
     time.sleep(1.0)  # any duplicate would arrive now
     assert texts(user_messages(fc, ":1111000011110001")) == ["chỉ một lần"]
     assert sorted(texts(user_messages(fc, ":2222000022220002"))) == [f"first #{i}" for i in range(5)]
@@ -60,14 +62,20 @@ def test_two_workers_hitting_216_refresh_once_and_deliver_both(make_bridge, sims
     hook = bridge.url + "/webhooks/zalo"
     for user in ("4444000044440004", "5555000055550005"):
         zalo.send_text(hook, user, "hi")
-    wait_until(lambda: len(user_messages(fc, ":4444000044440004")) + len(user_messages(fc, ":5555000055550005")) == 2,
-               timeout=20, what="both users in FreshChat")
+    wait_until(
+        lambda: len(user_messages(fc, ":4444000044440004")) + len(user_messages(fc, ":5555000055550005")) == 2,
+        timeout=20,
+        what="both users in FreshChat",
+    )
     conversations = [fc.conversations_of(u["id"])[0]["conversation_id"] for u in fc.state()["users"]]
     zalo.expire_access_token()  # both workers now hold a token Zalo answers -216 to
     refreshes_before = zalo.state()["refresh_count"]
     fc_hook = bridge.url + "/webhooks/freshchat"
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda c: fc.send_agent_message(fc_hook, c, "reply after expiry"), conversations))
-    wait_until(lambda: sum(len(zalo.messages_to(u)) for u in ("4444000044440004", "5555000055550005")) == 2,
-               timeout=20, what="both replies delivered")
+    wait_until(
+        lambda: sum(len(zalo.messages_to(u)) for u in ("4444000044440004", "5555000055550005")) == 2,
+        timeout=20,
+        what="both replies delivered",
+    )
     assert zalo.state()["refresh_count"] - refreshes_before == 1

@@ -23,9 +23,17 @@ from config.sandbox import sandbox_keypair
 from sandbox.procs import ROOT, Bridge, answers, free_port, wait_until
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1440,900")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1440,900",
+)
 
 
 def browser_or_skip() -> tuple[str, str]:
@@ -44,15 +52,23 @@ def browser_or_skip() -> tuple[str, str]:
 
 def start_partners(tmp, port: int) -> subprocess.Popen:
     log = open(tmp / "partners.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--var-dir", str(tmp),
-                             "--quiet"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", str(port), "--var-dir", str(tmp), "--quiet"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def sandbox_bridge(tmp, redis_url: str, partners_url: str) -> Bridge:
     """The Procfile's web and worker with no partner credentials at all: sandbox mode decides."""
     bridge = Bridge(redis_url, partners_url, "", tmp)
-    bridge.env = {k: v for k, v in bridge.env.items()
-                  if not k.startswith(("ZALO_", "FRESHCHAT_")) and k not in ("SANDBOX", "MEDIA_FETCH_ALLOW_PRIVATE")}
+    bridge.env = {
+        k: v
+        for k, v in bridge.env.items()
+        if not k.startswith(("ZALO_", "FRESHCHAT_")) and k not in ("SANDBOX", "MEDIA_FETCH_ALLOW_PRIVATE")
+    }
     bridge.env["SANDBOX_PARTNERS_URL"] = partners_url
     return bridge
 
@@ -91,8 +107,9 @@ def browser(tmp_path):
 
 
 def shown(driver, pane: str, text: str) -> bool:
-    return driver.execute_script("return document.getElementById(arguments[0]).innerText.includes(arguments[1])",
-                                 pane, text)
+    return driver.execute_script(
+        "return document.getElementById(arguments[0]).innerText.includes(arguments[1])", pane, text
+    )
 
 
 def seconds_until_shown(driver, pane: str, text: str) -> float:
@@ -105,7 +122,9 @@ def images_loaded(driver, pane: str) -> int:
     """Images that really rendered (fetched through the bridge), not just <img> tags."""
     return driver.execute_script(
         "return [...document.querySelectorAll('#' + arguments[0] + ' img')]"
-        ".filter(i => i.complete && i.naturalWidth > 0).length", pane)
+        ".filter(i => i.complete && i.naturalWidth > 0).length",
+        pane,
+    )
 
 
 def type_into(driver, element_id: str, text: str) -> None:
@@ -129,8 +148,10 @@ def chat_both_ways(driver, rounds: int = 3) -> tuple[float, float]:
         inbound.append(seconds_until_shown(driver, "fc-messages", f"Chào shop, áo dài còn size M không? ({n})"))
         type_into(driver, "fc-text", f"Dạ còn ạ, shop gửi ảnh nhé! ({n})")
         outbound.append(seconds_until_shown(driver, "zalo-messages", f"Dạ còn ạ, shop gửi ảnh nhé! ({n})"))
-    print(f"\nbrowser latency (s): Zalo→FreshChat {[round(x, 3) for x in inbound]}, "
-          f"FreshChat→Zalo {[round(x, 3) for x in outbound]}")
+    print(
+        f"\nbrowser latency (s): Zalo→FreshChat {[round(x, 3) for x in inbound]}, "
+        f"FreshChat→Zalo {[round(x, 3) for x in outbound]}"
+    )
     return statistics.median(inbound), statistics.median(outbound)
 
 
@@ -142,9 +163,14 @@ def media_and_note(driver) -> None:
     wait_until(lambda: images_loaded(driver, "fc-messages") == 2, timeout=10, what="photo and sticker in the inbox")
     driver.find_element("id", "fc-mode-note").click()
     type_into(driver, "fc-text", "Khách quen, ưu tiên giao nhanh")
-    wait_until(lambda: driver.execute_script("return [...document.querySelectorAll('#fc-messages .msg.private')]"
-                                             ".some(m => m.innerText.includes('ưu tiên giao nhanh'))"),
-               timeout=10, what="the private note")
+    wait_until(
+        lambda: driver.execute_script(
+            "return [...document.querySelectorAll('#fc-messages .msg.private')]"
+            ".some(m => m.innerText.includes('ưu tiên giao nhanh'))"
+        ),
+        timeout=10,
+        what="the private note",
+    )
 
 
 def test_type_as_zalo_user_reply_as_agent_in_headless_chromium(browser, stack):

@@ -22,8 +22,15 @@ def uid(n: int) -> str:
 
 def fc_user_texts(fc, zalo_user: str) -> list[str]:
     users = [u for u in fc.state()["users"] if u["reference_id"].endswith(":" + zalo_user)]
-    return [p["text"]["content"] for u in users for c in fc.conversations_of(u["id"])
-            for m in c["messages"] if m["actor_type"] == "user" for p in m["message_parts"] if "text" in p]
+    return [
+        p["text"]["content"]
+        for u in users
+        for c in fc.conversations_of(u["id"])
+        for m in c["messages"]
+        if m["actor_type"] == "user"
+        for p in m["message_parts"]
+        if "text" in p
+    ]
 
 
 def zalo_texts(zalo, zalo_user: str) -> list[str]:
@@ -50,9 +57,12 @@ def report(name: str, expected: dict, delivered: dict) -> tuple[int, int, int]:
     total = sum(len(v) for v in expected.values())
     got = sum(len(set(delivered[k]) & set(v)) for k, v in expected.items())
     dups = sum(len(delivered[k]) - len(set(delivered[k])) for k in expected)
-    disorder = sum(1 for k, v in expected.items() if [x for x in delivered[k] if x in v] != v[:len(
-        [x for x in delivered[k] if x in v])] or sorted(set(delivered[k]), key=delivered[k].index) != [
-        x for x in v if x in delivered[k]])
+    disorder = sum(
+        1
+        for k, v in expected.items()
+        if [x for x in delivered[k] if x in v] != v[: len([x for x in delivered[k] if x in v])]
+        or sorted(set(delivered[k]), key=delivered[k].index) != [x for x in v if x in delivered[k]]
+    )
     print(f"\n{name}: delivered {got}/{total}, duplicates {dups}, order violations {disorder}")
     for k in expected:
         twice = sorted({x for x in delivered[k] if delivered[k].count(x) > 1})
@@ -66,11 +76,13 @@ def start_conversations(bridge, zalo, fc) -> dict[str, str]:
     hook = bridge.url + "/webhooks/zalo"
     for n in range(CONVERSATIONS):
         send_until_accepted(zalo, hook, lambda n=n: zalo.send_text(hook, uid(n), "hello"))
-    wait_until(lambda: all(fc_user_texts(fc, uid(n)) for n in range(CONVERSATIONS)), timeout=60,
-               what="first messages")
-    return {uid(n): fc.conversations_of(next(u["id"] for u in fc.state()["users"]
-                                              if u["reference_id"].endswith(":" + uid(n))))[0]["conversation_id"]
-            for n in range(CONVERSATIONS)}
+    wait_until(lambda: all(fc_user_texts(fc, uid(n)) for n in range(CONVERSATIONS)), timeout=60, what="first messages")
+    return {
+        uid(n): fc.conversations_of(
+            next(u["id"] for u in fc.state()["users"] if u["reference_id"].endswith(":" + uid(n)))
+        )[0]["conversation_id"]
+        for n in range(CONVERSATIONS)
+    }
 
 
 def both_directions(bridge, zalo, fc, conversations: dict[str, str], during=None):
@@ -83,7 +95,9 @@ def both_directions(bridge, zalo, fc, conversations: dict[str, str], during=None
 
     def outbound(user):
         for i in range(MESSAGES):
-            send_until_accepted(fc, fhook, lambda: fc.send_agent_message(fhook, conversations[user], f"out {user} #{i:02d}"))
+            send_until_accepted(
+                fc, fhook, lambda: fc.send_agent_message(fhook, conversations[user], f"out {user} #{i:02d}")
+            )
 
     with ThreadPoolExecutor(16) as pool:
         futures = [pool.submit(inbound, u) for u in conversations] + [pool.submit(outbound, u) for u in conversations]
@@ -100,8 +114,10 @@ def expectations(conversations):
 
 def settle(zalo, fc, inbound, outbound, timeout=240):
     def done():
-        return (all(set(v) <= set(fc_user_texts(fc, u)) for u, v in inbound.items()) and
-                all(set(v) <= set(zalo_texts(zalo, u)) for u, v in outbound.items()))
+        return all(set(v) <= set(fc_user_texts(fc, u)) for u, v in inbound.items()) and all(
+            set(v) <= set(zalo_texts(zalo, u)) for u, v in outbound.items()
+        )
+
     wait_until(done, timeout=timeout, interval=0.5, what="every message delivered")
     time.sleep(2.0)  # late duplicates, if any, would land now
 
@@ -139,8 +155,9 @@ def test_20x20_each_way_with_20pct_failures_and_a_sigkilled_worker(make_bridge, 
     zalo.faults.fail_fraction("*", 0.2, FAILURES[True], seed=3, retry_after=1)
     fc.faults.fail_fraction("*", 0.2, FAILURES[False], seed=4, retry_after=1)
     inbound, outbound = expectations(conversations)
-    both_directions(bridge, zalo, fc, conversations,
-                    during=lambda: stall_partners_and_kill(bridge, zalo, fc, "worker0"))
+    both_directions(
+        bridge, zalo, fc, conversations, during=lambda: stall_partners_and_kill(bridge, zalo, fc, "worker0")
+    )
     for sim in (zalo, fc):
         sim.faults.clear()
     settle(zalo, fc, inbound, outbound)
@@ -179,8 +196,14 @@ def test_partner_down_then_back_delivers_everything_in_order(make_bridge, sims):
 
 def cli(bridge, *args) -> str:
     env = {**bridge.env, "FLASK_APP": "app"}
-    out = subprocess.run([sys.executable, "-m", "flask", "bridge", "dead-letters", *args], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "flask", "bridge", "dead-letters", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -208,16 +231,22 @@ def test_always_failing_job_becomes_a_dead_letter_and_replay_delivers_once(make_
 def test_rate_limiter_at_three_times_the_limit_never_exceeds_it(make_bridge, sims):
     _, zalo, fc = sims
     limit, window = 20, 2.0
-    bridge = make_bridge(workers=2, WORKER_CONCURRENCY="4", ZALO_RATE_PER_MINUTE=str(limit),
-                         RATE_WINDOW_SECONDS=str(window))
+    bridge = make_bridge(
+        workers=2, WORKER_CONCURRENCY="4", ZALO_RATE_PER_MINUTE=str(limit), RATE_WINDOW_SECONDS=str(window)
+    )
     conversations = start_conversations(bridge, zalo, fc)
     hook = bridge.url + "/webhooks/freshchat"
     offered = 3 * limit
     with ThreadPoolExecutor(8) as pool:  # 3x the limit offered within one window
-        list(pool.map(lambda i: fc.send_agent_message(hook, list(conversations.values())[i % CONVERSATIONS],
-                                                      f"burst {i}"), range(offered)))
-    wait_until(lambda: sum(len(zalo.messages_to(u)) for u in conversations) >= offered, timeout=60,
-               what="the burst delivered")
+        list(
+            pool.map(
+                lambda i: fc.send_agent_message(hook, list(conversations.values())[i % CONVERSATIONS], f"burst {i}"),
+                range(offered),
+            )
+        )
+    wait_until(
+        lambda: sum(len(zalo.messages_to(u)) for u in conversations) >= offered, timeout=60, what="the burst delivered"
+    )
     stamps = sorted(m["time"] for u in conversations for m in zalo.messages_to(u))
     worst = max(sum(1 for s in stamps if t <= s < t + window) for t in stamps)
     print(f"\nrate limiter: offered {offered} in one window, limit {limit}/{window}s, worst window {worst}")

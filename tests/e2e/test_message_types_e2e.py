@@ -57,27 +57,34 @@ def zalo_received(zalo, user: str, count: int) -> list[dict]:
 
 def send_every_type(zalo, hook: str) -> dict[str, bytes]:
     """One event of each user_send_* type, in this order; returns the media bytes by type."""
-    media = {"image": png_bytes(300), "gif": GIF_1X1, "file": PDF, "sticker": png_bytes(400),
-             "audio": M4A, "video": MP4}
+    media = {
+        "image": png_bytes(300),
+        "gif": GIF_1X1,
+        "file": PDF,
+        "sticker": png_bytes(400),
+        "audio": M4A,
+        "video": MP4,
+    }
     cdn = zalo.add_media
     zalo.send_text(hook, USER, "Xin chào 👋")
     zalo.send_image(hook, USER, "photo.png", media["image"], "image/png")
     zalo.send_image(hook, USER, "anim.gif", media["gif"], "image/gif")
     zalo.send_file(hook, USER, "hợp đồng.pdf", media["file"])
     for kind, message in [
-            ("sticker", zalo_sim.sticker_message(cdn("s.png", media["sticker"], "image/png"))),
-            ("audio", zalo_sim.media_link_message("audio", cdn("v.m4a", M4A, "audio/mp4"))),
-            ("video", zalo_sim.media_link_message("video", cdn("c.mp4", MP4, "video/mp4"))),
-            ("location", zalo_sim.location_message("21.0285", "105.8542", "Hồ Gươm")),
-            ("link", zalo_sim.link_message("https://shop.example/p/1", "Áo dài", "Size M")),
-            ("business_card", zalo_sim.business_card_message("Trần Văn A", "0901234567"))]:
+        ("sticker", zalo_sim.sticker_message(cdn("s.png", media["sticker"], "image/png"))),
+        ("audio", zalo_sim.media_link_message("audio", cdn("v.m4a", M4A, "audio/mp4"))),
+        ("video", zalo_sim.media_link_message("video", cdn("c.mp4", MP4, "video/mp4"))),
+        ("location", zalo_sim.location_message("21.0285", "105.8542", "Hồ Gươm")),
+        ("link", zalo_sim.link_message("https://shop.example/p/1", "Áo dài", "Size M")),
+        ("business_card", zalo_sim.business_card_message("Trần Văn A", "0901234567")),
+    ]:
         zalo.send_user_event(hook, f"user_send_{kind}", USER, message)
     return media
 
 
 def only_part(message: dict) -> tuple[str, dict]:
     (part,) = message["message_parts"]  # each of these types is exactly one part
-    (kind, value), = part.items()
+    ((kind, value),) = part.items()
     return kind, value
 
 
@@ -86,10 +93,20 @@ def test_each_zalo_message_type_arrives_in_freshchat_with_exact_media(make_bridg
     media = send_every_type(zalo, make_bridge().url + "/webhooks/zalo")
     wait_until(lambda: len(from_user(fc, USER)) == 10, timeout=30, what="10 messages in FreshChat")
     parts = [only_part(m) for m in from_user(fc, USER)]
-    assert [kind for kind, _ in parts] == ["text", "image", "image", "file", "image", "file", "file",
-                                           "text", "text", "text"]
+    assert [kind for kind, _ in parts] == [
+        "text",
+        "image",
+        "image",
+        "file",
+        "image",
+        "file",
+        "file",
+        "text",
+        "text",
+        "text",
+    ]
     assert parts[0][1]["content"] == "Xin chào 👋"
-    for (_, value), name in zip(parts[1:7], media):  # same order as sent
+    for (_, value), name in zip(parts[1:7], media, strict=True):  # same order as sent
         assert fetched(value["url"]) == media[name], name
     assert parts[3][1]["name"] == "hợp đồng.pdf" and parts[3][1]["content_type"] == "application/pdf"
     assert parts[3][1]["file_size_in_bytes"] == len(PDF)
@@ -109,8 +126,12 @@ def assert_readable_texts(texts: list[str]) -> None:
 def send_every_reply(fc, hook: str, conversation: str) -> dict[str, bytes]:
     """Agent replies of each kind, in this order; returns the attachments' bytes."""
     files = {"png": png_bytes(500), "gif": GIF_1X1, "pdf": PDF, "zip": ZIP}
-    urls = {k: fc.add_asset(f"reply.{k}", v, ct) for (k, v), ct in
-            zip(files.items(), ("image/png", "image/gif", "application/pdf", "application/zip"))}
+    urls = {
+        k: fc.add_asset(f"reply.{k}", v, ct)
+        for (k, v), ct in zip(
+            files.items(), ("image/png", "image/gif", "application/pdf", "application/zip"), strict=True
+        )
+    }
     reply = lambda parts: fc.send_agent_message(hook, conversation, parts)  # noqa: E731
     for text in ("Dạ, shop xin chào!", "ữ" * 2000, "ữ" * 2001):  # characters, not bytes, count
         reply(text)
@@ -181,11 +202,17 @@ def test_expired_token_is_refreshed_once_and_the_new_pair_survives_a_worker_rest
     assert zalo.state()["refresh_count"] == 1
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"RESOLVE_NOTIFICATION": "true", "RESOLVE_NOTIFICATION_TEXT": "Cảm ơn bạn! Đã giải quyết."},
-     ["Cảm ơn bạn! Đã giải quyết.", "barrier"]),
-    ({}, ["barrier"]),  # off by default: saves Zalo quota
-], ids=["on", "off"])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        (
+            {"RESOLVE_NOTIFICATION": "true", "RESOLVE_NOTIFICATION_TEXT": "Cảm ơn bạn! Đã giải quyết."},
+            ["Cảm ơn bạn! Đã giải quyết.", "barrier"],
+        ),
+        ({}, ["barrier"]),  # off by default: saves Zalo quota
+    ],
+    ids=["on", "off"],
+)
 def test_resolve_notification_on_and_off(make_bridge, sims, env, expected):
     _, zalo, fc = sims
     bridge = make_bridge(**env)
@@ -194,6 +221,9 @@ def test_resolve_notification_on_and_off(make_bridge, sims, env, expected):
     fc.resolve(hook, conversation)
     # Same conversation, same lane: once the barrier arrives the resolution was handled.
     fc.send_agent_message(hook, conversation, "barrier")
-    wait_until(lambda: any(m["message"].get("text") == "barrier" for m in zalo.messages_to(USER)),
-               timeout=20, what="the barrier message")
+    wait_until(
+        lambda: any(m["message"].get("text") == "barrier" for m in zalo.messages_to(USER)),
+        timeout=20,
+        what="the barrier message",
+    )
     assert [m["message"]["text"] for m in zalo.messages_to(USER)] == expected

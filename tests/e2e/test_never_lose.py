@@ -40,8 +40,9 @@ def media_links(bridge, message: dict) -> list[str]:
 
 
 def dead_letters(bridge) -> list[dict]:
-    resp = requests.get(bridge.url + "/admin/dead-letters", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                        timeout=5)
+    resp = requests.get(
+        bridge.url + "/admin/dead-letters", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=5
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["dead_letters"]
 
@@ -66,8 +67,10 @@ def agent_replies(bridge, fc, conversations: dict[str, str], count: int) -> dict
 
 def wait_for_replies(zalo, expected: dict[str, list[str]], timeout: float, label: str) -> None:
     """Wait until every reply is in Zalo; on a timeout, print what did arrive before failing."""
+
     def done():
         return all(set(v) <= set(zalo_texts(zalo, u)) for u, v in expected.items())
+
     try:
         wait_until(done, timeout=round(max(timeout, 0.1), 1), interval=0.5, what=f"{label}: every reply in Zalo")
     except AssertionError:
@@ -112,13 +115,13 @@ def test_system_message_from_an_agent_is_not_sent_to_zalo(make_bridge, sims):
     user, hook = uid(2), bridge.url + "/webhooks/freshchat"
     conversation = open_conversation(bridge, zalo, fc, user)
     lan = fc.add_agent("agent-lan", "Lan")["id"]
-    system = fc.send_agent_message(hook, conversation, "Conversation was reopened by Lan", agent_id=lan,
-                                   message_type="system")
+    system = fc.send_agent_message(
+        hook, conversation, "Conversation was reopened by Lan", agent_id=lan, message_type="system"
+    )
     reply = fc.send_agent_message(hook, conversation, "Chào chị, em là Lan ạ", agent_id=lan)
     assert system.statuses == reply.statuses == [200]
     # one lane keeps order: once the reply is in Zalo, the system message was processed before it
-    wait_until(lambda: "Chào chị, em là Lan ạ" in zalo_texts(zalo, user), timeout=20,
-               what="the agent's reply in Zalo")
+    wait_until(lambda: "Chào chị, em là Lan ạ" in zalo_texts(zalo, user), timeout=20, what="the agent's reply in Zalo")
     assert zalo_texts(zalo, user) == ["Chào chị, em là Lan ạ"]
 
 
@@ -130,8 +133,13 @@ def test_dead_attachment_link_becomes_a_note_and_does_not_block_the_next_reply(m
     bridge = make_bridge()
     user, hook, name = uid(3), bridge.url + "/webhooks/freshchat", "bao-gia-thang-5.pdf"
     conversation = open_conversation(bridge, zalo, fc, user)
-    gone = {"name": name, "url": fc.base_url + "/assets/media/expired/" + name, "file_size_in_bytes": 48213,
-            "content_type": "application/pdf", "file_extension": "pdf"}
+    gone = {
+        "name": name,
+        "url": fc.base_url + "/assets/media/expired/" + name,
+        "file_size_in_bytes": 48213,
+        "content_type": "application/pdf",
+        "file_extension": "pdf",
+    }
     assert requests.get(gone["url"], timeout=5).status_code == 404
     fc.send_agent_message(hook, conversation, [{"file": gone}])
 
@@ -141,8 +149,9 @@ def test_dead_attachment_link_becomes_a_note_and_does_not_block_the_next_reply(m
 
     wait_until(note_naming_the_file, timeout=10, what=f"a private note naming {name}")
     fc.send_agent_message(hook, conversation, "Em gửi lại báo giá sau nhé")
-    wait_until(lambda: "Em gửi lại báo giá sau nhé" in zalo_texts(zalo, user), timeout=20,
-               what="the next reply in Zalo")
+    wait_until(
+        lambda: "Em gửi lại báo giá sau nhé" in zalo_texts(zalo, user), timeout=20, what="the next reply in Zalo"
+    )
     assert zalo_texts(zalo, user).count("Em gửi lại báo giá sau nhé") == 1
 
 

@@ -42,14 +42,19 @@ class RunStack:
         """No partner credentials, no REDIS_URL: exactly the fresh-clone case."""
         drop = ("ZALO_", "FRESHCHAT_", "SANDBOX", "REDIS_URL", "PUBLIC_BASE_URL", "MEDIA_DIR", "SECRET_KEY")
         env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-        env.update({k: str(v) for k, v in self.ports.items()}, VAR_DIR=str(self.var), LOG_FORMAT="text",
-                   PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+        env.update(
+            {k: str(v) for k, v in self.ports.items()},
+            VAR_DIR=str(self.var),
+            LOG_FORMAT="text",
+            PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        )
         return env
 
-    def start(self) -> "RunStack":
+    def start(self) -> RunStack:
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(["bin/run"], cwd=ROOT, env=self.env(), stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                ["bin/run"], cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         wait_until(self.ready, timeout=60, what="make run's bridge and simulators")
         return self
 
@@ -126,6 +131,7 @@ def b64(data: bytes) -> str:
 
 def conversation_id(stack) -> str:
     """The demo user's conversation, started with a first message when a test runs alone."""
+
     def found():
         return next((c["id"] for c in state(stack)["inbox"]["conversations"] if c["zalo_user_id"] == DEMO_USER), None)
 
@@ -156,29 +162,61 @@ def test_make_run_announces_sandbox_mode_and_serves_the_page(stack):
 def test_text_typed_on_either_side_arrives_on_the_other_within_a_second(stack):
     sent = post(stack, "zalo/send", {"user_id": DEMO_USER, "kind": "text", "text": "Chào shop, còn hàng không?"})
     assert sent == {"ok": True, "webhook_statuses": [200]}  # the bridge queued a signed webhook
-    inbound = seconds_until(lambda: any(p.get("text") == "Chào shop, còn hàng không?" for m in inbox_messages(stack)
-                                        for p in m["parts"]), "the Zalo message in the inbox")
+    inbound = seconds_until(
+        lambda: any(p.get("text") == "Chào shop, còn hàng không?" for m in inbox_messages(stack) for p in m["parts"]),
+        "the Zalo message in the inbox",
+    )
     post(stack, "agent/reply", {"conversation_id": conversation_id(stack), "text": "Dạ còn ạ!"})
-    outbound = seconds_until(lambda: any(i["from"] == "oa" and i["text"] == "Dạ còn ạ!"
-                                         for i in phone_messages(stack)), "the agent's reply on the phone")
+    outbound = seconds_until(
+        lambda: any(i["from"] == "oa" and i["text"] == "Dạ còn ạ!" for i in phone_messages(stack)),
+        "the agent's reply on the phone",
+    )
     print(f"\nsandbox API latency: Zalo→FreshChat {inbound:.3f}s, FreshChat→Zalo {outbound:.3f}s")
     assert inbound < 1.0 and outbound < 1.0
 
 
 def test_media_from_either_side_is_shown_byte_exact(stack):
     photo, attachment = png_bytes(700), png_bytes(900)
-    post(stack, "zalo/send", {"user_id": DEMO_USER, "kind": "image",
-                              "file": {"name": "ao.png", "content_type": "image/png", "data": b64(photo)}})
-    post(stack, "zalo/send", {"user_id": DEMO_USER, "kind": "file",
-                              "file": {"name": "đơn hàng.pdf", "content_type": "application/pdf", "data": b64(PDF)}})
-    wait_until(lambda: [p for m in inbox_messages(stack) for p in m["parts"] if p["kind"] == "file"], timeout=10,
-               what="the file in the inbox")
+    post(
+        stack,
+        "zalo/send",
+        {
+            "user_id": DEMO_USER,
+            "kind": "image",
+            "file": {"name": "ao.png", "content_type": "image/png", "data": b64(photo)},
+        },
+    )
+    post(
+        stack,
+        "zalo/send",
+        {
+            "user_id": DEMO_USER,
+            "kind": "file",
+            "file": {"name": "đơn hàng.pdf", "content_type": "application/pdf", "data": b64(PDF)},
+        },
+    )
+    wait_until(
+        lambda: [p for m in inbox_messages(stack) for p in m["parts"] if p["kind"] == "file"],
+        timeout=10,
+        what="the file in the inbox",
+    )
     parts = [p for m in inbox_messages(stack) for p in m["parts"] if p["kind"] in ("image", "file")]
     assert [fetch(stack, p["url"]) for p in parts] == [photo, PDF] and parts[1]["name"] == "đơn hàng.pdf"
-    post(stack, "agent/attach", {"conversation_id": conversation_id(stack), "name": "mau.png",
-                                 "content_type": "image/png", "data": b64(attachment)})
-    wait_until(lambda: [i for i in phone_messages(stack) if i["from"] == "oa" and i["kind"] == "image"],
-               timeout=10, what="the agent's image on the phone")
+    post(
+        stack,
+        "agent/attach",
+        {
+            "conversation_id": conversation_id(stack),
+            "name": "mau.png",
+            "content_type": "image/png",
+            "data": b64(attachment),
+        },
+    )
+    wait_until(
+        lambda: [i for i in phone_messages(stack) if i["from"] == "oa" and i["kind"] == "image"],
+        timeout=10,
+        what="the agent's image on the phone",
+    )
     shown = next(i for i in phone_messages(stack) if i["from"] == "oa" and i["kind"] == "image")
     assert fetch(stack, shown["url"]) == attachment
 
@@ -194,13 +232,19 @@ def test_refusal_note_token_refresh_and_resolve_from_the_page(stack):
     conversation = conversation_id(stack)
     post(stack, "zalo/refuse", {"user_id": DEMO_USER, "display_name": "Minh Khánh", "send_error": -230})
     post(stack, "agent/reply", {"conversation_id": conversation, "text": "Bạn ơi?"})
-    wait_until(lambda: [m for m in inbox_messages(stack) if m["private"] and "-230" in m["parts"][0]["text"]],
-               timeout=10, what="the not-delivered note")
+    wait_until(
+        lambda: [m for m in inbox_messages(stack) if m["private"] and "-230" in m["parts"][0]["text"]],
+        timeout=10,
+        what="the not-delivered note",
+    )
     post(stack, "zalo/refuse", {"user_id": DEMO_USER, "display_name": "Minh Khánh", "send_error": None})
     post(stack, "zalo/expire-token", {})
     post(stack, "agent/reply", {"conversation_id": conversation, "text": "Sau khi làm mới token"})
-    wait_until(lambda: any(i["text"] == "Sau khi làm mới token" for i in phone_messages(stack)), timeout=10,
-               what="the reply after the token expired")
+    wait_until(
+        lambda: any(i["text"] == "Sau khi làm mới token" for i in phone_messages(stack)),
+        timeout=10,
+        what="the reply after the token expired",
+    )
     assert state(stack)["status"]["zalo_refreshes"] == 1 and state(stack)["status"]["zalo_token"]["present"]
     post(stack, "agent/resolve", {"conversation_id": conversation})
     assert next(c for c in state(stack)["inbox"]["conversations"] if c["id"] == conversation)["status"] == "resolved"
@@ -210,15 +254,25 @@ def known_secrets(stack) -> list[str]:
     """Every credential in play: sandbox defaults, the per-checkout secret, the rotated Zalo pair."""
     partners = f"http://127.0.0.1:{stack.ports['SANDBOX_PARTNERS_PORT']}"
     tokens = requests.get(partners + "/zalo/_sim/state", timeout=5).json()["tokens"]
-    values = [DEFAULTS[k] for k in ("zalo_app_secret", "zalo_oa_secret_key", "zalo_access_token",
-                                    "zalo_refresh_token", "freshchat_api_key")]
+    values = [
+        DEFAULTS[k]
+        for k in (
+            "zalo_app_secret",
+            "zalo_oa_secret_key",
+            "zalo_access_token",
+            "zalo_refresh_token",
+            "freshchat_api_key",
+        )
+    ]
     secret_key = (stack.var / "sandbox-secret").read_text().strip()
     return values + [secret_key, tokens["access_token"], tokens["refresh_token"]]
 
 
 def test_no_secret_reaches_the_page(stack):
-    pages = [requests.get(stack.url + path, timeout=5).text for path in
-             ("/sandbox", "/sandbox/api/state", "/sandbox/static/sandbox.js")]
+    pages = [
+        requests.get(stack.url + path, timeout=5).text
+        for path in ("/sandbox", "/sandbox/api/state", "/sandbox/static/sandbox.js")
+    ]
     leaked = [s for s in known_secrets(stack) for page in pages if s in page]
     assert leaked == []
     assert requests.get(stack.url + "/sandbox/partners/zalo/_sim/state", timeout=5).status_code == 404

@@ -12,8 +12,7 @@ import zlib
 import pytest
 import requests
 
-from app.media.fetch import (BlockedAddress, Downloaded, MediaFetchError, MediaTooLarge,
-                             download, sniff)
+from app.media.fetch import BlockedAddress, Downloaded, MediaFetchError, MediaTooLarge, download, sniff
 
 CDN = "https://cdn.example.com"
 HOSTS = {
@@ -33,6 +32,7 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 def png_bytes() -> bytes:
     """A valid 1x1 RGB PNG."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + body))
         return struct.pack(">I", len(body)) + kind + body + crc
@@ -120,8 +120,7 @@ def fetch(session, url, **kwargs):
 
 
 def test_downloads_bytes_type_and_name(session, requests_mock, dns):
-    requests_mock.get(f"{CDN}/photos/abc.png", content=png_bytes(),
-                      headers={"Content-Type": "image/png"})
+    requests_mock.get(f"{CDN}/photos/abc.png", content=png_bytes(), headers={"Content-Type": "image/png"})
     got = fetch(session, f"{CDN}/photos/abc.png?token=t0k", timeout=3)
     assert got == Downloaded(png_bytes(), "image/png", "abc.png")
     assert dns == ["cdn.example.com"]
@@ -129,6 +128,7 @@ def test_downloads_bytes_type_and_name(session, requests_mock, dns):
 
 
 # --- size cap -----------------------------------------------------------------------------
+
 
 def test_streamed_body_over_the_cap_stops_early(session, requests_mock):
     body = CountingBody(20_000_000)
@@ -159,9 +159,9 @@ def test_content_length_over_the_cap_is_refused_before_reading(session, requests
 
 # --- addresses and redirects ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("host", PRIVATE_HOSTS)
-def test_redirect_to_a_private_address_is_blocked_before_the_request(session, requests_mock,
-                                                                     host):
+def test_redirect_to_a_private_address_is_blocked_before_the_request(session, requests_mock, host):
     requests_mock.get(f"{CDN}/a", status_code=302, headers={"Location": f"http://{host}/x"})
     inside = requests_mock.get(f"http://{host}/x", content=b"secret")
     with pytest.raises(BlockedAddress):
@@ -169,11 +169,20 @@ def test_redirect_to_a_private_address_is_blocked_before_the_request(session, re
     assert not inside.called
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1/x", "http://[::1]/x", "http://169.254.169.254/latest/meta-data/",
-    "http://[::ffff:10.0.0.5]/x", "http://0.0.0.0/x", "http://[fd00::1]/x",
-    "http://[64:ff9b::a9fe:a9fe]/x", "http://224.0.0.1/x", "http://[2002:a00:5::1]/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:10.0.0.5]/x",
+        "http://0.0.0.0/x",
+        "http://[fd00::1]/x",
+        "http://[64:ff9b::a9fe:a9fe]/x",
+        "http://224.0.0.1/x",
+        "http://[2002:a00:5::1]/x",
+    ],
+)
 def test_private_ip_literals_are_blocked(session, requests_mock, url):
     target = requests_mock.get(url, content=b"secret")
     with pytest.raises(BlockedAddress):
@@ -194,8 +203,7 @@ def test_public_ipv4_behind_ipv6_forms_is_allowed(session, requests_mock, url):
 
 
 def test_private_addresses_are_allowed_when_configured(session, requests_mock):
-    requests_mock.get(f"{CDN}/a", status_code=302,
-                      headers={"Location": "http://internal.example.com:8080/x.png"})
+    requests_mock.get(f"{CDN}/a", status_code=302, headers={"Location": "http://internal.example.com:8080/x.png"})
     requests_mock.get("http://internal.example.com:8080/x.png", content=png_bytes())
     got = fetch(session, f"{CDN}/a", allow_private=True)
     assert got.data == png_bytes() and got.filename == "x.png"
@@ -203,8 +211,7 @@ def test_private_addresses_are_allowed_when_configured(session, requests_mock):
 
 def test_five_redirects_are_followed(session, requests_mock, dns):
     for hop in range(5):
-        requests_mock.get(f"{CDN}/r{hop}", status_code=301 + (hop % 2),
-                          headers={"Location": f"/r{hop + 1}"})
+        requests_mock.get(f"{CDN}/r{hop}", status_code=301 + (hop % 2), headers={"Location": f"/r{hop + 1}"})
     requests_mock.get(f"{CDN}/r5", content=b"arrived")
     assert fetch(session, f"{CDN}/r0").data == b"arrived"
     assert len(dns) == 6  # every hop was checked
@@ -227,8 +234,9 @@ def test_redirect_loop_fails(session, requests_mock):
     assert not isinstance(caught.value, BlockedAddress)
 
 
-@pytest.mark.parametrize("url", ["ftp://cdn.example.com/x", "file:///etc/passwd",
-                                 "cdn.example.com/x", "gopher://cdn.example.com/"])
+@pytest.mark.parametrize(
+    "url", ["ftp://cdn.example.com/x", "file:///etc/passwd", "cdn.example.com/x", "gopher://cdn.example.com/"]
+)
 def test_only_http_and_https(session, requests_mock, url):
     with pytest.raises(MediaFetchError, match="refusing"):
         fetch(session, url)
@@ -247,44 +255,53 @@ def test_unresolvable_host(session):
 
 # --- content type -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, declared, expected", [
-    (png_bytes(), "text/html", "image/png"),
-    (gif_bytes(), "image/png", "image/gif"),
-    (PDF, "application/octet-stream", "application/pdf"),
-    (docx_bytes(), "application/zip", DOCX),
-])
-def test_the_bytes_win_over_a_wrong_declared_type(session, requests_mock, data, declared,
-                                                  expected):
+
+@pytest.mark.parametrize(
+    "data, declared, expected",
+    [
+        (png_bytes(), "text/html", "image/png"),
+        (gif_bytes(), "image/png", "image/gif"),
+        (PDF, "application/octet-stream", "application/pdf"),
+        (docx_bytes(), "application/zip", DOCX),
+    ],
+)
+def test_the_bytes_win_over_a_wrong_declared_type(session, requests_mock, data, declared, expected):
     requests_mock.get(f"{CDN}/blob", content=data, headers={"Content-Type": declared})
     got = fetch(session, f"{CDN}/blob")
     assert got.content_type == expected and got.data == data
 
 
-@pytest.mark.parametrize("data, declared, filename, expected", [
-    (b"plain words", "Text/Plain; charset=UTF-8", None, "text/plain"),
-    (b"plain words", "application/octet-stream", "Hợp đồng.docx", DOCX),
-    (b"plain words", None, "notes.txt", "text/plain"),
-    (b"\x00\x01\x02", None, None, "application/octet-stream"),
-    (b"\x00\x01\x02", "binary/octet-stream", "no-extension", "application/octet-stream"),
-    (b"", "image/png", None, "image/png"),
-])
+@pytest.mark.parametrize(
+    "data, declared, filename, expected",
+    [
+        (b"plain words", "Text/Plain; charset=UTF-8", None, "text/plain"),
+        (b"plain words", "application/octet-stream", "Hợp đồng.docx", DOCX),
+        (b"plain words", None, "notes.txt", "text/plain"),
+        (b"\x00\x01\x02", None, None, "application/octet-stream"),
+        (b"\x00\x01\x02", "binary/octet-stream", "no-extension", "application/octet-stream"),
+        (b"", "image/png", None, "image/png"),
+    ],
+)
 def test_sniff_fallbacks(data, declared, filename, expected):
     assert sniff(data, declared, filename) == expected
 
 
 # --- filenames --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("disposition, expected", [
-    ('attachment; filename="report.pdf"', "report.pdf"),
-    ("attachment; filename=report.pdf", "report.pdf"),
-    ("attachment; filename=\"Bao gia.pdf\"; filename*=UTF-8''B%C3%A1o%20gi%C3%A1.pdf", "Báo giá.pdf"),
-    ("attachment; filename*=utf-8'vi'H%E1%BB%A3p%20%C4%91%E1%BB%93ng.pdf", "Hợp đồng.pdf"),
-    ('attachment; filename="' + "Báo giá.pdf".encode().decode("latin-1") + '"', "Báo giá.pdf"),
-    ('inline; filename="a\\"b.pdf"', 'a"b.pdf'),
-])
+
+@pytest.mark.parametrize(
+    "disposition, expected",
+    [
+        ('attachment; filename="report.pdf"', "report.pdf"),
+        ("attachment; filename=report.pdf", "report.pdf"),
+        ("attachment; filename=\"Bao gia.pdf\"; filename*=UTF-8''B%C3%A1o%20gi%C3%A1.pdf", "Báo giá.pdf"),
+        ("attachment; filename*=utf-8'vi'H%E1%BB%A3p%20%C4%91%E1%BB%93ng.pdf", "Hợp đồng.pdf"),
+        ('attachment; filename="' + "Báo giá.pdf".encode().decode("latin-1") + '"', "Báo giá.pdf"),
+        ('inline; filename="a\\"b.pdf"', 'a"b.pdf'),
+    ],
+)
 def test_filename_from_content_disposition(session, requests_mock, disposition, expected):
-    requests_mock.get(f"{CDN}/dl/12345", content=PDF,
-                      headers={"Content-Disposition": disposition})
+    requests_mock.get(f"{CDN}/dl/12345", content=PDF, headers={"Content-Disposition": disposition})
     assert fetch(session, f"{CDN}/dl/12345?sig=x").filename == expected
 
 
@@ -300,26 +317,29 @@ def test_filename_from_the_final_url_after_redirects(session, requests_mock):
 
 
 def test_hint_wins_and_is_reduced_to_a_name(session, requests_mock):
-    requests_mock.get(f"{CDN}/dl/1", content=PDF,
-                      headers={"Content-Disposition": 'attachment; filename="other.pdf"'})
+    requests_mock.get(f"{CDN}/dl/1", content=PDF, headers={"Content-Disposition": 'attachment; filename="other.pdf"'})
     assert fetch(session, f"{CDN}/dl/1", filename_hint="Hợp đồng.pdf").filename == "Hợp đồng.pdf"
     assert fetch(session, f"{CDN}/dl/1", filename_hint="../../etc/pa\nss").filename == "pass.pdf"
 
 
-@pytest.mark.parametrize("path, hint, data, expected", [
-    ("/img/8f3a9c", None, png_bytes(), "8f3a9c.png"),
-    ("/", None, gif_bytes(), "file.gif"),
-    ("/x", "report v1.2", PDF, "report v1.2.pdf"),
-    ("/x", "photo.jpg", png_bytes(), "photo.jpg"),
-    ("/x", "blob", b"\x00\x01\x02", "blob"),
-    ("/x", "Hợp đồng", docx_bytes(), "Hợp đồng.docx"),
-])
+@pytest.mark.parametrize(
+    "path, hint, data, expected",
+    [
+        ("/img/8f3a9c", None, png_bytes(), "8f3a9c.png"),
+        ("/", None, gif_bytes(), "file.gif"),
+        ("/x", "report v1.2", PDF, "report v1.2.pdf"),
+        ("/x", "photo.jpg", png_bytes(), "photo.jpg"),
+        ("/x", "blob", b"\x00\x01\x02", "blob"),
+        ("/x", "Hợp đồng", docx_bytes(), "Hợp đồng.docx"),
+    ],
+)
 def test_extension_is_added_when_missing(session, requests_mock, path, hint, data, expected):
     requests_mock.get(f"{CDN}{path}", content=data)
     assert fetch(session, f"{CDN}{path}?q=1", filename_hint=hint).filename == expected
 
 
 # --- failures never leak tokens ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("status", [403, 404, 410, 500, 503])
 def test_non_2xx_fails_with_the_status_but_not_the_query(session, requests_mock, status):

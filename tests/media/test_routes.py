@@ -21,14 +21,12 @@ BUCKET = "bridge-media-test"
 BASE = "https://bridge.example.com"
 VN_NAME = "Báo giá tháng 11.pdf"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-LONG_TEXT = ("Xin chào, đây là tin nhắn rất dài từ nhân viên hỗ trợ 🙏🏽 Cảm ơn quý khách! 🇻🇳\n"
-             * 1000)[:50_000]
+LONG_TEXT = ("Xin chào, đây là tin nhắn rất dài từ nhân viên hỗ trợ 🙏🏽 Cảm ơn quý khách! 🇻🇳\n" * 1000)[:50_000]
 
 
 def make_app(tmp_path, store) -> Flask:
     app = Flask(__name__)
-    app.config["SETTINGS"] = Settings(secret_key=SECRET, media_dir=str(tmp_path),
-                                      public_base_url=BASE)
+    app.config["SETTINGS"] = Settings(secret_key=SECRET, media_dir=str(tmp_path), public_base_url=BASE)
     app.extensions["media_store"] = store
     app.register_blueprint(bp)
     return app
@@ -50,8 +48,11 @@ def client(tmp_path, local):
 
 @pytest.fixture
 def s3_store(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1", config=Config(signature_version="s3v4"))
@@ -61,13 +62,13 @@ def s3_store(monkeypatch):
 
 # --- local store ---------------------------------------------------------------------------
 
+
 def test_local_image_is_served_inline_with_exact_bytes(client, local):
     local.put("zalo/96d3cdf3af150460909/0", PNG, content_type="image/png", filename="ảnh.png")
     got = client.get(path_for("zalo/96d3cdf3af150460909/0"))
     assert got.status_code == 200 and got.data == PNG
     assert got.headers["Content-Type"] == "image/png"
-    assert got.headers["Content-Disposition"] == (
-        "inline; filename=\"anh.png\"; filename*=UTF-8''%E1%BA%A3nh.png")
+    assert got.headers["Content-Disposition"] == ("inline; filename=\"anh.png\"; filename*=UTF-8''%E1%BA%A3nh.png")
     assert got.headers["X-Content-Type-Options"] == "nosniff"
     assert got.headers["Cache-Control"] == "private, max-age=3600"
     assert got.headers["Content-Length"] == str(len(PNG))
@@ -82,8 +83,7 @@ def test_local_pdf_with_vietnamese_name(client, local):
     assert disposition.endswith("filename*=UTF-8''" + quote(VN_NAME, safe=""))
 
 
-@pytest.mark.parametrize("content_type", ["application/zip", "text/html", "image/svg+xml",
-                                          "application/octet-stream"])
+@pytest.mark.parametrize("content_type", ["application/zip", "text/html", "image/svg+xml", "application/octet-stream"])
 def test_other_types_are_downloads(client, local, content_type):
     local.put("zalo/m/2", b"<svg onload=alert(1)>", content_type=content_type, filename="x")
     got = client.get(path_for("zalo/m/2"))
@@ -95,8 +95,12 @@ def test_other_types_are_downloads(client, local, content_type):
 @pytest.mark.parametrize("stored_type", ["text/plain", "text/plain; charset=utf-8"])
 def test_long_vietnamese_text_round_trips_byte_exact(client, local, stored_type):
     assert len(LONG_TEXT) == 50_000
-    local.put("fc/4b1e6a0c-2f41-4d7e-9c55-0e6f3b0a9d11/0", LONG_TEXT.encode("utf-8"),
-              content_type=stored_type, filename="message-4b1e6a0c.txt")
+    local.put(
+        "fc/4b1e6a0c-2f41-4d7e-9c55-0e6f3b0a9d11/0",
+        LONG_TEXT.encode("utf-8"),
+        content_type=stored_type,
+        filename="message-4b1e6a0c.txt",
+    )
     got = client.get(path_for("fc/4b1e6a0c-2f41-4d7e-9c55-0e6f3b0a9d11/0"))
     assert got.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert got.headers["Content-Disposition"].startswith("inline; ")
@@ -127,14 +131,17 @@ def test_signed_but_invalid_key_answers_404(client):
     assert client.get(path_for("../../etc/passwd")).status_code == 404
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda s: s[:-1] + ("A" if s[-1] != "A" else "B"),  # signature changed
-    lambda s: sign_key(SECRET, "zalo/other/0").split(".")[0] + "." + s.split(".")[1],  # payload swapped
-    lambda s: s.split(".")[0],  # signature dropped
-    lambda s: "not-a-link",
-    lambda s: "ảnh.png",
-    lambda s: sign_key("another-secret-of-32-characters!", "zalo/m/5"),
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda s: s[:-1] + ("A" if s[-1] != "A" else "B"),  # signature changed
+        lambda s: sign_key(SECRET, "zalo/other/0").split(".")[0] + "." + s.split(".")[1],  # payload swapped
+        lambda s: s.split(".")[0],  # signature dropped
+        lambda s: "not-a-link",
+        lambda s: "ảnh.png",
+        lambda s: sign_key("another-secret-of-32-characters!", "zalo/m/5"),
+    ],
+)
 def test_tampered_links_answer_404(client, local, mangle):
     local.put("zalo/m/5", PNG, content_type="image/png", filename="a.png")
     local.put("zalo/other/0", PNG, content_type="image/png", filename="b.png")
@@ -145,6 +152,7 @@ def test_tampered_links_answer_404(client, local, mangle):
 
 
 # --- S3 store -------------------------------------------------------------------------------
+
 
 def test_s3_redirects_to_a_presigned_url_that_serves_the_bytes(tmp_path, s3_store):
     s3_store.put("zalo/m/0", PNG, content_type="image/png", filename=VN_NAME)
@@ -159,8 +167,7 @@ def test_s3_redirects_to_a_presigned_url_that_serves_the_bytes(tmp_path, s3_stor
 
 
 def test_s3_long_text_round_trips_through_the_redirect(tmp_path, s3_store):
-    s3_store.put("fc/m/0", LONG_TEXT.encode("utf-8"), content_type="text/plain",
-                 filename="message.txt")
+    s3_store.put("fc/m/0", LONG_TEXT.encode("utf-8"), content_type="text/plain", filename="message.txt")
     got = make_app(tmp_path, s3_store).test_client().get(path_for("fc/m/0"))
     followed = requests.get(got.headers["Location"], timeout=5)
     assert followed.content == LONG_TEXT.encode("utf-8")
@@ -185,6 +192,7 @@ def test_s3_tampered_link_answers_404(tmp_path, s3_store):
 
 
 # --- links ------------------------------------------------------------------------------------
+
 
 def test_sign_round_trip_and_url_safety():
     key = "zalo/96d3cdf3af150460909/0"

@@ -12,23 +12,48 @@ import requests
 from botocore.config import Config
 from moto import mock_aws
 
-from app.media.store import (LocalMediaStore, S3MediaStore, StoredObject, build_media_store,
-                             content_disposition, served_content_type)
+from app.media.store import (
+    LocalMediaStore,
+    S3MediaStore,
+    StoredObject,
+    build_media_store,
+    content_disposition,
+    served_content_type,
+)
 from config.settings import Settings
 
 BUCKET = "bridge-media-test"
 SIGV4 = Config(signature_version="s3v4")  # as build_media_store configures it
 VN_NAME = "Báo giá tháng 11.pdf"
 ALL_BYTES = bytes(range(256)) * 64
-BAD_KEYS = ["../outside", "a/../../outside", "/etc/passwd", "a//b", "a/./b", "./a", "a/..",
-            ".hidden", "a b", "a\\b", "ả/b", "a/b?c", "", "x" * 600, "a/b.meta.json"]
+BAD_KEYS = [
+    "../outside",
+    "a/../../outside",
+    "/etc/passwd",
+    "a//b",
+    "a/./b",
+    "./a",
+    "a/..",
+    ".hidden",
+    "a b",
+    "a\\b",
+    "ả/b",
+    "a/b?c",
+    "",
+    "x" * 600,
+    "a/b.meta.json",
+]
 
 
 @pytest.fixture
 def aws(monkeypatch):
     """moto's S3 in-process; fake credentials so boto3 never looks for real ones."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1", config=SIGV4)
@@ -44,10 +69,8 @@ def store(request, tmp_path):
 
 
 def test_put_then_get_returns_exact_bytes_type_and_name(store):
-    store.put("zalo/96d3cdf3af150460909/0", ALL_BYTES, content_type="application/pdf",
-              filename=VN_NAME)
-    assert store.get("zalo/96d3cdf3af150460909/0") == StoredObject(ALL_BYTES, "application/pdf",
-                                                                   VN_NAME)
+    store.put("zalo/96d3cdf3af150460909/0", ALL_BYTES, content_type="application/pdf", filename=VN_NAME)
+    assert store.get("zalo/96d3cdf3af150460909/0") == StoredObject(ALL_BYTES, "application/pdf", VN_NAME)
 
 
 def test_missing_key_is_absent(store):
@@ -69,8 +92,7 @@ def test_put_overwrites(store):
 
 def test_keys_do_not_clobber_each_other(store):
     for index in range(3):
-        store.put(f"zalo/m1/{index}", f"part {index}".encode(), content_type="text/plain",
-                  filename=f"{index}.txt")
+        store.put(f"zalo/m1/{index}", f"part {index}".encode(), content_type="text/plain", filename=f"{index}.txt")
     assert [store.get(f"zalo/m1/{i}").data for i in range(3)] == [b"part 0", b"part 1", b"part 2"]
 
 
@@ -115,8 +137,7 @@ def test_local_store_refuses_a_symlink_out_of_its_root(tmp_path):
 
 
 def test_local_store_keeps_a_sidecar_and_no_temp_files(tmp_path):
-    LocalMediaStore(str(tmp_path)).put("zalo/m/0", b"abc", content_type="application/pdf",
-                                       filename=VN_NAME)
+    LocalMediaStore(str(tmp_path)).put("zalo/m/0", b"abc", content_type="application/pdf", filename=VN_NAME)
     folder = tmp_path / "zalo" / "m"
     assert sorted(p.name for p in folder.iterdir()) == ["0", "0.meta.json"]
     assert (folder / "0").read_bytes() == b"abc"
@@ -147,8 +168,7 @@ def test_local_store_has_no_redirect(tmp_path):
 
 
 def test_s3_keeps_filename_percent_encoded_in_metadata(aws):
-    S3MediaStore(aws, BUCKET).put("zalo/m/0", b"%PDF", content_type="application/pdf",
-                                  filename=VN_NAME)
+    S3MediaStore(aws, BUCKET).put("zalo/m/0", b"%PDF", content_type="application/pdf", filename=VN_NAME)
     head = aws.head_object(Bucket=BUCKET, Key="zalo/m/0")
     assert head["ContentType"] == "application/pdf"
     assert head["Metadata"] == {"filename": quote(VN_NAME, safe="")}
@@ -177,19 +197,27 @@ def test_s3_redirect_url_is_none_for_a_missing_object(aws):
     assert S3MediaStore(aws, BUCKET).redirect_url("zalo/gone/0") is None
 
 
-@pytest.mark.parametrize("content_type, expected", [
-    ("image/png", "inline"), ("image/jpeg", "inline"), ("text/plain; charset=utf-8", "inline"),
-    ("application/pdf", "inline"), ("image/svg+xml", "attachment"), ("text/html", "attachment"),
-    ("application/zip", "attachment"), ("video/mp4", "attachment"),
-])
+@pytest.mark.parametrize(
+    "content_type, expected",
+    [
+        ("image/png", "inline"),
+        ("image/jpeg", "inline"),
+        ("text/plain; charset=utf-8", "inline"),
+        ("application/pdf", "inline"),
+        ("image/svg+xml", "attachment"),
+        ("text/html", "attachment"),
+        ("application/zip", "attachment"),
+        ("video/mp4", "attachment"),
+    ],
+)
 def test_content_disposition_kind(content_type, expected):
     assert content_disposition(content_type, "a.bin").split(";")[0] == expected
 
 
 def test_content_disposition_names():
     assert content_disposition("application/pdf", VN_NAME) == (
-        'inline; filename="Bao gia thang 11.pdf"; '
-        "filename*=UTF-8''B%C3%A1o%20gi%C3%A1%20th%C3%A1ng%2011.pdf")
+        "inline; filename=\"Bao gia thang 11.pdf\"; filename*=UTF-8''B%C3%A1o%20gi%C3%A1%20th%C3%A1ng%2011.pdf"
+    )
     assert 'filename="Don hang.docx"' in content_disposition("application/zip", "Đơn hàng.docx")
     assert 'filename="Hop dong.pdf"' in content_disposition("application/pdf", "Hợp đồng.pdf")
     assert 'filename="anh"' in content_disposition("image/png", "ảnh")
@@ -199,12 +227,17 @@ def test_content_disposition_names():
     assert 'filename="abcSet-Cookie: x.png"' in header
 
 
-@pytest.mark.parametrize("stored, served", [
-    ("text/plain", "text/plain; charset=utf-8"), ("Text/Plain", "text/plain; charset=utf-8"),
-    ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
-    ("text/plain; charset=windows-1258", "text/plain; charset=windows-1258"),
-    ("text/csv", "text/csv"), ("image/png", "image/png"),
-])
+@pytest.mark.parametrize(
+    "stored, served",
+    [
+        ("text/plain", "text/plain; charset=utf-8"),
+        ("Text/Plain", "text/plain; charset=utf-8"),
+        ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+        ("text/plain; charset=windows-1258", "text/plain; charset=windows-1258"),
+        ("text/csv", "text/csv"),
+        ("image/png", "image/png"),
+    ],
+)
 def test_served_content_type(stored, served):
     assert served_content_type(stored) == served
 
@@ -227,8 +260,7 @@ def test_build_media_store_s3_with_bucket(aws):
 
 
 def test_build_media_store_uses_the_custom_endpoint(aws):
-    settings = Settings(secret_key="k" * 32, media_bucket=BUCKET,
-                        s3_endpoint_url="http://minio.internal:9000")
+    settings = Settings(secret_key="k" * 32, media_bucket=BUCKET, s3_endpoint_url="http://minio.internal:9000")
     store = build_media_store(settings)
     assert store.client.meta.endpoint_url == "http://minio.internal:9000"
     # Path-style: MinIO and friends rarely have wildcard DNS for bucket subdomains.

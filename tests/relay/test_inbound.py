@@ -12,16 +12,21 @@ from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.schemas import to_event
 from app.media.links import media_url
 from app.relay.inbound import reference_id
-from tests.helpers import partners_answer_probes, CHANNEL, FC_API, ZALO_API, load_fixture
+from tests.helpers import CHANNEL, FC_API, ZALO_API, load_fixture, partners_answer_probes
 from workers.drain import Drainer
 
 USER = "246845883529197922"
 FC_USER = "9047e655-1e83-463e-b1b6-4a44beb1f07f"
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 CDN = "https://cdn.zalo-example.vn"
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082")
-GIF = b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
+)
+GIF = (
+    b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,"
+    b"\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
+)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
 AMR = b"#!AMR\n" + b"\x3c" * 64
@@ -31,9 +36,13 @@ def run(ctx, event: dict, received_at: int | None = None, typed: bool = True) ->
     """Queue the event as the webhook does (with its kind, or without it as older versions did)
     and drain its lane once."""
     classified = to_event(event)
-    item = Item(id=f"zalo:{classified.dedupe_id}", kind="zalo", payload=event,
-                received_at=now_ms() if received_at is None else received_at,
-                event=classified.kind if typed else "")
+    item = Item(
+        id=f"zalo:{classified.dedupe_id}",
+        kind="zalo",
+        payload=event,
+        received_at=now_ms() if received_at is None else received_at,
+        event=classified.kind if typed else "",
+    )
     ctx.lanes.accept(classified.lane, item)
     return Drainer(ctx).drain(classified.lane)
 
@@ -45,8 +54,13 @@ def known_user(ctx):
 
 
 def as_user(parts: list[dict]) -> dict:
-    return {"message_parts": parts, "message_type": "normal", "actor_type": "user",
-            "actor_id": FC_USER, "user_id": FC_USER}
+    return {
+        "message_parts": parts,
+        "message_type": "normal",
+        "actor_type": "user",
+        "actor_id": FC_USER,
+        "user_id": FC_USER,
+    }
 
 
 def fc_posts(m) -> list[dict]:
@@ -74,18 +88,42 @@ def expected_parts(settings, name: str) -> list[dict]:
         "user_send_image": [{"text": {"content": "Ảnh sản phẩm bị lỗi"}}, img("zalo/a1b2c3d4e5f6a7b8c9d0/0")],
         "user_send_gif": [img("zalo/b1b2c3d4e5f6a7b8c9d0/0")],
         "user_send_sticker": [img("zalo/c1b2c3d4e5f6a7b8c9d0/0")],
-        "user_send_file": [{"file": {"name": "Báo giá tháng 11.pdf", "url": media_url(settings, "zalo/d1b2c3d4e5f6a7b8c9d0/0"),
-                                     "content_type": "application/pdf", "file_size_in_bytes": len(PDF)}}],
-        "user_send_location": [{"text": {"content": "📍 Location: Cửa hàng Quận 10\n10.7642473, 106.6564314\n"
-                                         "https://www.google.com/maps/search/?api=1&query=10.7642473,106.6564314"}}],
+        "user_send_file": [
+            {
+                "file": {
+                    "name": "Báo giá tháng 11.pdf",
+                    "url": media_url(settings, "zalo/d1b2c3d4e5f6a7b8c9d0/0"),
+                    "content_type": "application/pdf",
+                    "file_size_in_bytes": len(PDF),
+                }
+            }
+        ],
+        "user_send_location": [
+            {
+                "text": {
+                    "content": "📍 Location: Cửa hàng Quận 10\n10.7642473, 106.6564314\n"
+                    "https://www.google.com/maps/search/?api=1&query=10.7642473,106.6564314"
+                }
+            }
+        ],
         "user_send_link": [{"text": {"content": "🔗 Áo thun size M\nGiá 199.000đ\nhttps://shop.example.vn/p/42"}}],
         "user_send_business_card": [{"text": {"content": "👤 Business card: Nguyễn Văn B\nPhone: 0901234567"}}],
     }[name]
 
 
-@pytest.mark.parametrize("name", ["user_send_text", "user_send_image", "user_send_gif", "user_send_sticker",
-                                  "user_send_file", "user_send_location", "user_send_link",
-                                  "user_send_business_card"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "user_send_text",
+        "user_send_image",
+        "user_send_gif",
+        "user_send_sticker",
+        "user_send_file",
+        "user_send_location",
+        "user_send_link",
+        "user_send_business_card",
+    ],
+)
 def test_each_event_type_posts_exactly_one_message(ctx, m, name):
     known_user(ctx)
     assert run(ctx, load_fixture("zalo", "webhooks", f"{name}.json")) == "empty"
@@ -94,15 +132,31 @@ def test_each_event_type_posts_exactly_one_message(ctx, m, name):
     assert m.request_history[-1].headers["Authorization"] == "Bearer fc-api-key-example"
 
 
-@pytest.mark.parametrize("name,msg_id,filename,ctype", [
-    ("user_send_audio", "e1b2c3d4e5f6a7b8c9d0", "voice123.amr", "audio/amr"),
-    ("user_send_video", "f1b2c3d4e5f6a7b8c9d0", "clip.mp4", "video/mp4")])
+@pytest.mark.parametrize(
+    "name,msg_id,filename,ctype",
+    [
+        ("user_send_audio", "e1b2c3d4e5f6a7b8c9d0", "voice123.amr", "audio/amr"),
+        ("user_send_video", "f1b2c3d4e5f6a7b8c9d0", "clip.mp4", "video/mp4"),
+    ],
+)
 def test_audio_and_video_arrive_as_file_links_with_their_names(ctx, m, name, msg_id, filename, ctype):
     known_user(ctx)
     run(ctx, load_fixture("zalo", "webhooks", f"{name}.json"))
     size = len({"audio/amr": AMR, "video/mp4": MP4}[ctype])
-    assert fc_posts(m) == [as_user([{"file": {"name": filename, "url": media_url(ctx.settings, f"zalo/{msg_id}/0"),
-                                              "content_type": ctype, "file_size_in_bytes": size}}])]
+    assert fc_posts(m) == [
+        as_user(
+            [
+                {
+                    "file": {
+                        "name": filename,
+                        "url": media_url(ctx.settings, f"zalo/{msg_id}/0"),
+                        "content_type": ctype,
+                        "file_size_in_bytes": size,
+                    }
+                }
+            ]
+        )
+    ]
     assert m.request_history[-1].url == f"{FC_API}/conversations/{CONV}/messages"
 
 
@@ -114,10 +168,20 @@ def test_copied_media_is_stored_byte_exact(ctx, m):
 
 
 def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
-    m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "message": "Success", "data": {
-        "user_id": USER, "display_name": "Minh Khánh", "avatar": "https://s120-ava-talk.zadn.vn/a.jpg",
-        "avatars": {"240": "https://s240-ava-talk.zadn.vn/a.jpg"},
-        "shared_info": {"phone": 84901234567, "name": "Real Name"}}})
+    m.get(
+        f"{ZALO_API}/v3.0/oa/user/detail",
+        json={
+            "error": 0,
+            "message": "Success",
+            "data": {
+                "user_id": USER,
+                "display_name": "Minh Khánh",
+                "avatar": "https://s120-ava-talk.zadn.vn/a.jpg",
+                "avatars": {"240": "https://s240-ava-talk.zadn.vn/a.jpg"},
+                "shared_info": {"phone": 84901234567, "name": "Real Name"},
+            },
+        },
+    )
     m.get(f"{FC_API}/users", json={"users": []})
     m.post(f"{FC_API}/users", json={"id": FC_USER})
     m.post(f"{FC_API}/conversations", json={"conversation_id": CONV, "messages": [{"id": "m0"}]})
@@ -132,15 +196,25 @@ def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
     assert props["external_user_provider"] == "zalo" and props["zalo_user_id"] == USER
     assert set(props) == {"external_user_provider", "zalo_user_id", "last_seen", "created"}
     assert "84901234567" not in json.dumps(user) and "Real Name" not in json.dumps(user)
-    assert create_conv.json() == {"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [
-        as_user([{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}])]}
+    assert create_conv.json() == {
+        "channel_id": CHANNEL,
+        "users": [{"id": FC_USER}],
+        "messages": [as_user([{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}])],
+    }
     assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == CONV
 
 
 def test_existing_freshchat_user_is_reused_not_duplicated(ctx, m):
     m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "data": {"display_name": "A"}})
-    m.get(f"{FC_API}/users", json={"users": [{"id": "other", "reference_id": "zalo:someone-else"},
-                                             {"id": FC_USER, "reference_id": reference_id(ctx.settings, USER)}]})
+    m.get(
+        f"{FC_API}/users",
+        json={
+            "users": [
+                {"id": "other", "reference_id": "zalo:someone-else"},
+                {"id": FC_USER, "reference_id": reference_id(ctx.settings, USER)},
+            ]
+        },
+    )
     m.post(f"{FC_API}/conversations", json={"conversation_id": CONV})
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
     assert not [r for r in m.request_history if r.method == "POST" and r.url == f"{FC_API}/users"]
@@ -156,8 +230,13 @@ def test_profile_refused_by_zalo_still_creates_a_user(ctx, m):
     assert m.request_history[2].json()["first_name"] == "User 197922 Zalo"  # lookup, detail, create
 
 
-@pytest.mark.parametrize("status,body", [(400, {"code": 400, "message": "Conversation is not the latest conversation"}),
-                                         (404, {"code": 404, "message": "conversation not found"})])
+@pytest.mark.parametrize(
+    "status,body",
+    [
+        (400, {"code": 400, "message": "Conversation is not the latest conversation"}),
+        (404, {"code": 404, "message": "conversation not found"}),
+    ],
+)
 def test_superseded_conversation_is_replaced_without_losing_the_message(ctx, m, status, body):
     known_user(ctx)
     m.post(f"{FC_API}/conversations/{CONV}/messages", status_code=status, json=body)
@@ -181,10 +260,17 @@ def test_failed_media_copy_still_delivers_with_the_original_link(ctx, m):
 def test_console_message_becomes_a_private_note(ctx, m):
     known_user(ctx)
     run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"), received_at=now_ms() - 5000)
-    assert fc_posts(m) == [{"message_parts": [
-        {"text": {"content": "[Sent in Zalo's OA chat by admin 7788990011]"}},
-        {"text": {"content": "Chào anh, shop đã nhận được yêu cầu."}}],
-        "message_type": "private", "actor_type": "system", "user_id": FC_USER}]
+    assert fc_posts(m) == [
+        {
+            "message_parts": [
+                {"text": {"content": "[Sent in Zalo's OA chat by admin 7788990011]"}},
+                {"text": {"content": "Chào anh, shop đã nhận được yêu cầu."}},
+            ],
+            "message_type": "private",
+            "actor_type": "system",
+            "user_id": FC_USER,
+        }
+    ]
 
 
 @pytest.mark.parametrize("name", ["user_send_text", "user_send_image"])
@@ -197,8 +283,12 @@ def test_an_item_queued_without_its_event_kind_is_still_relayed(ctx, m, name):
 
 def test_a_console_message_queued_without_its_event_kind_is_still_a_private_note(ctx, m):
     known_user(ctx)
-    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"), received_at=now_ms() - 5000,
-        typed=False)
+    run(
+        ctx,
+        load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"),
+        received_at=now_ms() - 5000,
+        typed=False,
+    )
     assert [p["message_type"] for p in fc_posts(m)] == ["private"]
 
 
@@ -216,7 +306,9 @@ def test_late_redelivery_is_relayed_once_and_marked_with_its_send_time(ctx, m):
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
     posts = fc_posts(m)
     assert len(posts) == 1
-    assert posts[0]["message_parts"][0] == {"text": {"content": "[Delivered late - originally sent 05:13 15/11/2023 (UTC+7)]"}}
+    assert posts[0]["message_parts"][0] == {
+        "text": {"content": "[Delivered late - originally sent 05:13 15/11/2023 (UTC+7)]"}
+    }
 
 
 def test_freshchat_outage_keeps_the_message_at_the_head_of_the_lane(ctx, m):
@@ -262,7 +354,9 @@ def test_a_cdn_blip_that_recovers_delivers_the_copy(ctx, m):
 
     time.sleep(0.1)
     Drainer(ctx).drain(f"in:{USER}")
-    assert fc_posts(m)[0]["message_parts"][1] == {"image": {"url": media_url(ctx.settings, "zalo/a1b2c3d4e5f6a7b8c9d0/0")}}
+    assert fc_posts(m)[0]["message_parts"][1] == {
+        "image": {"url": media_url(ctx.settings, "zalo/a1b2c3d4e5f6a7b8c9d0/0")}
+    }
 
 
 # --- FreshChat refuses a part: the same message goes again, plainer, and never vanishes -----------
@@ -279,10 +373,14 @@ def refused() -> dict:
 def image_forms(settings) -> list[list[dict]]:
     """The image message as built, with the image as a file part, and with a text link."""
     url = media_url(settings, f"zalo/{IMAGE_MSG}/0")
-    return [[CAPTION, {"image": {"url": url}}],
-            [CAPTION, {"file": {"name": "p1.jpg", "url": url, "content_type": "image/png",
-                                "file_size_in_bytes": len(PNG)}}],
-            [CAPTION, {"text": {"content": f"[image] {url}"}}]]
+    return [
+        [CAPTION, {"image": {"url": url}}],
+        [
+            CAPTION,
+            {"file": {"name": "p1.jpg", "url": url, "content_type": "image/png", "file_size_in_bytes": len(PNG)}},
+        ],
+        [CAPTION, {"text": {"content": f"[image] {url}"}}],
+    ]
 
 
 def test_a_refused_image_is_resent_as_a_file_then_as_a_text_link(ctx, m, caplog):
@@ -291,11 +389,16 @@ def test_a_refused_image_is_resent_as_a_file_then_as_a_text_link(ctx, m, caplog)
     caplog.set_level("WARNING", logger="relay.inbound")
     assert run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json")) == "empty"
     assert fc_posts(m) == [as_user(parts) for parts in image_forms(ctx.settings)]
-    assert ctx.effects.recorded(f"fc:msg:{IMAGE_MSG}") == {"id": "fc-msg-9", "conversation_id": CONV,
-                                                           "text": "Ảnh sản phẩm bị lỗi [image]"}
+    assert ctx.effects.recorded(f"fc:msg:{IMAGE_MSG}") == {
+        "id": "fc-msg-9",
+        "conversation_id": CONV,
+        "text": "Ảnh sản phẩm bị lỗi [image]",
+    }
     degraded = [r for r in caplog.records if r.getMessage() == "relay.degraded"]
-    assert [(r.refused, r.now_sent) for r in degraded] == [("as built", "images as file parts"),
-                                                           ("images as file parts", "media as text links")]
+    assert [(r.refused, r.now_sent) for r in degraded] == [
+        ("as built", "images as file parts"),
+        ("images as file parts", "media as text links"),
+    ]
     assert all("IMAGE_EMPTY_CONTENT" in r.reason and r.msg_id == IMAGE_MSG for r in degraded)
     assert ctx.dead_letters.count() == 0
 
@@ -313,8 +416,10 @@ def test_a_new_conversation_is_opened_with_the_plainer_message(ctx, m):
     ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
     m.post(f"{FC_API}/conversations", [refused(), {"json": {"conversation_id": CONV, "messages": [{"id": "m0"}]}}])
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
-    assert fc_posts(m) == [{"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [as_user(parts)]}
-                           for parts in image_forms(ctx.settings)[:2]]
+    assert fc_posts(m) == [
+        {"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [as_user(parts)]}
+        for parts in image_forms(ctx.settings)[:2]
+    ]
     assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == CONV
 
 
@@ -325,9 +430,13 @@ def test_a_gone_conversation_is_not_posted_to_again_while_degrading(ctx, m):
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
     image, as_file, _ = image_forms(ctx.settings)
     assert [r.url for r in m.request_history if r.method == "POST"] == [
-        f"{FC_API}/conversations/{CONV}/messages", f"{FC_API}/conversations", f"{FC_API}/conversations"]
-    assert fc_posts(m)[1:] == [{"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [as_user(parts)]}
-                               for parts in (image, as_file)]
+        f"{FC_API}/conversations/{CONV}/messages",
+        f"{FC_API}/conversations",
+        f"{FC_API}/conversations",
+    ]
+    assert fc_posts(m)[1:] == [
+        {"channel_id": CHANNEL, "users": [{"id": FC_USER}], "messages": [as_user(parts)]} for parts in (image, as_file)
+    ]
     assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == "new-conv"
 
 
@@ -373,10 +482,17 @@ OTHER_TOOL_TEXT = "Cảm ơn bạn đã quan tâm! Shop sẽ phản hồi trong 
 def test_a_message_sent_by_another_tool_becomes_a_private_note(ctx, m):
     known_user(ctx)
     run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__other_tool.json"), received_at=now_ms() - 5000)
-    assert fc_posts(m) == [{"message_parts": [
-        {"text": {"content": "[Sent by the OA outside this bridge (another tool or an automatic message)]"}},
-        {"text": {"content": OTHER_TOOL_TEXT}}],
-        "message_type": "private", "actor_type": "system", "user_id": FC_USER}]
+    assert fc_posts(m) == [
+        {
+            "message_parts": [
+                {"text": {"content": "[Sent by the OA outside this bridge (another tool or an automatic message)]"}},
+                {"text": {"content": OTHER_TOOL_TEXT}},
+            ],
+            "message_type": "private",
+            "actor_type": "system",
+            "user_id": FC_USER,
+        }
+    ]
 
 
 def test_an_unknown_echo_within_the_grace_is_looked_at_again_later(ctx, m):
@@ -407,13 +523,15 @@ def test_a_send_record_written_by_the_old_code_still_marks_an_echo(ctx, m):
 
 # --- every attachment keeps its content ----------------------------------------------------------------
 
+
 def test_an_unknown_attachment_type_is_copied_and_sent_as_a_link(ctx, m):
     known_user(ctx)
     m.get(f"{CDN}/img/p2.jpg", content=PNG, headers={"Content-Type": "image/jpeg"})
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image__photo_type.json"))
     link = media_url(ctx.settings, "zalo/61b2c3d4e5f6a7b8c9d0/0")
-    assert fc_posts(m) == [as_user([{"text": {"content": "Hàng giao bị móp"}},
-                                    {"text": {"content": f"[photo] {link}"}}])]
+    assert fc_posts(m) == [
+        as_user([{"text": {"content": "Hàng giao bị móp"}}, {"text": {"content": f"[photo] {link}"}}])
+    ]
     assert ctx.media.get("zalo/61b2c3d4e5f6a7b8c9d0/0").data == PNG
 
 

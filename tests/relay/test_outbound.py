@@ -12,7 +12,7 @@ import requests_mock
 from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
-from tests.helpers import partners_answer_probes, FC_API, ZALO_API, ZALO_OAUTH, load_fixture, post_freshchat
+from tests.helpers import FC_API, ZALO_API, ZALO_OAUTH, load_fixture, partners_answer_probes, post_freshchat
 from workers.drain import Drainer
 
 USER = "246845883529197922"
@@ -21,19 +21,35 @@ CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 AGENT = "1b8d2418-4f6b-4b0e-9d1c-7a5e2f3c4d5e"
 ASSETS = "https://fc-assets.example.com"
 CS = f"{ZALO_API}/v3.0/oa/message/cs"
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082")
-GIF = b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
+)
+GIF = (
+    b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,"
+    b"\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
+)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 BIG_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * (1024 * 1024 + 10)
 ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 100
 
 
 def agent_message(msg_id: str, parts: list[dict], **extra) -> dict:
-    message = {"id": msg_id, "conversation_id": CONV, "actor_type": "agent", "actor_id": AGENT,
-               "user_id": FC_USER, "message_parts": parts, **extra}
-    return {"actor": {"actor_type": "agent", "actor_id": AGENT}, "action": "message_create",
-            "action_time": "2026-11-25T10:00:00.000Z", "data": {"message": message}}
+    message = {
+        "id": msg_id,
+        "conversation_id": CONV,
+        "actor_type": "agent",
+        "actor_id": AGENT,
+        "user_id": FC_USER,
+        "message_parts": parts,
+        **extra,
+    }
+    return {
+        "actor": {"actor_type": "agent", "actor_id": AGENT},
+        "action": "message_create",
+        "action_time": "2026-11-25T10:00:00.000Z",
+        "data": {"message": message},
+    }
 
 
 def run(ctx, event: dict, typed: bool = True) -> str:
@@ -42,8 +58,16 @@ def run(ctx, event: dict, typed: bool = True) -> str:
     from app.integrations.freshchat.schemas import conversation_id, dedupe_id, to_event
 
     lane = f"out:{conversation_id(event)}"
-    ctx.lanes.accept(lane, Item(id=f"freshchat:{dedupe_id(event)}", kind="freshchat", payload=event,
-                                received_at=now_ms(), event=to_event(event).kind if typed else ""))
+    ctx.lanes.accept(
+        lane,
+        Item(
+            id=f"freshchat:{dedupe_id(event)}",
+            kind="freshchat",
+            payload=event,
+            received_at=now_ms(),
+            event=to_event(event).kind if typed else "",
+        ),
+    )
     return Drainer(ctx).drain(lane)
 
 
@@ -114,8 +138,20 @@ def test_png_up_to_1mb_is_uploaded_and_sent_as_an_image(ctx, m):
     run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_image.json"))
     upload = next(r for r in m.request_history if r.url.endswith("/upload/image"))
     assert b'name="file"' in upload.body and PNG in upload.body
-    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"attachment": {"type": "template", "payload": {
-        "template_type": "media", "elements": [{"media_type": "image", "attachment_id": "att-img"}]}}}}]
+    assert sent(m) == [
+        {
+            "recipient": {"user_id": USER},
+            "message": {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "media",
+                        "elements": [{"media_type": "image", "attachment_id": "att-img"}],
+                    },
+                }
+            },
+        }
+    ]
 
 
 def test_jpeg_over_1mb_goes_as_a_link(ctx, m, app):
@@ -137,8 +173,12 @@ def test_gif_is_uploaded_with_its_size(ctx, m):
 def test_pdf_is_uploaded_and_sent_as_a_file(ctx, m):
     m.get(f"{ASSETS}/files/hoa-don.pdf", content=PDF)
     run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file.json"))
-    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {
-        "attachment": {"type": "file", "payload": {"token": "file-token"}}}}]
+    assert sent(m) == [
+        {
+            "recipient": {"user_id": USER},
+            "message": {"attachment": {"type": "file", "payload": {"token": "file-token"}}},
+        }
+    ]
 
 
 def test_zip_goes_as_a_link(ctx, m):
@@ -150,9 +190,17 @@ def test_zip_goes_as_a_link(ctx, m):
 def test_text_image_and_file_parts_go_out_in_order(ctx, m):
     m.get(f"{ASSETS}/img/reply.png", content=PNG)
     m.get(f"{ASSETS}/files/hoa-don.pdf", content=PDF)
-    run(ctx, agent_message("m-multi", [{"text": {"content": "Here you go"}},
-                                       {"image": {"url": f"{ASSETS}/img/reply.png"}},
-                                       {"file": {"name": "hoa-don.pdf", "url": f"{ASSETS}/files/hoa-don.pdf"}}]))
+    run(
+        ctx,
+        agent_message(
+            "m-multi",
+            [
+                {"text": {"content": "Here you go"}},
+                {"image": {"url": f"{ASSETS}/img/reply.png"}},
+                {"file": {"name": "hoa-don.pdf", "url": f"{ASSETS}/files/hoa-don.pdf"}},
+            ],
+        ),
+    )
     kinds = [b["message"].get("text") or b["message"]["attachment"]["type"] for b in sent(m)]
     assert kinds == ["Here you go", "template", "file"]
 
@@ -182,8 +230,9 @@ def test_rerun_after_a_crash_skips_parts_already_sent(ctx, m):
     assert [b["message"]["text"] for b in sent(m)] == ["two"]
 
 
-@pytest.mark.parametrize("code,advice", [
-    (-213, "open a chat with the OA"), (-230, "last 7 days"), (-320, "Zalo Cloud Account")])
+@pytest.mark.parametrize(
+    "code,advice", [(-213, "open a chat with the OA"), (-230, "last 7 days"), (-320, "Zalo Cloud Account")]
+)
 def test_permanent_zalo_errors_become_a_private_note_without_retry(ctx, m, code, advice):
     m.post(CS, json={"error": code, "message": "refused"})
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json")) == "empty"
@@ -208,13 +257,18 @@ def test_rate_limit_and_5xx_retry_until_one_delivery(ctx, m, failure, monkeypatc
 
 def test_expired_token_refreshes_once_then_retries(ctx, m):
     m.post(CS, [{"json": {"error": -216, "message": "Access token is invalid"}}, ok()])
-    m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "access-1", "refresh_token": "refresh-1",
-                                                     "expires_in": "90000"})
+    m.post(
+        f"{ZALO_OAUTH}/v4/oa/access_token",
+        json={"access_token": "access-1", "refresh_token": "refresh-1", "expires_in": "90000"},
+    )
     run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_text.json"))
     refresh = next(r for r in m.request_history if r.url.startswith(ZALO_OAUTH))
     assert refresh.headers["secret_key"] == "app-secret-example"
     assert dict(x.split("=") for x in refresh.text.split("&")) == {
-        "refresh_token": "refresh-0", "app_id": "360846524940903967", "grant_type": "refresh_token"}
+        "refresh_token": "refresh-0",
+        "app_id": "360846524940903967",
+        "grant_type": "refresh_token",
+    }
     assert [r.headers["access_token"] for r in m.request_history if r.url == CS] == ["access-0", "access-1"]
 
 
@@ -250,18 +304,29 @@ def test_a_drain_job_goes_on_with_every_lane_that_is_due(ctx, m):
     from workers.drain import drain_due
 
     ctx.mapping.link_conversation("8100000000000000002", "conv-2")
-    for event in (agent_message("m-1", [{"text": {"content": "first"}}]),
-                  agent_message("m-2", [{"text": {"content": "second"}}], conversation_id="conv-2")):
-        ctx.lanes.accept(f"out:{event['data']['message']['conversation_id']}",
-                         Item(id=event["data"]["message"]["id"], kind="freshchat", payload=event, received_at=now_ms(),
-                              event="agent_message"))
+    for event in (
+        agent_message("m-1", [{"text": {"content": "first"}}]),
+        agent_message("m-2", [{"text": {"content": "second"}}], conversation_id="conv-2"),
+    ):
+        ctx.lanes.accept(
+            f"out:{event['data']['message']['conversation_id']}",
+            Item(
+                id=event["data"]["message"]["id"],
+                kind="freshchat",
+                payload=event,
+                received_at=now_ms(),
+                event="agent_message",
+            ),
+        )
     set_worker_context(ctx)
     try:
         assert drain_due() == 2
     finally:
         set_worker_context(None)
     assert [(b["recipient"]["user_id"], b["message"]["text"]) for b in sent(m)] == [
-        (USER, "first"), ("8100000000000000002", "second")]
+        (USER, "first"),
+        ("8100000000000000002", "second"),
+    ]
     assert ctx.lanes.due_count() == 0 and ctx.lanes.head("out:conv-2") is None
 
 
@@ -273,8 +338,12 @@ def notes(m) -> list[dict]:
 
 
 def note(text: str) -> dict:
-    return {"message_parts": [{"text": {"content": text}}], "message_type": "private",
-            "actor_type": "agent", "actor_id": AGENT}
+    return {
+        "message_parts": [{"text": {"content": text}}],
+        "message_type": "private",
+        "actor_type": "agent",
+        "actor_id": AGENT,
+    }
 
 
 def test_system_message_queued_by_an_older_version_sends_nothing(ctx, m):
@@ -292,16 +361,20 @@ def test_an_item_queued_without_its_event_kind_is_still_relayed(ctx, m, settings
 
     ctx.settings = replace(settings, resolve_notification=True, resolve_notification_text="Cảm ơn! Thanks!")
     assert run(ctx, load_fixture("freshchat", "webhooks", f"{name}.json"), typed=False) == "empty"
-    text = {"message_create__agent_text": "Chào anh, em kiểm tra đơn hàng ngay ạ.",
-            "conversation_resolution": "Cảm ơn! Thanks!"}[name]
+    text = {
+        "message_create__agent_text": "Chào anh, em kiểm tra đơn hàng ngay ạ.",
+        "conversation_resolution": "Cảm ơn! Thanks!",
+    }[name]
     assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": text}}]
 
 
 def test_an_event_kind_this_worker_does_not_know_is_retried_not_dropped(ctx, m):
     """A newer version may queue kinds an older worker has no handler for (a rolling deploy)."""
     event = load_fixture("freshchat", "webhooks", "message_create__agent_text.json")
-    ctx.lanes.accept(f"out:{CONV}", Item(id="freshchat:new", kind="freshchat", payload=event,
-                                         received_at=now_ms(), event="agent_reaction"))
+    ctx.lanes.accept(
+        f"out:{CONV}",
+        Item(id="freshchat:new", kind="freshchat", payload=event, received_at=now_ms(), event="agent_reaction"),
+    )
     assert Drainer(ctx).drain(f"out:{CONV}") == "deferred" and sent(m) == []
     assert "no handler for freshchat event 'agent_reaction'" in ctx.lanes.head(f"out:{CONV}")[1].last_error
 
@@ -311,14 +384,25 @@ def test_bot_quick_replies_are_numbered_after_the_text(ctx, m):
     assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Pick one\n\n1. Yes\n2. No"}}]
 
 
-QUICK_REPLIES = [{"collection": {"sub_parts": [{"quick_reply_button": {"label": "Có"}},
-                                               {"quick_reply_button": {"label": "Không"}}]}}]
+QUICK_REPLIES = [
+    {"collection": {"sub_parts": [{"quick_reply_button": {"label": "Có"}}, {"quick_reply_button": {"label": "Không"}}]}}
+]
 
 
 def test_quick_replies_follow_the_last_text_part(ctx, m):
     m.get(f"{ASSETS}/img/reply.png", content=PNG)
-    run(ctx, agent_message("m-qr", [{"text": {"content": "Ảnh đây"}}, {"image": {"url": f"{ASSETS}/img/reply.png"}},
-                                    {"text": {"content": "Anh chọn nhé?"}}], reply_parts=QUICK_REPLIES))
+    run(
+        ctx,
+        agent_message(
+            "m-qr",
+            [
+                {"text": {"content": "Ảnh đây"}},
+                {"image": {"url": f"{ASSETS}/img/reply.png"}},
+                {"text": {"content": "Anh chọn nhé?"}},
+            ],
+            reply_parts=QUICK_REPLIES,
+        ),
+    )
     texts = [b["message"].get("text") for b in sent(m)]
     assert texts == ["Ảnh đây", None, "Anh chọn nhé?\n\n1. Có\n2. Không"]
 
@@ -343,20 +427,34 @@ def test_text_with_quick_replies_over_2000_characters_becomes_a_txt_link(ctx, m,
 
 def test_sent_record_gets_the_first_100_characters_the_customer_got(ctx, m, monkeypatch):
     records = []
-    monkeypatch.setattr(ctx.mapping, "remember_sent",
-                        lambda zalo_id, pipe=None, text="": records.append((zalo_id, text)))
+    monkeypatch.setattr(
+        ctx.mapping, "remember_sent", lambda zalo_id, pipe=None, text="": records.append((zalo_id, text))
+    )
     m.get(f"{ASSETS}/img/reply.png", content=PNG)
     long = "Dạ " * 1000
-    run(ctx, agent_message("m-snip", [{"text": {"content": "Chào anh"}}, {"image": {"url": f"{ASSETS}/img/reply.png"}},
-                                      {"text": {"content": long}}]))
+    run(
+        ctx,
+        agent_message(
+            "m-snip",
+            [
+                {"text": {"content": "Chào anh"}},
+                {"image": {"url": f"{ASSETS}/img/reply.png"}},
+                {"text": {"content": long}},
+            ],
+        ),
+    )
     assert records == [("zmsg-1", "Chào anh"), ("zmsg-1", "🖼 reply.png"), ("zmsg-1", long[:100])]
 
 
 def test_file_without_url_is_noted_to_the_agent_and_the_rest_goes_on(ctx, m):
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file_without_url.json")) == "empty"
     assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Em gửi anh báo giá ạ."}}]
-    assert notes(m) == [note("⚠️ The file bao-gia.pdf was not sent to the Zalo user: "
-                             "FreshChat gave no download link for it. Please attach it again.")]
+    assert notes(m) == [
+        note(
+            "⚠️ The file bao-gia.pdf was not sent to the Zalo user: "
+            "FreshChat gave no download link for it. Please attach it again."
+        )
+    ]
 
 
 def test_a_retried_message_notes_a_missing_file_once(ctx, m):
@@ -366,25 +464,33 @@ def test_a_retried_message_notes_a_missing_file_once(ctx, m):
     assert len(sent(m)) == 2 and len(notes(m)) == 1
 
 
-@pytest.mark.parametrize("status,words", [(403, "HTTP 403 (access denied)"), (404, "HTTP 404 (not found)"),
-                                          (410, "HTTP 410 (gone)"), (400, "HTTP 400")])
+@pytest.mark.parametrize(
+    "status,words",
+    [(403, "HTTP 403 (access denied)"), (404, "HTTP 404 (not found)"), (410, "HTTP 410 (gone)"), (400, "HTTP 400")],
+)
 def test_image_whose_url_answers_4xx_is_noted_and_the_rest_goes_on(ctx, m, status, words):
     m.get(f"{ASSETS}/img/anh-san-pham.jpg", status_code=status)
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_image_expired_url.json")) == "empty"
     assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Mẫu này còn hàng ạ."}}]
-    assert notes(m) == [note(f"⚠️ The image anh-san-pham.jpg was not sent to the Zalo user: "
-                             f"its download link answered {words}. Please attach it again.")]
+    assert notes(m) == [
+        note(
+            f"⚠️ The image anh-san-pham.jpg was not sent to the Zalo user: "
+            f"its download link answered {words}. Please attach it again."
+        )
+    ]
 
 
 def test_attachment_on_a_private_address_is_noted(ctx, m):
     run(ctx, agent_message("m-private", [{"file": {"name": "x.pdf", "url": "http://127.0.0.1:9/x.pdf"}}]))
     assert sent(m) == []
-    assert notes(m) == [note("⚠️ The file x.pdf was not sent to the Zalo user: "
-                             "its link points to a private network address.")]
+    assert notes(m) == [
+        note("⚠️ The file x.pdf was not sent to the Zalo user: its link points to a private network address.")
+    ]
 
 
-@pytest.mark.parametrize("failure", [{"status_code": 503}, {"status_code": 429},
-                                     {"exc": requests.exceptions.ConnectTimeout}])
+@pytest.mark.parametrize(
+    "failure", [{"status_code": 503}, {"status_code": 429}, {"exc": requests.exceptions.ConnectTimeout}]
+)
 def test_attachment_download_outage_is_retried_not_noted(ctx, m, failure):
     m.get(f"{ASSETS}/img/reply.png", [failure, {"content": PNG}])
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_image.json")) == "deferred"
@@ -412,8 +518,10 @@ def test_attachment_zalo_refuses_on_send_goes_as_a_link(ctx, m):
     run(ctx, event)
     link = media_url(ctx.settings, f"fc/{event['data']['message']['id']}/0")
     file_message = {"attachment": {"type": "file", "payload": {"token": "file-token"}}}
-    assert sent(m) == [{"recipient": {"user_id": USER}, "message": file_message},
-                       {"recipient": {"user_id": USER}, "message": {"text": f"📎 hoa-don.pdf: {link}"}}]
+    assert sent(m) == [
+        {"recipient": {"user_id": USER}, "message": file_message},
+        {"recipient": {"user_id": USER}, "message": {"text": f"📎 hoa-don.pdf: {link}"}},
+    ]
 
 
 def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(ctx, m):
@@ -421,8 +529,12 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
     m.post(CS, json={"error": -230, "message": "not interacted"})
     run(ctx, agent_message("m-window", [{"image": {"url": f"{ASSETS}/img/reply.png"}}, {"text": {"content": "và"}}]))
     assert len(sent(m)) == 1
-    assert notes(m) == [note("⚠️ Not delivered to Zalo (error -230): The user has not interacted with the OA "
-                             "in the last 7 days; wait until they write again.\nMessage: \"và\"")]
+    assert notes(m) == [
+        note(
+            "⚠️ Not delivered to Zalo (error -230): The user has not interacted with the OA "
+            'in the last 7 days; wait until they write again.\nMessage: "và"'
+        )
+    ]
 
 
 def test_a_note_freshchat_refuses_for_good_does_not_stop_the_message(ctx, m):

@@ -31,8 +31,14 @@ def create_user(partners, reference_id="zalo:oa:246845883529197922", **fields):
 
 
 def user_message(user_id, text="Xin chào", **extra):
-    return {"message_parts": [{"text": {"content": text}}], "message_type": "normal",
-            "actor_type": "user", "actor_id": user_id, "user_id": user_id, **extra}
+    return {
+        "message_parts": [{"text": {"content": text}}],
+        "message_type": "normal",
+        "actor_type": "user",
+        "actor_id": user_id,
+        "user_id": user_id,
+        **extra,
+    }
 
 
 def open_conversation(partners, fc, text="Xin chào"):
@@ -63,9 +69,17 @@ def test_bad_or_missing_bearer_token_is_401_json(partners, fc):
 
 
 def test_create_user_answers_201_with_a_uuid(partners, fc):
-    resp = api(partners, "POST", "/users", json={"reference_id": "zalo:1", "first_name": "A Zalo",
-                                                 "avatar": {"url": "https://a/x.jpg"},
-                                                 "properties": [{"name": "zalo_user_id", "value": "1"}]})
+    resp = api(
+        partners,
+        "POST",
+        "/users",
+        json={
+            "reference_id": "zalo:1",
+            "first_name": "A Zalo",
+            "avatar": {"url": "https://a/x.jpg"},
+            "properties": [{"name": "zalo_user_id", "value": "1"}],
+        },
+    )
     assert resp.status_code == 201
     user = resp.json()
     assert UUID.fullmatch(user["id"]) and user["reference_id"] == "zalo:1" and user["created_time"].endswith("Z")
@@ -90,8 +104,12 @@ def test_unknown_user_is_404_and_bad_properties_are_400(partners, fc):
 
 def test_put_user_merges_properties_and_answers_an_empty_body(partners, fc):
     user = create_user(partners, properties=[{"name": "a", "value": "1"}, {"name": "b", "value": "2"}])
-    resp = api(partners, "PUT", f"/users/{user['id']}",
-               json={"first_name": "Lan Zalo", "properties": [{"name": "b", "value": "3"}]})
+    resp = api(
+        partners,
+        "PUT",
+        f"/users/{user['id']}",
+        json={"first_name": "Lan Zalo", "properties": [{"name": "b", "value": "3"}]},
+    )
     assert resp.status_code == 200 and resp.content == b""
     stored = api(partners, "GET", f"/users/{user['id']}").json()
     assert stored["first_name"] == "Lan Zalo" and stored["id"] == user["id"]
@@ -138,8 +156,7 @@ def test_post_message_returns_it_and_lists_newest_first(partners, fc):
     cid = conv["conversation_id"]
     created = post(partners, cid, user_message(user["id"], "hai")).json()
     assert UUID.fullmatch(created["id"]) and created["created_time"] and created["actor_type"] == "user"
-    note = {"message_parts": [{"text": {"content": "ghi chú"}}], "message_type": "private",
-            "actor_type": "system"}
+    note = {"message_parts": [{"text": {"content": "ghi chú"}}], "message_type": "private", "actor_type": "system"}
     assert post(partners, cid, note).json()["message_type"] == "private"
     listed = api(partners, "GET", f"/conversations/{cid}/messages").json()["messages"]
     assert [m["message_parts"][0]["text"]["content"] for m in listed] == ["ghi chú", "hai", "một"]
@@ -204,8 +221,11 @@ def test_refused_images_answer_image_empty_content_for_that_user_only(partners, 
     link = [{"file": {"name": "b.png", "url": "https://a/b.png"}}, {"text": {"content": "https://a/b.png"}}]
     assert post(partners, cid, user_message(user["id"], message_parts=link)).status_code == 200
     assert post(partners, other_conv["conversation_id"], user_message(other["id"], message_parts=image)).ok
-    new = {"channel_id": fc.channel_id, "users": [{"id": user["id"]}],
-           "messages": [user_message(user["id"], message_parts=image)]}
+    new = {
+        "channel_id": fc.channel_id,
+        "users": [{"id": user["id"]}],
+        "messages": [user_message(user["id"], message_parts=image)],
+    }
     created = api(partners, "POST", "/conversations", json=new)
     assert created.status_code == 400 and created.json() == IMAGE_REFUSED
     assert len(fc.conversations_of(user["id"])) == 1 and len(fc.conversation(cid)["messages"]) == 2
@@ -279,7 +299,10 @@ def test_a_stored_agent_message_signed_by_sign_is_what_deliver_posts(partners, f
     raw, headers = fc.sign(event)
     assert json.loads(raw) == event
     assert {k: v for k, v in headers.items() if k != "X-Freshchat-Signature"} == {
-        "Content-Type": "application/json", "X-Retry-Count": "0", "X-Freshchat-Payload-Version": "2022"}
+        "Content-Type": "application/json",
+        "X-Retry-Count": "0",
+        "X-Freshchat-Payload-Version": "2022",
+    }
     assert verify_signature(headers["X-Freshchat-Signature"], raw_body=raw, public_key_pem=fc.public_key_pem)
     fc.deliver(receiver.url, event, duplicates=2)
     assert [r.raw for r in receiver.requests] == [raw, raw]
@@ -293,8 +316,9 @@ def test_agent_message_is_stored_and_signed_for_both_key_labels(partners, fc, re
     assert got.raw == sent.raw
     for pem in (fc.public_key_pem, fc.public_key_pem_rsa_label):
         assert verify_signature(got.headers["x-freshchat-signature"], raw_body=got.raw, public_key_pem=pem)
-    assert not verify_signature(got.headers["x-freshchat-signature"], raw_body=got.raw + b" ",
-                                public_key_pem=fc.public_key_pem)
+    assert not verify_signature(
+        got.headers["x-freshchat-signature"], raw_body=got.raw + b" ", public_key_pem=fc.public_key_pem
+    )
     assert "BEGIN RSA PUBLIC KEY" in fc.public_key_pem_rsa_label and "BEGIN PUBLIC KEY" in fc.public_key_pem
     stored = fc.conversation(conv["conversation_id"])["messages"][-1]
     assert stored["id"] == sent["data"]["message"]["id"] and stored["actor_type"] == "agent"
@@ -304,8 +328,10 @@ def test_message_create_envelope_matches_the_current_sample(fc, partners, receiv
     user, conv = open_conversation(partners, fc)
     fc.send_agent_message(receiver.url, conv["conversation_id"], [{"image": {"url": "https://a/b.png"}}])
     event = json.loads(receiver.requests[0].raw)
-    assert event["action"] == "message_create" and event["actor"] == {"actor_type": "agent",
-                                                                      "actor_id": fc.default_agent_id}
+    assert event["action"] == "message_create" and event["actor"] == {
+        "actor_type": "agent",
+        "actor_id": fc.default_agent_id,
+    }
     message = event["data"]["message"]
     assert message["message_parts"] == [{"image": {"url": "https://a/b.png"}}]
     assert message["conversation_id"] == conv["conversation_id"] and message["user_id"] == user["id"]
@@ -345,8 +371,14 @@ def test_system_message_from_an_agent_with_reply_parts(fc, partners, receiver):
     _, conv = open_conversation(partners, fc)
     lan = fc.add_agent("agent-lan", "Lan")["id"]
     buttons = [{"collection": {"sub_parts": [{"quick_reply_button": {"label": "Yes"}}]}}]
-    sent = fc.send_agent_message(receiver.url, conv["conversation_id"], "Conversation was reopened by Lan",
-                                 agent_id=lan, message_type="system", reply_parts=buttons)
+    sent = fc.send_agent_message(
+        receiver.url,
+        conv["conversation_id"],
+        "Conversation was reopened by Lan",
+        agent_id=lan,
+        message_type="system",
+        reply_parts=buttons,
+    )
     message = json.loads(receiver.requests[0].raw)["data"]["message"]
     assert sent["actor"] == {"actor_type": "agent", "actor_id": lan}
     assert message["message_type"] == "system" and message["reply_parts"] == buttons
@@ -369,7 +401,10 @@ def test_resolve_reopen_and_assign_envelopes(fc, partners, receiver):
     assert assigned["data"]["assignment"]["to_agent_id"] == "agent-2"
     assert assigned["data"]["assignment"]["from_agent_id"] == "" and fc.conversation(cid)["status"] == "assigned"
     assert [json.loads(r.raw)["action"] for r in receiver.requests] == [
-        "conversation_resolution", "conversation_reopen", "conversation_assignment"]
+        "conversation_resolution",
+        "conversation_reopen",
+        "conversation_assignment",
+    ]
 
 
 def test_api_messages_are_echoed_to_the_webhook_url_in_order(fc, partners, receiver):
@@ -379,16 +414,21 @@ def test_api_messages_are_echoed_to_the_webhook_url_in_order(fc, partners, recei
     fc.resolve(receiver.url, conv["conversation_id"])
     post(partners, conv["conversation_id"], user_message(user["id"], "again"))
     events = wait_for(receiver, 4)
-    assert [e["action"] for e in events] == ["message_create", "conversation_resolution",
-                                              "conversation_reopen", "message_create"]
+    assert [e["action"] for e in events] == [
+        "message_create",
+        "conversation_resolution",
+        "conversation_reopen",
+        "message_create",
+    ]
     assert events[3]["actor"]["actor_type"] == "user" and events[2]["data"]["reopen"]["reopener"] == "user"
 
 
 def test_state_and_http_actions(partners, fc, receiver):
     _, conv = open_conversation(partners, fc)
     url = partners.base + "/freshchat/_sim/actions/agent_message"
-    answer = requests.post(url, json={"bridge_url": receiver.url, "conversation_id": conv["conversation_id"],
-                                      "parts": "từ UI"}).json()
+    answer = requests.post(
+        url, json={"bridge_url": receiver.url, "conversation_id": conv["conversation_id"], "parts": "từ UI"}
+    ).json()
     assert answer["statuses"] == [200]
     state = requests.get(partners.base + "/freshchat/_sim/state").json()
     texts = [m["message_parts"][0]["text"]["content"] for m in state["conversations"][0]["messages"]]
@@ -409,8 +449,14 @@ def test_index_lists_the_partner_urls(partners, zalo, fc):
 def test_build_partners_takes_settings_and_a_signing_key():
     key_owner = FreshchatSimulator("c", "k")
     pem = key_owner.private_key.private_bytes(*_pkcs8())
-    _, zalo, fc = build_partners({"zalo_app_id": "42", "freshchat_channel_id": "topic",
-                                  "freshchat_private_key": pem, "reopen_mode": "new_conversation"})
+    _, zalo, fc = build_partners(
+        {
+            "zalo_app_id": "42",
+            "freshchat_channel_id": "topic",
+            "freshchat_private_key": pem,
+            "reopen_mode": "new_conversation",
+        }
+    )
     assert zalo.app_id == "42" and zalo.access_token == "sandbox-access-token-0"
     assert fc.channel_id == "topic" and fc.reopen_mode == "new_conversation"
     assert fc.public_key_pem == key_owner.public_key_pem

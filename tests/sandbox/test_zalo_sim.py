@@ -25,25 +25,28 @@ MB = 1024 * 1024
 
 def send(partners, message, user=USER, token=TOKEN):
     body = {"recipient": {"user_id": user}, "message": message}
-    return requests.post(partners.zalo_url + "/v3.0/oa/message/cs", json=body,
-                         headers={"access_token": token}).json()
+    return requests.post(partners.zalo_url + "/v3.0/oa/message/cs", json=body, headers={"access_token": token}).json()
 
 
 def upload(partners, kind, name, data, content_type, token=TOKEN):
-    return requests.post(f"{partners.zalo_url}/v2.0/oa/upload/{kind}", headers={"access_token": token},
-                         files={"file": (name, data, content_type)}).json()
+    return requests.post(
+        f"{partners.zalo_url}/v2.0/oa/upload/{kind}",
+        headers={"access_token": token},
+        files={"file": (name, data, content_type)},
+    ).json()
 
 
 def refresh(partners, refresh_token, secret=SECRET, app_id=None):
-    data = {"app_id": app_id or partners.zalo.app_id, "grant_type": "refresh_token",
-            "refresh_token": refresh_token}
-    return requests.post(partners.zalo_url + "/v4/oa/access_token", data=data,
-                         headers={"secret_key": secret}).json()
+    data = {"app_id": app_id or partners.zalo.app_id, "grant_type": "refresh_token", "refresh_token": refresh_token}
+    return requests.post(partners.zalo_url + "/v4/oa/access_token", data=data, headers={"secret_key": secret}).json()
 
 
 def user_detail(partners, user_id, token=TOKEN):
-    return requests.get(partners.zalo_url + "/v3.0/oa/user/detail",
-                        params={"data": json.dumps({"user_id": user_id})}, headers={"access_token": token}).json()
+    return requests.get(
+        partners.zalo_url + "/v3.0/oa/user/detail",
+        params={"data": json.dumps({"user_id": user_id})},
+        headers={"access_token": token},
+    ).json()
 
 
 def media_message(element):
@@ -111,7 +114,9 @@ def test_png_upload_returns_an_attachment_id_usable_in_a_message(partners, zalo)
     ident = answer["data"]["attachment_id"]
     assert zalo.upload(ident)["data"] == png
     assert requests.get(f"{partners.zalo_url}/_sim/uploads/{ident}").content == png
-    assert send(partners, {"text": "ảnh", **media_message({"media_type": "image", "attachment_id": ident})})["error"] == 0
+    assert (
+        send(partners, {"text": "ảnh", **media_message({"media_type": "image", "attachment_id": ident})})["error"] == 0
+    )
 
 
 def test_image_limit_is_one_mebibyte(partners, zalo):
@@ -149,8 +154,11 @@ def test_pdf_upload_returns_a_token_for_a_file_message(partners, zalo):
 
 def test_upload_needs_the_access_token_and_the_file_field(partners, zalo):
     assert upload(partners, "image", "a.png", png_bytes(), "image/png", token="bad")["error"] == -216
-    answer = requests.post(partners.zalo_url + "/v2.0/oa/upload/image", headers={"access_token": TOKEN},
-                           files={"image": ("a.png", png_bytes(), "image/png")}).json()
+    answer = requests.post(
+        partners.zalo_url + "/v2.0/oa/upload/image",
+        headers={"access_token": TOKEN},
+        files={"image": ("a.png", png_bytes(), "image/png")},
+    ).json()
     assert answer["error"] == -201
 
 
@@ -170,8 +178,9 @@ def test_user_detail_answers_the_profile(partners, zalo):
 
 def test_user_detail_of_an_unknown_user_is_201(partners, zalo):
     assert user_detail(partners, "404") == {"error": -201, "message": "user_id is invalid"}
-    garbled = requests.get(partners.zalo_url + "/v3.0/oa/user/detail", params={"data": "{"},
-                           headers={"access_token": TOKEN}).json()
+    garbled = requests.get(
+        partners.zalo_url + "/v3.0/oa/user/detail", params={"data": "{"}, headers={"access_token": TOKEN}
+    ).json()
     assert garbled["error"] == -201
 
 
@@ -184,10 +193,22 @@ def test_getoa_answers_the_oa_profile_with_its_follower_count(partners, zalo):
     zalo.add_user("7", "Lan", follower=False)
     answer = getoa(partners)
     assert answer.status_code == 200
-    assert answer.json() == {"error": 0, "message": "Success", "data": {
-        "oa_id": zalo.oa_id, "name": "Sandbox OA", "description": "Simulated Zalo Official Account",
-        "oa_alias": "sandbox-oa", "is_verified": True, "oa_type": 2, "cate_name": "Sandbox", "num_follower": 1,
-        "avatar": "https://s160-ava-talk.zadn.vn/sim/oa.jpg", "cover": "https://cover-talk.zadn.vn/sim/oa.jpg"}}
+    assert answer.json() == {
+        "error": 0,
+        "message": "Success",
+        "data": {
+            "oa_id": zalo.oa_id,
+            "name": "Sandbox OA",
+            "description": "Simulated Zalo Official Account",
+            "oa_alias": "sandbox-oa",
+            "is_verified": True,
+            "oa_type": 2,
+            "cate_name": "Sandbox",
+            "num_follower": 1,
+            "avatar": "https://s160-ava-talk.zadn.vn/sim/oa.jpg",
+            "cover": "https://cover-talk.zadn.vn/sim/oa.jpg",
+        },
+    }
 
 
 def test_getoa_needs_the_current_access_token(partners, zalo):
@@ -240,17 +261,28 @@ def test_revoked_refresh_token_is_refused(partners, zalo):
 def test_consent_redirect_gives_a_single_use_code_checked_against_pkce(partners, zalo):
     verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    resp = requests.get(partners.zalo_url + "/v4/oa/permission", allow_redirects=False, params={
-        "app_id": zalo.app_id, "redirect_uri": "https://bridge.example/cb", "code_challenge": challenge,
-        "state": "s1"})
+    resp = requests.get(
+        partners.zalo_url + "/v4/oa/permission",
+        allow_redirects=False,
+        params={
+            "app_id": zalo.app_id,
+            "redirect_uri": "https://bridge.example/cb",
+            "code_challenge": challenge,
+            "state": "s1",
+        },
+    )
     assert resp.status_code == 302
     query = parse_qs(urlsplit(resp.headers["Location"]).query)
     assert query["state"] == ["s1"] and query["oa_id"] == [zalo.oa_id]
     data = {"app_id": zalo.app_id, "grant_type": "authorization_code", "code": query["code"][0]}
     url, headers = partners.zalo_url + "/v4/oa/access_token", {"secret_key": SECRET}
     assert requests.post(url, data={**data, "code_verifier": "wrong"}, headers=headers).json()["error"] == -14005
-    assert requests.post(url, data={**data, "code": zalo.issue_auth_code(challenge), "code_verifier": verifier},
-                         headers=headers).json()["expires_in"] == "90000"
+    assert (
+        requests.post(
+            url, data={**data, "code": zalo.issue_auth_code(challenge), "code_verifier": verifier}, headers=headers
+        ).json()["expires_in"]
+        == "90000"
+    )
     assert zalo.code_exchanges == 1 and zalo.refresh_count == 0
 
 
@@ -320,8 +352,12 @@ def test_slow_call_is_processed_although_the_client_gave_up(partners, zalo):
     zalo.add_user(USER, "Minh")
     zalo.faults.fail_next("message_cs", 1, "slow", seconds=0.6)
     with pytest.raises(requests.Timeout):
-        requests.post(partners.zalo_url + "/v3.0/oa/message/cs", timeout=0.2, headers={"access_token": TOKEN},
-                      json={"recipient": {"user_id": USER}, "message": {"text": "late"}})
+        requests.post(
+            partners.zalo_url + "/v3.0/oa/message/cs",
+            timeout=0.2,
+            headers={"access_token": TOKEN},
+            json={"recipient": {"user_id": USER}, "message": {"text": "late"}},
+        )
     time.sleep(0.6)
     assert [m["message"]["text"] for m in zalo.messages_to(USER)] == ["late"]
 
@@ -355,21 +391,41 @@ def test_user_event_is_signed_and_duplicates_are_identical(zalo, receiver):
     assert sent.statuses == [200, 200, 200] and len(receiver.requests) == 3
     assert {r.raw for r in receiver.requests} == {sent.raw}
     first = receiver.requests[0]
-    assert verify_signature(first.headers["x-zevent-signature"], app_id=zalo.app_id, raw_body=first.raw,
-                            timestamp=sent["timestamp"], oa_secret_key=zalo.oa_secret_key)
-    assert not verify_signature(first.headers["x-zevent-signature"], app_id=zalo.app_id, raw_body=first.raw,
-                                timestamp=sent["timestamp"], oa_secret_key="another-key")
+    assert verify_signature(
+        first.headers["x-zevent-signature"],
+        app_id=zalo.app_id,
+        raw_body=first.raw,
+        timestamp=sent["timestamp"],
+        oa_secret_key=zalo.oa_secret_key,
+    )
+    assert not verify_signature(
+        first.headers["x-zevent-signature"],
+        app_id=zalo.app_id,
+        raw_body=first.raw,
+        timestamp=sent["timestamp"],
+        oa_secret_key="another-key",
+    )
     assert [r.headers.get("num-retry") for r in receiver.requests] == [None, "1", "2"]
 
 
 def test_sign_gives_the_bytes_and_headers_deliver_posts(zalo, receiver):
-    event = {"app_id": zalo.app_id, "event_name": "user_send_text", "timestamp": "1700000000000",
-             "sender": {"id": USER}, "message": {"text": "Xin chào", "msg_id": "m1"}}
+    event = {
+        "app_id": zalo.app_id,
+        "event_name": "user_send_text",
+        "timestamp": "1700000000000",
+        "sender": {"id": USER},
+        "message": {"text": "Xin chào", "msg_id": "m1"},
+    }
     raw, headers = zalo.sign(event)
     assert raw == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()  # UTF-8, compact
     assert set(headers) == {"Content-Type", "X-ZEvent-Signature"}
-    assert verify_signature(headers["X-ZEvent-Signature"], app_id=zalo.app_id, raw_body=raw,
-                            timestamp="1700000000000", oa_secret_key=zalo.oa_secret_key)
+    assert verify_signature(
+        headers["X-ZEvent-Signature"],
+        app_id=zalo.app_id,
+        raw_body=raw,
+        timestamp="1700000000000",
+        oa_secret_key=zalo.oa_secret_key,
+    )
     zalo.deliver(receiver.url, event)
     assert receiver.requests[0].raw == raw
     assert receiver.requests[0].headers["x-zevent-signature"] == headers["X-ZEvent-Signature"]
@@ -380,8 +436,14 @@ def test_sign_leaves_the_console_probe_unsigned(zalo):
 
 
 def test_user_event_envelope_matches_zalo(zalo, receiver):
-    sent = zalo.send_user_event(receiver.url, "user_send_text", USER, zalo_sim.text_message("hi"),
-                                timestamp_ms=1700000000000, msg_id="96d3cdf3af150460909")
+    sent = zalo.send_user_event(
+        receiver.url,
+        "user_send_text",
+        USER,
+        zalo_sim.text_message("hi"),
+        timestamp_ms=1700000000000,
+        msg_id="96d3cdf3af150460909",
+    )
     event = json.loads(receiver.requests[0].raw)
     assert list(event) == ["app_id", "sender", "user_id_by_app", "recipient", "event_name", "message", "timestamp"]
     assert event == sent and event["timestamp"] == "1700000000000"

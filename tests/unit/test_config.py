@@ -7,15 +7,27 @@ import pytest
 from config import ConfigError, load_settings
 from tests.helpers import FC_PUBLIC_PEM
 
-FULL = {"SECRET_KEY": "s" * 32, "ZALO_APP_ID": "1", "ZALO_APP_SECRET": "a-secret", "ZALO_OA_SECRET_KEY": "oa-secret",
-        "FRESHCHAT_API_URL": "https://acme.freshchat.com/v2", "FRESHCHAT_API_KEY": "k" * 20,
-        "FRESHCHAT_CHANNEL_ID": "c", "FRESHCHAT_WEBHOOK_PUBLIC_KEY": FC_PUBLIC_PEM}
+FULL = {
+    "SECRET_KEY": "s" * 32,
+    "ZALO_APP_ID": "1",
+    "ZALO_APP_SECRET": "a-secret",
+    "ZALO_OA_SECRET_KEY": "oa-secret",
+    "FRESHCHAT_API_URL": "https://acme.freshchat.com/v2",
+    "FRESHCHAT_API_KEY": "k" * 20,
+    "FRESHCHAT_CHANNEL_ID": "c",
+    "FRESHCHAT_WEBHOOK_PUBLIC_KEY": FC_PUBLIC_PEM,
+}
 
 
 def test_contract_defaults(tmp_path):
     s = load_settings({**FULL, "MEDIA_DIR": str(tmp_path / "m")})
     assert (s.port, s.redis_url, s.public_base_url) == (8000, "redis://localhost:6379/0", "http://localhost:8000")
-    assert (s.resolve_notification, s.media_max_bytes, s.worker_concurrency, s.log_format) == (False, 26214400, 4, "json")
+    assert (s.resolve_notification, s.media_max_bytes, s.worker_concurrency, s.log_format) == (
+        False,
+        26214400,
+        4,
+        "json",
+    )
     assert s.zalo_api_base_url == "https://openapi.zalo.me" and s.zalo_oauth_base_url == "https://oauth.zaloapp.com"
     assert not s.sandbox and not s.media_fetch_allow_private
 
@@ -25,20 +37,36 @@ def test_public_base_url_follows_port():
 
 
 def test_every_problem_is_reported_on_its_own_line():
-    env = {"ZALO_APP_ID": "1", "PORT": "eighty", "RESOLVE_NOTIFICATION": "maybe", "LOG_FORMAT": "xml",
-           "FRESHCHAT_API_URL": "ftp://x", "ZALO_APP_SECRET": "top-secret-value"}
+    env = {
+        "ZALO_APP_ID": "1",
+        "PORT": "eighty",
+        "RESOLVE_NOTIFICATION": "maybe",
+        "LOG_FORMAT": "xml",
+        "FRESHCHAT_API_URL": "ftp://x",
+        "ZALO_APP_SECRET": "top-secret-value",
+    }
     with pytest.raises(ConfigError) as info:
         load_settings(env)
     text = str(info.value)
-    for name in ("PORT", "RESOLVE_NOTIFICATION", "LOG_FORMAT", "FRESHCHAT_API_URL", "SECRET_KEY",
-                 "ZALO_OA_SECRET_KEY", "FRESHCHAT_API_KEY", "FRESHCHAT_CHANNEL_ID"):
+    for name in (
+        "PORT",
+        "RESOLVE_NOTIFICATION",
+        "LOG_FORMAT",
+        "FRESHCHAT_API_URL",
+        "SECRET_KEY",
+        "ZALO_OA_SECRET_KEY",
+        "FRESHCHAT_API_KEY",
+        "FRESHCHAT_CHANNEL_ID",
+    ):
         assert any(line.startswith(name + ":") for line in info.value.problems), name
     assert "top-secret-value" not in text
 
 
 def test_bad_public_key_is_reported():
     with pytest.raises(ConfigError) as info:
-        load_settings({**FULL, "FRESHCHAT_WEBHOOK_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----"})
+        load_settings(
+            {**FULL, "FRESHCHAT_WEBHOOK_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----"}
+        )
     assert info.value.problems[0].startswith("FRESHCHAT_WEBHOOK_PUBLIC_KEY:")
 
 

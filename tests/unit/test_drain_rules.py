@@ -30,8 +30,13 @@ def m():
 
 
 def outbound_item(**extra) -> Item:
-    message = {"id": "fc-msg-1", "conversation_id": CONV, "actor_type": "agent", "actor_id": AGENT,
-               "message_parts": [{"text": {"content": "Chào anh"}}]}
+    message = {
+        "id": "fc-msg-1",
+        "conversation_id": CONV,
+        "actor_type": "agent",
+        "actor_id": AGENT,
+        "message_parts": [{"text": {"content": "Chào anh"}}],
+    }
     event = {"action": "message_create", "data": {"message": message}}
     return Item(id="freshchat:fc-msg-1", kind="freshchat", payload=event, received_at=now_ms(), **extra)
 
@@ -47,6 +52,7 @@ def raising(exc: Exception):
     def handler(ctx, item, progress):
         calls.append(item.attempts)
         raise exc
+
     handler.calls = calls
     return handler
 
@@ -78,16 +84,26 @@ def test_an_item_within_its_budget_is_kept_and_one_past_it_is_dead_lettered_with
     assert outcome == "deferred" and head is not None and ctx.dead_letters.count() == 0  # seconds, not ms
 
     ctx.redis.flushall()
-    outcome, head = drain_once(ctx, outbound_item(attempts=9, first_failed_at=now_ms() - (horizon + 1) * 1000),
-                               handler)
+    outcome, head = drain_once(ctx, outbound_item(attempts=9, first_failed_at=now_ms() - (horizon + 1) * 1000), handler)
     assert head is None and ctx.dead_letters.count() == 1
     record = ctx.dead_letters.get("freshchat:fc-msg-1")
     assert record["reason"].startswith("gave up after 10 attempts: Zalo HTTP 500")
-    assert notes_posted(m) == [{
-        "message_parts": [{"text": {"content":
-            "⚠️ This reply could not be delivered to the Zalo user (gave up after 10 attempts: Zalo HTTP 500). "
-            "It is kept as dead letter freshchat:fc-msg-1; an operator can replay it."}}],
-        "message_type": "private", "actor_type": "agent", "actor_id": AGENT}]
+    assert notes_posted(m) == [
+        {
+            "message_parts": [
+                {
+                    "text": {
+                        "content": "⚠️ This reply could not be delivered to the Zalo user "
+                        "(gave up after 10 attempts: Zalo HTTP 500). "
+                        "It is kept as dead letter freshchat:fc-msg-1; an operator can replay it."
+                    }
+                }
+            ],
+            "message_type": "private",
+            "actor_type": "agent",
+            "actor_id": AGENT,
+        }
+    ]
 
 
 def test_a_partner_wide_outage_spends_no_budget_and_opens_the_breaker(ctx, m):
@@ -124,11 +140,21 @@ def test_a_permanent_error_is_dead_lettered_not_dropped_and_the_agent_is_told(ct
     assert outcome == "empty" and head is None
     item_id = "zalo:96d3cdf3af150460909"
     assert ctx.dead_letters.get(item_id)["reason"] == "permanent: FreshChat HTTP 400: INVALID_VALUE"
-    assert notes_posted(m) == [{
-        "message_parts": [{"text": {"content":
-            "⚠️ A message from this Zalo user could not be shown here (permanent: FreshChat HTTP 400: "
-            f"INVALID_VALUE). It is kept as dead letter {item_id}; an operator can replay it."}}],
-        "message_type": "private", "actor_type": "system"}]
+    assert notes_posted(m) == [
+        {
+            "message_parts": [
+                {
+                    "text": {
+                        "content": "⚠️ A message from this Zalo user could not be shown here "
+                        "(permanent: FreshChat HTTP 400: "
+                        f"INVALID_VALUE). It is kept as dead letter {item_id}; an operator can replay it."
+                    }
+                }
+            ],
+            "message_type": "private",
+            "actor_type": "system",
+        }
+    ]
 
 
 def test_the_note_is_posted_once_even_if_the_same_item_dies_again(ctx, m):

@@ -39,16 +39,23 @@ ZALO = {
     "user_send_video": ("queue", "user_message", IN, "f1b2c3d4e5f6a7b8c9d0"),
 }
 FRESHCHAT = {
-    "conversation_assignment": ("queue", "conversation_state", OUT,
-                                f"conversation_assignment:{CONV}:2022-11-22T11:00:00.000Z"),
+    "conversation_assignment": (
+        "queue",
+        "conversation_state",
+        OUT,
+        f"conversation_assignment:{CONV}:2022-11-22T11:00:00.000Z",
+    ),
     "conversation_reopen": ("queue", "conversation_state", OUT, f"conversation_reopen:{CONV}:2022-11-22T10:55:22.272Z"),
-    "conversation_resolution": ("queue", "conversation_state", OUT,
-                                f"conversation_resolution:{CONV}:2022-04-01T06:16:34.207Z"),
+    "conversation_resolution": (
+        "queue",
+        "conversation_state",
+        OUT,
+        f"conversation_resolution:{CONV}:2022-04-01T06:16:34.207Z",
+    ),
     "message_create__agent_file": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000003"),
     "message_create__agent_file_without_url": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000012"),
     "message_create__agent_image": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000002"),
-    "message_create__agent_image_expired_url": ("queue", "agent_message", OUT,
-                                                "a834cd45-0000-4000-8000-000000000013"),
+    "message_create__agent_image_expired_url": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000013"),
     "message_create__agent_text": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000001"),
     "message_create__bot_quick_replies": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000011"),
     "message_create__bot_text": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000006"),
@@ -83,8 +90,11 @@ def test_to_event_on_each_fixture(provider, name):
 def test_zalo_recorded_events_answer_with_their_name_and_unknown_ones_say_so():
     assert classify("zalo", "follow").reason == "follow"
     event = zalo.to_event(zalo.load_event({"event_name": "user_did_a_new_thing", "app_id": "1", "timestamp": "2"}))
-    assert (event.verdict, event.name, event.reason) == ("unknown", "user_did_a_new_thing",
-                                                         "unknown event user_did_a_new_thing")
+    assert (event.verdict, event.name, event.reason) == (
+        "unknown",
+        "user_did_a_new_thing",
+        "unknown event user_did_a_new_thing",
+    )
 
 
 def test_an_echo_of_our_own_send_is_ignored_but_a_user_message_never_is():
@@ -92,16 +102,19 @@ def test_an_echo_of_our_own_send_is_ignored_but_a_user_message_never_is():
     asked = []
     ours = lambda msg_id: asked.append(msg_id) or True  # noqa: E731
     event = zalo.to_event(zalo.load_event(echo), is_our_send=ours)
-    assert (event.verdict, event.reason, asked) == ("ignored", "echo of a message this bridge sent",
-                                                    ["41b2c3d4e5f6a7b8c9d0"])
+    assert (event.verdict, event.reason, asked) == (
+        "ignored",
+        "echo of a message this bridge sent",
+        ["41b2c3d4e5f6a7b8c9d0"],
+    )
     text = zalo.to_event(zalo.load_event(load_fixture("zalo", "webhooks", "user_send_text.json")), is_our_send=ours)
     assert text.kind == "user_message" and asked == ["41b2c3d4e5f6a7b8c9d0"]
 
 
 def test_freshchat_reasons_and_unknown_actions():
-    assert [classify("freshchat", n).reason for n in ("message_create__agent_system_reopened",
-                                                     "message_create__private_note",
-                                                     "message_create__user_actor")] == [
-        "system message", "private note", "actor user is not relayed"]
+    assert [
+        classify("freshchat", n).reason
+        for n in ("message_create__agent_system_reopened", "message_create__private_note", "message_create__user_actor")
+    ] == ["system message", "private note", "actor user is not relayed"]
     event = freshchat.to_event(freshchat.load_event({"action": "conversation_teleport", "data": {}}))
     assert (event.verdict, event.reason) == ("unknown", "unknown event conversation_teleport")

@@ -5,24 +5,32 @@ from __future__ import annotations
 import pytest
 
 from app.integrations.errors import PermanentError, RateLimitedError, RetryableError
-from app.integrations.freshchat.errors import (ConversationGone, FreshchatPermanent, FreshchatRateLimited,
-                                               FreshchatRetryable, error_for)
+from app.integrations.freshchat.errors import (
+    ConversationGone,
+    FreshchatPermanent,
+    FreshchatRateLimited,
+    FreshchatRetryable,
+    error_for,
+)
 
 CONV = "/conversations/c-1/messages"
 
 
-@pytest.mark.parametrize("status, path, detail, kind", [
-    (429, CONV, "Too many requests", FreshchatRateLimited),
-    (500, CONV, "oops", FreshchatRetryable),
-    (503, "/users", "down", FreshchatRetryable),
-    (408, "/users", "timeout", FreshchatRetryable),
-    (409, "/users", "conflict", FreshchatRetryable),
-    (404, CONV, "not found", ConversationGone),
-    (400, CONV, "Conversation is not the latest", ConversationGone),
-    (400, CONV, "conversation resolved", ConversationGone),
-    (404, "/users/u-1", "not found", FreshchatPermanent),
-    (400, CONV, "message_parts is required", FreshchatPermanent),
-])
+@pytest.mark.parametrize(
+    "status, path, detail, kind",
+    [
+        (429, CONV, "Too many requests", FreshchatRateLimited),
+        (500, CONV, "oops", FreshchatRetryable),
+        (503, "/users", "down", FreshchatRetryable),
+        (408, "/users", "timeout", FreshchatRetryable),
+        (409, "/users", "conflict", FreshchatRetryable),
+        (404, CONV, "not found", ConversationGone),
+        (400, CONV, "Conversation is not the latest", ConversationGone),
+        (400, CONV, "conversation resolved", ConversationGone),
+        (404, "/users/u-1", "not found", FreshchatPermanent),
+        (400, CONV, "message_parts is required", FreshchatPermanent),
+    ],
+)
 def test_status_and_detail_pick_the_error(status, path, detail, kind):
     error = error_for(status, path, detail, None)
     assert type(error) is kind and error.status == status and error.partner == "freshchat"

@@ -15,8 +15,10 @@ def test_proxy_environment_is_honoured_per_origin(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     session = build_session()
-    assert settings_for(session, "https://openapi.zalo.me/v3.0/oa/message/cs")["proxies"]["https"] == \
-        "http://proxy.internal:3128"
+    assert (
+        settings_for(session, "https://openapi.zalo.me/v3.0/oa/message/cs")["proxies"]["https"]
+        == "http://proxy.internal:3128"
+    )
     assert "https" not in settings_for(session, "https://127.0.0.1:9100/zalo")["proxies"]
 
 
@@ -26,8 +28,10 @@ def test_the_environment_is_read_once_per_origin(monkeypatch):
     first = settings_for(session, "https://api.freshchat.com/v2/users")
     first["proxies"].clear()  # a caller editing its copy must not change the remembered one
     monkeypatch.setenv("HTTPS_PROXY", "http://other:3128")
-    assert settings_for(session, "https://api.freshchat.com/v2/conversations")["proxies"]["https"] == \
-        "http://proxy.internal:3128"
+    assert (
+        settings_for(session, "https://api.freshchat.com/v2/conversations")["proxies"]["https"]
+        == "http://proxy.internal:3128"
+    )
     assert settings_for(session, "https://cdn.example.com/a.png")["proxies"]["https"] == "http://other:3128"
 
 

@@ -11,17 +11,49 @@ def test_the_default_connection_keeps_the_layout_older_bridges_wrote():
     assert (keys.DUE, keys.WAKE, keys.HEARTBEAT) == ("zfb:due", "zfb:wake", "zfb:worker:heartbeat")
     assert (keys.lane("in:u1"), keys.lease("in:u1")) == ("zfb:lane:in:u1", "zfb:lease:in:u1")
     k = DEFAULT_KEYS
-    assert [k.seen("zalo", "e1"), k.done("x"), k.zalo_user("u1"), k.last_seen("u1"), k.conversation("c1"),
-            k.sent("m1"), k.dead, k.dead_order, k.errors, k.zalo_token, k.zalo_token_lock, k.oauth_state("s"),
-            k.rate("zalo"), k.rate_pause("zalo"), k.breaker_ok("zalo"), k.breaker_open("zalo"),
-            k.breaker_probing("zalo")] == [
-        "zfb:seen:zalo:e1", "zfb:done:x", "zfb:zu:u1", "zfb:lastseen:u1", "zfb:fcc:c1",
-        "zfb:sent:m1", "zfb:dead", "zfb:dead:order", "zfb:errors", "zfb:zalo:token", "zfb:zalo:token:lock",
-        "zfb:oauth:s", "zfb:rl:zalo", "zfb:rl:zalo:pause", "zfb:breaker:zalo:ok", "zfb:breaker:zalo:open",
-        "zfb:breaker:zalo:probing"]
+    assert [
+        k.seen("zalo", "e1"),
+        k.done("x"),
+        k.zalo_user("u1"),
+        k.last_seen("u1"),
+        k.conversation("c1"),
+        k.sent("m1"),
+        k.dead,
+        k.dead_order,
+        k.errors,
+        k.zalo_token,
+        k.zalo_token_lock,
+        k.oauth_state("s"),
+        k.rate("zalo"),
+        k.rate_pause("zalo"),
+        k.breaker_ok("zalo"),
+        k.breaker_open("zalo"),
+        k.breaker_probing("zalo"),
+    ] == [
+        "zfb:seen:zalo:e1",
+        "zfb:done:x",
+        "zfb:zu:u1",
+        "zfb:lastseen:u1",
+        "zfb:fcc:c1",
+        "zfb:sent:m1",
+        "zfb:dead",
+        "zfb:dead:order",
+        "zfb:errors",
+        "zfb:zalo:token",
+        "zfb:zalo:token:lock",
+        "zfb:oauth:s",
+        "zfb:rl:zalo",
+        "zfb:rl:zalo:pause",
+        "zfb:breaker:zalo:ok",
+        "zfb:breaker:zalo:open",
+        "zfb:breaker:zalo:probing",
+    ]
 
 
 def test_another_connection_lives_below_its_own_prefix():
     k = Keys("oa2")
     assert (k.seen("zalo", "e1"), k.zalo_token, k.rate("zalo")) == (
-        "zfb:c:oa2:seen:zalo:e1", "zfb:c:oa2:zalo:token", "zfb:c:oa2:rl:zalo")
+        "zfb:c:oa2:seen:zalo:e1",
+        "zfb:c:oa2:zalo:token",
+        "zfb:c:oa2:rl:zalo",
+    )

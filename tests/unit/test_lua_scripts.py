@@ -7,7 +7,8 @@ import pytest
 
 from app.bridge import keys
 from app.bridge.lanes import ACCEPT, APPEND, DEFER, POP, RELEASE, RENEW, TAKE
-from app.bridge.ratelimit import BACKOFF, CALM, TAKE as RATE_TAKE
+from app.bridge.ratelimit import BACKOFF, CALM
+from app.bridge.ratelimit import TAKE as RATE_TAKE
 from app.bridge.scripts import LUA_DIR, LuaScript
 
 LANE = "in:u1"
@@ -18,8 +19,7 @@ LEASE_MS = 30000
 
 
 def accept(redis, item="a", seen=SEEN, now=NOW):
-    return ACCEPT(redis, seen=seen, lane=LIST, due=keys.DUE, wake=keys.WAKE, ttl=60, item=item,
-                  lane_id=LANE, now=now)
+    return ACCEPT(redis, seen=seen, lane=LIST, due=keys.DUE, wake=keys.WAKE, ttl=60, item=item, lane_id=LANE, now=now)
 
 
 def leased(redis, *items, token="t1", now=NOW):
@@ -31,8 +31,9 @@ def leased(redis, *items, token="t1", now=NOW):
 
 
 def pop(redis, token="t1", raw="a", now=NOW + 5):
-    return POP(redis, lease=LEASE, lane=LIST, due=keys.DUE, token=token, raw=raw, lane_id=LANE, now=now,
-               lease_ms=LEASE_MS)
+    return POP(
+        redis, lease=LEASE, lane=LIST, due=keys.DUE, token=token, raw=raw, lane_id=LANE, now=now, lease_ms=LEASE_MS
+    )
 
 
 def items(redis) -> list[str]:
@@ -44,6 +45,7 @@ def due(redis) -> float | None:
 
 
 # -- accept.lua and append.lua ----------------------------------------------------------------
+
 
 def test_accept_queues_schedules_and_rings_once(redis):
     assert accept(redis) == 1
@@ -73,6 +75,7 @@ def test_append_queues_without_a_dedupe_key(redis):
 
 # -- take.lua ---------------------------------------------------------------------------------
 
+
 def take(redis, token="t1", now=NOW):
     return TAKE(redis, lease=LEASE, due=keys.DUE, lane_id=LANE, now=now, token=token, lease_ms=LEASE_MS)
 
@@ -99,6 +102,7 @@ def test_take_refuses_a_lane_not_due_yet_or_not_scheduled(redis):
 
 
 # -- pop.lua ----------------------------------------------------------------------------------
+
 
 def test_pop_hands_back_the_next_head_and_extends_the_lease(redis):
     leased(redis, "a", "b")
@@ -127,6 +131,7 @@ def test_pop_refuses_a_changed_head(redis):
 
 # -- release.lua ------------------------------------------------------------------------------
 
+
 def release(redis, token="t1"):
     return RELEASE(redis, lease=LEASE, lane=LIST, due=keys.DUE, token=token, lane_id=LANE, now=NOW + 5)
 
@@ -151,9 +156,19 @@ def test_release_refuses_a_wrong_token(redis):
 
 # -- defer.lua --------------------------------------------------------------------------------
 
+
 def defer(redis, token="t1", raw="a"):
-    return DEFER(redis, lease=LEASE, lane=LIST, due=keys.DUE, token=token, raw=raw, updated="a+1",
-                 due_ms=NOW + 60000, lane_id=LANE)
+    return DEFER(
+        redis,
+        lease=LEASE,
+        lane=LIST,
+        due=keys.DUE,
+        token=token,
+        raw=raw,
+        updated="a+1",
+        due_ms=NOW + 60000,
+        lane_id=LANE,
+    )
 
 
 def test_defer_rewrites_the_head_and_gives_the_lease_up_until_later(redis):
@@ -175,6 +190,7 @@ def test_defer_refuses_a_wrong_token(redis):
 
 
 # -- renew.lua --------------------------------------------------------------------------------
+
 
 def renew(redis, token="t1"):
     return RENEW(redis, lease=LEASE, due=keys.DUE, token=token, lease_ms=LEASE_MS, lane_id=LANE, now=NOW + 7)
@@ -236,15 +252,15 @@ def backoff(redis, granted, now=NOW, max_ms=8000):
 def test_rate_backoff_pauses_everyone_and_halves_the_rate(redis):
     assert backoff(redis, granted=NOW - 10) == 1000
     assert int(redis.get(PAUSE)) == NOW + 1000 and 0 < redis.pttl(PAUSE) <= 1000
-    assert bucket(redis) == {"tokens": 2, "ts": NOW, "factor": 0.5, "slow_at": NOW, "streak": 1,
-                             "streak_at": NOW}
+    assert bucket(redis) == {"tokens": 2, "ts": NOW, "factor": 0.5, "slow_at": NOW, "streak": 1, "streak_at": NOW}
     assert backoff(redis, granted=NOW + 1, now=NOW + 2) == 2000  # a second refusal in a row
     assert int(redis.get(PAUSE)) == NOW + 2002 and bucket(redis)["streak"] == 2
 
 
 def test_rate_backoff_caps_the_pause_and_the_cut(redis):
-    redis.hset(BUCKET, mapping={"tokens": 0, "ts": NOW, "factor": 0.1, "slow_at": NOW, "streak": 9,
-                                "streak_at": NOW - 1})
+    redis.hset(
+        BUCKET, mapping={"tokens": 0, "ts": NOW, "factor": 0.1, "slow_at": NOW, "streak": 9, "streak_at": NOW - 1}
+    )
     assert backoff(redis, granted=NOW) == 8000
     assert bucket(redis)["factor"] == pytest.approx(0.1) and bucket(redis)["streak"] == 10
 
@@ -266,6 +282,7 @@ def test_rate_calm_ends_the_streak_only_for_a_newer_grant(redis):
 
 # -- scripts.py -------------------------------------------------------------------------------
 
+
 def test_a_missing_or_unknown_name_is_a_type_error_naming_it(redis):
     with pytest.raises(TypeError, match=r"missing \['lane_id'\], unknown \[\]"):
         RENEW(redis, lease=LEASE, due=keys.DUE, token="t", lease_ms=1, now=NOW)
@@ -284,13 +301,16 @@ def write(tmp_path, name: str, text: str):
     (tmp_path / f"{name}.lua").write_text(text)
 
 
-@pytest.mark.parametrize("body, complaint", [
-    ("-- KEYS: a b\n-- ARGV: x\nreturn {KEYS[1], KEYS[2], KEYS[3], ARGV[1]}", r"2 KEYS \(a b\).*KEYS\[3\]"),
-    ("-- KEYS: a b\n-- ARGV: x\nreturn {KEYS[1], ARGV[1]}", r"2 KEYS \(a b\).*KEYS\[1\]"),
-    ("-- KEYS: a\n-- ARGV: x y\nreturn {KEYS[1], ARGV[1]}", r"2 ARGV \(x y\).*ARGV\[1\]"),
-    ("-- KEYS: a\nreturn {KEYS[1], ARGV[1]}", r"0 ARGV \(\).*ARGV\[1\]"),
-    ("-- KEYS: a\n-- ARGV: a\nreturn {KEYS[1], ARGV[1]}", "declares a name twice"),
-])
+@pytest.mark.parametrize(
+    "body, complaint",
+    [
+        ("-- KEYS: a b\n-- ARGV: x\nreturn {KEYS[1], KEYS[2], KEYS[3], ARGV[1]}", r"2 KEYS \(a b\).*KEYS\[3\]"),
+        ("-- KEYS: a b\n-- ARGV: x\nreturn {KEYS[1], ARGV[1]}", r"2 KEYS \(a b\).*KEYS\[1\]"),
+        ("-- KEYS: a\n-- ARGV: x y\nreturn {KEYS[1], ARGV[1]}", r"2 ARGV \(x y\).*ARGV\[1\]"),
+        ("-- KEYS: a\nreturn {KEYS[1], ARGV[1]}", r"0 ARGV \(\).*ARGV\[1\]"),
+        ("-- KEYS: a\n-- ARGV: a\nreturn {KEYS[1], ARGV[1]}", "declares a name twice"),
+    ],
+)
 def test_declared_names_must_match_the_indexes_the_code_uses(tmp_path, body, complaint):
     write(tmp_path, "s", body)
     with pytest.raises(ValueError, match=complaint):
@@ -304,18 +324,25 @@ def test_indexes_in_comments_do_not_count(tmp_path):
 
 def test_an_include_is_spliced_in_and_its_names_come_first(tmp_path, redis):
     write(tmp_path, "part", "-- KEYS: counter\n-- ARGV: by\nlocal n = redis.call('INCRBY', KEYS[1], ARGV[1])\n")
-    write(tmp_path, "whole", "-- KEYS: counter out\n-- ARGV: by times\n-- INCLUDE: part\n"
-                             "redis.call('SET', KEYS[2], n * ARGV[2])\nreturn n\n")
+    write(
+        tmp_path,
+        "whole",
+        "-- KEYS: counter out\n-- ARGV: by times\n-- INCLUDE: part\n"
+        "redis.call('SET', KEYS[2], n * ARGV[2])\nreturn n\n",
+    )
     whole = LuaScript("whole", tmp_path)
     assert whole.key_names == ["counter", "out"] and whole.arg_names == ["by", "times"]
     assert whole(redis, counter="c", out="o", by=3, times=2) == 3
     assert redis.get("o") == b"6"
 
 
-@pytest.mark.parametrize("header", [
-    "-- KEYS: out counter\n-- ARGV: by times",  # the part's key, not first
-    "-- KEYS: counter out\n-- ARGV: times by",  # the part's argument, not first
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "-- KEYS: out counter\n-- ARGV: by times",  # the part's key, not first
+        "-- KEYS: counter out\n-- ARGV: times by",  # the part's argument, not first
+    ],
+)
 def test_an_include_whose_names_do_not_lead_is_refused(tmp_path, header):
     write(tmp_path, "part", "-- KEYS: counter\n-- ARGV: by\nlocal n = redis.call('INCRBY', KEYS[1], ARGV[1])\n")
     write(tmp_path, "whole", header + "\n-- INCLUDE: part\nreturn {n, KEYS[2], ARGV[2]}\n")

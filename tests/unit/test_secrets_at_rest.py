@@ -48,8 +48,17 @@ def test_seeding_storing_and_rotating_leave_no_token_in_clear(redis, settings):
 def test_a_clear_pair_from_an_older_version_is_read_then_resealed(redis, settings, caplog):
     caplog.set_level(logging.INFO, logger="zalo.tokens")
     now = time.time()
-    redis.hset(TOKEN, mapping={"access_token": ACCESS, "refresh_token": REFRESH, "updated_at": now,
-                               "expires_at": now + 90000, "lifetime": 90000, "seed": ""})
+    redis.hset(
+        TOKEN,
+        mapping={
+            "access_token": ACCESS,
+            "refresh_token": REFRESH,
+            "updated_at": now,
+            "expires_at": now + 90000,
+            "lifetime": 90000,
+            "seed": "",
+        },
+    )
     k = keeper(redis, settings)
     assert k.access_token() == ACCESS
     assert clear_in_redis(redis, ACCESS, REFRESH) == []

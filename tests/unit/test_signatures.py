@@ -7,16 +7,19 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.integrations.freshchat.signature import load_public_key, sign, verify_signature as fc_verify
-from app.integrations.zalo.signature import compute_mac, verify_signature as zalo_verify
+from app.integrations.freshchat.signature import load_public_key, sign
+from app.integrations.freshchat.signature import verify_signature as fc_verify
+from app.integrations.zalo.signature import compute_mac
+from app.integrations.zalo.signature import verify_signature as zalo_verify
 from tests.helpers import FC_PRIVATE_KEY, FC_PUBLIC_PEM
 
-RAW = (b'{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"user_id_by_app":'
-       b'"552177279717587730","recipient":{"id":"388613280878808645"},"event_name":"user_send_text",'
-       b'"message":{"text":"message","msg_id":"96d3cdf3af150460909"},"timestamp":"1543908534740"}')
+RAW = (
+    b'{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"user_id_by_app":'
+    b'"552177279717587730","recipient":{"id":"388613280878808645"},"event_name":"user_send_text",'
+    b'"message":{"text":"message","msg_id":"96d3cdf3af150460909"},"timestamp":"1543908534740"}'
+)
 MAC = "mac=f2861c40729dd9398cea27acbb30d6bf4869c7a57b9038202a9d0f44a80fe214"
-ZALO = dict(app_id="360846524940903967", raw_body=RAW, timestamp="1543908534740",
-            oa_secret_key="oa-secret-key-example")
+ZALO = dict(app_id="360846524940903967", raw_body=RAW, timestamp="1543908534740", oa_secret_key="oa-secret-key-example")
 
 
 def test_zalo_reference_vector():
@@ -24,8 +27,16 @@ def test_zalo_reference_vector():
     assert zalo_verify(MAC, **ZALO) and zalo_verify(MAC[4:], **ZALO) and zalo_verify(" " + MAC.upper(), **ZALO)
 
 
-@pytest.mark.parametrize("change", [{"raw_body": RAW + b" "}, {"timestamp": "1543908534741"},
-                                    {"oa_secret_key": "other"}, {"app_id": "1"}, {"oa_secret_key": ""}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"raw_body": RAW + b" "},
+        {"timestamp": "1543908534741"},
+        {"oa_secret_key": "other"},
+        {"app_id": "1"},
+        {"oa_secret_key": ""},
+    ],
+)
 def test_zalo_any_changed_input_fails(change):
     assert not zalo_verify(MAC, **{**ZALO, **change})
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import parse_qs
 
 import pytest
 import requests
 import requests_mock
 
-from urllib.parse import parse_qs
-
-from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo import tokens
+from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 from app.integrations.zalo.tokens import LOCK, TOKEN, TokenKeeper
 from tests.helpers import ZALO_API, ZALO_APP_ID, ZALO_OAUTH, load_fixture
@@ -78,8 +77,10 @@ def test_concurrent_refreshers_rotate_once_and_never_reuse_the_old_token(redis, 
         m.post(URL, json=oauth)
         keeper(redis, settings).access_token()
         results = []
-        threads = [threading.Thread(target=lambda: results.append(keeper(redis, settings).refresh("access-0")))
-                   for _ in range(5)]
+        threads = [
+            threading.Thread(target=lambda: results.append(keeper(redis, settings).refresh("access-0")))
+            for _ in range(5)
+        ]
         [t.start() for t in threads]
         [t.join() for t in threads]
     assert len(calls) == 1 and results == ["a1"] * 5
@@ -115,7 +116,10 @@ def test_a_refresh_sends_exactly_the_documented_request(redis, settings):
     sent = m.request_history[0]
     assert sent.method == "POST" and sent.url == URL
     assert parse_qs(sent.text, strict_parsing=True) == {
-        "refresh_token": ["refresh-0"], "app_id": [ZALO_APP_ID], "grant_type": ["refresh_token"]}
+        "refresh_token": ["refresh-0"],
+        "app_id": [ZALO_APP_ID],
+        "grant_type": ["refresh_token"],
+    }
     assert sent.headers["secret_key"] == "app-secret-example"
     assert sent.headers["Content-Type"] == "application/x-www-form-urlencoded"
     state = k.state()
@@ -174,8 +178,16 @@ def test_without_expires_in_only_an_auth_error_refreshes(redis, settings):
 
 def test_a_pair_stored_before_lifetimes_were_recorded_derives_its_own(redis, settings):
     now = time.time()
-    redis.hset(TOKEN, mapping={"access_token": "a1", "refresh_token": "r1", "updated_at": now - 80000,
-                               "expires_at": now + 10000, "seed": ""})  # 25 h pair, 10 000 s left
+    redis.hset(
+        TOKEN,
+        mapping={
+            "access_token": "a1",
+            "refresh_token": "r1",
+            "updated_at": now - 80000,
+            "expires_at": now + 10000,
+            "seed": "",
+        },
+    )  # 25 h pair, 10 000 s left
     k = keeper(redis, settings)
     with requests_mock.Mocker() as m:
         m.post(URL, json={"access_token": "a2", "refresh_token": "r2", "expires_in": "90000"})
@@ -208,8 +220,10 @@ def test_keep_alive_rotates_an_old_pair_once_across_two_callers(redis, settings)
 
     with requests_mock.Mocker() as m:
         m.post(URL, json=oauth)
-        threads = [threading.Thread(target=lambda: results.append(keeper(redis, settings, clock).keep_alive()))
-                   for _ in range(2)]
+        threads = [
+            threading.Thread(target=lambda: results.append(keeper(redis, settings, clock).keep_alive()))
+            for _ in range(2)
+        ]
         [t.start() for t in threads]
         [t.join() for t in threads]
         assert keeper(redis, settings, clock).keep_alive() is False  # now fresh
@@ -234,7 +248,10 @@ def test_keep_alive_logs_partner_trouble_instead_of_raising(redis, settings, cap
     k.store("a1", "r1", "90000")
     clock.sleep(8 * DAY)
     with requests_mock.Mocker() as m:
-        m.post(URL, [{"status_code": 502}, {"json": load_fixture("zalo", "oauth", "access_token__invalid_refresh_token.json")}])
+        m.post(
+            URL,
+            [{"status_code": 502}, {"json": load_fixture("zalo", "oauth", "access_token__invalid_refresh_token.json")}],
+        )
         assert k.keep_alive() is False and k.state()["refresh_token"] == "r1"
         assert any(r.msg == "zalo.token.keepalive_failed" for r in caplog.records)
         assert k.keep_alive() is False and "-14014" in k.state()["dead"]

@@ -56,8 +56,16 @@ def test_readyz_reports_a_dead_zalo_token_and_dead_letters(client, redis):
 def test_readyz_says_how_long_the_zalo_pair_has_left(client, redis):
     beat(redis)
     now = time.time()
-    redis.hset(TOKEN, mapping={"access_token": "secret-access", "refresh_token": "secret-refresh",
-                               "expires_at": now + 7200, "lifetime": 90000, "refresh_issued_at": now - 10 * 86400})
+    redis.hset(
+        TOKEN,
+        mapping={
+            "access_token": "secret-access",
+            "refresh_token": "secret-refresh",
+            "expires_at": now + 7200,
+            "lifetime": 90000,
+            "refresh_issued_at": now - 10 * 86400,
+        },
+    )
     resp = client.get("/readyz")
     token = resp.get_json()["zalo_token"]
     assert resp.status_code == 200 and resp.get_json()["alerts"] == []
@@ -66,15 +74,24 @@ def test_readyz_says_how_long_the_zalo_pair_has_left(client, redis):
 
 def test_readyz_warns_two_weeks_before_the_refresh_token_runs_out(client, redis):
     beat(redis)
-    redis.hset(TOKEN, mapping={"access_token": "secret-access", "refresh_token": "secret-refresh",
-                               "expires_at": 0, "refresh_issued_at": time.time() - 80 * 86400})
+    redis.hset(
+        TOKEN,
+        mapping={
+            "access_token": "secret-access",
+            "refresh_token": "secret-refresh",
+            "expires_at": 0,
+            "refresh_issued_at": time.time() - 80 * 86400,
+        },
+    )
     resp = client.get("/readyz")
     body = resp.get_json()
     assert resp.status_code == 200 and body["zalo_token"]["access_expires_in"] is None
     assert abs(body["zalo_token"]["refresh_expires_in"] - 10 * 86400) <= 2
-    assert body["alerts"] == ["zalo refresh token expires in 10 days and is not being rotated: check that the "
-                              "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA "
-                              "(/oauth/zalo/start)"]
+    assert body["alerts"] == [
+        "zalo refresh token expires in 10 days and is not being rotated: check that the "
+        "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA "
+        "(/oauth/zalo/start)"
+    ]
     assert "secret" not in str(body)
 
 
@@ -89,8 +106,15 @@ def test_status_snapshot_shows_the_token_numbers(settings, redis):
     from app.bridge.status import bridge_status
 
     now = time.time()
-    redis.hset(TOKEN, mapping={"access_token": "secret-access", "refresh_token": "secret-refresh",
-                               "expires_at": now + 600, "refresh_issued_at": now - 85 * 86400})
+    redis.hset(
+        TOKEN,
+        mapping={
+            "access_token": "secret-access",
+            "refresh_token": "secret-refresh",
+            "expires_at": now + 600,
+            "refresh_issued_at": now - 85 * 86400,
+        },
+    )
     token = bridge_status(redis)["zalo_token"]
     assert token["present"] and token["dead"] == "" and token["expires_at"] == now + 600
     assert abs(token["access_expires_in"] - 600) <= 2 and abs(token["refresh_expires_in"] - 5 * 86400) <= 2
@@ -130,7 +154,10 @@ def test_oauth_start_and_callback_store_the_pair(settings, redis):
     assert resp.status_code == 302 and target.path == "/v4/oa/permission"
     assert query["redirect_uri"] == ["https://bridge.example.com/oauth/zalo/callback"] and query["code_challenge"]
     with requests_mock.Mocker() as m:
-        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "a9", "refresh_token": "r9", "expires_in": "90000"})
+        m.post(
+            f"{ZALO_OAUTH}/v4/oa/access_token",
+            json={"access_token": "a9", "refresh_token": "r9", "expires_in": "90000"},
+        )
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=1&state={query['state'][0]}")
         sent = parse_qs(m.request_history[0].text)
     assert done.status_code == 200 and sent["grant_type"] == ["authorization_code"] and sent["code_verifier"]
@@ -145,8 +172,10 @@ def test_the_oauth_callback_leaves_no_token_in_clear_in_redis(settings, redis):
     client = create_app(replace(settings, admin_token="adm-token-123")).test_client()
     state = parse_qs(urlparse(client.get("/oauth/zalo/start?token=adm-token-123").headers["Location"]).query)["state"]
     with requests_mock.Mocker() as m:
-        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": access, "refresh_token": refresh,
-                                                         "expires_in": "90000"})
+        m.post(
+            f"{ZALO_OAUTH}/v4/oa/access_token",
+            json={"access_token": access, "refresh_token": refresh, "expires_in": "90000"},
+        )
         assert client.get(f"/oauth/zalo/callback?code=abc&state={state[0]}").status_code == 200
     assert redis.hget(TOKEN, "access_token").startswith(b"gAAAAA")
     assert clear_in_redis(redis, access, refresh) == []
@@ -159,8 +188,12 @@ def test_configured_secrets_never_reach_a_log_line(settings, capsys):
     from app.logs import configure_logging
 
     configure_logging(replace(settings, log_format="json"))
-    logging.getLogger("t").warning("token %s and key %s", settings.zalo_access_token + "-x", settings.freshchat_api_key,
-                                   extra={"header": settings.zalo_oa_secret_key})
+    logging.getLogger("t").warning(
+        "token %s and key %s",
+        settings.zalo_access_token + "-x",
+        settings.freshchat_api_key,
+        extra={"header": settings.zalo_oa_secret_key},
+    )
     line = capsys.readouterr().err
     assert '"level": "WARNING"' in line and "***" in line
     for secret in settings.secrets():

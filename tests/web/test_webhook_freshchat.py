@@ -35,16 +35,27 @@ def test_agent_message_is_queued_once_per_message_id(client, redis):
     assert queued(redis) == ["freshchat:a834cd45-0000-4000-8000-000000000001"]
 
 
-@pytest.mark.parametrize("name", ["message_create__legacy_msg_parts", "message_create__bot_text",
-                                  "message_create__bot_quick_replies", "message_create__agent_file_without_url",
-                                  "conversation_resolution", "conversation_reopen", "conversation_assignment"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "message_create__legacy_msg_parts",
+        "message_create__bot_text",
+        "message_create__bot_quick_replies",
+        "message_create__agent_file_without_url",
+        "conversation_resolution",
+        "conversation_reopen",
+        "conversation_assignment",
+    ],
+)
 def test_relayed_kinds_are_queued(client, redis, name):
     assert post_freshchat(client, fixture(name)).get_json()["ok"] is True
     assert len(queued(redis)) == 1
 
 
-@pytest.mark.parametrize("name,why", [("message_create__private_note", "private note"),
-                                      ("message_create__user_actor", "actor user is not relayed")])
+@pytest.mark.parametrize(
+    "name,why",
+    [("message_create__private_note", "private note"), ("message_create__user_actor", "actor user is not relayed")],
+)
 def test_private_notes_and_user_posts_are_not_relayed(client, redis, name, why):
     resp = post_freshchat(client, fixture(name))
     assert resp.status_code == 200 and resp.get_json()["ignored"] == why
@@ -74,20 +85,33 @@ def test_a_dropped_message_and_an_unknown_action_are_both_acknowledged(client, r
     """Neither is retried by FreshChat; only the unknown action is worth a warning, with its name."""
     caplog.set_level("DEBUG", logger="webhooks")
     dropped = post_freshchat(client, fixture("message_create__private_note"))
-    unknown = post_freshchat(client, {"action": "conversation_teleport", "actor": {"actor_type": "agent"},
-                                      "action_time": "2026-01-01T00:00:00.000Z", "data": {}})
+    unknown = post_freshchat(
+        client,
+        {
+            "action": "conversation_teleport",
+            "actor": {"actor_type": "agent"},
+            "action_time": "2026-01-01T00:00:00.000Z",
+            "data": {},
+        },
+    )
     assert dropped.status_code == unknown.status_code == 200
     assert dropped.get_json() == {"ok": True, "ignored": "private note"}
     assert unknown.get_json() == {"ok": True, "ignored": "unknown event conversation_teleport"}
-    logged = [(r.levelname, r.getMessage(), r.event_name) for r in caplog.records
-              if r.name == "webhooks" and r.getMessage() in ("webhook.ignored", "webhook.unknown_event")]
-    assert logged == [("INFO", "webhook.ignored", "message_create"),
-                      ("WARNING", "webhook.unknown_event", "conversation_teleport")]
+    logged = [
+        (r.levelname, r.getMessage(), r.event_name)
+        for r in caplog.records
+        if r.name == "webhooks" and r.getMessage() in ("webhook.ignored", "webhook.unknown_event")
+    ]
+    assert logged == [
+        ("INFO", "webhook.ignored", "message_create"),
+        ("WARNING", "webhook.unknown_event", "conversation_teleport"),
+    ]
     assert redis.zcard(DUE) == 0
 
 
-@pytest.mark.parametrize("name,kind", [("message_create__agent_text", "agent_message"),
-                                       ("conversation_resolution", "conversation_state")])
+@pytest.mark.parametrize(
+    "name,kind", [("message_create__agent_text", "agent_message"), ("conversation_resolution", "conversation_state")]
+)
 def test_the_queued_item_carries_its_event_kind(client, redis, name, kind):
     post_freshchat(client, fixture(name))
     assert [json.loads(raw)["event"] for raw in redis.lrange(lane_key(f"out:{CONV}"), 0, -1)] == [kind]
@@ -137,7 +161,9 @@ def test_freshchat_key_formats_are_accepted(redis, redis_server, tmp_path, varia
     from app import create_app
 
     body = "".join(FC_PUBLIC_PEM.strip().splitlines()[1:-1])
-    key = {"rsa_label": f"-----BEGIN RSA PUBLIC KEY-----\n{body}\n-----END RSA PUBLIC KEY-----",
-           "one_line_escaped": FC_PUBLIC_PEM.replace("\n", "\\n")}[variant]
+    key = {
+        "rsa_label": f"-----BEGIN RSA PUBLIC KEY-----\n{body}\n-----END RSA PUBLIC KEY-----",
+        "one_line_escaped": FC_PUBLIC_PEM.replace("\n", "\\n"),
+    }[variant]
     app = create_app(make_settings(redis_server.url, media_dir=str(tmp_path), freshchat_webhook_public_key=key))
     assert post_freshchat(app.test_client(), fixture("message_create__agent_text")).status_code == 200

@@ -12,9 +12,11 @@ from app.bridge.keys import lane as lane_key
 from tests.helpers import load_fixture, post_zalo, zalo_body, zalo_headers
 
 USER = "246845883529197922"
-VECTOR_BODY = (b'{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"user_id_by_app":'
-               b'"552177279717587730","recipient":{"id":"388613280878808645"},"event_name":"user_send_text",'
-               b'"message":{"text":"message","msg_id":"96d3cdf3af150460909"},"timestamp":"1543908534740"}')
+VECTOR_BODY = (
+    b'{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"user_id_by_app":'
+    b'"552177279717587730","recipient":{"id":"388613280878808645"},"event_name":"user_send_text",'
+    b'"message":{"text":"message","msg_id":"96d3cdf3af150460909"},"timestamp":"1543908534740"}'
+)
 VECTOR_MAC = "mac=f2861c40729dd9398cea27acbb30d6bf4869c7a57b9038202a9d0f44a80fe214"
 
 
@@ -31,8 +33,11 @@ def queued(redis, user=USER) -> list[dict]:
 
 
 def test_reference_test_vector_is_accepted(client, redis):
-    resp = client.post("/webhooks/zalo", data=VECTOR_BODY,
-                       headers={"X-ZEvent-Signature": VECTOR_MAC, "Content-Type": "application/json"})
+    resp = client.post(
+        "/webhooks/zalo",
+        data=VECTOR_BODY,
+        headers={"X-ZEvent-Signature": VECTOR_MAC, "Content-Type": "application/json"},
+    )
     assert resp.status_code == 200 and resp.get_json() == {"ok": True, "duplicate": False}
     assert [i["id"] for i in queued(redis)] == ["zalo:96d3cdf3af150460909"]
     assert redis.zscore(DUE, f"in:{USER}") is not None
@@ -116,16 +121,19 @@ def test_same_event_three_times_is_queued_once(client, redis):
     assert len(queued(redis)) == 1
 
 
-@pytest.mark.parametrize("name", ["user_seen_message", "user_received_message", "user_reacted_message",
-                                  "follow", "unfollow"])
+@pytest.mark.parametrize(
+    "name", ["user_seen_message", "user_received_message", "user_reacted_message", "follow", "unfollow"]
+)
 def test_status_and_follow_events_are_recorded_not_queued(client, redis, name):
     resp = post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
     assert resp.status_code == 200 and resp.get_json()["recorded"] == name
     assert redis.zcard(DUE) == 0
 
 
-@pytest.mark.parametrize("name,msg_id", [("oa_send_text__api_echo", "41b2c3d4e5f6a7b8c9d0"),
-                                         ("oa_send_text__other_tool", "51b2c3d4e5f6a7b8c9d0")])
+@pytest.mark.parametrize(
+    "name,msg_id",
+    [("oa_send_text__api_echo", "41b2c3d4e5f6a7b8c9d0"), ("oa_send_text__other_tool", "51b2c3d4e5f6a7b8c9d0")],
+)
 def test_oa_sends_without_an_admin_are_queued_for_the_worker_to_match(client, redis, name, msg_id):
     """Only the worker's send records tell our echoes from another tool's messages."""
     resp = post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
@@ -145,8 +153,11 @@ def test_an_echo_of_a_recorded_send_is_dropped_at_the_webhook(client, redis):
 
 
 def webhook_logs(caplog) -> list[tuple[str, str, str]]:
-    return [(r.levelname, r.getMessage(), r.event_name) for r in caplog.records
-            if r.name == "webhooks" and r.getMessage() in ("webhook.recorded", "webhook.unknown_event")]
+    return [
+        (r.levelname, r.getMessage(), r.event_name)
+        for r in caplog.records
+        if r.name == "webhooks" and r.getMessage() in ("webhook.recorded", "webhook.unknown_event")
+    ]
 
 
 def test_a_known_ignored_event_and_an_unknown_one_are_both_acknowledged(client, redis, caplog):
@@ -158,13 +169,16 @@ def test_a_known_ignored_event_and_an_unknown_one_are_both_acknowledged(client, 
     assert known.status_code == unknown.status_code == 200
     assert known.get_json() == {"ok": True, "recorded": "follow"}
     assert unknown.get_json() == {"ok": True, "ignored": "unknown event user_did_a_new_thing"}
-    assert webhook_logs(caplog) == [("INFO", "webhook.recorded", "follow"),
-                                    ("WARNING", "webhook.unknown_event", "user_did_a_new_thing")]
+    assert webhook_logs(caplog) == [
+        ("INFO", "webhook.recorded", "follow"),
+        ("WARNING", "webhook.unknown_event", "user_did_a_new_thing"),
+    ]
     assert redis.zcard(DUE) == 0
 
 
-@pytest.mark.parametrize("name,kind", [("user_send_text", "user_message"),
-                                       ("oa_send_text__console_admin", "oa_message")])
+@pytest.mark.parametrize(
+    "name,kind", [("user_send_text", "user_message"), ("oa_send_text__console_admin", "oa_message")]
+)
 def test_the_queued_item_carries_its_event_kind(client, redis, name, kind):
     post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
     assert [i["event"] for i in queued(redis)] == [kind]

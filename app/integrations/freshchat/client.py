@@ -18,8 +18,7 @@ class FreshchatClient:
         self.session = session
         self.base = settings.freshchat_api_url
         self.channel_id = settings.freshchat_channel_id
-        self.headers = {"Authorization": f"Bearer {settings.freshchat_api_key}",
-                        "Accept": "application/json"}
+        self.headers = {"Authorization": f"Bearer {settings.freshchat_api_key}", "Accept": "application/json"}
         self.limiter = limiter
 
     def find_user(self, reference_id: str) -> dict | None:

@@ -8,8 +8,11 @@ from app import events
 
 # FreshChat sends these four actions only; each is handled. Messages not for the customer are
 # dropped by `ignored_because`; any other action is unknown (acknowledged, logged as a warning).
-STATE_KEYS = {"conversation_resolution": "resolve", "conversation_reopen": "reopen",
-              "conversation_assignment": "assignment"}
+STATE_KEYS = {
+    "conversation_resolution": "resolve",
+    "conversation_reopen": "reopen",
+    "conversation_assignment": "assignment",
+}
 
 
 class Base(Schema):

@@ -9,8 +9,7 @@ import requests
 
 from app.bridge.ratelimit import Grant, RateLimiter
 from app.integrations.errors import parse_retry_after
-from app.integrations.zalo.errors import (ZaloAuthError, ZaloRateLimited, ZaloRetryable,
-                                          error_for)
+from app.integrations.zalo.errors import ZaloAuthError, ZaloRateLimited, ZaloRetryable, error_for
 from app.integrations.zalo.tokens import TokenKeeper
 
 log = logging.getLogger("zalo.api")
@@ -18,8 +17,7 @@ UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token
 
 
 class ZaloClient:
-    def __init__(self, session: requests.Session, settings, tokens: TokenKeeper,
-                 limiter: RateLimiter | None = None):
+    def __init__(self, session: requests.Session, settings, tokens: TokenKeeper, limiter: RateLimiter | None = None):
         self.session = session
         self.base = settings.zalo_api_base_url
         self.tokens = tokens
@@ -83,7 +81,7 @@ class ZaloClient:
         try:
             body = resp.json()
         except ValueError:
-            raise ZaloRetryable(f"Zalo answered non-JSON (HTTP {resp.status_code})", status=resp.status_code)
+            raise ZaloRetryable(f"Zalo answered non-JSON (HTTP {resp.status_code})", status=resp.status_code) from None
         code = int(body.get("error") or 0)
         if code != 0:
             raise self._backed_off(error_for(code, str(body.get("message", ""))), grant)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
@@ -13,11 +13,25 @@ from app import events
 KINDS_BY_PREFIX = {"user_send_": events.USER_MESSAGE, "oa_send_": events.OA_MESSAGE}
 # Events Zalo documents that we acknowledge and log but never show to agents (answered
 # "recorded"). Any other name is unknown: acknowledged too, but logged as a warning.
-RECORDED_EVENTS = {"user_seen_message", "user_received_message", "user_reacted_message",
-                   "oa_reacted_message", "follow", "unfollow", "user_click_chatnow",
-                   "user_submit_info", "anonymous_send_text", "anonymous_send_image",
-                   "anonymous_send_file", "anonymous_send_sticker", "add_user_to_tag",
-                   "remove_user_from_tag", "remove_tag", "update_user_info", "user_withdraw"}
+RECORDED_EVENTS = {
+    "user_seen_message",
+    "user_received_message",
+    "user_reacted_message",
+    "oa_reacted_message",
+    "follow",
+    "unfollow",
+    "user_click_chatnow",
+    "user_submit_info",
+    "anonymous_send_text",
+    "anonymous_send_image",
+    "anonymous_send_file",
+    "anonymous_send_sticker",
+    "add_user_to_tag",
+    "remove_user_from_tag",
+    "remove_tag",
+    "update_user_info",
+    "user_withdraw",
+}
 ECHO = "echo of a message this bridge sent"
 
 

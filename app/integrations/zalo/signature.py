@@ -12,8 +12,7 @@ def compute_mac(app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str
     return "mac=" + hashlib.sha256(material).hexdigest()
 
 
-def verify_signature(header: str | None, *, app_id: str, raw_body: bytes,
-                     timestamp: str, oa_secret_key: str) -> bool:
+def verify_signature(header: str | None, *, app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str) -> bool:
     """True when `header` (with or without the `mac=` prefix) matches, compared in constant time."""
     if not header or not app_id or not oa_secret_key:
         return False

@@ -32,15 +32,15 @@ from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 log = logging.getLogger("zalo.tokens")
 TOKEN = DEFAULT_KEYS.zalo_token
 LOCK = DEFAULT_KEYS.zalo_token_lock
-REFRESH_FRACTION = 0.2         # refresh when under a fifth of the access token's lifetime is left
+REFRESH_FRACTION = 0.2  # refresh when under a fifth of the access token's lifetime is left
 REFRESH_TOKEN_LIFETIME = 90 * 86400  # "3 months" from issue, the clock Zalo does not show us
-KEEPALIVE_AFTER = 7 * 86400    # rotate a refresh token this old even if nothing needed a call
-WARN_BEFORE = 14 * 86400       # alert when the refresh token has less than this left
-RETRY_REFRESH_AFTER = 60.0     # a failed early refresh is retried after this; the token still works
-LOCK_SECONDS = 30.0            # how long a refresher may hold the lock, and how long others wait
-CACHE_SECONDS = 2.0            # a rotation elsewhere is noticed within this, or on the next -216
+KEEPALIVE_AFTER = 7 * 86400  # rotate a refresh token this old even if nothing needed a call
+WARN_BEFORE = 14 * 86400  # alert when the refresh token has less than this left
+RETRY_REFRESH_AFTER = 60.0  # a failed early refresh is retried after this; the token still works
+LOCK_SECONDS = 30.0  # how long a refresher may hold the lock, and how long others wait
+CACHE_SECONDS = 2.0  # a rotation elsewhere is noticed within this, or on the next -216
 SEALED = ("access_token", "refresh_token")  # the secrets; the rest of the hash is bookkeeping
-UNREADABLE = "unreadable"      # set while no key opens the pair, so /readyz can say so
+UNREADABLE = "unreadable"  # set while no key opens the pair, so /readyz can say so
 
 
 def _fingerprint(value: str) -> str:
@@ -145,17 +145,24 @@ class TokenKeeper:
         if self.redis.transaction(swap, TOKEN, value_from_callable=True):
             log.info("zalo.token.resealed", extra={"fields": ",".join(fields)})
 
-    def store(self, access: str, refresh: str, expires_in, seed: str = "",
-              refresh_issued_at: float | None = None) -> None:
+    def store(
+        self, access: str, refresh: str, expires_in, seed: str = "", refresh_issued_at: float | None = None
+    ) -> None:
         """Save a pair atomically (also used by the OAuth callback). `expires_in` is Zalo's
         string of seconds; missing or unreadable means the lifetime is unknown.
         `refresh_issued_at`: when the refresh token was issued (default: now)."""
         self._cached = (0.0, {})
         now = self.clock()
         lifetime = _seconds(expires_in)
-        mapping = {"access_token": self._seal(access), "refresh_token": self._seal(refresh), "updated_at": now,
-                   "expires_at": now + lifetime if lifetime else 0, "lifetime": lifetime,
-                   "refresh_issued_at": refresh_issued_at or now, "seed": seed}
+        mapping = {
+            "access_token": self._seal(access),
+            "refresh_token": self._seal(refresh),
+            "updated_at": now,
+            "expires_at": now + lifetime if lifetime else 0,
+            "lifetime": lifetime,
+            "refresh_issued_at": refresh_issued_at or now,
+            "seed": seed,
+        }
         pipe = self.redis.pipeline()
         pipe.delete(TOKEN)
         pipe.hset(TOKEN, mapping=mapping)
@@ -211,8 +218,9 @@ class TokenKeeper:
 
     def _stale(self, pair: dict) -> bool:
         issued = _refresh_issued_at(pair)
-        return bool(pair.get("refresh_token") and not pair.get("dead") and issued
-                    and self.clock() - issued > KEEPALIVE_AFTER)
+        return bool(
+            pair.get("refresh_token") and not pair.get("dead") and issued and self.clock() - issued > KEEPALIVE_AFTER
+        )
 
     def _rotate(self, pair: dict) -> str:
         self.redis.hset(TOKEN, "refresh_pending", self.clock())
@@ -228,8 +236,7 @@ class TokenKeeper:
 
     def _call_oauth(self, refresh_token: str) -> dict:
         url = self.settings.zalo_oauth_base_url + "/v4/oa/access_token"
-        data = {"refresh_token": refresh_token, "app_id": self.settings.zalo_app_id,
-                "grant_type": "refresh_token"}
+        data = {"refresh_token": refresh_token, "app_id": self.settings.zalo_app_id, "grant_type": "refresh_token"}
         try:
             resp = self.session.post(url, data=data, headers={"secret_key": self.settings.zalo_app_secret})
         except requests.RequestException as exc:
@@ -239,14 +246,19 @@ class TokenKeeper:
         try:
             return resp.json()
         except ValueError:
-            raise ZaloRetryable(f"Zalo OAuth answered non-JSON (HTTP {resp.status_code})")
+            raise ZaloRetryable(f"Zalo OAuth answered non-JSON (HTTP {resp.status_code})") from None
 
     def _mark_dead(self, pair: dict, body: dict) -> str:
         self._cached = (0.0, {})
         reason = f"{body.get('error')} {body.get('error_name') or body.get('message') or ''}".strip()
         self.redis.hset(TOKEN, mapping={"dead": reason, "dead_at": self.clock()})
-        log.critical("zalo.token.dead", extra={"reason": reason, "action":
-                     "re-connect the OA at /oauth/zalo/start or set a new ZALO_REFRESH_TOKEN"})
+        log.critical(
+            "zalo.token.dead",
+            extra={
+                "reason": reason,
+                "action": "re-connect the OA at /oauth/zalo/start or set a new ZALO_REFRESH_TOKEN",
+            },
+        )
         raise ZaloTokenDead("Zalo refresh token is dead: " + reason, retry_after=300)
 
 
@@ -286,14 +298,19 @@ def _refresh_issued_at(pair: dict) -> float:
 
 # What operators read in /readyz, /admin/status and the logs, with the fix.
 UNREADABLE_ERROR = "Zalo token pair cannot be decrypted: ENCRYPTION_KEY (or SECRET_KEY) changed"
-UNREADABLE_ACTION = ("put the old key back in ENCRYPTION_KEY (after the new one), or re-connect the OA "
-                     "(/oauth/zalo/start)")
+UNREADABLE_ACTION = (
+    "put the old key back in ENCRYPTION_KEY (after the new one), or re-connect the OA (/oauth/zalo/start)"
+)
 UNREADABLE_ALERT = UNREADABLE_ERROR + "; " + UNREADABLE_ACTION + " - replies are waiting"
 DEAD_ALERT = "zalo refresh token dead: {reason}; re-connect the OA (/oauth/zalo/start) - replies are waiting"
-EXPIRING_ALERT = ("zalo refresh token expires in {days:.0f} days and is not being rotated: check that the "
-                  "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA (/oauth/zalo/start)")
-EXPIRED_ALERT = ("zalo refresh token is probably expired (issued over 90 days ago); re-connect the OA "
-                 "(/oauth/zalo/start) - replies will wait")
+EXPIRING_ALERT = (
+    "zalo refresh token expires in {days:.0f} days and is not being rotated: check that the "
+    "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA (/oauth/zalo/start)"
+)
+EXPIRED_ALERT = (
+    "zalo refresh token is probably expired (issued over 90 days ago); re-connect the OA "
+    "(/oauth/zalo/start) - replies will wait"
+)
 
 
 def token_health(pair: dict, now: float) -> dict:
