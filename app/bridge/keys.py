@@ -30,6 +30,12 @@ def lease(lane_id: str) -> str:
     return f"{ROOT}lease:{lane_id}"
 
 
+def lane_for(connection: str, lane_id: str) -> str:
+    """The lane id of one of a connection's conversations: the default connection's lanes keep
+    the ids single-OA bridges wrote (`in:<user>`), another's are `<connection>/in:<user>`."""
+    return lane_id if connection == DEFAULT else f"{connection}/{lane_id}"
+
+
 class Keys:
     """The keys of one connection."""
 

@@ -42,6 +42,7 @@ class Item:
     first_failed_at: int = 0
     last_error: str = ""
     event: str = ""  # the event's kind (app/events.py); "" for items queued before it was kept
+    connection: str = "default"  # items queued before connections existed are the default one's
 
     def dumps(self) -> str:
         return json.dumps(self.__dict__, separators=(",", ":"), ensure_ascii=False)

@@ -25,7 +25,7 @@ from redis import Redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.bridge.secrets_at_rest import UnreadableSecret, is_sealed, sealer_for
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 
@@ -48,7 +48,9 @@ def _fingerprint(value: str) -> str:
 
 
 class TokenKeeper:
-    def __init__(self, redis: Redis, settings, session: requests.Session, clock=time.time):
+    def __init__(self, redis: Redis, settings, session: requests.Session, clock=time.time,
+                 keys: Keys = DEFAULT_KEYS):
+        self.token_key, self.lock_key = keys.zalo_token, keys.zalo_token_lock
         self.redis = redis
         self.settings = settings
         self.session = session
@@ -62,7 +64,7 @@ class TokenKeeper:
         return self._unsealed(self._read())
 
     def _read(self) -> dict:
-        return {k.decode(): v.decode() for k, v in self.redis.hgetall(TOKEN).items()}
+        return {k.decode(): v.decode() for k, v in self.redis.hgetall(self.token_key).items()}
 
     def _unsealed(self, raw: dict) -> dict:
         return {k: self._sealer.unseal(v) if k in SEALED else v for k, v in raw.items()}
@@ -117,14 +119,14 @@ class TokenKeeper:
     def _unreadable(self, exc: UnreadableSecret) -> NoReturn:
         """Keep the pair (the right key may come back) and hold replies like a dead pair does:
         retrying with a token we cannot read would only burn every message's retry budget."""
-        self.redis.hset(TOKEN, UNREADABLE, self.clock())
+        self.redis.hset(self.token_key, UNREADABLE, self.clock())
         log.critical("zalo.token.unreadable", extra={"error": str(exc), "action": UNREADABLE_ACTION})
         raise ZaloTokenDead(UNREADABLE_ERROR, retry_after=300)
 
     def _tidy(self, raw: dict) -> None:
         """After a successful read: forget an old unreadable mark, seal tokens stored in clear."""
         if UNREADABLE in raw:
-            self.redis.hdel(TOKEN, UNREADABLE)
+            self.redis.hdel(self.token_key, UNREADABLE)
         clear = {k: v for k, v in raw.items() if k in SEALED and v and not is_sealed(v)}
         if clear:
             self._reseal(clear)
@@ -135,14 +137,14 @@ class TokenKeeper:
         fields = list(clear)
 
         def swap(pipe) -> bool:
-            current = [v.decode() if v is not None else None for v in pipe.hmget(TOKEN, fields)]
+            current = [v.decode() if v is not None else None for v in pipe.hmget(self.token_key, fields)]
             pipe.multi()
             if current != [clear[f] for f in fields]:
                 return False
-            pipe.hset(TOKEN, mapping={f: self._sealer.seal(clear[f]) for f in fields})
+            pipe.hset(self.token_key, mapping={f: self._sealer.seal(clear[f]) for f in fields})
             return True
 
-        if self.redis.transaction(swap, TOKEN, value_from_callable=True):
+        if self.redis.transaction(swap, self.token_key, value_from_callable=True):
             log.info("zalo.token.resealed", extra={"fields": ",".join(fields)})
 
     def store(
@@ -164,8 +166,8 @@ class TokenKeeper:
             "seed": seed,
         }
         pipe = self.redis.pipeline()
-        pipe.delete(TOKEN)
-        pipe.hset(TOKEN, mapping=mapping)
+        pipe.delete(self.token_key)
+        pipe.hset(self.token_key, mapping=mapping)
         pipe.execute()
 
     def _seal(self, token: str) -> str:
@@ -187,7 +189,7 @@ class TokenKeeper:
             _release(lock)
 
     def _lock(self) -> Lock:
-        return self.redis.lock(LOCK, timeout=LOCK_SECONDS, sleep=0.05)
+        return self.redis.lock(self.lock_key, timeout=LOCK_SECONDS, sleep=0.05)
 
     def keep_alive(self) -> bool:
         """Rotate the pair when its refresh token is older than KEEPALIVE_AFTER, so an idle OA's
@@ -223,7 +225,7 @@ class TokenKeeper:
         )
 
     def _rotate(self, pair: dict) -> str:
-        self.redis.hset(TOKEN, "refresh_pending", self.clock())
+        self.redis.hset(self.token_key, "refresh_pending", self.clock())
         body = self._call_oauth(pair.get("refresh_token", ""))
         if int(body.get("error") or 0) != 0 or not body.get("access_token"):
             return self._mark_dead(pair, body)
@@ -251,7 +253,7 @@ class TokenKeeper:
     def _mark_dead(self, pair: dict, body: dict) -> str:
         self._cached = (0.0, {})
         reason = f"{body.get('error')} {body.get('error_name') or body.get('message') or ''}".strip()
-        self.redis.hset(TOKEN, mapping={"dead": reason, "dead_at": self.clock()})
+        self.redis.hset(self.token_key, mapping={"dead": reason, "dead_at": self.clock()})
         log.critical(
             "zalo.token.dead",
             extra={

@@ -1,0 +1,162 @@
+"""Connections: one Zalo OA bound to one FreshChat account and topic (docs/interface.md §7).
+
+The `default` connection comes from the environment (the ZALO_* and FRESHCHAT_* variables), so
+a single-OA deployment changes nothing; more connections are stored in Redis, every secret
+sealed (app/bridge/secrets_at_rest.py). Everything else in the bridge works on a connection's
+*effective settings*: the deployment's Settings with that connection's credentials and options
+in place (`Connection.settings`), so clients, relays and token keepers need no second way of
+being configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+from redis import Redis
+
+from app.bridge.keys import DEFAULT, ROOT
+from app.bridge.secrets_at_rest import Sealer
+
+ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
+STORE = ROOT + "connections"  # hash id -> JSON (secrets sealed); the default one is not stored
+
+# Section -> {field: setting name}; the secrets among them are sealed at rest and never shown.
+FIELDS = {
+    "zalo": {"app_id": "zalo_app_id", "app_secret": "zalo_app_secret", "oa_id": "zalo_oa_id",
+             "oa_secret_key": "zalo_oa_secret_key", "access_token": "zalo_access_token",
+             "refresh_token": "zalo_refresh_token"},
+    "freshchat": {"api_url": "freshchat_api_url", "api_key": "freshchat_api_key",
+                  "channel_id": "freshchat_channel_id", "webhook_public_key": "freshchat_webhook_public_key"},
+    "options": {"resolve_notification": "resolve_notification",
+                "resolve_notification_text": "resolve_notification_text"},
+}
+SECRETS = {("zalo", "app_secret"), ("zalo", "oa_secret_key"), ("zalo", "access_token"),
+           ("zalo", "refresh_token"), ("freshchat", "api_key")}
+
+
+@dataclass(frozen=True)
+class Connection:
+    id: str
+    name: str
+    enabled: bool
+    settings: object                 # the effective Settings of this connection
+    from_env: bool = False           # the `default` connection, defined by environment variables
+    created_at: float = field(default=0.0, compare=False)
+
+    @property
+    def zalo_app_id(self) -> str:
+        return self.settings.zalo_app_id
+
+    @property
+    def zalo_oa_id(self) -> str:
+        return self.settings.zalo_oa_id
+
+    @property
+    def freshchat_account(self) -> str:
+        """Connections with the same API URL share one FreshChat account (and its rate limit)."""
+        return self.settings.freshchat_api_url.rstrip("/").lower()
+
+    def section(self, name: str) -> dict:
+        """One section of the connection as stored (clear values)."""
+        return {f: getattr(self.settings, s) for f, s in FIELDS[name].items()}
+
+
+def default_connection(settings) -> Connection:
+    return Connection(DEFAULT, "Default (environment)", True, settings, from_env=True)
+
+
+def build(base_settings, record: dict) -> Connection:
+    """A connection from its stored record (secrets already unsealed)."""
+    overrides = {setting: record[section][f] for section, fields in FIELDS.items()
+                 for f, setting in fields.items() if f in record.get(section, {})}
+    settings = dataclasses.replace(base_settings, **overrides)
+    return Connection(record["id"], record.get("name") or record["id"], bool(record.get("enabled", True)),
+                      settings, created_at=float(record.get("created_at") or 0))
+
+
+class ConnectionStore:
+    """Stored connections (not the default one), secrets sealed."""
+
+    def __init__(self, redis: Redis, base_settings, sealer: Sealer):
+        self.redis = redis
+        self.base = base_settings
+        self.sealer = sealer
+
+    def records(self) -> dict[str, dict]:
+        return {k.decode(): self._open(json.loads(v)) for k, v in self.redis.hgetall(STORE).items()}
+
+    def get(self, connection_id: str) -> Connection | None:
+        raw = self.redis.hget(STORE, connection_id)
+        return build(self.base, self._open(json.loads(raw))) if raw else None
+
+    def all(self) -> list[Connection]:
+        return [build(self.base, r) for _, r in sorted(self.records().items())]
+
+    def put(self, record: dict) -> None:
+        record = dict(record, created_at=record.get("created_at") or time.time())
+        self.redis.hset(STORE, record["id"], json.dumps(self._seal(record), ensure_ascii=False))
+
+    def remove(self, connection_id: str) -> bool:
+        return bool(self.redis.hdel(STORE, connection_id))
+
+    def _seal(self, record: dict) -> dict:
+        return self._map_secrets(record, self.sealer.seal)
+
+    def _open(self, record: dict) -> dict:
+        return self._map_secrets(record, self.sealer.unseal)
+
+    @staticmethod
+    def _map_secrets(record: dict, fn) -> dict:
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in record.items()}
+        for section, f in SECRETS:
+            value = out.get(section, {}).get(f)
+            if value:
+                out[section][f] = fn(value)
+        return out
+
+
+class Registry:
+    """Every connection, the default one first; re-read from Redis at most every few seconds,
+    so a connection added through the API reaches every web and worker process quickly."""
+
+    REFRESH_SECONDS = 2.0
+
+    def __init__(self, store: ConnectionStore, base_settings):
+        self.store = store
+        self.default = default_connection(base_settings)
+        self._cached: tuple[float, dict[str, Connection]] = (0.0, {})
+
+    def _all(self) -> dict[str, Connection]:
+        read_at, found = self._cached
+        if time.monotonic() - read_at > self.REFRESH_SECONDS:
+            found = {c.id: c for c in self.store.all()}
+            self._cached = (time.monotonic(), found)
+        return found
+
+    def forget_cache(self) -> None:
+        self._cached = (0.0, {})
+
+    def all(self) -> list[Connection]:
+        return [self.default, *self._all().values()]
+
+    def get(self, connection_id: str) -> Connection | None:
+        if connection_id == DEFAULT:
+            return self.default
+        return self._all().get(connection_id)
+
+    def for_zalo(self, app_id: str, oa_id: str) -> Connection | None:
+        """The enabled connection of this Zalo app and OA. A connection without an OA id (a
+        deployment that never set ZALO_OA_ID) matches any OA of its app."""
+        matches = [c for c in self.all() if c.enabled and c.zalo_app_id == app_id]
+        exact = [c for c in matches if c.zalo_oa_id and c.zalo_oa_id == oa_id]
+        return (exact or [c for c in matches if not c.zalo_oa_id] or [None])[0]
+
+    def sharing_account(self, connection: Connection) -> list[Connection]:
+        """Enabled connections on the same FreshChat account as `connection` (itself first)."""
+        others = [c for c in self.all() if c.enabled and c.id != connection.id
+                  and c.freshchat_account == connection.freshchat_account]
+        return [connection, *others]
