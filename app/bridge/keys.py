@@ -38,6 +38,12 @@ def lane_for(connection: str, lane_id: str) -> str:
     return lane_id if connection == DEFAULT else f"{connection}/{lane_id}"
 
 
+def lane_connection(lane_id: str) -> str:
+    """Whose lane it is: the inverse of `lane_for`."""
+    head, slash, _ = lane_id.partition("/")
+    return head if slash and ":" not in head else DEFAULT
+
+
 # -- what connections share (docs/interface.md §7.2) -----------------------------------------
 def account_id(freshchat_account: str) -> str:
     """A short stable name for a FreshChat account (its normalised API URL)."""

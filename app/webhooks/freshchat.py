@@ -58,8 +58,9 @@ def _owner(connection: Connection, conversation: str) -> str:
     everyone = look_up(lambda registry: registry.all())
     if len(everyone) == 1:
         return connection.id  # a single connection: no look-up needed
+    owners = keys.conversation_owner(connection.freshchat_account)
     try:
-        owner = current_app.extensions["redis"].hget(keys.conversation_owner(connection.freshchat_account), conversation)
+        owner = current_app.extensions["redis"].hget(owners, conversation)
     except RedisError as exc:
         raise unavailable("freshchat", exc) from None
     owner = owner.decode() if owner else ""
