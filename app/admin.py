@@ -28,7 +28,7 @@ def _dead_letters() -> DeadLetters:
 
 @bp.get("/status")
 def status():
-    return jsonify(bridge_status(current_app.extensions["redis"]))
+    return jsonify(bridge_status(current_app.extensions["redis"], current_app.extensions["connections"]))
 
 
 @bp.get("/dead-letters")

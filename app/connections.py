@@ -57,12 +57,16 @@ class Connection:
 
     @property
     def freshchat_account(self) -> str:
-        """Connections with the same API URL share one FreshChat account (and its rate limit)."""
-        return self.settings.freshchat_api_url.rstrip("/").lower()
+        return freshchat_account(self.settings)
 
     def section(self, name: str) -> dict:
         """One section of the connection as stored (clear values)."""
         return {f: getattr(self.settings, s) for f, s in FIELDS[name].items()}
+
+
+def freshchat_account(settings) -> str:
+    """Connections with the same API URL share one FreshChat account (and its rate limit)."""
+    return settings.freshchat_api_url.rstrip("/").lower()
 
 
 def default_connection(settings) -> Connection:

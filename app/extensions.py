@@ -1,4 +1,4 @@
-"""Shared resources (Redis, lanes, media store) built once per process from Settings."""
+"""Shared resources (Redis, lanes, connections, media store) built once per process from Settings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from app.bridge.lanes import Lanes
+from app.bridge.secrets_at_rest import sealer_for
+from app.connections import ConnectionStore, Registry
 
 
 def connect_redis(settings) -> Redis:
@@ -26,4 +28,5 @@ def init_app(app, settings) -> None:
     redis = connect_redis(settings)
     app.extensions["redis"] = redis
     app.extensions["lanes"] = Lanes(redis, lease_ms=settings.lease_seconds * 1000)
+    app.extensions["connections"] = Registry(ConnectionStore(redis, settings, sealer_for(settings)), settings)
     app.extensions["media_store"] = build_media_store(settings)

@@ -7,9 +7,8 @@ import time
 from flask import Blueprint, abort, current_app, jsonify
 from redis.exceptions import RedisError
 
-from app.bridge.deadletters import DeadLetters
-from app.bridge.keys import HEARTBEAT
-from app.integrations.zalo.tokens import TOKEN, token_health
+from app.bridge.keys import DEFAULT, HEARTBEAT
+from app.bridge.status import connections_status
 
 bp = Blueprint("health", __name__)
 HEARTBEAT_MAX_AGE = 30
@@ -22,31 +21,37 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
+    """Top-level fields: the bridge's and the default connection's; "connections": each one's
+    token, dead letters, last webhooks and queue; "alerts": every connection's, named."""
     redis = current_app.extensions["redis"]
     try:
         beat = redis.get(HEARTBEAT)
-        dead_letters = DeadLetters(redis, current_app.extensions["lanes"]).count()
-        pair = {k.decode(): v.decode() for k, v in redis.hgetall(TOKEN).items()}
+        connections = {
+            cid: _brief(s) for cid, s in connections_status(redis, current_app.extensions["connections"]).items()
+        }
     except RedisError as exc:
         return jsonify({"ready": False, "reason": f"redis unreachable ({type(exc).__name__})"}), 503
     age = time.time() - float(beat) if beat else None
-    token = token_health(pair, time.time())
+    default = connections[DEFAULT]
     body = {
         "ready": True,
         "worker_heartbeat_age": age,
-        "dead_letters": dead_letters,
-        "alerts": [],
-        "zalo_token": {
-            "access_expires_in": token["access_expires_in"],
-            "refresh_expires_in": token["refresh_expires_in"],
-        },
+        "dead_letters": default["dead_letters"],
+        "alerts": [alert for status in connections.values() for alert in status["alerts"]],
+        "zalo_token": default["zalo_token"],
+        "connections": connections,
     }
-    if token["alert"]:
-        body["alerts"].append(token["alert"])
     if age is None or age > HEARTBEAT_MAX_AGE:
         body.update(ready=False, reason="no fresh worker heartbeat")
         return jsonify(body), 503
     return jsonify(body), 200
+
+
+def _brief(status: dict) -> dict:
+    """What /readyz shows of a connection: no token details beyond the seconds left."""
+    token = status["zalo_token"]
+    zalo_token = {"access_expires_in": token["access_expires_in"], "refresh_expires_in": token["refresh_expires_in"]}
+    return dict(status, zalo_token=zalo_token)
 
 
 @bp.get("/zalo_verifier<code>.html")

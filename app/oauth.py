@@ -1,4 +1,7 @@
-"""Connect the OA: OAuth v4 with PKCE (docs/interface.md, Z13); stores the token pair in Redis."""
+"""Connect an OA: OAuth v4 with PKCE (docs/interface.md, Z13); stores the token pair of the
+connection named at the start (`?connection=`, default `default`) in Redis. The connection id
+travels in the OAuth state (`<connection>.<random>`; the default's state is the random part
+alone), so the callback, one URL for every connection, knows whose pair it receives."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from urllib.parse import urlencode
 import requests
 from flask import Blueprint, abort, current_app, jsonify, redirect, request
 
-from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.keys import DEFAULT, Keys
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper
 
@@ -21,6 +24,18 @@ STATE_TTL = 600  # Zalo's codes live 10 minutes
 
 def _settings():
     return current_app.config["SETTINGS"]
+
+
+def _connection(connection_id: str):
+    """The connection (enabled or not: an OA may be connected before it is switched on)."""
+    connection = current_app.extensions["connections"].get(connection_id)
+    if connection is None:
+        abort(404)
+    return connection
+
+
+def _connection_of(state: str) -> str:
+    return state.rpartition(".")[0] or DEFAULT
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -37,13 +52,15 @@ def start():
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or request.args.get("token", "")
     if not settings.admin_token or not hmac.compare_digest(given.encode(), settings.admin_token.encode()):
         abort(404)
+    connection = _connection(request.args.get("connection") or DEFAULT)
     verifier, challenge = pkce_pair()
-    state = secrets.token_urlsafe(16)
-    current_app.extensions["redis"].set(DEFAULT_KEYS.oauth_state(state), verifier, ex=STATE_TTL)
-    query = urlencode(
-        {"app_id": settings.zalo_app_id, "redirect_uri": _callback_url(), "code_challenge": challenge, "state": state}
-    )
-    return redirect(f"{settings.zalo_oauth_base_url}/v4/oa/permission?{query}")
+    state = secrets.token_urlsafe(16)  # never holds a ".": the default's state has no prefix
+    if connection.id != DEFAULT:
+        state = f"{connection.id}.{state}"
+    current_app.extensions["redis"].set(Keys(connection.id).oauth_state(state), verifier, ex=STATE_TTL)
+    app_id = connection.settings.zalo_app_id
+    query = urlencode({"app_id": app_id, "redirect_uri": _callback_url(), "code_challenge": challenge, "state": state})
+    return redirect(f"{connection.settings.zalo_oauth_base_url}/v4/oa/permission?{query}")
 
 
 def _callback_url() -> str:
@@ -53,19 +70,22 @@ def _callback_url() -> str:
 @bp.get("/callback")
 def callback():
     state, code = request.args.get("state", ""), request.args.get("code", "")
-    verifier = current_app.extensions["redis"].getdel(DEFAULT_KEYS.oauth_state(state)) if state else None
-    if not verifier or not code:
+    connection_id = _connection_of(state)
+    redis = current_app.extensions["redis"]
+    verifier = redis.getdel(Keys(connection_id).oauth_state(state)) if state else None
+    connection = current_app.extensions["connections"].get(connection_id) if verifier else None
+    if not verifier or not code or connection is None:
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
-    body = _exchange(code, verifier.decode())
+    body = _exchange(connection.settings, code, verifier.decode())
     if int(body.get("error") or 0) != 0 or not body.get("access_token"):
         return jsonify({"error": f"Zalo refused the code ({body.get('error')})"}), 502
-    keeper = TokenKeeper(current_app.extensions["redis"], _settings(), build_session())
+    keeper = TokenKeeper(redis, connection.settings, build_session(), keys=Keys(connection.id))
     keeper.store(body["access_token"], body.get("refresh_token", ""), body.get("expires_in"))
-    return jsonify({"ok": True, "oa_id": request.args.get("oa_id", ""), "message": "Zalo OA connected"})
+    answer = {"ok": True, "oa_id": request.args.get("oa_id", ""), "message": "Zalo OA connected"}
+    return jsonify(answer if connection.id == DEFAULT else dict(answer, connection=connection.id))
 
 
-def _exchange(code: str, verifier: str) -> dict:
-    settings = _settings()
+def _exchange(settings, code: str, verifier: str) -> dict:
     data = {"code": code, "app_id": settings.zalo_app_id, "grant_type": "authorization_code", "code_verifier": verifier}
     try:
         resp = build_session().post(

@@ -1,85 +1,159 @@
-"""Per-process worker resources: settings, Redis, clients, media store (built once, reused)."""
+"""Per-process worker resources: settings, Redis, clients, media store (built once, reused).
+
+The process's context is the `default` connection's; `for_connection(id)` gives another
+connection's, with the same attributes (its own settings, keys, clients, token pair, breakers),
+so the relays need not know which connection they work for. Redis, the HTTP session, the lanes
+and the media store are the process's, shared by every connection.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from redis import Redis
 
+from app.bridge import keys
 from app.bridge.breaker import Breaker
 from app.bridge.deadletters import DeadLetters
 from app.bridge.effects import Effects
+from app.bridge.keys import DEFAULT, DEFAULT_KEYS, Keys
 from app.bridge.lanes import Lanes
 from app.bridge.mapping import Mapping
 from app.bridge.ratelimit import RateLimiter
+from app.bridge.secrets_at_rest import sealer_for
+from app.connections import ConnectionStore, Registry, freshchat_account
 from app.integrations.http import build_session
+
+
+class ConnectionUnavailable(LookupError):
+    """An item's connection was removed or disabled: its work cannot be delivered."""
 
 
 @dataclass
 class WorkerContext:
     settings: object
     redis: Redis
+    keys: Keys = DEFAULT_KEYS
+    root: WorkerContext | None = field(default=None, repr=False, compare=False)  # the process's
+    _contexts: dict = field(default_factory=dict, repr=False, compare=False)  # id -> (Connection, ctx)
+
+    @property
+    def connection(self) -> str:
+        return self.keys.connection
+
+    @property
+    def _process(self) -> WorkerContext:
+        return self.root or self
+
+    @cached_property
+    def connections(self):
+        """Every connection (the process's registry, re-read from Redis every few seconds)."""
+        if self.root:
+            return self.root.connections
+        return Registry(ConnectionStore(self.redis, self.settings, sealer_for(self.settings)), self.settings)
+
+    def for_connection(self, connection_id: str) -> WorkerContext:
+        """The context of one connection, kept while its stored definition stays the same;
+        ConnectionUnavailable when it no longer exists or is disabled."""
+        process = self._process
+        if connection_id == DEFAULT:
+            return process
+        connection = process.connections.get(connection_id)
+        if connection is None:
+            raise ConnectionUnavailable(f"connection {connection_id} no longer exists")
+        if not connection.enabled:
+            raise ConnectionUnavailable(f"connection {connection_id} is disabled")
+        known = process._contexts.get(connection_id)
+        if known is None or known[0] != connection:
+            ctx = WorkerContext(connection.settings, process.redis, Keys(connection_id), root=process)
+            known = process._contexts[connection_id] = (connection, ctx)
+        return known[1]
+
+    def dead_letters_of(self, connection_id: str) -> DeadLetters:
+        """A connection's dead letters, whether or not the connection still exists."""
+        return DeadLetters(self.redis, self.lanes, Keys(connection_id))
 
     @cached_property
     def session(self):
+        if self.root:
+            return self.root.session
         return build_session(self.settings.http_timeout_seconds)
 
     @cached_property
     def lanes(self) -> Lanes:
+        if self.root:
+            return self.root.lanes
         return Lanes(self.redis, lease_ms=self.settings.lease_seconds * 1000)
 
     @cached_property
     def effects(self) -> Effects:
-        return Effects(self.redis, self.settings.dedupe_ttl_seconds)
+        return Effects(self.redis, self.settings.dedupe_ttl_seconds, keys=self.keys)
 
     @cached_property
     def mapping(self) -> Mapping:
-        return Mapping(self.redis, sent_ttl=self.settings.dedupe_ttl_seconds)
+        owners = keys.conversation_owner(freshchat_account(self.settings))
+        return Mapping(self.redis, sent_ttl=self.settings.dedupe_ttl_seconds, keys=self.keys, owners=owners)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:
-        return DeadLetters(self.redis, self.lanes)
+        return DeadLetters(self.redis, self.lanes, self.keys)
 
     def _limiter_patience_ms(self) -> int:
         """A worker sleeps for a rate-limit token only while it surely keeps its lane's lease
         (renewed just before the call); a longer wait defers the item instead."""
         return min(5000, self.settings.lease_seconds * 1000 // 3)
 
+    def _limiter_names(self) -> tuple[str, str]:
+        """(Zalo's, FreshChat's): Zalo limits per app, FreshChat per account, so connections
+        share a limiter exactly when they share the app or account. Those of the `default`
+        connection keep the names single-OA bridges used."""
+        base = self._process.settings
+        app = self.settings.zalo_app_id
+        account = freshchat_account(self.settings)
+        zalo = "zalo" if app == base.zalo_app_id else keys.zalo_rate_name(app)
+        freshchat = "freshchat" if account == freshchat_account(base) else keys.freshchat_rate_name(account)
+        return zalo, freshchat
+
+    def _limiter(self, name: str, per_minute: int) -> RateLimiter:
+        # Named in the shared key space: a limiter belongs to an app or account, not a connection.
+        return RateLimiter(
+            self.redis,
+            name,
+            per_minute,
+            self.settings.rate_window_seconds,
+            self._limiter_patience_ms(),
+            keys=DEFAULT_KEYS,
+        )
+
+    @cached_property
+    def tokens(self):
+        """This connection's Zalo token pair (and its refresh lock)."""
+        from app.integrations.zalo.tokens import TokenKeeper
+
+        return TokenKeeper(self.redis, self.settings, self.session, keys=self.keys)
+
     @cached_property
     def zalo(self):
         from app.integrations.zalo.client import ZaloClient
-        from app.integrations.zalo.tokens import TokenKeeper
 
-        tokens = TokenKeeper(self.redis, self.settings, self.session)
-        limiter = RateLimiter(
-            self.redis,
-            "zalo",
-            self.settings.zalo_rate_per_minute,
-            self.settings.rate_window_seconds,
-            self._limiter_patience_ms(),
-        )
-        return ZaloClient(self.session, self.settings, tokens, limiter)
+        limiter = self._limiter(self._limiter_names()[0], self.settings.zalo_rate_per_minute)
+        return ZaloClient(self.session, self.settings, self.tokens, limiter)
 
     @cached_property
     def freshchat(self):
         from app.integrations.freshchat.client import FreshchatClient
 
-        limiter = RateLimiter(
-            self.redis,
-            "freshchat",
-            self.settings.freshchat_rate_per_minute,
-            self.settings.rate_window_seconds,
-            self._limiter_patience_ms(),
-        )
+        limiter = self._limiter(self._limiter_names()[1], self.settings.freshchat_rate_per_minute)
         return FreshchatClient(self.session, self.settings, limiter)
 
     @cached_property
     def breakers(self) -> dict[str, Breaker]:
-        """One per partner; each probes its partner with a cheap read."""
+        """One per partner and connection; each probes its partner with a cheap read (with
+        this connection's credentials: a dead token of one OA is not an outage of another)."""
         return {
-            "zalo": Breaker(self.redis, "zalo", lambda: self.zalo.get_oa()),
-            "freshchat": Breaker(self.redis, "freshchat", lambda: self.freshchat.list_channels()),
+            "zalo": Breaker(self.redis, "zalo", lambda: self.zalo.get_oa(), keys=self.keys),
+            "freshchat": Breaker(self.redis, "freshchat", lambda: self.freshchat.list_channels(), keys=self.keys),
         }
 
     def breaker(self, partner: str) -> Breaker:
@@ -87,6 +161,8 @@ class WorkerContext:
 
     @cached_property
     def media(self):
+        if self.root:
+            return self.root.media
         from app.media.store import build_media_store
 
         return build_media_store(self.settings)

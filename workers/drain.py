@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 
 from app.bridge import keys
-from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
+from workers.context import ConnectionUnavailable
 
 log = logging.getLogger("worker.drain")
 LANE_SLICE_SECONDS = 2.0  # then the lane goes back to the due set, behind lanes waiting longer
@@ -132,67 +132,80 @@ class Drainer:
 
     def _process(self, lane: str, item: Item, token: str) -> float | None:
         """None when the item is finished (delivered, reported or dead-lettered), else a delay."""
-        breaker = self.ctx.breaker(DELIVERS_TO.get(item.kind, ""))
+        try:
+            ctx = self.ctx.for_connection(item.connection)
+        except ConnectionUnavailable as exc:
+            self._unroutable(lane, item, str(exc))
+            return None
+        breaker = ctx.breaker(DELIVERS_TO.get(item.kind, ""))
         if wait := breaker.open_for():
             return wait + random.uniform(0, 1)  # the partner is down for everyone: wait, spend nothing
         progress = lambda: self.ctx.lanes.renew(lane, token)  # noqa: E731 - tiny closure
         try:
-            self.handlers[item.kind](self.ctx, item, progress)
+            self.handlers[item.kind](ctx, item, progress)
             breaker.mark_ok()  # a delivered item proves its partner works, for the breaker
             return None
         except RetryableError as exc:
-            return self._retry(lane, item, exc)
+            return self._retry(ctx, lane, item, exc)
         except PermanentError as exc:
-            self._dead(lane, item, f"permanent: {exc}")
+            self._dead(ctx, lane, item, f"permanent: {exc}")
         except Exception as exc:  # a bug or an unexpected answer: retry a few times, then stop
             log.exception("worker.item_failed", extra={"lane": lane})
             if item.attempts + 1 < UNEXPECTED_MAX_ATTEMPTS:
-                return self._retry(lane, item, exc)
-            self._dead(lane, item, f"unexpected: {type(exc).__name__}: {exc}")
+                return self._retry(ctx, lane, item, exc)
+            self._dead(ctx, lane, item, f"unexpected: {type(exc).__name__}: {exc}")
         return None
 
-    def _retry(self, lane: str, item: Item, exc: Exception) -> float | None:
+    def _retry(self, ctx, lane: str, item: Item, exc: Exception) -> float | None:
         """The delay before the next try, or None when the item's budget is spent (dead letter)."""
         item.last_error = str(exc)[:300]
         retry_after = getattr(exc, "retry_after", None) or 0.0
-        if self._partner_wide(exc):
+        if self._partner_wide(ctx, exc):
             item.first_failed_at = 0  # not this item's fault: its budget starts afresh later
-            self._note_error(lane, item)
-            wait = max(retry_after, self.ctx.breaker(exc.partner).open_for(), self.ctx.settings.retry_base_seconds)
+            self._note_error(ctx, lane, item)
+            wait = max(retry_after, ctx.breaker(exc.partner).open_for(), ctx.settings.retry_base_seconds)
             return wait + random.uniform(0, min(1.0, wait / 2))  # spread the restart after a pause
         now = now_ms()
         item.attempts += 1
         item.first_failed_at = item.first_failed_at or now
-        self._note_error(lane, item)
-        if now - item.first_failed_at > self.ctx.settings.retry_horizon_seconds * 1000:
-            self._dead(lane, item, f"gave up after {item.attempts} attempts: {item.last_error}")
+        self._note_error(ctx, lane, item)
+        if now - item.first_failed_at > ctx.settings.retry_horizon_seconds * 1000:
+            self._dead(ctx, lane, item, f"gave up after {item.attempts} attempts: {item.last_error}")
             return None
-        delay = backoff(item.attempts, self.ctx.settings.retry_base_seconds, self.ctx.settings.retry_max_seconds)
+        delay = backoff(item.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_max_seconds)
         return max(delay, retry_after)
 
-    def _partner_wide(self, exc: Exception) -> bool:
-        """Rate limits, a dead token and outages hold every conversation alike: no budget spent."""
+    @staticmethod
+    def _partner_wide(ctx, exc: Exception) -> bool:
+        """Rate limits, a dead token and outages hold every conversation of the connection (or
+        of its Zalo app, FreshChat account) alike: no budget spent."""
         if not isinstance(exc, PartnerError) or exc.partner not in DELIVERS_TO.values():
             return False
-        return getattr(exc, "partner_wide", False) or self.ctx.breaker(exc.partner).partner_down()
+        return getattr(exc, "partner_wide", False) or ctx.breaker(exc.partner).partner_down()
 
-    def _dead(self, lane: str, item: Item, reason: str) -> None:
+    def _dead(self, ctx, lane: str, item: Item, reason: str) -> None:
         """Last resort: keep the item for an operator and tell the agent in the conversation."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason[:300]})
-        self.ctx.dead_letters.add(lane, item, reason)
+        ctx.dead_letters.add(lane, item, reason)
         item.last_error = reason
-        self._note_error(lane, item)
+        self._note_error(ctx, lane, item)
         note = self.notes.get(item.kind)
         try:
-            note and note(self.ctx, item, reason)
+            note and note(ctx, item, reason)
         except Exception:  # the dead letter is kept and listed; the note is a courtesy
             log.exception("worker.dead_letter_note_failed", extra={"lane": lane, "item": item.id})
 
-    def _note_error(self, lane: str, item: Item) -> None:
+    def _unroutable(self, lane: str, item: Item, reason: str) -> None:
+        """An item of a removed or disabled connection: nobody can deliver it, so it is kept
+        among that connection's dead letters (replayed once the connection is back)."""
+        log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason})
+        self.ctx.dead_letters_of(item.connection).add(lane, item, reason)
+
+    def _note_error(self, ctx, lane: str, item: Item) -> None:
         entry = json.dumps({"at": time.time(), "lane": lane, "item": item.id, "error": item.last_error})
-        pipe = self.ctx.redis.pipeline()
-        pipe.lpush(DEFAULT_KEYS.errors, entry)
-        pipe.ltrim(DEFAULT_KEYS.errors, 0, ERRORS_KEPT - 1)
+        pipe = ctx.redis.pipeline()
+        pipe.lpush(ctx.keys.errors, entry)
+        pipe.ltrim(ctx.keys.errors, 0, ERRORS_KEPT - 1)
         pipe.execute()
         log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
 

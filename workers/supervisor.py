@@ -94,7 +94,7 @@ def run_starter(supervisor: Supervisor) -> None:
     settings = supervisor.settings
     redis = connect_redis(settings)
     starter = Starter(redis, Lanes(redis, lease_ms=settings.lease_seconds * 1000), settings.worker_concurrency)
-    keeper = _token_keeper(redis, supervisor.settings)
+    tokens = _TokenCheck(redis, settings)
     token_check_at = time.monotonic()
     while not supervisor.stopping:
         try:
@@ -102,18 +102,32 @@ def run_starter(supervisor: Supervisor) -> None:
             starter.run_once(block_seconds=1.0)
             if time.monotonic() >= token_check_at:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
-                keeper.keep_alive()  # an idle OA's refresh token would otherwise run out
+                tokens.keep_alive()  # an idle OA's refresh token would otherwise run out
         except RedisError as exc:
             log.warning("worker.redis_unavailable", extra={"error": type(exc).__name__})
             time.sleep(1.0)  # wait and reconnect: nothing is lost, work stays in Redis
         supervisor.reap()
 
 
-def _token_keeper(redis, settings):
-    from app.integrations.http import build_session
-    from app.integrations.zalo.tokens import TokenKeeper
+class _TokenCheck:
+    """Keeps every enabled connection's Zalo pair alive, one connection's trouble apart from
+    the others'."""
 
-    return TokenKeeper(redis, settings, build_session(settings.http_timeout_seconds))
+    def __init__(self, redis, settings):
+        from workers.context import WorkerContext
+
+        self.ctx = WorkerContext(settings, redis)
+
+    def keep_alive(self) -> None:
+        for connection in self.ctx.connections.all():
+            if not connection.enabled:
+                continue
+            try:
+                self.ctx.for_connection(connection.id).tokens.keep_alive()
+            except RedisError:
+                raise  # the starter loop waits for Redis
+            except Exception:  # a bad stored connection must not stop the others' rotation
+                log.exception("worker.keepalive_failed", extra={"connection": connection.id})
 
 
 def main() -> int:

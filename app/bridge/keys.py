@@ -11,6 +11,8 @@ Two kinds of keys:
 
 from __future__ import annotations
 
+import hashlib
+
 ROOT = "zfb:"
 DEFAULT = "default"
 
@@ -34,6 +36,35 @@ def lane_for(connection: str, lane_id: str) -> str:
     """The lane id of one of a connection's conversations: the default connection's lanes keep
     the ids single-OA bridges wrote (`in:<user>`), another's are `<connection>/in:<user>`."""
     return lane_id if connection == DEFAULT else f"{connection}/{lane_id}"
+
+
+def lane_connection(lane_id: str) -> str:
+    """Whose lane it is: the inverse of `lane_for`."""
+    head, slash, _ = lane_id.partition("/")
+    return head if slash and ":" not in head else DEFAULT
+
+
+# -- what connections share (docs/interface.md §7.2) -----------------------------------------
+def account_id(freshchat_account: str) -> str:
+    """A short stable name for a FreshChat account (its normalised API URL)."""
+    return hashlib.sha256(freshchat_account.encode()).hexdigest()[:16]
+
+
+def conversation_owner(freshchat_account: str) -> str:
+    """Hash conversation id -> connection id, one per FreshChat account: several connections
+    may share an account (one webhook URL), and its webhook goes to the conversation's owner.
+    Written whenever a connection creates or links a conversation (app/bridge/mapping.py)."""
+    return f"{ROOT}fcowner:{account_id(freshchat_account)}"
+
+
+def zalo_rate_name(app_id: str) -> str:
+    """Zalo's limit counts per app, so every OA of an app shares one limiter and -32 pause."""
+    return f"zalo@{app_id}"
+
+
+def freshchat_rate_name(freshchat_account: str) -> str:
+    """FreshChat's limit counts per account: connections sharing one share its limiter."""
+    return f"freshchat@{account_id(freshchat_account)}"
 
 
 class Keys:
@@ -65,6 +96,10 @@ class Keys:
     def sent(self, zalo_message_id: str) -> str:
         """A message the bridge sent to Zalo (how its echo is recognised)."""
         return f"{self.prefix}sent:{zalo_message_id}"
+
+    def last_webhook(self, source: str) -> str:
+        """When a verified webhook from `source` last reached this connection (epoch seconds)."""
+        return f"{self.prefix}webhook:last:{source}"
 
     # -- failures
     @property

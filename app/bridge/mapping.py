@@ -14,9 +14,10 @@ SNIPPET_CHARS = 100  # enough to quote a reply back to the agent
 class Mapping:
     """Small Redis hashes: bounded memory per known user (no per-message growth)."""
 
-    def __init__(self, redis: Redis, sent_ttl: int = 7 * 86400, keys: Keys = DEFAULT_KEYS):
+    def __init__(self, redis: Redis, sent_ttl: int = 7 * 86400, keys: Keys = DEFAULT_KEYS, owners: str = ""):
         self.redis = redis
         self.keys = keys
+        self.owners = owners  # the account's conversation-owner hash (keys.conversation_owner)
         self.sent_ttl = sent_ttl  # echoes arrive within seconds; the dedupe window is plenty
 
     def zalo_user(self, zalo_user_id: str) -> dict:
@@ -30,6 +31,8 @@ class Mapping:
         pipe = self.redis.pipeline()
         pipe.hset(self.keys.zalo_user(zalo_user_id), "fc_conversation_id", conversation_id)
         pipe.hset(self.keys.conversation(conversation_id), mapping={"zalo_user_id": zalo_user_id, "status": "open"})
+        if self.owners:  # so the account's webhook finds this connection among those sharing it
+            pipe.hset(self.owners, conversation_id, self.keys.connection)
         pipe.execute()
 
     def conversation(self, conversation_id: str) -> dict:

@@ -83,16 +83,26 @@ def deliver_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> No
 
 
 def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
-    """From our conversation mapping, else from the FreshChat user's reference_id."""
+    """From our conversation mapping, else from the FreshChat user's reference_id, when it
+    names this connection's OA (a user of another OA on the same account is not ours: Zalo
+    user ids differ per OA)."""
     known = ctx.mapping.conversation(conversation).get("zalo_user_id")
     if known or not fc_user:
         return known or ""
     reference = ctx.freshchat.get_user(fc_user).get("reference_id") or ""
-    if not reference.startswith("zalo:"):
-        return ""
-    zalo_user = reference.rsplit(":", 1)[-1]
-    ctx.mapping.link_conversation(zalo_user, conversation)
+    zalo_user = _zalo_user_in(reference, ctx.settings.zalo_oa_id)
+    if zalo_user:
+        ctx.mapping.link_conversation(zalo_user, conversation)
     return zalo_user
+
+
+def _zalo_user_in(reference: str, oa_id: str) -> str:
+    """The user of `zalo:<oa>:<user>` when <oa> is ours; `zalo:<user>` (written while no OA id
+    was configured) is ours too; "" for anything else."""
+    parts = reference.split(":")
+    if parts[0] != "zalo" or len(parts) not in (2, 3):
+        return ""
+    return "" if len(parts) == 3 and oa_id and parts[1] != oa_id else parts[-1]
 
 
 def outgoing_parts(message: dict) -> list[dict]:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import current_app, jsonify
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
 from app import events
-from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.keys import DEFAULT, Keys, lane_for
 from app.bridge.lanes import Item, now_ms
+from app.connections import Registry
 
 log = logging.getLogger("webhooks")
+T = TypeVar("T")
 
 
 class WebhookRejected(Exception):
@@ -47,10 +52,32 @@ def ok(**extra):
     return jsonify({"ok": True, **extra}), 200
 
 
-def answer(event: events.Event):
+def look_up(find: Callable[[Registry], T]) -> T:
+    """Ask the connection registry; it re-reads Redis every few seconds, and Redis failing
+    then is a 503 like a failing queue, so the partner redelivers."""
+    try:
+        return find(current_app.extensions["connections"])
+    except RedisError as exc:
+        raise unavailable("registry", exc) from None
+
+
+def unavailable(source: str, exc: RedisError) -> WebhookRejected:
+    log.error("webhook.queue_unavailable", extra={"source": source, "error": type(exc).__name__})
+    return WebhookRejected(503, "queue unavailable, retry later")
+
+
+def mark_received(connection: str, source: str) -> None:
+    """When a verified webhook from `source` last reached the connection (for its status)."""
+    try:
+        current_app.extensions["redis"].set(Keys(connection).last_webhook(source), time.time())
+    except RedisError:
+        pass  # a status detail; queueing answers 503 itself when Redis is away
+
+
+def answer(event: events.Event, connection: str = DEFAULT):
     """Queue a relayed event; acknowledge every other one, so the partner does not retry it."""
     if event.queued:
-        return enqueue(event)
+        return enqueue(event, connection)
     extra = {"source": event.provider, "event_name": event.name, "why": event.reason}
     if event.verdict == events.RECORDED:
         log.info("webhook.recorded", extra=extra)
@@ -62,23 +89,28 @@ def answer(event: events.Event):
     return ok(ignored=event.reason)
 
 
-def enqueue(event: events.Event):
-    """Durably queue the event (dedupe + append in one Redis step) and answer."""
+def enqueue(event: events.Event, connection: str = DEFAULT):
+    """Durably queue the event on the connection's lane (dedupe + append in one Redis step)."""
     settings = current_app.config["SETTINGS"]
     source = event.provider
     item = Item(
-        id=f"{source}:{event.dedupe_id}", kind=source, payload=event.payload, received_at=now_ms(), event=event.kind
+        id=f"{source}:{event.dedupe_id}",
+        kind=source,
+        payload=event.payload,
+        received_at=now_ms(),
+        event=event.kind,
+        connection=connection,
     )
+    lane = lane_for(connection, event.lane)
     try:
         fresh = current_app.extensions["lanes"].accept(
-            event.lane, item, DEFAULT_KEYS.seen(source, event.dedupe_id), settings.dedupe_ttl_seconds
+            lane, item, Keys(connection).seen(source, event.dedupe_id), settings.dedupe_ttl_seconds
         )
     except RedisError as exc:
-        log.error("webhook.queue_unavailable", extra={"source": source, "error": type(exc).__name__})
-        raise WebhookRejected(503, "queue unavailable, retry later") from None
+        raise unavailable(source, exc) from None
     log.info(
         "webhook.accepted" if fresh else "webhook.duplicate",
-        extra={"source": source, "event_id": event.dedupe_id, "lane": event.lane, "kind": event.kind},
+        extra={"source": source, "event_id": event.dedupe_id, "lane": lane, "kind": event.kind},
     )
     return ok(duplicate=not fresh)
 

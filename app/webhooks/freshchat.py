@@ -1,28 +1,68 @@
-"""POST /webhooks/freshchat: verify the RSA signature, validate, deduplicate, queue, answer."""
+"""POST /webhooks/freshchat[/<connection>]: verify the RSA signature with that connection's
+key, validate, route to the conversation's owner, deduplicate, queue, answer.
+
+Connections may share one FreshChat account, which has one webhook URL: its events go to the
+connection that created or linked the conversation (keys.conversation_owner), and to the
+connection of the URL when no connection of the account knows the conversation.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from flask import Blueprint, current_app, request
+from redis.exceptions import RedisError
 
+from app.bridge import keys
+from app.bridge.keys import DEFAULT
+from app.connections import Connection
 from app.integrations.freshchat import schemas
 from app.integrations.freshchat.signature import verify_signature
-from app.webhooks.common import WebhookRejected, answer, parse_object, register_error_handler, validate
+from app.webhooks.common import (
+    WebhookRejected,
+    answer,
+    look_up,
+    mark_received,
+    parse_object,
+    register_error_handler,
+    unavailable,
+    validate,
+)
 
 bp = Blueprint("freshchat_webhook", __name__)
 register_error_handler(bp)
 log = logging.getLogger("webhooks.freshchat")
 
 
-@bp.post("/webhooks/freshchat")
-def receive():
+@bp.post("/webhooks/freshchat", defaults={"connection_id": DEFAULT})
+@bp.post("/webhooks/freshchat/<connection_id>")
+def receive(connection_id: str):
     raw = request.get_data(cache=False)
-    settings = current_app.config["SETTINGS"]
-    if not verify_signature(
-        request.headers.get("X-Freshchat-Signature"), raw_body=raw, public_key_pem=settings.freshchat_webhook_public_key
-    ):
-        log.warning("freshchat.webhook.invalid_signature")
+    connection = look_up(lambda registry: registry.get(connection_id))
+    if connection is None or not connection.enabled:
+        raise WebhookRejected(404, "not found")
+    key = connection.settings.freshchat_webhook_public_key
+    if not verify_signature(request.headers.get("X-Freshchat-Signature"), raw_body=raw, public_key_pem=key):
+        log.warning("freshchat.webhook.invalid_signature", extra={"connection": connection.id})
         raise WebhookRejected(401, "invalid or missing X-Freshchat-Signature")
-    event = validate(schemas.load_event, parse_object(raw))
-    return answer(schemas.to_event(event))
+    event = schemas.to_event(validate(schemas.load_event, parse_object(raw)))
+    mark_received(connection.id, "freshchat")
+    owner = _owner(connection, schemas.conversation_id(event.payload)) if event.queued else connection.id
+    return answer(event, owner)
+
+
+def _owner(connection: Connection, conversation: str) -> str:
+    """The connection that owns the conversation, else the URL's. An owner that is disabled
+    or removed still gets the event: its worker keeps it as a dead letter (never lost, and
+    never sent through another connection's OA)."""
+    everyone = look_up(lambda registry: registry.all())
+    if len(everyone) == 1:
+        return connection.id  # a single connection: no look-up needed
+    owners = keys.conversation_owner(connection.freshchat_account)
+    try:
+        owner = current_app.extensions["redis"].hget(owners, conversation)
+    except RedisError as exc:
+        raise unavailable("freshchat", exc) from None
+    owner = owner.decode() if owner else ""
+    moved = [c for c in everyone if c.id == owner and c.freshchat_account != connection.freshchat_account]
+    return owner if owner and not moved else connection.id

@@ -57,3 +57,20 @@ def test_another_connection_lives_below_its_own_prefix():
         "zfb:c:oa2:zalo:token",
         "zfb:c:oa2:rl:zalo",
     )
+
+
+def test_what_connections_share_is_named_by_app_or_account():
+    account = "https://acme.freshchat.com/v2"
+    assert keys.conversation_owner(account) == f"zfb:fcowner:{keys.account_id(account)}"
+    assert len(keys.account_id(account)) == 16 and keys.account_id(account) != keys.account_id(account + "x")
+    assert (keys.zalo_rate_name("123"), DEFAULT_KEYS.rate(keys.zalo_rate_name("123"))) == (
+        "zalo@123",
+        "zfb:rl:zalo@123",
+    )
+    assert Keys("oa2").last_webhook("zalo") == "zfb:c:oa2:webhook:last:zalo"
+
+
+def test_a_lane_id_says_whose_lane_it_is():
+    for connection in ("default", "oa2"):
+        assert keys.lane_connection(keys.lane_for(connection, "in:u1")) == connection
+    assert keys.lane_connection("out:a/b") == "default"  # a slash after the direction is no prefix

@@ -94,6 +94,27 @@ def dedupe_id(event: dict) -> str:
     return f"{event['event_name']}:{event['timestamp']}:{who}"
 
 
+def oa_ids(payload: dict) -> list[str]:
+    """Where the (not yet verified) event may name its OA, most telling first: the top-level
+    `oa_id` (follow, unfollow), then the OA's side of a message (`recipient` of what a user
+    sends, `sender` of what the OA sends). Events with neither rule (user_seen_message, where
+    the OA is the sender) offer both sides; [] when the event names no party at all."""
+    name = str(payload.get("event_name") or "")
+    if name.startswith(("user_send_", "anonymous_send_")):
+        sides = ["recipient"]
+    elif name.startswith("oa_send_"):
+        sides = ["sender"]
+    else:
+        sides = ["recipient", "sender"]
+    found = [payload.get("oa_id")] + [_party_id(payload, side) for side in sides]
+    return [str(i) for i in found if isinstance(i, (str, int)) and not isinstance(i, bool) and i != ""]
+
+
+def _party_id(payload: dict, side: str):
+    party = payload.get(side)
+    return party.get("id") if isinstance(party, dict) else None
+
+
 def kind_of(name: str) -> str:
     """The worker's kind for a relayed event name, "" for every other name."""
     return next((kind for prefix, kind in KINDS_BY_PREFIX.items() if name.startswith(prefix)), "")
