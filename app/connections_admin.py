@@ -60,7 +60,8 @@ class Problem(Exception):
 
 
 def _text(required: bool = False, **kw) -> fields.String:
-    return fields.String(required=required, validate=validate.Length(min=1, max=kw.pop("max", 200)), **kw)
+    limit = validate.Length(min=1, max=kw.pop("max", 200), error="1 to {max} characters")
+    return fields.String(required=required, validate=limit, **kw)
 
 
 def _digits(required: bool = True) -> fields.String:
