@@ -44,11 +44,11 @@ def _settings_or_exit():
 
 
 def _register_blueprints(app: Flask, settings) -> None:
-    from app import admin, health, oauth
+    from app import admin, api, health, oauth
     from app.media.routes import bp as media_bp
     from app.webhooks import freshchat, zalo
 
-    for bp in (health.bp, zalo.bp, freshchat.bp, media_bp, oauth.bp, admin.bp):
+    for bp in (health.bp, zalo.bp, freshchat.bp, media_bp, oauth.bp, admin.bp, api.bp):
         app.register_blueprint(bp)
     if settings.sandbox:
         from sandbox.routes import register_sandbox

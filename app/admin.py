@@ -8,10 +8,12 @@ import json
 import click
 from flask import Blueprint, abort, current_app, jsonify, request
 
+from app.api import connections_cli
 from app.bridge.deadletters import DeadLetters
 from app.bridge.status import bridge_status
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group="bridge")
+bp.cli.add_command(connections_cli)  # one `bridge` group: a second blueprint's would replace this one
 
 
 @bp.before_request

@@ -1,0 +1,189 @@
+"""The JSON admin API (docs/interface.md §7.2) and `flask bridge connections`: both thin layers
+over app/connections_admin.py.
+
+Every /api path answers 404 while ADMIN_TOKEN is unset (the API does not exist then) and 401
+for a missing or wrong bearer token; no answer is cached anywhere.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import sys
+
+import click
+from flask import Blueprint, abort, current_app, jsonify, request
+from flask.cli import AppGroup
+from redis.exceptions import RedisError
+
+from app.bridge.keys import DEFAULT
+from app.connections_admin import ConnectionAdmin, Problem, dumps
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+connections_cli = AppGroup("connections", help="Add, list, show, test, disable and remove connections.")
+
+
+def _admin() -> ConnectionAdmin:
+    ext = current_app.extensions
+    return ConnectionAdmin(ext["redis"], ext["lanes"], current_app.config["SETTINGS"])
+
+
+@bp.before_request
+def _require_token():
+    expected = current_app.config["SETTINGS"].admin_token
+    if not expected:
+        abort(404)
+    given = request.headers.get("Authorization", "")
+    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), expected.encode()):
+        return jsonify({"error": "missing or wrong bearer token"}), 401, {"WWW-Authenticate": "Bearer"}
+    return None
+
+
+@bp.after_app_request
+def _no_store(response):
+    """Also on the 404 of an /api path no route matches."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.errorhandler(Problem)
+def _problem(exc: Problem):
+    return jsonify(exc.answer()), exc.status
+
+
+@bp.get("/connections")
+def list_connections():
+    return jsonify({"connections": _admin().list()})
+
+
+@bp.post("/connections")
+def create_connection():
+    return jsonify(_admin().create(request.get_json(silent=True))), 201
+
+
+@bp.get("/connections/<connection_id>")
+def show_connection(connection_id: str):
+    return jsonify(_admin().show(connection_id))
+
+
+@bp.patch("/connections/<connection_id>")
+def update_connection(connection_id: str):
+    return jsonify(_admin().update(connection_id, request.get_json(silent=True)))
+
+
+@bp.delete("/connections/<connection_id>")
+def remove_connection(connection_id: str):
+    return jsonify(_admin().remove(connection_id))
+
+
+@bp.post("/connections/<connection_id>/test")
+def test_connection(connection_id: str):
+    return jsonify(_admin().test(connection_id))
+
+
+@bp.get("/status")
+def status():
+    try:
+        return jsonify(_admin().status())
+    except RedisError as exc:
+        return jsonify({"redis": f"unreachable ({type(exc).__name__})"}), 503
+
+
+def _connection_arg() -> str:
+    return request.args.get("connection", DEFAULT)
+
+
+@bp.get("/dead-letters")
+def list_dead_letters():
+    connection = _connection_arg()
+    found = _admin().dead_letters(connection, request.args.get("limit", 100))
+    return jsonify({"connection": connection, "dead_letters": found})
+
+
+@bp.post("/dead-letters/<path:item_id>/replay")
+def replay_dead_letter(item_id: str):
+    _admin().replay(_connection_arg(), item_id)
+    return jsonify({"replayed": item_id, "connection": _connection_arg()})
+
+
+@bp.delete("/dead-letters/<path:item_id>")
+def drop_dead_letter(item_id: str):
+    _admin().drop(_connection_arg(), item_id)
+    return jsonify({"dropped": item_id, "connection": _connection_arg()})
+
+
+# -- flask bridge connections ... ------------------------------------------------------------------
+
+
+def _run(action):
+    """Problems become one line per message and exit status 1, as the API's 4xx answers."""
+    try:
+        return action()
+    except Problem as exc:
+        lines = [exc.message, *(f"  {name}: {message}" for name, message in exc.fields.items())]
+        raise click.ClickException("\n".join(lines)) from None
+
+
+@connections_cli.command("add")
+@click.argument("body", type=click.File("r"), default="-")
+def cli_add(body):
+    """Add a connection from a JSON file (the body of POST /api/connections; - or none: stdin)."""
+    try:
+        data = json.load(body)
+    except ValueError as exc:
+        raise click.ClickException(f"not JSON: {exc}") from None
+    click.echo(dumps(_run(lambda: _admin().create(data))))
+
+
+@connections_cli.command("list")
+def cli_list():
+    for conn in _run(lambda: _admin().list()):
+        state = "enabled" if conn["enabled"] else "disabled"
+        zalo, fc = conn["zalo"], conn["freshchat"]
+        click.echo(
+            f"{conn['id']}\t{state}\t{conn['name']}\tZalo app {zalo['app_id']} OA {zalo['oa_id']}"
+            f"\t{fc['api_url']} channel {fc['channel_id']}"
+        )
+
+
+@connections_cli.command("show")
+@click.argument("connection_id")
+def cli_show(connection_id):
+    click.echo(dumps(_run(lambda: _admin().show(connection_id))))
+
+
+@connections_cli.command("test")
+@click.argument("connection_id")
+def cli_test(connection_id):
+    """Check the credentials against Zalo and FreshChat; exit status 1 when one fails."""
+    result = _run(lambda: _admin().test(connection_id))
+    for partner, outcome in result.items():
+        click.echo(f"{partner}: {'ok' if outcome['ok'] else 'FAILED'}: {outcome['detail']}")
+    if not all(outcome["ok"] for outcome in result.values()):
+        sys.exit(1)
+
+
+@connections_cli.command("disable")
+@click.argument("connection_id")
+def cli_disable(connection_id):
+    _run(lambda: _admin().set_enabled(connection_id, False))
+    click.echo(f"disabled {connection_id}")
+
+
+@connections_cli.command("enable")
+@click.argument("connection_id")
+def cli_enable(connection_id):
+    _run(lambda: _admin().set_enabled(connection_id, True))
+    click.echo(f"enabled {connection_id}")
+
+
+@connections_cli.command("remove")
+@click.argument("connection_id")
+def cli_remove(connection_id):
+    """Remove a connection; its queued items are kept as its dead letters."""
+    done = _run(lambda: _admin().remove(connection_id))
+    click.echo(
+        f"removed {connection_id}; {done['kept_as_dead_letters']} queued item(s) kept as dead letters "
+        f"(GET /api/dead-letters?connection={connection_id})"
+    )
