@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from config.sandbox import sandbox_keypair
+from sandbox.connections import SECOND_PREFIX, add_second_oa, second_freshchat
 from sandbox.server import build_partners, serve, set_public_url
 
 
@@ -34,13 +35,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     private_pem, _ = sandbox_keypair(Path(args.var_dir))
-    app, zalo, fc = build_partners({"freshchat_private_key": private_pem, "reopen_mode": args.reopen_mode})
+    # the second connection's OA and FreshChat account (sandbox/connections.py)
+    accounts = {SECOND_PREFIX: second_freshchat(Path(args.var_dir))}
+    settings = {"freshchat_private_key": private_pem, "reopen_mode": args.reopen_mode}
+    app, zalo, fc = build_partners(settings, accounts)
+    add_second_oa(zalo)
     server = serve(app, args.host, args.port, quiet=args.quiet)
     public = args.public_url or f"http://{args.host}:{server.port}"
-    set_public_url(public, zalo, fc)
+    set_public_url(public, zalo, fc, accounts)
     print(
-        f"sandbox partners on {public}\n  Zalo API + OAuth: {zalo.base_url}\n"
-        f"  FreshChat API:    {fc.base_url}/v2\n  state: {zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
+        f"sandbox partners on {public}\n  Zalo API + OAuth: {zalo.base_url} (OAs {', '.join(zalo.oas())})\n"
+        f"  FreshChat API:    {fc.base_url}/v2 and {accounts[SECOND_PREFIX].base_url}/v2\n"
+        f"  state: {zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
         flush=True,
     )
     try:

@@ -256,9 +256,10 @@ def render(fault: Fault, body) -> object:
     return resp
 
 
-def run_action(actions: dict, name: str):
-    """POST /_sim/actions/<name>: call a simulator method with the JSON body as keyword args."""
-    kwargs = request.get_json(silent=True) or {}
+def run_action(actions: dict, name: str, kwargs: dict | None = None):
+    """POST /_sim/actions/<name>: call a simulator method with the JSON body (or `kwargs`) as
+    keyword args."""
+    kwargs = (request.get_json(silent=True) or {}) if kwargs is None else kwargs
     if name not in actions or not isinstance(kwargs, dict):
         return jsonify({"error": f"unknown action {name!r}", "actions": sorted(actions)}), 404
     try:
@@ -279,29 +280,34 @@ def add_routes(app: Flask, sim, rules: list[tuple]) -> None:
         app.add_url_rule(path, endpoint, view, methods=[method])
 
 
-def install(app: Flask, injector: FaultInjector, body_for) -> None:
-    """Check faults before every partner route of `app`; `/_sim` routes are never faulted."""
+def install(app: Flask, injector, body_for) -> None:
+    """Check faults before every partner route of `app`; `/_sim` routes are never faulted.
+
+    `injector` is a FaultInjector, or a function giving the one that applies to the current
+    request (Zalo's rules are per app)."""
+    injector_for = injector if callable(injector) else lambda: injector
 
     @app.before_request
     def _inject_faults():
         name = request.endpoint
         if not name or name.startswith("sim_") or name == "static":
             return None
-        fault = injector.check(name)
+        fault = injector_for().check(name)
         return render(fault, body_for(fault)) if fault else None
 
     @app.get("/_sim/faults", endpoint="sim_faults_get")
     def _get_faults():
-        return jsonify(injector.snapshot())
+        return jsonify(injector_for().snapshot())
 
     @app.post("/_sim/faults", endpoint="sim_faults_post")
     def _post_faults():
-        return _configure_from_json(injector, request.get_json(silent=True))
+        return _configure_from_json(injector_for(), request.get_json(silent=True))
 
     @app.delete("/_sim/faults", endpoint="sim_faults_delete")
     def _delete_faults():
-        injector.clear(request.args.get("endpoint") or None)
-        return jsonify(injector.snapshot())
+        found = injector_for()
+        found.clear(request.args.get("endpoint") or None)
+        return jsonify(found.snapshot())
 
 
 def _configure_from_json(injector: FaultInjector, spec):

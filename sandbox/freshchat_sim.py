@@ -187,6 +187,14 @@ class FreshchatSimulator:
             self.agents[agent_id] = agent
         return dict(agent)
 
+    def add_channel(self, channel_id: str, name: str = "Zalo") -> dict:
+        """Another topic in this account (two connections may share an account, one topic each);
+        gone after `reset()`."""
+        channel = {"id": channel_id, "name": name, "enabled": True, "public": True, "source": "freshchat"}
+        with self.lock:
+            self.channels[channel_id] = channel
+        return dict(channel)
+
     def add_asset(self, name: str, data: bytes, content_type: str) -> str:
         """Host a file (e.g. an agent's attachment) at `<base_url>/assets/media/<name>`."""
         return self._store_asset(f"media/{name}", data, content_type)

@@ -6,6 +6,10 @@ bridge a signed webhook. So a message typed on the page takes the production pat
 Redis lane → worker → partner API → simulator. The page then polls `/sandbox/api/state`, a
 view of both simulators plus `bridge_status()`, built from an explicit list of fields so no
 token or key reaches the browser.
+
+Two connections run (sandbox/connections.py): the default OA with the first FreshChat account,
+and a second OA with its own account. Every call names its OA with `oa` (default: the first);
+the page has a selector for it.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from flask import Blueprint, Response, abort, current_app, jsonify, render_templ
 from redis.exceptions import RedisError
 
 from app.bridge.status import bridge_status
+from sandbox.connections import SECOND_ID, SECOND_NAME, SECOND_OA, SECOND_PREFIX, store_second
 
 log = logging.getLogger("sandbox")
 DEMO_USER = {"user_id": "4937104852669371342", "display_name": "Minh Khánh"}
 NEW_NAMES = ("Lan Anh", "Quốc Bảo", "Thu Trang", "Đức Huy", "Ngọc Mai", "Hoàng Nam")
 TIMEOUT = 15  # some calls wait for the simulator's webhook to this bridge to be answered
 MAX_UPLOAD = 32 * 1024 * 1024  # the app caps bodies at 1 MiB; attachments travel as base64 here
-MEDIA_PREFIXES = {"zalo": ("cdn/", "_sim/uploads/"), "freshchat": ("assets/",)}
+SECOND_SIDE = SECOND_PREFIX.strip("/")
+MEDIA_PREFIXES = {"zalo": ("cdn/", "_sim/uploads/"), "freshchat": ("assets/",), SECOND_SIDE: ("assets/",)}
 
 
 def register_sandbox(app, settings) -> None:
@@ -36,6 +42,7 @@ def register_sandbox(app, settings) -> None:
         settings.freshchat_api_url,
         settings.public_base_url,
     )
+    store_second(app.extensions["redis"], settings)
     app.register_blueprint(build_blueprint(Partners(settings)))
 
 
@@ -52,17 +59,37 @@ class Partners:
             "zalo": settings.zalo_api_base_url.rstrip("/"),
             "freshchat": settings.freshchat_api_url.rstrip("/").removesuffix("/v2"),
         }
+        self.roots[SECOND_SIDE] = self.roots["zalo"].removesuffix("/zalo") + SECOND_PREFIX
         # The simulators run on this machine, so they reach the bridge on loopback, whatever
         # PUBLIC_BASE_URL says (it may be a tunnel the partners process cannot resolve).
         bridge = f"http://127.0.0.1:{settings.port}"
-        self.hooks = {"zalo": bridge + "/webhooks/zalo", "freshchat": bridge + "/webhooks/freshchat"}
+        self.hooks = {
+            "zalo": bridge + "/webhooks/zalo",
+            "freshchat": bridge + "/webhooks/freshchat",
+            SECOND_SIDE: f"{bridge}/webhooks/freshchat/{SECOND_ID}",
+        }
+        # each OA of the page: its connection and the FreshChat account (simulator) it is bound to
+        self.oas = [
+            {"id": settings.zalo_oa_id, "name": "Sandbox OA", "connection": "default", "freshchat": "freshchat"},
+            {"id": SECOND_OA["oa_id"], "name": SECOND_NAME, "connection": SECOND_ID, "freshchat": SECOND_SIDE},
+        ]
+
+    def oa(self, oa_id: str | None) -> dict:
+        """The OA a request names (the first when none); an unknown one is a 400."""
+        found = [o for o in self.oas if o["id"] == (oa_id or self.oas[0]["id"])]
+        if not found:
+            abort(400, "unknown oa")
+        return found[0]
 
     def get(self, side: str, path: str) -> dict:
         return self._call("GET", side, path)
 
-    def act(self, side: str, action: str, kwargs: dict, webhook: bool = True) -> dict:
-        """Run a simulator action; those that send a webhook are pointed at this bridge."""
-        body = {**kwargs, "bridge_url": self.hooks[side]} if webhook else kwargs
+    def act(self, side: str, action: str, kwargs: dict, webhook: bool = True, oa: dict | None = None) -> dict:
+        """Run a simulator action; those that send a webhook are pointed at this bridge. Zalo
+        actions of an OA other than the first name it."""
+        body = {**kwargs, "bridge_url": self.hooks[side]} if webhook else dict(kwargs)
+        if side == "zalo" and oa and oa is not self.oas[0]:
+            body["oa_id"] = oa["id"]
         return self._call("POST", side, f"_sim/actions/{action}", json=body)
 
     def _call(self, method: str, side: str, path: str, **kwargs) -> dict:
@@ -82,14 +109,15 @@ class Partners:
         base = self.settings.public_base_url.rstrip("/")
         return url[len(base) :] if url.startswith(base + "/") else url
 
-    def wire(self, phone: dict, inbox: dict) -> bool:
+    def wire(self, phone: dict, inbox: dict, oa: dict) -> bool:
         """After a (re)start of the partners process: the demo user exists, and FreshChat echoes
         the bridge's own posts back to it as the real one does. True if the demo user was added."""
-        if inbox.get("webhook_url") != self.hooks["freshchat"]:
-            self.act("freshchat", "settings", {"webhook_url": self.hooks["freshchat"]}, webhook=False)
+        side = oa["freshchat"]
+        if inbox.get("webhook_url") != self.hooks[side]:
+            self.act(side, "settings", {"webhook_url": self.hooks[side]}, webhook=False)
         if any(u["user_id"] == DEMO_USER["user_id"] for u in phone["users"]):
             return False
-        self.act("zalo", "add_user", DEMO_USER, webhook=False)
+        self.act("zalo", "add_user", DEMO_USER, webhook=False, oa=oa)
         return True
 
 
@@ -110,7 +138,7 @@ def build_blueprint(partners: Partners) -> Blueprint:
 
     @bp.get("/api/state")
     def state():
-        return jsonify(page_state(partners))
+        return jsonify(page_state(partners, partners.oa(request.args.get("oa"))))
 
     @bp.get("/partners/<side>/<path:path>")
     def partner_media(side: str, path: str):
@@ -127,25 +155,25 @@ def _zalo_routes(bp: Blueprint, partners: Partners) -> None:
     @bp.post("/api/zalo/send")
     def zalo_send():
         body = _body("user_id", "kind", "text", "file", "latitude", "longitude")
-        return _sent(partners.act("zalo", "phone_send", body))
+        return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
 
     @bp.post("/api/zalo/users")
     def zalo_new_user():
         name = (_body("display_name").get("display_name") or "").strip() or secrets.choice(NEW_NAMES)
         user = {"user_id": "49" + "".join(secrets.choice("0123456789") for _ in range(17)), "display_name": name}
-        partners.act("zalo", "add_user", user, webhook=False)
+        partners.act("zalo", "add_user", user, webhook=False, oa=_oa(partners))
         return jsonify(user)
 
     @bp.post("/api/zalo/refuse")
     def zalo_refuse():
         """Zalo answers every reply to this user with an error (e.g. -230), or stops doing so."""
         body = _body("user_id", "display_name", "send_error")
-        partners.act("zalo", "add_user", body, webhook=False)
+        partners.act("zalo", "add_user", body, webhook=False, oa=_oa(partners))
         return jsonify({"ok": True})
 
     @bp.post("/api/zalo/expire-token")
     def zalo_expire_token():
-        partners.act("zalo", "expire_access_token", {}, webhook=False)
+        partners.act("zalo", "expire_access_token", {}, webhook=False, oa=_oa(partners))
         return jsonify({"ok": True})
 
 
@@ -157,7 +185,7 @@ def _agent_routes(bp: Blueprint, partners: Partners) -> None:
         body = _body("conversation_id", "text")
         return _sent(
             partners.act(
-                "freshchat",
+                _account(partners),
                 "agent_message",
                 {"conversation_id": body.get("conversation_id"), "parts": body.get("text") or ""},
             )
@@ -165,16 +193,16 @@ def _agent_routes(bp: Blueprint, partners: Partners) -> None:
 
     @bp.post("/api/agent/note")
     def agent_note():
-        return _sent(partners.act("freshchat", "private_note", _body("conversation_id", "text")))
+        return _sent(partners.act(_account(partners), "private_note", _body("conversation_id", "text")))
 
     @bp.post("/api/agent/attach")
     def agent_attach():
         body = _body("conversation_id", "name", "content_type", "data", "text")
-        return _sent(partners.act("freshchat", "agent_attach", body))
+        return _sent(partners.act(_account(partners), "agent_attach", body))
 
     @bp.post("/api/agent/resolve")
     def agent_resolve():
-        return _sent(partners.act("freshchat", "resolve", _body("conversation_id")))
+        return _sent(partners.act(_account(partners), "resolve", _body("conversation_id")))
 
 
 def _body(*keys: str) -> dict:
@@ -183,6 +211,17 @@ def _body(*keys: str) -> dict:
     if not isinstance(body, dict):
         abort(400, "expected a JSON object")
     return {k: body[k] for k in keys if k in body}
+
+
+def _oa(partners: Partners) -> dict:
+    """The OA the page acts for: `oa` in the JSON body."""
+    body = request.get_json(silent=True)
+    return partners.oa(body.get("oa") if isinstance(body, dict) else None)
+
+
+def _account(partners: Partners) -> str:
+    """The FreshChat simulator of that OA's connection."""
+    return _oa(partners)["freshchat"]
 
 
 def _sent(summary: dict):
@@ -212,15 +251,19 @@ def proxy_media(partners: Partners, side: str, path: str) -> Response:
 # -- the page's view of both sides (explicit fields only: the simulators' state holds tokens) ----
 
 
-def page_state(partners: Partners) -> dict:
+def page_state(partners: Partners, oa: dict) -> dict:
+    """What the page shows for one OA: its users' phones, its FreshChat account's inbox."""
+    oas = {"oa": oa["id"], "oas": [{"id": o["id"], "name": o["name"]} for o in partners.oas]}
+    phone_path = f"_sim/phone?oa_id={oa['id']}"
     try:
-        phone, inbox = partners.get("zalo", "_sim/phone"), partners.get("freshchat", "_sim/state")
-        if partners.wire(phone, inbox):
-            phone = partners.get("zalo", "_sim/phone")
+        phone, inbox = partners.get("zalo", phone_path), partners.get(oa["freshchat"], "_sim/state")
+        if partners.wire(phone, inbox, oa):
+            phone = partners.get("zalo", phone_path)
     except PartnerError as exc:
-        return {"partners": str(exc), "status": status_view(partners, {})}
+        return {"partners": str(exc), **oas, "status": status_view(partners, {})}
     return {
         "partners": "ok",
+        **oas,
         "zalo": zalo_view(partners, phone),
         "inbox": inbox_view(partners, inbox),
         "status": status_view(partners, phone),

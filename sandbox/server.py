@@ -1,5 +1,8 @@
 """Both partner simulators in one WSGI app: Zalo under /zalo, FreshChat under /freshchat.
 
+More FreshChat accounts (each its own API key and signing key) mount under their own
+prefixes, e.g. /freshchat2; more Zalo OAs are added to the one Zalo simulator (`add_oa`).
+
 With the server at http://127.0.0.1:9100 the bridge's sandbox settings (config/sandbox.py) are
 ZALO_API_BASE_URL = ZALO_OAUTH_BASE_URL = http://127.0.0.1:9100/zalo and
 FRESHCHAT_API_URL = http://127.0.0.1:9100/freshchat/v2. `GET /` lists every URL.
@@ -19,8 +22,10 @@ from sandbox.freshchat_sim import FreshchatSimulator
 from sandbox.zalo_sim import ZaloSimulator
 
 
-def build_partners(settings=None):
+def build_partners(settings=None, freshchat_accounts: dict | None = None):
     """(wsgi_app, zalo_sim, freshchat_sim) from a dict (or Settings) of the bridge's field names.
+
+    `freshchat_accounts` maps a prefix (`/freshchat2`) to another FreshchatSimulator to mount.
 
     Missing values default to config/sandbox.py so the bridge in sandbox mode matches.
     Extra keys: `freshchat_private_key` (PEM or key object; the webhook signing key),
@@ -44,24 +49,37 @@ def build_partners(settings=None):
         private_key=s.get("freshchat_private_key"),
         reopen_mode=s.get("reopen_mode", "classic"),
     )
+    accounts = {"/freshchat": fc, **(freshchat_accounts or {})}
     if s.get("public_url"):
-        set_public_url(s["public_url"], zalo, fc)
-    app = DispatcherMiddleware(_index_app(zalo, fc), {"/zalo": zalo.app, "/freshchat": fc.app})
+        set_public_url(s["public_url"], zalo, fc, accounts)
+    mounts = {"/zalo": zalo.app, **{prefix: account.app for prefix, account in accounts.items()}}
+    app = DispatcherMiddleware(_index_app(zalo, accounts), mounts)
     return app, zalo, fc
 
 
-def set_public_url(base: str, zalo: ZaloSimulator, fc: FreshchatSimulator) -> None:
+def set_public_url(base: str, zalo: ZaloSimulator, fc: FreshchatSimulator, accounts: dict | None = None) -> None:
     """Tell the simulators their own address, for CDN and asset links they hand out."""
     base = base.rstrip("/")
     zalo.base_url = base + "/zalo"
-    fc.base_url = base + "/freshchat"
+    for prefix, account in {"/freshchat": fc, **(accounts or {})}.items():
+        account.base_url = base + prefix
 
 
-def _index_app(zalo: ZaloSimulator, fc: FreshchatSimulator) -> Flask:
+def _index_app(zalo: ZaloSimulator, accounts: dict) -> Flask:
     app = Flask("sandbox_partners")
+
+    def account_view(fc: FreshchatSimulator) -> dict:
+        return {
+            "api_url": fc.base_url + "/v2",
+            "channel_id": fc.channel_id,
+            "public_key": fc.base_url + "/_sim/public_key",
+            "state": fc.base_url + "/_sim/state",
+        }
 
     @app.get("/")
     def index():
+        oas = [{"app_id": oa.app_id, "oa_id": oa.oa_id} for oa in zalo.oas().values()]
+        views = {prefix.strip("/"): account_view(fc) for prefix, fc in accounts.items()}
         return jsonify(
             {
                 "zalo": {
@@ -69,14 +87,10 @@ def _index_app(zalo: ZaloSimulator, fc: FreshchatSimulator) -> Flask:
                     "oauth_base_url": zalo.base_url,
                     "app_id": zalo.app_id,
                     "oa_id": zalo.oa_id,
+                    "oas": oas,
                     "state": zalo.base_url + "/_sim/state",
                 },
-                "freshchat": {
-                    "api_url": fc.base_url + "/v2",
-                    "channel_id": fc.channel_id,
-                    "public_key": fc.base_url + "/_sim/public_key",
-                    "state": fc.base_url + "/_sim/state",
-                },
+                **views,
             }
         )
 
@@ -114,12 +128,15 @@ def serve(app, host: str, port: int, quiet: bool = False):
     return make_server(host, port, app, threaded=True, request_handler=handler)
 
 
-def start_in_thread(port: int = 0, settings=None, host: str = "127.0.0.1", quiet: bool = True):
-    """Serve both simulators from a daemon thread: (base_url, zalo_sim, fc_sim, stop)."""
-    app, zalo, fc = build_partners(settings)
+def start_in_thread(
+    port: int = 0, settings=None, host: str = "127.0.0.1", quiet: bool = True, freshchat_accounts: dict | None = None
+):
+    """Serve both simulators (and any more FreshChat accounts) from a daemon thread:
+    (base_url, zalo_sim, fc_sim, stop)."""
+    app, zalo, fc = build_partners(settings, freshchat_accounts)
     server = serve(app, host, port, quiet)
     base_url = f"http://{host}:{server.port}"
-    set_public_url(base_url, zalo, fc)
+    set_public_url(base_url, zalo, fc, freshchat_accounts)
     thread = threading.Thread(target=server.serve_forever, name="sandbox-partners", daemon=True)
     thread.start()
 

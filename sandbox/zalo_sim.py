@@ -28,10 +28,11 @@ import re
 import secrets
 import threading
 import time
+from collections import deque
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, abort, jsonify, redirect, request
 
 from app.integrations.zalo.signature import compute_mac
 from sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action, serialise
@@ -188,33 +189,27 @@ def business_card_message(name: str, phone: str, qr_url: str = "https://zalo.me/
     return attachment_message("link", payload, name)
 
 
-class ZaloSimulator:
-    def __init__(
-        self,
-        app_id: str,
-        oa_id: str,
-        oa_secret_key: str,
-        app_secret: str,
-        access_token: str,
-        refresh_token: str,
-        access_ttl: int = 90000,
-        *,
-        base_url: str = "",
-        clock=time.time,
-    ):
+class ZaloOA:
+    """One Official Account: its OA Secret Key (webhook MAC), token pair and OAuth, users, what
+    it sent and the webhooks it fired. The simulator is itself its first OA; `add_oa()` makes
+    more, which share its HTTP routes, CDN, uploads and lock, and the fault rules of their app."""
+
+    def __init__(self, sim, app_id, oa_id, oa_secret_key, app_secret, access_token, refresh_token, access_ttl):
+        self.sim, self.lock, self.clock = sim, sim.lock, sim.clock
         self.app_id, self.oa_id, self.oa_secret_key = str(app_id), str(oa_id), oa_secret_key
-        self.app_secret, self.access_ttl, self.base_url = app_secret, int(access_ttl), base_url
-        self.clock = clock
-        self.lock = threading.RLock()
+        self.app_secret, self.access_ttl = app_secret, int(access_ttl)
         self._initial_tokens = (access_token, refresh_token)
-        self.faults = FaultInjector(clock=clock)
         self.echo_url: str | None = None  # set to have every accepted send echoed as oa_send_*
         self.echo_delay = 0.0
-        self.reset()
-        self.app = self._build_app()
+        self.reset_oa()
 
-    def reset(self) -> None:
-        """Back to the constructor's state: initial tokens, no users, messages, uploads, faults."""
+    @property
+    def faults(self) -> FaultInjector:
+        """The fault rules of this OA's app: a -32 storm hits every OA of the app."""
+        return self.sim.app_faults(self.app_id)
+
+    def reset_oa(self) -> None:
+        """This OA back to its initial tokens, with no users, messages or webhooks."""
         with self.lock:
             self.access_token, self.refresh_token = self._initial_tokens
             self.access_expires_at = self.clock() + self.access_ttl
@@ -224,12 +219,12 @@ class ZaloSimulator:
             self.users: dict[str, dict] = {}
             self.sent: list[dict] = []
             self.console_messages: list[dict] = []
-            self.uploads: dict[str, dict] = {}
-            self.media: dict[str, tuple[bytes, str]] = {}
             self.auth_codes: dict[str, tuple[str, float]] = {}
             self.webhooks: list[dict] = []
             self.phone_log: list[dict] = []  # what users sent from the sandbox page's phone
-        self.faults.reset()
+
+    def reset(self) -> None:
+        self.reset_oa()
 
     # -- set-up helpers -------------------------------------------------------------------
 
@@ -263,11 +258,11 @@ class ZaloSimulator:
     def add_media(self, name: str, data: bytes, content_type: str) -> str:
         """Serve `data` at `<base_url>/cdn/<name>`, as Zalo's CDN would; returns that URL."""
         with self.lock:
-            self.media[name] = (bytes(data), content_type)
+            self.sim.media[name] = (bytes(data), content_type)
         return self.media_url(name)
 
     def media_url(self, name: str) -> str:
-        return f"{self.base_url}/cdn/{name}"
+        return f"{self.sim.base_url}/cdn/{name}"
 
     def issue_auth_code(self, code_challenge: str | None = None) -> str:
         """A single-use authorization code, as the OAuth callback would receive it."""
@@ -289,38 +284,18 @@ class ZaloSimulator:
     def expire_upload(self, ident: str) -> None:
         """Sending this attachment_id/token now answers -100, as after Zalo's 7 days."""
         with self.lock:
-            self.uploads[ident]["expired"] = True
+            self.sim.uploads[ident]["expired"] = True
 
     def upload(self, ident: str) -> dict:
         """An upload by attachment_id or token: kind, filename, content_type and `data` bytes."""
         with self.lock:
-            return dict(self.uploads[ident])
+            return dict(self.sim.uploads[ident])
 
     def messages_to(self, user_id: str) -> list[dict]:
         with self.lock:
             return [dict(m) for m in self.sent if m["user_id"] == str(user_id)]
 
     # -- HTTP ----------------------------------------------------------------------------
-
-    def _build_app(self) -> Flask:
-        app = Flask("zalo_sim")
-        app.config["MAX_CONTENT_LENGTH"] = 30 * MB
-        install(app, self.faults, _fault_body)
-        rules = [
-            ("/v3.0/oa/message/cs", "message_cs", self._message_cs, "POST"),
-            ("/v2.0/oa/upload/image", "upload_image", lambda: self._upload("image"), "POST"),
-            ("/v2.0/oa/upload/gif", "upload_gif", lambda: self._upload("gif"), "POST"),
-            ("/v2.0/oa/upload/file", "upload_file", lambda: self._upload("file"), "POST"),
-            ("/v3.0/oa/user/detail", "user_detail", self._user_detail, "GET"),
-            ("/v2.0/oa/getoa", "getoa", self._getoa, "GET"),
-            ("/v4/oa/access_token", "access_token", self._access_token, "POST"),
-            ("/v4/oa/permission", "permission", self._permission, "GET"),
-            ("/cdn/<path:name>", "cdn", self._cdn, "GET"),
-            ("/_sim/uploads/<ident>", "sim_upload", self._http_upload_bytes, "GET"),
-            ("/_sim/phone", "sim_phone", lambda: jsonify(self.phone()), "GET"),
-        ]
-        add_routes(app, self, rules)
-        return app
 
     def _token_error(self):
         """-216 unless the header carries the current, unexpired access token."""
@@ -341,7 +316,7 @@ class ZaloSimulator:
             problem = self._recipient_problem(user_id) or self._message_problem(body.get("message"))
             if problem:
                 return _error(*problem)
-            record = self._record(user_id, body["message"])
+            record = self._record(user_id, body["message"], request.headers.get("access_token", ""))
         self._schedule_echo(record)
         return _ok({"message_id": record["message_id"], "user_id": user_id, "sent_time": str(record["time_ms"])})
 
@@ -399,13 +374,14 @@ class ZaloSimulator:
         return self._upload_ref_problem(element["attachment_id"], "image")
 
     def _upload_ref_problem(self, ident, kind: str):
-        found = self.uploads.get(str(ident or ""))
+        found = self.sim.uploads.get(str(ident or ""))
         field = "token" if kind == "file" else "attachment_id"
         if not found or found["kind"] != kind:
             return -201, f"{field} is invalid"
         return (-100, None) if found.get("expired") else None
 
-    def _record(self, user_id: str, message: dict) -> dict:
+    def _record(self, user_id: str, message: dict, access_token: str) -> dict:
+        """What the OA sent, with the OA and token that sent it (several OAs share the routes)."""
         now = self.clock()
         record = {
             "message_id": _hex_id(),
@@ -414,6 +390,8 @@ class ZaloSimulator:
             "message": message,
             "time": now,
             "time_ms": int(now * 1000),
+            "oa_id": self.oa_id,
+            "access_token": access_token,
         }
         self.sent.append(record)
         return record
@@ -431,7 +409,7 @@ class ZaloSimulator:
             return _error(*problem)
         ident = secrets.token_hex(16) if kind != "file" else secrets.token_urlsafe(48)
         with self.lock:
-            self.uploads[ident] = {
+            self.sim.uploads[ident] = {
                 "id": ident,
                 "kind": kind,
                 "filename": filename,
@@ -484,7 +462,7 @@ class ZaloSimulator:
 
     def _cdn(self, name: str):
         with self.lock:
-            found = self.media.get(name)
+            found = self.sim.media.get(name)
         if found is None:
             return Response("not found", status=404, mimetype="text/plain")
         return Response(found[0], mimetype=found[1])
@@ -643,7 +621,7 @@ class ZaloSimulator:
         attachment = message.get("attachment") or {}
         body = {"text": message["text"]} if message.get("text") else {}
         if attachment.get("type") == "file":
-            upload = self.uploads.get(attachment["payload"].get("token"), {})
+            upload = self.sim.uploads.get(attachment["payload"].get("token"), {})
             payload = {"name": upload.get("filename", ""), "size": str(upload.get("size", 0)), "url": ""}
             return "oa_send_file", {**body, "attachments": [{"type": "file", "payload": payload}]}
         elements = (attachment.get("payload") or {}).get("elements") or [{}]
@@ -791,12 +769,12 @@ class ZaloSimulator:
         """Every chat as the users see it: their messages, the OA's (with upload metadata), no tokens."""
         with self.lock:
             uploads = {
-                i: {k: u[k] for k in ("kind", "filename", "content_type", "size")} for i, u in self.uploads.items()
+                i: {k: u[k] for k in ("kind", "filename", "content_type", "size")} for i, u in self.sim.uploads.items()
             }
             return {
                 "users": [dict(u) for u in self.users.values()],
                 "user_messages": [dict(m) for m in self.phone_log],
-                "oa_messages": [{k: v for k, v in m.items() if k != "time"} for m in self.sent],
+                "oa_messages": [{k: v for k, v in m.items() if k not in ("time", "access_token")} for m in self.sent],
                 "console_messages": list(self.console_messages),
                 "uploads": uploads,
                 "refresh_count": self.refresh_count,
@@ -811,7 +789,7 @@ class ZaloSimulator:
                 "oa_id": self.oa_id,
                 "messages": [{k: v for k, v in m.items() if k != "time"} for m in self.sent],
                 "console_messages": list(self.console_messages),
-                "uploads": [{k: v for k, v in u.items() if k != "data"} for u in self.uploads.values()],
+                "uploads": [{k: v for k, v in u.items() if k != "data"} for u in self.sim.uploads.values()],
                 "tokens": {
                     "access_token": self.access_token,
                     "refresh_token": self.refresh_token,
@@ -823,10 +801,203 @@ class ZaloSimulator:
                 },
                 "refresh_count": self.refresh_count,
                 "users": [dict(u) for u in self.users.values()],
-                "media": sorted(self.media),
+                "media": sorted(self.sim.media),
                 "webhooks": list(self.webhooks),
                 "faults": self.faults.snapshot(),
             }
+
+    def actions(self) -> dict:
+        """Demo/UI controls: POST /_sim/actions/<name> with the method's keyword arguments."""
+        return {
+            "user_event": self.send_user_event,
+            "text": self.send_text,
+            "follow": self.send_follow,
+            "seen": self.send_seen,
+            "admin_message": self.send_admin_message,
+            "oa_echo": self.send_oa_echo,
+            "add_user": self.add_user,
+            "expire_access_token": self.expire_access_token,
+            "revoke_refresh_token": self.revoke_refresh_token,
+            "phone_send": self.phone_send,
+        }
+
+
+class ZaloSimulator(ZaloOA):
+    """The Zalo partner: its first OA (the one the bridge's default connection uses) plus any
+    added with `add_oa()`. API calls find their OA by the `access_token` header, OAuth calls by
+    `app_id` (and the refresh token or code); the fault rules apply per app."""
+
+    def __init__(
+        self,
+        app_id: str,
+        oa_id: str,
+        oa_secret_key: str,
+        app_secret: str,
+        access_token: str,
+        refresh_token: str,
+        access_ttl: int = 90000,
+        *,
+        base_url: str = "",
+        clock=time.time,
+    ):
+        self.base_url, self.clock, self.lock = base_url, clock, threading.RLock()
+        self._faults = {str(app_id): FaultInjector(clock=clock)}
+        self.uploads: dict[str, dict] = {}
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.extra_oas: dict[str, ZaloOA] = {}
+        self._rates: dict[str, tuple[int, deque]] = {}  # app id -> (limit per minute, send times)
+        super().__init__(self, app_id, oa_id, oa_secret_key, app_secret, access_token, refresh_token, access_ttl)
+        self.app = self._build_app()
+
+    def reset(self) -> None:
+        """Back to the constructor's state: the first OA only, its initial tokens, no users,
+        messages, uploads or faults."""
+        with self.lock:
+            self.reset_oa()
+            self.uploads.clear()
+            self.media.clear()
+            self.extra_oas.clear()
+            self._faults = {self.app_id: self._faults[self.app_id]}
+            self._rates.clear()
+        self.faults.reset()
+
+    # -- several OAs -----------------------------------------------------------------------
+
+    def add_oa(
+        self,
+        app_id: str,
+        oa_id: str,
+        oa_secret_key: str,
+        app_secret: str,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        access_ttl: int | None = None,
+    ) -> ZaloOA:
+        """Another OA, of this app or another one: the handle has the same methods as the
+        simulator (send_text, messages_to, expire_access_token, ...). Tokens default to ones
+        named after the OA; an app has one App Secret."""
+        app_id, oa_id = str(app_id), str(oa_id)
+        with self.lock:
+            if oa_id in self.oas():
+                raise ValueError(f"OA {oa_id} exists")
+            known = [o.app_secret for o in self.oas().values() if o.app_id == app_id]
+            if known and known[0] != app_secret:
+                raise ValueError(f"app {app_id} has another App Secret")
+            oa = ZaloOA(
+                self,
+                app_id,
+                oa_id,
+                oa_secret_key,
+                app_secret,
+                access_token or f"sim-access-{oa_id}-0",
+                refresh_token or f"sim-refresh-{oa_id}-0",
+                self.access_ttl if access_ttl is None else access_ttl,
+            )
+            self._faults.setdefault(app_id, FaultInjector(clock=self.clock))
+            self.extra_oas[oa_id] = oa
+        return oa
+
+    def oas(self) -> dict[str, ZaloOA]:
+        """Every OA by id, the first one first."""
+        with self.lock:
+            return {self.oa_id: self, **self.extra_oas}
+
+    def oa(self, oa_id: str) -> ZaloOA:
+        return self.oas()[str(oa_id)]
+
+    def app_faults(self, app_id: str) -> FaultInjector:
+        """One app's fault rules (an unknown app gets the first app's, as unattributed calls do)."""
+        with self.lock:
+            return self._faults.get(str(app_id)) or self._faults[self.app_id]
+
+    def rate_limit(self, app_id: str, per_minute: int | None) -> None:
+        """Answer -32 to an app's CS messages beyond `per_minute` in any 60 s, whichever of its
+        OAs sends them, as Zalo counts per app; None lifts the limit."""
+        with self.lock:
+            if per_minute is None:
+                self._rates.pop(str(app_id), None)
+            else:
+                self._rates[str(app_id)] = (int(per_minute), deque())
+
+    def _over_rate(self, app_id: str) -> bool:
+        with self.lock:
+            limit, stamps = self._rates.get(app_id, (None, None))
+            if limit is None:
+                return False
+            now = self.clock()
+            while stamps and stamps[0] <= now - 60:
+                stamps.popleft()
+            if len(stamps) >= limit:
+                return True
+            stamps.append(now)
+            return False
+
+    def _route_message_cs(self):
+        """Only calls with a valid token count against their app's rate."""
+        oa = self._by_token()
+        if oa._token_error() is None and self._over_rate(oa.app_id):
+            return _error(-32)
+        return oa._message_cs()
+
+    def _by_token(self) -> ZaloOA:
+        """The OA whose current access token the call carries; the first OA answers the rest
+        (with -216)."""
+        given = request.headers.get("access_token", "")
+        return next((o for o in self.oas().values() if given and o.access_token == given), self)
+
+    def _by_app(self, app_id: str, secret: str = "") -> ZaloOA:
+        """An OAuth call's OA: of its app, holding the refresh token or code `secret` if one does."""
+        of_app = [o for o in self.oas().values() if o.app_id == app_id] or [self]
+        return next((o for o in of_app if secret and secret in (o.refresh_token, *o.auth_codes)), of_app[0])
+
+    def _request_faults(self) -> FaultInjector:
+        """The fault rules a request is checked against: its app's, named by `app_id` (OAuth,
+        `/_sim/faults?app_id=`) or by the OA its access token belongs to."""
+        app_id = request.args.get("app_id") or request.form.get("app_id") or self._by_token().app_id
+        return self.app_faults(app_id)
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:
+        app = Flask("zalo_sim")
+        app.config["MAX_CONTENT_LENGTH"] = 30 * MB
+        install(app, self._request_faults, _fault_body)
+        rules = [
+            ("/v3.0/oa/message/cs", "message_cs", self._route_message_cs, "POST"),
+            ("/v2.0/oa/upload/image", "upload_image", lambda: self._by_token()._upload("image"), "POST"),
+            ("/v2.0/oa/upload/gif", "upload_gif", lambda: self._by_token()._upload("gif"), "POST"),
+            ("/v2.0/oa/upload/file", "upload_file", lambda: self._by_token()._upload("file"), "POST"),
+            ("/v3.0/oa/user/detail", "user_detail", lambda: self._by_token()._user_detail(), "GET"),
+            ("/v2.0/oa/getoa", "getoa", lambda: self._by_token()._getoa(), "GET"),
+            ("/v4/oa/access_token", "access_token", self._route_access_token, "POST"),
+            ("/v4/oa/permission", "permission", self._route_permission, "GET"),
+            ("/cdn/<path:name>", "cdn", self._cdn, "GET"),
+            ("/_sim/uploads/<ident>", "sim_upload", self._http_upload_bytes, "GET"),
+            ("/_sim/phone", "sim_phone", lambda: jsonify(self._request_oa().phone()), "GET"),
+        ]
+        add_routes(app, self, rules)
+        return app
+
+    def _route_access_token(self):
+        form = request.form
+        return self._by_app(form.get("app_id", ""), form.get("refresh_token") or form.get("code") or "")._access_token()
+
+    def _route_permission(self):
+        """The consent page of the OA named by `oa_id` (as if the admin picked it), else the app's first."""
+        oa = self.oas().get(request.args.get("oa_id", ""))
+        return (oa or self._by_app(request.args.get("app_id", "")))._permission()
+
+    def _request_oa(self) -> ZaloOA:
+        """The OA a control request names with `oa_id` (query or JSON body), else the first."""
+        body = request.get_json(silent=True) if request.is_json else None
+        oa_id = request.args.get("oa_id") or (body.get("oa_id") if isinstance(body, dict) else None)
+        if oa_id and str(oa_id) not in self.oas():
+            abort(404, f"no OA {oa_id}")
+        return self.oas()[str(oa_id)] if oa_id else self
+
+    def state(self) -> dict:
+        """The first OA's state as before, plus every added OA's under `oas`."""
+        return {**super().state(), "oas": [o.state() for o in list(self.extra_oas.values())]}
 
     def _http_reset(self):
         self.reset()
@@ -840,20 +1011,10 @@ class ZaloSimulator:
         return Response(found["data"], mimetype=found["content_type"] or "application/octet-stream")
 
     def _http_action(self, name: str):
-        """Demo/UI controls: POST /_sim/actions/<name> with the method's keyword arguments."""
-        actions = {
-            "user_event": self.send_user_event,
-            "text": self.send_text,
-            "follow": self.send_follow,
-            "seen": self.send_seen,
-            "admin_message": self.send_admin_message,
-            "oa_echo": self.send_oa_echo,
-            "add_user": self.add_user,
-            "expire_access_token": self.expire_access_token,
-            "revoke_refresh_token": self.revoke_refresh_token,
-            "phone_send": self.phone_send,
-        }
-        return run_action(actions, name)
+        """`oa_id` in the body picks the OA that acts (default: the first)."""
+        oa, body = self._request_oa(), request.get_json(silent=True) or {}
+        kwargs = {k: v for k, v in body.items() if k != "oa_id"} if isinstance(body, dict) else body
+        return run_action(oa.actions(), name, kwargs)
 
 
 def _safe_name(name: str) -> str:

@@ -5,7 +5,7 @@
 const POLL_MS = 300; // a message must show on the other side within a second
 const MAX_FILE = 25 * 1024 * 1024;
 const $ = (id) => document.getElementById(id);
-const ui = { zaloUser: "", conversation: "", pinned: false, mode: "reply", last: {}, state: null };
+const ui = { oa: "", zaloUser: "", conversation: "", pinned: false, mode: "reply", last: {}, state: null };
 
 // -- small helpers ------------------------------------------------------------------------------
 
@@ -47,7 +47,9 @@ function toast(message) {
 
 async function api(path, body) {
   const resp = await fetch("/sandbox/api/" + path, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
+    // every action is for the OA picked in the selector (its connection and FreshChat account)
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(Object.assign({ oa: ui.oa }, body || {})),
   });
   const answer = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new Error(answer.error || resp.statusText);
@@ -316,15 +318,36 @@ function renderStatus(state) {
   if (!(s.last_errors || []).length) $("status-errors").appendChild(el("li", "muted", "none"));
 }
 
+// The OA selector: each OA is one connection of the bridge, with its own FreshChat account.
+function renderOas(state) {
+  if (!ui.oa && state.oa) ui.oa = state.oa;
+  if (!changed("oas", state.oas || [])) return;
+  $("oa").replaceChildren(...(state.oas || []).map((o) => {
+    const option = el("option", "", o.name);
+    option.value = o.id; option.selected = o.id === ui.oa;
+    return option;
+  }));
+  const picked = (state.oas || []).find((o) => o.id === ui.oa);
+  if (picked) $("oa-name").textContent = picked.name;
+}
+
+function switchOa(oaId) {
+  // another OA: other users and another inbox, so nothing picked or drawn carries over
+  Object.assign(ui, { oa: oaId, zaloUser: "", conversation: "", pinned: false, last: {} });
+  poll();
+}
+
 // -- polling and wiring ------------------------------------------------------------------------------
 
 async function poll() {
   clearTimeout(poll.timer);
   try {
-    const state = await (await fetch("/sandbox/api/state", { cache: "no-store" })).json();
+    const query = ui.oa ? "?oa=" + encodeURIComponent(ui.oa) : "";
+    const state = await (await fetch("/sandbox/api/state" + query, { cache: "no-store" })).json();
     ui.state = state;
+    renderOas(state);
     renderStatus(state);
-    if (state.zalo) {
+    if (state.zalo && state.oa === ui.oa) { // an answer for the OA picked before a switch is dropped
       renderUsers(state.zalo.users);
       renderPhone(state.zalo);
       pickConversation(state.inbox.conversations);
@@ -347,6 +370,7 @@ function onFile(input, send) {
 }
 
 function wireZalo() {
+  $("oa").onchange = (e) => switchOa(e.target.value);
   $("zalo-send").onclick = sendZaloText;
   $("zalo-text").addEventListener("keydown", (e) => { if (e.key === "Enter") sendZaloText(); });
   $("zalo-user").onchange = (e) => { ui.zaloUser = e.target.value; ui.pinned = false; poll(); };

@@ -1,0 +1,110 @@
+"""The sandbox's second connection: another simulated OA, bound to its own simulated FreshChat
+account, so `make run` shows two connections at work.
+
+The partners process (`python -m sandbox`) adds the OA and mounts the account under
+/freshchat2; the bridge's web process stores the connection at start (`store_second`). Both
+take the values from here, and the account's signing key from the same file under the var dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from config.sandbox import DEFAULTS
+
+log = logging.getLogger("sandbox")
+SECOND_ID = "sandbox-2"
+SECOND_NAME = "Sandbox OA 2"
+SECOND_OA = {  # an OA of the same Zalo app as the default one: one app, two OAs
+    "app_id": DEFAULTS["zalo_app_id"],
+    "app_secret": DEFAULTS["zalo_app_secret"],
+    "oa_id": "2000000000000000003",
+    "oa_secret_key": "sandbox-oa2-secret-key",
+    "access_token": "sandbox2-access-token-0",
+    "refresh_token": "sandbox2-refresh-token-0",
+}
+SECOND_PREFIX = "/freshchat2"
+SECOND_ACCOUNT = {"api_key": "sandbox-freshchat2-api-key", "channel_id": "sandbox-zalo-topic-2"}
+KEY_FILE = "sandbox-freshchat2-key.pem"
+
+
+def keypair(var_dir: Path) -> tuple[bytes, str]:
+    """(private PEM, public PEM) of the second account, made once per checkout. The web and
+    partners processes start together: the first to link its key in place wins, the other
+    reads that one, so both always hold the same key."""
+    path = Path(var_dir) / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        tmp = path.with_name(f"{KEY_FILE}.{os.getpid()}.tmp")
+        tmp.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return path.read_bytes(), public.decode()
+
+
+def second_freshchat(var_dir: Path):
+    from sandbox.freshchat_sim import FreshchatSimulator
+
+    return FreshchatSimulator(SECOND_ACCOUNT["channel_id"], SECOND_ACCOUNT["api_key"], private_key=keypair(var_dir)[0])
+
+
+def add_second_oa(zalo):
+    return zalo.add_oa(**SECOND_OA)
+
+
+def record(partners_url: str, var_dir: Path) -> dict:
+    """The connection as ConnectionStore stores it (docs/interface.md §7.2)."""
+    return {
+        "id": SECOND_ID,
+        "name": SECOND_NAME,
+        "enabled": True,
+        "zalo": dict(SECOND_OA),
+        "freshchat": {
+            "api_url": partners_url.rstrip("/") + SECOND_PREFIX + "/v2",
+            "api_key": SECOND_ACCOUNT["api_key"],
+            "channel_id": SECOND_ACCOUNT["channel_id"],
+            "webhook_public_key": keypair(var_dir)[1],
+        },
+        "options": {},
+    }
+
+
+def partners_url(settings) -> str:
+    """Where the simulators are, from the Zalo URL the sandbox settings point at them."""
+    return settings.zalo_api_base_url.rstrip("/").removesuffix("/zalo")
+
+
+def store_second(redis, settings) -> bool:
+    """Store the second connection unless it is there. False when Redis is not reachable
+    yet (the page tries again)."""
+    from redis.exceptions import RedisError
+
+    from app.bridge.secrets_at_rest import sealer_for
+    from app.connections import ConnectionStore
+
+    store = ConnectionStore(redis, settings, sealer_for(settings))
+    try:
+        if store.get(SECOND_ID) is None:
+            store.put(record(partners_url(settings), Path(settings.media_dir).parent))
+        return True
+    except RedisError as exc:
+        log.warning("sandbox: could not store the second connection yet (%s)", type(exc).__name__)
+        return False

@@ -1,0 +1,121 @@
+"""The sandbox's second connection: stored at start, and the page's calls routed by OA."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app import create_app
+from app.bridge.secrets_at_rest import is_sealed, sealer_for
+from app.connections import STORE, ConnectionStore
+from sandbox import connections
+from sandbox.connections import SECOND_ID, SECOND_OA, keypair, store_second
+from tests.helpers import make_settings
+
+PARTNERS = "http://127.0.0.1:9100"
+DEFAULT_OA = "2000000000000000002"
+
+
+@pytest.fixture
+def sandbox_settings(redis, redis_server, tmp_path):
+    return make_settings(
+        redis_server.url,
+        media_dir=str(tmp_path / "media"),
+        sandbox=True,
+        zalo_oa_id=DEFAULT_OA,
+        zalo_api_base_url=PARTNERS + "/zalo",
+        zalo_oauth_base_url=PARTNERS + "/zalo",
+        freshchat_api_url=PARTNERS + "/freshchat/v2",
+    )
+
+
+def test_store_second_puts_the_connection_sealed_once(redis, sandbox_settings, tmp_path):
+    assert store_second(redis, sandbox_settings)
+    conn = ConnectionStore(redis, sandbox_settings, sealer_for(sandbox_settings)).get(SECOND_ID)
+    assert (conn.zalo_app_id, conn.zalo_oa_id) == (SECOND_OA["app_id"], SECOND_OA["oa_id"])
+    assert conn.settings.zalo_oa_secret_key == SECOND_OA["oa_secret_key"]
+    assert conn.settings.freshchat_api_url == PARTNERS + "/freshchat2/v2"
+    assert conn.settings.freshchat_channel_id == "sandbox-zalo-topic-2"
+    assert conn.settings.freshchat_webhook_public_key == keypair(tmp_path)[1]
+    raw = json.loads(redis.hget(STORE, SECOND_ID))
+    assert is_sealed(raw["zalo"]["access_token"]) and is_sealed(raw["freshchat"]["api_key"])
+    created = conn.created_at
+    assert store_second(redis, sandbox_settings)  # a second web worker starting: left as it is
+    assert ConnectionStore(redis, sandbox_settings, sealer_for(sandbox_settings)).get(SECOND_ID).created_at == created
+
+
+def test_keypair_is_made_once_and_an_existing_key_wins(tmp_path, monkeypatch):
+    first = keypair(tmp_path)
+    assert keypair(tmp_path) == first
+    calls = []
+    monkeypatch.setattr(connections.rsa, "generate_private_key", lambda **kw: calls.append(kw))
+    assert keypair(tmp_path) == first and calls == []  # an existing file is never regenerated
+
+
+@pytest.fixture
+def page(sandbox_settings):
+    return create_app(sandbox_settings).test_client()
+
+
+def test_the_app_stores_the_second_connection_at_start(redis, page):
+    assert redis.hexists(STORE, SECOND_ID)
+
+
+def test_state_of_the_second_oa_reads_its_phone_and_its_own_freshchat_account(page, requests_mock):
+    phone = {
+        "users": [{"user_id": "4937104852669371342", "display_name": "Minh Khánh"}],
+        "user_messages": [],
+        "oa_messages": [],
+        "console_messages": [],
+        "uploads": {},
+        "refresh_count": 0,
+    }
+    hook = f"http://127.0.0.1:{page.application.config['SETTINGS'].port}/webhooks/freshchat/{SECOND_ID}"
+    inbox = {"users": [], "agents": [], "conversations": [], "webhook_url": hook}
+    requests_mock.get(f"{PARTNERS}/zalo/_sim/phone?oa_id={SECOND_OA['oa_id']}", json=phone)
+    requests_mock.get(f"{PARTNERS}/freshchat2/_sim/state", json=inbox)
+    state = page.get(f"/sandbox/api/state?oa={SECOND_OA['oa_id']}").get_json()
+    assert state["partners"] == "ok" and state["oa"] == SECOND_OA["oa_id"]
+    assert [o["id"] for o in state["oas"]] == [DEFAULT_OA, SECOND_OA["oa_id"]]
+    assert [r.url for r in requests_mock.request_history] == [
+        f"{PARTNERS}/zalo/_sim/phone?oa_id={SECOND_OA['oa_id']}",
+        f"{PARTNERS}/freshchat2/_sim/state",
+    ]
+
+
+def test_actions_name_the_oa_and_go_to_its_freshchat_account(page, requests_mock):
+    port = page.application.config["SETTINGS"].port
+    zalo = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/phone_send", json={"statuses": [200]})
+    agent = requests_mock.post(f"{PARTNERS}/freshchat2/_sim/actions/agent_message", json={"statuses": [200]})
+    second = SECOND_OA["oa_id"]
+    sent = page.post("/sandbox/api/zalo/send", json={"oa": second, "user_id": "49", "kind": "text", "text": "alo"})
+    assert sent.get_json()["ok"]
+    assert zalo.last_request.json() == {
+        "user_id": "49",
+        "kind": "text",
+        "text": "alo",
+        "bridge_url": f"http://127.0.0.1:{port}/webhooks/zalo",
+        "oa_id": second,
+    }
+    page.post("/sandbox/api/agent/reply", json={"oa": second, "conversation_id": "c1", "text": "dạ"})
+    assert agent.last_request.json() == {
+        "conversation_id": "c1",
+        "parts": "dạ",
+        "bridge_url": f"http://127.0.0.1:{port}/webhooks/freshchat/{SECOND_ID}",
+    }
+
+
+def test_actions_of_the_first_oa_are_as_before(page, requests_mock):
+    zalo = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/expire_access_token", json={"ok": True})
+    fc = requests_mock.post(f"{PARTNERS}/freshchat/_sim/actions/resolve", json={"statuses": [200]})
+    assert page.post("/sandbox/api/zalo/expire-token", json={}).status_code == 200
+    assert zalo.last_request.json() == {}
+    page.post("/sandbox/api/agent/resolve", json={"conversation_id": "c1"})
+    assert fc.last_request.json()["conversation_id"] == "c1"
+    assert fc.last_request.json()["bridge_url"].endswith("/webhooks/freshchat")
+
+
+def test_an_unknown_oa_is_refused(page):
+    assert page.get("/sandbox/api/state?oa=999").status_code == 400
+    assert page.post("/sandbox/api/zalo/send", json={"oa": "999", "user_id": "1"}).status_code == 400
