@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,23 +20,40 @@ from dataclasses import dataclass, field
 from redis import Redis
 
 from app.bridge.keys import DEFAULT, ROOT
-from app.bridge.secrets_at_rest import Sealer
+from app.bridge.secrets_at_rest import Sealer, UnreadableSecret
 
+log = logging.getLogger("connections")
 ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
 STORE = ROOT + "connections"  # hash id -> JSON (secrets sealed); the default one is not stored
 
 # Section -> {field: setting name}; the secrets among them are sealed at rest and never shown.
 FIELDS = {
-    "zalo": {"app_id": "zalo_app_id", "app_secret": "zalo_app_secret", "oa_id": "zalo_oa_id",
-             "oa_secret_key": "zalo_oa_secret_key", "access_token": "zalo_access_token",
-             "refresh_token": "zalo_refresh_token"},
-    "freshchat": {"api_url": "freshchat_api_url", "api_key": "freshchat_api_key",
-                  "channel_id": "freshchat_channel_id", "webhook_public_key": "freshchat_webhook_public_key"},
-    "options": {"resolve_notification": "resolve_notification",
-                "resolve_notification_text": "resolve_notification_text"},
+    "zalo": {
+        "app_id": "zalo_app_id",
+        "app_secret": "zalo_app_secret",
+        "oa_id": "zalo_oa_id",
+        "oa_secret_key": "zalo_oa_secret_key",
+        "access_token": "zalo_access_token",
+        "refresh_token": "zalo_refresh_token",
+    },
+    "freshchat": {
+        "api_url": "freshchat_api_url",
+        "api_key": "freshchat_api_key",
+        "channel_id": "freshchat_channel_id",
+        "webhook_public_key": "freshchat_webhook_public_key",
+    },
+    "options": {
+        "resolve_notification": "resolve_notification",
+        "resolve_notification_text": "resolve_notification_text",
+    },
 }
-SECRETS = {("zalo", "app_secret"), ("zalo", "oa_secret_key"), ("zalo", "access_token"),
-           ("zalo", "refresh_token"), ("freshchat", "api_key")}
+SECRETS = {
+    ("zalo", "app_secret"),
+    ("zalo", "oa_secret_key"),
+    ("zalo", "access_token"),
+    ("zalo", "refresh_token"),
+    ("freshchat", "api_key"),
+}
 
 
 @dataclass(frozen=True)
@@ -43,8 +61,8 @@ class Connection:
     id: str
     name: str
     enabled: bool
-    settings: object                 # the effective Settings of this connection
-    from_env: bool = False           # the `default` connection, defined by environment variables
+    settings: object  # the effective Settings of this connection
+    from_env: bool = False  # the `default` connection, defined by environment variables
     created_at: float = field(default=0.0, compare=False)
 
     @property
@@ -74,12 +92,23 @@ def default_connection(settings) -> Connection:
 
 
 def build(base_settings, record: dict) -> Connection:
-    """A connection from its stored record (secrets already unsealed)."""
-    overrides = {setting: record[section][f] for section, fields in FIELDS.items()
-                 for f, setting in fields.items() if f in record.get(section, {})}
+    """A connection from its stored record (secrets already unsealed). A field the record lacks
+    takes the Settings *default*, never the deployment's value: a stored connection must not
+    inherit the default connection's credentials or token pair."""
+    blank = {f.name: f.default for f in dataclasses.fields(base_settings)}
+    overrides = {
+        setting: record.get(section, {}).get(f, blank[setting])
+        for section, fields in FIELDS.items()
+        for f, setting in fields.items()
+    }
     settings = dataclasses.replace(base_settings, **overrides)
-    return Connection(record["id"], record.get("name") or record["id"], bool(record.get("enabled", True)),
-                      settings, created_at=float(record.get("created_at") or 0))
+    return Connection(
+        record["id"],
+        record.get("name") or record["id"],
+        bool(record.get("enabled", True)),
+        settings,
+        created_at=float(record.get("created_at") or 0),
+    )
 
 
 class ConnectionStore:
@@ -91,7 +120,21 @@ class ConnectionStore:
         self.sealer = sealer
 
     def records(self) -> dict[str, dict]:
-        return {k.decode(): self._open(json.loads(v)) for k, v in self.redis.hgetall(STORE).items()}
+        """Every stored connection that can be read; one whose secrets no key opens is left out
+        (and logged), so it cannot take every other connection down with it."""
+        found = {}
+        for key, raw in self.redis.hgetall(STORE).items():
+            try:
+                found[key.decode()] = self._open(json.loads(raw))
+            except UnreadableSecret:
+                log.critical(
+                    "connections.unreadable",
+                    extra={
+                        "connection": key.decode(),
+                        "action": "put the old key back in ENCRYPTION_KEY, or add the connection again",
+                    },
+                )
+        return found
 
     def get(self, connection_id: str) -> Connection | None:
         raw = self.redis.hget(STORE, connection_id)
@@ -161,6 +204,9 @@ class Registry:
 
     def sharing_account(self, connection: Connection) -> list[Connection]:
         """Enabled connections on the same FreshChat account as `connection` (itself first)."""
-        others = [c for c in self.all() if c.enabled and c.id != connection.id
-                  and c.freshchat_account == connection.freshchat_account]
+        others = [
+            c
+            for c in self.all()
+            if c.enabled and c.id != connection.id and c.freshchat_account == connection.freshchat_account
+        ]
         return [connection, *others]

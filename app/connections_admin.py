@@ -19,11 +19,11 @@ from app.bridge.deadletters import DeadLetters
 from app.bridge.keys import DEFAULT, DUE, HEARTBEAT, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import UnreadableSecret, sealer_for
-from app.bridge.status import bridge_status
+from app.bridge.status import connection_status, queue_depths
 from app.connection_checks import check
 from app.connections import FIELDS, ID_PATTERN, SECRETS, STORE, Connection, ConnectionStore, default_connection
 from app.integrations.http import build_session
-from app.integrations.zalo.tokens import UNREADABLE, TokenKeeper, _fingerprint, token_health
+from app.integrations.zalo.tokens import TokenKeeper, _fingerprint
 from config.settings import DEFAULT_RESOLVE_TEXT
 
 log = logging.getLogger("connections.admin")
@@ -158,11 +158,11 @@ class ConnectionAdmin:
         return found
 
     def list(self) -> list[dict]:
-        depths = self._queue_depths()
+        depths = queue_depths(self.redis)
         return [self.view(c, depths) for c in self.connections()]
 
     def show(self, connection_id: str) -> dict:
-        return self.view(self.get(connection_id), self._queue_depths())
+        return self.view(self.get(connection_id), queue_depths(self.redis))
 
     def view(self, conn: Connection, depths: dict[str, int]) -> dict:
         base = self.settings.public_base_url
@@ -185,10 +185,10 @@ class ConnectionAdmin:
         values = conn.section(section)
         return {f: ("set" if v else "") if (section, f) in SECRETS else v for f, v in values.items()}
 
-    # status
+    # status: one implementation, app/bridge/status.py, shared with /readyz and /admin/status
     def status(self) -> dict:
         beat = self.redis.get(HEARTBEAT)
-        depths = self._queue_depths()
+        depths = queue_depths(self.redis)
         return {
             "redis": "ok",
             "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
@@ -197,47 +197,10 @@ class ConnectionAdmin:
             "connections": {c.id: self.connection_status(c, depths) for c in self.connections()},
         }
 
-    def connection_status(self, conn: Connection, depths: dict[str, int]) -> dict:
-        if conn.from_env:
-            whole = bridge_status(self.redis)
-            token, dead, errors = whole["zalo_token"], whole["dead_letters"], whole["last_errors"]
-        else:
-            k = Keys(conn.id)
-            token = self._token_state(conn)
-            dead = DeadLetters(self.redis, self.lanes, keys=k).count()
-            errors = [e.decode() for e in self.redis.lrange(k.errors, 0, 9)]
-        return {
-            "enabled": conn.enabled,
-            "zalo_token": token,
-            "queue_depth": depths.get(conn.id, 0),
-            "dead_letters": dead,
-            "last_errors": errors,
-        }
-
-    def _token_state(self, conn: Connection) -> dict:
-        keeper = self._keeper(conn)
-        try:
-            pair = keeper.state()
-        except UnreadableSecret:
-            pair = {
-                **{k.decode(): v.decode() for k, v in self.redis.hgetall(keeper.token_key).items()},
-                UNREADABLE: "1",
-            }
-        return {
-            "present": bool(pair.get("access_token")),
-            "dead": pair.get("dead", ""),
-            "expires_at": float(pair.get("expires_at") or 0) or None,
-            **token_health(pair, time.time()),
-        }
-
-    def _queue_depths(self) -> dict[str, int]:
-        """Lanes in the due set per connection: another connection's lane ids are `<id>/...`."""
-        depths: dict[str, int] = {}
-        for raw, _ in self.redis.zscan_iter(DUE):
-            lane_id = raw.decode()
-            owner = lane_id.split("/", 1)[0] if "/" in lane_id else DEFAULT
-            depths[owner] = depths.get(owner, 0) + 1
-        return depths
+    def connection_status(self, conn: Connection, depths: dict[str, dict]) -> dict:
+        shown = connection_status(self.redis, conn.id, depths.get(conn.id))
+        errors = [e.decode() for e in self.redis.lrange(Keys(conn.id).errors, 0, 9)]
+        return dict(shown, enabled=conn.enabled, queue_depth=shown["lanes_pending"], last_errors=errors)
 
     def _keeper(self, conn: Connection) -> TokenKeeper:
         return TokenKeeper(self.redis, conn.settings, self.session, keys=Keys(conn.id))

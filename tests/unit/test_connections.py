@@ -7,11 +7,21 @@ from app.connections import ConnectionStore, Registry
 from tests.helpers import ZALO_APP_ID, ZALO_OA_ID, clear_in_redis
 
 RECORD = {
-    "id": "shop-hcm", "name": "Shop HCM", "enabled": True,
-    "zalo": {"app_id": "999000111", "app_secret": "hcm-app-secret-0000000000", "oa_id": "777000111",
-             "oa_secret_key": "hcm-oa-secret-0000000000000"},
-    "freshchat": {"api_url": "https://hcm.freshchat.com/v2", "api_key": "hcm-freshchat-key-0000000000",
-                  "channel_id": "chan-hcm", "webhook_public_key": ""},
+    "id": "shop-hcm",
+    "name": "Shop HCM",
+    "enabled": True,
+    "zalo": {
+        "app_id": "999000111",
+        "app_secret": "hcm-app-secret-0000000000",
+        "oa_id": "777000111",
+        "oa_secret_key": "hcm-oa-secret-0000000000000",
+    },
+    "freshchat": {
+        "api_url": "https://hcm.freshchat.com/v2",
+        "api_key": "hcm-freshchat-key-0000000000",
+        "channel_id": "chan-hcm",
+        "webhook_public_key": "",
+    },
     "options": {"resolve_notification": True, "resolve_notification_text": "Cảm ơn!"},
 }
 
@@ -48,3 +58,24 @@ def test_connections_on_one_freshchat_account_are_found_together(redis, settings
     reg.store.put(dict(RECORD, id="shop-hn", zalo=dict(RECORD["zalo"], oa_id="777000222")))
     assert [c.id for c in reg.sharing_account(reg.get("shop-hn"))] == ["shop-hn", "shop-hcm"]
     assert [c.id for c in reg.sharing_account(reg.default)] == ["default"]
+
+
+def test_a_stored_connection_never_inherits_the_default_connections_credentials(redis, settings):
+    reg = registry(redis, settings)
+    reg.store.put({"id": "bare", "zalo": {"app_id": "1", "oa_id": "2"}, "freshchat": {}})
+    conn = reg.get("bare")
+    assert conn.settings.zalo_access_token == "" and conn.settings.zalo_refresh_token == ""
+    assert conn.settings.freshchat_api_key == "" and conn.settings.zalo_app_secret == ""
+    assert settings.zalo_access_token  # the default connection has one
+
+
+def test_one_unreadable_connection_does_not_hide_the_others(redis, settings):
+    import json
+
+    from app.connections import STORE
+
+    reg = registry(redis, settings)
+    reg.store.put(RECORD)
+    broken = dict(RECORD, id="broken", zalo=dict(RECORD["zalo"], app_secret="gAAAAAnot-a-real-token"))
+    redis.hset(STORE, "broken", json.dumps(broken))
+    assert [c.id for c in reg.all()] == ["default", "shop-hcm"]

@@ -48,8 +48,7 @@ def _fingerprint(value: str) -> str:
 
 
 class TokenKeeper:
-    def __init__(self, redis: Redis, settings, session: requests.Session, clock=time.time,
-                 keys: Keys = DEFAULT_KEYS):
+    def __init__(self, redis: Redis, settings, session: requests.Session, clock=time.time, keys: Keys = DEFAULT_KEYS):
         self.token_key, self.lock_key = keys.zalo_token, keys.zalo_token_lock
         self.redis = redis
         self.settings = settings
