@@ -1,4 +1,4 @@
-"""The JSON admin API (docs/interface.md §7.2) and `flask bridge connections`: both thin layers
+"""The JSON admin API (docs/interface.md §7) and `flask bridge connections`: both thin layers
 over app/connections_admin.py.
 
 Every /api path answers 404 while ADMIN_TOKEN is unset (the API does not exist then) and 401

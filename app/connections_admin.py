@@ -1,5 +1,5 @@
 """Managing connections: what the JSON admin API (app/api.py) and `flask bridge connections`
-both call, so the two never disagree (docs/interface.md §7.2).
+both call, so the two never disagree (docs/interface.md §7).
 
 Answers never hold a secret: a secret reads `"set"` or `""`. A stored record always carries
 every field of app/connections.FIELDS, so nothing of the environment's `default` connection

@@ -12,7 +12,7 @@ from app.bridge.secrets_at_rest import sealer_for
 from app.connections import ConnectionStore
 from app.integrations.freshchat.signature import sign as fc_sign
 from app.integrations.zalo.signature import compute_mac
-from tests.helpers import FC_API, ZALO_APP_ID, load_fixture, zalo_body
+from tests.helpers import FC_API, FC_PUBLIC_PEM, ZALO_APP_ID, load_fixture, zalo_body
 
 USER = "246845883529197922"
 OA2_ID, OA2_SECRET = "388613280878800002", "oa2-secret-key-example"
@@ -37,7 +37,12 @@ OA2 = {
         "access_token": "oa2-access",
         "refresh_token": "oa2-refresh",
     },
-    "freshchat": {"api_url": FC_API, "api_key": "oa2-fc-key", "channel_id": "chan-oa2"},
+    "freshchat": {  # the default connection's account, so its key
+        "api_url": FC_API,
+        "api_key": "oa2-fc-key",
+        "channel_id": "chan-oa2",
+        "webhook_public_key": FC_PUBLIC_PEM,
+    },
 }
 HCM = {
     "id": "hcm",

@@ -74,6 +74,11 @@ class Keys:
         self.connection = connection
         self.prefix = ROOT if connection == DEFAULT else f"{ROOT}c:{connection}:"
 
+    def media(self, path: str) -> str:
+        """A media-store object name (not a Redis key): another connection's copies live under
+        its own folder, so two OAs' message ids can never meet; the default's keep their names."""
+        return path if self.connection == DEFAULT else f"c/{self.connection}/{path}"
+
     # -- webhooks and effects
     def seen(self, source: str, event_id: str) -> str:
         """Dedupe key of an accepted webhook event."""

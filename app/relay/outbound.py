@@ -161,7 +161,7 @@ def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> tuple[
     """Up to 2000 characters as text; longer as a .txt file in the media store plus its link."""
     if len(text) <= TEXT_LIMIT:
         return send_words(ctx, zalo_user, text)
-    key = f"fc/{msg_id}/{index}"
+    key = ctx.keys.media(f"fc/{msg_id}/{index}")
     ctx.media.put(
         key, text.encode("utf-8"), content_type="text/plain; charset=utf-8", filename=f"message-{msg_id[:8]}.txt"
     )
@@ -179,7 +179,7 @@ def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tupl
         return send_words(ctx, zalo_user, f"📎 {info.get('name') or kind}: {info.get('url', '')}")
     upload_kind = zalo_upload_kind(got.content_type, len(got.data)) if kind != "video" else None
     if upload_kind is None:
-        return send_link(ctx, zalo_user, f"fc/{msg_id}/{index}", got)
+        return send_link(ctx, zalo_user, ctx.keys.media(f"fc/{msg_id}/{index}"), got)
     return send_attachment(ctx, zalo_user, msg_id, index, upload_kind, got)
 
 
@@ -238,7 +238,7 @@ def send_attachment(ctx, zalo_user: str, msg_id: str, index: int, kind: str, got
         if exc.code not in CONTENT_REFUSALS:
             raise
         log.warning("relay.attachment_refused_sent_as_link", extra={"code": exc.code, "message_id": msg_id})
-        return send_link(ctx, zalo_user, f"fc/{msg_id}/{index}", got)
+        return send_link(ctx, zalo_user, ctx.keys.media(f"fc/{msg_id}/{index}"), got)
     return sent, f"{'📎' if kind == 'file' else '🖼'} {got.filename}"
 
 

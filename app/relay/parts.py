@@ -136,7 +136,7 @@ def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: i
 
 def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts: int = 0) -> list[Part]:
     """Copy to the media store; types FreshChat has no part for travel as a text link."""
-    key = f"zalo/{event['message']['msg_id']}/{index}"
+    key = ctx.keys.media(f"zalo/{event['message']['msg_id']}/{index}")
     try:
         stored = ctx.effects.once(f"media:{key}", lambda: copy_media(ctx, key, payload))
     except MediaFetchError as exc:
