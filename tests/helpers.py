@@ -22,6 +22,17 @@ ZALO_OAUTH = "https://oauth.zaloapp.com"
 CHANNEL = "5f0c9e43-1b7e-4c59-9c6a-0a1c2b3d4e5f"
 PUBLIC_BASE = "https://bridge.example.com"
 
+# The smallest valid files of each type the relays sniff: a 1x1 PNG, a 2x3 GIF, a PDF.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
+)
+GIF = (
+    b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,"
+    b"\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
+)
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 FC_PRIVATE_KEY = _KEY
 FC_PUBLIC_PEM = (

@@ -12,22 +12,13 @@ from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.schemas import to_event
 from app.media.links import media_url
 from app.relay.inbound import reference_id
-from tests.helpers import CHANNEL, FC_API, ZALO_API, load_fixture, partners_answer_probes
+from tests.helpers import CHANNEL, FC_API, GIF, PDF, PNG, ZALO_API, load_fixture, partners_answer_probes
 from workers.drain import Drainer
 
 USER = "246845883529197922"
 FC_USER = "9047e655-1e83-463e-b1b6-4a44beb1f07f"
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 CDN = "https://cdn.zalo-example.vn"
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
-)
-GIF = (
-    b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,"
-    b"\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
-)
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 64
 AMR = b"#!AMR\n" + b"\x3c" * 64
 

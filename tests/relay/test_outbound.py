@@ -12,7 +12,17 @@ import requests_mock
 from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
-from tests.helpers import FC_API, ZALO_API, ZALO_OAUTH, load_fixture, partners_answer_probes, post_freshchat
+from tests.helpers import (
+    FC_API,
+    GIF,
+    PDF,
+    PNG,
+    ZALO_API,
+    ZALO_OAUTH,
+    load_fixture,
+    partners_answer_probes,
+    post_freshchat,
+)
 from workers.drain import Drainer
 
 USER = "246845883529197922"
@@ -21,15 +31,6 @@ CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 AGENT = "1b8d2418-4f6b-4b0e-9d1c-7a5e2f3c4d5e"
 ASSETS = "https://fc-assets.example.com"
 CS = f"{ZALO_API}/v3.0/oa/message/cs"
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6300010000050001a5f645400000000049454e44ae426082"
-)
-GIF = (
-    b"GIF89a\x02\x00\x03\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,"
-    b"\x00\x00\x00\x00\x02\x00\x03\x00\x00\x02\x02D\x01\x00;"
-)
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 BIG_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * (1024 * 1024 + 10)
 ZIP = b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 100
 
