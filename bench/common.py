@@ -156,12 +156,13 @@ class CpuMeter:
 # -- webhooks --------------------------------------------------------------------------------
 
 
-def zalo_text_event(user_id: str, text: str, msg_id: str | None = None, ts_ms: int | None = None) -> dict:
+def zalo_text_event(user_id: str, text: str, msg_id: str | None = None, ts_ms: int | None = None, oa=None) -> dict:
+    """A user's text to the default OA, or to `oa` (a Zalo simulator OA handle)."""
     return {
-        "app_id": APP_ID,
+        "app_id": oa.app_id if oa else APP_ID,
         "sender": {"id": user_id},
         "user_id_by_app": "9" + user_id[-17:],
-        "recipient": {"id": OA_ID},
+        "recipient": {"id": oa.oa_id if oa else OA_ID},
         "event_name": "user_send_text",
         "message": {"text": text, "msg_id": msg_id or uuid.uuid4().hex[:20]},
         "timestamp": str(ts_ms if ts_ms is not None else int(time.time() * 1000)),
@@ -174,15 +175,18 @@ def zalo_user_id(n: int) -> str:
 
 class Poster:
     """Post pre-signed webhooks from a few keep-alive sessions; lists of (raw, headers) per
-    key are posted in order, keys in parallel. Every post is bounded by a timeout."""
+    key are posted in order, keys in parallel, to `url` or to each list's own of `urls`.
+    Every post is bounded by a timeout."""
 
     def __init__(self, url: str, threads: int = 16):
         self.url, self.threads = url, threads
         self.statuses: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def post_ordered(self, batches: list[list[tuple[bytes, dict]]], deadline_s: float = 120.0) -> None:
-        queue = list(reversed(batches))
+    def post_ordered(
+        self, batches: list[list[tuple[bytes, dict]]], deadline_s: float = 120.0, urls: list[str] | None = None
+    ) -> None:
+        queue = list(reversed(list(zip(urls or [self.url] * len(batches), batches, strict=True))))
         stop_at = time.monotonic() + deadline_s
 
         def run():
@@ -191,11 +195,11 @@ class Poster:
                 with self._lock:
                     if not queue:
                         return
-                    batch = queue.pop()
+                    url, batch = queue.pop()
                 for raw, headers in batch:
                     for _attempt in range(20):  # like the partners: redeliver until a 200
                         try:
-                            status = session.post(self.url, data=raw, headers=headers, timeout=10).status_code
+                            status = session.post(url, data=raw, headers=headers, timeout=10).status_code
                         except requests.RequestException:
                             status = 0
                         with self._lock:
@@ -237,9 +241,14 @@ def main_for(run, description: str) -> None:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--json", help="write the result here (used by bench.run_all)")
     parser.add_argument("--quick", action="store_true", help="shorter run, for trying things out")
+    parser.add_argument(
+        "--connections-only",
+        action="store_true",
+        help="only the one- and three-connection comparison (webhook_ack, relay)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
-    result = run(quick=args.quick)
+    result = run(quick=args.quick, **({"connections_only": True} if args.connections_only else {}))
     result["seconds"] = round(time.monotonic() - started, 1)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))

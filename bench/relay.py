@@ -1,8 +1,10 @@
 """2. Relay throughput (2 000 agent replies over 200 conversations, Zalo answering after 100 ms),
 the same against Zalo's published 4 000/min limit, 3. end-to-end latency Zalo webhook ->
-FreshChat API call at half the maximum rate, and 5. worker CPU per relayed message.
+FreshChat API call at half the maximum rate, and 5. worker CPU per relayed message. The
+throughput run is repeated with the conversations spread over three connections
+(bench/connections.py) and compared with the one-connection run.
 
-    python -m bench.relay [--quick]
+    python -m bench.relay [--quick] [--connections-only]
 
 Real processes: gunicorn web + `python -m workers` from the Procfile, a real Redis, the
 simulators in this process. Only the partner latency is simulated."""
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import requests
 
+from bench import connections as three
 from bench.common import (
     CpuMeter,
     Poster,
@@ -31,17 +34,21 @@ from bench.common import (
     zalo_text_event,
     zalo_user_id,
 )
-from sandbox.freshchat_sim import message_event
+from sandbox.freshchat_sim import FreshchatSimulator, message_event
 from sandbox.server import start_in_thread
 
 CONVERSATIONS, PER_CONVERSATION = 200, 10
 ZALO_LATENCY_MS = 100
+RELAY_RATIO_GOAL = 0.9  # "no worse than one connection", less the run-to-run noise of this box
 
 
-def start_bridge(tmp: Path, redis_url: str, partners: str, fc, **env):
+def start_bridge(tmp: Path, redis_url: str, partners: str, fc, setup=None, **env):
+    """The bridge up; `setup(procs)` runs first (to store connections before it starts)."""
     tmp.mkdir(parents=True, exist_ok=True)
     procs = bridge(redis_url, partners, fc.public_key_pem, tmp, **env)
     try:
+        if setup:
+            setup(procs)
         procs.start_all(workers=1, timeout=60)
     except BaseException:
         procs.stop()
@@ -49,36 +56,51 @@ def start_bridge(tmp: Path, redis_url: str, partners: str, fc, **env):
     return procs, procs.url, procs.procs["worker0"]
 
 
-def open_conversations(url: str, zalo, fc, n: int) -> dict[str, str]:
-    """One inbound message per Zalo user, so each has a FreshChat conversation the bridge knows."""
-    for i in range(n):  # Zalo knows its users: unknown ones get -213 on replies
-        zalo.add_user(zalo_user_id(i), f"Bench {i}")
-    batches = [[zalo.sign(zalo_text_event(zalo_user_id(i), "hello"))] for i in range(n)]
+def open_conversations(url: str, zalo, fc, n: int, spread: dict | None = None) -> dict[str, tuple]:
+    """One inbound message per Zalo user, so each has a FreshChat conversation the bridge knows:
+    user -> (FreshChat account, webhook URL, conversation id). All users write to the default
+    OA, or with `spread` (connection id -> (OA, account)) each to its connection's."""
+    spread = spread or {"default": (zalo, fc)}
+    ids = list(spread)
+    conn_of = {zalo_user_id(i): ids[i % len(ids)] for i in range(n)}  # round robin
+    oa_of = {user: spread[conn_id][0] for user, conn_id in conn_of.items()}
+    for i, (user, oa) in enumerate(oa_of.items()):  # Zalo knows its users: others get -213
+        oa.add_user(user, f"Bench {i}")
+    batches = [[oa.sign(zalo_text_event(user, "hello", oa=oa))] for user, oa in oa_of.items()]
     Poster(url + "/webhooks/zalo").post_ordered(batches)
+    accounts = {id(account): account for _, account in spread.values()}.values()
     deadline = time.monotonic() + 120
-    while len(fc.conversations) < n and time.monotonic() < deadline:
+    while sum(len(a.conversations) for a in accounts) < n and time.monotonic() < deadline:
         time.sleep(0.2)
-    users = {u["id"]: u["reference_id"].rsplit(":", 1)[-1] for u in fc.state()["users"]}
-    return {users[c["user_id"]]: c["conversation_id"] for c in fc.state()["conversations"]}
+    found = {}
+    for account in accounts:
+        users = {u["id"]: u["reference_id"].rsplit(":", 1)[-1] for u in account.state()["users"]}
+        for c in account.state()["conversations"]:
+            user = users[c["user_id"]]
+            found[user] = (account, three.freshchat_hook(url, conn_of[user]), c["conversation_id"])
+    return found
 
 
-def agent_batches(fc, conversations: dict[str, str], per: int, tag: str) -> list[list]:
-    """Agent messages stored in the FreshChat simulator and their webhooks signed, not yet sent
-    (so signing costs stay out of the measured window)."""
-    return [
+def agent_batches(conversations: dict[str, tuple], per: int, tag: str) -> tuple[list[list], list[str]]:
+    """Agent messages stored in each conversation's FreshChat account and their webhooks signed,
+    not yet sent (so signing costs stay out of the measured window), with their URLs."""
+    batches = [
         [fc.sign(message_event(fc.add_agent_message(conv, f"{tag} {user} #{i:03d}"))) for i in range(per)]
-        for user, conv in conversations.items()
+        for user, (fc, _, conv) in conversations.items()
     ]
+    return batches, [hook for _, hook, _ in conversations.values()]
 
 
 def delivered(zalo, tag: str) -> dict[str, list[str]]:
-    """Texts Zalo accepted, per user (read under the simulator's lock: state() copies too much)."""
+    """Texts any of Zalo's OAs accepted, per user (users are distinct across OAs here; read
+    under the simulator's lock: state() copies too much)."""
     out: dict[str, list[str]] = {}
     with zalo.lock:
-        for m in zalo.sent:
-            text = m["message"].get("text", "")
-            if text.startswith(tag + " "):
-                out.setdefault(m["user_id"], []).append(text)
+        for oa in zalo.oas().values():
+            for m in oa.sent:
+                text = m["message"].get("text", "")
+                if text.startswith(tag + " "):
+                    out.setdefault(m["user_id"], []).append(text)
     return out
 
 
@@ -102,16 +124,14 @@ def rq_jobs_done(redis_url: str) -> int:
     return sum(w.successful_job_count + w.failed_job_count for w in Worker.all(connection=redis_client(redis_url)))
 
 
-def throughput(
-    url, zalo, fc, worker_pid, conversations, per: int, tag: str, timeout: float, redis_url: str = ""
-) -> dict:
-    batches = agent_batches(fc, conversations, per, tag)
+def throughput(url, zalo, worker_pid, conversations, per: int, tag: str, timeout: float, redis_url: str = "") -> dict:
+    batches, hooks = agent_batches(conversations, per, tag)
     expected = sum(len(b) for b in batches)
     jobs_before = rq_jobs_done(redis_url) if redis_url else 0
     meter = CpuMeter({"worker": worker_pid}).start()
     started = time.monotonic()
     sender = Poster(url + "/webhooks/freshchat", threads=32)
-    poster = threading.Thread(target=sender.post_ordered, args=(batches,), daemon=True)
+    poster = threading.Thread(target=sender.post_ordered, args=(batches, 120.0, hooks), daemon=True)
     poster.start()
     finished = wait_delivered(zalo, tag, expected, timeout)
     cpu = meter.stop()
@@ -128,7 +148,17 @@ def throughput(
         "cpu_ms": 1000 * cpu["worker"] / max(count, 1),
         "webhook_answers": dict(sender.statuses),
         "rq_jobs": jobs,
+        "by_oa": sent_by_oa(zalo, tag),
     }
+
+
+def sent_by_oa(zalo, tag: str) -> dict[str, int]:
+    """How many of the texts each OA sent: shows the load really was spread."""
+    with zalo.lock:
+        return {
+            oa_id: sum(1 for m in oa.sent if m["message"].get("text", "").startswith(tag + " "))
+            for oa_id, oa in zalo.oas().items()
+        }
 
 
 def worst_window(zalo, tag: str, window: float) -> int:
@@ -188,33 +218,68 @@ def inbound_max_rate(url: str, zalo, fc, n: int) -> float:
     return got / (time.monotonic() - started)  # what arrived, should the deadline have passed
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, connections_only: bool = False) -> dict:
     tmp, server = tmpdir("relay"), start_redis()
-    base, zalo, fc, stop_partners = start_in_thread()
+    fc2 = FreshchatSimulator(three.TOPIC_B2, three.FC2_KEY)  # the second account, for b2
+    base, zalo, fc, stop_partners = start_in_thread(freshchat_accounts={three.FRESHCHAT2: fc2})
     rows = []
     try:
-        rows += part_throughput(tmp, server.url, base, zalo, fc, quick)
-        rows += part_limit(tmp, server, base, zalo, fc, quick)
-        rows += part_latency(tmp, server, base, zalo, fc, quick)
+        one = measure_throughput(tmp / "a", server.url, base, zalo, fc, quick)
+        rows += throughput_rows(one)
+        spread = measure_throughput(tmp / "a3", server.url, base, zalo, fc, quick, fc2)
+        rows += connection_rows(one, spread)
+        if not connections_only:
+            rows += part_limit(tmp, server, base, zalo, fc, quick)
+            rows += part_latency(tmp, server, base, zalo, fc, quick)
     finally:
         stop_partners()
         server.stop()
     return {"name": "relay", "rows": rows, "machine": machine()}
 
 
-def part_throughput(tmp, redis_url, base, zalo, fc, quick) -> list[dict]:
+def three_connections(redis_url: str, base: str, zalo, fc, fc2):
+    """The simulators with the three OAs and both accounts, and the bridge set-up step that
+    stores b2 and a1: (connection id -> (OA, FreshChat account), set-up)."""
+    zalo.reset(), fc.reset(), fc2.reset()
+    oas = three.add_oas(zalo)
+    fc.add_channel(three.TOPIC_A1, "Zalo A1")
+    spread = {"default": (zalo, fc), "b2": (oas["b2"], fc2), "a1": (oas["a1"], fc)}
+    accounts = {
+        "b2": (base + three.FRESHCHAT2 + "/v2", fc2.api_key, three.TOPIC_B2, fc2.public_key_pem_rsa_label),
+        "a1": (base + "/freshchat/v2", fc.api_key, three.TOPIC_A1, fc.public_key_pem_rsa_label),
+    }
+
+    def setup(procs) -> None:
+        three.store(redis_client(redis_url), procs.env, oas, accounts)
+
+    return spread, setup
+
+
+def measure_throughput(tmp, redis_url, base, zalo, fc, quick, fc2=None) -> dict:
+    """The throughput run on one connection, or with `fc2` given, spread over three."""
+    spread, setup = None, None
+    if fc2 is not None:
+        redis_client(redis_url).flushall()
+        spread, setup = three_connections(redis_url, base, zalo, fc, fc2)
     procs, url, worker = start_bridge(
-        tmp / "a", redis_url, base, fc, WORKER_CONCURRENCY="48", ZALO_RATE_PER_MINUTE="1000000"
+        tmp, redis_url, base, fc, setup, WORKER_CONCURRENCY="48", ZALO_RATE_PER_MINUTE="1000000"
     )
+    apps = {oa.app_id: oa for oa, _ in (spread or {"default": (zalo, fc)}).values()}.values()
     try:
-        conversations = open_conversations(url, zalo, fc, CONVERSATIONS)
-        zalo.faults.latency("message_cs", ZALO_LATENCY_MS)
+        conversations = open_conversations(url, zalo, fc, CONVERSATIONS, spread)
+        for oa in apps:  # Zalo's faults are per app
+            oa.faults.latency("message_cs", ZALO_LATENCY_MS)
         per = 3 if quick else PER_CONVERSATION
-        r = throughput(url, zalo, fc, worker.pid, conversations, per, "tp", timeout=120, redis_url=redis_url)
-        log(f"throughput: {r}")
+        r = throughput(url, zalo, worker.pid, conversations, per, "tp", timeout=120, redis_url=redis_url)
+        log(f"throughput ({len(spread or [1])} connection(s)): {r}")
     finally:
-        zalo.faults.clear()
+        for oa in apps:
+            oa.faults.clear()
         procs.stop()
+    return r
+
+
+def throughput_rows(r: dict) -> list[dict]:
     return [
         row(
             "2 relay",
@@ -247,6 +312,50 @@ def part_throughput(tmp, redis_url, base, zalo, fc, quick) -> list[dict]:
     ]
 
 
+def connection_rows(one: dict, spread: dict) -> list[dict]:
+    ratio = round(spread["rate"] / one["rate"], 2)  # the goal is judged on the figure shown
+    jobs = spread["rq_jobs"] / max(spread["delivered"], 1)
+    return [
+        row(
+            "2 relay",
+            f"3 connections: agent messages/s, the same {spread['expected']} over {CONVERSATIONS} conversations "
+            "spread over 2 OAs of one app + 1 of another (2 FreshChat accounts)",
+            round(spread["rate"], 1),
+            "msg/s",
+            "",
+            None,
+            f"{spread['delivered']}/{spread['expected']} delivered; run right after the one-connection run, "
+            "on a new bridge",
+        ),
+        row(
+            "2 relay",
+            "3 connections: worker CPU per message; RQ jobs per message",
+            f"{spread['cpu_ms']:.2f} ms; {jobs:.3f}",
+            "",
+            "",
+            None,
+            f"one connection {one['cpu_ms']:.2f} ms; {one['rq_jobs'] / max(one['delivered'], 1):.3f}",
+        ),
+        row(
+            "2 relay",
+            "3 connections: order violations; duplicates",
+            f"{spread['violations']}; {spread['duplicates']}",
+            "",
+            "0; 0",
+            spread["violations"] == 0 and spread["duplicates"] == 0,
+        ),
+        row(
+            "2 relay",
+            "3 connections / one: messages/s",
+            ratio,
+            "x",
+            f"≥ {RELAY_RATIO_GOAL}x",
+            ratio >= RELAY_RATIO_GOAL,
+            f"one connection {one['rate']:.1f} msg/s",
+        ),
+    ]
+
+
 def part_limit(tmp, server, base, zalo, fc, quick) -> list[dict]:
     server_client = redis_client(server.url)
     server_client.flushall()
@@ -256,7 +365,7 @@ def part_limit(tmp, server, base, zalo, fc, quick) -> list[dict]:
     try:
         conversations = open_conversations(url, zalo, fc, CONVERSATIONS)
         offered = int(4000 / 60 * seconds * 1.3)  # 30 % above the limit, for the whole run
-        r = throughput(url, zalo, fc, worker.pid, conversations, offered // CONVERSATIONS, "lim", timeout=seconds)
+        r = throughput(url, zalo, worker.pid, conversations, offered // CONVERSATIONS, "lim", timeout=seconds)
         worst = worst_window(zalo, "lim", 60.0)
         log(f"limit: {r}, worst 60 s window {worst}")
     finally:
