@@ -198,9 +198,11 @@ class Registry:
     def for_zalo(self, app_id: str, oa_id: str) -> Connection | None:
         """The enabled connection of this Zalo app and OA. A connection without an OA id (a
         deployment that never set ZALO_OA_ID) matches any OA of its app."""
-        matches = [c for c in self.all() if c.enabled and c.zalo_app_id == app_id]
-        exact = [c for c in matches if c.zalo_oa_id and c.zalo_oa_id == oa_id]
-        return (exact or [c for c in matches if not c.zalo_oa_id] or [None])[0]
+        of_app = [c for c in self.all() if c.zalo_app_id == app_id]
+        exact = [c for c in of_app if c.zalo_oa_id and c.zalo_oa_id == oa_id]
+        if exact:  # a disabled connection's OA is nobody else's, catch-all or not
+            return exact[0] if exact[0].enabled else None
+        return next((c for c in of_app if c.enabled and not c.zalo_oa_id), None)
 
     def sharing_account(self, connection: Connection) -> list[Connection]:
         """Enabled connections on the same FreshChat account as `connection` (itself first)."""

@@ -76,8 +76,17 @@ def callback():
     connection = current_app.extensions["connections"].get(connection_id) if verifier else None
     if not verifier or not code or connection is None:
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
+    granted_oa = request.args.get("oa_id", "")
+    if granted_oa and connection.zalo_oa_id and granted_oa != connection.zalo_oa_id:
+        # The admin picked another OA on Zalo's page: its token must not send as this connection.
+        return jsonify(
+            {
+                "error": f"Zalo connected OA {granted_oa}, but this connection is OA "
+                f"{connection.zalo_oa_id}; start again and pick that OA"
+            }
+        ), 400
     body = _exchange(connection.settings, code, verifier.decode())
-    if int(body.get("error") or 0) != 0 or not body.get("access_token"):
+    if str(body.get("error") or 0) != "0" or not body.get("access_token"):
         return jsonify({"error": f"Zalo refused the code ({body.get('error')})"}), 502
     keeper = TokenKeeper(redis, connection.settings, build_session(), keys=Keys(connection.id))
     keeper.store(body["access_token"], body.get("refresh_token", ""), body.get("expires_in"))

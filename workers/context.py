@@ -27,7 +27,12 @@ from app.integrations.http import build_session
 
 
 class ConnectionUnavailable(LookupError):
-    """An item's connection was removed or disabled: its work cannot be delivered."""
+    """An item's connection was removed or disabled: its work cannot be delivered now.
+    `removed` tells the two apart: a disabled connection's work waits for it."""
+
+    def __init__(self, message: str, removed: bool):
+        super().__init__(message)
+        self.removed = removed
 
 
 @dataclass
@@ -60,10 +65,13 @@ class WorkerContext:
         if connection_id == DEFAULT:
             return process
         connection = process.connections.get(connection_id)
+        if connection is None or not connection.enabled:
+            process.connections.forget_cache()  # created or enabled a moment ago? read it again
+            connection = process.connections.get(connection_id)
         if connection is None:
-            raise ConnectionUnavailable(f"connection {connection_id} no longer exists")
+            raise ConnectionUnavailable(f"connection {connection_id} no longer exists", removed=True)
         if not connection.enabled:
-            raise ConnectionUnavailable(f"connection {connection_id} is disabled")
+            raise ConnectionUnavailable(f"connection {connection_id} is disabled", removed=False)
         known = process._contexts.get(connection_id)
         if known is None or known[0] != connection:
             ctx = WorkerContext(connection.settings, process.redis, Keys(connection_id), root=process)
@@ -138,14 +146,18 @@ class WorkerContext:
         from app.integrations.zalo.client import ZaloClient
 
         limiter = self._limiter(self._limiter_names()[0], self.settings.zalo_rate_per_minute)
-        return ZaloClient(self.session, self.settings, self.tokens, limiter)
+        client = ZaloClient(self.session, self.settings, self.tokens, limiter)
+        client.on_answer = lambda: self.breaker("zalo").mark_ok()  # an answer proves Zalo is up
+        return client
 
     @cached_property
     def freshchat(self):
         from app.integrations.freshchat.client import FreshchatClient
 
         limiter = self._limiter(self._limiter_names()[1], self.settings.freshchat_rate_per_minute)
-        return FreshchatClient(self.session, self.settings, limiter)
+        client = FreshchatClient(self.session, self.settings, limiter)
+        client.on_answer = lambda: self.breaker("freshchat").mark_ok()
+        return client
 
     @cached_property
     def breakers(self) -> dict[str, Breaker]:

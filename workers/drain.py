@@ -24,10 +24,15 @@ log = logging.getLogger("worker.drain")
 LANE_SLICE_SECONDS = 2.0  # then the lane goes back to the due set, behind lanes waiting longer
 JOB_SLICE_SECONDS = 5.0  # then the job ends and RQ hands the worker a fresh one
 IDLE_WAIT_SECONDS = 0.5  # an idle job waits this long for the doorbell before it ends
+DISABLED_RETRY_SECONDS = 30.0  # how often a disabled connection's lanes look again
 UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
 ERRORS_KEPT = 50
 # The partner an item of each kind delivers to: its outage makes the item wait, not fail.
 DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
+
+
+class LeaseLost(Exception):
+    """Our lease on the lane ran out while we worked on its head."""
 
 
 def drain_due() -> int:
@@ -121,7 +126,13 @@ class Drainer:
     def _step(self, lane: str, token: str, raw: str, item: Item) -> tuple[str, tuple | None]:
         """Process the head; return the outcome and the next head when the lane goes on."""
         context_id.set(item.id)
-        retry_in = self._process(lane, item, token)
+        try:
+            retry_in = self._process(lane, item, token)
+        except LeaseLost:
+            # Another worker owns the lane now and re-runs this head: stop before more partner
+            # calls; the effects recorded so far keep that re-run from repeating them.
+            log.warning("worker.lease_lost", extra={"lane": lane, "item": item.id})
+            return "lost-lease", None
         if retry_in is not None:
             self.ctx.lanes.defer(lane, token, raw, item, due_ms=now_ms() + int(retry_in * 1000))
             return "deferred", None
@@ -135,16 +146,23 @@ class Drainer:
         try:
             ctx = self.ctx.for_connection(item.connection)
         except ConnectionUnavailable as exc:
+            if not exc.removed:
+                return DISABLED_RETRY_SECONDS  # a disabled connection's messages wait for it
             self._unroutable(lane, item, str(exc))
             return None
         breaker = ctx.breaker(DELIVERS_TO.get(item.kind, ""))
         if wait := breaker.open_for():
             return wait + random.uniform(0, 1)  # the partner is down for everyone: wait, spend nothing
-        progress = lambda: self.ctx.lanes.renew(lane, token)  # noqa: E731 - tiny closure
+
+        def progress() -> None:
+            if not self.ctx.lanes.renew(lane, token):
+                raise LeaseLost(lane)
+
         try:
             self.handlers[item.kind](ctx, item, progress)
-            breaker.mark_ok()  # a delivered item proves its partner works, for the breaker
             return None
+        except LeaseLost:
+            raise
         except RetryableError as exc:
             return self._retry(ctx, lane, item, exc)
         except PermanentError as exc:
@@ -196,8 +214,8 @@ class Drainer:
             log.exception("worker.dead_letter_note_failed", extra={"lane": lane, "item": item.id})
 
     def _unroutable(self, lane: str, item: Item, reason: str) -> None:
-        """An item of a removed or disabled connection: nobody can deliver it, so it is kept
-        among that connection's dead letters (replayed once the connection is back)."""
+        """An item of a removed connection: nobody can deliver it, so it is kept among that
+        connection's dead letters (replayed once the connection is added again)."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason})
         self.ctx.dead_letters_of(item.connection).add(lane, item, reason)
 

@@ -5,7 +5,8 @@ its conversation back for long. During an outage every item fails, though, and s
 budgets would turn an hour-long Zalo outage into a pile of dead letters. So when an item fails
 with a retryable error the breaker asks: is the partner down for everyone?
 
-- a call to that partner succeeded in the last OK_WINDOW seconds: no, it is this item;
+- the partner answered a call (anything but a 5xx or 429) in the last OK_WINDOW seconds: no,
+  it is this item;
 - otherwise one process probes the partner with a cheap read (Zalo `getoa`, FreshChat
   `GET /channels`); a retryable failure of the probe opens the breaker for OPEN_SECONDS:
   items of that partner then wait without calling it and without spending their budget.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from redis import Redis
 
@@ -49,7 +49,13 @@ class Item:
 
     @classmethod
     def loads(cls, raw: str | bytes) -> Item:
-        return cls(**json.loads(raw))
+        """Fields this version does not know (an item written by a newer one) are left out, so
+        an upgrade rolled back never wedges a lane behind an item nobody can read."""
+        data = json.loads(raw)
+        return cls(**{k: v for k, v in data.items() if k in _ITEM_FIELDS})
+
+
+_ITEM_FIELDS = {f.name for f in fields(Item)}
 
 
 class Lanes:

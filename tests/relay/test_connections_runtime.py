@@ -94,17 +94,24 @@ def test_a_dead_token_of_one_oa_does_not_hold_another_oas_replies(ctx, connected
     assert ctx.for_connection("hcm").breaker("zalo").open_for() == 0
 
 
-def test_items_of_a_removed_or_disabled_connection_become_its_dead_letters(ctx, redis, settings):
+def test_a_removed_connections_items_become_its_dead_letters_a_disabled_ones_wait(ctx, redis, settings):
     store(redis, settings, dict(HCM, enabled=False))
     gone = queue(ctx, "gone", "user_send_text", "user_message", f"in:{USER}")
     off = queue(ctx, "hcm", "user_send_text", "user_message", f"in:{USER}")
     with requests_mock.Mocker() as m:
-        assert Drainer(ctx).drain(gone) == "empty" and Drainer(ctx).drain(off) == "empty"
+        assert Drainer(ctx).drain(gone) == "empty" and Drainer(ctx).drain(off) == "deferred"
     assert m.call_count == 0
     [dead] = ctx.dead_letters_of("gone").list()
     assert (dead["lane"], dead["reason"]) == (gone, "connection gone no longer exists")
-    assert ctx.dead_letters_of("hcm").list()[0]["reason"] == "connection hcm is disabled"
+    assert ctx.dead_letters_of("hcm").count() == 0 and ctx.lanes.head(off)[1].attempts == 0
     assert ctx.dead_letters.count() == 0
+
+
+def test_a_connection_created_a_moment_ago_is_found_not_dead_lettered(ctx, redis, settings):
+    assert ctx.for_connection("default") is ctx
+    ctx.connections.all()  # this process has read the registry: hcm did not exist yet
+    store(redis, settings, HCM)
+    assert ctx.for_connection("hcm").settings.zalo_app_id == HCM["zalo"]["app_id"]
 
 
 def test_a_connections_context_is_kept_until_its_definition_changes(ctx, redis, settings, connected):

@@ -79,3 +79,13 @@ def test_one_unreadable_connection_does_not_hide_the_others(redis, settings):
     broken = dict(RECORD, id="broken", zalo=dict(RECORD["zalo"], app_secret="gAAAAAnot-a-real-token"))
     redis.hset(STORE, "broken", json.dumps(broken))
     assert [c.id for c in reg.all()] == ["default", "shop-hcm"]
+
+
+def test_a_disabled_connections_oa_is_not_taken_by_a_catch_all(redis, settings):
+    from dataclasses import replace
+
+    base = replace(settings, zalo_oa_id="")  # the default matches any OA of its app
+    reg = Registry(ConnectionStore(redis, base, sealer_for(base)), base)
+    reg.store.put(dict(RECORD, enabled=False, zalo=dict(RECORD["zalo"], app_id=ZALO_APP_ID)))
+    assert reg.for_zalo(ZALO_APP_ID, "777000111") is None
+    assert reg.for_zalo(ZALO_APP_ID, "someone-else").id == "default"

@@ -186,3 +186,25 @@ def test_a_dead_zalo_token_holds_replies_without_spending_their_budget(ctx, m):
     handler = raising(ZaloTokenDead("Zalo refresh token is dead: -14014", retry_after=300))
     outcome, head = drain_once(ctx, outbound_item(first_failed_at=now_ms() - 3600_000), handler)
     assert outcome == "deferred" and head.first_failed_at == 0 and ctx.dead_letters.count() == 0
+
+
+def test_a_worker_that_lost_its_lease_stops_and_pops_nothing(ctx, m):
+    def slow(ctx_, item_, progress):
+        ctx.redis.set("zfb:lease:out:" + CONV, "someone-else")  # the lease ran out; B took the lane
+        progress()
+        raise AssertionError("must not go on after the lease is lost")
+
+    outcome, head = drain_once(ctx, outbound_item(), slow)
+    assert outcome == "lost-lease" and head is not None and head.attempts == 0
+    assert ctx.dead_letters.count() == 0
+
+
+def test_only_a_partner_answer_marks_it_up(ctx, m):
+    m.post(NOTES, status_code=503)
+    with pytest.raises(FreshchatRetryable):
+        ctx.freshchat.post_message(CONV, {"message_parts": []})
+    assert not ctx.redis.exists("zfb:breaker:freshchat:ok")
+    m.post(NOTES, status_code=400, json={"message": "bad"})
+    with pytest.raises(PermanentError):
+        ctx.freshchat.post_message(CONV, {"message_parts": []})
+    assert ctx.redis.exists("zfb:breaker:freshchat:ok")  # it answered: reachable

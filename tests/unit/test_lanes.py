@@ -145,3 +145,10 @@ def test_a_held_lane_is_due_again_only_when_its_lease_ends(redis):
     lanes.accept("in:a", item(2))  # new work for a held lane keeps the holder's time
     assert lanes.due_count() == 0
     assert lanes.renew("in:a", token) and lanes.release("in:a", token) == 1 and lanes.due_count() == 1
+
+
+def test_an_item_written_by_a_newer_version_is_still_read(redis):
+    import json
+
+    raw = json.dumps(dict(item(1).__dict__, shiny_new_field=True))
+    assert Item.loads(raw).id == "t:1"

@@ -54,6 +54,26 @@ def test_admin_status_lists_every_connection(redis, settings):
     assert status["connections"]["hcm"]["zalo_token"]["present"] is False and status["connections"]["hcm"]["enabled"]
 
 
+def test_oauth_refuses_a_token_for_another_oa_than_the_connections(redis, settings):
+    store(redis, settings, HCM)
+    client = admin_client(settings)
+    state = parse_qs(
+        urlparse(client.get("/oauth/zalo/start?token=adm-token-123&connection=hcm").headers["Location"]).query
+    )["state"][0]
+    with requests_mock.Mocker() as m:
+        done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=111222333&state={state}")
+    assert done.status_code == 400 and "pick that OA" in done.get_json()["error"] and m.call_count == 0
+
+
+def test_oauth_with_zalo_unreachable_is_a_502_not_a_500(redis, settings):
+    client = admin_client(settings)
+    state = parse_qs(urlparse(client.get("/oauth/zalo/start?token=adm-token-123").headers["Location"]).query)
+    with requests_mock.Mocker() as m:
+        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", exc=requests.exceptions.ConnectTimeout)
+        done = client.get(f"/oauth/zalo/callback?code=abc&state={state['state'][0]}")
+    assert done.status_code == 502 and done.get_json() == {"error": "Zalo refused the code (unreachable)"}
+
+
 def test_oauth_connects_the_oa_of_the_connection_named_at_the_start(redis, settings):
     store(redis, settings, HCM)
     client = admin_client(settings)

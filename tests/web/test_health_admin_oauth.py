@@ -15,7 +15,7 @@ from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
-from tests.helpers import ZALO_OAUTH, clear_in_redis
+from tests.helpers import ZALO_OA_ID, ZALO_OAUTH, clear_in_redis
 
 
 def beat(redis, age: float = 0.0):
@@ -158,7 +158,7 @@ def test_oauth_start_and_callback_store_the_pair(settings, redis):
             f"{ZALO_OAUTH}/v4/oa/access_token",
             json={"access_token": "a9", "refresh_token": "r9", "expires_in": "90000"},
         )
-        done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=1&state={query['state'][0]}")
+        done = client.get(f"/oauth/zalo/callback?code=abc&oa_id={ZALO_OA_ID}&state={query['state'][0]}")
         sent = parse_qs(m.request_history[0].text)
     assert done.status_code == 200 and sent["grant_type"] == ["authorization_code"] and sent["code_verifier"]
     stored = TokenKeeper(redis, settings, requests.Session()).state()  # the tokens are sealed in Redis

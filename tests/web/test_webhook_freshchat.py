@@ -167,3 +167,11 @@ def test_freshchat_key_formats_are_accepted(redis, redis_server, tmp_path, varia
     }[variant]
     app = create_app(make_settings(redis_server.url, media_dir=str(tmp_path), freshchat_webhook_public_key=key))
     assert post_freshchat(app.test_client(), fixture("message_create__agent_text")).status_code == 200
+
+
+@pytest.mark.parametrize("inner", ["resolved", ["x"], {"conversation": "c-1"}, {"conversation": 7}])
+def test_a_signed_state_event_of_an_odd_shape_is_a_400_not_a_500(client, redis, inner):
+    event = load_fixture("freshchat", "webhooks", "conversation_resolution.json")
+    event["data"]["resolve"] = inner
+    resp = post_freshchat(client, event)
+    assert resp.status_code == 400 and redis.zcard(DUE) == 0

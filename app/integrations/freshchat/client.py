@@ -20,6 +20,7 @@ class FreshchatClient:
         self.channel_id = settings.freshchat_channel_id
         self.headers = {"Authorization": f"Bearer {settings.freshchat_api_key}", "Accept": "application/json"}
         self.limiter = limiter
+        self.on_answer = lambda: None  # told each time FreshChat answers (the worker's breaker listens)
 
     def find_user(self, reference_id: str) -> dict | None:
         """The user whose reference_id matches exactly (the filter is not trusted blindly)."""
@@ -52,6 +53,8 @@ class FreshchatClient:
             resp = self.session.request(method, self.base + path, headers=self.headers, **kwargs)
         except requests.RequestException as exc:
             raise FreshchatRetryable(f"FreshChat unreachable: {type(exc).__name__}") from exc
+        if resp.status_code < 500 and resp.status_code != 429:
+            self.on_answer()
         if resp.status_code >= 300:
             raise self._error(resp, path)
         return resp.json() if resp.content else {}

@@ -53,7 +53,9 @@ def conversation_id(event: dict) -> str:
     if event["action"] == "message_create":
         return str(event["data"]["message"]["conversation_id"])
     inner = event["data"].get(STATE_KEYS.get(event["action"], ""), {}) or {}
-    conv = inner.get("conversation") or {}
+    conv = inner.get("conversation") if isinstance(inner, dict) else None
+    if not isinstance(conv, dict):
+        return ""  # a signed but odd shape: the schema answers 400 for a missing conversation
     return str(conv.get("conversation_id") or conv.get("id") or "")
 
 

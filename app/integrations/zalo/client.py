@@ -23,6 +23,7 @@ class ZaloClient:
         self.tokens = tokens
         self.limiter = limiter
         self.window = settings.rate_window_seconds
+        self.on_answer = lambda: None  # told each time Zalo answers (the worker's breaker listens)
 
     def send(self, user_id: str, message: dict) -> str:
         """POST /v3.0/oa/message/cs; return Zalo's message_id."""
@@ -62,6 +63,8 @@ class ZaloClient:
             resp = self.session.request(method, self.base + path, headers={"access_token": token}, **kwargs)
         except requests.RequestException as exc:
             raise ZaloRetryable(f"Zalo unreachable: {type(exc).__name__}") from exc
+        if resp.status_code < 500 and resp.status_code != 429:
+            self.on_answer()
         data = self._parse(resp, grant)
         if grant and grant.streak:  # only then: no extra Redis round trip on the usual path
             self.limiter.calm(grant.at_ms)
