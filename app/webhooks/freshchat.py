@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, request
 from redis.exceptions import RedisError
 
 from app.bridge import keys
-from app.bridge.keys import DEFAULT
+from app.bridge.keys import DEFAULT, Keys
 from app.connections import Connection
 from app.integrations.freshchat import schemas
 from app.integrations.freshchat.signature import verify_signature
@@ -63,6 +63,20 @@ def _owner(connection: Connection, conversation: str) -> str:
         owner = current_app.extensions["redis"].hget(owners, conversation)
     except RedisError as exc:
         raise unavailable("freshchat", exc) from None
-    owner = owner.decode() if owner else ""
+    owner = owner.decode() if owner else _knows(connection, everyone, conversation)
     moved = [c for c in everyone if c.id == owner and c.freshchat_account != connection.freshchat_account]
     return owner if owner and not moved else connection.id
+
+
+def _knows(connection: Connection, everyone: list[Connection], conversation: str) -> str:
+    """No owner recorded (a conversation from before connections existed): the connection on
+    this account whose mapping knows the conversation, if one does."""
+    sharing = [c for c in everyone if c.freshchat_account == connection.freshchat_account]
+    pipe = current_app.extensions["redis"].pipeline(transaction=False)
+    for c in sharing:
+        pipe.exists(Keys(c.id).conversation(conversation))
+    try:
+        found = pipe.execute()
+    except RedisError as exc:
+        raise unavailable("freshchat", exc) from None
+    return next((c.id for c, known in zip(sharing, found, strict=True) if known), "")

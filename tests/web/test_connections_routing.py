@@ -167,3 +167,15 @@ def test_a_disabled_owner_still_gets_its_conversations_events(client, redis, set
     redis.hset(keys.conversation_owner(OA2["freshchat"]["api_url"]), CONV, "oa2")
     post_freshchat(client, agent_text())
     assert [i["connection"] for i in queued(redis, f"oa2/out:{CONV}")] == ["oa2"]
+
+
+def test_a_conversation_from_before_connections_goes_to_the_connection_that_knows_it(client, redis, connected):
+    """No owner recorded (the default connection's conversations predate the owner records):
+    the event arriving on another connection's URL goes to the connection whose mapping has it."""
+    from app.bridge.mapping import Mapping
+
+    Mapping(redis).link_conversation(USER, CONV)  # the old layout: no owner entry
+    redis.delete(keys.conversation_owner(OA2["freshchat"]["api_url"]))
+    post_freshchat_to(client, "/webhooks/freshchat/oa2", agent_text(), private_key=FC_PRIVATE_KEY)
+    assert [i["connection"] for i in queued(redis, f"out:{CONV}")] == ["default"]
+    assert queued(redis, f"oa2/out:{CONV}") == []
