@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.bridge.secrets_at_rest import sealer_for
 from app.connections import ConnectionStore
 from config.settings import load_settings
+from sandbox.connections import simulated_record
 
 IDS = ("default", "b2", "a1")
 APP_A, APP_A_SECRET = "5000000000000000005", "app-a-secret"
@@ -44,28 +45,8 @@ def store(redis, bridge_env: dict, oas: dict, accounts: dict[str, tuple]) -> Non
     for conn_id in OAS:
         oa = oas[conn_id]
         api_url, api_key, topic, public_pem = accounts[conn_id]
-        connections.put(
-            {
-                "id": conn_id,
-                "name": f"Bench {conn_id}",
-                "enabled": True,
-                "zalo": {
-                    "app_id": oa.app_id,
-                    "app_secret": oa.app_secret,
-                    "oa_id": oa.oa_id,
-                    "oa_secret_key": oa.oa_secret_key,
-                    "access_token": oa.access_token,
-                    "refresh_token": oa.refresh_token,
-                },
-                "freshchat": {
-                    "api_url": api_url,
-                    "api_key": api_key,
-                    "channel_id": topic,
-                    "webhook_public_key": public_pem,
-                },
-                "options": {},
-            }
-        )
+        freshchat = {"api_url": api_url, "api_key": api_key, "channel_id": topic, "webhook_public_key": public_pem}
+        connections.put(simulated_record(conn_id, f"Bench {conn_id}", oa, freshchat))
 
 
 def freshchat_hook(bridge_url: str, conn_id: str) -> str:

@@ -87,6 +87,15 @@ def record(partners_url: str, var_dir: Path) -> dict:
     }
 
 
+def simulated_record(conn_id: str, name: str, oa, freshchat: dict) -> dict:
+    """A connection record for a simulated OA (a ZaloSimulator.add_oa handle) and FreshChat
+    account (`api_url`, `api_key`, `channel_id`, `webhook_public_key`), as the admin API stores it."""
+    zalo = {
+        f: getattr(oa, f) for f in ("app_id", "app_secret", "oa_id", "oa_secret_key", "access_token", "refresh_token")
+    }
+    return {"id": conn_id, "name": name, "enabled": True, "zalo": zalo, "freshchat": dict(freshchat), "options": {}}
+
+
 def partners_url(settings) -> str:
     """Where the simulators are, from the Zalo URL the sandbox settings point at them."""
     return settings.zalo_api_base_url.rstrip("/").removesuffix("/zalo")

@@ -18,6 +18,7 @@ import pytest
 from app.bridge.secrets_at_rest import sealer_for
 from app.connections import ConnectionStore
 from config.sandbox import DEFAULTS
+from sandbox.connections import simulated_record
 from sandbox.freshchat_sim import FreshchatSimulator
 from sandbox.procs import Bridge, wait_until
 from sandbox.server import start_in_thread
@@ -78,28 +79,13 @@ def store_connections(redis, redis_url, env, base, b2, a1, fc, fc2) -> None:
         ("b2", b2, fc2, base + "/freshchat2/v2", TOPIC_B2),
         ("a1", a1, fc, base + "/freshchat/v2", TOPIC_A1),
     ):
-        store.put(
-            {
-                "id": conn_id,
-                "name": f"Connection {conn_id}",
-                "enabled": True,
-                "zalo": {
-                    "app_id": oa.app_id,
-                    "app_secret": oa.app_secret,
-                    "oa_id": oa.oa_id,
-                    "oa_secret_key": oa.oa_secret_key,
-                    "access_token": oa.access_token,
-                    "refresh_token": oa.refresh_token,
-                },
-                "freshchat": {
-                    "api_url": api_url,
-                    "api_key": account.api_key,
-                    "channel_id": topic,
-                    "webhook_public_key": account.public_key_pem_rsa_label,
-                },
-                "options": {},
-            }
-        )
+        freshchat = {
+            "api_url": api_url,
+            "api_key": account.api_key,
+            "channel_id": topic,
+            "webhook_public_key": account.public_key_pem_rsa_label,
+        }
+        store.put(simulated_record(conn_id, f"Connection {conn_id}", oa, freshchat))
 
 
 def freshchat_hook(bridge, conn_id: str) -> str:
