@@ -1,6 +1,6 @@
 """Upgrading from the last version without connections: its Redis keeps working as `default`.
 
-tests/fixtures/upgrade/redis-before-connections.json is the Redis of a bridge at tag i10-done
+tests/fixtures/upgrade/redis-before-connections.json is the Redis of a bridge at commit 80131f1 (before connections)
 (made by make_dump.py there): mappings of two users, a rotated token pair stored in clear,
 dedupe keys, one dead letter and one queued, undelivered item each way. The simulators are put
 back as they were when the dump was made; then the current bridge starts on that Redis.
