@@ -12,6 +12,7 @@ import requests
 
 from app.bridge.keys import Keys
 from app.bridge.secrets_at_rest import UnreadableSecret
+from app.integrations.freshchat.client import auth_headers
 from app.integrations.zalo.tokens import TokenKeeper
 
 TIMEOUT = 5.0  # seconds per call: an operator is waiting for the answer
@@ -110,11 +111,10 @@ def check_freshchat(connection, session: requests.Session) -> dict:
 
 def _channels_page(settings, session: requests.Session, page: int):
     """(channels, total pages), or a failed result."""
-    headers = {"Authorization": f"Bearer {settings.freshchat_api_key}", "Accept": "application/json"}
     try:
         resp = session.get(
             settings.freshchat_api_url + "/channels",
-            headers=headers,
+            headers=auth_headers(settings.freshchat_api_key),
             timeout=TIMEOUT,
             params={"page": page, "items_per_page": PAGE_SIZE},
         )

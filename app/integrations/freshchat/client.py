@@ -13,12 +13,17 @@ from app.integrations.freshchat.errors import FreshchatRateLimited, FreshchatRet
 log = logging.getLogger("freshchat.api")
 
 
+def auth_headers(api_key: str) -> dict:
+    """What every FreshChat API call carries (the client's and the connection test's)."""
+    return {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+
+
 class FreshchatClient:
     def __init__(self, session: requests.Session, settings, limiter: RateLimiter | None = None):
         self.session = session
         self.base = settings.freshchat_api_url
         self.channel_id = settings.freshchat_channel_id
-        self.headers = {"Authorization": f"Bearer {settings.freshchat_api_key}", "Accept": "application/json"}
+        self.headers = auth_headers(settings.freshchat_api_key)
         self.limiter = limiter
         self.on_answer = lambda: None  # told each time FreshChat answers (the worker's breaker listens)
 
