@@ -45,6 +45,11 @@ FIELDS = {
     "options": {
         "resolve_notification": "resolve_notification",
         "resolve_notification_text": "resolve_notification_text",
+        "receipts": "receipts",
+        "hold_billed_replies": "hold_billed_replies",
+        "agent_signature": "agent_signature",
+        "customer_language": "customer_language",
+        "agent_language": "agent_language",
     },
 }
 SECRETS = {

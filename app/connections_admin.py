@@ -24,7 +24,7 @@ from app.connection_checks import check
 from app.connections import FIELDS, ID_PATTERN, SECRETS, STORE, Connection, ConnectionStore, default_connection
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper, _fingerprint
-from config.settings import DEFAULT_RESOLVE_TEXT
+from config.settings import LANGUAGES, RECEIPT_MODES, Settings
 
 log = logging.getLogger("connections.admin")
 LOCK = STORE + ":lock"  # one change at a time: the id and app+OA checks must see every other change
@@ -103,6 +103,15 @@ class FreshchatSchema(Schema):
 class OptionsSchema(Schema):
     resolve_notification = fields.Boolean()
     resolve_notification_text = _text(max=2000)
+    receipts = fields.String(validate=validate.OneOf(RECEIPT_MODES))
+    hold_billed_replies = fields.Boolean()
+    agent_signature = fields.String(validate=validate.Length(max=200))  # "" turns signing off
+    customer_language = fields.String(validate=validate.OneOf(LANGUAGES))
+    agent_language = fields.String(validate=validate.OneOf(LANGUAGES))
+
+
+# A new connection starts from the bridge's defaults, never from the default connection's values.
+OPTION_DEFAULTS = {name: Settings.__dataclass_fields__[attr].default for name, attr in FIELDS["options"].items()}
 
 
 class ConnectionSchema(Schema):
@@ -265,11 +274,7 @@ class ConnectionAdmin:
     def _complete(self, data: dict) -> dict:
         """Every field present, so no default-connection value fills a gap."""
         zalo = {"access_token": "", "refresh_token": "", **data["zalo"]}
-        options = {
-            "resolve_notification": False,
-            "resolve_notification_text": DEFAULT_RESOLVE_TEXT,
-            **data.get("options", {}),
-        }
+        options = {**OPTION_DEFAULTS, **data.get("options", {})}
         return {
             "id": data["id"],
             "name": data.get("name") or data["id"],

@@ -57,6 +57,12 @@ class Settings:
     freshchat_webhook_public_key: str = ""
     resolve_notification: bool = False
     resolve_notification_text: str = DEFAULT_RESOLVE_TEXT
+    # Per-connection options beyond the contract (README "Options"); env sets the default connection's.
+    receipts: str = "note"  # how agents see received/read: "note" or "off"
+    hold_billed_replies: bool = False  # hold a reply Zalo would bill (no Zalo Cloud Account) and tell the agent
+    agent_signature: str = ""  # e.g. "{text}\n— {agent}"; empty: replies go unsigned
+    customer_language: str = "vi"  # texts the bridge writes to Zalo users
+    agent_language: str = "en"  # notes the bridge writes to agents
     media_bucket: str = ""
     s3_endpoint_url: str = ""
     media_dir: str = "./var/media"
@@ -111,6 +117,19 @@ def _as_redis_url(raw: str) -> str:
     return raw
 
 
+def _one_of(*allowed: str):
+    def cast(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"expected {' or '.join(allowed)}")
+        return raw
+
+    return cast
+
+
+LANGUAGES = ("vi", "en")
+RECEIPT_MODES = ("note", "off")
+
+
 def _as_log_format(raw: str) -> str:
     if raw not in ("json", "text"):
         raise ValueError("expected json or text")
@@ -140,6 +159,10 @@ CASTS = {
     "freshchat_api_url": _as_url,
     "s3_endpoint_url": _as_url,
     "log_format": _as_log_format,
+    "hold_billed_replies": _as_bool,
+    "receipts": _one_of(*RECEIPT_MODES),
+    "customer_language": _one_of(*LANGUAGES),
+    "agent_language": _one_of(*LANGUAGES),
 }
 
 
