@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install runtime clean clean-data
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 install: $(BIN)/.installed
+
+# What the container image runs: the runtime libraries only (no test tools).
+runtime:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --no-cache-dir -r requirements.txt
 
 run: install
 	PATH="$(abspath $(BIN)):$$PATH" bin/run
@@ -26,5 +31,11 @@ lint: install
 bench: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench.run_all
 
+# var/ holds the local Redis (token pair, user and conversation mappings) and the media store
+# behind every FreshChat link: `clean` never touches it; `clean-data` asks first.
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .pytest_cache test-artifacts
+
+clean-data:
+	@printf 'This deletes ./var: the local Redis (tokens, mappings, queued messages) and every stored media file.\nType "delete" to go on: '; \
+	read answer; [ "$$answer" = delete ] && rm -rf var && echo "var/ deleted" || echo "nothing deleted"

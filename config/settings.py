@@ -65,6 +65,7 @@ class Settings:
     agent_language: str = "en"  # notes the bridge writes to agents
     media_bucket: str = ""
     s3_endpoint_url: str = ""
+    s3_public_endpoint_url: str = ""  # where users' browsers reach the bucket, when not S3_ENDPOINT_URL
     media_dir: str = "./var/media"
     media_max_bytes: int = 26214400
     media_fetch_allow_private: bool = False
@@ -158,6 +159,7 @@ CASTS = {
     "zalo_oauth_base_url": _as_url,
     "freshchat_api_url": _as_url,
     "s3_endpoint_url": _as_url,
+    "s3_public_endpoint_url": _as_url,
     "log_format": _as_log_format,
     "hold_billed_replies": _as_bool,
     "receipts": _one_of(*RECEIPT_MODES),

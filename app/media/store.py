@@ -130,9 +130,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class S3MediaStore:
     """One object per key; the filename rides in metadata, percent-encoded (S3 wants ASCII)."""
 
-    def __init__(self, client, bucket: str):
+    def __init__(self, client, bucket: str, presigner=None):
         self.client = client
         self.bucket = bucket
+        # Links are signed for the address users reach (S3_PUBLIC_ENDPOINT_URL), which may not be
+        # the one this process talks to (a MinIO on a private network behind a proxy).
+        self.presigner = presigner or client
 
     def put(self, key: str, data: bytes, *, content_type: str, filename: str) -> None:
         self.client.put_object(
@@ -180,7 +183,7 @@ class S3MediaStore:
             "ResponseContentType": served_content_type(content_type),
             "ResponseContentDisposition": content_disposition(content_type, _filename(head)),
         }
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)
+        return self.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)
 
 
 def _is_missing(exc) -> bool:
@@ -206,4 +209,7 @@ def build_media_store(settings):
         s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
     )
     client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url or None, config=config)
-    return S3MediaStore(client, settings.media_bucket)
+    presigner = None
+    if settings.s3_public_endpoint_url:
+        presigner = boto3.client("s3", endpoint_url=settings.s3_public_endpoint_url, config=config)
+    return S3MediaStore(client, settings.media_bucket, presigner)

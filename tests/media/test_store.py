@@ -266,3 +266,18 @@ def test_build_media_store_uses_the_custom_endpoint(aws):
     # Path-style: MinIO and friends rarely have wildcard DNS for bucket subdomains.
     url = store.client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "k"})
     assert url.startswith(f"http://minio.internal:9000/{BUCKET}/k?")
+
+
+def test_links_are_signed_for_the_public_endpoint_when_it_differs(aws):
+    """In docker-compose MinIO is `minio:9000` to the bridge but a public URL to users' browsers."""
+    settings = Settings(
+        secret_key="k" * 32,
+        media_bucket=BUCKET,
+        s3_endpoint_url="http://minio:9000",
+        s3_public_endpoint_url="https://media.example.com",
+    )
+    store = build_media_store(settings)
+    assert store.client.meta.endpoint_url == "http://minio:9000"
+    store.client = aws  # moto answers the head request; only the presigner's address matters here
+    aws.put_object(Bucket=BUCKET, Key="zalo/m/0", Body=b"x", ContentType="image/png")
+    assert store.redirect_url("zalo/m/0").startswith(f"https://media.example.com/{BUCKET}/zalo/m/0?")
