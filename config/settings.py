@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
+from config.redis_url import masked, parse_sentinel_url
+
 DEFAULT_RESOLVE_TEXT = (
     "Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết. "
     "/ Thank you for contacting us! This conversation has been resolved."
@@ -38,6 +40,8 @@ class ConfigError(Exception):
 class Settings:
     port: int = 8000
     redis_url: str = "redis://localhost:6379/0"
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 500  # how long a webhook waits for REDIS_WAIT_REPLICAS before a 503
     public_base_url: str = "http://localhost:8000"
     secret_key: str = ""
     encryption_key: str = ""  # empty: derived from secret_key (app/bridge/secrets_at_rest.py)
@@ -113,8 +117,11 @@ def _as_url(raw: str) -> str:
 
 
 def _as_redis_url(raw: str) -> str:
-    if urlparse(raw).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("expected redis://, rediss:// or unix://")
+    scheme = urlparse(raw).scheme
+    if scheme == "redis+sentinel":
+        parse_sentinel_url(raw)  # its ValueError names what is wrong
+    elif scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected redis://, rediss://, unix:// or redis+sentinel://")
     return raw
 
 
@@ -143,6 +150,8 @@ CASTS = {
     "media_max_bytes": _as_int,
     "retry_horizon_seconds": _as_int,
     "lease_seconds": _as_int,
+    "redis_wait_replicas": _as_int,
+    "redis_wait_timeout_ms": _as_int,
     "zalo_rate_per_minute": _as_int,
     "freshchat_rate_per_minute": _as_int,
     "dedupe_ttl_seconds": _as_int,
@@ -182,6 +191,8 @@ def _read_env(env: dict[str, str]) -> tuple[dict, list[str]]:
 
 
 def _describe(name: str, raw: str) -> str:
+    if name == "redis_url":
+        return repr(masked(raw)[:80])
     return "a secret value" if name in SECRET_FIELDS else repr(raw[:60])
 
 

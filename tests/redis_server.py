@@ -21,10 +21,11 @@ def redis_binary() -> str:
 class RedisServer:
     """Start, stop and restart a real redis-server with AOF in its own directory."""
 
-    def __init__(self, port: int | None = None, appendonly: bool = True):
+    def __init__(self, port: int | None = None, appendonly: bool = True, extra_args: tuple[str, ...] = ()):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="zfb-redis-")
         self.appendonly = appendonly
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -48,6 +49,7 @@ class RedisServer:
             "everysec",
             "--maxmemory-policy",
             "noeviction",
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_ready()

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, fields
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from app.bridge import keys
 from app.bridge.scripts import LuaScript
@@ -58,15 +59,40 @@ class Item:
 _ITEM_FIELDS = {f.name for f in fields(Item)}
 
 
+class NotReplicated(RedisError):
+    """The accepted write did not reach REDIS_WAIT_REPLICAS replicas in time."""
+
+    def __init__(self, acknowledged: int, wanted: int):
+        super().__init__(f"write reached {acknowledged} of {wanted} replicas")
+
+
 class Lanes:
     """Accept, claim, pop, defer and release items of per-conversation lanes."""
 
-    def __init__(self, redis: Redis, lease_ms: int = 30000):
+    def __init__(self, redis: Redis, lease_ms: int = 30000, replicas: int = 0, wait_ms: int = 500):
         self.redis = redis
         self.lease_ms = lease_ms
+        self.replicas = replicas  # REDIS_WAIT_REPLICAS: an accepted item is on that many replicas
+        self.wait_ms = wait_ms
 
     def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0) -> bool:
-        """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate)."""
+        """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate).
+
+        With `replicas`, the write must also reach that many replicas (WAIT) or NotReplicated is
+        raised, so the webhook answers 503 and the partner redelivers. WAIT counts the writes of
+        its own connection, hence one pipeline. A duplicate waits too: its first delivery may have
+        been refused for the same reason."""
+        if self.replicas and dedupe_key:
+            pipe = self.redis.pipeline(transaction=False)
+            self._accept(lane, item, dedupe_key, dedupe_ttl, client=pipe)
+            pipe.wait(self.replicas, self.wait_ms)
+            fresh, acknowledged = pipe.execute()
+            if acknowledged < self.replicas:
+                raise NotReplicated(acknowledged, self.replicas)
+            return bool(fresh)
+        return self._accept(lane, item, dedupe_key, dedupe_ttl)
+
+    def _accept(self, lane: str, item: Item, dedupe_key: str, dedupe_ttl: int, client=None) -> bool:
         if not dedupe_key:
             return bool(
                 APPEND(
@@ -82,6 +108,7 @@ class Lanes:
         return bool(
             ACCEPT(
                 self.redis,
+                client,
                 seen=dedupe_key,
                 lane=keys.lane(lane),
                 due=keys.DUE,

@@ -82,3 +82,23 @@ def test_no_credentials_means_sandbox_against_the_simulators(tmp_path):
 def test_secrets_are_listed_for_masking():
     s = load_settings(FULL)
     assert {"a-secret", "oa-secret", "k" * 20, "s" * 32} <= set(s.secrets())
+
+
+def test_sentinel_urls_are_parsed_and_their_password_never_printed():
+    from config.redis_url import parse_sentinel_url
+
+    target = parse_sentinel_url("redis+sentinel://:s%40cret@10.0.0.1:26379,10.0.0.2:26380/bridge/2")
+    assert target.sentinels == [("10.0.0.1", 26379), ("10.0.0.2", 26380)]
+    assert (target.master, target.db, target.password) == ("bridge", 2, "s@cret")
+    assert parse_sentinel_url("redis+sentinel://h:1/bridge").db == 0
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SANDBOX": "true", "REDIS_URL": "redis+sentinel://:hunter22@h1:26379,h2/bridge/0"})
+    assert caught.value.problems == [
+        "REDIS_URL: sentinel address 'h2' is not host:port (got 'redis+sentinel://:***@h1:26379,h2/bridge/0')"
+    ]
+
+
+def test_a_plain_redis_url_error_masks_its_password_too():
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"SANDBOX": "true", "REDIS_URL": "http://user:hunter22@h:6379/0"})
+    assert "hunter22" not in str(caught.value) and "http://user:***@h:6379/0" in str(caught.value)
