@@ -39,6 +39,25 @@ class ContextFilter(logging.Filter):
         return text
 
 
+class TextFormatter(logging.Formatter):
+    """One readable line: the event name, then its fields as key=value (the JSON form's keys)."""
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s [%(context_id)s] %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = " ".join(
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in STANDARD and k != "asctime" and not k.startswith("_")
+        )
+        if not extra:
+            return line
+        head, newline, tail = line.partition("\n")  # fields before a traceback, not after it
+        return f"{head} {extra}{newline}{tail}"
+
+
 def configure_logging(settings, stream=None) -> None:
     """Install one handler on the root logger; safe to call more than once."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -51,7 +70,7 @@ def configure_logging(settings, stream=None) -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(context_id)s] %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

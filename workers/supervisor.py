@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 
 from app.bridge.keys import HEARTBEAT
+from app.bridge.outage import RedisOutage
 from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.supervisor")
@@ -40,6 +41,9 @@ def _load():
     return settings
 
 
+REDIS_GONE = 3  # a child's exit status when Redis went away: the parent says it once, not each child
+
+
 def run_rq_worker(settings, index: int) -> None:
     """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
     from app.extensions import connect_redis
@@ -47,10 +51,13 @@ def run_rq_worker(settings, index: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     redis = connect_redis(settings)
-    set_worker_context(WorkerContext(settings, redis))
-    name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
-    worker = SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
-    worker.work(logging_level="WARNING", with_scheduler=False)
+    try:
+        set_worker_context(WorkerContext(settings, redis))
+        name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
+        worker = SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
+        worker.work(logging_level="WARNING", with_scheduler=False)
+    except RedisError:
+        os._exit(REDIS_GONE)  # the parent's outage line names the Redis; no traceback per child
 
 
 class Supervisor:
@@ -59,6 +66,7 @@ class Supervisor:
         self.children: dict[int, multiprocessing.Process] = {}
         self.stopping = False
         self.ctx = multiprocessing.get_context("fork")
+        self.outage = RedisOutage(log, settings.redis_url)
 
     def spawn(self, index: int) -> None:
         proc = self.ctx.Process(target=run_rq_worker, args=(self.settings, index), daemon=False)
@@ -66,10 +74,15 @@ class Supervisor:
         self.children[index] = proc
 
     def reap(self) -> None:
-        """Respawn dead children (a crash, an OOM kill, or Redis going away)."""
+        """Respawn dead children (a crash, an OOM kill, or Redis going away). While Redis is
+        away the starter loop waits out the outage first, so children are not respawned in a
+        tight loop; a child that left because of it is not a crash worth a line."""
+        if self.outage.ongoing:
+            return
         for index, proc in list(self.children.items()):
             if not proc.is_alive() and not self.stopping:
-                log.warning("worker.child_died", extra={"index": index, "exitcode": proc.exitcode})
+                if proc.exitcode != REDIS_GONE:
+                    log.warning("worker.child_died", extra={"index": index, "exitcode": proc.exitcode})
                 self.spawn(index)
 
     def stop(self, *_args) -> None:
@@ -99,14 +112,20 @@ def run_starter(supervisor: Supervisor) -> None:
     while not supervisor.stopping:
         try:
             redis.set(HEARTBEAT, time.time(), ex=60)
+            supervisor.outage.recovered()
             starter.run_once(block_seconds=1.0)
             if time.monotonic() >= token_check_at:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
                 tokens.keep_alive()  # an idle OA's refresh token would otherwise run out
         except RedisError as exc:
-            log.warning("worker.redis_unavailable", extra={"error": type(exc).__name__})
-            time.sleep(1.0)  # wait and reconnect: nothing is lost, work stays in Redis
+            _sleep_unless_stopping(supervisor, supervisor.outage.failed(exc))  # nothing is lost: work stays in Redis
         supervisor.reap()
+
+
+def _sleep_unless_stopping(supervisor: Supervisor, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not supervisor.stopping and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 class _TokenCheck:

@@ -312,12 +312,14 @@ def test_a_rotation_without_a_new_refresh_token_keeps_its_age(redis, settings):
 def test_the_starter_loop_checks_the_pair_now_and_then_and_survives_redis_errors(settings, monkeypatch):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
+    from app.bridge.outage import RedisOutage
     from workers import supervisor as sup
 
     class Stub:
         settings = None
         stopping = False
         loops = 0
+        outage = RedisOutage(sup.log, "redis://127.0.0.1:1/0", clock=lambda: 0.0)
 
         def reap(self):
             self.loops += 1
