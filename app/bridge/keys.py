@@ -67,6 +67,17 @@ def freshchat_rate_name(freshchat_account: str) -> str:
     return f"freshchat@{account_id(freshchat_account)}"
 
 
+# -- the admin console (app/console/) ----------------------------------------------------------
+def signin_failures(client: str) -> str:
+    """Failed sign-ins from one client address, counted while they keep coming."""
+    return f"{ROOT}console:signin:failed:{client}"
+
+
+def signin_wait(client: str) -> str:
+    """Present (with a TTL) while that client must wait before trying again."""
+    return f"{ROOT}console:signin:wait:{client}"
+
+
 class Keys:
     """The keys of one connection."""
 
@@ -130,6 +141,10 @@ class Keys:
 
     def oauth_state(self, state: str) -> str:
         return f"{self.prefix}oauth:{state}"
+
+    def oauth_return(self, state: str) -> str:
+        """Where the callback sends the browser back to, when the console started the flow."""
+        return f"{self.prefix}oauth:{state}:return"
 
     # -- rate limits and breakers, per partner
     def rate(self, partner: str) -> str:
