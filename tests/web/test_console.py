@@ -224,3 +224,186 @@ def test_the_dashboard_shows_each_connection_its_token_queue_and_dead_letters(cr
 
 def item(item_id: str, connection: str = "shop-hcm") -> Item:
     return Item(item_id, "freshchat", {"event": "message_create"}, now_ms(), connection=connection)
+
+
+# -- a connection's form ----------------------------------------------------------------------------
+
+
+def test_a_connection_added_through_the_form_is_stored_as_the_api_would_and_starts_inactive(created):
+    shown = created.get("/api/connections/shop-hcm", headers={"Authorization": f"Bearer {ADMIN}"}).get_json()
+    assert shown["enabled"] is False and shown["name"] == "Shop HCM"
+    assert shown["zalo"] == {
+        "app_id": "999000111",
+        "app_secret": "set",
+        "oa_id": "777000111",
+        "oa_secret_key": "set",
+        "access_token": "set",
+        "refresh_token": "set",
+    }
+    assert shown["freshchat"]["api_url"] == FC_HCM and shown["freshchat"]["api_key"] == "set"
+    assert shown["options"]["resolve_notification"] is True and shown["options"]["hold_billed_replies"] is False
+    assert shown["status"]["zalo_token"]["present"]  # the pasted pair is the connection's pair now
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert "Connection saved" in page and 'id="activate"' in page
+    assert 'value="https://bridge.example.com/webhooks/freshchat/shop-hcm"' in page
+
+
+def test_the_fields_come_in_the_order_of_zalos_setup_pages(created):
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    names = ["zalo.app_id", "zalo.app_secret", "zalo.oa_secret_key", "zalo.oa_id", "freshchat.api_url"]
+    positions = [page.index(f'name="{name}"') for name in names]
+    assert positions == sorted(positions)
+
+
+def test_errors_show_next_to_their_field_and_typed_secrets_are_not_echoed(signed_in, redis):
+    bad = dict(FORM, **{"zalo.app_id": "12ab", "freshchat.webhook_public_key": "not a key", "freshchat.api_url": ""})
+    resp = post_form(signed_in, "/admin/connections/new", bad, "/admin/connections/new")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and redis.hlen("zfb:connections") == 0
+    field = page[page.index('name="zalo.app_id"') :]
+    assert field.index('id="error-zalo-app_id"') < field.index("<label")  # before the next field's label
+    assert re.search(r'id="error-zalo-app_id"[^>]*>digits only<', page)
+    assert re.search(r'id="error-freshchat-webhook_public_key"[^>]*>not a PEM or base64 RSA public key<', page)
+    assert re.search(r'id="error-freshchat-api_url"[^>]*>', page)
+    assert 'value="12ab"' in page and "Shop HCM" in page  # what was typed stays, except the secrets
+    assert not [s for s in SECRETS.values() if s in page]
+
+
+def test_saving_keeps_a_secret_left_empty_and_replaces_one_typed_in(created, console_settings, redis):
+    from app.bridge.secrets_at_rest import sealer_for
+    from app.connections import ConnectionStore
+
+    edit = {k: v for k, v in FORM.items() if k != "id" and k not in SECRETS}
+    edit.update({"name": "Shop HCM 2", "freshchat.api_key": "SECRET-new-fckey-Mn4"})
+    resp = post_form(created, "/admin/connections/shop-hcm", edit, "/admin/connections/shop-hcm")
+    assert resp.status_code == 302
+    conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
+    assert conn.name == "Shop HCM 2" and conn.settings.freshchat_api_key == "SECRET-new-fckey-Mn4"
+    assert conn.settings.zalo_app_secret == SECRETS["zalo.app_secret"]
+    assert conn.settings.resolve_notification is True
+
+
+def test_activate_and_deactivate(created):
+    post_form(created, "/admin/connections/shop-hcm/enabled", {"enabled": "1"}, "/admin/connections/shop-hcm")
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert "Connection activated" in page and 'id="deactivate"' in page
+    post_form(created, "/admin/connections/shop-hcm/enabled", {"enabled": "0"}, "/admin/connections/shop-hcm")
+    assert 'id="activate"' in created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+
+
+def test_the_default_connection_is_read_only(signed_in):
+    page = signed_in.get("/admin/connections/default").get_data(as_text=True)
+    assert "defined by environment variables" in page and 'id="save"' not in page and 'id="activate"' not in page
+    assert re.search(r'name="zalo.app_id"[^>]*disabled', page)
+    resp = post_form(signed_in, "/admin/connections/default", {"name": "x"}, "/admin/connections/default")
+    assert resp.status_code == 409 and "environment variables" in resp.get_data(as_text=True)
+
+
+def test_test_connection_says_per_side_what_works(created):
+    answer = load_fixture("zalo", "answers", "getoa.json")
+    answer["data"]["oa_id"] = "777000111"
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=answer)
+        mock.get(f"{FC_HCM}/channels", status_code=401)
+        resp = post_form(created, "/admin/connections/shop-hcm/test", {}, "/admin/connections/shop-hcm")
+    page = resp.get_data(as_text=True)
+    assert re.search(r'id="test-zalo" class="good"><strong>Zalo: works</strong> — token works for OA', page)
+    assert re.search(
+        r'id="test-freshchat" class="bad"><strong>FreshChat: does not work</strong> — API key refused', page
+    )
+    assert mock.request_history[0].headers["access_token"] == SECRETS["zalo.access_token"]
+
+
+def test_connect_with_zalo_starts_pkce_from_the_session_and_comes_back_to_the_page(created, redis):
+    resp = post_form(created, "/admin/connections/shop-hcm/connect-zalo", {}, "/admin/connections/shop-hcm")
+    target = urlparse(resp.headers["Location"])
+    query = parse_qs(target.query)
+    assert resp.status_code == 302 and target.path == "/v4/oa/permission" and ADMIN not in resp.headers["Location"]
+    assert query["app_id"] == ["999000111"] and query["state"][0].startswith("shop-hcm.")
+    with requests_mock.Mocker() as mock:
+        mock.post(
+            f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "a9", "refresh_token": "r9", "expires_in": 90000}
+        )
+        back = created.get(f"/oauth/zalo/callback?code=abc&oa_id=777000111&state={query['state'][0]}")
+    assert back.status_code == 302 and back.headers["Location"] == "/admin/connections/shop-hcm?zalo=connected"
+    assert mock.request_history[0].headers["secret_key"] == SECRETS["zalo.app_secret"]
+    page = created.get(back.headers["Location"]).get_data(as_text=True)
+    assert "Zalo OA connected" in page
+    assert redis.exists(Keys("shop-hcm").oauth_return(query["state"][0])) == 0
+
+
+def test_zalo_granting_another_oa_comes_back_with_the_reason(created):
+    resp = post_form(created, "/admin/connections/shop-hcm/connect-zalo", {}, "/admin/connections/shop-hcm")
+    state = parse_qs(urlparse(resp.headers["Location"]).query)["state"][0]
+    back = created.get(f"/oauth/zalo/callback?code=abc&oa_id=123&state={state}")
+    assert back.headers["Location"] == "/admin/connections/shop-hcm?zalo=other_oa"
+    assert "different OA" in created.get(back.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_unknown_connection_is_a_404_page(signed_in):
+    resp = signed_in.get("/admin/connections/nobody")
+    assert resp.status_code == 404 and "no connection nobody" in resp.get_data(as_text=True)
+
+
+# -- events and dead letters ---------------------------------------------------------------------
+
+
+def dead(redis, *ids: str) -> DeadLetters:
+    letters = DeadLetters(redis, Lanes(redis), keys=Keys("shop-hcm"))
+    for item_id in ids:
+        letters.add("shop-hcm/out:c1", item(item_id), f"Zalo refused {item_id}")
+    return letters
+
+
+def test_dead_letters_are_listed_with_their_reason(created, redis):
+    dead(redis, "freshchat:m1", "freshchat:m2")
+    page = created.get("/admin/connections/shop-hcm/events").get_data(as_text=True)
+    assert 'id="dl-freshchat:m1"' in page and "Zalo refused freshchat:m2" in page and "message_create" in page
+
+
+def test_replay_and_drop_one_or_many(created, redis):
+    letters = dead(redis, "freshchat:m1", "freshchat:m2", "freshchat:m3")
+    events = "/admin/connections/shop-hcm/events"
+    path = "/admin/connections/shop-hcm/dead-letters"
+    resp = post_form(created, path, {"replay_one": "freshchat:m1"}, events)
+    assert resp.status_code == 302 and redis.llen(keys.lane("shop-hcm/out:c1")) == 1
+    post_form(created, path, {"action": "drop", "ids": ["freshchat:m2", "freshchat:m3"]}, events)
+    assert letters.count() == 0 and redis.llen(keys.lane("shop-hcm/out:c1")) == 1
+    page = created.get(events).get_data(as_text=True)
+    assert "2 dropped." in page and "No dead letters." in page
+
+
+def test_replaying_nothing_ticked_says_so(created):
+    events = "/admin/connections/shop-hcm/events"
+    post_form(created, "/admin/connections/shop-hcm/dead-letters", {"action": "replay"}, events)
+    assert "Tick at least one dead letter." in created.get(events).get_data(as_text=True)
+
+
+# -- no secret anywhere ----------------------------------------------------------------------------
+
+
+def test_no_page_or_answer_ever_holds_a_secret(created, redis, console_settings):
+    dead(redis, "freshchat:m1")
+    seen = []
+    pages = [
+        "/admin/",
+        "/admin/connections/new",
+        "/admin/connections/shop-hcm",
+        "/admin/connections/shop-hcm/events",
+        "/admin/connections/default",
+        "/admin/connections/default/events",
+        "/admin/sign-in",
+    ]
+    seen += [created.get(p) for p in pages]
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", status_code=500)
+        mock.get(f"{FC_HCM}/channels", status_code=500)
+        seen.append(post_form(created, "/admin/connections/shop-hcm/test", {}, "/admin/connections/shop-hcm"))
+    refused = dict(FORM, id="Bad Id")
+    seen.append(post_form(created, "/admin/connections/new", refused, "/admin/connections/new"))
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
+    seen += [created.get(p, headers=bearer) for p in ("/api/connections", "/api/connections/shop-hcm", "/api/status")]
+    assert all(r.status_code < 500 for r in seen) and len(seen) == 11
+    everything = "".join(r.get_data(as_text=True) + str(r.headers) for r in seen)
+    for secret in [*SECRETS.values(), ADMIN, console_settings.zalo_app_secret, console_settings.freshchat_api_key]:
+        assert secret not in everything
