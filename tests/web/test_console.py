@@ -403,7 +403,7 @@ def test_no_page_or_answer_ever_holds_a_secret(created, redis, console_settings)
     seen.append(post_form(created, "/admin/connections/new", refused, "/admin/connections/new"))
     bearer = {"Authorization": f"Bearer {ADMIN}"}
     seen += [created.get(p, headers=bearer) for p in ("/api/connections", "/api/connections/shop-hcm", "/api/status")]
-    assert all(r.status_code < 500 for r in seen) and len(seen) == 11
+    assert all(r.status_code < 500 for r in seen) and len(seen) == 12
     everything = "".join(r.get_data(as_text=True) + str(r.headers) for r in seen)
     for secret in [*SECRETS.values(), ADMIN, console_settings.zalo_app_secret, console_settings.freshchat_api_key]:
         assert secret not in everything
