@@ -407,3 +407,43 @@ def test_no_page_or_answer_ever_holds_a_secret(created, redis, console_settings)
     everything = "".join(r.get_data(as_text=True) + str(r.headers) for r in seen)
     for secret in [*SECRETS.values(), ADMIN, console_settings.zalo_app_secret, console_settings.freshchat_api_key]:
         assert secret not in everything
+
+
+# -- Vietnamese and English ---------------------------------------------------------------------
+
+
+def test_the_language_follows_the_browser(web):
+    assert "Đăng nhập" in web.get("/admin/sign-in", headers={"Accept-Language": "vi-VN,vi;q=0.9"}).get_data(
+        as_text=True
+    )
+    page = web.get("/admin/sign-in", headers={"Accept-Language": "en-US,en;q=0.8"}).get_data(as_text=True)
+    assert "Sign in" in page and "Đăng nhập" not in page
+    assert '<html lang="en">' in web.get("/admin/sign-in", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+
+
+def test_the_switch_remembers_the_language_in_a_cookie(signed_in, redis):
+    resp = signed_in.get("/admin/language/vi?next=/admin/")
+    cookie = next(h for h in resp.headers.getlist("Set-Cookie") if h.startswith("zfb_lang="))
+    assert resp.headers["Location"] == "/admin/" and "zfb_lang=vi" in cookie and "Path=/admin" in cookie
+    redis.set(keys.DEFAULT_KEYS.last_webhook("zalo"), time.time() - 120)
+    page = signed_in.get("/admin/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Các kết nối" in page and "2 phút trước" in page and '<html lang="vi">' in page
+    signed_in.get("/admin/language/en?next=/admin/")
+    assert "Connections" in signed_in.get("/admin/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+
+
+def test_every_console_text_has_a_vietnamese_translation_with_the_same_placeholders():
+    from pathlib import Path
+
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    console = Path(__file__).parents[2] / "app" / "console"
+    methods = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+    keywords = {"_": None, "gettext": None, "_l": None}
+    found = {msg for _, _, msg, _, _ in extract_from_dir(str(console), methods, keywords=keywords)}
+    with (console / "translations" / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        catalog = {m.id: m.string for m in read_po(po) if m.id}
+    assert len(found) > 100 and sorted(found - {k for k, v in catalog.items() if v}) == []
+    placeholders = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
+    assert [m for m in found if sorted(placeholders.findall(m)) != sorted(placeholders.findall(catalog[m]))] == []
