@@ -20,6 +20,8 @@ DEFAULT = "default"
 DUE = ROOT + "due"  # zset lane -> epoch ms when it may be claimed next
 WAKE = ROOT + "wake"  # doorbell: lanes that just got work (a hint; DUE is the truth)
 HEARTBEAT = ROOT + "worker:heartbeat"
+# Zalo checks a domain, not a connection: which connection uploaded each verification file.
+VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
 
 
 def lane(lane_id: str) -> str:
@@ -129,6 +131,26 @@ class Keys:
     @property
     def errors(self) -> str:
         return f"{self.prefix}errors"
+
+    # -- what operators look at (app/bridge/journal.py)
+    @property
+    def journal(self) -> str:
+        """Zset item id -> epoch seconds of its latest recorded outcome."""
+        return f"{self.prefix}journal"
+
+    @property
+    def journal_items(self) -> str:
+        """Hash item id -> that outcome (JSON)."""
+        return f"{self.prefix}journal:items"
+
+    def relayed(self, direction: str, day: str) -> str:
+        """Messages relayed in `direction` ("in"/"out") on the UTC `day` (YYYYMMDD), expiring."""
+        return f"{self.prefix}relayed:{direction}:{day}"
+
+    @property
+    def verifier_files(self) -> str:
+        """Hash code -> the exact bytes of Zalo's zalo_verifier<code>.html the operator uploaded."""
+        return f"{self.prefix}verifier:files"
 
     # -- Zalo's token pair and OAuth
     @property
