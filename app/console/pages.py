@@ -9,11 +9,12 @@ from __future__ import annotations
 import time
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
-from app.bridge.keys import DEFAULT
+from app import problems
 from app.connections_admin import ConnectionAdmin, Problem
 from app.console import bp, forms, settings
+from app.integrations.zalo import events_catalog
 from app.oauth import permission_url
 
 MAX_IDS = 500  # dead letters handled by one click
@@ -24,12 +25,8 @@ def admin() -> ConnectionAdmin:
     return ConnectionAdmin(ext["redis"], ext["lanes"], settings())
 
 
-def optional(name: str):
-    """A part of the console another module provides (the event journal, the Zalo events table,
-    topics, verification files): the page hides its section while that part is absent."""
-    from app.console import extras
-
-    return extras.find(name)
+def language() -> str:
+    return str(get_locale() or "en")
 
 
 @bp.errorhandler(Problem)
@@ -56,7 +53,13 @@ def _duration(seconds):
 
 @bp.get("/")
 def dashboard():
-    return render_template("console/dashboard.html", connections=admin().list(), overview=admin().status())
+    connections = admin().list()
+    for view in connections:  # the problems in the visitor's language, from their codes
+        status = view["status"]
+        status["problems"] = [
+            problems.problem_text(p["code"], language(), **p["values"]) for p in status.get("problems", [])
+        ]
+    return render_template("console/dashboard.html", connections=connections, overview=admin().status())
 
 
 # -- a connection's form ------------------------------------------------------------------------
@@ -121,9 +124,9 @@ def _form_page(view: dict | None, values: dict, **extra):
         values=values,
         urls=urls,
         errors=extra.pop("errors", {}),
-        events_catalog=optional("events_catalog"),
-        can_load_topics=optional("topics") is not None,
-        can_upload=optional("upload_verification") is not None and view is not None and not view["from_env"],
+        zalo_events=events_catalog.catalog(language()),
+        webhook_retry=events_catalog.webhook_retry_advice(language()),
+        verifiers=admin().verification_files(view["id"]) if view else [],
         **extra,
     )
 
@@ -153,12 +156,17 @@ def connect_zalo(connection_id: str):
 
 @bp.post("/connections/<connection_id>/verification")
 def upload_verification(connection_id: str):
-    upload = optional("upload_verification")
     sent = request.files.get("file")
-    if upload is None or sent is None or not sent.filename:
+    if sent is None or not sent.filename:
         flash(gettext("Choose the HTML file Zalo gave you."), "error")
+        return redirect(url_for("console.edit_connection", connection_id=connection_id))
+    try:
+        admin().upload_verification(connection_id, sent.filename, sent.read())
+    except Problem as exc:
+        if exc.status != 400:
+            raise
+        flash(gettext("Not stored: %(reason)s", reason="; ".join(exc.fields.values()) or exc.message), "error")
     else:
-        upload(admin(), connection_id, sent.filename, sent.read())
         flash(gettext("Verification file stored; Zalo can now verify the domain."))
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
 
@@ -167,15 +175,15 @@ def upload_verification(connection_id: str):
 def load_topics():
     """The topics of a FreshChat account, for the picker: from the key typed in the form, or a
     saved connection's own key (the page never holds it)."""
-    topics = optional("topics")
-    if topics is None:
-        return jsonify({"error": "not available"}), 404
     data = request.get_json(silent=True) or {}
     try:
-        found = topics(admin(), data.get("api_url", ""), data.get("api_key", ""), data.get("connection_id", ""))
+        found = admin().topics(
+            data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
+        )
     except Problem as exc:
-        return jsonify(exc.answer()), exc.status
-    return jsonify(found)
+        words = "; ".join(f"{name}: {message}" for name, message in exc.fields.items())
+        return jsonify({"error": words or exc.message}), exc.status
+    return jsonify({"topics": found})
 
 
 # -- events and dead letters ------------------------------------------------------------------
@@ -184,12 +192,14 @@ def load_topics():
 @bp.get("/connections/<connection_id>/events")
 def events(connection_id: str):
     view = admin().show(connection_id)
-    journal = optional("journal")
-    filters = {k: request.args.get(k, "") for k in ("direction", "state", "find")}
-    recent = journal(current_app.extensions["redis"], connection_id, filters) if journal else None
+    filters = {k: request.args.get(k, "").strip() for k in ("direction", "state", "find")}
+    try:
+        recent, refused = admin().events(connection_id, limit=100, **filters), ""
+    except Problem as exc:
+        recent, refused = [], "; ".join(exc.fields.values()) or exc.message
     letters = admin().dead_letters(connection_id, 100)
     return render_template(
-        "console/events.html", view=view, recent=recent, filters=filters, letters=letters, default=DEFAULT
+        "console/events.html", view=view, recent=recent, refused=refused, filters=filters, letters=letters
     )
 
 

@@ -6,17 +6,22 @@ import re
 import time
 from dataclasses import replace
 from email.utils import parsedate_to_datetime
+from io import BytesIO
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests_mock
+from markupsafe import escape
 
 from app import create_app
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
+from app.bridge.journal import Journal
 from app.bridge.keys import Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.console import auth
+from app.integrations.zalo.events_catalog import webhook_retry_advice
+from app.problems import problem_text
 from tests.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
 
 ADMIN = "console-admin-token-Zq81"
@@ -447,3 +452,67 @@ def test_every_console_text_has_a_vietnamese_translation_with_the_same_placehold
     assert len(found) > 100 and sorted(found - {k for k, v in catalog.items() if v}) == []
     placeholders = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
     assert [m for m in found if sorted(placeholders.findall(m)) != sorted(placeholders.findall(catalog[m]))] == []
+
+
+# -- what the console data gives: events, problems, topics, verification files, Zalo's events -----
+
+
+def test_recent_events_show_their_state_and_filter_by_direction_state_and_party(created, redis):
+    journal = Journal(redis, "shop-hcm")
+    inbound = Item("zalo:m1", "zalo", {"event_name": "user_send_text"}, now_ms(), connection="shop-hcm")
+    journal.record("shop-hcm/in:u-4411", inbound, "delivered")
+    journal.record(
+        "shop-hcm/out:c-7788", item("freshchat:m9"), "failed", reason="Zalo -213", dead_letter="freshchat:m9"
+    )
+    events = "/admin/connections/shop-hcm/events"
+    page = created.get(events).get_data(as_text=True)
+    assert "u-4411" in page and "c-7788" in page and "Zalo -213" in page
+    page = created.get(events + "?state=failed").get_data(as_text=True)
+    assert "c-7788" in page and "u-4411" not in page and 'href="#dl-freshchat:m9"' in page
+    page = created.get(events + "?direction=in&find=u-4411").get_data(as_text=True)
+    assert "u-4411" in page and "c-7788" not in page
+    resp = created.get(events + "?state=lost")
+    assert resp.status_code == 200 and 'id="filter-error"' in resp.get_data(as_text=True)
+
+
+def test_problems_show_red_with_the_fix_in_the_visitors_language(created, redis):
+    redis.hset(Keys("shop-hcm").zalo_token, "dead", "-14014 Invalid refresh token")
+    page = created.get("/admin/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+    card = page[page.index('id="problems-shop-hcm"') :]
+    vi = problem_text("token_dead", "vi", reason="-14014 Invalid refresh token")
+    assert vi["what"] in card and vi["fix"] in card and card.index(vi["what"]) < card.index("</ul>")
+
+
+def test_load_topics_uses_the_saved_key_without_the_page_holding_it(created):
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{FC_HCM}/channels", json=load_fixture("freshchat", "answers", "channels.json"))
+        resp = created.post("/admin/topics", json={"connection_id": "shop-hcm"}, headers={"X-CSRFToken": token})
+    assert resp.status_code == 200 and {"id": CHANNEL, "name": "Zalo"} in resp.get_json()["topics"]
+    assert mock.request_history[0].headers["Authorization"] == "Bearer " + SECRETS["freshchat.api_key"]
+    refused = created.post("/admin/topics", json={"api_url": "nope"}, headers={"X-CSRFToken": token})
+    assert refused.status_code == 400 and "api_url" in refused.get_json()["error"]
+    assert created.post("/admin/topics", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
+
+
+def test_the_verification_file_uploaded_on_the_page_is_served_at_its_path(created):
+    html = b'<html><head><meta property="zalo-platform-site-verification" content="Ab12" /></head></html>'
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    resp = created.post(
+        "/admin/connections/shop-hcm/verification",
+        data={"csrf_token": token, "file": (BytesIO(html), "zalo_verifierAb12.html")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 302
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert "Verification file stored" in page and "zalo_verifierAb12.html" in page
+    assert created.get("/zalo_verifierAb12.html").data == html
+    bad = {"csrf_token": token, "file": (BytesIO(html), "index.html")}
+    created.post("/admin/connections/shop-hcm/verification", data=bad, content_type="multipart/form-data")
+    assert "Not stored" in created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+
+
+def test_the_form_lists_zalos_events_and_the_webhook_retry_advice(created):
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert 'id="event-user_send_text"' in page and 'id="event-follow"' in page
+    assert str(escape(webhook_retry_advice("en"))) in page
