@@ -19,12 +19,14 @@ def create_app(settings=None) -> Flask:
         settings = _settings_or_exit()
     configure_logging(settings)
     app = Flask(__name__)
-    # No SECRET_KEY in app.config: nothing uses Flask's cookie session, and with a key Flask
-    # builds a signer on every request. Media links are signed with settings.secret_key.
+    # Media links are signed with settings.secret_key; the console's session and CSRF tokens
+    # with a key derived from it, and only console requests open a session (app/console/).
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY)
     from app import extensions
+    from app.console import init_console
 
     extensions.init_app(app, settings)
+    init_console(app, settings)
     _register_blueprints(app, settings)
     _register_hooks(app)
     return app
@@ -44,11 +46,11 @@ def _settings_or_exit():
 
 
 def _register_blueprints(app: Flask, settings) -> None:
-    from app import admin, api, health, oauth
+    from app import admin, api, console, health, oauth
     from app.media.routes import bp as media_bp
     from app.webhooks import freshchat, zalo
 
-    for bp in (health.bp, zalo.bp, freshchat.bp, media_bp, oauth.bp, admin.bp, api.bp):
+    for bp in (health.bp, zalo.bp, freshchat.bp, media_bp, oauth.bp, admin.bp, console.bp, api.bp):
         app.register_blueprint(bp)
     if settings.sandbox:
         from sandbox.routes import register_sandbox

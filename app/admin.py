@@ -1,4 +1,5 @@
-"""Operator routes (bearer ADMIN_TOKEN; 404 when unset) and the `flask bridge` CLI."""
+"""The old bearer JSON routes under /admin (superseded by /api, kept for callers of these paths;
+404 without the right `Authorization: Bearer $ADMIN_TOKEN`) and the `flask bridge` CLI group."""
 
 from __future__ import annotations
 

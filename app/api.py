@@ -16,8 +16,11 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from flask.cli import AppGroup
 from redis.exceptions import RedisError
 
+from app import verification
 from app.bridge.keys import DEFAULT
 from app.connections_admin import ConnectionAdmin, Problem, dumps
+from app.integrations.zalo.events_catalog import catalog, webhook_retry_advice
+from config.settings import LANGUAGES
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 connections_cli = AppGroup("connections", help="Add, list, show, test, disable and remove connections.")
@@ -80,6 +83,58 @@ def remove_connection(connection_id: str):
 @bp.post("/connections/<connection_id>/test")
 def test_connection(connection_id: str):
     return jsonify(_admin().test(connection_id))
+
+
+@bp.get("/connections/<connection_id>/events")
+def connection_events(connection_id: str):
+    args = request.args
+    found = _admin().events(
+        connection_id, args.get("direction"), args.get("state"), args.get("find"), args.get("limit", 100)
+    )
+    return jsonify({"connection": connection_id, "events": found})
+
+
+@bp.get("/connections/<connection_id>/verification")
+def list_verification(connection_id: str):
+    return jsonify({"connection": connection_id, "files": _admin().verification_files(connection_id)})
+
+
+@bp.put("/connections/<connection_id>/verification")
+def upload_verification(connection_id: str):
+    """Multipart field `file` (as a browser form sends it), or the raw body with ?filename=."""
+    upload = request.files.get("file")
+    if upload is not None:
+        filename, content = upload.filename or "", upload.read(verification.MAX_BYTES + 1)
+    else:
+        filename, content = request.args.get("filename", ""), request.get_data()
+    return jsonify(_admin().upload_verification(connection_id, filename, content)), 201
+
+
+@bp.delete("/connections/<connection_id>/verification/<filename>")
+def remove_verification(connection_id: str, filename: str):
+    _admin().remove_verification(connection_id, filename)
+    return jsonify({"removed": filename, "connection": connection_id})
+
+
+@bp.post("/freshchat/topics")
+def freshchat_topics():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - {"api_url", "api_key", "connection"}:
+        raise Problem(400, "the body is {api_url, api_key} or {connection}, a JSON object")
+    connection = body.get("connection")
+    if connection is not None and not isinstance(connection, str):
+        raise Problem(400, "invalid connection", {"connection": "a connection id"})
+    topics = _admin().topics(body.get("api_url"), body.get("api_key"), connection)
+    return jsonify({"topics": topics})
+
+
+@bp.get("/zalo/events")
+def zalo_events():
+    """The Zalo webhook events to switch on, each with what it is for, and the retry advice."""
+    language = request.args.get("language", "en")
+    if language not in LANGUAGES:
+        raise Problem(400, "invalid query", {"language": " or ".join(LANGUAGES)})
+    return jsonify({"events": catalog(language), "webhook_retry": webhook_retry_advice(language)})
 
 
 @bp.get("/status")

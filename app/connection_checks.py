@@ -95,26 +95,35 @@ def _zalo_answer(body: dict, expected_oa: str) -> dict:
 
 def check_freshchat(connection, session: requests.Session) -> dict:
     settings = connection.settings
-    if not (settings.freshchat_api_url and settings.freshchat_api_key):
-        return _result(False, "fc_missing")
-    channels = []
-    for page in range(1, MAX_PAGES + 1):
-        got = _channels_page(settings, session, page)
-        if isinstance(got, dict):
-            return got  # a failure, already in words
-        found, pages = got
-        channels += found
-        if page >= pages:
-            break
+    channels = list_channels(settings.freshchat_api_url, settings.freshchat_api_key, session)
+    if isinstance(channels, dict):
+        return channels  # a failure, already in words
     return _find_channel(channels, settings.freshchat_channel_id)
 
 
-def _channels_page(settings, session: requests.Session, page: int):
+def list_channels(api_url: str, api_key: str, session: requests.Session) -> list[dict] | dict:
+    """The account's channels (topics), or a failed result in words (also for the console's
+    topic picker)."""
+    if not (api_url and api_key):
+        return _result(False, "fc_missing")
+    channels = []
+    for page in range(1, MAX_PAGES + 1):
+        got = _channels_page(api_url, api_key, session, page)
+        if isinstance(got, dict):
+            return got
+        found, pages = got
+        channels += [c for c in found if isinstance(c, dict)]
+        if page >= pages:
+            break
+    return channels
+
+
+def _channels_page(api_url: str, api_key: str, session: requests.Session, page: int):
     """(channels, total pages), or a failed result."""
     try:
         resp = session.get(
-            settings.freshchat_api_url + "/channels",
-            headers=auth_headers(settings.freshchat_api_key),
+            api_url + "/channels",
+            headers=auth_headers(api_key),
             timeout=TIMEOUT,
             params={"page": page, "items_per_page": PAGE_SIZE},
         )
@@ -131,8 +140,13 @@ def _channels_page(settings, session: requests.Session, page: int):
         return _result(False, "fc_not_json")
     if not isinstance(body, dict):
         return _result(False, "fc_not_json")
-    pagination = body.get("pagination") or {}
-    return list(body.get("channels") or []), int(pagination.get("total_pages") or 1)
+    channels = body.get("channels") if isinstance(body.get("channels"), list) else []
+    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    try:
+        pages = int(pagination.get("total_pages") or 1)
+    except (TypeError, ValueError):
+        pages = 1  # an odd pagination block: the page read is all we trust
+    return channels, pages
 
 
 def _find_channel(channels: list[dict], channel_id: str) -> dict:

@@ -14,16 +14,19 @@ import time
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
+from app import verification
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
+from app.bridge.journal import BadQuery, Journal
 from app.bridge.keys import DEFAULT, DUE, HEARTBEAT, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import UnreadableSecret, sealer_for
 from app.bridge.status import connection_status, queue_depths
-from app.connection_checks import check
+from app.connection_checks import check, list_channels
 from app.connections import FIELDS, ID_PATTERN, SECRETS, STORE, Connection, ConnectionStore, default_connection
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper, _fingerprint
+from app.verification import VerificationFiles
 from config.settings import LANGUAGES, RECEIPT_MODES, Settings
 
 log = logging.getLogger("connections.admin")
@@ -42,6 +45,11 @@ TEXTS = {
     "bad_limit": "limit: a whole number from 1 to 1000",
     "no_dead_letter": "no dead letter {id}",
     "replay_removed": "connection {id} was removed; add it again before replaying its dead letters",
+    "bad_verifier_name": "Zalo's file name: zalo_verifier<code>.html (code: up to 64 letters, digits, _ or -)",
+    "bad_verifier_size": "the file is empty or larger than 16 KiB",
+    "no_verifier": "no verification file {name}",
+    "bad_api_url": "the FreshChat API URL (the chat URL plus /v2)",
+    "no_api_key": "the FreshChat API key",
 }
 
 
@@ -108,6 +116,17 @@ class OptionsSchema(Schema):
     agent_signature = fields.String(validate=validate.Length(max=200))  # "" turns signing off
     customer_language = fields.String(validate=validate.OneOf(LANGUAGES))
     agent_language = fields.String(validate=validate.OneOf(LANGUAGES))
+
+
+_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
+
+
+def _is_url(value) -> bool:
+    try:
+        _URL(value)
+    except ValidationError:
+        return False
+    return True
 
 
 # A new connection starts from the bridge's defaults, never from the default connection's values.
@@ -207,9 +226,64 @@ class ConnectionAdmin:
         }
 
     def connection_status(self, conn: Connection, depths: dict[str, dict]) -> dict:
-        shown = connection_status(self.redis, conn.id, depths.get(conn.id))
-        errors = [e.decode() for e in self.redis.lrange(Keys(conn.id).errors, 0, 9)]
-        return dict(shown, enabled=conn.enabled, queue_depth=shown["lanes_pending"], last_errors=errors)
+        shown = connection_status(self.redis, conn.id, depths.get(conn.id), connection=conn)
+        return dict(shown, enabled=conn.enabled, queue_depth=shown["lanes_pending"])
+
+    def events(self, connection_id: str, direction=None, state=None, find=None, limit=100) -> list[dict]:
+        """The connection's recent events (app/bridge/journal.py), newest first."""
+        self.get(connection_id)
+        try:
+            return Journal(self.redis, connection_id).recent(direction or None, state or None, find or None, limit)
+        except BadQuery as exc:
+            raise Problem(400, "invalid query", {exc.field: exc.message}) from None
+
+    # Zalo's domain-verification files (app/verification.py)
+    def upload_verification(self, connection_id: str, filename: str, content: bytes) -> dict:
+        self.get(connection_id)
+        code = verification.code_of(filename)
+        if code is None:
+            raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_name"]})
+        if not content or len(content) > verification.MAX_BYTES:
+            raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_size"]})
+        VerificationFiles(self.redis, connection_id).put(code, content)
+        log.info("connections.verification_uploaded", extra={"connection": connection_id, "file": filename})
+        return self._verifier(code, len(content))
+
+    def verification_files(self, connection_id: str) -> list[dict]:
+        self.get(connection_id)
+        return [
+            self._verifier(code, size) for code, size in VerificationFiles(self.redis, connection_id).sizes().items()
+        ]
+
+    def remove_verification(self, connection_id: str, filename: str) -> None:
+        self.get(connection_id)
+        code = verification.code_of(filename)
+        if code is None or not VerificationFiles(self.redis, connection_id).remove(code):
+            raise Problem(404, TEXTS["no_verifier"].format(name=filename))
+        log.info("connections.verification_removed", extra={"connection": connection_id, "file": filename})
+
+    def _verifier(self, code: str, size: int) -> dict:
+        name = verification.filename_of(code)
+        return {"filename": name, "url": f"{self.settings.public_base_url}/{name}", "bytes": size}
+
+    # the FreshChat topic picker
+    def topics(self, api_url: str | None = None, api_key: str | None = None, connection_id: str | None = None):
+        """[{"id", "name"}] of the FreshChat account's topics. A connection's stored URL and key
+        stand in for what the form did not replace; a partner's refusal is a 502 in words."""
+        if connection_id is not None:
+            stored = self.get(connection_id).settings
+            api_url, api_key = api_url or stored.freshchat_api_url, api_key or stored.freshchat_api_key
+        bad = {}
+        if not isinstance(api_url, str) or not _is_url(api_url):
+            bad["api_url"] = TEXTS["bad_api_url"]
+        if not isinstance(api_key, str) or not 1 <= len(api_key) <= 4000:
+            bad["api_key"] = TEXTS["no_api_key"]
+        if bad:
+            raise Problem(400, "cannot load topics", bad)
+        found = list_channels(api_url.rstrip("/"), api_key, self.session)
+        if isinstance(found, dict):
+            raise Problem(502, found["detail"])
+        return [{"id": str(c["id"]), "name": str(c.get("name") or "")[:200]} for c in found if c.get("id")]
 
     def _keeper(self, conn: Connection) -> TokenKeeper:
         return TokenKeeper(self.redis, conn.settings, self.session, keys=Keys(conn.id))
@@ -256,6 +330,7 @@ class ConnectionAdmin:
             self.store.put(dict(record, enabled=False))  # webhooks stop queueing for it first
             kept = self._queue_to_dead_letters(connection_id)
             self.redis.delete(Keys(connection_id).zalo_token)
+            VerificationFiles(self.redis, connection_id).remove_all()
             self.store.remove(connection_id)
         log.info("connections.removed", extra={"connection": connection_id, "kept_as_dead_letters": kept})
         return {"removed": connection_id, "kept_as_dead_letters": kept}

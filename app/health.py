@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, HEARTBEAT
 from app.bridge.status import connections_status
+from app.verification import code_of, filename_of, served
 
 bp = Blueprint("health", __name__)
 HEARTBEAT_MAX_AGE = 30
@@ -48,14 +49,25 @@ def readyz():
 
 
 def _brief(status: dict) -> dict:
-    """What /readyz shows of a connection: no token details beyond the seconds left."""
+    """What /readyz shows of a connection: no token details beyond the seconds left, and no
+    error texts (this page needs no token; the admin API shows them)."""
     token = status["zalo_token"]
     zalo_token = {"access_expires_in": token["access_expires_in"], "refresh_expires_in": token["refresh_expires_in"]}
-    return dict(status, zalo_token=zalo_token)
+    shown = {k: v for k, v in status.items() if k not in ("last_errors", "problems")}
+    return dict(shown, zalo_token=zalo_token)
 
 
 @bp.get("/zalo_verifier<code>.html")
 def zalo_verifier(code: str):
+    """A file uploaded in the console, byte for byte; else the page for ZALO_SITE_VERIFICATION."""
+    if code_of(filename_of(code)) is None:
+        abort(404)
+    try:
+        uploaded = served(current_app.extensions["redis"], code)
+    except RedisError:
+        uploaded = None  # the environment's code still answers while Redis is away
+    if uploaded is not None:
+        return uploaded, 200, {"Content-Type": "text/html; charset=utf-8"}
     expected = current_app.config["SETTINGS"].zalo_site_verification
     if not expected or code != expected:
         abort(404)

@@ -52,15 +52,25 @@ def start():
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or request.args.get("token", "")
     if not settings.admin_token or not hmac.compare_digest(given.encode(), settings.admin_token.encode()):
         abort(404)
-    connection = _connection(request.args.get("connection") or DEFAULT)
+    return redirect(permission_url(_connection(request.args.get("connection") or DEFAULT)))
+
+
+def permission_url(connection, return_to: str = "") -> str:
+    """Start the flow for `connection`: Zalo's consent page. With `return_to` (a path of this
+    site, the console's), the callback sends the browser back there instead of answering JSON."""
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)  # never holds a ".": the default's state has no prefix
     if connection.id != DEFAULT:
         state = f"{connection.id}.{state}"
-    current_app.extensions["redis"].set(Keys(connection.id).oauth_state(state), verifier, ex=STATE_TTL)
+    keys = Keys(connection.id)
+    pipe = current_app.extensions["redis"].pipeline()
+    pipe.set(keys.oauth_state(state), verifier, ex=STATE_TTL)
+    if return_to:
+        pipe.set(keys.oauth_return(state), return_to, ex=STATE_TTL)
+    pipe.execute()
     app_id = connection.settings.zalo_app_id
     query = urlencode({"app_id": app_id, "redirect_uri": _callback_url(), "code_challenge": challenge, "state": state})
-    return redirect(f"{connection.settings.zalo_oauth_base_url}/v4/oa/permission?{query}")
+    return f"{connection.settings.zalo_oauth_base_url}/v4/oa/permission?{query}"
 
 
 def _callback_url() -> str:
@@ -72,26 +82,40 @@ def callback():
     state, code = request.args.get("state", ""), request.args.get("code", "")
     connection_id = _connection_of(state)
     redis = current_app.extensions["redis"]
-    verifier = redis.getdel(Keys(connection_id).oauth_state(state)) if state else None
+    verifier, return_to = None, None
+    if state:
+        keys = Keys(connection_id)
+        verifier, return_to = (
+            redis.pipeline().getdel(keys.oauth_state(state)).getdel(keys.oauth_return(state)).execute()
+        )
     connection = current_app.extensions["connections"].get(connection_id) if verifier else None
     if not verifier or not code or connection is None:
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
+    outcome, answer, status = _connect(connection, code, verifier.decode())
+    if return_to:  # the console's flow: back to its page, which says what happened
+        return redirect(f"{return_to.decode()}?zalo={outcome}")
+    return jsonify(answer), status
+
+
+def _connect(connection, code: str, verifier: str) -> tuple[str, dict, int]:
+    """(outcome for the console, JSON answer, HTTP status)."""
     granted_oa = request.args.get("oa_id", "")
     if granted_oa and connection.zalo_oa_id and granted_oa != connection.zalo_oa_id:
         # The admin picked another OA on Zalo's page: its token must not send as this connection.
-        return jsonify(
-            {
-                "error": f"Zalo connected OA {granted_oa}, but this connection is OA "
-                f"{connection.zalo_oa_id}; start again and pick that OA"
-            }
-        ), 400
-    body = _exchange(connection.settings, code, verifier.decode())
+        error = (
+            f"Zalo connected OA {granted_oa}, but this connection is OA "
+            f"{connection.zalo_oa_id}; start again and pick that OA"
+        )
+        return "other_oa", {"error": error}, 400
+    body = _exchange(connection.settings, code, verifier)
     if str(body.get("error") or 0) != "0" or not body.get("access_token"):
-        return jsonify({"error": f"Zalo refused the code ({body.get('error')})"}), 502
-    keeper = TokenKeeper(redis, connection.settings, build_session(), keys=Keys(connection.id))
+        return "refused", {"error": f"Zalo refused the code ({body.get('error')})"}, 502
+    keeper = TokenKeeper(
+        current_app.extensions["redis"], connection.settings, build_session(), keys=Keys(connection.id)
+    )
     keeper.store(body["access_token"], body.get("refresh_token", ""), body.get("expires_in"))
-    answer = {"ok": True, "oa_id": request.args.get("oa_id", ""), "message": "Zalo OA connected"}
-    return jsonify(answer if connection.id == DEFAULT else dict(answer, connection=connection.id))
+    answer = {"ok": True, "oa_id": granted_oa, "message": "Zalo OA connected"}
+    return "connected", answer if connection.id == DEFAULT else dict(answer, connection=connection.id), 200
 
 
 def _exchange(settings, code: str, verifier: str) -> dict:

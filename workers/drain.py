@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from app.bridge import keys
+from app.bridge.journal import Journal
 from app.bridge.lanes import Item, now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
@@ -29,6 +30,8 @@ UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry fo
 ERRORS_KEPT = 50
 # The partner an item of each kind delivers to: its outage makes the item wait, not fail.
 DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
+# What became of an item, as the journal shows it (app/bridge/journal.py).
+DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
 
 
 class LeaseLost(Exception):
@@ -127,32 +130,41 @@ class Drainer:
         """Process the head; return the outcome and the next head when the lane goes on."""
         context_id.set(item.id)
         try:
-            retry_in = self._process(lane, item, token)
+            state, retry_in = self._process(lane, item, token)
         except LeaseLost:
             # Another worker owns the lane now and re-runs this head: stop before more partner
             # calls; the effects recorded so far keep that re-run from repeating them.
             log.warning("worker.lease_lost", extra={"lane": lane, "item": item.id})
             return "lost-lease", None
+        journal = Journal(self.ctx.redis, item.connection)
         if retry_in is not None:
-            self.ctx.lanes.defer(lane, token, raw, item, due_ms=now_ms() + int(retry_in * 1000))
+            due_ms = now_ms() + int(retry_in * 1000)
+            if self.ctx.lanes.defer(lane, token, raw, item, due_ms=due_ms) > 0:
+                journal.record(lane, item, RETRYING, reason=item.last_error, next_try=due_ms / 1000)
             return "deferred", None
         left, following = self.ctx.lanes.pop(lane, token, raw)
+        if left >= 0:  # else another worker owns the lane and records what it does
+            failed = state == FAILED
+            journal.record(
+                lane, item, state, reason=item.last_error if failed else "", dead_letter=item.id if failed else None
+            )
         if left <= 0:
             return ("empty" if left == 0 else "lost-lease"), None
         return "done", (following, Item.loads(following))
 
-    def _process(self, lane: str, item: Item, token: str) -> float | None:
-        """None when the item is finished (delivered, reported or dead-lettered), else a delay."""
+    def _process(self, lane: str, item: Item, token: str) -> tuple[str, float | None]:
+        """(DELIVERED or FAILED, None) when the item is finished (delivered, reported or
+        dead-lettered), else (RETRYING, the delay before the next try)."""
         try:
             ctx = self.ctx.for_connection(item.connection)
         except ConnectionUnavailable as exc:
             if not exc.removed:
-                return DISABLED_RETRY_SECONDS  # a disabled connection's messages wait for it
+                return RETRYING, DISABLED_RETRY_SECONDS  # a disabled connection's messages wait for it
             self._unroutable(lane, item, str(exc))
-            return None
+            return FAILED, None
         breaker = ctx.breaker(DELIVERS_TO.get(item.kind, ""))
         if wait := breaker.open_for():
-            return wait + random.uniform(0, 1)  # the partner is down for everyone: wait, spend nothing
+            return RETRYING, wait + random.uniform(0, 1)  # the partner is down for everyone: wait, spend nothing
 
         def progress() -> None:
             if not self.ctx.lanes.renew(lane, token):
@@ -160,19 +172,19 @@ class Drainer:
 
         try:
             self.handlers[item.kind](ctx, item, progress)
-            return None
+            return DELIVERED, None
         except LeaseLost:
             raise
         except RetryableError as exc:
-            return self._retry(ctx, lane, item, exc)
+            return _retried(self._retry(ctx, lane, item, exc))
         except PermanentError as exc:
             self._dead(ctx, lane, item, f"permanent: {exc}")
         except Exception as exc:  # a bug or an unexpected answer: retry a few times, then stop
             log.exception("worker.item_failed", extra={"lane": lane})
             if item.attempts + 1 < UNEXPECTED_MAX_ATTEMPTS:
-                return self._retry(ctx, lane, item, exc)
+                return _retried(self._retry(ctx, lane, item, exc))
             self._dead(ctx, lane, item, f"unexpected: {type(exc).__name__}: {exc}")
-        return None
+        return FAILED, None
 
     def _retry(self, ctx, lane: str, item: Item, exc: Exception) -> float | None:
         """The delay before the next try, or None when the item's budget is spent (dead letter)."""
@@ -218,6 +230,7 @@ class Drainer:
         connection's dead letters (replayed once the connection is added again)."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason})
         self.ctx.dead_letters_of(item.connection).add(lane, item, reason)
+        item.last_error = reason
 
     def _note_error(self, ctx, lane: str, item: Item) -> None:
         entry = json.dumps({"at": time.time(), "lane": lane, "item": item.id, "error": item.last_error})
@@ -226,6 +239,11 @@ class Drainer:
         pipe.ltrim(ctx.keys.errors, 0, ERRORS_KEPT - 1)
         pipe.execute()
         log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
+
+
+def _retried(delay: float | None) -> tuple[str, float | None]:
+    """`_retry`'s answer as an outcome: None there means the budget is spent (a dead letter)."""
+    return (FAILED, None) if delay is None else (RETRYING, delay)
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:

@@ -20,6 +20,8 @@ DEFAULT = "default"
 DUE = ROOT + "due"  # zset lane -> epoch ms when it may be claimed next
 WAKE = ROOT + "wake"  # doorbell: lanes that just got work (a hint; DUE is the truth)
 HEARTBEAT = ROOT + "worker:heartbeat"
+# Zalo checks a domain, not a connection: which connection uploaded each verification file.
+VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
 
 
 def lane(lane_id: str) -> str:
@@ -65,6 +67,17 @@ def zalo_rate_name(app_id: str) -> str:
 def freshchat_rate_name(freshchat_account: str) -> str:
     """FreshChat's limit counts per account: connections sharing one share its limiter."""
     return f"freshchat@{account_id(freshchat_account)}"
+
+
+# -- the admin console (app/console/) ----------------------------------------------------------
+def signin_failures(client: str) -> str:
+    """Failed sign-ins from one client address, counted while they keep coming."""
+    return f"{ROOT}console:signin:failed:{client}"
+
+
+def signin_wait(client: str) -> str:
+    """Present (with a TTL) while that client must wait before trying again."""
+    return f"{ROOT}console:signin:wait:{client}"
 
 
 class Keys:
@@ -119,6 +132,26 @@ class Keys:
     def errors(self) -> str:
         return f"{self.prefix}errors"
 
+    # -- what operators look at (app/bridge/journal.py)
+    @property
+    def journal(self) -> str:
+        """Zset item id -> epoch seconds of its latest recorded outcome."""
+        return f"{self.prefix}journal"
+
+    @property
+    def journal_items(self) -> str:
+        """Hash item id -> that outcome (JSON)."""
+        return f"{self.prefix}journal:items"
+
+    def relayed(self, direction: str, day: str) -> str:
+        """Messages relayed in `direction` ("in"/"out") on the UTC `day` (YYYYMMDD), expiring."""
+        return f"{self.prefix}relayed:{direction}:{day}"
+
+    @property
+    def verifier_files(self) -> str:
+        """Hash code -> the exact bytes of Zalo's zalo_verifier<code>.html the operator uploaded."""
+        return f"{self.prefix}verifier:files"
+
     # -- Zalo's token pair and OAuth
     @property
     def zalo_token(self) -> str:
@@ -130,6 +163,10 @@ class Keys:
 
     def oauth_state(self, state: str) -> str:
         return f"{self.prefix}oauth:{state}"
+
+    def oauth_return(self, state: str) -> str:
+        """Where the callback sends the browser back to, when the console started the flow."""
+        return f"{self.prefix}oauth:{state}:return"
 
     # -- rate limits and breakers, per partner
     def rate(self, partner: str) -> str:

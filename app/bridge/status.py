@@ -1,7 +1,8 @@
 """A snapshot of the bridge's state for operators and the sandbox page (no secrets).
 
 Per connection (`connection_status`): its Zalo token, dead letters, when each partner's webhook
-last reached it, its queued work and its alerts. The top-level fields of `bridge_status` are
+last reached it, its queued work, its alerts and last errors, the messages relayed today each
+way, and its problems in words (app/problems.py). The top-level fields of `bridge_status` are
 the whole bridge's (lanes, heartbeat) and the `default` connection's (token, dead letters,
 errors), as single-OA bridges have always shown them.
 """
@@ -12,18 +13,21 @@ import time
 
 from redis import Redis
 
+from app import problems
+from app.bridge.journal import Journal
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, lane, lane_connection
 from app.bridge.lanes import now_ms
 from app.integrations.zalo.tokens import token_health
 
 SOURCES = ("zalo", "freshchat")
+ERRORS_SHOWN = 10
 
 
 def bridge_status(redis: Redis, connections=None) -> dict:
     """With the registry (`connections`), also every connection's status under "connections"."""
     token = _token(redis, DEFAULT_KEYS)
     beat = redis.get(HEARTBEAT)
-    errors = [e.decode() for e in redis.lrange(DEFAULT_KEYS.errors, 0, 9)]
+    errors = [e.decode() for e in redis.lrange(DEFAULT_KEYS.errors, 0, ERRORS_SHOWN - 1)]
     status = {
         "lanes_pending": redis.zcard(DUE),
         "lanes_due_now": redis.zcount(DUE, "-inf", now_ms()),
@@ -40,26 +44,38 @@ def bridge_status(redis: Redis, connections=None) -> dict:
 def connections_status(redis: Redis, connections) -> dict[str, dict]:
     """Every connection's status, by id (the default one first)."""
     depths = queue_depths(redis)
-    return {c.id: dict(connection_status(redis, c.id, depths.get(c.id)), enabled=c.enabled) for c in connections.all()}
+    return {
+        c.id: dict(connection_status(redis, c.id, depths.get(c.id), connection=c), enabled=c.enabled)
+        for c in connections.all()
+    }
 
 
-def connection_status(redis: Redis, connection_id: str, depth: dict | None = None) -> dict:
-    """One connection's status; `depth` as `queue_depths` gives it (read when not given)."""
+def connection_status(redis: Redis, connection_id: str, depth: dict | None = None, connection=None) -> dict:
+    """One connection's status; `depth` as `queue_depths` gives it (read when not given).
+    With the `connection` itself, its problems also count a token pair given in its settings
+    (the default connection's environment) that no worker has stored yet."""
     keys = Keys(connection_id)
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(keys.dead_order)
+    pipe.lrange(keys.errors, 0, ERRORS_SHOWN - 1)
     for source in SOURCES:
         pipe.get(keys.last_webhook(source))
-    dead, *last = pipe.execute()
+    dead, errors, *last = pipe.execute()
     token = token_state(_token(redis, keys))
     alert = token["alert"]
-    return {
+    status = {
         "zalo_token": token,
         "dead_letters": dead,
         "last_webhook": {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)},
         **(depth or queue_depths(redis).get(connection_id) or _EMPTY),
         "alerts": [named(connection_id, alert)] if alert else [],
+        "last_errors": [e.decode() for e in errors],
+        "relayed_today": Journal(redis, connection_id).relayed_today(),
     }
+    settings = getattr(connection, "settings", None)
+    seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
+    status["problems"] = problems.find(status, token_given=seeded, now=time.time())
+    return status
 
 
 def named(connection_id: str, alert: str) -> str:
@@ -76,21 +92,26 @@ def token_state(token: dict) -> dict:
     }
 
 
-_EMPTY = {"lanes_pending": 0, "queued_items": 0}
+_EMPTY = {"lanes_pending": 0, "queued_items": 0, "oldest_due_at": None}
 
 
 def queue_depths(redis: Redis) -> dict[str, dict]:
-    """Per connection: lanes with work waiting and the items in them (the lane id says whose
-    conversation it is: `<connection>/in:<user>`, the default's have no prefix)."""
-    lanes = [m.decode() for m, _ in redis.zscan_iter(DUE)]
+    """Per connection: lanes with work waiting, the items in them, and since when the longest
+    waiting lane has been due (epoch s; None when none is due: a lane a worker holds or that
+    waits for a retry is due later). The lane id says whose conversation it is:
+    `<connection>/in:<user>`, the default's have no prefix."""
+    lanes = [(m.decode(), due) for m, due in redis.zscan_iter(DUE)]
     pipe = redis.pipeline(transaction=False)
-    for lane_id in lanes:
+    for lane_id, _ in lanes:
         pipe.llen(lane(lane_id))
+    now = now_ms()
     depths: dict[str, dict] = {}
-    for lane_id, items in zip(lanes, pipe.execute(), strict=True):
+    for (lane_id, due), items in zip(lanes, pipe.execute(), strict=True):
         depth = depths.setdefault(lane_connection(lane_id), dict(_EMPTY))
         depth["lanes_pending"] += 1
         depth["queued_items"] += items
+        if due <= now and (depth["oldest_due_at"] is None or due / 1000 < depth["oldest_due_at"]):
+            depth["oldest_due_at"] = due / 1000
     return depths
 
 

@@ -1,0 +1,56 @@
+"""What is wrong with a connection, in words an operator can act on (the console shows them red).
+
+`find` reads a connection's status (app/bridge/status.py) and answers one entry per problem:
+its `code`, the values its text needs and the English text; `problem_text` gives the same in
+either language, so a page can render its visitor's language from the code and values alone.
+"""
+
+from __future__ import annotations
+
+from app.integrations.zalo.tokens import WARN_BEFORE
+from app.texts import say
+
+STUCK_SECONDS = 120  # due work no worker took for this long: the workers are down or overloaded
+CODES = (
+    "token_dead",
+    "token_expired",
+    "token_expiring",
+    "no_token",
+    "no_zalo_webhook",
+    "no_freshchat_webhook",
+    "dead_letters",
+    "queue_stuck",
+)
+
+
+def problem_text(code: str, language: str, **values) -> dict[str, str]:
+    """{"what": ..., "fix": ...} of a problem `code` in `language` ("vi" or "en")."""
+    return {part: say(f"problem.{code}.{part}", language, **values) for part in ("what", "fix")}
+
+
+def find(status: dict, token_given: bool, now: float) -> list[dict]:
+    """The problems of a connection's `status`; `token_given`: its settings hold a token pair
+    (the environment's) that is used although Redis holds none yet."""
+    found = [*_token_problems(status["zalo_token"], token_given)]
+    for source in ("zalo", "freshchat"):
+        if status["last_webhook"].get(source) is None:
+            found.append((f"no_{source}_webhook", {}))
+    if status["dead_letters"]:
+        found.append(("dead_letters", {"count": status["dead_letters"]}))
+    oldest = status.get("oldest_due_at")
+    if oldest is not None and now - oldest > STUCK_SECONDS:
+        found.append(("queue_stuck", {"minutes": max(1, round((now - oldest) / 60))}))
+    return [dict(code=code, values=values, **problem_text(code, "en", **values)) for code, values in found]
+
+
+def _token_problems(token: dict, token_given: bool) -> list[tuple[str, dict]]:
+    if token.get("dead"):
+        return [("token_dead", {"reason": token["dead"][:200]})]
+    left = token.get("refresh_expires_in")
+    if left is not None and left <= 0:
+        return [("token_expired", {})]
+    if left is not None and left < WARN_BEFORE:
+        return [("token_expiring", {"days": max(0, int(left // 86400))})]
+    if not token.get("present") and not token_given:
+        return [("no_token", {})]
+    return []

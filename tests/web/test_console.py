@@ -1,0 +1,518 @@
+"""The admin console (/admin/): sign-in, session cookie, CSRF, throttling, pages, no secret shown."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from email.utils import parsedate_to_datetime
+from io import BytesIO
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests_mock
+from markupsafe import escape
+
+from app import create_app
+from app.bridge import keys
+from app.bridge.deadletters import DeadLetters
+from app.bridge.journal import Journal
+from app.bridge.keys import Keys
+from app.bridge.lanes import Item, Lanes, now_ms
+from app.console import auth
+from app.integrations.zalo.events_catalog import webhook_retry_advice
+from app.problems import problem_text
+from tests.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
+
+ADMIN = "console-admin-token-Zq81"
+CHANNEL = "6c03caf2-a37f-45a2-a9a3-6e03aa7b85f5"  # the topic in freshchat/answers/channels.json
+FC_HCM = "https://hcm.freshchat.com/v2"
+# Distinctive values: none may appear in any page or answer.
+SECRETS = {
+    "zalo.app_secret": "SECRET-app-Kx7Lw2Pq9",
+    "zalo.oa_secret_key": "SECRET-oa-Vb3Nm8Rt1",
+    "zalo.access_token": "SECRET-access-Hj5Df6Gs4",
+    "zalo.refresh_token": "SECRET-refresh-Yu2Io0Pe7",
+    "freshchat.api_key": "SECRET-fckey-Qa9Ws3Ed5",
+}
+FORM = {
+    "id": "shop-hcm",
+    "name": "Shop HCM",
+    "zalo.app_id": "999000111",
+    "zalo.oa_id": "777000111",
+    "freshchat.api_url": FC_HCM,
+    "freshchat.channel_id": CHANNEL,
+    "freshchat.webhook_public_key": FC_PUBLIC_PEM,
+    "options.resolve_notification": "on",
+    "options.resolve_notification_text": "Cảm ơn bạn!",
+    "options.receipts": "note",
+    "options.agent_signature": "",
+    "options.customer_language": "vi",
+    "options.agent_language": "en",
+    **SECRETS,
+}
+
+
+@pytest.fixture
+def console_settings(settings):
+    return replace(settings, admin_token=ADMIN)
+
+
+@pytest.fixture
+def web(console_settings):
+    return create_app(console_settings).test_client()
+
+
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def sign_in(web, token: str = ADMIN, address: str = "10.0.0.1"):
+    page = web.get("/admin/sign-in")
+    return web.post(
+        "/admin/sign-in",
+        data={"csrf_token": csrf_of(page), "token": token},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def post_form(web, path: str, data: dict, page_path: str = "/admin/"):
+    return web.post(path, data={"csrf_token": csrf_of(web.get(page_path)), **data})
+
+
+@pytest.fixture
+def signed_in(web):
+    assert sign_in(web).status_code == 302
+    return web
+
+
+@pytest.fixture
+def created(signed_in):
+    resp = post_form(signed_in, "/admin/connections/new", FORM, "/admin/connections/new")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/admin/connections/shop-hcm"
+    return signed_in
+
+
+def session_cookie(resp) -> str:
+    return next(h for h in resp.headers.getlist("Set-Cookie") if h.startswith("zfb_admin="))
+
+
+# -- who may enter -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/sign-in", "/admin/connections/new", "/admin/static/console.css"])
+def test_the_console_is_404_while_admin_token_is_unset(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 404 and resp.get_json() == {"error": "not found"}
+    assert "Set-Cookie" not in resp.headers
+
+
+def test_a_page_without_a_session_sends_the_browser_to_sign_in(web):
+    resp = web.get("/admin/connections/new")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/admin/sign-in?next=/admin/connections/new"
+    assert web.get("/admin/sign-in").status_code == 200
+
+
+def test_sign_in_sets_a_signed_httponly_lax_secure_cookie_for_twelve_hours(web):
+    resp = sign_in(web)
+    cookie = session_cookie(resp)
+    assert resp.status_code == 302 and resp.headers["Location"] == "/admin/"
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie and "Path=/admin" in cookie
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1)).timestamp()
+    assert abs(expires - (time.time() + 12 * 3600)) < 60
+    assert ADMIN not in cookie
+    assert web.get("/admin/").status_code == 200
+
+
+def test_the_cookie_is_not_secure_when_the_bridge_is_plain_http(console_settings):
+    web = create_app(replace(console_settings, public_base_url="http://localhost:8000")).test_client()
+    assert "Secure" not in session_cookie(sign_in(web))
+
+
+def test_webhooks_and_the_api_never_get_a_cookie_or_need_a_csrf_token(web):
+    resp = web.post("/api/connections", json={}, headers={"Authorization": f"Bearer {ADMIN}"})
+    assert resp.status_code == 400 and "Set-Cookie" not in resp.headers  # refused by validation, not CSRF
+    assert "Set-Cookie" not in web.get("/healthz").headers
+
+
+def test_after_sign_in_the_browser_goes_where_it_was_going_but_only_inside_the_console(web):
+    page = web.get("/admin/sign-in")
+    resp = web.post(
+        "/admin/sign-in", data={"csrf_token": csrf_of(page), "token": ADMIN, "next": "/admin/connections/new"}
+    )
+    assert resp.headers["Location"] == "/admin/connections/new"
+    for target in ("https://evil.example/", "//evil.example/admin/", "/api/status"):
+        page = web.get("/admin/sign-in")
+        resp = web.post("/admin/sign-in", data={"csrf_token": csrf_of(page), "token": ADMIN, "next": target})
+        assert resp.headers["Location"] == "/admin/"
+
+
+def test_a_form_without_its_csrf_token_is_refused(signed_in, redis):
+    resp = signed_in.post("/admin/connections/new", data=FORM)
+    assert resp.status_code == 400 and "The form has expired" in resp.get_data(as_text=True)
+    assert signed_in.post("/admin/sign-out", data={"csrf_token": "forged"}).status_code == 400
+    assert signed_in.get("/admin/").status_code == 200  # still signed in
+    assert redis.hlen("zfb:connections") == 0
+
+
+def test_sign_in_itself_needs_the_csrf_token(web):
+    web.get("/admin/sign-in")
+    assert web.post("/admin/sign-in", data={"token": ADMIN}).status_code == 400
+
+
+def test_sign_out_ends_the_session(signed_in):
+    resp = post_form(signed_in, "/admin/sign-out", {})
+    assert resp.status_code == 302 and resp.headers["Location"] == "/admin/sign-in"
+    assert "zfb_admin=;" in session_cookie(resp)
+    assert signed_in.get("/admin/").status_code == 302
+
+
+def test_changing_admin_token_signs_every_browser_out(console_settings, signed_in):
+    cookie = signed_in.get_cookie("zfb_admin", path="/admin").value
+    other = create_app(replace(console_settings, admin_token="a-new-admin-token")).test_client()
+    other.set_cookie("zfb_admin", cookie, path="/admin")
+    assert other.get("/admin/").status_code == 302
+    same = create_app(console_settings).test_client()
+    same.set_cookie("zfb_admin", cookie, path="/admin")
+    assert same.get("/admin/").status_code == 200  # the same token: the same session still works
+
+
+def test_a_session_ends_twelve_hours_after_sign_in(signed_in, monkeypatch):
+    later = time.time() + 12 * 3600 + 5
+    monkeypatch.setattr(auth.time, "time", lambda: later)
+    assert signed_in.get("/admin/").status_code == 302
+
+
+def test_wrong_tokens_are_slowed_down_per_client_address(web, redis):
+    for _ in range(auth.FREE_FAILURES - 1):
+        assert sign_in(web, "wrong").status_code == 401
+    resp = sign_in(web, "wrong")
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "2"
+    resp = sign_in(web)  # even the right token waits: the wait is no oracle
+    assert resp.status_code == 429 and 1 <= int(resp.headers["Retry-After"]) <= 2
+    assert "Too many wrong tokens" in resp.get_data(as_text=True)
+    assert sign_in(web, address="10.0.0.2").status_code == 302  # another client is not slowed down
+    redis.delete(keys.signin_wait("10.0.0.1"))  # the wait is over
+    assert sign_in(web, "wrong").headers["Retry-After"] == "4"  # each further failure doubles it
+    redis.delete(keys.signin_wait("10.0.0.1"))
+    assert sign_in(web).status_code == 302
+    assert redis.exists(keys.signin_failures("10.0.0.1"), keys.signin_wait("10.0.0.1")) == 0
+
+
+def test_the_wait_never_grows_past_a_quarter_hour(redis):
+    throttle = auth.SignInThrottle(redis)
+    waits = [throttle.failed("10.9.9.9") for _ in range(30)]
+    assert waits[: auth.FREE_FAILURES - 1] == [0] * (auth.FREE_FAILURES - 1)
+    assert waits[-1] == 900 and 899 <= throttle.wait_left("10.9.9.9") <= 900
+
+
+def test_the_old_bearer_routes_under_admin_still_answer(web):
+    assert web.get("/admin/status", headers={"Authorization": f"Bearer {ADMIN}"}).status_code == 200
+    assert web.get("/admin/status").status_code == 404
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+
+
+def test_the_dashboard_shows_each_connection_its_token_queue_and_dead_letters(created, redis):
+    now = time.time()
+    redis.hset(Keys("shop-hcm").zalo_token, "dead", "-14014 Invalid refresh token")
+    redis.set(Keys("shop-hcm").last_webhook("zalo"), now - 120)
+    DeadLetters(redis, Lanes(redis), keys=Keys("shop-hcm")).add("shop-hcm/out:c1", item("freshchat:m1"), "boom")
+    page = created.get("/admin/").get_data(as_text=True)
+    card = page[page.index('id="conn-shop-hcm"') :]
+    assert 'id="conn-default"' in page and "Shop HCM" in card
+    assert "dead: connect the OA again" in card and "-14014" in card  # the alert says why, in red
+    assert "2 minutes ago" in card and 'id="dead-shop-hcm"' in card and ">1</a>" in card
+    assert "No worker is running" in page
+
+
+def item(item_id: str, connection: str = "shop-hcm") -> Item:
+    return Item(item_id, "freshchat", {"event": "message_create"}, now_ms(), connection=connection)
+
+
+# -- a connection's form ----------------------------------------------------------------------------
+
+
+def test_a_connection_added_through_the_form_is_stored_as_the_api_would_and_starts_inactive(created):
+    shown = created.get("/api/connections/shop-hcm", headers={"Authorization": f"Bearer {ADMIN}"}).get_json()
+    assert shown["enabled"] is False and shown["name"] == "Shop HCM"
+    assert shown["zalo"] == {
+        "app_id": "999000111",
+        "app_secret": "set",
+        "oa_id": "777000111",
+        "oa_secret_key": "set",
+        "access_token": "set",
+        "refresh_token": "set",
+    }
+    assert shown["freshchat"]["api_url"] == FC_HCM and shown["freshchat"]["api_key"] == "set"
+    assert shown["options"]["resolve_notification"] is True and shown["options"]["hold_billed_replies"] is False
+    assert shown["status"]["zalo_token"]["present"]  # the pasted pair is the connection's pair now
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert "Connection saved" in page and 'id="activate"' in page
+    assert 'value="https://bridge.example.com/webhooks/freshchat/shop-hcm"' in page
+
+
+def test_the_fields_come_in_the_order_of_zalos_setup_pages(created):
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    names = ["zalo.app_id", "zalo.app_secret", "zalo.oa_secret_key", "zalo.oa_id", "freshchat.api_url"]
+    positions = [page.index(f'name="{name}"') for name in names]
+    assert positions == sorted(positions)
+
+
+def test_errors_show_next_to_their_field_and_typed_secrets_are_not_echoed(signed_in, redis):
+    bad = dict(FORM, **{"zalo.app_id": "12ab", "freshchat.webhook_public_key": "not a key", "freshchat.api_url": ""})
+    resp = post_form(signed_in, "/admin/connections/new", bad, "/admin/connections/new")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and redis.hlen("zfb:connections") == 0
+    field = page[page.index('name="zalo.app_id"') :]
+    assert field.index('id="error-zalo-app_id"') < field.index("<label")  # before the next field's label
+    assert re.search(r'id="error-zalo-app_id"[^>]*>digits only<', page)
+    assert re.search(r'id="error-freshchat-webhook_public_key"[^>]*>not a PEM or base64 RSA public key<', page)
+    assert re.search(r'id="error-freshchat-api_url"[^>]*>', page)
+    assert 'value="12ab"' in page and "Shop HCM" in page  # what was typed stays, except the secrets
+    assert not [s for s in SECRETS.values() if s in page]
+
+
+def test_saving_keeps_a_secret_left_empty_and_replaces_one_typed_in(created, console_settings, redis):
+    from app.bridge.secrets_at_rest import sealer_for
+    from app.connections import ConnectionStore
+
+    edit = {k: v for k, v in FORM.items() if k != "id" and k not in SECRETS}
+    edit.update({"name": "Shop HCM 2", "freshchat.api_key": "SECRET-new-fckey-Mn4"})
+    resp = post_form(created, "/admin/connections/shop-hcm", edit, "/admin/connections/shop-hcm")
+    assert resp.status_code == 302
+    conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
+    assert conn.name == "Shop HCM 2" and conn.settings.freshchat_api_key == "SECRET-new-fckey-Mn4"
+    assert conn.settings.zalo_app_secret == SECRETS["zalo.app_secret"]
+    assert conn.settings.resolve_notification is True
+
+
+def test_activate_and_deactivate(created):
+    post_form(created, "/admin/connections/shop-hcm/enabled", {"enabled": "1"}, "/admin/connections/shop-hcm")
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert "Connection activated" in page and 'id="deactivate"' in page
+    post_form(created, "/admin/connections/shop-hcm/enabled", {"enabled": "0"}, "/admin/connections/shop-hcm")
+    assert 'id="activate"' in created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+
+
+def test_the_default_connection_is_read_only(signed_in):
+    page = signed_in.get("/admin/connections/default").get_data(as_text=True)
+    assert "defined by environment variables" in page and 'id="save"' not in page and 'id="activate"' not in page
+    assert re.search(r'name="zalo.app_id"[^>]*disabled', page)
+    resp = post_form(signed_in, "/admin/connections/default", {"name": "x"}, "/admin/connections/default")
+    assert resp.status_code == 409 and "environment variables" in resp.get_data(as_text=True)
+
+
+def test_test_connection_says_per_side_what_works(created):
+    answer = load_fixture("zalo", "answers", "getoa.json")
+    answer["data"]["oa_id"] = "777000111"
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=answer)
+        mock.get(f"{FC_HCM}/channels", status_code=401)
+        resp = post_form(created, "/admin/connections/shop-hcm/test", {}, "/admin/connections/shop-hcm")
+    page = resp.get_data(as_text=True)
+    assert re.search(r'id="test-zalo" class="good"><strong>Zalo: works</strong> — token works for OA', page)
+    assert re.search(
+        r'id="test-freshchat" class="bad"><strong>FreshChat: does not work</strong> — API key refused', page
+    )
+    assert mock.request_history[0].headers["access_token"] == SECRETS["zalo.access_token"]
+
+
+def test_connect_with_zalo_starts_pkce_from_the_session_and_comes_back_to_the_page(created, redis):
+    resp = post_form(created, "/admin/connections/shop-hcm/connect-zalo", {}, "/admin/connections/shop-hcm")
+    target = urlparse(resp.headers["Location"])
+    query = parse_qs(target.query)
+    assert resp.status_code == 302 and target.path == "/v4/oa/permission" and ADMIN not in resp.headers["Location"]
+    assert query["app_id"] == ["999000111"] and query["state"][0].startswith("shop-hcm.")
+    with requests_mock.Mocker() as mock:
+        mock.post(
+            f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "a9", "refresh_token": "r9", "expires_in": 90000}
+        )
+        back = created.get(f"/oauth/zalo/callback?code=abc&oa_id=777000111&state={query['state'][0]}")
+    assert back.status_code == 302 and back.headers["Location"] == "/admin/connections/shop-hcm?zalo=connected"
+    assert mock.request_history[0].headers["secret_key"] == SECRETS["zalo.app_secret"]
+    page = created.get(back.headers["Location"]).get_data(as_text=True)
+    assert "Zalo OA connected" in page
+    assert redis.exists(Keys("shop-hcm").oauth_return(query["state"][0])) == 0
+
+
+def test_zalo_granting_another_oa_comes_back_with_the_reason(created):
+    resp = post_form(created, "/admin/connections/shop-hcm/connect-zalo", {}, "/admin/connections/shop-hcm")
+    state = parse_qs(urlparse(resp.headers["Location"]).query)["state"][0]
+    back = created.get(f"/oauth/zalo/callback?code=abc&oa_id=123&state={state}")
+    assert back.headers["Location"] == "/admin/connections/shop-hcm?zalo=other_oa"
+    assert "different OA" in created.get(back.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_unknown_connection_is_a_404_page(signed_in):
+    resp = signed_in.get("/admin/connections/nobody")
+    assert resp.status_code == 404 and "no connection nobody" in resp.get_data(as_text=True)
+
+
+# -- events and dead letters ---------------------------------------------------------------------
+
+
+def dead(redis, *ids: str) -> DeadLetters:
+    letters = DeadLetters(redis, Lanes(redis), keys=Keys("shop-hcm"))
+    for item_id in ids:
+        letters.add("shop-hcm/out:c1", item(item_id), f"Zalo refused {item_id}")
+    return letters
+
+
+def test_dead_letters_are_listed_with_their_reason(created, redis):
+    dead(redis, "freshchat:m1", "freshchat:m2")
+    page = created.get("/admin/connections/shop-hcm/events").get_data(as_text=True)
+    assert 'id="dl-freshchat:m1"' in page and "Zalo refused freshchat:m2" in page and "message_create" in page
+
+
+def test_replay_and_drop_one_or_many(created, redis):
+    letters = dead(redis, "freshchat:m1", "freshchat:m2", "freshchat:m3")
+    events = "/admin/connections/shop-hcm/events"
+    path = "/admin/connections/shop-hcm/dead-letters"
+    resp = post_form(created, path, {"replay_one": "freshchat:m1"}, events)
+    assert resp.status_code == 302 and redis.llen(keys.lane("shop-hcm/out:c1")) == 1
+    post_form(created, path, {"action": "drop", "ids": ["freshchat:m2", "freshchat:m3"]}, events)
+    assert letters.count() == 0 and redis.llen(keys.lane("shop-hcm/out:c1")) == 1
+    page = created.get(events).get_data(as_text=True)
+    assert "2 dropped." in page and "No dead letters." in page
+
+
+def test_replaying_nothing_ticked_says_so(created):
+    events = "/admin/connections/shop-hcm/events"
+    post_form(created, "/admin/connections/shop-hcm/dead-letters", {"action": "replay"}, events)
+    assert "Tick at least one dead letter." in created.get(events).get_data(as_text=True)
+
+
+# -- no secret anywhere ----------------------------------------------------------------------------
+
+
+def test_no_page_or_answer_ever_holds_a_secret(created, redis, console_settings):
+    dead(redis, "freshchat:m1")
+    seen = []
+    pages = [
+        "/admin/",
+        "/admin/connections/new",
+        "/admin/connections/shop-hcm",
+        "/admin/connections/shop-hcm/events",
+        "/admin/connections/default",
+        "/admin/connections/default/events",
+        "/admin/sign-in",
+    ]
+    seen += [created.get(p) for p in pages]
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", status_code=500)
+        mock.get(f"{FC_HCM}/channels", status_code=500)
+        seen.append(post_form(created, "/admin/connections/shop-hcm/test", {}, "/admin/connections/shop-hcm"))
+    refused = dict(FORM, id="Bad Id")
+    seen.append(post_form(created, "/admin/connections/new", refused, "/admin/connections/new"))
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
+    seen += [created.get(p, headers=bearer) for p in ("/api/connections", "/api/connections/shop-hcm", "/api/status")]
+    assert all(r.status_code < 500 for r in seen) and len(seen) == 12
+    everything = "".join(r.get_data(as_text=True) + str(r.headers) for r in seen)
+    for secret in [*SECRETS.values(), ADMIN, console_settings.zalo_app_secret, console_settings.freshchat_api_key]:
+        assert secret not in everything
+
+
+# -- Vietnamese and English ---------------------------------------------------------------------
+
+
+def test_the_language_follows_the_browser(web):
+    assert "Đăng nhập" in web.get("/admin/sign-in", headers={"Accept-Language": "vi-VN,vi;q=0.9"}).get_data(
+        as_text=True
+    )
+    page = web.get("/admin/sign-in", headers={"Accept-Language": "en-US,en;q=0.8"}).get_data(as_text=True)
+    assert "Sign in" in page and "Đăng nhập" not in page
+    assert '<html lang="en">' in web.get("/admin/sign-in", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+
+
+def test_the_switch_remembers_the_language_in_a_cookie(signed_in, redis):
+    resp = signed_in.get("/admin/language/vi?next=/admin/")
+    cookie = next(h for h in resp.headers.getlist("Set-Cookie") if h.startswith("zfb_lang="))
+    assert resp.headers["Location"] == "/admin/" and "zfb_lang=vi" in cookie and "Path=/admin" in cookie
+    redis.set(keys.DEFAULT_KEYS.last_webhook("zalo"), time.time() - 120)
+    page = signed_in.get("/admin/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Các kết nối" in page and "2 phút trước" in page and '<html lang="vi">' in page
+    signed_in.get("/admin/language/en?next=/admin/")
+    assert "Connections" in signed_in.get("/admin/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+
+
+def test_every_console_text_has_a_vietnamese_translation_with_the_same_placeholders():
+    from pathlib import Path
+
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.pofile import read_po
+
+    console = Path(__file__).parents[2] / "app" / "console"
+    methods = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+    keywords = {"_": None, "gettext": None, "_l": None}
+    found = {msg for _, _, msg, _, _ in extract_from_dir(str(console), methods, keywords=keywords)}
+    with (console / "translations" / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        catalog = {m.id: m.string for m in read_po(po) if m.id}
+    assert len(found) > 100 and sorted(found - {k for k, v in catalog.items() if v}) == []
+    placeholders = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
+    assert [m for m in found if sorted(placeholders.findall(m)) != sorted(placeholders.findall(catalog[m]))] == []
+
+
+# -- what the console data gives: events, problems, topics, verification files, Zalo's events -----
+
+
+def test_recent_events_show_their_state_and_filter_by_direction_state_and_party(created, redis):
+    journal = Journal(redis, "shop-hcm")
+    inbound = Item("zalo:m1", "zalo", {"event_name": "user_send_text"}, now_ms(), connection="shop-hcm")
+    journal.record("shop-hcm/in:u-4411", inbound, "delivered")
+    journal.record(
+        "shop-hcm/out:c-7788", item("freshchat:m9"), "failed", reason="Zalo -213", dead_letter="freshchat:m9"
+    )
+    events = "/admin/connections/shop-hcm/events"
+    page = created.get(events).get_data(as_text=True)
+    assert "u-4411" in page and "c-7788" in page and "Zalo -213" in page
+    page = created.get(events + "?state=failed").get_data(as_text=True)
+    assert "c-7788" in page and "u-4411" not in page and 'href="#dl-freshchat:m9"' in page
+    page = created.get(events + "?direction=in&find=u-4411").get_data(as_text=True)
+    assert "u-4411" in page and "c-7788" not in page
+    resp = created.get(events + "?state=lost")
+    assert resp.status_code == 200 and 'id="filter-error"' in resp.get_data(as_text=True)
+
+
+def test_problems_show_red_with_the_fix_in_the_visitors_language(created, redis):
+    redis.hset(Keys("shop-hcm").zalo_token, "dead", "-14014 Invalid refresh token")
+    page = created.get("/admin/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+    card = page[page.index('id="problems-shop-hcm"') :]
+    vi = problem_text("token_dead", "vi", reason="-14014 Invalid refresh token")
+    assert vi["what"] in card and vi["fix"] in card and card.index(vi["what"]) < card.index("</ul>")
+
+
+def test_load_topics_uses_the_saved_key_without_the_page_holding_it(created):
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{FC_HCM}/channels", json=load_fixture("freshchat", "answers", "channels.json"))
+        resp = created.post("/admin/topics", json={"connection_id": "shop-hcm"}, headers={"X-CSRFToken": token})
+    assert resp.status_code == 200 and {"id": CHANNEL, "name": "Zalo"} in resp.get_json()["topics"]
+    assert mock.request_history[0].headers["Authorization"] == "Bearer " + SECRETS["freshchat.api_key"]
+    refused = created.post("/admin/topics", json={"api_url": "nope"}, headers={"X-CSRFToken": token})
+    assert refused.status_code == 400 and "api_url" in refused.get_json()["error"]
+    assert created.post("/admin/topics", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
+
+
+def test_the_verification_file_uploaded_on_the_page_is_served_at_its_path(created):
+    html = b'<html><head><meta property="zalo-platform-site-verification" content="Ab12" /></head></html>'
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    resp = created.post(
+        "/admin/connections/shop-hcm/verification",
+        data={"csrf_token": token, "file": (BytesIO(html), "zalo_verifierAb12.html")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 302
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert "Verification file stored" in page and "zalo_verifierAb12.html" in page
+    assert created.get("/zalo_verifierAb12.html").data == html
+    bad = {"csrf_token": token, "file": (BytesIO(html), "index.html")}
+    created.post("/admin/connections/shop-hcm/verification", data=bad, content_type="multipart/form-data")
+    assert "Not stored" in created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+
+
+def test_the_form_lists_zalos_events_and_the_webhook_retry_advice(created):
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert 'id="event-user_send_text"' in page and 'id="event-follow"' in page
+    assert str(escape(webhook_retry_advice("en"))) in page
