@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from app.bridge import keys
-from app.bridge.lanes import Item, now_ms
+from app.bridge.lanes import Item, NotDue, now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
 from workers.context import ConnectionUnavailable
@@ -61,10 +61,10 @@ def handlers() -> dict[str, Callable]:
     """Per provider (an item's `kind`), the handler that dispatches on the item's event kind."""
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
-    from app.relay import inbound, outbound
+    from app.relay import agent_view, inbound, outbound
 
     return {
-        "zalo": by_event(inbound.HANDLERS, zalo.to_event),
+        "zalo": by_event({**inbound.HANDLERS, **agent_view.HANDLERS}, zalo.to_event),
         "freshchat": by_event(outbound.HANDLERS, freshchat.to_event),
     }
 
@@ -163,6 +163,8 @@ class Drainer:
             return None
         except LeaseLost:
             raise
+        except NotDue as exc:
+            return max(0.0, (exc.due_ms - now_ms()) / 1000)
         except RetryableError as exc:
             return self._retry(ctx, lane, item, exc)
         except PermanentError as exc:
