@@ -326,6 +326,7 @@ class ZaloOA:
             if problem:
                 return _error(*problem)
             record = self._record(user_id, body["message"], request.headers.get("access_token", ""))
+            record["recipient"] = dict(body["recipient"])  # as sent: a user id, or the message replied to
             quota = self._quota(user_id)
         self._schedule_echo(record)
         data = {"message_id": record["message_id"], "user_id": user_id, "sent_time": str(record["time_ms"])}

@@ -26,7 +26,7 @@ from app.relay.parts import text_part
 from app.texts import for_agent
 
 log = logging.getLogger("relay.agent_view")
-RECEIPTS_NOTE_DELAY_MS = 8000  # received and seen come seconds apart: one note for both
+RECEIPTS_NOTE_DELAY_MS = 5000  # received and seen come seconds apart: one note for both
 STATE_OF = {schemas.RECEIVED: "received", schemas.SEEN: "seen"}
 RANK = {"": 0, "sent": 0, "received": 1, "seen": 2}
 # Zalo's reaction codes (zalo.md §3.5) as the emoji its app shows.
