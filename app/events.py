@@ -20,6 +20,11 @@ USER_MESSAGE = "user_message"  # a Zalo user wrote to the OA
 OA_MESSAGE = "oa_message"  # the OA wrote to a Zalo user (not necessarily via us)
 AGENT_MESSAGE = "agent_message"  # a FreshChat agent or bot replied
 CONVERSATION_STATE = "conversation_state"  # a FreshChat conversation was resolved, reopened, assigned
+RECEIPT = "receipt"  # a Zalo user's phone received or showed messages the OA sent
+REACTION = "reaction"  # a Zalo user reacted to a message
+# Timers the bridge sets itself (app/relay/agent_view.py), in lanes of their own.
+WINDOW_CLOSING = "window_closing"  # the free reply window of a user's message is about to close
+RECEIPTS_NOTE = "receipts_note"  # tell the agents of a conversation what was received and read
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,12 @@ def _zalo_routes(bp: Blueprint, partners: Partners) -> None:
         body = _body("user_id", "kind", "text", "file", "latitude", "longitude")
         return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
 
+    @bp.post("/api/zalo/react")
+    def zalo_react():
+        """The user reacts to one of the OA's messages (`/-remove` takes the reaction back)."""
+        body = _body("user_id", "msg_id", "react_icon")
+        return _sent(partners.act("zalo", "react", body, oa=_oa(partners)))
+
     @bp.post("/api/zalo/users")
     def zalo_new_user():
         name = (_body("display_name").get("display_name") or "").strip() or secrets.choice(NEW_NAMES)
@@ -275,8 +281,10 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
     chats = {u["user_id"]: [] for u in users}
     for m in phone["user_messages"]:
         chats.setdefault(m["user_id"], []).append(user_item(partners, m))
+    reactions = {r["msg_id"]: r["react_icon"] for r in phone.get("reactions") or []}  # the last one counts
     for m in phone["oa_messages"]:
-        chats.setdefault(m["user_id"], []).append(oa_item(partners, m, phone["uploads"]))
+        item = oa_item(partners, m, phone["uploads"])
+        chats.setdefault(m["user_id"], []).append({**item, "reaction": reactions.get(m["message_id"], "")})
     for m in phone["console_messages"]:  # typed by an OA admin in Zalo's own console
         chats.setdefault(m["user_id"], []).append(
             {"id": m["message_id"], "from": "oa", "time": int(m["time"] * 1000), "kind": "text", "text": m["text"]}

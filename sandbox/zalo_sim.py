@@ -6,7 +6,11 @@ bridge's end-to-end, chaos and demo runs treat it as the real Zalo:
 * API errors are HTTP 200 with a negative `error` (Z2, Z3); the token travels in the literal
   `access_token` header (Z1); a wrong or rotated-away token gets -216.
 * `POST /v3.0/oa/message/cs` checks the body of Z8 (text ≤ 2000 characters, media template
-  with uploaded ids or URLs, file tokens) and answers `data.message_id` (Z8).
+  with uploaded ids or URLs, file tokens) and answers `data.message_id` (Z8). The recipient is a
+  `user_id` or the `message_id` of a user's message (a reply); the answer's `quota` says what
+  paid: `reply` within 48 h of the user's last interaction, none (billed) up to 7 days, then -230.
+* The clock can be moved (`POST /_sim/clock {"advance_seconds": n}`, negative too): what Zalo
+  stamps on events and counts windows with, so tests can make a user silent for 47 h.
 * `POST /v2.0/oa/upload/{image,gif,file}` (Z10) sniff magic bytes and enforce the size limits.
 * `GET /v3.0/oa/user/detail?data={"user_id": ...}` answers the profile of Z11.
 * `GET /v2.0/oa/getoa` answers the OA's own profile: a cheap call that proves a token works (Z12).
@@ -39,6 +43,8 @@ from sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post
 
 TEXT_MAX = 2000
 MB = 1024 * 1024
+FREE_WINDOW = 48 * 3600  # a reply within 48 h of the user's last interaction is free
+CS_WINDOW = 7 * 86400  # up to 7 days it is billed, then refused (-230)
 UPLOAD_RULES = {  # kind -> (size limit, accepted types), docs/interface.md, Z10
     "image": (1 * MB, ("jpg", "png")),
     "gif": (5 * MB, ("gif",)),
@@ -222,6 +228,8 @@ class ZaloOA:
             self.auth_codes: dict[str, tuple[str, float]] = {}
             self.webhooks: list[dict] = []
             self.phone_log: list[dict] = []  # what users sent from the sandbox page's phone
+            self.user_messages: dict[str, str] = {}  # msg_id of what a user sent -> the user
+            self.reactions: list[dict] = []  # reactions users sent, for the phone page
 
     def reset(self) -> None:
         self.reset_oa()
@@ -311,14 +319,34 @@ class ZaloOA:
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("recipient"), dict):
             return _error(-201, "recipient is invalid")
-        user_id = str(body["recipient"].get("user_id") or "")
         with self.lock:
+            user_id = self._recipient_user(body["recipient"])
             problem = self._recipient_problem(user_id) or self._message_problem(body.get("message"))
+            problem = problem or self._window_problem(user_id)
             if problem:
                 return _error(*problem)
             record = self._record(user_id, body["message"], request.headers.get("access_token", ""))
+            record["recipient"] = dict(body["recipient"])  # as sent: a user id, or the message replied to
+            quota = self._quota(user_id)
         self._schedule_echo(record)
-        return _ok({"message_id": record["message_id"], "user_id": user_id, "sent_time": str(record["time_ms"])})
+        data = {"message_id": record["message_id"], "user_id": user_id, "sent_time": str(record["time_ms"])}
+        return _ok({**data, **({"quota": quota} if quota else {})})
+
+    def _recipient_user(self, recipient: dict) -> str:
+        """`user_id`, or the user who sent the message a reply names (`message_id`)."""
+        if recipient.get("message_id"):
+            return self.user_messages.get(str(recipient["message_id"]), "")
+        return str(recipient.get("user_id") or "")
+
+    def _silence(self, user_id: str) -> float:
+        return self.clock() - self.users[user_id]["last_interaction"]
+
+    def _window_problem(self, user_id: str):
+        return (-230, None) if self._silence(user_id) > CS_WINDOW else None
+
+    def _quota(self, user_id: str) -> dict | None:
+        """What paid: the free reply quota inside 48 h; no quota object (billed) after."""
+        return {"quota_type": "reply"} if self._silence(user_id) <= FREE_WINDOW else None
 
     def _recipient_problem(self, user_id: str):
         if not user_id:
@@ -542,6 +570,8 @@ class ZaloOA:
         user_id = str(user_id)
         self._touch_user(user_id)
         body = {**message, "msg_id": msg_id or message.get("msg_id") or _hex_id()}
+        with self.lock:
+            self.user_messages[body["msg_id"]] = user_id
         event = {
             "app_id": self.app_id,
             "sender": {"id": user_id},
@@ -680,6 +710,38 @@ class ZaloOA:
             bridge_url, self._oa_event(str(user_id), "user_seen_message", {"msg_ids": list(ids)}, None), duplicates
         )
 
+    def send_received(
+        self, bridge_url: str, user_id: str, msg_id: str | None = None, *, duplicates: int = 1
+    ) -> SentWebhook:
+        """`user_received_message`: one `msg_id` (default: the last message sent to the user)."""
+        msg_id = msg_id or self.messages_to(user_id)[-1]["message_id"]
+        event = self._oa_event(str(user_id), "user_received_message", {"msg_id": msg_id}, None)
+        return self.deliver(bridge_url, event, duplicates)
+
+    def send_reaction(
+        self, bridge_url: str, user_id: str, msg_id: str, react_icon: str = "/-heart", *, duplicates: int = 1
+    ) -> SentWebhook:
+        """`user_reacted_message`: sent by the user, about `msg_id`; `/-remove` takes it back."""
+        user_id = str(user_id)
+        event = {
+            "app_id": self.app_id,
+            "sender": {"id": user_id},
+            "user_id_by_app": self.user_id_by_app(user_id),
+            "recipient": {"id": self.oa_id},
+            "event_name": "user_reacted_message",
+            "message": {"msg_id": msg_id, "react_icon": react_icon},
+            "timestamp": self._ts(None),
+        }
+        with self.lock:
+            self.reactions.append({"user_id": user_id, "msg_id": msg_id, "react_icon": react_icon})
+        return self.deliver(bridge_url, event, duplicates)
+
+    def advance_clock(self, seconds: float) -> dict:
+        """Move Zalo's clock (negative: back): event times and reply windows follow it."""
+        with self.lock:
+            self.sim.clock_offset += float(seconds)
+            return {"offset_seconds": self.sim.clock_offset, "now": self.clock()}
+
     def send_probe(self, bridge_url: str) -> SentWebhook:
         """The console's URL check: no timestamp and no signature (docs/interface.md, Z5)."""
         return self.deliver(bridge_url, {"app_id": self.app_id, "oa_id": self.oa_id})
@@ -776,6 +838,7 @@ class ZaloOA:
                 "user_messages": [dict(m) for m in self.phone_log],
                 "oa_messages": [{k: v for k, v in m.items() if k not in ("time", "access_token")} for m in self.sent],
                 "console_messages": list(self.console_messages),
+                "reactions": list(self.reactions),
                 "uploads": uploads,
                 "refresh_count": self.refresh_count,
             }
@@ -813,6 +876,9 @@ class ZaloOA:
             "text": self.send_text,
             "follow": self.send_follow,
             "seen": self.send_seen,
+            "received": self.send_received,
+            "react": self.send_reaction,
+            "advance_clock": self.advance_clock,
             "admin_message": self.send_admin_message,
             "oa_echo": self.send_oa_echo,
             "add_user": self.add_user,
@@ -840,7 +906,9 @@ class ZaloSimulator(ZaloOA):
         base_url: str = "",
         clock=time.time,
     ):
-        self.base_url, self.clock, self.lock = base_url, clock, threading.RLock()
+        self.base_url, self.lock = base_url, threading.RLock()
+        self.clock_offset = 0.0  # seconds Zalo's clock is moved from `clock` (advance_clock)
+        self.clock = lambda: clock() + self.clock_offset
         self._faults = {str(app_id): FaultInjector(clock=clock)}
         self.uploads: dict[str, dict] = {}
         self.media: dict[str, tuple[bytes, str]] = {}
@@ -853,6 +921,7 @@ class ZaloSimulator(ZaloOA):
         """Back to the constructor's state: the first OA only, its initial tokens, no users,
         messages, uploads or faults."""
         with self.lock:
+            self.clock_offset = 0.0
             self.reset_oa()
             self.uploads.clear()
             self.media.clear()
@@ -974,6 +1043,7 @@ class ZaloSimulator(ZaloOA):
             ("/cdn/<path:name>", "cdn", self._cdn, "GET"),
             ("/_sim/uploads/<ident>", "sim_upload", self._http_upload_bytes, "GET"),
             ("/_sim/phone", "sim_phone", lambda: jsonify(self._request_oa().phone()), "GET"),
+            ("/_sim/clock", "sim_clock", self._http_clock, "POST"),
         ]
         add_routes(app, self, rules)
         return app
@@ -1002,6 +1072,14 @@ class ZaloSimulator(ZaloOA):
     def _http_reset(self):
         self.reset()
         return jsonify({"ok": True})
+
+    def _http_clock(self):
+        """POST {"advance_seconds": n}: move the clock by n seconds (tests, the sandbox)."""
+        body = request.get_json(silent=True) or {}
+        try:
+            return jsonify(self.advance_clock(float(body.get("advance_seconds", 0))))
+        except (TypeError, ValueError):
+            return jsonify({"error": "advance_seconds must be a number"}), 400
 
     def _http_upload_bytes(self, ident: str):
         with self.lock:

@@ -24,6 +24,7 @@ from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
 from app.connections import ConnectionStore, Registry, freshchat_account
 from app.integrations.http import build_session
+from app.relay.windows import reply_target
 
 
 class ConnectionUnavailable(LookupError):
@@ -148,6 +149,7 @@ class WorkerContext:
         limiter = self._limiter(self._limiter_names()[0], self.settings.zalo_rate_per_minute)
         client = ZaloClient(self.session, self.settings, self.tokens, limiter)
         client.on_answer = lambda: self.breaker("zalo").mark_ok()  # an answer proves Zalo is up
+        client.reply_to = lambda user_id: reply_target(self.mapping.zalo_user(user_id))
         return client
 
     @cached_property

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from app.bridge import keys
 from app.bridge.journal import Journal
-from app.bridge.lanes import Item, now_ms
+from app.bridge.lanes import Item, NotDue, now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
 from workers.context import ConnectionUnavailable
@@ -32,6 +32,7 @@ ERRORS_KEPT = 50
 DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
 # What became of an item, as the journal shows it (app/bridge/journal.py).
 DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
+WAITING = "waiting"  # a timer item reached before its time: not an outcome, nothing to journal
 
 
 class LeaseLost(Exception):
@@ -64,10 +65,10 @@ def handlers() -> dict[str, Callable]:
     """Per provider (an item's `kind`), the handler that dispatches on the item's event kind."""
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
-    from app.relay import inbound, outbound
+    from app.relay import agent_view, inbound, outbound
 
     return {
-        "zalo": by_event(inbound.HANDLERS, zalo.to_event),
+        "zalo": by_event({**inbound.HANDLERS, **agent_view.HANDLERS}, zalo.to_event),
         "freshchat": by_event(outbound.HANDLERS, freshchat.to_event),
     }
 
@@ -139,7 +140,7 @@ class Drainer:
         journal = Journal(self.ctx.redis, item.connection)
         if retry_in is not None:
             due_ms = now_ms() + int(retry_in * 1000)
-            if self.ctx.lanes.defer(lane, token, raw, item, due_ms=due_ms) > 0:
+            if self.ctx.lanes.defer(lane, token, raw, item, due_ms=due_ms) > 0 and state == RETRYING:
                 journal.record(lane, item, RETRYING, reason=item.last_error, next_try=due_ms / 1000)
             return "deferred", None
         left, following = self.ctx.lanes.pop(lane, token, raw)
@@ -175,6 +176,8 @@ class Drainer:
             return DELIVERED, None
         except LeaseLost:
             raise
+        except NotDue as exc:
+            return WAITING, max(0.0, (exc.due_ms - now_ms()) / 1000)
         except RetryableError as exc:
             return _retried(self._retry(ctx, lane, item, exc))
         except PermanentError as exc:

@@ -34,6 +34,17 @@ def lease(lane_id: str) -> str:
     return f"{ROOT}lease:{lane_id}"
 
 
+def window_lane(zalo_user_id: str) -> str:
+    """The timer lane of a user's free reply window: its one item is due shortly before the
+    window of the user's last message closes."""
+    return f"win:{zalo_user_id}"
+
+
+def receipts_lane(conversation_id: str) -> str:
+    """The timer lane of a conversation's receipts note (debounced)."""
+    return f"rcpt:{conversation_id}"
+
+
 def lane_for(connection: str, lane_id: str) -> str:
     """The lane id of one of a connection's conversations: the default connection's lanes keep
     the ids single-OA bridges wrote (`in:<user>`), another's are `<connection>/in:<user>`."""
@@ -114,6 +125,15 @@ class Keys:
     def sent(self, zalo_message_id: str) -> str:
         """A message the bridge sent to Zalo (how its echo is recognised)."""
         return f"{self.prefix}sent:{zalo_message_id}"
+
+    def receipt(self, zalo_message_id: str) -> str:
+        """Hash: what one sent Zalo message was (FreshChat conversation, start of its text, the
+        quota that paid) and how far it got (received, seen) - app/relay/agent_view.py."""
+        return f"{self.prefix}receipt:{zalo_message_id}"
+
+    def receipts_of(self, conversation_id: str) -> str:
+        """List: the Zalo message ids last sent into a FreshChat conversation, newest first."""
+        return f"{self.prefix}receipts:{conversation_id}"
 
     def last_webhook(self, source: str) -> str:
         """When a verified webhook from `source` last reached this connection (epoch seconds)."""

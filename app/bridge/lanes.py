@@ -24,11 +24,21 @@ from app.bridge.scripts import LuaScript
 
 ACCEPT, APPEND, TAKE = LuaScript("accept"), LuaScript("append"), LuaScript("take")
 POP, RELEASE, DEFER, RENEW = LuaScript("pop"), LuaScript("release"), LuaScript("defer"), LuaScript("renew")
+SCHEDULE, CANCEL = LuaScript("schedule"), LuaScript("cancel")
 CANDIDATES = 8  # lanes looked at per claim: several workers claiming at once rarely collide
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class NotDue(Exception):
+    """A timer item reached before its time (it queued behind work in progress): the lane
+    waits until `due_ms` without spending the item's retry budget."""
+
+    def __init__(self, due_ms: int):
+        super().__init__(f"due at {due_ms}")
+        self.due_ms = due_ms
 
 
 @dataclass
@@ -207,6 +217,25 @@ class Lanes:
                 now=now_ms(),
             )
         )
+
+    def schedule(self, lane: str, item: Item, due_ms: int, replace: bool) -> int:
+        """A timer: `item` waits in `lane` until `due_ms` (see schedule.lua for `replace`)."""
+        return int(
+            SCHEDULE(
+                self.redis,
+                lane=keys.lane(lane),
+                due=keys.DUE,
+                lease=keys.lease(lane),
+                item=item.dumps(),
+                lane_id=lane,
+                due_ms=due_ms,
+                replace=1 if replace else 0,
+            )
+        )
+
+    def cancel(self, lane: str) -> bool:
+        """Drop a timer lane's waiting item, unless a worker holds the lane."""
+        return bool(CANCEL(self.redis, lane=keys.lane(lane), due=keys.DUE, lease=keys.lease(lane), lane_id=lane))
 
     def due_lanes(self, limit: int = 500) -> list[str]:
         """Lanes waiting for a worker now, earliest first."""

@@ -9,6 +9,9 @@ from app.bridge.keys import DEFAULT_KEYS, Keys
 LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
 SENT_TEXT = "t:"  # marks a stored snippet; older records hold "1" and no text
 SNIPPET_CHARS = 100  # enough to quote a reply back to the agent
+RECEIPT_TTL = 8 * 86400  # Zalo reports receipts within days; a day past the 7-day reply window
+RECEIPTS_KEPT = 50  # per conversation: a receipts note looks at the replies sent last
+STATES = ("sent", "received", "seen")  # how far a sent message got, in order
 
 
 class Mapping:
@@ -42,11 +45,12 @@ class Mapping:
     def set_conversation(self, conversation_id: str, **fields: str) -> None:
         self.redis.hset(self.keys.conversation(conversation_id), mapping=fields)
 
-    def touch(self, zalo_user_id: str, last_ts: str | None = None) -> bool:
-        """Record the newest relayed time (if given); True when "last_seen" is due a refresh."""
+    def touch(self, zalo_user_id: str, last_ts: str | None = None, last_msg_id: str = "") -> bool:
+        """Record the newest relayed time and message (if given): the user's last interaction,
+        which Zalo's reply windows count from. True when "last_seen" is due a refresh."""
         pipe = self.redis.pipeline(transaction=False)
         if last_ts:
-            pipe.hset(self.keys.zalo_user(zalo_user_id), "last_ts", last_ts)
+            pipe.hset(self.keys.zalo_user(zalo_user_id), mapping={"last_ts": last_ts, "last_msg_id": last_msg_id})
         pipe.set(self.keys.last_seen(zalo_user_id), "1", nx=True, ex=LAST_SEEN_EVERY_SECONDS)
         return bool(pipe.execute()[-1])
 
@@ -71,3 +75,47 @@ class Mapping:
             return None
         value = raw.decode()
         return value[len(SENT_TEXT) :] if value.startswith(SENT_TEXT) else ""
+
+    # -- replies and what became of them (app/relay/agent_view.py, windows.py)
+
+    def replied(self, zalo_user_id: str, at_ms: int) -> None:
+        """An agent's reply reached the user: it answers every message before it."""
+        self.redis.hset(self.keys.zalo_user(zalo_user_id), "last_reply_ts", str(at_ms))
+
+    def remember_receipt(self, pipe, zalo_message_id: str, conversation_id: str, text: str, quota: str) -> None:
+        """A sent message's record, for its receipts and its cost; `quota` names what paid."""
+        key, listed = self.keys.receipt(zalo_message_id), self.keys.receipts_of(conversation_id)
+        fields = {"conversation": conversation_id, "text": text[:SNIPPET_CHARS], "quota": quota, "state": "sent"}
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, RECEIPT_TTL)
+        pipe.lpush(listed, zalo_message_id)
+        pipe.ltrim(listed, 0, RECEIPTS_KEPT - 1)
+        pipe.expire(listed, RECEIPT_TTL)
+
+    def receipt(self, zalo_message_id: str) -> dict:
+        raw = self.redis.hgetall(self.keys.receipt(zalo_message_id))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def advance_receipt(self, zalo_message_id: str, state: str, at_ms: str) -> str:
+        """Move a sent message on to `state` (never back); its conversation when it moved, else ""."""
+        known = self.receipt(zalo_message_id)
+        if not known or STATES.index(known.get("state", "sent")) >= STATES.index(state):
+            return ""
+        self.redis.hset(self.keys.receipt(zalo_message_id), mapping={"state": state, f"{state}_at": at_ms})
+        return known["conversation"]
+
+    def receipts_in(self, conversation_id: str) -> list[tuple[str, dict]]:
+        """The conversation's last sent messages, oldest first, with their records."""
+        ids = [i.decode() for i in self.redis.lrange(self.keys.receipts_of(conversation_id), 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for zalo_message_id in ids:
+            pipe.hgetall(self.keys.receipt(zalo_message_id))
+        records = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
+        return [(i, r) for i, r in reversed(list(zip(ids, records, strict=True))) if r]
+
+    def mark_reported(self, reported: dict[str, str]) -> None:
+        """Agents were told these states (zalo message id -> state)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for zalo_message_id, state in reported.items():
+            pipe.hset(self.keys.receipt(zalo_message_id), "reported", state)
+        pipe.execute()

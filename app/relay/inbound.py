@@ -11,6 +11,7 @@ from app import events
 from app.bridge.lanes import now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
+from app.relay import windows
 from app.relay.parts import PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
 
 log = logging.getLogger("relay.inbound")
@@ -202,10 +203,14 @@ def _late_mark(last: int, event: dict) -> list[Part]:
 
 
 def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:
-    """Remember the newest relayed time; refresh "last_seen" in FreshChat at most hourly."""
+    """Remember the newest relayed message, the user's last interaction (its window timer goes
+    with it); refresh "last_seen" in FreshChat at most hourly."""
     sent_ms = int(event["timestamp"])
-    if ctx.mapping.touch(zalo_user, str(sent_ms) if sent_ms > last else None):
+    newest = sent_ms > last
+    if ctx.mapping.touch(zalo_user, str(sent_ms) if newest else None, event["message"]["msg_id"]):
         _update_last_seen(ctx, zalo_user, fc_user)
+    if newest:
+        windows.user_wrote(ctx, zalo_user, sent_ms)
 
 
 def _update_last_seen(ctx, zalo_user: str, fc_user: str) -> None:

@@ -11,6 +11,7 @@ from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
 from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clean_filename, download
 from app.media.links import media_url
+from app.relay import agent_view, windows
 from app.relay.media_rules import gif_size, zalo_upload_kind
 
 log = logging.getLogger("relay.outbound")
@@ -53,10 +54,13 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
     if not zalo_user:
         log.info("relay.not_a_zalo_conversation", extra={"conversation": conversation})
         return
+    if windows.held(ctx, message, zalo_user, text_preview(message)):
+        return
+    sent = []
     for index, part in enumerate(outgoing_parts(message)):
         progress()
         try:
-            deliver_part(ctx, zalo_user, message["id"], index, part)
+            sent.append(deliver_part(ctx, zalo_user, message["id"], index, part, conversation))
         except AttachmentUnusable as exc:
             log.warning(
                 "relay.attachment_unusable", extra={"message_id": message["id"], "part": index, "why": exc.reason}
@@ -64,21 +68,23 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
             post_note(ctx, message, index, NOTE_NOT_SENT.format(what=attachment_label(part), reason=exc.reason))
         except ZaloPermanent as exc:
             report_failure(ctx, message, index, exc)
-            return
+            break
+    agent_view.after_reply(ctx, message, zalo_user, sent)
 
 
-def deliver_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> None:
-    """Send once; the sent-record keeps the Zalo id (to spot echoes) and what the customer read."""
+def deliver_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict, conversation: str = "") -> str:
+    """Send once; the sent-record keeps the Zalo id (to spot echoes) and what the customer
+    read, the receipt what became of it. Returns the Zalo message id."""
     shown = {"text": ""}
 
     def send() -> str:
         zalo_message_id, shown["text"] = send_part(ctx, zalo_user, msg_id, index, part)
         return zalo_message_id
 
-    ctx.effects.once(
+    return ctx.effects.once(
         f"zalo:out:{msg_id}:{index}",
         send,
-        also=lambda pipe, sent: ctx.mapping.remember_sent(sent, pipe, text=shown["text"][:SNIPPET]),
+        also=lambda pipe, sent: agent_view.record_send(ctx, pipe, sent, shown["text"][:SNIPPET], conversation),
     )
 
 
@@ -271,12 +277,17 @@ def describe_part(part: dict) -> str:
 
 def report_failure(ctx, message: dict, index: int, exc: ZaloPermanent) -> None:
     """Zalo refused for a reason about the recipient or the window: tell the agent what to do."""
-    preview = next((p["text"].get("content", "")[:80] for p in normalize_parts(message) if "text" in p), "")
+    preview = text_preview(message)
     text = NOTE_REFUSED.format(code=exc.code, advice=exc.advice)
     if preview:
         text += f'\nMessage: "{preview}"'
     log.warning("relay.zalo_refused", extra={"code": exc.code, "message_id": message["id"]})
     post_note(ctx, message, index, text)
+
+
+def text_preview(message: dict) -> str:
+    """The start of the message's first text, to name it in a note."""
+    return next((p["text"].get("content", "")[:80] for p in normalize_parts(message) if "text" in p), "")
 
 
 def post_note(ctx, message: dict, index: int, text: str) -> None:

@@ -42,7 +42,8 @@ def receive():
     # An oa_send_* whose id we have not recorded is queued: our send record may land just after
     # its echo, so the worker looks again before showing it to agents as the OA's own message.
     is_our_send = lambda msg_id: _sent_by_us(connection, msg_id)  # noqa: E731 - tiny closure
-    return answer(schemas.to_event(event, is_our_send=is_our_send), connection.id)
+    oa_id = connection.settings.zalo_oa_id
+    return answer(schemas.to_event(event, is_our_send=is_our_send, oa_id=oa_id), connection.id)
 
 
 def _verified_connection(raw: bytes, payload: dict) -> Connection:

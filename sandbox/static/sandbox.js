@@ -193,7 +193,24 @@ function zaloBubble(item) {
   }
   const failed = item.from === "user" && !item.delivered;
   b.appendChild(el("div", "meta" + (failed ? " failed" : ""), clock(item.time) + (item.from === "user" ? (failed ? " · not accepted by the bridge" : " ✓") : "")));
+  if (item.from === "oa") b.appendChild(reactControl(item));
   return b;
+}
+
+// Zalo's reaction codes and the emoji its app shows for them; "/-remove" takes one back.
+const REACTIONS = { "/-heart": "❤️", "/-strong": "👍", ":>": "😆", ":o": "😮", ":-((": "😭", ":-h": "😡" };
+
+function reactControl(item) {
+  const pick = el("select", "react");
+  pick.title = "React as the user";
+  const shown = item.reaction && item.reaction !== "/-remove" ? REACTIONS[item.reaction] || item.reaction : "☺";
+  pick.appendChild(el("option", "", shown)).value = "";
+  for (const [code, emoji] of Object.entries(REACTIONS)) pick.appendChild(el("option", "", emoji)).value = code;
+  if (item.reaction && item.reaction !== "/-remove") pick.appendChild(el("option", "", "✕ remove")).value = "/-remove";
+  pick.onchange = () => {
+    if (pick.value) run(api("zalo/react", { user_id: ui.zaloUser, msg_id: item.id, react_icon: pick.value }));
+  };
+  return pick;
 }
 
 function renderPhone(zalo) {

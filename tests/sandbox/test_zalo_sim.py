@@ -530,3 +530,50 @@ def test_state_shows_tokens_uploads_and_users(partners, zalo):
     assert state["uploads"][0]["kind"] == "image" and "data" not in state["uploads"][0]
     assert [u["display_name"] for u in state["users"]] == ["Minh"]
     assert requests.post(partners.zalo_url + "/_sim/reset").ok and zalo.state()["users"] == []
+
+
+# -- reply windows, quota and the movable clock ---------------------------------------------
+
+
+def advance(partners, seconds):
+    resp = requests.post(partners.zalo_url + "/_sim/clock", json={"advance_seconds": seconds})
+    assert resp.status_code == 200
+    return resp.json()
+
+
+def test_answers_carry_the_reply_quota_inside_48_hours_none_after_and_minus_230_after_7_days(partners, zalo):
+    zalo.add_user(USER, "Minh")
+    assert send(partners, {"text": "free"})["data"]["quota"] == {"quota_type": "reply"}
+    assert advance(partners, 49 * 3600)["offset_seconds"] == 49 * 3600
+    assert send(partners, {"text": "x"})["error"] == -216  # 25 h passed for the token too
+    pair = refresh(partners, REFRESH)
+    billed = send(partners, {"text": "billed"}, token=pair["access_token"])
+    assert billed["error"] == 0 and "quota" not in billed["data"]
+    advance(partners, 5 * 86400)
+    token = refresh(partners, pair["refresh_token"])["access_token"]
+    assert send(partners, {"text": "too late"}, token=token)["error"] == -230
+    assert [m["message"]["text"] for m in zalo.messages_to(USER)] == ["free", "billed"]
+
+
+def test_a_reply_names_the_users_message_and_events_follow_the_moved_clock(partners, zalo, receiver):
+    advance(partners, -47 * 3600)
+    sent = zalo.send_text(receiver.url, USER, "hỏi giá")
+    assert abs(int(sent["timestamp"]) / 1000 - (time.time() - 47 * 3600)) < 5
+    advance(partners, 47 * 3600)
+    body = {"recipient": {"message_id": sent["message"]["msg_id"]}, "message": {"text": "dạ"}}
+    answer = requests.post(partners.zalo_url + "/v3.0/oa/message/cs", json=body, headers={"access_token": TOKEN})
+    assert answer.json()["data"]["user_id"] == USER and answer.json()["data"]["quota"] == {"quota_type": "reply"}
+    body["recipient"] = {"message_id": "0" * 20}
+    unknown = requests.post(partners.zalo_url + "/v3.0/oa/message/cs", json=body, headers={"access_token": TOKEN})
+    assert unknown.json()["error"] == -201
+
+
+def test_received_and_reaction_events(partners, zalo, receiver):
+    zalo.add_user(USER, "Minh")
+    message_id = send(partners, {"text": "x"})["data"]["message_id"]
+    received = zalo.send_received(receiver.url, USER)
+    assert received["event_name"] == "user_received_message" and received["message"] == {"msg_id": message_id}
+    assert received["sender"] == {"id": zalo.oa_id} and received["recipient"] == {"id": USER}
+    reacted = zalo.send_reaction(receiver.url, USER, message_id, "/-strong")
+    assert reacted["sender"] == {"id": USER} and reacted["message"] == {"msg_id": message_id, "react_icon": "/-strong"}
+    assert zalo.phone()["reactions"] == [{"user_id": USER, "msg_id": message_id, "react_icon": "/-strong"}]

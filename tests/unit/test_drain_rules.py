@@ -208,3 +208,19 @@ def test_only_a_partner_answer_marks_it_up(ctx, m):
     with pytest.raises(PermanentError):
         ctx.freshchat.post_message(CONV, {"message_parts": []})
     assert ctx.redis.exists("zfb:breaker:freshchat:ok")  # it answered: reachable
+
+
+def test_a_timer_reached_early_waits_for_its_time_without_spending_its_budget(ctx):
+    from app.bridge.lanes import Item, NotDue, now_ms
+    from workers.drain import Drainer
+
+    due = now_ms() + 60000
+
+    def early(ctx, item, progress):
+        raise NotDue(due)
+
+    ctx.lanes.schedule("win:u", Item("t:1", "zalo", {}, now_ms(), event="window_closing"), now_ms(), replace=True)
+    assert Drainer(ctx, {"zalo": early}, notes={}).drain("win:u") == "deferred"
+    raw, head = ctx.lanes.head("win:u")
+    assert (head.attempts, head.first_failed_at) == (0, 0)
+    assert abs(ctx.redis.zscore("zfb:due", "win:u") - due) < 50

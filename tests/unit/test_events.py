@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from marshmallow import ValidationError
 
 from app import events
 from app.integrations.freshchat import schemas as freshchat
@@ -16,9 +17,23 @@ IN, OUT = f"in:{USER}", f"out:{CONV}"
 ZALO = {
     "follow": ("recorded", "", "", ""),
     "unfollow": ("recorded", "", "", ""),
-    "user_reacted_message": ("recorded", "", "", ""),
-    "user_received_message": ("recorded", "", "", ""),
-    "user_seen_message": ("recorded", "", "", ""),
+    "user_reacted_message": (
+        "queue",
+        "reaction",
+        IN,
+        "user_reacted_message:41b2c3d4e5f6a7b8c9d0:/-heart:1700000000000",
+    ),
+    "user_reacted_message__removed": (
+        "queue",
+        "reaction",
+        IN,
+        "user_reacted_message:41b2c3d4e5f6a7b8c9d0:/-remove:1700000060000",
+    ),
+    # A receipt names the OA's message id, which the echo of that message uses as its key.
+    "user_received_message": ("queue", "receipt", IN, "user_received_message:111116bca0b1d27f9f3e0002"),
+    "user_recieved_message__deskie": ("queue", "receipt", IN, "user_received_message:111116bca0b1d27f9f3e0002"),
+    "user_seen_message": ("queue", "receipt", IN, "user_seen_message:111116bca0b1d27f9f3e0002"),
+    "user_read_message__deskie": ("queue", "receipt", IN, "user_seen_message:111116bca0b1d27f9f3e0002"),
     "oa_send_text__api_echo": ("queue", "oa_message", IN, "41b2c3d4e5f6a7b8c9d0"),
     "oa_send_text__console_admin": ("queue", "oa_message", IN, "31b2c3d4e5f6a7b8c9d0"),
     "oa_send_text__other_tool": ("queue", "oa_message", IN, "51b2c3d4e5f6a7b8c9d0"),
@@ -118,3 +133,19 @@ def test_freshchat_reasons_and_unknown_actions():
     ] == ["system message", "private note", "actor user is not relayed"]
     event = freshchat.to_event(freshchat.load_event({"action": "conversation_teleport", "data": {}}))
     assert (event.verdict, event.reason) == ("unknown", "unknown event conversation_teleport")
+
+
+def test_a_receipt_finds_its_user_on_whichever_side_is_not_our_oa():
+    """Sources disagree on which side the OA is for receipts: the OA's own id decides."""
+    received = load_fixture("zalo", "webhooks", "user_received_message.json")
+    swapped = {**received, "sender": received["recipient"], "recipient": received["sender"]}
+    for event in (received, swapped):
+        assert zalo.to_event(zalo.load_event(event), oa_id="388613280878808645").lane == IN
+
+
+def test_receipts_and_reactions_without_the_ids_they_are_about_are_invalid():
+    seen = load_fixture("zalo", "webhooks", "user_seen_message.json")
+    reacted = load_fixture("zalo", "webhooks", "user_reacted_message.json")
+    for bad in ({**seen, "message": {"msg_ids": []}}, {**reacted, "message": {"msg_id": "41b2c3d4e5f6a7b8c9d0"}}):
+        with pytest.raises(ValidationError):
+            zalo.load_event(bad)

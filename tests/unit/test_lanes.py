@@ -152,3 +152,31 @@ def test_an_item_written_by_a_newer_version_is_still_read(redis):
 
     raw = json.dumps(dict(item(1).__dict__, shiny_new_field=True))
     assert Item.loads(raw).id == "t:1"
+
+
+def ids(redis, lane: str) -> list[str]:
+    return [Item.loads(r).id for r in redis.lrange(lane_key(lane), 0, -1)]
+
+
+def test_a_timer_lane_holds_one_waiting_item_replaced_or_kept(redis):
+    lanes = Lanes(redis)
+    later = now_ms() + 60000
+    assert lanes.schedule("win:a", item(1), later, replace=True) == 1
+    assert lanes.schedule("win:a", item(2), later + 5, replace=True) == 2  # a newer message moves it
+    assert ids(redis, "win:a") == ["t:2"] and redis.zscore(DUE, "win:a") == later + 5
+    assert lanes.schedule("win:a", item(3), later + 9, replace=False) == 0  # debounce: the first time stays
+    assert ids(redis, "win:a") == ["t:2"] and redis.zscore(DUE, "win:a") == later + 5
+    assert redis.llen(WAKE) == 0  # nothing is due now: no doorbell
+    assert lanes.cancel("win:a") and redis.zscore(DUE, "win:a") is None and ids(redis, "win:a") == []
+
+
+def test_a_timer_set_while_a_worker_holds_the_lane_waits_behind_its_head(redis):
+    lanes = Lanes(redis)
+    lanes.schedule("rcpt:c", item(1), now_ms(), replace=False)
+    token = lanes.acquire("rcpt:c")
+    leased_until = redis.zscore(DUE, "rcpt:c")
+    assert lanes.schedule("rcpt:c", item(2), now_ms() + 60000, replace=False) == 1  # a change after the read
+    assert lanes.schedule("rcpt:c", item(3), now_ms() + 60000, replace=True) == 2
+    assert ids(redis, "rcpt:c") == ["t:1", "t:3"] and redis.zscore(DUE, "rcpt:c") == leased_until
+    assert not lanes.cancel("rcpt:c") and ids(redis, "rcpt:c") == ["t:1", "t:3"]
+    assert token

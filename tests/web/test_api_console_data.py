@@ -16,7 +16,7 @@ from app.bridge.journal import Journal
 from app.bridge.keys import DUE, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.integrations.zalo.events_catalog import EVENTS
-from app.integrations.zalo.schemas import RECORDED_EVENTS, kind_of
+from app.integrations.zalo.schemas import REACTED, RECEIVED, RECORDED_EVENTS, SEEN, kind_of
 from app.problems import CODES, problem_text
 from app.texts import TEXTS
 from tests.helpers import FC_API, load_fixture, post_zalo
@@ -290,7 +290,7 @@ def test_the_events_list_says_what_each_is_for_in_either_language(web):
 
 
 def test_every_listed_event_is_one_the_bridge_knows():
-    assert all(kind_of(name) or name in RECORDED_EVENTS for name, _ in EVENTS)
+    assert all(kind_of(name) or name in {*RECORDED_EVENTS, RECEIVED, SEEN, REACTED} for name, _ in EVENTS)
     assert {name for name, required in EVENTS if required} == {n for n, _ in EVENTS if n.startswith("user_send_")}
 
 

@@ -122,9 +122,19 @@ def test_same_event_three_times_is_queued_once(client, redis):
 
 
 @pytest.mark.parametrize(
-    "name", ["user_seen_message", "user_received_message", "user_reacted_message", "follow", "unfollow"]
+    "name",
+    ["user_seen_message", "user_received_message", "user_reacted_message", "user_recieved_message__deskie"],
 )
-def test_status_and_follow_events_are_recorded_not_queued(client, redis, name):
+def test_receipts_and_reactions_join_the_users_lane_next_to_the_echo_of_the_same_message(client, redis, name):
+    """They name the OA's message id, as its echo does: neither may pass for a duplicate."""
+    echo = post_zalo(client, load_fixture("zalo", "webhooks", "oa_send_text__api_echo.json"))
+    resp = post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
+    assert echo.get_json()["duplicate"] is False and resp.get_json() == {"ok": True, "duplicate": False}
+    assert [i["event"] for i in queued(redis)] == ["oa_message", "reaction" if "react" in name else "receipt"]
+
+
+@pytest.mark.parametrize("name", ["follow", "unfollow"])
+def test_follow_events_are_recorded_not_queued(client, redis, name):
     resp = post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
     assert resp.status_code == 200 and resp.get_json()["recorded"] == name
     assert redis.zcard(DUE) == 0

@@ -9,11 +9,25 @@ import requests
 
 from app.bridge.ratelimit import Grant, RateLimiter
 from app.integrations.errors import parse_retry_after
-from app.integrations.zalo.errors import ZaloAuthError, ZaloRateLimited, ZaloRetryable, error_for
+from app.integrations.zalo.errors import ZaloAuthError, ZaloPermanent, ZaloRateLimited, ZaloRetryable, error_for
 from app.integrations.zalo.tokens import TokenKeeper
 
 log = logging.getLogger("zalo.api")
 UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
+INVALID = -201
+
+
+class SentId(str):
+    """Zalo's message_id of a sent message, carrying the answer's `quota` object: which quota
+    paid for it (None when the answer has none: Zalo billed the message)."""
+
+    quota: dict | None = None
+
+
+def sent_id(data: dict) -> SentId:
+    sent = SentId(str(data.get("message_id", "")))
+    sent.quota = data.get("quota") if isinstance(data.get("quota"), dict) else None
+    return sent
 
 
 class ZaloClient:
@@ -24,14 +38,30 @@ class ZaloClient:
         self.limiter = limiter
         self.window = settings.rate_window_seconds
         self.on_answer = lambda: None  # told each time Zalo answers (the worker's breaker listens)
+        # The user's message a send answers ("" for none): the worker looks it up per user.
+        self.reply_to = lambda user_id: ""
 
-    def send(self, user_id: str, message: dict) -> str:
-        """POST /v3.0/oa/message/cs; return Zalo's message_id."""
-        body = {"recipient": {"user_id": user_id}, "message": message}
-        data = self._call("POST", "/v3.0/oa/message/cs", json=body)
-        return str(data.get("message_id", ""))
+    def send(self, user_id: str, message: dict) -> SentId:
+        """POST /v3.0/oa/message/cs; return Zalo's message_id (with the quota that paid).
 
-    def send_text(self, user_id: str, text: str) -> str:
+        Inside the user's free window it goes as a reply to their last message (recipient
+        `message_id`), the form Zalo counts as a reply rather than a proactive message; if
+        Zalo refuses that recipient, once more to the user id."""
+        reply_to = self.reply_to(user_id)
+        if reply_to:
+            try:
+                return self._send({"message_id": reply_to}, message)
+            except ZaloPermanent as exc:
+                if exc.code != INVALID:
+                    raise
+                log.warning("zalo.reply_recipient_refused", extra={"code": exc.code})
+        return self._send({"user_id": user_id}, message)
+
+    def _send(self, recipient: dict, message: dict) -> SentId:
+        data = self._call("POST", "/v3.0/oa/message/cs", json={"recipient": recipient, "message": message})
+        return sent_id(data)
+
+    def send_text(self, user_id: str, text: str) -> SentId:
         return self.send(user_id, {"text": text})
 
     def upload(self, kind: str, data: bytes, filename: str, content_type: str) -> str:

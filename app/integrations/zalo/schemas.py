@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
@@ -14,9 +15,6 @@ KINDS_BY_PREFIX = {"user_send_": events.USER_MESSAGE, "oa_send_": events.OA_MESS
 # Events Zalo documents that we acknowledge and log but never show to agents (answered
 # "recorded"). Any other name is unknown: acknowledged too, but logged as a warning.
 RECORDED_EVENTS = {
-    "user_seen_message",
-    "user_received_message",
-    "user_reacted_message",
     "oa_reacted_message",
     "follow",
     "unfollow",
@@ -33,6 +31,9 @@ RECORDED_EVENTS = {
     "user_withdraw",
 }
 ECHO = "echo of a message this bridge sent"
+RECEIVED, SEEN, REACTED = "user_received_message", "user_seen_message", "user_reacted_message"
+# Deskie's setup names two of Zalo's events differently; they are the same events.
+ALIASES = {"user_recieved_message": RECEIVED, "user_read_message": SEEN}
 
 
 class IdString(fields.Field):
@@ -70,11 +71,13 @@ class ZaloEvent(Base):
 
     @validates_schema
     def _message_events_need_ids(self, data, **kwargs):
-        name = data.get("event_name", "")
-        if kind_of(name):
+        name = canonical_name(data.get("event_name", ""))
+        if kind_of(name) or name in (RECEIVED, SEEN, REACTED):
             missing = [f for f in ("sender", "recipient", "message") if f not in data]
-            if missing or not data["message"].get("msg_id"):
+            if missing or not message_ids(data):
                 raise ValidationError(f"{name} needs sender, recipient and message.msg_id")
+        if name == REACTED and not data["message"].get("react_icon"):
+            raise ValidationError(f"{name} needs message.react_icon")
 
 
 _SCHEMA = ZaloEvent()  # built once: schema construction costs more than validating one event
@@ -83,6 +86,30 @@ _SCHEMA = ZaloEvent()  # built once: schema construction costs more than validat
 def load_event(payload: dict) -> dict:
     """The validated event; raises marshmallow.ValidationError."""
     return _SCHEMA.load(payload)
+
+
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def message_ids(event: dict) -> list[str]:
+    """The message ids an event is about: `msg_id`, or the `msg_ids` list of user_seen_message."""
+    message = event.get("message") or {}
+    if message.get("msg_id"):
+        return [str(message["msg_id"])]
+    found = message.get("msg_ids")
+    return [str(i) for i in found if i not in (None, "")] if isinstance(found, list) else []
+
+
+def status_dedupe_id(event: dict) -> str:
+    """A receipt or reaction names another message's id, which that message's own events use
+    as their key: name the event, and for a reaction its icon and time (a user may react,
+    remove it and react again)."""
+    name = canonical_name(event["event_name"])
+    ids = ",".join(sorted(message_ids(event)))
+    if name == REACTED:
+        return f"{name}:{ids}:{event['message']['react_icon']}:{event['timestamp']}"
+    return f"{name}:{hashlib.sha256(ids.encode()).hexdigest()[:24]}"
 
 
 def dedupe_id(event: dict) -> str:
@@ -126,10 +153,24 @@ def zalo_user(event: dict) -> str:
     return (event.get(party) or {}).get("id", "")
 
 
-def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: False) -> events.Event:
+def status_user(event: dict, oa_id: str = "") -> str:
+    """The user a receipt or reaction is about. Sources disagree on which side the OA is for
+    receipts, so the side that is not our OA wins; without an OA id, the documented side."""
+    sides = [(event.get(side) or {}).get("id", "") for side in ("sender", "recipient")]
+    if canonical_name(event["event_name"]) != REACTED:
+        sides.reverse()  # received/seen: sender is the OA, recipient the user
+    return next((i for i in sides if i and i != oa_id), sides[0]) if oa_id else sides[0]
+
+
+def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: False, oa_id: str = "") -> events.Event:
     """Classify a validated event, once. `is_our_send(msg_id)` recognises the echo of a message
-    the bridge sent; the worker, which looks again itself, leaves it out."""
-    name = event["event_name"]
+    the bridge sent; the worker, which looks again itself, leaves it out. `oa_id` tells which
+    side of a receipt is the user."""
+    name = canonical_name(event["event_name"])
+    status_kind = {RECEIVED: events.RECEIPT, SEEN: events.RECEIPT, REACTED: events.REACTION}.get(name)
+    if status_kind:
+        lane = f"in:{status_user(event, oa_id)}"
+        return events.queued("zalo", name, status_kind, lane, status_dedupe_id(event), event)
     kind = kind_of(name)
     if not kind:
         return events.recorded("zalo", name) if name in RECORDED_EVENTS else events.unknown("zalo", name)

@@ -1,0 +1,149 @@
+"""Zalo's reply windows and what replies cost, as agents need to know them.
+
+Zalo counts from the user's last interaction (their last message, by its own timestamp): a reply
+within 48 h is free, up to 7 days it is billed to the app's Zalo Cloud Account, later it is
+refused (-230). The bridge keeps each user's last message (time and id) and the time of the last
+reply that reached them, and from that:
+
+- sends inside the window as a reply to that message (`reply_target`, used by the Zalo client);
+- sets one timer per user, due WINDOW_NOTE_AFTER after their last message, that tells the agents
+  the free window is about to close, unless a reply went out meanwhile (`window_closing`);
+- with `hold_billed_replies`, does not send a reply that would be billed and tells the agent
+  (`held`); otherwise a billed reply, as Zalo's answer and the window agree, gets a note
+  (`note_if_billed`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from app import events
+from app.bridge import keys
+from app.bridge.lanes import Item, NotDue, now_ms
+from app.integrations.errors import PermanentError
+from app.texts import for_agent
+
+log = logging.getLogger("relay.windows")
+HOUR_MS = 3600 * 1000
+FREE_MS = 48 * HOUR_MS  # a reply within 48 h of the user's last message is free
+BILLED_MS = 7 * 24 * HOUR_MS  # up to 7 days it is billed; later Zalo refuses it (-230)
+WINDOW_NOTE_AFTER_MS = 47 * HOUR_MS  # an hour left: time to answer for free
+FREE_QUOTAS = {"reply", "welcome_msg"}  # quota types Zalo does not charge for
+BILLED = "billed"  # what a receipt records when no free quota paid
+VN = timezone(timedelta(hours=7))
+
+
+def vn_time(at_ms: int) -> str:
+    """What agents read: Vietnam's time, which the OA and its customers live in."""
+    return datetime.fromtimestamp(at_ms / 1000, VN).strftime("%H:%M %d/%m/%Y") + " (UTC+7)"
+
+
+def age_ms(known: dict, at_ms: int | None = None) -> int | None:
+    """How long ago the user last wrote, None when the bridge never saw them write."""
+    last = int(known.get("last_ts") or 0)
+    return None if not last else (at_ms or now_ms()) - last
+
+
+def reply_target(known: dict) -> str:
+    """The user's last message id while its free window is open, else "" (a reply after 48 h
+    counts as a proactive message anyway)."""
+    age = age_ms(known)
+    return known.get("last_msg_id", "") if age is not None and age <= FREE_MS else ""
+
+
+def would_be_billed(known: dict) -> bool:
+    """Past the free 48 h but inside the 7 days (later Zalo refuses, and the agent hears so)."""
+    age = age_ms(known)
+    return age is not None and FREE_MS < age <= BILLED_MS
+
+
+def quota_name(quota: dict | None) -> str:
+    """What a receipt records about the quota that paid: its type, or "billed"."""
+    kind = str((quota or {}).get("quota_type") or "")
+    return kind if kind in FREE_QUOTAS else (f"{BILLED}:{kind}" if kind else BILLED)
+
+
+def is_billed(quota: str) -> bool:
+    return quota.startswith(BILLED)
+
+
+# -- the window timer ----------------------------------------------------------------------
+
+
+def user_wrote(ctx, zalo_user: str, msg_ts: int) -> None:
+    """The user's newest message: (re)set their window timer, unless its window is already
+    closed (a late redelivery)."""
+    due = msg_ts + WINDOW_NOTE_AFTER_MS
+    if now_ms() >= msg_ts + FREE_MS:
+        return
+    item = Item(
+        id=f"window:{zalo_user}:{msg_ts}",
+        kind="zalo",
+        payload={"zalo_user": zalo_user, "msg_ts": msg_ts},
+        received_at=now_ms(),
+        event=events.WINDOW_CLOSING,
+        connection=ctx.connection,
+    )
+    ctx.lanes.schedule(keys.lane_for(ctx.connection, keys.window_lane(zalo_user)), item, due, replace=True)
+
+
+def replied(ctx, zalo_user: str) -> None:
+    """A reply reached the user: it answers their messages so far, so no window note."""
+    ctx.mapping.replied(zalo_user, now_ms())
+    ctx.lanes.cancel(keys.lane_for(ctx.connection, keys.window_lane(zalo_user)))
+
+
+def window_closing(ctx, item, progress) -> None:
+    """Due an hour before the free window of the user's last message closes: tell the agents,
+    if that message is still the last and nobody answered it."""
+    zalo_user, msg_ts = item.payload["zalo_user"], int(item.payload["msg_ts"])
+    due = msg_ts + WINDOW_NOTE_AFTER_MS
+    if now_ms() < due:
+        raise NotDue(due)
+    known = ctx.mapping.zalo_user(zalo_user)
+    newer = int(known.get("last_ts") or 0) != msg_ts
+    answered = int(known.get("last_reply_ts") or 0) >= msg_ts
+    conversation = known.get("fc_conversation_id")
+    if newer or answered or not conversation:
+        return
+    text = for_agent(ctx.settings, "window_closing", time=vn_time(msg_ts + FREE_MS))
+    post_note(ctx, conversation, f"fc:window:{zalo_user}:{msg_ts}", text)
+
+
+# -- billed replies -------------------------------------------------------------------------
+
+
+def held(ctx, message: dict, zalo_user: str, preview: str) -> bool:
+    """With `hold_billed_replies`, a reply Zalo would bill is not sent: the agent hears why."""
+    if not ctx.settings.hold_billed_replies or not would_be_billed(ctx.mapping.zalo_user(zalo_user)):
+        return False
+    log.info("relay.billed_reply_held", extra={"message_id": message["id"]})
+    text = for_agent(ctx.settings, "reply_held", preview=preview)
+    post_note(ctx, message["conversation_id"], f"fc:held:{message['id']}", text, _actor(message))
+    return True
+
+
+def note_if_billed(ctx, message: dict, zalo_user: str, quotas: list[str]) -> None:
+    """One note per agent message that Zalo billed (any of its parts). Zalo's answer is the
+    evidence, but only medium-confidence sources describe it, so the note also needs our own
+    record to put the user's last message over 48 h ago: never a false alarm inside the window."""
+    age = age_ms(ctx.mapping.zalo_user(zalo_user))
+    if any(is_billed(q) for q in quotas) and age is not None and age > FREE_MS:
+        text = for_agent(ctx.settings, "reply_billed")
+        post_note(ctx, message["conversation_id"], f"fc:billed:{message['id']}", text, _actor(message))
+
+
+def _actor(message: dict) -> dict:
+    return {"actor_type": message.get("actor_type") or "agent", "actor_id": message.get("actor_id")}
+
+
+def post_note(ctx, conversation: str, effect: str, text: str, actor: dict | None = None) -> None:
+    """A private note, once per effect key; one FreshChat refuses for good is only logged (it
+    informs, it holds nothing up)."""
+    note = {"message_parts": [{"text": {"content": text}}], "message_type": "private"}
+    note.update(actor or {"actor_type": "system"})
+    try:
+        ctx.effects.once(effect, lambda: ctx.freshchat.post_message(conversation, note).get("id", ""))
+    except PermanentError as exc:
+        log.error("relay.note_refused", extra={"effect": effect, "error": str(exc)})
