@@ -61,7 +61,8 @@ def texts_for_people(source: str) -> list[str]:
     tree = ast.parse(source)
     skipped: set[int] = set()
     for node in ast.walk(tree):
-        first = (getattr(node, "body", None) or [None])[0] if isinstance(getattr(node, "body", None), list) else None
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
             skipped.add(id(first.value))  # a docstring
         if isinstance(node, ast.Raise) and node.exc is not None or _is_log_call(node):
