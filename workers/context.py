@@ -22,6 +22,7 @@ from app.bridge.lanes import Lanes
 from app.bridge.mapping import Mapping
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
+from app.bridge.status import remember_error
 from app.connections import ConnectionStore, Registry, freshchat_account
 from app.integrations.http import build_session
 
@@ -148,6 +149,7 @@ class WorkerContext:
         limiter = self._limiter(self._limiter_names()[0], self.settings.zalo_rate_per_minute)
         client = ZaloClient(self.session, self.settings, self.tokens, limiter)
         client.on_answer = lambda: self.breaker("zalo").mark_ok()  # an answer proves Zalo is up
+        client.on_token_rejected = lambda exc: remember_error(self.redis, self.keys, f"{exc}; refreshing the token")
         return client
 
     @cached_property

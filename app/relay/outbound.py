@@ -6,6 +6,7 @@ import logging
 from urllib.parse import urlsplit
 
 from app import events
+from app.bridge.status import remember_error
 from app.integrations.errors import PermanentError, RetryableError
 from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
@@ -280,6 +281,7 @@ def report_failure(ctx, message: dict, index: int, exc: ZaloPermanent) -> None:
     if preview:
         text += for_agent(ctx.settings, "agent.refused_message", preview=preview)
     log.warning("relay.zalo_refused", extra={"code": exc.code, "message_id": message["id"]})
+    remember_error(ctx.redis, ctx.keys, str(exc), item=message["id"])
     post_note(ctx, message, index, text)
 
 

@@ -256,6 +256,8 @@ def test_permanent_zalo_errors_become_a_private_note_without_retry(ctx, m, code,
     assert body["message_type"] == "private" and body["actor_type"] == "agent" and body["actor_id"] == AGENT
     assert f"error {code}" in body["message_parts"][0]["text"]["content"]
     assert advice in body["message_parts"][0]["text"]["content"]
+    message_id = load_fixture("freshchat", "webhooks", "message_create__agent_text.json")["data"]["message"]["id"]
+    assert last_errors(ctx) == [{"lane": "", "item": message_id, "error": f"Zalo error {code}: refused"}]
 
 
 @pytest.mark.parametrize("failure", [{"json": {"error": -32, "message": "limit"}}, {"status_code": 500}])
@@ -283,6 +285,15 @@ def test_expired_token_refreshes_once_then_retries(ctx, m):
         "grant_type": "refresh_token",
     }
     assert [r.headers["access_token"] for r in m.request_history if r.url == CS] == ["access-0", "access-1"]
+    assert last_errors(ctx) == [
+        {"lane": "", "item": "", "error": "Zalo error -216: Access token is invalid; refreshing the token"}
+    ]
+
+
+def last_errors(ctx) -> list[dict]:
+    """The connection's "last errors" (operators' status, the sandbox panel), without their time."""
+    entries = [json.loads(e) for e in ctx.redis.lrange(DEFAULT_KEYS.errors, 0, -1)]
+    return [{k: v for k, v in e.items() if k != "at"} for e in entries]
 
 
 @pytest.mark.parametrize("enabled", [True, False])

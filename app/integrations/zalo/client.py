@@ -24,6 +24,7 @@ class ZaloClient:
         self.limiter = limiter
         self.window = settings.rate_window_seconds
         self.on_answer = lambda: None  # told each time Zalo answers (the worker's breaker listens)
+        self.on_token_rejected = lambda exc: None  # told before the refresh it causes (the worker records it)
 
     def send(self, user_id: str, message: dict) -> str:
         """POST /v3.0/oa/message/cs; return Zalo's message_id."""
@@ -53,7 +54,8 @@ class ZaloClient:
         token = self.tokens.access_token()
         try:
             return self._request(method, path, token, **kwargs)
-        except ZaloAuthError:
+        except ZaloAuthError as exc:
+            self.on_token_rejected(exc)
             fresh = self.tokens.refresh(token)
             return self._request(method, path, fresh, **kwargs)
 
