@@ -110,7 +110,7 @@ class FreshchatSchema(Schema):
 
 class OptionsSchema(Schema):
     resolve_notification = fields.Boolean()
-    resolve_notification_text = _text(max=2000)
+    resolve_notification_text = fields.String(validate=validate.Length(max=2000))  # "": the bridge's own
     receipts = fields.String(validate=validate.OneOf(RECEIPT_MODES))
     hold_billed_replies = fields.Boolean()
     agent_signature = fields.String(validate=validate.Length(max=200))  # "" turns signing off

@@ -10,10 +10,6 @@ from urllib.parse import urlparse
 
 from config.redis_url import masked, parse_sentinel_url
 
-DEFAULT_RESOLVE_TEXT = (
-    "Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết. "
-    "/ Thank you for contacting us! This conversation has been resolved."
-)
 ZALO_KEYS = ("zalo_app_id", "zalo_app_secret", "zalo_oa_secret_key")
 FRESHCHAT_KEYS = ("freshchat_api_url", "freshchat_api_key", "freshchat_channel_id", "freshchat_webhook_public_key")
 SECRET_FIELDS = (
@@ -60,7 +56,7 @@ class Settings:
     freshchat_channel_id: str = ""
     freshchat_webhook_public_key: str = ""
     resolve_notification: bool = False
-    resolve_notification_text: str = DEFAULT_RESOLVE_TEXT
+    resolve_notification_text: str = ""  # empty: the bridge's own thank-you (app/texts.py)
     # Per-connection options beyond the contract (README "Options"); env sets the default connection's.
     receipts: str = "note"  # how agents see received/read: "note" or "off"
     hold_billed_replies: bool = False  # hold a reply Zalo would bill (no Zalo Cloud Account) and tell the agent

@@ -19,9 +19,10 @@ import logging
 import secrets
 
 import requests
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request
 from redis.exceptions import RedisError
 
+from app.bridge.keys import Keys
 from app.bridge.status import bridge_status
 from sandbox.connections import SECOND_ID, SECOND_NAME, SECOND_OA, SECOND_PREFIX, store_second
 
@@ -44,6 +45,8 @@ def register_sandbox(app, settings) -> None:
     )
     store_second(app.extensions["redis"], settings)
     app.register_blueprint(build_blueprint(Partners(settings)))
+    # Whoever opens the bridge's address in sandbox mode wants the page, not a JSON 404.
+    app.add_url_rule("/", "sandbox_home", lambda: redirect("/sandbox"))
 
 
 class PartnerError(Exception):
@@ -210,6 +213,11 @@ def _agent_routes(bp: Blueprint, partners: Partners) -> None:
     def agent_resolve():
         return _sent(partners.act(_account(partners), "resolve", _body("conversation_id")))
 
+    @bp.post("/api/agent/reopen")
+    def agent_reopen():
+        """A resolved conversation offers "Reopen", as FreshChat's inbox does."""
+        return _sent(partners.act(_account(partners), "reopen", _body("conversation_id")))
+
 
 def _body(*keys: str) -> dict:
     """Only the fields an action takes, so the page cannot steer the simulators elsewhere."""
@@ -266,13 +274,13 @@ def page_state(partners: Partners, oa: dict) -> dict:
         if partners.wire(phone, inbox, oa):
             phone = partners.get("zalo", phone_path)
     except PartnerError as exc:
-        return {"partners": str(exc), **oas, "status": status_view(partners, {})}
+        return {"partners": str(exc), **oas, "status": status_view(partners, {}, oa)}
     return {
         "partners": "ok",
         **oas,
         "zalo": zalo_view(partners, phone),
         "inbox": inbox_view(partners, inbox),
-        "status": status_view(partners, phone),
+        "status": status_view(partners, phone, oa),
     }
 
 
@@ -388,10 +396,13 @@ def part_view(partners: Partners, part: dict) -> dict:
     return {"kind": "text", "text": f"[{kind}]"}
 
 
-def status_view(partners: Partners, phone: dict) -> dict:
-    """bridge_status() (already free of secrets) plus what the demo switches change."""
+def status_view(partners: Partners, phone: dict, oa: dict) -> dict:
+    """bridge_status() (already free of secrets) with the picked OA's own last errors (the
+    top level holds the default connection's), plus what the demo switches change."""
+    redis = current_app.extensions["redis"]
     try:
-        status = bridge_status(current_app.extensions["redis"])
+        status = bridge_status(redis)
+        status["last_errors"] = [e.decode() for e in redis.lrange(Keys(oa["connection"]).errors, 0, 9)]
     except RedisError as exc:
         status = {"redis": f"unreachable ({type(exc).__name__})"}
     status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]

@@ -22,6 +22,7 @@ from app.bridge.lanes import Lanes
 from app.bridge.mapping import Mapping
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
+from app.bridge.status import remember_error
 from app.connections import ConnectionStore, Registry, freshchat_account
 from app.integrations.http import build_session
 from app.relay.windows import reply_target
@@ -150,6 +151,7 @@ class WorkerContext:
         client = ZaloClient(self.session, self.settings, self.tokens, limiter)
         client.on_answer = lambda: self.breaker("zalo").mark_ok()  # an answer proves Zalo is up
         client.reply_to = lambda user_id: reply_target(self.mapping.zalo_user(user_id))
+        client.on_token_rejected = lambda exc: remember_error(self.redis, self.keys, f"{exc}; refreshing the token")
         return client
 
     @cached_property

@@ -8,7 +8,6 @@ So RQ's per-job bookkeeping is paid once per slice, not once per message, and a 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from app.bridge import keys
 from app.bridge.journal import Journal
 from app.bridge.lanes import Item, NotDue, now_ms
+from app.bridge.status import remember_error
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
 from workers.context import ConnectionUnavailable
@@ -27,7 +27,6 @@ JOB_SLICE_SECONDS = 5.0  # then the job ends and RQ hands the worker a fresh one
 IDLE_WAIT_SECONDS = 0.5  # an idle job waits this long for the doorbell before it ends
 DISABLED_RETRY_SECONDS = 30.0  # how often a disabled connection's lanes look again
 UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
-ERRORS_KEPT = 50
 # The partner an item of each kind delivers to: its outage makes the item wait, not fail.
 DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
 # What became of an item, as the journal shows it (app/bridge/journal.py).
@@ -236,11 +235,7 @@ class Drainer:
         item.last_error = reason
 
     def _note_error(self, ctx, lane: str, item: Item) -> None:
-        entry = json.dumps({"at": time.time(), "lane": lane, "item": item.id, "error": item.last_error})
-        pipe = ctx.redis.pipeline()
-        pipe.lpush(ctx.keys.errors, entry)
-        pipe.ltrim(ctx.keys.errors, 0, ERRORS_KEPT - 1)
-        pipe.execute()
+        remember_error(ctx.redis, ctx.keys, item.last_error, lane=lane, item=item.id)
         log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
 
 

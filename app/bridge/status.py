@@ -9,6 +9,7 @@ errors), as single-OA bridges have always shown them.
 
 from __future__ import annotations
 
+import json
 import time
 
 from redis import Redis
@@ -21,6 +22,17 @@ from app.integrations.zalo.tokens import token_health
 
 SOURCES = ("zalo", "freshchat")
 ERRORS_SHOWN = 10
+ERRORS_KEPT = 50
+
+
+def remember_error(redis: Redis, keys: Keys, error: str, lane: str = "", item: str = "") -> None:
+    """One line of a connection's "last errors": retries, dead letters, and the failures the
+    bridge handles without either (a refusal reported to the agent, a rejected access token)."""
+    entry = json.dumps({"at": time.time(), "lane": lane, "item": item, "error": error})
+    pipe = redis.pipeline()
+    pipe.lpush(keys.errors, entry)
+    pipe.ltrim(keys.errors, 0, ERRORS_KEPT - 1)
+    pipe.execute()
 
 
 def bridge_status(redis: Redis, connections=None) -> dict:

@@ -13,16 +13,12 @@ from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
 from app.relay import windows
 from app.relay.parts import PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
+from app.texts import for_agent
 
 log = logging.getLogger("relay.inbound")
 VN = timezone(timedelta(hours=7))
 LATE_AFTER_MS = 20000  # Zalo redelivers after 30 s at the earliest; closer races are not "late"
 ECHO_GRACE_SECONDS = 3  # our send record lands right after Zalo answers; its echo may come first
-
-# What agents read in FreshChat, in one place.
-SENT_BY_ADMIN = "[Sent in Zalo's OA chat by admin {admin}]"
-SENT_ELSEWHERE = "[Sent by the OA outside this bridge (another tool or an automatic message)]"
-LATE = "[Delivered late - originally sent {when} (UTC+7)]"
 
 
 @dataclass(frozen=True)
@@ -53,7 +49,9 @@ def relay_user_message(ctx, item, progress) -> None:
     last_ts = int(known.get("last_ts") or 0)
     parts = zalo_parts(ctx, event, progress, attempts)
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
-    outgoing = Outgoing(envelope, _late_mark(last_ts, event) + quote_parts(ctx, event) + parts, snippet(parts))
+    outgoing = Outgoing(
+        envelope, _late_mark(ctx.settings, last_ts, event) + quote_parts(ctx, event) + parts, snippet(parts)
+    )
     deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     _touch(ctx, zalo_user, fc_user, event, last_ts)
 
@@ -71,7 +69,8 @@ def relay_console_message(ctx, item, progress) -> None:
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
     parts = zalo_parts(ctx, event, progress, attempts)
     admin = event["sender"].get("admin_id")
-    header = text_part(SENT_BY_ADMIN.format(admin=admin) if admin else SENT_ELSEWHERE)
+    said = for_agent(ctx.settings, "agent.sent_by_admin", admin=admin) if admin else None
+    header = text_part(said or for_agent(ctx.settings, "agent.sent_elsewhere"))
     envelope = {"message_type": "private", "actor_type": "system", "user_id": fc_user}
     outgoing = Outgoing(envelope, [header] + quote_parts(ctx, event) + parts, snippet(parts))
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
@@ -193,13 +192,13 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _late_mark(last: int, event: dict) -> list[Part]:
+def _late_mark(settings, last: int, event: dict) -> list[Part]:
     """A redelivery older than what we already relayed says when it was really sent."""
     sent_ms = int(event["timestamp"])
     if sent_ms >= last or time.time() * 1000 - sent_ms < LATE_AFTER_MS:
         return []
     when = datetime.fromtimestamp(sent_ms / 1000, VN).strftime("%H:%M %d/%m/%Y")
-    return [text_part(LATE.format(when=when))]
+    return [text_part(for_agent(settings, "agent.late", when=when))]
 
 
 def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:

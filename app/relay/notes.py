@@ -9,18 +9,10 @@ from __future__ import annotations
 import logging
 
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
+from app.texts import for_agent
 
 log = logging.getLogger("relay.notes")
 REASON_MAX = 200
-
-INBOUND = (
-    "⚠️ A message from this Zalo user could not be shown here ({reason}). It is kept as "
-    "dead letter {id}; an operator can replay it."
-)
-OUTBOUND = (
-    "⚠️ This reply could not be delivered to the Zalo user ({reason}). It is kept as "
-    "dead letter {id}; an operator can replay it."
-)
 
 
 def inbound_dead_letter(ctx, item, reason: str) -> None:
@@ -30,7 +22,7 @@ def inbound_dead_letter(ctx, item, reason: str) -> None:
     if not conversation:
         log.warning("relay.dead_letter_unseen", extra={"item": item.id, "why": "no conversation yet"})
         return
-    _post(ctx, item, conversation, INBOUND, {"actor_type": "system"}, reason)
+    _post(ctx, item, conversation, "agent.dead_letter_inbound", {"actor_type": "system"}, reason)
 
 
 def outbound_dead_letter(ctx, item, reason: str) -> None:
@@ -40,11 +32,11 @@ def outbound_dead_letter(ctx, item, reason: str) -> None:
     if not message:
         return  # a state change (resolve, assign): nothing an agent wrote is missing
     actor = {"actor_type": message.get("actor_type") or "agent", "actor_id": message.get("actor_id")}
-    _post(ctx, item, message["conversation_id"], OUTBOUND, actor, reason)
+    _post(ctx, item, message["conversation_id"], "agent.dead_letter_outbound", actor, reason)
 
 
-def _post(ctx, item, conversation: str, template: str, actor: dict, reason: str = "") -> None:
-    text = template.format(reason=_short(reason or item.last_error), id=item.id)
+def _post(ctx, item, conversation: str, key: str, actor: dict, reason: str = "") -> None:
+    text = for_agent(ctx.settings, key, reason=_short(reason or item.last_error), id=item.id)
     note = {"message_parts": [{"text": {"content": text}}], "message_type": "private", **actor}
     ctx.effects.once(f"fc:deadnote:{item.id}", lambda: ctx.freshchat.post_message(conversation, note).get("id", ""))
 

@@ -6,6 +6,7 @@ import logging
 from urllib.parse import urlsplit
 
 from app import events
+from app.bridge.status import remember_error
 from app.integrations.errors import PermanentError, RetryableError
 from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
@@ -13,6 +14,7 @@ from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clea
 from app.media.links import media_url
 from app.relay import agent_view, windows
 from app.relay.media_rules import gif_size, zalo_upload_kind
+from app.texts import for_agent, for_customer, kind_for_agent, resolve_text, zalo_advice
 
 log = logging.getLogger("relay.outbound")
 TEXT_LIMIT = 2000
@@ -23,23 +25,17 @@ STATUS = {"conversation_resolution": "resolved", "conversation_reopen": "open", 
 CONTENT_REFUSALS = {-201, -210, -211, -224, -233}
 # An asset host saying "slow down" or "try later" is not a verdict on the file.
 TRANSIENT_STATUSES = {408, 425, 429}
-
-# What the bridge tells agents in private notes.
-NOTE_REFUSED = "⚠️ Not delivered to Zalo (error {code}): {advice}"
-NOTE_NOT_SENT = "⚠️ The {what} was not sent to the Zalo user: {reason}"
-REASON_NO_URL = "FreshChat gave no download link for it. Please attach it again."
-REASON_HTTP = "its download link answered HTTP {status}{meaning}. Please attach it again."
-REASON_BLOCKED = "its link points to a private network address."
-REASON_NOT_WEB = "its link is not a web (http/https) address."
-HTTP_MEANINGS = {401: "unauthorised", 403: "access denied", 404: "not found", 410: "gone"}
+HTTP_MEANINGS = {401, 403, 404, 410}  # statuses the note to the agent explains in words (agent.http_<status>)
 
 
 class AttachmentUnusable(Exception):
-    """The attachment can never be downloaded as given; `reason` says why, for the agent."""
+    """The attachment can never be downloaded as given; `reason` (a key of app/texts.py, with
+    `values`) says why, for the agent."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, **values):
         super().__init__(reason)
         self.reason = reason
+        self.values = values
 
 
 def relay_agent_message(ctx, item, progress) -> None:
@@ -65,7 +61,9 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
             log.warning(
                 "relay.attachment_unusable", extra={"message_id": message["id"], "part": index, "why": exc.reason}
             )
-            post_note(ctx, message, index, NOTE_NOT_SENT.format(what=attachment_label(part), reason=exc.reason))
+            reason = for_agent(ctx.settings, exc.reason, **exc.values)
+            what = attachment_label(ctx.settings, part)
+            post_note(ctx, message, index, for_agent(ctx.settings, "agent.not_sent", what=what, reason=reason))
         except ZaloPermanent as exc:
             report_failure(ctx, message, index, exc)
             break
@@ -172,9 +170,10 @@ def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> tuple[
         key, text.encode("utf-8"), content_type="text/plain; charset=utf-8", filename=f"message-{msg_id[:8]}.txt"
     )
     preview = text[:PREVIEW].rstrip()
-    return send_words(
-        ctx, zalo_user, f"{preview}…\n\n📄 Full message ({len(text)} characters): {media_url(ctx.settings, key)}"
+    words = for_customer(
+        ctx.settings, "customer.long_text", preview=preview, length=len(text), url=media_url(ctx.settings, key)
     )
+    return send_words(ctx, zalo_user, words)
 
 
 def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
@@ -182,7 +181,10 @@ def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tupl
     info = part[kind] or {}
     got = fetch_attachment(ctx, info)
     if got is None:
-        return send_words(ctx, zalo_user, f"📎 {info.get('name') or kind}: {info.get('url', '')}")
+        name = info.get("name") or for_customer(ctx.settings, f"kind.{kind}")
+        return send_words(
+            ctx, zalo_user, for_customer(ctx.settings, "customer.file_link", name=name, url=info.get("url", ""))
+        )
     upload_kind = zalo_upload_kind(got.content_type, len(got.data)) if kind != "video" else None
     if upload_kind is None:
         return send_link(ctx, zalo_user, ctx.keys.media(f"fc/{msg_id}/{index}"), got)
@@ -198,9 +200,9 @@ def fetch_attachment(ctx, info: dict):
     AttachmentUnusable when no retry can fetch it; RetryableError when a later one may."""
     url = (info.get("url") or "").strip()
     if not url:
-        raise AttachmentUnusable(REASON_NO_URL)
+        raise AttachmentUnusable("agent.reason_no_url")
     if urlsplit(url).scheme.lower() not in ("http", "https"):
-        raise AttachmentUnusable(REASON_NOT_WEB)
+        raise AttachmentUnusable("agent.reason_not_web")
     try:
         return download(
             ctx.session,
@@ -214,18 +216,20 @@ def fetch_attachment(ctx, info: dict):
         log.warning("relay.attachment_not_copied", extra={"error": str(exc)})
         return None
     except BlockedAddress as exc:
-        raise AttachmentUnusable(REASON_BLOCKED) from exc
+        raise AttachmentUnusable("agent.reason_blocked") from exc
     except MediaFetchError as exc:
         if exc.status and 400 <= exc.status < 500 and exc.status not in TRANSIENT_STATUSES:
-            meaning = f" ({HTTP_MEANINGS[exc.status]})" if exc.status in HTTP_MEANINGS else ""
-            raise AttachmentUnusable(REASON_HTTP.format(status=exc.status, meaning=meaning)) from exc
+            meaning = for_agent(ctx.settings, f"agent.http_{exc.status}") if exc.status in HTTP_MEANINGS else ""
+            raise AttachmentUnusable("agent.reason_http", status=exc.status, meaning=meaning) from exc
         raise RetryableError(f"FreshChat attachment download failed: {exc}") from exc
 
 
 def send_link(ctx, zalo_user: str, key: str, got) -> tuple[str, str]:
     ctx.media.put(key, got.data, content_type=got.content_type, filename=got.filename)
-    icon = "🖼" if got.content_type.startswith("image/") else "📎"
-    return send_words(ctx, zalo_user, f"{icon} {got.filename}: {media_url(ctx.settings, key)}")
+    line = "customer.image_link" if got.content_type.startswith("image/") else "customer.file_link"
+    return send_words(
+        ctx, zalo_user, for_customer(ctx.settings, line, name=got.filename, url=media_url(ctx.settings, key))
+    )
 
 
 def send_attachment(ctx, zalo_user: str, msg_id: str, index: int, kind: str, got) -> tuple[str, str]:
@@ -257,12 +261,13 @@ def attachment_message(kind: str, attachment: str, data: bytes) -> dict:
     return {"attachment": {"type": "template", "payload": {"template_type": "media", "elements": [element]}}}
 
 
-def attachment_label(part: dict) -> str:
+def attachment_label(settings, part: dict) -> str:
     """ "file hoa-don.pdf": the kind and the name the agent knows it by (or its link's)."""
     kind = attachment_kind(part)
     info = part[kind] or {}
     name = clean_filename(info.get("name") or urlsplit(info.get("url") or "").path.rsplit("/", 1)[-1])
-    return f"{kind} {name}" if name else kind
+    word = kind_for_agent(settings, kind)
+    return f"{word} {name}" if name else word
 
 
 def describe_part(part: dict) -> str:
@@ -278,10 +283,11 @@ def describe_part(part: dict) -> str:
 def report_failure(ctx, message: dict, index: int, exc: ZaloPermanent) -> None:
     """Zalo refused for a reason about the recipient or the window: tell the agent what to do."""
     preview = text_preview(message)
-    text = NOTE_REFUSED.format(code=exc.code, advice=exc.advice)
+    text = for_agent(ctx.settings, "agent.refused", code=exc.code, advice=zalo_advice(ctx.settings, exc.code))
     if preview:
-        text += f'\nMessage: "{preview}"'
+        text += for_agent(ctx.settings, "agent.refused_message", preview=preview)
     log.warning("relay.zalo_refused", extra={"code": exc.code, "message_id": message["id"]})
+    remember_error(ctx.redis, ctx.keys, str(exc), item=message["id"])
     post_note(ctx, message, index, text)
 
 
@@ -324,9 +330,7 @@ def notify_resolved(ctx, item, conversation: str, fc_user: str | None) -> None:
     if not zalo_user:
         return
     try:
-        ctx.effects.once(
-            f"zalo:resolve:{item.id}", lambda: ctx.zalo.send_text(zalo_user, ctx.settings.resolve_notification_text)
-        )
+        ctx.effects.once(f"zalo:resolve:{item.id}", lambda: ctx.zalo.send_text(zalo_user, resolve_text(ctx.settings)))
     except ZaloPermanent as exc:
         log.warning("relay.resolve_notification_refused", extra={"code": exc.code})
 

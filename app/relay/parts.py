@@ -15,19 +15,13 @@ from app.bridge.mapping import SNIPPET_CHARS
 from app.integrations.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
+from app.texts import for_agent, kind_for_agent
 
 log = logging.getLogger("relay.parts")
 COPY_ATTEMPTS = 3  # a CDN blip is retried; a dead link must not hold the conversation back
 IMAGE_TYPES = {"image", "gif", "sticker"}
 FILE_TYPES = {"file", "audio", "video"}
 
-# What agents read in FreshChat, in one place.
-QUOTE_UNKNOWN = "↩ Reply to an earlier message"
-NO_CONTENT = "[{event} without content]"
-COPY_FAILED = (
-    "[The {kind} could not be copied ({error}); Zalo's original link, which expires after about 7 days: {url}]"
-)
-NO_NAME = "(no name)"
 AS_LINK = "[{kind}] {url}"  # media with no FreshChat part of its own, or refused in one
 
 # How plainly a message is sent: as built, images as files, media as text links.
@@ -89,8 +83,8 @@ def zalo_parts(ctx, event: dict, progress, attempts: int = 0) -> list[Part]:
         parts += attachment_parts(ctx, event, index, attachment, attempts)
         progress()
     if message.get("location") and not any(a.get("type") == "location" for a in attachments):
-        parts += _text(location_text(event, {}))  # one connector sends the coordinates here
-    return parts or [text_part(NO_CONTENT.format(event=event["event_name"]))]
+        parts += _text(location_text(ctx.settings, event, {}))  # one connector sends the coordinates here
+    return parts or [text_part(for_agent(ctx.settings, "agent.no_content", event=event["event_name"]))]
 
 
 def quote_parts(ctx, event: dict) -> list[Part]:
@@ -99,7 +93,7 @@ def quote_parts(ctx, event: dict) -> list[Part]:
     if not quoted:
         return []
     known = quoted_text(ctx, quoted)
-    return [text_part("> " + known.replace("\n", "\n> ") if known else QUOTE_UNKNOWN)]
+    return [text_part("> " + known.replace("\n", "\n> ") if known else for_agent(ctx.settings, "agent.quote_unknown"))]
 
 
 def quoted_text(ctx, msg_id: str) -> str:
@@ -123,9 +117,9 @@ def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: i
     kind = attachment.get("type") or "attachment"
     payload = attachment.get("payload") or {}
     if event["event_name"] == "user_send_business_card":
-        return _text(business_card_text(event, payload))
+        return _text(business_card_text(ctx.settings, event, payload))
     if kind == "location":
-        return _text(location_text(event, payload))
+        return _text(location_text(ctx.settings, event, payload))
     if kind == "link":
         return _text(link_text(payload))
     if not payload.get("url"):
@@ -144,7 +138,8 @@ def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts
             raise RetryableError(f"copying Zalo media failed: {exc}") from None
         log.warning("relay.media_copy_failed", extra={"key": key, "error": str(exc)})
         if kind in IMAGE_TYPES | FILE_TYPES:
-            return _text(COPY_FAILED.format(kind=kind, error=exc, url=payload["url"]))
+            word = kind_for_agent(ctx.settings, kind)
+            return _text(for_agent(ctx.settings, "agent.copy_failed", kind=word, error=exc, url=payload["url"]))
         return _text(AS_LINK.format(kind=kind, url=payload["url"]))
     media = Media(kind, media_url(ctx.settings, key), stored["filename"], stored["content_type"], stored["size"])
     if kind in IMAGE_TYPES:
@@ -179,13 +174,13 @@ def copy_media(ctx, key: str, payload: dict) -> dict:
     return {"filename": got.filename, "content_type": got.content_type, "size": len(got.data)}
 
 
-def location_text(event: dict, payload: dict) -> str:
+def location_text(settings, event: dict, payload: dict) -> str:
     """Zalo puts coordinates in the attachment; one connector sends `message.location`."""
     message = event.get("message") or {}
     coords = payload.get("coordinates") or message.get("location") or {}
     lat, lon = coords.get("latitude", "?"), coords.get("longitude", "?")
     label = message.get("text")
-    head = f"📍 Location: {label}" if label else "📍 Location"
+    head = for_agent(settings, "agent.location_named", label=label) if label else for_agent(settings, "agent.location")
     return f"{head}\n{lat}, {lon}\nhttps://www.google.com/maps/search/?api=1&query={lat},{lon}"
 
 
@@ -194,15 +189,15 @@ def link_text(payload: dict) -> str:
     return "🔗 " + "\n".join(line for line in lines if line)
 
 
-def business_card_text(event: dict, payload: dict) -> str:
+def business_card_text(settings, event: dict, payload: dict) -> str:
     """Zalo packs the card's phone into a JSON string in `description`; the name is in
     `message.text`, or only in the payload's title or plain description."""
     card = _card_blob(payload.get("description"))
     plain = payload.get("description") if card is None else None
-    name = (event.get("message") or {}).get("text") or payload.get("title") or plain or NO_NAME
-    lines = [f"👤 Business card: {name}"]
+    name = (event.get("message") or {}).get("text") or payload.get("title") or plain
+    lines = [for_agent(settings, "agent.business_card", name=name or for_agent(settings, "agent.no_name"))]
     if card and card.get("phone"):
-        lines.append(f"Phone: {card['phone']}")
+        lines.append(for_agent(settings, "agent.card_phone", phone=card["phone"]))
     return "\n".join(lines)
 
 

@@ -16,13 +16,12 @@ reply that reached them, and from that:
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
 
 from app import events
 from app.bridge import keys
 from app.bridge.lanes import Item, NotDue, now_ms
 from app.integrations.errors import PermanentError
-from app.texts import for_agent
+from app.texts import for_agent, vn_time
 
 log = logging.getLogger("relay.windows")
 HOUR_MS = 3600 * 1000
@@ -31,12 +30,6 @@ BILLED_MS = 7 * 24 * HOUR_MS  # up to 7 days it is billed; later Zalo refuses it
 WINDOW_NOTE_AFTER_MS = 47 * HOUR_MS  # an hour left: time to answer for free
 FREE_QUOTAS = {"reply", "welcome_msg"}  # quota types Zalo does not charge for
 BILLED = "billed"  # what a receipt records when no free quota paid
-VN = timezone(timedelta(hours=7))
-
-
-def vn_time(at_ms: int) -> str:
-    """What agents read: Vietnam's time, which the OA and its customers live in."""
-    return datetime.fromtimestamp(at_ms / 1000, VN).strftime("%H:%M %d/%m/%Y") + " (UTC+7)"
 
 
 def age_ms(known: dict, at_ms: int | None = None) -> int | None:

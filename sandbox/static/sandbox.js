@@ -69,11 +69,31 @@ function changed(key, value) {
   return true;
 }
 
+// A pane follows new messages while its reader is at the bottom (or has not seen it yet).
+// Images grow the pane when they load, after the redraw, so each one scrolls again on load.
+function atBottom(box) {
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+}
+
 function scrollToEnd(box, redraw) {
-  const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+  const follow = !box.dataset.seen || atBottom(box);
   redraw();
-  if (atEnd || !box.dataset.seen) box.scrollTop = box.scrollHeight;
   box.dataset.seen = "1";
+  box.dataset.follow = follow ? "1" : "";
+  if (!follow) return;
+  box.scrollTop = box.scrollHeight;
+  box.querySelectorAll("img").forEach((img) => {
+    if (!img.complete) img.addEventListener("load", () => keepFollowing(box), { once: true });
+  });
+}
+
+function keepFollowing(box) {
+  if (box.dataset.follow) box.scrollTop = box.scrollHeight;
+}
+
+// Scrolling up stops following; scrolling back to the bottom resumes it.
+function trackReader(box) {
+  box.addEventListener("scroll", () => { box.dataset.follow = atBottom(box) ? "1" : ""; });
 }
 
 // -- files: picked by the user or drawn on a canvas ----------------------------------------------
@@ -275,9 +295,19 @@ function messageNode(m, conv) {
   return node;
 }
 
+// FreshChat's inbox offers "Reopen" on a resolved conversation and "Resolve" otherwise.
+function renderResolve(conv) {
+  const button = $("fc-resolve");
+  const resolved = Boolean(conv) && conv.status === "resolved";
+  button.disabled = !conv;
+  button.textContent = resolved ? "↺ Reopen" : "✓ Resolve";
+  button.dataset.action = resolved ? "reopen" : "resolve";
+}
+
 function renderConversation(conversations) {
   const conv = conversations.find((c) => c.id === ui.conversation);
-  $("fc-send").disabled = $("fc-resolve").disabled = !conv;
+  $("fc-send").disabled = !conv;
+  renderResolve(conv);
   if (!changed("conversation", conv || null)) return;
   $("fc-conv-title").textContent = conv ? conv.user_name : "No conversation yet";
   $("fc-conv-status").textContent = conv ? "Status: " + conv.status + " · via Zalo" : "Send a message from the Zalo phone";
@@ -306,11 +336,20 @@ function setMode(mode) {
 
 // -- status -----------------------------------------------------------------------------------------
 
+const REDIS_DOWN = "Redis unreachable: the bridge cannot read its status";
+
 function statusRows(s) {
+  if (s.redis) {
+    return [
+      ["Redis", "unreachable", "bad"],
+      ["Token refreshes", s.zalo_refreshes == null ? "–" : s.zalo_refreshes, ""],
+      ["Resolve notification", s.resolve_notification ? "on" : "off", ""],
+    ];
+  }
   const token = s.zalo_token || {};
   const hours = token.expires_at ? ((token.expires_at - Date.now() / 1000) / 3600).toFixed(1) + " h" : "–";
   return [
-    ["Redis", s.redis || "ok", s.redis ? "bad" : "good"],
+    ["Redis", "ok", "good"],
     ["Lanes waiting (queue)", s.lanes_pending, ""],
     ["Lanes due now", s.lanes_due_now, ""],
     ["Dead letters", s.dead_letters, s.dead_letters ? "bad" : ""],
@@ -330,9 +369,13 @@ function renderStatus(state) {
   partners.className = "partners" + (state.partners === "ok" ? "" : " down");
   if (!changed("status", s)) return;
   $("status").replaceChildren(...statusRows(s).flatMap(([k, v, cls]) => [el("dt", "", k), el("dd", cls, String(v))]));
-  $("status-errors").replaceChildren(...(s.last_errors || []).slice(0, 8).map((e) =>
-    el("li", "", (e.at ? clock(e.at * 1000) + " " : "") + e.lane + ": " + e.error)));
-  if (!(s.last_errors || []).length) $("status-errors").appendChild(el("li", "muted", "none"));
+  $("status-errors").replaceChildren(...(s.last_errors || []).slice(0, 8).map(errorLine));
+  if (s.redis) $("status-errors").appendChild(el("li", "bad", REDIS_DOWN));
+  else if (!(s.last_errors || []).length) $("status-errors").appendChild(el("li", "muted", "none"));
+}
+
+function errorLine(e) {
+  return el("li", "", (e.at ? clock(e.at * 1000) + " " : "") + (e.lane ? e.lane + ": " : "") + e.error);
 }
 
 // The OA selector: each OA is one connection of the bridge, with its own FreshChat account.
@@ -414,7 +457,8 @@ function wireAgent() {
   $("fc-text").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); sendAgent(); } });
   $("fc-mode-reply").onclick = () => setMode("reply");
   $("fc-mode-note").onclick = () => setMode("note");
-  $("fc-resolve").onclick = () => run(api("agent/resolve", { conversation_id: ui.conversation }));
+  $("fc-resolve").onclick = (e) =>
+    run(api("agent/" + e.currentTarget.dataset.action, { conversation_id: ui.conversation }));
   onFile($("fc-attach"), (file) => {
     const text = $("fc-text").value.trim();
     $("fc-text").value = "";
@@ -432,6 +476,8 @@ function wireDemo() {
   $("demo-expire").onclick = () => run(api("zalo/expire-token"));
 }
 
+trackReader($("zalo-messages"));
+trackReader($("fc-messages"));
 wireZalo();
 wireAgent();
 wireDemo();

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import requests
 
-from app.relay.windows import vn_time
+from app.texts import vn_time
 from sandbox.procs import wait_until
 
 HOUR = 3600

@@ -181,3 +181,102 @@ def test_type_as_zalo_user_reply_as_agent_in_headless_chromium(browser, stack):
     assert shown(browser, "fc-list", "Minh Khánh Zalo") and images_loaded(browser, "zalo-messages") == 2
     save_screenshot(browser, "sandbox.png")
     assert inbound < 1.0 and outbound < 1.0
+
+
+# -- the page's rough edges, at a narrow and a wide window -------------------------------------------
+
+WIDTHS = ((1024, 768), (1440, 900))
+
+
+def text_of(driver, element_id: str) -> str:
+    return driver.execute_script("return document.getElementById(arguments[0]).innerText", element_id)
+
+
+def at_bottom(driver, pane: str) -> bool:
+    return driver.execute_script(
+        "const b = document.getElementById(arguments[0]); return b.scrollHeight - b.scrollTop - b.clientHeight < 2",
+        pane,
+    )
+
+
+def layout(driver) -> dict:
+    """The width the agent's conversation gets, and whether the page overflows sideways."""
+    return driver.execute_script(
+        "return {conversation: document.querySelector('.fc-conv').getBoundingClientRect().width,"
+        " overflow: document.documentElement.scrollWidth - window.innerWidth}"
+    )
+
+
+def usable_at(driver, width: int, height: int) -> None:
+    driver.set_window_size(width, height)
+    wait_until(lambda: driver.execute_script("return window.innerWidth") <= width, timeout=5, what="the resize")
+    shape = layout(driver)
+    assert shape["conversation"] >= 360 and shape["overflow"] <= 0, (width, shape)
+
+
+def panes_follow_after_images(driver) -> None:
+    """Enough messages to scroll, then a photo: once it has loaded, the next message is still in
+    view in both panes; a reader who scrolled up is left where they are."""
+    for n in range(8):
+        type_into(driver, "zalo-text", f"Dòng {n}: cho mình hỏi thêm về đơn hàng")
+    seconds_until_shown(driver, "fc-messages", "Dòng 7:")
+    driver.find_element("id", "zalo-sample-image").click()
+    wait_until(lambda: images_loaded(driver, "fc-messages") >= 1, timeout=10, what="the photo in the inbox")
+    wait_until(lambda: images_loaded(driver, "zalo-messages") >= 1, timeout=10, what="the photo on the phone")
+    type_into(driver, "fc-text", "Dạ shop nhận được ảnh rồi ạ")
+    seconds_until_shown(driver, "zalo-messages", "Dạ shop nhận được ảnh rồi ạ")
+    wait_until(
+        lambda: at_bottom(driver, "fc-messages") and at_bottom(driver, "zalo-messages"),
+        timeout=5,
+        what="both panes at the end",
+    )
+    driver.execute_script("document.getElementById('fc-messages').scrollTop = 0")
+    type_into(driver, "zalo-text", "Cảm ơn shop")
+    seconds_until_shown(driver, "fc-messages", "Cảm ơn shop")
+    assert driver.execute_script("return document.getElementById('fc-messages').scrollTop") == 0
+
+
+def resolve_then_reopen(driver) -> None:
+    driver.find_element("id", "fc-resolve").click()
+    wait_until(lambda: text_of(driver, "fc-resolve") == "↺ Reopen", timeout=10, what="Reopen after resolving")
+    assert "resolved" in text_of(driver, "fc-conv-status")
+    driver.find_element("id", "fc-resolve").click()
+    wait_until(lambda: text_of(driver, "fc-resolve") == "✓ Resolve", timeout=10, what="Resolve after reopening")
+    assert "reopened" in text_of(driver, "fc-conv-status")
+
+
+def errors_of_a_refusal_and_a_token_expiry(driver) -> None:
+    assert text_of(driver, "status-errors") == "none"
+    driver.find_element("id", "demo-refuse").click()
+    type_into(driver, "fc-text", "Tin này Zalo sẽ từ chối")
+    wait_until(lambda: "-230" in text_of(driver, "status-errors"), timeout=10, what="the refusal in Last errors")
+    driver.find_element("id", "demo-refuse").click()
+    driver.find_element("id", "demo-expire").click()
+    type_into(driver, "fc-text", "Tin này cần token mới")
+    seconds_until_shown(driver, "zalo-messages", "Tin này cần token mới")
+    wait_until(lambda: "-216" in text_of(driver, "status-errors"), timeout=10, what="the token expiry in Last errors")
+
+
+def redis_down_is_said(driver, redis_server) -> None:
+    redis_server.stop()
+    try:
+        wait_until(
+            lambda: "Redis unreachable" in text_of(driver, "status-errors"), timeout=10, what="Redis unreachable"
+        )
+        assert "undefined" not in text_of(driver, "status") and "unreachable" in text_of(driver, "status")
+    finally:
+        redis_server.start()
+
+
+def test_sandbox_page_rough_edges_at_1024_and_1440(browser, stack, redis_server):
+    browser.get(stack.url + "/")
+    assert browser.current_url == stack.url + "/sandbox"
+    wait_until(lambda: shown(browser, "zalo-who", "Minh Khánh"), timeout=10, what="the demo user")
+    usable_at(browser, *WIDTHS[0])
+    panes_follow_after_images(browser)
+    resolve_then_reopen(browser)
+    errors_of_a_refusal_and_a_token_expiry(browser)
+    save_screenshot(browser, "sandbox-1024.png")
+    usable_at(browser, *WIDTHS[1])
+    save_screenshot(browser, "sandbox-1440.png")
+    redis_down_is_said(browser, redis_server)

@@ -596,3 +596,50 @@ def test_a_send_record_keeps_a_truthy_value_for_an_empty_text(ctx):
     ctx.mapping.remember_sent("z-1")
     assert ctx.mapping.is_sent_by_us("z-1") and ctx.mapping.sent_text("z-1") == ""
     assert ctx.mapping.sent_text("z-2") is None
+
+
+# -- what agents read, in Vietnamese (agent_language "vi") ---------------------------------------
+
+
+@pytest.fixture
+def vi_agents(ctx, settings):
+    from dataclasses import replace
+
+    ctx.settings = replace(settings, agent_language="vi")
+    known_user(ctx)
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [
+        (
+            "user_send_location",
+            "📍 Vị trí: Cửa hàng Quận 10\n10.7642473, 106.6564314\n"
+            "https://www.google.com/maps/search/?api=1&query=10.7642473,106.6564314",
+        ),
+        ("user_send_business_card", "👤 Danh thiếp: Nguyễn Văn B\nĐiện thoại: 0901234567"),
+    ],
+)
+def test_location_and_card_lines_in_vietnamese(ctx, m, vi_agents, name, content):
+    run(ctx, load_fixture("zalo", "webhooks", f"{name}.json"))
+    assert fc_posts(m) == [as_user([{"text": {"content": content}}])]
+
+
+def test_console_late_and_quote_marks_in_vietnamese(ctx, m, vi_agents):
+    run(ctx, load_fixture("zalo", "webhooks", "oa_send_text__console_admin.json"), received_at=now_ms() - 5000)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text__quote.json"))
+    ctx.mapping.set_zalo_user(USER, last_ts="1800000000000")
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    note, reply, late = (post["message_parts"][0]["text"]["content"] for post in fc_posts(m))
+    assert note == "[Quản trị viên 7788990011 gửi trong khung chat OA của Zalo]"
+    assert reply == "↩ Trả lời một tin nhắn trước đó"
+    assert late == "[Đến muộn - gửi lúc 05:13 15/11/2023 (UTC+7)]"
+
+
+def test_a_failed_copy_in_vietnamese(ctx, m, vi_agents):
+    m.get(f"{CDN}/img/p1.jpg", status_code=404)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    line = fc_posts(m)[0]["message_parts"][1]["text"]["content"]
+    assert line.startswith("[Không sao chép được ảnh (") and line.endswith(
+        f"); liên kết gốc của Zalo, hết hạn sau khoảng 7 ngày: {CDN}/img/p1.jpg]"
+    )

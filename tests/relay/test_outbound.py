@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 import requests
@@ -121,13 +122,22 @@ def test_text_up_to_2000_characters_goes_as_text(ctx, m, length):
     assert len(text.encode()) > 2000  # characters are counted, not bytes
 
 
+LONG_LINES = {
+    "vi": "📄 Toàn bộ tin nhắn ({length} ký tự): {link}",
+    "en": "📄 Full message ({length} characters): {link}",
+}
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
 @pytest.mark.parametrize("length", [2001, 50000])
-def test_longer_text_becomes_a_txt_link_serving_the_exact_text(ctx, m, app, length):
+def test_longer_text_becomes_a_txt_link_serving_the_exact_text(ctx, m, app, settings, length, language):
+    ctx.settings = replace(settings, customer_language=language)
     text = ("Tiếng Việt có dấu 🇻🇳 " * 3000)[:length]
     run(ctx, agent_message("m-long", [{"text": {"content": text}}]))
     [body] = sent(m)
     link = media_url(ctx.settings, "fc/m-long/0")
-    assert body["message"]["text"].endswith(f"📄 Full message ({length} characters): {link}")
+    preview = text[:300].rstrip()
+    assert body["message"]["text"] == f"{preview}…\n\n" + LONG_LINES[language].format(length=length, link=link)
     assert len(body["message"]["text"]) <= 2000
     resp = app.test_client().get(link.removeprefix(ctx.settings.public_base_url))
     assert resp.status_code == 200 and resp.data == text.encode("utf-8")
@@ -160,7 +170,7 @@ def test_jpeg_over_1mb_goes_as_a_link(ctx, m, app):
     run(ctx, agent_message("m-big", [{"image": {"url": f"{ASSETS}/img/big.jpg"}}]))
     assert not [r for r in m.request_history if "/upload/" in r.url]
     link = media_url(ctx.settings, "fc/m-big/0")
-    assert text_of(m.request_history[-1]) == f"🖼 big.jpg: {link}"
+    assert text_of(m.request_history[-1]) == f"🖼 Ảnh big.jpg: {link}"
     assert app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data == BIG_JPEG
 
 
@@ -182,10 +192,12 @@ def test_pdf_is_uploaded_and_sent_as_a_file(ctx, m):
     ]
 
 
-def test_zip_goes_as_a_link(ctx, m):
+@pytest.mark.parametrize("language,line", [("vi", "📎 Tệp logs.zip: {link}"), ("en", "📎 logs.zip: {link}")])
+def test_zip_goes_as_a_link(ctx, m, settings, language, line):
+    ctx.settings = replace(settings, customer_language=language)
     m.get(f"{ASSETS}/files/logs.zip", content=ZIP)
     run(ctx, agent_message("m-zip", [{"file": {"name": "logs.zip", "url": f"{ASSETS}/files/logs.zip"}}]))
-    assert text_of(m.request_history[-1]) == f"📎 logs.zip: {media_url(ctx.settings, 'fc/m-zip/0')}"
+    assert text_of(m.request_history[-1]) == line.format(link=media_url(ctx.settings, "fc/m-zip/0"))
 
 
 def test_text_image_and_file_parts_go_out_in_order(ctx, m):
@@ -244,6 +256,8 @@ def test_permanent_zalo_errors_become_a_private_note_without_retry(ctx, m, code,
     assert body["message_type"] == "private" and body["actor_type"] == "agent" and body["actor_id"] == AGENT
     assert f"error {code}" in body["message_parts"][0]["text"]["content"]
     assert advice in body["message_parts"][0]["text"]["content"]
+    message_id = load_fixture("freshchat", "webhooks", "message_create__agent_text.json")["data"]["message"]["id"]
+    assert last_errors(ctx) == [{"lane": "", "item": message_id, "error": f"Zalo error {code}: refused"}]
 
 
 @pytest.mark.parametrize("failure", [{"json": {"error": -32, "message": "limit"}}, {"status_code": 500}])
@@ -271,16 +285,46 @@ def test_expired_token_refreshes_once_then_retries(ctx, m):
         "grant_type": "refresh_token",
     }
     assert [r.headers["access_token"] for r in m.request_history if r.url == CS] == ["access-0", "access-1"]
+    assert last_errors(ctx) == [
+        {"lane": "", "item": "", "error": "Zalo error -216: Access token is invalid; refreshing the token"}
+    ]
+
+
+def last_errors(ctx) -> list[dict]:
+    """The connection's "last errors" (operators' status, the sandbox panel), without their time."""
+    entries = [json.loads(e) for e in ctx.redis.lrange(DEFAULT_KEYS.errors, 0, -1)]
+    return [{k: v for k, v in e.items() if k != "at"} for e in entries]
 
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_resolve_notification_on_and_off(ctx, m, enabled, settings):
-    from dataclasses import replace
-
     ctx.settings = replace(settings, resolve_notification=enabled, resolve_notification_text="Cảm ơn! Thanks!")
     run(ctx, load_fixture("freshchat", "webhooks", "conversation_resolution.json"))
     assert sent(m) == ([{"recipient": {"user_id": USER}, "message": {"text": "Cảm ơn! Thanks!"}}] if enabled else [])
     assert ctx.mapping.conversation(CONV)["status"] == "resolved"
+
+
+@pytest.mark.parametrize(
+    "language,text",
+    [
+        (
+            "vi",
+            "Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết. "
+            "/ Thank you for contacting us! This conversation has been resolved.",
+        ),
+        (
+            "en",
+            "Thank you for contacting us! This conversation has been resolved. "
+            "/ Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết.",
+        ),
+    ],
+)
+def test_without_a_text_of_its_own_the_resolve_notification_is_bilingual_customer_language_first(
+    ctx, m, settings, language, text
+):
+    ctx.settings = replace(settings, resolve_notification=True, customer_language=language)
+    run(ctx, load_fixture("freshchat", "webhooks", "conversation_resolution.json"))
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": text}}]
 
 
 def test_unknown_conversation_falls_back_to_the_users_reference_id(ctx, m):
@@ -358,8 +402,6 @@ def test_system_message_queued_by_an_older_version_sends_nothing(ctx, m):
 @pytest.mark.parametrize("name", ["message_create__agent_text", "conversation_resolution"])
 def test_an_item_queued_without_its_event_kind_is_still_relayed(ctx, m, settings, name):
     """Items queued by the version before events were typed: the worker classifies them."""
-    from dataclasses import replace
-
     ctx.settings = replace(settings, resolve_notification=True, resolve_notification_text="Cảm ơn! Thanks!")
     assert run(ctx, load_fixture("freshchat", "webhooks", f"{name}.json"), typed=False) == "empty"
     text = {
@@ -421,7 +463,7 @@ def test_text_with_quick_replies_over_2000_characters_becomes_a_txt_link(ctx, m,
     run(ctx, agent_message("m-qr-long", [{"text": {"content": text}}], reply_parts=QUICK_REPLIES))
     [body] = sent(m)
     link = media_url(ctx.settings, "fc/m-qr-long/0")
-    assert body["message"]["text"].endswith(f"📄 Full message (2011 characters): {link}")
+    assert body["message"]["text"].endswith(f"📄 Toàn bộ tin nhắn (2011 ký tự): {link}")
     served = app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data
     assert served == f"{text}\n\n1. Có\n2. Không".encode()
 
@@ -455,6 +497,23 @@ def test_file_without_url_is_noted_to_the_agent_and_the_rest_goes_on(ctx, m):
             "⚠️ The file bao-gia.pdf was not sent to the Zalo user: "
             "FreshChat gave no download link for it. Please attach it again."
         )
+    ]
+
+
+def test_notes_to_agents_follow_agent_language(ctx, m, settings):
+    ctx.settings = replace(settings, agent_language="vi")
+    m.get(f"{ASSETS}/img/anh-san-pham.jpg", status_code=404)
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file_without_url.json")) == "empty"
+    assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_image_expired_url.json")) == "empty"
+    assert notes(m) == [
+        note(
+            "⚠️ Chưa gửi được tệp bao-gia.pdf đến người dùng Zalo: "
+            "FreshChat không đưa liên kết tải về. Vui lòng đính kèm lại."
+        ),
+        note(
+            "⚠️ Chưa gửi được ảnh anh-san-pham.jpg đến người dùng Zalo: "
+            "liên kết tải về trả lời HTTP 404 (không tìm thấy). Vui lòng đính kèm lại."
+        ),
     ]
 
 
@@ -507,7 +566,7 @@ def test_attachment_zalo_refuses_on_upload_goes_as_a_link(ctx, m, app, code):
     event = load_fixture("freshchat", "webhooks", "message_create__agent_image.json")
     assert run(ctx, event) == "empty"
     link = media_url(ctx.settings, f"fc/{event['data']['message']['id']}/0")
-    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": f"🖼 reply.png: {link}"}}]
+    assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": f"🖼 Ảnh reply.png: {link}"}}]
     assert app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data == PNG
     assert notes(m) == []
 
@@ -521,7 +580,7 @@ def test_attachment_zalo_refuses_on_send_goes_as_a_link(ctx, m):
     file_message = {"attachment": {"type": "file", "payload": {"token": "file-token"}}}
     assert sent(m) == [
         {"recipient": {"user_id": USER}, "message": file_message},
-        {"recipient": {"user_id": USER}, "message": {"text": f"📎 hoa-don.pdf: {link}"}},
+        {"recipient": {"user_id": USER}, "message": {"text": f"📎 Tệp hoa-don.pdf: {link}"}},
     ]
 
 
@@ -536,6 +595,20 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
             'in the last 7 days; wait until they write again.\nMessage: "và"'
         )
     ]
+
+
+@pytest.mark.parametrize(
+    "code,advice",
+    [
+        (-230, "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ đến khi họ nhắn lại."),
+        (-999, "Zalo đã từ chối tin nhắn; xem mã lỗi trong bảng lỗi của Zalo."),
+    ],
+)
+def test_a_refusal_is_explained_in_vietnamese_to_vietnamese_agents(ctx, m, settings, code, advice):
+    ctx.settings = replace(settings, agent_language="vi")
+    m.post(CS, json={"error": code, "message": "refused"})
+    run(ctx, agent_message("m-vi", [{"text": {"content": "Dạ vâng"}}]))
+    assert notes(m) == [note(f'⚠️ Không gửi được đến Zalo (lỗi {code}): {advice}\nTin nhắn: "Dạ vâng"')]
 
 
 def test_a_note_freshchat_refuses_for_good_does_not_stop_the_message(ctx, m):

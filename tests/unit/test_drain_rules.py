@@ -11,7 +11,7 @@ from app.bridge.keys import DUE
 from app.bridge.lanes import Item, now_ms
 from app.integrations.errors import PermanentError
 from app.integrations.freshchat.errors import FreshchatRetryable
-from app.integrations.zalo.errors import ZaloRateLimited, ZaloRetryable
+from app.integrations.zalo.errors import ZaloPermanent, ZaloRateLimited, ZaloRetryable
 from tests.helpers import FC_API, ZALO_API, load_fixture
 from workers.drain import UNEXPECTED_MAX_ATTEMPTS, Drainer, backoff
 
@@ -102,6 +102,22 @@ def test_an_item_within_its_budget_is_kept_and_one_past_it_is_dead_lettered_with
             "message_type": "private",
             "actor_type": "agent",
             "actor_id": AGENT,
+        }
+    ]
+
+
+def test_the_dead_letter_note_follows_agent_language(ctx, m, settings):
+    from dataclasses import replace
+
+    ctx.settings = replace(settings, agent_language="vi")
+    drain_once(ctx, outbound_item(), raising(ZaloPermanent("Zalo error -201: invalid", code=-201)))
+    [note] = notes_posted(m)
+    assert note["message_parts"] == [
+        {
+            "text": {
+                "content": "⚠️ Không gửi được trả lời này đến người dùng Zalo (permanent: Zalo error -201: invalid). "
+                "Tin nhắn được lưu lại (mã freshchat:fc-msg-1); quản trị viên có thể gửi lại."
+            }
         }
     ]
 

@@ -40,6 +40,7 @@ class ZaloClient:
         self.on_answer = lambda: None  # told each time Zalo answers (the worker's breaker listens)
         # The user's message a send answers ("" for none): the worker looks it up per user.
         self.reply_to = lambda user_id: ""
+        self.on_token_rejected = lambda exc: None  # told before the refresh it causes (the worker records it)
 
     def send(self, user_id: str, message: dict) -> SentId:
         """POST /v3.0/oa/message/cs; return Zalo's message_id (with the quota that paid).
@@ -83,7 +84,8 @@ class ZaloClient:
         token = self.tokens.access_token()
         try:
             return self._request(method, path, token, **kwargs)
-        except ZaloAuthError:
+        except ZaloAuthError as exc:
+            self.on_token_rejected(exc)
             fresh = self.tokens.refresh(token)
             return self._request(method, path, fresh, **kwargs)
 

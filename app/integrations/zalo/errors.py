@@ -37,35 +37,12 @@ class ZaloAttachmentExpired(ZaloError, RetryableError):
 
 
 class ZaloPermanent(ZaloError, PermanentError):
-    """Retrying cannot help; `advice` tells the agent what can."""
-
-    @property
-    def advice(self) -> str:
-        return ADVICE.get(self.code, "Zalo refused the message; see the code in Zalo's error table.")
+    """Retrying cannot help; app/texts.py ZALO_ADVICE tells the agent what can, by code."""
 
 
 AUTH_CODES = {-216, -220, -124}
 RATE_CODES = {-32}
 RETRY_CODES = {-200}  # "send message failed": Zalo-side hiccup, retried with backoff
-
-ADVICE = {
-    -201: "Zalo rejected the content as invalid (bad user id, too long, or an unsupported attachment).",
-    -213: "The user must open a chat with the OA on mobile (or follow it) before the OA can message them.",
-    -217: "The user has blocked messages from this OA.",
-    -222: "The user's Zalo account is banned or inactive.",
-    -227: "The user's Zalo account is banned or has been inactive for over 45 days.",
-    -230: "The user has not interacted with the OA in the last 7 days; wait until they write again.",
-    -232: "The user's last interaction with the OA has expired; wait until they write again.",
-    -233: "Zalo does not support this message type here.",
-    -234: "This message type cannot be sent at night (22:00-06:00); send it after 06:00.",
-    -244: "The user has restricted this message type from the OA.",
-    -320: "Paid message: connect a Zalo Cloud Account to the app to reply after 48 hours.",
-    -321: "Paid message: the Zalo Cloud Account has no funds; top it up, then resend.",
-    -210: "A parameter exceeds Zalo's limit (file too large or text too long).",
-    -211: "The OA is out of quota for this feature.",
-    -223: "The OA has not granted this permission to the app; re-authorise the OA.",
-    -224: "The OA's service package does not include this feature.",
-}
 
 
 def error_for(code: int, message: str) -> ZaloError:
