@@ -71,6 +71,11 @@ class Part(Base):
     file = fields.Nested(Attachment, allow_none=True)
     video = fields.Nested(Attachment, allow_none=True)
 
+    @validates_schema
+    def _names_its_kind(self, data, **kwargs):
+        if not data:
+            raise ValidationError("a message part names its kind (text, image, file, ...)")
+
 
 class LegacyProperties(Base):
     text = fields.String(allow_none=True)
