@@ -11,6 +11,15 @@ from werkzeug.exceptions import HTTPException
 from app.logs import configure_logging, context_id
 
 MAX_BODY = 1024 * 1024  # docs/interface.md §3: 413 above 1 MiB
+# Answers that hold secrets or one-time state: no proxy or browser may keep a copy.
+NO_STORE_PREFIXES = ("/admin", "/api", "/oauth")
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # media links and OAuth URLs carry signed ids
+    "Content-Security-Policy": "frame-ancestors 'none'",  # no page of ours inside another site's frame
+    "X-Frame-Options": "DENY",  # the same, for browsers without CSP level 2
+}
+HSTS = "max-age=31536000"
 
 
 def create_app(settings=None) -> Flask:
@@ -29,6 +38,7 @@ def create_app(settings=None) -> Flask:
     init_console(app, settings)
     _register_blueprints(app, settings)
     _register_hooks(app)
+    _register_headers(app, settings.public_base_url.startswith("https://"))
     return app
 
 
@@ -56,6 +66,18 @@ def _register_blueprints(app: Flask, settings) -> None:
         from sandbox.routes import register_sandbox
 
         register_sandbox(app, settings)
+
+
+def _register_headers(app: Flask, public_https: bool) -> None:
+    @app.after_request
+    def _headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if public_https or request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
+        if request.path.startswith(NO_STORE_PREFIXES):
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
 
 def _register_hooks(app: Flask) -> None:

@@ -12,6 +12,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from app.api import connections_cli
 from app.bridge.deadletters import DeadLetters
 from app.bridge.status import bridge_status
+from app.connections_admin import MAX_LIMIT
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group="bridge")
 bp.cli.add_command(connections_cli)  # one `bridge` group: a second blueprint's would replace this one
@@ -36,7 +37,10 @@ def status():
 
 @bp.get("/dead-letters")
 def list_dead_letters():
-    return jsonify({"dead_letters": _dead_letters().list(limit=int(request.args.get("limit", 100)))})
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        return jsonify({"error": f"limit must be a whole number from 1 to {MAX_LIMIT}"}), 400
+    return jsonify({"dead_letters": _dead_letters().list(limit=int(limit))})
 
 
 @bp.post("/dead-letters/<path:item_id>/replay")

@@ -2,7 +2,8 @@
 over app/connections_admin.py.
 
 Every /api path answers 404 while ADMIN_TOKEN is unset (the API does not exist then) and 401
-for a missing or wrong bearer token; no answer is cached anywhere.
+for a missing or wrong bearer token; no answer is cached anywhere (Cache-Control: no-store,
+set for every /api, /admin and /oauth answer in app/__init__.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app import verification
 from app.bridge.keys import DEFAULT
 from app.connections_admin import ConnectionAdmin, Problem, dumps
 from app.integrations.zalo.events_catalog import catalog, webhook_retry_advice
+from app.oauth import LINK_TTL, start_link
 from config.settings import LANGUAGES
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -40,14 +42,6 @@ def _require_token():
     if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), expected.encode()):
         return jsonify({"error": "missing or wrong bearer token"}), 401, {"WWW-Authenticate": "Bearer"}
     return None
-
-
-@bp.after_app_request
-def _no_store(response):
-    """Also on the 404 of an /api path no route matches."""
-    if request.path == "/api" or request.path.startswith("/api/"):
-        response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.errorhandler(Problem)
@@ -135,6 +129,15 @@ def zalo_events():
     if language not in LANGUAGES:
         raise Problem(400, "invalid query", {"language": " or ".join(LANGUAGES)})
     return jsonify({"events": catalog(language), "webhook_retry": webhook_retry_advice(language)})
+
+
+@bp.post("/connections/<connection_id>/oauth-link")
+def oauth_link(connection_id: str):
+    """A single-use URL, valid 10 minutes, that sends an OA admin to Zalo to connect the OA."""
+    if current_app.extensions["connections"].get(connection_id) is None:
+        return jsonify({"error": f"no connection {connection_id}"}), 404
+    url = start_link(current_app.extensions["redis"], current_app.config["SETTINGS"], connection_id)
+    return jsonify({"url": url, "expires_in": LINK_TTL}), 201
 
 
 @bp.get("/status")

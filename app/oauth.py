@@ -1,7 +1,11 @@
 """Connect an OA: OAuth v4 with PKCE (docs/interface.md, Z13); stores the token pair of the
 connection named at the start (`?connection=`, default `default`) in Redis. The connection id
 travels in the OAuth state (`<connection>.<random>`; the default's state is the random part
-alone), so the callback, one URL for every connection, knows whose pair it receives."""
+alone), so the callback, one URL for every connection, knows whose pair it receives.
+
+A browser opens the start through a one-time link (`start_link`, from
+`POST /api/connections/<id>/oauth-link` or the console), never with ADMIN_TOKEN in its URL,
+where proxies, browser history and Referer headers would keep it."""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from app.integrations.zalo.tokens import TokenKeeper
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth/zalo")
 STATE_TTL = 600  # Zalo's codes live 10 minutes
+LINK_TTL = 600
+UNREACHABLE = "unreachable"
 
 
 def _settings():
@@ -45,14 +51,42 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+def start_link(redis, settings, connection_id: str) -> str:
+    """A URL that starts OAuth for the connection once, within LINK_TTL seconds."""
+    token = secrets.token_urlsafe(24)  # never holds a ".", like the state
+    redis.set(Keys(connection_id).oauth_link(token), "1", ex=LINK_TTL)
+    link = token if connection_id == DEFAULT else f"{connection_id}.{token}"
+    return f"{settings.public_base_url}/oauth/zalo/start?{urlencode({'link': link})}"
+
+
+def _linked_connection() -> str | None:
+    """The connection of a valid one-time link (spending it), else None."""
+    link = request.args.get("link", "")
+    connection_id, _, token = link.rpartition(".")
+    connection_id = connection_id or DEFAULT
+    if not token or not current_app.extensions["redis"].delete(Keys(connection_id).oauth_link(token)):
+        return None
+    return connection_id
+
+
+def _bearer_connection() -> str | None:
+    """With ADMIN_TOKEN as a bearer header (scripts), the connection named by `?connection=`."""
+    expected = _settings().admin_token
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    return request.args.get("connection") or DEFAULT
+
+
 @bp.get("/start")
 def start():
-    """Admin-only (ADMIN_TOKEN as bearer or ?token=): redirect the OA admin to Zalo."""
-    settings = _settings()
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or request.args.get("token", "")
-    if not settings.admin_token or not hmac.compare_digest(given.encode(), settings.admin_token.encode()):
+    """Redirect the OA admin to Zalo: opened through a one-time link, or with the bearer token."""
+    if not _settings().admin_token:
         abort(404)
-    return redirect(permission_url(_connection(request.args.get("connection") or DEFAULT)))
+    connection_id = _linked_connection() if "link" in request.args else _bearer_connection()
+    if connection_id is None:
+        abort(404)
+    return redirect(permission_url(_connection(connection_id)))
 
 
 def permission_url(connection, return_to: str = "") -> str:
@@ -82,23 +116,20 @@ def callback():
     state, code = request.args.get("state", ""), request.args.get("code", "")
     connection_id = _connection_of(state)
     redis = current_app.extensions["redis"]
-    verifier, return_to = None, None
-    if state:
-        keys = Keys(connection_id)
-        verifier, return_to = (
-            redis.pipeline().getdel(keys.oauth_state(state)).getdel(keys.oauth_return(state)).execute()
-        )
+    keys = Keys(connection_id)
+    verifier, return_to = redis.mget(keys.oauth_state(state), keys.oauth_return(state)) if state else (None, None)
     connection = current_app.extensions["connections"].get(connection_id) if verifier else None
     if not verifier or not code or connection is None:
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
-    outcome, answer, status = _connect(connection, code, verifier.decode())
-    if return_to:  # the console's flow: back to its page, which says what happened
+    outcome, answer, status = _connect(connection, state, code, verifier.decode())
+    if return_to and outcome != UNREACHABLE:  # the console's flow: back to its page, which says what happened
         return redirect(f"{return_to.decode()}?zalo={outcome}")
     return jsonify(answer), status
 
 
-def _connect(connection, code: str, verifier: str) -> tuple[str, dict, int]:
-    """(outcome for the console, JSON answer, HTTP status)."""
+def _connect(connection, state: str, code: str, verifier: str) -> tuple[str, dict, int]:
+    """(outcome for the console, JSON answer, HTTP status). The state is spent once Zalo
+    answered; while its token endpoint is unreachable the code is unspent and a reload retries."""
     granted_oa = request.args.get("oa_id", "")
     if granted_oa and connection.zalo_oa_id and granted_oa != connection.zalo_oa_id:
         # The admin picked another OA on Zalo's page: its token must not send as this connection.
@@ -108,11 +139,16 @@ def _connect(connection, code: str, verifier: str) -> tuple[str, dict, int]:
         )
         return "other_oa", {"error": error}, 400
     body = _exchange(connection.settings, code, verifier)
+    if body.get("error") == UNREACHABLE:
+        error = "could not reach Zalo's token endpoint; reload this page to try again within 10 minutes"
+        return UNREACHABLE, {"error": error}, 502
+    redis, keys = current_app.extensions["redis"], Keys(connection.id)
+    if not redis.delete(keys.oauth_state(state)):
+        return "refused", {"error": "this sign-in was already completed; start again at /oauth/zalo/start"}, 400
+    redis.delete(keys.oauth_return(state))
     if str(body.get("error") or 0) != "0" or not body.get("access_token"):
         return "refused", {"error": f"Zalo refused the code ({body.get('error')})"}, 502
-    keeper = TokenKeeper(
-        current_app.extensions["redis"], connection.settings, build_session(), keys=Keys(connection.id)
-    )
+    keeper = TokenKeeper(redis, connection.settings, build_session(), keys=keys)
     keeper.store(body["access_token"], body.get("refresh_token", ""), body.get("expires_in"))
     answer = {"ok": True, "oa_id": granted_oa, "message": "Zalo OA connected"}
     return "connected", answer if connection.id == DEFAULT else dict(answer, connection=connection.id), 200
@@ -126,6 +162,9 @@ def _exchange(settings, code: str, verifier: str) -> dict:
             data=data,
             headers={"secret_key": settings.zalo_app_secret},
         )
-        return resp.json()
+        body = resp.json()
     except (requests.RequestException, ValueError):
-        return {"error": "unreachable"}
+        return {"error": UNREACHABLE}
+    # A 5xx or an answer that is no JSON object came from a proxy or an outage, not from
+    # Zalo's OAuth: the code is unspent.
+    return body if resp.status_code < 500 and isinstance(body, dict) else {"error": UNREACHABLE}

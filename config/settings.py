@@ -81,6 +81,7 @@ class Settings:
     freshchat_rate_per_minute: int = 6000
     rate_window_seconds: float = 60.0
     dedupe_ttl_seconds: int = 7 * 86400
+    replay_window_seconds: int = 12 * 3600
     http_timeout_seconds: float = 15.0
 
     def secrets(self) -> list[str]:
@@ -151,6 +152,7 @@ CASTS = {
     "zalo_rate_per_minute": _as_int,
     "freshchat_rate_per_minute": _as_int,
     "dedupe_ttl_seconds": _as_int,
+    "replay_window_seconds": _as_int,
     "retry_base_seconds": float,
     "retry_max_seconds": float,
     "http_timeout_seconds": float,
@@ -227,6 +229,9 @@ def _check(s: Settings) -> list[str]:
                 problems.append(
                     f"{key.upper()}: required (set every Zalo and FreshChat variable, or none of them for sandbox mode)"
                 )
+    if s.replay_window_seconds >= s.dedupe_ttl_seconds:
+        # Inside the window only the dedupe key stops a replayed event: it must outlive the window.
+        problems.append("REPLAY_WINDOW_SECONDS: must be shorter than DEDUPE_TTL_SECONDS")
     if s.worker_concurrency < 1:
         problems.append("WORKER_CONCURRENCY: must be at least 1")
     if s.freshchat_webhook_public_key and not _looks_like_key(s.freshchat_webhook_public_key):

@@ -38,6 +38,7 @@ FC_PRIVATE_KEY = _KEY
 FC_PUBLIC_PEM = (
     _KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 )
+FIXTURE_AGE_SECONDS = 30 * 365 * 86400
 
 
 def make_settings(redis_url: str = "redis://127.0.0.1:6379/0", **overrides) -> Settings:
@@ -60,6 +61,8 @@ def make_settings(redis_url: str = "redis://127.0.0.1:6379/0", **overrides) -> S
         log_format="text",
         retry_base_seconds=0.01,
         retry_max_seconds=0.05,
+        # The fixtures keep their real, years-old times; tests of the window set their own.
+        replay_window_seconds=FIXTURE_AGE_SECONDS,
     )
     values.update(overrides)
     return Settings(**values)

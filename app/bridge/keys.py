@@ -188,6 +188,10 @@ class Keys:
         """Where the callback sends the browser back to, when the console started the flow."""
         return f"{self.prefix}oauth:{state}:return"
 
+    def oauth_link(self, token: str) -> str:
+        """A one-time link to start OAuth (app/oauth.py), so no admin token travels in a URL."""
+        return f"{self.prefix}oauth:link:{token}"
+
     # -- rate limits and breakers, per partner
     def rate(self, partner: str) -> str:
         return f"{self.prefix}rl:{partner}"

@@ -13,6 +13,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import filetype
 import requests
+from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
 
 MAX_HOPS = 5
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -74,11 +76,48 @@ def redact(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
 
 
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the one address that was checked, whatever DNS answers by then: a name that
+    resolved to a public address for the check and to a private one for the request (DNS
+    rebinding) still reaches the public one. The URL's host stays the Host header, the TLS
+    server name (SNI) and the name the certificate is verified against."""
+
+    def __init__(self, address: str):
+        super().__init__(max_retries=0)
+        self.address = address
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        if select_proxy(request.url, proxies):
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)  # the proxy resolves
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        hostname = host_params["host"]
+        if host_params["scheme"] == "https":
+            pool_kwargs = {**pool_kwargs, "server_hostname": hostname, "assert_hostname": hostname}
+        return self.poolmanager.connection_from_host(**{**host_params, "host": self.address}, pool_kwargs=pool_kwargs)
+
+    def add_headers(self, request, **kwargs):
+        request.headers.setdefault("Host", urlsplit(request.url).netloc.rpartition("@")[2])
+
+
+def _get(session: requests.Session, url: str, address: str | None, timeout: float):
+    """One hop, to `address` when it was checked (a session of its own: the shared one keeps
+    its pools for partner APIs)."""
+    if address is None:
+        return session.get(url, stream=True, allow_redirects=False, timeout=timeout)
+    pinned = requests.Session()
+    pinned.headers.update(session.headers)
+    adapter = PinnedAdapter(address)
+    pinned.mount("http://", adapter)
+    pinned.mount("https://", adapter)
+    return pinned.get(url, stream=True, allow_redirects=False, timeout=timeout)
+
+
 def _follow(session, url: str, allow_private: bool, timeout: float):
-    """The first non-redirect response and its URL, every hop checked before it is requested."""
+    """The first non-redirect response and its URL, every hop checked before it is requested
+    and sent to the address that was checked."""
     for _ in range(MAX_HOPS + 1):
-        check_url(url, allow_private)
-        response = session.get(url, stream=True, allow_redirects=False, timeout=timeout)
+        address = check_url(url, allow_private)
+        response = _get(session, url, address, timeout)
         location = response.headers.get("Location")
         if response.status_code not in REDIRECTS or not location:
             return _require_success(response, url), url
@@ -94,8 +133,9 @@ def _require_success(response, url: str):
     raise MediaFetchError(f"HTTP {response.status_code} from {redact(url)}", status=response.status_code)
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Raise unless `url` is http(s) and (unless allowed) every address of its host is public."""
+def check_url(url: str, allow_private: bool) -> str | None:
+    """Raise unless `url` is http(s) and (unless allowed) every address of its host is public;
+    the address to connect to (None when private addresses are allowed: nothing to pin)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise MediaFetchError(f"refusing a {parts.scheme or 'relative'} URL")
@@ -103,11 +143,10 @@ def check_url(url: str, allow_private: bool) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise MediaFetchError(f"bad port in {redact(url)}") from None
-    if not allow_private:
-        _check_host(parts.hostname, port)
+    return None if allow_private else _check_host(parts.hostname, port)
 
 
-def _check_host(host: str, port: int) -> None:
+def _check_host(host: str, port: int) -> str:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
@@ -116,6 +155,7 @@ def _check_host(host: str, port: int) -> None:
         address = ipaddress.ip_address(sockaddr[0].split("%")[0])
         if is_blocked(address):
             raise BlockedAddress(f"{host} resolves to {address}, which is not a public address")
+    return infos[0][4][0]
 
 
 def is_blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -6,19 +6,25 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
-from flask import current_app, jsonify
+from flask import current_app, jsonify, request
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
-from app import events
+from app import MAX_BODY, events
 from app.bridge.keys import DEFAULT, Keys, lane_for
 from app.bridge.lanes import Item, now_ms
 from app.connections import Registry
 
 log = logging.getLogger("webhooks")
 T = TypeVar("T")
+# Real events nest four levels; a deeper body is no event, and a very deep one would exhaust
+# the interpreter's stack in json, marshmallow or the worker's json.dumps.
+MAX_DEPTH = 32
+# Clocks disagree a little: a signed time this far ahead of ours is still accepted.
+FUTURE_SKEW_SECONDS = 300
 
 
 class WebhookRejected(Exception):
@@ -30,14 +36,55 @@ class WebhookRejected(Exception):
         self.reason = reason
 
 
+def read_body() -> bytes:
+    """The raw body, at most MAX_BODY bytes whether its length is declared or chunked; a
+    client that stops sending midway is a 400. Flask cuts a chunked body at its limit without
+    a word, so a server that ends the input itself (gunicorn) is read from directly."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise WebhookRejected(413, "body over 1 MiB")
+    environ = request.environ
+    stream = environ["wsgi.input"] if environ.get("wsgi.input_terminated") else request.stream
+    try:
+        raw = stream.read(MAX_BODY + 1)
+    except (OSError, ValueError) as exc:
+        log.info("webhook.body_unreadable", extra={"error": type(exc).__name__})
+        raise WebhookRejected(400, "body could not be read") from None
+    if len(raw) > MAX_BODY:
+        raise WebhookRejected(413, "body over 1 MiB")
+    return raw
+
+
 def parse_object(raw: bytes) -> dict:
     try:
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise WebhookRejected(400, "body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise WebhookRejected(400, "body is not a JSON object")
+    if _depth(payload) > MAX_DEPTH:
+        raise WebhookRejected(400, f"body nests deeper than {MAX_DEPTH} levels")
     return payload
+
+
+def _depth(value) -> int:
+    """How deep objects and arrays nest, without recursion (the value may be ~1000 deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def check_fresh(source: str, signed_at: datetime) -> None:
+    """Refuse a signed time outside the replay window: a captured delivery replayed after its
+    dedupe key expired must not be relayed again (the window is far shorter than that TTL)."""
+    settings = current_app.config["SETTINGS"]
+    age = time.time() - signed_at.timestamp()
+    if age > settings.replay_window_seconds or age < -FUTURE_SKEW_SECONDS:
+        log.warning("webhook.outside_replay_window", extra={"source": source, "age_seconds": int(age)})
+        raise WebhookRejected(400, "event time outside the replay window")
 
 
 def validate(load, payload: dict) -> dict:

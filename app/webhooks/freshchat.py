@@ -21,9 +21,11 @@ from app.integrations.freshchat.signature import verify_signature
 from app.webhooks.common import (
     WebhookRejected,
     answer,
+    check_fresh,
     look_up,
     mark_received,
     parse_object,
+    read_body,
     register_error_handler,
     unavailable,
     validate,
@@ -37,7 +39,7 @@ log = logging.getLogger("webhooks.freshchat")
 @bp.post("/webhooks/freshchat", defaults={"connection_id": DEFAULT})
 @bp.post("/webhooks/freshchat/<connection_id>")
 def receive(connection_id: str):
-    raw = request.get_data(cache=False)
+    raw = read_body()
     connection = look_up(lambda registry: registry.get(connection_id))
     if connection is None or not connection.enabled:
         raise WebhookRejected(404, "not found")
@@ -45,7 +47,9 @@ def receive(connection_id: str):
     if not verify_signature(request.headers.get("X-Freshchat-Signature"), raw_body=raw, public_key_pem=key):
         log.warning("freshchat.webhook.invalid_signature", extra={"connection": connection.id})
         raise WebhookRejected(401, "invalid or missing X-Freshchat-Signature")
-    event = schemas.to_event(validate(schemas.load_event, parse_object(raw)))
+    valid = validate(schemas.load_event, parse_object(raw))
+    check_fresh("freshchat", schemas.signed_at(valid))
+    event = schemas.to_event(valid)
     mark_received(connection.id, "freshchat")
     owner = _owner(connection, schemas.conversation_id(event.payload)) if event.queued else connection.id
     return answer(event, owner)

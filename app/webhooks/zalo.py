@@ -16,10 +16,12 @@ from app.integrations.zalo.signature import verify_signature
 from app.webhooks.common import (
     WebhookRejected,
     answer,
+    check_fresh,
     look_up,
     mark_received,
     ok,
     parse_object,
+    read_body,
     register_error_handler,
     validate,
 )
@@ -31,13 +33,14 @@ log = logging.getLogger("webhooks.zalo")
 
 @bp.post("/webhooks/zalo")
 def receive():
-    raw = request.get_data(cache=False)
-    payload = parse_object(raw)
+    raw = read_body()
+    payload = parse_object(raw)  # the MAC covers fields of the body: parsed (depth-guarded) first
     if "timestamp" not in payload:
         # Zalo's console checks the URL with an unsigned probe: it must see a 200.
         return ok(ignored="probe without timestamp")
     connection = _verified_connection(raw, payload)
     event = validate(schemas.load_event, payload)
+    check_fresh("zalo", schemas.signed_at(event))
     mark_received(connection.id, "zalo")
     # An oa_send_* whose id we have not recorded is queued: our send record may land just after
     # its echo, so the worker looks again before showing it to agents as the OA's own message.

@@ -131,7 +131,9 @@ def test_freshchat_reasons_and_unknown_actions():
         classify("freshchat", n).reason
         for n in ("message_create__agent_system_reopened", "message_create__private_note", "message_create__user_actor")
     ] == ["system message", "private note", "actor user is not relayed"]
-    event = freshchat.to_event(freshchat.load_event({"action": "conversation_teleport", "data": {}}))
+    event = freshchat.to_event(
+        freshchat.load_event({"action": "conversation_teleport", "action_time": "2022-11-22T10:55:23.126Z", "data": {}})
+    )
     assert (event.verdict, event.reason) == ("unknown", "unknown event conversation_teleport")
 
 

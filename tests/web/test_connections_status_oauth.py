@@ -19,6 +19,8 @@ from tests.multi import HCM, HCM_APP, HCM_OA, HCM_SECRET, OA2, post_zalo_as, sto
 
 AUTH = {"Authorization": "Bearer adm-token-123"}
 
+ADMIN = {"Authorization": "Bearer adm-token-123"}  # the start takes no token in its URL
+
 
 def admin_client(settings):
     return create_app(replace(settings, admin_token="adm-token-123")).test_client()
@@ -57,9 +59,9 @@ def test_admin_status_lists_every_connection(redis, settings):
 def test_oauth_refuses_a_token_for_another_oa_than_the_connections(redis, settings):
     store(redis, settings, HCM)
     client = admin_client(settings)
-    state = parse_qs(
-        urlparse(client.get("/oauth/zalo/start?token=adm-token-123&connection=hcm").headers["Location"]).query
-    )["state"][0]
+    state = parse_qs(urlparse(client.get("/oauth/zalo/start?connection=hcm", headers=ADMIN).headers["Location"]).query)[
+        "state"
+    ][0]
     with requests_mock.Mocker() as m:
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=111222333&state={state}")
     assert done.status_code == 400 and "pick that OA" in done.get_json()["error"] and m.call_count == 0
@@ -67,18 +69,18 @@ def test_oauth_refuses_a_token_for_another_oa_than_the_connections(redis, settin
 
 def test_oauth_with_zalo_unreachable_is_a_502_not_a_500(redis, settings):
     client = admin_client(settings)
-    state = parse_qs(urlparse(client.get("/oauth/zalo/start?token=adm-token-123").headers["Location"]).query)
+    state = parse_qs(urlparse(client.get("/oauth/zalo/start", headers=ADMIN).headers["Location"]).query)
     with requests_mock.Mocker() as m:
         m.post(f"{ZALO_OAUTH}/v4/oa/access_token", exc=requests.exceptions.ConnectTimeout)
         done = client.get(f"/oauth/zalo/callback?code=abc&state={state['state'][0]}")
-    assert done.status_code == 502 and done.get_json() == {"error": "Zalo refused the code (unreachable)"}
+    assert done.status_code == 502 and "reload this page to try again" in done.get_json()["error"]
 
 
 def test_oauth_connects_the_oa_of_the_connection_named_at_the_start(redis, settings):
     store(redis, settings, HCM)
     client = admin_client(settings)
-    assert client.get("/oauth/zalo/start?token=adm-token-123&connection=nobody").status_code == 404
-    resp = client.get("/oauth/zalo/start?token=adm-token-123&connection=hcm")
+    assert client.get("/oauth/zalo/start?connection=nobody", headers=ADMIN).status_code == 404
+    resp = client.get("/oauth/zalo/start?connection=hcm", headers=ADMIN)
     query = parse_qs(urlparse(resp.headers["Location"]).query)
     assert query["app_id"] == [HCM_APP] and query["state"][0].startswith("hcm.")
     with requests_mock.Mocker() as m:

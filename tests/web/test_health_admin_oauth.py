@@ -17,6 +17,8 @@ from app.bridge.lanes import Item, Lanes, now_ms
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
 from tests.helpers import ZALO_OA_ID, ZALO_OAUTH, clear_in_redis
 
+ADMIN = {"Authorization": "Bearer adm-token-123"}  # the start takes no token in its URL
+
 
 def beat(redis, age: float = 0.0):
     redis.set(keys.HEARTBEAT, time.time() - age)
@@ -148,7 +150,7 @@ def test_dead_letters_over_the_admin_api(settings, redis):
 def test_oauth_start_and_callback_store_the_pair(settings, redis):
     client = create_app(replace(settings, admin_token="adm-token-123")).test_client()
     assert client.get("/oauth/zalo/start").status_code == 404
-    resp = client.get("/oauth/zalo/start?token=adm-token-123")
+    resp = client.get("/oauth/zalo/start", headers=ADMIN)
     target = urlparse(resp.headers["Location"])
     query = parse_qs(target.query)
     assert resp.status_code == 302 and target.path == "/v4/oa/permission"
@@ -170,7 +172,7 @@ def test_oauth_start_and_callback_store_the_pair(settings, redis):
 def test_the_oauth_callback_leaves_no_token_in_clear_in_redis(settings, redis):
     access, refresh = "oauth-access-Qm9vAbCdEfGh", "oauth-refresh-ZxWvUtSrQpOn"
     client = create_app(replace(settings, admin_token="adm-token-123")).test_client()
-    state = parse_qs(urlparse(client.get("/oauth/zalo/start?token=adm-token-123").headers["Location"]).query)["state"]
+    state = parse_qs(urlparse(client.get("/oauth/zalo/start", headers=ADMIN).headers["Location"]).query)["state"]
     with requests_mock.Mocker() as m:
         m.post(
             f"{ZALO_OAUTH}/v4/oa/access_token",

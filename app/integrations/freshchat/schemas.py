@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
 from app import events
@@ -20,25 +22,131 @@ class Base(Schema):
         unknown = INCLUDE
 
 
+class IdString(fields.Field):
+    """FreshChat ids are UUID strings; a number is taken as its string, anything else refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+            raise ValidationError("must be a non-empty string")
+        return str(value)
+
+
+class Timestamp(fields.String):
+    """`action_time`, ISO 8601 (`2022-11-22T10:55:23.126Z`): the signed time the replay window
+    is checked against, so one that does not parse is refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError("must be an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise ValidationError("must name its time zone")
+        return text
+
+
+def signed_at(event: dict) -> datetime:
+    return datetime.fromisoformat(event["action_time"])
+
+
+# The shapes below are what app/relay/outbound.py reads; anything else inside is kept as sent.
 class Actor(Base):
-    actor_type = fields.String(load_default="")
+    actor_type = fields.String(load_default="", allow_none=True)
     actor_id = fields.String(allow_none=True)
+
+
+class Text(Base):
+    content = fields.String(allow_none=True)
+
+
+class Attachment(Base):
+    url = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+
+
+class Part(Base):
+    text = fields.Nested(Text, allow_none=True)
+    image = fields.Nested(Attachment, allow_none=True)
+    file = fields.Nested(Attachment, allow_none=True)
+    video = fields.Nested(Attachment, allow_none=True)
+
+    @validates_schema
+    def _names_its_kind(self, data, **kwargs):
+        if not data:
+            raise ValidationError("a message part names its kind (text, image, file, ...)")
+
+
+class LegacyProperties(Base):
+    text = fields.String(allow_none=True)
+
+
+class LegacyPart(Base):
+    part_type = fields.String()
+    properties = fields.Nested(LegacyProperties, allow_none=True)
+
+
+class QuickReplyButton(Base):
+    label = fields.Raw(allow_none=True)
+
+
+class SubPart(Base):
+    quick_reply_button = fields.Nested(QuickReplyButton, allow_none=True)
+
+
+class Collection(Base):
+    sub_parts = fields.List(fields.Nested(SubPart, allow_none=True), allow_none=True)
+
+
+class ReplyPart(Base):
+    collection = fields.Nested(Collection, allow_none=True)
+
+
+class Message(Base):
+    id = IdString(required=True)
+    conversation_id = IdString(required=True)
+    user_id = IdString(allow_none=True)
+    actor_type = fields.String(allow_none=True)
+    actor_id = fields.String(allow_none=True)
+    message_type = fields.String(allow_none=True)
+    message_parts = fields.List(fields.Nested(Part), allow_none=True)
+    msg_parts = fields.List(fields.Nested(LegacyPart), allow_none=True)
+    reply_parts = fields.List(fields.Nested(ReplyPart, allow_none=True), allow_none=True)
+
+
+class Conversation(Base):
+    conversation_id = IdString(allow_none=True)
+    id = IdString(allow_none=True)
+
+
+class User(Base):
+    id = IdString(allow_none=True)
+
+
+class StateChange(Base):
+    conversation = fields.Nested(Conversation, allow_none=True)
+    user = fields.Nested(User, allow_none=True)
+
+
+class Data(Base):
+    message = fields.Nested(Message)
+    resolve = fields.Nested(StateChange, allow_none=True)
+    reopen = fields.Nested(StateChange, allow_none=True)
+    assignment = fields.Nested(StateChange, allow_none=True)
 
 
 class FreshchatEvent(Base):
     action = fields.String(required=True)
-    action_time = fields.String(load_default="")
+    action_time = Timestamp(required=True)
     actor = fields.Nested(Actor, load_default=dict)
-    data = fields.Dict(required=True)
+    data = fields.Nested(Data, required=True)
 
     @validates_schema
     def _shape(self, data, **kwargs):
         action = data.get("action")
-        if action == "message_create":
-            message = data["data"].get("message")
-            if not isinstance(message, dict) or not message.get("id") or not message.get("conversation_id"):
-                raise ValidationError("message_create needs data.message.id and conversation_id")
-        elif action in STATE_KEYS and not conversation_id(data):
+        if action == "message_create" and "message" not in data["data"]:
+            raise ValidationError("message_create needs data.message.id and conversation_id")
+        if action in STATE_KEYS and not conversation_id(data):
             raise ValidationError(f"{action} needs data.{STATE_KEYS[action]}.conversation")
 
 

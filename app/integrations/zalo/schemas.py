@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
@@ -45,6 +46,21 @@ class IdString(fields.Field):
         return str(value)
 
 
+class Millis(IdString):
+    """`timestamp`: epoch milliseconds, as a string of digits or a number. It is signed and the
+    worker computes with it, so anything else is refused here rather than failing there."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text.isascii() or not text.isdigit() or len(text) > 15:
+            raise ValidationError("must be epoch milliseconds")
+        return text
+
+
+def signed_at(event: dict) -> datetime:
+    return datetime.fromtimestamp(int(event["timestamp"]) / 1000, UTC)
+
+
 class Base(Schema):
     class Meta:
         unknown = INCLUDE
@@ -52,19 +68,35 @@ class Base(Schema):
 
 class Party(Base):
     id = IdString(required=True)
-    admin_id = IdString()
+    admin_id = IdString(allow_none=True)
+
+
+# What app/relay/parts.py reads of a message; anything else inside is kept as sent.
+class AttachmentPayload(Base):
+    url = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+    coordinates = fields.Dict(allow_none=True)
+
+
+class Attachment(Base):
+    type = fields.String(allow_none=True)
+    payload = fields.Nested(AttachmentPayload, allow_none=True)
 
 
 class Message(Base):
     msg_id = IdString()
     text = fields.String(allow_none=True)
-    attachments = fields.List(fields.Dict(), load_default=list)
+    quote_msg_id = IdString(allow_none=True)
+    location = fields.Dict(allow_none=True)
+    attachments = fields.List(fields.Nested(Attachment), load_default=list, allow_none=True)
 
 
 class ZaloEvent(Base):
     event_name = fields.String(required=True)
     app_id = IdString(required=True)
-    timestamp = IdString(required=True)
+    timestamp = Millis(required=True)
     sender = fields.Nested(Party)
     recipient = fields.Nested(Party)
     message = fields.Nested(Message)
