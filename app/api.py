@@ -82,6 +82,25 @@ def test_connection(connection_id: str):
     return jsonify(_admin().test(connection_id))
 
 
+@bp.post("/connections/<connection_id>/catch-up")
+def catch_up_connection(connection_id: str):
+    """Queue a catch-up from Zalo's history (a worker reads it: the web never calls Zalo).
+    Optional body `{"since": seconds back | ISO 8601 time}`; default: since the last one."""
+    from app.relay.catchup import parse_since
+    from workers.catchup import enqueue
+
+    conn = _admin().get(connection_id)
+    if not conn.enabled:
+        raise Problem(409, f"connection {connection_id} is disabled")
+    since = (request.get_json(silent=True) or {}).get("since")
+    try:
+        since_ms = parse_since(str(since)) if since not in (None, "") else None
+    except ValueError as exc:
+        raise Problem(400, str(exc), {"since": str(exc)}) from None
+    enqueue(current_app.extensions["redis"], conn.id, "on demand", since_ms)
+    return jsonify({"queued": True, "connection": conn.id, "since": since_ms / 1000 if since_ms else None}), 202
+
+
 @bp.get("/status")
 def status():
     try:

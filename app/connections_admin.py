@@ -207,7 +207,7 @@ class ConnectionAdmin:
         }
 
     def connection_status(self, conn: Connection, depths: dict[str, dict]) -> dict:
-        shown = connection_status(self.redis, conn.id, depths.get(conn.id))
+        shown = connection_status(self.redis, conn.id, depths.get(conn.id), conn.settings.agent_language)
         errors = [e.decode() for e in self.redis.lrange(Keys(conn.id).errors, 0, 9)]
         return dict(shown, enabled=conn.enabled, queue_depth=shown["lanes_pending"], last_errors=errors)
 

@@ -11,6 +11,23 @@ from __future__ import annotations
 TEXTS: dict[str, dict[str, str]] = {
     # -- to Zalo users -----------------------------------------------------------------------
     # -- to agents (private notes in FreshChat) ----------------------------------------------
+    "late_original_time": {
+        "vi": "[Đến muộn - gửi lúc {when} (UTC+7)]",
+        "en": "[Delivered late - originally sent {when} (UTC+7)]",
+    },
+    # -- to operators (alerts in /readyz and the status API, in the agents' language) ----------
+    "webhook_off": {
+        "vi": (
+            "Webhook Zalo không đến nữa: đồng bộ bù tìm thấy {count} tin nhắn chưa từng đến qua webhook, "
+            "tin mới nhất gửi lúc {when} (UTC+7). Có thể Zalo đã tắt webhook: bật lại tại Zalo Developers "
+            "→ ứng dụng của bạn → Webhook."
+        ),
+        "en": (
+            "Zalo webhooks stopped arriving: catch-up found {count} message(s) that never came by webhook, "
+            "the newest sent {when} (UTC+7). Zalo may have switched the webhook off: switch it on again in "
+            "Zalo Developers → your app → Webhook."
+        ),
+    },
 }
 
 

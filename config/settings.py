@@ -86,6 +86,8 @@ class Settings:
     rate_window_seconds: float = 60.0
     dedupe_ttl_seconds: int = 7 * 86400
     http_timeout_seconds: float = 15.0
+    catchup_horizon_seconds: int = 7 * 86400  # how far back a catch-up reads Zalo's history
+    catchup_quiet_seconds: int = 600  # no Zalo webhook this long on a connection that had some: catch up
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
@@ -155,6 +157,8 @@ CASTS = {
     "zalo_rate_per_minute": _as_int,
     "freshchat_rate_per_minute": _as_int,
     "dedupe_ttl_seconds": _as_int,
+    "catchup_horizon_seconds": _as_int,
+    "catchup_quiet_seconds": _as_int,
     "retry_base_seconds": float,
     "retry_max_seconds": float,
     "http_timeout_seconds": float,

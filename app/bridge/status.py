@@ -1,20 +1,24 @@
 """A snapshot of the bridge's state for operators and the sandbox page (no secrets).
 
 Per connection (`connection_status`): its Zalo token, dead letters, when each partner's webhook
-last reached it, its queued work and its alerts. The top-level fields of `bridge_status` are
-the whole bridge's (lanes, heartbeat) and the `default` connection's (token, dead letters,
-errors), as single-OA bridges have always shown them.
+last reached it, its last catch-up from Zalo's history, its queued work and its alerts. The
+top-level fields of `bridge_status` are the whole bridge's (lanes, heartbeat) and the `default`
+connection's (token, dead letters, errors), as single-OA bridges have always shown them.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 from redis import Redis
 
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, lane, lane_connection
 from app.bridge.lanes import now_ms
 from app.integrations.zalo.tokens import token_health
+from app.texts import say
+
+VN = timezone(timedelta(hours=7))
 
 SOURCES = ("zalo", "freshchat")
 
@@ -40,26 +44,63 @@ def bridge_status(redis: Redis, connections=None) -> dict:
 def connections_status(redis: Redis, connections) -> dict[str, dict]:
     """Every connection's status, by id (the default one first)."""
     depths = queue_depths(redis)
-    return {c.id: dict(connection_status(redis, c.id, depths.get(c.id)), enabled=c.enabled) for c in connections.all()}
+    return {
+        c.id: dict(connection_status(redis, c.id, depths.get(c.id), c.settings.agent_language), enabled=c.enabled)
+        for c in connections.all()
+    }
 
 
-def connection_status(redis: Redis, connection_id: str, depth: dict | None = None) -> dict:
-    """One connection's status; `depth` as `queue_depths` gives it (read when not given)."""
+def connection_status(redis: Redis, connection_id: str, depth: dict | None = None, language: str = "en") -> dict:
+    """One connection's status; `depth` as `queue_depths` gives it (read when not given);
+    alerts the bridge words itself are in `language`."""
     keys = Keys(connection_id)
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(keys.dead_order)
     for source in SOURCES:
         pipe.get(keys.last_webhook(source))
-    dead, *last = pipe.execute()
+    pipe.hgetall(keys.catchup)
+    dead, *last, catchup = pipe.execute()
     token = token_state(_token(redis, keys))
-    alert = token["alert"]
+    last_webhook = {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)}
+    caught_up = catch_up_state(catchup)
+    alerts = [token["alert"], webhook_off_alert(caught_up, last_webhook["zalo"], language)]
     return {
         "zalo_token": token,
         "dead_letters": dead,
-        "last_webhook": {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)},
+        "last_webhook": last_webhook,
+        "catch_up": caught_up,
         **(depth or queue_depths(redis).get(connection_id) or _EMPTY),
-        "alerts": [named(connection_id, alert)] if alert else [],
+        "alerts": [named(connection_id, alert) for alert in alerts if alert],
     }
+
+
+def catch_up_state(raw: dict) -> dict | None:
+    """The last finished catch-up: when (epoch seconds), why, and what it found; None before
+    the first one."""
+    record = {k.decode(): v.decode() for k, v in raw.items()}
+    if not record.get("finished_at"):
+        return None
+    counts = {name: int(record.get(name) or 0) for name in ("chats", "found", "queued", "missed")}
+    newest = int(record.get("newest_missed") or 0)
+    return {
+        "at": int(record["finished_at"]) / 1000,
+        "reason": record.get("reason", ""),
+        "since": int(record.get("since") or 0) / 1000,
+        **counts,
+        "newest_missed_at": newest / 1000 if newest else None,
+    }
+
+
+def webhook_off_alert(caught_up: dict | None, last_zalo_webhook: float | None, language: str) -> str:
+    """Catch-up had to queue messages that no webhook brought, and no webhook came after the
+    newest of them: Zalo may have switched the webhook off. A webhook arriving ends it."""
+    if not caught_up or not caught_up["missed"]:
+        return ""
+    newest = caught_up["newest_missed_at"]
+    if last_zalo_webhook and last_zalo_webhook >= newest:
+        return ""
+    when = datetime.fromtimestamp(newest, VN).strftime("%H:%M %d/%m/%Y")
+    return say("webhook_off", language, count=caught_up["missed"], when=when)
 
 
 def named(connection_id: str, alert: str) -> str:

@@ -11,7 +11,9 @@ from app import events
 from app.bridge.lanes import now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
+from app.integrations.zalo.schemas import CAUGHT_UP
 from app.relay.parts import PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
+from app.texts import for_agent
 
 log = logging.getLogger("relay.inbound")
 VN = timezone(timedelta(hours=7))
@@ -21,7 +23,6 @@ ECHO_GRACE_SECONDS = 3  # our send record lands right after Zalo answers; its ec
 # What agents read in FreshChat, in one place.
 SENT_BY_ADMIN = "[Sent in Zalo's OA chat by admin {admin}]"
 SENT_ELSEWHERE = "[Sent by the OA outside this bridge (another tool or an automatic message)]"
-LATE = "[Delivered late - originally sent {when} (UTC+7)]"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def relay_user_message(ctx, item, progress) -> None:
     last_ts = int(known.get("last_ts") or 0)
     parts = zalo_parts(ctx, event, progress, attempts)
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
-    outgoing = Outgoing(envelope, _late_mark(last_ts, event) + quote_parts(ctx, event) + parts, snippet(parts))
+    outgoing = Outgoing(envelope, _late_mark(ctx, last_ts, event) + quote_parts(ctx, event) + parts, snippet(parts))
     deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     _touch(ctx, zalo_user, fc_user, event, last_ts)
 
@@ -64,7 +65,8 @@ def relay_console_message(ctx, item, progress) -> None:
     msg_id = event["message"]["msg_id"]
     if ctx.mapping.is_sent_by_us(msg_id):
         return
-    _wait_for_our_send_record(item.received_at)
+    if not event.get(CAUGHT_UP):  # found in history long after any send record would have landed
+        _wait_for_our_send_record(item.received_at)
     zalo_user = event["recipient"]["id"]
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
@@ -72,7 +74,9 @@ def relay_console_message(ctx, item, progress) -> None:
     admin = event["sender"].get("admin_id")
     header = text_part(SENT_BY_ADMIN.format(admin=admin) if admin else SENT_ELSEWHERE)
     envelope = {"message_type": "private", "actor_type": "system", "user_id": fc_user}
-    outgoing = Outgoing(envelope, [header] + quote_parts(ctx, event) + parts, snippet(parts))
+    outgoing = Outgoing(
+        envelope, [header] + _late_mark(ctx, 0, event) + quote_parts(ctx, event) + parts, snippet(parts)
+    )
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
 
 
@@ -192,13 +196,14 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _late_mark(last: int, event: dict) -> list[Part]:
-    """A redelivery older than what we already relayed says when it was really sent."""
+def _late_mark(ctx, last: int, event: dict) -> list[Part]:
+    """A redelivery older than what we already relayed says when it was really sent, and so
+    does a message found by catch-up (its webhook never came: it reaches agents late)."""
     sent_ms = int(event["timestamp"])
-    if sent_ms >= last or time.time() * 1000 - sent_ms < LATE_AFTER_MS:
+    if time.time() * 1000 - sent_ms < LATE_AFTER_MS or (sent_ms >= last and not event.get(CAUGHT_UP)):
         return []
     when = datetime.fromtimestamp(sent_ms / 1000, VN).strftime("%H:%M %d/%m/%Y")
-    return [text_part(LATE.format(when=when))]
+    return [text_part(for_agent(ctx.settings, "late_original_time", when=when))]
 
 
 def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:
