@@ -140,6 +140,19 @@ def oauth_link(connection_id: str):
     return jsonify({"url": url, "expires_in": LINK_TTL}), 201
 
 
+@bp.post("/connections/<connection_id>/catch-up")
+def catch_up_connection(connection_id: str):
+    """Queue a catch-up from Zalo's history (a worker reads it: the web never calls Zalo).
+    Optional body `{"since": seconds back | ISO 8601 time}`; default: since the last one."""
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict) or set(body) - {"since"}:
+        raise Problem(400, "the body is {since}, a JSON object, or empty")
+    since_ms = _admin().catch_up(connection_id, body.get("since"))
+    return jsonify({"queued": True, "connection": connection_id, "since": since_ms / 1000 if since_ms else None}), 202
+
+
 @bp.get("/status")
 def status():
     try:

@@ -8,7 +8,7 @@ either language, so a page can render its visitor's language from the code and v
 from __future__ import annotations
 
 from app.integrations.zalo.tokens import WARN_BEFORE
-from app.texts import say
+from app.texts import say, vn_time
 
 STUCK_SECONDS = 120  # due work no worker took for this long: the workers are down or overloaded
 CODES = (
@@ -20,6 +20,7 @@ CODES = (
     "no_freshchat_webhook",
     "dead_letters",
     "queue_stuck",
+    "webhook_off",
 )
 
 
@@ -40,7 +41,26 @@ def find(status: dict, token_given: bool, now: float) -> list[dict]:
     oldest = status.get("oldest_due_at")
     if oldest is not None and now - oldest > STUCK_SECONDS:
         found.append(("queue_stuck", {"minutes": max(1, round((now - oldest) / 60))}))
+    if _webhook_off(status["catch_up"], status["last_webhook"].get("zalo")):
+        caught_up = status["catch_up"]
+        found.append(
+            ("webhook_off", {"count": caught_up["missed"], "when": vn_time(caught_up["newest_missed_at"] * 1000)})
+        )
     return [dict(code=code, values=values, **problem_text(code, "en", **values)) for code, values in found]
+
+
+def as_alert(problem: dict, language: str) -> str:
+    """A problem as one line of a status's "alerts"."""
+    text = problem_text(problem["code"], language, **problem["values"])
+    return f"{text['what']} {text['fix']}"
+
+
+def _webhook_off(caught_up: dict | None, last_zalo_webhook: float | None) -> bool:
+    """Catch-up had to queue messages that no webhook brought, and no webhook came after the
+    newest of them: Zalo may have switched the webhook off. A webhook arriving ends it."""
+    if not caught_up or not caught_up["missed"]:
+        return False
+    return not last_zalo_webhook or last_zalo_webhook < caught_up["newest_missed_at"]
 
 
 def _token_problems(token: dict, token_given: bool) -> list[tuple[str, dict]]:

@@ -90,6 +90,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "vi": "Kiểm tra tiến trình worker đang chạy và kết nối được Redis.",
         "en": "Check that the worker process runs and reaches Redis.",
     },
+    "problem.webhook_off.what": {
+        "vi": "Webhook Zalo không đến nữa: đồng bộ bù tìm thấy {count} tin nhắn chưa từng đến qua webhook, "
+        "tin mới nhất gửi lúc {when}.",
+        "en": "Zalo webhooks stopped arriving: catch-up found {count} message(s) that never came by webhook, "
+        "the newest sent {when}.",
+    },
+    "problem.webhook_off.fix": {
+        "vi": "Có thể Zalo đã tắt webhook: bật lại tại Zalo Developers → ứng dụng của bạn → Webhook.",
+        "en": "Zalo may have switched the webhook off: switch it on again in Zalo Developers → your app → Webhook.",
+    },
     # -- to operators: Zalo webhook events to switch on (app/integrations/zalo/events_catalog.py)
     "zalo_event.user_send_text": {
         "vi": "Tin nhắn chữ và emoji của người dùng.",
@@ -252,8 +262,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "[Sent by the OA outside this bridge (another tool or an automatic message)]",
     },
     "agent.late": {
-        "vi": "[Đến muộn - gửi lúc {when} (UTC+7)]",
-        "en": "[Delivered late - originally sent {when} (UTC+7)]",
+        "vi": "[Đến muộn - gửi lúc {when}]",
+        "en": "[Delivered late - originally sent {when}]",
     },
     "agent.quote_unknown": {"vi": "↩ Trả lời một tin nhắn trước đó", "en": "↩ Reply to an earlier message"},
     "agent.no_content": {"vi": "[{event} không có nội dung]", "en": "[{event} without content]"},

@@ -83,6 +83,8 @@ class Settings:
     dedupe_ttl_seconds: int = 7 * 86400
     replay_window_seconds: int = 12 * 3600
     http_timeout_seconds: float = 15.0
+    catchup_horizon_seconds: int = 7 * 86400  # how far back a catch-up reads Zalo's history
+    catchup_quiet_seconds: int = 600  # no Zalo webhook this long on a connection that had some: catch up
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
@@ -153,6 +155,8 @@ CASTS = {
     "freshchat_rate_per_minute": _as_int,
     "dedupe_ttl_seconds": _as_int,
     "replay_window_seconds": _as_int,
+    "catchup_horizon_seconds": _as_int,
+    "catchup_quiet_seconds": _as_int,
     "retry_base_seconds": float,
     "retry_max_seconds": float,
     "http_timeout_seconds": float,

@@ -21,6 +21,7 @@ from rq import Queue, SimpleWorker
 
 from app.bridge.keys import HEARTBEAT
 from app.bridge.outage import RedisOutage
+from workers.catchup import Triggers
 from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.supervisor")
@@ -108,12 +109,19 @@ def run_starter(supervisor: Supervisor) -> None:
     redis = connect_redis(settings)
     starter = Starter(redis, Lanes(redis, lease_ms=settings.lease_seconds * 1000), settings.worker_concurrency)
     tokens = _TokenCheck(redis, settings)
+    catch_up = Triggers(redis, settings)
     token_check_at = time.monotonic()
+    missed = "start"  # why Zalo's history may hold messages no webhook brought: catch up
     while not supervisor.stopping:
         try:
             redis.set(HEARTBEAT, time.time(), ex=60)
-            supervisor.outage.recovered()
+            if supervisor.outage.recovered():
+                missed = missed or "redis"  # webhooks were answered 503 meanwhile; Zalo may give up
+            if missed:
+                catch_up.everyone(missed)
+                missed = ""
             starter.run_once(block_seconds=1.0)
+            catch_up.check_quiet()
             if time.monotonic() >= token_check_at:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
                 tokens.keep_alive()  # an idle OA's refresh token would otherwise run out

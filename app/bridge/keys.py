@@ -139,6 +139,21 @@ class Keys:
         """When a verified webhook from `source` last reached this connection (epoch seconds)."""
         return f"{self.prefix}webhook:last:{source}"
 
+    # -- catch-up from Zalo's history (app/relay/catchup.py)
+    @property
+    def catchup(self) -> str:
+        """Hash: the last finished catch-up (when, its window, how many it found and queued)."""
+        return f"{self.prefix}catchup"
+
+    @property
+    def catchup_lock(self) -> str:
+        """Held while a catch-up of this connection runs: one at a time, across every worker."""
+        return f"{self.prefix}catchup:lock"
+
+    def catchup_guard(self, trigger: str) -> str:
+        """Set when an automatic trigger queued a catch-up: the others skip it for a while."""
+        return f"{self.prefix}catchup:guard:{trigger}"
+
     # -- failures
     @property
     def dead(self) -> str:

@@ -130,6 +130,20 @@ class Lanes:
             )
         )
 
+    def accept_event(self, event, connection: str, dedupe_ttl: int) -> bool:
+        """Queue a classified event (app/events.py) on its connection's lane, once per dedupe id:
+        the one path of webhooks and catch-up alike, so the two never both queue a message."""
+        item = Item(
+            id=f"{event.provider}:{event.dedupe_id}",
+            kind=event.provider,
+            payload=event.payload,
+            received_at=now_ms(),
+            event=event.kind,
+            connection=connection,
+        )
+        seen = keys.Keys(connection).seen(event.provider, event.dedupe_id)
+        return self.accept(keys.lane_for(connection, event.lane), item, seen, dedupe_ttl)
+
     def claim(self) -> tuple[str, str] | None:
         """(lane, lease token) for the earliest due lane nobody holds, or None."""
         for raw in self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=CANDIDATES):

@@ -41,9 +41,10 @@ class RedisOutage:
         self.log.debug("redis.still_unreachable", extra={"redis_url": self.url, "retry_in": self.wait})
         return self.wait
 
-    def recovered(self) -> None:
+    def recovered(self) -> bool:
+        """Called after each success: True when it ends an outage (said once in the log)."""
         if self.since is None:
-            return
+            return False
         self.log.warning(
             "redis.back",
             extra={
@@ -53,3 +54,4 @@ class RedisOutage:
             },
         )
         self.since, self.failures = None, 0
+        return True

@@ -1,10 +1,10 @@
 """A snapshot of the bridge's state for operators and the sandbox page (no secrets).
 
 Per connection (`connection_status`): its Zalo token, dead letters, when each partner's webhook
-last reached it, its queued work, its alerts and last errors, the messages relayed today each
-way, and its problems in words (app/problems.py). The top-level fields of `bridge_status` are
-the whole bridge's (lanes, heartbeat) and the `default` connection's (token, dead letters,
-errors), as single-OA bridges have always shown them.
+last reached it, its last catch-up from Zalo's history, its queued work, its alerts and last
+errors, the messages relayed today each way, and its problems in words (app/problems.py). The
+top-level fields of `bridge_status` are the whole bridge's (lanes, heartbeat) and the `default`
+connection's (token, dead letters, errors), as single-OA bridges have always shown them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from app.bridge.lanes import now_ms
 from app.integrations.zalo.tokens import token_health
 
 SOURCES = ("zalo", "freshchat")
+ALERTED = ("webhook_off",)  # problems also raised as alerts: /readyz fails on them
 ERRORS_SHOWN = 10
 ERRORS_KEPT = 50
 
@@ -62,32 +63,55 @@ def connections_status(redis: Redis, connections) -> dict[str, dict]:
     }
 
 
-def connection_status(redis: Redis, connection_id: str, depth: dict | None = None, connection=None) -> dict:
+def connection_status(
+    redis: Redis, connection_id: str, depth: dict | None = None, connection=None, language: str | None = None
+) -> dict:
     """One connection's status; `depth` as `queue_depths` gives it (read when not given).
     With the `connection` itself, its problems also count a token pair given in its settings
-    (the default connection's environment) that no worker has stored yet."""
+    (the default connection's environment) that no worker has stored yet, and the alerts the
+    bridge words itself are in its agents' `language` (unless given; English without either)."""
     keys = Keys(connection_id)
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(keys.dead_order)
     pipe.lrange(keys.errors, 0, ERRORS_SHOWN - 1)
     for source in SOURCES:
         pipe.get(keys.last_webhook(source))
-    dead, errors, *last = pipe.execute()
+    pipe.hgetall(keys.catchup)
+    dead, errors, *last, catchup = pipe.execute()
     token = token_state(_token(redis, keys))
-    alert = token["alert"]
     status = {
         "zalo_token": token,
         "dead_letters": dead,
         "last_webhook": {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)},
+        "catch_up": catch_up_state(catchup),
         **(depth or queue_depths(redis).get(connection_id) or _EMPTY),
-        "alerts": [named(connection_id, alert)] if alert else [],
         "last_errors": [e.decode() for e in errors],
         "relayed_today": Journal(redis, connection_id).relayed_today(),
     }
     settings = getattr(connection, "settings", None)
     seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
     status["problems"] = problems.find(status, token_given=seeded, now=time.time())
+    language = language or (settings.agent_language if settings else "en")
+    alerts = [token["alert"], *(problems.as_alert(p, language) for p in status["problems"] if p["code"] in ALERTED)]
+    status["alerts"] = [named(connection_id, alert) for alert in alerts if alert]
     return status
+
+
+def catch_up_state(raw: dict) -> dict | None:
+    """The last finished catch-up: when (epoch seconds), why, and what it found; None before
+    the first one."""
+    record = {k.decode(): v.decode() for k, v in raw.items()}
+    if not record.get("finished_at"):
+        return None
+    counts = {name: int(record.get(name) or 0) for name in ("chats", "found", "queued", "missed")}
+    newest = int(record.get("newest_missed") or 0)
+    return {
+        "at": int(record["finished_at"]) / 1000,
+        "reason": record.get("reason", ""),
+        "since": int(record.get("since") or 0) / 1000,
+        **counts,
+        "newest_missed_at": newest / 1000 if newest else None,
+    }
 
 
 def named(connection_id: str, alert: str) -> str:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from app import events
 from app.bridge.lanes import now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
+from app.integrations.zalo.schemas import CAUGHT_UP
 from app.relay import windows
 from app.relay.parts import PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
-from app.texts import for_agent
+from app.texts import for_agent, vn_time
 
 log = logging.getLogger("relay.inbound")
-VN = timezone(timedelta(hours=7))
 LATE_AFTER_MS = 20000  # Zalo redelivers after 30 s at the earliest; closer races are not "late"
 ECHO_GRACE_SECONDS = 3  # our send record lands right after Zalo answers; its echo may come first
 
@@ -63,7 +63,8 @@ def relay_console_message(ctx, item, progress) -> None:
     msg_id = event["message"]["msg_id"]
     if ctx.mapping.is_sent_by_us(msg_id):
         return
-    _wait_for_our_send_record(item.received_at)
+    if not event.get(CAUGHT_UP):  # found in history long after any send record would have landed
+        _wait_for_our_send_record(item.received_at)
     zalo_user = event["recipient"]["id"]
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
@@ -72,7 +73,9 @@ def relay_console_message(ctx, item, progress) -> None:
     said = for_agent(ctx.settings, "agent.sent_by_admin", admin=admin) if admin else None
     header = text_part(said or for_agent(ctx.settings, "agent.sent_elsewhere"))
     envelope = {"message_type": "private", "actor_type": "system", "user_id": fc_user}
-    outgoing = Outgoing(envelope, [header] + quote_parts(ctx, event) + parts, snippet(parts))
+    outgoing = Outgoing(
+        envelope, [header] + _late_mark(ctx.settings, 0, event) + quote_parts(ctx, event) + parts, snippet(parts)
+    )
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
 
 
@@ -193,12 +196,12 @@ def _now_iso() -> str:
 
 
 def _late_mark(settings, last: int, event: dict) -> list[Part]:
-    """A redelivery older than what we already relayed says when it was really sent."""
+    """A redelivery older than what we already relayed says when it was really sent, and so
+    does a message found by catch-up (its webhook never came: it reaches agents late)."""
     sent_ms = int(event["timestamp"])
-    if sent_ms >= last or time.time() * 1000 - sent_ms < LATE_AFTER_MS:
+    if time.time() * 1000 - sent_ms < LATE_AFTER_MS or (sent_ms >= last and not event.get(CAUGHT_UP)):
         return []
-    when = datetime.fromtimestamp(sent_ms / 1000, VN).strftime("%H:%M %d/%m/%Y")
-    return [text_part(for_agent(settings, "agent.late", when=when))]
+    return [text_part(for_agent(settings, "agent.late", when=vn_time(sent_ms)))]
 
 
 def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:

@@ -15,7 +15,6 @@ from redis.exceptions import RedisError
 
 from app import MAX_BODY, events
 from app.bridge.keys import DEFAULT, Keys, lane_for
-from app.bridge.lanes import Item, now_ms
 from app.connections import Registry
 
 log = logging.getLogger("webhooks")
@@ -139,25 +138,14 @@ def answer(event: events.Event, connection: str = DEFAULT):
 def enqueue(event: events.Event, connection: str = DEFAULT):
     """Durably queue the event on the connection's lane (dedupe + append in one Redis step)."""
     settings = current_app.config["SETTINGS"]
-    source = event.provider
-    item = Item(
-        id=f"{source}:{event.dedupe_id}",
-        kind=source,
-        payload=event.payload,
-        received_at=now_ms(),
-        event=event.kind,
-        connection=connection,
-    )
     lane = lane_for(connection, event.lane)
     try:
-        fresh = current_app.extensions["lanes"].accept(
-            lane, item, Keys(connection).seen(source, event.dedupe_id), settings.dedupe_ttl_seconds
-        )
+        fresh = current_app.extensions["lanes"].accept_event(event, connection, settings.dedupe_ttl_seconds)
     except RedisError as exc:
-        raise unavailable(source, exc) from None
+        raise unavailable(event.provider, exc) from None
     log.info(
         "webhook.accepted" if fresh else "webhook.duplicate",
-        extra={"source": source, "event_id": event.dedupe_id, "lane": lane, "kind": event.kind},
+        extra={"source": event.provider, "event_id": event.dedupe_id, "lane": lane, "kind": event.kind},
     )
     return ok(duplicate=not fresh)
 

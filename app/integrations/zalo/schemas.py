@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -35,6 +36,17 @@ ECHO = "echo of a message this bridge sent"
 RECEIVED, SEEN, REACTED = "user_received_message", "user_seen_message", "user_reacted_message"
 # Deskie's setup names two of Zalo's events differently; they are the same events.
 ALIASES = {"user_recieved_message": RECEIVED, "user_read_message": SEEN}
+# Top-level mark of an event built from Zalo's history: its webhook never reached the bridge.
+CAUGHT_UP = "caught_up"
+# A history item's `type` -> the attachment type of the webhook event it stands for.
+HISTORY_ATTACHMENTS = {
+    "photo": "image",
+    "gif": "gif",
+    "sticker": "sticker",
+    "file": "file",
+    "audio": "audio",
+    "video": "video",
+}
 
 
 class IdString(fields.Field):
@@ -210,3 +222,51 @@ def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: Fa
     if kind == events.OA_MESSAGE and is_our_send(msg_id):
         return events.ignored("zalo", name, ECHO)
     return events.queued("zalo", name, kind, f"in:{zalo_user(event)}", dedupe_id(event), event)
+
+
+def history_event(item: dict, app_id: str) -> events.Event:
+    """A message of Zalo's history (`GET /v2.0/oa/conversation`) as the event its webhook would
+    have been, classified by `to_event`: the same lane, kind and dedupe key (its `message_id`
+    is the webhook's `msg_id`), so a late webhook and a catch-up never both queue it. It is
+    validated as a webhook is (raises marshmallow.ValidationError), as the worker trusts both."""
+    from_user = int(item.get("src", 1)) == 1
+    kind, message = _history_message(item)
+    event = {
+        "app_id": str(app_id),
+        "sender": {"id": str(item["from_id"])},
+        "recipient": {"id": str(item["to_id"])},
+        "event_name": f"{'user' if from_user else 'oa'}_send_{kind}",
+        "message": {**message, "msg_id": str(item["message_id"])},
+        "timestamp": str(int(item["time"])),
+        CAUGHT_UP: True,
+    }
+    return to_event(load_event(event))
+
+
+def _history_message(item: dict) -> tuple[str, dict]:
+    """(event name suffix, message body) of a history item, in the webhook's shape."""
+    kind, text = str(item.get("type") or "text"), item.get("message") or ""
+    body = {"text": text} if text else {}
+    if kind == "text":
+        return "text", {"text": text}
+    if kind == "location":
+        return "location", {**body, "attachments": [{"type": "location", "payload": _coordinates(item)}]}
+    if kind == "link":
+        link = (item.get("links") or [{}])[0]
+        payload = {k: link.get(k, "") for k in ("url", "title", "description")} | {"thumbnail": link.get("thumb", "")}
+        return "link", {**body, "attachments": [{"type": "link", "payload": payload}]}
+    attachment = HISTORY_ATTACHMENTS.get(kind, kind)  # an unknown type still reaches agents
+    payload = {"url": item.get("url") or "", "thumbnail": item.get("thumb") or item.get("url") or ""}
+    return attachment, {**body, "attachments": [{"type": attachment, "payload": payload}]}
+
+
+def _coordinates(item: dict) -> dict:
+    """History gives the coordinates as a JSON string (sometimes as an object)."""
+    where = item.get("location") or {}
+    if isinstance(where, str):
+        try:
+            where = json.loads(where)
+        except ValueError:
+            where = {}
+    where = where if isinstance(where, dict) else {}
+    return {"coordinates": {"latitude": str(where.get("latitude", "")), "longitude": str(where.get("longitude", ""))}}

@@ -1,0 +1,174 @@
+"""Catch-up: queue what Zalo's history holds and no webhook ever brought.
+
+Zalo gives up on a webhook after about two hours of retries and may switch a failing webhook
+off; a message sent meanwhile exists only in Zalo's history. A catch-up reads the OA's recent
+chats, then each chat's messages back to the start of its window, and queues every message
+through the lanes with the webhook's own dedupe key (its `message_id` is the webhook's
+`msg_id`), oldest first. Whatever a webhook already queued is a duplicate, and a webhook that
+comes after the catch-up is one too, so neither path relays a message twice.
+
+The window starts where the previous finished catch-up started (less a margin, for clocks
+and webhooks in flight), or at the horizon (`CATCHUP_HORIZON_SECONDS`, never beyond the
+dedupe window, so no message with an expired dedupe key is read again). It starts there for
+every chat, not at the chat's last relayed message: a message whose webhook was lost while a
+later one arrived is older than the last relayed one and is still found.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from marshmallow import ValidationError
+from redis.exceptions import LockError
+
+from app import events
+from app.bridge.lanes import now_ms
+from app.integrations.errors import RateLimitedError
+from app.integrations.zalo.client import HISTORY_PAGE
+from app.integrations.zalo.schemas import history_event
+
+log = logging.getLogger("relay.catchup")
+MARGIN_MS = 5 * 60 * 1000  # overlap with the previous window: clock skew, webhooks in flight
+SETTLED_MS = 60 * 1000  # a younger message's webhook may still be on its way: not "missed"
+MAX_CHAT_PAGES = 100  # 1000 chats per catch-up
+MAX_MESSAGE_PAGES = 50  # 500 messages per chat
+RATE_WAITS = 30  # waits for the rate limiter in a row before the catch-up gives up
+LOCK_SECONDS = 900  # a catch-up taking longer lets the next trigger start another
+
+
+class CatchUpStopped(Exception):
+    """The rate limiter kept refusing: the next trigger tries again."""
+
+
+@dataclass
+class Outcome:
+    reason: str
+    since: int  # epoch ms: the window's start
+    started_at: int
+    finished_at: int = 0
+    chats: int = 0  # chats active in the window
+    found: int = 0  # messages in the window
+    queued: int = 0  # of them, queued now: no webhook had brought them
+    missed: int = 0  # of those, old enough that their webhook should have come
+    newest_missed: int = 0  # epoch ms of the newest of those
+
+
+def catch_up(ctx, since_ms: int | None = None, reason: str = "on_demand", sleep=time.sleep) -> dict | None:
+    """Catch one connection up (`ctx` is its worker context); None when another catch-up of it
+    is running. Partner errors other than rate limits propagate: nothing is recorded, so the
+    next trigger reads the same window again."""
+    lock = ctx.redis.lock(ctx.keys.catchup_lock, timeout=LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
+        log.info("catchup.already_running", extra={"connection": ctx.connection, "reason": reason})
+        return None
+    try:
+        outcome = Outcome(reason, window_start(ctx, since_ms), now_ms())
+        _run(ctx, outcome, sleep)
+        outcome.finished_at = now_ms()
+        ctx.redis.hset(ctx.keys.catchup, mapping={k: str(v) for k, v in asdict(outcome).items()})
+        log.info("catchup.finished", extra={"connection": ctx.connection, **asdict(outcome)})
+        return asdict(outcome)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass  # it outlived LOCK_SECONDS; another catch-up may hold the key now
+
+
+def window_start(ctx, since_ms: int | None) -> int:
+    """Epoch ms from which messages are read: `since_ms`, else where the last catch-up began
+    (less the margin), else the horizon; never before the horizon."""
+    settings = ctx.settings
+    horizon = now_ms() - min(settings.catchup_horizon_seconds, settings.dedupe_ttl_seconds) * 1000
+    if since_ms is None:
+        last = ctx.redis.hget(ctx.keys.catchup, "started_at")
+        since_ms = int(last) - MARGIN_MS if last else horizon
+    return max(int(since_ms), horizon)
+
+
+def parse_since(raw: str, now: float | None = None) -> int:
+    """`--since`: seconds back from now, or an ISO 8601 time (UTC when it names no offset)."""
+    now = time.time() if now is None else now
+    text = raw.strip()
+    if text.isdigit():
+        return int((now - int(text)) * 1000)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"since: expected seconds or an ISO 8601 time, got {raw!r}") from None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _run(ctx, outcome: Outcome, sleep) -> None:
+    users = _active_users(ctx, outcome.since, sleep)
+    outcome.chats = len(users)
+    found = [m for user in users for m in _messages(ctx, user, outcome.since, sleep)]
+    found.sort(key=lambda pair: pair[0])
+    outcome.found = len(found)
+    for _, item in found:
+        _queue(ctx, item, outcome)
+
+
+def _active_users(ctx, since: int, sleep) -> list[str]:
+    """The users of the chats active since `since`, most recent first: recent chats come
+    newest first, so the first row older than the window ends the reading."""
+    users: dict[str, None] = {}
+    for page in range(MAX_CHAT_PAGES):
+        rows = _read(lambda page=page: ctx.zalo.recent_chats(page * HISTORY_PAGE, HISTORY_PAGE), sleep)
+        for row in rows:
+            if int(row.get("time") or 0) < since:
+                return list(users)
+            users.setdefault(str(row["from_id"] if int(row.get("src", 1)) == 1 else row["to_id"]))
+        if len(rows) < HISTORY_PAGE:
+            break
+    return list(users)
+
+
+def _messages(ctx, user: str, since: int, sleep) -> list[tuple[tuple[int, int], dict]]:
+    """The user's messages since `since`, each with a sort key: its time, then Zalo's order
+    (newest first) reversed, for messages of one millisecond."""
+    found: list[tuple[tuple[int, int], dict]] = []
+    for page in range(MAX_MESSAGE_PAGES):
+        items = _read(lambda page=page: ctx.zalo.conversation(user, page * HISTORY_PAGE, HISTORY_PAGE), sleep)
+        for item in items:
+            at = int(item.get("time") or 0)
+            if at < since:
+                return found
+            found.append(((at, -len(found)), item))
+        if len(items) < HISTORY_PAGE:
+            break
+    return found
+
+
+def _read(call, sleep):
+    """One history read, waiting while the shared rate limiter (or Zalo's -32) says so."""
+    for _ in range(RATE_WAITS):
+        try:
+            return call()
+        except RateLimitedError as exc:
+            sleep(exc.retry_after or 1.0)
+    raise CatchUpStopped("Zalo's rate limit kept refusing history reads")
+
+
+def _queue(ctx, item: dict, outcome: Outcome) -> None:
+    """Queue a message as its webhook would have; the bridge's own sends are skipped (their
+    echoes are too), and what a webhook already queued is a duplicate."""
+    if not item.get("message_id") or not item.get("time"):
+        return
+    try:
+        event = history_event(item, ctx.settings.zalo_app_id)
+    except ValidationError as exc:  # one odd item must not stop the catch-up of everything else
+        log.warning("catchup.bad_item", extra={"error": str(exc.messages)[:500]})
+        return
+    if not event.queued or (event.kind == events.OA_MESSAGE and ctx.mapping.is_sent_by_us(event.dedupe_id)):
+        return
+    if not ctx.lanes.accept_event(event, ctx.connection, ctx.settings.dedupe_ttl_seconds):
+        return
+    outcome.queued += 1
+    sent = int(item["time"])
+    if outcome.started_at - sent >= SETTLED_MS:
+        outcome.missed += 1
+        outcome.newest_missed = max(outcome.newest_missed, sent)

@@ -1,0 +1,49 @@
+"""Catch-up end to end: messages Zalo recorded while the bridge was down and whose webhooks it
+dropped reach FreshChat once each, in order, with their original time, when the worker starts."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from sandbox.procs import wait_until
+
+USERS = [f"70000000000000{n:04d}" for n in range(5)]
+VN = timezone(timedelta(hours=7))
+
+
+def user_texts(fc, zalo_user: str) -> list[list[str]]:
+    """Each FreshChat message from the user, as its text parts."""
+    users = [u for u in fc.state()["users"] if u["reference_id"].endswith(f":{zalo_user}")]
+    messages = [
+        m for u in users for c in fc.conversations_of(u["id"]) for m in c["messages"] if m["actor_type"] == "user"
+    ]
+    return [[p["text"]["content"] for p in m["message_parts"] if "text" in p] for m in messages]
+
+
+def test_messages_whose_webhooks_were_dropped_arrive_once_in_order_with_their_time(make_bridge, sims):
+    _, zalo, fc = sims
+    zalo.set_webhooks(False)  # the bridge is down and Zalo has given up retrying
+    start = int(time.time() * 1000) - 30 * 60 * 1000
+    sent = {user: [] for user in USERS}
+    for i in range(30):
+        user = USERS[i % 5]
+        event = zalo.send_text(
+            "http://127.0.0.1:9/unused", user, f"{user[-4:]} #{i:02d}", timestamp_ms=start + i * 1000
+        )
+        assert event.statuses == []
+        sent[user].append(event)
+    bridge = make_bridge()  # the worker catches up as it starts
+    wait_until(lambda: sum(len(user_texts(fc, u)) for u in USERS) >= 30, timeout=25, what="30 messages in FreshChat")
+    time.sleep(1.0)  # any duplicate would arrive now
+    for user in USERS:
+        expected = []
+        for event in sent[user]:
+            when = datetime.fromtimestamp(int(event["timestamp"]) / 1000, VN).strftime("%H:%M %d/%m/%Y")
+            expected.append([f"[Delivered late - originally sent {when} (UTC+7)]", event["message"]["text"]])
+        assert user_texts(fc, user) == expected
+    zalo.set_webhooks(True)
+    late = zalo.redeliver(bridge.url + "/webhooks/zalo", sent[USERS[2]][3]["message"]["msg_id"])
+    assert late.statuses == [200]
+    time.sleep(1.5)
+    assert sum(len(user_texts(fc, u)) for u in USERS) == 30

@@ -1,0 +1,83 @@
+"""When the worker catches up from Zalo's history: at start and after Redis, once whichever
+worker asks first, and when a connection's Zalo webhooks have gone quiet."""
+
+from __future__ import annotations
+
+from rq import Queue
+
+from app.bridge.keys import Keys
+from tests.multi import HCM, OA2, store
+from workers.catchup import QUIET_CHECK_SECONDS, Triggers
+from workers.starter import QUEUE_NAME
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def jobs(redis) -> list[tuple]:
+    return [(j.func_name, *j.args) for j in Queue(QUEUE_NAME, connection=redis).jobs]
+
+
+def test_start_queues_one_catch_up_per_enabled_connection_whichever_worker_asks_first(redis, settings):
+    store(redis, settings, OA2, dict(HCM, enabled=False))
+    first, second = Triggers(redis, settings), Triggers(redis, settings)
+    assert first.everyone("start") == 2
+    assert second.everyone("start") == 0  # another worker machine starting at the same time
+    assert sorted(jobs(redis)) == [
+        ("workers.catchup.catch_up_job", "default", None, "start"),
+        ("workers.catchup.catch_up_job", "oa2", None, "start"),
+    ]
+    assert first.everyone("redis") == 2  # a Redis recovery is its own trigger
+
+
+def test_a_connection_quiet_for_longer_than_the_setting_is_caught_up_once_per_quiet_period(redis, settings):
+    store(redis, settings, OA2, HCM)
+    clock, ticks = Clock(), Clock()
+    triggers = Triggers(redis, settings, clock=clock, monotonic=ticks)
+    quiet = settings.catchup_quiet_seconds
+    redis.set(Keys("default").last_webhook("zalo"), clock.now - quiet - 1)  # went quiet
+    redis.set(Keys("oa2").last_webhook("zalo"), clock.now - 5)  # busy; hcm never had a webhook
+    assert triggers.check_quiet() == 0  # checks run once a minute, not every tick
+    ticks.now += QUIET_CHECK_SECONDS
+    assert triggers.check_quiet() == 1
+    assert jobs(redis) == [("workers.catchup.catch_up_job", "default", None, "quiet")]
+    ticks.now += QUIET_CHECK_SECONDS
+    assert triggers.check_quiet() == 0  # still quiet: not again within the quiet period
+    redis.delete(Keys("default").catchup_guard("quiet"))  # the period is over
+    ticks.now += QUIET_CHECK_SECONDS
+    assert triggers.check_quiet() == 1
+
+
+def test_the_starter_loop_catches_up_at_start_and_once_redis_is_back(redis, settings, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from app.bridge.outage import RedisOutage
+    from workers import supervisor as sup
+
+    ticks = []
+
+    class Stub:
+        stopping = False
+        outage = RedisOutage(sup.log, settings.redis_url, clock=lambda: 0.0)
+
+        def reap(self):
+            self.stopping = len(ticks) >= 3
+
+    def run_once(self, block_seconds):
+        ticks.append(jobs(redis))
+        if len(ticks) == 2:
+            raise RedisConnectionError("gone")  # webhooks are answered 503 until it is back
+
+    stub = Stub()
+    stub.settings = settings
+    monkeypatch.setattr("workers.starter.Starter.run_once", run_once)
+    monkeypatch.setattr(sup, "_sleep_unless_stopping", lambda supervisor, seconds: None)
+    sup.run_starter(stub)
+    start = ("workers.catchup.catch_up_job", "default", None, "start")
+    assert ticks == [[start], [start], [start, ("workers.catchup.catch_up_job", "default", None, "redis")]]
+    assert not stub.outage.ongoing

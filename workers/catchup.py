@@ -1,0 +1,78 @@
+"""When to catch up from Zalo's history (app/relay/catchup.py), and the RQ job that does it.
+
+The supervisor's starter loop asks `Triggers` once per tick: at start and after Redis came back
+(once per connection, whichever worker machine asks first), and every minute whether a connection
+that had Zalo webhooks has had none for `CATCHUP_QUIET_SECONDS`. Those checks cost a few Redis
+reads; the catch-up itself runs as an RQ job on the lanes queue, so the starter never waits for
+Zalo, and a Redis lock lets one catch-up of a connection run at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rq import Queue
+
+from app.bridge.keys import Keys
+from workers.starter import QUEUE_NAME
+
+log = logging.getLogger("worker.catchup")
+JOB_TIMEOUT = 900  # reading 1000 chats at Zalo's pace takes minutes, not a drain job's seconds
+ONCE_SECONDS = 120  # a start or a Redis recovery seen by several workers queues one catch-up
+QUIET_CHECK_SECONDS = 60.0
+
+
+def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = "on_demand") -> dict | None:
+    """The RQ job: catch one connection up."""
+    from app.relay.catchup import catch_up
+    from workers.context import worker_context
+
+    return catch_up(worker_context().for_connection(connection_id), since_ms, reason)
+
+
+def enqueue(redis, connection_id: str, reason: str, since_ms: int | None = None, once_for: int = 0) -> bool:
+    """Queue a catch-up; with `once_for`, only if this trigger did not queue one for the
+    connection in that many seconds (False then)."""
+    guard = Keys(connection_id).catchup_guard(reason)
+    if once_for and not redis.set(guard, "1", nx=True, ex=once_for):
+        return False
+    Queue(QUEUE_NAME, connection=redis).enqueue(
+        catch_up_job, connection_id, since_ms, reason, job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=3600
+    )
+    log.info("catchup.queued", extra={"connection": connection_id, "reason": reason})
+    return True
+
+
+class Triggers:
+    def __init__(self, redis, settings, clock=time.time, monotonic=time.monotonic):
+        from workers.context import WorkerContext
+
+        self.redis = redis
+        self.quiet_seconds = settings.catchup_quiet_seconds
+        self.connections = WorkerContext(settings, redis).connections
+        self.clock, self.monotonic = clock, monotonic
+        self.quiet_check_at = monotonic() + QUIET_CHECK_SECONDS
+
+    def everyone(self, reason: str) -> int:
+        """At start ("start") and after a Redis outage ("redis"): every enabled connection."""
+        return sum(enqueue(self.redis, c.id, reason, once_for=ONCE_SECONDS) for c in self._enabled())
+
+    def check_quiet(self) -> int:
+        """Once a minute: connections whose Zalo webhooks stopped, each caught up at most once
+        per quiet period while they stay silent."""
+        if self.monotonic() < self.quiet_check_at or not self.quiet_seconds:
+            return 0
+        self.quiet_check_at = self.monotonic() + QUIET_CHECK_SECONDS
+        enabled = self._enabled()
+        pipe = self.redis.pipeline(transaction=False)
+        for connection in enabled:
+            pipe.get(Keys(connection.id).last_webhook("zalo"))
+        now = self.clock()
+        quiet = [
+            c for c, at in zip(enabled, pipe.execute(), strict=True) if at and now - float(at) > self.quiet_seconds
+        ]
+        return sum(enqueue(self.redis, c.id, "quiet", once_for=self.quiet_seconds) for c in quiet)
+
+    def _enabled(self):
+        return [c for c in self.connections.all() if c.enabled]
