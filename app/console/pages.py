@@ -10,6 +10,7 @@ import time
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_locale, gettext
+from flask_babel import lazy_gettext as _l
 
 from app import problems
 from app.connections_admin import ConnectionAdmin, Problem
@@ -18,6 +19,14 @@ from app.integrations.zalo import events_catalog
 from app.oauth import permission_url
 
 MAX_IDS = 500  # dead letters handled by one click
+# Why a catch-up from Zalo's history ran (app/relay/catchup.py, workers/catchup.py), in words.
+CATCH_UP_REASONS = {
+    "start": _l("when the worker started"),
+    "redis": _l("after Redis came back"),
+    "quiet": _l("Zalo webhooks had gone quiet"),
+    "on_demand": _l("on demand"),
+    "command_line": _l("from the command line"),
+}
 
 
 def admin() -> ConnectionAdmin:
@@ -59,7 +68,9 @@ def dashboard():
         status["problems"] = [
             problems.problem_text(p["code"], language(), **p["values"]) for p in status.get("problems", [])
         ]
-    return render_template("console/dashboard.html", connections=connections, overview=admin().status())
+    return render_template(
+        "console/dashboard.html", connections=connections, overview=admin().status(), reasons=CATCH_UP_REASONS
+    )
 
 
 # -- a connection's form ------------------------------------------------------------------------
@@ -143,6 +154,20 @@ def set_enabled(connection_id: str):
     enabled = request.form.get("enabled") == "1"
     admin().set_enabled(connection_id, enabled)
     flash(gettext("Connection activated.") if enabled else gettext("Connection deactivated."))
+    return redirect(url_for("console.edit_connection", connection_id=connection_id))
+
+
+@bp.post("/connections/<connection_id>/catch-up")
+def catch_up(connection_id: str):
+    """What POST /api/connections/<id>/catch-up does: queue a catch-up since the last one."""
+    try:
+        admin().catch_up(connection_id)
+    except Problem as exc:
+        if exc.status != 409:
+            raise
+        flash(gettext("Activate the connection first: a catch-up relays what it finds."), "error")
+    else:
+        flash(gettext("Catch-up queued: a worker reads Zalo's history and relays what no webhook brought."))
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
 
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests_mock
 from markupsafe import escape
+from rq import Queue
 
 from app import create_app
 from app.bridge import keys
@@ -22,7 +23,9 @@ from app.bridge.lanes import Item, Lanes, now_ms
 from app.console import auth
 from app.integrations.zalo.events_catalog import webhook_retry_advice
 from app.problems import problem_text
+from app.texts import vn_time
 from tests.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
+from workers.starter import QUEUE_NAME
 
 ADMIN = "console-admin-token-Zq81"
 CHANNEL = "6c03caf2-a37f-45a2-a9a3-6e03aa7b85f5"  # the topic in freshchat/answers/channels.json
@@ -225,6 +228,43 @@ def test_the_dashboard_shows_each_connection_its_token_queue_and_dead_letters(cr
     assert "dead: connect the OA again" in card and "-14014" in card  # the alert says why, in red
     assert "2 minutes ago" in card and 'id="dead-shop-hcm"' in card and ">1</a>" in card
     assert "No worker is running" in page
+
+
+def test_the_dashboard_shows_the_last_catch_up_and_that_zalo_may_have_switched_the_webhook_off(created, redis):
+    now = time.time()
+    redis.set(Keys("shop-hcm").last_webhook("zalo"), now - 3 * 3600)
+    newest = int((now - 3600) * 1000)
+    outcome = {"reason": "quiet", "since": 0, "started_at": 0, "finished_at": int(now * 1000) - 120_000}
+    outcome |= {"chats": 2, "found": 3, "queued": 2, "missed": 2, "newest_missed": newest}
+    redis.hset(Keys("shop-hcm").catchup, mapping=outcome)
+    page = created.get("/admin/").get_data(as_text=True)
+    card = page[page.index('id="conn-shop-hcm"') :]
+    shown = card[card.index('id="catch-up-shop-hcm"') :]
+    assert shown.index("2 minutes ago") < shown.index("Zalo webhooks had gone quiet") < shown.index("</dd>")
+    assert "3 message(s) read in Zalo's history, 2 queued" in shown and "2 no webhook brought" in shown
+    off = problem_text("webhook_off", "en", count=2, when=vn_time(newest))
+    problems = card[card.index('id="problems-shop-hcm"') : card.index("</ul>")]
+    assert off["what"] in problems and "Zalo Developers → your app → Webhook" in problems
+    redis.set(Keys("shop-hcm").last_webhook("zalo"), now)  # a webhook came: Zalo sends again
+    card = created.get("/admin/").get_data(as_text=True).split('id="conn-shop-hcm"')[1]
+    assert off["what"] not in card and "Zalo webhooks had gone quiet" in card
+    assert 'id="catch-up-default"' in page and "never" in page.split('id="catch-up-default"')[1].split("</dd>")[0]
+
+
+def test_catch_up_now_queues_what_the_api_queues_and_says_so(created, redis):
+    page = "/admin/connections/shop-hcm"
+    assert 'id="catch-up"' in created.get(page).get_data(as_text=True)
+    queued = Queue(QUEUE_NAME, connection=redis)
+    resp = post_form(created, page + "/catch-up", {}, page)
+    assert resp.status_code == 302 and resp.headers["Location"] == page
+    assert "Activate the connection first" in created.get(page).get_data(as_text=True) and queued.jobs == []
+    post_form(created, page + "/enabled", {"enabled": "1"}, page)
+    assert created.post(page + "/catch-up", data={"csrf_token": "forged"}).status_code == 400 and queued.jobs == []
+    post_form(created, page + "/catch-up", {}, page)
+    assert "Catch-up queued" in created.get(page).get_data(as_text=True)
+    assert [(j.func_name, *j.args) for j in queued.jobs] == [
+        ("workers.catchup.catch_up_job", "shop-hcm", None, "on_demand")
+    ]
 
 
 def item(item_id: str, connection: str = "shop-hcm") -> Item:
