@@ -29,7 +29,13 @@ def webhook(name: str) -> dict:
 
 
 def as_visitor(parts: list[dict]) -> dict:
-    return {"message_parts": parts, "message_type": "normal", "actor_type": "user", "actor_id": FC_USER, "user_id": FC_USER}
+    return {
+        "message_parts": parts,
+        "message_type": "normal",
+        "actor_type": "user",
+        "actor_id": FC_USER,
+        "user_id": FC_USER,
+    }
 
 
 def known_visitor(ctx) -> None:

@@ -98,7 +98,9 @@ def test_an_answer_to_a_relayed_user_message_quotes_it_in_zalo(ctx, m, conversat
 
 def test_an_answer_to_a_message_the_bridge_never_relayed_goes_without_a_quote(ctx, m, conversation):
     run_outbound(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_in_reply_to.json"))
-    assert zalo_sends(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Dạ size M còn ạ, anh đặt luôn nhé."}}]
+    assert zalo_sends(m) == [
+        {"recipient": {"user_id": USER}, "message": {"text": "Dạ size M còn ạ, anh đặt luôn nhé."}}
+    ]
 
 
 def test_a_quote_zalo_refuses_is_sent_once_more_without_it(ctx, m, conversation):
@@ -118,7 +120,9 @@ def test_a_refusal_about_the_user_is_not_retried_without_the_quote(ctx, m, conve
     m.post(CS, json={"error": -230, "message": "User has not interacted with the OA in the past 7 days"})
     run_outbound(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_in_reply_to.json"))
     assert len(zalo_sends(m)) == 1
-    assert fc_posts(m)[0]["message_type"] == "private" and "-230" in fc_posts(m)[0]["message_parts"][0]["text"]["content"]
+    assert (
+        fc_posts(m)[0]["message_type"] == "private" and "-230" in fc_posts(m)[0]["message_parts"][0]["text"]["content"]
+    )
 
 
 def test_only_the_first_text_part_carries_the_quote(ctx, m, conversation):
@@ -158,7 +162,10 @@ def test_a_signed_reply_with_a_quote_is_signed_and_quoted(ctx, m, conversation):
 
 @pytest.mark.parametrize(
     "answer,cached",
-    [({"status_code": 404, "json": {"message": "AGENT_NOT_FOUND"}}, True), ({"status_code": 503, "text": "down"}, False)],
+    [
+        ({"status_code": 404, "json": {"message": "AGENT_NOT_FOUND"}}, True),
+        ({"status_code": 503, "text": "down"}, False),
+    ],
 )
 def test_an_agent_freshchat_cannot_name_gets_the_text_unsigned(ctx, m, conversation, answer, cached):
     m.get(AGENT_URL, **answer)
