@@ -283,18 +283,13 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
         )
     for items in chats.values():
         items.sort(key=lambda i: i["time"])
-    # the anonymous id each user has when they "go anonymous" (write from the OA's web chat widget)
-    visitor = {v["user_id"]: anonymous_id for anonymous_id, v in (phone.get("visitors") or {}).items()}
     return {
         "users": [
-            {
-                "user_id": u["user_id"],
-                "display_name": u["display_name"],
-                "send_error": u.get("send_error"),
-                "anonymous_id": visitor.get(u["user_id"], ""),
-            }
+            {"user_id": u["user_id"], "display_name": u["display_name"], "send_error": u.get("send_error")}
             for u in users
         ],
+        # the anonymous id of each user who "went anonymous" (wrote from the OA's web chat widget)
+        "visitors": {v["user_id"]: anonymous_id for anonymous_id, v in (phone.get("visitors") or {}).items()},
         "chats": chats,
     }
 

@@ -298,8 +298,9 @@ class ZaloOA:
             return dict(self.sim.uploads[ident])
 
     def messages_to(self, user_id: str) -> list[dict]:
+        """What the OA sent the user through the CS API (not to them as an anonymous visitor)."""
         with self.lock:
-            return [dict(m) for m in self.sent if m["user_id"] == str(user_id)]
+            return [dict(m) for m in self.sent if m["user_id"] == str(user_id) and not m.get("anonymous_id")]
 
     def messages_to_visitor(self, anonymous_id: str) -> list[dict]:
         with self.lock:

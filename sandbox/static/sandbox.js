@@ -215,8 +215,8 @@ function preview(conv) {
 function pickConversation(conversations) {
   const known = conversations.some((c) => c.id === ui.conversation);
   if (ui.pinned && known) return;
-  const user = ((ui.state && ui.state.zalo.users) || []).find((u) => u.user_id === ui.zaloUser) || {};
-  const me = ui.anonymous ? user.anonymous_id : ui.zaloUser; // a visitor's conversation is its own
+  const visitors = (ui.state && ui.state.zalo.visitors) || {};
+  const me = ui.anonymous ? visitors[ui.zaloUser] : ui.zaloUser; // a visitor's conversation is its own
   const mine = me && conversations.find((c) => c.zalo_user_id === me);
   ui.conversation = (mine || (known ? { id: ui.conversation } : conversations[0]) || {}).id || "";
 }

@@ -57,6 +57,7 @@ def test_the_v2_api_answers_a_visitor_in_their_conversation_and_echoes_it(partne
     assert answer["error"] == 0 and answer["data"]["message_id"]
     [sent] = zalo.messages_to_visitor(anonymous_id)
     assert sent["recipient"] == {"anonymous_id": anonymous_id, "conversation_id": conversation_id}
+    assert zalo.messages_to(USER) == []  # the CS API's record of the user stays theirs alone
     wait_until(lambda: receiver.requests, timeout=3, what="the echo")
     echo = json.loads(receiver.requests[0].raw)
     assert echo["event_name"] == "oa_send_anonymous_text" and echo["recipient"] == {"id": anonymous_id}
