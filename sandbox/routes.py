@@ -157,7 +157,7 @@ def _zalo_routes(bp: Blueprint, partners: Partners) -> None:
 
     @bp.post("/api/zalo/send")
     def zalo_send():
-        body = _body("user_id", "kind", "text", "file", "latitude", "longitude")
+        body = _body("user_id", "kind", "text", "file", "latitude", "longitude", "anonymous")
         return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
 
     @bp.post("/api/zalo/react")
@@ -304,6 +304,8 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
             {"user_id": u["user_id"], "display_name": u["display_name"], "send_error": u.get("send_error")}
             for u in users
         ],
+        # the anonymous id of each user who "went anonymous" (wrote from the OA's web chat widget)
+        "visitors": {v["user_id"]: anonymous_id for anonymous_id, v in (phone.get("visitors") or {}).items()},
         "chats": chats,
     }
 
@@ -318,6 +320,7 @@ def user_item(partners: Partners, m: dict) -> dict:
         "kind": "text",
         "text": message.get("text", ""),
         "delivered": (m.get("statuses") or [None])[-1] == 200,
+        "anonymous": bool(m.get("anonymous")),
     }
     for attachment in message.get("attachments") or []:
         kind, payload = attachment.get("type", ""), attachment.get("payload") or {}
@@ -333,7 +336,14 @@ def user_item(partners: Partners, m: dict) -> dict:
 def oa_item(partners: Partners, m: dict, uploads: dict) -> dict:
     """One message the OA (the bridge, for an agent) sent the user."""
     message = m["message"]
-    item = {"id": m["message_id"], "from": "oa", "time": m["time_ms"], "kind": "text", "text": message.get("text", "")}
+    item = {
+        "id": m["message_id"],
+        "from": "oa",
+        "time": m["time_ms"],
+        "kind": "text",
+        "text": message.get("text", ""),
+        "anonymous": bool(m.get("anonymous_id")),
+    }
     payload = (message.get("attachment") or {}).get("payload") or {}
     element = (payload.get("elements") or [{}])[0]
     if payload.get("token"):

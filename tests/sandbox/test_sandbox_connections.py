@@ -119,3 +119,11 @@ def test_actions_of_the_first_oa_are_as_before(page, requests_mock):
 def test_an_unknown_oa_is_refused(page):
     assert page.get("/sandbox/api/state?oa=999").status_code == 400
     assert page.post("/sandbox/api/zalo/send", json={"oa": "999", "user_id": "1"}).status_code == 400
+
+
+def test_the_phone_going_anonymous_asks_zalo_for_a_visitors_event(page, requests_mock):
+    port = page.application.config["SETTINGS"].port
+    zalo = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/phone_send", json={"statuses": [200]})
+    body = {"user_id": "49", "kind": "text", "text": "alo", "anonymous": True}
+    assert page.post("/sandbox/api/zalo/send", json=body).get_json()["ok"]
+    assert zalo.last_request.json() == {**body, "bridge_url": f"http://127.0.0.1:{port}/webhooks/zalo"}
