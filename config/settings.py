@@ -82,6 +82,7 @@ class Settings:
     rate_window_seconds: float = 60.0
     dedupe_ttl_seconds: int = 7 * 86400
     replay_window_seconds: int = 12 * 3600
+    replay_skew_seconds: int = 300  # how far in the future a signed time may be (clock drift)
     http_timeout_seconds: float = 15.0
 
     def secrets(self) -> list[str]:
@@ -153,6 +154,7 @@ CASTS = {
     "freshchat_rate_per_minute": _as_int,
     "dedupe_ttl_seconds": _as_int,
     "replay_window_seconds": _as_int,
+    "replay_skew_seconds": _as_int,
     "retry_base_seconds": float,
     "retry_max_seconds": float,
     "http_timeout_seconds": float,
