@@ -158,7 +158,16 @@ def _zalo_routes(bp: Blueprint, partners: Partners) -> None:
     @bp.post("/api/zalo/send")
     def zalo_send():
         body = _body("user_id", "kind", "text", "file", "latitude", "longitude", "anonymous")
-        return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
+        hours_ago = _hours_ago()
+        if not hours_ago:
+            return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
+        # "Written 47 h ago": Zalo's clock goes back for this one message, so its time (and the
+        # reply window the bridge counts from it) is that old; then it comes back to now.
+        partners.act("zalo", "advance_clock", {"seconds": -hours_ago * 3600}, webhook=False)
+        try:
+            return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
+        finally:
+            partners.act("zalo", "advance_clock", {"seconds": hours_ago * 3600}, webhook=False)
 
     @bp.post("/api/zalo/react")
     def zalo_react():
@@ -225,6 +234,14 @@ def _body(*keys: str) -> dict:
     if not isinstance(body, dict):
         abort(400, "expected a JSON object")
     return {k: body[k] for k in keys if k in body}
+
+
+def _hours_ago() -> float:
+    """How long ago the page says the user wrote (0-168 h, Zalo's reply window), else 0."""
+    raw = (request.get_json(silent=True) or {}).get("hours_ago", 0)
+    if not isinstance(raw, (int, float)) or not 0 <= raw <= 168:
+        abort(400, "hours_ago: a number of hours from 0 to 168")
+    return float(raw)
 
 
 def _oa(partners: Partners) -> dict:

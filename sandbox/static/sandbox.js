@@ -5,7 +5,7 @@
 const POLL_MS = 300; // a message must show on the other side within a second
 const MAX_FILE = 25 * 1024 * 1024;
 const $ = (id) => document.getElementById(id);
-const ui = { oa: "", zaloUser: "", conversation: "", pinned: false, mode: "reply", last: {}, state: null, anonymous: false };
+const ui = { oa: "", zaloUser: "", conversation: "", pinned: false, mode: "reply", last: {}, state: null, anonymous: false, hoursAgo: 0 };
 
 // -- small helpers ------------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ function sticker(name) {
 
 function zaloSend(body) {
   if (!ui.zaloUser) { toast("pick a Zalo user first"); return; }
-  run(api("zalo/send", Object.assign({ user_id: ui.zaloUser, anonymous: ui.anonymous }, body)));
+  run(api("zalo/send", Object.assign({ user_id: ui.zaloUser, anonymous: ui.anonymous, hours_ago: ui.hoursAgo }, body)));
 }
 
 function sendZaloText() {
@@ -453,6 +453,19 @@ function wireZalo() {
   }));
   $("zalo-sticker").onclick = () => { tray.hidden = !tray.hidden; };
   wireAnonymous();
+  wireWrittenAgo();
+}
+
+// "Written … ago": the next messages carry an older time, as if the user wrote hours ago, so the
+// reply windows show without waiting: 47 h brings the bridge's "window closes soon" note, and an
+// answer after 49 h goes out billed (Zalo's free replies last 48 h).
+function wireWrittenAgo() {
+  const pick = el("select"); pick.id = "zalo-hours-ago";
+  pick.title = "Send as if the user wrote this long ago (Zalo's reply windows)";
+  [["0", "written now"], ["47", "written 47 h ago"], ["49", "written 49 h ago"], ["160", "written 160 h ago"]]
+    .forEach(([value, label]) => { const o = el("option", "", label); o.value = value; pick.appendChild(o); });
+  pick.onchange = () => { ui.hoursAgo = Number(pick.value); };
+  $("zalo-location").after(pick);
 }
 
 // "Go anonymous": the same person writes from the OA's web chat widget, as an anonymous visitor
