@@ -15,6 +15,10 @@ DEFAULTS = {
     "freshchat_api_key": "sandbox-freshchat-api-key",
     "freshchat_channel_id": "sandbox-zalo-topic",
     "media_fetch_allow_private": True,
+    # The Zalo simulator's clock can be moved by days (to show reply windows), so its events may
+    # carry times far from ours; real Zalo's never do.
+    "replay_window_seconds": 6 * 86400,
+    "replay_skew_seconds": 6 * 86400,
 }
 
 

@@ -82,6 +82,7 @@ class Settings:
     rate_window_seconds: float = 60.0
     dedupe_ttl_seconds: int = 7 * 86400
     replay_window_seconds: int = 12 * 3600
+    replay_skew_seconds: int = 300  # how far in the future a signed time may be (clock drift)
     http_timeout_seconds: float = 15.0
     catchup_horizon_seconds: int = 7 * 86400  # how far back a catch-up reads Zalo's history
     catchup_quiet_seconds: int = 600  # no Zalo webhook this long on a connection that had some: catch up
@@ -155,6 +156,7 @@ CASTS = {
     "freshchat_rate_per_minute": _as_int,
     "dedupe_ttl_seconds": _as_int,
     "replay_window_seconds": _as_int,
+    "replay_skew_seconds": _as_int,
     "catchup_horizon_seconds": _as_int,
     "catchup_quiet_seconds": _as_int,
     "retry_base_seconds": float,

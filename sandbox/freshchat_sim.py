@@ -1,6 +1,6 @@
 """In-memory FreshChat partner: REST API v2 and signed outbound webhooks.
 
-It behaves as the FreshChat facts of docs/interface.md §8.2 (F1..F11) describe, because the
+It behaves as the FreshChat facts of docs/interface.md §8.2 (F1..F12) describe, because the
 bridge's end-to-end, chaos and demo runs treat it as the real FreshChat:
 
 * Every `/v2` route needs `Authorization: Bearer <api key>`; errors are JSON
@@ -17,6 +17,8 @@ bridge's end-to-end, chaos and demo runs treat it as the real FreshChat:
   change and POST the envelope, signed RSA-SHA256 PKCS#1 v1.5 over the exact bytes. With
   `webhook_url` set, messages posted through the API (the bridge's own) are echoed too, as
   real FreshChat does, from a background thread in order.
+* Messages keep `in_reply_to: {message_id}` (stored, and in their `message_create`); `GET
+  /agents/{id}` answers the agent object, 404 for an id it does not know (F12).
 * `GET /_sim/state` shows users and conversations with their messages in order.
 """
 
@@ -175,13 +177,25 @@ class FreshchatSimulator:
     # -- set-up helpers -------------------------------------------------------------------
 
     def add_agent(self, agent_id: str, first_name: str, last_name: str = "", email: str = "") -> dict:
+        """An agent as `GET /agents/{id}` answers it (docs/interface.md, F12)."""
         agent = {
             "id": agent_id,
             "first_name": first_name,
             "last_name": last_name,
             "email": email or f"{first_name.lower()}@sim.example",
             "avatar": {"url": ""},
+            "biography": "",
+            "groups": [],
             "is_deactivated": False,
+            "phone": "",
+            "role_id": "AGENT",
+            "skill_id": None,
+            "social_profiles": [],
+            "availability_status": "AVAILABLE",
+            "locale": "en",
+            "timezone": "Asia/Ho_Chi_Minh",
+            "routing_type": "INTELLIASSIGN",
+            "freshid_uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sim-agent:{agent_id}")),
         }
         with self.lock:
             self.agents[agent_id] = agent
@@ -490,6 +504,9 @@ class FreshchatSimulator:
             return "actor_type must be one of user, agent, bot, system"
         if actor == "user" and str(message.get("actor_id")) not in members:
             return "actor must be a member of the conversation"
+        reply_to = message.get("in_reply_to")
+        if reply_to is not None and not (isinstance(reply_to, dict) and isinstance(reply_to.get("message_id"), str)):
+            return "in_reply_to must be {message_id}"
         return None
 
     def _part_problem(self, part) -> str | None:
@@ -524,6 +541,7 @@ class FreshchatSimulator:
             "message_source": "api",
             "message_parts": body["message_parts"],
             "reply_parts": body.get("reply_parts", []),
+            **({"in_reply_to": dict(body["in_reply_to"])} if body.get("in_reply_to") else {}),
             "created_time": self._unique_time(conv),
             "restrictResponse": False,
             "botsPrivateNote": False,
@@ -609,13 +627,15 @@ class FreshchatSimulator:
         agent_id: str | None = None,
         message_type: str = "normal",
         reply_parts=None,
+        in_reply_to: str | None = None,
         payload_version: str = "current",
         duplicates: int = 1,
     ) -> SentWebhook:
         """Store an agent (or bot) message in the conversation, then POST its message_create.
 
         `message_type` "system" is what FreshChat itself posts under an agent's name ("Conversation
-        was reopened by ..."); `reply_parts` carries buttons."""
+        was reopened by ..."); `reply_parts` carries buttons; `in_reply_to` is the id of the
+        message the agent answers."""
         message = self.add_agent_message(
             conversation_id,
             parts,
@@ -623,6 +643,7 @@ class FreshchatSimulator:
             agent_id=agent_id,
             message_type=message_type,
             reply_parts=reply_parts,
+            in_reply_to=in_reply_to,
         )
         return self.deliver(bridge_url, message_event(message, payload_version), duplicates, payload_version)
 
@@ -635,6 +656,7 @@ class FreshchatSimulator:
         agent_id: str | None = None,
         message_type: str = "normal",
         reply_parts=None,
+        in_reply_to: str | None = None,
     ) -> dict:
         """Store an agent (or bot) message without sending its webhook (see `send_agent_message`)."""
         body = {
@@ -643,6 +665,7 @@ class FreshchatSimulator:
             "actor_id": agent_id or self.default_agent_id,
             "message_type": message_type,
             **({"reply_parts": list(reply_parts)} if reply_parts else {}),
+            **({"in_reply_to": {"message_id": in_reply_to}} if in_reply_to else {}),
         }
         with self.lock:
             conv = self.conversations[conversation_id]
@@ -922,6 +945,8 @@ def message_event(message: dict, payload_version: str = "current") -> dict:
             inner["message_type"] = message["message_type"]
         if message["reply_parts"]:
             inner["reply_parts"] = message["reply_parts"]
+        if message.get("in_reply_to"):
+            inner["in_reply_to"] = message["in_reply_to"]
     return {
         "actor": actor,
         "action": "message_create",

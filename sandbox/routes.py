@@ -157,8 +157,17 @@ def _zalo_routes(bp: Blueprint, partners: Partners) -> None:
 
     @bp.post("/api/zalo/send")
     def zalo_send():
-        body = _body("user_id", "kind", "text", "file", "latitude", "longitude")
-        return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
+        body = _body("user_id", "kind", "text", "file", "latitude", "longitude", "anonymous")
+        hours_ago = _hours_ago()
+        if not hours_ago:
+            return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
+        # "Written 47 h ago": Zalo's clock goes back for this one message, so its time (and the
+        # reply window the bridge counts from it) is that old; then it comes back to now.
+        partners.act("zalo", "advance_clock", {"seconds": -hours_ago * 3600}, webhook=False)
+        try:
+            return _sent(partners.act("zalo", "phone_send", body, oa=_oa(partners)))
+        finally:
+            partners.act("zalo", "advance_clock", {"seconds": hours_ago * 3600}, webhook=False)
 
     @bp.post("/api/zalo/react")
     def zalo_react():
@@ -225,6 +234,14 @@ def _body(*keys: str) -> dict:
     if not isinstance(body, dict):
         abort(400, "expected a JSON object")
     return {k: body[k] for k in keys if k in body}
+
+
+def _hours_ago() -> float:
+    """How long ago the page says the user wrote (0-168 h, Zalo's reply window), else 0."""
+    raw = (request.get_json(silent=True) or {}).get("hours_ago", 0)
+    if not isinstance(raw, (int, float)) or not 0 <= raw <= 168:
+        abort(400, "hours_ago: a number of hours from 0 to 168")
+    return float(raw)
 
 
 def _oa(partners: Partners) -> dict:
@@ -304,6 +321,8 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
             {"user_id": u["user_id"], "display_name": u["display_name"], "send_error": u.get("send_error")}
             for u in users
         ],
+        # the anonymous id of each user who "went anonymous" (wrote from the OA's web chat widget)
+        "visitors": {v["user_id"]: anonymous_id for anonymous_id, v in (phone.get("visitors") or {}).items()},
         "chats": chats,
     }
 
@@ -318,6 +337,7 @@ def user_item(partners: Partners, m: dict) -> dict:
         "kind": "text",
         "text": message.get("text", ""),
         "delivered": (m.get("statuses") or [None])[-1] == 200,
+        "anonymous": bool(m.get("anonymous")),
     }
     for attachment in message.get("attachments") or []:
         kind, payload = attachment.get("type", ""), attachment.get("payload") or {}
@@ -333,7 +353,14 @@ def user_item(partners: Partners, m: dict) -> dict:
 def oa_item(partners: Partners, m: dict, uploads: dict) -> dict:
     """One message the OA (the bridge, for an agent) sent the user."""
     message = m["message"]
-    item = {"id": m["message_id"], "from": "oa", "time": m["time_ms"], "kind": "text", "text": message.get("text", "")}
+    item = {
+        "id": m["message_id"],
+        "from": "oa",
+        "time": m["time_ms"],
+        "kind": "text",
+        "text": message.get("text", ""),
+        "anonymous": bool(m.get("anonymous_id")),
+    }
     payload = (message.get("attachment") or {}).get("payload") or {}
     element = (payload.get("elements") or [{}])[0]
     if payload.get("token"):

@@ -6,11 +6,14 @@ bridge's end-to-end, chaos and demo runs treat it as the real Zalo:
 * API errors are HTTP 200 with a negative `error` (Z2, Z3); the token travels in the literal
   `access_token` header (Z1); a wrong or rotated-away token gets -216.
 * `POST /v3.0/oa/message/cs` checks the body of Z8 (text ≤ 2000 characters, media template
-  with uploaded ids or URLs, file tokens) and answers `data.message_id` (Z8). The recipient is a
+  with uploaded ids or URLs, file tokens, a `quote_message_id`) and answers `data.message_id` (Z8). The recipient is a
   `user_id` or the `message_id` of a user's message (a reply); the answer's `quota` says what
   paid: `reply` within 48 h of the user's last interaction, none (billed) up to 7 days, then -230.
 * The clock can be moved (`POST /_sim/clock {"advance_seconds": n}`, negative too): what Zalo
   stamps on events and counts windows with, so tests can make a user silent for 47 h.
+* `POST /v2.0/oa/message` answers anonymous visitors (the OA's web chat widget) within the
+  conversation of their `anonymous_send_*` events; any other recipient gets -240, as MessageV2 is
+  shut down for everything else.
 * `POST /v2.0/oa/upload/{image,gif,file}` (Z10) sniff magic bytes and enforce the size limits.
 * `GET /v3.0/oa/user/detail?data={"user_id": ...}` answers the profile of Z11.
 * `GET /v2.0/oa/getoa` answers the OA's own profile: a cheap call that proves a token works (Z12).
@@ -69,6 +72,7 @@ ERROR_MESSAGES = {
     -220: "Access token has expired or has been removed",
     -230: "User has not interacted with the OA in the past 7 days",
     -232: "User has not interacted with the OA or the last interaction has expired",
+    -240: "MessageV2 API has been shut down, please switch to MessageV3",
     -320: "Your app needs to connect with Zalo Cloud Account to use the paid features",
     -321: "Zalo Cloud Account has run out of money or cannot be charged",
 }
@@ -248,6 +252,7 @@ class ZaloOA:
             # reads answer; a user's message keeps its signed event for a late redelivery
             self.history: list[dict] = []
             self.webhooks_off = False
+            self.visitors: dict[str, dict] = {}  # anonymous id -> {"conversation_id", "user_id"}
 
     def reset(self) -> None:
         self.reset_oa()
@@ -318,8 +323,22 @@ class ZaloOA:
             return dict(self.sim.uploads[ident])
 
     def messages_to(self, user_id: str) -> list[dict]:
+        """What the OA sent the user through the CS API (not to them as an anonymous visitor)."""
         with self.lock:
-            return [dict(m) for m in self.sent if m["user_id"] == str(user_id)]
+            return [dict(m) for m in self.sent if m["user_id"] == str(user_id) and not m.get("anonymous_id")]
+
+    def messages_to_visitor(self, anonymous_id: str) -> list[dict]:
+        with self.lock:
+            return [dict(m) for m in self.sent if m.get("anonymous_id") == str(anonymous_id)]
+
+    def visitor_of(self, user_id: str) -> tuple[str, str]:
+        """The anonymous id and conversation of a user who "goes anonymous" in the web chat
+        widget: stable per user, and unlike an OA user id (hex, not digits)."""
+        digest = hashlib.sha256(f"{self.oa_id}:anonymous:{user_id}".encode()).hexdigest()
+        anonymous_id, conversation_id = digest[:20], digest[20:40]
+        with self.lock:
+            self.visitors.setdefault(anonymous_id, {"conversation_id": conversation_id, "user_id": str(user_id)})
+        return anonymous_id, conversation_id
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -367,6 +386,29 @@ class ZaloOA:
         """What paid: the free reply quota inside 48 h; no quota object (billed) after."""
         return {"quota_type": "reply"} if self._silence(user_id) <= FREE_WINDOW else None
 
+    def _message_v2(self):
+        """The v2 message API: still open for anonymous conversations only (docs/interface.md, Z16)."""
+        denied = self._token_error()
+        if denied:
+            return denied
+        body = request.get_json(silent=True)
+        recipient = body.get("recipient") if isinstance(body, dict) else None
+        if not isinstance(recipient, dict) or not recipient.get("anonymous_id"):
+            return _error(-240)
+        anonymous_id, conversation_id = str(recipient["anonymous_id"]), str(recipient.get("conversation_id") or "")
+        with self.lock:
+            visitor = self.visitors.get(anonymous_id)
+            if visitor is None or visitor["conversation_id"] != conversation_id:
+                return _error(-201, "conversation_id is invalid")
+            problem = self._message_problem(body.get("message"))
+            if problem:
+                return _error(*problem)
+            token = request.headers.get("access_token", "")
+            record = self._record(visitor["user_id"], body["message"], token, anonymous_id)
+            record["recipient"] = dict(recipient)
+        self._schedule_echo(record)
+        return _ok({"message_id": record["message_id"]})
+
     def _recipient_problem(self, user_id: str):
         if not user_id:
             return -201, "user_id is invalid"
@@ -381,9 +423,16 @@ class ZaloOA:
         text = message.get("text")
         if text is not None and (not isinstance(text, str) or len(text) > TEXT_MAX):
             return -201, f"text is invalid: at most {TEXT_MAX} characters"
+        quoted = message.get("quote_message_id")
+        if quoted is not None and quoted not in self._known_message_ids():
+            return -201, "quote_message_id is invalid"
         if "attachment" not in message:
             return None if text else (-201, "message is invalid: no text and no attachment")
         return self._attachment_problem(message["attachment"])
+
+    def _known_message_ids(self) -> set:
+        """Ids a quote may name: what users sent this OA and what the OA sent."""
+        return {w["msg_id"] for w in self.webhooks if w["msg_id"]} | {m["message_id"] for m in self.sent}
 
     def _attachment_problem(self, attachment):
         if not isinstance(attachment, dict) or not isinstance(attachment.get("payload"), dict):
@@ -427,8 +476,9 @@ class ZaloOA:
             return -201, f"{field} is invalid"
         return (-100, None) if found.get("expired") else None
 
-    def _record(self, user_id: str, message: dict, access_token: str) -> dict:
-        """What the OA sent, with the OA and token that sent it (several OAs share the routes)."""
+    def _record(self, user_id: str, message: dict, access_token: str, anonymous_id: str = "") -> dict:
+        """What the OA sent, with the OA and token that sent it (several OAs share the routes);
+        what it sent a user as an anonymous visitor stays out of their chat's history."""
         now = self.clock()
         record = {
             "message_id": _hex_id(),
@@ -440,8 +490,11 @@ class ZaloOA:
             "oa_id": self.oa_id,
             "access_token": access_token,
         }
+        if anonymous_id:
+            record["anonymous_id"] = anonymous_id
         self.sent.append(record)
-        self._remember(user_id, 0, record["message_id"], record["time_ms"], message)
+        if not anonymous_id:
+            self._remember(user_id, 0, record["message_id"], record["time_ms"], message)
         return record
 
     def _remember(self, user_id: str, src: int, message_id: str, time_ms: int, message: dict, event=None) -> None:
@@ -705,6 +758,32 @@ class ZaloOA:
         with self.lock:
             self.webhooks_off = not on
 
+    def send_anonymous_event(
+        self,
+        bridge_url: str,
+        event_name: str,
+        anonymous_id: str,
+        conversation_id: str,
+        message: dict,
+        *,
+        duplicates: int = 1,
+    ) -> SentWebhook:
+        """An `anonymous_send_*` event of a web chat visitor: no OA user, the conversation id
+        inside `message`."""
+        with self.lock:
+            known = self.visitors.setdefault(str(anonymous_id), {"user_id": ""})
+            known["conversation_id"] = str(conversation_id)
+        body = {**message, "msg_id": message.get("msg_id") or _hex_id(), "conversation_id": str(conversation_id)}
+        event = {
+            "app_id": self.app_id,
+            "sender": {"id": str(anonymous_id)},
+            "recipient": {"id": self.oa_id},
+            "event_name": event_name,
+            "message": body,
+            "timestamp": self._ts(None),
+        }
+        return self.deliver(bridge_url, event, duplicates)
+
     def send_text(self, bridge_url: str, user_id: str, text: str, **kw) -> SentWebhook:
         return self.send_user_event(bridge_url, "user_send_text", user_id, text_message(text), **kw)
 
@@ -748,6 +827,12 @@ class ZaloOA:
                 raise KeyError(f"no message {message_id!r} was sent by the OA")
             event_name, body = self._echo_body(record["message"])
         body["msg_id"] = record["message_id"]
+        if record.get("anonymous_id"):  # an answer to a web chat visitor echoes as oa_send_anonymous_*
+            body["conversation_id"] = record["recipient"]["conversation_id"]
+            name = event_name.replace("oa_send_", "oa_send_anonymous_")
+            event = self._oa_event(record["anonymous_id"], name, body, None)
+            event.pop("user_id_by_app")
+            return self.deliver(bridge_url, event, duplicates)
         return self.deliver(bridge_url, self._oa_event(record["user_id"], event_name, body, admin_id), duplicates)
 
     def send_admin_message(
@@ -914,24 +999,38 @@ class ZaloOA:
         file: dict | None = None,
         latitude: str = "",
         longitude: str = "",
+        anonymous: bool = False,
     ) -> SentWebhook:
         """What the user's Zalo app does: put media on the CDN, send the event, keep a copy to show.
+        `anonymous`: the same person writes from the OA's web chat widget, as a visitor.
 
         `file` is `{"name", "content_type", "data"}` with base64 data (the page sends JSON).
         """
         event_name, message = self._phone_message(kind, text, file, latitude, longitude)
-        sent = self.send_user_event(bridge_url, event_name, str(user_id), message)
+        if anonymous:
+            sent = self._visitor_send(bridge_url, str(user_id), event_name, message)
+        else:
+            sent = self.send_user_event(bridge_url, event_name, str(user_id), message)
         with self.lock:
             self.phone_log.append(
                 {
                     "user_id": str(user_id),
-                    "event_name": event_name,
+                    "event_name": sent["event_name"],
                     "message": sent["message"],
                     "time_ms": int(sent["timestamp"]),
                     "statuses": sent.statuses,
+                    "anonymous": anonymous,
                 }
             )
         return sent
+
+    def _visitor_send(self, bridge_url: str, user_id: str, event_name: str, message: dict) -> SentWebhook:
+        """Zalo's widget knows four anonymous events: text, image, file, sticker (docs/interface.md, Z16)."""
+        kind = event_name.removeprefix("user_send_").replace("gif", "image")
+        if kind not in ("text", "image", "file", "sticker"):
+            raise ValueError("an anonymous visitor sends text, an image, a file or a sticker")
+        anonymous_id, conversation_id = self.visitor_of(user_id)
+        return self.send_anonymous_event(bridge_url, f"anonymous_send_{kind}", anonymous_id, conversation_id, message)
 
     def _phone_message(self, kind: str, text: str, file: dict | None, latitude: str, longitude: str):
         if kind == "text" and text:
@@ -967,6 +1066,7 @@ class ZaloOA:
                 "reactions": list(self.reactions),
                 "uploads": uploads,
                 "refresh_count": self.refresh_count,
+                "visitors": {i: dict(v) for i, v in self.visitors.items()},
             }
 
     # -- inspection and HTTP controls ---------------------------------------------------------
@@ -1015,6 +1115,7 @@ class ZaloOA:
             "phone_send": self.phone_send,
             "redeliver": self.redeliver,
             "webhooks": self.set_webhooks,
+            "anonymous_event": self.send_anonymous_event,
         }
 
 
@@ -1163,6 +1264,7 @@ class ZaloSimulator(ZaloOA):
         install(app, self._request_faults, _fault_body)
         rules = [
             ("/v3.0/oa/message/cs", "message_cs", self._route_message_cs, "POST"),
+            ("/v2.0/oa/message", "message_v2", lambda: self._by_token()._message_v2(), "POST"),
             ("/v2.0/oa/upload/image", "upload_image", lambda: self._by_token()._upload("image"), "POST"),
             ("/v2.0/oa/upload/gif", "upload_gif", lambda: self._by_token()._upload("gif"), "POST"),
             ("/v2.0/oa/upload/file", "upload_file", lambda: self._by_token()._upload("file"), "POST"),

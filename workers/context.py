@@ -19,7 +19,7 @@ from app.bridge.deadletters import DeadLetters
 from app.bridge.effects import Effects
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, Keys
 from app.bridge.lanes import Lanes
-from app.bridge.mapping import Mapping
+from app.bridge.mapping import Mapping, MessageMap
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
 from app.bridge.status import remember_error
@@ -104,6 +104,10 @@ class WorkerContext:
     def mapping(self) -> Mapping:
         owners = keys.conversation_owner(freshchat_account(self.settings))
         return Mapping(self.redis, sent_ttl=self.settings.dedupe_ttl_seconds, keys=self.keys, owners=owners)
+
+    @cached_property
+    def messages(self) -> MessageMap:
+        return MessageMap(self.redis, ttl=self.settings.dedupe_ttl_seconds, keys=self.keys)
 
     @cached_property
     def dead_letters(self) -> DeadLetters:

@@ -135,6 +135,18 @@ class Keys:
         """List: the Zalo message ids last sent into a FreshChat conversation, newest first."""
         return f"{self.prefix}receipts:{conversation_id}"
 
+    def message_from_zalo(self, zalo_message_id: str) -> str:
+        """The FreshChat message a Zalo message was relayed as, or relayed from (MessageMap)."""
+        return f"{self.prefix}msg:z:{zalo_message_id}"
+
+    def message_from_freshchat(self, fc_message_id: str) -> str:
+        """The (first) Zalo message a FreshChat message was relayed as, or relayed from."""
+        return f"{self.prefix}msg:fc:{fc_message_id}"
+
+    def agent_name(self, agent_id: str) -> str:
+        """A FreshChat agent's first name, cached for the reply signature ("" = unknown)."""
+        return f"{self.prefix}agent:{agent_id}"
+
     def last_webhook(self, source: str) -> str:
         """When a verified webhook from `source` last reached this connection (epoch seconds)."""
         return f"{self.prefix}webhook:last:{source}"

@@ -12,6 +12,8 @@ SNIPPET_CHARS = 100  # enough to quote a reply back to the agent
 RECEIPT_TTL = 8 * 86400  # Zalo reports receipts within days; a day past the 7-day reply window
 RECEIPTS_KEPT = 50  # per conversation: a receipts note looks at the replies sent last
 STATES = ("sent", "received", "seen")  # how far a sent message got, in order
+AGENT_NAME_SECONDS = 3600  # an agent renamed in FreshChat signs with the new name within the hour
+UNKNOWN_AGENT_SECONDS = 300  # a bot or removed agent is asked about again after a while
 
 
 class Mapping:
@@ -57,6 +59,15 @@ class Mapping:
     def seen_now(self, zalo_user_id: str) -> None:
         """FreshChat's "last_seen" was just written (e.g. at user creation)."""
         self.redis.set(self.keys.last_seen(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
+
+    def agent_name(self, agent_id: str) -> str | None:
+        """A cached agent first name ("" = FreshChat does not know the agent), None when not cached."""
+        raw = self.redis.get(self.keys.agent_name(agent_id))
+        return None if raw is None else raw.decode()
+
+    def remember_agent_name(self, agent_id: str, first_name: str) -> None:
+        ttl = AGENT_NAME_SECONDS if first_name else UNKNOWN_AGENT_SECONDS
+        self.redis.set(self.keys.agent_name(agent_id), first_name, ex=ttl)
 
     def remember_sent(self, zalo_message_id: str, pipe=None, text: str = "") -> None:
         """Our own sends come back as oa_send_* echoes; this is how we recognise them. The
@@ -119,3 +130,39 @@ class Mapping:
         for zalo_message_id, state in reported.items():
             pipe.hset(self.keys.receipt(zalo_message_id), "reported", state)
         pipe.execute()
+
+
+class MessageMap:
+    """Zalo message id <-> FreshChat message id, for messages the bridge relayed either way, so
+    a reply on one side can name the message it answers on the other (Zalo's quote_msg_id,
+    FreshChat's in_reply_to). Two small keys per message, expiring with the dedupe window.
+
+    A FreshChat message sent as several Zalo messages (one per part) keeps its first Zalo
+    message on the FreshChat side: that is the one a quote of it should point at."""
+
+    def __init__(self, redis: Redis, ttl: int = 7 * 86400, keys: Keys = DEFAULT_KEYS):
+        self.redis = redis
+        self.ttl = ttl
+        self.keys = keys
+
+    def link(self, zalo_message_id: str, fc_message_id: str, pipe=None) -> None:
+        """Both directions; with `pipe`, in the caller's round trip (e.g. an effect's record)."""
+        if not (zalo_message_id and fc_message_id):
+            return  # a partner answered without an id: nothing to point at later
+        target = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        target.set(self.keys.message_from_zalo(zalo_message_id), fc_message_id, ex=self.ttl)
+        target.set(self.keys.message_from_freshchat(fc_message_id), zalo_message_id, ex=self.ttl, nx=True)
+        if pipe is None:
+            target.execute()
+
+    def freshchat_id(self, zalo_message_id: str) -> str:
+        """The FreshChat message of a Zalo message, "" when the bridge did not relay it."""
+        return self._get(self.keys.message_from_zalo(zalo_message_id))
+
+    def zalo_id(self, fc_message_id: str) -> str:
+        """The (first) Zalo message of a FreshChat message, "" when the bridge did not relay it."""
+        return self._get(self.keys.message_from_freshchat(fc_message_id))
+
+    def _get(self, key: str) -> str:
+        raw = self.redis.get(key)
+        return raw.decode() if raw else ""

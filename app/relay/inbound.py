@@ -11,9 +11,10 @@ from app import events
 from app.bridge.lanes import now_ms
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
-from app.integrations.zalo.schemas import CAUGHT_UP
+from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
+from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 from app.relay import windows
-from app.relay.parts import PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
+from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
 from app.texts import for_agent, vn_time
 
 log = logging.getLogger("relay.inbound")
@@ -29,12 +30,16 @@ class Outgoing:
     envelope: dict
     parts: list[Part]
     text: str
+    reply_to: str = ""  # the FreshChat message it answers (a Zalo quote of a relayed message)
 
     def forms(self) -> list[tuple[str, dict]]:
-        """The message from as built to plainest, each distinct body once, with its name."""
+        """The message from as built to plainest, each distinct body once, with its name. The
+        plainest also drops `in_reply_to`: a refused reply link must not cost the user's words."""
         forms: list[tuple[str, dict]] = []
         for plainness, name in enumerate(PLAINNESS):
             message = {"message_parts": render(self.parts, plainness), **self.envelope}
+            if self.reply_to and plainness < MEDIA_AS_LINKS:
+                message["in_reply_to"] = {"message_id": self.reply_to}
             if all(message != earlier for _, earlier in forms):
                 forms.append((name, message))
         return forms
@@ -42,18 +47,31 @@ class Outgoing:
 
 def relay_user_message(ctx, item, progress) -> None:
     event, attempts = item.payload, item.attempts
-    zalo_user = event["sender"]["id"]
+    zalo_user = zalo_user_of(event)
     known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
+    _remember_anonymous_conversation(ctx, zalo_user, known, event)
     progress()
     last_ts = int(known.get("last_ts") or 0)
     parts = zalo_parts(ctx, event, progress, attempts)
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
-    outgoing = Outgoing(
-        envelope, _late_mark(ctx.settings, last_ts, event) + quote_parts(ctx, event) + parts, snippet(parts)
-    )
+    body = _late_mark(ctx.settings, last_ts, event) + quote_parts(ctx, event) + parts
+    outgoing = Outgoing(envelope, body, snippet(parts), reply_to=_answered(ctx, event))
     deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     _touch(ctx, zalo_user, fc_user, event, last_ts)
+
+
+def _answered(ctx, event: dict) -> str:
+    """The FreshChat message a Zalo quote answers, when the bridge relayed the quoted one."""
+    quoted = str((event.get("message") or {}).get("quote_msg_id") or "")
+    return ctx.messages.freshchat_id(quoted) if quoted else ""
+
+
+def _remember_anonymous_conversation(ctx, zalo_user: str, known: dict, event: dict) -> None:
+    """Zalo answers an anonymous visitor only within the conversation their message names."""
+    conversation = str((event.get("message") or {}).get("conversation_id") or "")
+    if anonymous_id(zalo_user) and conversation and conversation != known.get("zalo_conversation_id"):
+        ctx.mapping.set_zalo_user(zalo_user, zalo_conversation_id=conversation)
 
 
 def relay_console_message(ctx, item, progress) -> None:
@@ -65,7 +83,7 @@ def relay_console_message(ctx, item, progress) -> None:
         return
     if not event.get(CAUGHT_UP):  # found in history long after any send record would have landed
         _wait_for_our_send_record(item.received_at)
-    zalo_user = event["recipient"]["id"]
+    zalo_user = zalo_user_of(event)
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
     parts = zalo_parts(ctx, event, progress, attempts)
@@ -94,8 +112,13 @@ def deliver(
     ctx, msg_id: str, zalo_user: str, fc_user: str, outgoing: Outgoing, conversation: str | None, progress=lambda: None
 ) -> None:
     """Post once per Zalo msg_id; the mapping is written from the record, so a Redis blip
-    after FreshChat accepted cannot make us post (or open a conversation) twice."""
-    done = ctx.effects.once(f"fc:msg:{msg_id}", lambda: post(ctx, msg_id, conversation, fc_user, outgoing, progress))
+    after FreshChat accepted cannot make us post (or open a conversation) twice. The message
+    map is written with the record, so a later quote of either side finds the other."""
+    done = ctx.effects.once(
+        f"fc:msg:{msg_id}",
+        lambda: post(ctx, msg_id, conversation, fc_user, outgoing, progress),
+        also=lambda pipe, posted: ctx.messages.link(msg_id, posted.get("id", ""), pipe),
+    )
     if done.get("new_conversation"):
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
 
@@ -147,7 +170,7 @@ def ensure_freshchat_user(ctx, zalo_user: str, known: dict) -> str:
         return known["fc_user_id"]
     reference = reference_id(ctx.settings, zalo_user)
     user = ctx.freshchat.find_user(reference) or ctx.freshchat.create_user(
-        user_payload(reference, zalo_user, _profile(ctx, zalo_user))
+        user_payload(reference, zalo_user, {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))
     )
     ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user["id"], created=_now_iso())
     ctx.mapping.seen_now(zalo_user)  # creation just set "last_seen"
@@ -155,6 +178,7 @@ def ensure_freshchat_user(ctx, zalo_user: str, known: dict) -> str:
 
 
 def reference_id(settings, zalo_user: str) -> str:
+    """`zalo:<oa>:<user>`; an anonymous visitor's is `zalo:<oa>:anon:<id>`."""
     return f"zalo:{settings.zalo_oa_id}:{zalo_user}" if settings.zalo_oa_id else f"zalo:{zalo_user}"
 
 
@@ -168,8 +192,11 @@ def _profile(ctx, zalo_user: str) -> dict:
 
 
 def user_payload(reference: str, zalo_user: str, profile: dict) -> dict:
-    """Only what agents need: display name, avatar, ids. Never phone, e-mail or real name."""
-    name = profile.get("display_name") or profile.get("user_alias") or f"User {zalo_user[-6:]}"
+    """Only what agents need: display name, avatar, ids. Never phone, e-mail or real name.
+    Zalo names no anonymous visitor: the end of their id tells them apart."""
+    anonymous = anonymous_id(zalo_user)
+    fallback = anonymous[-6:] if anonymous else f"User {zalo_user[-6:]}"
+    name = profile.get("display_name") or profile.get("user_alias") or fallback
     now = _now_iso()
     payload = {
         "reference_id": reference,
@@ -183,9 +210,11 @@ def user_payload(reference: str, zalo_user: str, profile: dict) -> dict:
 
 
 def properties(zalo_user: str, *, last_seen: str, created: str) -> list[dict]:
+    anonymous = anonymous_id(zalo_user)
+    who = ("zalo_anonymous_id", anonymous) if anonymous else ("zalo_user_id", zalo_user)
     return [
         {"name": "external_user_provider", "value": "zalo"},
-        {"name": "zalo_user_id", "value": zalo_user},
+        {"name": who[0], "value": who[1]},
         {"name": "last_seen", "value": last_seen},
         {"name": "created", "value": created},
     ]

@@ -1,15 +1,22 @@
-"""FreshChat -> Zalo: agents' replies and conversation state (docs/interface.md §5)."""
+"""FreshChat -> Zalo: agents' replies and conversation state (docs/interface.md §5).
+
+A reply goes to a Zalo user through the CS API, to an anonymous visitor (the OA's web chat
+widget) through Zalo's anonymous-conversation API; its first text part may quote the message
+the agent answered and carry the agent's signature (`Dress`)."""
 
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from app import events
 from app.bridge.status import remember_error
-from app.integrations.errors import PermanentError, RetryableError
+from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
+from app.integrations.zalo.schemas import ANONYMOUS, anonymous_id
 from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clean_filename, download
 from app.media.links import media_url
 from app.relay import agent_view, windows
@@ -26,6 +33,28 @@ CONTENT_REFUSALS = {-201, -210, -211, -224, -233}
 # An asset host saying "slow down" or "try later" is not a verdict on the file.
 TRANSIENT_STATUSES = {408, 425, 429}
 HTTP_MEANINGS = {401, 403, 404, 410}  # statuses the note to the agent explains in words (agent.http_<status>)
+SIGNATURE_FIELDS = re.compile(r"\{(text|agent)\}")
+
+
+@dataclass(frozen=True)
+class Dress:
+    """How an agent's text part reaches Zalo: quoting the Zalo message the agent answered, and
+    signed with the connection's template when the agent's first name is known."""
+
+    quote: str = ""  # a Zalo msg_id, for quote_message_id
+    template: str = ""  # the connection's agent_signature
+    agent: str = ""
+
+    def signed(self, text: str) -> str:
+        """The template filled in one pass (an agent's text with "{agent}" in it stays as
+        written); a template without {text} is read as a line after the text."""
+        if not (self.template and self.agent):
+            return text
+        template = self.template if "{text}" in self.template else "{text}\n" + self.template
+        return SIGNATURE_FIELDS.sub(lambda field: text if field[1] == "text" else self.agent, template)
+
+
+PLAIN = Dress()
 
 
 class AttachmentUnusable(Exception):
@@ -52,11 +81,15 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
         return
     if windows.held(ctx, message, zalo_user, text_preview(message)):
         return
+    parts = outgoing_parts(message)
+    dress = dress_for(ctx, message, parts)
+    first_text = next((i for i, part in enumerate(parts) if "text" in part), None)
     sent = []
-    for index, part in enumerate(outgoing_parts(message)):
+    for index, part in enumerate(parts):
         progress()
         try:
-            sent.append(deliver_part(ctx, zalo_user, message["id"], index, part, conversation))
+            dressed = dress if index == first_text else PLAIN
+            sent.append(deliver_part(ctx, zalo_user, message["id"], index, part, conversation, dressed))
         except AttachmentUnusable as exc:
             log.warning(
                 "relay.attachment_unusable", extra={"message_id": message["id"], "part": index, "why": exc.reason}
@@ -70,20 +103,52 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
     agent_view.after_reply(ctx, message, zalo_user, sent)
 
 
-def deliver_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict, conversation: str = "") -> str:
+def dress_for(ctx, message: dict, parts: list[dict]) -> Dress:
+    """The quote (when the agent answers a message the bridge relayed) and the signature
+    (when the connection signs and the agent has a name) of a message's first text part."""
+    if not any("text" in part for part in parts):
+        return PLAIN
+    answered = str((message.get("in_reply_to") or {}).get("message_id") or "")
+    template = ctx.settings.agent_signature
+    agent = agent_first_name(ctx, str(message.get("actor_id") or "")) if template else ""
+    return Dress(quote=ctx.messages.zalo_id(answered) if answered else "", template=template, agent=agent)
+
+
+def agent_first_name(ctx, agent_id: str) -> str:
+    """The agent's first name from FreshChat, cached; "" for an actor FreshChat does not know
+    as an agent (a bot) or when it does not answer: a reply goes unsigned rather than late."""
+    if not agent_id:
+        return ""
+    cached = ctx.mapping.agent_name(agent_id)
+    if cached is not None:
+        return cached
+    try:
+        name = str(ctx.freshchat.get_agent(agent_id).get("first_name") or "").strip()
+    except PermanentError:
+        name = ""
+    except PartnerError as exc:
+        log.warning("relay.agent_name_unavailable", extra={"agent": agent_id, "error": str(exc)})
+        return ""
+    ctx.mapping.remember_agent_name(agent_id, name)
+    return name
+
+
+def deliver_part(
+    ctx, zalo_user: str, msg_id: str, index: int, part: dict, conversation: str = "", dress: Dress = PLAIN
+) -> str:
     """Send once; the sent-record keeps the Zalo id (to spot echoes) and what the customer
     read, the receipt what became of it. Returns the Zalo message id."""
     shown = {"text": ""}
 
     def send() -> str:
-        zalo_message_id, shown["text"] = send_part(ctx, zalo_user, msg_id, index, part)
+        zalo_message_id, shown["text"] = send_part(ctx, zalo_user, msg_id, index, part, dress)
         return zalo_message_id
 
-    return ctx.effects.once(
-        f"zalo:out:{msg_id}:{index}",
-        send,
-        also=lambda pipe, sent: agent_view.record_send(ctx, pipe, sent, shown["text"][:SNIPPET], conversation),
-    )
+    def remember(pipe, sent: str) -> None:
+        agent_view.record_send(ctx, pipe, sent, shown["text"][:SNIPPET], conversation)
+        ctx.messages.link(sent, msg_id, pipe)  # a user quoting this reply is shown quoting it
+
+    return ctx.effects.once(f"zalo:out:{msg_id}:{index}", send, also=remember)
 
 
 def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
@@ -102,11 +167,17 @@ def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
 
 def _zalo_user_in(reference: str, oa_id: str) -> str:
     """The user of `zalo:<oa>:<user>` when <oa> is ours; `zalo:<user>` (written while no OA id
-    was configured) is ours too; "" for anything else."""
+    was configured) is ours too; an anonymous visitor's `...:anon:<id>` the same way; "" for
+    anything else."""
     parts = reference.split(":")
-    if parts[0] != "zalo" or len(parts) not in (2, 3):
+    if parts[0] != "zalo":
         return ""
-    return "" if len(parts) == 3 and oa_id and parts[1] != oa_id else parts[-1]
+    ids = parts[1:]
+    if len(ids) >= 2 and ids[-2] + ":" == ANONYMOUS:
+        ids = ids[:-2] + [ANONYMOUS + ids[-1]]
+    if len(ids) not in (1, 2):
+        return ""
+    return "" if len(ids) == 2 and oa_id and ids[0] != oa_id else ids[-1]
 
 
 def outgoing_parts(message: dict) -> list[dict]:
@@ -147,24 +218,45 @@ def quick_reply_labels(message: dict) -> list[str]:
     return labels
 
 
-def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
+def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict, dress: Dress = PLAIN) -> tuple[str, str]:
     """Send one part: Zalo's message id and what the customer got, in words. Nothing may
     touch Redis after the Zalo call (see Effects.once)."""
     if "text" in part:
-        return send_text(ctx, zalo_user, msg_id, index, (part["text"] or {}).get("content", ""))
+        return send_text(ctx, zalo_user, msg_id, index, (part["text"] or {}).get("content", ""), dress)
     if "image" in part or "file" in part or "video" in part:
         return send_media(ctx, zalo_user, msg_id, index, part)
     return send_words(ctx, zalo_user, describe_part(part))
 
 
-def send_words(ctx, zalo_user: str, text: str) -> tuple[str, str]:
-    return ctx.zalo.send_text(zalo_user, text), text
+def send_to(ctx, zalo_user: str, message: dict) -> str:
+    """Zalo's message id. An anonymous visitor is answered in the Zalo conversation their last
+    message named (app/relay/inbound.py keeps it)."""
+    anonymous = anonymous_id(zalo_user)
+    if not anonymous:
+        return ctx.zalo.send(zalo_user, message)
+    conversation = ctx.mapping.zalo_user(zalo_user).get("zalo_conversation_id")
+    if not conversation:
+        raise PermanentError(f"no Zalo conversation is known for anonymous visitor {anonymous}")
+    return ctx.zalo.send_anonymous(anonymous, conversation, message)
 
 
-def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> tuple[str, str]:
-    """Up to 2000 characters as text; longer as a .txt file in the media store plus its link."""
-    if len(text) <= TEXT_LIMIT:
-        return send_words(ctx, zalo_user, text)
+def send_words(ctx, zalo_user: str, text: str, quote: str = "") -> tuple[str, str]:
+    """A text message; one quoting a message Zalo will not quote goes once more without it."""
+    if quote:
+        try:
+            return send_to(ctx, zalo_user, {"text": text, "quote_message_id": quote}), text
+        except ZaloPermanent as exc:
+            if exc.code not in CONTENT_REFUSALS:
+                raise
+            log.info("relay.quote_refused_sent_without", extra={"code": exc.code, "quoted": quote})
+    return send_to(ctx, zalo_user, {"text": text}), text
+
+
+def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str, dress: Dress = PLAIN) -> tuple[str, str]:
+    """Up to 2000 characters (signed) as text; longer as a .txt file of the agent's own words in
+    the media store plus a signed text with its link."""
+    if len(dress.signed(text)) <= TEXT_LIMIT:
+        return send_words(ctx, zalo_user, dress.signed(text), dress.quote)
     key = ctx.keys.media(f"fc/{msg_id}/{index}")
     ctx.media.put(
         key, text.encode("utf-8"), content_type="text/plain; charset=utf-8", filename=f"message-{msg_id[:8]}.txt"
@@ -173,7 +265,7 @@ def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str) -> tuple[
     words = for_customer(
         ctx.settings, "customer.long_text", preview=preview, length=len(text), url=media_url(ctx.settings, key)
     )
-    return send_words(ctx, zalo_user, words)
+    return send_words(ctx, zalo_user, dress.signed(words), dress.quote)
 
 
 def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
@@ -240,7 +332,7 @@ def send_attachment(ctx, zalo_user: str, msg_id: str, index: int, kind: str, got
         attachment = ctx.effects.once(
             upload_key, lambda: ctx.zalo.upload(kind, got.data, got.filename, got.content_type)
         )
-        sent = ctx.zalo.send(zalo_user, attachment_message(kind, attachment, got.data))
+        sent = send_to(ctx, zalo_user, attachment_message(kind, attachment, got.data))
     except ZaloAttachmentExpired:
         ctx.effects.forget(upload_key)
         raise
@@ -330,7 +422,9 @@ def notify_resolved(ctx, item, conversation: str, fc_user: str | None) -> None:
     if not zalo_user:
         return
     try:
-        ctx.effects.once(f"zalo:resolve:{item.id}", lambda: ctx.zalo.send_text(zalo_user, resolve_text(ctx.settings)))
+        ctx.effects.once(
+            f"zalo:resolve:{item.id}", lambda: send_to(ctx, zalo_user, {"text": resolve_text(ctx.settings)})
+        )
     except ZaloPermanent as exc:
         log.warning("relay.resolve_notification_refused", extra={"code": exc.code})
 

@@ -23,7 +23,6 @@ T = TypeVar("T")
 # the interpreter's stack in json, marshmallow or the worker's json.dumps.
 MAX_DEPTH = 32
 # Clocks disagree a little: a signed time this far ahead of ours is still accepted.
-FUTURE_SKEW_SECONDS = 300
 
 
 class WebhookRejected(Exception):
@@ -81,7 +80,7 @@ def check_fresh(source: str, signed_at: datetime) -> None:
     dedupe key expired must not be relayed again (the window is far shorter than that TTL)."""
     settings = current_app.config["SETTINGS"]
     age = time.time() - signed_at.timestamp()
-    if age > settings.replay_window_seconds or age < -FUTURE_SKEW_SECONDS:
+    if age > settings.replay_window_seconds or age < -settings.replay_skew_seconds:
         log.warning("webhook.outside_replay_window", extra={"source": source, "age_seconds": int(age)})
         raise WebhookRejected(400, "event time outside the replay window")
 

@@ -5,7 +5,7 @@
 const POLL_MS = 300; // a message must show on the other side within a second
 const MAX_FILE = 25 * 1024 * 1024;
 const $ = (id) => document.getElementById(id);
-const ui = { oa: "", zaloUser: "", conversation: "", pinned: false, mode: "reply", last: {}, state: null };
+const ui = { oa: "", zaloUser: "", conversation: "", pinned: false, mode: "reply", last: {}, state: null, anonymous: false, hoursAgo: 0 };
 
 // -- small helpers ------------------------------------------------------------------------------
 
@@ -165,7 +165,7 @@ function sticker(name) {
 
 function zaloSend(body) {
   if (!ui.zaloUser) { toast("pick a Zalo user first"); return; }
-  run(api("zalo/send", Object.assign({ user_id: ui.zaloUser }, body)));
+  run(api("zalo/send", Object.assign({ user_id: ui.zaloUser, anonymous: ui.anonymous, hours_ago: ui.hoursAgo }, body)));
 }
 
 function sendZaloText() {
@@ -212,7 +212,7 @@ function zaloBubble(item) {
     b.appendChild(linkified(item.text));
   }
   const failed = item.from === "user" && !item.delivered;
-  b.appendChild(el("div", "meta" + (failed ? " failed" : ""), clock(item.time) + (item.from === "user" ? (failed ? " · not accepted by the bridge" : " ✓") : "")));
+  b.appendChild(el("div", "meta" + (failed ? " failed" : ""), clock(item.time) + (item.anonymous ? " · anonymous" : "") + (item.from === "user" ? (failed ? " · not accepted by the bridge" : " ✓") : "")));
   if (item.from === "oa") b.appendChild(reactControl(item));
   return b;
 }
@@ -252,7 +252,9 @@ function preview(conv) {
 function pickConversation(conversations) {
   const known = conversations.some((c) => c.id === ui.conversation);
   if (ui.pinned && known) return;
-  const mine = conversations.find((c) => c.zalo_user_id === ui.zaloUser);
+  const visitors = (ui.state && ui.state.zalo.visitors) || {};
+  const me = ui.anonymous ? visitors[ui.zaloUser] : ui.zaloUser; // a visitor's conversation is its own
+  const mine = me && conversations.find((c) => c.zalo_user_id === me);
   ui.conversation = (mine || (known ? { id: ui.conversation } : conversations[0]) || {}).id || "";
 }
 
@@ -450,6 +452,35 @@ function wireZalo() {
     return img;
   }));
   $("zalo-sticker").onclick = () => { tray.hidden = !tray.hidden; };
+  wireAnonymous();
+  wireWrittenAgo();
+}
+
+// "Written … ago": the next messages carry an older time, as if the user wrote hours ago, so the
+// reply windows show without waiting: 47 h brings the bridge's "window closes soon" note, and an
+// answer after 49 h goes out billed (Zalo's free replies last 48 h).
+function wireWrittenAgo() {
+  const pick = el("select"); pick.id = "zalo-hours-ago";
+  pick.title = "Send as if the user wrote this long ago (Zalo's reply windows)";
+  [["0", "written now"], ["47", "written 47 h ago"], ["49", "written 49 h ago"], ["160", "written 160 h ago"]]
+    .forEach(([value, label]) => { const o = el("option", "", label); o.value = value; pick.appendChild(o); });
+  pick.onchange = () => { ui.hoursAgo = Number(pick.value); };
+  $("zalo-location").after(pick);
+}
+
+// "Go anonymous": the same person writes from the OA's web chat widget, as an anonymous visitor
+// (anonymous_send_* events; no location there). Built here so the page's markup stays as it is.
+function wireAnonymous() {
+  const box = el("input"); box.type = "checkbox"; box.id = "zalo-anonymous";
+  const label = el("label", "tool", " Go anonymous");
+  label.title = "Write as an anonymous visitor of the OA's web chat widget";
+  label.prepend(box);
+  $("zalo-location").after(label);
+  box.onchange = () => {
+    ui.anonymous = box.checked; ui.pinned = false;
+    $("zalo-location").disabled = box.checked;
+    poll();
+  };
 }
 
 function wireAgent() {

@@ -10,8 +10,6 @@ from app.texts import vn_time
 from sandbox.procs import wait_until
 
 HOUR = 3600
-# Messages signed up to 49 h in the past must pass the replay window (12 h by default).
-OLD_WEBHOOKS = {"REPLAY_WINDOW_SECONDS": str(50 * HOUR)}
 
 
 def advance(base: str, seconds: float) -> None:
@@ -54,7 +52,7 @@ def agent_replies(fc, bridge, zalo_user: str, text: str) -> None:
 
 def test_receipts_reaction_window_note_and_billed_replies(make_bridge, sims):
     base, zalo, fc = sims
-    bridge = make_bridge(**OLD_WEBHOOKS)
+    bridge = make_bridge()
     hook = bridge.url + "/webhooks/zalo"
 
     # A reply, received and seen: one note says it was read, and when.
@@ -90,7 +88,7 @@ def test_receipts_reaction_window_note_and_billed_replies(make_bridge, sims):
     bridge.stop()
 
     # With hold_billed_replies the same reply is not sent; the agent gets a note instead.
-    holding = make_bridge(HOLD_BILLED_REPLIES="true", **OLD_WEBHOOKS)
+    holding = make_bridge(HOLD_BILLED_REPLIES="true")
     held = "6400000064000004"
     user_writes(zalo, fc, holding.url + "/webhooks/zalo", base, held, "Shop ơi", hours_ago=49)
     agent_replies(fc, holding, held, "Dạ em đây ạ")

@@ -571,7 +571,8 @@ def test_a_reply_to_the_users_own_relayed_message_quotes_it(ctx, m):
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text__quote.json"))
     quote = {"text": {"content": "> Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}
-    assert fc_posts(m)[1] == as_user([quote, REPLY])
+    # the text quote stays, and FreshChat links the reply to the relayed message it answers
+    assert fc_posts(m)[1] == {**as_user([quote, REPLY]), "in_reply_to": {"message_id": "fc-msg-1"}}
 
 
 def test_a_reply_to_a_message_the_bridge_sent_quotes_it(ctx, m):

@@ -119,3 +119,24 @@ def test_actions_of_the_first_oa_are_as_before(page, requests_mock):
 def test_an_unknown_oa_is_refused(page):
     assert page.get("/sandbox/api/state?oa=999").status_code == 400
     assert page.post("/sandbox/api/zalo/send", json={"oa": "999", "user_id": "1"}).status_code == 400
+
+
+def test_the_phone_going_anonymous_asks_zalo_for_a_visitors_event(page, requests_mock):
+    port = page.application.config["SETTINGS"].port
+    zalo = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/phone_send", json={"statuses": [200]})
+    body = {"user_id": "49", "kind": "text", "text": "alo", "anonymous": True}
+    assert page.post("/sandbox/api/zalo/send", json=body).get_json()["ok"]
+    assert zalo.last_request.json() == {**body, "bridge_url": f"http://127.0.0.1:{port}/webhooks/zalo"}
+
+
+def test_a_message_written_hours_ago_moves_zalos_clock_back_for_it_alone(page, requests_mock):
+    clock = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/advance_clock", json={"offset_seconds": 0})
+    send = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/phone_send", json={"statuses": [200]})
+    sent = page.post("/sandbox/api/zalo/send", json={"user_id": "49", "kind": "text", "text": "alo", "hours_ago": 47})
+    assert sent.get_json()["ok"]
+    calls = [(r.path, r.json()) for r in requests_mock.request_history]
+    assert calls[0] == ("/zalo/_sim/actions/advance_clock", {"seconds": -47 * 3600})
+    assert calls[1][0] == "/zalo/_sim/actions/phone_send" and "hours_ago" not in calls[1][1]
+    assert calls[2] == ("/zalo/_sim/actions/advance_clock", {"seconds": 47 * 3600})
+    assert clock.call_count == 2 and send.call_count == 1
+    assert page.post("/sandbox/api/zalo/send", json={"user_id": "49", "hours_ago": 900}).status_code == 400

@@ -13,6 +13,7 @@ from tests.helpers import FIXTURES, load_fixture
 USER = "246845883529197922"
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 IN, OUT = f"in:{USER}", f"out:{CONV}"
+VISITOR = "in:anon:2a8f6c1d9e3b47f5a0c2"  # an anonymous visitor's lane: never an OA user's
 
 ZALO = {
     "follow": ("recorded", "", "", ""),
@@ -34,6 +35,11 @@ ZALO = {
     "user_recieved_message__deskie": ("queue", "receipt", IN, "user_received_message:111116bca0b1d27f9f3e0002"),
     "user_seen_message": ("queue", "receipt", IN, "user_seen_message:111116bca0b1d27f9f3e0002"),
     "user_read_message__deskie": ("queue", "receipt", IN, "user_seen_message:111116bca0b1d27f9f3e0002"),
+    "anonymous_send_file": ("queue", "user_message", VISITOR, "aa33c3d4e5f6a7b8c9d0"),
+    "anonymous_send_image": ("queue", "user_message", VISITOR, "aa22c3d4e5f6a7b8c9d0"),
+    "anonymous_send_sticker": ("queue", "user_message", VISITOR, "aa44c3d4e5f6a7b8c9d0"),
+    "anonymous_send_text": ("queue", "user_message", VISITOR, "aa11c3d4e5f6a7b8c9d0"),
+    "oa_send_anonymous_text": ("queue", "oa_message", VISITOR, "aa55c3d4e5f6a7b8c9d0"),
     "oa_send_text__api_echo": ("queue", "oa_message", IN, "41b2c3d4e5f6a7b8c9d0"),
     "oa_send_text__console_admin": ("queue", "oa_message", IN, "31b2c3d4e5f6a7b8c9d0"),
     "oa_send_text__other_tool": ("queue", "oa_message", IN, "51b2c3d4e5f6a7b8c9d0"),
@@ -71,6 +77,7 @@ FRESHCHAT = {
     "message_create__agent_file_without_url": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000012"),
     "message_create__agent_image": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000002"),
     "message_create__agent_image_expired_url": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000013"),
+    "message_create__agent_in_reply_to": ("queue", "agent_message", OUT, "b945de56-0000-4000-8000-000000000001"),
     "message_create__agent_text": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000001"),
     "message_create__bot_quick_replies": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000011"),
     "message_create__bot_text": ("queue", "agent_message", OUT, "a834cd45-0000-4000-8000-000000000006"),

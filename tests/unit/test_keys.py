@@ -74,3 +74,14 @@ def test_a_lane_id_says_whose_lane_it_is():
     for connection in ("default", "oa2"):
         assert keys.lane_connection(keys.lane_for(connection, "in:u1")) == connection
     assert keys.lane_connection("out:a/b") == "default"  # a slash after the direction is no prefix
+
+
+def test_message_map_agent_names_and_anonymous_visitors_have_keys_of_their_own():
+    k = DEFAULT_KEYS
+    assert (k.message_from_zalo("z1"), k.message_from_freshchat("f1"), k.agent_name("a1")) == (
+        "zfb:msg:z:z1",
+        "zfb:msg:fc:f1",
+        "zfb:agent:a1",
+    )
+    # an anonymous visitor's bridge id ("anon:<id>") never meets an OA user's (all digits)
+    assert k.zalo_user("anon:123") != k.zalo_user("123") and Keys("oa2").agent_name("a1") == "zfb:c:oa2:agent:a1"

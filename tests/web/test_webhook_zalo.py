@@ -216,3 +216,19 @@ def test_redis_down_is_503_then_the_redelivery_is_queued_once(client, redis, red
 def test_answers_never_echo_secrets(client):
     resp = client.post("/webhooks/zalo", data=VECTOR_BODY, headers={"X-ZEvent-Signature": "mac=bad"})
     assert b"oa-secret-key-example" not in resp.data and b"360846524940903967" not in resp.data
+
+
+def test_an_anonymous_visitors_message_is_queued_on_its_own_lane(client, redis):
+    resp = post_zalo(client, load_fixture("zalo", "webhooks", "anonymous_send_text.json"))
+    assert resp.get_json() == {"ok": True, "duplicate": False}
+    [item] = queued(redis, user="anon:2a8f6c1d9e3b47f5a0c2")
+    assert (item["id"], item["event"]) == ("zalo:aa11c3d4e5f6a7b8c9d0", "user_message")
+    assert queued(redis) == []
+
+
+def test_the_echo_of_an_answer_to_a_visitor_is_dropped_at_the_webhook(client, redis):
+    from app.bridge.mapping import Mapping
+
+    Mapping(redis).remember_sent("aa55c3d4e5f6a7b8c9d0", text="Dạ còn size M ạ.")
+    resp = post_zalo(client, load_fixture("zalo", "webhooks", "oa_send_anonymous_text.json"))
+    assert resp.get_json() == {"ok": True, "ignored": "echo of a message this bridge sent"}

@@ -41,6 +41,9 @@ class FreshchatClient:
     def update_user(self, user_id: str, fields: dict) -> None:
         self._call("PUT", f"/users/{user_id}", json=fields)
 
+    def get_agent(self, agent_id: str) -> dict:
+        return self._call("GET", f"/agents/{agent_id}")
+
     def create_conversation(self, user_id: str, message: dict) -> dict:
         body = {"channel_id": self.channel_id, "users": [{"id": user_id}], "messages": [message]}
         return self._call("POST", "/conversations", json=body)

@@ -1,4 +1,5 @@
-"""Zalo OA Open API client: CS messages, uploads, user detail, conversation history."""
+"""Zalo OA Open API client: CS messages (to users and anonymous visitors), uploads, user detail,
+conversation history."""
 
 from __future__ import annotations
 
@@ -65,6 +66,13 @@ class ZaloClient:
 
     def send_text(self, user_id: str, text: str) -> SentId:
         return self.send(user_id, {"text": text})
+
+    def send_anonymous(self, anonymous_id: str, conversation_id: str, message: dict) -> str:
+        """POST /v2.0/oa/message: a visitor of the OA's web chat widget is answered through the
+        older v2 API, inside the conversation their message named; return Zalo's message_id."""
+        body = {"recipient": {"anonymous_id": anonymous_id, "conversation_id": conversation_id}, "message": message}
+        data = self._call("POST", "/v2.0/oa/message", json=body)
+        return str(data.get("message_id", ""))
 
     def upload(self, kind: str, data: bytes, filename: str, content_type: str) -> str:
         """Upload to /v2.0/oa/upload/<kind>; return the attachment_id (image, gif) or token (file)."""

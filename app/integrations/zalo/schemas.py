@@ -12,8 +12,17 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_sche
 from app import events
 
 # Message families, by prefix: a new message type Zalo adds (user_send_<new>) still reaches
-# agents, as "[<type>] <link>" at worst.
-KINDS_BY_PREFIX = {"user_send_": events.USER_MESSAGE, "oa_send_": events.OA_MESSAGE}
+# agents, as "[<type>] <link>" at worst. Visitors of the OA's web chat widget write
+# anonymous_send_*; the OA's answers to them echo as oa_send_anonymous_* (an oa_send_* too).
+KINDS_BY_PREFIX = {
+    "user_send_": events.USER_MESSAGE,
+    "anonymous_send_": events.USER_MESSAGE,
+    "oa_send_": events.OA_MESSAGE,
+}
+ANONYMOUS_PREFIXES = ("anonymous_send_", "oa_send_anonymous_")
+# An anonymous visitor's id is not an OA user id: the bridge keeps it in a namespace of its own
+# (mappings, lanes, FreshChat reference), so the two can never collide.
+ANONYMOUS = "anon:"
 # Events Zalo documents that we acknowledge and log but never show to agents (answered
 # "recorded"). Any other name is unknown: acknowledged too, but logged as a warning.
 RECORDED_EVENTS = {
@@ -22,10 +31,6 @@ RECORDED_EVENTS = {
     "unfollow",
     "user_click_chatnow",
     "user_submit_info",
-    "anonymous_send_text",
-    "anonymous_send_image",
-    "anonymous_send_file",
-    "anonymous_send_sticker",
     "add_user_to_tag",
     "remove_user_from_tag",
     "remove_tag",
@@ -192,9 +197,17 @@ def kind_of(name: str) -> str:
 
 
 def zalo_user(event: dict) -> str:
-    """The Zalo user a message event is about: who wrote it, or whom the OA wrote to."""
-    party = "sender" if kind_of(event.get("event_name", "")) == events.USER_MESSAGE else "recipient"
-    return (event.get(party) or {}).get("id", "")
+    """The Zalo user a message event is about: who wrote it, or whom the OA wrote to; an
+    anonymous visitor's id carries the ANONYMOUS prefix."""
+    name = event.get("event_name", "")
+    party = "sender" if kind_of(name) == events.USER_MESSAGE else "recipient"
+    found = (event.get(party) or {}).get("id", "")
+    return ANONYMOUS + found if found and name.startswith(ANONYMOUS_PREFIXES) else found
+
+
+def anonymous_id(zalo_user_id: str) -> str:
+    """Zalo's anonymous id behind a bridge id from `zalo_user`, "" for an OA user."""
+    return zalo_user_id[len(ANONYMOUS) :] if zalo_user_id.startswith(ANONYMOUS) else ""
 
 
 def status_user(event: dict, oa_id: str = "") -> str:
