@@ -17,9 +17,14 @@ bridge's end-to-end, chaos and demo runs treat it as the real Zalo:
 * `POST /v2.0/oa/upload/{image,gif,file}` (Z10) sniff magic bytes and enforce the size limits.
 * `GET /v3.0/oa/user/detail?data={"user_id": ...}` answers the profile of Z11.
 * `GET /v2.0/oa/getoa` answers the OA's own profile: a cheap call that proves a token works (Z12).
+* `GET /v2.0/oa/listrecentchat` and `GET /v2.0/oa/conversation` read the OA's history: every
+  message either side sent (also those whose webhook was dropped), at most 10 per page from an
+  `offset`, newest first, in the item shape of tests/fixtures/zalo/answers/conversation.json.
 * `POST /v4/oa/access_token` (Z13, Z14): refresh tokens and codes are single use; a refresh
   kills the previous access token; `expires_in` is a string.
-* `send_user_event()` and friends POST signed webhooks (Z4-Z6) to the bridge.
+* `send_user_event()` and friends POST signed webhooks (Z4-Z6) to the bridge; with
+  `webhooks_off` they are only recorded (Zalo gave up retrying, or switched the webhook off),
+  and `redeliver()` POSTs a recorded one late.
 * `GET /cdn/<name>` serves media registered with `add_media()`, for image and file events.
 * `GET /_sim/state` shows what the OA sent, uploads, tokens and users.
 
@@ -72,6 +77,16 @@ ERROR_MESSAGES = {
     -321: "Zalo Cloud Account has run out of money or cannot be charged",
 }
 CONSOLE_ADMIN_ID = "7788990011"
+HISTORY_PAGE = 10  # history reads answer at most 10 items per call
+# history item `type` of each webhook attachment type (image is "photo" there)
+HISTORY_TYPES = {
+    "image": "photo",
+    "gif": "gif",
+    "sticker": "sticker",
+    "file": "file",
+    "audio": "audio",
+    "video": "video",
+}
 # getoa's fields besides oa_id and num_follower, which come from the simulator's state
 OA_PROFILE = {
     "name": "Sandbox OA",
@@ -235,6 +250,10 @@ class ZaloOA:
             self.user_messages: dict[str, str] = {}  # msg_id of what a user sent -> the user
             self.reactions: list[dict] = []  # reactions users sent, for the phone page
             self.visitors: dict[str, dict] = {}  # anonymous id -> {"conversation_id", "user_id"}
+            # every message of every chat, both directions, in the order sent: what the history
+            # reads answer; a user's message keeps its signed event for a late redelivery
+            self.history: list[dict] = []
+            self.webhooks_off = False
 
     def reset(self) -> None:
         self.reset_oa()
@@ -470,7 +489,22 @@ class ZaloOA:
             "access_token": access_token,
         }
         self.sent.append(record)
+        self._remember(user_id, 0, record["message_id"], record["time_ms"], message)
         return record
+
+    def _remember(self, user_id: str, src: int, message_id: str, time_ms: int, message: dict, event=None) -> None:
+        """One message into the chat's history (`src` 1: the user wrote it, 0: the OA)."""
+        with self.lock:
+            self.history.append(
+                {
+                    "user_id": str(user_id),
+                    "src": src,
+                    "message_id": message_id,
+                    "time_ms": int(time_ms),
+                    "message": message,
+                    "event": event,
+                }
+            )
 
     def _upload(self, kind: str):
         denied = self._token_error()
@@ -535,6 +569,71 @@ class ZaloOA:
         with self.lock:
             followers = sum(1 for u in self.users.values() if u["follower"])
         return _ok({"oa_id": self.oa_id, **OA_PROFILE, "num_follower": followers})
+
+    def _recent_chats(self):
+        """Each chat once, as its latest message, the most recently active chat first."""
+        denied, page = self._token_error(), self._history_page()
+        if denied or isinstance(page, Response):
+            return denied or page
+        offset, count, _ = page
+        with self.lock:
+            latest: dict[str, dict] = {}
+            for record in self._newest_first(self.history):
+                latest.setdefault(record["user_id"], record)
+            rows = list(latest.values())[offset : offset + count]
+            return _ok([self._history_item(r) for r in rows])
+
+    def _conversation(self):
+        """One user's messages, both directions, newest first."""
+        denied, page = self._token_error(), self._history_page()
+        if denied or isinstance(page, Response):
+            return denied or page
+        offset, count, user_id = page
+        with self.lock:
+            mine = self._newest_first([h for h in self.history if h["user_id"] == user_id])
+            return _ok([self._history_item(r) for r in mine[offset : offset + count]])
+
+    def _history_page(self):
+        """(offset, count, user_id) of `data={...}`, or the -201 answer to a bad page."""
+        try:
+            query = json.loads(request.args.get("data", ""))
+            offset, count = int(query.get("offset", 0)), int(query.get("count", HISTORY_PAGE))
+        except (ValueError, TypeError, AttributeError):
+            return _error(-201, "data is invalid")
+        if offset < 0 or not 0 < count <= HISTORY_PAGE:
+            return _error(-201, f"offset or count is invalid: count is 1..{HISTORY_PAGE}")
+        return offset, count, str(query.get("user_id") or "")
+
+    @staticmethod
+    def _newest_first(records: list[dict]) -> list[dict]:
+        return [r for _, r in sorted(enumerate(records), key=lambda p: (p[1]["time_ms"], p[0]), reverse=True)]
+
+    def _history_item(self, record: dict) -> dict:
+        """A message as the history reads show it: who wrote to whom, when, and its content."""
+        user = self.users.get(record["user_id"]) or {}
+        user_side = (record["user_id"], user.get("display_name", ""), user.get("avatar", ""))
+        oa_side = (self.oa_id, OA_PROFILE["name"], OA_PROFILE["avatar"])
+        (from_id, from_name, from_avatar), (to_id, to_name, to_avatar) = (
+            (user_side, oa_side) if record["src"] == 1 else (oa_side, user_side)
+        )
+        sent = datetime.fromtimestamp(record["time_ms"] / 1000, VN).strftime("%H:%M:%S %d/%m/%Y")
+        return {
+            "src": record["src"],
+            "time": record["time_ms"],
+            "sent_time": sent,
+            "from_id": from_id,
+            "from_display_name": from_name,
+            "from_avatar": from_avatar,
+            "to_id": to_id,
+            "to_display_name": to_name,
+            "to_avatar": to_avatar,
+            "message_id": record["message_id"],
+            **history_content(record["message"], self._upload_url),
+        }
+
+    def _upload_url(self, ident) -> str:
+        """An uploaded image as the history links it (the simulator serves its bytes there)."""
+        return f"{self.sim.base_url}/_sim/uploads/{ident}" if ident in self.sim.uploads else ""
 
     def _cdn(self, name: str):
         with self.lock:
@@ -629,6 +728,9 @@ class ZaloOA:
             "message": body,
             "timestamp": self._ts(timestamp_ms),
         }
+        self._remember(user_id, 1, body["msg_id"], int(event["timestamp"]), body, event)
+        if self.webhooks_off:
+            return self._dropped(event)
         return self.deliver(bridge_url, event, duplicates)
 
     def send_anonymous_event(
@@ -656,6 +758,28 @@ class ZaloOA:
             "timestamp": self._ts(None),
         }
         return self.deliver(bridge_url, event, duplicates)
+
+    def _dropped(self, event: dict) -> SentWebhook:
+        """A webhook Zalo never got through (its retries ran out, or the webhook is off)."""
+        raw, headers = self.sign(event)
+        with self.lock:
+            self.webhooks.append(
+                {"event_name": event["event_name"], "statuses": [], "msg_id": event["message"]["msg_id"]}
+            )
+        return SentWebhook(event, raw, [headers], [])
+
+    def redeliver(self, bridge_url: str, msg_id: str) -> SentWebhook:
+        """Zalo POSTs a recorded user message's webhook again, late (whatever `webhooks_off` says)."""
+        with self.lock:
+            event = next((h["event"] for h in self.history if h["message_id"] == msg_id and h["event"]), None)
+        if event is None:
+            raise KeyError(f"no user message {msg_id!r}")
+        return self.deliver(bridge_url, event)
+
+    def set_webhooks(self, on: bool) -> None:
+        """Switch webhooks on or off, as the OA's app page on Zalo Developers does."""
+        with self.lock:
+            self.webhooks_off = not on
 
     def send_text(self, bridge_url: str, user_id: str, text: str, **kw) -> SentWebhook:
         return self.send_user_event(bridge_url, "user_send_text", user_id, text_message(text), **kw)
@@ -724,7 +848,11 @@ class ZaloOA:
                 }
             )
         body = {"text": text, "msg_id": msg_id}
-        return self.deliver(bridge_url, self._oa_event(str(user_id), "oa_send_text", body, admin_id), duplicates)
+        event = self._oa_event(str(user_id), "oa_send_text", body, admin_id)
+        self._remember(str(user_id), 0, msg_id, int(event["timestamp"]), {"text": text})
+        if self.webhooks_off:
+            return self._dropped(event)
+        return self.deliver(bridge_url, event, duplicates)
 
     def _echo_body(self, message: dict) -> tuple[str, dict]:
         """Event name and message of an echo, from the body the OA sent."""
@@ -961,6 +1089,8 @@ class ZaloOA:
                 "users": [dict(u) for u in self.users.values()],
                 "media": sorted(self.sim.media),
                 "webhooks": list(self.webhooks),
+                "webhooks_off": self.webhooks_off,
+                "history": [{k: v for k, v in h.items() if k != "event"} for h in self.history],
                 "faults": self.faults.snapshot(),
             }
 
@@ -981,6 +1111,8 @@ class ZaloOA:
             "revoke_refresh_token": self.revoke_refresh_token,
             "phone_send": self.phone_send,
             "anonymous_event": self.send_anonymous_event,
+            "redeliver": self.redeliver,
+            "webhooks": self.set_webhooks,
         }
 
 
@@ -1135,6 +1267,8 @@ class ZaloSimulator(ZaloOA):
             ("/v2.0/oa/upload/file", "upload_file", lambda: self._by_token()._upload("file"), "POST"),
             ("/v3.0/oa/user/detail", "user_detail", lambda: self._by_token()._user_detail(), "GET"),
             ("/v2.0/oa/getoa", "getoa", lambda: self._by_token()._getoa(), "GET"),
+            ("/v2.0/oa/listrecentchat", "listrecentchat", lambda: self._by_token()._recent_chats(), "GET"),
+            ("/v2.0/oa/conversation", "conversation", lambda: self._by_token()._conversation(), "GET"),
             ("/v4/oa/access_token", "access_token", self._route_access_token, "POST"),
             ("/v4/oa/permission", "permission", self._route_permission, "GET"),
             ("/cdn/<path:name>", "cdn", self._cdn, "GET"),
@@ -1190,6 +1324,40 @@ class ZaloSimulator(ZaloOA):
         oa, body = self._request_oa(), request.get_json(silent=True) or {}
         kwargs = {k: v for k, v in body.items() if k != "oa_id"} if isinstance(body, dict) else body
         return run_action(oa.actions(), name, kwargs)
+
+
+def history_content(message: dict, upload_url) -> dict:
+    """`type`, `message` and the media fields of a history item, from a message as a webhook
+    carries it (`attachments`) or as the OA sent it (`attachment`). Zalo shows a type it cannot
+    render through the API as "nosupport"."""
+    text = message.get("text") or ""
+    if message.get("attachments"):
+        return _received_content(message["attachments"][0], text)
+    attachment = message.get("attachment")
+    if not attachment:
+        return {"type": "text", "message": text}
+    if attachment.get("type") == "file":
+        return {"type": "file", "message": text, "url": "", "thumb": ""}
+    element = ((attachment.get("payload") or {}).get("elements") or [{}])[0]
+    kind = HISTORY_TYPES.get(element.get("media_type"), "nosupport")
+    url = element.get("url") or upload_url(element.get("attachment_id"))
+    return {"type": kind, "message": text, "url": url, "thumb": url}
+
+
+def _received_content(attachment: dict, text: str) -> dict:
+    kind, payload = attachment.get("type"), attachment.get("payload") or {}
+    if kind == "location":
+        coordinates = payload.get("coordinates") or {}
+        where = {"latitude": str(coordinates.get("latitude", "")), "longitude": str(coordinates.get("longitude", ""))}
+        return {"type": "location", "message": text, "location": json.dumps(where)}
+    if kind == "link":
+        link = {k: payload.get(k, "") for k in ("url", "description")}
+        links = [{**link, "title": text or payload.get("title", ""), "thumb": payload.get("thumbnail", "")}]
+        return {"type": "link", "message": text, "links": links}
+    if kind in HISTORY_TYPES:
+        url = payload.get("url", "")
+        return {"type": HISTORY_TYPES[kind], "message": text, "url": url, "thumb": payload.get("thumbnail") or url}
+    return {"type": "nosupport", "message": text}
 
 
 def _safe_name(name: str) -> str:

@@ -14,6 +14,7 @@ import requests
 
 from app.integrations.zalo.signature import verify_signature
 from sandbox import zalo_sim
+from tests.helpers import load_fixture
 from tests.sandbox import GIF_1X1, PDF, partners, png_bytes, receiver, receiver_server, zalo  # noqa: F401
 
 USER = "246845883529197922"
@@ -577,3 +578,73 @@ def test_received_and_reaction_events(partners, zalo, receiver):
     reacted = zalo.send_reaction(receiver.url, USER, message_id, "/-strong")
     assert reacted["sender"] == {"id": USER} and reacted["message"] == {"msg_id": message_id, "react_icon": "/-strong"}
     assert zalo.phone()["reactions"] == [{"user_id": USER, "msg_id": message_id, "react_icon": "/-strong"}]
+
+
+# -- history reads (listrecentchat, conversation) -------------------------------------------
+
+
+def history(partners, path, token=TOKEN, **query):
+    resp = requests.get(
+        f"{partners.zalo_url}/v2.0/oa/{path}", params={"data": json.dumps(query)}, headers={"access_token": token}
+    )
+    return resp.json()
+
+
+def test_conversation_pages_ten_at_a_time_newest_first_both_directions(partners, zalo, receiver):
+    zalo.add_user(USER, "Minh Khánh")
+    for i in range(12):
+        zalo.send_text(receiver.url, USER, f"tin {i}", timestamp_ms=1764650000000 + i * 1000)
+    send(partners, {"text": "Dạ shop đây ạ"})
+    first = history(partners, "conversation", user_id=USER, offset=0, count=10)
+    rest = history(partners, "conversation", user_id=USER, offset=10, count=10)
+    past = history(partners, "conversation", user_id=USER, offset=20, count=10)
+    assert first["error"] == 0 and len(first["data"]) == 10 and len(rest["data"]) == 3 and past["data"] == []
+    items = first["data"] + rest["data"]
+    assert items[0]["src"] == 0 and items[0]["message"] == "Dạ shop đây ạ"
+    assert [i["message"] for i in items[1:]] == [f"tin {i}" for i in reversed(range(12))]
+    shape = set(load_fixture("zalo", "answers", "conversation.json")["data"][0])
+    assert all(set(i) == shape for i in items)
+    oldest = items[-1]
+    assert oldest["from_id"] == USER and oldest["to_id"] == zalo.oa_id and oldest["time"] == 1764650000000
+    assert oldest["sent_time"] == "11:33:20 02/12/2025" and oldest["from_display_name"] == "Minh Khánh"
+
+
+def test_history_message_ids_are_the_webhooks_msg_ids_even_when_webhooks_are_off(partners, zalo, receiver):
+    zalo.set_webhooks(False)
+    dropped = zalo.send_text(receiver.url, USER, "không ai nhận")
+    assert dropped.statuses == [] and receiver.requests == []
+    (item,) = history(partners, "conversation", user_id=USER, offset=0, count=10)["data"]
+    assert item["message_id"] == dropped["message"]["msg_id"] and item["time"] == int(dropped["timestamp"])
+    late = zalo.redeliver(receiver.url, item["message_id"])
+    assert late.statuses == [200] and json.loads(receiver.requests[0].raw) == dict(dropped)
+
+
+def test_recent_chats_lists_each_chat_once_by_latest_activity(partners, zalo, receiver):
+    for n, user in enumerate(["111", "222", "333"]):
+        zalo.send_text(receiver.url, user, f"hello {n}", timestamp_ms=1764650000000 + n * 1000)
+    zalo.send_text(receiver.url, "111", "again", timestamp_ms=1764650009000)
+    zalo.send_admin_message(receiver.url, "222", "from the console")
+    rows = history(partners, "listrecentchat", offset=0, count=10)["data"]
+    assert [(r["src"], r["message"]) for r in rows] == [(0, "from the console"), (1, "again"), (1, "hello 2")]
+    assert rows[0]["from_id"] == zalo.oa_id and rows[0]["to_id"] == "222"
+    assert [r["message"] for r in history(partners, "listrecentchat", offset=1, count=1)["data"]] == ["again"]
+
+
+def test_history_shows_media_as_zalo_does(partners, zalo, receiver):
+    zalo.send_image(receiver.url, USER, "a.png", png_bytes(), "image/png")
+    zalo.send_user_event(receiver.url, "user_send_location", USER, zalo_sim.location_message("10.7", "106.7"))
+    location, photo = history(partners, "conversation", user_id=USER, offset=0, count=10)["data"]
+    assert photo["type"] == "photo" and photo["url"] == zalo.media_url("a.png") and photo["message"] == ""
+    assert location["type"] == "location" and json.loads(location["location"]) == {
+        "latitude": "10.7",
+        "longitude": "106.7",
+    }
+
+
+@pytest.mark.parametrize("query", [{"offset": 0, "count": 11}, {"offset": -1, "count": 10}, {"count": 0}])
+def test_a_page_zalo_does_not_serve_is_refused(partners, zalo, query):
+    assert history(partners, "conversation", user_id=USER, **query)["error"] == -201
+
+
+def test_history_needs_a_valid_token(partners, zalo):
+    assert history(partners, "listrecentchat", token="stale", offset=0, count=10)["error"] == -216

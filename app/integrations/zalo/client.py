@@ -1,4 +1,5 @@
-"""Zalo OA Open API client: CS messages (to users and anonymous visitors), uploads, user detail."""
+"""Zalo OA Open API client: CS messages (to users and anonymous visitors), uploads, user detail,
+conversation history."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from app.integrations.zalo.tokens import TokenKeeper
 
 log = logging.getLogger("zalo.api")
 UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
+HISTORY_PAGE = 10  # Zalo's history reads answer at most 10 items per call
 INVALID = -201
 
 
@@ -89,6 +91,22 @@ class ZaloClient:
     def user_detail(self, user_id: str) -> dict:
         params = {"data": json.dumps({"user_id": user_id})}
         return self._call("GET", "/v3.0/oa/user/detail", params=params)
+
+    def recent_chats(self, offset: int = 0, count: int = HISTORY_PAGE) -> list[dict]:
+        """GET /v2.0/oa/listrecentchat: the OA's chats by latest activity, newest first, each as
+        its latest message (`src` 1 from the user, 0 from the OA; `time` in ms)."""
+        return self._history("/v2.0/oa/listrecentchat", {"offset": offset, "count": count})
+
+    def conversation(self, user_id: str, offset: int = 0, count: int = HISTORY_PAGE) -> list[dict]:
+        """GET /v2.0/oa/conversation: one user's messages in both directions, newest first."""
+        return self._history("/v2.0/oa/conversation", {"user_id": user_id, "offset": offset, "count": count})
+
+    def _history(self, path: str, query: dict) -> list[dict]:
+        if not 0 < query["count"] <= HISTORY_PAGE or query["offset"] < 0:
+            raise ValueError(f"history pages hold 1..{HISTORY_PAGE} items from offset 0 on")
+        data = self._call("GET", path, params={"data": json.dumps(query)})
+        # past the last page Zalo answers an empty `data`, which _parse turns into {}
+        return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
     def get_oa(self) -> dict:
         """The OA's profile: a cheap read that tells whether Zalo answers at all."""
