@@ -65,14 +65,15 @@ class Effects:
         finally:
             self._flying.pop()
 
-    def take_off(self, **what: Any) -> None:
+    def take_off(self, **what: Any) -> str | None:
         """Record, right before a partner send inside a reconciled `once`, what is sent, to
         whom and when; a later run that finds it without a result looks before resending.
-        Outside such a call (a send nobody reconciles) it does nothing."""
+        Return that `once`'s key; outside such a call (a send nobody reconciles) do nothing."""
         if not self._flying:
-            return
+            return None
         record = {"at": int(time.time() * 1000), **what}
         self.redis.set(self.keys.flight(self._flying[-1]), json.dumps(record), ex=self.ttl)
+        return self._flying[-1]
 
     def in_flight(self, key: str) -> dict | None:
         """The in-flight record of `key`'s last send, if its answer never got recorded."""

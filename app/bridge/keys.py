@@ -117,6 +117,11 @@ class Keys:
         when (app/bridge/effects.py)."""
         return f"{self.prefix}flight:{effect}"
 
+    def sending_to(self, zalo_user_id: str) -> str:
+        """The effect key of the bridge's latest send to a Zalo user: its echo may come before
+        an unknown outcome is settled (app/relay/inbound.py)."""
+        return f"{self.prefix}sending:{zalo_user_id}"
+
     @property
     def reconcile(self) -> str:
         """Hash: how unknown outcomes were settled (found, resent, unreadable), for status."""

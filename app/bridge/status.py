@@ -47,6 +47,7 @@ def bridge_status(redis: Redis, connections=None) -> dict:
         "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
         "zalo_token": token_state(token),
         "last_errors": errors,
+        "reconciled": reconciled(redis, DEFAULT_KEYS),
     }
     if connections is not None:
         status["connections"] = connections_status(redis, connections)
@@ -70,14 +71,16 @@ def connection_status(redis: Redis, connection_id: str, depth: dict | None = Non
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(keys.dead_order)
     pipe.lrange(keys.errors, 0, ERRORS_SHOWN - 1)
+    pipe.hgetall(keys.reconcile)
     for source in SOURCES:
         pipe.get(keys.last_webhook(source))
-    dead, errors, *last = pipe.execute()
+    dead, errors, settled, *last = pipe.execute()
     token = token_state(_token(redis, keys))
     alert = token["alert"]
     status = {
         "zalo_token": token,
         "dead_letters": dead,
+        "reconciled": _counts(settled),
         "last_webhook": {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)},
         **(depth or queue_depths(redis).get(connection_id) or _EMPTY),
         "alerts": [named(connection_id, alert)] if alert else [],
@@ -88,6 +91,16 @@ def connection_status(redis: Redis, connection_id: str, depth: dict | None = Non
     seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
     status["problems"] = problems.find(status, token_given=seeded, now=time.time())
     return status
+
+
+def reconciled(redis: Redis, keys: Keys) -> dict:
+    """How sends of unknown outcome were settled: `found` (delivered after all, not resent),
+    `not_found` (resent), `unreadable` (the partner could not be read: resent blind)."""
+    return _counts(redis.hgetall(keys.reconcile))
+
+
+def _counts(raw: dict) -> dict:
+    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 def named(connection_id: str, alert: str) -> str:

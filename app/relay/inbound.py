@@ -15,7 +15,7 @@ from app.integrations.zalo.schemas import anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 from app.relay import windows
 from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
-from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler
+from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler, wait_for_send_in_flight
 from app.texts import for_agent
 
 log = logging.getLogger("relay.inbound")
@@ -85,6 +85,7 @@ def relay_console_message(ctx, item, progress) -> None:
         return
     _wait_for_our_send_record(item.received_at)
     zalo_user = zalo_user_of(event)
+    wait_for_send_in_flight(ctx, zalo_user)
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
     parts = zalo_parts(ctx, event, progress, attempts)

@@ -21,7 +21,7 @@ from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clea
 from app.media.links import media_url
 from app.relay import agent_view, windows
 from app.relay.media_rules import gif_size, zalo_upload_kind
-from app.relay.reconcile import find_zalo_send, reconciler, zalo_fingerprint
+from app.relay.reconcile import echo_patience, find_zalo_send, reconciler, zalo_fingerprint
 from app.texts import for_agent, for_customer, kind_for_agent, resolve_text, zalo_advice
 
 log = logging.getLogger("relay.outbound")
@@ -237,7 +237,9 @@ def send_to(ctx, zalo_user: str, message: dict) -> str:
     """Zalo's message id. Recorded as in flight first, so an answer that never comes is looked
     for before the message goes again. An anonymous visitor is answered in the Zalo
     conversation their last message named (app/relay/inbound.py keeps it)."""
-    ctx.effects.take_off(to=zalo_user, what=zalo_fingerprint(message))
+    effect = ctx.effects.take_off(to=zalo_user, what=zalo_fingerprint(message))
+    if effect:  # its echo may arrive before its outcome is known (app/relay/inbound.py)
+        ctx.redis.set(ctx.keys.sending_to(zalo_user), effect, ex=echo_patience(ctx.settings))
     anonymous = anonymous_id(zalo_user)
     if not anonymous:
         return ctx.zalo.send(zalo_user, message)

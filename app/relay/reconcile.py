@@ -29,6 +29,18 @@ USER_CONVERSATIONS = 3  # a conversation created blind: looked for among this ma
 ZALO_TYPES = {"text": {"text"}, "image": {"photo", "image"}, "gif": {"gif", "photo"}, "file": {"file"}}
 
 
+ECHO_MARGIN_SECONDS = 60  # an echo of a send of unknown outcome waits this long past the settling
+
+
+def settle_seconds(settings) -> float:
+    return SETTLE_TIMEOUTS * settings.http_timeout_seconds
+
+
+def echo_patience(settings) -> int:
+    """How long after a send its echo may wait for the send's outcome to be settled."""
+    return int(settle_seconds(settings) + ECHO_MARGIN_SECONDS)
+
+
 class Unreadable(Exception):
     """The look-up could not decide whether the message is there."""
 
@@ -39,9 +51,11 @@ def reconciler(ctx, partner: str, find: Callable[[dict], Any]) -> Callable[[dict
     A partner that cannot be read means a resend, as before reconciliation, and is counted."""
 
     def reconcile(flight: dict) -> Any:
-        wait = flight["at"] / 1000 + SETTLE_TIMEOUTS * ctx.settings.http_timeout_seconds - time.time()
+        wait = flight["at"] / 1000 + settle_seconds(ctx.settings) - time.time()
         if wait > 0:
-            raise ReconcilePending(f"{partner} send of unknown outcome: look in {wait:.1f}s", partner=partner, retry_after=wait)
+            raise ReconcilePending(
+                f"{partner} send of unknown outcome: look in {wait:.1f}s", partner=partner, retry_after=wait
+            )
         try:
             found = find(flight)
         except (PermanentError, Unreadable) as exc:
@@ -56,6 +70,18 @@ def reconciler(ctx, partner: str, find: Callable[[dict], Any]) -> Callable[[dict
 
 
 # -- Zalo: the OA's messages (src 0) in the user's conversation ---------------------------------
+
+
+def wait_for_send_in_flight(ctx, zalo_user: str) -> None:
+    """An echo we do not know yet may be of our send whose answer never came: wait until that
+    send is settled (found or resent), at most `echo_patience` after it was made."""
+    effect = ctx.redis.get(ctx.keys.sending_to(zalo_user))
+    flight = ctx.effects.in_flight(effect.decode()) if effect else None
+    if flight is None:
+        return
+    left = flight["at"] / 1000 + echo_patience(ctx.settings) - time.time()
+    if left > 0:
+        raise ReconcilePending("echo waits for a send of unknown outcome", partner="zalo", retry_after=min(left, 5.0))
 
 
 def zalo_fingerprint(message: dict) -> dict:

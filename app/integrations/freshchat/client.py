@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import requests
 
 from app.bridge.ratelimit import RateLimiter
-from urllib.parse import urlsplit
-
 from app.integrations.errors import parse_retry_after
 from app.integrations.freshchat.errors import (
     FreshchatOutcomeUnknown,
@@ -76,12 +75,13 @@ class FreshchatClient:
         found = self._call("GET", f"/users/{user_id}/conversations").get("conversations") or []
         return [str(c["id"]) for c in found if c.get("id")]
 
-    def _below_v2(self, href: str) -> str:
-        """A host-relative `link.href` as a path below our API root (which ends in /v2)."""
-        root = urlsplit(self.base).path.rstrip("/")
-        path = urlsplit(href)
-        relative = path.path[len(root) :] if path.path.startswith(root + "/") else path.path
-        return relative + (f"?{path.query}" if path.query else "")
+    @staticmethod
+    def _below_v2(href: str) -> str:
+        """A `link.href` (host-relative, starting with /v2) as a path below our API root, which
+        ends in /v2 wherever the account is hosted."""
+        parts = urlsplit(href)
+        path = parts.path.removeprefix("/v2")
+        return path + (f"?{parts.query}" if parts.query else "")
 
     def list_channels(self) -> list[dict]:
         """Topics of the account: a cheap read that tells whether FreshChat answers at all."""
