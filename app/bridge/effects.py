@@ -80,9 +80,9 @@ class Effects:
         raw = self.redis.get(self.keys.flight(key))
         return None if raw is None else json.loads(raw)
 
-    def count(self, outcome: str) -> None:
-        """How an unknown outcome was settled (`found`, `resent`, `unreadable`), for status."""
-        self.redis.hincrby(self.keys.reconcile, outcome, 1)
+    def count(self, partner: str, outcome: str) -> None:
+        """How an unknown outcome of a send to `partner` was settled, for status."""
+        self.redis.hincrby(self.keys.reconcile, f"{partner}:{outcome}", 1)
 
     def recorded(self, key: str) -> Any | None:
         """The result an earlier `once(key, ...)` stored, without running anything; None if none."""

@@ -94,13 +94,18 @@ def connection_status(redis: Redis, connection_id: str, depth: dict | None = Non
 
 
 def reconciled(redis: Redis, keys: Keys) -> dict:
-    """How sends of unknown outcome were settled: `found` (delivered after all, not resent),
-    `not_found` (resent), `unreadable` (the partner could not be read: resent blind)."""
+    """Per partner, how sends of unknown outcome were settled: `found` (delivered after all,
+    not sent again), `not_found` (sent again), `unreadable` (the partner could not be read:
+    sent again blind, as before reconciliation)."""
     return _counts(redis.hgetall(keys.reconcile))
 
 
 def _counts(raw: dict) -> dict:
-    return {k.decode(): int(v) for k, v in raw.items()}
+    counts: dict[str, dict] = {}
+    for field, value in raw.items():
+        partner, _, outcome = field.decode().partition(":")
+        counts.setdefault(partner, {})[outcome] = int(value)
+    return counts
 
 
 def named(connection_id: str, alert: str) -> str:

@@ -60,9 +60,9 @@ def reconciler(ctx, partner: str, find: Callable[[dict], Any]) -> Callable[[dict
             found = find(flight)
         except (PermanentError, Unreadable) as exc:
             log.warning("reconcile.unreadable", extra={"partner": partner, "error": str(exc)[:300]})
-            ctx.effects.count("unreadable")
+            ctx.effects.count(partner, "unreadable")
             return None
-        ctx.effects.count("found" if found is not None else "not_found")
+        ctx.effects.count(partner, "found" if found is not None else "not_found")
         log.info("reconcile.settled", extra={"partner": partner, "found": found is not None})
         return found
 

@@ -91,7 +91,7 @@ def test_a_timed_out_reply_found_in_zalos_history_is_not_sent_again(ctx, zm):
     assert ctx.effects.recorded("zalo:out:fc-m1:0") == "zmsg-1"
     assert ctx.mapping.is_sent_by_us("zmsg-1")  # its echo is ours
     assert ctx.effects.in_flight("zalo:out:fc-m1:0") is None
-    assert bridge_status(ctx.redis)["reconciled"] == {"found": 1}
+    assert bridge_status(ctx.redis)["reconciled"] == {"zalo": {"found": 1}}
 
 
 def test_a_timed_out_reply_missing_from_the_history_is_sent_once_more(ctx, zm):
@@ -104,7 +104,7 @@ def test_a_timed_out_reply_missing_from_the_history_is_sent_once_more(ctx, zm):
     assert calls(zm) == [("POST", CS), ("GET", HISTORY), ("POST", CS)]
     assert zm.request_history[-1].json() == {"recipient": {"user_id": USER}, "message": {"text": REPLY}}
     assert ctx.effects.recorded("zalo:out:fc-m1:0") == "zmsg-2"
-    assert bridge_status(ctx.redis)["reconciled"] == {"not_found": 1}
+    assert bridge_status(ctx.redis)["reconciled"] == {"zalo": {"not_found": 1}}
 
 
 def test_an_unreadable_history_falls_back_to_a_resend_and_is_counted(ctx, zm):
@@ -115,7 +115,7 @@ def test_an_unreadable_history_falls_back_to_a_resend_and_is_counted(ctx, zm):
     assert Drainer(ctx).drain(f"out:{CONV}") == "empty"
     assert calls(zm) == [("POST", CS), ("GET", HISTORY), ("POST", CS)]
     assert ctx.effects.recorded("zalo:out:fc-m1:0") == "zmsg-2"
-    assert bridge_status(ctx.redis)["reconciled"] == {"unreadable": 1}
+    assert bridge_status(ctx.redis)["reconciled"] == {"zalo": {"unreadable": 1}}
 
 
 def test_before_the_partner_surely_finished_nothing_is_read_or_sent_and_no_budget_spent(ctx, zm):
@@ -214,6 +214,7 @@ def test_a_timed_out_post_listed_by_freshchat_is_not_posted_again(ctx, fm):
         "from_time": [stamp],
     }
     assert ctx.effects.recorded(f"fc:msg:{event['message']['msg_id']}")["id"] == "fc-msg-1"
+    assert bridge_status(ctx.redis)["reconciled"] == {"freshchat": {"found": 1}}
 
 
 def test_a_timed_out_post_not_listed_is_posted_once_more(ctx, fm):
