@@ -238,6 +238,63 @@ def test_always_failing_job_becomes_a_dead_letter_and_replay_delivers_once(make_
     assert "0 dead letter(s)" in cli(bridge, "list")
 
 
+def notes_of(fc, conversation: str) -> list[str]:
+    return [
+        p["text"]["content"]
+        for m in fc.conversation(conversation)["messages"]
+        if m["message_type"] == "private"
+        for p in m["message_parts"]
+        if "text" in p
+    ]
+
+
+def test_zalo_answering_after_the_timeout_delivers_each_reply_once(make_bridge, sims, redis):
+    """Zalo carries every call out, but answers only after the bridge gave up (4 s > 2 s),
+    for a while: each reply reaches the user once, its echo is known as ours, no dead letter."""
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1, HTTP_TIMEOUT_SECONDS="2")
+    conversations = start_conversations(bridge, zalo, fc)
+    users = list(conversations)[:3]
+    zalo.echo_url = bridge.url + "/webhooks/zalo"
+    try:
+        zalo.faults.fail_fraction("*", 1.0, ["slow"], seconds=4)
+        for user in users:
+            fc.send_agent_message(bridge.url + "/webhooks/freshchat", conversations[user], f"late reply {user}")
+        wait_until(lambda: all(zalo_texts(zalo, u) for u in users), timeout=20, what="the slow sends carried out")
+        wait_until(lambda: zalo.faults.calls("conversation"), timeout=20, what="a look-up while Zalo is slow")
+        zalo.faults.clear()
+        found = lambda: bridge_status(redis)["reconciled"].get("zalo", {}).get("found", 0) == len(users)  # noqa: E731
+        wait_until(found, timeout=30, interval=0.2, what="every reply found in Zalo's history")
+        time.sleep(1.0)  # a repeat, if any, would land now
+    finally:
+        zalo.echo_url = None
+    for user in users:
+        assert zalo_texts(zalo, user) == [f"late reply {user}"]
+        assert not notes_of(fc, conversations[user])  # neither a dead letter nor a stranger's echo
+    assert "0 dead letter(s)" in cli(bridge, "list")
+
+
+def test_a_dead_letter_delivered_after_all_is_replayed_without_a_second_copy(make_bridge, sims, redis):
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1, RETRY_HORIZON_SECONDS="2", HTTP_TIMEOUT_SECONDS="1")
+    conversations = start_conversations(bridge, zalo, fc)
+    user = next(iter(conversations))
+    zalo.faults.fail_next("message_cs", 1, "slow", seconds=1.5)  # carried out after the bridge gave up
+    zalo.faults.fail_fraction("conversation", 1.0, ["http500"])  # and the history cannot be read then
+    fc.send_agent_message(bridge.url + "/webhooks/freshchat", conversations[user], "delivered after all")
+    wait_until(lambda: "1 dead letter(s)" in cli(bridge, "list"), timeout=30, what="a dead letter")
+    assert zalo_texts(zalo, user) == ["delivered after all"]
+    zalo.faults.clear()
+    item_id = cli(bridge, "list").splitlines()[0].split("\t")[0]
+    assert "replayed" in cli(bridge, "replay", item_id)
+    found = lambda: bridge_status(redis)["reconciled"].get("zalo", {}).get("found")  # noqa: E731
+    wait_until(found, timeout=20, what="the replayed reply found in Zalo's history")
+    wait_until(lambda: not bridge_status(redis)["lanes_pending"], timeout=20, what="the replay finished")
+    time.sleep(1.0)
+    assert zalo_texts(zalo, user) == ["delivered after all"]
+    assert "0 dead letter(s)" in cli(bridge, "list")
+
+
 def test_rate_limiter_at_three_times_the_limit_never_exceeds_it(make_bridge, sims):
     _, zalo, fc = sims
     limit, window = 20, 2.0
