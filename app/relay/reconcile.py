@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.integrations.errors import PermanentError, ReconcilePending
+from app.integrations.zalo.schemas import anonymous_id
 
 log = logging.getLogger("relay.reconcile")
 # A call may still be worked on after we gave up on it; look only once it has surely ended.
@@ -98,6 +99,8 @@ def zalo_fingerprint(message: dict) -> dict:
 def find_zalo_send(ctx, flight: dict) -> str | None:
     """The id of an OA message to `flight["to"]`, sent since the flight, with its content and
     not already known as another of our sends; None when the history has none."""
+    if anonymous_id(flight["to"]):
+        raise Unreadable("Zalo's history is read per OA user; an anonymous visitor has none")
     what, since = flight["what"], flight["at"] - SKEW_MS
     deadline = time.monotonic() + LOOKUP_SECONDS
     for page in range(ZALO_PAGES):

@@ -14,6 +14,7 @@ import requests_mock
 from app.bridge import keys
 from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.status import bridge_status
+from app.integrations.zalo.schemas import ANONYMOUS
 from app.relay import reconcile
 from tests.helpers import FC_API, ZALO_API, load_fixture, partners_answer_probes
 from tests.relay.test_inbound import as_user, known_user
@@ -243,3 +244,11 @@ def test_the_echo_of_a_timed_out_reply_waits_for_it_and_becomes_no_note(ctx, zm)
     due_now(ctx, f"in:{USER}")
     assert Drainer(ctx).drain(f"in:{USER}") == "empty"
     assert calls(zm) == [("POST", CS), ("GET", HISTORY)]  # and no private note in FreshChat
+
+
+def test_a_reply_to_an_anonymous_visitor_is_resent_blind_and_counted(ctx, zm):
+    """Zalo's history is read per OA user: an anonymous visitor's reply cannot be looked up."""
+    flight = {"at": 0, "to": f"{ANONYMOUS}2f1b0c", "what": {"kind": "text", "text": REPLY}}
+    assert reconcile.reconciler(ctx, "zalo", lambda f: reconcile.find_zalo_send(ctx, f))(flight) is None
+    assert calls(zm) == []
+    assert bridge_status(ctx.redis)["reconciled"] == {"zalo": {"unreadable": 1}}
