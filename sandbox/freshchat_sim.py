@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -445,14 +446,13 @@ class FreshchatSimulator:
             conv = self.conversations.get(cid)
             if conv is None:
                 return _not_found()
-            newest_first = [dict(m) for m in reversed(conv["messages"])]
+            since = request.args.get("from_time") or ""
+            newest_first = [dict(m) for m in reversed(conv["messages"]) if m["created_time"] >= since]
         chunk = newest_first[(page - 1) * per_page : page * per_page]
         body = {"messages": chunk}
         if page * per_page < len(newest_first):
-            body["link"] = {
-                "href": f"/v2/conversations/{cid}/messages?page={page + 1}&items_per_page={per_page}",
-                "rel": "next",
-            }
+            query = urlencode({"page": page + 1, "items_per_page": per_page, **({"from_time": since} if since else {})})
+            body["link"] = {"href": f"/v2/conversations/{cid}/messages?{query}", "rel": "next"}
         return jsonify(body)
 
     def _post_message(self, cid: str):

@@ -248,11 +248,11 @@ class ZaloOA:
             self.webhooks: list[dict] = []
             self.phone_log: list[dict] = []  # what users sent from the sandbox page's phone
             self.reactions: list[dict] = []  # reactions users sent, for the phone page
+            self.visitors: dict[str, dict] = {}  # anonymous id -> {"conversation_id", "user_id"}
             # every message of every chat, both directions, in the order sent: what the history
             # reads answer; a user's message keeps its signed event for a late redelivery
             self.history: list[dict] = []
             self.webhooks_off = False
-            self.visitors: dict[str, dict] = {}  # anonymous id -> {"conversation_id", "user_id"}
 
     def reset(self) -> None:
         self.reset_oa()
@@ -736,28 +736,6 @@ class ZaloOA:
             return self._dropped(event)
         return self.deliver(bridge_url, event, duplicates)
 
-    def _dropped(self, event: dict) -> SentWebhook:
-        """A webhook Zalo never got through (its retries ran out, or the webhook is off)."""
-        raw, headers = self.sign(event)
-        with self.lock:
-            self.webhooks.append(
-                {"event_name": event["event_name"], "statuses": [], "msg_id": event["message"]["msg_id"]}
-            )
-        return SentWebhook(event, raw, [headers], [])
-
-    def redeliver(self, bridge_url: str, msg_id: str) -> SentWebhook:
-        """Zalo POSTs a recorded user message's webhook again, late (whatever `webhooks_off` says)."""
-        with self.lock:
-            event = next((h["event"] for h in self.history if h["message_id"] == msg_id and h["event"]), None)
-        if event is None:
-            raise KeyError(f"no user message {msg_id!r}")
-        return self.deliver(bridge_url, event)
-
-    def set_webhooks(self, on: bool) -> None:
-        """Switch webhooks on or off, as the OA's app page on Zalo Developers does."""
-        with self.lock:
-            self.webhooks_off = not on
-
     def send_anonymous_event(
         self,
         bridge_url: str,
@@ -783,6 +761,28 @@ class ZaloOA:
             "timestamp": self._ts(None),
         }
         return self.deliver(bridge_url, event, duplicates)
+
+    def _dropped(self, event: dict) -> SentWebhook:
+        """A webhook Zalo never got through (its retries ran out, or the webhook is off)."""
+        raw, headers = self.sign(event)
+        with self.lock:
+            self.webhooks.append(
+                {"event_name": event["event_name"], "statuses": [], "msg_id": event["message"]["msg_id"]}
+            )
+        return SentWebhook(event, raw, [headers], [])
+
+    def redeliver(self, bridge_url: str, msg_id: str) -> SentWebhook:
+        """Zalo POSTs a recorded user message's webhook again, late (whatever `webhooks_off` says)."""
+        with self.lock:
+            event = next((h["event"] for h in self.history if h["message_id"] == msg_id and h["event"]), None)
+        if event is None:
+            raise KeyError(f"no user message {msg_id!r}")
+        return self.deliver(bridge_url, event)
+
+    def set_webhooks(self, on: bool) -> None:
+        """Switch webhooks on or off, as the OA's app page on Zalo Developers does."""
+        with self.lock:
+            self.webhooks_off = not on
 
     def send_text(self, bridge_url: str, user_id: str, text: str, **kw) -> SentWebhook:
         return self.send_user_event(bridge_url, "user_send_text", user_id, text_message(text), **kw)
@@ -1113,9 +1113,9 @@ class ZaloOA:
             "expire_access_token": self.expire_access_token,
             "revoke_refresh_token": self.revoke_refresh_token,
             "phone_send": self.phone_send,
+            "anonymous_event": self.send_anonymous_event,
             "redeliver": self.redeliver,
             "webhooks": self.set_webhooks,
-            "anonymous_event": self.send_anonymous_event,
         }
 
 

@@ -192,6 +192,8 @@ class Drainer:
         """The delay before the next try, or None when the item's budget is spent (dead letter)."""
         item.last_error = str(exc)[:300]
         retry_after = getattr(exc, "retry_after", None) or 0.0
+        if getattr(exc, "waiting", False):
+            return retry_after  # a known wait (an unknown outcome settling): no attempt, no budget
         if self._partner_wide(ctx, exc):
             item.first_failed_at = 0  # not this item's fault: its budget starts afresh later
             self._note_error(ctx, lane, item)

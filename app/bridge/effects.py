@@ -12,6 +12,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
+from app.integrations.errors import OutcomeUnknown, PartnerError
 
 log = logging.getLogger("bridge.effects")
 MARK_PATIENCE_SECONDS = 120
@@ -20,23 +21,68 @@ MARK_PATIENCE_SECONDS = 120
 class Effects:
     """`once(key, fn)` runs fn only if no earlier run recorded a result for key.
 
-    The result is written right after the partner's success; the one window left is a
-    crash between the partner answering and this write (documented in docs/delivery.md).
+    The result is written right after the partner's success. A send whose answer never came
+    (a timeout, a crash) leaves its in-flight record (`take_off`); with `reconcile`, the next
+    run asks the partner's conversation before sending again (docs/delivery.md).
     """
 
     def __init__(self, redis: Redis, ttl_seconds: int, keys: Keys = DEFAULT_KEYS):
         self.redis = redis
         self.ttl = ttl_seconds
         self.keys = keys
+        self._flying: list[str] = []  # keys of the reconciled `once` calls running, innermost last
 
-    def once(self, key: str, fn: Callable[[], Any], also: Callable[[Any, Any], None] | None = None) -> Any:
-        """`also(pipe, result)` may add writes that go in the same round trip as the record."""
+    def once(
+        self,
+        key: str,
+        fn: Callable[[], Any],
+        also: Callable[[Any, Any], None] | None = None,
+        reconcile: Callable[[dict], Any] | None = None,
+    ) -> Any:
+        """`also(pipe, result)` may add writes that go in the same round trip as the record.
+        `reconcile(flight)` gets the in-flight record an earlier run left and answers the
+        result the partner shows for it, or None when the send is not there (then fn runs)."""
         cached = self.recorded(key)
         if cached is not None:
             return cached
-        result = fn()
+        if reconcile is None:
+            result = fn()
+        else:
+            flight = self.in_flight(key)
+            found = reconcile(flight) if flight is not None else None
+            result = found if found is not None else self._flying_call(key, fn)
         self._remember(key, result, also)
         return result
+
+    def _flying_call(self, key: str, fn: Callable[[], Any]) -> Any:
+        self._flying.append(key)
+        try:
+            return fn()
+        except PartnerError as exc:
+            if not isinstance(exc, OutcomeUnknown):
+                self.redis.delete(self.keys.flight(key))  # the partner answered no: nothing to look for
+            raise
+        finally:
+            self._flying.pop()
+
+    def take_off(self, **what: Any) -> str | None:
+        """Record, right before a partner send inside a reconciled `once`, what is sent, to
+        whom and when; a later run that finds it without a result looks before resending.
+        Return that `once`'s key; outside such a call (a send nobody reconciles) do nothing."""
+        if not self._flying:
+            return None
+        record = {"at": int(time.time() * 1000), **what}
+        self.redis.set(self.keys.flight(self._flying[-1]), json.dumps(record), ex=self.ttl)
+        return self._flying[-1]
+
+    def in_flight(self, key: str) -> dict | None:
+        """The in-flight record of `key`'s last send, if its answer never got recorded."""
+        raw = self.redis.get(self.keys.flight(key))
+        return None if raw is None else json.loads(raw)
+
+    def count(self, partner: str, outcome: str) -> None:
+        """How an unknown outcome of a send to `partner` was settled, for status."""
+        self.redis.hincrby(self.keys.reconcile, f"{partner}:{outcome}", 1)
 
     def recorded(self, key: str) -> Any | None:
         """The result an earlier `once(key, ...)` stored, without running anything; None if none."""
@@ -52,6 +98,7 @@ class Effects:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.set(self.keys.done(key), json.dumps(result), ex=self.ttl)
+                pipe.delete(self.keys.flight(key))
                 if also:
                     also(pipe, result)
                 pipe.execute()

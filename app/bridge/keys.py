@@ -112,6 +112,21 @@ class Keys:
         """The recorded result of a partner call made once (app/bridge/effects.py)."""
         return f"{self.prefix}done:{effect}"
 
+    def flight(self, effect: str) -> str:
+        """A partner send made for `effect` whose answer is not recorded yet: what, to whom,
+        when (app/bridge/effects.py)."""
+        return f"{self.prefix}flight:{effect}"
+
+    def sending_to(self, zalo_user_id: str) -> str:
+        """The effect key of the bridge's latest send to a Zalo user: its echo may come before
+        an unknown outcome is settled (app/relay/inbound.py)."""
+        return f"{self.prefix}sending:{zalo_user_id}"
+
+    @property
+    def reconcile(self) -> str:
+        """Hash: how unknown outcomes were settled (found, resent, unreadable), for status."""
+        return f"{self.prefix}reconcile"
+
     # -- who is who (app/bridge/mapping.py)
     def zalo_user(self, zalo_user_id: str) -> str:
         return f"{self.prefix}zu:{zalo_user_id}"

@@ -48,6 +48,7 @@ def bridge_status(redis: Redis, connections=None) -> dict:
         "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
         "zalo_token": token_state(token),
         "last_errors": errors,
+        "reconciled": reconciled(redis, DEFAULT_KEYS),
     }
     if connections is not None:
         status["connections"] = connections_status(redis, connections)
@@ -74,14 +75,16 @@ def connection_status(
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(keys.dead_order)
     pipe.lrange(keys.errors, 0, ERRORS_SHOWN - 1)
+    pipe.hgetall(keys.reconcile)
     for source in SOURCES:
         pipe.get(keys.last_webhook(source))
     pipe.hgetall(keys.catchup)
-    dead, errors, *last, catchup = pipe.execute()
+    dead, errors, settled, *last, catchup = pipe.execute()
     token = token_state(_token(redis, keys))
     status = {
         "zalo_token": token,
         "dead_letters": dead,
+        "reconciled": _counts(settled),
         "last_webhook": {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)},
         "catch_up": catch_up_state(catchup),
         **(depth or queue_depths(redis).get(connection_id) or _EMPTY),
@@ -112,6 +115,21 @@ def catch_up_state(raw: dict) -> dict | None:
         **counts,
         "newest_missed_at": newest / 1000 if newest else None,
     }
+
+
+def reconciled(redis: Redis, keys: Keys) -> dict:
+    """Per partner, how sends of unknown outcome were settled: `found` (delivered after all,
+    not sent again), `not_found` (sent again), `unreadable` (the partner could not be read:
+    sent again blind, as before reconciliation)."""
+    return _counts(redis.hgetall(keys.reconcile))
+
+
+def _counts(raw: dict) -> dict:
+    counts: dict[str, dict] = {}
+    for field, value in raw.items():
+        partner, _, outcome = field.decode().partition(":")
+        counts.setdefault(partner, {})[outcome] = int(value)
+    return counts
 
 
 def named(connection_id: str, alert: str) -> str:

@@ -23,6 +23,23 @@ class RetryableError(PartnerError):
         self.retry_after = retry_after
 
 
+class OutcomeUnknown(Exception):
+    """Mixin: the request may have reached the partner, but its answer never came (a timeout
+    or a reset after sending). Not a failure to repeat blindly: the next attempt looks first."""
+
+
+class ReconcilePending(RetryableError):
+    """An earlier send's outcome is still unknown and the partner may still be working on it:
+    look in its conversation once it surely has finished, not before. A known wait, not a
+    failure, so it spends no retry budget (workers/drain.py)."""
+
+    waiting = True
+
+    def __init__(self, message: str, *, partner: str, retry_after: float):
+        super().__init__(message, retry_after=retry_after)
+        self.partner = partner
+
+
 class RateLimitedError(RetryableError):
     """The partner asked us to slow down (HTTP 429, Zalo -32)."""
 

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 USER_AGENT = "zalo-freshchat-bridge/1.0 (+https://github.com/)"
 
@@ -50,3 +51,16 @@ def build_session(timeout: float = 15.0, pool_size: int = 32) -> requests.Sessio
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
     return session
+
+
+def maybe_sent(exc: requests.RequestException) -> bool:
+    """Whether a failed request may still have reached the partner: a read timeout or a reset
+    after connecting may hide an accepted send; a connection never made cannot."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, (requests.ReadTimeout, requests.exceptions.ChunkedEncodingError)):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        return not isinstance(getattr(reason, "reason", reason), NewConnectionError)
+    return False

@@ -15,6 +15,7 @@ from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 from app.relay import windows
 from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
+from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler, wait_for_send_in_flight
 from app.texts import for_agent, vn_time
 
 log = logging.getLogger("relay.inbound")
@@ -84,6 +85,7 @@ def relay_console_message(ctx, item, progress) -> None:
     if not event.get(CAUGHT_UP):  # found in history long after any send record would have landed
         _wait_for_our_send_record(item.received_at)
     zalo_user = zalo_user_of(event)
+    wait_for_send_in_flight(ctx, zalo_user)
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = ensure_freshchat_user(ctx, zalo_user, known)
     parts = zalo_parts(ctx, event, progress, attempts)
@@ -118,6 +120,7 @@ def deliver(
         f"fc:msg:{msg_id}",
         lambda: post(ctx, msg_id, conversation, fc_user, outgoing, progress),
         also=lambda pipe, posted: ctx.messages.link(msg_id, posted.get("id", ""), pipe),
+        reconcile=reconciler(ctx, "freshchat", lambda flight: _posted(ctx, flight, conversation, outgoing)),
     )
     if done.get("new_conversation"):
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
@@ -150,8 +153,19 @@ def post(ctx, msg_id: str, conversation: str | None, fc_user: str, outgoing: Out
             )
 
 
+def _posted(ctx, flight: dict, conversation: str | None, outgoing: Outgoing) -> dict | None:
+    """What `post` would have answered for the message FreshChat shows, or None."""
+    found = find_freshchat_post(ctx, flight)
+    if found is None:
+        return None
+    created = found["conversation_id"] != conversation
+    return {**found, "text": outgoing.text, **({"new_conversation": True} if created else {})}
+
+
 def post_form(ctx, conversation: str | None, fc_user: str, message: dict) -> dict:
-    """Into the user's open conversation, or as the first message of a new one."""
+    """Into the user's open conversation, or as the first message of a new one; recorded as
+    in flight first, so an answer that never comes is looked for before posting again."""
+    ctx.effects.take_off(conversation=conversation or "", user=fc_user, what=freshchat_fingerprint(message))
     if conversation:
         posted = ctx.freshchat.post_message(conversation, message)
         return {"id": posted.get("id", ""), "conversation_id": conversation}

@@ -21,6 +21,7 @@ from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clea
 from app.media.links import media_url
 from app.relay import agent_view, windows
 from app.relay.media_rules import gif_size, zalo_upload_kind
+from app.relay.reconcile import echo_patience, find_zalo_send, reconciler, zalo_fingerprint
 from app.texts import for_agent, for_customer, kind_for_agent, resolve_text, zalo_advice
 
 log = logging.getLogger("relay.outbound")
@@ -148,7 +149,11 @@ def deliver_part(
         agent_view.record_send(ctx, pipe, sent, shown["text"][:SNIPPET], conversation)
         ctx.messages.link(sent, msg_id, pipe)  # a user quoting this reply is shown quoting it
 
-    return ctx.effects.once(f"zalo:out:{msg_id}:{index}", send, also=remember)
+    return ctx.effects.once(f"zalo:out:{msg_id}:{index}", send, also=remember, reconcile=zalo_reconciler(ctx))
+
+
+def zalo_reconciler(ctx):
+    return reconciler(ctx, "zalo", lambda flight: find_zalo_send(ctx, flight))
 
 
 def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
@@ -229,8 +234,12 @@ def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict, dress: D
 
 
 def send_to(ctx, zalo_user: str, message: dict) -> str:
-    """Zalo's message id. An anonymous visitor is answered in the Zalo conversation their last
-    message named (app/relay/inbound.py keeps it)."""
+    """Zalo's message id. Recorded as in flight first, so an answer that never comes is looked
+    for before the message goes again. An anonymous visitor is answered in the Zalo
+    conversation their last message named (app/relay/inbound.py keeps it)."""
+    effect = ctx.effects.take_off(to=zalo_user, what=zalo_fingerprint(message))
+    if effect:  # its echo may arrive before its outcome is known (app/relay/inbound.py)
+        ctx.redis.set(ctx.keys.sending_to(zalo_user), effect, ex=echo_patience(ctx.settings))
     anonymous = anonymous_id(zalo_user)
     if not anonymous:
         return ctx.zalo.send(zalo_user, message)
@@ -423,7 +432,9 @@ def notify_resolved(ctx, item, conversation: str, fc_user: str | None) -> None:
         return
     try:
         ctx.effects.once(
-            f"zalo:resolve:{item.id}", lambda: send_to(ctx, zalo_user, {"text": resolve_text(ctx.settings)})
+            f"zalo:resolve:{item.id}",
+            lambda: send_to(ctx, zalo_user, {"text": resolve_text(ctx.settings)}),
+            reconcile=zalo_reconciler(ctx),
         )
     except ZaloPermanent as exc:
         log.warning("relay.resolve_notification_refused", extra={"code": exc.code})

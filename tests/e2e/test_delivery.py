@@ -11,6 +11,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from app.bridge.keys import DUE
+from app.bridge.status import bridge_status
 from sandbox.procs import ROOT, wait_until
 
 CONVERSATIONS, MESSAGES = 20, 20
@@ -132,11 +134,17 @@ def check(zalo, fc, inbound, outbound, label):
 
 
 def stall_partners_and_kill(bridge, zalo, fc, victim: str):
-    """Kill a worker while its jobs hang inside partner calls (holding their lanes' leases)."""
-    time.sleep(1.5)
+    """Kill a worker while its jobs hang inside partner calls (holding their lanes' leases).
+    The partners are slow, not down: each call of the stall is carried out after the bridge
+    gave up on it (HTTP_TIMEOUT_SECONDS 1 < 1.5), or after its caller died, so every send in
+    flight then has an unknown outcome, and only reconciliation keeps it from repeating."""
+    sends = {zalo: "message_cs", fc: "message_create"}
+    wait_until(lambda: all(sim.faults.calls(e) > 20 for sim, e in sends.items()), timeout=30, what="sends under way")
+    before = {sim: sim.faults.calls(e) for sim, e in sends.items()}
     for sim in (zalo, fc):
-        sim.faults.fail_fraction("*", 1.0, ["timeout"], seconds=3)
-    time.sleep(0.7)
+        sim.faults.fail_fraction("*", 1.0, ["slow"], seconds=1.5)
+    stalled = lambda: all(sim.faults.calls(e) >= before[sim] + 3 for sim, e in sends.items())  # noqa: E731
+    wait_until(stalled, timeout=10, what="sends caught in the stall")
     bridge.kill(victim)
     for sim in (zalo, fc):
         sim.faults.clear()
@@ -148,9 +156,9 @@ def stall_partners_and_kill(bridge, zalo, fc, victim: str):
 FAILURES = {True: ["http500", "http429", -32], False: ["http500", "http429"]}
 
 
-def test_20x20_each_way_with_20pct_failures_and_a_sigkilled_worker(make_bridge, sims):
+def test_20x20_each_way_with_20pct_failures_and_a_sigkilled_worker(make_bridge, sims, redis):
     _, zalo, fc = sims
-    bridge = make_bridge(workers=2, WORKER_CONCURRENCY="3", HTTP_TIMEOUT_SECONDS="2", RATE_WINDOW_SECONDS="1")
+    bridge = make_bridge(workers=2, WORKER_CONCURRENCY="3", HTTP_TIMEOUT_SECONDS="1", RATE_WINDOW_SECONDS="1")
     conversations = start_conversations(bridge, zalo, fc)
     zalo.faults.fail_fraction("*", 0.2, FAILURES[True], seed=3, retry_after=1)
     fc.faults.fail_fraction("*", 0.2, FAILURES[False], seed=4, retry_after=1)
@@ -162,6 +170,9 @@ def test_20x20_each_way_with_20pct_failures_and_a_sigkilled_worker(make_bridge, 
         sim.faults.clear()
     settle(zalo, fc, inbound, outbound)
     check(zalo, fc, inbound, outbound, "chaos")
+    settled = bridge_status(redis)["reconciled"]
+    print(f"unknown outcomes settled: {settled}")
+    assert settled.get("zalo") and settled.get("freshchat")  # unknown outcomes both ways, none repeated
     assert "worker.child_died" not in bridge.log("worker1")  # the survivor never crashed
 
 
@@ -225,6 +236,64 @@ def test_always_failing_job_becomes_a_dead_letter_and_replay_delivers_once(make_
     wait_until(lambda: "never gets through" in zalo_texts(zalo, user), timeout=20, what="replayed delivery")
     time.sleep(1.0)
     assert zalo_texts(zalo, user).count("never gets through") == 1
+    assert "0 dead letter(s)" in cli(bridge, "list")
+
+
+def notes_of(fc, conversation: str) -> list[str]:
+    return [
+        p["text"]["content"]
+        for m in fc.conversation(conversation)["messages"]
+        if m["message_type"] == "private"
+        for p in m["message_parts"]
+        if "text" in p
+    ]
+
+
+def test_zalo_answering_after_the_timeout_delivers_each_reply_once(make_bridge, sims, redis):
+    """Zalo carries every call out, but answers only after the bridge gave up (4 s > 2 s),
+    for a while: each reply reaches the user once, its echo is known as ours, no dead letter."""
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1, HTTP_TIMEOUT_SECONDS="2")
+    conversations = start_conversations(bridge, zalo, fc)
+    users = list(conversations)[:3]
+    zalo.echo_url = bridge.url + "/webhooks/zalo"
+    try:
+        zalo.faults.fail_fraction("*", 1.0, ["slow"], seconds=4)
+        for user in users:
+            fc.send_agent_message(bridge.url + "/webhooks/freshchat", conversations[user], f"late reply {user}")
+        wait_until(lambda: all(zalo_texts(zalo, u) for u in users), timeout=20, what="the slow sends carried out")
+        wait_until(lambda: zalo.faults.calls("conversation"), timeout=20, what="a look-up while Zalo is slow")
+        zalo.faults.clear()
+        found = lambda: bridge_status(redis)["reconciled"].get("zalo", {}).get("found", 0) == len(users)  # noqa: E731
+        wait_until(found, timeout=30, interval=0.2, what="every reply found in Zalo's history")
+        time.sleep(1.0)  # a repeat, if any, would land now
+    finally:
+        zalo.echo_url = None
+    for user in users:
+        assert zalo_texts(zalo, user) == [f"late reply {user}"]
+        assert not notes_of(fc, conversations[user])  # neither a dead letter nor a stranger's echo
+    assert "0 dead letter(s)" in cli(bridge, "list")
+
+
+def test_a_dead_letter_delivered_after_all_is_replayed_without_a_second_copy(make_bridge, sims, redis):
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1, RETRY_HORIZON_SECONDS="2", HTTP_TIMEOUT_SECONDS="1")
+    conversations = start_conversations(bridge, zalo, fc)
+    user = next(iter(conversations))
+    zalo.faults.fail_next("message_cs", 1, "slow", seconds=1.5)  # carried out after the bridge gave up
+    zalo.faults.fail_fraction("conversation", 1.0, ["http500"])  # and the history cannot be read then
+    fc.send_agent_message(bridge.url + "/webhooks/freshchat", conversations[user], "delivered after all")
+    wait_until(lambda: "1 dead letter(s)" in cli(bridge, "list"), timeout=30, what="a dead letter")
+    assert zalo_texts(zalo, user) == ["delivered after all"]
+    zalo.faults.clear()
+    item_id = cli(bridge, "list").splitlines()[0].split("\t")[0]
+    assert "replayed" in cli(bridge, "replay", item_id)
+    found = lambda: bridge_status(redis)["reconciled"].get("zalo", {}).get("found")  # noqa: E731
+    wait_until(found, timeout=20, what="the replayed reply found in Zalo's history")
+    lane = f"out:{conversations[user]}"
+    wait_until(lambda: redis.zscore(DUE, lane) is None, timeout=20, what="the replay finished")
+    time.sleep(1.0)
+    assert zalo_texts(zalo, user) == ["delivered after all"]
     assert "0 dead letter(s)" in cli(bridge, "list")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -171,6 +173,22 @@ def test_messages_are_paged_with_a_next_link(partners, fc):
     assert [m["message_parts"][0]["text"]["content"] for m in page["messages"]] == ["4", "3"]
     following = requests.get(partners.base + "/freshchat" + page["link"]["href"], headers=AUTH).json()
     assert [m["message_parts"][0]["text"]["content"] for m in following["messages"]] == ["2", "1"]
+
+
+def test_messages_since_a_time_keep_from_time_in_the_next_link(partners, fc):
+    user, conv = open_conversation(partners, fc, "old")
+    cid = conv["conversation_id"]
+    time.sleep(0.01)
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    for n in range(1, 4):
+        post(partners, cid, user_message(user["id"], str(n)))
+    params = {"items_per_page": 2, "from_time": since}
+    page = api(partners, "GET", f"/conversations/{cid}/messages", params=params).json()
+    assert [m["message_parts"][0]["text"]["content"] for m in page["messages"]] == ["3", "2"]
+    assert f"from_time={quote(since)}" in page["link"]["href"] and page["link"]["rel"] == "next"
+    following = requests.get(partners.base + "/freshchat" + page["link"]["href"], headers=AUTH).json()
+    assert [m["message_parts"][0]["text"]["content"] for m in following["messages"]] == ["1"]  # not "old"
+    assert "link" not in following
 
 
 def test_invalid_messages_are_refused(partners, fc):

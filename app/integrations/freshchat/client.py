@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import requests
 
 from app.bridge.ratelimit import RateLimiter
 from app.integrations.errors import parse_retry_after
-from app.integrations.freshchat.errors import FreshchatRateLimited, FreshchatRetryable, error_for
+from app.integrations.freshchat.errors import (
+    FreshchatOutcomeUnknown,
+    FreshchatRateLimited,
+    FreshchatRetryable,
+    error_for,
+)
+from app.integrations.http import maybe_sent
 
 log = logging.getLogger("freshchat.api")
+MESSAGES_PAGE = 50  # FreshChat's largest page
 
 
 def auth_headers(api_key: str) -> dict:
@@ -51,6 +59,30 @@ class FreshchatClient:
     def post_message(self, conversation_id: str, message: dict) -> dict:
         return self._call("POST", f"/conversations/{conversation_id}/messages", json=message)
 
+    def messages(self, conversation_id: str, from_time: str | None = None, next_page: str | None = None) -> tuple:
+        """One page of a conversation's messages, newest first, and the link to the next page
+        (None on the last): GET /conversations/{id}/messages, or the `link.href` of the page
+        before (relative to the host, /v2 included)."""
+        if next_page:
+            body = self._call("GET", self._below_v2(next_page))
+        else:
+            params = {"page": 1, "items_per_page": MESSAGES_PAGE, **({"from_time": from_time} if from_time else {})}
+            body = self._call("GET", f"/conversations/{conversation_id}/messages", params=params)
+        return body.get("messages") or [], (body.get("link") or {}).get("href")
+
+    def user_conversations(self, user_id: str) -> list[str]:
+        """The ids of a user's conversations (FreshChat answers the whole list, unordered)."""
+        found = self._call("GET", f"/users/{user_id}/conversations").get("conversations") or []
+        return [str(c["id"]) for c in found if c.get("id")]
+
+    @staticmethod
+    def _below_v2(href: str) -> str:
+        """A `link.href` (host-relative, starting with /v2) as a path below our API root, which
+        ends in /v2 wherever the account is hosted."""
+        parts = urlsplit(href)
+        path = parts.path.removeprefix("/v2")
+        return path + (f"?{parts.query}" if parts.query else "")
+
     def list_channels(self) -> list[dict]:
         """Topics of the account: a cheap read that tells whether FreshChat answers at all."""
         return self._call("GET", "/channels").get("channels") or []
@@ -60,7 +92,8 @@ class FreshchatClient:
         try:
             resp = self.session.request(method, self.base + path, headers=self.headers, **kwargs)
         except requests.RequestException as exc:
-            raise FreshchatRetryable(f"FreshChat unreachable: {type(exc).__name__}") from exc
+            error = FreshchatOutcomeUnknown if maybe_sent(exc) else FreshchatRetryable
+            raise error(f"FreshChat unreachable: {type(exc).__name__}") from exc
         if resp.status_code < 500 and resp.status_code != 429:
             self.on_answer()
         if resp.status_code >= 300:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.integrations.errors import PermanentError, RateLimitedError, RetryableError
+from app.integrations.errors import OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
 
 
 class FreshchatError(Exception):
@@ -12,6 +12,10 @@ class FreshchatError(Exception):
 
 
 class FreshchatRetryable(FreshchatError, RetryableError):
+    pass
+
+
+class FreshchatOutcomeUnknown(OutcomeUnknown, FreshchatRetryable):
     pass
 
 
@@ -32,6 +36,8 @@ def error_for(status: int, path: str, detail: str, retry_after: float | None) ->
     text = f"FreshChat HTTP {status} on {path.split('?')[0]}: {detail}"
     if status == 429:
         return FreshchatRateLimited(text, status=status, retry_after=retry_after)
+    if status == 504:  # the gateway gave up waiting: FreshChat may still have posted it
+        return FreshchatOutcomeUnknown(text, status=status, retry_after=retry_after)
     if status >= 500 or status in (408, 409):
         return FreshchatRetryable(text, status=status, retry_after=retry_after)
     if "/conversations/" in path and (status == 404 or _superseded(detail)):

@@ -10,13 +10,21 @@ import requests
 
 from app.bridge.ratelimit import Grant, RateLimiter
 from app.integrations.errors import parse_retry_after
-from app.integrations.zalo.errors import ZaloAuthError, ZaloPermanent, ZaloRateLimited, ZaloRetryable, error_for
+from app.integrations.http import maybe_sent
+from app.integrations.zalo.errors import (
+    ZaloAuthError,
+    ZaloOutcomeUnknown,
+    ZaloPermanent,
+    ZaloRateLimited,
+    ZaloRetryable,
+    error_for,
+)
 from app.integrations.zalo.tokens import TokenKeeper
 
 log = logging.getLogger("zalo.api")
 UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
-INVALID = -201
 HISTORY_PAGE = 10  # Zalo's history reads answer at most 10 items per call
+INVALID = -201
 
 
 class SentId(str):
@@ -119,7 +127,8 @@ class ZaloClient:
         try:
             resp = self.session.request(method, self.base + path, headers={"access_token": token}, **kwargs)
         except requests.RequestException as exc:
-            raise ZaloRetryable(f"Zalo unreachable: {type(exc).__name__}") from exc
+            error = ZaloOutcomeUnknown if maybe_sent(exc) else ZaloRetryable
+            raise error(f"Zalo unreachable: {type(exc).__name__}") from exc
         if resp.status_code < 500 and resp.status_code != 429:
             self.on_answer()
         data = self._parse(resp, grant)
@@ -151,7 +160,9 @@ class ZaloClient:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if resp.status_code == 429:
             return self._penalised(ZaloRateLimited("Zalo HTTP 429", status=429, retry_after=retry_after))
-        return ZaloRetryable(f"Zalo HTTP {resp.status_code}", status=resp.status_code, retry_after=retry_after)
+        # a gateway that gave up waiting (504) may have let the call through
+        error = ZaloOutcomeUnknown if resp.status_code == 504 else ZaloRetryable
+        return error(f"Zalo HTTP {resp.status_code}", status=resp.status_code, retry_after=retry_after)
 
     def _penalised(self, error: ZaloRateLimited) -> Exception:
         """A 429 slows every worker down for its Retry-After, instead of burning retries."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.bridge.ratelimit import FIRST_BACKOFF_MS
-from app.integrations.errors import PermanentError, RateLimitedError, RetryableError
+from app.integrations.errors import OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
 
 
 class ZaloError(Exception):
@@ -13,6 +13,10 @@ class ZaloError(Exception):
 
 
 class ZaloRetryable(ZaloError, RetryableError):
+    pass
+
+
+class ZaloOutcomeUnknown(OutcomeUnknown, ZaloRetryable):
     pass
 
 
