@@ -34,7 +34,9 @@ def test_a_delivered_message_is_one_info_line_with_its_latency(ctx, m, caplog):
     [line] = records(caplog, "relay.delivered")
     assert (line.levelno, line.connection, line.direction, line.lane) == (logging.INFO, "default", "in", f"in:{USER}")
     assert 1500 <= line.latency_ms < 5000
-    assert [r.json()["message_parts"] for r in m.request_history] == [[{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}]]
+    assert [r.json()["message_parts"] for r in m.request_history] == [
+        [{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}]
+    ]
 
 
 def test_the_echo_of_our_own_send_is_a_debug_line_and_not_delivered(ctx, m, caplog):

@@ -160,7 +160,9 @@ def test_each_family_counts_a_known_run(client, ctx, m, monkeypatch):
     assert value(got, "bridge_retries_total", connection="default", direction="in") is None
     assert value(got, "bridge_dead_letters_total", connection="default", direction="in") == 1
     assert value(got, "bridge_dead_letters_kept", connection="default") == 1
-    errors = {(dict(k)["partner"], dict(k)["code"]): v for (n, k), v in got.items() if n == "bridge_partner_errors_total"}
+    errors = {
+        (dict(k)["partner"], dict(k)["code"]): v for (n, k), v in got.items() if n == "bridge_partner_errors_total"
+    }
     assert errors == {("freshchat", "400"): 3, ("zalo", "500"): 1}
     assert value(got, "bridge_zalo_token_dead", connection="default") == 0
     assert 89 * 86400 < value(got, "bridge_zalo_refresh_token_expires_in_seconds", connection="default") <= 90 * 86400
