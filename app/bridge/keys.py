@@ -203,6 +203,11 @@ class Keys:
         return f"{self.prefix}relayed:{direction}:{day}"
 
     @property
+    def metrics(self) -> str:
+        """Hash `<family>|<label>|...` -> count: the worker's counters (app/bridge/metrics.py)."""
+        return f"{self.prefix}metrics"
+
+    @property
     def verifier_files(self) -> str:
         """Hash code -> the exact bytes of Zalo's zalo_verifier<code>.html the operator uploaded."""
         return f"{self.prefix}verifier:files"
