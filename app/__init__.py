@@ -33,8 +33,10 @@ def create_app(settings=None) -> Flask:
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY)
     from app import extensions
     from app.console import init_console
+    from app.metrics import init_metrics
 
     extensions.init_app(app, settings)
+    init_metrics(app)
     init_console(app, settings)
     _register_blueprints(app, settings)
     _register_hooks(app)

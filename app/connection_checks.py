@@ -22,7 +22,8 @@ TOKEN_ERRORS = {-216, -220, -124}  # Zalo's "access token invalid/expired"
 
 # What people read.
 TEXTS = {
-    "no_token": "no token yet: connect the OA (open the oauth_start URL) or give access_token and refresh_token",
+    "no_token": 'no token yet: connect the OA ("Connect with Zalo" in the console, or a one-time link from '
+    "POST /api/connections/<id>/oauth-link) or give access_token and refresh_token",
     "token_dead": "the token pair is dead ({reason}): connect the OA again",
     "token_unreadable": "the stored token pair cannot be unsealed with ENCRYPTION_KEY: put the old key back "
     "or connect the OA again",

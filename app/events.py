@@ -25,6 +25,11 @@ REACTION = "reaction"  # a Zalo user reacted to a message
 # Timers the bridge sets itself (app/relay/agent_view.py), in lanes of their own.
 WINDOW_CLOSING = "window_closing"  # the free reply window of a user's message is about to close
 RECEIPTS_NOTE = "receipts_note"  # tell the agents of a conversation what was received and read
+# The kinds whose delivery puts a message on the other side: what "relayed" counts.
+MESSAGES = frozenset({USER_MESSAGE, OA_MESSAGE, AGENT_MESSAGE, REACTION})
+# A handler's answer when it deliberately put nothing on the other side (our own send echoed
+# back, a reply held because Zalo would bill it): done, but not a relayed message.
+NOT_RELAYED = "not_relayed"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Event:
     lane: str = ""  # "in:<zalo user>" or "out:<freshchat conversation>"
     dedupe_id: str = ""
     reason: str = ""  # why it is not queued, as answered to the partner
+    own: bool = False  # the bridge's own post or send, echoed back by the partner: nothing lost
     payload: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -51,8 +57,8 @@ def recorded(provider: str, name: str) -> Event:
     return Event(provider, name, RECORDED, reason=name)
 
 
-def ignored(provider: str, name: str, reason: str) -> Event:
-    return Event(provider, name, IGNORED, reason=reason)
+def ignored(provider: str, name: str, reason: str, own: bool = False) -> Event:
+    return Event(provider, name, IGNORED, reason=reason, own=own)
 
 
 def unknown(provider: str, name: str) -> Event:

@@ -15,6 +15,7 @@ FRESHCHAT_KEYS = ("freshchat_api_url", "freshchat_api_key", "freshchat_channel_i
 SECRET_FIELDS = (
     "secret_key",
     "admin_token",
+    "metrics_token",
     "zalo_app_secret",
     "zalo_oa_secret_key",
     "zalo_access_token",
@@ -42,6 +43,7 @@ class Settings:
     secret_key: str = ""
     encryption_key: str = ""  # empty: derived from secret_key (app/bridge/secrets_at_rest.py)
     admin_token: str = ""
+    metrics_token: str = ""
     zalo_app_id: str = ""
     zalo_app_secret: str = ""
     zalo_oa_id: str = ""

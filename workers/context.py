@@ -20,6 +20,7 @@ from app.bridge.effects import Effects
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, Keys
 from app.bridge.lanes import Lanes
 from app.bridge.mapping import Mapping, MessageMap
+from app.bridge.metrics import Counters
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
 from app.bridge.status import remember_error
@@ -101,6 +102,10 @@ class WorkerContext:
         return Effects(self.redis, self.settings.dedupe_ttl_seconds, keys=self.keys)
 
     @cached_property
+    def counters(self) -> Counters:
+        return Counters(self.redis, self.connection)
+
+    @cached_property
     def mapping(self) -> Mapping:
         owners = keys.conversation_owner(freshchat_account(self.settings))
         return Mapping(self.redis, sent_ttl=self.settings.dedupe_ttl_seconds, keys=self.keys, owners=owners)
@@ -129,9 +134,10 @@ class WorkerContext:
         freshchat = "freshchat" if account == freshchat_account(base) else keys.freshchat_rate_name(account)
         return zalo, freshchat
 
-    def _limiter(self, name: str, per_minute: int) -> RateLimiter:
-        # Named in the shared key space: a limiter belongs to an app or account, not a connection.
-        return RateLimiter(
+    def _limiter(self, partner: str, name: str, per_minute: int) -> RateLimiter:
+        # Named in the shared key space: a limiter belongs to an app or account, not a connection;
+        # its waits are counted as the connection's whose call waited.
+        limiter = RateLimiter(
             self.redis,
             name,
             per_minute,
@@ -139,6 +145,8 @@ class WorkerContext:
             self._limiter_patience_ms(),
             keys=DEFAULT_KEYS,
         )
+        limiter.on_wait = lambda slept_ms: self.counters.limiter_waited(partner, slept_ms)
+        return limiter
 
     @cached_property
     def tokens(self):
@@ -151,20 +159,22 @@ class WorkerContext:
     def zalo(self):
         from app.integrations.zalo.client import ZaloClient
 
-        limiter = self._limiter(self._limiter_names()[0], self.settings.zalo_rate_per_minute)
+        limiter = self._limiter("zalo", self._limiter_names()[0], self.settings.zalo_rate_per_minute)
         client = ZaloClient(self.session, self.settings, self.tokens, limiter)
         client.on_answer = lambda: self.breaker("zalo").mark_ok()  # an answer proves Zalo is up
         client.reply_to = lambda user_id: reply_target(self.mapping.zalo_user(user_id))
         client.on_token_rejected = lambda exc: remember_error(self.redis, self.keys, f"{exc}; refreshing the token")
+        client.on_error = lambda exc: self.counters.partner_error("zalo", exc)
         return client
 
     @cached_property
     def freshchat(self):
         from app.integrations.freshchat.client import FreshchatClient
 
-        limiter = self._limiter(self._limiter_names()[1], self.settings.freshchat_rate_per_minute)
+        limiter = self._limiter("freshchat", self._limiter_names()[1], self.settings.freshchat_rate_per_minute)
         client = FreshchatClient(self.session, self.settings, limiter)
         client.on_answer = lambda: self.breaker("freshchat").mark_ok()
+        client.on_error = lambda exc: self.counters.partner_error("freshchat", exc)
         return client
 
     @cached_property

@@ -13,9 +13,11 @@ import random
 import time
 from collections.abc import Callable
 
+from app import events
 from app.bridge import keys
-from app.bridge.journal import Journal
+from app.bridge.journal import DIRECTION_OF_KIND, Journal
 from app.bridge.lanes import Item, NotDue, now_ms
+from app.bridge.metrics import Counters
 from app.bridge.status import remember_error
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
@@ -82,12 +84,12 @@ def by_event(table: dict[str, Callable], to_event: Callable) -> Callable:
             event = to_event(item.payload)
             if not event.queued:
                 log.info("worker.not_relayed", extra={"item": item.id, "why": event.reason})
-                return
+                return events.NOT_RELAYED
             kind = event.kind
         handler = table.get(kind)
         if handler is None:  # queued by a newer version: retried, then a dead letter to replay
             raise LookupError(f"no handler for {item.kind} event {kind!r}")
-        handler(ctx, item, progress)
+        return handler(ctx, item, progress)
 
     return handle
 
@@ -171,7 +173,9 @@ class Drainer:
                 raise LeaseLost(lane)
 
         try:
-            self.handlers[item.kind](ctx, item, progress)
+            answer = self.handlers[item.kind](ctx, item, progress)
+            if answer != events.NOT_RELAYED and item.event in events.MESSAGES:
+                _relayed(ctx, lane, item)
             return DELIVERED, None
         except LeaseLost:
             raise
@@ -197,6 +201,7 @@ class Drainer:
         if self._partner_wide(ctx, exc):
             item.first_failed_at = 0  # not this item's fault: its budget starts afresh later
             self._note_error(ctx, lane, item)
+            ctx.counters.retried(direction(item))
             wait = max(retry_after, ctx.breaker(exc.partner).open_for(), ctx.settings.retry_base_seconds)
             return wait + random.uniform(0, min(1.0, wait / 2))  # spread the restart after a pause
         now = now_ms()
@@ -207,6 +212,7 @@ class Drainer:
             self._dead(ctx, lane, item, f"gave up after {item.attempts} attempts: {item.last_error}")
             return None
         delay = backoff(item.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_max_seconds)
+        ctx.counters.retried(direction(item))
         return max(delay, retry_after)
 
     @staticmethod
@@ -221,6 +227,7 @@ class Drainer:
         """Last resort: keep the item for an operator and tell the agent in the conversation."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason[:300]})
         ctx.dead_letters.add(lane, item, reason)
+        ctx.counters.dead_lettered(direction(item))
         item.last_error = reason
         self._note_error(ctx, lane, item)
         note = self.notes.get(item.kind)
@@ -234,11 +241,28 @@ class Drainer:
         connection's dead letters (replayed once the connection is added again)."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason})
         self.ctx.dead_letters_of(item.connection).add(lane, item, reason)
+        Counters(self.ctx.redis, item.connection).dead_lettered(direction(item))
         item.last_error = reason
 
     def _note_error(self, ctx, lane: str, item: Item) -> None:
         remember_error(ctx.redis, ctx.keys, item.last_error, lane=lane, item=item.id)
         log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
+
+
+def direction(item: Item) -> str:
+    """ "in" (Zalo -> FreshChat) or "out", by the partner the item came from."""
+    return DIRECTION_OF_KIND.get(item.kind, "")
+
+
+def _relayed(ctx, lane: str, item: Item) -> None:
+    """The partner accepted the message: one line an operator can read, and the counters."""
+    latency_ms = max(0, now_ms() - item.received_at)
+    way = direction(item)
+    log.info(
+        "relay.delivered",
+        extra={"connection": item.connection, "direction": way, "lane": lane, "latency_ms": latency_ms},
+    )
+    ctx.counters.relayed(way, latency_ms / 1000)
 
 
 def _retried(delay: float | None) -> tuple[str, float | None]:

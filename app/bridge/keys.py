@@ -45,6 +45,14 @@ def receipts_lane(conversation_id: str) -> str:
     return f"rcpt:{conversation_id}"
 
 
+TIMER_LANES = (window_lane(""), receipts_lane(""))  # their prefixes
+
+
+def is_timer_lane(lane_id: str) -> bool:
+    """A lane whose item waits for a time (window_lane, receipts_lane), not for a worker."""
+    return lane_id.rpartition("/")[2].startswith(TIMER_LANES)
+
+
 def lane_for(connection: str, lane_id: str) -> str:
     """The lane id of one of a connection's conversations: the default connection's lanes keep
     the ids single-OA bridges wrote (`in:<user>`), another's are `<connection>/in:<user>`."""
@@ -208,6 +216,11 @@ class Keys:
     def relayed(self, direction: str, day: str) -> str:
         """Messages relayed in `direction` ("in"/"out") on the UTC `day` (YYYYMMDD), expiring."""
         return f"{self.prefix}relayed:{direction}:{day}"
+
+    @property
+    def metrics(self) -> str:
+        """Hash `<family>|<label>|...` -> count: the worker's counters (app/bridge/metrics.py)."""
+        return f"{self.prefix}metrics"
 
     @property
     def verifier_files(self) -> str:

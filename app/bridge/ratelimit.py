@@ -49,6 +49,7 @@ class RateLimiter:
         self.burst = max(1, limit // 100)
         self.rate_per_ms = max(limit * 0.97 - self.burst, 1) / (window_seconds * 1000.0)
         self.clock, self.sleep = clock, sleep
+        self.on_wait = lambda slept_ms: None  # told when a call had to wait (the worker counts it)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -77,10 +78,14 @@ class RateLimiter:
         """Sleep until a token is ours; hand back the wait still ahead when the total would
         exceed `max_wait_ms` (pauses renewed by fresh 429s must not keep us sleeping)."""
         deadline = self._now_ms() + self.max_wait_ms
+        slept_ms = 0
         while (grant := self._take_once()).wait_ms > 0:
             if grant.at_ms + grant.wait_ms > deadline:
-                return grant
+                break
             self.sleep(grant.wait_ms / 1000.0)
+            slept_ms += grant.wait_ms
+        if slept_ms or grant.wait_ms:  # only then: nothing extra on the usual path
+            self.on_wait(slept_ms)
         return grant
 
     def wait(self) -> int:

@@ -16,7 +16,7 @@ from redis import Redis
 
 from app import problems
 from app.bridge.journal import Journal
-from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, lane, lane_connection
+from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_timer_lane, lane, lane_connection
 from app.bridge.lanes import now_ms
 from app.integrations.zalo.tokens import token_health
 
@@ -41,8 +41,9 @@ def bridge_status(redis: Redis, connections=None) -> dict:
     token = _token(redis, DEFAULT_KEYS)
     beat = redis.get(HEARTBEAT)
     errors = [e.decode() for e in redis.lrange(DEFAULT_KEYS.errors, 0, ERRORS_SHOWN - 1)]
+    depths = queue_depths(redis)
     status = {
-        "lanes_pending": redis.zcard(DUE),
+        "lanes_pending": sum(d["lanes_pending"] for d in depths.values()),
         "lanes_due_now": redis.zcount(DUE, "-inf", now_ms()),
         "dead_letters": redis.zcard(DEFAULT_KEYS.dead_order),
         "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
@@ -51,13 +52,13 @@ def bridge_status(redis: Redis, connections=None) -> dict:
         "reconciled": reconciled(redis, DEFAULT_KEYS),
     }
     if connections is not None:
-        status["connections"] = connections_status(redis, connections)
+        status["connections"] = connections_status(redis, connections, depths)
     return status
 
 
-def connections_status(redis: Redis, connections) -> dict[str, dict]:
+def connections_status(redis: Redis, connections, depths: dict | None = None) -> dict[str, dict]:
     """Every connection's status, by id (the default one first)."""
-    depths = queue_depths(redis)
+    depths = queue_depths(redis) if depths is None else depths
     return {
         c.id: dict(connection_status(redis, c.id, depths.get(c.id), connection=c), enabled=c.enabled)
         for c in connections.all()
@@ -146,14 +147,15 @@ def token_state(token: dict) -> dict:
     }
 
 
-_EMPTY = {"lanes_pending": 0, "queued_items": 0, "oldest_due_at": None}
+_EMPTY = {"lanes_pending": 0, "queued_items": 0, "timers": 0, "oldest_due_at": None}
 
 
 def queue_depths(redis: Redis) -> dict[str, dict]:
     """Per connection: lanes with work waiting, the items in them, and since when the longest
     waiting lane has been due (epoch s; None when none is due: a lane a worker holds or that
     waits for a retry is due later). The lane id says whose conversation it is:
-    `<connection>/in:<user>`, the default's have no prefix."""
+    `<connection>/in:<user>`, the default's have no prefix. Timer lanes (a reply window's
+    reminder, a receipts note) wait for hours by design: counted apart, not as queued work."""
     lanes = [(m.decode(), due) for m, due in redis.zscan_iter(DUE)]
     pipe = redis.pipeline(transaction=False)
     for lane_id, _ in lanes:
@@ -162,8 +164,11 @@ def queue_depths(redis: Redis) -> dict[str, dict]:
     depths: dict[str, dict] = {}
     for (lane_id, due), items in zip(lanes, pipe.execute(), strict=True):
         depth = depths.setdefault(lane_connection(lane_id), dict(_EMPTY))
-        depth["lanes_pending"] += 1
-        depth["queued_items"] += items
+        if is_timer_lane(lane_id):
+            depth["timers"] += 1
+        else:
+            depth["lanes_pending"] += 1
+            depth["queued_items"] += items
         if due <= now and (depth["oldest_due_at"] is None or due / 1000 < depth["oldest_due_at"]):
             depth["oldest_due_at"] = due / 1000
     return depths

@@ -130,13 +130,13 @@ def _quote(text: str) -> str:
 # -- reactions ---------------------------------------------------------------------------------
 
 
-def relay_reaction(ctx, item, progress) -> None:
+def relay_reaction(ctx, item, progress) -> str | None:
     """A reaction reaches the agents as a short message from the user, once per event."""
     event = item.payload
     icon, msg_id = event["message"]["react_icon"], event["message"]["msg_id"]
     if icon == REMOVED:
         log.info("relay.reaction_removed", extra={"msg_id": msg_id})
-        return
+        return events.NOT_RELAYED
     zalo_user = schemas.status_user(event, ctx.settings.zalo_oa_id)
     known = ctx.mapping.zalo_user(zalo_user)
     fc_user = inbound.ensure_freshchat_user(ctx, zalo_user, known)

@@ -75,13 +75,14 @@ def _remember_anonymous_conversation(ctx, zalo_user: str, known: dict, event: di
         ctx.mapping.set_zalo_user(zalo_user, zalo_conversation_id=conversation)
 
 
-def relay_console_message(ctx, item, progress) -> None:
+def relay_console_message(ctx, item, progress) -> str | None:
     """A message the OA sent without this bridge (Zalo's OA chat, another tool, an automatic
     message): agents see it as a private note. Our own sends are recognised by their id."""
     event, attempts = item.payload, item.attempts
     msg_id = event["message"]["msg_id"]
     if ctx.mapping.is_sent_by_us(msg_id):
-        return
+        log.debug("relay.own_echo", extra={"msg_id": msg_id})  # Zalo echoes what we sent: nothing lost
+        return events.NOT_RELAYED
     if not event.get(CAUGHT_UP):  # found in history long after any send record would have landed
         _wait_for_our_send_record(item.received_at)
     zalo_user = zalo_user_of(event)

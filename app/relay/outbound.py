@@ -68,20 +68,21 @@ class AttachmentUnusable(Exception):
         self.values = values
 
 
-def relay_agent_message(ctx, item, progress) -> None:
-    deliver_agent_message(ctx, item.payload["data"]["message"], progress)
+def relay_agent_message(ctx, item, progress) -> str | None:
+    return deliver_agent_message(ctx, item.payload["data"]["message"], progress)
 
 
-def deliver_agent_message(ctx, message: dict, progress) -> None:
+def deliver_agent_message(ctx, message: dict, progress) -> str | None:
     """Each part is one Zalo message, in order; each is sent at most once. A part that can
-    never go is reported to the agent and skipped; a refusal about the recipient stops here."""
+    never go is reported to the agent and skipped; a refusal about the recipient stops here.
+    NOT_RELAYED when nothing could go to the user at all."""
     conversation = message["conversation_id"]
     zalo_user = zalo_user_for(ctx, conversation, message.get("user_id"))
     if not zalo_user:
         log.info("relay.not_a_zalo_conversation", extra={"conversation": conversation})
-        return
+        return events.NOT_RELAYED
     if windows.held(ctx, message, zalo_user, text_preview(message)):
-        return
+        return events.NOT_RELAYED
     parts = outgoing_parts(message)
     dress = dress_for(ctx, message, parts)
     first_text = next((i for i, part in enumerate(parts) if "text" in part), None)
@@ -102,6 +103,7 @@ def deliver_agent_message(ctx, message: dict, progress) -> None:
             report_failure(ctx, message, index, exc)
             break
     agent_view.after_reply(ctx, message, zalo_user, sent)
+    return None if sent else events.NOT_RELAYED  # every part refused or reported to the agent
 
 
 def dress_for(ctx, message: dict, parts: list[dict]) -> Dress:

@@ -112,6 +112,7 @@ def held(ctx, message: dict, zalo_user: str, preview: str) -> bool:
     if not ctx.settings.hold_billed_replies or not would_be_billed(ctx.mapping.zalo_user(zalo_user)):
         return False
     log.info("relay.billed_reply_held", extra={"message_id": message["id"]})
+    ctx.counters.billed("held")
     text = for_agent(ctx.settings, "reply_held", preview=preview)
     post_note(ctx, message["conversation_id"], f"fc:held:{message['id']}", text, _actor(message))
     return True
@@ -123,6 +124,7 @@ def note_if_billed(ctx, message: dict, zalo_user: str, quotas: list[str]) -> Non
     record to put the user's last message over 48 h ago: never a false alarm inside the window."""
     age = age_ms(ctx.mapping.zalo_user(zalo_user))
     if any(is_billed(q) for q in quotas) and age is not None and age > FREE_MS:
+        ctx.counters.billed("sent")
         text = for_agent(ctx.settings, "reply_billed")
         post_note(ctx, message["conversation_id"], f"fc:billed:{message['id']}", text, _actor(message))
 

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
 from app import MAX_BODY, events
 from app.bridge.keys import DEFAULT, Keys, lane_for
 from app.connections import Registry
+from app.metrics import UNROUTED
 
 log = logging.getLogger("webhooks")
 T = TypeVar("T")
@@ -129,6 +130,8 @@ def answer(event: events.Event, connection: str = DEFAULT):
         return ok(recorded=event.name)
     if event.verdict == events.UNKNOWN:
         log.warning("webhook.unknown_event", extra=extra)
+    elif event.own:  # our own post or send coming back: nothing was dropped
+        log.debug("webhook.own_post", extra=extra)
     else:
         log.info("webhook.ignored", extra=extra)
     return ok(ignored=event.reason)
@@ -147,6 +150,20 @@ def enqueue(event: events.Event, connection: str = DEFAULT):
         extra={"source": event.provider, "event_id": event.dedupe_id, "lane": lane, "kind": event.kind},
     )
     return ok(duplicate=not fresh)
+
+
+def routed(connection_id: str) -> None:
+    """The connection answering this webhook: its answer is counted as that connection's."""
+    g.webhook_connection = connection_id
+
+
+def count_answers(bp, source: str) -> None:
+    """Count every answer of the blueprint's webhook by status (GET /metrics), errors too."""
+
+    @bp.after_request
+    def _count(response):
+        current_app.extensions["metrics"].answered(g.get("webhook_connection", UNROUTED), source, response.status_code)
+        return response
 
 
 def register_error_handler(bp) -> None:

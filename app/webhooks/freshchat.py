@@ -22,17 +22,20 @@ from app.webhooks.common import (
     WebhookRejected,
     answer,
     check_fresh,
+    count_answers,
     look_up,
     mark_received,
     parse_object,
     read_body,
     register_error_handler,
+    routed,
     unavailable,
     validate,
 )
 
 bp = Blueprint("freshchat_webhook", __name__)
 register_error_handler(bp)
+count_answers(bp, "freshchat")
 log = logging.getLogger("webhooks.freshchat")
 
 
@@ -43,6 +46,7 @@ def receive(connection_id: str):
     connection = look_up(lambda registry: registry.get(connection_id))
     if connection is None or not connection.enabled:
         raise WebhookRejected(404, "not found")
+    routed(connection.id)
     key = connection.settings.freshchat_webhook_public_key
     if not verify_signature(request.headers.get("X-Freshchat-Signature"), raw_body=raw, public_key_pem=key):
         log.warning("freshchat.webhook.invalid_signature", extra={"connection": connection.id})

@@ -17,17 +17,20 @@ from app.webhooks.common import (
     WebhookRejected,
     answer,
     check_fresh,
+    count_answers,
     look_up,
     mark_received,
     ok,
     parse_object,
     read_body,
     register_error_handler,
+    routed,
     validate,
 )
 
 bp = Blueprint("zalo_webhook", __name__)
 register_error_handler(bp)
+count_answers(bp, "zalo")
 log = logging.getLogger("webhooks.zalo")
 
 
@@ -57,11 +60,13 @@ def _verified_connection(raw: bytes, payload: dict) -> Connection:
         log.warning("zalo.webhook.unknown_oa")
         raise WebhookRejected(401, "unknown Zalo app or OA")
     signature = request.headers.get("X-ZEvent-Signature")
+    routed(candidates[0].id)  # a refused signature is still this connection's trouble
     for connection in candidates:
         key = connection.settings.zalo_oa_secret_key
         if verify_signature(
             signature, app_id=app_id, raw_body=raw, timestamp=str(payload["timestamp"]), oa_secret_key=key
         ):
+            routed(connection.id)
             return connection
     log.warning("zalo.webhook.invalid_signature", extra={"connection": candidates[0].id})
     raise WebhookRejected(401, "invalid or missing X-ZEvent-Signature")

@@ -4,17 +4,13 @@ gunicorn and the worker from the Procfile with no partner credentials, and a thr
 
 Types as the Zalo user, sees it in the agent inbox, replies, sees it on the phone; prints both
 latencies and saves a screenshot to test-artifacts/. Without Chromium the test fails in CI
-(CI=true) and is skipped elsewhere, saying why."""
+(CI=true) and is skipped elsewhere, saying why (the `browser` fixture, tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -23,28 +19,6 @@ from config.sandbox import sandbox_keypair
 from sandbox.procs import ROOT, Bridge, answers, free_port, wait_until
 
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1440,900",
-)
-
-
-def browser_or_skip() -> tuple[str, str]:
-    """Chromium and its driver; a missing one fails CI (no silent skips) and skips locally."""
-    paths = shutil.which("chromium"), shutil.which("chromedriver")
-    if all(paths) and importlib.util.find_spec("selenium"):
-        return paths
-    reason = "needs Debian's chromium and chromium-driver and selenium (.ci/run installs them)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 # -- the stack -------------------------------------------------------------------------------------
@@ -86,21 +60,6 @@ def stack(redis_server, redis, tmp_path):
         bridge.stop()
         partners.terminate()
         partners.wait(10)
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = browser_or_skip()
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    yield driver
-    driver.quit()
 
 
 # -- driving the page ------------------------------------------------------------------------------

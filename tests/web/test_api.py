@@ -385,7 +385,8 @@ def test_test_says_there_is_no_token_yet(api):
         result = run_test(api, mock, freshchat={"json": channels()})
     assert result["zalo"] == {
         "ok": False,
-        "detail": "no token yet: connect the OA (open the oauth_start URL) or give access_token and refresh_token",
+        "detail": 'no token yet: connect the OA ("Connect with Zalo" in the console, or a one-time link from '
+        "POST /api/connections/<id>/oauth-link) or give access_token and refresh_token",
     }
     assert [r.url for r in mock.request_history] == [f"{FC_HCM}/channels?page=1&items_per_page=100"]
 

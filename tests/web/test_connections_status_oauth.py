@@ -11,7 +11,7 @@ import requests_mock
 
 from app import create_app
 from app.bridge import keys
-from app.bridge.keys import Keys
+from app.bridge.keys import Keys, lane_for
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
 from tests.helpers import ZALO_OAUTH
@@ -38,7 +38,7 @@ def test_readyz_shows_each_connection_and_names_its_alerts(client, redis, settin
     body = client.get("/readyz").get_json()
     assert body["alerts"] == [
         "connection oa2: zalo refresh token dead: -14014 Invalid refresh token; re-connect the OA "
-        "(/oauth/zalo/start) - replies are waiting"
+        "(admin console: Connect with Zalo) - replies are waiting"
     ]
     assert list(body["connections"]) == ["default", "hcm", "oa2"]
     hcm, default = body["connections"]["hcm"], body["connections"]["default"]
@@ -92,3 +92,20 @@ def test_oauth_connects_the_oa_of_the_connection_named_at_the_start(redis, setti
     hcm_settings = replace(settings, zalo_refresh_token="", zalo_access_token="")
     stored = TokenKeeper(redis, hcm_settings, requests.Session(), keys=Keys("hcm")).state()
     assert stored["access_token"] == "h9" and not redis.exists(TOKEN)
+
+
+def test_reply_window_and_receipt_timers_are_not_counted_as_waiting_work(client, redis, settings):
+    from app.bridge.keys import receipts_lane, window_lane
+
+    store(redis, settings, HCM)
+    later = now_ms() + 47 * 3600 * 1000
+    Lanes(redis).accept(lane_for("hcm", window_lane("u1")), Item("win:1", "timer", {}, now_ms(), connection="hcm"))
+    redis.zadd(keys.DUE, {lane_for("hcm", window_lane("u1")): later})
+    Lanes(redis).accept(receipts_lane("c1"), Item("rcpt:1", "timer", {}, now_ms()))
+    Lanes(redis).accept("hcm/in:u2", Item("zalo:9", "zalo", {}, now_ms(), connection="hcm"))
+    body = client.get("/readyz").get_json()
+    hcm, default = body["connections"]["hcm"], body["connections"]["default"]
+    assert (hcm["lanes_pending"], hcm["queued_items"], hcm["timers"]) == (1, 1, 1)
+    assert (default["lanes_pending"], default["queued_items"], default["timers"]) == (0, 0, 1)
+    status = admin_client(settings).get("/admin/status", headers=AUTH).get_json()
+    assert status["lanes_pending"] == 1  # the whole bridge's conversations waiting, timers apart

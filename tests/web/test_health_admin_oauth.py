@@ -92,7 +92,7 @@ def test_readyz_warns_two_weeks_before_the_refresh_token_runs_out(client, redis)
     assert body["alerts"] == [
         "zalo refresh token expires in 10 days and is not being rotated: check that the "
         "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA "
-        "(/oauth/zalo/start)"
+        "(admin console: Connect with Zalo)"
     ]
     assert "secret" not in str(body)
 

@@ -34,6 +34,7 @@ class FreshchatClient:
         self.headers = auth_headers(settings.freshchat_api_key)
         self.limiter = limiter
         self.on_answer = lambda: None  # told each time FreshChat answers (the worker's breaker listens)
+        self.on_error = lambda exc: None  # told of each failed call to FreshChat (the worker counts them)
 
     def find_user(self, reference_id: str) -> dict | None:
         """The user whose reference_id matches exactly (the filter is not trusted blindly)."""
@@ -92,12 +93,16 @@ class FreshchatClient:
         try:
             resp = self.session.request(method, self.base + path, headers=self.headers, **kwargs)
         except requests.RequestException as exc:
-            error = FreshchatOutcomeUnknown if maybe_sent(exc) else FreshchatRetryable
-            raise error(f"FreshChat unreachable: {type(exc).__name__}") from exc
+            kind = FreshchatOutcomeUnknown if maybe_sent(exc) else FreshchatRetryable
+            error = kind(f"FreshChat unreachable: {type(exc).__name__}")
+            self.on_error(error)
+            raise error from exc
         if resp.status_code < 500 and resp.status_code != 429:
             self.on_answer()
         if resp.status_code >= 300:
-            raise self._error(resp, path)
+            error = self._error(resp, path)
+            self.on_error(error)
+            raise error
         return resp.json() if resp.content else {}
 
     def _throttle(self) -> None:

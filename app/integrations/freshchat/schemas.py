@@ -181,17 +181,23 @@ def to_event(event: dict) -> events.Event:
     elif action == "message_create":
         why = ignored_because(event)
         if why:
-            return events.ignored("freshchat", action, why)
+            return events.ignored("freshchat", action, why, own=why == OWN_POST)
         kind = events.AGENT_MESSAGE
     else:
         return events.unknown("freshchat", action)
     return events.queued("freshchat", action, kind, f"out:{conversation_id(event)}", dedupe_id(event), event)
 
 
+# The bridge posts each Zalo user's messages as that user: their webhooks come back to us.
+OWN_POST = "actor user is not relayed"
+
+
 def ignored_because(event: dict) -> str:
     """Why a message_create does not reach the customer, or "" when it does."""
     message = event["data"]["message"]
     actor = message.get("actor_type") or event["actor"].get("actor_type")
+    if actor == "user":
+        return OWN_POST
     if actor not in ("agent", "bot"):
         return f"actor {actor or 'unknown'} is not relayed"
     kind = message.get("message_type") or "normal"

@@ -9,7 +9,7 @@ import logging
 import requests
 
 from app.bridge.ratelimit import Grant, RateLimiter
-from app.integrations.errors import parse_retry_after
+from app.integrations.errors import PartnerError, parse_retry_after
 from app.integrations.http import maybe_sent
 from app.integrations.zalo.errors import (
     ZaloAuthError,
@@ -51,6 +51,7 @@ class ZaloClient:
         # The user's message a send answers ("" for none): the worker looks it up per user.
         self.reply_to = lambda user_id: ""
         self.on_token_rejected = lambda exc: None  # told before the refresh it causes (the worker records it)
+        self.on_error = lambda exc: None  # told of each failed call to Zalo (the worker counts them)
 
     def send(self, user_id: str, message: dict) -> SentId:
         """POST /v3.0/oa/message/cs; return Zalo's message_id (with the quota that paid).
@@ -127,11 +128,17 @@ class ZaloClient:
         try:
             resp = self.session.request(method, self.base + path, headers={"access_token": token}, **kwargs)
         except requests.RequestException as exc:
-            error = ZaloOutcomeUnknown if maybe_sent(exc) else ZaloRetryable
-            raise error(f"Zalo unreachable: {type(exc).__name__}") from exc
+            kind = ZaloOutcomeUnknown if maybe_sent(exc) else ZaloRetryable
+            error = kind(f"Zalo unreachable: {type(exc).__name__}")
+            self.on_error(error)
+            raise error from exc
         if resp.status_code < 500 and resp.status_code != 429:
             self.on_answer()
-        data = self._parse(resp, grant)
+        try:
+            data = self._parse(resp, grant)
+        except PartnerError as exc:
+            self.on_error(exc)
+            raise
         if grant and grant.streak:  # only then: no extra Redis round trip on the usual path
             self.limiter.calm(grant.at_ms)
         return data

@@ -233,7 +233,7 @@ def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: Fa
         return events.recorded("zalo", name) if name in RECORDED_EVENTS else events.unknown("zalo", name)
     msg_id = event["message"]["msg_id"]
     if kind == events.OA_MESSAGE and is_our_send(msg_id):
-        return events.ignored("zalo", name, ECHO)
+        return events.ignored("zalo", name, ECHO, own=True)
     return events.queued("zalo", name, kind, f"in:{zalo_user(event)}", dedupe_id(event), event)
 
 

@@ -300,17 +300,21 @@ def _refresh_issued_at(pair: dict) -> float:
 # What operators read in /readyz, /admin/status and the logs, with the fix.
 UNREADABLE_ERROR = "Zalo token pair cannot be decrypted: ENCRYPTION_KEY (or SECRET_KEY) changed"
 UNREADABLE_ACTION = (
-    "put the old key back in ENCRYPTION_KEY (after the new one), or re-connect the OA (/oauth/zalo/start)"
+    "put the old key back in ENCRYPTION_KEY (after the new one), or re-connect the OA "
+    "(admin console: Connect with Zalo)"
 )
 UNREADABLE_ALERT = UNREADABLE_ERROR + "; " + UNREADABLE_ACTION + " - replies are waiting"
-DEAD_ALERT = "zalo refresh token dead: {reason}; re-connect the OA (/oauth/zalo/start) - replies are waiting"
+DEAD_ALERT = (
+    "zalo refresh token dead: {reason}; re-connect the OA (admin console: Connect with Zalo) - replies are waiting"
+)
 EXPIRING_ALERT = (
     "zalo refresh token expires in {days:.0f} days and is not being rotated: check that the "
-    "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA (/oauth/zalo/start)"
+    "worker runs and its zalo.token.keepalive_failed logs, or re-connect the OA "
+    "(admin console: Connect with Zalo)"
 )
 EXPIRED_ALERT = (
     "zalo refresh token is probably expired (issued over 90 days ago); re-connect the OA "
-    "(/oauth/zalo/start) - replies will wait"
+    "(admin console: Connect with Zalo) - replies will wait"
 )
 
 

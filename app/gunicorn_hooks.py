@@ -1,0 +1,38 @@
+"""gunicorn hooks of the web process (Procfile: `--config python:app.gunicorn_hooks`).
+
+Every gunicorn process of a web host counts the webhooks it answers; a scrape of GET /metrics,
+whichever process takes it, must add them all up (app/metrics.py). prometheus_client's
+multiprocess mode does that through files in PROMETHEUS_MULTIPROC_DIR, one per process.
+
+The master makes a fresh directory of its own before it forks, and its processes inherit it,
+so no other process can ever share it: nothing has to be wiped, and two web instances on one
+host (or a restart while the old master still exits) cannot reset or mix each other's counts.
+Workers write nothing there: what they count is in Redis, for web hosts anywhere to read. A
+set PROMETHEUS_MULTIPROC_DIR names where these directories go (default: the system's
+temporary folder); the master removes its own when it exits. Only module-level names that
+gunicorn knows as settings are read as such: the hooks below, nothing else here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "bridge-web-metrics-"
+_OWN: dict[str, str] = {}
+
+
+def on_starting(server) -> None:
+    base = os.environ.get(VARIABLE) or None
+    if base:
+        os.makedirs(base, exist_ok=True)
+    path = tempfile.mkdtemp(prefix=PREFIX, dir=base)
+    _OWN["path"] = os.environ[VARIABLE] = path
+    server.log.info("web metrics of this host's processes are added up in %s", path)
+
+
+def on_exit(server) -> None:
+    if "path" in _OWN:
+        shutil.rmtree(_OWN.pop("path"), ignore_errors=True)
