@@ -10,7 +10,15 @@ import redis as redis_lib
 
 from app.bridge.keys import HEARTBEAT, lease
 from sandbox.procs import Bridge, wait_until
-from tests.e2e.test_delivery import send_until_accepted, start_conversations, zalo_texts
+from tests.e2e.test_delivery import (
+    both_directions,
+    check,
+    expectations,
+    send_until_accepted,
+    settle,
+    start_conversations,
+    zalo_texts,
+)
 from tests.redis_server import RedisServer
 from workers.supervisor import GRACE_SECONDS
 
@@ -81,3 +89,30 @@ def test_sigterm_lets_the_worker_finish_the_reply_in_hand_and_a_new_worker_goes_
     )
     time.sleep(SLOW_ZALO_MS / 1000 + 0.5)  # a duplicate, if any, would land now
     assert {u: zalo_texts(zalo, u) for u in conversations} == replies  # nothing twice, nothing lost, in order
+
+
+WEB_GRACE_SECONDS = 20  # the Procfile's gunicorn --graceful-timeout
+
+
+def test_sigterm_to_gunicorn_loses_no_webhook_it_answered_200(make_bridge, sims):
+    _, zalo, fc = sims
+    bridge = make_bridge(workers=1)
+    conversations = start_conversations(bridge, zalo, fc)
+    inbound, outbound = expectations(conversations)
+    took = {}
+
+    def restart_web():
+        time.sleep(1.5)  # webhooks arriving from every conversation
+        web = bridge.procs.pop("web")
+        signalled = time.monotonic()
+        os.killpg(web.pid, signal.SIGTERM)
+        web.wait(WEB_GRACE_SECONDS + 5)
+        took["exit"] = time.monotonic() - signalled
+        bridge.start("web-restarted", "web")  # meanwhile the partners' redeliveries meet a closed port
+
+    both_directions(bridge, zalo, fc, conversations, during=restart_web)
+    print(f"\ngunicorn exited {took['exit']:.1f} s after SIGTERM")
+    assert took["exit"] < WEB_GRACE_SECONDS
+    settle(zalo, fc, inbound, outbound)
+    check(zalo, fc, inbound, outbound, "web restart")  # every event was answered 200 in the end
+    assert "Traceback" not in bridge.log("web"), bridge.log("web")
