@@ -62,7 +62,9 @@ def rows_for(results: dict[int, dict]) -> list[dict]:
         if hosts > 1:
             ratio = round(r["rate"] / one, 2)
             out.append(row("6 scale-out", f"{hosts} worker hosts / one: messages/s", ratio, "x", "", None))
-    clean = all(r["delivered"] == r["expected"] and not r["duplicates"] and not r["violations"] for r in results.values())
+    clean = all(
+        r["delivered"] == r["expected"] and not r["duplicates"] and not r["violations"] for r in results.values()
+    )
     out.append(row("6 scale-out", "all delivered, no duplicates, order kept", clean, "", "True", clean))
     return out
 
