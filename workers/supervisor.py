@@ -24,6 +24,7 @@ from app.bridge.outage import RedisOutage
 from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.supervisor")
+GRACE_SECONDS = 30.0  # after SIGTERM, how long children may take to finish; then SIGKILL
 TOKEN_CHECK_SECONDS = 300.0  # how often the starter loop checks the Zalo pair's age (one HGETALL)
 
 
@@ -44,6 +45,20 @@ def _load():
 REDIS_GONE = 3  # a child's exit status when Redis went away: the parent says it once, not each child
 
 
+class BridgeWorker(SimpleWorker):
+    """A SimpleWorker for which every stop signal means a warm shutdown.
+
+    RQ turns a second SIGTERM or SIGINT more than a second after the first into a cold
+    shutdown, which raises SystemExit inside the job: a reply Zalo accepted is then never
+    recorded and is sent again, and the lane waits out its lease. Here the second one is
+    common, not a request for haste: a process manager signals the whole group (systemd,
+    honcho, Ctrl-C) and the supervisor then forwards SIGTERM to its children again. The cold
+    shutdown is the supervisor's SIGKILL after GRACE_SECONDS."""
+
+    def request_force_stop(self, signum, frame) -> None:
+        log.debug("worker.stop_signal_repeated", extra={"signal": signum})
+
+
 def run_rq_worker(settings, index: int) -> None:
     """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
     from app.extensions import connect_redis
@@ -54,7 +69,7 @@ def run_rq_worker(settings, index: int) -> None:
     try:
         set_worker_context(WorkerContext(settings, redis))
         name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
-        worker = SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
+        worker = BridgeWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
         worker.work(logging_level="WARNING", with_scheduler=False)
     except RedisError:
         os._exit(REDIS_GONE)  # the parent's outage line names the Redis; no traceback per child
@@ -92,7 +107,7 @@ class Supervisor:
         for proc in self.children.values():
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)  # RQ's warm shutdown: finish the current job
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + GRACE_SECONDS
         for proc in self.children.values():
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
