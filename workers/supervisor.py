@@ -121,6 +121,8 @@ def run_starter(supervisor: Supervisor) -> None:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
                 tokens.keep_alive()  # an idle OA's refresh token would otherwise run out
         except RedisError as exc:
+            if supervisor.stopping:
+                break  # Ctrl-C stops Redis too: its going away now is no outage to report
             _sleep_unless_stopping(supervisor, supervisor.outage.failed(exc))  # nothing is lost: work stays in Redis
         supervisor.reap()
 
