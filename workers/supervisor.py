@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 
 from redis.exceptions import RedisError
@@ -25,7 +26,9 @@ from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.supervisor")
 GRACE_SECONDS = 30.0  # after SIGTERM, how long children may take to finish; then SIGKILL
-TOKEN_CHECK_SECONDS = 300.0  # how often the starter loop checks the Zalo pair's age (one HGETALL)
+# How often the starter loop checks the Zalo pairs' age (one HGETALL each) and tests again the
+# connections whose last test failed.
+TOKEN_CHECK_SECONDS = 300.0
 
 
 def _load():
@@ -133,6 +136,8 @@ def run_starter(supervisor: Supervisor) -> None:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
                 tokens.keep_alive()  # an idle OA's refresh token would otherwise run out
         except RedisError as exc:
+            if supervisor.stopping:
+                break  # Ctrl-C stops Redis too: its going away now is no outage to report
             _sleep_unless_stopping(supervisor, supervisor.outage.failed(exc))  # nothing is lost: work stays in Redis
         supervisor.reap()
 
@@ -145,14 +150,20 @@ def _sleep_unless_stopping(supervisor: Supervisor, seconds: float) -> None:
 
 class _TokenCheck:
     """Keeps every enabled connection's Zalo pair alive, one connection's trouble apart from
-    the others'."""
+    the others', and tests again the connections whose last test failed (app/startup.py)."""
 
     def __init__(self, redis, settings):
         from workers.context import WorkerContext
 
         self.ctx = WorkerContext(settings, redis)
+        self.retest_at = time.monotonic() + TOKEN_CHECK_SECONDS  # the start-up test runs meanwhile
 
     def keep_alive(self) -> None:
+        if not self.ctx.settings.sandbox and time.monotonic() >= self.retest_at:
+            from app.startup import ConnectionTests
+
+            self.retest_at = time.monotonic() + TOKEN_CHECK_SECONDS
+            ConnectionTests(self.ctx).run(only_failed=True)
         for connection in self.ctx.connections.all():
             if not connection.enabled:
                 continue
@@ -164,14 +175,38 @@ class _TokenCheck:
                 log.exception("worker.keepalive_failed", extra={"connection": connection.id})
 
 
+def test_connections_at_start(settings) -> threading.Thread | None:
+    """Try every connection's credentials once, beside the starter (a slow partner must not
+    delay the first delivery). The simulators of sandbox mode need no test."""
+    if settings.sandbox:
+        return None
+    from app.extensions import connect_redis
+    from app.startup import ConnectionTests
+    from workers.context import WorkerContext
+
+    def run() -> None:
+        try:
+            ConnectionTests(WorkerContext(settings, connect_redis(settings))).run()
+        except RedisError:
+            pass  # the starter loop says Redis is away; the token check tests again later
+
+    thread = threading.Thread(target=run, name="connection-tests", daemon=True)
+    thread.start()
+    return thread
+
+
 def main() -> int:
     settings = _load()
+    from app.startup import warn_about_settings
+
+    warn_about_settings(settings, log)
     supervisor = Supervisor(settings)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
     for index in range(settings.worker_concurrency):
         supervisor.spawn(index)
     log.info("worker.started", extra={"concurrency": settings.worker_concurrency, "sandbox": settings.sandbox})
+    test_connections_at_start(settings)
     try:
         run_starter(supervisor)
     finally:

@@ -19,6 +19,7 @@ from app.bridge.journal import Journal
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_timer_lane, lane, lane_connection
 from app.bridge.lanes import now_ms
 from app.integrations.zalo.tokens import token_health
+from app.startup import last_check
 
 SOURCES = ("zalo", "freshchat")
 ERRORS_SHOWN = 10
@@ -67,7 +68,8 @@ def connections_status(redis: Redis, connections, depths: dict | None = None) ->
 def connection_status(redis: Redis, connection_id: str, depth: dict | None = None, connection=None) -> dict:
     """One connection's status; `depth` as `queue_depths` gives it (read when not given).
     With the `connection` itself, its problems also count a token pair given in its settings
-    (the default connection's environment) that no worker has stored yet."""
+    (the default connection's environment) that no worker has stored yet, what its settings get
+    wrong, and the last connection test's refusals."""
     keys = Keys(connection_id)
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(keys.dead_order)
@@ -90,7 +92,9 @@ def connection_status(redis: Redis, connection_id: str, depth: dict | None = Non
     }
     settings = getattr(connection, "settings", None)
     seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
-    status["problems"] = problems.find(status, token_given=seeded, now=time.time())
+    status["problems"] = problems.find(
+        status, token_given=seeded, now=time.time(), settings=settings, check=last_check(redis, connection_id)
+    )
     return status
 
 
