@@ -27,6 +27,9 @@ def create_app(settings=None) -> Flask:
     if settings is None:
         settings = _settings_or_exit()
     configure_logging(settings)
+    from app.startup import warn_about_settings
+
+    warn_about_settings(settings)
     app = Flask(__name__)
     # Media links are signed with settings.secret_key; the console's session and CSRF tokens
     # with a key derived from it, and only console requests open a session (app/console/).

@@ -1,15 +1,18 @@
 """The old bearer JSON routes under /admin (superseded by /api, kept for callers of these paths;
-404 without the right `Authorization: Bearer $ADMIN_TOKEN`) and the `flask bridge` CLI group."""
+404 without the right `Authorization: Bearer $ADMIN_TOKEN`) and the `flask bridge` CLI group
+(dead letters, connections, backup and restore)."""
 
 from __future__ import annotations
 
 import hmac
 import json
+from pathlib import Path
 
 import click
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from app.api import connections_cli
+from app.backup import BackupError, backup, restore
 from app.bridge.deadletters import DeadLetters
 from app.bridge.status import bridge_status
 from app.connections_admin import MAX_LIMIT
@@ -114,3 +117,29 @@ def cli_catch_up(connection_id, since):
             click.echo(f"{cid}: a catch-up is already running")
             continue
         click.echo(f"{cid}: {done['chats']} chat(s), {done['found']} message(s) read, {done['queued']} queued")
+
+
+@bp.cli.command("backup")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def cli_backup(out_dir: Path):
+    """Copy every bridge key in Redis, and the local media store, into OUT_DIR."""
+    try:
+        manifest = backup(current_app.extensions["redis"], current_app.config["SETTINGS"], out_dir)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    media = manifest["media"]
+    click.echo(f"backed up {manifest['redis_keys']} Redis keys and {media['files']} media files into {out_dir}")
+    if media["store"] == "s3":
+        click.echo(f"media lives in bucket {media['bucket']}: back it up with bucket versioning or `aws s3 sync`")
+
+
+@bp.cli.command("restore")
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="overwrite bridge keys Redis already holds")
+def cli_restore(in_dir: Path, replace: bool):
+    """Put a backup made by `bridge backup` back (stop web and worker first)."""
+    try:
+        done = restore(current_app.extensions["redis"], current_app.config["SETTINGS"], in_dir, replace=replace)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {done['redis_keys']} Redis keys and {done['media']['files']} media files from {in_dir}")

@@ -26,6 +26,7 @@ from app.connection_checks import check, list_channels
 from app.connections import FIELDS, ID_PATTERN, SECRETS, STORE, Connection, ConnectionStore, default_connection
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper, _fingerprint
+from app.startup import record_check
 from app.verification import VerificationFiles
 from config.settings import LANGUAGES, RECEIPT_MODES, Settings
 
@@ -422,6 +423,7 @@ class ConnectionAdmin:
 
     def test(self, connection_id: str) -> dict:
         result = check(self.get(connection_id), self.redis, self.session)
+        record_check(self.redis, connection_id, result)  # the status shows the latest answer
         log.info(
             "connections.tested",
             extra={

@@ -23,7 +23,8 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Top-level fields: the bridge's and the default connection's; "connections": each one's
-    token, dead letters, last webhooks and queue; "alerts": every connection's, named."""
+    token, dead letters, last webhooks, queue and problem codes (app/problems.py); "alerts":
+    every connection's, named. A problem leaves the bridge ready: it answers what it can."""
     redis = current_app.extensions["redis"]
     try:
         beat = redis.get(HEARTBEAT)
@@ -40,6 +41,7 @@ def readyz():
         "dead_letters": default["dead_letters"],
         "alerts": [alert for status in connections.values() for alert in status["alerts"]],
         "zalo_token": default["zalo_token"],
+        "problem_codes": default["problem_codes"],
         "connections": connections,
     }
     if age is None or age > HEARTBEAT_MAX_AGE:
@@ -50,11 +52,11 @@ def readyz():
 
 def _brief(status: dict) -> dict:
     """What /readyz shows of a connection: no token details beyond the seconds left, and no
-    error texts (this page needs no token; the admin API shows them)."""
+    error texts (this page needs no token; the admin API shows them): its problems by code."""
     token = status["zalo_token"]
     zalo_token = {"access_expires_in": token["access_expires_in"], "refresh_expires_in": token["refresh_expires_in"]}
     shown = {k: v for k, v in status.items() if k not in ("last_errors", "problems")}
-    return dict(shown, zalo_token=zalo_token)
+    return dict(shown, zalo_token=zalo_token, problem_codes=[p["code"] for p in status["problems"]])
 
 
 @bp.get("/zalo_verifier<code>.html")

@@ -58,8 +58,8 @@ class TextFormatter(logging.Formatter):
         return f"{head} {extra}{newline}{tail}"
 
 
-def configure_logging(settings, stream=None) -> None:
-    """Install one handler on the root logger; safe to call more than once."""
+def log_handler(settings, stream=None) -> logging.Handler:
+    """A handler writing LOG_FORMAT lines with secrets masked (also gunicorn's: app/webserver.py)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter(settings.secrets()))
     if settings.log_format == "json":
@@ -71,8 +71,13 @@ def configure_logging(settings, stream=None) -> None:
         )
     else:
         handler.setFormatter(TextFormatter())
+    return handler
+
+
+def configure_logging(settings, stream=None) -> None:
+    """Install one handler on the root logger; safe to call more than once."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [log_handler(settings, stream)]
     root.setLevel(logging.INFO)
     for noisy in ("urllib3", "botocore", "boto3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

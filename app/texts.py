@@ -26,6 +26,38 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     # -- to agents (private notes in FreshChat) ----------------------------------------------
     # -- to operators: a connection's problems (app/problems.py), shown red in the console ----
+    "problem.public_url_local.what": {
+        "vi": "PUBLIC_BASE_URL là {url}: Zalo, FreshChat và khách hàng không mở được link ảnh, tệp.",
+        "en": "PUBLIC_BASE_URL is {url}: Zalo, FreshChat and customers cannot open media links.",
+    },
+    "problem.public_url_local.fix": {
+        "vi": "Đặt PUBLIC_BASE_URL là địa chỉ HTTPS công khai của bridge, rồi khởi động lại web và worker.",
+        "en": "Set PUBLIC_BASE_URL to the bridge's public HTTPS address, then restart web and worker.",
+    },
+    "problem.freshchat_url_no_v2.what": {
+        "vi": "URL API FreshChat {url} không kết thúc bằng /v2: mọi lệnh gọi FreshChat sẽ lỗi.",
+        "en": "The FreshChat API URL {url} does not end in /v2: every FreshChat call fails.",
+    },
+    "problem.freshchat_url_no_v2.fix": {
+        "vi": "Dùng URL chat của tài khoản thêm /v2, ví dụ https://acme.freshchat.com/v2.",
+        "en": "Use the account's chat URL plus /v2, e.g. https://acme.freshchat.com/v2.",
+    },
+    "problem.zalo_refused.what": {
+        "vi": "Lần kiểm tra kết nối gần nhất, Zalo từ chối: {detail}",
+        "en": "At the last connection test Zalo said no: {detail}",
+    },
+    "problem.zalo_refused.fix": {
+        "vi": "Kiểm tra OA ID và kết nối lại OA, rồi bấm “Kiểm tra kết nối”.",
+        "en": "Check the OA id and connect the OA again, then click “Test connection”.",
+    },
+    "problem.freshchat_refused.what": {
+        "vi": "Lần kiểm tra kết nối gần nhất, FreshChat từ chối: {detail}",
+        "en": "At the last connection test FreshChat said no: {detail}",
+    },
+    "problem.freshchat_refused.fix": {
+        "vi": "Kiểm tra URL API, API key và topic, rồi bấm “Kiểm tra kết nối”.",
+        "en": "Check the API URL, API key and topic, then click “Test connection”.",
+    },
     "problem.token_dead.what": {
         "vi": "Cặp token Zalo đã hỏng ({reason}); tin trả lời đang phải chờ.",
         "en": "The Zalo token pair is dead ({reason}); replies are waiting.",

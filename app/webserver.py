@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 
 import gunicorn.http.wsgi
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 READ_DEADLINE_SECONDS = 10.0  # Zalo and FreshChat send a few KiB at once; people never reach here
@@ -67,3 +68,19 @@ class DeadlineThreadWorker(ThreadWorker):
     def handle(self, conn):
         conn.sock.start_request(READ_DEADLINE_SECONDS)
         return super().handle(conn)
+
+
+class BridgeLogger(Logger):
+    """gunicorn's own lines (starting, booting workers, signals) in the bridge's log format, so
+    the web process prints one format like every other (Procfile `--logger-class`)."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        from app.logs import log_handler
+        from config import ConfigError, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError:
+            return  # create_app prints each problem and stops the worker: gunicorn's format will do
+        self.error_log.handlers[:] = [log_handler(settings)]

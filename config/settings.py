@@ -242,6 +242,11 @@ def _check(s: Settings) -> list[str]:
         problems.append("REPLAY_WINDOW_SECONDS: must be shorter than DEDUPE_TTL_SECONDS")
     if s.worker_concurrency < 1:
         problems.append("WORKER_CONCURRENCY: must be at least 1")
+    if s.freshchat_api_url and not s.freshchat_api_url.endswith("/v2"):
+        # Every FreshChat call would answer 404: nothing could work, so say it before starting.
+        problems.append(
+            "FRESHCHAT_API_URL: must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)"
+        )
     if s.freshchat_webhook_public_key and not _looks_like_key(s.freshchat_webhook_public_key):
         problems.append("FRESHCHAT_WEBHOOK_PUBLIC_KEY: not a PEM/base64 RSA public key")
     if s.encryption_key:

@@ -7,6 +7,7 @@ checkout under the media directory's parent, `./var` by default), so webhooks ve
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _configure_logging() -> None:
+    """The bridge's log format (LOG_FORMAT), so `make run` prints one format."""
+    from app.logs import configure_logging
+    from config import ConfigError, Settings, load_settings
+
+    try:
+        settings = load_settings(sandbox=True)
+    except ConfigError:
+        settings = Settings(sandbox=True)  # bin/run has printed the problems already
+    configure_logging(settings)
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     private_pem, _ = sandbox_keypair(Path(args.var_dir))
@@ -43,11 +56,15 @@ def main(argv=None) -> None:
     server = serve(app, args.host, args.port, quiet=args.quiet)
     public = args.public_url or f"http://{args.host}:{server.port}"
     set_public_url(public, zalo, fc, accounts)
-    print(
-        f"sandbox partners on {public}\n  Zalo API + OAuth: {zalo.base_url} (OAs {', '.join(zalo.oas())})\n"
-        f"  FreshChat API:    {fc.base_url}/v2 and {accounts[SECOND_PREFIX].base_url}/v2\n"
-        f"  state: {zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
-        flush=True,
+    _configure_logging()
+    logging.getLogger("sandbox").info(
+        "sandbox.partners_started",
+        extra={
+            "url": public,
+            "zalo": f"{zalo.base_url} (OAs {', '.join(zalo.oas())})",
+            "freshchat": f"{fc.base_url}/v2 and {accounts[SECOND_PREFIX].base_url}/v2",
+            "state": f"{zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
+        },
     )
     try:
         server.serve_forever()

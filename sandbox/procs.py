@@ -76,6 +76,7 @@ class Bridge:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = self._env(redis_url, partners_url, public_key_pem, tmp, env)
         self.procs: dict[str, subprocess.Popen] = {}
+        self.cwd = ROOT  # another directory (with PYTHONPATH=ROOT) makes a separate host
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -112,7 +113,7 @@ class Bridge:
         log = open(self.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(
             ["bash", "-c", f"exec {command}"],
-            cwd=ROOT,
+            cwd=self.cwd,
             env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 
 from redis.exceptions import RedisError
@@ -25,7 +26,10 @@ from workers.catchup import Triggers
 from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.supervisor")
-TOKEN_CHECK_SECONDS = 300.0  # how often the starter loop checks the Zalo pair's age (one HGETALL)
+GRACE_SECONDS = 30.0  # after SIGTERM, how long children may take to finish; then SIGKILL
+# How often the starter loop checks the Zalo pairs' age (one HGETALL each) and tests again the
+# connections whose last test failed.
+TOKEN_CHECK_SECONDS = 300.0
 
 
 def _load():
@@ -45,6 +49,20 @@ def _load():
 REDIS_GONE = 3  # a child's exit status when Redis went away: the parent says it once, not each child
 
 
+class BridgeWorker(SimpleWorker):
+    """A SimpleWorker for which every stop signal means a warm shutdown.
+
+    RQ turns a second SIGTERM or SIGINT more than a second after the first into a cold
+    shutdown, which raises SystemExit inside the job: a reply Zalo accepted is then never
+    recorded and is sent again, and the lane waits out its lease. Here the second one is
+    common, not a request for haste: a process manager signals the whole group (systemd,
+    honcho, Ctrl-C) and the supervisor then forwards SIGTERM to its children again. The cold
+    shutdown is the supervisor's SIGKILL after GRACE_SECONDS."""
+
+    def request_force_stop(self, signum, frame) -> None:
+        log.debug("worker.stop_signal_repeated", extra={"signal": signum})
+
+
 def run_rq_worker(settings, index: int) -> None:
     """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
     from app.extensions import connect_redis
@@ -55,7 +73,7 @@ def run_rq_worker(settings, index: int) -> None:
     try:
         set_worker_context(WorkerContext(settings, redis))
         name = f"bridge-{os.uname().nodename}-{os.getpid()}-{index}"
-        worker = SimpleWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
+        worker = BridgeWorker([Queue(QUEUE_NAME, connection=redis)], connection=redis, name=name)
         worker.work(logging_level="WARNING", with_scheduler=False)
     except RedisError:
         os._exit(REDIS_GONE)  # the parent's outage line names the Redis; no traceback per child
@@ -93,7 +111,7 @@ class Supervisor:
         for proc in self.children.values():
             if proc.is_alive():
                 os.kill(proc.pid, signal.SIGTERM)  # RQ's warm shutdown: finish the current job
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + GRACE_SECONDS
         for proc in self.children.values():
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
@@ -126,6 +144,8 @@ def run_starter(supervisor: Supervisor) -> None:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
                 tokens.keep_alive()  # an idle OA's refresh token would otherwise run out
         except RedisError as exc:
+            if supervisor.stopping:
+                break  # Ctrl-C stops Redis too: its going away now is no outage to report
             _sleep_unless_stopping(supervisor, supervisor.outage.failed(exc))  # nothing is lost: work stays in Redis
         supervisor.reap()
 
@@ -138,14 +158,20 @@ def _sleep_unless_stopping(supervisor: Supervisor, seconds: float) -> None:
 
 class _TokenCheck:
     """Keeps every enabled connection's Zalo pair alive, one connection's trouble apart from
-    the others'."""
+    the others', and tests again the connections whose last test failed (app/startup.py)."""
 
     def __init__(self, redis, settings):
         from workers.context import WorkerContext
 
         self.ctx = WorkerContext(settings, redis)
+        self.retest_at = time.monotonic() + TOKEN_CHECK_SECONDS  # the start-up test runs meanwhile
 
     def keep_alive(self) -> None:
+        if not self.ctx.settings.sandbox and time.monotonic() >= self.retest_at:
+            from app.startup import ConnectionTests
+
+            self.retest_at = time.monotonic() + TOKEN_CHECK_SECONDS
+            ConnectionTests(self.ctx).run(only_failed=True)
         for connection in self.ctx.connections.all():
             if not connection.enabled:
                 continue
@@ -157,14 +183,38 @@ class _TokenCheck:
                 log.exception("worker.keepalive_failed", extra={"connection": connection.id})
 
 
+def test_connections_at_start(settings) -> threading.Thread | None:
+    """Try every connection's credentials once, beside the starter (a slow partner must not
+    delay the first delivery). The simulators of sandbox mode need no test."""
+    if settings.sandbox:
+        return None
+    from app.extensions import connect_redis
+    from app.startup import ConnectionTests
+    from workers.context import WorkerContext
+
+    def run() -> None:
+        try:
+            ConnectionTests(WorkerContext(settings, connect_redis(settings))).run()
+        except RedisError:
+            pass  # the starter loop says Redis is away; the token check tests again later
+
+    thread = threading.Thread(target=run, name="connection-tests", daemon=True)
+    thread.start()
+    return thread
+
+
 def main() -> int:
     settings = _load()
+    from app.startup import warn_about_settings
+
+    warn_about_settings(settings, log)
     supervisor = Supervisor(settings)
     signal.signal(signal.SIGTERM, supervisor.stop)
     signal.signal(signal.SIGINT, supervisor.stop)
     for index in range(settings.worker_concurrency):
         supervisor.spawn(index)
     log.info("worker.started", extra={"concurrency": settings.worker_concurrency, "sandbox": settings.sandbox})
+    test_connections_at_start(settings)
     try:
         run_starter(supervisor)
     finally:

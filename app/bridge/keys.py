@@ -227,6 +227,11 @@ class Keys:
         """Hash code -> the exact bytes of Zalo's zalo_verifier<code>.html the operator uploaded."""
         return f"{self.prefix}verifier:files"
 
+    @property
+    def last_check(self) -> str:
+        """The last connection test's result (app/startup.py): JSON, rewritten at each test."""
+        return f"{self.prefix}check:last"
+
     # -- Zalo's token pair and OAuth
     @property
     def zalo_token(self) -> str:

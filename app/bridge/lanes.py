@@ -12,7 +12,9 @@ retries: docs/delivery.md, "RQ facts behind this design" 4 and 5.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass, fields
 
@@ -30,6 +32,19 @@ CANDIDATES = 8  # lanes looked at per claim: several workers claiming at once ra
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def lease_token() -> str:
+    """`<host>:<pid>:<random>`: unique like the random part alone, and it says which process
+    on which host holds a lane, so an operator (or the scale-out test) can tell whose
+    conversations a dead worker host left behind."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
+
+
+def lease_holder(token: str) -> tuple[str, int]:
+    """(host, pid) of a lease token."""
+    host, pid, _ = token.rsplit(":", 2)
+    return host, int(pid)
 
 
 class NotDue(Exception):
@@ -155,7 +170,7 @@ class Lanes:
 
     def acquire(self, lane: str) -> str | None:
         """A lease token when this caller may drain `lane` now, else None."""
-        token = secrets.token_hex(8)
+        token = lease_token()
         got = TAKE(
             self.redis,
             lease=keys.lease(lane),

@@ -19,6 +19,7 @@ from app.bridge.journal import Journal
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_timer_lane, lane, lane_connection
 from app.bridge.lanes import now_ms
 from app.integrations.zalo.tokens import token_health
+from app.startup import last_check
 
 SOURCES = ("zalo", "freshchat")
 ALERTED = ("webhook_off",)  # problems also raised as alerts: /readyz fails on them
@@ -70,8 +71,9 @@ def connection_status(
 ) -> dict:
     """One connection's status; `depth` as `queue_depths` gives it (read when not given).
     With the `connection` itself, its problems also count a token pair given in its settings
-    (the default connection's environment) that no worker has stored yet, and the alerts the
-    bridge words itself are in its agents' `language` (unless given; English without either)."""
+    (the default connection's environment) that no worker has stored yet, what its settings get
+    wrong, and the last connection test's refusals; the alerts the bridge words itself are in its
+    agents' `language` (unless given; English without either)."""
     keys = Keys(connection_id)
     pipe = redis.pipeline(transaction=False)
     pipe.zcard(keys.dead_order)
@@ -94,7 +96,9 @@ def connection_status(
     }
     settings = getattr(connection, "settings", None)
     seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
-    status["problems"] = problems.find(status, token_given=seeded, now=time.time())
+    status["problems"] = problems.find(
+        status, token_given=seeded, now=time.time(), settings=settings, check=last_check(redis, connection_id)
+    )
     language = language or (settings.agent_language if settings else "en")
     alerts = [token["alert"], *(problems.as_alert(p, language) for p in status["problems"] if p["code"] in ALERTED)]
     status["alerts"] = [named(connection_id, alert) for alert in alerts if alert]

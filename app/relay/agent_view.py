@@ -19,11 +19,11 @@ import logging
 
 from app import events
 from app.bridge import keys
-from app.bridge.lanes import Item, NotDue, now_ms
+from app.bridge.lanes import NotDue, now_ms
 from app.integrations.zalo import schemas
 from app.relay import inbound, windows
 from app.relay.parts import text_part
-from app.texts import for_agent
+from app.texts import for_agent, vn_time
 
 log = logging.getLogger("relay.agent_view")
 RECEIPTS_NOTE_DELAY_MS = 5000  # received and seen come seconds apart: one note for both
@@ -82,15 +82,16 @@ def record_receipt(ctx, item, progress) -> None:
 
 def schedule_receipts_note(ctx, conversation: str) -> None:
     due = now_ms() + RECEIPTS_NOTE_DELAY_MS
-    item = Item(
-        id=f"receipts:{conversation}:{due}",
-        kind="zalo",
-        payload={"conversation": conversation, "due_ms": due},
-        received_at=now_ms(),
-        event=events.RECEIPTS_NOTE,
-        connection=ctx.connection,
+    payload = {"conversation": conversation, "due_ms": due}
+    windows.set_timer(
+        ctx,
+        keys.receipts_lane(conversation),
+        f"receipts:{conversation}:{due}",
+        events.RECEIPTS_NOTE,
+        payload,
+        due,
+        replace=False,
     )
-    ctx.lanes.schedule(keys.lane_for(ctx.connection, keys.receipts_lane(conversation)), item, due, replace=False)
 
 
 def receipts_note(ctx, item, progress) -> None:
@@ -117,7 +118,7 @@ def _receipt_line(ctx, state: str, news: list[tuple[str, dict]]) -> str:
         replies = first
     at = max(int(r.get(f"{state}_at") or 0) for r in records)
     key = "receipt_read" if state == "seen" else "receipt_received"
-    return for_agent(ctx.settings, key, time=windows.vn_time(at), replies=replies)
+    return for_agent(ctx.settings, key, time=vn_time(at), replies=replies)
 
 
 def _quote(text: str) -> str:

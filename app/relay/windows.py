@@ -70,15 +70,15 @@ def user_wrote(ctx, zalo_user: str, msg_ts: int) -> None:
     due = msg_ts + WINDOW_NOTE_AFTER_MS
     if now_ms() >= msg_ts + FREE_MS:
         return
-    item = Item(
-        id=f"window:{zalo_user}:{msg_ts}",
-        kind="zalo",
-        payload={"zalo_user": zalo_user, "msg_ts": msg_ts},
-        received_at=now_ms(),
-        event=events.WINDOW_CLOSING,
-        connection=ctx.connection,
-    )
-    ctx.lanes.schedule(keys.lane_for(ctx.connection, keys.window_lane(zalo_user)), item, due, replace=True)
+    payload = {"zalo_user": zalo_user, "msg_ts": msg_ts}
+    set_timer(ctx, keys.window_lane(zalo_user), f"window:{zalo_user}:{msg_ts}", events.WINDOW_CLOSING, payload, due)
+
+
+def set_timer(ctx, lane_id: str, item_id: str, event: str, payload: dict, due_ms: int, replace: bool = True) -> None:
+    """Put a timer item (the worker runs it at `due_ms`) in one of the connection's timer lanes;
+    `replace` swaps a waiting one, else a waiting one stays."""
+    item = Item(item_id, "zalo", payload, now_ms(), event=event, connection=ctx.connection)
+    ctx.lanes.schedule(keys.lane_for(ctx.connection, lane_id), item, due_ms, replace=replace)
 
 
 def replied(ctx, zalo_user: str) -> None:

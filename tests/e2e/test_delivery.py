@@ -87,21 +87,26 @@ def start_conversations(bridge, zalo, fc) -> dict[str, str]:
     }
 
 
-def both_directions(bridge, zalo, fc, conversations: dict[str, str], during=None):
-    """20 x 20 messages each way, sent per conversation in order, conversations in parallel."""
-    zhook, fhook = bridge.url + "/webhooks/zalo", bridge.url + "/webhooks/freshchat"
+def both_directions(bridge, zalo, fc, conversations: dict[str, str], during=None, pause: float = 0.0):
+    """20 x 20 messages each way, sent per conversation in order, conversations in parallel.
+    `bridge.url` is read per message, so a front that alternates web hosts spreads them. With a
+    `pause` between a conversation's messages every conversation sends at once, at that pace."""
 
     def inbound(user):
         for i in range(MESSAGES):
+            zhook = bridge.url + "/webhooks/zalo"
             send_until_accepted(zalo, zhook, lambda: zalo.send_text(zhook, user, f"in {user} #{i:02d}"))
+            time.sleep(pause)
 
     def outbound(user):
         for i in range(MESSAGES):
+            fhook = bridge.url + "/webhooks/freshchat"
             send_until_accepted(
                 fc, fhook, lambda: fc.send_agent_message(fhook, conversations[user], f"out {user} #{i:02d}")
             )
+            time.sleep(pause)
 
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(2 * len(conversations) if pause else 16) as pool:
         futures = [pool.submit(inbound, u) for u in conversations] + [pool.submit(outbound, u) for u in conversations]
         if during:
             during()

@@ -10,6 +10,7 @@ from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.zalo.schemas import ANONYMOUS, load_event, to_event
 from app.media.links import media_url
 from tests.helpers import CHANNEL, FC_API, PDF, PNG, ZALO_API, ZALO_OA_ID, load_fixture, partners_answer_probes
+from tests.relay.test_inbound import as_user as as_visitor
 from tests.relay.test_inbound import run as run_inbound
 from tests.relay.test_outbound import agent_message
 from tests.relay.test_outbound import run as run_outbound
@@ -26,16 +27,6 @@ CS = f"{ZALO_API}/v3.0/oa/message/cs"
 
 def webhook(name: str) -> dict:
     return load_fixture("zalo", "webhooks", f"{name}.json")
-
-
-def as_visitor(parts: list[dict]) -> dict:
-    return {
-        "message_parts": parts,
-        "message_type": "normal",
-        "actor_type": "user",
-        "actor_id": FC_USER,
-        "user_id": FC_USER,
-    }
 
 
 def known_visitor(ctx) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 from app.bridge.keys import DEFAULT_KEYS, DUE, WAKE, lease
 from app.bridge.keys import lane as lane_key
-from app.bridge.lanes import Item, Lanes, now_ms
+from app.bridge.lanes import Item, Lanes, lease_holder, now_ms
 
 
 def item(n: int) -> Item:
@@ -33,6 +35,16 @@ def test_only_one_holder_and_only_the_holder_pops(redis):
     assert lanes.pop("in:a", token, raw) == (0, None)  # empty: the lane is given up with the pop
     assert redis.zscore(DUE, "in:a") is None and lanes.acquire("in:a") is None
     assert lanes.release("in:a", token) == -1  # nothing left to release
+
+
+def test_a_lease_names_the_host_and_process_holding_it(redis):
+    lanes = Lanes(redis)
+    lanes.accept("in:a", item(1))
+    lanes.accept("in:b", item(2))
+    first, second = lanes.acquire("in:a"), lanes.acquire("in:b")
+    assert redis.get(lease("in:a")).decode() == first
+    assert lease_holder(first) == lease_holder(second) == (socket.gethostname(), os.getpid())
+    assert first != second  # still unique per lease: a stale holder cannot act on a new one
 
 
 def test_pop_hands_back_the_next_head_and_keeps_the_lease(redis):

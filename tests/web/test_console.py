@@ -23,6 +23,7 @@ from app.bridge.lanes import Item, Lanes, now_ms
 from app.console import auth
 from app.integrations.zalo.events_catalog import webhook_retry_advice
 from app.problems import problem_text
+from app.startup import record_check
 from app.texts import vn_time
 from tests.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
 from workers.starter import QUEUE_NAME
@@ -520,6 +521,17 @@ def test_problems_show_red_with_the_fix_in_the_visitors_language(created, redis)
     page = created.get("/admin/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
     card = page[page.index('id="problems-shop-hcm"') :]
     vi = problem_text("token_dead", "vi", reason="-14014 Invalid refresh token")
+    assert vi["what"] in card and vi["fix"] in card and card.index(vi["what"]) < card.index("</ul>")
+
+
+def test_a_refusal_at_the_workers_connection_test_shows_on_the_card(created, redis):
+    detail = "API key refused (401): generate a new one under Admin, APIs for chat"
+    record_check(
+        redis, "shop-hcm", {"zalo": {"ok": True, "detail": "ok"}, "freshchat": {"ok": False, "detail": detail}}
+    )
+    page = created.get("/admin/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+    card = page[page.index('id="problems-shop-hcm"') :]
+    vi = problem_text("freshchat_refused", "vi", detail=detail)
     assert vi["what"] in card and vi["fix"] in card and card.index(vi["what"]) < card.index("</ul>")
 
 

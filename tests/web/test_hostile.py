@@ -265,12 +265,12 @@ class _Named(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", f"http://second.test:{self.server.server_port}/file")
             self.end_headers()
             return
+        self.server.hosts.append(self.headers["Host"])  # before answering: the test reads it right after
         body = self.server.name.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        self.server.hosts.append(self.headers["Host"])
 
     def log_message(self, *args):
         pass
