@@ -27,7 +27,7 @@ from redis.exceptions import LockError
 from app import events
 from app.bridge.lanes import now_ms
 from app.integrations.errors import RateLimitedError
-from app.integrations.zalo.client import HISTORY_PAGE
+from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import history_event
 
 log = logging.getLogger("relay.catchup")
@@ -128,18 +128,18 @@ def _active_users(ctx, since: int, sleep) -> list[str]:
 
 
 def _messages(ctx, user: str, since: int, sleep) -> list[tuple[tuple[int, int], dict]]:
-    """The user's messages since `since`, each with a sort key: its time, then Zalo's order
-    (newest first) reversed, for messages of one millisecond."""
+    """The user's messages since `since` (at most MAX_MESSAGE_PAGES pages), each with a sort
+    key: its time, then Zalo's order (newest first) reversed, for messages of one millisecond."""
     found: list[tuple[tuple[int, int], dict]] = []
-    for page in range(MAX_MESSAGE_PAGES):
-        items = _read(lambda page=page: ctx.zalo.conversation(user, page * HISTORY_PAGE, HISTORY_PAGE), sleep)
-        for item in items:
-            at = int(item.get("time") or 0)
-            if at < since:
-                return found
-            found.append(((at, -len(found)), item))
-        if len(items) < HISTORY_PAGE:
-            break
+
+    def read_page(offset: int) -> list[dict]:
+        return _read(lambda: ctx.zalo.conversation(user, offset, HISTORY_PAGE), sleep)
+
+    try:
+        for item in history_since(read_page, since, MAX_MESSAGE_PAGES):
+            found.append(((int(item.get("time") or 0), -len(found)), item))
+    except HistoryTooLong:
+        pass  # the newest MAX_MESSAGE_PAGES pages are what one run relays of a chat
     return found
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.integrations.errors import PermanentError, ReconcilePending
-from app.integrations.zalo.client import HISTORY_PAGE
+from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import anonymous_id
 
 log = logging.getLogger("relay.reconcile")
@@ -103,18 +103,19 @@ def find_zalo_send(ctx, flight: dict) -> str | None:
         raise Unreadable("Zalo's history is read per OA user; an anonymous visitor has none")
     what, since = flight["what"], flight["at"] - SKEW_MS
     deadline = time.monotonic() + LOOKUP_SECONDS
-    for page in range(ZALO_PAGES):
+
+    def read_page(offset: int) -> list[dict]:
         if time.monotonic() > deadline:
             raise Unreadable("Zalo's history took too long to read")
-        items = ctx.zalo.conversation(flight["to"], offset=page * HISTORY_PAGE, count=HISTORY_PAGE)
-        for item in items:
-            if int(item.get("time") or 0) < since:
-                return None  # newest first: everything further is older than the send
+        return ctx.zalo.conversation(flight["to"], offset=offset, count=HISTORY_PAGE)
+
+    try:
+        for item in history_since(read_page, since, ZALO_PAGES):
             if _zalo_same(item, what) and not ctx.mapping.is_sent_by_us(str(item.get("message_id"))):
                 return str(item["message_id"])
-        if len(items) < HISTORY_PAGE:
-            return None
-    raise Unreadable(f"more than {ZALO_PAGES * HISTORY_PAGE} messages since the send")
+    except HistoryTooLong as exc:
+        raise Unreadable(f"{exc} since the send") from None
+    return None  # newest first: the history reached back past the send without it
 
 
 def _zalo_same(item: dict, what: dict) -> bool:

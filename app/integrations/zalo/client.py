@@ -27,6 +27,25 @@ HISTORY_PAGE = 10  # Zalo's history reads answer at most 10 items per call
 INVALID = -201
 
 
+class HistoryTooLong(Exception):
+    """More messages since the time asked for than the pages a reader may read."""
+
+
+def history_since(read_page, since_ms: int, max_pages: int):
+    """One chat's messages, newest first, back to `since_ms`; `read_page(offset)` reads one page
+    (a plain `conversation` call, or one that waits out rate limits or watches a deadline).
+    HistoryTooLong when `max_pages` pages did not reach that time."""
+    for page in range(max_pages):
+        items = read_page(page * HISTORY_PAGE)
+        for item in items:
+            if int(item.get("time") or 0) < since_ms:
+                return
+            yield item
+        if len(items) < HISTORY_PAGE:
+            return
+    raise HistoryTooLong(f"more than {max_pages * HISTORY_PAGE} messages")
+
+
 class SentId(str):
     """Zalo's message_id of a sent message, carrying the answer's `quota` object: which quota
     paid for it (None when the answer has none: Zalo billed the message)."""
