@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -20,6 +21,19 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",  # the same, for browsers without CSP level 2
 }
 HSTS = "max-age=31536000"
+
+
+def _note_start(app) -> None:
+    """Tell the workers a web process started: while none answered, Zalo's retries may have run
+    out, so they catch up from its history (workers/catchup.py)."""
+    from redis.exceptions import RedisError
+
+    from app.bridge.keys import WEB_STARTED
+
+    try:
+        app.extensions["redis"].set(WEB_STARTED, time.time())
+    except RedisError:
+        pass  # Redis away: webhooks answer 503 and the workers catch up once it is back
 
 
 def create_app(settings=None) -> Flask:
@@ -39,6 +53,7 @@ def create_app(settings=None) -> Flask:
     from app.metrics import init_metrics
 
     extensions.init_app(app, settings)
+    _note_start(app)
     init_metrics(app)
     init_console(app, settings)
     _register_blueprints(app, settings)

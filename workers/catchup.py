@@ -1,10 +1,11 @@
 """When to catch up from Zalo's history (app/relay/catchup.py), and the RQ job that does it.
 
-The supervisor's starter loop asks `Triggers` once per tick: at start and after Redis came back
-(once per connection, whichever worker machine asks first), and every minute whether a connection
-that had Zalo webhooks has had none for `CATCHUP_QUIET_SECONDS`. Those checks cost a few Redis
-reads; the catch-up itself runs as an RQ job on the lanes queue, so the starter never waits for
-Zalo, and a Redis lock lets one catch-up of a connection run at a time.
+The supervisor's starter loop asks `Triggers` once per tick: at start, after Redis came back and
+after a web process (re)started (once per connection, whichever worker machine asks first), and
+every minute whether a connection that had Zalo webhooks has had none for
+`CATCHUP_QUIET_SECONDS`. Those checks cost a few Redis reads; the catch-up itself runs as an RQ
+job on the lanes queue, so the starter never waits for Zalo, and a Redis lock lets one catch-up
+of a connection run at a time.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import time
 
 from rq import Queue
 
-from app.bridge.keys import Keys
+from app.bridge.keys import WEB_STARTED, Keys
 from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.catchup")
 JOB_TIMEOUT = 900  # reading 1000 chats at Zalo's pace takes minutes, not a drain job's seconds
 ONCE_SECONDS = 120  # a start or a Redis recovery seen by several workers queues one catch-up
 QUIET_CHECK_SECONDS = 60.0
+WEB_CHECK_SECONDS = 10.0
 
 
 def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = "on_demand") -> dict | None:
@@ -53,6 +55,18 @@ class Triggers:
         self.connections = WorkerContext(settings, redis).connections
         self.clock, self.monotonic = clock, monotonic
         self.quiet_check_at = monotonic() + QUIET_CHECK_SECONDS
+        self.web_check_at = 0.0
+        self.web_seen = None  # the web start last seen; the first look only learns it
+
+    def check_web_restart(self) -> int:
+        """Every few seconds: a web process started since the last look (it was down, or
+        restarted) ⇒ catch every connection up, as after a Redis outage."""
+        if self.monotonic() < self.web_check_at:
+            return 0
+        self.web_check_at = self.monotonic() + WEB_CHECK_SECONDS
+        started, seen = self.redis.get(WEB_STARTED), self.web_seen
+        self.web_seen = started
+        return self.everyone("web") if seen is not None and started != seen else 0
 
     def everyone(self, reason: str) -> int:
         """At start ("start") and after a Redis outage ("redis"): every enabled connection."""

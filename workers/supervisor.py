@@ -140,6 +140,7 @@ def run_starter(supervisor: Supervisor) -> None:
                 missed = ""
             starter.run_once(block_seconds=1.0)
             catch_up.check_quiet()
+            catch_up.check_web_restart()
             if time.monotonic() >= token_check_at:
                 token_check_at = time.monotonic() + TOKEN_CHECK_SECONDS  # a failing check waits too
                 tokens.keep_alive()  # an idle OA's refresh token would otherwise run out

@@ -20,6 +20,7 @@ DEFAULT = "default"
 DUE = ROOT + "due"  # zset lane -> epoch ms when it may be claimed next
 WAKE = ROOT + "wake"  # doorbell: lanes that just got work (a hint; DUE is the truth)
 HEARTBEAT = ROOT + "worker:heartbeat"
+WEB_STARTED = ROOT + "web:started"  # epoch s a web process last started: it was away before, Zalo may have given up
 # Zalo checks a domain, not a connection: which connection uploaded each verification file.
 VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
 

@@ -23,6 +23,7 @@ MAX_IDS = 500  # dead letters handled by one click
 CATCH_UP_REASONS = {
     "start": _l("when the worker started"),
     "redis": _l("after Redis came back"),
+    "web": _l("after the web process started again"),
     "quiet": _l("Zalo webhooks had gone quiet"),
     "on_demand": _l("on demand"),
     "command_line": _l("from the command line"),

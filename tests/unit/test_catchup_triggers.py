@@ -1,13 +1,14 @@
-"""When the worker catches up from Zalo's history: at start and after Redis, once whichever
-worker asks first, and when a connection's Zalo webhooks have gone quiet."""
+"""When the worker catches up from Zalo's history: at start, after Redis and after a web process
+started again, once whichever worker asks first, and when a connection's Zalo webhooks have gone
+quiet."""
 
 from __future__ import annotations
 
 from rq import Queue
 
-from app.bridge.keys import Keys
+from app.bridge.keys import WEB_STARTED, Keys
 from tests.multi import HCM, OA2, store
-from workers.catchup import QUIET_CHECK_SECONDS, Triggers
+from workers.catchup import QUIET_CHECK_SECONDS, WEB_CHECK_SECONDS, Triggers
 from workers.starter import QUEUE_NAME
 
 
@@ -51,6 +52,28 @@ def test_a_connection_quiet_for_longer_than_the_setting_is_caught_up_once_per_qu
     redis.delete(Keys("default").catchup_guard("quiet"))  # the period is over
     ticks.now += QUIET_CHECK_SECONDS
     assert triggers.check_quiet() == 1
+
+
+def test_a_web_process_that_started_again_catches_every_connection_up_once(redis, settings):
+    from app import create_app
+
+    store(redis, settings, OA2)
+    ticks = Clock()
+    triggers = Triggers(redis, settings, monotonic=ticks)
+    create_app(settings)  # the web that was running when the worker started
+    assert triggers.check_web_restart() == 0  # the first look only learns when it started
+    ticks.now += WEB_CHECK_SECONDS
+    assert triggers.check_web_restart() == 0 and jobs(redis) == []
+    redis.set(WEB_STARTED, 1.0)  # stands for a later start (create_app stamps the time)
+    assert triggers.check_web_restart() == 0  # looked at most every WEB_CHECK_SECONDS
+    ticks.now += WEB_CHECK_SECONDS
+    assert triggers.check_web_restart() == 2
+    assert sorted(jobs(redis)) == [
+        ("workers.catchup.catch_up_job", "default", None, "web"),
+        ("workers.catchup.catch_up_job", "oa2", None, "web"),
+    ]
+    ticks.now += WEB_CHECK_SECONDS
+    assert triggers.check_web_restart() == 0  # the same start is caught up once
 
 
 def test_the_starter_loop_catches_up_at_start_and_once_redis_is_back(redis, settings, monkeypatch):
