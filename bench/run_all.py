@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.common import ROOT, machine
 from bench.report import table
 
-BENCHES = ["webhook_ack", "relay", "scale_out", "memory", "metrics_cost", "wait_replicas"]
+BENCHES = ["webhook_ack", "relay", "scale_out", "memory", "metrics_cost", "wait_replicas", "slow_clients"]
 MARK = "<!-- results -->"
 
 
