@@ -6,6 +6,7 @@ its body and its Problems into messages next to the fields.
 
 from __future__ import annotations
 
+import json
 import time
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -17,6 +18,7 @@ from app.connections_admin import ConnectionAdmin, Problem
 from app.console import bp, forms, settings
 from app.integrations.zalo import events_catalog
 from app.oauth import permission_url
+from app.texts import vn_time
 
 MAX_IDS = 500  # dead letters handled by one click
 # Why a catch-up from Zalo's history ran (app/relay/catchup.py, workers/catchup.py), in words.
@@ -69,9 +71,23 @@ def dashboard():
         status["problems"] = [
             problems.problem_text(p["code"], language(), **p["values"]) for p in status.get("problems", [])
         ]
+        status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
     return render_template(
         "console/dashboard.html", connections=connections, overview=admin().status(), reasons=CATCH_UP_REASONS
     )
+
+
+def _error_line(raw: str) -> str:
+    """A stored error ({"at", "lane", "item", "error"} as JSON, or older plain text) as one line:
+    when, then what."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(entry, dict):
+        return raw
+    when = vn_time(int(float(entry.get("at") or 0) * 1000)) if entry.get("at") else ""
+    return f"{when} {entry.get('error', '')}".strip()
 
 
 # -- a connection's form ------------------------------------------------------------------------

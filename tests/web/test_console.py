@@ -231,6 +231,18 @@ def test_the_dashboard_shows_each_connection_its_token_queue_and_dead_letters(cr
     assert "No worker is running" in page
 
 
+def test_last_errors_read_as_when_then_what(created, redis):
+    from app.bridge.status import remember_error
+
+    remember_error(redis, Keys("shop-hcm"), "zalo -230: no interaction in 7 days", lane="shop-hcm/out:c1")
+    redis.rpush(Keys("shop-hcm").errors, "an error kept by an older version")
+    page = created.get("/admin/").get_data(as_text=True)
+    card = page[page.index('id="conn-shop-hcm"') :]
+    shown = card[card.index("Last errors") : card.index("</details>")]
+    assert re.search(r"<code>\d\d:\d\d \d\d/\d\d/\d{4} \(UTC\+7\) zalo -230: no interaction in 7 days</code>", shown)
+    assert "<code>an error kept by an older version</code>" in shown and '"lane"' not in shown
+
+
 def test_the_dashboard_shows_the_last_catch_up_and_that_zalo_may_have_switched_the_webhook_off(created, redis):
     now = time.time()
     redis.set(Keys("shop-hcm").last_webhook("zalo"), now - 3 * 3600)
