@@ -20,15 +20,16 @@ import shutil
 import time
 from pathlib import Path
 
-from app.bridge.keys import HEARTBEAT, ROOT
+from app.bridge.keys import HEARTBEAT, ROOT, WEB_STARTED
 from app.bridge.scripts import LuaScript
 
 SNAPSHOT = LuaScript("snapshot")
 FORMAT = "zalo-freshchat-bridge-backup"
 VERSION = 1
 REDIS_FILE, MEDIA_DIR, MANIFEST = "redis.jsonl.gz", "media", "manifest.json"
-# A restored heartbeat would tell /readyz that a worker is alive before one is.
-SKIPPED = {HEARTBEAT.encode()}
+# Moments, not data: a restored heartbeat would tell /readyz that a worker is alive before one
+# is, and every web process (the restore command's own app too) stamps its start.
+SKIPPED = {HEARTBEAT.encode(), WEB_STARTED.encode()}
 RESTORE_BATCH = 500
 
 
