@@ -163,6 +163,7 @@ class WorkerContext:
         client = ZaloClient(self.session, self.settings, self.tokens, limiter)
         client.on_answer = lambda: self.breaker("zalo").mark_ok()  # an answer proves Zalo is up
         client.reply_to = lambda user_id: reply_target(self.mapping.zalo_user(user_id))
+        client.on_reply_refused = lambda user_id, msg_id: self.mapping.set_zalo_user(user_id, reply_refused=msg_id)
         client.on_token_rejected = lambda exc: remember_error(self.redis, self.keys, f"{exc}; refreshing the token")
         client.on_error = lambda exc: self.counters.partner_error("zalo", exc)
         return client

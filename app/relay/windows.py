@@ -40,9 +40,12 @@ def age_ms(known: dict, at_ms: int | None = None) -> int | None:
 
 def reply_target(known: dict) -> str:
     """The user's last message id while its free window is open, else "" (a reply after 48 h
-    counts as a proactive message anyway)."""
-    age = age_ms(known)
-    return known.get("last_msg_id", "") if age is not None and age <= FREE_MS else ""
+    counts as a proactive message anyway), and "" once Zalo refused that id as a recipient: every
+    later reply to it would cost a refused call before the one to the user id."""
+    age, last = age_ms(known), known.get("last_msg_id", "")
+    if age is None or age > FREE_MS or last == known.get("reply_refused"):
+        return ""
+    return last
 
 
 def would_be_billed(known: dict) -> bool:

@@ -312,3 +312,9 @@ def test_a_refused_reply_recipient_goes_once_more_to_the_user_id(ctx, m):
     m.post(CS, [{"json": {"error": -201, "message": "Parameters are invalid"}}, {"json": answer}])
     agent_reply(ctx, ["Dạ"])
     assert [b["recipient"] for b in cs_bodies(m)] == [{"message_id": USER_MSG}, {"user_id": USER}]
+    m.post(CS, json=answer)
+    agent_reply(ctx, ["Anh đợi em chút"], msg_id="a834cd45-0000-4000-8000-000000000002")
+    assert cs_bodies(m)[2]["recipient"] == {"user_id": USER}  # that id is not tried again
+    ctx.mapping.touch(USER, str(now_ms()), "user-msg-2")
+    agent_reply(ctx, ["Dạ vâng"], msg_id="a834cd45-0000-4000-8000-000000000003")
+    assert cs_bodies(m)[3]["recipient"] == {"message_id": "user-msg-2"}  # a new message is

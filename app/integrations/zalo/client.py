@@ -69,6 +69,7 @@ class ZaloClient:
         self.on_answer = lambda: None  # told each time Zalo answers (the worker's breaker listens)
         # The user's message a send answers ("" for none): the worker looks it up per user.
         self.reply_to = lambda user_id: ""
+        self.on_reply_refused = lambda user_id, message_id: None  # so later replies go to the user id at once
         self.on_token_rejected = lambda exc: None  # told before the refresh it causes (the worker records it)
         self.on_error = lambda exc: None  # told of each failed call to Zalo (the worker counts them)
 
@@ -86,6 +87,7 @@ class ZaloClient:
                 if exc.code != INVALID:
                     raise
                 log.warning("zalo.reply_recipient_refused", extra={"code": exc.code})
+                self.on_reply_refused(user_id, reply_to)
         return self._send({"user_id": user_id}, message)
 
     def _send(self, recipient: dict, message: dict) -> SentId:
