@@ -252,6 +252,7 @@ class ZaloOA:
             # every message of every chat, both directions, in the order sent: what the history
             # reads answer; a user's message keeps its signed event for a late redelivery
             self.history: list[dict] = []
+            self.history_by_id: dict[str, dict] = {}  # message id -> its history entry (a reply names one)
             self.webhooks_off = False
 
     def reset(self) -> None:
@@ -373,7 +374,8 @@ class ZaloOA:
         """`user_id`, or the user who sent the message a reply names (`message_id`)."""
         if recipient.get("message_id"):
             wanted = str(recipient["message_id"])
-            return next((h["user_id"] for h in self.history if h["src"] == 1 and h["message_id"] == wanted), "")
+            found = self.history_by_id.get(wanted)
+            return found["user_id"] if found and found["src"] == 1 else ""
         return str(recipient.get("user_id") or "")
 
     def _silence(self, user_id: str) -> float:
@@ -499,17 +501,17 @@ class ZaloOA:
 
     def _remember(self, user_id: str, src: int, message_id: str, time_ms: int, message: dict, event=None) -> None:
         """One message into the chat's history (`src` 1: the user wrote it, 0: the OA)."""
+        entry = {
+            "user_id": str(user_id),
+            "src": src,
+            "message_id": message_id,
+            "time_ms": int(time_ms),
+            "message": message,
+            "event": event,
+        }
         with self.lock:
-            self.history.append(
-                {
-                    "user_id": str(user_id),
-                    "src": src,
-                    "message_id": message_id,
-                    "time_ms": int(time_ms),
-                    "message": message,
-                    "event": event,
-                }
-            )
+            self.history.append(entry)
+            self.history_by_id.setdefault(message_id, entry)
 
     def _upload(self, kind: str):
         denied = self._token_error()
@@ -774,7 +776,7 @@ class ZaloOA:
     def redeliver(self, bridge_url: str, msg_id: str) -> SentWebhook:
         """Zalo POSTs a recorded user message's webhook again, late (whatever `webhooks_off` says)."""
         with self.lock:
-            event = next((h["event"] for h in self.history if h["message_id"] == msg_id and h["event"]), None)
+            event = (self.history_by_id.get(msg_id) or {}).get("event")
         if event is None:
             raise KeyError(f"no user message {msg_id!r}")
         return self.deliver(bridge_url, event)
