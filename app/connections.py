@@ -21,6 +21,7 @@ from redis import Redis
 
 from app.bridge.keys import DEFAULT, ROOT
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret
+from app.logs import mask_also
 
 log = logging.getLogger("connections")
 ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -186,6 +187,7 @@ class Registry:
         read_at, found = self._cached
         if time.monotonic() - read_at > self.REFRESH_SECONDS:
             found = {c.id: c for c in self.store.all()}
+            mask_also(secret for c in found.values() for secret in c.settings.secrets())
             self._cached = (time.monotonic(), found)
         return found
 

@@ -15,14 +15,27 @@ STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
 
 
 class ContextFilter(logging.Filter):
-    """Adds the request or job id to every record, and masks configured secrets."""
+    """Adds the request or job id to every record, and masks configured secrets: the
+    environment's, and those of every connection stored in Redis (`mask_also`, which the
+    connection registry calls whenever it reads them)."""
+
+    stored: frozenset[str] = frozenset()  # every process's filters share the stored connections' secrets
 
     def __init__(self, secrets: list[str]):
         super().__init__()
-        self.secrets = sorted(secrets, key=len, reverse=True)
+        self.own = list(secrets)
+        self._masked_from: frozenset[str] | None = None
+        self.secrets: list[str] = []
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._masked_from is not ContextFilter.stored:
+            self._masked_from = ContextFilter.stored
+            self.secrets = sorted(set(self.own) | ContextFilter.stored, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.context_id = context_id.get()
+        self._refresh()
         if self.secrets:
             record.msg = self._mask(record.getMessage())
             record.args = ()
@@ -56,6 +69,14 @@ class TextFormatter(logging.Formatter):
             return line
         head, newline, tail = line.partition("\n")  # fields before a traceback, not after it
         return f"{head} {extra}{newline}{tail}"
+
+
+def mask_also(values) -> None:
+    """Mask these too in every log line of this process from now on (stored connections'
+    secrets: they never pass through the environment's Settings)."""
+    found = frozenset(v for v in values if v and len(v) >= 4)
+    if not found <= ContextFilter.stored:
+        ContextFilter.stored = ContextFilter.stored | found
 
 
 def log_handler(settings, stream=None) -> logging.Handler:

@@ -14,6 +14,7 @@ from app import create_app
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import Item, Lanes, now_ms
+from app.bridge.secrets_at_rest import sealer_for
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
 from tests.helpers import ZALO_OA_ID, ZALO_OAUTH, clear_in_redis
 
@@ -212,3 +213,19 @@ def test_secrets_in_tracebacks_are_masked_too(settings, capsys):
         logging.getLogger("t").exception("boom")
     err = capsys.readouterr().err
     assert "RuntimeError: bad key ***" in err and settings.freshchat_api_key not in err
+
+
+def test_secrets_of_stored_connections_are_masked_too(redis, settings, capsys):
+    """They never pass through the environment: the registry hands them to the log filter
+    when it reads them, in every process (web and worker alike read the registry)."""
+    from app.connections import ConnectionStore, Registry
+    from app.logs import configure_logging
+    from tests.multi import HCM, store
+
+    configure_logging(replace(settings, log_format="text"))
+    store(redis, settings, HCM)
+    registry = Registry(ConnectionStore(redis, settings, sealer_for(settings)), settings)
+    assert registry.get("hcm") is not None
+    logging.getLogger("t").warning("calling with %s", "hcm-app-secret", extra={"key": "hcm-fc-key"})
+    err = capsys.readouterr().err
+    assert "hcm-app-secret" not in err and "hcm-fc-key" not in err and err.count("***") == 2
