@@ -74,9 +74,8 @@ def check_zalo(connection, redis, session: requests.Session) -> dict:
         return _result(False, "zalo_unreachable", error=type(exc).__name__)
     if resp.status_code != 200:
         return _result(False, "zalo_http", status=resp.status_code)
-    try:
-        body = resp.json()
-    except ValueError:
+    body = _json(resp)
+    if body is None:
         return _result(False, "zalo_not_json")
     return _zalo_answer(body if isinstance(body, dict) else {}, settings.zalo_oa_id)
 
@@ -135,10 +134,7 @@ def _channels_page(api_url: str, api_key: str, session: requests.Session, page: 
         return _result(False, failed[resp.status_code])
     if resp.status_code != 200:
         return _result(False, "fc_http", status=resp.status_code)
-    try:
-        body = resp.json()
-    except ValueError:
-        return _result(False, "fc_not_json")
+    body = _json(resp)
     if not isinstance(body, dict):
         return _result(False, "fc_not_json")
     channels = body.get("channels") if isinstance(body.get("channels"), list) else []
@@ -156,3 +152,11 @@ def _find_channel(channels: list[dict], channel_id: str) -> dict:
             return _result(True, "fc_ok", name=str(channel.get("name", ""))[:100])
     found = ", ".join(f"{c.get('name', '')} = {c.get('id', '')}" for c in channels[:10]) or "none"
     return _result(False, "fc_no_channel", channel=channel_id, found=found)
+
+
+def _json(resp):
+    """The answer's JSON, or None when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None
