@@ -102,3 +102,13 @@ def configure_logging(settings, stream=None) -> None:
     root.setLevel(logging.INFO)
     for noisy in ("urllib3", "botocore", "boto3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+AUDIT = logging.getLogger("bridge.audit")
+
+
+def audit(event: str, *, client: str = "-", **fields) -> None:
+    """One line per security event (sign-in, wrong token, throttled, sign-out, stored token pair,
+    refused backup, …): the event name, the client address, and fields that are never secrets.
+    Every audit line goes through the `bridge.audit` logger, so an operator can route or grep it."""
+    AUDIT.warning(event, extra={"audit": True, "client": client, **fields})
