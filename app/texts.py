@@ -31,7 +31,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "PUBLIC_BASE_URL is {url}: Zalo, FreshChat and customers cannot open media links.",
     },
     "problem.public_url_local.fix": {
-        "vi": "Đặt PUBLIC_BASE_URL là địa chỉ HTTPS công khai của bridge, rồi khởi động lại web và worker.",
+        "vi": "Đặt PUBLIC_BASE_URL là địa chỉ HTTPS công khai của cầu nối, rồi khởi động lại web và worker.",
         "en": "Set PUBLIC_BASE_URL to the bridge's public HTTPS address, then restart web and worker.",
     },
     "problem.freshchat_url_no_v2.what": {
@@ -43,7 +43,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Use the account's chat URL plus /v2, e.g. https://acme.freshchat.com/v2.",
     },
     "problem.zalo_refused.what": {
-        "vi": "Lần kiểm tra kết nối gần nhất, Zalo từ chối: {detail}",
+        "vi": "Ở lần kiểm tra kết nối gần nhất, Zalo đã từ chối: {detail}",
         "en": "At the last connection test Zalo said no: {detail}",
     },
     "problem.zalo_refused.fix": {
@@ -51,15 +51,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Check the OA id and connect the OA again, then click “Test connection”.",
     },
     "problem.freshchat_refused.what": {
-        "vi": "Lần kiểm tra kết nối gần nhất, FreshChat từ chối: {detail}",
+        "vi": "Ở lần kiểm tra kết nối gần nhất, FreshChat đã từ chối: {detail}",
         "en": "At the last connection test FreshChat said no: {detail}",
     },
     "problem.freshchat_refused.fix": {
-        "vi": "Kiểm tra URL API, API key và topic, rồi bấm “Kiểm tra kết nối”.",
+        "vi": "Kiểm tra URL API, khóa API và chủ đề (topic), rồi bấm “Kiểm tra kết nối”.",
         "en": "Check the API URL, API key and topic, then click “Test connection”.",
     },
     "problem.token_dead.what": {
-        "vi": "Cặp token Zalo đã hỏng ({reason}); tin trả lời đang phải chờ.",
+        "vi": "Cặp token Zalo đã hết hiệu lực ({reason}); các tin trả lời đang phải chờ.",
         "en": "The Zalo token pair is dead ({reason}); replies are waiting.",
     },
     "problem.token_dead.fix": {
@@ -111,7 +111,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "{count} message(s) could not be delivered and are waiting.",
     },
     "problem.dead_letters.fix": {
-        "vi": "Xem lý do trong danh sách sự kiện, sửa nguyên nhân, rồi gửi lại hoặc bỏ chúng.",
+        "vi": "Xem lý do trong danh sách sự kiện, khắc phục nguyên nhân, rồi gửi lại hoặc xóa các tin đó.",
         "en": "See why in the events list, fix the cause, then replay or drop them.",
     },
     "problem.queue_stuck.what": {
@@ -123,8 +123,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Check that the worker process runs and reaches Redis.",
     },
     "problem.webhook_off.what": {
-        "vi": "Webhook Zalo không đến nữa: đồng bộ bù tìm thấy {count} tin nhắn chưa từng đến qua webhook, "
-        "tin mới nhất gửi lúc {when}.",
+        "vi": "Webhook Zalo không đến nữa: khi lấy lại tin bị lỡ, cầu nối tìm thấy {count} tin nhắn chưa "
+        "từng đến qua webhook, tin mới nhất gửi lúc {when}.",
         "en": "Zalo webhooks stopped arriving: catch-up found {count} message(s) that never came by webhook, "
         "the newest sent {when}.",
     },
@@ -209,8 +209,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "A user unfollows the OA (recorded only).",
     },
     "zalo_webhook_retry": {
-        "vi": "Bật “Webhook Retry” trên trang Webhook của ứng dụng Zalo: khi không có, một sự kiện "
-        "bị lỡ hạn trả lời 2 giây sẽ mất hẳn; khi có, Zalo gửi lại và cầu nối bỏ qua bản trùng.",
+        "vi": "Bật “Webhook Retry” trên trang Webhook của ứng dụng Zalo: nếu không bật, một sự kiện "
+        "quá hạn trả lời 2 giây sẽ mất hẳn; nếu bật, Zalo sẽ gửi lại và cầu nối bỏ qua bản trùng.",
         "en": "Switch on “Webhook Retry” on the Zalo app's Webhook page: without it, an event that "
         "misses the 2-second deadline is lost; with it, Zalo resends it and the bridge drops duplicates.",
     },
@@ -226,7 +226,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "a_reply": {"vi": "một tin trả lời", "en": "a reply"},
     "window_closing": {
         "vi": "⏳ Hết thời gian trả lời miễn phí lúc {time} (48 giờ sau tin nhắn cuối của khách). "
-        "Sau đó Zalo tính phí tin trả lời, trong tối đa 7 ngày.",
+        "Sau đó, trong tối đa 7 ngày, mỗi tin trả lời sẽ bị Zalo tính phí.",
         "en": "⏳ The free reply window closes at {time} (48 h after the customer's last message). "
         "After that Zalo bills each reply, for up to 7 days.",
     },
@@ -235,8 +235,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "💰 Zalo billed this reply: the customer's last message is over 48 h old.",
     },
     "reply_held": {
-        "vi": "⏸ Chưa gửi: tin nhắn cuối của khách đã quá 48 giờ nên Zalo sẽ tính phí, và kết nối này "
-        "giữ lại tin có phí. Khi khách nhắn lại, hãy gửi lại (miễn phí).\nTin nhắn: “{preview}”",
+        "vi": "⏸ Chưa gửi: tin nhắn cuối của khách đã quá 48 giờ nên tin này sẽ bị Zalo tính phí, mà kết nối "
+        "này được đặt để giữ lại tin có phí. Khi khách nhắn lại, hãy gửi lại tin (lúc đó miễn phí).\n"
+        "Tin nhắn: “{preview}”",
         "en": "⏸ Not sent: the customer's last message is over 48 h old, so Zalo would bill this reply, "
         "and this connection holds billed replies. Send it again once the customer writes (free).\n"
         "Message: “{preview}”",
@@ -314,8 +315,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "kind.gif": {"vi": "ảnh GIF", "en": "gif"},
     "kind.sticker": {"vi": "nhãn dán", "en": "sticker"},
     "kind.file": {"vi": "tệp", "en": "file"},
-    "kind.audio": {"vi": "âm thanh", "en": "audio"},
-    "kind.video": {"vi": "video", "en": "video"},
+    "kind.audio": {"vi": "tệp âm thanh", "en": "audio"},
+    "kind.video": {"vi": "tệp video", "en": "video"},
 }
 
 # Zalo's refusals of a reply, by error code: what the agent can do about it.
@@ -368,7 +369,7 @@ ZALO_ADVICE: dict[int, dict[str, str]] = {
     },
     -211: {"vi": "OA đã hết hạn mức cho tính năng này.", "en": "The OA is out of quota for this feature."},
     -223: {
-        "vi": "OA chưa cấp quyền này cho ứng dụng; hãy cấp quyền lại cho OA.",
+        "vi": "OA chưa cấp quyền này cho ứng dụng; hãy kết nối lại OA để cấp quyền.",
         "en": "The OA has not granted this permission to the app; re-authorise the OA.",
     },
     -224: {

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from app.connections import SECRETS
+from app.console.wording import said
 
 # In the order of Zalo's own setup pages, then FreshChat's.
 ZALO_FIELDS = ("app_id", "app_secret", "oa_secret_key", "oa_id")
@@ -19,7 +20,8 @@ FLAGS = ("resolve_notification", "hold_billed_replies")
 CHOICES = ("receipts", "customer_language", "agent_language")
 TEXTS = ("resolve_notification_text", "agent_signature")
 
-# ConnectionAdmin and marshmallow write English; the messages the form meets most, translated.
+# ConnectionAdmin and marshmallow write English; the messages the form meets most, in shorter
+# words (any other: app/console/wording.py).
 FIELD_MESSAGES = {
     "digits only": _l("digits only"),
     "Missing data for required field.": _l("required"),
@@ -30,7 +32,8 @@ FIELD_MESSAGES = {
 
 
 def field_messages(fields: dict) -> dict:
-    return {name: str(FIELD_MESSAGES.get(message, message)) for name, message in fields.items()}
+    """One message per field, in the reader's language (app/console/wording.py)."""
+    return {name: str(FIELD_MESSAGES[m]) if m in FIELD_MESSAGES else said(m) for name, m in fields.items()}
 
 
 def body_from_form(form, creating: bool) -> dict:

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from app import problems
 from app.connections_admin import ConnectionAdmin, Problem
 from app.console import bp, forms, settings
+from app.console.wording import said
 from app.integrations.zalo import events_catalog
 from app.oauth import permission_url
 from app.texts import vn_time
@@ -30,6 +31,15 @@ CATCH_UP_REASONS = {
     "on_demand": _l("on demand"),
     "command_line": _l("from the command line"),
 }
+# An event's state (app/bridge/journal.py STATES): the API keeps the code, a page shows the word.
+STATE_LABELS = {
+    "received": _l("received"),
+    "queued": _l("queued"),
+    "delivered": _l("delivered"),
+    "retrying": _l("retrying"),
+    "failed": _l("failed"),
+}
+DEFAULT_NAME = "Default (environment)"  # app/connections.py default_connection
 
 
 def admin() -> ConnectionAdmin:
@@ -43,7 +53,24 @@ def language() -> str:
 
 @bp.errorhandler(Problem)
 def _problem(exc: Problem):
-    return render_template("console/error.html", code=exc.status, message=exc.message), exc.status
+    return render_template("console/error.html", code=exc.status, message=said(exc.message)), exc.status
+
+
+@bp.app_template_filter("said")
+def _said(text) -> str:
+    return said(text)
+
+
+@bp.app_template_filter("state")
+def _state(code) -> str:
+    return str(STATE_LABELS.get(code, code))
+
+
+def named(view: dict) -> dict:
+    """The view, with the environment's connection named in the reader's language."""
+    if view.get("from_env") and view.get("name") == DEFAULT_NAME:
+        view["name"] = gettext("Default (environment)")
+    return view
 
 
 @bp.app_template_filter("ago")
@@ -65,16 +92,20 @@ def _duration(seconds):
 
 @bp.get("/")
 def dashboard():
-    connections = admin().list()
+    connections = [named(view) for view in admin().list()]
     for view in connections:  # the problems in the visitor's language, from their codes
         status = view["status"]
-        status["problems"] = [
-            problems.problem_text(p["code"], language(), **p["values"]) for p in status.get("problems", [])
-        ]
+        status["problems"] = [_problem_text(p) for p in status.get("problems", [])]
         status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
     return render_template(
         "console/dashboard.html", connections=connections, overview=admin().status(), reasons=CATCH_UP_REASONS
     )
+
+
+def _problem_text(problem: dict) -> dict:
+    """A problem's text; its values that are the bridge's English (a test's detail) translated."""
+    values = {k: said(v) if isinstance(v, str) else v for k, v in problem["values"].items()}
+    return problems.problem_text(problem["code"], language(), **values)
 
 
 def _error_line(raw: str) -> str:
@@ -83,11 +114,11 @@ def _error_line(raw: str) -> str:
     try:
         entry = json.loads(raw)
     except ValueError:
-        return raw
+        return said(raw)
     if not isinstance(entry, dict):
-        return raw
+        return said(raw)
     when = vn_time(int(float(entry.get("at") or 0) * 1000)) if entry.get("at") else ""
-    return f"{when} {entry.get('error', '')}".strip()
+    return f"{when} {said(entry.get('error', ''))}".strip()
 
 
 # -- a connection's form ------------------------------------------------------------------------
@@ -112,7 +143,7 @@ def create_connection():
 
 @bp.get("/connections/<connection_id>")
 def edit_connection(connection_id: str):
-    view = admin().show(connection_id)
+    view = named(admin().show(connection_id))
     return _form_page(view, forms.shown_values(view), zalo_outcome=request.args.get("zalo", ""))
 
 
@@ -122,7 +153,7 @@ def save_connection(connection_id: str):
     try:
         admin().update(connection_id, body)
     except Problem as exc:
-        return _refused(admin().show(connection_id), None, exc)
+        return _refused(named(admin().show(connection_id)), None, exc)
     flash(gettext("Connection saved."))
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
 
@@ -130,7 +161,7 @@ def save_connection(connection_id: str):
 def _refused(view: dict | None, blank: dict | None, exc: Problem):
     values = forms.shown_values(view or blank, request.form)
     errors = forms.field_messages(exc.fields)
-    return _form_page(view, values, errors=errors, error=exc.message if not exc.fields else ""), exc.status
+    return _form_page(view, values, errors=errors, error=said(exc.message) if not exc.fields else ""), exc.status
 
 
 def _blank() -> dict:
@@ -161,7 +192,7 @@ def _form_page(view: dict | None, values: dict, **extra):
 
 @bp.post("/connections/<connection_id>/test")
 def test_connection(connection_id: str):
-    view = admin().show(connection_id)
+    view = named(admin().show(connection_id))
     result = admin().test(connection_id)
     return _form_page(view, forms.shown_values(view), test=result)
 
@@ -207,7 +238,8 @@ def upload_verification(connection_id: str):
     except Problem as exc:
         if exc.status != 400:
             raise
-        flash(gettext("Not stored: %(reason)s", reason="; ".join(exc.fields.values()) or exc.message), "error")
+        reason = "; ".join(map(said, exc.fields.values())) or said(exc.message)
+        flash(gettext("Not stored: %(reason)s", reason=reason), "error")
     else:
         flash(gettext("Verification file stored; Zalo can now verify the domain."))
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
@@ -223,8 +255,8 @@ def load_topics():
             data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
         )
     except Problem as exc:
-        words = "; ".join(f"{name}: {message}" for name, message in exc.fields.items())
-        return jsonify({"error": words or exc.message}), exc.status
+        words = "; ".join(f"{name}: {said(message)}" for name, message in exc.fields.items())
+        return jsonify({"error": words or said(exc.message)}), exc.status
     return jsonify({"topics": found})
 
 
@@ -233,12 +265,12 @@ def load_topics():
 
 @bp.get("/connections/<connection_id>/events")
 def events(connection_id: str):
-    view = admin().show(connection_id)
+    view = named(admin().show(connection_id))
     filters = {k: request.args.get(k, "").strip() for k in ("direction", "state", "find")}
     try:
         recent, refused = admin().events(connection_id, limit=100, **filters), ""
     except Problem as exc:
-        recent, refused = [], "; ".join(exc.fields.values()) or exc.message
+        recent, refused = [], "; ".join(map(said, exc.fields.values())) or said(exc.message)
     letters = admin().dead_letters(connection_id, 100)
     return render_template(
         "console/events.html", view=view, recent=recent, refused=refused, filters=filters, letters=letters
@@ -261,7 +293,7 @@ def dead_letters(connection_id: str):
             getattr(admin(), action)(connection_id, item_id)
             done += 1
         except Problem as exc:
-            flash(exc.message, "error")
+            flash(said(exc.message), "error")
     if action == "replay":
         flash(gettext("%(count)d replayed.", count=done))
     else:

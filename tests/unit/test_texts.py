@@ -95,3 +95,16 @@ def test_the_scan_finds_a_text_written_in_place():
 @pytest.mark.parametrize("module", sorted(p.name for p in RELAY.glob("*.py")))
 def test_the_relay_writes_no_text_for_people_outside_the_catalog(module):
     assert texts_for_people((RELAY / module).read_text(encoding="utf-8")) == []
+
+
+# -- Vietnamese that reads as Vietnamese -------------------------------------------------------------
+
+VIETNAMESE = re.compile(r"[àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ]", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("key", sorted(TEXTS) + [f"zalo_advice.{code}" for code in sorted(ZALO_ADVICE)])
+def test_every_text_is_written_in_vietnamese_not_copied_from_english(key):
+    """Each note, message and problem kind: a Vietnamese of its own (with Vietnamese letters),
+    never the English copied over."""
+    entry = ZALO_ADVICE[int(key.split(".")[1])] if key.startswith("zalo_advice.") else TEXTS[key]
+    assert entry["vi"] != entry["en"] and VIETNAMESE.search(entry["vi"])

@@ -543,7 +543,9 @@ def test_a_refusal_at_the_workers_connection_test_shows_on_the_card(created, red
     )
     page = created.get("/admin/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
     card = page[page.index('id="problems-shop-hcm"') :]
-    vi = problem_text("freshchat_refused", "vi", detail=detail)
+    vi = problem_text(
+        "freshchat_refused", "vi", detail="khóa API bị từ chối (401): hãy tạo khóa mới trong Admin, mục APIs for chat"
+    )
     assert vi["what"] in card and vi["fix"] in card and card.index(vi["what"]) < card.index("</ul>")
 
 

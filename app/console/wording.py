@@ -1,0 +1,94 @@
+"""The English the bridge writes outside the console, in the console reader's language.
+
+The JSON API, the command line and what Redis keeps (a dead letter's reason, an event's last
+error, the last connection test) stay in English: acceptance tests, scripts and logs read them,
+and records written by older versions must still read. The console translates when it shows
+them: a text is matched against the known SHAPES (English with {named} holes), the shape's
+catalogue translation is filled with the text's own values, each value translated in turn (a
+reason inside a reason). A text of no known shape, such as a partner's own words, is shown as is.
+
+The shapes are msgids of app/console/translations/vi/LC_MESSAGES/messages.po, kept there by
+hand (pybabel cannot extract them: they are written in other modules); tests/web/
+test_console_i18n.py checks that each one has its Vietnamese.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import gettext
+from marshmallow import Schema, fields, validate
+
+from app import connection_checks, connections_admin
+from app.bridge import journal
+
+SHAPES: tuple[str, ...] = (
+    # why an item waits or failed (workers/drain.py, app/relay/*, app/integrations/*)
+    "permanent: {reason}",
+    "gave up after {attempts} attempts: {reason}",
+    "unexpected: {kind}: {reason}",
+    "FreshChat refused even the plainest form: {reason}",
+    "FreshChat HTTP {status} on {path}: {detail}",
+    "FreshChat unreachable: {error}",
+    "FreshChat attachment download failed: {reason}",
+    "local FreshChat rate limit",
+    "Zalo error {code}: {message}",
+    "Zalo answered non-JSON (HTTP {status})",
+    "Zalo refresh token is dead: {reason}",
+    "Zalo token refresh lock busy",
+    "Zalo OAuth unreachable: {error}",
+    "Zalo OAuth answered HTTP {status}",
+    "Zalo OAuth answered non-JSON (HTTP {status})",
+    "copying Zalo media failed: {reason}",
+    "echo not matched yet",
+    "no Zalo conversation is known for anonymous visitor {visitor}",
+    "connection {id} no longer exists",
+    "connection {id} is disabled",
+    connections_admin.REMOVED_REASON,
+    # refusals of a form or a request (app/connections_admin.py, marshmallow, app/bridge/journal.py)
+    *connections_admin.TEXTS.values(),
+    "invalid connection",
+    "the body must be a JSON object",
+    "cannot load topics",
+    "invalid verification file",
+    "invalid query",
+    "1 to {max} characters",
+    "digits only",
+    "not a PEM/base64 RSA public key",
+    fields.Field.default_error_messages["required"],
+    fields.Field.default_error_messages["null"],
+    fields.Url.default_error_messages["invalid"],
+    fields.String.default_error_messages["invalid"],
+    fields.Boolean.default_error_messages["invalid"],
+    Schema._default_error_messages["unknown"],
+    validate.Length.message_max,
+    validate.OneOf.default_message,
+    "in or out",
+    "one of {states}",
+    "at most {count} characters",
+    journal.LIMIT_TEXT,
+    # what "Test connection" found (app/connection_checks.py)
+    *connection_checks.TEXTS.values(),
+    "none",  # the channels found, when there are none
+)
+HOLE = re.compile(r"\{(\w+)\}")
+
+
+def _pattern(shape: str) -> re.Pattern:
+    parts = HOLE.split(shape)  # literal, name, literal, name, ..., literal
+    regex = "".join(re.escape(p) if n % 2 == 0 else f"(?P<{p}>.*?)" for n, p in enumerate(parts))
+    return re.compile(regex, re.DOTALL)
+
+
+PATTERNS = [(shape, _pattern(shape)) for shape in dict.fromkeys(SHAPES)]
+
+
+def said(text) -> str:
+    """`text` (English written by the bridge) in the reader's language; as is when unknown."""
+    text = str(text)
+    for shape, pattern in PATTERNS:
+        found = pattern.fullmatch(text)
+        if found:
+            values = {name: said(value) for name, value in found.groupdict().items()}
+            return gettext(shape).format(**values)
+    return text
