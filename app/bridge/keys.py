@@ -187,8 +187,14 @@ class Keys:
         return f"{self.prefix}catchup:lock"
 
     def catchup_guard(self, trigger: str) -> str:
-        """Set when an automatic trigger queued a catch-up: the others skip it for a while."""
+        """Set when the quiet-webhooks trigger queued a catch-up: not again in the quiet period."""
         return f"{self.prefix}catchup:guard:{trigger}"
+
+    @property
+    def catchup_pending(self) -> str:
+        """Set while a queued catch-up has not started (its trigger's name, expiring): triggers
+        firing meanwhile are merged into it; one firing after it started queues another."""
+        return f"{self.prefix}catchup:pending"
 
     # -- failures
     @property
