@@ -21,6 +21,9 @@ DUE = ROOT + "due"  # zset lane -> epoch ms when it may be claimed next
 WAKE = ROOT + "wake"  # doorbell: lanes that just got work (a hint; DUE is the truth)
 HEARTBEAT = ROOT + "worker:heartbeat"
 WEB_STARTED = ROOT + "web:started"  # epoch s a web process last started: it was away before, Zalo may have given up
+# Since when (epoch s) webhooks are refused for want of REDIS_WAIT_REPLICAS replicas: set by the
+# first 503, deleted by the next success, so each web process logs a shortage once (expires).
+REPLICAS_SHORT = ROOT + "redis:replicas:short"
 # Zalo checks a domain, not a connection: which connection uploaded each verification file.
 VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
 
