@@ -14,7 +14,7 @@ import time
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
-from app import verification
+from app import problems, verification
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.journal import BadQuery, Journal
@@ -218,8 +218,11 @@ class ConnectionAdmin:
     def status(self) -> dict:
         beat = self.redis.get(HEARTBEAT)
         depths = queue_depths(self.redis)
+        replicas = self.lanes.replica_state()  # None while REDIS_WAIT_REPLICAS is 0
         return {
             "redis": "ok",
+            "redis_replicas": replicas,
+            "problems": problems.bridge_problems(replicas),  # the whole bridge's, not a connection's
             "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
             "lanes_pending": self.redis.zcard(DUE),
             "lanes_due_now": self.redis.zcount(DUE, "-inf", now_ms()),

@@ -31,6 +31,7 @@ def readyz():
         connections = {
             cid: _brief(s) for cid, s in connections_status(redis, current_app.extensions["connections"]).items()
         }
+        replicas = current_app.extensions["lanes"].replica_state()
     except RedisError as exc:
         return jsonify({"ready": False, "reason": f"redis unreachable ({type(exc).__name__})"}), 503
     age = time.time() - float(beat) if beat else None
@@ -44,10 +45,23 @@ def readyz():
         "problem_codes": default["problem_codes"],
         "connections": connections,
     }
+    if replicas is not None:
+        body["redis_replicas"] = replicas
+    if replicas and replicas["short"]:
+        body.update(ready=False, reason=replicas_reason(replicas))
+        return jsonify(body), 503
     if age is None or age > HEARTBEAT_MAX_AGE:
         body.update(ready=False, reason="no fresh worker heartbeat")
         return jsonify(body), 503
     return jsonify(body), 200
+
+
+def replicas_reason(replicas: dict) -> str:
+    connected = "unknown" if replicas["connected"] is None else replicas["connected"]
+    return (
+        f"Redis replicas connected: {connected} of REDIS_WAIT_REPLICAS={replicas['wanted']}; "
+        "webhooks are answered 503 until a replica is back or the setting is lowered"
+    )
 
 
 def _brief(status: dict) -> dict:

@@ -8,8 +8,8 @@ Where each series comes from:
 - what the workers did (relayed, latency, retries, dead letters, partner errors, limiter waits,
   billed replies): counted in Redis (app/bridge/metrics.py), since workers may run on other
   hosts than the web; read at scrape time.
-- gauges (queue depth and age, tokens, dead letters kept, last webhooks, worker heartbeat):
-  read from Redis at scrape time.
+- gauges (queue depth and age, tokens, dead letters kept, last webhooks, worker heartbeat,
+  Redis replicas online against REDIS_WAIT_REPLICAS): read from Redis at scrape time.
 So every web host shows the same bridge-wide values and its own webhook counts: sum the
 webhooks over instances, take one instance's (max) of the rest (docs/grafana-dashboard.json).
 """
@@ -45,7 +45,7 @@ TIMER = "timer"
 class WebMetrics:
     """The web process's own counter and what /metrics answers."""
 
-    def __init__(self, redis, connections):
+    def __init__(self, redis, connections, lanes):
         self.multiproc_dir = os.environ.get(MULTIPROC_DIR, "")
         self.own = CollectorRegistry()
         self.webhooks = Counter(
@@ -54,7 +54,7 @@ class WebMetrics:
             ("connection", "direction", "code"),
             registry=self.own,
         )
-        self.bridge = BridgeCollector(redis, connections)
+        self.bridge = BridgeCollector(redis, connections, lanes)
 
     def answered(self, connection: str, source: str, status: int) -> None:
         self.webhooks.labels(connection, DIRECTION_OF_SOURCE[source], str(status)).inc()
@@ -89,16 +89,18 @@ def _no_store(response, status: int, headers: dict):
 
 
 def init_metrics(app) -> None:
-    app.extensions["metrics"] = WebMetrics(app.extensions["redis"], app.extensions["connections"])
+    ext = app.extensions
+    ext["metrics"] = WebMetrics(ext["redis"], ext["connections"], ext["lanes"])
     app.register_blueprint(bp)
 
 
 class BridgeCollector:
     """The bridge-wide series, read from Redis at each scrape (a few pipelined round trips)."""
 
-    def __init__(self, redis, connections):
+    def __init__(self, redis, connections, lanes):
         self.redis = redis
         self.connections = connections
+        self.lanes = lanes
 
     def describe(self):
         return []  # no Redis reads when the registry is built
@@ -124,7 +126,20 @@ class BridgeCollector:
         heartbeat = GaugeMetricFamily("bridge_worker_heartbeat_age_seconds", "Seconds since a worker host last beat")
         if beat:
             heartbeat.add_metric([], round(time.time() - float(beat), 3))
-        return families + [heartbeat]
+        return families + [heartbeat, *self._replicas()]
+
+    def _replicas(self) -> list:
+        """REDIS_WAIT_REPLICAS and the replicas online at the primary now: fewer connected than
+        wanted means every webhook is answered 503."""
+        wanted = GaugeMetricFamily("bridge_redis_replicas_wanted", "REDIS_WAIT_REPLICAS: replicas a webhook waits for")
+        connected = GaugeMetricFamily(
+            "bridge_redis_replicas_connected", "Replicas online at the Redis primary (shown when any is wanted)"
+        )
+        wanted.add_metric([], self.lanes.replicas)
+        state = self.lanes.replica_state()
+        if state and state["connected"] is not None:
+            connected.add_metric([], state["connected"])
+        return [wanted, connected]
 
     def _per_connection(self, ids: list[str]) -> dict[str, dict]:
         pipe = self.redis.pipeline(transaction=False)

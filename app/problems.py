@@ -30,6 +30,7 @@ CODES = (
     "dead_letters",
     "queue_stuck",
     "webhook_off",
+    "redis_replicas_short",
 )
 
 
@@ -58,6 +59,16 @@ def find(status: dict, token_given: bool, now: float, settings=None, check: dict
             ("webhook_off", {"count": caught_up["missed"], "when": vn_time(caught_up["newest_missed_at"] * 1000)})
         )
     return [dict(code=code, values=values, **problem_text(code, "en", **values)) for code, values in found]
+
+
+def bridge_problems(replicas: dict | None) -> list[dict]:
+    """The whole bridge's problems, not one connection's: too few Redis replicas for
+    REDIS_WAIT_REPLICAS (`replicas` as `Lanes.replica_state` gives it), so webhooks get 503."""
+    if not replicas or not replicas["short"]:
+        return []
+    connected = "?" if replicas["connected"] is None else replicas["connected"]
+    values = {"connected": connected, "wanted": replicas["wanted"]}
+    return [dict(code="redis_replicas_short", values=values, **problem_text("redis_replicas_short", "en", **values))]
 
 
 def as_alert(problem: dict, language: str) -> str:

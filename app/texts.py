@@ -132,6 +132,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "vi": "Có thể Zalo đã tắt webhook: bật lại tại Zalo Developers → ứng dụng của bạn → Webhook.",
         "en": "Zalo may have switched the webhook off: switch it on again in Zalo Developers → your app → Webhook.",
     },
+    "problem.redis_replicas_short.what": {
+        "vi": "Chỉ {connected}/{wanted} bản sao Redis (REDIS_WAIT_REPLICAS) đang kết nối: mọi webhook đều bị "
+        "trả lỗi 503 để không tin nào bị mất, Zalo và FreshChat sẽ gửi lại sau.",
+        "en": "Only {connected} of the {wanted} Redis replica(s) REDIS_WAIT_REPLICAS asks for are connected: every "
+        "webhook is answered 503 so that nothing can be lost, and Zalo and FreshChat send them again later.",
+    },
+    "problem.redis_replicas_short.fix": {
+        "vi": "Khởi động lại bản sao Redis (hoặc thêm bản sao mới), hoặc giảm REDIS_WAIT_REPLICAS rồi khởi động "
+        "lại web.",
+        "en": "Bring a Redis replica back (or add one), or lower REDIS_WAIT_REPLICAS and restart the web process.",
+    },
     # -- to operators: Zalo webhook events to switch on (app/integrations/zalo/events_catalog.py)
     "zalo_event.user_send_text": {
         "vi": "Tin nhắn chữ và emoji của người dùng.",

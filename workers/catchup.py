@@ -1,11 +1,16 @@
 """When to catch up from Zalo's history (app/relay/catchup.py), and the RQ job that does it.
 
 The supervisor's starter loop asks `Triggers` once per tick: at start, after Redis came back and
-after a web process (re)started (once per connection, whichever worker machine asks first), and
-every minute whether a connection that had Zalo webhooks has had none for
-`CATCHUP_QUIET_SECONDS`. Those checks cost a few Redis reads; the catch-up itself runs as an RQ
-job on the lanes queue, so the starter never waits for Zalo, and a Redis lock lets one catch-up
-of a connection run at a time.
+after a web process (re)started, and every minute whether a connection that had Zalo webhooks
+has had none for `CATCHUP_QUIET_SECONDS`. Those checks cost a few Redis reads; the catch-up
+itself runs as an RQ job on the lanes queue, so the starter never waits for Zalo, and a Redis
+lock lets one catch-up of a connection run at a time.
+
+Triggers are merged, never dropped: while a queued catch-up has not started, another trigger
+(several workers starting at once) adds nothing, since that catch-up, starting later, covers it.
+Once it has started, a trigger queues one more: the running one may have read Zalo's history
+before the messages this trigger is about were written. No time guard: a worker started again
+seconds after its previous start still catches up what was written while it was down.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from workers.starter import QUEUE_NAME
 
 log = logging.getLogger("worker.catchup")
 JOB_TIMEOUT = 900  # reading 1000 chats at Zalo's pace takes minutes, not a drain job's seconds
-ONCE_SECONDS = 120  # a start or a Redis recovery seen by several workers queues one catch-up
+# A queued catch-up not started by then is presumed lost (its job vanished with a Redis that
+# failed over): the next trigger queues another rather than waiting on it.
+PENDING_SECONDS = JOB_TIMEOUT
 QUIET_CHECK_SECONDS = 60.0
 WEB_CHECK_SECONDS = 10.0
 
@@ -34,16 +41,25 @@ def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = 
 
 
 def enqueue(redis, connection_id: str, reason: str, since_ms: int | None = None, once_for: int = 0) -> bool:
-    """Queue a catch-up; with `once_for`, only if this trigger did not queue one for the
-    connection in that many seconds (False then)."""
-    guard = Keys(connection_id).catchup_guard(reason)
-    if once_for and not redis.set(guard, "1", nx=True, ex=once_for):
+    """Queue a catch-up of the connection since its last one, unless one is queued and not yet
+    started (False then: that one covers this trigger). A window of its own (`since_ms`) is
+    always queued. With `once_for`, also only if this trigger did not queue one in that many
+    seconds."""
+    k = Keys(connection_id)
+    if once_for and not redis.set(k.catchup_guard(reason), "1", nx=True, ex=once_for):
         return False
+    if since_ms is None and not redis.set(k.catchup_pending, reason, nx=True, ex=PENDING_SECONDS):
+        log.info("catchup.merged", extra={"connection": connection_id, "reason": reason})
+        return False
+    queue_job(redis, connection_id, reason, since_ms)
+    return True
+
+
+def queue_job(redis, connection_id: str, reason: str, since_ms: int | None = None) -> None:
     Queue(QUEUE_NAME, connection=redis).enqueue(
         catch_up_job, connection_id, since_ms, reason, job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=3600
     )
     log.info("catchup.queued", extra={"connection": connection_id, "reason": reason})
-    return True
 
 
 class Triggers:
@@ -69,8 +85,9 @@ class Triggers:
         return self.everyone("web") if seen is not None and started != seen else 0
 
     def everyone(self, reason: str) -> int:
-        """At start ("start") and after a Redis outage ("redis"): every enabled connection."""
-        return sum(enqueue(self.redis, c.id, reason, once_for=ONCE_SECONDS) for c in self._enabled())
+        """At start ("start"), after a Redis outage ("redis") and a web restart ("web"): every
+        enabled connection (merged with a catch-up already queued for it)."""
+        return sum(enqueue(self.redis, c.id, reason) for c in self._enabled())
 
     def check_quiet(self) -> int:
         """Once a minute: connections whose Zalo webhooks stopped, each caught up at most once

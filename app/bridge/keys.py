@@ -21,6 +21,9 @@ DUE = ROOT + "due"  # zset lane -> epoch ms when it may be claimed next
 WAKE = ROOT + "wake"  # doorbell: lanes that just got work (a hint; DUE is the truth)
 HEARTBEAT = ROOT + "worker:heartbeat"
 WEB_STARTED = ROOT + "web:started"  # epoch s a web process last started: it was away before, Zalo may have given up
+# Since when (epoch s) webhooks are refused for want of REDIS_WAIT_REPLICAS replicas: set by the
+# first 503, deleted by the next success, so each web process logs a shortage once (expires).
+REPLICAS_SHORT = ROOT + "redis:replicas:short"
 # Zalo checks a domain, not a connection: which connection uploaded each verification file.
 VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
 
@@ -187,8 +190,14 @@ class Keys:
         return f"{self.prefix}catchup:lock"
 
     def catchup_guard(self, trigger: str) -> str:
-        """Set when an automatic trigger queued a catch-up: the others skip it for a while."""
+        """Set when the quiet-webhooks trigger queued a catch-up: not again in the quiet period."""
         return f"{self.prefix}catchup:guard:{trigger}"
+
+    @property
+    def catchup_pending(self) -> str:
+        """Set while a queued catch-up has not started (its trigger's name, expiring): triggers
+        firing meanwhile are merged into it; one firing after it started queues another."""
+        return f"{self.prefix}catchup:pending"
 
     # -- failures
     @property

@@ -12,6 +12,7 @@ retries: docs/delivery.md, "RQ facts behind this design" 4 and 5.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import socket
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass, fields
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from app.bridge import keys
 from app.bridge.scripts import LuaScript
@@ -28,6 +29,9 @@ ACCEPT, APPEND, TAKE = LuaScript("accept"), LuaScript("append"), LuaScript("take
 POP, RELEASE, DEFER, RENEW = LuaScript("pop"), LuaScript("release"), LuaScript("defer"), LuaScript("renew")
 SCHEDULE, CANCEL = LuaScript("schedule"), LuaScript("cancel")
 CANDIDATES = 8  # lanes looked at per claim: several workers claiming at once rarely collide
+SHORT_KEPT = 7 * 86400  # a shortage no webhook has ended for a week is logged again
+SHORT_FIX = "bring a Redis replica back, or lower REDIS_WAIT_REPLICAS"
+log = logging.getLogger("bridge.lanes")
 
 
 def now_ms() -> int:
@@ -111,11 +115,42 @@ class Lanes:
             pipe = self.redis.pipeline(transaction=False)
             self._accept(lane, item, dedupe_key, dedupe_ttl, client=pipe)
             pipe.wait(self.replicas, self.wait_ms)
-            fresh, acknowledged = pipe.execute()
+            pipe.exists(keys.REPLICAS_SHORT)
+            fresh, acknowledged, short = pipe.execute()
             if acknowledged < self.replicas:
+                self._short(acknowledged)
                 raise NotReplicated(acknowledged, self.replicas)
+            if short and self.redis.delete(keys.REPLICAS_SHORT):
+                log.warning("redis.replicas_short_ended", extra={"wanted": self.replicas})
             return bool(fresh)
         return self._accept(lane, item, dedupe_key, dedupe_ttl)
+
+    def _short(self, acknowledged: int) -> None:
+        """One log line when webhooks start being refused for want of replicas, not one per
+        webhook: the first refusal, whichever web process answers it, marks the shortage."""
+        if self.redis.set(keys.REPLICAS_SHORT, time.time(), nx=True, ex=SHORT_KEPT):
+            log.error(
+                "redis.replicas_short_started",
+                extra={"wanted": self.replicas, "acknowledged": acknowledged, "fix": SHORT_FIX},
+            )
+
+    def replica_state(self) -> dict | None:
+        """REDIS_WAIT_REPLICAS against the replicas online at the primary now (`INFO
+        replication`, one round trip), so a status tells of a shortage before any webhook is
+        refused; None when no replica is wanted. A Redis refusing INFO (some hosted ones):
+        whether the last webhook was refused for it."""
+        if not self.replicas:
+            return None
+        try:
+            info = self.redis.info("replication")
+        except ResponseError:
+            return {"wanted": self.replicas, "connected": None, "short": bool(self.redis.exists(keys.REPLICAS_SHORT))}
+        online = sum(
+            1
+            for name, replica in info.items()
+            if name.startswith("slave") and isinstance(replica, dict) and replica.get("state") == "online"
+        )
+        return {"wanted": self.replicas, "connected": online, "short": online < self.replicas}
 
     def _accept(self, lane: str, item: Item, dedupe_key: str, dedupe_ttl: int, client=None) -> bool:
         if not dedupe_key:

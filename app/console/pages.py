@@ -97,8 +97,14 @@ def dashboard():
         status = view["status"]
         status["problems"] = [_problem_text(p) for p in status.get("problems", [])]
         status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
+    overview = admin().status()
+    bridge = [problems.problem_text(p["code"], language(), **p["values"]) for p in overview["problems"]]
     return render_template(
-        "console/dashboard.html", connections=connections, overview=admin().status(), reasons=CATCH_UP_REASONS
+        "console/dashboard.html",
+        connections=connections,
+        overview=overview,
+        bridge_problems=bridge,
+        reasons=CATCH_UP_REASONS,
     )
 
 

@@ -8,10 +8,12 @@ through the lanes with the webhook's own dedupe key (its `message_id` is the web
 comes after the catch-up is one too, so neither path relays a message twice.
 
 The window starts where the previous finished catch-up started (less a margin, for clocks
-and webhooks in flight), or at the horizon (`CATCHUP_HORIZON_SECONDS`, never beyond the
-dedupe window, so no message with an expired dedupe key is read again). It starts there for
-every chat, not at the chat's last relayed message: a message whose webhook was lost while a
-later one arrived is older than the last relayed one and is still found.
+and webhooks in flight): the bridge was receiving webhooks since then, or the triggers of
+workers/catchup.py (start, Redis back, web back) queue a catch-up that reads from there. Else it
+starts at the horizon (`CATCHUP_HORIZON_SECONDS`, never beyond the dedupe window, so no message
+with an expired dedupe key is read again). It starts there for every chat, not at the chat's
+last relayed message: a message whose webhook was lost while a later one arrived is older than
+the last relayed one and is still found.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ MAX_CHAT_PAGES = 100  # 1000 chats per catch-up
 MAX_MESSAGE_PAGES = 50  # 500 messages per chat
 RATE_WAITS = 30  # waits for the rate limiter in a row before the catch-up gives up
 LOCK_SECONDS = 900  # a catch-up taking longer lets the next trigger start another
+AGAIN = "again"  # the pending mark of a catch-up that found another running and gave up
 
 
 class CatchUpStopped(Exception):
@@ -62,20 +65,46 @@ def catch_up(ctx, since_ms: int | None = None, reason: str = "on_demand", sleep=
     next trigger reads the same window again."""
     lock = ctx.redis.lock(ctx.keys.catchup_lock, timeout=LOCK_SECONDS, blocking=False)
     if not lock.acquire():
-        log.info("catchup.already_running", extra={"connection": ctx.connection, "reason": reason})
-        return None
+        ctx.redis.set(ctx.keys.catchup_pending, AGAIN, ex=LOCK_SECONDS)  # the running one sees it
+        if not lock.acquire():  # taken still: its holder sees AGAIN when it lets go
+            log.info("catchup.already_running", extra={"connection": ctx.connection, "reason": reason})
+            return None
     try:
+        ctx.redis.delete(ctx.keys.catchup_pending)  # this run covers every trigger until now
         outcome = Outcome(reason, window_start(ctx, since_ms), now_ms())
+        resumes_from = window_start(ctx, None)
         _run(ctx, outcome, sleep)
         outcome.finished_at = now_ms()
-        ctx.redis.hset(ctx.keys.catchup, mapping={k: str(v) for k, v in asdict(outcome).items()})
+        _record(ctx, outcome, contiguous=outcome.since <= resumes_from)
         log.info("catchup.finished", extra={"connection": ctx.connection, **asdict(outcome)})
         return asdict(outcome)
     finally:
-        try:
-            lock.release()
-        except LockError:
-            pass  # it outlived LOCK_SECONDS; another catch-up may hold the key now
+        _release(ctx, lock, reason)
+
+
+def _record(ctx, outcome: Outcome, contiguous: bool) -> None:
+    """Keep the outcome for the status pages. The next window starts at this one's start only
+    when this window reached back to where the last one left off: a narrower one (an operator's
+    `--since`) leaves that start alone, so the time before it is still read."""
+    record = {k: str(v) for k, v in asdict(outcome).items()}
+    if not contiguous:
+        del record["started_at"]
+    ctx.redis.hset(ctx.keys.catchup, mapping=record)
+
+
+def _release(ctx, lock, reason: str) -> None:
+    """Let go of the lock, then queue one more catch-up if a job found it taken meanwhile and
+    gave up. That job marks AGAIN, then tries the lock once more, so either it got the lock
+    after all or the mark was there before this release, and is seen now."""
+    try:
+        lock.release()
+    except LockError:
+        pass  # it outlived LOCK_SECONDS; another catch-up may hold the key now
+    if ctx.redis.get(ctx.keys.catchup_pending) == AGAIN.encode():
+        from workers.catchup import queue_job
+
+        ctx.redis.set(ctx.keys.catchup_pending, reason, xx=True, ex=LOCK_SECONDS)  # queued, as a trigger's
+        queue_job(ctx.redis, ctx.connection, reason)
 
 
 def window_start(ctx, since_ms: int | None) -> int:

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from app import MAX_BODY, events
 from app.bridge.keys import DEFAULT, Keys, lane_for
+from app.bridge.lanes import NotReplicated
 from app.connections import Registry
 from app.metrics import UNROUTED
 
@@ -143,6 +144,8 @@ def enqueue(event: events.Event, connection: str = DEFAULT):
     lane = lane_for(connection, event.lane)
     try:
         fresh = current_app.extensions["lanes"].accept_event(event, connection, settings.dedupe_ttl_seconds)
+    except NotReplicated:  # logged once when the shortage starts (Lanes), not once per webhook
+        raise WebhookRejected(503, "queue unavailable, retry later") from None
     except RedisError as exc:
         raise unavailable(event.provider, exc) from None
     log.info(

@@ -1,11 +1,14 @@
 """Catch-up end to end: messages Zalo recorded while the bridge was down and whose webhooks it
-dropped reach FreshChat once each, in order, with their original time, when the worker starts."""
+dropped reach FreshChat once each, in order, with their original time, when the worker starts,
+however soon after its previous start."""
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import datetime, timedelta, timezone
 
+from app.bridge.keys import DEFAULT_KEYS
 from sandbox.procs import wait_until
 
 USERS = [f"70000000000000{n:04d}" for n in range(5)]
@@ -47,3 +50,24 @@ def test_messages_whose_webhooks_were_dropped_arrive_once_in_order_with_their_ti
     assert late.statuses == [200]
     time.sleep(1.5)
     assert sum(len(user_texts(fc, u)) for u in USERS) == 30
+
+
+def test_a_bridge_started_again_seconds_after_its_last_start_catches_up_what_came_meanwhile(make_bridge, sims, redis):
+    _, zalo, fc = sims
+    bridge = make_bridge()
+    wait_until(lambda: redis.hget(DEFAULT_KEYS.catchup, "finished_at"), timeout=15, what="the start's catch-up")
+    started = time.monotonic()
+    bridge.kill("web", signal.SIGTERM)
+    bridge.kill("worker0", signal.SIGTERM)
+    zalo.set_webhooks(False)  # nobody answers: these exist only in Zalo's history
+    sent = {user: [] for user in USERS}
+    for i in range(30):
+        user = USERS[i % 5]
+        event = zalo.send_text("http://127.0.0.1:9/unused", user, f"{user[-4:]} down #{i:02d}")
+        sent[user].append(event["message"]["text"])
+    bridge.start("web")
+    bridge.start("worker0", "worker")
+    assert time.monotonic() - started < 60  # well inside the two minutes a start used to be ignored
+    wait_until(lambda: sum(len(user_texts(fc, u)) for u in USERS) >= 30, timeout=25, what="30 messages in FreshChat")
+    time.sleep(1.0)  # any duplicate would arrive now
+    assert {user: [parts[-1] for parts in user_texts(fc, user)] for user in USERS} == sent

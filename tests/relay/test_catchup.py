@@ -199,6 +199,16 @@ def test_the_next_catch_up_starts_where_the_last_one_did_less_a_margin(ctx, hist
     assert lane_texts(ctx, U1) == ["just before"]
 
 
+def test_a_narrower_window_asked_for_leaves_the_next_catch_up_reading_from_the_last_one(ctx, history, m):
+    earlier = now_ms() - HOUR  # the last catch-up before the bridge went down
+    ctx.redis.hset(DEFAULT_KEYS.catchup, mapping={"started_at": earlier, "finished_at": earlier})
+    history.user(U1, "while down", now_ms() - HOUR // 2)
+    assert catch_up(ctx, now_ms() - 60_000, "on_demand")["queued"] == 0  # an operator's --since 60
+    again = catch_up(ctx)
+    assert again["since"] == earlier - MARGIN_MS
+    assert lane_texts(ctx, U1) == ["while down"]
+
+
 def test_only_one_catch_up_of_a_connection_runs_at_a_time(ctx, history, m):
     entered, leave = threading.Event(), threading.Event()
 

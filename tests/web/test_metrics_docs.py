@@ -22,6 +22,7 @@ ALERTS = {
     "BridgeQueueAgeHigh",
     "BridgeNoWebhooks",
     "BridgeWebhooks5xx",
+    "BridgeRedisReplicasShort",
 }
 
 
