@@ -26,6 +26,7 @@ from app.connection_checks import check, list_channels
 from app.connections import FIELDS, ID_PATTERN, SECRETS, STORE, Connection, ConnectionStore, default_connection
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper, _fingerprint
+from app.logs import audit
 from app.startup import record_check
 from app.verification import VerificationFiles
 from config.settings import LANGUAGES, RECEIPT_MODES, Settings
@@ -49,9 +50,18 @@ TEXTS = {
     "bad_verifier_name": "Zalo's file name: zalo_verifier<code>.html (code: up to 64 letters, digits, _ or -)",
     "bad_verifier_size": "the file is empty or larger than 16 KiB",
     "no_verifier": "no verification file {name}",
+    "bad_verifier_page": "not Zalo's verification page: only its meta tag and plain text, no script or other markup",
+    "verifier_taken": "connection {other} already uploaded the file for this code",
     "bad_api_url": "the FreshChat API URL (the chat URL plus /v2)",
     "no_api_key": "the FreshChat API key",
 }
+
+
+def _refused_verifier(connection_id: str, filename: str, reason: str, **fields) -> None:
+    from flask import has_request_context, request
+
+    client = (request.remote_addr or "-") if has_request_context() else "-"
+    audit("verification.refused", client=client, connection=connection_id, file=filename, reason=reason, **fields)
 
 
 class Problem(Exception):
@@ -266,7 +276,17 @@ class ConnectionAdmin:
             raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_name"]})
         if not content or len(content) > verification.MAX_BYTES:
             raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_size"]})
-        VerificationFiles(self.redis, connection_id).put(code, content)
+        if not verification.is_verification_page(content):
+            _refused_verifier(connection_id, filename, "not_the_page")
+            raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_page"]})
+        try:
+            VerificationFiles(self.redis, connection_id).put(code, content)
+        except verification.TakenCode:
+            other = verification.owner_of(self.redis, code)
+            _refused_verifier(connection_id, filename, "taken", owner=other)
+            raise Problem(
+                409, "invalid verification file", {"file": TEXTS["verifier_taken"].format(other=other)}
+            ) from None
         log.info("connections.verification_uploaded", extra={"connection": connection_id, "file": filename})
         return self._verifier(code, len(content))
 

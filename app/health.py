@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, HEARTBEAT
 from app.bridge.status import connections_status
-from app.verification import code_of, filename_of, served
+from app.verification import HEADERS, code_of, filename_of, served
 
 bp = Blueprint("health", __name__)
 HEARTBEAT_MAX_AGE = 30
@@ -83,7 +83,7 @@ def zalo_verifier(code: str):
     except RedisError:
         uploaded = None  # the environment's code still answers while Redis is away
     if uploaded is not None:
-        return uploaded, 200, {"Content-Type": "text/html; charset=utf-8"}
+        return uploaded, 200, HEADERS  # a CSP that runs nothing
     expected = current_app.config["SETTINGS"].zalo_site_verification
     if not expected or code != expected:
         abort(404)
@@ -92,4 +92,4 @@ def zalo_verifier(code: str):
         f'{expected}" /></head><body>There Is No Limit To What You Can Accomplish Using Zalo!'
         "</body></html>"
     )
-    return html, 200, {"Content-Type": "text/html; charset=utf-8"}
+    return html, 200, HEADERS

@@ -1,9 +1,12 @@
 """Zalo's domain-verification files, uploaded per connection and served at the domain root.
 
-Zalo proves a domain by fetching `/zalo_verifier<code>.html`; serving the downloaded file's exact
-bytes is the safest answer (its markup varies). The domain is the bridge's, not a connection's,
-so one index says which connection uploaded each code, and the file is that connection's (it
-goes when the connection is removed).
+Zalo proves a domain by fetching `/zalo_verifier<code>.html` and reading its
+`zalo-platform-site-verification` meta tag; the downloaded file's exact bytes are served (its
+markup varies). It is HTML served on the bridge's origin, so only the page's shape is accepted
+(`is_verification_page`: a few plain tags, the meta tags, text; no script, no other attribute),
+and it is served with a CSP that runs nothing (`HEADERS`). The domain is the bridge's, not a
+connection's, so one index says which connection uploaded each code; the first connection to
+upload a code owns it, and no other can replace its file (it goes when that connection is removed).
 """
 
 from __future__ import annotations
@@ -13,9 +16,57 @@ import re
 from redis import Redis
 
 from app.bridge.keys import VERIFIER_OWNERS, Keys
+from app.media.types import CSP
 
 NAME = re.compile(r"^zalo_verifier([A-Za-z0-9_-]{1,64})\.html$")
 MAX_BYTES = 16 * 1024
+HEADERS = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP}
+# The whole page is these pieces and nothing else: a doctype, plain tags without attributes,
+# meta tags with quoted attributes, and text with no "<" at all.
+ATTRIBUTE = r"""\s+([a-z-]+)\s*=\s*(?:"([^"<>]*)"|'([^'<>]*)')"""
+PIECE = re.compile(
+    rf"<!doctype\s+html\s*>|</?(?:html|head|body|title|div|p|span|br)\s*/?>|<meta((?:{ATTRIBUTE})*)\s*/?>|[^<]+",
+    re.I,
+)
+META_ATTRIBUTES = {"property", "name", "content", "charset"}
+VERIFIER_META = "zalo-platform-site-verification"
+CODE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class TakenCode(Exception):
+    """Another connection uploaded the file for this code."""
+
+
+def is_verification_page(content: bytes) -> bool:
+    """True when `content` has the shape of Zalo's verification page and nothing that could run."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    position, found = 0, False
+    for piece in PIECE.finditer(text):
+        if piece.start() != position:
+            return False
+        position = piece.end()
+        if piece.group(1) is not None:
+            meta = _meta_attributes(piece.group(1))
+            if meta is None:
+                return False
+            found = found or _is_verifier_meta(meta)
+    return found and position == len(text)
+
+
+def _meta_attributes(source: str) -> dict[str, str] | None:
+    pairs = [(m.group(1).lower(), m.group(2) or m.group(3) or "") for m in re.finditer(ATTRIBUTE, source, re.I)]
+    names = [name for name, _ in pairs]
+    if set(names) - META_ATTRIBUTES or len(names) != len(set(names)):
+        return None
+    return dict(pairs)
+
+
+def _is_verifier_meta(meta: dict[str, str]) -> bool:
+    said = meta.get("property", meta.get("name", "")).strip().lower()
+    return said == VERIFIER_META and CODE.fullmatch(meta.get("content", "").strip()) is not None
 
 
 def code_of(filename: str) -> str | None:
@@ -35,10 +86,12 @@ class VerificationFiles:
         self.key = Keys(connection_id).verifier_files
 
     def put(self, code: str, content: bytes) -> None:
-        pipe = self.redis.pipeline()
-        pipe.hset(self.key, code, content)
-        pipe.hset(VERIFIER_OWNERS, code, self.connection)  # the latest upload of a code serves it
-        pipe.execute()
+        """Store this connection's file for `code`; TakenCode when another connection has it."""
+        self.redis.hsetnx(VERIFIER_OWNERS, code, self.connection)  # the first upload owns the code
+        owner = self.redis.hget(VERIFIER_OWNERS, code)
+        if owner != self.connection.encode():
+            raise TakenCode(code)
+        self.redis.hset(self.key, code, content)
 
     def sizes(self) -> dict[str, int]:
         """Code -> bytes of each file this connection uploaded."""
@@ -59,7 +112,14 @@ class VerificationFiles:
             self.remove(code)
 
 
-def served(redis: Redis, code: str) -> bytes | None:
-    """The uploaded file for `code`, whichever connection uploaded it."""
+def owner_of(redis: Redis, code: str) -> str | None:
     owner = redis.hget(VERIFIER_OWNERS, code)
-    return redis.hget(Keys(owner.decode()).verifier_files, code) if owner else None
+    return owner.decode() if owner else None
+
+
+def served(redis: Redis, code: str) -> bytes | None:
+    """The uploaded file for `code`, whichever connection uploaded it, if it has the page's shape
+    (files uploaded before the shape was checked are checked here)."""
+    owner = owner_of(redis, code)
+    content = redis.hget(Keys(owner).verifier_files, code) if owner else None
+    return content if content is not None and is_verification_page(content) else None

@@ -242,7 +242,7 @@ def upload_verification(connection_id: str):
     try:
         admin().upload_verification(connection_id, sent.filename, sent.read())
     except Problem as exc:
-        if exc.status != 400:
+        if exc.status not in (400, 409):  # 409: another connection's file for this code
             raise
         reason = "; ".join(map(said, exc.fields.values())) or said(exc.message)
         flash(gettext("Not stored: %(reason)s", reason=reason), "error")

@@ -16,6 +16,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import select_proxy
 
+from app.media.types import FROM_BYTES_ONLY, OCTET_STREAM, known_type
+
 MAX_HOPS = 5
 REDIRECTS = {301, 302, 303, 307, 308}
 CHUNK = 64 * 1024
@@ -186,15 +188,18 @@ def _read_capped(response, max_bytes: int) -> bytes:
 
 
 def sniff(data: bytes, declared: str | None = None, filename: str | None = None) -> str:
-    """What the bytes are; then what the server said; then the name's extension."""
+    """What the bytes are; else what the server said; else the name's extension. Only a type the
+    bridge knows (app/media/types.py), and a picture or PDF only from its bytes; anything else is
+    application/octet-stream, whatever a partner's header says."""
     kind = filetype.guess(data) if data else None
     if kind is not None:
-        return kind.mime
-    declared = (declared or "").split(";")[0].strip().lower()
-    if declared not in GENERIC_TYPES:
-        return declared
+        return known_type(kind.mime) or OCTET_STREAM
     guessed = mimetypes.guess_type(filename)[0] if filename else None
-    return guessed or "application/octet-stream"
+    for candidate in (declared, guessed):
+        found = known_type(candidate)
+        if found and found not in FROM_BYTES_ONLY:
+            return found
+    return OCTET_STREAM
 
 
 def pick_filename(hint: str | None, disposition: str | None, url: str) -> str:

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
 from app.media.links import unsign_key
 from app.media.store import content_disposition, served_content_type
+from app.media.types import CSP
 
 bp = Blueprint("media", __name__)
 CACHE = "private, max-age=3600"
@@ -29,9 +30,11 @@ def serve(signed: str):
 
 
 def _bytes(stored) -> Response:
-    response = Response(stored.data, content_type=served_content_type(stored.content_type))
-    response.headers["Content-Disposition"] = content_disposition(stored.content_type, stored.filename)
+    content_type = served_content_type(stored.content_type)  # never the raw stored type
+    response = Response(stored.data, content_type=content_type)
+    response.headers["Content-Disposition"] = content_disposition(content_type, stored.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = CSP  # a second wall, should a type slip through
     response.headers["Cache-Control"] = CACHE
     # Ranges let browsers seek in audio and video served from the local store.
     return response.make_conditional(request, accept_ranges=True, complete_length=len(stored.data))

@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+# The type served, stored and given to S3 (app/media/types.py): a stored or declared type goes
+# through it on every write and every read, so objects stored before the rule are safe too.
+from app.media.types import is_inline
+from app.media.types import served_type as served_content_type
+
 # Segments may not start with "." so "." / ".." / hidden and temp files are never addressable.
 KEY_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
 KEY_MAX = 512
 META_SUFFIX = ".meta.json"
 PRESIGN_SECONDS = 3600
-INLINE_TYPES = ("text/plain", "application/pdf")
 
 
 @dataclass(frozen=True)
@@ -33,23 +37,6 @@ def check_key(key: str) -> str:
     if key.endswith(META_SUFFIX):
         raise ValueError("media keys may not end in .meta.json (reserved for sidecars)")
     return key
-
-
-def base_type(content_type: str) -> str:
-    return content_type.split(";")[0].strip().lower()
-
-
-def served_content_type(content_type: str) -> str:
-    """Texts are stored as UTF-8; say so, or browsers guess (badly, for Vietnamese)."""
-    if base_type(content_type) == "text/plain" and "charset" not in content_type.lower():
-        return f"{base_type(content_type)}; charset=utf-8"
-    return content_type
-
-
-def is_inline(content_type: str) -> bool:
-    # SVG can carry script, and it would run on our origin: always a download.
-    kind = base_type(content_type)
-    return (kind.startswith("image/") and kind != "image/svg+xml") or kind in INLINE_TYPES
 
 
 def ascii_filename(filename: str) -> str:
@@ -84,7 +71,7 @@ class LocalMediaStore:
 
     def put(self, key: str, data: bytes, *, content_type: str, filename: str) -> None:
         path = self._path(key)
-        meta = {"content_type": content_type, "filename": filename}
+        meta = {"content_type": served_content_type(content_type), "filename": filename}
         # Bytes first, sidecar last: the sidecar is what makes the object exist.
         _write_atomic(path, bytes(data))
         _write_atomic(self._meta(path), json.dumps(meta, ensure_ascii=False).encode("utf-8"))
@@ -138,11 +125,14 @@ class S3MediaStore:
         self.presigner = presigner or client
 
     def put(self, key: str, data: bytes, *, content_type: str, filename: str) -> None:
+        # S3 keeps only standard headers (no CSP); these are what a direct GET of the object gets.
+        content_type = served_content_type(content_type)
         self.client.put_object(
             Bucket=self.bucket,
             Key=check_key(key),
             Body=bytes(data),
             ContentType=content_type,
+            ContentDisposition=content_disposition(content_type, filename),
             Metadata={"filename": quote(filename, safe="")},
         )
 
@@ -176,11 +166,11 @@ class S3MediaStore:
         head = self._head(key)
         if head is None:
             return None
-        content_type = head.get("ContentType", "application/octet-stream")
+        content_type = served_content_type(head.get("ContentType"))  # also for objects stored before
         params = {
             "Bucket": self.bucket,
             "Key": key,
-            "ResponseContentType": served_content_type(content_type),
+            "ResponseContentType": content_type,
             "ResponseContentDisposition": content_disposition(content_type, _filename(head)),
         }
         return self.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=PRESIGN_SECONDS)

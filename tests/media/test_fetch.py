@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from app.media.fetch import BlockedAddress, Downloaded, MediaFetchError, MediaTooLarge, download, sniff
+from tests.media.hostile import HOSTILE_TYPES, SCRIPT_PAGE
 
 CDN = "https://cdn.example.com"
 HOSTS = {
@@ -279,11 +280,33 @@ def test_the_bytes_win_over_a_wrong_declared_type(session, requests_mock, data, 
         (b"plain words", None, "notes.txt", "text/plain"),
         (b"\x00\x01\x02", None, None, "application/octet-stream"),
         (b"\x00\x01\x02", "binary/octet-stream", "no-extension", "application/octet-stream"),
-        (b"", "image/png", None, "image/png"),
+        (b"", "image/png", None, "application/octet-stream"),  # a picture only from its bytes
+        (b"not a picture", "image/png", "a.png", "application/octet-stream"),
+        (b"no pdf header", "application/pdf", "a.pdf", "application/octet-stream"),
+        (b"plain words", "text/csv", "a.csv", "text/csv"),
+        (b"<html>", "text/html", "page.html", "application/octet-stream"),
+        (b"<svg/>", None, "a.svg", "application/octet-stream"),
+        (b"<html>", "application/octet-stream", "page.htm", "application/octet-stream"),
     ],
 )
 def test_sniff_fallbacks(data, declared, filename, expected):
     assert sniff(data, declared, filename) == expected
+
+
+@pytest.mark.parametrize("declared", HOSTILE_TYPES)
+@pytest.mark.parametrize("name", ["blob", "photo.png", "page.html", "notes.txt"])
+def test_a_partner_type_that_could_run_is_never_kept(session, requests_mock, declared, name):
+    requests_mock.get(f"{CDN}/{name}", content=SCRIPT_PAGE, headers={"Content-Type": declared})
+    got = fetch(session, f"{CDN}/{name}")
+    # Only a name that says text may make it text, which a browser shows and never runs.
+    assert got.content_type == ("text/plain" if name == "notes.txt" else "application/octet-stream")
+    assert got.data == SCRIPT_PAGE and got.filename == name
+
+
+@pytest.mark.parametrize("declared", HOSTILE_TYPES)
+def test_real_picture_bytes_win_over_a_hostile_type(session, requests_mock, declared):
+    requests_mock.get(f"{CDN}/blob", content=png_bytes(), headers={"Content-Type": declared})
+    assert fetch(session, f"{CDN}/blob").content_type == "image/png"
 
 
 # --- filenames --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import boto3
@@ -15,6 +16,7 @@ from app.media.links import media_url, sign_key, unsign_key
 from app.media.routes import bp
 from app.media.store import LocalMediaStore, S3MediaStore
 from config.settings import Settings
+from tests.media.hostile import HOSTILE_TYPES, SCRIPT_PAGE
 
 SECRET = "k" * 32
 BUCKET = "bridge-media-test"
@@ -70,6 +72,7 @@ def test_local_image_is_served_inline_with_exact_bytes(client, local):
     assert got.headers["Content-Type"] == "image/png"
     assert got.headers["Content-Disposition"] == ("inline; filename=\"anh.png\"; filename*=UTF-8''%E1%BA%A3nh.png")
     assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Content-Security-Policy"] == "sandbox; default-src 'none'; frame-ancestors 'none'"
     assert got.headers["Cache-Control"] == "private, max-age=3600"
     assert got.headers["Content-Length"] == str(len(PNG))
 
@@ -83,13 +86,38 @@ def test_local_pdf_with_vietnamese_name(client, local):
     assert disposition.endswith("filename*=UTF-8''" + quote(VN_NAME, safe=""))
 
 
-@pytest.mark.parametrize("content_type", ["application/zip", "text/html", "image/svg+xml", "application/octet-stream"])
-def test_other_types_are_downloads(client, local, content_type):
+@pytest.mark.parametrize(
+    "content_type, served",
+    [
+        ("application/zip", "application/zip"),
+        ("text/html", "application/octet-stream"),
+        ("image/svg+xml", "application/octet-stream"),
+        ("application/octet-stream", "application/octet-stream"),
+    ],
+)
+def test_other_types_are_downloads(client, local, content_type, served):
     local.put("zalo/m/2", b"<svg onload=alert(1)>", content_type=content_type, filename="x")
     got = client.get(path_for("zalo/m/2"))
-    assert got.headers["Content-Type"] == content_type
+    assert got.headers["Content-Type"] == served
     assert got.headers["Content-Disposition"].startswith("attachment; ")
     assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Content-Security-Policy"] == "sandbox; default-src 'none'; frame-ancestors 'none'"
+
+
+@pytest.mark.parametrize("declared", HOSTILE_TYPES + ["image/png"])
+def test_local_object_stored_before_the_rule_is_served_with_a_safe_type(client, local, declared):
+    """A sidecar written with a partner's raw type (as before this rule): the route decides again."""
+    local.put("zalo/old/0", SCRIPT_PAGE, content_type="application/zip", filename="x.png")
+    sidecar = local.root / "zalo" / "old" / "0.meta.json"
+    sidecar.write_text(json.dumps({"content_type": declared, "filename": "x.png"}))
+    got = client.get(path_for("zalo/old/0"))
+    assert got.data == SCRIPT_PAGE
+    if declared == "image/png":  # a single known type: a browser shows it as a picture, or nothing
+        assert (got.headers["Content-Type"], got.headers["Content-Disposition"][:7]) == ("image/png", "inline;")
+    else:
+        assert got.headers["Content-Type"] == "application/octet-stream"
+        assert got.headers["Content-Disposition"].startswith("attachment; ")
+    assert got.headers["Content-Security-Policy"] == "sandbox; default-src 'none'; frame-ancestors 'none'"
 
 
 @pytest.mark.parametrize("stored_type", ["text/plain", "text/plain; charset=utf-8"])
@@ -104,6 +132,7 @@ def test_long_vietnamese_text_round_trips_byte_exact(client, local, stored_type)
     got = client.get(path_for("fc/4b1e6a0c-2f41-4d7e-9c55-0e6f3b0a9d11/0"))
     assert got.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert got.headers["Content-Disposition"].startswith("inline; ")
+    assert got.headers["Content-Security-Policy"] == "sandbox; default-src 'none'; frame-ancestors 'none'"
     assert got.data == LONG_TEXT.encode("utf-8")
     assert got.get_data(as_text=True) == LONG_TEXT
 

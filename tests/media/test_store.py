@@ -21,6 +21,7 @@ from app.media.store import (
     served_content_type,
 )
 from config.settings import Settings
+from tests.media.hostile import HOSTILE_TYPES, SCRIPT_PAGE
 
 BUCKET = "bridge-media-test"
 SIGV4 = Config(signature_version="s3v4")  # as build_media_store configures it
@@ -106,7 +107,7 @@ def test_delete_revokes_and_is_idempotent(store):
 
 def test_empty_object_round_trips(store):
     store.put("zalo/m3/0", b"", content_type="text/plain", filename="empty.txt")
-    assert store.get("zalo/m3/0") == StoredObject(b"", "text/plain", "empty.txt")
+    assert store.get("zalo/m3/0") == StoredObject(b"", "text/plain; charset=utf-8", "empty.txt")  # as served
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)
@@ -208,6 +209,12 @@ def test_s3_redirect_url_is_none_for_a_missing_object(aws):
         ("text/html", "attachment"),
         ("application/zip", "attachment"),
         ("video/mp4", "attachment"),
+        ("image/png,text/html", "attachment"),
+        ("image/png, image/png", "attachment"),
+        ("IMAGE/PNG", "inline"),
+        ("image/png; x=1", "inline"),
+        ("image/heic", "attachment"),
+        ("", "attachment"),
     ],
 )
 def test_content_disposition_kind(content_type, expected):
@@ -233,13 +240,55 @@ def test_content_disposition_names():
         ("text/plain", "text/plain; charset=utf-8"),
         ("Text/Plain", "text/plain; charset=utf-8"),
         ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
-        ("text/plain; charset=windows-1258", "text/plain; charset=windows-1258"),
+        ("text/plain; charset=windows-1258", "text/plain; charset=utf-8"),  # stored as UTF-8
         ("text/csv", "text/csv"),
         ("image/png", "image/png"),
+        (" Image/PNG ; q=1", "image/png"),
+        ("application/zip", "application/zip"),
+        ("", "application/octet-stream"),
+        ("image/png\x00", "application/octet-stream"),
+        ("image/png text/html", "application/octet-stream"),
+        ("image/png\r\ntext/html", "application/octet-stream"),
+        ("image/png;text/html,text/html", "application/octet-stream"),
+        ("video/mp4, text/html", "application/octet-stream"),
+        ("application/javascript", "application/octet-stream"),
+        ("application/xml", "application/octet-stream"),
+        ("multipart/x-mixed-replace; boundary=a", "application/octet-stream"),
     ],
 )
 def test_served_content_type(stored, served):
     assert served_content_type(stored) == served
+
+
+@pytest.mark.parametrize("declared", HOSTILE_TYPES)
+def test_a_type_that_could_run_is_never_served(declared):
+    assert served_content_type(declared) == "application/octet-stream"
+    assert content_disposition(declared, "x.png").startswith("attachment; ")
+
+
+@pytest.mark.parametrize("declared", HOSTILE_TYPES)
+def test_a_store_never_keeps_a_type_that_could_run(store, declared):
+    store.put("zalo/m/0", SCRIPT_PAGE, content_type=declared, filename="x.png")
+    assert store.get("zalo/m/0") == StoredObject(SCRIPT_PAGE, "application/octet-stream", "x.png")
+
+
+def test_s3_object_carries_the_chosen_type_and_a_download_disposition(aws):
+    """What S3 can store of the answer (no CSP: S3 keeps no such header); a direct GET of the
+    object, not through our presigned link, gets it too."""
+    S3MediaStore(aws, BUCKET).put("zalo/m/0", SCRIPT_PAGE, content_type="image/png,text/html", filename="a.html")
+    head = aws.head_object(Bucket=BUCKET, Key="zalo/m/0")
+    assert head["ContentType"] == "application/octet-stream"
+    assert head["ContentDisposition"] == "attachment; filename=\"a.html\"; filename*=UTF-8''a.html"
+
+
+@pytest.mark.parametrize("declared", HOSTILE_TYPES)
+def test_s3_object_stored_before_the_rule_is_redirected_with_a_safe_type(aws, declared):
+    """An object stored with a partner's raw type (as before this rule): the link says what to serve."""
+    aws.put_object(Bucket=BUCKET, Key="zalo/old/0", Body=SCRIPT_PAGE, ContentType=declared)
+    got = requests.get(S3MediaStore(aws, BUCKET).redirect_url("zalo/old/0"), timeout=5)
+    assert got.content == SCRIPT_PAGE
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert got.headers["Content-Disposition"].startswith("attachment; ")
 
 
 def test_build_media_store_local_without_bucket(tmp_path):

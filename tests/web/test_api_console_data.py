@@ -166,6 +166,7 @@ def test_an_uploaded_file_is_served_byte_for_byte(web, shop):
     page = web.get("/zalo_verifierAbC_12-x.html")
     assert page.status_code == 200 and page.data == VERIFIER
     assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert page.headers["Content-Security-Policy"] == "sandbox; default-src 'none'; frame-ancestors 'none'"
     assert "EnvCode1" in web.get("/zalo_verifierEnvCode1.html").get_data(as_text=True)  # the env's still answers
     assert get(web, f"/api/connections/{shop}/verification").get_json()["files"] == [resp.get_json()]
 
@@ -192,6 +193,100 @@ def test_only_zalos_file_name_and_a_small_file_are_taken(web, filename, content)
     resp = web.put(f"/api/connections/default/verification?filename={filename}", data=content, headers=AUTH)
     assert resp.status_code == 400 and "file" in resp.get_json()["fields"]
     assert get(web, "/api/connections/default/verification").get_json()["files"] == []
+
+
+ZALO_PAGE = (
+    b'<!DOCTYPE html>\n<html lang="vi">\n<head>\n<meta charset="utf-8">\n'
+    b"<meta property='zalo-platform-site-verification' content='Q1w_2-E' />\n</head>\n"
+    b"<body>There Is No Limit To What You Can Accomplish Using Zalo!</body>\n</html>\n"
+)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        VERIFIER,
+        ZALO_PAGE.replace(b' lang="vi"', b""),
+        b"\xef\xbb\xbf" + VERIFIER,
+        b'<meta property="zalo-platform-site-verification" content="AbC">',
+        b'<HTML><HEAD><META NAME="Zalo-Platform-Site-Verification" CONTENT="AbC"></HEAD><BODY><P>ok</P></BODY></HTML>',
+    ],
+)
+def test_the_verification_pages_shape_is_taken(web, content):
+    path = "/api/connections/default/verification?filename=zalo_verifierOk1.html"
+    assert web.put(path, data=content, headers=AUTH).status_code == 201
+    assert web.get("/zalo_verifierOk1.html").data == content
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        VERIFIER.replace(b"</head>", b"<script>alert(1)</script></head>"),
+        VERIFIER.replace(b"<head>", b"<head><SCRIPT SRC=//evil.example/x.js></SCRIPT>"),
+        VERIFIER.replace(b"</head>", b"</head><body onload=alert(1)>"),
+        VERIFIER.replace(b"</head>", b"</head><img src=x onerror=alert(1)>"),
+        VERIFIER.replace(b"</head>", b"</head><svg onload=alert(1)>"),
+        VERIFIER.replace(b"</head>", b"</head><iframe src=javascript:alert(1)>"),
+        VERIFIER.replace(b"</head>", b'<meta http-equiv="refresh" content="0;url=javascript:alert(1)"></head>'),
+        VERIFIER.replace(b'content="AbC_12-x"', b'content="AbC" onload="alert(1)"'),
+        VERIFIER.replace(b"</head>", b"</head><!-- <script>alert(1)</script> -->"),
+        VERIFIER.replace(b"</head>", b"<style>*{}</style></head>"),
+        VERIFIER.replace(b"<head>", b"<head x=1>"),
+        VERIFIER.replace(b"</head>", b"</head><form action=https://evil.example><input></form>"),
+        VERIFIER.replace(b'content="AbC_12-x"', b'content="a b<c"'),
+        VERIFIER.replace(b"zalo-platform-site-verification", b"google-site-verification"),
+        VERIFIER.replace(b"/></head>", b"/></head><p>a < b</p>"),
+        b"<html><body>no meta tag at all</body></html>",
+        b"There Is No Limit To What You Can Accomplish Using Zalo!",
+        b"\xff\xfe" + VERIFIER,
+    ],
+)
+def test_anything_but_the_verification_pages_shape_is_refused(web, content):
+    resp = web.put("/api/connections/default/verification?filename=zalo_verifierBad1.html", data=content, headers=AUTH)
+    assert resp.status_code == 400 and "verification page" in resp.get_json()["fields"]["file"]
+    assert web.get("/zalo_verifierBad1.html").status_code == 404
+    assert get(web, "/api/connections/default/verification").get_json()["files"] == []
+
+
+def test_a_refused_page_leaves_one_audit_line(web, caplog):
+    caplog.set_level("WARNING", logger="bridge.audit")
+    bad = VERIFIER.replace(b"</head>", b"<script>alert(1)</script></head>")
+    web.put("/api/connections/default/verification?filename=zalo_verifierBad2.html", data=bad, headers=AUTH)
+    (line,) = [r for r in caplog.records if r.name == "bridge.audit"]
+    assert line.getMessage() == "verification.refused"
+    assert (line.connection, line.file, line.reason) == ("default", "zalo_verifierBad2.html", "not_the_page")
+
+
+def test_a_file_stored_before_the_shape_was_checked_is_not_served(web, redis):
+    from app.bridge.keys import VERIFIER_OWNERS
+
+    redis.hset(Keys("default").verifier_files, "Old1", b"<script>alert(1)</script>")
+    redis.hset(VERIFIER_OWNERS, "Old1", "default")
+    assert web.get("/zalo_verifierOld1.html").status_code == 404
+
+
+def test_one_connection_cannot_replace_anothers_file(web, shop, caplog):
+    caplog.set_level("WARNING", logger="bridge.audit")
+    path = "/api/connections/{}/verification?filename=zalo_verifierMine1.html"
+    assert web.put(path.format(shop), data=VERIFIER, headers=AUTH).status_code == 201
+    other = VERIFIER.replace(b"AbC_12-x", b"Other9")
+    resp = web.put(path.format("default"), data=other, headers=AUTH)
+    assert resp.status_code == 409 and shop in resp.get_json()["fields"]["file"]
+    assert web.get("/zalo_verifierMine1.html").data == VERIFIER
+    assert get(web, "/api/connections/default/verification").get_json()["files"] == []
+    (line,) = [r for r in caplog.records if r.name == "bridge.audit"]
+    assert (line.getMessage(), line.connection, line.reason, line.owner) == (
+        "verification.refused",
+        "default",
+        "taken",
+        shop,
+    )
+    # Its owner may replace it, and once the owner removed it, the code is free for others.
+    assert web.put(path.format(shop), data=other, headers=AUTH).status_code == 201
+    assert web.get("/zalo_verifierMine1.html").data == other
+    web.delete(f"/api/connections/{shop}/verification/zalo_verifierMine1.html", headers=AUTH)
+    assert web.put(path.format("default"), data=VERIFIER, headers=AUTH).status_code == 201
+    assert web.get("/zalo_verifierMine1.html").data == VERIFIER
 
 
 def test_a_removed_file_is_no_longer_served(web, shop):
