@@ -10,7 +10,8 @@ import pytest
 import requests
 import requests_mock
 
-from app import create_app
+from app import create_app, events
+from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.journal import Journal
 from app.bridge.keys import DUE, Keys
@@ -68,6 +69,19 @@ def test_a_queued_webhook_and_a_recorded_outcome_are_listed(web, redis):
     only_in = get(web, f"/api/connections/default/events?direction=in&state=queued&find={USER}&limit=5").get_json()
     assert [e["id"] for e in only_in["events"]] == ["zalo:96d3cdf3af150460909"]
     assert get(web, "/api/connections/default/events?state=failed").get_json()["events"] == []
+
+
+def test_the_bridges_own_timers_are_not_listed_as_events(web, redis):
+    assert post_zalo(web, load_fixture("zalo", "webhooks", "user_send_text.json")).status_code == 200
+    lanes, later = Lanes(redis), now_ms() + 3600_000
+    window = Item(f"window:{USER}:1", "zalo", {"zalo_user": USER}, now_ms(), event=events.WINDOW_CLOSING)
+    lanes.schedule(keys.window_lane(USER), window, later, replace=True)
+    receipts = Item("receipts:conv-1", "zalo", {"conversation": "conv-1"}, now_ms(), event=events.RECEIPTS_NOTE)
+    lanes.schedule(keys.receipts_lane("conv-1"), receipts, later, replace=True)
+    Journal(redis, "default").record(keys.window_lane(USER), window, "delivered")  # a timer that ran
+
+    answer = get(web, "/api/connections/default/events").get_json()
+    assert [(e["id"], e["state"]) for e in answer["events"]] == [("zalo:96d3cdf3af150460909", "queued")]
 
 
 @pytest.mark.parametrize(

@@ -231,6 +231,19 @@ def test_the_dashboard_shows_each_connection_its_token_queue_and_dead_letters(cr
     assert "No worker is running" in page
 
 
+def test_conversations_waiting_counts_what_the_cards_count_not_the_timers(created, redis):
+    lanes = Lanes(redis)
+    lanes.accept("shop-hcm/in:u-1", Item("zalo:a1", "zalo", {}, now_ms(), connection="shop-hcm"))
+    lanes.accept("shop-hcm/in:u-1", Item("zalo:a2", "zalo", {}, now_ms(), connection="shop-hcm"))
+    timer = Item("window:u-1:1", "zalo", {"zalo_user": "u-1"}, now_ms(), connection="shop-hcm")
+    lanes.schedule("shop-hcm/" + keys.window_lane("u-1"), timer, now_ms() + 3600_000, replace=True)
+    lanes.schedule(keys.receipts_lane("c-1"), timer, now_ms() + 3600_000, replace=True)
+    page = created.get("/admin/").get_data(as_text=True)
+    assert "Conversations waiting: 1." in page
+    assert re.search(r'id="queue-shop-hcm">2 message\(s\) in 1 conversation\(s\)<', page)
+    assert re.search(r'id="queue-default">0 message\(s\) in 0 conversation\(s\)<', page)
+
+
 def test_last_errors_read_as_when_then_what(created, redis):
     from app.bridge.status import remember_error
 
