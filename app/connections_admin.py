@@ -448,8 +448,14 @@ class ConnectionAdmin:
         log.info("connections.dead_letter_replayed", extra={"connection": connection_id, "item": item_id})
 
     def drop(self, connection_id: str, item_id: str) -> None:
-        if not self._dead(connection_id).drop(item_id):
+        """Forget a dead letter; its event then reads `dropped`, with nothing left to link to."""
+        dead = self._dead(connection_id)
+        letter = dead.get(item_id)
+        if letter is None or not dead.drop(item_id):
             raise Problem(404, TEXTS["no_dead_letter"].format(id=item_id))
+        Journal(self.redis, connection_id).record(
+            letter["lane"], Item(**letter["item"]), "dropped", reason=letter["reason"]
+        )
         log.info("connections.dead_letter_dropped", extra={"connection": connection_id, "item": item_id})
 
     def _dead(self, connection_id: str) -> DeadLetters:

@@ -444,6 +444,26 @@ def test_replay_and_drop_one_or_many(created, redis):
     assert "2 dropped." in page and "No dead letters." in page
 
 
+def test_a_dropped_dead_letters_event_says_dropped_and_links_to_nothing(created, redis):
+    dead(redis, "freshchat:m1")
+    Journal(redis, "shop-hcm").record(
+        "shop-hcm/out:c1",
+        item("freshchat:m1"),
+        "failed",
+        reason="Zalo refused freshchat:m1",
+        dead_letter="freshchat:m1",
+    )
+    events = "/admin/connections/shop-hcm/events"
+    assert 'href="#dl-freshchat:m1"' in created.get(events).get_data(as_text=True)
+    post_form(created, "/admin/connections/shop-hcm/dead-letters", {"drop_one": "freshchat:m1"}, events)
+    page = created.get(events).get_data(as_text=True)
+    row = page[page.index('id="event-1"') : page.index("</tr>", page.index('id="event-1"'))]
+    assert ">dropped</span>" in row and "Zalo refused freshchat:m1" in row and "href" not in row
+    assert 'id="event-2"' not in page and "No dead letters." in page
+    dropped = created.get(events + "?state=dropped").get_data(as_text=True)
+    assert 'id="event-1"' in dropped and 'id="filter-error"' not in dropped
+
+
 def test_replaying_nothing_ticked_says_so(created):
     events = "/admin/connections/shop-hcm/events"
     post_form(created, "/admin/connections/shop-hcm/dead-letters", {"action": "replay"}, events)
