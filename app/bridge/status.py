@@ -106,15 +106,22 @@ def connection_status(
 
 
 def catch_up_state(raw: dict) -> dict | None:
-    """The last finished catch-up: when (epoch seconds), why, and what it found; None before
-    the first one."""
+    """The last finished catch-up: when (epoch seconds; None before the first), why, and what
+    it found, and under "failed" the last failure since (when, why, the error); None before
+    the first catch-up."""
     record = {k.decode(): v.decode() for k, v in raw.items()}
-    if not record.get("finished_at"):
+    if not record.get("finished_at") and not record.get("failed_at"):
         return None
     counts = {name: int(record.get(name) or 0) for name in ("chats", "found", "queued", "missed")}
     newest = int(record.get("newest_missed") or 0)
+    failed = record.get("failed_at") and {
+        "at": int(record["failed_at"]) / 1000,
+        "reason": record.get("failed_reason", ""),
+        "error": record.get("error", ""),
+    }
     return {
-        "at": int(record["finished_at"]) / 1000,
+        "at": int(record["finished_at"]) / 1000 if record.get("finished_at") else None,
+        "failed": failed or None,
         "reason": record.get("reason", ""),
         "since": int(record.get("since") or 0) / 1000,
         **counts,

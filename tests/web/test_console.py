@@ -277,6 +277,20 @@ def test_the_dashboard_shows_the_last_catch_up_and_that_zalo_may_have_switched_t
     assert 'id="catch-up-default"' in page and "never" in page.split('id="catch-up-default"')[1].split("</dd>")[0]
 
 
+def test_a_failed_catch_up_shows_as_failed_with_its_reason_not_never(created, redis):
+    failed_at = int(time.time() * 1000) - 120_000
+    error = "Zalo HTTP 503 on /v2.0/oa/listrecentchat"
+    redis.hset(Keys("shop-hcm").catchup, mapping={"failed_at": failed_at, "failed_reason": "quiet", "error": error})
+    page = created.get("/admin/").get_data(as_text=True)
+    shown = page.split('id="catch-up-shop-hcm"')[1].split("</dd>")[0]
+    assert "failed 2 minutes ago (Zalo webhooks had gone quiet): " + error in shown and "never" not in shown
+    done = {"reason": "start", "since": 0, "started_at": 0, "finished_at": failed_at - 3600_000, "found": 4}
+    redis.hset(Keys("shop-hcm").catchup, mapping=done)
+    shown = created.get("/admin/").get_data(as_text=True).split('id="catch-up-shop-hcm"')[1].split("</dd>")[0]
+    assert shown.index(error) < shown.index("Last finished:") < shown.index("1 hour ago")
+    assert "4 message(s) read in Zalo's history, 0 queued" in shown
+
+
 def test_catch_up_now_queues_what_the_api_queues_and_says_so(created, redis):
     page = "/admin/connections/shop-hcm"
     assert 'id="catch-up"' in created.get(page).get_data(as_text=True)
