@@ -51,6 +51,7 @@ TEXTS = {
     "no_verifier": "no verification file {name}",
     "bad_api_url": "the FreshChat API URL (the chat URL plus /v2)",
     "no_api_key": "the FreshChat API key",
+    "no_v2": "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)",
 }
 
 
@@ -92,6 +93,13 @@ class FreshchatSchema(Schema):
     api_key = _text(required=True, max=4000)
     channel_id = _text(required=True)
     webhook_public_key = _text(required=True, max=10000)
+
+    @validates("api_url")
+    def _ends_in_v2(self, value: str, **_) -> None:
+        """Every FreshChat call to another path answers 404, so the environment's URL is refused
+        at start (config/settings.py) and a connection's when it is saved, in the same words."""
+        if not value.rstrip("/").endswith("/v2"):
+            raise ValidationError(TEXTS["no_v2"])
 
     @validates("webhook_public_key")
     def _is_a_key(self, value: str, **_) -> None:

@@ -84,6 +84,16 @@ def test_the_bridges_own_timers_are_not_listed_as_events(web, redis):
     assert [(e["id"], e["state"]) for e in answer["events"]] == [("zalo:96d3cdf3af150460909", "queued")]
 
 
+@pytest.mark.parametrize("url", ["https://hcm.freshchat.com", "https://hcm.freshchat.com/v1", "https://x.io/v2/x"])
+def test_a_freshchat_api_url_not_ending_in_v2_is_refused_as_the_environments_is(web, shop, url):
+    resp = web.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": url}}, headers=AUTH)
+    words = "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)"
+    assert resp.status_code == 400 and resp.get_json()["fields"] == {"freshchat.api_url": words}
+    assert get(web, "/api/connections/shop-hcm").get_json()["freshchat"]["api_url"] == FC_HCM
+    ok = web.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": FC_HCM + "/"}}, headers=AUTH)
+    assert ok.status_code == 200 and ok.get_json()["freshchat"]["api_url"] == FC_HCM
+
+
 @pytest.mark.parametrize(
     "query, field",
     [

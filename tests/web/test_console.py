@@ -354,6 +354,25 @@ def test_errors_show_next_to_their_field_and_typed_secrets_are_not_echoed(signed
     assert not [s for s in SECRETS.values() if s in page]
 
 
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)"),
+        ("vi", "phải kết thúc bằng /v2 (URL chat thêm /v2, ví dụ https://acme.freshchat.com/v2)"),
+    ],
+)
+def test_an_api_url_without_v2_is_refused_next_to_its_field_as_at_start(signed_in, redis, language, words):
+    bad = dict(FORM, **{"freshchat.api_url": "https://hcm.freshchat.com"})
+    new = "/admin/connections/new"
+    resp = signed_in.post(
+        new, data={"csrf_token": csrf_of(signed_in.get(new)), **bad}, headers={"Accept-Language": language}
+    )
+    assert resp.status_code == 400 and redis.hlen("zfb:connections") == 0
+    page = resp.get_data(as_text=True)
+    assert re.search(r'id="error-freshchat-api_url"[^>]*>' + re.escape(words) + "<", page)
+    assert 'value="https://hcm.freshchat.com"' in page  # what was typed stays, to be corrected
+
+
 def test_saving_keeps_a_secret_left_empty_and_replaces_one_typed_in(created, console_settings, redis):
     from app.bridge.secrets_at_rest import sealer_for
     from app.connections import ConnectionStore
