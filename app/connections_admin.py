@@ -404,7 +404,7 @@ class ConnectionAdmin:
         # A refresh token is single use: keep the stored one unless a new one was given.
         access = given.get("access_token") or current.get("access_token", "")
         refresh = given.get("refresh_token") or current.get("refresh_token", "")
-        keeper.store(access, refresh, None, seed=_fingerprint(record["zalo"]["refresh_token"]))
+        keeper.store(access, refresh, None, _fingerprint(record["zalo"]["refresh_token"]), accepted=False)
 
     def _queue_to_dead_letters(self, connection_id: str) -> int:
         lane_ids = {raw.decode() for raw, _ in self.redis.zscan_iter(DUE, match=f"{connection_id}/*")}

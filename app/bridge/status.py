@@ -83,7 +83,8 @@ def connection_status(
         pipe.get(keys.last_webhook(source))
     pipe.hgetall(keys.catchup)
     dead, errors, settled, *last, catchup = pipe.execute()
-    token = token_state(_token(redis, keys))
+    check = last_check(redis, connection_id)
+    token = token_state(_token(redis, keys), check)
     status = {
         "zalo_token": token,
         "dead_letters": dead,
@@ -96,9 +97,7 @@ def connection_status(
     }
     settings = getattr(connection, "settings", None)
     seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
-    status["problems"] = problems.find(
-        status, token_given=seeded, now=time.time(), settings=settings, check=last_check(redis, connection_id)
-    )
+    status["problems"] = problems.find(status, token_given=seeded, now=time.time(), settings=settings, check=check)
     language = language or (settings.agent_language if settings else "en")
     alerts = [token["alert"], *(problems.as_alert(p, language) for p in status["problems"] if p["code"] in ALERTED)]
     status["alerts"] = [named(connection_id, alert) for alert in alerts if alert]
@@ -149,11 +148,19 @@ def named(connection_id: str, alert: str) -> str:
     return alert if connection_id == DEFAULT else f"connection {connection_id}: {alert}"
 
 
-def token_state(token: dict) -> dict:
+def token_state(token: dict, check: dict | None = None) -> dict:
+    """The stored pair in words. `accepted`: Zalo gave it (OAuth, a refresh) or the last
+    connection test (`check`), made since it was stored, passed with it; a pasted pair is not
+    accepted before. `refused`: that test's words when it failed."""
+    tested = (check or {}).get("zalo")
+    if tested and float(check.get("at") or 0) < float(token.get("updated_at") or 0):
+        tested = None  # a test of an earlier pair says nothing of this one
     return {
         "present": bool(token.get("access_token")),
         "dead": token.get("dead", ""),
         "expires_at": float(token.get("expires_at") or 0) or None,
+        "accepted": bool(token.get("accepted")) or bool(tested and tested.get("ok")),
+        "refused": tested["detail"] if tested and not tested.get("ok") else "",
         **token_health(token, time.time()),
     }
 

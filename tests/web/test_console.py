@@ -418,6 +418,32 @@ def test_test_connection_says_per_side_what_works(created):
     assert mock.request_history[0].headers["access_token"] == SECRETS["zalo.access_token"]
 
 
+def test_a_pasted_token_pair_is_alive_only_once_zalo_accepted_it_and_a_refusal_says_why(created):
+    def token_shown() -> str:
+        page = created.get("/admin/").get_data(as_text=True)
+        return page.split('id="token-shop-hcm">')[1].split("</dd>")[0]
+
+    form = "/admin/connections/shop-hcm"
+    assert "stored, not yet accepted by Zalo: test the connection" in token_shown() and "alive" not in token_shown()
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json={"error": -216, "message": "Access token is invalid"})
+        mock.get(f"{FC_HCM}/channels", json=load_fixture("freshchat", "answers", "channels.json"))
+        post_form(created, form + "/test", {}, form)
+    refused = token_shown()
+    assert '<span class="bad">refused at the last test: ' in refused and "-216" in refused and "alive" not in refused
+    assert "-216" in created.get(form).get_data(as_text=True).split('id="token-pair">')[1].split("</p>")[0]
+    answer = load_fixture("zalo", "answers", "getoa.json")
+    answer["data"]["oa_id"] = "777000111"
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=answer)
+        mock.get(f"{FC_HCM}/channels", json=load_fixture("freshchat", "answers", "channels.json"))
+        post_form(created, form + "/test", {}, form)
+    assert '<span class="good">alive</span>' in token_shown()
+    fresh = {"zalo.access_token": "SECRET-access-new-Zz9", "zalo.refresh_token": "SECRET-refresh-new-Zz9"}
+    post_form(created, form, {k: v for k, v in FORM.items() if k != "id"} | fresh, form)  # a new pair pasted
+    assert "stored, not yet accepted by Zalo" in token_shown()
+
+
 def test_connect_with_zalo_starts_pkce_from_the_session_and_comes_back_to_the_page(created, redis):
     resp = post_form(created, "/admin/connections/shop-hcm/connect-zalo", {}, "/admin/connections/shop-hcm")
     target = urlparse(resp.headers["Location"])
