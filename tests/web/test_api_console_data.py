@@ -346,3 +346,13 @@ def test_no_answer_holds_a_secret(web, redis, shop):
     assert [a.status_code for a in answers] == [502, 200, 200, 200, 200, 200, 200, 200, 503]  # 503: no worker
     for answer in answers:
         assert not [s for s in SECRETS + ENV_SECRETS if s in answer.get_data(as_text=True)]
+
+
+def test_a_sandbox_connection_gets_no_production_advice_about_webhooks(settings):
+    from app import problems
+
+    status = {"zalo_token": {"present": True}, "last_webhook": {}, "dead_letters": 0, "catch_up": None}
+    live = {p["code"] for p in problems.find(status, True, 0.0, settings=replace(settings, sandbox=False))}
+    assert {"no_zalo_webhook", "no_freshchat_webhook"} <= live
+    sandbox = {p["code"] for p in problems.find(status, True, 0.0, settings=replace(settings, sandbox=True))}
+    assert not sandbox & {"no_zalo_webhook", "no_freshchat_webhook"}
