@@ -54,6 +54,7 @@ TEXTS = {
     "verifier_taken": "connection {other} already uploaded the file for this code",
     "bad_api_url": "the FreshChat API URL (the chat URL plus /v2)",
     "no_api_key": "the FreshChat API key",
+    "no_v2": "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)",
 }
 
 
@@ -102,6 +103,13 @@ class FreshchatSchema(Schema):
     api_key = _text(required=True, max=4000)
     channel_id = _text(required=True)
     webhook_public_key = _text(required=True, max=10000)
+
+    @validates("api_url")
+    def _ends_in_v2(self, value: str, **_) -> None:
+        """Every FreshChat call to another path answers 404, so the environment's URL is refused
+        at start (config/settings.py) and a connection's when it is saved, in the same words."""
+        if not value.rstrip("/").endswith("/v2"):
+            raise ValidationError(TEXTS["no_v2"])
 
     @validates("webhook_public_key")
     def _is_a_key(self, value: str, **_) -> None:
@@ -234,7 +242,7 @@ class ConnectionAdmin:
             "redis_replicas": replicas,
             "problems": problems.bridge_problems(replicas),  # the whole bridge's, not a connection's
             "worker_heartbeat_age": round(time.time() - float(beat), 1) if beat else None,
-            "lanes_pending": self.redis.zcard(DUE),
+            "lanes_pending": sum(d["lanes_pending"] for d in depths.values()),  # as the cards count, no timers
             "lanes_due_now": self.redis.zcount(DUE, "-inf", now_ms()),
             "connections": {c.id: self.connection_status(c, depths) for c in self.connections()},
         }
@@ -419,7 +427,7 @@ class ConnectionAdmin:
         # A refresh token is single use: keep the stored one unless a new one was given.
         access = given.get("access_token") or current.get("access_token", "")
         refresh = given.get("refresh_token") or current.get("refresh_token", "")
-        keeper.store(access, refresh, None, seed=_fingerprint(record["zalo"]["refresh_token"]))
+        keeper.store(access, refresh, None, _fingerprint(record["zalo"]["refresh_token"]), accepted=False)
 
     def _queue_to_dead_letters(self, connection_id: str) -> int:
         lane_ids = {raw.decode() for raw, _ in self.redis.zscan_iter(DUE, match=f"{connection_id}/*")}
@@ -471,8 +479,14 @@ class ConnectionAdmin:
         log.info("connections.dead_letter_replayed", extra={"connection": connection_id, "item": item_id})
 
     def drop(self, connection_id: str, item_id: str) -> None:
-        if not self._dead(connection_id).drop(item_id):
+        """Forget a dead letter; its event then reads `dropped`, with nothing left to link to."""
+        dead = self._dead(connection_id)
+        letter = dead.get(item_id)
+        if letter is None or not dead.drop(item_id):
             raise Problem(404, TEXTS["no_dead_letter"].format(id=item_id))
+        Journal(self.redis, connection_id).record(
+            letter["lane"], Item(**letter["item"]), "dropped", reason=letter["reason"]
+        )
         log.info("connections.dead_letter_dropped", extra={"connection": connection_id, "item": item_id})
 
     def _dead(self, connection_id: str) -> DeadLetters:

@@ -33,11 +33,16 @@ WEB_CHECK_SECONDS = 10.0
 
 
 def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = "on_demand") -> dict | None:
-    """The RQ job: catch one connection up."""
-    from app.relay.catchup import catch_up
+    """The RQ job: catch one connection up. A partner's refusal is already recorded and logged
+    in one line (app/relay/catchup.py): the job ends there, without RQ's traceback."""
+    from app.integrations.errors import PartnerError
+    from app.relay.catchup import CatchUpStopped, catch_up
     from workers.context import worker_context
 
-    return catch_up(worker_context().for_connection(connection_id), since_ms, reason)
+    try:
+        return catch_up(worker_context().for_connection(connection_id), since_ms, reason)
+    except (PartnerError, CatchUpStopped):
+        return None
 
 
 def enqueue(redis, connection_id: str, reason: str, since_ms: int | None = None, once_for: int = 0) -> bool:

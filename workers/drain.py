@@ -229,11 +229,15 @@ class Drainer:
         ctx.dead_letters.add(lane, item, reason)
         ctx.counters.dead_lettered(direction(item))
         item.last_error = reason
-        self._note_error(ctx, lane, item)
+        remember_error(ctx.redis, ctx.keys, reason, lane=lane, item=item.id)  # not a retry: no item_retry line
         note = self.notes.get(item.kind)
         try:
             note and note(ctx, item, reason)
-        except Exception:  # the dead letter is kept and listed; the note is a courtesy
+        except PartnerError as exc:  # the dead letter is kept and listed; the note is a courtesy
+            log.warning(
+                "worker.dead_letter_note_failed", extra={"lane": lane, "item": item.id, "error": str(exc)[:300]}
+            )
+        except Exception:  # a bug: its traceback is what finds it
             log.exception("worker.dead_letter_note_failed", extra={"lane": lane, "item": item.id})
 
     def _unroutable(self, lane: str, item: Item, reason: str) -> None:

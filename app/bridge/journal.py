@@ -9,7 +9,10 @@ connection (a zset by time and a hash of entries, `KEEP` entries and `MAX_AGE` a
 - `delivered`: done (it may also have been deliberately not relayed, e.g. an echo);
 - `failed`: a dead letter (reason, its dead-letter id);
 - `retrying`, as the worker last saw it.
+- `dropped`: a dead letter an operator dropped (ConnectionAdmin.drop).
 An id found in a lane is shown as the lane says (a replayed dead letter is queued again).
+Timer lanes (a reply window's reminder, a receipts note) are the bridge's own clocks, not
+events a partner sent: they are neither listed nor recorded.
 The same `record` counts the messages relayed each UTC day, each way.
 """
 
@@ -25,13 +28,13 @@ from redis.exceptions import RedisError
 
 from app import events
 from app.bridge import keys
-from app.bridge.keys import DEFAULT, DUE, Keys, lane_connection
+from app.bridge.keys import DEFAULT, DUE, Keys, is_timer_lane, lane_connection
 from app.bridge.lanes import Item
 from app.bridge.scripts import LuaScript
 
 log = logging.getLogger("journal")
 RECORD = LuaScript("journal")
-STATES = ("received", "queued", "delivered", "retrying", "failed")
+STATES = ("received", "queued", "delivered", "retrying", "failed", "dropped")
 DIRECTIONS = ("in", "out")
 DIRECTION_OF_KIND = {"zalo": "in", "freshchat": "out"}  # an item's kind is the partner it came from
 KEEP = 2000
@@ -71,6 +74,8 @@ class Journal:
     ) -> None:
         """Keep the item's outcome. Best effort: the journal is a view, never a reason for an
         item to fail or be redone, so a Redis error here is logged and swallowed."""
+        if is_timer_lane(lane):
+            return
         now = time.time()
         entry = _entry(lane, item, state, now, reason=reason, next_try=next_try, dead_letter=dead_letter)
         counted = state == "delivered" and item.event != events.CONVERSATION_STATE
@@ -115,7 +120,9 @@ class Journal:
     def _waiting(self) -> list[dict]:
         """Every item in this connection's lanes, in the state its place in the lane gives."""
         lanes = [
-            (m.decode(), due) for m, due in self.redis.zscan_iter(DUE) if lane_connection(m.decode()) == self.connection
+            (m.decode(), due)
+            for m, due in self.redis.zscan_iter(DUE)
+            if lane_connection(m.decode()) == self.connection and not is_timer_lane(m.decode())
         ]
         pipe = self.redis.pipeline(transaction=False)
         for lane, _ in lanes:

@@ -83,7 +83,8 @@ def connection_status(
         pipe.get(keys.last_webhook(source))
     pipe.hgetall(keys.catchup)
     dead, errors, settled, *last, catchup = pipe.execute()
-    token = token_state(_token(redis, keys))
+    check = last_check(redis, connection_id)
+    token = token_state(_token(redis, keys), check)
     status = {
         "zalo_token": token,
         "dead_letters": dead,
@@ -96,9 +97,7 @@ def connection_status(
     }
     settings = getattr(connection, "settings", None)
     seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
-    status["problems"] = problems.find(
-        status, token_given=seeded, now=time.time(), settings=settings, check=last_check(redis, connection_id)
-    )
+    status["problems"] = problems.find(status, token_given=seeded, now=time.time(), settings=settings, check=check)
     language = language or (settings.agent_language if settings else "en")
     alerts = [token["alert"], *(problems.as_alert(p, language) for p in status["problems"] if p["code"] in ALERTED)]
     status["alerts"] = [named(connection_id, alert) for alert in alerts if alert]
@@ -106,15 +105,22 @@ def connection_status(
 
 
 def catch_up_state(raw: dict) -> dict | None:
-    """The last finished catch-up: when (epoch seconds), why, and what it found; None before
-    the first one."""
+    """The last finished catch-up: when (epoch seconds; None before the first), why, and what
+    it found, and under "failed" the last failure since (when, why, the error); None before
+    the first catch-up."""
     record = {k.decode(): v.decode() for k, v in raw.items()}
-    if not record.get("finished_at"):
+    if not record.get("finished_at") and not record.get("failed_at"):
         return None
     counts = {name: int(record.get(name) or 0) for name in ("chats", "found", "queued", "missed")}
     newest = int(record.get("newest_missed") or 0)
+    failed = record.get("failed_at") and {
+        "at": int(record["failed_at"]) / 1000,
+        "reason": record.get("failed_reason", ""),
+        "error": record.get("error", ""),
+    }
     return {
-        "at": int(record["finished_at"]) / 1000,
+        "at": int(record["finished_at"]) / 1000 if record.get("finished_at") else None,
+        "failed": failed or None,
         "reason": record.get("reason", ""),
         "since": int(record.get("since") or 0) / 1000,
         **counts,
@@ -142,11 +148,19 @@ def named(connection_id: str, alert: str) -> str:
     return alert if connection_id == DEFAULT else f"connection {connection_id}: {alert}"
 
 
-def token_state(token: dict) -> dict:
+def token_state(token: dict, check: dict | None = None) -> dict:
+    """The stored pair in words. `accepted`: Zalo gave it (OAuth, a refresh) or the last
+    connection test (`check`), made since it was stored, passed with it; a pasted pair is not
+    accepted before. `refused`: that test's words when it failed."""
+    tested = (check or {}).get("zalo")
+    if tested and float(check.get("at") or 0) < float(token.get("updated_at") or 0):
+        tested = None  # a test of an earlier pair says nothing of this one
     return {
         "present": bool(token.get("access_token")),
         "dead": token.get("dead", ""),
         "expires_at": float(token.get("expires_at") or 0) or None,
+        "accepted": bool(token.get("accepted")) or bool(tested and tested.get("ok")),
+        "refused": tested["detail"] if tested and not tested.get("ok") else "",
         **token_health(token, time.time()),
     }
 

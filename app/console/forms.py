@@ -28,6 +28,9 @@ FIELD_MESSAGES = {
     "Not a valid URL.": _l("not a valid URL"),
     "not a PEM/base64 RSA public key": _l("not a PEM or base64 RSA public key"),
     "1 to 40 characters of a-z, 0-9 and -": _l("1 to 40 characters of a-z, 0-9 and -"),
+    "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)": _l(
+        "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)"
+    ),
 }
 
 

@@ -28,7 +28,7 @@ from redis.exceptions import LockError
 
 from app import events
 from app.bridge.lanes import now_ms
-from app.integrations.errors import RateLimitedError
+from app.integrations.errors import PartnerError, RateLimitedError
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import history_event
 
@@ -40,6 +40,8 @@ MAX_MESSAGE_PAGES = 50  # 500 messages per chat
 RATE_WAITS = 30  # waits for the rate limiter in a row before the catch-up gives up
 LOCK_SECONDS = 900  # a catch-up taking longer lets the next trigger start another
 AGAIN = "again"  # the pending mark of a catch-up that found another running and gave up
+FAILURE_FIELDS = ("failed_at", "failed_reason", "error")  # the last failure, until one finishes
+ERROR_CHARS = 300
 
 
 class CatchUpStopped(Exception):
@@ -61,8 +63,9 @@ class Outcome:
 
 def catch_up(ctx, since_ms: int | None = None, reason: str = "on_demand", sleep=time.sleep) -> dict | None:
     """Catch one connection up (`ctx` is its worker context); None when another catch-up of it
-    is running. Partner errors other than rate limits propagate: nothing is recorded, so the
-    next trigger reads the same window again."""
+    is running. An error (a partner's, other than rate limits waited out) is recorded as the
+    failure the console shows, then propagates; the window is not, so the next trigger reads
+    the same window again."""
     lock = ctx.redis.lock(ctx.keys.catchup_lock, timeout=LOCK_SECONDS, blocking=False)
     if not lock.acquire():
         ctx.redis.set(ctx.keys.catchup_pending, AGAIN, ex=LOCK_SECONDS)  # the running one sees it
@@ -73,7 +76,11 @@ def catch_up(ctx, since_ms: int | None = None, reason: str = "on_demand", sleep=
         ctx.redis.delete(ctx.keys.catchup_pending)  # this run covers every trigger until now
         outcome = Outcome(reason, window_start(ctx, since_ms), now_ms())
         resumes_from = window_start(ctx, None)
-        _run(ctx, outcome, sleep)
+        try:
+            _run(ctx, outcome, sleep)
+        except Exception as exc:
+            _failed(ctx, reason, exc)
+            raise
         outcome.finished_at = now_ms()
         _record(ctx, outcome, contiguous=outcome.since <= resumes_from)
         log.info("catchup.finished", extra={"connection": ctx.connection, **asdict(outcome)})
@@ -89,7 +96,10 @@ def _record(ctx, outcome: Outcome, contiguous: bool) -> None:
     record = {k: str(v) for k, v in asdict(outcome).items()}
     if not contiguous:
         del record["started_at"]
-    ctx.redis.hset(ctx.keys.catchup, mapping=record)
+    pipe = ctx.redis.pipeline()
+    pipe.hset(ctx.keys.catchup, mapping=record)
+    pipe.hdel(ctx.keys.catchup, *FAILURE_FIELDS)  # a finished run ends the failure shown
+    pipe.execute()
 
 
 def _release(ctx, lock, reason: str) -> None:
@@ -105,6 +115,16 @@ def _release(ctx, lock, reason: str) -> None:
 
         ctx.redis.set(ctx.keys.catchup_pending, reason, xx=True, ex=LOCK_SECONDS)  # queued, as a trigger's
         queue_job(ctx.redis, ctx.connection, reason)
+
+
+def _failed(ctx, reason: str, exc: Exception) -> None:
+    """Keep the failure beside the last finished catch-up, for the console; a partner's refusal
+    is one log line (its words say it all), anything else is left to the caller's traceback."""
+    error = str(exc)[:ERROR_CHARS] or type(exc).__name__
+    failure = {"failed_at": str(now_ms()), "failed_reason": reason, "error": error}
+    ctx.redis.hset(ctx.keys.catchup, mapping=failure)
+    if isinstance(exc, PartnerError | CatchUpStopped):
+        log.warning("catchup.failed", extra={"connection": ctx.connection, "reason": reason, "error": error})
 
 
 def window_start(ctx, since_ms: int | None) -> int:

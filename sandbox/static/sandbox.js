@@ -462,7 +462,10 @@ function wireZalo() {
 function wireWrittenAgo() {
   const pick = el("select"); pick.id = "zalo-hours-ago";
   pick.title = "Send as if the user wrote this long ago (Zalo's reply windows)";
-  [["0", "written now"], ["47", "written 47 h ago"], ["49", "written 49 h ago"], ["160", "written 160 h ago"]]
+  // Zalo's window runs from a user's last message: a user who already wrote now has an open
+  // window whatever an older-dated message says, so these need a user with no messages yet.
+  [["0", "written now"], ["47", "written 47 h ago (needs + New user)"], ["49", "written 49 h ago (needs + New user)"],
+    ["160", "written 160 h ago (needs + New user)"]]
     .forEach(([value, label]) => { const o = el("option", "", label); o.value = value; pick.appendChild(o); });
   pick.onchange = () => { ui.hoursAgo = Number(pick.value); };
   $("zalo-location").after(pick);

@@ -8,17 +8,20 @@ latencies and saves a screenshot to test-artifacts/. Without Chromium the test f
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from config.sandbox import sandbox_keypair
 from sandbox.procs import ROOT, Bridge, answers, free_port, wait_until
 
-ARTIFACTS = ROOT / "test-artifacts"
+# `python -m tests.e2e.screenshots` points this at docs/ for the README's sandbox-*.png.
+ARTIFACTS = Path(os.environ.get("SANDBOX_SCREENSHOTS_DIR") or ROOT / "test-artifacts")
 
 
 # -- the stack -------------------------------------------------------------------------------------
@@ -227,6 +230,27 @@ def redis_down_is_said(driver, redis_server) -> None:
         redis_server.start()
 
 
+def usable_on_a_phone(driver, width: int = 390, height: int = 844) -> None:
+    """Nothing wider than the screen, an agent inbox one can read, and a header whose text
+    stands on its own dark background (not white on the white page)."""
+    driver.set_window_size(width, height)
+    wait_until(lambda: driver.execute_script("return window.innerWidth") <= width, timeout=5, what="the resize")
+    shape = driver.execute_script(
+        "const bar = document.querySelector('.topbar'), box = bar.getBoundingClientRect();"
+        "const inside = [...bar.children].every(c => c.getBoundingClientRect().bottom <= box.bottom + 0.5);"
+        "return {scroll: document.documentElement.scrollWidth, view: window.innerWidth,"
+        " inbox: document.querySelector('.fc-col').getBoundingClientRect().width,"
+        " conversation: document.querySelector('.fc-conv').getBoundingClientRect().width,"
+        " phone: document.querySelector('.phone').getBoundingClientRect().width,"
+        " text: getComputedStyle(document.querySelector('.how')).color,"
+        " background: getComputedStyle(bar).backgroundColor, inside: inside}"
+    )
+    assert shape["scroll"] <= width and shape["scroll"] <= shape["view"], shape
+    assert shape["inbox"] >= 0.9 * shape["view"] - 24 and shape["conversation"] >= 300, shape
+    assert shape["phone"] >= 300, shape
+    assert shape["text"] != shape["background"] and shape["inside"], shape
+
+
 def test_sandbox_page_rough_edges_at_1024_and_1440(browser, stack, redis_server):
     browser.get(stack.url + "/")
     assert browser.current_url == stack.url + "/sandbox"
@@ -238,4 +262,7 @@ def test_sandbox_page_rough_edges_at_1024_and_1440(browser, stack, redis_server)
     save_screenshot(browser, "sandbox-1024.png")
     usable_at(browser, *WIDTHS[1])
     save_screenshot(browser, "sandbox-1440.png")
+    usable_on_a_phone(browser)
+    browser.execute_script("window.scrollTo(0, 0)")
+    save_screenshot(browser, "sandbox-390.png")
     redis_down_is_said(browser, redis_server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -237,14 +238,41 @@ def test_rate_limit_refusals_are_waited_out_not_skipped(ctx, history, m):
     assert done["queued"] == 1
 
 
-def test_a_failing_read_records_nothing_so_the_next_catch_up_reads_the_same_window(ctx, history, m):
+def test_a_failing_read_is_kept_as_the_failure_and_the_next_catch_up_reads_the_same_window(ctx, history, m):
     history.user(U1, "hello", now_ms() - HOUR)
     m.get(RECENT, status_code=503)
-    with pytest.raises(ZaloRetryable):
-        catch_up(ctx)
-    assert ctx.redis.exists(DEFAULT_KEYS.catchup) == 0 and lane_texts(ctx, U1) == []
+    before = now_ms()
+    with pytest.raises(ZaloRetryable) as refused:
+        catch_up(ctx, reason="quiet")
+    assert ctx.redis.hget(DEFAULT_KEYS.catchup, "started_at") is None and lane_texts(ctx, U1) == []
+    failed = connection_status(ctx.redis, "default")["catch_up"]["failed"]
+    assert failed["reason"] == "quiet" and failed["error"] == str(refused.value) and "503" in failed["error"]
+    assert before / 1000 <= failed["at"] <= now_ms() / 1000
     m.get(RECENT, json=history._recent)
-    assert catch_up(ctx)["queued"] == 1  # the lock was let go
+    assert catch_up(ctx)["queued"] == 1  # the lock was let go, and the window read again
+    state = connection_status(ctx.redis, "default")["catch_up"]
+    assert state["failed"] is None and state["queued"] == 1
+
+
+def test_a_failing_catch_up_job_is_one_log_line_with_the_reason(ctx, history, m, caplog):
+    from rq import SimpleWorker
+
+    from workers.catchup import enqueue
+    from workers.context import set_worker_context
+    from workers.starter import QUEUE_NAME
+
+    m.get(RECENT, status_code=503)
+    enqueue(ctx.redis, "default", "quiet")
+    caplog.set_level(logging.INFO)
+    set_worker_context(ctx)
+    try:
+        SimpleWorker([Queue(QUEUE_NAME, connection=ctx.redis)], connection=ctx.redis).work(burst=True)
+    finally:
+        set_worker_context(None)
+    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (line.getMessage(), line.connection, line.reason) == ("catchup.failed", "default", "quiet")
+    assert "503" in line.error and not any(r.exc_info or r.exc_text for r in caplog.records)
+    assert connection_status(ctx.redis, "default")["catch_up"]["failed"]["error"] == line.error
 
 
 # -- the converter ------------------------------------------------------------------------------

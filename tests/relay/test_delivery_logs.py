@@ -72,3 +72,31 @@ def test_a_private_note_is_still_an_info_line(client, caplog):
     post_freshchat(client, load_fixture("freshchat", "webhooks", "message_create__private_note.json"))
     [ignored] = records(caplog, "webhook.ignored")
     assert (ignored.levelno, ignored.why) == (logging.INFO, "private note")
+
+
+def warnings_and_worse(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_partner_refusal_that_makes_a_dead_letter_is_one_line_with_the_reason(ctx, m, caplog):
+    known_user(ctx)
+    refused = {"status_code": 400, "json": {"code": 400, "message": "TEXT_TOO_ODD"}}
+    m.post(POSTS, [refused, {"json": {"id": "note-1"}}])  # the message, then the agents' note
+    caplog.set_level(logging.DEBUG)
+    assert run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json")) == "empty"
+    [line] = warnings_and_worse(caplog)
+    assert (line.getMessage(), line.levelno, line.lane) == ("worker.dead_letter", logging.ERROR, f"in:{USER}")
+    assert line.reason.startswith("permanent: FreshChat") and "TEXT_TOO_ODD" in line.reason
+    assert not any(r.exc_info for r in caplog.records) and records(caplog, "worker.item_retry") == []
+    assert ctx.dead_letters.count() == 1 and len(m.request_history) == 2
+
+
+def test_a_refused_note_about_a_dead_letter_is_one_more_line_without_a_traceback(ctx, m, caplog):
+    known_user(ctx)
+    m.post(POSTS, status_code=400, json={"code": 400, "message": "TEXT_TOO_ODD"})
+    caplog.set_level(logging.DEBUG)
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    dead, note = warnings_and_worse(caplog)
+    assert dead.getMessage() == "worker.dead_letter" and "TEXT_TOO_ODD" in dead.reason
+    assert (note.getMessage(), note.levelno) == ("worker.dead_letter_note_failed", logging.WARNING)
+    assert "HTTP 400" in note.error and not any(r.exc_info for r in caplog.records)

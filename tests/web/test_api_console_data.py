@@ -10,7 +10,8 @@ import pytest
 import requests
 import requests_mock
 
-from app import create_app
+from app import create_app, events
+from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.journal import Journal
 from app.bridge.keys import DUE, Keys
@@ -68,6 +69,29 @@ def test_a_queued_webhook_and_a_recorded_outcome_are_listed(web, redis):
     only_in = get(web, f"/api/connections/default/events?direction=in&state=queued&find={USER}&limit=5").get_json()
     assert [e["id"] for e in only_in["events"]] == ["zalo:96d3cdf3af150460909"]
     assert get(web, "/api/connections/default/events?state=failed").get_json()["events"] == []
+
+
+def test_the_bridges_own_timers_are_not_listed_as_events(web, redis):
+    assert post_zalo(web, load_fixture("zalo", "webhooks", "user_send_text.json")).status_code == 200
+    lanes, later = Lanes(redis), now_ms() + 3600_000
+    window = Item(f"window:{USER}:1", "zalo", {"zalo_user": USER}, now_ms(), event=events.WINDOW_CLOSING)
+    lanes.schedule(keys.window_lane(USER), window, later, replace=True)
+    receipts = Item("receipts:conv-1", "zalo", {"conversation": "conv-1"}, now_ms(), event=events.RECEIPTS_NOTE)
+    lanes.schedule(keys.receipts_lane("conv-1"), receipts, later, replace=True)
+    Journal(redis, "default").record(keys.window_lane(USER), window, "delivered")  # a timer that ran
+
+    answer = get(web, "/api/connections/default/events").get_json()
+    assert [(e["id"], e["state"]) for e in answer["events"]] == [("zalo:96d3cdf3af150460909", "queued")]
+
+
+@pytest.mark.parametrize("url", ["https://hcm.freshchat.com", "https://hcm.freshchat.com/v1", "https://x.io/v2/x"])
+def test_a_freshchat_api_url_not_ending_in_v2_is_refused_as_the_environments_is(web, shop, url):
+    resp = web.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": url}}, headers=AUTH)
+    words = "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)"
+    assert resp.status_code == 400 and resp.get_json()["fields"] == {"freshchat.api_url": words}
+    assert get(web, "/api/connections/shop-hcm").get_json()["freshchat"]["api_url"] == FC_HCM
+    ok = web.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": FC_HCM + "/"}}, headers=AUTH)
+    assert ok.status_code == 200 and ok.get_json()["freshchat"]["api_url"] == FC_HCM
 
 
 @pytest.mark.parametrize(
@@ -417,3 +441,13 @@ def test_no_answer_holds_a_secret(web, redis, shop):
     assert [a.status_code for a in answers] == [502, 200, 200, 200, 200, 200, 200, 200, 503]  # 503: no worker
     for answer in answers:
         assert not [s for s in SECRETS + ENV_SECRETS if s in answer.get_data(as_text=True)]
+
+
+def test_a_sandbox_connection_gets_no_production_advice_about_webhooks(settings):
+    from app import problems
+
+    status = {"zalo_token": {"present": True}, "last_webhook": {}, "dead_letters": 0, "catch_up": None}
+    live = {p["code"] for p in problems.find(status, True, 0.0, settings=replace(settings, sandbox=False))}
+    assert {"no_zalo_webhook", "no_freshchat_webhook"} <= live
+    sandbox = {p["code"] for p in problems.find(status, True, 0.0, settings=replace(settings, sandbox=True))}
+    assert not sandbox & {"no_zalo_webhook", "no_freshchat_webhook"}

@@ -231,6 +231,19 @@ def test_the_dashboard_shows_each_connection_its_token_queue_and_dead_letters(cr
     assert "No worker is running" in page
 
 
+def test_conversations_waiting_counts_what_the_cards_count_not_the_timers(created, redis):
+    lanes = Lanes(redis)
+    lanes.accept("shop-hcm/in:u-1", Item("zalo:a1", "zalo", {}, now_ms(), connection="shop-hcm"))
+    lanes.accept("shop-hcm/in:u-1", Item("zalo:a2", "zalo", {}, now_ms(), connection="shop-hcm"))
+    timer = Item("window:u-1:1", "zalo", {"zalo_user": "u-1"}, now_ms(), connection="shop-hcm")
+    lanes.schedule("shop-hcm/" + keys.window_lane("u-1"), timer, now_ms() + 3600_000, replace=True)
+    lanes.schedule(keys.receipts_lane("c-1"), timer, now_ms() + 3600_000, replace=True)
+    page = created.get("/admin/").get_data(as_text=True)
+    assert "Conversations waiting: 1." in page
+    assert re.search(r'id="queue-shop-hcm">2 message\(s\) in 1 conversation\(s\)<', page)
+    assert re.search(r'id="queue-default">0 message\(s\) in 0 conversation\(s\)<', page)
+
+
 def test_last_errors_read_as_when_then_what(created, redis):
     from app.bridge.status import remember_error
 
@@ -262,6 +275,20 @@ def test_the_dashboard_shows_the_last_catch_up_and_that_zalo_may_have_switched_t
     card = created.get("/admin/").get_data(as_text=True).split('id="conn-shop-hcm"')[1]
     assert off["what"] not in card and "Zalo webhooks had gone quiet" in card
     assert 'id="catch-up-default"' in page and "never" in page.split('id="catch-up-default"')[1].split("</dd>")[0]
+
+
+def test_a_failed_catch_up_shows_as_failed_with_its_reason_not_never(created, redis):
+    failed_at = int(time.time() * 1000) - 120_000
+    error = "Zalo HTTP 503 on /v2.0/oa/listrecentchat"
+    redis.hset(Keys("shop-hcm").catchup, mapping={"failed_at": failed_at, "failed_reason": "quiet", "error": error})
+    page = created.get("/admin/").get_data(as_text=True)
+    shown = page.split('id="catch-up-shop-hcm"')[1].split("</dd>")[0]
+    assert "failed 2 minutes ago (Zalo webhooks had gone quiet): " + error in shown and "never" not in shown
+    done = {"reason": "start", "since": 0, "started_at": 0, "finished_at": failed_at - 3600_000, "found": 4}
+    redis.hset(Keys("shop-hcm").catchup, mapping=done)
+    shown = created.get("/admin/").get_data(as_text=True).split('id="catch-up-shop-hcm"')[1].split("</dd>")[0]
+    assert shown.index(error) < shown.index("Last finished:") < shown.index("1 hour ago")
+    assert "4 message(s) read in Zalo's history, 0 queued" in shown
 
 
 def test_catch_up_now_queues_what_the_api_queues_and_says_so(created, redis):
@@ -327,6 +354,25 @@ def test_errors_show_next_to_their_field_and_typed_secrets_are_not_echoed(signed
     assert not [s for s in SECRETS.values() if s in page]
 
 
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)"),
+        ("vi", "phải kết thúc bằng /v2 (URL chat thêm /v2, ví dụ https://acme.freshchat.com/v2)"),
+    ],
+)
+def test_an_api_url_without_v2_is_refused_next_to_its_field_as_at_start(signed_in, redis, language, words):
+    bad = dict(FORM, **{"freshchat.api_url": "https://hcm.freshchat.com"})
+    new = "/admin/connections/new"
+    resp = signed_in.post(
+        new, data={"csrf_token": csrf_of(signed_in.get(new)), **bad}, headers={"Accept-Language": language}
+    )
+    assert resp.status_code == 400 and redis.hlen("zfb:connections") == 0
+    page = resp.get_data(as_text=True)
+    assert re.search(r'id="error-freshchat-api_url"[^>]*>' + re.escape(words) + "<", page)
+    assert 'value="https://hcm.freshchat.com"' in page  # what was typed stays, to be corrected
+
+
 def test_saving_keeps_a_secret_left_empty_and_replaces_one_typed_in(created, console_settings, redis):
     from app.bridge.secrets_at_rest import sealer_for
     from app.connections import ConnectionStore
@@ -370,6 +416,32 @@ def test_test_connection_says_per_side_what_works(created):
         r'id="test-freshchat" class="bad"><strong>FreshChat: does not work</strong> — API key refused', page
     )
     assert mock.request_history[0].headers["access_token"] == SECRETS["zalo.access_token"]
+
+
+def test_a_pasted_token_pair_is_alive_only_once_zalo_accepted_it_and_a_refusal_says_why(created):
+    def token_shown() -> str:
+        page = created.get("/admin/").get_data(as_text=True)
+        return page.split('id="token-shop-hcm">')[1].split("</dd>")[0]
+
+    form = "/admin/connections/shop-hcm"
+    assert "stored, not yet accepted by Zalo: test the connection" in token_shown() and "alive" not in token_shown()
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json={"error": -216, "message": "Access token is invalid"})
+        mock.get(f"{FC_HCM}/channels", json=load_fixture("freshchat", "answers", "channels.json"))
+        post_form(created, form + "/test", {}, form)
+    refused = token_shown()
+    assert '<span class="bad">refused at the last test: ' in refused and "-216" in refused and "alive" not in refused
+    assert "-216" in created.get(form).get_data(as_text=True).split('id="token-pair">')[1].split("</p>")[0]
+    answer = load_fixture("zalo", "answers", "getoa.json")
+    answer["data"]["oa_id"] = "777000111"
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=answer)
+        mock.get(f"{FC_HCM}/channels", json=load_fixture("freshchat", "answers", "channels.json"))
+        post_form(created, form + "/test", {}, form)
+    assert '<span class="good">alive</span>' in token_shown()
+    fresh = {"zalo.access_token": "SECRET-access-new-Zz9", "zalo.refresh_token": "SECRET-refresh-new-Zz9"}
+    post_form(created, form, {k: v for k, v in FORM.items() if k != "id"} | fresh, form)  # a new pair pasted
+    assert "stored, not yet accepted by Zalo" in token_shown()
 
 
 def test_connect_with_zalo_starts_pkce_from_the_session_and_comes_back_to_the_page(created, redis):
@@ -429,6 +501,26 @@ def test_replay_and_drop_one_or_many(created, redis):
     assert letters.count() == 0 and redis.llen(keys.lane("shop-hcm/out:c1")) == 1
     page = created.get(events).get_data(as_text=True)
     assert "2 dropped." in page and "No dead letters." in page
+
+
+def test_a_dropped_dead_letters_event_says_dropped_and_links_to_nothing(created, redis):
+    dead(redis, "freshchat:m1")
+    Journal(redis, "shop-hcm").record(
+        "shop-hcm/out:c1",
+        item("freshchat:m1"),
+        "failed",
+        reason="Zalo refused freshchat:m1",
+        dead_letter="freshchat:m1",
+    )
+    events = "/admin/connections/shop-hcm/events"
+    assert 'href="#dl-freshchat:m1"' in created.get(events).get_data(as_text=True)
+    post_form(created, "/admin/connections/shop-hcm/dead-letters", {"drop_one": "freshchat:m1"}, events)
+    page = created.get(events).get_data(as_text=True)
+    row = page[page.index('id="event-1"') : page.index("</tr>", page.index('id="event-1"'))]
+    assert ">dropped</span>" in row and "Zalo refused freshchat:m1" in row and "href" not in row
+    assert 'id="event-2"' not in page and "No dead letters." in page
+    dropped = created.get(events + "?state=dropped").get_data(as_text=True)
+    assert 'id="event-1"' in dropped and 'id="filter-error"' not in dropped
 
 
 def test_replaying_nothing_ticked_says_so(created):

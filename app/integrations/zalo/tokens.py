@@ -106,7 +106,7 @@ class TokenKeeper:
         # Decided on clear fields only: a dead pair is replaced even when its tokens are unreadable.
         reseed = raw.get("dead") and raw.get("seed") != _fingerprint(env_refresh)
         if (not raw or reseed) and (self.settings.zalo_access_token or env_refresh):
-            self.store(self.settings.zalo_access_token, env_refresh, None, seed=_fingerprint(env_refresh))
+            self.store(self.settings.zalo_access_token, env_refresh, None, _fingerprint(env_refresh), accepted=False)
             return self.state()
         try:
             pair = self._unsealed(raw)
@@ -147,11 +147,19 @@ class TokenKeeper:
             log.info("zalo.token.resealed", extra={"fields": ",".join(fields)})
 
     def store(
-        self, access: str, refresh: str, expires_in, seed: str = "", refresh_issued_at: float | None = None
+        self,
+        access: str,
+        refresh: str,
+        expires_in,
+        seed: str = "",
+        refresh_issued_at: float | None = None,
+        accepted: bool = True,
     ) -> None:
         """Save a pair atomically (also used by the OAuth callback). `expires_in` is Zalo's
         string of seconds; missing or unreadable means the lifetime is unknown.
-        `refresh_issued_at`: when the refresh token was issued (default: now)."""
+        `refresh_issued_at`: when the refresh token was issued (default: now). `accepted`:
+        Zalo gave this pair (OAuth, a refresh); False for a pair pasted in settings, which only
+        a connection test proves."""
         self._cached = (0.0, {})
         now = self.clock()
         lifetime = _seconds(expires_in)
@@ -163,6 +171,7 @@ class TokenKeeper:
             "lifetime": lifetime,
             "refresh_issued_at": refresh_issued_at or now,
             "seed": seed,
+            "accepted": "1" if accepted else "",
         }
         pipe = self.redis.pipeline()
         pipe.delete(self.token_key)
