@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from app.connections import SECRETS
+from app.connections_admin import TEXTS as ADMIN_TEXTS
 
 # In the order of Zalo's own setup pages, then FreshChat's.
 ZALO_FIELDS = ("app_id", "app_secret", "oa_secret_key", "oa_id")
@@ -19,6 +20,7 @@ FLAGS = ("resolve_notification", "hold_billed_replies")
 CHOICES = ("receipts", "customer_language", "agent_language")
 TEXTS = ("resolve_notification_text", "agent_signature")
 
+KEY_AGAIN = ADMIN_TEXTS["key_again"]
 # ConnectionAdmin and marshmallow write English; the messages the form meets most, translated.
 FIELD_MESSAGES = {
     "digits only": _l("digits only"),
@@ -26,6 +28,7 @@ FIELD_MESSAGES = {
     "Not a valid URL.": _l("not a valid URL"),
     "not a PEM/base64 RSA public key": _l("not a PEM or base64 RSA public key"),
     "1 to 40 characters of a-z, 0-9 and -": _l("1 to 40 characters of a-z, 0-9 and -"),
+    KEY_AGAIN: _l("give the API key again: a stored key is only sent to the API URL it was stored with"),
 }
 
 

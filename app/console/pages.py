@@ -223,7 +223,7 @@ def load_topics():
             data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
         )
     except Problem as exc:
-        words = "; ".join(f"{name}: {message}" for name, message in exc.fields.items())
+        words = "; ".join(f"{name}: {message}" for name, message in forms.field_messages(exc.fields).items())
         return jsonify({"error": words or exc.message}), exc.status
     return jsonify({"topics": found})
 

@@ -559,6 +559,43 @@ def test_load_topics_uses_the_saved_key_without_the_page_holding_it(created):
     assert created.post("/admin/topics", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
 
 
+FOREIGN = "https://collector.example.net/v2"  # never registered: requests-mock raises on a call to it
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", "api_key: give the API key again: a stored key is only sent to the API URL it was stored with"),
+        ("vi", "api_key: hãy nhập lại khóa API: khóa đã lưu chỉ được gửi tới đúng URL API đã lưu cùng nó"),
+    ],
+)
+def test_load_topics_never_sends_the_saved_key_to_a_url_typed_in_the_form(created, language, words):
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    headers = {"X-CSRFToken": token, "Accept-Language": language}
+    with requests_mock.Mocker() as mock:
+        resp = created.post("/admin/topics", json={"connection_id": "shop-hcm", "api_url": FOREIGN}, headers=headers)
+    assert resp.status_code == 400 and resp.get_json() == {"error": words}
+    assert mock.request_history == []
+
+
+def test_saving_a_new_api_url_without_its_key_is_refused_next_to_the_key(created, console_settings, redis):
+    from app.bridge.secrets_at_rest import sealer_for
+    from app.connections import ConnectionStore
+
+    edit = {k: v for k, v in FORM.items() if k != "id" and k not in SECRETS}
+    edit["freshchat.api_url"] = FOREIGN
+    resp = post_form(created, "/admin/connections/shop-hcm", edit, "/admin/connections/shop-hcm")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert re.search(r'id="error-freshchat-api_key"[^>]*>give the API key again: a stored key is only sent', page)
+    conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
+    assert (conn.settings.freshchat_api_url, conn.settings.freshchat_api_key) == (FC_HCM, SECRETS["freshchat.api_key"])
+    edit["freshchat.api_key"] = "SECRET-new-account-key-Zt5"
+    assert post_form(created, "/admin/connections/shop-hcm", edit, "/admin/connections/shop-hcm").status_code == 302
+    conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
+    assert (conn.settings.freshchat_api_url, conn.settings.freshchat_api_key) == (FOREIGN, "SECRET-new-account-key-Zt5")
+
+
 def test_the_verification_file_uploaded_on_the_page_is_served_at_its_path(created):
     html = b'<html><head><meta property="zalo-platform-site-verification" content="Ab12" /></head></html>'
     token = csrf_of(created.get("/admin/connections/shop-hcm"))
