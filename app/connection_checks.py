@@ -66,31 +66,41 @@ def check_zalo(connection, redis, session: requests.Session) -> dict:
     token = pair.get("access_token") or settings.zalo_access_token
     if not token:
         return _result(False, "no_token")
+    return token_oa(settings, token, session)[0]
+
+
+def token_oa(settings, token: str, session: requests.Session) -> tuple[dict, str, str]:
+    """Zalo's `getoa` for `token`: (the result in words, the OA id the token serves, its
+    name), the id "" when Zalo did not say. Also the OAuth callback's check that a new pair
+    is the connection's OA's (app/oauth.py)."""
     try:
         resp = session.get(
             settings.zalo_api_base_url + "/v2.0/oa/getoa", headers={"access_token": token}, timeout=TIMEOUT
         )
     except requests.RequestException as exc:
-        return _result(False, "zalo_unreachable", error=type(exc).__name__)
+        return _result(False, "zalo_unreachable", error=type(exc).__name__), "", ""
     if resp.status_code != 200:
-        return _result(False, "zalo_http", status=resp.status_code)
+        return _result(False, "zalo_http", status=resp.status_code), "", ""
     body = _json(resp)
     if body is None:
-        return _result(False, "zalo_not_json")
+        return _result(False, "zalo_not_json"), "", ""
     return _zalo_answer(body if isinstance(body, dict) else {}, settings.zalo_oa_id)
 
 
-def _zalo_answer(body: dict, expected_oa: str) -> dict:
-    code = int(body.get("error") or 0)
+def _zalo_answer(body: dict, expected_oa: str) -> tuple[dict, str, str]:
+    try:
+        code = int(body.get("error") or 0)
+    except (TypeError, ValueError):
+        code = -1  # an error that is no number is still an error
     if code:
         text = "token_refused" if code in TOKEN_ERRORS else "zalo_refused"
-        return _result(False, text, code=code, message=str(body.get("message", ""))[:200])
-    data = body.get("data") or {}
+        return _result(False, text, code=code, message=str(body.get("message", ""))[:200]), "", ""
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
     actual = str(data.get("oa_id") or data.get("oaid") or "")
     name = str(data.get("name", ""))[:100]
     if expected_oa and actual and actual != expected_oa:
-        return _result(False, "oa_differs", actual=actual, name=name, expected=expected_oa)
-    return _result(True, "zalo_ok", name=name, oa_id=actual)
+        return _result(False, "oa_differs", actual=actual, name=name, expected=expected_oa), actual, name
+    return _result(True, "zalo_ok", name=name, oa_id=actual), actual, name
 
 
 def check_freshchat(connection, session: requests.Session) -> dict:

@@ -53,6 +53,9 @@ FIELDS = {
         "agent_language": "agent_language",
     },
 }
+# In a stored record's freshchat section: the API URL its api_key was given with. A stored key
+# only ever goes to that URL (docs/security.md, "A stored secret only goes to the URL ...").
+KEY_URL = "api_key_url"
 SECRETS = {
     ("zalo", "app_secret"),
     ("zalo", "oa_secret_key"),
@@ -91,6 +94,29 @@ class Connection:
 def freshchat_account(settings) -> str:
     """Connections with the same API URL share one FreshChat account (and its rate limit)."""
     return settings.freshchat_api_url.rstrip("/").lower()
+
+
+class ForeignUrl(ValueError):
+    """A stored secret would go to another URL than the one it was stored with."""
+
+
+def same_url(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def stored_key_for(settings, url: str) -> str:
+    """The FreshChat API key stored in `settings`, for a call to `url`: only the URL it was
+    stored with gets it (ForeignUrl otherwise). The Zalo secrets need no such check: Zalo's
+    URLs are the deployment's (ZALO_API_BASE_URL, ZALO_OAUTH_BASE_URL), never a connection's."""
+    if not same_url(url, settings.freshchat_api_url):
+        raise ForeignUrl(url)
+    return settings.freshchat_api_key
+
+
+def _key_is_bound(freshchat: dict) -> bool:
+    """Whether the section's api_key (if any) was given with its api_url."""
+    url = freshchat.get("api_url", "")
+    return not freshchat.get("api_key") or same_url(freshchat.get(KEY_URL, url), url)
 
 
 def default_connection(settings) -> Connection:
@@ -150,7 +176,14 @@ class ConnectionStore:
         return [build(self.base, r) for _, r in sorted(self.records().items())]
 
     def put(self, record: dict) -> None:
+        """Store a record, its FreshChat API key bound to the URL it was given with (KEY_URL).
+        A record without KEY_URL holds a key given now, with the record's URL; one whose URL
+        is not its key's (a URL changed, its key not given again) raises ForeignUrl."""
         record = dict(record, created_at=record.get("created_at") or time.time())
+        freshchat = record.get("freshchat", {})
+        if not _key_is_bound(freshchat):
+            raise ForeignUrl(freshchat.get("api_url", ""))
+        record["freshchat"] = {**freshchat, KEY_URL: freshchat.get("api_url", "")}
         self.redis.hset(STORE, record["id"], json.dumps(self._seal(record), ensure_ascii=False))
 
     def remove(self, connection_id: str) -> bool:
@@ -160,7 +193,17 @@ class ConnectionStore:
         return self._map_secrets(record, self.sealer.seal)
 
     def _open(self, record: dict) -> dict:
-        return self._map_secrets(record, self.sealer.unseal)
+        """The record with its secrets unsealed. A key stored before keys were bound to their
+        URL is taken as its URL's; a key bound to another URL than the record's (a record
+        written behind the bridge's back) is dropped: it never goes to that URL."""
+        record = self._map_secrets(record, self.sealer.unseal)
+        freshchat = record.get("freshchat")
+        if isinstance(freshchat, dict):
+            if not _key_is_bound(freshchat):
+                log.error("connections.key_not_bound", extra={"connection": record.get("id", "")})
+                freshchat["api_key"] = ""
+            freshchat.setdefault(KEY_URL, freshchat.get("api_url", ""))
+        return record
 
     @staticmethod
     def _map_secrets(record: dict, fn) -> dict:

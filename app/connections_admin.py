@@ -23,7 +23,18 @@ from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import UnreadableSecret, sealer_for
 from app.bridge.status import connection_status, queue_depths
 from app.connection_checks import check, list_channels
-from app.connections import FIELDS, ID_PATTERN, SECRETS, STORE, Connection, ConnectionStore, default_connection
+from app.connections import (
+    FIELDS,
+    ID_PATTERN,
+    KEY_URL,
+    SECRETS,
+    STORE,
+    Connection,
+    ConnectionStore,
+    ForeignUrl,
+    default_connection,
+    stored_key_for,
+)
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper, _fingerprint
 from app.logs import audit
@@ -55,6 +66,7 @@ TEXTS = {
     "bad_api_url": "the FreshChat API URL (the chat URL plus /v2)",
     "no_api_key": "the FreshChat API key",
     "no_v2": "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)",
+    "key_again": "give the API key again: a stored key is only sent to the API URL it was stored with",
 }
 
 
@@ -318,10 +330,13 @@ class ConnectionAdmin:
     # the FreshChat topic picker
     def topics(self, api_url: str | None = None, api_key: str | None = None, connection_id: str | None = None):
         """[{"id", "name"}] of the FreshChat account's topics. A connection's stored URL and key
-        stand in for what the form did not replace; a partner's refusal is a 502 in words."""
+        stand in for what the form did not replace, the stored key only for the stored URL (a
+        400 naming api_key otherwise); a partner's refusal is a 502 in words."""
         if connection_id is not None:
             stored = self.get(connection_id).settings
-            api_url, api_key = api_url or stored.freshchat_api_url, api_key or stored.freshchat_api_key
+            api_url = api_url or stored.freshchat_api_url
+            if not api_key and isinstance(api_url, str) and _is_url(api_url):
+                api_key = _stored_key(stored, api_url)
         bad = {}
         if not isinstance(api_url, str) or not _is_url(api_url):
             bad["api_url"] = TEXTS["bad_api_url"]
@@ -357,14 +372,22 @@ class ConnectionAdmin:
             raise Problem(400, "invalid connection", {"id": TEXTS["id_fixed"]})
         with self.redis.lock(LOCK, timeout=10, blocking_timeout=10):
             record = self._record(connection_id)
+            if "api_key" in data.get("freshchat", {}):
+                record.get("freshchat", {}).pop(KEY_URL, None)  # a key given now goes with the URL given now
             for section in FIELDS:
                 record[section] = {**record.get(section, {}), **data.pop(section, {})}
             record.update(data)
             self._refuse_shared_oa(record)
-            self.store.put(record)
+            self._put(record)
             self._seed_tokens(record, (body.get("zalo") or {}) if isinstance(body, dict) else {})
         log.info("connections.updated", extra={"connection": connection_id, "fields": ",".join(sorted(body))})
         return self.show(connection_id)
+
+    def _put(self, record: dict) -> None:
+        try:
+            self.store.put(record)
+        except ForeignUrl:
+            raise Problem(400, "invalid connection", {"freshchat.api_key": TEXTS["key_again"]}) from None
 
     def set_enabled(self, connection_id: str, enabled: bool) -> dict:
         return self.update(connection_id, {"enabled": enabled})
@@ -497,6 +520,15 @@ class ConnectionAdmin:
         if not known:
             raise Problem(404, TEXTS["unknown"].format(id=connection_id))
         return DeadLetters(self.redis, self.lanes, keys=k)
+
+
+def _stored_key(settings, url: str) -> str:
+    """A connection's stored FreshChat API key for the topic picker's call to `url`: a 400
+    naming api_key (to give again) unless `url` is the URL the key was stored with."""
+    try:
+        return stored_key_for(settings, url)
+    except ForeignUrl:
+        raise Problem(400, "cannot load topics", {"api_key": TEXTS["key_again"]}) from None
 
 
 def _limit(raw) -> int:

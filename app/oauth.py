@@ -19,13 +19,18 @@ import requests
 from flask import Blueprint, abort, current_app, jsonify, redirect, request
 
 from app.bridge.keys import DEFAULT, Keys
+from app.connection_checks import token_oa
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper
+from app.logs import audit
+from app.texts import say
+from config.settings import LANGUAGES
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth/zalo")
 STATE_TTL = 600  # Zalo's codes live 10 minutes
 LINK_TTL = 600
 UNREACHABLE = "unreachable"
+OTHER_OA = "other_oa"
 
 
 def _settings():
@@ -123,21 +128,19 @@ def callback():
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
     outcome, answer, status = _connect(connection, state, code, verifier.decode())
     if return_to and outcome != UNREACHABLE:  # the console's flow: back to its page, which says what happened
-        return redirect(f"{return_to.decode()}?zalo={outcome}")
+        shown = {"zalo": outcome, **({"oa": answer["token_oa"]} if outcome == OTHER_OA else {})}
+        return redirect(f"{return_to.decode()}?{urlencode(shown)}")
     return jsonify(answer), status
 
 
 def _connect(connection, state: str, code: str, verifier: str) -> tuple[str, dict, int]:
     """(outcome for the console, JSON answer, HTTP status). The state is spent once Zalo
-    answered; while its token endpoint is unreachable the code is unspent and a reload retries."""
+    answered; while its token endpoint is unreachable the code is unspent and a reload retries.
+    A pair is stored only once Zalo's `getoa` says it serves the connection's OA."""
     granted_oa = request.args.get("oa_id", "")
     if granted_oa and connection.zalo_oa_id and granted_oa != connection.zalo_oa_id:
-        # The admin picked another OA on Zalo's page: its token must not send as this connection.
-        error = (
-            f"Zalo connected OA {granted_oa}, but this connection is OA "
-            f"{connection.zalo_oa_id}; start again and pick that OA"
-        )
-        return "other_oa", {"error": error}, 400
+        # The admin picked another OA on Zalo's page: refused before the code is spent.
+        return _other_oa(connection, granted_oa, "")
     body = _exchange(connection.settings, code, verifier)
     if body.get("error") == UNREACHABLE:
         error = "could not reach Zalo's token endpoint; reload this page to try again within 10 minutes"
@@ -148,10 +151,37 @@ def _connect(connection, state: str, code: str, verifier: str) -> tuple[str, dic
     redis.delete(keys.oauth_return(state))
     if str(body.get("error") or 0) != "0" or not body.get("access_token"):
         return "refused", {"error": f"Zalo refused the code ({body.get('error')})"}, 502
-    keeper = TokenKeeper(redis, connection.settings, build_session(), keys=keys)
+    session = build_session()
+    asked, served, name = token_oa(connection.settings, body["access_token"], session)
+    if served and connection.zalo_oa_id and served != connection.zalo_oa_id:
+        return _other_oa(connection, served, name)
+    if not served:  # Zalo unreachable, or its answer names no OA: nothing is stored unchecked
+        detail = asked["detail"] if not asked["ok"] else "no oa_id"
+        return "oa_unknown", {"error": say("oauth.oa_unknown", _language(), detail=detail)}, 502
+    keeper = TokenKeeper(redis, connection.settings, session, keys=keys)
     keeper.store(body["access_token"], body.get("refresh_token", ""), body.get("expires_in"))
-    answer = {"ok": True, "oa_id": granted_oa, "message": "Zalo OA connected"}
+    audit("oauth_token_stored", client=request.remote_addr or "-", connection=connection.id, oa_id=served)
+    answer = {"ok": True, "oa_id": served, "message": "Zalo OA connected"}
     return "connected", answer if connection.id == DEFAULT else dict(answer, connection=connection.id), 200
+
+
+def _other_oa(connection, got: str, name: str) -> tuple[str, dict, int]:
+    """Zalo's pair (or the admin's pick) serves another OA than the connection's: refused,
+    nothing stored; the message names both OAs."""
+    audit(
+        "oauth_refused_other_oa",
+        client=request.remote_addr or "-",
+        connection=connection.id,
+        connection_oa=connection.zalo_oa_id,
+        token_oa=got,
+    )
+    label = f"{name} ({got})" if name else got
+    error = say("oauth.other_oa", _language(), got=label, connection=connection.id, expected=connection.zalo_oa_id)
+    return OTHER_OA, {"error": error, "token_oa": got, "connection_oa": connection.zalo_oa_id}, 400
+
+
+def _language() -> str:
+    return request.accept_languages.best_match(LANGUAGES) or "en"
 
 
 def _exchange(settings, code: str, verifier: str) -> dict:

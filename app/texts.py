@@ -328,6 +328,17 @@ TEXTS: dict[str, dict[str, str]] = {
     "kind.file": {"vi": "tệp", "en": "file"},
     "kind.audio": {"vi": "tệp âm thanh", "en": "audio"},
     "kind.video": {"vi": "tệp video", "en": "video"},
+    # -- to the OA admin at the end of "Connect with Zalo" (app/oauth.py) ----------------------
+    "oauth.other_oa": {
+        "vi": "Zalo đã kết nối OA {got}, nhưng kết nối {connection} dành cho OA {expected}: chưa lưu gì cả. "
+        "Hãy làm lại và chọn OA {expected} trên trang của Zalo.",
+        "en": "Zalo connected OA {got}, but connection {connection} is for OA {expected}: nothing was stored. "
+        "Start again and pick OA {expected} on Zalo's page.",
+    },
+    "oauth.oa_unknown": {
+        "vi": "Không hỏi được Zalo token mới thuộc OA nào ({detail}): chưa lưu gì cả. Hãy làm lại để thử lần nữa.",
+        "en": "Could not ask Zalo which OA the new token serves ({detail}): nothing was stored. Start again to retry.",
+    },
 }
 
 # Zalo's refusals of a reply, by error code: what the agent can do about it.

@@ -7,6 +7,7 @@ its body and its Problems into messages next to the fields.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -150,7 +151,13 @@ def create_connection():
 @bp.get("/connections/<connection_id>")
 def edit_connection(connection_id: str):
     view = named(admin().show(connection_id))
-    return _form_page(view, forms.shown_values(view), zalo_outcome=request.args.get("zalo", ""))
+    other_oa = request.args.get("oa", "")  # the OA Zalo connected instead, shown only as digits
+    return _form_page(
+        view,
+        forms.shown_values(view),
+        zalo_outcome=request.args.get("zalo", ""),
+        zalo_other_oa=other_oa if re.fullmatch(r"\d{1,30}", other_oa) else "",
+    )
 
 
 @bp.post("/connections/<connection_id>")

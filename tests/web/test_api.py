@@ -19,7 +19,7 @@ from app.bridge.keys import Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import sealer_for
 from app.connections import ConnectionStore
-from tests.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_APP_ID, ZALO_OA_ID, clear_in_redis, load_fixture
+from tests.helpers import FC_API, FC_PUBLIC_PEM, ZALO_API, ZALO_APP_ID, ZALO_OA_ID, clear_in_redis, load_fixture
 
 ADMIN = "admin-token-for-the-api-tests"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -458,6 +458,110 @@ def test_test_looks_for_the_channel_on_every_page(api, created):
         result = run_test(api, mock, zalo={"json": getoa()})
     assert result["freshchat"] == {"ok": True, "detail": "API key works; channel Zalo found"}
     assert [r.qs["page"] for r in mock.request_history[1:]] == [["1"], ["2"]]
+
+
+# -- a stored secret goes only to the URL it was stored with -------------------------------------------
+
+FOREIGN = "https://collector.example.net/v2"  # never registered: requests-mock raises on a call to it
+KEY_AGAIN = "give the API key again: a stored key is only sent to the API URL it was stored with"
+
+
+@pytest.mark.parametrize("connection", ["shop-hcm", "default"])
+def test_topics_never_send_a_stored_key_to_a_url_the_request_names(api, created, connection):
+    with requests_mock.Mocker() as mock:
+        resp = api.post("/api/freshchat/topics", json={"connection": connection, "api_url": FOREIGN}, headers=AUTH)
+    assert resp.status_code == 400
+    assert resp.get_json() == {"error": "cannot load topics", "fields": {"api_key": KEY_AGAIN}}
+    assert mock.request_history == []
+
+
+@pytest.mark.parametrize(
+    "connection, url, key",
+    [
+        ("shop-hcm", FC_HCM.upper() + "/", BODY["freshchat"]["api_key"]),  # its own URL, written otherwise
+        ("default", FC_API, "fc-api-key-example"),
+    ],
+)
+def test_topics_send_a_stored_key_to_its_own_url(api, created, connection, url, key):
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{FC_HCM}/channels", json=channels())
+        mock.get(f"{FC_API}/channels", json=channels())
+        resp = api.post("/api/freshchat/topics", json={"connection": connection, "api_url": url}, headers=AUTH)
+    assert resp.status_code == 200 and resp.get_json()["topics"][0]["name"] == "Zalo"
+    [call] = mock.request_history
+    assert call.url.lower().startswith(url.lower().rstrip("/") + "/channels?")
+    assert call.headers["Authorization"] == "Bearer " + key
+
+
+def test_topics_send_a_key_typed_in_the_request_to_the_url_typed_with_it(api, created):
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{FOREIGN}/channels", json=channels())
+        resp = api.post(
+            "/api/freshchat/topics",
+            json={"connection": "shop-hcm", "api_url": FOREIGN, "api_key": "typed-key-for-the-new-url"},
+            headers=AUTH,
+        )
+    assert resp.status_code == 200
+    [call] = mock.request_history
+    assert call.headers["Authorization"] == "Bearer typed-key-for-the-new-url"
+
+
+def test_patch_of_the_api_url_alone_is_400_and_the_stored_pair_stays(api, redis, api_settings, created):
+    with requests_mock.Mocker() as mock:
+        resp = api.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": FOREIGN}}, headers=AUTH)
+        assert resp.status_code == 400
+        assert resp.get_json() == {"error": "invalid connection", "fields": {"freshchat.api_key": KEY_AGAIN}}
+        result = run_test(api, mock, zalo={"json": getoa()}, freshchat={"json": channels()})
+    assert result["freshchat"]["ok"] is True
+    fc_call = mock.request_history[-1]
+    assert fc_call.url.startswith(f"{FC_HCM}/channels?") and not [r for r in mock.request_history if "example" in r.url]
+    settings = store(redis, api_settings).get("shop-hcm").settings
+    assert (settings.freshchat_api_url, settings.freshchat_api_key) == (FC_HCM, BODY["freshchat"]["api_key"])
+
+
+def test_patch_keeps_the_key_when_the_url_is_only_written_otherwise(api, redis, api_settings, created):
+    resp = api.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": FC_HCM.upper() + "/"}}, headers=AUTH)
+    assert resp.status_code == 200
+    assert store(redis, api_settings).get("shop-hcm").settings.freshchat_api_key == BODY["freshchat"]["api_key"]
+
+
+def test_patch_with_a_new_url_and_its_key_then_uses_the_new_pair(api, created):
+    change = {"freshchat": {"api_url": FOREIGN, "api_key": "key-of-the-new-account-00"}}
+    assert api.patch("/api/connections/shop-hcm", json=change, headers=AUTH).status_code == 200
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=getoa())
+        mock.get(f"{FOREIGN}/channels", json=channels())
+        assert api.post("/api/connections/shop-hcm/test", headers=AUTH).get_json()["freshchat"]["ok"] is True
+        topics = api.post("/api/freshchat/topics", json={"connection": "shop-hcm"}, headers=AUTH)
+        old = api.post("/api/freshchat/topics", json={"connection": "shop-hcm", "api_url": FC_HCM}, headers=AUTH)
+    assert topics.status_code == 200 and old.status_code == 400 and old.get_json()["fields"] == {"api_key": KEY_AGAIN}
+    calls = [r for r in mock.request_history if "channels" in r.url]
+    assert [(r.url.split("?")[0], r.headers["Authorization"]) for r in calls] == [
+        (f"{FOREIGN}/channels", "Bearer key-of-the-new-account-00"),
+        (f"{FOREIGN}/channels", "Bearer key-of-the-new-account-00"),
+    ]
+
+
+def test_a_stored_key_bound_to_another_url_is_never_used(api, redis, api_settings, created):
+    """A record written behind the bridge's back (a hand edit, an old backup) with its URL
+    changed: its key is dropped, the connection test calls nobody with it."""
+    raw = json.loads(redis.hget("zfb:connections", "shop-hcm"))
+    raw["freshchat"]["api_url"] = FOREIGN
+    redis.hset("zfb:connections", "shop-hcm", json.dumps(raw))
+    with requests_mock.Mocker() as mock:
+        result = run_test(api, mock, zalo={"json": getoa()})
+    assert result["freshchat"] == {"ok": False, "detail": "no API URL or API key"}
+    assert [r.url for r in mock.request_history] == [f"{ZALO_API}/v2.0/oa/getoa"]
+    assert api.get("/api/connections/shop-hcm", headers=AUTH).get_json()["freshchat"]["api_key"] == ""
+
+
+def test_a_key_stored_before_keys_were_bound_stays_with_its_url(api, redis, api_settings, created):
+    raw = json.loads(redis.hget("zfb:connections", "shop-hcm"))
+    del raw["freshchat"]["api_key_url"]
+    redis.hset("zfb:connections", "shop-hcm", json.dumps(raw))
+    assert store(redis, api_settings).get("shop-hcm").settings.freshchat_api_key == BODY["freshchat"]["api_key"]
+    resp = api.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": FOREIGN}}, headers=AUTH)
+    assert resp.status_code == 400 and resp.get_json()["fields"] == {"freshchat.api_key": KEY_AGAIN}
 
 
 # -- status and dead letters ---------------------------------------------------------------------------

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from urllib.parse import parse_qs, urlparse
 
+import pytest
 import requests
 import requests_mock
 
@@ -14,7 +16,7 @@ from app.bridge import keys
 from app.bridge.keys import Keys, lane_for
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
-from tests.helpers import ZALO_OAUTH
+from tests.helpers import ZALO_API, ZALO_OAUTH, load_fixture
 from tests.multi import HCM, HCM_APP, HCM_OA, HCM_SECRET, OA2, post_zalo_as, store, zalo_event
 
 AUTH = {"Authorization": "Bearer adm-token-123"}
@@ -64,7 +66,11 @@ def test_oauth_refuses_a_token_for_another_oa_than_the_connections(redis, settin
     ][0]
     with requests_mock.Mocker() as m:
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id=111222333&state={state}")
-    assert done.status_code == 400 and "pick that OA" in done.get_json()["error"] and m.call_count == 0
+    assert done.status_code == 400 and m.call_count == 0  # refused before the code is spent
+    assert done.get_json()["error"] == (
+        "Zalo connected OA 111222333, but connection hcm is for OA 777000111: nothing was stored. "
+        "Start again and pick OA 777000111 on Zalo's page."
+    )
 
 
 def test_oauth_with_zalo_unreachable_is_a_502_not_a_500(redis, settings):
@@ -85,6 +91,7 @@ def test_oauth_connects_the_oa_of_the_connection_named_at_the_start(redis, setti
     assert query["app_id"] == [HCM_APP] and query["state"][0].startswith("hcm.")
     with requests_mock.Mocker() as m:
         m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "h9", "refresh_token": "hr9"})
+        m.get(GETOA, json=getoa(HCM_OA))
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id={HCM_OA}&state={query['state'][0]}")
     assert done.status_code == 200 and done.get_json()["connection"] == "hcm"
     assert parse_qs(m.request_history[0].text)["app_id"] == [HCM_APP]
@@ -92,6 +99,112 @@ def test_oauth_connects_the_oa_of_the_connection_named_at_the_start(redis, setti
     hcm_settings = replace(settings, zalo_refresh_token="", zalo_access_token="")
     stored = TokenKeeper(redis, hcm_settings, requests.Session(), keys=Keys("hcm")).state()
     assert stored["access_token"] == "h9" and not redis.exists(TOKEN)
+
+
+GETOA = f"{ZALO_API}/v2.0/oa/getoa"
+
+
+def getoa(oa_id: str) -> dict:
+    answer = load_fixture("zalo", "answers", "getoa.json")
+    answer["data"]["oa_id"] = oa_id
+    return answer
+
+
+def start_hcm(redis, settings):
+    """A client and the state of an OAuth flow started for the `hcm` connection (OA 777000111)."""
+    store(redis, settings, HCM)
+    client = admin_client(settings)
+    location = client.get("/oauth/zalo/start?connection=hcm", headers=ADMIN).headers["Location"]
+    return client, parse_qs(urlparse(location).query)["state"][0]
+
+
+def hcm_pair(redis, settings) -> dict:
+    hcm_settings = replace(settings, zalo_refresh_token="", zalo_access_token="")
+    return TokenKeeper(redis, hcm_settings, requests.Session(), keys=Keys("hcm")).state()
+
+
+class Audit(logging.Handler):
+    """The audit lines (app.logs.audit) written while it is attached, with their fields."""
+
+    FIELDS = ("connection", "oa_id", "connection_oa", "token_oa")
+
+    def __init__(self):
+        super().__init__()
+        self.lines, self.text = [], ""
+
+    def emit(self, record):
+        self.lines.append((record.getMessage(), {k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)}))
+        self.text += repr(record.__dict__)
+
+    def __enter__(self):
+        logging.getLogger("bridge.audit").addHandler(self)
+        return self
+
+    def __exit__(self, *_):
+        logging.getLogger("bridge.audit").removeHandler(self)
+
+
+def test_oauth_without_oa_id_refuses_a_token_that_serves_another_oa(redis, settings):
+    client, state = start_hcm(redis, settings)
+    with requests_mock.Mocker() as m, Audit() as audit:
+        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "other-oa-access", "refresh_token": "r"})
+        m.get(GETOA, json=getoa("388613280878808645"))
+        done = client.get(f"/oauth/zalo/callback?code=abc&state={state}", headers={"Accept-Language": "vi"})
+    assert done.status_code == 400
+    assert done.get_json() == {
+        "error": "Zalo đã kết nối OA Cửa hàng Minh Khánh (388613280878808645), nhưng kết nối hcm dành cho "
+        "OA 777000111: chưa lưu gì cả. Hãy làm lại và chọn OA 777000111 trên trang của Zalo.",
+        "token_oa": "388613280878808645",
+        "connection_oa": "777000111",
+    }
+    token_call, getoa_call = m.request_history
+    assert (getoa_call.method, getoa_call.url, getoa_call.body) == ("GET", GETOA, None)
+    assert getoa_call.headers["access_token"] == "other-oa-access" and getoa_call.timeout == 5.0
+    assert hcm_pair(redis, settings).get("access_token", "") == "" and not redis.exists(Keys("hcm").zalo_token)
+    assert audit.lines == [
+        (
+            "oauth_refused_other_oa",
+            {"connection": "hcm", "connection_oa": "777000111", "token_oa": "388613280878808645"},
+        )
+    ]
+    assert "other-oa-access" not in audit.text
+
+
+def test_oauth_without_oa_id_stores_a_token_that_serves_the_connections_oa(redis, settings):
+    client, state = start_hcm(redis, settings)
+    with requests_mock.Mocker() as m, Audit() as audit:
+        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "hcm-access-9", "refresh_token": "hcm-r9"})
+        m.get(GETOA, json=getoa(HCM_OA))
+        done = client.get(f"/oauth/zalo/callback?code=abc&state={state}")
+    assert done.status_code == 200
+    assert done.get_json() == {"ok": True, "oa_id": HCM_OA, "message": "Zalo OA connected", "connection": "hcm"}
+    assert [(r.method, r.url, r.headers.get("access_token")) for r in m.request_history[1:]] == [
+        ("GET", GETOA, "hcm-access-9")
+    ]
+    assert hcm_pair(redis, settings)["access_token"] == "hcm-access-9"
+    assert audit.lines == [("oauth_token_stored", {"connection": "hcm", "oa_id": HCM_OA})]
+    assert "hcm-access-9" not in audit.text and "hcm-r9" not in audit.text
+
+
+@pytest.mark.parametrize(
+    "answer, detail",
+    [
+        ({"exc": requests.exceptions.ConnectTimeout}, "Zalo API unreachable (ConnectTimeout)"),
+        ({"status_code": 503, "text": "<html>busy</html>"}, "Zalo answered HTTP 503"),
+        ({"json": {"error": 0, "message": "Success", "data": {}}}, "no oa_id"),
+    ],
+)
+def test_oauth_stores_nothing_while_zalo_does_not_say_which_oa_the_token_serves(redis, settings, answer, detail):
+    client, state = start_hcm(redis, settings)
+    with requests_mock.Mocker() as m:
+        m.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "hcm-access-9", "refresh_token": "hcm-r9"})
+        m.get(GETOA, **answer)
+        done = client.get(f"/oauth/zalo/callback?code=abc&state={state}")
+    assert done.status_code == 502
+    assert done.get_json()["error"] == (
+        f"Could not ask Zalo which OA the new token serves ({detail}): nothing was stored. Start again to retry."
+    )
+    assert not redis.exists(Keys("hcm").zalo_token)
 
 
 def test_reply_window_and_receipt_timers_are_not_counted_as_waiting_work(client, redis, settings):

@@ -454,6 +454,7 @@ def test_connect_with_zalo_starts_pkce_from_the_session_and_comes_back_to_the_pa
         mock.post(
             f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "a9", "refresh_token": "r9", "expires_in": 90000}
         )
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=getoa("777000111"))
         back = created.get(f"/oauth/zalo/callback?code=abc&oa_id=777000111&state={query['state'][0]}")
     assert back.status_code == 302 and back.headers["Location"] == "/admin/connections/shop-hcm?zalo=connected"
     assert mock.request_history[0].headers["secret_key"] == SECRETS["zalo.app_secret"]
@@ -462,12 +463,68 @@ def test_connect_with_zalo_starts_pkce_from_the_session_and_comes_back_to_the_pa
     assert redis.exists(Keys("shop-hcm").oauth_return(query["state"][0])) == 0
 
 
-def test_zalo_granting_another_oa_comes_back_with_the_reason(created):
+def getoa(oa_id: str) -> dict:
+    answer = load_fixture("zalo", "answers", "getoa.json")
+    answer["data"]["oa_id"] = oa_id
+    return answer
+
+
+def stored_access_token(redis, console_settings) -> str:
+    import requests
+
+    from app.bridge.secrets_at_rest import sealer_for
+    from app.connections import ConnectionStore
+    from app.integrations.zalo.tokens import TokenKeeper
+
+    conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
+    return TokenKeeper(redis, conn.settings, requests.Session(), keys=Keys("shop-hcm")).state()["access_token"]
+
+
+def connect_state(created) -> str:
     resp = post_form(created, "/admin/connections/shop-hcm/connect-zalo", {}, "/admin/connections/shop-hcm")
-    state = parse_qs(urlparse(resp.headers["Location"]).query)["state"][0]
-    back = created.get(f"/oauth/zalo/callback?code=abc&oa_id=123&state={state}")
-    assert back.headers["Location"] == "/admin/connections/shop-hcm?zalo=other_oa"
-    assert "different OA" in created.get(back.headers["Location"]).get_data(as_text=True)
+    return parse_qs(urlparse(resp.headers["Location"]).query)["state"][0]
+
+
+def test_zalo_granting_another_oa_comes_back_with_the_reason(created):
+    back = created.get(f"/oauth/zalo/callback?code=abc&oa_id=123&state={connect_state(created)}")
+    assert back.headers["Location"] == "/admin/connections/shop-hcm?zalo=other_oa&oa=123"
+    page = created.get(back.headers["Location"]).get_data(as_text=True)
+    assert "Zalo connected OA 123, but this connection is for OA 777000111: nothing was stored." in page
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", "Zalo connected OA 388613280878808645, but this connection is for OA 777000111: nothing was stored."),
+        ("vi", "Zalo đã kết nối OA 388613280878808645, nhưng kết nối này dành cho OA 777000111: chưa lưu gì cả."),
+    ],
+)
+def test_a_token_zalo_says_serves_another_oa_is_not_stored_and_the_page_names_both(
+    created, redis, console_settings, language, words
+):
+    with requests_mock.Mocker() as mock:
+        mock.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "a9", "refresh_token": "r9"})
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", json=getoa("388613280878808645"))
+        back = created.get(f"/oauth/zalo/callback?code=abc&state={connect_state(created)}")
+    assert back.headers["Location"] == "/admin/connections/shop-hcm?zalo=other_oa&oa=388613280878808645"
+    page = created.get(back.headers["Location"], headers={"Accept-Language": language}).get_data(as_text=True)
+    assert words in page and stored_access_token(redis, console_settings) == SECRETS["zalo.access_token"]
+
+
+def test_the_page_shows_only_digits_for_the_other_oa(created):
+    page = created.get("/admin/connections/shop-hcm?zalo=other_oa&oa=<b>9</b>").get_data(as_text=True)
+    assert "<b>9</b>" not in page and "&lt;b&gt;" not in page and "different OA" in page
+
+
+def test_zalo_unreachable_for_getoa_stores_nothing_and_says_to_connect_again(created, redis, console_settings):
+    with requests_mock.Mocker() as mock:
+        mock.post(f"{ZALO_OAUTH}/v4/oa/access_token", json={"access_token": "a9", "refresh_token": "r9"})
+        mock.get(f"{ZALO_API}/v2.0/oa/getoa", status_code=502, text="bad gateway")
+        back = created.get(f"/oauth/zalo/callback?code=abc&state={connect_state(created)}")
+    assert back.headers["Location"] == "/admin/connections/shop-hcm?zalo=oa_unknown"
+    page = created.get(back.headers["Location"]).get_data(as_text=True)
+    assert "Could not ask Zalo which OA the new token serves: nothing was stored." in page
+    assert stored_access_token(redis, console_settings) == SECRETS["zalo.access_token"]
 
 
 def test_an_unknown_connection_is_a_404_page(signed_in):
@@ -651,6 +708,43 @@ def test_load_topics_uses_the_saved_key_without_the_page_holding_it(created):
     refused = created.post("/admin/topics", json={"api_url": "nope"}, headers={"X-CSRFToken": token})
     assert refused.status_code == 400 and "api_url" in refused.get_json()["error"]
     assert created.post("/admin/topics", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
+
+
+FOREIGN = "https://collector.example.net/v2"  # never registered: requests-mock raises on a call to it
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", "api_key: give the API key again: a stored key is only sent to the API URL it was stored with"),
+        ("vi", "api_key: hãy nhập lại khóa API: khóa đã lưu chỉ được gửi tới đúng URL API đã lưu cùng nó"),
+    ],
+)
+def test_load_topics_never_sends_the_saved_key_to_a_url_typed_in_the_form(created, language, words):
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    headers = {"X-CSRFToken": token, "Accept-Language": language}
+    with requests_mock.Mocker() as mock:
+        resp = created.post("/admin/topics", json={"connection_id": "shop-hcm", "api_url": FOREIGN}, headers=headers)
+    assert resp.status_code == 400 and resp.get_json() == {"error": words}
+    assert mock.request_history == []
+
+
+def test_saving_a_new_api_url_without_its_key_is_refused_next_to_the_key(created, console_settings, redis):
+    from app.bridge.secrets_at_rest import sealer_for
+    from app.connections import ConnectionStore
+
+    edit = {k: v for k, v in FORM.items() if k != "id" and k not in SECRETS}
+    edit["freshchat.api_url"] = FOREIGN
+    resp = post_form(created, "/admin/connections/shop-hcm", edit, "/admin/connections/shop-hcm")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert re.search(r'id="error-freshchat-api_key"[^>]*>give the API key again: a stored key is only sent', page)
+    conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
+    assert (conn.settings.freshchat_api_url, conn.settings.freshchat_api_key) == (FC_HCM, SECRETS["freshchat.api_key"])
+    edit["freshchat.api_key"] = "SECRET-new-account-key-Zt5"
+    assert post_form(created, "/admin/connections/shop-hcm", edit, "/admin/connections/shop-hcm").status_code == 302
+    conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
+    assert (conn.settings.freshchat_api_url, conn.settings.freshchat_api_key) == (FOREIGN, "SECRET-new-account-key-Zt5")
 
 
 def test_the_verification_file_uploaded_on_the_page_is_served_at_its_path(created):

@@ -16,7 +16,7 @@ from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import sealer_for
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
-from tests.helpers import ZALO_OA_ID, ZALO_OAUTH, clear_in_redis
+from tests.helpers import ZALO_API, ZALO_OA_ID, ZALO_OAUTH, clear_in_redis, load_fixture
 
 ADMIN = {"Authorization": "Bearer adm-token-123"}  # the start takes no token in its URL
 
@@ -161,6 +161,7 @@ def test_oauth_start_and_callback_store_the_pair(settings, redis):
             f"{ZALO_OAUTH}/v4/oa/access_token",
             json={"access_token": "a9", "refresh_token": "r9", "expires_in": "90000"},
         )
+        m.get(f"{ZALO_API}/v2.0/oa/getoa", json=load_fixture("zalo", "answers", "getoa.json"))  # the settings' OA
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id={ZALO_OA_ID}&state={query['state'][0]}")
         sent = parse_qs(m.request_history[0].text)
     assert done.status_code == 200 and sent["grant_type"] == ["authorization_code"] and sent["code_verifier"]
@@ -179,6 +180,7 @@ def test_the_oauth_callback_leaves_no_token_in_clear_in_redis(settings, redis):
             f"{ZALO_OAUTH}/v4/oa/access_token",
             json={"access_token": access, "refresh_token": refresh, "expires_in": "90000"},
         )
+        m.get(f"{ZALO_API}/v2.0/oa/getoa", json=load_fixture("zalo", "answers", "getoa.json"))
         assert client.get(f"/oauth/zalo/callback?code=abc&state={state[0]}").status_code == 200
     assert redis.hget(TOKEN, "access_token").startswith(b"gAAAAA")
     assert clear_in_redis(redis, access, refresh) == []
