@@ -520,7 +520,8 @@ def test_patch_of_the_api_url_alone_is_400_and_the_stored_pair_stays(api, redis,
 
 
 def test_patch_keeps_the_key_when_the_url_is_only_written_otherwise(api, redis, api_settings, created):
-    resp = api.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": FC_HCM.upper() + "/"}}, headers=AUTH)
+    written_otherwise = FC_HCM.replace("https://hcm.freshchat.com", "HTTPS://HCM.FreshChat.com") + "/"
+    resp = api.patch("/api/connections/shop-hcm", json={"freshchat": {"api_url": written_otherwise}}, headers=AUTH)
     assert resp.status_code == 200
     assert store(redis, api_settings).get("shop-hcm").settings.freshchat_api_key == BODY["freshchat"]["api_key"]
 
