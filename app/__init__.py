@@ -59,7 +59,16 @@ def create_app(settings=None) -> Flask:
     _register_blueprints(app, settings)
     _register_hooks(app)
     _register_headers(app, settings.public_base_url.startswith("https://"))
+    _trust_proxies(app, settings.trusted_proxies)
     return app
+
+
+def _trust_proxies(app: Flask, trusted: str) -> None:
+    """Behind TRUSTED_PROXIES, the client and scheme are those the nearest trusted proxy saw."""
+    from app.proxies import TrustedProxies, parse_networks
+
+    if trusted:
+        app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(trusted))
 
 
 def _settings_or_exit():

@@ -8,7 +8,6 @@ set for every /api, /admin and /oauth answer in app/__init__.py).
 
 from __future__ import annotations
 
-import hmac
 import json
 import sys
 
@@ -22,6 +21,7 @@ from app.bridge.keys import DEFAULT
 from app.connections_admin import ConnectionAdmin, Problem, dumps
 from app.integrations.zalo.events_catalog import catalog, webhook_retry_advice
 from app.oauth import LINK_TTL, start_link
+from app.wrong_tokens import bearer_ok
 from config.settings import LANGUAGES
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -38,8 +38,7 @@ def _require_token():
     expected = current_app.config["SETTINGS"].admin_token
     if not expected:
         abort(404)
-    given = request.headers.get("Authorization", "")
-    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), expected.encode()):
+    if not bearer_ok(expected):
         return jsonify({"error": "missing or wrong bearer token"}), 401, {"WWW-Authenticate": "Bearer"}
     return None
 

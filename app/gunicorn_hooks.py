@@ -10,7 +10,11 @@ host (or a restart while the old master still exits) cannot reset or mix each ot
 Workers write nothing there: what they count is in Redis, for web hosts anywhere to read. A
 set PROMETHEUS_MULTIPROC_DIR names where these directories go (default: the system's
 temporary folder); the master removes its own when it exits. Only module-level names that
-gunicorn knows as settings are read as such: the hooks below, nothing else here.
+gunicorn knows as settings are read as such: the hooks below and `forwarded_allow_ips`.
+
+gunicorn believes X-Forwarded-Proto from 127.0.0.1 unless told otherwise; the bridge reads the
+forwarding headers in one place, from TRUSTED_PROXIES only (app/proxies.py), so gunicorn
+believes none.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tempfile
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "bridge-web-metrics-"
 _OWN: dict[str, str] = {}
+forwarded_allow_ips = ""
 
 
 def on_starting(server) -> None:

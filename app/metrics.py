@@ -16,11 +16,10 @@ webhooks over instances, take one instance's (max) of the rest (docs/grafana-das
 
 from __future__ import annotations
 
-import hmac
 import os
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -31,6 +30,7 @@ from app.bridge.keys import DUE, HEARTBEAT, Keys, lane_connection
 from app.bridge.lanes import now_ms
 from app.bridge.status import SOURCES, token_state
 from app.integrations.zalo.tokens import UNREADABLE
+from app.wrong_tokens import bearer_ok
 
 bp = Blueprint("metrics", __name__)
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -74,8 +74,7 @@ def scrape():
     expected = current_app.config["SETTINGS"].metrics_token
     if not expected:
         return jsonify({"error": "not found"}), 404
-    given = request.headers.get("Authorization", "")
-    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip().encode(), expected.encode()):
+    if not bearer_ok(expected):
         return _no_store(jsonify({"error": "missing or wrong bearer token"}), 401, {"WWW-Authenticate": "Bearer"})
     body = current_app.extensions["metrics"].exposition()
     return _no_store(Response(body), 200, {"Content-Type": CONTENT_TYPE_LATEST})

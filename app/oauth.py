@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 from urllib.parse import urlencode
 
@@ -24,6 +23,7 @@ from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper
 from app.logs import audit
 from app.texts import say
+from app.wrong_tokens import bearer_ok
 from config.settings import LANGUAGES
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth/zalo")
@@ -76,9 +76,7 @@ def _linked_connection() -> str | None:
 
 def _bearer_connection() -> str | None:
     """With ADMIN_TOKEN as a bearer header (scripts), the connection named by `?connection=`."""
-    expected = _settings().admin_token
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not bearer_ok(_settings().admin_token):
         return None
     return request.args.get("connection") or DEFAULT
 

@@ -24,6 +24,14 @@ SECRET_FIELDS = (
     "encryption_key",
 )
 
+# A bearer token is guessed online, a few tries at a time (app/wrong_tokens.py); 24 random
+# characters keep that hopeless even for a patient botnet.
+MIN_TOKEN_LENGTH = 24
+TOKEN_TOO_SHORT = (
+    f"shorter than {MIN_TOKEN_LENGTH} characters; make one with: "
+    'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+)
+
 
 class ConfigError(Exception):
     """Raised with one line per problem so start-up can print them all at once."""
@@ -40,6 +48,7 @@ class Settings:
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 500  # how long a webhook waits for REDIS_WAIT_REPLICAS before a 503
     public_base_url: str = "http://localhost:8000"
+    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed (app/proxies.py)
     secret_key: str = ""
     encryption_key: str = ""  # empty: derived from secret_key (app/bridge/secrets_at_rest.py)
     admin_token: str = ""
@@ -127,6 +136,12 @@ def _as_redis_url(raw: str) -> str:
     return raw
 
 
+def _as_networks(raw: str) -> str:
+    from app.proxies import parse_networks
+
+    return ",".join(str(n) for n in parse_networks(raw))
+
+
 def _one_of(*allowed: str):
     def cast(raw: str) -> str:
         if raw not in allowed:
@@ -170,6 +185,7 @@ CASTS = {
     "sandbox": _as_bool,
     "redis_url": _as_redis_url,
     "public_base_url": _as_url,
+    "trusted_proxies": _as_networks,
     "zalo_api_base_url": _as_url,
     "zalo_oauth_base_url": _as_url,
     "freshchat_api_url": _as_url,
@@ -251,6 +267,9 @@ def _check(s: Settings) -> list[str]:
         problems.append("FRESHCHAT_WEBHOOK_PUBLIC_KEY: not a PEM/base64 RSA public key")
     if s.encryption_key:
         problems += _encryption_key_problems(s.encryption_key)
+    for name in ("admin_token", "metrics_token"):
+        if 0 < len(getattr(s, name)) < MIN_TOKEN_LENGTH:
+            problems.append(f"{name.upper()}: {TOKEN_TOO_SHORT}")
     return problems
 
 

@@ -92,15 +92,22 @@ def freshchat_rate_name(freshchat_account: str) -> str:
     return f"freshchat@{account_id(freshchat_account)}"
 
 
-# -- the admin console (app/console/) ----------------------------------------------------------
+# -- the admin console and the bearer routes (app/console/, app/wrong_tokens.py) ----------------
 def signin_failures(client: str) -> str:
-    """Failed sign-ins from one client address, counted while they keep coming."""
+    """Wrong tokens (sign-in or bearer) from one client address, counted while they keep
+    coming (expires an hour after the last)."""
     return f"{ROOT}console:signin:failed:{client}"
 
 
 def signin_wait(client: str) -> str:
     """Present (with a TTL) while that client must wait before trying again."""
     return f"{ROOT}console:signin:wait:{client}"
+
+
+def console_session(session_id: str) -> str:
+    """Present while a console session is signed in: sign-out deletes it, its TTL is the
+    session's lifetime."""
+    return f"{ROOT}console:session:{session_id}"
 
 
 class Keys:

@@ -41,6 +41,10 @@ class ConsoleSessions(SecureCookieSessionInterface):
     def open_session(self, app, request):
         return super().open_session(app, request) if in_console(request.path) else None
 
+    def get_cookie_secure(self, app) -> bool:
+        """Secure when PUBLIC_BASE_URL is https, or a trusted proxy says the browser used https."""
+        return super().get_cookie_secure(app) or request.is_secure
+
 
 def init_console(app: Flask, settings) -> None:
     """Sessions, CSRF and translations for the console; its routes come with the blueprint."""
@@ -81,11 +85,6 @@ def _csrf_refused(exc: CSRFError):
 def absent_without_token() -> None:
     if not settings().admin_token:
         abort(404)
-
-
-def client_address() -> str:
-    """The address failed sign-ins are counted against. Not X-Forwarded-For: a client sets it."""
-    return request.remote_addr or "unknown"
 
 
 from app.console import auth, pages  # noqa: E402,F401  (routes register on bp)

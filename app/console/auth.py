@@ -1,67 +1,28 @@
 """Sign-in with ADMIN_TOKEN, the session that follows, CSRF on every form, and sign-out.
 
 The session holds a keyed fingerprint of the token (never the token: the cookie is signed, not
-sealed), so changing ADMIN_TOKEN signs every browser out. Failed sign-ins are counted per client
-address in Redis, shared by every web process: after a few, each further try waits longer.
+sealed), so changing ADMIN_TOKEN signs every browser out, and a session id that exists in Redis
+only until sign-out (or SESSION_HOURS), so a copied cookie dies with the session. Failed
+sign-ins share the bearer routes' throttle per client address (app/wrong_tokens.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import math
+import secrets
 import time
 
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 
 from app.bridge import keys
-from app.console import (
-    PREFIX,
-    SESSION_HOURS,
-    absent_without_token,
-    bp,
-    client_address,
-    csrf,
-    settings,
-)
+from app.console import PREFIX, SESSION_HOURS, absent_without_token, bp, csrf, settings
+from app.logs import audit
+from app.wrong_tokens import client_address, count_failure, same_token, throttle
 
-FREE_FAILURES = 5  # a mistyped token or two costs nothing
-MAX_WAIT = 15 * 60
-FORGET_AFTER = 3600  # failures older than an hour without another are forgotten
 PUBLIC = {"console.sign_in", "console.static", "console.language"}
 LANGUAGE_COOKIE = "zfb_lang"
-
-
-class SignInThrottle:
-    def __init__(self, redis):
-        self.redis = redis
-
-    def wait_left(self, client: str) -> int:
-        """Seconds this client must still wait before a sign-in is looked at (0: none)."""
-        left = self.redis.pttl(keys.signin_wait(client))
-        return math.ceil(left / 1000) if left > 0 else 0
-
-    def failed(self, client: str) -> int:
-        """Count a failure; the wait it imposes (doubling from the sixth failure on)."""
-        count, _ = (
-            self.redis.pipeline()
-            .incr(keys.signin_failures(client))
-            .expire(keys.signin_failures(client), FORGET_AFTER)
-            .execute()
-        )
-        if count < FREE_FAILURES:
-            return 0
-        wait = min(2 ** (count - FREE_FAILURES + 1), MAX_WAIT)
-        self.redis.set(keys.signin_wait(client), 1, ex=wait)
-        return wait
-
-    def succeeded(self, client: str) -> None:
-        self.redis.delete(keys.signin_failures(client), keys.signin_wait(client))
-
-
-def _throttle() -> SignInThrottle:
-    return SignInThrottle(current_app.extensions["redis"])
 
 
 def token_fingerprint(token: str) -> str:
@@ -69,9 +30,18 @@ def token_fingerprint(token: str) -> str:
 
 
 def signed_in() -> bool:
-    mark, since = session.get("admin", ""), session.get("since", 0)
+    mark, since, sid = session.get("admin", ""), session.get("since", 0), session.get("sid", "")
     fresh = time.time() - since < SESSION_HOURS * 3600
-    return fresh and hmac.compare_digest(mark, token_fingerprint(settings().admin_token))
+    return (
+        fresh
+        and hmac.compare_digest(mark, token_fingerprint(settings().admin_token))
+        and bool(sid)
+        and bool(_redis().exists(keys.console_session(sid)))  # gone once its browser signed out
+    )
+
+
+def _redis():
+    return current_app.extensions["redis"]
 
 
 @bp.before_request
@@ -103,6 +73,9 @@ def _no_store(response):
 def _next_page() -> str:
     """Only a console path: an open redirect would make the sign-in page a phishing tool."""
     target = request.values.get("next", "")
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
+        # A line break would split the Location header (werkzeug refuses that with a 500).
+        abort(make_response(render_template("console/error.html", code=400), 400))
     ok = target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target
     return target if ok else url_for("console.dashboard")
 
@@ -112,19 +85,23 @@ def sign_in():
     if request.method == "GET":
         return render_template("console/sign_in.html", next=_next_page())
     client = client_address()
-    wait = _throttle().wait_left(client)
+    wait = throttle().wait_left(client)
     if wait:
         return _too_many(wait)
     given = request.form.get("token", "")
-    if not hmac.compare_digest(given.encode(), settings().admin_token.encode()):
-        wait = _throttle().failed(client)
+    if not same_token(given, settings().admin_token):
+        audit("sign_in_failed", client=client)
+        wait = count_failure(client, "sign_in")
         if wait:
             return _too_many(wait)
         return render_template("console/sign_in.html", next=_next_page(), error=gettext("Wrong token.")), 401
-    _throttle().succeeded(client)
+    throttle().succeeded(client)
+    sid = secrets.token_urlsafe(24)
+    _redis().set(keys.console_session(sid), 1, ex=SESSION_HOURS * 3600)
     session.clear()  # a fresh session (and CSRF token) after sign-in
     session.permanent = True
-    session.update(admin=token_fingerprint(given), since=time.time())
+    session.update(admin=token_fingerprint(given), since=time.time(), sid=sid)
+    audit("sign_in", client=client)
     return redirect(_next_page())
 
 
@@ -136,7 +113,10 @@ def _too_many(wait: int):
 
 @bp.post("/sign-out")
 def sign_out():
+    """Ends the session on the server too: a copy of the cookie is worth nothing afterwards."""
+    _redis().delete(keys.console_session(session.get("sid", "")))
     session.clear()
+    audit("sign_out", client=client_address())
     return redirect(url_for("console.sign_in"))
 
 
@@ -153,7 +133,7 @@ def language(code: str):
             max_age=365 * 86400,
             path=PREFIX,
             samesite="Lax",
-            secure=current_app.config["SESSION_COOKIE_SECURE"],
+            secure=current_app.config["SESSION_COOKIE_SECURE"] or request.is_secure,
             httponly=True,
         )
     return response

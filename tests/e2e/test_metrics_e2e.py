@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.procs import wait_until
 
-TOKEN = "e2e-metrics-token"
+TOKEN = "e2e-metrics-token-long-enough-0123"
 
 
 def scrape(bridge) -> dict[tuple[str, frozenset], float]:

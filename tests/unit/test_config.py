@@ -102,3 +102,36 @@ def test_a_plain_redis_url_error_masks_its_password_too():
     with pytest.raises(ConfigError) as caught:
         load_settings({"SANDBOX": "true", "REDIS_URL": "http://user:hunter22@h:6379/0"})
     assert "hunter22" not in str(caught.value) and "http://user:***@h:6379/0" in str(caught.value)
+
+
+HOW_TO = 'make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+@pytest.mark.parametrize("name", ["ADMIN_TOKEN", "METRICS_TOKEN"])
+def test_a_token_shorter_than_24_characters_stops_start_up_saying_how_to_make_one(name):
+    with pytest.raises(ConfigError) as info:
+        load_settings({**FULL, name: "short-but-secret-value"})  # 22 characters
+    assert info.value.problems == [f"{name}: shorter than 24 characters; {HOW_TO}"]
+    assert "short-but-secret-value" not in str(info.value)
+    assert getattr(load_settings({**FULL, name: "x" * 24}), name.lower()) == "x" * 24
+
+
+def test_the_how_to_line_makes_a_token_long_enough():
+    import subprocess
+    import sys
+
+    command = HOW_TO.split('"', 1)[1].rstrip('"')
+    made = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, check=True).stdout.strip()
+    assert len(made) >= 24 and load_settings({**FULL, "ADMIN_TOKEN": made}).admin_token == made
+
+
+def test_trusted_proxies_are_addresses_or_cidrs():
+    s = load_settings({**FULL, "TRUSTED_PROXIES": " 127.0.0.1, 172.16.0.0/12,::1 ,10.1.2.3/8"})
+    assert s.trusted_proxies == "127.0.0.1/32,172.16.0.0/12,::1/128,10.0.0.0/8"
+    assert load_settings(FULL).trusted_proxies == ""
+    with pytest.raises(ConfigError) as info:
+        load_settings({**FULL, "TRUSTED_PROXIES": "127.0.0.1,caddy"})
+    assert info.value.problems == [
+        "TRUSTED_PROXIES: 'caddy' is not an IP address or CIDR (e.g. 127.0.0.1 or 172.16.0.0/12)"
+        " (got '127.0.0.1,caddy')"
+    ]

@@ -14,7 +14,7 @@ import requests_mock
 from markupsafe import escape
 from rq import Queue
 
-from app import create_app
+from app import create_app, wrong_tokens
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.journal import Journal
@@ -188,7 +188,7 @@ def test_a_session_ends_twelve_hours_after_sign_in(signed_in, monkeypatch):
 
 
 def test_wrong_tokens_are_slowed_down_per_client_address(web, redis):
-    for _ in range(auth.FREE_FAILURES - 1):
+    for _ in range(wrong_tokens.FREE_FAILURES - 1):
         assert sign_in(web, "wrong").status_code == 401
     resp = sign_in(web, "wrong")
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "2"
@@ -204,9 +204,9 @@ def test_wrong_tokens_are_slowed_down_per_client_address(web, redis):
 
 
 def test_the_wait_never_grows_past_a_quarter_hour(redis):
-    throttle = auth.SignInThrottle(redis)
+    throttle = wrong_tokens.SignInThrottle(redis)
     waits = [throttle.failed("10.9.9.9") for _ in range(30)]
-    assert waits[: auth.FREE_FAILURES - 1] == [0] * (auth.FREE_FAILURES - 1)
+    assert waits[: wrong_tokens.FREE_FAILURES - 1] == [0] * (wrong_tokens.FREE_FAILURES - 1)
     assert waits[-1] == 900 and 899 <= throttle.wait_left("10.9.9.9") <= 900
 
 

@@ -162,3 +162,12 @@ def test_every_new_problem_reads_in_both_languages():
         assert code in CODES
         for part in ("what", "fix"):
             assert set(TEXTS[f"problem.{code}.{part}"]) == {"vi", "en"}
+
+
+def test_the_web_refuses_to_start_with_a_short_admin_token(monkeypatch, capsys):
+    monkeypatch.setattr("os.environ", live_env(ADMIN_TOKEN="admin123", METRICS_TOKEN="m" * 24))
+    with pytest.raises(SystemExit) as stopped:
+        create_app()
+    how_to = 'make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == f"config error: ADMIN_TOKEN: shorter than 24 characters; {how_to}\n"
