@@ -245,23 +245,25 @@ TEXTS: dict[str, dict[str, str]] = {
     # -- from the customer, as agents read them in FreshChat ----------------------------------
     "reaction": {"vi": "{emoji} Đã thả cảm xúc vào tin nhắn {quote}", "en": "{emoji} Reacted to {quote}"},
     "reaction_unknown": {"vi": "{emoji} Đã thả cảm xúc vào một tin nhắn", "en": "{emoji} Reacted to a message"},
+    # {reason}: the bridge's reason in the agents' language (app/relay/notes.py reason_for_agent)
     "agent.dead_letter_inbound": {
-        "vi": "⚠️ Một tin nhắn của người dùng Zalo này không hiển thị được ở đây ({reason}). Tin nhắn được "
-        "lưu lại (mã {id}); quản trị viên có thể gửi lại.",
-        "en": "⚠️ A message from this Zalo user could not be shown here ({reason}). It is kept as "
-        "dead letter {id}; an operator can replay it.",
+        "vi": "⚠️ Một tin nhắn của người dùng Zalo này không hiển thị được ở đây.\nLý do: {reason}\n"
+        "Tin nhắn đã được lưu lại (mã {id}); quản trị viên có thể gửi lại.",
+        "en": "⚠️ A message from this Zalo user could not be shown here.\nWhy: {reason}\n"
+        "It is kept as dead letter {id}; an operator can replay it.",
     },
     "agent.dead_letter_outbound": {
-        "vi": "⚠️ Không gửi được trả lời này đến người dùng Zalo ({reason}). Tin nhắn được lưu lại "
-        "(mã {id}); quản trị viên có thể gửi lại.",
-        "en": "⚠️ This reply could not be delivered to the Zalo user ({reason}). It is kept as "
-        "dead letter {id}; an operator can replay it.",
+        "vi": "⚠️ Không gửi được trả lời này đến người dùng Zalo.\nLý do: {reason}\n"
+        "Tin nhắn đã được lưu lại (mã {id}); quản trị viên có thể gửi lại.",
+        "en": "⚠️ This reply could not be delivered to the Zalo user.\nWhy: {reason}\n"
+        "It is kept as dead letter {id}; an operator can replay it.",
     },
+    # {detail}: Zalo's code and its own words, as the bridge says them ("Zalo báo lỗi -230: “…”")
     "agent.refused": {
-        "vi": "⚠️ Không gửi được đến Zalo (lỗi {code}): {advice}",
-        "en": "⚠️ Not delivered to Zalo (error {code}): {advice}",
+        "vi": "⚠️ Không gửi được đến Zalo: {advice}\n({detail})",
+        "en": "⚠️ Not delivered to Zalo: {advice}\n({detail})",
     },
-    "agent.refused_message": {"vi": '\nTin nhắn: "{preview}"', "en": '\nMessage: "{preview}"'},
+    "agent.refused_message": {"vi": "\nTin nhắn: “{preview}”", "en": "\nMessage: “{preview}”"},
     "agent.not_sent": {
         "vi": "⚠️ Chưa gửi được {what} đến người dùng Zalo: {reason}",
         "en": "⚠️ The {what} was not sent to the Zalo user: {reason}",

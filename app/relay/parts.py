@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from app.bridge.mapping import SNIPPET_CHARS
+from app.console.wording import in_language
 from app.integrations.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
@@ -139,7 +140,8 @@ def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts
         log.warning("relay.media_copy_failed", extra={"key": key, "error": str(exc)})
         if kind in IMAGE_TYPES | FILE_TYPES:
             word = kind_for_agent(ctx.settings, kind)
-            return _text(for_agent(ctx.settings, "agent.copy_failed", kind=word, error=exc, url=payload["url"]))
+            error = in_language(exc, ctx.settings.agent_language)
+            return _text(for_agent(ctx.settings, "agent.copy_failed", kind=word, error=error, url=payload["url"]))
         return _text(AS_LINK.format(kind=kind, url=payload["url"]))
     media = Media(kind, media_url(ctx.settings, key), stored["filename"], stored["content_type"], stored["size"])
     if kind in IMAGE_TYPES:

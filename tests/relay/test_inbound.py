@@ -442,7 +442,7 @@ def test_refused_even_as_plain_text_becomes_a_dead_letter(ctx, m):
     assert ctx.effects.recorded(f"fc:msg:{IMAGE_MSG}") is None
     assert note["message_type"] == "private" and note["actor_type"] == "system"
     text = note["message_parts"][0]["text"]["content"]
-    assert text.startswith("⚠️ A message from this Zalo user could not be shown here (permanent: FreshChat refused")
+    assert text.startswith("⚠️ A message from this Zalo user could not be shown here.\nWhy: permanent: FreshChat refused")
     assert f"dead letter zalo:{IMAGE_MSG};" in text
 
 
@@ -641,6 +641,7 @@ def test_a_failed_copy_in_vietnamese(ctx, m, vi_agents):
     m.get(f"{CDN}/img/p1.jpg", status_code=404)
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
     line = fc_posts(m)[0]["message_parts"][1]["text"]["content"]
-    assert line.startswith("[Không sao chép được ảnh (") and line.endswith(
-        f"); liên kết gốc của Zalo, hết hạn sau khoảng 7 ngày: {CDN}/img/p1.jpg]"
+    assert line == (
+        f"[Không sao chép được ảnh ({CDN}/img/p1.jpg trả lời HTTP 404); "
+        f"liên kết gốc của Zalo, hết hạn sau khoảng 7 ngày: {CDN}/img/p1.jpg]"
     )

@@ -591,8 +591,8 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
     assert len(sent(m)) == 1
     assert notes(m) == [
         note(
-            "⚠️ Not delivered to Zalo (error -230): The user has not interacted with the OA "
-            'in the last 7 days; wait until they write again.\nMessage: "và"'
+            "⚠️ Not delivered to Zalo: The user has not interacted with the OA in the last 7 days; "
+            "wait until they write again.\n(Zalo error -230: not interacted)\nMessage: “và”"
         )
     ]
 
@@ -608,7 +608,7 @@ def test_a_refusal_is_explained_in_vietnamese_to_vietnamese_agents(ctx, m, setti
     ctx.settings = replace(settings, agent_language="vi")
     m.post(CS, json={"error": code, "message": "refused"})
     run(ctx, agent_message("m-vi", [{"text": {"content": "Dạ vâng"}}]))
-    assert notes(m) == [note(f'⚠️ Không gửi được đến Zalo (lỗi {code}): {advice}\nTin nhắn: "Dạ vâng"')]
+    assert notes(m) == [note(f"⚠️ Không gửi được đến Zalo: {advice}\n(Zalo báo lỗi {code}: “refused”)\nTin nhắn: “Dạ vâng”")]
 
 
 def test_a_note_freshchat_refuses_for_good_does_not_stop_the_message(ctx, m):
