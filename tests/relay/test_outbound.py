@@ -608,10 +608,32 @@ def test_a_refusal_is_explained_in_vietnamese_to_vietnamese_agents(ctx, m, setti
     ctx.settings = replace(settings, agent_language="vi")
     m.post(CS, json={"error": code, "message": "refused"})
     run(ctx, agent_message("m-vi", [{"text": {"content": "Dạ vâng"}}]))
-    assert notes(m) == [note(f"⚠️ Không gửi được đến Zalo: {advice}\n(Zalo báo lỗi {code}: “refused”)\nTin nhắn: “Dạ vâng”")]
+    assert notes(m) == [
+        note(f"⚠️ Không gửi được đến Zalo: {advice}\n(Zalo báo lỗi {code}: “refused”)\nTin nhắn: “Dạ vâng”")
+    ]
 
 
 def test_a_note_freshchat_refuses_for_good_does_not_stop_the_message(ctx, m):
     m.post(NOTES, status_code=400, json={"message": "bad request"})
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file_without_url.json")) == "empty"
     assert [b["message"]["text"] for b in sent(m)] == ["Em gửi anh báo giá ạ."]
+
+
+def test_a_reply_given_up_on_tells_vietnamese_agents_why_and_what_to_do(ctx, m, settings):
+    """Past its retry budget the reply becomes a dead letter; the note says Zalo's refusal in
+    Vietnamese, Zalo's own words quoted, then what the agent can do."""
+    ctx.settings = replace(settings, agent_language="vi")
+    m.post(CS, json={"error": -200, "message": "Send message failed"})
+    event = agent_message("m-given-up", [{"text": {"content": "Dạ vâng"}}])
+    old = now_ms() - (settings.retry_horizon_seconds + 60) * 1000
+    item = Item("freshchat:m-given-up", "freshchat", event, now_ms(), attempts=9, first_failed_at=old)
+    ctx.lanes.accept(f"out:{CONV}", item)
+    assert Drainer(ctx).drain(f"out:{CONV}") == "empty"
+    [request] = [r for r in m.request_history if r.url == NOTES]
+    assert request.method == "POST" and request.headers["Authorization"] == f"Bearer {settings.freshchat_api_key}"
+    assert request.json() == note(
+        "⚠️ Không gửi được trả lời này đến người dùng Zalo.\n"
+        "Lý do: đã dừng sau 10 lần thử: Zalo báo lỗi -200: “Send message failed”\n"
+        "Zalo đã từ chối tin nhắn; xem mã lỗi trong bảng lỗi của Zalo.\n"
+        "Tin nhắn đã được lưu lại (mã freshchat:m-given-up); quản trị viên có thể gửi lại."
+    )

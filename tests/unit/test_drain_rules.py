@@ -117,7 +117,8 @@ def test_the_dead_letter_note_follows_agent_language(ctx, m, settings):
             "text": {
                 "content": "⚠️ Không gửi được trả lời này đến người dùng Zalo.\n"
                 "Lý do: không thể thử lại: Zalo báo lỗi -201: “invalid”\n"
-                "Zalo từ chối nội dung vì không hợp lệ (sai mã người dùng, quá dài hoặc tệp đính kèm không được hỗ trợ).\n"
+                "Zalo từ chối nội dung vì không hợp lệ (sai mã người dùng, quá dài "
+                "hoặc tệp đính kèm không được hỗ trợ).\n"
                 "Tin nhắn đã được lưu lại (mã freshchat:fc-msg-1); quản trị viên có thể gửi lại."
             }
         }
