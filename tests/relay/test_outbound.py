@@ -309,13 +309,13 @@ def test_resolve_notification_on_and_off(ctx, m, enabled, settings):
     [
         (
             "vi",
-            "Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết. "
+            "Cảm ơn bạn đã liên hệ! Yêu cầu của bạn đã được xử lý xong. "
             "/ Thank you for contacting us! This conversation has been resolved.",
         ),
         (
             "en",
             "Thank you for contacting us! This conversation has been resolved. "
-            "/ Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết.",
+            "/ Cảm ơn bạn đã liên hệ! Yêu cầu của bạn đã được xử lý xong.",
         ),
     ],
 )
@@ -508,7 +508,7 @@ def test_notes_to_agents_follow_agent_language(ctx, m, settings):
     assert notes(m) == [
         note(
             "⚠️ Chưa gửi được tệp bao-gia.pdf đến người dùng Zalo: "
-            "FreshChat không đưa liên kết tải về. Vui lòng đính kèm lại."
+            "FreshChat không cung cấp liên kết tải về. Vui lòng đính kèm lại."
         ),
         note(
             "⚠️ Chưa gửi được ảnh anh-san-pham.jpg đến người dùng Zalo: "
@@ -600,7 +600,7 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
 @pytest.mark.parametrize(
     "code,advice",
     [
-        (-230, "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ đến khi họ nhắn lại."),
+        (-230, "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ khách nhắn lại."),
         (-999, "Zalo đã từ chối tin nhắn; xem mã lỗi trong bảng lỗi của Zalo."),
     ],
 )
@@ -609,7 +609,7 @@ def test_a_refusal_is_explained_in_vietnamese_to_vietnamese_agents(ctx, m, setti
     m.post(CS, json={"error": code, "message": "refused"})
     run(ctx, agent_message("m-vi", [{"text": {"content": "Dạ vâng"}}]))
     assert notes(m) == [
-        note(f"⚠️ Không gửi được đến Zalo: {advice}\n(Zalo báo lỗi {code}: “refused”)\nTin nhắn: “Dạ vâng”")
+        note(f"⚠️ Không gửi được tin này qua Zalo: {advice}\n(Zalo báo lỗi {code}: “refused”)\nTin nhắn: “Dạ vâng”")
     ]
 
 
