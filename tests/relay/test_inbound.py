@@ -671,3 +671,10 @@ def test_a_dead_letter_note_reads_wholly_in_vietnamese(ctx, m, vi_agents):
         "message_type": "private",
         "actor_type": "system",
     }
+
+
+def test_an_image_sent_as_a_link_is_named_in_vietnamese(ctx, m, vi_agents):
+    m.post(f"{FC_API}/conversations/{CONV}/messages", [refused(), refused(), {"json": {"id": "fc-msg-9"}}])
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    url = media_url(ctx.settings, f"zalo/{IMAGE_MSG}/0")
+    assert fc_posts(m)[-1] == as_user([CAPTION, {"text": {"content": f"[ảnh] {url}"}}])
