@@ -21,7 +21,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "customer.file_link": {"vi": "📎 Tệp {name}: {url}", "en": "📎 {name}: {url}"},
     "customer.image_link": {"vi": "🖼 Ảnh {name}: {url}", "en": "🖼 {name}: {url}"},
     "customer.resolved": {
-        "vi": "Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết.",
+        "vi": "Cảm ơn bạn đã liên hệ! Yêu cầu của bạn đã được xử lý xong.",
         "en": "Thank you for contacting us! This conversation has been resolved.",
     },
     # -- to agents (private notes in FreshChat) ----------------------------------------------
@@ -246,8 +246,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "💰 Zalo billed this reply: the customer's last message is over 48 h old.",
     },
     "reply_held": {
-        "vi": "⏸ Chưa gửi: tin nhắn cuối của khách đã quá 48 giờ nên tin này sẽ bị Zalo tính phí, mà kết nối "
-        "này được đặt để giữ lại tin có phí. Khi khách nhắn lại, hãy gửi lại tin (lúc đó miễn phí).\n"
+        "vi": "⏸ Chưa gửi: tin nhắn cuối của khách đã quá 48 giờ nên Zalo sẽ tính phí tin này, và kết nối "
+        "này được cài đặt để không gửi tin có phí. Khi khách nhắn lại, hãy gửi lại tin này (lúc đó miễn phí).\n"
         "Tin nhắn: “{preview}”",
         "en": "⏸ Not sent: the customer's last message is over 48 h old, so Zalo would bill this reply, "
         "and this connection holds billed replies. Send it again once the customer writes (free).\n"
@@ -256,29 +256,31 @@ TEXTS: dict[str, dict[str, str]] = {
     # -- from the customer, as agents read them in FreshChat ----------------------------------
     "reaction": {"vi": "{emoji} Đã thả cảm xúc vào tin nhắn {quote}", "en": "{emoji} Reacted to {quote}"},
     "reaction_unknown": {"vi": "{emoji} Đã thả cảm xúc vào một tin nhắn", "en": "{emoji} Reacted to a message"},
+    # {reason}: the bridge's reason in the agents' language (app/relay/notes.py reason_for_agent)
     "agent.dead_letter_inbound": {
-        "vi": "⚠️ Một tin nhắn của người dùng Zalo này không hiển thị được ở đây ({reason}). Tin nhắn được "
-        "lưu lại (mã {id}); quản trị viên có thể gửi lại.",
-        "en": "⚠️ A message from this Zalo user could not be shown here ({reason}). It is kept as "
-        "dead letter {id}; an operator can replay it.",
+        "vi": "⚠️ Một tin nhắn của người dùng Zalo này không hiển thị được ở đây.\nLý do: {reason}\n"
+        "Tin nhắn đã được lưu lại (mã {id}); quản trị viên có thể gửi lại.",
+        "en": "⚠️ A message from this Zalo user could not be shown here.\nWhy: {reason}\n"
+        "It is kept as dead letter {id}; an operator can replay it.",
     },
     "agent.dead_letter_outbound": {
-        "vi": "⚠️ Không gửi được trả lời này đến người dùng Zalo ({reason}). Tin nhắn được lưu lại "
-        "(mã {id}); quản trị viên có thể gửi lại.",
-        "en": "⚠️ This reply could not be delivered to the Zalo user ({reason}). It is kept as "
-        "dead letter {id}; an operator can replay it.",
+        "vi": "⚠️ Không gửi được trả lời này đến người dùng Zalo.\nLý do: {reason}\n"
+        "Tin nhắn đã được lưu lại (mã {id}); quản trị viên có thể gửi lại.",
+        "en": "⚠️ This reply could not be delivered to the Zalo user.\nWhy: {reason}\n"
+        "It is kept as dead letter {id}; an operator can replay it.",
     },
+    # {detail}: Zalo's code and its own words, as the bridge says them ("Zalo báo lỗi -230: “…”")
     "agent.refused": {
-        "vi": "⚠️ Không gửi được đến Zalo (lỗi {code}): {advice}",
-        "en": "⚠️ Not delivered to Zalo (error {code}): {advice}",
+        "vi": "⚠️ Không gửi được tin này qua Zalo: {advice}\n({detail})",
+        "en": "⚠️ Not delivered to Zalo: {advice}\n({detail})",
     },
-    "agent.refused_message": {"vi": '\nTin nhắn: "{preview}"', "en": '\nMessage: "{preview}"'},
+    "agent.refused_message": {"vi": "\nTin nhắn: “{preview}”", "en": "\nMessage: “{preview}”"},
     "agent.not_sent": {
         "vi": "⚠️ Chưa gửi được {what} đến người dùng Zalo: {reason}",
         "en": "⚠️ The {what} was not sent to the Zalo user: {reason}",
     },
     "agent.reason_no_url": {
-        "vi": "FreshChat không đưa liên kết tải về. Vui lòng đính kèm lại.",
+        "vi": "FreshChat không cung cấp liên kết tải về. Vui lòng đính kèm lại.",
         "en": "FreshChat gave no download link for it. Please attach it again.",
     },
     "agent.reason_http": {
@@ -361,11 +363,11 @@ ZALO_ADVICE: dict[int, dict[str, str]] = {
         "en": "The user's Zalo account is banned or has been inactive for over 45 days.",
     },
     -230: {
-        "vi": "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ đến khi họ nhắn lại.",
+        "vi": "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ khách nhắn lại.",
         "en": "The user has not interacted with the OA in the last 7 days; wait until they write again.",
     },
     -232: {
-        "vi": "Lần tương tác gần nhất của người dùng với OA đã hết hạn; hãy chờ đến khi họ nhắn lại.",
+        "vi": "Lần tương tác gần nhất của người dùng với OA đã hết hạn; hãy chờ khách nhắn lại.",
         "en": "The user's last interaction with the OA has expired; wait until they write again.",
     },
     -233: {"vi": "Zalo không hỗ trợ loại tin nhắn này ở đây.", "en": "Zalo does not support this message type here."},
@@ -386,7 +388,7 @@ ZALO_ADVICE: dict[int, dict[str, str]] = {
         "en": "Paid message: the Zalo Cloud Account has no funds; top it up, then resend.",
     },
     -210: {
-        "vi": "Một tham số vượt giới hạn của Zalo (tệp quá lớn hoặc văn bản quá dài).",
+        "vi": "Tin nhắn vượt giới hạn của Zalo (tệp quá lớn hoặc nội dung quá dài).",
         "en": "A parameter exceeds Zalo's limit (file too large or text too long).",
     },
     -211: {"vi": "OA đã hết hạn mức cho tính năng này.", "en": "The OA is out of quota for this feature."},

@@ -2,14 +2,18 @@
 
 A dead letter is kept for an operator (list, replay, drop); the note makes sure the people in
 the conversation know something is missing, why, and which id to ask an operator about.
+The why is the bridge's English reason, said in the agents' language (app/console/wording.py),
+and when Zalo refused, what the agent can do about it (app/texts.py ZALO_ADVICE).
 """
 
 from __future__ import annotations
 
 import logging
 
+from app.console.wording import found_in, in_language
+from app.integrations.zalo.errors import ZALO_ERROR
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
-from app.texts import for_agent
+from app.texts import for_agent, zalo_advice
 
 log = logging.getLogger("relay.notes")
 REASON_MAX = 200
@@ -36,9 +40,20 @@ def outbound_dead_letter(ctx, item, reason: str) -> None:
 
 
 def _post(ctx, item, conversation: str, key: str, actor: dict, reason: str = "") -> None:
-    text = for_agent(ctx.settings, key, reason=_short(reason or item.last_error), id=item.id)
+    text = for_agent(ctx.settings, key, reason=reason_for_agent(ctx.settings, reason or item.last_error), id=item.id)
     note = {"message_parts": [{"text": {"content": text}}], "message_type": "private", **actor}
     ctx.effects.once(f"fc:deadnote:{item.id}", lambda: ctx.freshchat.post_message(conversation, note).get("id", ""))
+
+
+def reason_for_agent(settings, reason: str) -> str:
+    """`reason` in the agents' language, shortened; after it Zalo's advice when Zalo refused."""
+    said = _short(in_language(reason, settings.agent_language))
+    refusal = found_in(reason, ZALO_ERROR)
+    return f"{said}\n{zalo_advice(settings, _code(refusal['code']))}" if refusal else said
+
+
+def _code(text: str) -> int | str:
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def _short(reason: str) -> str:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from app import events
 from app.bridge.status import remember_error
+from app.console.wording import in_language
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
@@ -386,7 +387,8 @@ def describe_part(part: dict) -> str:
 def report_failure(ctx, message: dict, index: int, exc: ZaloPermanent) -> None:
     """Zalo refused for a reason about the recipient or the window: tell the agent what to do."""
     preview = text_preview(message)
-    text = for_agent(ctx.settings, "agent.refused", code=exc.code, advice=zalo_advice(ctx.settings, exc.code))
+    advice, detail = zalo_advice(ctx.settings, exc.code), in_language(exc, ctx.settings.agent_language)
+    text = for_agent(ctx.settings, "agent.refused", advice=advice, detail=detail)
     if preview:
         text += for_agent(ctx.settings, "agent.refused_message", preview=preview)
     log.warning("relay.zalo_refused", extra={"code": exc.code, "message_id": message["id"]})

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from app.bridge.mapping import SNIPPET_CHARS
+from app.console.wording import in_language
 from app.integrations.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
@@ -22,7 +23,7 @@ COPY_ATTEMPTS = 3  # a CDN blip is retried; a dead link must not hold the conver
 IMAGE_TYPES = {"image", "gif", "sticker"}
 FILE_TYPES = {"file", "audio", "video"}
 
-AS_LINK = "[{kind}] {url}"  # media with no FreshChat part of its own, or refused in one
+AS_LINK = "[{kind}] {url}"  # media with no FreshChat part of its own, or refused in one; {kind} in agents' words
 
 # How plainly a message is sent: as built, images as files, media as text links.
 AS_BUILT, IMAGES_AS_FILES, MEDIA_AS_LINKS = range(3)
@@ -31,13 +32,15 @@ PLAINNESS = ("as built", "images as file parts", "media as text links")
 
 @dataclass(frozen=True)
 class Media:
-    """A copy in the media store, enough to describe it as any kind of part."""
+    """A copy in the media store, enough to describe it as any kind of part; `label`: its kind
+    in the agents' words."""
 
     kind: str
     url: str
     name: str
     content_type: str
     size: int
+    label: str
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Part:
         if self.media is None or plainness == AS_BUILT:
             return self.body
         if plainness == MEDIA_AS_LINKS:
-            return {"text": {"content": AS_LINK.format(kind=self.media.kind, url=self.media.url)}}
+            return {"text": {"content": AS_LINK.format(kind=self.media.label, url=self.media.url)}}
         return _file_part(self.media) if "image" in self.body else self.body
 
 
@@ -66,7 +69,7 @@ def text_part(content: str) -> Part:
 
 def snippet(parts: list[Part]) -> str:
     """What a later quote of this message repeats: its text, media named by kind."""
-    pieces = [p.body["text"]["content"] if p.media is None else f"[{p.media.kind}]" for p in parts]
+    pieces = [p.body["text"]["content"] if p.media is None else f"[{p.media.label}]" for p in parts]
     return " ".join(pieces)[:SNIPPET_CHARS]
 
 
@@ -124,7 +127,7 @@ def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: i
         return _text(link_text(payload))
     if not payload.get("url"):
         known = [str(payload[field]) for field in ("id", "description") if payload.get(field)]
-        return _text(" ".join([f"[{kind}]"] + known))
+        return _text(" ".join([f"[{kind_for_agent(ctx.settings, kind)}]"] + known))
     return media_parts(ctx, event, index, kind, payload, attempts)
 
 
@@ -137,16 +140,18 @@ def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts
         if (exc.status is None or exc.status >= 500) and attempts + 1 < COPY_ATTEMPTS:
             raise RetryableError(f"copying Zalo media failed: {exc}") from None
         log.warning("relay.media_copy_failed", extra={"key": key, "error": str(exc)})
+        word = kind_for_agent(ctx.settings, kind)
         if kind in IMAGE_TYPES | FILE_TYPES:
-            word = kind_for_agent(ctx.settings, kind)
-            return _text(for_agent(ctx.settings, "agent.copy_failed", kind=word, error=exc, url=payload["url"]))
-        return _text(AS_LINK.format(kind=kind, url=payload["url"]))
-    media = Media(kind, media_url(ctx.settings, key), stored["filename"], stored["content_type"], stored["size"])
+            error = in_language(exc, ctx.settings.agent_language)
+            return _text(for_agent(ctx.settings, "agent.copy_failed", kind=word, error=error, url=payload["url"]))
+        return _text(AS_LINK.format(kind=word, url=payload["url"]))
+    url, word = media_url(ctx.settings, key), kind_for_agent(ctx.settings, kind)
+    media = Media(kind, url, stored["filename"], stored["content_type"], stored["size"], word)
     if kind in IMAGE_TYPES:
         return [Part({"image": {"url": media.url}}, media)]
     if kind in FILE_TYPES:
         return [Part(_file_part(media), media)]
-    return [text_part(AS_LINK.format(kind=kind, url=media.url))]
+    return [text_part(AS_LINK.format(kind=word, url=media.url))]
 
 
 def _file_part(media: Media) -> dict:

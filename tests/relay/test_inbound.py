@@ -442,7 +442,9 @@ def test_refused_even_as_plain_text_becomes_a_dead_letter(ctx, m):
     assert ctx.effects.recorded(f"fc:msg:{IMAGE_MSG}") is None
     assert note["message_type"] == "private" and note["actor_type"] == "system"
     text = note["message_parts"][0]["text"]["content"]
-    assert text.startswith("⚠️ A message from this Zalo user could not be shown here (permanent: FreshChat refused")
+    assert text.startswith(
+        "⚠️ A message from this Zalo user could not be shown here.\nWhy: permanent: FreshChat refused"
+    )
     assert f"dead letter zalo:{IMAGE_MSG};" in text
 
 
@@ -641,6 +643,38 @@ def test_a_failed_copy_in_vietnamese(ctx, m, vi_agents):
     m.get(f"{CDN}/img/p1.jpg", status_code=404)
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
     line = fc_posts(m)[0]["message_parts"][1]["text"]["content"]
-    assert line.startswith("[Không sao chép được ảnh (") and line.endswith(
-        f"); liên kết gốc của Zalo, hết hạn sau khoảng 7 ngày: {CDN}/img/p1.jpg]"
+    assert line == (
+        f"[Không sao chép được ảnh ({CDN}/img/p1.jpg trả lời HTTP 404); "
+        f"liên kết gốc của Zalo, hết hạn sau khoảng 7 ngày: {CDN}/img/p1.jpg]"
     )
+
+
+def test_a_dead_letter_note_reads_wholly_in_vietnamese(ctx, m, vi_agents):
+    """The reason the worker wrote in English reaches Vietnamese agents in Vietnamese; only
+    FreshChat's own word (IMAGE_EMPTY_CONTENT) and the path stay as they are."""
+    m.post(f"{FC_API}/conversations/{CONV}/messages", [refused(), refused(), refused(), {"json": {"id": "n-1"}}])
+    assert run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json")) == "empty"
+    note = m.request_history[-1]
+    assert (note.method, note.url) == ("POST", f"{FC_API}/conversations/{CONV}/messages")
+    assert note.headers["Authorization"] == f"Bearer {ctx.settings.freshchat_api_key}"
+    assert note.json() == {
+        "message_parts": [
+            {
+                "text": {
+                    "content": "⚠️ Một tin nhắn của người dùng Zalo này không hiển thị được ở đây.\n"
+                    "Lý do: không thể thử lại: FreshChat từ chối cả dạng tin đơn giản nhất: FreshChat trả lời "
+                    f"HTTP 400 cho /conversations/{CONV}/messages: IMAGE_EMPTY_CONTENT\n"
+                    f"Tin nhắn đã được lưu lại (mã zalo:{IMAGE_MSG}); quản trị viên có thể gửi lại."
+                }
+            }
+        ],
+        "message_type": "private",
+        "actor_type": "system",
+    }
+
+
+def test_an_image_sent_as_a_link_is_named_in_vietnamese(ctx, m, vi_agents):
+    m.post(f"{FC_API}/conversations/{CONV}/messages", [refused(), refused(), {"json": {"id": "fc-msg-9"}}])
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
+    url = media_url(ctx.settings, f"zalo/{IMAGE_MSG}/0")
+    assert fc_posts(m)[-1] == as_user([CAPTION, {"text": {"content": f"[ảnh] {url}"}}])

@@ -309,13 +309,13 @@ def test_resolve_notification_on_and_off(ctx, m, enabled, settings):
     [
         (
             "vi",
-            "Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết. "
+            "Cảm ơn bạn đã liên hệ! Yêu cầu của bạn đã được xử lý xong. "
             "/ Thank you for contacting us! This conversation has been resolved.",
         ),
         (
             "en",
             "Thank you for contacting us! This conversation has been resolved. "
-            "/ Cảm ơn bạn đã liên hệ! Cuộc trò chuyện đã được giải quyết.",
+            "/ Cảm ơn bạn đã liên hệ! Yêu cầu của bạn đã được xử lý xong.",
         ),
     ],
 )
@@ -508,7 +508,7 @@ def test_notes_to_agents_follow_agent_language(ctx, m, settings):
     assert notes(m) == [
         note(
             "⚠️ Chưa gửi được tệp bao-gia.pdf đến người dùng Zalo: "
-            "FreshChat không đưa liên kết tải về. Vui lòng đính kèm lại."
+            "FreshChat không cung cấp liên kết tải về. Vui lòng đính kèm lại."
         ),
         note(
             "⚠️ Chưa gửi được ảnh anh-san-pham.jpg đến người dùng Zalo: "
@@ -591,8 +591,8 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
     assert len(sent(m)) == 1
     assert notes(m) == [
         note(
-            "⚠️ Not delivered to Zalo (error -230): The user has not interacted with the OA "
-            'in the last 7 days; wait until they write again.\nMessage: "và"'
+            "⚠️ Not delivered to Zalo: The user has not interacted with the OA in the last 7 days; "
+            "wait until they write again.\n(Zalo error -230: not interacted)\nMessage: “và”"
         )
     ]
 
@@ -600,7 +600,7 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
 @pytest.mark.parametrize(
     "code,advice",
     [
-        (-230, "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ đến khi họ nhắn lại."),
+        (-230, "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ khách nhắn lại."),
         (-999, "Zalo đã từ chối tin nhắn; xem mã lỗi trong bảng lỗi của Zalo."),
     ],
 )
@@ -608,10 +608,32 @@ def test_a_refusal_is_explained_in_vietnamese_to_vietnamese_agents(ctx, m, setti
     ctx.settings = replace(settings, agent_language="vi")
     m.post(CS, json={"error": code, "message": "refused"})
     run(ctx, agent_message("m-vi", [{"text": {"content": "Dạ vâng"}}]))
-    assert notes(m) == [note(f'⚠️ Không gửi được đến Zalo (lỗi {code}): {advice}\nTin nhắn: "Dạ vâng"')]
+    assert notes(m) == [
+        note(f"⚠️ Không gửi được tin này qua Zalo: {advice}\n(Zalo báo lỗi {code}: “refused”)\nTin nhắn: “Dạ vâng”")
+    ]
 
 
 def test_a_note_freshchat_refuses_for_good_does_not_stop_the_message(ctx, m):
     m.post(NOTES, status_code=400, json={"message": "bad request"})
     assert run(ctx, load_fixture("freshchat", "webhooks", "message_create__agent_file_without_url.json")) == "empty"
     assert [b["message"]["text"] for b in sent(m)] == ["Em gửi anh báo giá ạ."]
+
+
+def test_a_reply_given_up_on_tells_vietnamese_agents_why_and_what_to_do(ctx, m, settings):
+    """Past its retry budget the reply becomes a dead letter; the note says Zalo's refusal in
+    Vietnamese, Zalo's own words quoted, then what the agent can do."""
+    ctx.settings = replace(settings, agent_language="vi")
+    m.post(CS, json={"error": -200, "message": "Send message failed"})
+    event = agent_message("m-given-up", [{"text": {"content": "Dạ vâng"}}])
+    old = now_ms() - (settings.retry_horizon_seconds + 60) * 1000
+    item = Item("freshchat:m-given-up", "freshchat", event, now_ms(), attempts=9, first_failed_at=old)
+    ctx.lanes.accept(f"out:{CONV}", item)
+    assert Drainer(ctx).drain(f"out:{CONV}") == "empty"
+    [request] = [r for r in m.request_history if r.url == NOTES]
+    assert request.method == "POST" and request.headers["Authorization"] == f"Bearer {settings.freshchat_api_key}"
+    assert request.json() == note(
+        "⚠️ Không gửi được trả lời này đến người dùng Zalo.\n"
+        "Lý do: đã dừng sau 10 lần thử: Zalo báo lỗi -200: “Send message failed”\n"
+        "Zalo đã từ chối tin nhắn; xem mã lỗi trong bảng lỗi của Zalo.\n"
+        "Tin nhắn đã được lưu lại (mã freshchat:m-given-up); quản trị viên có thể gửi lại."
+    )

@@ -93,8 +93,8 @@ def test_an_item_within_its_budget_is_kept_and_one_past_it_is_dead_lettered_with
             "message_parts": [
                 {
                     "text": {
-                        "content": "⚠️ This reply could not be delivered to the Zalo user "
-                        "(gave up after 10 attempts: Zalo HTTP 500). "
+                        "content": "⚠️ This reply could not be delivered to the Zalo user.\n"
+                        "Why: gave up after 10 attempts: Zalo HTTP 500\n"
                         "It is kept as dead letter freshchat:fc-msg-1; an operator can replay it."
                     }
                 }
@@ -115,8 +115,11 @@ def test_the_dead_letter_note_follows_agent_language(ctx, m, settings):
     assert note["message_parts"] == [
         {
             "text": {
-                "content": "⚠️ Không gửi được trả lời này đến người dùng Zalo (permanent: Zalo error -201: invalid). "
-                "Tin nhắn được lưu lại (mã freshchat:fc-msg-1); quản trị viên có thể gửi lại."
+                "content": "⚠️ Không gửi được trả lời này đến người dùng Zalo.\n"
+                "Lý do: không thể thử lại: Zalo báo lỗi -201: “invalid”\n"
+                "Zalo từ chối nội dung vì không hợp lệ (sai mã người dùng, quá dài "
+                "hoặc tệp đính kèm không được hỗ trợ).\n"
+                "Tin nhắn đã được lưu lại (mã freshchat:fc-msg-1); quản trị viên có thể gửi lại."
             }
         }
     ]
@@ -161,9 +164,9 @@ def test_a_permanent_error_is_dead_lettered_not_dropped_and_the_agent_is_told(ct
             "message_parts": [
                 {
                     "text": {
-                        "content": "⚠️ A message from this Zalo user could not be shown here "
-                        "(permanent: FreshChat HTTP 400: "
-                        f"INVALID_VALUE). It is kept as dead letter {item_id}; an operator can replay it."
+                        "content": "⚠️ A message from this Zalo user could not be shown here.\n"
+                        "Why: permanent: FreshChat HTTP 400: INVALID_VALUE\n"
+                        f"It is kept as dead letter {item_id}; an operator can replay it."
                     }
                 }
             ],

@@ -26,12 +26,12 @@ from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.status import remember_error
 from app.console.wording import SHAPES, said
 from app.startup import record_check
+from tests.english import PLACEHOLDER, catalogue, english_left
 from tests.helpers import FC_PUBLIC_PEM, ZALO_API, load_fixture
 
 ADMIN = "console-i18n-admin-Tq52"
 CHANNEL = "6c03caf2-a37f-45a2-a9a3-6e03aa7b85f5"  # the topic in freshchat/answers/channels.json
 FC_HCM = "https://hcm.freshchat.com/v2"
-PO = Path(__file__).parents[2] / "app" / "console" / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
 FORM = {
     "id": "shop-hcm",
     "name": "Shop HCM",
@@ -49,17 +49,7 @@ FORM = {
     "options.customer_language": "vi",
     "options.agent_language": "vi",
 }
-# The product's English words: none may be read on a Vietnamese page. (Words Vietnamese keeps
-# as they are - webhook, token, API, OA, App ID, Admin, APIs for chat, channel - are not among them.)
-DENIED = re.compile(
-    r"\b(the|and|not|with|is|are|was|failed|delivered|retrying|queued|received|refused|works|work|characters|"
-    r"exists|permanent|unexpected|environment|attempts|found|connection|never|unknown|replay|"
-    r"replayed|drop|dropped|settings|message|messages|reply|agent|waiting|check|saved|error|errors|expires|"
-    r"alive|dead|active|inactive|none|topics|test|invalid|missing|required|digits|only|letter|letters)\b",
-    re.IGNORECASE,
-)
 READ_ATTRIBUTES = {"placeholder", "aria-label", "title", "data-confirm", "data-done"}
-PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
 
 
 class Visible(HTMLParser):
@@ -90,31 +80,8 @@ def visible(html: str) -> str:
     return "\n".join(reader.parts)
 
 
-def catalogue() -> list:
-    with PO.open("rb") as po:
-        return [m for m in read_po(po) if m.id]
-
-
-def english_fragments() -> set[str]:
-    """The literal parts of every msgid whose Vietnamese differs: seen on a vi page, untranslated."""
-    found = set()
-    for message in catalogue():
-        if message.string and message.string != message.id:
-            for part in PLACEHOLDER.split(message.id):
-                part = part.strip(" .,:;()\"'-—")
-                if len(part) >= 4:
-                    found.add(part)
-    return found
-
-
-ENGLISH = english_fragments()
-
-
 def english_in(html: str) -> list[str]:
-    text = visible(html)
-    left = [f for f in ENGLISH if re.search(rf"(?<!\w){re.escape(f)}(?!\w)", text)]
-    words = re.sub(r"\S*/\S*|\{\w+\}", " ", text)  # paths and a template's {fields} are no words
-    return left + sorted({m.group(0) for m in DENIED.finditer(words)})
+    return english_left(visible(html))
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ class ZaloPermanent(ZaloError, PermanentError):
     """Retrying cannot help; app/texts.py ZALO_ADVICE tells the agent what can, by code."""
 
 
+ZALO_ERROR = "Zalo error {code}: {message}"  # app/console/wording.py translates it, code and all
 AUTH_CODES = {-216, -220, -124}
 RATE_CODES = {-32}
 RETRY_CODES = {-200}  # "send message failed": Zalo-side hiccup, retried with backoff
@@ -51,7 +52,7 @@ RETRY_CODES = {-200}  # "send message failed": Zalo-side hiccup, retried with ba
 
 def error_for(code: int, message: str) -> ZaloError:
     """The exception class for Zalo error `code`."""
-    text = f"Zalo error {code}: {message}"
+    text = ZALO_ERROR.format(code=code, message=message)
     if code in AUTH_CODES:
         return ZaloAuthError(text, code=code)
     if code in RATE_CODES:
