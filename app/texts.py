@@ -338,7 +338,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "Start again and pick OA {expected} on Zalo's page.",
     },
     "oauth.oa_unknown": {
-        "vi": "Không hỏi được Zalo token mới thuộc OA nào ({detail}): chưa lưu gì cả. Hãy làm lại để thử lần nữa.",
+        "vi": "Chưa hỏi được Zalo xem token mới thuộc OA nào ({detail}): chưa lưu gì cả. Hãy làm lại để thử lần nữa.",
         "en": "Could not ask Zalo which OA the new token serves ({detail}): nothing was stored. Start again to retry.",
     },
 }

@@ -104,6 +104,11 @@ SAMPLES = {  # a field's value, as the relay fills it for Vietnamese readers
     "days": 5,
     "count": 3,
     "minutes": 12,
+    "got": "1032900368544245786",
+    "expected": "2736400368544245123",
+    "connection": "shop-hcm",
+    "connected": 0,
+    "wanted": 1,
 }
 
 
