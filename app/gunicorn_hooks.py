@@ -10,7 +10,11 @@ host (or a restart while the old master still exits) cannot reset or mix each ot
 Workers write nothing there: what they count is in Redis, for web hosts anywhere to read. A
 set PROMETHEUS_MULTIPROC_DIR names where these directories go (default: the system's
 temporary folder); the master removes its own when it exits. Only module-level names that
-gunicorn knows as settings are read as such: the hooks below, nothing else here.
+gunicorn knows as settings are read as such: the hooks below and `control_socket_disable`.
+
+gunicorn 27 opens a control socket (for `gunicornc`) in $XDG_RUNTIME_DIR or else
+$HOME/.gunicorn; the image's user may write neither, and gunicorn then logs
+`Control server error: [Errno 13] Permission denied` at every start. Nothing here uses it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tempfile
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "bridge-web-metrics-"
 _OWN: dict[str, str] = {}
+control_socket_disable = True  # gunicorn's setting (`--no-control-socket`): no gunicornc socket
 
 
 def on_starting(server) -> None:
