@@ -105,10 +105,10 @@ def measure(url: str, sign, connections: int, seconds: float) -> Figures:
     return figures
 
 
-def start_web(tmp, redis_url: str):
+def start_web(tmp, redis_url: str, **env):
     """The web process as the Procfile starts it (production flags), nothing else."""
     _, public_pem = sandbox_keypair(tmp)
-    web = bridge(redis_url, "http://127.0.0.1:9", public_pem, tmp)
+    web = bridge(redis_url, "http://127.0.0.1:9", public_pem, tmp, **env)
     web.start("web")
     wait_until(lambda: answers(web.url + "/healthz"), timeout=30, what="web /healthz")
     return web
