@@ -164,7 +164,7 @@ class Proxy:
 
     def _answers(self) -> bool:
         try:
-            requests.get(self.url + "/", verify=False, timeout=1)
+            requests.get(self.url + "/", verify=str(self.cert), timeout=1)
             return True
         except requests.RequestException:
             return False
