@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: run test lint bench install runtime clean clean-data
+.PHONY: run test lint bench install runtime clean clean-data image-check proxy-check
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ lint: install
 
 bench: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench.run_all
+
+# Production checks, as root on Debian (.ci/run): the container image built and smoke-tested
+# (docker.io, debootstrap), and the proxy configs loaded and used (nginx, caddy). README, "Production".
+image-check: install
+	PYTHON=$(abspath $(BIN))/python bin/image-check
+
+proxy-check: install
+	PYTHON=$(abspath $(BIN))/python bin/proxy-check
 
 # var/ holds the local Redis (token pair, user and conversation mappings) and the media store
 # behind every FreshChat link: `clean` never touches it; `clean-data` asks first.

@@ -10,11 +10,16 @@ host (or a restart while the old master still exits) cannot reset or mix each ot
 Workers write nothing there: what they count is in Redis, for web hosts anywhere to read. A
 set PROMETHEUS_MULTIPROC_DIR names where these directories go (default: the system's
 temporary folder); the master removes its own when it exits. Only module-level names that
-gunicorn knows as settings are read as such: the hooks below and `forwarded_allow_ips`.
+gunicorn knows as settings are read as such: the hooks below, `forwarded_allow_ips` and
+`control_socket_disable`.
 
 gunicorn believes X-Forwarded-Proto from 127.0.0.1 unless told otherwise; the bridge reads the
 forwarding headers in one place, from TRUSTED_PROXIES only (app/proxies.py), so gunicorn
 believes none.
+
+gunicorn 27 opens a control socket (for `gunicornc`) in $XDG_RUNTIME_DIR or else
+$HOME/.gunicorn; the image's user may write neither, and gunicorn then logs
+`Control server error: [Errno 13] Permission denied` at every start. Nothing here uses it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "bridge-web-metrics-"
 _OWN: dict[str, str] = {}
 forwarded_allow_ips = ""
+control_socket_disable = True  # gunicorn's setting (`--no-control-socket`): no gunicornc socket
 
 
 def on_starting(server) -> None:
