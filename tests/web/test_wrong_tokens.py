@@ -220,14 +220,15 @@ def test_a_hop_that_is_no_address_ends_the_walk_and_ipv6_proxies_are_trusted_too
     assert str(proxies.client(peer, "")) == "fd00::1"
 
 
-def test_the_shipped_compose_trusts_its_own_network_and_no_public_address():
+def test_the_shipped_compose_trusts_its_caddy_and_no_other_address():
     from ipaddress import ip_address
     from pathlib import Path
 
     from app.proxies import TrustedProxies, parse_networks
 
     compose = (Path(__file__).parents[2] / "docker-compose.yml").read_text()
-    value = re.search(r"TRUSTED_PROXIES: \$\{TRUSTED_PROXIES:-([^}]+)\}", compose).group(1)
+    value = re.search(r"TRUSTED_PROXIES: \$\{CADDY_ADDRESS:-([^}]+)\}", compose).group(1)
     proxies = TrustedProxies(None, parse_networks(value))
-    assert proxies.trusted(ip_address("172.18.0.4")) and proxies.trusted(ip_address("192.168.16.3"))
+    assert proxies.trusted(ip_address("172.31.240.10"))  # Caddy's fixed address on the compose network
+    assert not proxies.trusted(ip_address("172.31.240.11"))  # another container of the stack
     assert not proxies.trusted(ip_address(ALICE)) and not proxies.trusted(ip_address("8.8.8.8"))
