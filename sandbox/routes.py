@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from pathlib import Path
 
 import requests
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request
@@ -24,7 +25,15 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import Keys
 from app.bridge.status import bridge_status
-from sandbox.connections import SECOND_ID, SECOND_NAME, SECOND_OA, SECOND_PREFIX, store_second
+from sandbox.connections import (
+    SECOND_ID,
+    SECOND_NAME,
+    SECOND_OA,
+    SECOND_PREFIX,
+    partners_url,
+    spare_values,
+    store_second,
+)
 
 log = logging.getLogger("sandbox")
 DEMO_USER = {"user_id": "4937104852669371342", "display_name": "Minh Khánh"}
@@ -44,6 +53,8 @@ def register_sandbox(app, settings) -> None:
         settings.public_base_url,
     )
     store_second(app.extensions["redis"], settings)
+    # the console's new-connection form shows these to paste (app/console/pages.py)
+    app.extensions["sandbox_spare"] = spare_values(partners_url(settings), Path(settings.media_dir).parent)
     app.register_blueprint(build_blueprint(Partners(settings)))
     # Whoever opens the bridge's address in sandbox mode wants the page, not a JSON 404.
     app.add_url_rule("/", "sandbox_home", lambda: redirect("/sandbox"))
