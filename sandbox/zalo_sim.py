@@ -669,7 +669,11 @@ class ZaloOA:
     def _grant_refresh(self, refresh_token: str):
         """Refresh tokens are single use: only the current one works, and only once. An OA
         that never granted the app has none."""
-        if self.refresh_revoked or not self.refresh_token or not secrets.compare_digest(refresh_token, self.refresh_token):
+        if (
+            self.refresh_revoked
+            or not self.refresh_token
+            or not secrets.compare_digest(refresh_token, self.refresh_token)
+        ):
             return _oauth_error(-14014, "Invalid refresh token", "refresh token is invalid, expired or already used")
         self.refresh_count += 1
         return self._rotate()

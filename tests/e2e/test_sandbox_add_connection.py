@@ -6,7 +6,8 @@ and worker in sandbox mode with ADMIN_TOKEN set.
 Its path: sign in; the new-connection form shows the spare OA's values, pasted into the form;
 save; "Connect with Zalo" opens the simulated consent page, which lists the app's OAs with the
 spare one picked; Allow; back on the console the token pair is stored and alive; Activate; the
-spare OA's Zalo user writes and the message arrives in the spare FreshChat account."""
+spare OA's Zalo user writes and the message arrives in the spare FreshChat account; the sandbox
+page's OA picker now offers the spare OA, whose phone and inbox talk both ways."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from sandbox.connections import (
 )
 from sandbox.procs import wait_until
 from sandbox.server import start_in_thread
-from tests.e2e.test_browser import sandbox_bridge
+from tests.e2e.test_browser import sandbox_bridge, shown, type_into
 from tests.e2e.test_connections import user_messages
 from tests.e2e.test_console_browser import ADMIN_TOKEN, click_then_see, fill, present, text_of, value_of
 from tests.e2e.test_delivery import send_until_accepted
@@ -99,3 +100,25 @@ def test_an_operator_adds_the_spare_oa_with_the_values_the_form_shows(browser, w
     hook = bridge.url + "/webhooks/zalo"
     send_until_accepted(spare, hook, lambda: spare.send_text(hook, USER, TEXT))
     wait_until(lambda: user_messages(spare_fc, TEXT), what="the message in the spare FreshChat account")
+    chat_on_the_sandbox_page(browser, bridge.url, spare)
+
+
+def chat_on_the_sandbox_page(driver, url: str, spare) -> None:
+    """The sandbox page's OA selector offers the new connection's OA; its phone and its
+    FreshChat inbox talk both ways through the bridge."""
+    from selenium.webdriver.support.select import Select
+
+    driver.get(url + "/sandbox")
+    # the page polls its state; a web process learns of the activation within a few seconds
+    option = f"#oa option[value='{spare.oa_id}']"
+    wait_until(lambda: driver.find_elements("css selector", option), timeout=15, what="the spare OA in the picker")
+    Select(driver.find_element("id", "oa")).select_by_value(spare.oa_id)
+    wait_until(
+        lambda: shown(driver, "oa-name", SPARE_NAME) and shown(driver, "zalo-who", "Minh Khánh"), what="its phone"
+    )
+    type_into(driver, "zalo-text", "Gửi từ điện thoại cho OA mới")
+    wait_until(
+        lambda: shown(driver, "fc-messages", "Gửi từ điện thoại cho OA mới"), what="the phone's message in its inbox"
+    )
+    type_into(driver, "fc-text", "Dạ, OA mới đã nhận")
+    wait_until(lambda: shown(driver, "zalo-messages", "Dạ, OA mới đã nhận"), what="the agent's reply on the phone")

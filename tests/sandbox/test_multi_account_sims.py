@@ -287,7 +287,9 @@ def test_an_oa_that_has_not_allowed_the_app_has_no_token_pair(partners, spare):
     assert got["error"] == -216
 
 
-def test_consent_page_lists_the_apps_oas_with_the_one_not_allowing_it_yet_picked(partners, zalo, second, spare, other_app):
+def test_consent_page_lists_the_apps_oas_with_the_one_not_allowing_it_yet_picked(
+    partners, zalo, second, spare, other_app
+):
     resp = consent(partners, zalo.app_id)
     assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
     page = resp.text
@@ -317,7 +319,12 @@ def test_allowing_the_picked_oa_gives_a_code_for_its_own_token_pair(partners, za
     query = parse_qs(back.query)
     assert (back.netloc, back.path) == ("bridge.example", "/cb")
     assert query["oa_id"] == [spare.oa_id] and query["state"] == [HOSTILE_STATE]
-    data = {"app_id": zalo.app_id, "grant_type": "authorization_code", "code": query["code"][0], "code_verifier": VERIFIER}
+    data = {
+        "app_id": zalo.app_id,
+        "grant_type": "authorization_code",
+        "code": query["code"][0],
+        "code_verifier": VERIFIER,
+    }
     url = partners.zalo_url + "/v4/oa/access_token"
     pair = requests.post(url, data=data, headers={"secret_key": zalo.app_secret}).json()
     assert pair["access_token"] == spare.access_token and pair["refresh_token"] == spare.refresh_token

@@ -13,7 +13,7 @@ from app import create_app
 from app.bridge.secrets_at_rest import is_sealed, sealer_for
 from app.connections import STORE, ConnectionStore
 from sandbox import connections
-from sandbox.connections import SECOND_ID, SECOND_OA, SPARE_KEY_FILE, keypair, store_second
+from sandbox.connections import SECOND_ID, SECOND_OA, SPARE_KEY_FILE, SPARE_OA, keypair, spare_values, store_second
 from tests.helpers import make_settings
 
 PARTNERS = "http://127.0.0.1:9100"
@@ -117,6 +117,32 @@ def test_actions_of_the_first_oa_are_as_before(page, requests_mock):
     page.post("/sandbox/api/agent/resolve", json={"conversation_id": "c1"})
     assert fc.last_request.json()["conversation_id"] == "c1"
     assert fc.last_request.json()["bridge_url"].endswith("/webhooks/freshchat")
+
+
+def test_the_spare_oa_joins_the_page_once_a_connection_holds_it(page, redis, sandbox_settings, requests_mock, tmp_path):
+    phone = {"users": [], "user_messages": [], "oa_messages": [], "console_messages": [], "uploads": {}}
+    requests_mock.get(f"{PARTNERS}/zalo/_sim/phone", json=phone)
+    requests_mock.get(f"{PARTNERS}/freshchat/_sim/state", json={"users": [], "agents": [], "conversations": []})
+    requests_mock.post(f"{PARTNERS}/freshchat/_sim/actions/settings", json={})
+    requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/add_user", json={})
+    assert page.get(f"/sandbox/api/state?oa={SPARE_OA['oa_id']}").status_code == 400
+    shown = spare_values(PARTNERS, tmp_path)
+    record = {
+        "id": "shop-3",
+        "name": "Shop 3",
+        "enabled": True,
+        "zalo": {**SPARE_OA, "access_token": "a", "refresh_token": "r"},
+        "freshchat": {f: shown[f"freshchat.{f}"] for f in ("api_url", "api_key", "channel_id", "webhook_public_key")},
+        "options": {},
+    }
+    ConnectionStore(redis, sandbox_settings, sealer_for(sandbox_settings)).put(record)
+    page.application.extensions["connections"].forget_cache()
+    state = page.get("/sandbox/api/state").get_json()
+    assert [o["id"] for o in state["oas"]] == [DEFAULT_OA, SECOND_OA["oa_id"], SPARE_OA["oa_id"]]
+    agent = requests_mock.post(f"{PARTNERS}/freshchat3/_sim/actions/agent_message", json={"statuses": [200]})
+    page.post("/sandbox/api/agent/reply", json={"oa": SPARE_OA["oa_id"], "conversation_id": "c1", "text": "dạ"})
+    port = sandbox_settings.port
+    assert agent.last_request.json()["bridge_url"] == f"http://127.0.0.1:{port}/webhooks/freshchat/shop-3"
 
 
 def test_an_unknown_oa_is_refused(page):
