@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 
 from config.sandbox import sandbox_keypair
-from sandbox.connections import SECOND_PREFIX, add_second_oa, second_freshchat
+from sandbox.connections import (
+    SECOND_PREFIX,
+    SPARE_PREFIX,
+    add_second_oa,
+    add_spare_oa,
+    second_freshchat,
+    spare_freshchat,
+)
 from sandbox.server import build_partners, serve, set_public_url
 
 
@@ -48,11 +55,13 @@ def _configure_logging() -> None:
 def main(argv=None) -> None:
     args = parse_args(argv)
     private_pem, _ = sandbox_keypair(Path(args.var_dir))
-    # the second connection's OA and FreshChat account (sandbox/connections.py)
-    accounts = {SECOND_PREFIX: second_freshchat(Path(args.var_dir))}
+    # the second connection's OA and FreshChat account, and the spare ones (sandbox/connections.py)
+    var = Path(args.var_dir)
+    accounts = {SECOND_PREFIX: second_freshchat(var), SPARE_PREFIX: spare_freshchat(var)}
     settings = {"freshchat_private_key": private_pem, "reopen_mode": args.reopen_mode}
     app, zalo, fc = build_partners(settings, accounts)
     add_second_oa(zalo)
+    add_spare_oa(zalo)
     server = serve(app, args.host, args.port, quiet=args.quiet)
     public = args.public_url or f"http://{args.host}:{server.port}"
     set_public_url(public, zalo, fc, accounts)
@@ -62,7 +71,7 @@ def main(argv=None) -> None:
         extra={
             "url": public,
             "zalo": f"{zalo.base_url} (OAs {', '.join(zalo.oas())})",
-            "freshchat": f"{fc.base_url}/v2 and {accounts[SECOND_PREFIX].base_url}/v2",
+            "freshchat": ", ".join(f"{account.base_url}/v2" for account in (fc, *accounts.values())),
             "state": f"{zalo.base_url}/_sim/state, {fc.base_url}/_sim/state",
         },
     )

@@ -1,9 +1,12 @@
 """The sandbox's second connection: another simulated OA, bound to its own simulated FreshChat
-account, so `make run` shows two connections at work.
+account, so `make run` shows two connections at work. And a spare one, which no connection
+uses: an OA of the same app that has not allowed it yet, with a FreshChat account of its own,
+for an operator to add as a new connection in the console (whose form shows its values).
 
-The partners process (`python -m sandbox`) adds the OA and mounts the account under
-/freshchat2; the bridge's web process stores the connection at start (`store_second`). Both
-take the values from here, and the account's signing key from the same file under the var dir.
+The partners process (`python -m sandbox`) adds the OAs and mounts the accounts under
+/freshchat2 and /freshchat3; the bridge's web process stores the second connection at start
+(`store_second`). Both take the values from here, and the accounts' signing keys from the
+same files under the var dir.
 """
 
 from __future__ import annotations
@@ -31,17 +34,27 @@ SECOND_OA = {  # an OA of the same Zalo app as the default one: one app, two OAs
 SECOND_PREFIX = "/freshchat2"
 SECOND_ACCOUNT = {"api_key": "sandbox-freshchat2-api-key", "channel_id": "sandbox-zalo-topic-2"}
 KEY_FILE = "sandbox-freshchat2-key.pem"
+SPARE_NAME = "Sandbox OA 3"
+SPARE_OA = {  # a third OA of the same app, which has not allowed it yet: no token pair
+    "app_id": DEFAULTS["zalo_app_id"],
+    "app_secret": DEFAULTS["zalo_app_secret"],
+    "oa_id": "2000000000000000004",
+    "oa_secret_key": "sandbox-oa3-secret-key",
+}
+SPARE_PREFIX = "/freshchat3"
+SPARE_ACCOUNT = {"api_key": "sandbox-freshchat3-api-key", "channel_id": "sandbox-zalo-topic-3"}
+SPARE_KEY_FILE = "sandbox-freshchat3-key.pem"
 
 
-def keypair(var_dir: Path) -> tuple[bytes, str]:
-    """(private PEM, public PEM) of the second account, made once per checkout. The web and
-    partners processes start together: the first to link its key in place wins, the other
-    reads that one, so both always hold the same key."""
-    path = Path(var_dir) / KEY_FILE
+def keypair(var_dir: Path, name: str = KEY_FILE) -> tuple[bytes, str]:
+    """(private PEM, public PEM) of an account (the second by default), made once per checkout.
+    The web and partners processes start together: the first to link its key in place wins,
+    the other reads that one, so both always hold the same key."""
+    path = Path(var_dir) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        tmp = path.with_name(f"{KEY_FILE}.{os.getpid()}.tmp")
+        tmp = path.with_name(f"{name}.{os.getpid()}.tmp")
         tmp.write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -67,7 +80,33 @@ def second_freshchat(var_dir: Path):
 
 
 def add_second_oa(zalo):
-    return zalo.add_oa(**SECOND_OA)
+    return zalo.add_oa(**SECOND_OA, name=SECOND_NAME)
+
+
+def spare_freshchat(var_dir: Path):
+    from sandbox.freshchat_sim import FreshchatSimulator
+
+    private = keypair(var_dir, SPARE_KEY_FILE)[0]
+    return FreshchatSimulator(SPARE_ACCOUNT["channel_id"], SPARE_ACCOUNT["api_key"], private_key=private)
+
+
+def add_spare_oa(zalo):
+    return zalo.add_oa(**SPARE_OA, granted=False, name=SPARE_NAME)
+
+
+def spare_values(partners_url: str, var_dir: Path) -> dict:
+    """What the console's form shows to paste for the spare OA, by its field names. The public
+    key under the `RSA PUBLIC KEY` label, as FreshChat's Webhooks page shows it."""
+    public = keypair(var_dir, SPARE_KEY_FILE)[1]
+    zalo = {f"zalo.{field}": value for field, value in SPARE_OA.items()}
+    return {
+        "name": SPARE_NAME,
+        **zalo,
+        "freshchat.api_url": partners_url.rstrip("/") + SPARE_PREFIX + "/v2",
+        "freshchat.api_key": SPARE_ACCOUNT["api_key"],
+        "freshchat.channel_id": SPARE_ACCOUNT["channel_id"],
+        "freshchat.webhook_public_key": public.replace(" PUBLIC KEY-----", " RSA PUBLIC KEY-----"),
+    }
 
 
 def record(partners_url: str, var_dir: Path) -> dict:

@@ -8,8 +8,9 @@ view of both simulators plus `bridge_status()`, built from an explicit list of f
 token or key reaches the browser.
 
 Two connections run (sandbox/connections.py): the default OA with the first FreshChat account,
-and a second OA with its own account. Every call names its OA with `oa` (default: the first);
-the page has a selector for it.
+and a second OA with its own account; the spare OA joins them once an operator has added (and
+activated) a connection for it in the console. Every call names its OA with `oa` (default: the
+first); the page has a selector for it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from pathlib import Path
 
 import requests
 from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request
@@ -24,15 +26,31 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import Keys
 from app.bridge.status import bridge_status
-from sandbox.connections import SECOND_ID, SECOND_NAME, SECOND_OA, SECOND_PREFIX, store_second
+from sandbox.connections import (
+    SECOND_ID,
+    SECOND_NAME,
+    SECOND_OA,
+    SECOND_PREFIX,
+    SPARE_NAME,
+    SPARE_OA,
+    SPARE_PREFIX,
+    partners_url,
+    spare_values,
+    store_second,
+)
 
 log = logging.getLogger("sandbox")
 DEMO_USER = {"user_id": "4937104852669371342", "display_name": "Minh Khánh"}
 NEW_NAMES = ("Lan Anh", "Quốc Bảo", "Thu Trang", "Đức Huy", "Ngọc Mai", "Hoàng Nam")
 TIMEOUT = 15  # some calls wait for the simulator's webhook to this bridge to be answered
 MAX_UPLOAD = 32 * 1024 * 1024  # the app caps bodies at 1 MiB; attachments travel as base64 here
-SECOND_SIDE = SECOND_PREFIX.strip("/")
-MEDIA_PREFIXES = {"zalo": ("cdn/", "_sim/uploads/"), "freshchat": ("assets/",), SECOND_SIDE: ("assets/",)}
+SECOND_SIDE, SPARE_SIDE = SECOND_PREFIX.strip("/"), SPARE_PREFIX.strip("/")
+MEDIA_PREFIXES = {
+    "zalo": ("cdn/", "_sim/uploads/"),
+    "freshchat": ("assets/",),
+    SECOND_SIDE: ("assets/",),
+    SPARE_SIDE: ("assets/",),
+}
 
 
 def register_sandbox(app, settings) -> None:
@@ -44,6 +62,8 @@ def register_sandbox(app, settings) -> None:
         settings.public_base_url,
     )
     store_second(app.extensions["redis"], settings)
+    # the console's new-connection form shows these to paste (app/console/pages.py)
+    app.extensions["sandbox_spare"] = spare_values(partners_url(settings), Path(settings.media_dir).parent)
     app.register_blueprint(build_blueprint(Partners(settings)))
     # Whoever opens the bridge's address in sandbox mode wants the page, not a JSON 404.
     app.add_url_rule("/", "sandbox_home", lambda: redirect("/sandbox"))
@@ -63,9 +83,10 @@ class Partners:
             "freshchat": settings.freshchat_api_url.rstrip("/").removesuffix("/v2"),
         }
         self.roots[SECOND_SIDE] = self.roots["zalo"].removesuffix("/zalo") + SECOND_PREFIX
+        self.roots[SPARE_SIDE] = self.roots["zalo"].removesuffix("/zalo") + SPARE_PREFIX
         # The simulators run on this machine, so they reach the bridge on loopback, whatever
         # PUBLIC_BASE_URL says (it may be a tunnel the partners process cannot resolve).
-        bridge = f"http://127.0.0.1:{settings.port}"
+        self.bridge = bridge = f"http://127.0.0.1:{settings.port}"
         self.hooks = {
             "zalo": bridge + "/webhooks/zalo",
             "freshchat": bridge + "/webhooks/freshchat",
@@ -77,9 +98,27 @@ class Partners:
             {"id": SECOND_OA["oa_id"], "name": SECOND_NAME, "connection": SECOND_ID, "freshchat": SECOND_SIDE},
         ]
 
+    def page_oas(self) -> list[dict]:
+        """The page's OAs: the two of the start, and the spare once an enabled connection
+        holds it (its id is the operator's choice)."""
+        held = current_app.extensions["connections"].for_zalo(SPARE_OA["app_id"], SPARE_OA["oa_id"])
+        if held is None:
+            return self.oas
+        return [
+            *self.oas,
+            {"id": SPARE_OA["oa_id"], "name": SPARE_NAME, "connection": held.id, "freshchat": SPARE_SIDE},
+        ]
+
+    def hook(self, side: str) -> str:
+        """Where a simulator sends its webhooks: the spare account's name its connection."""
+        if side != SPARE_SIDE:
+            return self.hooks[side]
+        held = [o for o in self.page_oas() if o["freshchat"] == side]
+        return f"{self.bridge}/webhooks/freshchat/{held[0]['connection'] if held else '-'}"
+
     def oa(self, oa_id: str | None) -> dict:
         """The OA a request names (the first when none); an unknown one is a 400."""
-        found = [o for o in self.oas if o["id"] == (oa_id or self.oas[0]["id"])]
+        found = [o for o in self.page_oas() if o["id"] == (oa_id or self.oas[0]["id"])]
         if not found:
             abort(400, "unknown oa")
         return found[0]
@@ -90,8 +129,8 @@ class Partners:
     def act(self, side: str, action: str, kwargs: dict, webhook: bool = True, oa: dict | None = None) -> dict:
         """Run a simulator action; those that send a webhook are pointed at this bridge. Zalo
         actions of an OA other than the first name it."""
-        body = {**kwargs, "bridge_url": self.hooks[side]} if webhook else dict(kwargs)
-        if side == "zalo" and oa and oa is not self.oas[0]:
+        body = {**kwargs, "bridge_url": self.hook(side)} if webhook else dict(kwargs)
+        if side == "zalo" and oa and oa["id"] != self.oas[0]["id"]:
             body["oa_id"] = oa["id"]
         return self._call("POST", side, f"_sim/actions/{action}", json=body)
 
@@ -116,8 +155,8 @@ class Partners:
         """After a (re)start of the partners process: the demo user exists, and FreshChat echoes
         the bridge's own posts back to it as the real one does. True if the demo user was added."""
         side = oa["freshchat"]
-        if inbox.get("webhook_url") != self.hooks[side]:
-            self.act(side, "settings", {"webhook_url": self.hooks[side]}, webhook=False)
+        if inbox.get("webhook_url") != self.hook(side):
+            self.act(side, "settings", {"webhook_url": self.hook(side)}, webhook=False)
         if any(u["user_id"] == DEMO_USER["user_id"] for u in phone["users"]):
             return False
         self.act("zalo", "add_user", DEMO_USER, webhook=False, oa=oa)
@@ -284,7 +323,7 @@ def proxy_media(partners: Partners, side: str, path: str) -> Response:
 
 def page_state(partners: Partners, oa: dict) -> dict:
     """What the page shows for one OA: its users' phones, its FreshChat account's inbox."""
-    oas = {"oa": oa["id"], "oas": [{"id": o["id"], "name": o["name"]} for o in partners.oas]}
+    oas = {"oa": oa["id"], "oas": [{"id": o["id"], "name": o["name"]} for o in partners.page_oas()]}
     phone_path = f"_sim/phone?oa_id={oa['id']}"
     try:
         phone, inbox = partners.get("zalo", phone_path), partners.get(oa["freshchat"], "_sim/state")

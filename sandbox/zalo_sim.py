@@ -44,7 +44,7 @@ from collections import deque
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
-from flask import Flask, Response, abort, jsonify, redirect, request
+from flask import Flask, Response, abort, jsonify, redirect, render_template_string, request
 
 from app.integrations.zalo.signature import compute_mac
 from sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action, serialise
@@ -223,6 +223,7 @@ class ZaloOA:
         self.sim, self.lock, self.clock = sim, sim.lock, sim.clock
         self.app_id, self.oa_id, self.oa_secret_key = str(app_id), str(oa_id), oa_secret_key
         self.app_secret, self.access_ttl = app_secret, int(access_ttl)
+        self.name = OA_PROFILE["name"]  # what getoa and the consent page call it
         self._initial_tokens = (access_token, refresh_token)
         self.echo_url: str | None = None  # set to have every accepted send echoed as oa_send_*
         self.echo_delay = 0.0
@@ -575,7 +576,7 @@ class ZaloOA:
             return denied
         with self.lock:
             followers = sum(1 for u in self.users.values() if u["follower"])
-        return _ok({"oa_id": self.oa_id, **OA_PROFILE, "num_follower": followers})
+        return _ok({**OA_PROFILE, "oa_id": self.oa_id, "name": self.name, "num_follower": followers})
 
     def _recent_chats(self):
         """Each chat once, as its latest message, the most recently active chat first."""
@@ -666,8 +667,13 @@ class ZaloOA:
         return _oauth_error(-14018, "Invalid grant type")
 
     def _grant_refresh(self, refresh_token: str):
-        """Refresh tokens are single use: only the current one works, and only once."""
-        if self.refresh_revoked or not secrets.compare_digest(refresh_token, self.refresh_token):
+        """Refresh tokens are single use: only the current one works, and only once. An OA
+        that never granted the app has none."""
+        if (
+            self.refresh_revoked
+            or not self.refresh_token
+            or not secrets.compare_digest(refresh_token, self.refresh_token)
+        ):
             return _oauth_error(-14014, "Invalid refresh token", "refresh token is invalid, expired or already used")
         self.refresh_count += 1
         return self._rotate()
@@ -692,7 +698,7 @@ class ZaloOA:
         )
 
     def _permission(self):
-        """The OA admin's consent page, approved at once: redirect with a fresh code."""
+        """This OA granted on the consent page: redirect with a fresh code."""
         if request.args.get("app_id", "") != self.app_id:
             return _oauth_error(-14002, "Invalid appId")
         redirect_uri = request.args.get("redirect_uri", "")
@@ -1174,10 +1180,14 @@ class ZaloSimulator(ZaloOA):
         access_token: str | None = None,
         refresh_token: str | None = None,
         access_ttl: int | None = None,
+        *,
+        granted: bool = True,
+        name: str = "",
     ) -> ZaloOA:
         """Another OA, of this app or another one: the handle has the same methods as the
         simulator (send_text, messages_to, expire_access_token, ...). Tokens default to ones
-        named after the OA; an app has one App Secret."""
+        named after the OA; an app has one App Secret. `granted=False`: the OA has not allowed
+        the app yet, so it has no token pair until its admin grants it on the consent page."""
         app_id, oa_id = str(app_id), str(oa_id)
         with self.lock:
             if oa_id in self.oas():
@@ -1191,10 +1201,11 @@ class ZaloSimulator(ZaloOA):
                 oa_id,
                 oa_secret_key,
                 app_secret,
-                access_token or f"sim-access-{oa_id}-0",
-                refresh_token or f"sim-refresh-{oa_id}-0",
+                (access_token or f"sim-access-{oa_id}-0") if granted else "",
+                (refresh_token or f"sim-refresh-{oa_id}-0") if granted else "",
                 self.access_ttl if access_ttl is None else access_ttl,
             )
+            oa.name = name or oa.name
             self._faults.setdefault(app_id, FaultInjector(clock=self.clock))
             self.extra_oas[oa_id] = oa
         return oa
@@ -1289,9 +1300,16 @@ class ZaloSimulator(ZaloOA):
         return self._by_app(form.get("app_id", ""), form.get("refresh_token") or form.get("code") or "")._access_token()
 
     def _route_permission(self):
-        """The consent page of the OA named by `oa_id` (as if the admin picked it), else the app's first."""
-        oa = self.oas().get(request.args.get("oa_id", ""))
-        return (oa or self._by_app(request.args.get("app_id", "")))._permission()
+        """Zalo's consent page. The OA admin picks which of the app's OAs to grant, and the
+        pick comes back here as `oa_id`; an app with one OA is granted at once."""
+        args = request.args
+        oa = self.oas().get(args.get("oa_id", ""))
+        of_app = [o for o in self.oas().values() if o.app_id == args.get("app_id", "")]
+        if oa or len(of_app) < 2:
+            return (oa or self._by_app(args.get("app_id", "")))._permission()
+        if not args.get("redirect_uri", "").startswith(("http://", "https://")):
+            return _oauth_error(-14003, "Invalid redirect uri")
+        return consent_page(of_app, args)
 
     def _request_oa(self) -> ZaloOA:
         """The OA a control request names with `oa_id` (query or JSON body), else the first."""
@@ -1329,6 +1347,50 @@ class ZaloSimulator(ZaloOA):
         oa, body = self._request_oa(), request.get_json(silent=True) or {}
         kwargs = {k: v for k, v in body.items() if k != "oa_id"} if isinstance(body, dict) else body
         return run_action(oa.actions(), name, kwargs)
+
+
+CONSENT_TEXTS = {
+    "vi": {
+        "title": "Cấp quyền cho ứng dụng",
+        "ask": "Ứng dụng {app_id} xin quyền gửi và đọc tin nhắn thay cho Official Account. Chọn OA bạn cho phép:",
+        "granted": "đã cấp quyền cho ứng dụng này",
+        "new": "chưa cấp quyền",
+        "allow": "Cho phép",
+        "note": "Trang mô phỏng của sandbox, giống trang cấp quyền của Zalo.",
+    },
+    "en": {
+        "title": "Allow the app",
+        "ask": "App {app_id} asks to send and read messages for an Official Account. Pick the OA you allow:",
+        "granted": "has allowed this app",
+        "new": "not allowed yet",
+        "allow": "Allow",
+        "note": "The sandbox's simulated page, like Zalo's consent page.",
+    },
+}
+CONSENT_PAGE = """<!doctype html>
+<html lang="{{ lang }}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Zalo · {{ t.title }}</title></head>
+<body style="font-family: sans-serif; max-width: 32rem; margin: 2rem auto; padding: 0 1rem">
+<h1>{{ t.title }}</h1>
+<form method="get" id="consent">
+<p>{{ t.ask.format(app_id=args.app_id) }}</p>
+{% for name in ("app_id", "redirect_uri", "code_challenge", "state") %}
+<input type="hidden" name="{{ name }}" value="{{ args.get(name, '') }}">{% endfor %}
+{% for oa in oas %}
+<p><label><input type="radio" name="oa_id" id="oa-{{ oa.oa_id }}" value="{{ oa.oa_id }}"
+  {{ "checked" if oa.oa_id == picked }} required> {{ oa.name }} ({{ oa.oa_id }}):
+  {{ t.granted if oa.access_token else t.new }}</label></p>{% endfor %}
+<p><button type="submit" id="allow">{{ t.allow }}</button></p>
+</form>
+<p><small>{{ t.note }}</small></p>
+</body></html>"""
+
+
+def consent_page(oas: list, args) -> str:
+    """The OAs of the app to pick from, the first that has not allowed it yet picked."""
+    lang = request.accept_languages.best_match(CONSENT_TEXTS) or "vi"
+    picked = next((o for o in oas if not o.access_token), oas[0]).oa_id
+    return render_template_string(CONSENT_PAGE, lang=lang, t=CONSENT_TEXTS[lang], oas=oas, picked=picked, args=args)
 
 
 def history_content(message: dict, upload_url) -> dict:

@@ -199,6 +199,8 @@ def _form_page(view: dict | None, values: dict, **extra):
         zalo_events=events_catalog.catalog(language()),
         webhook_retry=events_catalog.webhook_retry_advice(language()),
         verifiers=admin().verification_files(view["id"]) if view else [],
+        # sandbox mode: the simulators' spare OA and FreshChat account, to paste (sandbox/routes.py)
+        sandbox_spare=current_app.extensions.get("sandbox_spare") if view is None else None,
         **extra,
     )
 

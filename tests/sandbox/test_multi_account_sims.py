@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -252,3 +256,85 @@ def _conversation(fc, channel_id: str) -> str:
     created = requests.post(fc.base_url + "/v2/conversations", json=body, headers=auth)
     assert created.status_code in (200, 201), created.text
     return created.json()["conversation_id"]
+
+
+# -- the consent page: the OA admin picks which of the app's OAs to allow ------------------------
+
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+HOSTILE_STATE = 'shop-3.s1"><script>alert(1)</script>'
+
+
+@pytest.fixture
+def spare(zalo):
+    """An OA of the first OA's app that has not allowed the app yet."""
+    return zalo.add_oa(zalo.app_id, "2000000000000000044", "oa4-key", zalo.app_secret, granted=False, name="Shop Mới")
+
+
+def consent(partners, app_id, language="vi", **extra):
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
+    params = {"app_id": app_id, "redirect_uri": "https://bridge.example/cb", "code_challenge": challenge}
+    return requests.get(
+        partners.zalo_url + "/v4/oa/permission",
+        params={**params, "state": HOSTILE_STATE, **extra},
+        headers={"Accept-Language": language},
+        allow_redirects=False,
+    )
+
+
+def test_an_oa_that_has_not_allowed_the_app_has_no_token_pair(partners, spare):
+    assert (spare.access_token, spare.refresh_token) == ("", "")
+    got = requests.get(partners.zalo_url + "/v2.0/oa/getoa", headers={"access_token": ""}).json()
+    assert got["error"] == -216
+
+
+def test_consent_page_lists_the_apps_oas_with_the_one_not_allowing_it_yet_picked(
+    partners, zalo, second, spare, other_app
+):
+    resp = consent(partners, zalo.app_id)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
+    page = resp.text
+    listed = re.findall(r'name="oa_id" id="oa-(\d+)" value="\d+"\s*(checked)?', page)
+    assert listed == [(zalo.oa_id, ""), (second.oa_id, ""), (spare.oa_id, "checked")]  # not the other app's
+    assert "Shop Mới (2000000000000000044):\n  chưa cấp quyền" in page and ">Cho phép</button>" in page
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
+    assert hidden["app_id"] == zalo.app_id and hidden["redirect_uri"] == "https://bridge.example/cb"
+    assert hidden["state"] == "shop-3.s1&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" and "<script>" not in page
+    assert zalo.code_exchanges == second.code_exchanges == spare.code_exchanges == 0
+
+
+def test_consent_page_in_english_for_an_english_browser(partners, zalo, spare):
+    page = consent(partners, zalo.app_id, language="en-US,en;q=0.9").text
+    assert '<html lang="en">' in page and ">Allow</button>" in page and "not allowed yet" in page
+
+
+def test_allowing_the_picked_oa_gives_a_code_for_its_own_token_pair(partners, zalo, second, spare):
+    page = consent(partners, zalo.app_id).text
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
+    hidden["state"] = HOSTILE_STATE  # the browser sends the value it shows, unescaped
+    resp = requests.get(
+        partners.zalo_url + "/v4/oa/permission", params={**hidden, "oa_id": spare.oa_id}, allow_redirects=False
+    )
+    assert resp.status_code == 302
+    back = urlsplit(resp.headers["Location"])
+    query = parse_qs(back.query)
+    assert (back.netloc, back.path) == ("bridge.example", "/cb")
+    assert query["oa_id"] == [spare.oa_id] and query["state"] == [HOSTILE_STATE]
+    data = {
+        "app_id": zalo.app_id,
+        "grant_type": "authorization_code",
+        "code": query["code"][0],
+        "code_verifier": VERIFIER,
+    }
+    url = partners.zalo_url + "/v4/oa/access_token"
+    pair = requests.post(url, data=data, headers={"secret_key": zalo.app_secret}).json()
+    assert pair["access_token"] == spare.access_token and pair["refresh_token"] == spare.refresh_token
+    got = requests.get(partners.zalo_url + "/v2.0/oa/getoa", headers={"access_token": pair["access_token"]}).json()
+    assert (got["data"]["oa_id"], got["data"]["name"]) == (spare.oa_id, "Shop Mới")
+    assert (spare.code_exchanges, zalo.code_exchanges, second.code_exchanges) == (1, 0, 0)
+    assert consent(partners, zalo.app_id).text.count("checked") == 1  # all allowed now: the first is picked
+    assert re.search(rf'id="oa-{zalo.oa_id}" value="\d+"\s*checked', consent(partners, zalo.app_id).text)
+
+
+def test_consent_page_refuses_a_redirect_that_is_no_web_address(partners, zalo, second):
+    got = consent(partners, zalo.app_id, redirect_uri="javascript:alert(1)").json()
+    assert got["error"] == -14003

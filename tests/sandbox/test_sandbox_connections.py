@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
+from dataclasses import replace
 
 import pytest
 
@@ -10,7 +13,7 @@ from app import create_app
 from app.bridge.secrets_at_rest import is_sealed, sealer_for
 from app.connections import STORE, ConnectionStore
 from sandbox import connections
-from sandbox.connections import SECOND_ID, SECOND_OA, keypair, store_second
+from sandbox.connections import SECOND_ID, SECOND_OA, SPARE_KEY_FILE, SPARE_OA, keypair, spare_values, store_second
 from tests.helpers import make_settings
 
 PARTNERS = "http://127.0.0.1:9100"
@@ -116,6 +119,32 @@ def test_actions_of_the_first_oa_are_as_before(page, requests_mock):
     assert fc.last_request.json()["bridge_url"].endswith("/webhooks/freshchat")
 
 
+def test_the_spare_oa_joins_the_page_once_a_connection_holds_it(page, redis, sandbox_settings, requests_mock, tmp_path):
+    phone = {"users": [], "user_messages": [], "oa_messages": [], "console_messages": [], "uploads": {}}
+    requests_mock.get(f"{PARTNERS}/zalo/_sim/phone", json=phone)
+    requests_mock.get(f"{PARTNERS}/freshchat/_sim/state", json={"users": [], "agents": [], "conversations": []})
+    requests_mock.post(f"{PARTNERS}/freshchat/_sim/actions/settings", json={})
+    requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/add_user", json={})
+    assert page.get(f"/sandbox/api/state?oa={SPARE_OA['oa_id']}").status_code == 400
+    shown = spare_values(PARTNERS, tmp_path)
+    record = {
+        "id": "shop-3",
+        "name": "Shop 3",
+        "enabled": True,
+        "zalo": {**SPARE_OA, "access_token": "a", "refresh_token": "r"},
+        "freshchat": {f: shown[f"freshchat.{f}"] for f in ("api_url", "api_key", "channel_id", "webhook_public_key")},
+        "options": {},
+    }
+    ConnectionStore(redis, sandbox_settings, sealer_for(sandbox_settings)).put(record)
+    page.application.extensions["connections"].forget_cache()
+    state = page.get("/sandbox/api/state").get_json()
+    assert [o["id"] for o in state["oas"]] == [DEFAULT_OA, SECOND_OA["oa_id"], SPARE_OA["oa_id"]]
+    agent = requests_mock.post(f"{PARTNERS}/freshchat3/_sim/actions/agent_message", json={"statuses": [200]})
+    page.post("/sandbox/api/agent/reply", json={"oa": SPARE_OA["oa_id"], "conversation_id": "c1", "text": "dạ"})
+    port = sandbox_settings.port
+    assert agent.last_request.json()["bridge_url"] == f"http://127.0.0.1:{port}/webhooks/freshchat/shop-3"
+
+
 def test_an_unknown_oa_is_refused(page):
     assert page.get("/sandbox/api/state?oa=999").status_code == 400
     assert page.post("/sandbox/api/zalo/send", json={"oa": "999", "user_id": "1"}).status_code == 400
@@ -140,3 +169,54 @@ def test_a_message_written_hours_ago_moves_zalos_clock_back_for_it_alone(page, r
     assert calls[2] == ("/zalo/_sim/actions/advance_clock", {"seconds": 47 * 3600})
     assert clock.call_count == 2 and send.call_count == 1
     assert page.post("/sandbox/api/zalo/send", json={"user_id": "49", "hours_ago": 900}).status_code == 400
+
+
+# -- the console's new-connection form shows the spare OA's values to paste ------------------------
+
+
+@pytest.fixture
+def console(sandbox_settings):
+    from tests.web.test_console import ADMIN, sign_in
+
+    web = create_app(replace(sandbox_settings, admin_token=ADMIN)).test_client()
+    assert sign_in(web).status_code == 302
+    return web
+
+
+def spare_shown(page: str) -> dict:
+    """The copy fields of the form's sandbox card, by the form field they go into."""
+    shown = dict(re.findall(r'<input id="sandbox-([\w-]+)" type="text" value="([^"]*)" readonly>', page))
+    key = re.search(r'<textarea id="sandbox-freshchat-webhook_public_key" rows="4" readonly>([^<]*)</textarea>', page)
+    return {**shown, "freshchat-webhook_public_key": html.unescape(key.group(1))} if key else shown
+
+
+def test_the_new_connection_form_shows_the_spare_oa_and_account_in_sandbox_mode(console, tmp_path):
+    page = console.get("/admin/connections/new").get_data(as_text=True)
+    public = keypair(tmp_path, SPARE_KEY_FILE)[1]
+    assert spare_shown(page) == {
+        "zalo-app_id": "1000000000000000001",
+        "zalo-app_secret": "sandbox-app-secret",
+        "zalo-oa_secret_key": "sandbox-oa3-secret-key",
+        "zalo-oa_id": "2000000000000000004",
+        "freshchat-api_url": PARTNERS + "/freshchat3/v2",
+        "freshchat-api_key": "sandbox-freshchat3-api-key",
+        "freshchat-channel_id": "sandbox-zalo-topic-3",
+        "freshchat-webhook_public_key": public.replace("PUBLIC KEY-----", "RSA PUBLIC KEY-----"),
+    }
+    assert "allow Sandbox OA 3 on the simulated Zalo page" in page
+    vi = console.get("/admin/connections/new", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+    assert "Sandbox: một OA mô phỏng để kết nối" in vi and "chọn cho phép Sandbox OA 3 trên trang Zalo mô phỏng" in vi
+
+
+def test_an_existing_connections_page_shows_no_spare(console):
+    page = console.get(f"/admin/connections/{SECOND_ID}").get_data(as_text=True)
+    assert 'id="connection-title"' in page and 'id="sandbox-spare"' not in page
+
+
+def test_outside_sandbox_mode_the_form_shows_no_spare(settings):
+    from tests.web.test_console import ADMIN, sign_in
+
+    web = create_app(replace(settings, admin_token=ADMIN)).test_client()
+    assert sign_in(web).status_code == 302
+    page = web.get("/admin/connections/new").get_data(as_text=True)
+    assert 'id="f-zalo-app_id"' in page and 'id="sandbox-spare"' not in page and "sandbox-oa3" not in page
