@@ -237,6 +237,8 @@ def _check(s: Settings) -> list[str]:
                 problems.append(
                     f"{key.upper()}: required (set every Zalo and FreshChat variable, or none of them for sandbox mode)"
                 )
+    if not s.sandbox:
+        problems += _published_secrets(s)
     if s.replay_window_seconds >= s.dedupe_ttl_seconds:
         # Inside the window only the dedupe key stops a replayed event: it must outlive the window.
         problems.append("REPLAY_WINDOW_SECONDS: must be shorter than DEDUPE_TTL_SECONDS")
@@ -252,6 +254,18 @@ def _check(s: Settings) -> list[str]:
     if s.encryption_key:
         problems += _encryption_key_problems(s.encryption_key)
     return problems
+
+
+def _published_secrets(s: Settings) -> list[str]:
+    """The sandbox's fixed Zalo secrets are in this repository: outside sandbox mode they are
+    refused, unless Zalo is this machine's simulator (docs/security.md, "Sandbox mode is not a door")."""
+    from config.sandbox import published_secret
+
+    return [
+        f"{name.upper()}: is the sandbox's published value; set your Zalo app's own"
+        for name in ("zalo_app_secret", "zalo_oa_secret_key")
+        if published_secret(getattr(s, name), s.zalo_api_base_url)
+    ]
 
 
 def _encryption_key_problems(raw: str) -> list[str]:

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import Keys
 from app.bridge.status import bridge_status
+from config.sandbox import is_local, remote_allowed
 from sandbox.connections import SECOND_ID, SECOND_NAME, SECOND_OA, SECOND_PREFIX, store_second
 
 log = logging.getLogger("sandbox")
@@ -126,9 +127,14 @@ class Partners:
 
 def build_blueprint(partners: Partners) -> Blueprint:
     bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="templates", static_folder="static")
+    remote = remote_allowed()
 
     @bp.before_request
-    def _allow_attachments():
+    def _local_only_and_attachments():
+        # The page drives the simulators and its proxy fetches what they link to: from another
+        # machine that would be a way to read whatever this host reaches (docs/security.md).
+        if not remote and not is_local(request.environ):
+            abort(403, "the sandbox answers this machine only (set SANDBOX_ALLOW_REMOTE=1 to open it)")
         request.max_content_length = MAX_UPLOAD
 
     @bp.errorhandler(PartnerError)
