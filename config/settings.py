@@ -92,7 +92,15 @@ class Settings:
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
         values = [getattr(self, n) for n in SECRET_FIELDS] + [k.strip() for k in self.encryption_key.split(",")]
+        values.append(_url_password(self.redis_url))  # make run's Redis password, and any other
         return [v for v in values if v and len(v) >= 4]
+
+
+def _url_password(url: str) -> str:
+    try:
+        return urlparse(url).password or ""
+    except ValueError:
+        return ""
 
 
 def _as_bool(raw: str) -> bool:

@@ -37,14 +37,15 @@ MEDIA_PREFIXES = {"zalo": ("cdn/", "_sim/uploads/"), "freshchat": ("assets/",), 
 
 
 def register_sandbox(app, settings) -> None:
-    log.warning(
-        "SANDBOX MODE: no Zalo/FreshChat credentials set; partners are the built-in "
-        "simulators at %s and %s; open %s/sandbox",
-        settings.zalo_api_base_url,
-        settings.freshchat_api_url,
-        settings.public_base_url,
-    )
-    store_second(app.extensions["redis"], settings)
+    if not app.config.get("CLI"):
+        log.warning(
+            "SANDBOX MODE: no Zalo/FreshChat credentials set; partners are the built-in "
+            "simulators at %s and %s; open %s/sandbox",
+            settings.zalo_api_base_url,
+            settings.freshchat_api_url,
+            settings.public_base_url,
+        )
+        store_second(app.extensions["redis"], settings)  # a command needs no second connection stored
     app.register_blueprint(build_blueprint(Partners(settings)))
     # Whoever opens the bridge's address in sandbox mode wants the page, not a JSON 404.
     app.add_url_rule("/", "sandbox_home", lambda: redirect("/sandbox"))

@@ -102,3 +102,21 @@ def test_a_plain_redis_url_error_masks_its_password_too():
     with pytest.raises(ConfigError) as caught:
         load_settings({"SANDBOX": "true", "REDIS_URL": "http://user:hunter22@h:6379/0"})
     assert "hunter22" not in str(caught.value) and "http://user:***@h:6379/0" in str(caught.value)
+
+
+def test_the_redis_password_is_masked_in_log_lines():
+    """make run's REDIS_URL carries its generated password: no log line may show it."""
+    import io
+    import logging
+
+    from app.logs import log_handler
+    from tests.helpers import make_settings
+
+    password = "0f" * 32
+    settings = make_settings(f"redis://:{password}@127.0.0.1:6379/0")
+    assert password in settings.secrets()
+    out = io.StringIO()
+    log = logging.getLogger("test.redis_password")
+    log.addHandler(log_handler(settings, out))
+    log.warning("connecting to %s", settings.redis_url)
+    assert out.getvalue().endswith("connecting to redis://:***@127.0.0.1:6379/0\n")
