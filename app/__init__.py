@@ -36,18 +36,20 @@ def _note_start(app) -> None:
         pass  # Redis away: webhooks answer 503 and the workers catch up once it is back
 
 
-def create_app(settings=None) -> Flask:
-    """Build the web app; reads the environment only when no Settings are given."""
+def create_app(settings=None, cli: bool = False) -> Flask:
+    """Build the web app; reads the environment only when no Settings are given. `cli`: for a
+    `bin/bridge` command, whose output the server's start-up warnings would only precede."""
     if settings is None:
         settings = _settings_or_exit()
     configure_logging(settings)
     from app.startup import warn_about_settings
 
-    warn_about_settings(settings)
+    if not cli:
+        warn_about_settings(settings)
     app = Flask(__name__)
     # Media links are signed with settings.secret_key; the console's session and CSRF tokens
     # with a key derived from it, and only console requests open a session (app/console/).
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY)
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY, CLI=cli)
     from app import extensions
     from app.console import init_console
     from app.metrics import init_metrics

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 from flask import Blueprint, abort, current_app, jsonify, request
+from flask.cli import AppGroup, ScriptInfo
+from redis.exceptions import RedisError
 
 from app.api import connections_cli
 from app.backup import BackupError, backup, restore
@@ -16,8 +18,25 @@ from app.bridge.deadletters import DeadLetters
 from app.bridge.status import bridge_status
 from app.connections_admin import MAX_LIMIT
 from app.wrong_tokens import bearer_ok
+from config.redis_url import masked
+
+
+class BridgeGroup(AppGroup):
+    """`flask bridge` (and `bin/bridge`): a Redis that does not answer is one line, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RedisError as exc:
+            url = masked(ctx.ensure_object(ScriptInfo).load_app().config["SETTINGS"].redis_url)
+            raise click.ClickException(
+                f"Redis at {url} did not answer ({type(exc).__name__}): is `make run` running? "
+                "bin/bridge uses its Redis; REDIS_URL names another"
+            ) from None
+
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group="bridge")
+bp.cli = BridgeGroup()
 bp.cli.add_command(connections_cli)  # one `bridge` group: a second blueprint's would replace this one
 
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
-from app.bridge.keys import DEFAULT, ROOT
+from app.bridge.keys import CONNECTIONS, DEFAULT
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret
 from app.logs import mask_also
 
 log = logging.getLogger("connections")
 ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
-STORE = ROOT + "connections"  # hash id -> JSON (secrets sealed); the default one is not stored
+STORE = CONNECTIONS  # the default one is not stored
 
 # Section -> {field: setting name}; the secrets among them are sealed at rest and never shown.
 FIELDS = {

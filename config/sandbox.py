@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 PARTNERS_URL = "http://127.0.0.1:9100"
 DEFAULTS = {
@@ -20,6 +23,71 @@ DEFAULTS = {
     "replay_window_seconds": 6 * 86400,
     "replay_skew_seconds": 6 * 86400,
 }
+
+
+# The second simulated OA and FreshChat account (sandbox/connections.py).
+SECOND_SECRETS = {
+    "oa_secret_key": "sandbox-oa2-secret-key",
+    "access_token": "sandbox2-access-token-0",
+    "refresh_token": "sandbox2-refresh-token-0",
+    "api_key": "sandbox-freshchat2-api-key",
+}
+# Published in this repository, so they prove nothing: never accepted outside sandbox mode
+# (config/settings.py refuses them at start, app/webhooks/zalo.py on a stored connection).
+FIXED_SECRETS = frozenset(
+    {DEFAULTS[k] for k in ("zalo_app_secret", "zalo_oa_secret_key", "zalo_access_token", "zalo_refresh_token")}
+    | {DEFAULTS["freshchat_api_key"], *SECOND_SECRETS.values()}
+)
+# The sandbox page, its API and media proxy, and the simulators answer only this machine's
+# own clients, unless this variable opens them on purpose (docs/security.md, "Sandbox mode is
+# not a door").
+ALLOW_REMOTE = "SANDBOX_ALLOW_REMOTE"
+FORWARDED = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
+REFUSED = f"the sandbox answers this machine only (set {ALLOW_REMOTE}=1 to open it)".encode()
+
+
+def simulated(url: str) -> bool:
+    """Whether a partner URL is on this machine (the simulators: sandbox mode, tests, benchmarks)."""
+    host = urlparse(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def published_secret(secret: str, zalo_api_base_url: str) -> bool:
+    """A fixed sandbox secret in front of a Zalo that is not this machine's simulator: anyone
+    can sign with it, so it proves nothing and is refused."""
+    return secret in FIXED_SECRETS and not simulated(zalo_api_base_url)
+
+
+def remote_allowed(env=None) -> bool:
+    return (os.environ if env is None else env).get(ALLOW_REMOTE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def is_local(environ: dict) -> bool:
+    """A client on this machine: a loopback address, and no proxy or tunnel in between (one on
+    this machine connects from loopback too, on behalf of anyone who has its address)."""
+    if any(environ.get(h) for h in FORWARDED):
+        return False
+    try:
+        return ipaddress.ip_address(environ.get("REMOTE_ADDR") or "").is_loopback
+    except ValueError:
+        return False
+
+
+def local_only(app, env=None):
+    """WSGI middleware: 403 for a client that is not local (`app` unchanged when allowed)."""
+    if remote_allowed(env):
+        return app
+
+    def guarded(environ, start_response):
+        if is_local(environ):
+            return app(environ, start_response)
+        start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", str(len(REFUSED)))])
+        return [REFUSED]
+
+    return guarded
 
 
 def apply_sandbox_defaults(values: dict, env: dict[str, str]) -> None:

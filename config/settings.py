@@ -101,7 +101,15 @@ class Settings:
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
         values = [getattr(self, n) for n in SECRET_FIELDS] + [k.strip() for k in self.encryption_key.split(",")]
+        values.append(_url_password(self.redis_url))  # make run's Redis password, and any other
         return [v for v in values if v and len(v) >= 4]
+
+
+def _url_password(url: str) -> str:
+    try:
+        return urlparse(url).password or ""
+    except ValueError:
+        return ""
 
 
 def _as_bool(raw: str) -> bool:
@@ -253,6 +261,8 @@ def _check(s: Settings) -> list[str]:
                 problems.append(
                     f"{key.upper()}: required (set every Zalo and FreshChat variable, or none of them for sandbox mode)"
                 )
+    if not s.sandbox:
+        problems += _published_secrets(s)
     if s.replay_window_seconds >= s.dedupe_ttl_seconds:
         # Inside the window only the dedupe key stops a replayed event: it must outlive the window.
         problems.append("REPLAY_WINDOW_SECONDS: must be shorter than DEDUPE_TTL_SECONDS")
@@ -271,6 +281,18 @@ def _check(s: Settings) -> list[str]:
         if 0 < len(getattr(s, name)) < MIN_TOKEN_LENGTH:
             problems.append(f"{name.upper()}: {TOKEN_TOO_SHORT}")
     return problems
+
+
+def _published_secrets(s: Settings) -> list[str]:
+    """The sandbox's fixed Zalo secrets are in this repository: outside sandbox mode they are
+    refused, unless Zalo is this machine's simulator (docs/security.md, "Sandbox mode is not a door")."""
+    from config.sandbox import published_secret
+
+    return [
+        f"{name.upper()}: is the sandbox's published value; set your Zalo app's own"
+        for name in ("zalo_app_secret", "zalo_oa_secret_key")
+        if published_secret(getattr(s, name), s.zalo_api_base_url)
+    ]
 
 
 def _encryption_key_problems(raw: str) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from config.sandbox import DEFAULTS
+from config.sandbox import DEFAULTS, SECOND_SECRETS
 
 log = logging.getLogger("sandbox")
 SECOND_ID = "sandbox-2"
@@ -27,12 +27,12 @@ SECOND_OA = {  # an OA of the same Zalo app as the default one: one app, two OAs
     "app_id": DEFAULTS["zalo_app_id"],
     "app_secret": DEFAULTS["zalo_app_secret"],
     "oa_id": "2000000000000000003",
-    "oa_secret_key": "sandbox-oa2-secret-key",
-    "access_token": "sandbox2-access-token-0",
-    "refresh_token": "sandbox2-refresh-token-0",
+    "oa_secret_key": SECOND_SECRETS["oa_secret_key"],
+    "access_token": SECOND_SECRETS["access_token"],
+    "refresh_token": SECOND_SECRETS["refresh_token"],
 }
 SECOND_PREFIX = "/freshchat2"
-SECOND_ACCOUNT = {"api_key": "sandbox-freshchat2-api-key", "channel_id": "sandbox-zalo-topic-2"}
+SECOND_ACCOUNT = {"api_key": SECOND_SECRETS["api_key"], "channel_id": "sandbox-zalo-topic-2"}
 KEY_FILE = "sandbox-freshchat2-key.pem"
 SPARE_NAME = "Sandbox OA 3"
 SPARE_OA = {  # a third OA of the same app, which has not allowed it yet: no token pair

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import Keys
 from app.bridge.status import bridge_status
+from config.sandbox import is_local, remote_allowed
 from sandbox.connections import (
     SECOND_ID,
     SECOND_NAME,
@@ -54,14 +55,15 @@ MEDIA_PREFIXES = {
 
 
 def register_sandbox(app, settings) -> None:
-    log.warning(
-        "SANDBOX MODE: no Zalo/FreshChat credentials set; partners are the built-in "
-        "simulators at %s and %s; open %s/sandbox",
-        settings.zalo_api_base_url,
-        settings.freshchat_api_url,
-        settings.public_base_url,
-    )
-    store_second(app.extensions["redis"], settings)
+    if not app.config.get("CLI"):
+        log.warning(
+            "SANDBOX MODE: no Zalo/FreshChat credentials set; partners are the built-in "
+            "simulators at %s and %s; open %s/sandbox",
+            settings.zalo_api_base_url,
+            settings.freshchat_api_url,
+            settings.public_base_url,
+        )
+        store_second(app.extensions["redis"], settings)  # a command needs no second connection stored
     # the console's new-connection form shows these to paste (app/console/pages.py)
     app.extensions["sandbox_spare"] = spare_values(partners_url(settings), Path(settings.media_dir).parent)
     app.register_blueprint(build_blueprint(Partners(settings)))
@@ -165,9 +167,14 @@ class Partners:
 
 def build_blueprint(partners: Partners) -> Blueprint:
     bp = Blueprint("sandbox", __name__, url_prefix="/sandbox", template_folder="templates", static_folder="static")
+    remote = remote_allowed()
 
     @bp.before_request
-    def _allow_attachments():
+    def _local_only_and_attachments():
+        # The page drives the simulators and its proxy fetches what they link to: from another
+        # machine that would be a way to read whatever this host reaches (docs/security.md).
+        if not remote and not is_local(request.environ):
+            abort(403, "the sandbox answers this machine only (set SANDBOX_ALLOW_REMOTE=1 to open it)")
         request.max_content_length = MAX_UPLOAD
 
     @bp.errorhandler(PartnerError)

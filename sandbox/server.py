@@ -17,7 +17,7 @@ from flask import Flask, jsonify
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from config.sandbox import DEFAULTS
+from config.sandbox import DEFAULTS, local_only
 from sandbox.freshchat_sim import FreshchatSimulator
 from sandbox.zalo_sim import ZaloSimulator
 
@@ -53,7 +53,8 @@ def build_partners(settings=None, freshchat_accounts: dict | None = None):
     if s.get("public_url"):
         set_public_url(s["public_url"], zalo, fc, accounts)
     mounts = {"/zalo": zalo.app, **{prefix: account.app for prefix, account in accounts.items()}}
-    app = DispatcherMiddleware(_index_app(zalo, accounts), mounts)
+    # Their state hands out tokens and their actions sign webhooks: this machine's clients only.
+    app = local_only(DispatcherMiddleware(_index_app(zalo, accounts), mounts))
     return app, zalo, fc
 
 

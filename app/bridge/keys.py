@@ -12,6 +12,9 @@ Two kinds of keys:
 from __future__ import annotations
 
 import hashlib
+import inspect
+import re
+from fnmatch import translate
 
 ROOT = "zfb:"
 DEFAULT = "default"
@@ -26,6 +29,7 @@ WEB_STARTED = ROOT + "web:started"  # epoch s a web process last started: it was
 REPLICAS_SHORT = ROOT + "redis:replicas:short"
 # Zalo checks a domain, not a connection: which connection uploaded each verification file.
 VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
+CONNECTIONS = ROOT + "connections"  # hash id -> JSON (secrets sealed): the stored connections (app/connections.py)
 
 
 def lane(lane_id: str) -> str:
@@ -287,3 +291,42 @@ class Keys:
 
 
 DEFAULT_KEYS = Keys()
+
+
+# -- the bridge's key families (what `bridge restore` may write back, app/backup.py) ----------
+def _shapes(keys: Keys) -> list[str]:
+    """Every key a connection's `Keys` builds, with `*` for each argument."""
+    found = []
+    for name, member in inspect.getmembers(Keys):
+        if name.startswith("_") or name == "media":
+            continue
+        if isinstance(member, property):
+            found.append(getattr(keys, name))
+        elif inspect.isfunction(member):
+            found.append(member(keys, *["*"] * (len(inspect.signature(member).parameters) - 1)))
+    return found
+
+
+FAMILIES = (
+    DUE,
+    WAKE,
+    HEARTBEAT,
+    WEB_STARTED,
+    VERIFIER_OWNERS,
+    CONNECTIONS,
+    CONNECTIONS + ":lock",  # app/connections_admin.py: one change at a time
+    lane("*"),
+    lease("*"),
+    ROOT + "fcowner:*",  # conversation_owner
+    signin_failures("*"),
+    signin_wait("*"),
+    *_shapes(Keys()),
+    *_shapes(Keys("*")),
+)
+_FAMILY = re.compile("|".join(translate(shape) for shape in FAMILIES), re.DOTALL)
+
+
+def is_bridge_key(name: str) -> bool:
+    """Whether `name` is a key this file names: anything else in a backup (an RQ job, whose
+    `data` is pickled code, or a key of some other program) is never written back."""
+    return bool(_FAMILY.fullmatch(name))

@@ -12,7 +12,7 @@ import time
 
 import requests
 
-from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.keys import DEFAULT_KEYS, WEB_STARTED
 from sandbox.procs import ROOT, wait_until
 from tests.sandbox import png_bytes
 
@@ -91,3 +91,35 @@ def test_backup_wipe_restore_and_the_bridge_resumes(make_bridge, sims, redis, tm
     (reply,) = [m for m in zalo.messages_to(USER) if m["message"].get("text") == "queued out"]
     assert reply["access_token"] == zalo.access_token and zalo.refresh_count == 1  # the restored pair
     assert requests.get(link, timeout=5).content == photo
+
+
+def test_a_changed_backup_is_refused_in_one_line_and_nothing_is_restored(make_bridge, redis, tmp_path):
+    """The queued item is swapped for an RQ job (pickled code) and its hash fixed in the
+    manifest: without the signing key the manifest no longer verifies."""
+    import base64
+    import gzip
+    import hashlib
+    import json
+
+    bridge = make_bridge()
+    redis.set("zfb:zu:u1", "kept")
+    assert flask(bridge, "backup", str(tmp_path / "b")).returncode == 0
+    bridge.stop()
+    redis.hset("rq:job:evil", mapping={"data": b"\x80\x05pickled", "status": "queued"})
+    evil = {
+        "key": base64.b64encode(b"rq:job:evil").decode(),
+        "ttl_ms": 0,
+        "dump": base64.b64encode(redis.dump("rq:job:evil")).decode(),
+    }
+    redis.flushall()
+    data = gzip.compress((json.dumps(evil) + "\n").encode())
+    (tmp_path / "b" / "redis.jsonl.gz").write_bytes(data)
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    manifest["files"]["redis.jsonl.gz"] = hashlib.sha256(data).hexdigest()
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+
+    done = flask(bridge, "restore", str(tmp_path / "b"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"Error: {tmp_path / 'b'} does not verify" in done.stderr
+    assert "backup_refused" in done.stderr  # the audit line
+    assert set(redis.keys("*")) <= {WEB_STARTED.encode()}  # the command's own app stamps its start

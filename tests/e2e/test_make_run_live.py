@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import redis as redis_lib
 import requests
 
 from sandbox.procs import ROOT, descendants, free_port, wait_until
 
 USER = "8300000000000000001"
-BIN_RUN_SAYS = ("read ", "Redis on ", "LIVE MODE")  # bin/run's own lines before honcho starts
+BIN_RUN_SAYS = ("read ", "Redis ", "warning: Redis ", "LIVE MODE")  # bin/run's own lines before honcho starts
 HONCHO_LINE = re.compile(r"^\d\d:\d\d:\d\d (?P<name>[\w.]+)\s*\| (?P<text>.*)$")
 BRIDGE_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|CRITICAL) \[[^\]]*\] [\w.]+: \S")
 
@@ -75,6 +77,8 @@ def test_live_make_run_prints_one_format_and_ctrl_c_stops_quietly(sims, tmp_path
         wait_until(lambda: proc.poll() is None and _ready(url), timeout=60, what="make run's bridge")
         assert zalo.send_text(url + "/webhooks/zalo", USER, "xin chào").statuses == [200]
         wait_until(lambda: fc.state()["users"], timeout=20, what="the message in FreshChat")
+        with pytest.raises(redis_lib.AuthenticationError):  # another local user cannot queue work
+            redis_lib.Redis(port=int(env["REDIS_PORT"])).ping()
         started = descendants(proc.pid)
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
@@ -84,6 +88,7 @@ def test_live_make_run_prints_one_format_and_ctrl_c_stops_quietly(sims, tmp_path
     text = log.read_text(errors="replace")
     assert "LIVE MODE" in text and "SANDBOX MODE" not in text
     assert "Traceback" not in text and " ERROR " not in text, text
+    assert (tmp_path / "var" / "redis-password").read_text().strip() not in text
     for line in text.splitlines():
         if line.startswith(BIN_RUN_SAYS):
             continue

@@ -135,3 +135,21 @@ def test_trusted_proxies_are_addresses_or_cidrs():
         "TRUSTED_PROXIES: 'caddy' is not an IP address or CIDR (e.g. 127.0.0.1 or 172.16.0.0/12)"
         " (got '127.0.0.1,caddy')"
     ]
+
+
+def test_the_redis_password_is_masked_in_log_lines():
+    """make run's REDIS_URL carries its generated password: no log line may show it."""
+    import io
+    import logging
+
+    from app.logs import log_handler
+    from tests.helpers import make_settings
+
+    password = "0f" * 32
+    settings = make_settings(f"redis://:{password}@127.0.0.1:6379/0")
+    assert password in settings.secrets()
+    out = io.StringIO()
+    log = logging.getLogger("test.redis_password")
+    log.addHandler(log_handler(settings, out))
+    log.warning("connecting to %s", settings.redis_url)
+    assert out.getvalue().endswith("connecting to redis://:***@127.0.0.1:6379/0\n")

