@@ -48,8 +48,11 @@ SIGN_INFO = b"zalo-freshchat-bridge backup signing v2"  # changing it orphans ev
 # Moments, not data: a restored heartbeat would tell /readyz that a worker is alive before one
 # is, and every web process (the restore command's own app too) stamps its start. The due set,
 # the doorbell and the leases are the scheduler's view of the lanes: restore rebuilds them.
+# Console sessions and sign-in throttles are moments too: a restored session would sign back in a
+# browser that signed out after the backup was taken.
 SKIPPED = {HEARTBEAT.encode(), WEB_STARTED.encode(), DUE.encode(), WAKE.encode()}
-LANE_PREFIX, LEASE_PREFIX = keys.lane("").encode(), keys.lease("").encode()
+LANE_PREFIX = keys.lane("").encode()
+PASSING = (keys.lease("").encode(), keys.CONSOLE_PREFIX.encode())  # key prefixes never backed up
 RESTORE_BATCH = 500
 REMAKE = "make a new backup with this version (`bin/bridge backup DIR`) from the bridge it came from"
 
@@ -123,7 +126,7 @@ def _write_redis(redis, out_dir: Path, files: dict) -> tuple[int, int]:
     lines, items = [], 0
     for i in range(0, len(flat), 3):
         name, ttl_ms, value = flat[i : i + 3]
-        if name in SKIPPED or name.startswith(LEASE_PREFIX) or value is None:
+        if name in SKIPPED or name.startswith(PASSING) or value is None:
             continue
         if name.startswith(LANE_PREFIX):
             record = {"lane": name[len(LANE_PREFIX) :].decode(), "items": [x.decode() for x in value]}
@@ -227,7 +230,7 @@ def _read_records(in_dir: Path, manifest: dict) -> list[dict]:
     except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError) as exc:
         raise BackupError(f"{in_dir}/{REDIS_FILE} is not readable ({type(exc).__name__})") from None
     for name in filter(None, names):
-        if name in SKIPPED or name.startswith(LEASE_PREFIX) or not keys.is_bridge_key(name.decode("latin-1")):
+        if name in SKIPPED or name.startswith(PASSING) or not keys.is_bridge_key(name.decode("latin-1")):
             shown = name[:60].decode("utf-8", "replace")
             raise _refuse(
                 in_dir, "key", f"{in_dir} holds a key that is not the bridge's to restore ({shown!r}): refused"

@@ -97,21 +97,24 @@ def freshchat_rate_name(freshchat_account: str) -> str:
 
 
 # -- the admin console and the bearer routes (app/console/, app/wrong_tokens.py) ----------------
+CONSOLE_PREFIX = f"{ROOT}console:"  # sessions and throttles: never backed up (app/backup.py)
+
+
 def signin_failures(client: str) -> str:
     """Wrong tokens (sign-in or bearer) from one client address, counted while they keep
     coming (expires an hour after the last)."""
-    return f"{ROOT}console:signin:failed:{client}"
+    return f"{CONSOLE_PREFIX}signin:failed:{client}"
 
 
 def signin_wait(client: str) -> str:
     """Present (with a TTL) while that client must wait before trying again."""
-    return f"{ROOT}console:signin:wait:{client}"
+    return f"{CONSOLE_PREFIX}signin:wait:{client}"
 
 
 def console_session(session_id: str) -> str:
     """Present while a console session is signed in: sign-out deletes it, its TTL is the
     session's lifetime."""
-    return f"{ROOT}console:session:{session_id}"
+    return f"{CONSOLE_PREFIX}session:{session_id}"
 
 
 class Keys:
@@ -320,6 +323,7 @@ FAMILIES = (
     ROOT + "fcowner:*",  # conversation_owner
     signin_failures("*"),
     signin_wait("*"),
+    console_session("*"),
     *_shapes(Keys()),
     *_shapes(Keys("*")),
 )

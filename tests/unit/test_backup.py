@@ -50,6 +50,8 @@ def test_every_bridge_key_comes_back_with_its_ttl_and_nothing_else(redis, settin
     redis.hset("zfb:zu:u1", mapping={"fc_user": "f1"})
     redis.set(HEARTBEAT, "1", ex=60)
     redis.set(keys.lease("in:u1"), "someone", px=30000)
+    redis.set(keys.console_session("s1"), "1", ex=3600)  # a session signed out later must stay out
+    redis.set(keys.signin_wait("203.0.113.7"), "1", ex=60)
     redis.set("rq:queue:bridge", "not ours")
     manifest = backup(redis, settings, tmp_path / "b")
     assert manifest["redis_keys"] == 3 and manifest["lane_items"] == 2
@@ -64,6 +66,7 @@ def test_every_bridge_key_comes_back_with_its_ttl_and_nothing_else(redis, settin
     assert 590 < redis.ttl("zfb:seen:zalo:e1") <= 600 and redis.ttl("zfb:zu:u1") == -1
     assert redis.get(HEARTBEAT) is None and redis.get("rq:queue:bridge") is None
     assert redis.get(keys.lease("in:u1")) is None
+    assert redis.get(keys.console_session("s1")) is None and redis.get(keys.signin_wait("203.0.113.7")) is None
 
 
 def test_local_media_is_copied_both_ways(redis, settings, tmp_path):
