@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis as redis_lib
 
+from sandbox.redis_server import RedisServer
 from tests.helpers import make_settings
-from tests.redis_server import RedisServer
+
+E2E = Path(__file__).parent / "e2e"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by mark
+def pytest_collection_modifyitems(items):
+    """Every test under tests/e2e starts real processes: `-m "not e2e"` (make test-fast) skips them."""
+    for item in items:
+        if E2E in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
