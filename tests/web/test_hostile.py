@@ -282,7 +282,7 @@ class _Named(http.server.BaseHTTPRequestHandler):
 def _server(address: str, port: int, name: str) -> http.server.HTTPServer:
     server = http.server.HTTPServer((address, port), _Named)
     server.name, server.hosts = name, []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits a poll
     return server
 
 
