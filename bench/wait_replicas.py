@@ -14,7 +14,7 @@ import statistics
 import time
 
 from bench.common import log, main_for, row
-from tests.redis_cluster import Cluster
+from sandbox.redis_cluster import Cluster
 
 SECTION = "replicated acknowledgement"
 

@@ -147,9 +147,11 @@ class Bridge:
             except subprocess.TimeoutExpired:
                 continue
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop every process (SIGTERM: as a deployment would; a test's teardown, which asks
+        nothing of how they stop, may SIGKILL them at once)."""
         for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
+            self.kill(name, sig)
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")

@@ -8,12 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import requests
 
 from app.bridge.keys import DEFAULT_KEYS, WEB_STARTED
 from sandbox.procs import ROOT, wait_until
+from tests.e2e.test_delivery import END, end_of_run
 from tests.sandbox import png_bytes
 
 USER = "8200000000000000001"
@@ -85,11 +85,12 @@ def test_backup_wipe_restore_and_the_bridge_resumes(make_bridge, sims, redis, tm
     wait_until(lambda: "queued in" in user_texts(fc), timeout=30, what="the queued Zalo message")
     wait_until(lambda: "queued out" in zalo_texts(zalo), timeout=30, what="the queued agent reply")
     wait_until(lambda: redis.zcard(DEFAULT_KEYS.dead_order) == 1, timeout=5, what="the restored dead letter")
-    time.sleep(1.0)  # a second copy would land now
+    end_of_run(bridge, zalo, fc, {USER: conversation})  # a second copy lands first
     assert user_texts(fc).count("queued in") == 1 and zalo_texts(zalo).count("queued out") == 1
     assert len(fc.state()["users"]) == 1 and len(conversations(fc)) == 1  # the mapping was reused
-    (reply,) = [m for m in zalo.messages_to(USER) if m["message"].get("text") == "queued out"]
-    assert reply["access_token"] == zalo.access_token and zalo.refresh_count == 1  # the restored pair
+    (reply, end) = [m for m in zalo.messages_to(USER) if m["message"].get("text") in ("queued out", END)]
+    assert reply["access_token"] == end["access_token"] == zalo.access_token  # the restored pair
+    assert zalo.refresh_count == 1
     assert requests.get(link, timeout=5).content == photo
 
 

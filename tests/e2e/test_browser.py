@@ -9,6 +9,7 @@ latencies and saves a screenshot to test-artifacts/. Without Chromium the test f
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def stack(redis_server, redis, tmp_path):
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), timeout=20, what="the simulators")
         yield bridge.start_all()
     finally:
-        bridge.stop()
+        bridge.stop(signal.SIGKILL)  # nothing is asked of how it stops
         partners.terminate()
         partners.wait(10)
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from app.bridge.keys import DEFAULT_KEYS
 from sandbox.procs import wait_until
+from tests.e2e.test_delivery import END, end_of_run
 
 USERS = [f"70000000000000{n:04d}" for n in range(5)]
 VN = timezone(timedelta(hours=7))
@@ -24,7 +25,17 @@ def user_texts(fc, zalo_user: str) -> list[list[str]]:
     return [[p["text"]["content"] for p in m["message_parts"] if "text" in p] for m in messages]
 
 
-def test_messages_whose_webhooks_were_dropped_arrive_once_in_order_with_their_time(make_bridge, sims):
+def settled(redis, before: bytes | None = None) -> None:
+    """A catch-up finished after `before` (the last one's finish) and none runs: it queued all it will."""
+
+    def done():
+        finished = redis.hget(DEFAULT_KEYS.catchup, "finished_at")
+        return finished and finished != before and not redis.exists(DEFAULT_KEYS.catchup_lock)
+
+    wait_until(done, timeout=15, what="the catch-up finished")
+
+
+def test_messages_whose_webhooks_were_dropped_arrive_once_in_order_with_their_time(make_bridge, sims, redis):
     _, zalo, fc = sims
     zalo.set_webhooks(False)  # the bridge is down and Zalo has given up retrying
     start = int(time.time() * 1000) - 30 * 60 * 1000
@@ -38,24 +49,25 @@ def test_messages_whose_webhooks_were_dropped_arrive_once_in_order_with_their_ti
         sent[user].append(event)
     bridge = make_bridge()  # the worker catches up as it starts
     wait_until(lambda: sum(len(user_texts(fc, u)) for u in USERS) >= 30, timeout=25, what="30 messages in FreshChat")
-    time.sleep(1.0)  # any duplicate would arrive now
+    settled(redis)
+    zalo.set_webhooks(True)
+    end_of_run(bridge, zalo, fc, dict.fromkeys(USERS), outbound=False)  # a duplicate in a user's lane lands first
     for user in USERS:
         expected = []
         for event in sent[user]:
             when = datetime.fromtimestamp(int(event["timestamp"]) / 1000, VN).strftime("%H:%M %d/%m/%Y")
             expected.append([f"[Delivered late - originally sent {when} (UTC+7)]", event["message"]["text"]])
-        assert user_texts(fc, user) == expected
-    zalo.set_webhooks(True)
+        assert user_texts(fc, user) == expected + [[END]]
     late = zalo.redeliver(bridge.url + "/webhooks/zalo", sent[USERS[2]][3]["message"]["msg_id"])
     assert late.statuses == [200]
-    time.sleep(1.5)
-    assert sum(len(user_texts(fc, u)) for u in USERS) == 30
+    end_of_run(bridge, zalo, fc, {USERS[2]: None}, outbound=False, text="after the late one")
+    assert sum(len(user_texts(fc, u)) for u in USERS) == 30 + 5 + 1  # the late webhook was a duplicate
 
 
 def test_a_bridge_started_again_seconds_after_its_last_start_catches_up_what_came_meanwhile(make_bridge, sims, redis):
     _, zalo, fc = sims
     bridge = make_bridge()
-    wait_until(lambda: redis.hget(DEFAULT_KEYS.catchup, "finished_at"), timeout=15, what="the start's catch-up")
+    first = wait_until(lambda: redis.hget(DEFAULT_KEYS.catchup, "finished_at"), timeout=15, what="the start's catch-up")
     started = time.monotonic()
     bridge.kill("web", signal.SIGTERM)
     bridge.kill("worker0", signal.SIGTERM)
@@ -69,5 +81,9 @@ def test_a_bridge_started_again_seconds_after_its_last_start_catches_up_what_cam
     bridge.start("worker0", "worker")
     assert time.monotonic() - started < 60  # well inside the two minutes a start used to be ignored
     wait_until(lambda: sum(len(user_texts(fc, u)) for u in USERS) >= 30, timeout=25, what="30 messages in FreshChat")
-    time.sleep(1.0)  # any duplicate would arrive now
-    assert {user: [parts[-1] for parts in user_texts(fc, user)] for user in USERS} == sent
+    settled(redis, before=first)
+    zalo.set_webhooks(True)
+    end_of_run(bridge, zalo, fc, dict.fromkeys(USERS), outbound=False)  # a duplicate in a user's lane lands first
+    assert {user: [parts[-1] for parts in user_texts(fc, user)] for user in USERS} == {
+        user: texts + [END] for user, texts in sent.items()
+    }

@@ -10,6 +10,7 @@ token on `default` must not slow `b2` down.
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
 
@@ -22,7 +23,7 @@ from sandbox.connections import simulated_record
 from sandbox.freshchat_sim import FreshchatSimulator
 from sandbox.procs import Bridge, wait_until
 from sandbox.server import start_in_thread
-from tests.e2e.test_delivery import send_until_accepted
+from tests.e2e.test_delivery import END, send_until_accepted
 from tests.helpers import make_settings
 
 APP_A, APP_A_SECRET = "5000000000000000005", "app-a-secret"
@@ -67,7 +68,7 @@ def world(partners, redis, redis_server, tmp_path):
         accounts = {"default": (fc, DEFAULTS["freshchat_channel_id"]), "b2": (fc2, TOPIC_B2), "a1": (fc, TOPIC_A1)}
         yield bridge, oas, accounts
     finally:
-        bridge.stop()
+        bridge.stop(signal.SIGKILL)  # nothing is asked of how it stops
         fc.webhook_url = fc2.webhook_url = None
 
 
@@ -138,6 +139,15 @@ def texts_to(oa, user: str) -> list[str]:
     return [m["message"].get("text", "") for m in oa.messages_to(user)]
 
 
+def end_of_run(bridge, oas, accounts, conversations, user: str) -> None:
+    """Reply END last through each of `oas` and wait for it: its lane delivers in order, so a
+    duplicate (or a misrouted copy) of an earlier reply would have landed before it."""
+    for conn_id in oas:
+        reply(bridge, accounts, conversations, conn_id, END)
+    for conn_id, oa in oas.items():
+        wait_until(lambda oa=oa: END in texts_to(oa, user), timeout=30, what=f"the end marker via {conn_id}")
+
+
 # -- routing ------------------------------------------------------------------------------------
 
 
@@ -161,10 +171,10 @@ def test_each_message_lands_in_its_connections_account_and_topic_and_replies_use
         wait_until(
             lambda oa=oa, c=conn_id: f"reply via {c}" in texts_to(oa, user), timeout=20, what=f"{conn_id}'s reply"
         )
-    time.sleep(1.0)  # a reply sent through a wrong OA, or twice, would land now
+    end_of_run(bridge, oas, accounts, conversations, user)  # a reply sent twice or through a wrong OA lands first
     for conn_id, oa in oas.items():
         sent = oa.messages_to(user)
-        assert [m["message"]["text"] for m in sent] == [f"reply via {conn_id}"], conn_id
+        assert [m["message"]["text"] for m in sent] == [f"reply via {conn_id}", END], conn_id
         assert (sent[0]["oa_id"], sent[0]["access_token"]) == (oa.oa_id, oa.access_token), conn_id
 
 
@@ -213,7 +223,7 @@ def test_a_storm_on_one_app_and_a_dead_token_leave_the_third_connection_fast(wor
         interval=0.5,
         what="a1's storm replies after the storm",
     )
-    time.sleep(2.0)  # late duplicates would land now
-    assert texts_to(a1, user) == storm_replies  # once each, in order
+    end_of_run(bridge, {"a1": a1}, accounts, conversations, user)  # a late duplicate lands first
+    assert texts_to(a1, user) == storm_replies + [END]  # once each, in order
     assert texts_to(default, user) == []  # the dead token: nothing sent, and nothing through another OA
     assert texts_to(b2, user) == [f"before #{i}" for i in range(SAMPLES)] + [f"during #{i}" for i in range(SAMPLES)]

@@ -14,6 +14,7 @@ test-artifacts/ (`python -m tests.e2e.screenshots` writes them to docs/ instead)
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def world(redis_server, redis, tmp_path):
     try:
         yield bridge.start_all(), shop_oa, shop_fc
     finally:
-        bridge.stop()
+        bridge.stop(signal.SIGKILL)  # nothing is asked of how it stops
         stop()
 
 

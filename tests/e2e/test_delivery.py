@@ -16,6 +16,7 @@ from app.bridge.status import bridge_status
 from sandbox.procs import ROOT, wait_until
 
 CONVERSATIONS, MESSAGES = 20, 20
+END = "end of the run"  # sent last in a conversation: a duplicate of anything before it lands first
 
 
 def uid(n: int) -> str:
@@ -37,6 +38,28 @@ def fc_user_texts(fc, zalo_user: str) -> list[str]:
 
 def zalo_texts(zalo, zalo_user: str) -> list[str]:
     return [m["message"].get("text", "") for m in zalo.messages_to(zalo_user)]
+
+
+def end_of_run(bridge, zalo, fc, conversations: dict, inbound: bool = True, outbound: bool = True, text: str = END):
+    """Send `text` (END) last in each conversation (user -> FreshChat and/or agent -> Zalo) and wait until
+    it arrives. A lane delivers in order and moves on only once an item is recorded, so a
+    duplicate of anything sent before (a resend after a crash, a redelivered webhook) would have
+    landed before END: the counts are final then, without sleeping to see if more arrives."""
+    for user, conversation in conversations.items():
+        if inbound:
+            zhook = bridge.url + "/webhooks/zalo"
+            send_until_accepted(zalo, zhook, lambda: zalo.send_text(zhook, user, text))
+        if outbound:
+            fhook = bridge.url + "/webhooks/freshchat"
+            send_until_accepted(fc, fhook, lambda: fc.send_agent_message(fhook, conversation, text))
+
+    def arrived():
+        return all(
+            (not inbound or text in fc_user_texts(fc, u)) and (not outbound or text in zalo_texts(zalo, u))
+            for u in conversations
+        )
+
+    wait_until(arrived, timeout=60, interval=0.2, what="the end-of-run marker in every conversation")
 
 
 def send_until_accepted(sim, url: str, send, attempts: int = 200):
@@ -119,19 +142,19 @@ def expectations(conversations):
     return inbound, outbound
 
 
-def settle(zalo, fc, inbound, outbound, timeout=240):
+def settle(bridge, zalo, fc, conversations, inbound, outbound, timeout=240):
     def done():
         return all(set(v) <= set(fc_user_texts(fc, u)) for u, v in inbound.items()) and all(
             set(v) <= set(zalo_texts(zalo, u)) for u, v in outbound.items()
         )
 
     wait_until(done, timeout=timeout, interval=0.5, what="every message delivered")
-    time.sleep(2.0)  # late duplicates, if any, would land now
+    end_of_run(bridge, zalo, fc, conversations)  # late duplicates, if any, have landed
 
 
 def check(zalo, fc, inbound, outbound, label):
-    fc_got = {u: [t for t in fc_user_texts(fc, u) if t != "hello"] for u in inbound}
-    zalo_got = {u: zalo_texts(zalo, u) for u in outbound}
+    fc_got = {u: [t for t in fc_user_texts(fc, u) if t not in ("hello", END)] for u in inbound}
+    zalo_got = {u: [t for t in zalo_texts(zalo, u) if t != END] for u in outbound}
     assert report(f"{label} zalo->freshchat", inbound, fc_got) == (0, 0, 0)
     assert report(f"{label} freshchat->zalo", outbound, zalo_got) == (0, 0, 0)
     for u in inbound:
@@ -173,7 +196,7 @@ def test_20x20_each_way_with_20pct_failures_and_a_sigkilled_worker(make_bridge, 
     )
     for sim in (zalo, fc):
         sim.faults.clear()
-    settle(zalo, fc, inbound, outbound)
+    settle(bridge, zalo, fc, conversations, inbound, outbound)
     check(zalo, fc, inbound, outbound, "chaos")
     settled = bridge_status(redis)["reconciled"]
     print(f"unknown outcomes settled: {settled}")
@@ -192,7 +215,7 @@ def test_redis_restart_during_a_run_loses_nothing_acknowledged(make_bridge, sims
         redis_server.restart()  # SIGTERM: AOF is flushed; webhooks answer 503 meanwhile
 
     both_directions(bridge, zalo, fc, conversations, during=restart_redis)
-    settle(zalo, fc, inbound, outbound)
+    settle(bridge, zalo, fc, conversations, inbound, outbound)
     check(zalo, fc, inbound, outbound, "redis restart")
 
 
@@ -206,7 +229,7 @@ def test_partner_down_then_back_delivers_everything_in_order(make_bridge, sims):
     inbound, outbound = expectations(conversations)
     both_directions(bridge, zalo, fc, conversations)
     assert not any(zalo_texts(zalo, u) for u in conversations)  # nothing got through while down
-    settle(zalo, fc, inbound, outbound)
+    settle(bridge, zalo, fc, conversations, inbound, outbound)
     check(zalo, fc, inbound, outbound, "outage")
 
 
@@ -239,8 +262,8 @@ def test_always_failing_job_becomes_a_dead_letter_and_replay_delivers_once(make_
     zalo.faults.clear()
     assert "replayed" in cli(bridge, "replay", item_id)
     wait_until(lambda: "never gets through" in zalo_texts(zalo, user), timeout=20, what="replayed delivery")
-    time.sleep(1.0)
-    assert zalo_texts(zalo, user).count("never gets through") == 1
+    end_of_run(bridge, zalo, fc, {user: conversations[user]}, inbound=False)
+    assert zalo_texts(zalo, user) == ["never gets through", END]
     assert "0 dead letter(s)" in cli(bridge, "list")
 
 
@@ -271,11 +294,11 @@ def test_zalo_answering_after_the_timeout_delivers_each_reply_once(make_bridge, 
         zalo.faults.clear()
         found = lambda: bridge_status(redis)["reconciled"].get("zalo", {}).get("found", 0) == len(users)  # noqa: E731
         wait_until(found, timeout=30, interval=0.2, what="every reply found in Zalo's history")
-        time.sleep(1.0)  # a repeat, if any, would land now
+        end_of_run(bridge, zalo, fc, {u: conversations[u] for u in users}, inbound=False)  # a repeat lands first
     finally:
         zalo.echo_url = None
     for user in users:
-        assert zalo_texts(zalo, user) == [f"late reply {user}"]
+        assert zalo_texts(zalo, user) == [f"late reply {user}", END]
         assert not notes_of(fc, conversations[user])  # neither a dead letter nor a stranger's echo
     assert "0 dead letter(s)" in cli(bridge, "list")
 
@@ -297,8 +320,8 @@ def test_a_dead_letter_delivered_after_all_is_replayed_without_a_second_copy(mak
     wait_until(found, timeout=20, what="the replayed reply found in Zalo's history")
     lane = f"out:{conversations[user]}"
     wait_until(lambda: redis.zscore(DUE, lane) is None, timeout=20, what="the replay finished")
-    time.sleep(1.0)
-    assert zalo_texts(zalo, user) == ["delivered after all"]
+    end_of_run(bridge, zalo, fc, {user: conversations[user]}, inbound=False)
+    assert zalo_texts(zalo, user) == ["delivered after all", END]
     assert "0 dead letter(s)" in cli(bridge, "list")
 
 

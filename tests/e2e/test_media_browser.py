@@ -9,6 +9,7 @@ browser for every case, so the whole file takes seconds."""
 
 from __future__ import annotations
 
+import signal
 import tempfile
 
 import pytest
@@ -39,7 +40,7 @@ def world(partners, redis_server, tmp_path_factory):
         yield bridge, zalo, fc, open_conversation(bridge, zalo, fc, AGENT_USER)
     finally:
         fc.webhook_url = None
-        bridge.stop()
+        bridge.stop(signal.SIGKILL)  # nothing is asked of how it stops
 
 
 def _flush(url: str) -> None:

@@ -52,10 +52,40 @@ def zalo_received(zalo, user: str, count: int) -> list[dict]:
     return [m["message"] for m in zalo.messages_to(user)]
 
 
+# -- a bridge of its own (before the tests sharing one, see tests/e2e/conftest.py) ----------------
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        (
+            {"RESOLVE_NOTIFICATION": "true", "RESOLVE_NOTIFICATION_TEXT": "Cảm ơn bạn! Đã giải quyết."},
+            ["Cảm ơn bạn! Đã giải quyết.", "barrier"],
+        ),
+        ({}, ["barrier"]),  # off by default: saves Zalo quota
+    ],
+    ids=["on", "off"],
+)
+def test_resolve_notification_on_and_off(make_bridge, sims, env, expected):
+    _, zalo, fc = sims
+    bridge = make_bridge(**env)
+    conversation = open_conversation(bridge, zalo, fc)
+    hook = bridge.url + "/webhooks/freshchat"
+    fc.resolve(hook, conversation)
+    # Same conversation, same lane: once the barrier arrives the resolution was handled.
+    fc.send_agent_message(hook, conversation, "barrier")
+    wait_until(
+        lambda: any(m["message"].get("text") == "barrier" for m in zalo.messages_to(USER)),
+        timeout=20,
+        what="the barrier message",
+    )
+    assert [m["message"]["text"] for m in zalo.messages_to(USER)] == expected
+
+
 # -- Zalo -> FreshChat ----------------------------------------------------------------------------
 
 
-def send_every_type(zalo, hook: str) -> dict[str, bytes]:
+def send_every_type(zalo, hook: str, user: str) -> dict[str, bytes]:
     """One event of each user_send_* type, in this order; returns the media bytes by type."""
     media = {
         "image": png_bytes(300),
@@ -66,10 +96,10 @@ def send_every_type(zalo, hook: str) -> dict[str, bytes]:
         "video": MP4,
     }
     cdn = zalo.add_media
-    zalo.send_text(hook, USER, "Xin chào 👋")
-    zalo.send_image(hook, USER, "photo.png", media["image"], "image/png")
-    zalo.send_image(hook, USER, "anim.gif", media["gif"], "image/gif")
-    zalo.send_file(hook, USER, "hợp đồng.pdf", media["file"])
+    zalo.send_text(hook, user, "Xin chào 👋")
+    zalo.send_image(hook, user, "photo.png", media["image"], "image/png")
+    zalo.send_image(hook, user, "anim.gif", media["gif"], "image/gif")
+    zalo.send_file(hook, user, "hợp đồng.pdf", media["file"])
     for kind, message in [
         ("sticker", zalo_sim.sticker_message(cdn("s.png", media["sticker"], "image/png"))),
         ("audio", zalo_sim.media_link_message("audio", cdn("v.m4a", M4A, "audio/mp4"))),
@@ -78,7 +108,7 @@ def send_every_type(zalo, hook: str) -> dict[str, bytes]:
         ("link", zalo_sim.link_message("https://shop.example/p/1", "Áo dài", "Size M")),
         ("business_card", zalo_sim.business_card_message("Trần Văn A", "0901234567")),
     ]:
-        zalo.send_user_event(hook, f"user_send_{kind}", USER, message)
+        zalo.send_user_event(hook, f"user_send_{kind}", user, message)
     return media
 
 
@@ -88,9 +118,9 @@ def only_part(message: dict) -> tuple[str, dict]:
     return kind, value
 
 
-def test_each_zalo_message_type_arrives_in_freshchat_with_exact_media(make_bridge, sims):
-    _, zalo, fc = sims
-    media = send_every_type(zalo, make_bridge().url + "/webhooks/zalo")
+def test_each_zalo_message_type_arrives_in_freshchat_with_exact_media(shared):
+    bridge, zalo, fc = shared
+    media = send_every_type(zalo, bridge.url + "/webhooks/zalo", USER)
     wait_until(lambda: len(from_user(fc, USER)) == 10, timeout=30, what="10 messages in FreshChat")
     parts = [only_part(m) for m in from_user(fc, USER)]
     assert [kind for kind, _ in parts] == [
@@ -151,11 +181,11 @@ def link_in(text: str) -> str:
     return next(word for word in text.split() if "/media/" in word)
 
 
-def test_each_agent_reply_type_reaches_zalo(make_bridge, sims):
-    _, zalo, fc = sims
-    bridge = make_bridge()
-    files = send_every_reply(fc, bridge.url + "/webhooks/freshchat", open_conversation(bridge, zalo, fc))
-    text, exact, longer, png, gif, pdf, zip_link = zalo_received(zalo, USER, 7)
+def test_each_agent_reply_type_reaches_zalo(shared):
+    bridge, zalo, fc = shared
+    user = "8100000000000000002"
+    files = send_every_reply(fc, bridge.url + "/webhooks/freshchat", open_conversation(bridge, zalo, fc, user))
+    text, exact, longer, png, gif, pdf, zip_link = zalo_received(zalo, user, 7)
     assert text == {"text": "Dạ, shop xin chào!"} and exact == {"text": "ữ" * 2000}
     assert len(longer["text"]) <= 2000 and fetched(link_in(longer["text"])).decode("utf-8") == "ữ" * 2001
     assert (uploaded(zalo, png)["kind"], uploaded(zalo, png)["data"]) == ("image", files["png"])
@@ -168,62 +198,36 @@ def test_each_agent_reply_type_reaches_zalo(make_bridge, sims):
 # -- failures the agent must see or never notice --------------------------------------------------
 
 
-def test_zalo_refusal_becomes_a_private_note_and_the_conversation_moves_on(make_bridge, sims):
-    _, zalo, fc = sims
-    zalo.add_user(USER, "Quốc Bảo", send_error=-230)
-    bridge = make_bridge()
-    conversation = open_conversation(bridge, zalo, fc)
+def test_zalo_refusal_becomes_a_private_note_and_the_conversation_moves_on(shared):
+    bridge, zalo, fc = shared
+    user = "8100000000000000003"
+    zalo.add_user(user, "Quốc Bảo", send_error=-230)
+    conversation = open_conversation(bridge, zalo, fc, user)
     hook = bridge.url + "/webhooks/freshchat"
     fc.send_agent_message(hook, conversation, "Bạn còn cần hỗ trợ không?")
-    notes = lambda: [m for m in fc_messages(fc, USER) if m["message_type"] == "private"]  # noqa: E731
+    notes = lambda: [m for m in fc_messages(fc, user) if m["message_type"] == "private"]  # noqa: E731
     wait_until(notes, timeout=20, what="a private note in FreshChat")
     note = notes()[0]["message_parts"][0]["text"]["content"]
-    assert "-230" in note and "Bạn còn cần hỗ trợ không?" in note and zalo.messages_to(USER) == []
-    zalo.add_user(USER, "Quốc Bảo")  # the user writes again: Zalo accepts replies
+    assert "-230" in note and "Bạn còn cần hỗ trợ không?" in note and zalo.messages_to(user) == []
+    zalo.add_user(user, "Quốc Bảo")  # the user writes again: Zalo accepts replies
     fc.send_agent_message(hook, conversation, "Dạ, shop đây ạ")
-    assert zalo_received(zalo, USER, 1) == [{"text": "Dạ, shop đây ạ"}]  # the refused one is not retried
+    assert zalo_received(zalo, user, 1) == [{"text": "Dạ, shop đây ạ"}]  # the refused one is not retried
 
 
-def test_expired_token_is_refreshed_once_and_the_new_pair_survives_a_worker_restart(make_bridge, sims):
+def test_expired_token_is_refreshed_once_and_the_new_pair_survives_a_worker_restart(shared):
     """Refresh tokens are single use: a restarted worker that went back to the configured pair
     would be refused (-216, then -14014) and the second reply would never arrive."""
-    _, zalo, fc = sims
-    bridge = make_bridge()
-    conversation = open_conversation(bridge, zalo, fc)
+    bridge, zalo, fc = shared
+    user = "8100000000000000004"
+    conversation = open_conversation(bridge, zalo, fc, user)
     hook = bridge.url + "/webhooks/freshchat"
+    refreshes_before = zalo.state()["refresh_count"]
     zalo.expire_access_token()
     fc.send_agent_message(hook, conversation, "sau khi token hết hạn")
-    zalo_received(zalo, USER, 1)
+    zalo_received(zalo, user, 1)
     bridge.kill("worker0", signal.SIGTERM)
-    bridge.start("worker1", "worker")
+    bridge.start("worker0", "worker")
     fc.send_agent_message(hook, conversation, "sau khi khởi động lại")
-    texts = [m["text"] for m in zalo_received(zalo, USER, 2)]
+    texts = [m["text"] for m in zalo_received(zalo, user, 2)]
     assert texts == ["sau khi token hết hạn", "sau khi khởi động lại"]
-    assert zalo.state()["refresh_count"] == 1
-
-
-@pytest.mark.parametrize(
-    "env, expected",
-    [
-        (
-            {"RESOLVE_NOTIFICATION": "true", "RESOLVE_NOTIFICATION_TEXT": "Cảm ơn bạn! Đã giải quyết."},
-            ["Cảm ơn bạn! Đã giải quyết.", "barrier"],
-        ),
-        ({}, ["barrier"]),  # off by default: saves Zalo quota
-    ],
-    ids=["on", "off"],
-)
-def test_resolve_notification_on_and_off(make_bridge, sims, env, expected):
-    _, zalo, fc = sims
-    bridge = make_bridge(**env)
-    conversation = open_conversation(bridge, zalo, fc)
-    hook = bridge.url + "/webhooks/freshchat"
-    fc.resolve(hook, conversation)
-    # Same conversation, same lane: once the barrier arrives the resolution was handled.
-    fc.send_agent_message(hook, conversation, "barrier")
-    wait_until(
-        lambda: any(m["message"].get("text") == "barrier" for m in zalo.messages_to(USER)),
-        timeout=20,
-        what="the barrier message",
-    )
-    assert [m["message"]["text"] for m in zalo.messages_to(USER)] == expected
+    assert zalo.state()["refresh_count"] - refreshes_before == 1

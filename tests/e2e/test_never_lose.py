@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from sandbox.procs import wait_until
-from tests.e2e.test_delivery import report, send_until_accepted, zalo_texts
+from tests.e2e.test_delivery import END, end_of_run, report, send_until_accepted, zalo_texts
 from tests.e2e.test_message_types_e2e import fetched, from_user, open_conversation
 from tests.sandbox import png_bytes
 
@@ -65,8 +65,9 @@ def agent_replies(bridge, fc, conversations: dict[str, str], count: int) -> dict
     return expected
 
 
-def wait_for_replies(zalo, expected: dict[str, list[str]], timeout: float, label: str) -> None:
-    """Wait until every reply is in Zalo; on a timeout, print what did arrive before failing."""
+def wait_for_replies(bridge, zalo, fc, conversations, expected: dict[str, list[str]], timeout: float, label: str):
+    """Wait until every reply is in Zalo (on a timeout, print what did arrive before failing),
+    then until an end-of-run reply sent after them is there too: a late duplicate lands first."""
 
     def done():
         return all(set(v) <= set(zalo_texts(zalo, u)) for u, v in expected.items())
@@ -76,28 +77,49 @@ def wait_for_replies(zalo, expected: dict[str, list[str]], timeout: float, label
     except AssertionError:
         report(label, expected, {u: zalo_texts(zalo, u) for u in expected})
         raise
-    time.sleep(2.0)  # late duplicates, if any, would land now
+    end_of_run(bridge, zalo, fc, conversations, inbound=False)
 
 
 def assert_exactly_once_in_order(zalo, expected: dict[str, list[str]], label: str) -> None:
-    delivered = {u: zalo_texts(zalo, u) for u in expected}
+    delivered = {u: [t for t in zalo_texts(zalo, u) if t != END] for u in expected}
     assert report(label, expected, delivered) == (0, 0, 0)
     assert delivered == expected
 
 
-# -- 1. FreshChat refuses the image part -------------------------------------------------------
+# -- 1. a Zalo outage longer than the retry horizon (its own bridge; the tests below share one) -----
 
 
-def test_image_freshchat_refuses_arrives_once_with_its_caption_and_a_working_link(make_bridge, sims):
+def test_three_minute_zalo_outage_past_the_retry_horizon_loses_nothing(make_bridge, sims):
     _, zalo, fc = sims
-    bridge = make_bridge()
+    # a 30 s horizon: only a partner-wide circuit breaker can keep the replies alive for 3 minutes
+    bridge = make_bridge(RETRY_HORIZON_SECONDS="30", ADMIN_TOKEN=ADMIN_TOKEN)
+    conversations = {uid(40 + n): open_conversation(bridge, zalo, fc, uid(40 + n)) for n in range(5)}
+    zalo.faults.fail_fraction("*", 1.0, ["http500"])
+    outage_ends = time.monotonic() + OUTAGE_SECONDS
+    expected = agent_replies(bridge, fc, conversations, 4)
+    while time.monotonic() < outage_ends:  # a dead letter is final, so fail as soon as one appears
+        letters = dead_letters(bridge)
+        assert letters == [], f"dead letters during the outage: {describe(letters)}"
+        time.sleep(min(5.0, max(0.0, outage_ends - time.monotonic())))
+    zalo.faults.clear()
+    wait_for_replies(bridge, zalo, fc, conversations, expected, RECOVERY_SECONDS, "after the outage")
+    assert_exactly_once_in_order(zalo, expected, "after the outage")
+    assert describe(dead_letters(bridge)) == []
+
+
+# -- 2. FreshChat refuses the image part -------------------------------------------------------
+
+
+def test_image_freshchat_refuses_arrives_once_with_its_caption_and_a_working_link(shared):
+    bridge, zalo, fc = shared
     user, caption, image = uid(1), "Hóa đơn tháng 5, chị xem giúp em", png_bytes(600)
     open_conversation(bridge, zalo, fc, user)
     fc.refuse_images(from_user(fc, user)[0]["actor_id"])
     zalo.send_image(bridge.url + "/webhooks/zalo", user, "hoa-don.png", image, "image/png", caption=caption)
     wait_until(lambda: len(from_user(fc, user)) >= 2, timeout=20, what="the image message in FreshChat")
-    time.sleep(1.0)  # a second copy (say caption and link posted apart) would land now
-    later = from_user(fc, user)[1:]
+    end_of_run(bridge, zalo, fc, {user: None}, outbound=False)  # a second copy (caption and link apart) lands first
+    *later, end = from_user(fc, user)[1:]
+    assert texts_of(end) == [END]
     assert len(later) == 1, [m["message_parts"] for m in later]
     message = later[0]
     assert any(caption in t for t in texts_of(message)), message["message_parts"]
@@ -106,12 +128,11 @@ def test_image_freshchat_refuses_arrives_once_with_its_caption_and_a_working_lin
     assert all(fetched(link) == image for link in links)
 
 
-# -- 2. system messages from an agent actor -----------------------------------------------------
+# -- 3. system messages from an agent actor -----------------------------------------------------
 
 
-def test_system_message_from_an_agent_is_not_sent_to_zalo(make_bridge, sims):
-    _, zalo, fc = sims
-    bridge = make_bridge()
+def test_system_message_from_an_agent_is_not_sent_to_zalo(shared):
+    bridge, zalo, fc = shared
     user, hook = uid(2), bridge.url + "/webhooks/freshchat"
     conversation = open_conversation(bridge, zalo, fc, user)
     lan = fc.add_agent("agent-lan", "Lan")["id"]
@@ -125,12 +146,11 @@ def test_system_message_from_an_agent_is_not_sent_to_zalo(make_bridge, sims):
     assert zalo_texts(zalo, user) == ["Chào chị, em là Lan ạ"]
 
 
-# -- 3. an agent attachment whose link is dead --------------------------------------------------
+# -- 4. an agent attachment whose link is dead --------------------------------------------------
 
 
-def test_dead_attachment_link_becomes_a_note_and_does_not_block_the_next_reply(make_bridge, sims):
-    _, zalo, fc = sims
-    bridge = make_bridge()
+def test_dead_attachment_link_becomes_a_note_and_does_not_block_the_next_reply(shared):
+    bridge, zalo, fc = shared
     user, hook, name = uid(3), bridge.url + "/webhooks/freshchat", "bao-gia-thang-5.pdf"
     conversation = open_conversation(bridge, zalo, fc, user)
     gone = {
@@ -155,36 +175,16 @@ def test_dead_attachment_link_becomes_a_note_and_does_not_block_the_next_reply(m
     assert zalo_texts(zalo, user).count("Em gửi lại báo giá sau nhé") == 1
 
 
-# -- 4. a Zalo outage longer than the retry horizon ---------------------------------------------
-
-
-def test_three_minute_zalo_outage_past_the_retry_horizon_loses_nothing(make_bridge, sims):
-    _, zalo, fc = sims
-    # a 30 s horizon: only a partner-wide circuit breaker can keep the replies alive for 3 minutes
-    bridge = make_bridge(RETRY_HORIZON_SECONDS="30", ADMIN_TOKEN=ADMIN_TOKEN)
-    conversations = {uid(40 + n): open_conversation(bridge, zalo, fc, uid(40 + n)) for n in range(5)}
-    zalo.faults.fail_fraction("*", 1.0, ["http500"])
-    outage_ends = time.monotonic() + OUTAGE_SECONDS
-    expected = agent_replies(bridge, fc, conversations, 4)
-    while time.monotonic() < outage_ends:  # a dead letter is final, so fail as soon as one appears
-        letters = dead_letters(bridge)
-        assert letters == [], f"dead letters during the outage: {describe(letters)}"
-        time.sleep(min(5.0, max(0.0, outage_ends - time.monotonic())))
-    zalo.faults.clear()
-    wait_for_replies(zalo, expected, RECOVERY_SECONDS, "after the outage")
-    assert_exactly_once_in_order(zalo, expected, "after the outage")
-    assert describe(dead_letters(bridge)) == []
-
-
 # -- 5. stray -32s at the real rate settings -----------------------------------------------------
 
 
-def test_seven_percent_rate_limit_answers_do_not_stall_400_replies(make_bridge, sims):
-    _, zalo, fc = sims
-    bridge = make_bridge()  # the real ZALO_RATE_PER_MINUTE and RATE_WINDOW_SECONDS
+def test_seven_percent_rate_limit_answers_do_not_stall_400_replies(shared):
+    bridge, zalo, fc = shared
+    # the real ZALO_RATE_PER_MINUTE and RATE_WINDOW_SECONDS: the shared bridge's defaults
     conversations = {uid(100 + n): open_conversation(bridge, zalo, fc, uid(100 + n)) for n in range(20)}
     zalo.faults.fail_fraction("message_cs", 0.07, [-32], seed=10)
     started = time.monotonic()
     expected = agent_replies(bridge, fc, conversations, 20)
-    wait_for_replies(zalo, expected, BURST_SECONDS - (time.monotonic() - started), "7 % -32")
+    left = BURST_SECONDS - (time.monotonic() - started)
+    wait_for_replies(bridge, zalo, fc, conversations, expected, left, "7 % -32")
     assert_exactly_once_in_order(zalo, expected, "7 % -32")

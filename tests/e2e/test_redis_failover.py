@@ -5,6 +5,7 @@ acknowledged only once a replica holds it, so losing the primary after a 200 los
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -12,9 +13,9 @@ import pytest
 from app.bridge.lanes import Item, Lanes, NotReplicated
 from app.extensions import connect_redis
 from sandbox.procs import wait_until
+from sandbox.redis_cluster import Cluster
 from tests.e2e.test_delivery import both_directions, check, expectations, settle, start_conversations
 from tests.helpers import load_fixture, make_settings, post_zalo
-from tests.redis_cluster import Cluster
 
 
 @pytest.fixture
@@ -74,8 +75,8 @@ def test_the_bridge_follows_a_failover_and_loses_nothing_acknowledged(cluster, p
             old_primary.start()  # comes back; the sentinels make it the new primary's replica
 
         both_directions(bridge, zalo, fc, conversations, during=fail_over)
-        settle(zalo, fc, inbound, outbound)
+        settle(bridge, zalo, fc, conversations, inbound, outbound)
         check(zalo, fc, inbound, outbound, "sentinel failover")
     finally:
-        bridge.stop()
+        bridge.stop(signal.SIGKILL)  # nothing is asked of how it stops
         fc.webhook_url = None

@@ -8,6 +8,7 @@ kill, when they still show what it held."""
 from __future__ import annotations
 
 import itertools
+import signal
 import threading
 import time
 
@@ -17,6 +18,7 @@ from app.bridge.keys import lease
 from app.bridge.lanes import lease_holder
 from sandbox.procs import ROOT, Bridge, descendants, wait_until
 from tests.e2e.test_delivery import (
+    END,
     both_directions,
     expectations,
     report,
@@ -81,7 +83,7 @@ def hosts(sims, redis_server, tmp_path):
     fc.webhook_url = webs[0].url + "/webhooks/freshchat"  # FreshChat's echoes of the bridge's posts
     yield webs, workers
     for bridge in started:
-        bridge.stop()
+        bridge.stop(signal.SIGKILL)  # nothing is asked of how they stop
     fc.webhook_url = None
 
 
@@ -128,14 +130,16 @@ def deliveries(zalo, fc, conversations: dict[str, str]) -> dict[str, list[tuple[
     users = {u["reference_id"].rsplit(":", 1)[-1]: u["id"] for u in fc.state()["users"]}
     out: dict[str, list[tuple[float, str]]] = {}
     for user, conversation in conversations.items():
-        out[f"out:{conversation}"] = [(m["time"], m["message"].get("text", "")) for m in zalo.messages_to(user)]
+        out[f"out:{conversation}"] = [
+            (m["time"], m["message"].get("text", "")) for m in zalo.messages_to(user) if m["message"].get("text") != END
+        ]
         out[f"in:{user}"] = [
             (datetime.fromisoformat(m["created_time"].replace("Z", "+00:00")).timestamp(), p["text"]["content"])
             for c in fc.conversations_of(users[user])
             for m in c["messages"]
             if m["actor_type"] == "user"
             for p in m["message_parts"]
-            if "text" in p and p["text"]["content"] != "hello"
+            if "text" in p and p["text"]["content"] not in ("hello", END)
         ]
     return out
 
@@ -163,7 +167,7 @@ def test_two_web_three_worker_hosts_survive_a_sigkilled_worker_host(hosts, sims,
         during=lambda: kill_the_busiest_worker_host(redis, workers, killed),
         pause=PAUSE_SECONDS,
     )
-    settle(zalo, fc, inbound, outbound)
+    settle(front, zalo, fc, conversations, inbound, outbound)
 
     delivered = deliveries(zalo, fc, conversations)
     expected = {f"in:{u}": v for u, v in inbound.items()} | {f"out:{conversations[u]}": v for u, v in outbound.items()}

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from sandbox.procs import wait_until
+from tests.e2e.test_delivery import END, end_of_run
 
 DUMP = Path(__file__).resolve().parents[1] / "fixtures" / "upgrade" / "redis-before-connections.json"
 ADMIN_TOKEN = "upgrade-admin-token-0123456789"
@@ -95,9 +96,10 @@ def test_queued_items_are_delivered_once_with_the_old_mappings_and_token_pair(up
     inbound, outbound = meta["queued"]["inbound"], meta["queued"]["outbound"]
     wait_until(lambda: inbound in user_texts(fc, conversations[first]), timeout=30, what="the queued Zalo message")
     wait_until(lambda: outbound in zalo_texts(zalo), timeout=30, what="the queued agent reply")
-    time.sleep(2.0)  # a second copy would land now
+    end_of_run(bridge, zalo, fc, {first: None}, outbound=False)  # a second copy lands first
+    end_of_run(bridge, zalo, fc, {second: conversations[second]}, inbound=False)
     assert user_texts(fc, conversations[first]).count(inbound) == 1
-    assert zalo_texts(zalo) == old_sent + [outbound]  # nothing sent twice, nothing else sent
+    assert zalo_texts(zalo) == old_sent + [outbound, END]  # nothing sent twice, nothing else sent
     (reply,) = [m for m in zalo.sent if m["message"].get("text") == outbound]
     assert reply["user_id"] == second
     # the old mappings: no second FreshChat user or conversation for either user
@@ -114,8 +116,8 @@ def test_a_redelivered_old_webhook_is_a_duplicate(upgraded):
     wait_until(lambda: meta["queued"]["inbound"] in user_texts(fc, meta["conversations"][first]), timeout=30)
     before = user_texts(fc, meta["conversations"][first])
     assert zalo.deliver(bridge.url + "/webhooks/zalo", event).statuses == [200]
-    time.sleep(2.0)
-    assert user_texts(fc, meta["conversations"][first]) == before
+    end_of_run(bridge, zalo, fc, {first: None}, outbound=False)  # a copy of the old one lands first
+    assert user_texts(fc, meta["conversations"][first]) == before + [END]
     assert before.count(event["message"]["text"]) == 1
 
 
@@ -128,6 +130,6 @@ def test_the_old_dead_letter_is_listed_and_replays_once(upgraded):
     assert text not in user_texts(fc, meta["conversations"][second])
     admin(bridge, "POST", f"/dead-letters/{letters[0]['id']}/replay")
     wait_until(lambda: text in user_texts(fc, meta["conversations"][second]), timeout=30, what="the replayed message")
-    time.sleep(1.0)
+    end_of_run(bridge, zalo, fc, {second: None}, outbound=False)  # a second replay lands first
     assert user_texts(fc, meta["conversations"][second]).count(text) == 1
     assert admin(bridge, "GET", "/dead-letters")["dead_letters"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +22,7 @@ from app.integrations.zalo.errors import ZaloRetryable
 from app.integrations.zalo.schemas import history_event
 from app.relay.catchup import MARGIN_MS, catch_up, parse_since
 from tests.helpers import FC_API, ZALO_API, ZALO_APP_ID, ZALO_OA_ID, load_fixture, partners_answer_probes, post_zalo
+from tests.unit.test_ratelimit import FakeClock
 from workers.context import WorkerContext
 from workers.drain import Drainer
 
@@ -232,10 +234,18 @@ def test_rate_limit_refusals_are_waited_out_not_skipped(ctx, history, m):
     history.user(U1, "hello", now_ms() - HOUR)
     limited = {"json": {"error": -32, "message": "The number of requests exceeds the limit per minute"}}
     m.get(CONVERSATION, [limited, limited, {"json": history._conversation}])
+    clock, paused = FakeClock(time.time()), []  # the shared limiter's pauses after each -32, not slept
+
+    def pause(seconds: float) -> None:
+        paused.append(seconds)
+        clock.sleep(seconds)
+
+    ctx.zalo.limiter.clock, ctx.zalo.limiter.sleep = clock, pause
     waits = []
     done = catch_up(ctx, sleep=waits.append)
     assert len(waits) == 2 and all(w > 0 for w in waits)
     assert done["queued"] == 1
+    assert paused  # the limiter paused too
 
 
 def test_a_failing_read_is_kept_as_the_failure_and_the_next_catch_up_reads_the_same_window(ctx, history, m):

@@ -53,7 +53,7 @@ def post(partners, conversation_id, message):
     return api(partners, "POST", f"/conversations/{conversation_id}/messages", json=message)
 
 
-def wait_for(receiver, count, seconds=3.0):
+def wait_for(receiver, count, seconds=10.0):
     deadline = time.monotonic() + seconds
     while len(receiver.requests) < count and time.monotonic() < deadline:
         time.sleep(0.02)

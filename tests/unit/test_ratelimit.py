@@ -51,13 +51,22 @@ def test_a_wait_longer_than_the_patience_is_handed_back_not_slept(redis, setting
 
 
 def test_renewed_pauses_do_not_add_up_past_the_patience(redis):
-    limiter = RateLimiter(redis, "r", 1000, max_wait_ms=300)
-    limiter.penalise(0.2)
-    renew = threading.Timer(0.15, lambda: limiter.penalise(0.2))  # another 429 meanwhile
-    renew.start()
-    started = time.monotonic()
-    assert limiter.wait() > 0 and time.monotonic() - started < 0.3
-    renew.join()
+    # Injected time (a timer thread renewing the pause raced the sleep on a busy machine).
+    clock = FakeClock(time.time())
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.sleep(seconds * 0.75)
+        if len(slept) == 1:
+            limiter.penalise(2.0)  # another 429 three quarters into the first pause
+        clock.sleep(seconds * 0.25)
+
+    limiter = RateLimiter(redis, "r", 1000, max_wait_ms=3000, clock=clock, sleep=sleep)
+    limiter.penalise(2.0)
+    started = clock()
+    assert limiter.wait() > 0  # handed back: the renewed pause ends past the patience
+    assert slept == [2.0] and clock() - started <= 3.0
 
 
 class FakeClock:

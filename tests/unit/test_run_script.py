@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import FC_PUBLIC_PEM
 
+pytestmark = pytest.mark.e2e  # runs the real bin/run (a stand-in honcho stops it before any process starts)
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_HONCHO = """#!/bin/sh
 # Records its arguments, environment and Procfile, then stops: nothing is started.

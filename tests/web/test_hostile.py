@@ -282,7 +282,7 @@ class _Named(http.server.BaseHTTPRequestHandler):
 def _server(address: str, port: int, name: str) -> http.server.HTTPServer:
     server = http.server.HTTPServer((address, port), _Named)
     server.name, server.hosts = name, []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits a poll
     return server
 
 
@@ -343,7 +343,9 @@ def test_a_freshchat_event_signed_for_one_body_still_fails_for_another(client, r
     assert Keys("default").last_webhook("freshchat") not in {k.decode() for k in redis.scan_iter()}
 
 
-# -- slow clients took the web down (real gunicorn, as the Procfile starts it) ----------------
+# -- the web process as the Procfile starts it (real gunicorn) ------------------------------------
+# Slow clients holding its threads: app/webserver.py's read deadline is tested in
+# tests/unit/test_webserver.py, many slow clients at once are measured by bench.slow_clients.
 
 
 @pytest.fixture
@@ -355,20 +357,7 @@ def web(redis_server, tmp_path):
     proc.stop()
 
 
-def test_slow_clients_do_not_starve_healthz_or_signed_webhooks(web):
-    from app.webserver import READ_DEADLINE_SECONDS
-    from bench.slow_clients import measure
-    from sandbox.server import build_partners
-
-    _, zalo, _ = build_partners()
-    figures = measure(web.url, zalo.sign, connections=40, seconds=READ_DEADLINE_SECONDS + 3)  # > 2 × 8 threads
-    print(f"slow clients: {len(figures.healthz)} probes, worst {max(figures.healthz + figures.webhook):.3f} s")
-    assert figures.failures == [] and figures.healthz and figures.webhook
-    assert max(figures.healthz + figures.webhook) < 2.0
-    assert figures.cut_off >= 40  # each slow client was cut off at the read deadline at least once
-    assert figures.server_headers == {"bridge"}  # no "gunicorn/<version>" banner
-
-
+@pytest.mark.e2e
 def test_a_chunked_body_over_1_mib_is_a_413_under_gunicorn(web):
     def chunks():
         for _ in range(20):
@@ -376,3 +365,4 @@ def test_a_chunked_body_over_1_mib_is_a_413_under_gunicorn(web):
 
     resp = requests.post(web.url + "/webhooks/zalo", data=chunks(), timeout=10)
     assert resp.status_code == 413 and resp.json() == {"error": "body over 1 MiB"}
+    assert resp.headers["Server"] == "bridge"  # no "gunicorn/<version>" banner

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 
 from sandbox.procs import free_port, wait_until
-from tests.redis_server import RedisServer, redis_binary
+from sandbox.redis_server import RedisServer, redis_binary
 
 MASTER = "bridge"
 
