@@ -18,7 +18,7 @@ from app.bridge.lanes import SHORT_KEPT, Item, Lanes, NotReplicated, now_ms
 from app.integrations.errors import RetryableError
 from app.integrations.zalo.errors import ZaloOutcomeUnknown
 from sandbox.procs import wait_until
-from tests.redis_server import RedisServer
+from sandbox.redis_server import RedisServer
 
 STARTED, ENDED = "redis.replicas_short_started", "redis.replicas_short_ended"
 
