@@ -67,7 +67,8 @@ def create_app(settings=None, cli: bool = False) -> Flask:
 
 def _trust_proxies(app: Flask, trusted: str) -> None:
     """Behind TRUSTED_PROXIES, the client and scheme are those the nearest trusted proxy saw."""
-    from app.proxies import TrustedProxies, parse_networks
+    from app.proxies import TrustedProxies
+    from config.formats import parse_networks
 
     if trusted:
         app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(trusted))

@@ -37,8 +37,8 @@ from app.bridge import keys
 from app.bridge.keys import DUE, HEARTBEAT, ROOT, WAKE, WEB_STARTED
 from app.bridge.lanes import Item, Lanes
 from app.bridge.scripts import LuaScript
-from app.bridge.secrets_at_rest import parse_keys
 from app.logs import audit
+from config.formats import parse_keys
 
 SNAPSHOT = LuaScript("snapshot")
 FORMAT = "zalo-freshchat-bridge-backup"

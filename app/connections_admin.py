@@ -125,7 +125,7 @@ class FreshchatSchema(Schema):
 
     @validates("webhook_public_key")
     def _is_a_key(self, value: str, **_) -> None:
-        from app.integrations.freshchat.signature import load_public_key
+        from config.formats import load_public_key
 
         try:
             load_public_key(value)

@@ -18,20 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(raw: str) -> tuple[Network, ...]:
-    """The comma-separated addresses and CIDRs of TRUSTED_PROXIES; ValueError names a bad one."""
-    networks = []
-    for item in (part.strip() for part in raw.split(",")):
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{item[:60]!r} is not an IP address or CIDR (e.g. 127.0.0.1 or 172.16.0.0/12)") from None
-    return tuple(networks)
+from config.formats import Network
 
 
 def _address(text: str):

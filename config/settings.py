@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
+from config.formats import load_public_key, parse_keys, parse_networks
 from config.redis_url import masked, parse_sentinel_url
 
 ZALO_KEYS = ("zalo_app_id", "zalo_app_secret", "zalo_oa_secret_key")
@@ -145,8 +146,6 @@ def _as_redis_url(raw: str) -> str:
 
 
 def _as_networks(raw: str) -> str:
-    from app.proxies import parse_networks
-
     return ",".join(str(n) for n in parse_networks(raw))
 
 
@@ -296,8 +295,6 @@ def _published_secrets(s: Settings) -> list[str]:
 
 
 def _encryption_key_problems(raw: str) -> list[str]:
-    from app.bridge.secrets_at_rest import parse_keys
-
     try:
         parse_keys(raw)
     except ValueError as exc:
@@ -306,8 +303,6 @@ def _encryption_key_problems(raw: str) -> list[str]:
 
 
 def _looks_like_key(raw: str) -> bool:
-    from app.integrations.freshchat.signature import load_public_key
-
     try:
         load_public_key(raw)
     except ValueError:

@@ -7,10 +7,11 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.integrations.freshchat.signature import load_public_key, sign
+from app.integrations.freshchat.signature import sign
 from app.integrations.freshchat.signature import verify_signature as fc_verify
 from app.integrations.zalo.signature import compute_mac
 from app.integrations.zalo.signature import verify_signature as zalo_verify
+from config.formats import load_public_key
 from tests.helpers import FC_PRIVATE_KEY, FC_PUBLIC_PEM
 
 RAW = (

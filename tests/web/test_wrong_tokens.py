@@ -211,7 +211,8 @@ def test_a_line_break_in_next_is_a_400_not_a_500(web, caplog, path):
 def test_a_hop_that_is_no_address_ends_the_walk_and_ipv6_proxies_are_trusted_too():
     from ipaddress import ip_address
 
-    from app.proxies import TrustedProxies, parse_networks
+    from app.proxies import TrustedProxies
+    from config.formats import parse_networks
 
     proxies = TrustedProxies(None, parse_networks("10.9.0.0/24,fd00::/8"))
     peer = ip_address("fd00::1")
@@ -224,7 +225,8 @@ def test_the_shipped_compose_trusts_its_caddy_and_no_other_address():
     from ipaddress import ip_address
     from pathlib import Path
 
-    from app.proxies import TrustedProxies, parse_networks
+    from app.proxies import TrustedProxies
+    from config.formats import parse_networks
 
     compose = (Path(__file__).parents[2] / "docker-compose.yml").read_text()
     value = re.search(r"TRUSTED_PROXIES: \$\{CADDY_ADDRESS:-([^}]+)\}", compose).group(1)
