@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
 
 from config.sandbox import DEFAULTS  # noqa: E402
 from sandbox.procs import Bridge, descendants, procfile  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from sandbox.redis_server import RedisServer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 APP_ID, OA_ID = DEFAULTS["zalo_app_id"], DEFAULTS["zalo_oa_id"]

@@ -25,7 +25,7 @@ SECRET_FIELDS = (
     "encryption_key",
 )
 
-# A bearer token is guessed online, a few tries at a time (app/wrong_tokens.py); 24 random
+# A bearer token is guessed online, a few tries at a time (app/web/wrong_tokens.py); 24 random
 # characters keep that hopeless even for a patient botnet.
 MIN_TOKEN_LENGTH = 24
 TOKEN_TOO_SHORT = (
@@ -49,7 +49,7 @@ class Settings:
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 500  # how long a webhook waits for REDIS_WAIT_REPLICAS before a 503
     public_base_url: str = "http://localhost:8000"
-    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed (app/proxies.py)
+    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed (app/web/proxies.py)
     secret_key: str = ""
     encryption_key: str = ""  # empty: derived from secret_key (app/bridge/secrets_at_rest.py)
     admin_token: str = ""

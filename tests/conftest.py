@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis as redis_lib
 
-from tests.helpers import make_settings
-from tests.redis_server import RedisServer
+from sandbox.helpers import make_settings
+from sandbox.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

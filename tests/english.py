@@ -10,7 +10,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-PO = Path(__file__).parents[1] / "app" / "console" / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
+PO = Path(__file__).parents[1] / "app" / "web" / "console" / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
 # The product's English words: none may be read in Vietnamese. (Words Vietnamese keeps as they
 # are - webhook, token, API, OA, App ID, Admin, APIs for chat, channel - are not among them.)
 DENIED_WORDS = (

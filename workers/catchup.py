@@ -35,7 +35,7 @@ WEB_CHECK_SECONDS = 10.0
 def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = "on_demand") -> dict | None:
     """The RQ job: catch one connection up. A partner's refusal is already recorded and logged
     in one line (app/relay/catchup.py): the job ends there, without RQ's traceback."""
-    from app.integrations.errors import PartnerError
+    from app.errors import PartnerError
     from app.relay.catchup import CatchUpStopped, catch_up
     from workers.context import worker_context
 

@@ -71,7 +71,7 @@ class Item:
     attempts: int = 0
     first_failed_at: int = 0
     last_error: str = ""
-    event: str = ""  # the event's kind (app/events.py); "" for items queued before it was kept
+    event: str = ""  # the event's kind (app/integrations/events.py); "" for items queued before it was kept
     connection: str = "default"  # items queued before connections existed are the default one's
 
     def dumps(self) -> str:
@@ -181,7 +181,7 @@ class Lanes:
         )
 
     def accept_event(self, event, connection: str, dedupe_ttl: int) -> bool:
-        """Queue a classified event (app/events.py) on its connection's lane, once per dedupe id:
+        """Queue a classified event (app/integrations/events.py) on its connection's lane, once per dedupe id:
         the one path of webhooks and catch-up alike, so the two never both queue a message."""
         item = Item(
             id=f"{event.provider}:{event.dedupe_id}",

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from marshmallow import ValidationError
 from redis.exceptions import LockError
 
-from app import events
 from app.bridge.lanes import now_ms
-from app.integrations.errors import PartnerError, RateLimitedError
+from app.errors import PartnerError, RateLimitedError
+from app.integrations import events
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import history_event
 

@@ -10,6 +10,7 @@ import redis as redis_lib
 
 from app.bridge.keys import HEARTBEAT, lease
 from sandbox.procs import Bridge, wait_until
+from sandbox.redis_server import RedisServer
 from tests.e2e.test_delivery import (
     both_directions,
     check,
@@ -19,7 +20,6 @@ from tests.e2e.test_delivery import (
     start_conversations,
     zalo_texts,
 )
-from tests.redis_server import RedisServer
 from workers.supervisor import GRACE_SECONDS
 
 

@@ -15,9 +15,9 @@ import redis as redis_lib
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.bridge.keys import HEARTBEAT
+from sandbox.helpers import load_fixture, make_settings, post_zalo
 from sandbox.procs import wait_until
-from tests.helpers import load_fixture, make_settings, post_zalo
-from tests.redis_server import RedisServer
+from sandbox.redis_server import RedisServer
 from tests.web.test_console import ADMIN, sign_in
 
 METRICS = "metrics-token-for-replicas-test"

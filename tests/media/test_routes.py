@@ -13,8 +13,8 @@ from flask import Flask
 from moto import mock_aws
 
 from app.media.links import media_url, sign_key, unsign_key
-from app.media.routes import bp
 from app.media.store import LocalMediaStore, S3MediaStore
+from app.web.media import bp
 from config.settings import Settings
 from tests.media.hostile import HOSTILE_TYPES, SCRIPT_PAGE
 

@@ -11,10 +11,10 @@ import pytest
 
 from app import create_app
 from app.bridge.secrets_at_rest import is_sealed, sealer_for
-from app.connections import STORE, ConnectionStore
+from app.connections.store import STORE, ConnectionStore
 from sandbox import connections
 from sandbox.connections import SECOND_ID, SECOND_OA, SPARE_KEY_FILE, SPARE_OA, keypair, spare_values, store_second
-from tests.helpers import make_settings
+from sandbox.helpers import make_settings
 
 PARTNERS = "http://127.0.0.1:9100"
 DEFAULT_OA = "2000000000000000002"

@@ -14,11 +14,11 @@ import stat
 import pytest
 from cryptography.fernet import Fernet
 
-from app.backup import BackupError, backup, restore, signature, signing_keys
 from app.bridge import keys
 from app.bridge.keys import HEARTBEAT
 from app.bridge.lanes import Item, Lanes
 from app.media.store import LocalMediaStore
+from app.operations.backup import BackupError, backup, restore, signature, signing_keys
 
 
 def item(n: int) -> Item:

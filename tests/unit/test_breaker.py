@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.bridge import breaker as breaker_mod
 from app.bridge.breaker import Breaker
 from app.bridge.keys import DEFAULT_KEYS
-from app.integrations.errors import PermanentError, RetryableError
+from app.errors import PermanentError, RetryableError
 
 
 class Probe:

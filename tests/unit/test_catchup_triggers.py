@@ -9,7 +9,7 @@ from rq import Queue
 
 from app.bridge.keys import WEB_STARTED, Keys
 from app.relay.catchup import catch_up
-from tests.helpers import ZALO_API, partners_answer_probes
+from sandbox.helpers import ZALO_API, partners_answer_probes
 from tests.multi import HCM, OA2, store
 from workers.catchup import QUIET_CHECK_SECONDS, WEB_CHECK_SECONDS, Triggers
 from workers.starter import QUEUE_NAME

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import ConfigError, load_settings
-from tests.helpers import FC_PUBLIC_PEM
+from sandbox.helpers import FC_PUBLIC_PEM
 
 FULL = {
     "SECRET_KEY": "s" * 32,
@@ -143,7 +143,7 @@ def test_the_redis_password_is_masked_in_log_lines():
     import logging
 
     from app.logs import log_handler
-    from tests.helpers import make_settings
+    from sandbox.helpers import make_settings
 
     password = "0f" * 32
     settings = make_settings(f"redis://:{password}@127.0.0.1:6379/0")

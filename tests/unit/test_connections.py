@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.bridge.secrets_at_rest import sealer_for
-from app.connections import ConnectionStore, Registry
-from tests.helpers import ZALO_APP_ID, ZALO_OA_ID, clear_in_redis
+from app.connections.store import ConnectionStore, Registry
+from sandbox.helpers import ZALO_APP_ID, ZALO_OA_ID, clear_in_redis
 
 RECORD = {
     "id": "shop-hcm",
@@ -72,7 +72,7 @@ def test_a_stored_connection_never_inherits_the_default_connections_credentials(
 def test_one_unreadable_connection_does_not_hide_the_others(redis, settings):
     import json
 
-    from app.connections import STORE
+    from app.connections.store import STORE
 
     reg = registry(redis, settings)
     reg.store.put(RECORD)

@@ -9,10 +9,10 @@ import requests_mock
 
 from app.bridge.keys import DUE
 from app.bridge.lanes import Item, now_ms
-from app.integrations.errors import PermanentError
+from app.errors import PermanentError
 from app.integrations.freshchat.errors import FreshchatRetryable
 from app.integrations.zalo.errors import ZaloPermanent, ZaloRateLimited, ZaloRetryable
-from tests.helpers import FC_API, ZALO_API, load_fixture
+from sandbox.helpers import FC_API, ZALO_API, load_fixture
 from workers.drain import UNEXPECTED_MAX_ATTEMPTS, Drainer, backoff
 
 USER, CONV, AGENT = "246845883529197922", "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f", "agent-lan"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from marshmallow import ValidationError
 
-from app import events
+from app.integrations import events
 from app.integrations.freshchat import schemas as freshchat
 from app.integrations.zalo import schemas as zalo
-from tests.helpers import FIXTURES, load_fixture
+from sandbox.helpers import FIXTURES, load_fixture
 
 USER = "246845883529197922"
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.integrations.errors import PermanentError, RateLimitedError, RetryableError
+from app.errors import PermanentError, RateLimitedError, RetryableError
 from app.integrations.freshchat.errors import (
     ConversationGone,
     FreshchatPermanent,

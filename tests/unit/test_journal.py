@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import redis as redis_lib
 
-from app import events
-from app.bridge import journal
-from app.bridge.journal import BadQuery, Journal
 from app.bridge.keys import DUE, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.mapping import Mapping
-from tests.helpers import load_fixture
+from app.integrations import events
+from app.operations import journal
+from app.operations.journal import BadQuery, Journal
+from sandbox.helpers import load_fixture
 
 USER, CONV = "246845883529197922", "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 TEXT = load_fixture("zalo", "webhooks", "user_send_text.json")

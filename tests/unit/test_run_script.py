@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FC_PUBLIC_PEM
+from sandbox.helpers import FC_PUBLIC_PEM
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_HONCHO = """#!/bin/sh

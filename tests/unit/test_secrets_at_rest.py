@@ -15,7 +15,7 @@ from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, derive_key, sea
 from app.integrations.zalo.errors import ZaloTokenDead
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper, token_health
 from config import ConfigError, load_settings
-from tests.helpers import ZALO_OAUTH, clear_in_redis
+from sandbox.helpers import ZALO_OAUTH, clear_in_redis
 from tests.unit.test_config import FULL
 
 URL = f"{ZALO_OAUTH}/v4/oa/access_token"

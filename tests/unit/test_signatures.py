@@ -12,7 +12,7 @@ from app.integrations.freshchat.signature import verify_signature as fc_verify
 from app.integrations.zalo.signature import compute_mac
 from app.integrations.zalo.signature import verify_signature as zalo_verify
 from config.formats import load_public_key
-from tests.helpers import FC_PRIVATE_KEY, FC_PUBLIC_PEM
+from sandbox.helpers import FC_PRIVATE_KEY, FC_PUBLIC_PEM
 
 RAW = (
     b'{"app_id":"360846524940903967","sender":{"id":"246845883529197922"},"user_id_by_app":'

@@ -14,7 +14,7 @@ from app.integrations.zalo import tokens
 from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 from app.integrations.zalo.tokens import LOCK, TOKEN, TokenKeeper
-from tests.helpers import ZALO_API, ZALO_APP_ID, ZALO_OAUTH, load_fixture
+from sandbox.helpers import ZALO_API, ZALO_APP_ID, ZALO_OAUTH, load_fixture
 
 URL = f"{ZALO_OAUTH}/v4/oa/access_token"
 CS = f"{ZALO_API}/v3.0/oa/message/cs"

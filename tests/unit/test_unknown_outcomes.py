@@ -11,13 +11,13 @@ import requests
 import requests_mock
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from app.integrations.errors import OutcomeUnknown
+from app.errors import OutcomeUnknown
 from app.integrations.freshchat.client import FreshchatClient
 from app.integrations.freshchat.errors import error_for
 from app.integrations.http import maybe_sent
 from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.tokens import TokenKeeper
-from tests.helpers import FC_API, ZALO_API
+from sandbox.helpers import FC_API, ZALO_API
 
 CONV = "7e673110-8c16-4b7a-9f43-2d8e3c1a5b60"
 MESSAGES = f"{FC_API}/conversations/{CONV}/messages"

@@ -12,7 +12,7 @@ import requests_mock
 from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.errors import ZaloPermanent
 from app.integrations.zalo.tokens import TokenKeeper
-from tests.helpers import ZALO_API, load_fixture
+from sandbox.helpers import ZALO_API, load_fixture
 
 RECENT = f"{ZALO_API}/v2.0/oa/listrecentchat"
 CONVERSATION = f"{ZALO_API}/v2.0/oa/conversation"

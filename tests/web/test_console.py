@@ -14,18 +14,19 @@ import requests_mock
 from markupsafe import escape
 from rq import Queue
 
-from app import create_app, wrong_tokens
+from app import create_app
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
-from app.bridge.journal import Journal
 from app.bridge.keys import Keys
 from app.bridge.lanes import Item, Lanes, now_ms
-from app.console import auth
 from app.integrations.zalo.events_catalog import webhook_retry_advice
-from app.problems import problem_text
-from app.startup import record_check
+from app.operations.journal import Journal
+from app.operations.problems import problem_text
+from app.operations.startup import record_check
 from app.texts import vn_time
-from tests.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
+from app.web import wrong_tokens
+from app.web.console import auth
+from sandbox.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
 from workers.starter import QUEUE_NAME
 
 ADMIN = "console-admin-token-Zq81"
@@ -245,7 +246,7 @@ def test_conversations_waiting_counts_what_the_cards_count_not_the_timers(create
 
 
 def test_last_errors_read_as_when_then_what(created, redis):
-    from app.bridge.status import remember_error
+    from app.operations.status import remember_error
 
     remember_error(redis, Keys("shop-hcm"), "zalo -230: no interaction in 7 days", lane="shop-hcm/out:c1")
     redis.rpush(Keys("shop-hcm").errors, "an error kept by an older version")
@@ -375,7 +376,7 @@ def test_an_api_url_without_v2_is_refused_next_to_its_field_as_at_start(signed_i
 
 def test_saving_keeps_a_secret_left_empty_and_replaces_one_typed_in(created, console_settings, redis):
     from app.bridge.secrets_at_rest import sealer_for
-    from app.connections import ConnectionStore
+    from app.connections.store import ConnectionStore
 
     edit = {k: v for k, v in FORM.items() if k != "id" and k not in SECRETS}
     edit.update({"name": "Shop HCM 2", "freshchat.api_key": "SECRET-new-fckey-Mn4"})
@@ -473,7 +474,7 @@ def stored_access_token(redis, console_settings) -> str:
     import requests
 
     from app.bridge.secrets_at_rest import sealer_for
-    from app.connections import ConnectionStore
+    from app.connections.store import ConnectionStore
     from app.integrations.zalo.tokens import TokenKeeper
 
     conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
@@ -645,7 +646,7 @@ def test_every_console_text_has_a_vietnamese_translation_with_the_same_placehold
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import read_po
 
-    console = Path(__file__).parents[2] / "app" / "console"
+    console = Path(__file__).parents[2] / "app" / "web" / "console"
     methods = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
     keywords = {"_": None, "gettext": None, "_l": None}
     found = {msg for _, _, msg, _, _ in extract_from_dir(str(console), methods, keywords=keywords)}
@@ -731,7 +732,7 @@ def test_load_topics_never_sends_the_saved_key_to_a_url_typed_in_the_form(create
 
 def test_saving_a_new_api_url_without_its_key_is_refused_next_to_the_key(created, console_settings, redis):
     from app.bridge.secrets_at_rest import sealer_for
-    from app.connections import ConnectionStore
+    from app.connections.store import ConnectionStore
 
     edit = {k: v for k, v in FORM.items() if k != "id" and k not in SECRETS}
     edit["freshchat.api_url"] = FOREIGN

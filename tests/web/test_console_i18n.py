@@ -20,14 +20,14 @@ from babel.messages.pofile import read_po
 from app import create_app
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
-from app.bridge.journal import Journal
 from app.bridge.keys import DUE, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
-from app.bridge.status import remember_error
-from app.console.wording import SHAPES, said
-from app.startup import record_check
+from app.operations.journal import Journal
+from app.operations.startup import record_check
+from app.operations.status import remember_error
+from app.web.console.wording import SHAPES, said
+from sandbox.helpers import FC_PUBLIC_PEM, ZALO_API, load_fixture
 from tests.english import PLACEHOLDER, catalogue, english_left
-from tests.helpers import FC_PUBLIC_PEM, ZALO_API, load_fixture
 
 ADMIN = "console-i18n-admin-Tq52"
 CHANNEL = "6c03caf2-a37f-45a2-a9a3-6e03aa7b85f5"  # the topic in freshchat/answers/channels.json
@@ -298,7 +298,7 @@ def vietnamese(text: str) -> bool:
 
 @pytest.mark.parametrize("shape", sorted(set(SHAPES)))
 def test_each_english_text_the_bridge_writes_has_its_vietnamese(web, shape):
-    """Every reason, detail and refusal the console translates (app/console/wording.py) has a
+    """Every reason, detail and refusal the console translates (app/web/console/wording.py) has a
     Vietnamese of its own, with the same {fields}."""
     found = {m.id: m.string for m in catalogue()}
     assert shape in found and vietnamese(found[shape]) and found[shape] != shape

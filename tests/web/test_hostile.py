@@ -19,7 +19,7 @@ import requests_mock
 from app import create_app
 from app.bridge.keys import DUE, Keys
 from app.media import fetch
-from tests.helpers import (
+from sandbox.helpers import (
     ZALO_API,
     ZALO_OAUTH,
     fc_headers,
@@ -356,7 +356,7 @@ def web(redis_server, tmp_path):
 
 
 def test_slow_clients_do_not_starve_healthz_or_signed_webhooks(web):
-    from app.webserver import READ_DEADLINE_SECONDS
+    from app.web.webserver import READ_DEADLINE_SECONDS
     from bench.slow_clients import measure
     from sandbox.server import build_partners
 

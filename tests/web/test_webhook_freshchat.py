@@ -9,7 +9,7 @@ import requests_mock
 
 from app.bridge.keys import DUE
 from app.bridge.keys import lane as lane_key
-from tests.helpers import FC_PUBLIC_PEM, fc_headers, load_fixture, make_settings, post_freshchat
+from sandbox.helpers import FC_PUBLIC_PEM, fc_headers, load_fixture, make_settings, post_freshchat
 
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 

@@ -9,7 +9,7 @@ import requests_mock
 
 from app.bridge.keys import DUE
 from app.bridge.keys import lane as lane_key
-from tests.helpers import load_fixture, post_zalo, zalo_body, zalo_headers
+from sandbox.helpers import load_fixture, post_zalo, zalo_body, zalo_headers
 
 USER = "246845883529197922"
 VECTOR_BODY = (

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import requests
 
 from app.bridge.ratelimit import RateLimiter
-from app.integrations.errors import parse_retry_after
+from app.errors import parse_retry_after
 from app.integrations.freshchat.errors import (
     FreshchatOutcomeUnknown,
     FreshchatRateLimited,

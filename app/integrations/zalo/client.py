@@ -9,7 +9,7 @@ import logging
 import requests
 
 from app.bridge.ratelimit import Grant, RateLimiter
-from app.integrations.errors import PartnerError, parse_retry_after
+from app.errors import PartnerError, parse_retry_after
 from app.integrations.http import maybe_sent
 from app.integrations.zalo.errors import (
     ZaloAuthError,
