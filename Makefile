@@ -27,6 +27,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench.run_all

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The shared pause after the first rate-limit answer of a streak: the limiter's first backoff
+# (app/bridge/ratelimit.py) and what a partner's quota refusal first waits (zalo/errors.py).
+FIRST_BACKOFF_MS = 1000
+
 
 class PartnerError(Exception):
     """A call to Zalo or FreshChat failed."""

@@ -3,7 +3,7 @@
 A connection chooses one language for what Zalo users read (`customer_language`, default
 Vietnamese) and one for the notes agents read (`agent_language`). Each entry is a format string
 with named fields; `say` fills it. A key missing in a language is a bug the tests catch
-(tests/unit/test_texts.py), so every entry has both.
+(tests/test_texts.py), so every entry has both.
 """
 
 from __future__ import annotations

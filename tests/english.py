@@ -1,6 +1,6 @@
 """English left in a text meant for Vietnamese readers: the console's pages
-(tests/web/test_console_i18n.py) and the notes and messages the worker writes
-(tests/unit/test_texts_in_vietnamese.py) are checked by the same rules."""
+(tests/web/console/test_console_i18n.py) and the notes and messages the worker writes
+(tests/test_texts_in_vietnamese.py) are checked by the same rules."""
 
 from __future__ import annotations
 

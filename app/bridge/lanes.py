@@ -33,6 +33,8 @@ SHORT_KEPT = 7 * 86400  # a shortage no webhook has ended for a week is logged a
 SHORT_FIX = "bring a Redis replica back, or lower REDIS_WAIT_REPLICAS"
 log = logging.getLogger("bridge.lanes")
 
+QUEUE_NAME = "lanes"  # the RQ queue of every job: drains (workers/starter.py) and catch-ups
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)

@@ -264,23 +264,6 @@ class ConnectionAdmin:
         shown = connection_status(self.redis, conn.id, depths.get(conn.id), connection=conn)
         return dict(shown, enabled=conn.enabled, queue_depth=shown["lanes_pending"])
 
-    def catch_up(self, connection_id: str, since=None) -> int | None:
-        """Queue a catch-up of an enabled connection from Zalo's history, for a worker to run;
-        `since`: seconds back or an ISO 8601 time (app/relay/catchup.py `parse_since`), None:
-        since the last one. Answers the window's start (epoch ms), None for "since the last"."""
-        from app.relay.catchup import parse_since
-        from workers.catchup import enqueue
-
-        conn = self.get(connection_id)
-        if not conn.enabled:
-            raise Problem(409, f"connection {connection_id} is disabled")
-        try:
-            since_ms = parse_since(str(since)) if since not in (None, "") else None
-        except ValueError as exc:
-            raise Problem(400, str(exc), {"since": str(exc)}) from None
-        enqueue(self.redis, conn.id, "on_demand", since_ms)
-        return since_ms
-
     def events(self, connection_id: str, direction=None, state=None, find=None, limit=100) -> list[dict]:
         """The connection's recent events (app/operations/journal.py), newest first."""
         self.get(connection_id)

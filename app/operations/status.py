@@ -21,6 +21,7 @@ from app.operations import problems
 from app.operations.journal import Journal
 from app.operations.startup import last_check
 
+HEARTBEAT_MAX_AGE = 30  # seconds: an older worker heartbeat means no worker runs (/readyz, workers/health.py)
 SOURCES = ("zalo", "freshchat")
 ALERTED = ("webhook_off",)  # problems also raised as alerts: /readyz fails on them
 ERRORS_SHOWN = 10

@@ -23,7 +23,7 @@ from app.relay import agent_view, windows
 from app.relay.media_rules import gif_size, zalo_upload_kind
 from app.relay.reconcile import echo_patience, find_zalo_send, reconciler, zalo_fingerprint
 from app.texts import for_agent, for_customer, kind_for_agent, resolve_text, zalo_advice
-from app.web.console.wording import in_language
+from app.wording import in_language
 
 log = logging.getLogger("relay.outbound")
 TEXT_LIMIT = 2000

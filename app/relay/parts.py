@@ -16,7 +16,7 @@ from app.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
 from app.texts import for_agent, kind_for_agent
-from app.web.console.wording import in_language
+from app.wording import in_language
 
 log = logging.getLogger("relay.parts")
 COPY_ATTEMPTS = 3  # a CDN blip is retried; a dead link must not hold the conversation back

@@ -15,6 +15,7 @@ from app.bridge.keys import DEFAULT
 from app.connections import verification
 from app.connections.service import ConnectionAdmin, Problem
 from app.integrations.zalo.events_catalog import catalog, webhook_retry_advice
+from app.relay import catchup
 from app.web.oauth import LINK_TTL, start_link
 from app.web.wrong_tokens import bearer_ok
 from config.settings import LANGUAGES
@@ -142,7 +143,7 @@ def catch_up_connection(connection_id: str):
         body = {}
     if not isinstance(body, dict) or set(body) - {"since"}:
         raise Problem(400, "the body is {since}, a JSON object, or empty")
-    since_ms = _admin().catch_up(connection_id, body.get("since"))
+    since_ms = catchup.on_demand(_admin(), connection_id, body.get("since"))
     return jsonify({"queued": True, "connection": connection_id, "since": since_ms / 1000 if since_ms else None}), 202
 
 

@@ -9,10 +9,9 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, HEARTBEAT
 from app.connections.verification import HEADERS, code_of, filename_of, served
-from app.operations.status import connections_status
+from app.operations.status import HEARTBEAT_MAX_AGE, connections_status
 
 bp = Blueprint("health", __name__)
-HEARTBEAT_MAX_AGE = 30
 
 
 @bp.get("/healthz")

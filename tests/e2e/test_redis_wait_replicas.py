@@ -18,7 +18,7 @@ from app.bridge.keys import HEARTBEAT
 from sandbox.helpers import load_fixture, make_settings, post_zalo
 from sandbox.procs import wait_until
 from sandbox.redis_server import RedisServer
-from tests.web.test_console import ADMIN, sign_in
+from tests.web.console.test_console import ADMIN, sign_in
 
 METRICS = "metrics-token-for-replicas-test"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

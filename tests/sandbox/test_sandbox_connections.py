@@ -176,7 +176,7 @@ def test_a_message_written_hours_ago_moves_zalos_clock_back_for_it_alone(page, r
 
 @pytest.fixture
 def console(sandbox_settings):
-    from tests.web.test_console import ADMIN, sign_in
+    from tests.web.console.test_console import ADMIN, sign_in
 
     web = create_app(replace(sandbox_settings, admin_token=ADMIN)).test_client()
     assert sign_in(web).status_code == 302
@@ -214,7 +214,7 @@ def test_an_existing_connections_page_shows_no_spare(console):
 
 
 def test_outside_sandbox_mode_the_form_shows_no_spare(settings):
-    from tests.web.test_console import ADMIN, sign_in
+    from tests.web.console.test_console import ADMIN, sign_in
 
     web = create_app(replace(settings, admin_token=ADMIN)).test_client()
     assert sign_in(web).status_code == 302

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from app.connections.store import SECRETS
-from app.web.console.wording import said
+from app.wording import said
 
 # In the order of Zalo's own setup pages, then FreshChat's.
 ZALO_FIELDS = ("app_id", "app_secret", "oa_secret_key", "oa_id")
@@ -21,7 +21,7 @@ CHOICES = ("receipts", "customer_language", "agent_language")
 TEXTS = ("resolve_notification_text", "agent_signature")
 
 # ConnectionAdmin and marshmallow write English; the messages the form meets most, in shorter
-# words (any other: app/web/console/wording.py).
+# words (any other: app/wording.py).
 FIELD_MESSAGES = {
     "digits only": _l("digits only"),
     "Missing data for required field.": _l("required"),
@@ -35,7 +35,7 @@ FIELD_MESSAGES = {
 
 
 def field_messages(fields: dict) -> dict:
-    """One message per field, in the reader's language (app/web/console/wording.py)."""
+    """One message per field, in the reader's language (app/wording.py)."""
     return {name: str(FIELD_MESSAGES[m]) if m in FIELD_MESSAGES else said(m) for name, m in fields.items()}
 
 

@@ -17,10 +17,11 @@ from flask_babel import lazy_gettext as _l
 from app.connections.service import ConnectionAdmin, Problem
 from app.integrations.zalo import events_catalog
 from app.operations import problems
+from app.relay import catchup
 from app.texts import vn_time
 from app.web.console import bp, forms, settings
-from app.web.console.wording import said
 from app.web.oauth import permission_url
+from app.wording import said
 
 MAX_IDS = 500  # dead letters handled by one click
 # Why a catch-up from Zalo's history ran (app/relay/catchup.py, workers/catchup.py), in words.
@@ -224,7 +225,7 @@ def set_enabled(connection_id: str):
 def catch_up(connection_id: str):
     """What POST /api/connections/<id>/catch-up does: queue a catch-up since the last one."""
     try:
-        admin().catch_up(connection_id)
+        catchup.on_demand(admin(), connection_id)
     except Problem as exc:
         if exc.status != 409:
             raise

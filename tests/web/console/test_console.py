@@ -646,7 +646,7 @@ def test_every_console_text_has_a_vietnamese_translation_with_the_same_placehold
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import read_po
 
-    console = Path(__file__).parents[2] / "app" / "web" / "console"
+    console = Path(__file__).parents[3] / "app" / "web" / "console"
     methods = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
     keywords = {"_": None, "gettext": None, "_l": None}
     found = {msg for _, _, msg, _, _ in extract_from_dir(str(console), methods, keywords=keywords)}

@@ -16,9 +16,15 @@ reads the same compiled catalogue (`in_language`), loaded once per process and l
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 from functools import cache
+from pathlib import Path
 
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from babel.support import Translations
 from flask_babel import gettext
 from marshmallow import Schema, fields, validate
@@ -27,7 +33,8 @@ from app.connections import checks as connection_checks
 from app.connections import service as connections_admin
 from app.integrations.zalo.errors import ZALO_ERROR
 from app.operations import journal
-from app.web.console.i18n import compiled_catalogs
+
+SOURCES = Path(__file__).parent / "web" / "console" / "translations"  # the console's catalogue
 
 SHAPES: tuple[str, ...] = (
     # why an item waits or failed (workers/drain.py, app/relay/*, app/integrations/*)
@@ -141,3 +148,26 @@ def in_language(text, language: str) -> str:
 def _catalogue(language: str) -> Translations:
     """The compiled catalogue of `language` (English: none, so texts stay as written)."""
     return Translations.load(str(compiled_catalogs()), [language])
+
+
+def compiled_catalogs() -> Path:
+    """The folder of compiled catalogs for the current .po files (made once per content)."""
+    sources = sorted(SOURCES.glob("*/LC_MESSAGES/messages.po"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"zfb-console-{digest}"
+    for po in sources:
+        mo = target / po.relative_to(SOURCES).with_suffix(".mo")
+        if not mo.exists():
+            _compile(po, mo)
+    return target
+
+
+def _compile(po: Path, mo: Path) -> None:
+    """Written beside, then renamed: a second process starting at once never reads half a file."""
+    mo.parent.mkdir(parents=True, exist_ok=True)
+    with po.open("rb") as source:
+        catalog = read_po(source)
+    fd, partial = tempfile.mkstemp(dir=mo.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as out:
+        write_mo(out, catalog)
+    os.replace(partial, mo)

@@ -16,7 +16,7 @@ from app.integrations.zalo.errors import ZaloTokenDead
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper, token_health
 from config import ConfigError, load_settings
 from sandbox.helpers import ZALO_OAUTH, clear_in_redis
-from tests.unit.test_config import FULL
+from tests.config.test_config import FULL
 
 URL = f"{ZALO_OAUTH}/v4/oa/access_token"
 # Long and distinctive, so finding one inside a Fernet token's base64 by chance is impossible.

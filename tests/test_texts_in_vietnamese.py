@@ -16,7 +16,7 @@ from app.integrations.zalo.errors import error_for as zalo_error
 from app.relay.notes import reason_for_agent
 from app.relay.outbound import attachment_label
 from app.texts import OTHER_REFUSAL, TEXTS, ZALO_ADVICE, resolve_text, say, vn_time, zalo_advice
-from app.web.console.wording import SHAPES, in_language
+from app.wording import SHAPES, in_language
 from config.settings import Settings
 from tests.english import DENIED_WORDS, ENGLISH, english_left, fragments
 

@@ -25,7 +25,7 @@ from app.bridge.lanes import Item, Lanes, now_ms
 from app.operations.journal import Journal
 from app.operations.startup import record_check
 from app.operations.status import remember_error
-from app.web.console.wording import SHAPES, said
+from app.wording import SHAPES, said
 from sandbox.helpers import FC_PUBLIC_PEM, ZALO_API, load_fixture
 from tests.english import PLACEHOLDER, catalogue, english_left
 
@@ -298,7 +298,7 @@ def vietnamese(text: str) -> bool:
 
 @pytest.mark.parametrize("shape", sorted(set(SHAPES)))
 def test_each_english_text_the_bridge_writes_has_its_vietnamese(web, shape):
-    """Every reason, detail and refusal the console translates (app/web/console/wording.py) has a
+    """Every reason, detail and refusal the console translates (app/wording.py) has a
     Vietnamese of its own, with the same {fields}."""
     found = {m.id: m.string for m in catalogue()}
     assert shape in found and vietnamese(found[shape]) and found[shape] != shape

@@ -14,7 +14,7 @@ import pytest
 from app.texts import OTHER_REFUSAL, TEXTS, ZALO_ADVICE, for_agent, for_customer, resolve_text, zalo_advice
 from config.settings import LANGUAGES
 
-RELAY = Path(__file__).resolve().parents[2] / "app" / "relay"
+RELAY = Path(__file__).resolve().parents[1] / "app" / "relay"
 WORDS = re.compile(r"[^\W\d_]{2,}")  # a run of letters, in any script
 FIELD = re.compile(r"\{[^{}]*\}")
 # Literals that are not words for a person: a content type, the FreshChat user's name pattern the
