@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 import time
 
 from flask import Flask, jsonify, request
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from app.bridge.keys import WEB_STARTED
 from app.logs import configure_logging, context_id
+from config import ConfigError, load_settings
+from config.formats import parse_networks
 
-MAX_BODY = 1024 * 1024  # docs/interface.md §3: 413 above 1 MiB
 # Answers that hold secrets or one-time state: no proxy or browser may keep a copy.
 NO_STORE_PREFIXES = ("/admin", "/api", "/oauth")
 SECURITY_HEADERS = {
@@ -26,10 +30,6 @@ HSTS = "max-age=31536000"
 def _note_start(app) -> None:
     """Tell the workers a web process started: while none answered, Zalo's retries may have run
     out, so they catch up from its history (workers/catchup.py)."""
-    from redis.exceptions import RedisError
-
-    from app.bridge.keys import WEB_STARTED
-
     try:
         app.extensions["redis"].set(WEB_STARTED, time.time())
     except RedisError:
@@ -42,61 +42,41 @@ def create_app(settings=None, cli: bool = False) -> Flask:
     if settings is None:
         settings = _settings_or_exit()
     configure_logging(settings)
-    from app.startup import warn_about_settings
+    # Imported here, not at the top: every process imports the `app` package (a worker for
+    # app.bridge.keys), and only the web process needs the web stack.
+    from app import extensions, web
+    from app.cli import bridge
+    from app.operations.startup import warn_about_settings
+    from app.web.console import init_console
+    from app.web.metrics import init_metrics
+    from app.web.proxies import TrustedProxies
 
     if not cli:
         warn_about_settings(settings)
     app = Flask(__name__)
     # Media links are signed with settings.secret_key; the console's session and CSRF tokens
-    # with a key derived from it, and only console requests open a session (app/console/).
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY, CLI=cli)
-    from app import extensions
-    from app.console import init_console
-    from app.metrics import init_metrics
-
+    # with a key derived from it, and only console requests open a session (app/web/console/).
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=web.MAX_BODY, CLI=cli)
     extensions.init_app(app, settings)
     _note_start(app)
     init_metrics(app)
     init_console(app, settings)
-    _register_blueprints(app, settings)
+    web.register(app, settings)
+    app.cli.add_command(bridge)
     _register_hooks(app)
     _register_headers(app, settings.public_base_url.startswith("https://"))
-    _trust_proxies(app, settings.trusted_proxies)
+    if settings.trusted_proxies:  # behind them, the client and scheme are those the nearest one saw
+        app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(settings.trusted_proxies))
     return app
 
 
-def _trust_proxies(app: Flask, trusted: str) -> None:
-    """Behind TRUSTED_PROXIES, the client and scheme are those the nearest trusted proxy saw."""
-    from app.proxies import TrustedProxies, parse_networks
-
-    if trusted:
-        app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(trusted))
-
-
 def _settings_or_exit():
-    import sys
-
-    from config import ConfigError, load_settings
-
     try:
         return load_settings()
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def _register_blueprints(app: Flask, settings) -> None:
-    from app import admin, api, console, health, oauth
-    from app.media.routes import bp as media_bp
-    from app.webhooks import freshchat, zalo
-
-    for bp in (health.bp, zalo.bp, freshchat.bp, media_bp, oauth.bp, admin.bp, console.bp, api.bp):
-        app.register_blueprint(bp)
-    if settings.sandbox:
-        from sandbox.routes import register_sandbox
-
-        register_sandbox(app, settings)
 
 
 def _register_headers(app: Flask, public_https: bool) -> None:

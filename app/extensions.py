@@ -9,7 +9,7 @@ from redis.sentinel import Sentinel
 
 from app.bridge.lanes import Lanes
 from app.bridge.secrets_at_rest import sealer_for
-from app.connections import ConnectionStore, Registry
+from app.connections.store import ConnectionStore, Registry
 from config.redis_url import SENTINEL_SCHEME, parse_sentinel_url
 
 

@@ -80,7 +80,7 @@ def mask_also(values) -> None:
 
 
 def log_handler(settings, stream=None) -> logging.Handler:
-    """A handler writing LOG_FORMAT lines with secrets masked (also gunicorn's: app/webserver.py)."""
+    """A handler writing LOG_FORMAT lines with secrets masked (also gunicorn's: app/web/webserver.py)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter(settings.secrets()))
     if settings.log_format == "json":

@@ -3,7 +3,7 @@
 A connection chooses one language for what Zalo users read (`customer_language`, default
 Vietnamese) and one for the notes agents read (`agent_language`). Each entry is a format string
 with named fields; `say` fills it. A key missing in a language is a bug the tests catch
-(tests/unit/test_texts.py), so every entry has both.
+(tests/test_texts.py), so every entry has both.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Thank you for contacting us! This conversation has been resolved.",
     },
     # -- to agents (private notes in FreshChat) ----------------------------------------------
-    # -- to operators: a connection's problems (app/problems.py), shown red in the console ----
+    # -- to operators: a connection's problems (app/operations/problems.py), shown red in the console ----
     "problem.public_url_local.what": {
         "vi": "PUBLIC_BASE_URL là {url}: Zalo, FreshChat và khách hàng không mở được link ảnh, tệp.",
         "en": "PUBLIC_BASE_URL is {url}: Zalo, FreshChat and customers cannot open media links.",
@@ -330,7 +330,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "kind.file": {"vi": "tệp", "en": "file"},
     "kind.audio": {"vi": "tệp âm thanh", "en": "audio"},
     "kind.video": {"vi": "tệp video", "en": "video"},
-    # -- to the OA admin at the end of "Connect with Zalo" (app/oauth.py) ----------------------
+    # -- to the OA admin at the end of "Connect with Zalo" (app/web/oauth.py) ----------------------
     "oauth.other_oa": {
         "vi": "Zalo đã kết nối OA {got}, nhưng kết nối {connection} dành cho OA {expected}: chưa lưu gì cả. "
         "Hãy làm lại và chọn OA {expected} trên trang của Zalo.",

@@ -7,7 +7,7 @@ POST /api/connections would store them."""
 from __future__ import annotations
 
 from app.bridge.secrets_at_rest import sealer_for
-from app.connections import ConnectionStore
+from app.connections.store import ConnectionStore
 from config.settings import load_settings
 from sandbox.connections import simulated_record
 

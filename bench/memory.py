@@ -26,7 +26,7 @@ TTL = 15  # DEDUPE_TTL_SECONDS for this run: the window after which per-message 
 
 
 def settings_for(url: str):
-    from tests.helpers import make_settings
+    from sandbox.helpers import make_settings
 
     return make_settings(
         url,
@@ -40,7 +40,7 @@ def settings_for(url: str):
 def mock_partners(m):
     import os
 
-    from tests.helpers import FC_API, ZALO_API
+    from sandbox.helpers import FC_API, ZALO_API
 
     counter = itertools.count()
     ids = (f"{os.getpid()}-{n}" for n in counter)  # unique across the forked processes

@@ -35,8 +35,8 @@ def _median(fn, n: int, rounds: int) -> float:
 def web_cost(url: str, n: int, rounds: int) -> tuple[float, float]:
     """(µs per signed webhook without counting, µs the counter adds to one)."""
     from app import create_app
-    from app.metrics import WebMetrics
-    from tests.helpers import load_fixture, make_settings, post_zalo
+    from app.web.metrics import WebMetrics
+    from sandbox.helpers import load_fixture, make_settings, post_zalo
 
     app = create_app(make_settings(url, metrics_token="bench-metrics-token"))
     client, web = app.test_client(), app.extensions["metrics"]
@@ -56,10 +56,10 @@ def _fresh(event: dict, i: int) -> dict:
 
 def drain_cost(url: str, n: int, rounds: int) -> tuple[float, float]:
     """(µs per drained item without counting, µs the counters add to one)."""
-    from app import events
     from app.bridge.lanes import Item, now_ms
-    from app.bridge.metrics import Counters
-    from tests.helpers import make_settings
+    from app.integrations import events
+    from app.operations.counters import Counters
+    from sandbox.helpers import make_settings
     from workers.context import WorkerContext
     from workers.drain import Drainer
 

@@ -21,7 +21,7 @@ SECTION = "replicated acknowledgement"
 
 def _per_webhook(client, event: dict, n: int) -> float:
     """Microseconds per signed webhook."""
-    from tests.helpers import post_zalo
+    from sandbox.helpers import post_zalo
 
     started = time.perf_counter()
     for i in range(n):
@@ -32,7 +32,7 @@ def _per_webhook(client, event: dict, n: int) -> float:
 
 def run(quick: bool = False) -> dict:
     from app import create_app
-    from tests.helpers import load_fixture, make_settings
+    from sandbox.helpers import load_fixture, make_settings
 
     logging.disable(logging.INFO)
     cluster = Cluster().start()

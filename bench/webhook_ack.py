@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from app.bridge.keys import Keys
-from app.connections import Registry
+from app.connections.store import Registry
 from bench import connections as three
 from bench.common import (
     CpuMeter,

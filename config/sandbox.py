@@ -33,7 +33,7 @@ SECOND_SECRETS = {
     "api_key": "sandbox-freshchat2-api-key",
 }
 # Published in this repository, so they prove nothing: never accepted outside sandbox mode
-# (config/settings.py refuses them at start, app/webhooks/zalo.py on a stored connection).
+# (config/settings.py refuses them at start, app/web/webhooks/zalo.py on a stored connection).
 FIXED_SECRETS = frozenset(
     {DEFAULTS[k] for k in ("zalo_app_secret", "zalo_oa_secret_key", "zalo_access_token", "zalo_refresh_token")}
     | {DEFAULTS["freshchat_api_key"], *SECOND_SECRETS.values()}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
+from config.formats import load_public_key, parse_keys, parse_networks
 from config.redis_url import masked, parse_sentinel_url
 
 ZALO_KEYS = ("zalo_app_id", "zalo_app_secret", "zalo_oa_secret_key")
@@ -24,7 +25,7 @@ SECRET_FIELDS = (
     "encryption_key",
 )
 
-# A bearer token is guessed online, a few tries at a time (app/wrong_tokens.py); 24 random
+# A bearer token is guessed online, a few tries at a time (app/web/wrong_tokens.py); 24 random
 # characters keep that hopeless even for a patient botnet.
 MIN_TOKEN_LENGTH = 24
 TOKEN_TOO_SHORT = (
@@ -48,7 +49,7 @@ class Settings:
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 500  # how long a webhook waits for REDIS_WAIT_REPLICAS before a 503
     public_base_url: str = "http://localhost:8000"
-    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed (app/proxies.py)
+    trusted_proxies: str = ""  # addresses/CIDRs whose X-Forwarded-For/-Proto are believed (app/web/proxies.py)
     secret_key: str = ""
     encryption_key: str = ""  # empty: derived from secret_key (app/bridge/secrets_at_rest.py)
     admin_token: str = ""
@@ -145,8 +146,6 @@ def _as_redis_url(raw: str) -> str:
 
 
 def _as_networks(raw: str) -> str:
-    from app.proxies import parse_networks
-
     return ",".join(str(n) for n in parse_networks(raw))
 
 
@@ -296,8 +295,6 @@ def _published_secrets(s: Settings) -> list[str]:
 
 
 def _encryption_key_problems(raw: str) -> list[str]:
-    from app.bridge.secrets_at_rest import parse_keys
-
     try:
         parse_keys(raw)
     except ValueError as exc:
@@ -306,8 +303,6 @@ def _encryption_key_problems(raw: str) -> list[str]:
 
 
 def _looks_like_key(raw: str) -> bool:
-    from app.integrations.freshchat.signature import load_public_key
-
     try:
         load_public_key(raw)
     except ValueError:

@@ -146,7 +146,7 @@ def store_second(redis, settings) -> bool:
     from redis.exceptions import RedisError
 
     from app.bridge.secrets_at_rest import sealer_for
-    from app.connections import ConnectionStore
+    from app.connections.store import ConnectionStore
 
     store = ConnectionStore(redis, settings, sealer_for(settings))
     try:

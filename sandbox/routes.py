@@ -25,7 +25,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 from redis.exceptions import RedisError
 
 from app.bridge.keys import Keys
-from app.bridge.status import bridge_status
+from app.operations.status import bridge_status
 from config.sandbox import is_local, remote_allowed
 from sandbox.connections import (
     SECOND_ID,
@@ -64,7 +64,7 @@ def register_sandbox(app, settings) -> None:
             settings.public_base_url,
         )
         store_second(app.extensions["redis"], settings)  # a command needs no second connection stored
-    # the console's new-connection form shows these to paste (app/console/pages.py)
+    # the console's new-connection form shows these to paste (app/web/console/pages.py)
     app.extensions["sandbox_spare"] = spare_values(partners_url(settings), Path(settings.media_dir).parent)
     app.register_blueprint(build_blueprint(Partners(settings)))
     # Whoever opens the bridge's address in sandbox mode wants the page, not a JSON 404.

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
+from sandbox.helpers import make_settings
 from sandbox.redis_server import RedisServer
-from tests.helpers import make_settings
 
 E2E = Path(__file__).parent / "e2e"
 

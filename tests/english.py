@@ -1,6 +1,6 @@
 """English left in a text meant for Vietnamese readers: the console's pages
-(tests/web/test_console_i18n.py) and the notes and messages the worker writes
-(tests/unit/test_texts_in_vietnamese.py) are checked by the same rules."""
+(tests/web/console/test_console_i18n.py) and the notes and messages the worker writes
+(tests/test_texts_in_vietnamese.py) are checked by the same rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-PO = Path(__file__).parents[1] / "app" / "console" / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
+PO = Path(__file__).parents[1] / "app" / "web" / "console" / "translations" / "vi" / "LC_MESSAGES" / "messages.po"
 # The product's English words: none may be read in Vietnamese. (Words Vietnamese keeps as they
 # are - webhook, token, API, OA, App ID, Admin, APIs for chat, channel - are not among them.)
 DENIED_WORDS = (

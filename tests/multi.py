@@ -9,10 +9,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from app.bridge.secrets_at_rest import sealer_for
-from app.connections import ConnectionStore
+from app.connections.store import ConnectionStore
 from app.integrations.freshchat.signature import sign as fc_sign
 from app.integrations.zalo.signature import compute_mac
-from tests.helpers import FC_API, FC_PUBLIC_PEM, ZALO_APP_ID, load_fixture, zalo_body
+from sandbox.helpers import FC_API, FC_PUBLIC_PEM, ZALO_APP_ID, load_fixture, zalo_body
 
 USER = "246845883529197922"
 OA2_ID, OA2_SECRET = "388613280878800002", "oa2-secret-key-example"

@@ -18,16 +18,10 @@ from __future__ import annotations
 import logging
 import time
 
-from rq import Queue
-
 from app.bridge.keys import WEB_STARTED, Keys
-from workers.starter import QUEUE_NAME
+from app.relay.catchup import enqueue
 
 log = logging.getLogger("worker.catchup")
-JOB_TIMEOUT = 900  # reading 1000 chats at Zalo's pace takes minutes, not a drain job's seconds
-# A queued catch-up not started by then is presumed lost (its job vanished with a Redis that
-# failed over): the next trigger queues another rather than waiting on it.
-PENDING_SECONDS = JOB_TIMEOUT
 QUIET_CHECK_SECONDS = 60.0
 WEB_CHECK_SECONDS = 10.0
 
@@ -35,7 +29,7 @@ WEB_CHECK_SECONDS = 10.0
 def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = "on_demand") -> dict | None:
     """The RQ job: catch one connection up. A partner's refusal is already recorded and logged
     in one line (app/relay/catchup.py): the job ends there, without RQ's traceback."""
-    from app.integrations.errors import PartnerError
+    from app.errors import PartnerError
     from app.relay.catchup import CatchUpStopped, catch_up
     from workers.context import worker_context
 
@@ -43,28 +37,6 @@ def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = 
         return catch_up(worker_context().for_connection(connection_id), since_ms, reason)
     except (PartnerError, CatchUpStopped):
         return None
-
-
-def enqueue(redis, connection_id: str, reason: str, since_ms: int | None = None, once_for: int = 0) -> bool:
-    """Queue a catch-up of the connection since its last one, unless one is queued and not yet
-    started (False then: that one covers this trigger). A window of its own (`since_ms`) is
-    always queued. With `once_for`, also only if this trigger did not queue one in that many
-    seconds."""
-    k = Keys(connection_id)
-    if once_for and not redis.set(k.catchup_guard(reason), "1", nx=True, ex=once_for):
-        return False
-    if since_ms is None and not redis.set(k.catchup_pending, reason, nx=True, ex=PENDING_SECONDS):
-        log.info("catchup.merged", extra={"connection": connection_id, "reason": reason})
-        return False
-    queue_job(redis, connection_id, reason, since_ms)
-    return True
-
-
-def queue_job(redis, connection_id: str, reason: str, since_ms: int | None = None) -> None:
-    Queue(QUEUE_NAME, connection=redis).enqueue(
-        catch_up_job, connection_id, since_ms, reason, job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=3600
-    )
-    log.info("catchup.queued", extra={"connection": connection_id, "reason": reason})
 
 
 class Triggers:

@@ -20,12 +20,12 @@ from app.bridge.effects import Effects
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, Keys
 from app.bridge.lanes import Lanes
 from app.bridge.mapping import Mapping, MessageMap
-from app.bridge.metrics import Counters
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
-from app.bridge.status import remember_error
-from app.connections import ConnectionStore, Registry, freshchat_account
+from app.connections.store import ConnectionStore, Registry, freshchat_account
 from app.integrations.http import build_session
+from app.operations.counters import Counters
+from app.operations.status import remember_error
 from app.relay.windows import reply_target
 
 

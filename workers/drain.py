@@ -13,14 +13,14 @@ import random
 import time
 from collections.abc import Callable
 
-from app import events
 from app.bridge import keys
-from app.bridge.journal import DIRECTION_OF_KIND, Journal
 from app.bridge.lanes import Item, NotDue, now_ms
-from app.bridge.metrics import Counters
-from app.bridge.status import remember_error
-from app.integrations.errors import PartnerError, PermanentError, RetryableError
+from app.errors import PartnerError, PermanentError, RetryableError
+from app.integrations import events
 from app.logs import context_id
+from app.operations.counters import Counters
+from app.operations.journal import DIRECTION_OF_KIND, Journal
+from app.operations.status import remember_error
 from workers.context import ConnectionUnavailable
 
 log = logging.getLogger("worker.drain")
@@ -31,7 +31,7 @@ DISABLED_RETRY_SECONDS = 30.0  # how often a disabled connection's lanes look ag
 UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
 # The partner an item of each kind delivers to: its outage makes the item wait, not fail.
 DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
-# What became of an item, as the journal shows it (app/bridge/journal.py).
+# What became of an item, as the journal shows it (app/operations/journal.py).
 DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
 WAITING = "waiting"  # a timer item reached before its time: not an outcome, nothing to journal
 

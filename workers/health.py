@@ -13,7 +13,7 @@ import sys
 import time
 
 from app.bridge.keys import HEARTBEAT
-from app.health import HEARTBEAT_MAX_AGE
+from app.operations.status import HEARTBEAT_MAX_AGE
 
 
 def heartbeat_age(redis) -> float | None:

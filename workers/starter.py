@@ -15,10 +15,9 @@ from redis import Redis
 from rq import Queue
 
 from app.bridge import keys
-from app.bridge.lanes import Lanes
+from app.bridge.lanes import QUEUE_NAME, Lanes
 
 log = logging.getLogger("worker.starter")
-QUEUE_NAME = "lanes"
 JOB_TIMEOUT = 120  # far above a drain job's slice: RQ must never kill one mid-message
 
 

@@ -159,7 +159,7 @@ def _sleep_unless_stopping(supervisor: Supervisor, seconds: float) -> None:
 
 class _TokenCheck:
     """Keeps every enabled connection's Zalo pair alive, one connection's trouble apart from
-    the others', and tests again the connections whose last test failed (app/startup.py)."""
+    the others', and tests again the connections whose last test failed (app/operations/startup.py)."""
 
     def __init__(self, redis, settings):
         from workers.context import WorkerContext
@@ -169,7 +169,7 @@ class _TokenCheck:
 
     def keep_alive(self) -> None:
         if not self.ctx.settings.sandbox and time.monotonic() >= self.retest_at:
-            from app.startup import ConnectionTests
+            from app.operations.startup import ConnectionTests
 
             self.retest_at = time.monotonic() + TOKEN_CHECK_SECONDS
             ConnectionTests(self.ctx).run(only_failed=True)
@@ -190,7 +190,7 @@ def test_connections_at_start(settings) -> threading.Thread | None:
     if settings.sandbox:
         return None
     from app.extensions import connect_redis
-    from app.startup import ConnectionTests
+    from app.operations.startup import ConnectionTests
     from workers.context import WorkerContext
 
     def run() -> None:
@@ -206,7 +206,7 @@ def test_connections_at_start(settings) -> threading.Thread | None:
 
 def main() -> int:
     settings = _load()
-    from app.startup import warn_about_settings
+    from app.operations.startup import warn_about_settings
 
     warn_about_settings(settings, log)
     supervisor = Supervisor(settings)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from redis import Redis
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
-from app.integrations.errors import PartnerError, RetryableError
+from app.errors import PartnerError, RetryableError
 
 log = logging.getLogger("bridge.breaker")
 OK_WINDOW_SECONDS = 20.0  # a success this recent proves the partner is up

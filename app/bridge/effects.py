@@ -12,7 +12,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
-from app.integrations.errors import OutcomeUnknown, PartnerError
+from app.errors import OutcomeUnknown, PartnerError
 
 log = logging.getLogger("bridge.effects")
 MARK_PATIENCE_SECONDS = 120

@@ -29,7 +29,7 @@ WEB_STARTED = ROOT + "web:started"  # epoch s a web process last started: it was
 REPLICAS_SHORT = ROOT + "redis:replicas:short"
 # Zalo checks a domain, not a connection: which connection uploaded each verification file.
 VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
-CONNECTIONS = ROOT + "connections"  # hash id -> JSON (secrets sealed): the stored connections (app/connections.py)
+CONNECTIONS = ROOT + "connections"  # hash id -> JSON (secrets sealed): stored connections (app/connections/store.py)
 
 
 def lane(lane_id: str) -> str:
@@ -96,8 +96,8 @@ def freshchat_rate_name(freshchat_account: str) -> str:
     return f"freshchat@{account_id(freshchat_account)}"
 
 
-# -- the admin console and the bearer routes (app/console/, app/wrong_tokens.py) ----------------
-CONSOLE_PREFIX = f"{ROOT}console:"  # sessions and throttles: never backed up (app/backup.py)
+# -- the admin console and the bearer routes (app/web/console/, app/web/wrong_tokens.py) ----------------
+CONSOLE_PREFIX = f"{ROOT}console:"  # sessions and throttles: never backed up (app/operations/backup.py)
 
 
 def signin_failures(client: str) -> str:
@@ -226,7 +226,7 @@ class Keys:
     def errors(self) -> str:
         return f"{self.prefix}errors"
 
-    # -- what operators look at (app/bridge/journal.py)
+    # -- what operators look at (app/operations/journal.py)
     @property
     def journal(self) -> str:
         """Zset item id -> epoch seconds of its latest recorded outcome."""
@@ -243,7 +243,7 @@ class Keys:
 
     @property
     def metrics(self) -> str:
-        """Hash `<family>|<label>|...` -> count: the worker's counters (app/bridge/metrics.py)."""
+        """Hash `<family>|<label>|...` -> count: the worker's counters (app/operations/counters.py)."""
         return f"{self.prefix}metrics"
 
     @property
@@ -253,7 +253,7 @@ class Keys:
 
     @property
     def last_check(self) -> str:
-        """The last connection test's result (app/startup.py): JSON, rewritten at each test."""
+        """The last connection test's result (app/operations/startup.py): JSON, rewritten at each test."""
         return f"{self.prefix}check:last"
 
     # -- Zalo's token pair and OAuth
@@ -273,7 +273,7 @@ class Keys:
         return f"{self.prefix}oauth:{state}:return"
 
     def oauth_link(self, token: str) -> str:
-        """A one-time link to start OAuth (app/oauth.py), so no admin token travels in a URL."""
+        """A one-time link to start OAuth (app/web/oauth.py), so no admin token travels in a URL."""
         return f"{self.prefix}oauth:link:{token}"
 
     # -- rate limits and breakers, per partner
@@ -296,7 +296,7 @@ class Keys:
 DEFAULT_KEYS = Keys()
 
 
-# -- the bridge's key families (what `bridge restore` may write back, app/backup.py) ----------
+# -- the bridge's key families (what `bridge restore` may write back, app/operations/backup.py) ----------
 def _shapes(keys: Keys) -> list[str]:
     """Every key a connection's `Keys` builds, with `*` for each argument."""
     found = []
@@ -317,7 +317,7 @@ FAMILIES = (
     WEB_STARTED,
     VERIFIER_OWNERS,
     CONNECTIONS,
-    CONNECTIONS + ":lock",  # app/connections_admin.py: one change at a time
+    CONNECTIONS + ":lock",  # app/connections/service.py: one change at a time
     lane("*"),
     lease("*"),
     ROOT + "fcowner:*",  # conversation_owner

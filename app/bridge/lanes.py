@@ -33,6 +33,8 @@ SHORT_KEPT = 7 * 86400  # a shortage no webhook has ended for a week is logged a
 SHORT_FIX = "bring a Redis replica back, or lower REDIS_WAIT_REPLICAS"
 log = logging.getLogger("bridge.lanes")
 
+QUEUE_NAME = "lanes"  # the RQ queue of every job: drains (workers/starter.py) and catch-ups
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -71,7 +73,7 @@ class Item:
     attempts: int = 0
     first_failed_at: int = 0
     last_error: str = ""
-    event: str = ""  # the event's kind (app/events.py); "" for items queued before it was kept
+    event: str = ""  # the event's kind (app/integrations/events.py); "" for items queued before it was kept
     connection: str = "default"  # items queued before connections existed are the default one's
 
     def dumps(self) -> str:
@@ -181,7 +183,7 @@ class Lanes:
         )
 
     def accept_event(self, event, connection: str, dedupe_ttl: int) -> bool:
-        """Queue a classified event (app/events.py) on its connection's lane, once per dedupe id:
+        """Queue a classified event (app/integrations/events.py) on its connection's lane, once per dedupe id:
         the one path of webhooks and catch-up alike, so the two never both queue a message."""
         item = Item(
             id=f"{event.provider}:{event.dedupe_id}",

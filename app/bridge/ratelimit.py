@@ -9,8 +9,8 @@ from redis import Redis
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.bridge.scripts import LuaScript
+from app.errors import FIRST_BACKOFF_MS
 
-FIRST_BACKOFF_MS = 1000  # the shared pause after the first rate-limit answer of a streak
 RECOVER_MS = 30000  # a cut refill rate is back to 100 % this long after the last cut
 RATE_FLOOR = 0.1  # successive cuts halve the rate down to this fraction
 

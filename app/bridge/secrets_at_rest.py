@@ -13,11 +13,12 @@ always starts with `gAAAAA`, a Zalo token never does) and the caller rewrites th
 from __future__ import annotations
 
 import base64
-import binascii
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from config.formats import parse_keys
 
 FERNET_PREFIX = "gAAAAA"  # version byte 0x80, then a 64-bit timestamp whose high bytes stay 0 for ages
 DERIVE_INFO = b"zalo-freshchat-bridge secrets at rest v1"  # changing it orphans every sealed value
@@ -31,25 +32,6 @@ def derive_key(secret_key: str) -> bytes:
     """The Fernet key used when ENCRYPTION_KEY is unset: HKDF-SHA256 of SECRET_KEY."""
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DERIVE_INFO).derive(secret_key.encode())
     return base64.urlsafe_b64encode(raw)
-
-
-def parse_keys(raw: str) -> list[bytes]:
-    """ENCRYPTION_KEY's items as Fernet keys. The error names the item by position only:
-    the value is a secret."""
-    items = [item.strip() for item in raw.split(",")]
-    keys = []
-    for position, item in enumerate(items, start=1):
-        if not _is_fernet_key(item):
-            raise ValueError(f"item {position} of {len(items)} is not a Fernet key (32 url-safe base64 bytes)")
-        keys.append(item.encode())
-    return keys
-
-
-def _is_fernet_key(item: str) -> bool:
-    try:
-        return len(base64.urlsafe_b64decode(item.encode())) == 32 and len(item) == 44
-    except (binascii.Error, ValueError):
-        return False
 
 
 class Sealer:

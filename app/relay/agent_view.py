@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 
-from app import events
 from app.bridge import keys
 from app.bridge.lanes import NotDue, now_ms
+from app.integrations import events
 from app.integrations.zalo import schemas
 from app.relay import inbound, windows
 from app.relay.parts import text_part

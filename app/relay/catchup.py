@@ -25,14 +25,25 @@ from datetime import UTC, datetime
 
 from marshmallow import ValidationError
 from redis.exceptions import LockError
+from rq import Queue
 
-from app import events
-from app.bridge.lanes import now_ms
-from app.integrations.errors import PartnerError, RateLimitedError
+from app.bridge.keys import Keys
+from app.bridge.lanes import QUEUE_NAME, now_ms
+from app.connections.service import ConnectionAdmin, Problem
+from app.errors import PartnerError, RateLimitedError
+from app.integrations import events
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import history_event
 
 log = logging.getLogger("relay.catchup")
+queue_log = logging.getLogger("worker.catchup")
+# The job a worker runs, named rather than imported: workers/ sits above the relay
+# (as workers/starter.py queues "workers.drain.drain_due").
+CATCH_UP_JOB = "workers.catchup.catch_up_job"
+JOB_TIMEOUT = 900  # reading 1000 chats at Zalo's pace takes minutes, not a drain job's seconds
+# A queued catch-up not started by then is presumed lost (its job vanished with a Redis that
+# failed over): the next trigger queues another rather than waiting on it.
+PENDING_SECONDS = JOB_TIMEOUT
 MARGIN_MS = 5 * 60 * 1000  # overlap with the previous window: clock skew, webhooks in flight
 SETTLED_MS = 60 * 1000  # a younger message's webhook may still be on its way: not "missed"
 MAX_CHAT_PAGES = 100  # 1000 chats per catch-up
@@ -111,8 +122,6 @@ def _release(ctx, lock, reason: str) -> None:
     except LockError:
         pass  # it outlived LOCK_SECONDS; another catch-up may hold the key now
     if ctx.redis.get(ctx.keys.catchup_pending) == AGAIN.encode():
-        from workers.catchup import queue_job
-
         ctx.redis.set(ctx.keys.catchup_pending, reason, xx=True, ex=LOCK_SECONDS)  # queued, as a trigger's
         queue_job(ctx.redis, ctx.connection, reason)
 
@@ -221,3 +230,40 @@ def _queue(ctx, item: dict, outcome: Outcome) -> None:
     if outcome.started_at - sent >= SETTLED_MS:
         outcome.missed += 1
         outcome.newest_missed = max(outcome.newest_missed, sent)
+
+
+def enqueue(redis, connection_id: str, reason: str, since_ms: int | None = None, once_for: int = 0) -> bool:
+    """Queue a catch-up of the connection since its last one, unless one is queued and not yet
+    started (False then: that one covers this trigger). A window of its own (`since_ms`) is
+    always queued. With `once_for`, also only if this trigger did not queue one in that many
+    seconds."""
+    k = Keys(connection_id)
+    if once_for and not redis.set(k.catchup_guard(reason), "1", nx=True, ex=once_for):
+        return False
+    if since_ms is None and not redis.set(k.catchup_pending, reason, nx=True, ex=PENDING_SECONDS):
+        queue_log.info("catchup.merged", extra={"connection": connection_id, "reason": reason})
+        return False
+    queue_job(redis, connection_id, reason, since_ms)
+    return True
+
+
+def queue_job(redis, connection_id: str, reason: str, since_ms: int | None = None) -> None:
+    Queue(QUEUE_NAME, connection=redis).enqueue(
+        CATCH_UP_JOB, connection_id, since_ms, reason, job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=3600
+    )
+    queue_log.info("catchup.queued", extra={"connection": connection_id, "reason": reason})
+
+
+def on_demand(admin: ConnectionAdmin, connection_id: str, since=None) -> int | None:
+    """Queue a catch-up of an enabled connection from Zalo's history, for a worker to run (the
+    API and the console's button); `since`: seconds back or an ISO 8601 time (`parse_since`),
+    None: since the last one. Answers the window's start (epoch ms), None for "since the last"."""
+    conn = admin.get(connection_id)
+    if not conn.enabled:
+        raise Problem(409, f"connection {connection_id} is disabled")
+    try:
+        since_ms = parse_since(str(since)) if since not in (None, "") else None
+    except ValueError as exc:
+        raise Problem(400, str(exc), {"since": str(exc)}) from None
+    enqueue(admin.redis, conn.id, "on_demand", since_ms)
+    return since_ms

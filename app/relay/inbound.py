@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app import events
 from app.bridge.lanes import now_ms
-from app.integrations.errors import PartnerError, PermanentError, RetryableError
+from app.errors import PartnerError, PermanentError, RetryableError
+from app.integrations import events
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
 from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of

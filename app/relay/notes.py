@@ -2,7 +2,7 @@
 
 A dead letter is kept for an operator (list, replay, drop); the note makes sure the people in
 the conversation know something is missing, why, and which id to ask an operator about.
-The why is the bridge's English reason, said in the agents' language (app/console/wording.py),
+The why is the bridge's English reason, said in the agents' language (app/wording.py),
 and when Zalo refused, what the agent can do about it (app/texts.py ZALO_ADVICE).
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from app.console.wording import found_in, in_language
 from app.integrations.zalo.errors import ZALO_ERROR
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 from app.texts import for_agent, zalo_advice
+from app.wording import found_in, in_language
 
 log = logging.getLogger("relay.notes")
 REASON_MAX = 200

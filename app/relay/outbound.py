@@ -11,19 +11,19 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from app import events
-from app.bridge.status import remember_error
-from app.console.wording import in_language
-from app.integrations.errors import PartnerError, PermanentError, RetryableError
+from app.errors import PartnerError, PermanentError, RetryableError
+from app.integrations import events
 from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
 from app.integrations.zalo.errors import ZaloAttachmentExpired, ZaloPermanent
 from app.integrations.zalo.schemas import ANONYMOUS, anonymous_id
 from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clean_filename, download
 from app.media.links import media_url
+from app.operations.status import remember_error
 from app.relay import agent_view, windows
 from app.relay.media_rules import gif_size, zalo_upload_kind
 from app.relay.reconcile import echo_patience, find_zalo_send, reconciler, zalo_fingerprint
 from app.texts import for_agent, for_customer, kind_for_agent, resolve_text, zalo_advice
+from app.wording import in_language
 
 log = logging.getLogger("relay.outbound")
 TEXT_LIMIT = 2000

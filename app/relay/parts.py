@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from app.bridge.mapping import SNIPPET_CHARS
-from app.console.wording import in_language
-from app.integrations.errors import RetryableError
+from app.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
 from app.texts import for_agent, kind_for_agent
+from app.wording import in_language
 
 log = logging.getLogger("relay.parts")
 COPY_ATTEMPTS = 3  # a CDN blip is retried; a dead link must not hold the conversation back

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.integrations.errors import PermanentError, ReconcilePending
+from app.errors import PermanentError, ReconcilePending
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import anonymous_id
 

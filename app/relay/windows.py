@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import logging
 
-from app import events
 from app.bridge import keys
 from app.bridge.lanes import Item, NotDue, now_ms
-from app.integrations.errors import PermanentError
+from app.errors import PermanentError
+from app.integrations import events
 from app.texts import for_agent, vn_time
 
 log = logging.getLogger("relay.windows")

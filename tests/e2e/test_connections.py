@@ -17,14 +17,14 @@ import time
 import pytest
 
 from app.bridge.secrets_at_rest import sealer_for
-from app.connections import ConnectionStore
+from app.connections.store import ConnectionStore
 from config.sandbox import DEFAULTS
 from sandbox.connections import simulated_record
 from sandbox.freshchat_sim import FreshchatSimulator
+from sandbox.helpers import make_settings
 from sandbox.procs import Bridge, wait_until
 from sandbox.server import start_in_thread
 from tests.e2e.test_delivery import END, send_until_accepted
-from tests.helpers import make_settings
 
 APP_A, APP_A_SECRET = "5000000000000000005", "app-a-secret"
 B2 = {"oa_id": "2000000000000000222", "oa_secret_key": "b2-oa-secret-key"}

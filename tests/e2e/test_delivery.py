@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from app.bridge.keys import DUE
-from app.bridge.status import bridge_status
+from app.operations.status import bridge_status
 from sandbox.procs import ROOT, wait_until
 
 CONVERSATIONS, MESSAGES = 20, 20

@@ -12,10 +12,10 @@ import pytest
 
 from app.bridge.lanes import Item, Lanes, NotReplicated
 from app.extensions import connect_redis
+from sandbox.helpers import load_fixture, make_settings, post_zalo
 from sandbox.procs import wait_until
 from sandbox.redis_cluster import Cluster
 from tests.e2e.test_delivery import both_directions, check, expectations, settle, start_conversations
-from tests.helpers import load_fixture, make_settings, post_zalo
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import redis as redis_lib
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.bridge.keys import HEARTBEAT
+from sandbox.helpers import load_fixture, make_settings, post_zalo
 from sandbox.procs import wait_until
 from sandbox.redis_server import RedisServer
-from tests.helpers import load_fixture, make_settings, post_zalo
-from tests.web.test_console import ADMIN, sign_in
+from tests.web.console.test_console import ADMIN, sign_in
 
 METRICS = "metrics-token-for-replicas-test"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

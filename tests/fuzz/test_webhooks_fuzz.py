@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.bridge.keys import DUE
-from app.integrations.errors import PermanentError, RetryableError
-from tests.helpers import FC_API, FIXTURES, PNG, ZALO_API, fc_headers, partners_answer_probes, zalo_headers
+from app.errors import PermanentError, RetryableError
+from sandbox.helpers import FC_API, FIXTURES, PNG, ZALO_API, fc_headers, partners_answer_probes, zalo_headers
 from workers.drain import Drainer, handlers
 
 FUZZ = settings(

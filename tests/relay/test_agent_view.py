@@ -14,7 +14,7 @@ from app.integrations.zalo.schemas import to_event
 from app.relay import agent_view, windows
 from app.relay.windows import HOUR_MS
 from app.texts import vn_time
-from tests.helpers import FC_API, ZALO_API, ZALO_OA_ID, load_fixture, partners_answer_probes
+from sandbox.helpers import FC_API, ZALO_API, ZALO_OA_ID, load_fixture, partners_answer_probes
 from workers.context import WorkerContext
 from workers.drain import Drainer
 

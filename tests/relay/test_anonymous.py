@@ -9,7 +9,7 @@ import requests_mock
 from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.zalo.schemas import ANONYMOUS, load_event, to_event
 from app.media.links import media_url
-from tests.helpers import CHANNEL, FC_API, PDF, PNG, ZALO_API, ZALO_OA_ID, load_fixture, partners_answer_probes
+from sandbox.helpers import CHANNEL, FC_API, PDF, PNG, ZALO_API, ZALO_OA_ID, load_fixture, partners_answer_probes
 from tests.relay.test_inbound import as_user as as_visitor
 from tests.relay.test_inbound import run as run_inbound
 from tests.relay.test_outbound import agent_message

@@ -17,12 +17,12 @@ from rq import Queue
 from app.bridge import keys
 from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
-from app.bridge.status import connection_status
 from app.integrations.zalo.errors import ZaloRetryable
 from app.integrations.zalo.schemas import history_event
+from app.operations.status import connection_status
 from app.relay.catchup import MARGIN_MS, catch_up, parse_since
-from tests.helpers import FC_API, ZALO_API, ZALO_APP_ID, ZALO_OA_ID, load_fixture, partners_answer_probes, post_zalo
-from tests.unit.test_ratelimit import FakeClock
+from sandbox.helpers import FC_API, ZALO_API, ZALO_APP_ID, ZALO_OA_ID, load_fixture, partners_answer_probes, post_zalo
+from tests.bridge.test_ratelimit import FakeClock
 from workers.context import WorkerContext
 from workers.drain import Drainer
 

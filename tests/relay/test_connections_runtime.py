@@ -11,7 +11,7 @@ from app.bridge.keys import Keys, lane_for
 from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.errors import ZaloRateLimited
 from app.integrations.zalo.tokens import _fingerprint
-from tests.helpers import FC_API, ZALO_API, load_fixture, partners_answer_probes
+from sandbox.helpers import FC_API, ZALO_API, load_fixture, partners_answer_probes
 from tests.multi import HCM, HCM_API, OA2, USER, store
 from workers.drain import Drainer
 

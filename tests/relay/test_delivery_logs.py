@@ -9,7 +9,7 @@ import pytest
 import requests_mock
 
 from app.bridge.lanes import now_ms
-from tests.helpers import FC_API, load_fixture, partners_answer_probes, post_freshchat, post_zalo
+from sandbox.helpers import FC_API, load_fixture, partners_answer_probes, post_freshchat, post_zalo
 from tests.relay.test_inbound import CONV, USER, known_user, run
 
 POSTS = f"{FC_API}/conversations/{CONV}/messages"

@@ -12,7 +12,7 @@ from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.schemas import to_event
 from app.media.links import media_url
 from app.relay.inbound import reference_id
-from tests.helpers import CHANNEL, FC_API, GIF, PDF, PNG, ZALO_API, load_fixture, partners_answer_probes
+from sandbox.helpers import CHANNEL, FC_API, GIF, PDF, PNG, ZALO_API, load_fixture, partners_answer_probes
 from workers.drain import Drainer
 
 USER = "246845883529197922"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import requests_mock
 
-from app.bridge.journal import Journal
-from tests.helpers import FC_API, PNG, load_fixture, partners_answer_probes
+from app.operations.journal import Journal
+from sandbox.helpers import FC_API, PNG, load_fixture, partners_answer_probes
 from tests.relay.test_inbound import CONV, known_user, refused, run
 
 MESSAGES = f"{FC_API}/conversations/{CONV}/messages"

@@ -13,7 +13,7 @@ import requests_mock
 from app.bridge.keys import DEFAULT_KEYS
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
-from tests.helpers import (
+from sandbox.helpers import (
     FC_API,
     GIF,
     PDF,

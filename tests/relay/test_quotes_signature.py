@@ -10,7 +10,7 @@ import requests_mock
 
 from app.integrations.freshchat.errors import FreshchatPermanent
 from app.relay.outbound import Dress
-from tests.helpers import FC_API, PNG, ZALO_API, load_fixture, partners_answer_probes
+from sandbox.helpers import FC_API, PNG, ZALO_API, load_fixture, partners_answer_probes
 from tests.relay.test_inbound import REPLY, as_user, known_user
 from tests.relay.test_inbound import run as run_inbound
 from tests.relay.test_outbound import AGENT, ASSETS, CONV, FC_USER, USER, agent_message, ok

@@ -13,10 +13,10 @@ import requests_mock
 
 from app.bridge import keys
 from app.bridge.keys import DEFAULT_KEYS
-from app.bridge.status import bridge_status
 from app.integrations.zalo.schemas import ANONYMOUS
+from app.operations.status import bridge_status
 from app.relay import reconcile
-from tests.helpers import FC_API, ZALO_API, load_fixture, partners_answer_probes
+from sandbox.helpers import FC_API, ZALO_API, load_fixture, partners_answer_probes
 from tests.relay.test_inbound import as_user, known_user
 from tests.relay.test_inbound import run as run_inbound
 from tests.relay.test_outbound import AGENT, CONV, CS, USER, agent_message, ok

@@ -11,10 +11,10 @@ import pytest
 
 from app import create_app
 from app.bridge.secrets_at_rest import is_sealed, sealer_for
-from app.connections import STORE, ConnectionStore
+from app.connections.store import STORE, ConnectionStore
 from sandbox import connections
 from sandbox.connections import SECOND_ID, SECOND_OA, SPARE_KEY_FILE, SPARE_OA, keypair, spare_values, store_second
-from tests.helpers import make_settings
+from sandbox.helpers import make_settings
 
 PARTNERS = "http://127.0.0.1:9100"
 DEFAULT_OA = "2000000000000000002"
@@ -176,7 +176,7 @@ def test_a_message_written_hours_ago_moves_zalos_clock_back_for_it_alone(page, r
 
 @pytest.fixture
 def console(sandbox_settings):
-    from tests.web.test_console import ADMIN, sign_in
+    from tests.web.console.test_console import ADMIN, sign_in
 
     web = create_app(replace(sandbox_settings, admin_token=ADMIN)).test_client()
     assert sign_in(web).status_code == 302
@@ -214,7 +214,7 @@ def test_an_existing_connections_page_shows_no_spare(console):
 
 
 def test_outside_sandbox_mode_the_form_shows_no_spare(settings):
-    from tests.web.test_console import ADMIN, sign_in
+    from tests.web.console.test_console import ADMIN, sign_in
 
     web = create_app(replace(settings, admin_token=ADMIN)).test_client()
     assert sign_in(web).status_code == 302

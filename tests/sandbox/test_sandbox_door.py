@@ -13,8 +13,8 @@ from werkzeug.test import Client
 from app import create_app
 from config import ConfigError, load_settings
 from config.sandbox import DEFAULTS
+from sandbox.helpers import ZALO_APP_ID, load_fixture, make_settings, post_zalo, zalo_body, zalo_headers
 from sandbox.server import build_partners
-from tests.helpers import ZALO_APP_ID, load_fixture, make_settings, post_zalo, zalo_body, zalo_headers
 
 PARTNERS = "http://127.0.0.1:9100"
 REMOTE = {"REMOTE_ADDR": "192.0.2.7"}

@@ -14,8 +14,8 @@ import requests
 
 from app.integrations.zalo.signature import verify_signature
 from sandbox import zalo_sim
+from sandbox.helpers import load_fixture
 from sandbox.procs import wait_until
-from tests.helpers import load_fixture
 from tests.sandbox import GIF_1X1, PDF, partners, png_bytes, receiver, receiver_server, zalo  # noqa: F401
 
 USER = "246845883529197922"

@@ -18,8 +18,8 @@ from app.bridge.deadletters import DeadLetters
 from app.bridge.keys import Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import sealer_for
-from app.connections import ConnectionStore
-from tests.helpers import FC_API, FC_PUBLIC_PEM, ZALO_API, ZALO_APP_ID, ZALO_OA_ID, clear_in_redis, load_fixture
+from app.connections.store import ConnectionStore
+from sandbox.helpers import FC_API, FC_PUBLIC_PEM, ZALO_API, ZALO_APP_ID, ZALO_OA_ID, clear_in_redis, load_fixture
 
 ADMIN = "admin-token-for-the-api-tests"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

@@ -10,17 +10,18 @@ import pytest
 import requests
 import requests_mock
 
-from app import create_app, events
+from app import create_app
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
-from app.bridge.journal import Journal
 from app.bridge.keys import DUE, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
+from app.integrations import events
 from app.integrations.zalo.events_catalog import EVENTS
 from app.integrations.zalo.schemas import REACTED, RECEIVED, RECORDED_EVENTS, SEEN, kind_of
-from app.problems import CODES, problem_text
+from app.operations.journal import Journal
+from app.operations.problems import CODES, problem_text
 from app.texts import TEXTS
-from tests.helpers import FC_API, load_fixture, post_zalo
+from sandbox.helpers import FC_API, load_fixture, post_zalo
 from tests.web.test_api import AUTH, BODY, FC_HCM, SECRETS
 
 USER = "246845883529197922"
@@ -444,7 +445,7 @@ def test_no_answer_holds_a_secret(web, redis, shop):
 
 
 def test_a_sandbox_connection_gets_no_production_advice_about_webhooks(settings):
-    from app import problems
+    from app.operations import problems
 
     status = {"zalo_token": {"present": True}, "last_webhook": {}, "dead_letters": 0, "catch_up": None}
     live = {p["code"] for p in problems.find(status, True, 0.0, settings=replace(settings, sandbox=False))}

@@ -11,7 +11,7 @@ import requests_mock
 from app.bridge import keys
 from app.bridge.keys import DUE, Keys
 from app.bridge.mapping import Mapping
-from tests.helpers import FC_PRIVATE_KEY, ZALO_OA_ID, ZALO_OA_SECRET, load_fixture, post_freshchat
+from sandbox.helpers import FC_PRIVATE_KEY, ZALO_OA_ID, ZALO_OA_SECRET, load_fixture, post_freshchat
 from tests.multi import (
     HCM,
     HCM_APP,

@@ -16,7 +16,7 @@ from app.bridge import keys
 from app.bridge.keys import Keys, lane_for
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
-from tests.helpers import ZALO_API, ZALO_OAUTH, load_fixture
+from sandbox.helpers import ZALO_API, ZALO_OAUTH, load_fixture
 from tests.multi import HCM, HCM_APP, HCM_OA, HCM_SECRET, OA2, post_zalo_as, store, zalo_event
 
 AUTH = {"Authorization": "Bearer adm-token-123"}

@@ -16,7 +16,7 @@ from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import sealer_for
 from app.integrations.zalo.tokens import TOKEN, TokenKeeper
-from tests.helpers import ZALO_API, ZALO_OA_ID, ZALO_OAUTH, clear_in_redis, load_fixture
+from sandbox.helpers import ZALO_API, ZALO_OA_ID, ZALO_OAUTH, clear_in_redis, load_fixture
 
 ADMIN = {"Authorization": "Bearer adm-token-123"}  # the start takes no token in its URL
 
@@ -106,7 +106,7 @@ def test_readyz_alerts_when_the_refresh_token_is_past_its_three_months(client, r
 
 
 def test_status_snapshot_shows_the_token_numbers(settings, redis):
-    from app.bridge.status import bridge_status
+    from app.operations.status import bridge_status
 
     now = time.time()
     redis.hset(
@@ -220,7 +220,7 @@ def test_secrets_in_tracebacks_are_masked_too(settings, capsys):
 def test_secrets_of_stored_connections_are_masked_too(redis, settings, capsys):
     """They never pass through the environment: the registry hands them to the log filter
     when it reads them, in every process (web and worker alike read the registry)."""
-    from app.connections import ConnectionStore, Registry
+    from app.connections.store import ConnectionStore, Registry
     from app.logs import configure_logging
     from tests.multi import HCM, store
 

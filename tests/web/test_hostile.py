@@ -19,7 +19,7 @@ import requests_mock
 from app import create_app
 from app.bridge.keys import DUE, Keys
 from app.media import fetch
-from tests.helpers import (
+from sandbox.helpers import (
     ZALO_API,
     ZALO_OAUTH,
     fc_headers,
@@ -345,7 +345,7 @@ def test_a_freshchat_event_signed_for_one_body_still_fails_for_another(client, r
 
 # -- the web process as the Procfile starts it (real gunicorn) ------------------------------------
 # Slow clients holding its threads: app/webserver.py's read deadline is tested in
-# tests/unit/test_webserver.py, many slow clients at once are measured by bench.slow_clients.
+# tests/web/test_webserver.py, many slow clients at once are measured by bench.slow_clients.
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.bridge import lanes
 from app.bridge.keys import DUE, HEARTBEAT
 from app.bridge.lanes import now_ms
-from tests.helpers import (
+from sandbox.helpers import (
     FC_API,
     PNG,
     ZALO_API,
@@ -211,7 +211,7 @@ def test_a_wait_for_the_shared_rate_limiter_is_counted(client, ctx, m):
 
 
 def test_a_scrape_while_redis_is_away_still_shows_the_webhook_answers(client, redis_server):
-    from tests.helpers import load_fixture as fixture
+    from sandbox.helpers import load_fixture as fixture
 
     redis_server.stop()
     try:

@@ -12,11 +12,11 @@ import requests_mock
 
 from app import create_app
 from app.bridge.keys import HEARTBEAT, Keys
-from app.problems import CODES, settings_problems
-from app.startup import ConnectionTests, last_check
+from app.operations.problems import CODES, settings_problems
+from app.operations.startup import ConnectionTests, last_check
 from app.texts import TEXTS
 from config import ConfigError, load_settings
-from tests.helpers import FC_API, FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
+from sandbox.helpers import FC_API, FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
 
 GETOA = f"{ZALO_API}/v2.0/oa/getoa"
 CHANNELS = f"{FC_API}/channels"

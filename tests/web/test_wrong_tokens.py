@@ -1,5 +1,5 @@
 """Wrong tokens: one throttle per real client for the console's sign-in and every bearer route
-(app/wrong_tokens.py), the real client behind TRUSTED_PROXIES (app/proxies.py), one audit line
+(app/web/wrong_tokens.py), the real client behind TRUSTED_PROXIES (app/web/proxies.py), one audit line
 per event (with the client's address, never a token), sign-out on the server, and a `next=`
 that cannot split a header."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from app import create_app
 from app.bridge import keys
-from app.wrong_tokens import FREE_FAILURES
+from app.web.wrong_tokens import FREE_FAILURES
 
 ADMIN = "admin-token-for-the-throttle-Qx81Lm"
 METRICS = "metrics-token-for-the-throttle-Vb27Kd"
@@ -211,7 +211,8 @@ def test_a_line_break_in_next_is_a_400_not_a_500(web, caplog, path):
 def test_a_hop_that_is_no_address_ends_the_walk_and_ipv6_proxies_are_trusted_too():
     from ipaddress import ip_address
 
-    from app.proxies import TrustedProxies, parse_networks
+    from app.web.proxies import TrustedProxies
+    from config.formats import parse_networks
 
     proxies = TrustedProxies(None, parse_networks("10.9.0.0/24,fd00::/8"))
     peer = ip_address("fd00::1")
@@ -224,7 +225,8 @@ def test_the_shipped_compose_trusts_its_caddy_and_no_other_address():
     from ipaddress import ip_address
     from pathlib import Path
 
-    from app.proxies import TrustedProxies, parse_networks
+    from app.web.proxies import TrustedProxies
+    from config.formats import parse_networks
 
     compose = (Path(__file__).parents[2] / "docker-compose.yml").read_text()
     value = re.search(r"TRUSTED_PROXIES: \$\{CADDY_ADDRESS:-([^}]+)\}", compose).group(1)

@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from app.bridge.ratelimit import RateLimiter
-from app.integrations.errors import parse_retry_after
+from app.errors import parse_retry_after
 from app.integrations.freshchat.errors import (
     FreshchatOutcomeUnknown,
     FreshchatRateLimited,
@@ -16,6 +15,7 @@ from app.integrations.freshchat.errors import (
     error_for,
 )
 from app.integrations.http import maybe_sent
+from app.integrations.limits import Limiter
 
 log = logging.getLogger("freshchat.api")
 MESSAGES_PAGE = 50  # FreshChat's largest page
@@ -27,7 +27,7 @@ def auth_headers(api_key: str) -> dict:
 
 
 class FreshchatClient:
-    def __init__(self, session: requests.Session, settings, limiter: RateLimiter | None = None):
+    def __init__(self, session: requests.Session, settings, limiter: Limiter | None = None):
         self.session = session
         self.base = settings.freshchat_api_url
         self.channel_id = settings.freshchat_channel_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.integrations.errors import OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
+from app.errors import OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
 
 
 class FreshchatError(Exception):

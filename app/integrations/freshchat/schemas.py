@@ -6,9 +6,8 @@ from datetime import datetime
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
-from app import events
+from app.integrations import events
 
-# FreshChat sends these four actions only; each is handled. Messages not for the customer are
 # dropped by `ignored_because`; any other action is unknown (acknowledged, logged as a warning).
 STATE_KEYS = {
     "conversation_resolution": "resolve",

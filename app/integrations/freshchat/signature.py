@@ -4,41 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
-from functools import lru_cache
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-_PEM_LINE = re.compile(r"-----(BEGIN|END)[A-Z ]*-----")
-
-
-@lru_cache(maxsize=8)
-def load_public_key(raw: str) -> rsa.RSAPublicKey:
-    """Load the key however FreshChat's admin page or an env file presents it.
-
-    FreshChat labels an X.509 SubjectPublicKeyInfo as `RSA PUBLIC KEY` and env files often
-    carry literal `\\n`, so we strip every label and whitespace and try SPKI, then PKCS#1.
-    """
-    body = _PEM_LINE.sub("", raw.replace("\\n", "\n"))
-    try:
-        der = base64.b64decode("".join(body.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("public key is not base64") from exc
-    for loader in (serialization.load_der_public_key, _load_pkcs1):
-        try:
-            key = loader(der)
-        except (ValueError, UnsupportedAlgorithm):
-            continue
-        if isinstance(key, rsa.RSAPublicKey):
-            return key
-    raise ValueError("not an RSA public key")
-
-
-def _load_pkcs1(der: bytes):
-    pem = b"-----BEGIN RSA PUBLIC KEY-----\n" + base64.encodebytes(der) + b"-----END RSA PUBLIC KEY-----\n"
-    return serialization.load_pem_public_key(pem)
+from config.formats import load_public_key
 
 
 def verify_signature(header: str | None, *, raw_body: bytes, public_key_pem: str) -> bool:

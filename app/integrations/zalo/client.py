@@ -8,9 +8,9 @@ import logging
 
 import requests
 
-from app.bridge.ratelimit import Grant, RateLimiter
-from app.integrations.errors import PartnerError, parse_retry_after
+from app.errors import PartnerError, parse_retry_after
 from app.integrations.http import maybe_sent
+from app.integrations.limits import Grant, Limiter
 from app.integrations.zalo.errors import (
     ZaloAuthError,
     ZaloOutcomeUnknown,
@@ -60,7 +60,7 @@ def sent_id(data: dict) -> SentId:
 
 
 class ZaloClient:
-    def __init__(self, session: requests.Session, settings, tokens: TokenKeeper, limiter: RateLimiter | None = None):
+    def __init__(self, session: requests.Session, settings, tokens: TokenKeeper, limiter: Limiter | None = None):
         self.session = session
         self.base = settings.zalo_api_base_url
         self.tokens = tokens

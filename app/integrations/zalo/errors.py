@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.bridge.ratelimit import FIRST_BACKOFF_MS
-from app.integrations.errors import OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
+from app.errors import FIRST_BACKOFF_MS, OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
 
 
 class ZaloError(Exception):
@@ -44,7 +43,7 @@ class ZaloPermanent(ZaloError, PermanentError):
     """Retrying cannot help; app/texts.py ZALO_ADVICE tells the agent what can, by code."""
 
 
-ZALO_ERROR = "Zalo error {code}: {message}"  # app/console/wording.py translates it, code and all
+ZALO_ERROR = "Zalo error {code}: {message}"  # app/wording.py translates it, code and all
 AUTH_CODES = {-216, -220, -124}
 RATE_CODES = {-32}
 RETRY_CODES = {-200}  # "send message failed": Zalo-side hiccup, retried with backoff

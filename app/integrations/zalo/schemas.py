@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
-from app import events
+from app.integrations import events
 
-# Message families, by prefix: a new message type Zalo adds (user_send_<new>) still reaches
 # agents, as "[<type>] <link>" at worst. Visitors of the OA's web chat widget write
 # anonymous_send_*; the OA's answers to them echo as oa_send_anonymous_* (an oa_send_* too).
 KINDS_BY_PREFIX = {

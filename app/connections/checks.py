@@ -1,0 +1,172 @@
+"""`POST /api/connections/<id>/test`: try a connection's credentials against both partners and
+say in plain words what is wrong. Reads only: no token is refreshed, nothing is queued.
+
+Zalo: `GET /v2.0/oa/getoa` with the connection's access token (also tells whether the OA id
+is the token's). FreshChat: `GET /channels` with its API key (also tells whether the topic
+exists). The OA Secret Key and the webhook public key can only be checked by a real webhook.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from app.bridge.keys import Keys
+from app.bridge.secrets_at_rest import UnreadableSecret
+from app.integrations.freshchat.client import auth_headers
+from app.integrations.zalo.tokens import TokenKeeper
+
+TIMEOUT = 5.0  # seconds per call: an operator is waiting for the answer
+PAGE_SIZE = 100
+MAX_PAGES = 5  # topics beyond 500 are not looked for
+TOKEN_ERRORS = {-216, -220, -124}  # Zalo's "access token invalid/expired"
+
+# What people read.
+TEXTS = {
+    "no_token": 'no token yet: connect the OA ("Connect with Zalo" in the console, or a one-time link from '
+    "POST /api/connections/<id>/oauth-link) or give access_token and refresh_token",
+    "token_dead": "the token pair is dead ({reason}): connect the OA again",
+    "token_unreadable": "the stored token pair cannot be unsealed with ENCRYPTION_KEY: put the old key back "
+    "or connect the OA again",
+    "zalo_unreachable": "Zalo API unreachable ({error})",
+    "zalo_http": "Zalo answered HTTP {status}",
+    "zalo_not_json": "Zalo answered something that is not JSON",
+    "token_refused": "token refused ({code} {message}): the worker refreshes it when a message needs it; "
+    "if this persists, connect the OA again",
+    "zalo_refused": "Zalo refused the call ({code} {message})",
+    "oa_differs": "OA id differs: the token is for OA {actual} ({name}), the connection says {expected}",
+    "zalo_ok": "token works for OA {name} ({oa_id})",
+    "fc_missing": "no API URL or API key",
+    "fc_unreachable": "FreshChat API URL unreachable ({error})",
+    "fc_key_refused": "API key refused (401): generate a new one under Admin, APIs for chat",
+    "fc_forbidden": "API key not allowed to list topics (403)",
+    "fc_not_found": "the API URL answers 404: it is the chat URL plus /v2",
+    "fc_http": "FreshChat answered HTTP {status}",
+    "fc_not_json": "the API URL does not answer JSON: it is the chat URL plus /v2",
+    "fc_no_channel": "channel id {channel} is not among the account's channels ({found})",
+    "fc_ok": "API key works; channel {name} found",
+}
+
+
+def check(connection, redis, session: requests.Session) -> dict:
+    return {"zalo": check_zalo(connection, redis, session), "freshchat": check_freshchat(connection, session)}
+
+
+def _result(ok: bool, text: str, **values) -> dict:
+    return {"ok": ok, "detail": TEXTS[text].format(**values)}
+
+
+def check_zalo(connection, redis, session: requests.Session) -> dict:
+    settings = connection.settings
+    try:
+        pair = TokenKeeper(redis, settings, session, keys=Keys(connection.id)).state()
+    except UnreadableSecret:
+        return _result(False, "token_unreadable")
+    if pair.get("dead"):
+        return _result(False, "token_dead", reason=pair["dead"])
+    token = pair.get("access_token") or settings.zalo_access_token
+    if not token:
+        return _result(False, "no_token")
+    return token_oa(settings, token, session)[0]
+
+
+def token_oa(settings, token: str, session: requests.Session) -> tuple[dict, str, str]:
+    """Zalo's `getoa` for `token`: (the result in words, the OA id the token serves, its
+    name), the id "" when Zalo did not say. Also the OAuth callback's check that a new pair
+    is the connection's OA's (app/web/oauth.py)."""
+    try:
+        resp = session.get(
+            settings.zalo_api_base_url + "/v2.0/oa/getoa", headers={"access_token": token}, timeout=TIMEOUT
+        )
+    except requests.RequestException as exc:
+        return _result(False, "zalo_unreachable", error=type(exc).__name__), "", ""
+    if resp.status_code != 200:
+        return _result(False, "zalo_http", status=resp.status_code), "", ""
+    body = _json(resp)
+    if body is None:
+        return _result(False, "zalo_not_json"), "", ""
+    return _zalo_answer(body if isinstance(body, dict) else {}, settings.zalo_oa_id)
+
+
+def _zalo_answer(body: dict, expected_oa: str) -> tuple[dict, str, str]:
+    try:
+        code = int(body.get("error") or 0)
+    except (TypeError, ValueError):
+        code = -1  # an error that is no number is still an error
+    if code:
+        text = "token_refused" if code in TOKEN_ERRORS else "zalo_refused"
+        return _result(False, text, code=code, message=str(body.get("message", ""))[:200]), "", ""
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    actual = str(data.get("oa_id") or data.get("oaid") or "")
+    name = str(data.get("name", ""))[:100]
+    if expected_oa and actual and actual != expected_oa:
+        return _result(False, "oa_differs", actual=actual, name=name, expected=expected_oa), actual, name
+    return _result(True, "zalo_ok", name=name, oa_id=actual), actual, name
+
+
+def check_freshchat(connection, session: requests.Session) -> dict:
+    settings = connection.settings
+    channels = list_channels(settings.freshchat_api_url, settings.freshchat_api_key, session)
+    if isinstance(channels, dict):
+        return channels  # a failure, already in words
+    return _find_channel(channels, settings.freshchat_channel_id)
+
+
+def list_channels(api_url: str, api_key: str, session: requests.Session) -> list[dict] | dict:
+    """The account's channels (topics), or a failed result in words (also for the console's
+    topic picker)."""
+    if not (api_url and api_key):
+        return _result(False, "fc_missing")
+    channels = []
+    for page in range(1, MAX_PAGES + 1):
+        got = _channels_page(api_url, api_key, session, page)
+        if isinstance(got, dict):
+            return got
+        found, pages = got
+        channels += [c for c in found if isinstance(c, dict)]
+        if page >= pages:
+            break
+    return channels
+
+
+def _channels_page(api_url: str, api_key: str, session: requests.Session, page: int):
+    """(channels, total pages), or a failed result."""
+    try:
+        resp = session.get(
+            api_url + "/channels",
+            headers=auth_headers(api_key),
+            timeout=TIMEOUT,
+            params={"page": page, "items_per_page": PAGE_SIZE},
+        )
+    except requests.RequestException as exc:
+        return _result(False, "fc_unreachable", error=type(exc).__name__)
+    failed = {401: "fc_key_refused", 403: "fc_forbidden", 404: "fc_not_found"}
+    if resp.status_code in failed:
+        return _result(False, failed[resp.status_code])
+    if resp.status_code != 200:
+        return _result(False, "fc_http", status=resp.status_code)
+    body = _json(resp)
+    if not isinstance(body, dict):
+        return _result(False, "fc_not_json")
+    channels = body.get("channels") if isinstance(body.get("channels"), list) else []
+    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    try:
+        pages = int(pagination.get("total_pages") or 1)
+    except (TypeError, ValueError):
+        pages = 1  # an odd pagination block: the page read is all we trust
+    return channels, pages
+
+
+def _find_channel(channels: list[dict], channel_id: str) -> dict:
+    for channel in channels:
+        if str(channel.get("id")) == channel_id:
+            return _result(True, "fc_ok", name=str(channel.get("name", ""))[:100])
+    found = ", ".join(f"{c.get('name', '')} = {c.get('id', '')}" for c in channels[:10]) or "none"
+    return _result(False, "fc_no_channel", channel=channel_id, found=found)
+
+
+def _json(resp):
+    """The answer's JSON, or None when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None

@@ -1,0 +1,103 @@
+"""The worker's counters, kept in Redis: one small hash per connection.
+
+Workers may run on other hosts than the web, and the web's `/metrics` must still show what
+they did, so their counts live where every process can reach them, not in process memory
+(app/web/metrics.py reads them at scrape time). Each field is one series: `<family>|<label>|...`,
+a whole number (latency sums in milliseconds), so HINCRBY is exact and the hash stays small:
+its fields are bounded by directions, partners, partner error codes and histogram buckets.
+
+Counting is best effort: a Redis error here is logged and swallowed, never a reason for an
+item to fail or be redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from app.bridge.keys import Keys
+
+log = logging.getLogger("bridge.metrics")
+SEP = "|"
+# Webhook accepted -> partner accepted. Most messages take tens of milliseconds; retries after an
+# outage take minutes, up to the retry horizon (15 min by default).
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+INF = "+Inf"
+RELAYED, LATENCY, LATENCY_SUM_MS = "relayed", "latency", "latency_sum_ms"
+RETRIES, DEAD_LETTERS, PARTNER_ERRORS = "retries", "dead_letters", "partner_errors"
+LIMITER_WAITS, LIMITER_WAIT_MS, BILLED = "limiter_waits", "limiter_wait_ms", "billed_replies"
+_CODE = re.compile(r"[^a-z0-9_-]")
+
+
+def field(*parts: str) -> str:
+    return SEP.join(parts)
+
+
+def bucket_of(seconds: float) -> str:
+    """The histogram bucket a latency falls in (non-cumulative: the reader adds them up)."""
+    return next((repr(le) for le in LATENCY_BUCKETS if seconds <= le), INF)
+
+
+def error_code(exc: Exception) -> str:
+    """A partner error's label: Zalo's own code (-230), else the HTTP status, else
+    `unreachable` (no answer at all). Cut and cleaned: a label value must stay one of few."""
+    code = getattr(exc, "code", None)
+    code = code if code is not None else getattr(exc, "status", None)
+    return _CODE.sub("", str(code).lower())[:16] if code is not None else "unreachable"
+
+
+class Counters:
+    """One connection's counters."""
+
+    def __init__(self, redis: Redis, connection: str):
+        self.redis = redis
+        self.key = Keys(connection).metrics
+
+    def relayed(self, direction: str, latency_seconds: float) -> None:
+        """A message reached the other side, `latency_seconds` after its webhook was accepted."""
+        self._add(
+            (field(RELAYED, direction), 1),
+            (field(LATENCY, direction, bucket_of(latency_seconds)), 1),
+            (field(LATENCY_SUM_MS, direction), max(0, round(latency_seconds * 1000))),
+        )
+
+    def retried(self, direction: str) -> None:
+        self._add((field(RETRIES, direction), 1))
+
+    def dead_lettered(self, direction: str) -> None:
+        self._add((field(DEAD_LETTERS, direction), 1))
+
+    def partner_error(self, partner: str, exc: Exception) -> None:
+        self._add((field(PARTNER_ERRORS, partner, error_code(exc)), 1))
+
+    def limiter_waited(self, partner: str, waited_ms: int) -> None:
+        """A call to `partner` had to wait for the shared rate limiter (slept `waited_ms`)."""
+        self._add((field(LIMITER_WAITS, partner), 1), (field(LIMITER_WAIT_MS, partner), max(0, waited_ms)))
+
+    def billed(self, outcome: str) -> None:
+        """A reply Zalo bills: `held` (not sent, hold_billed_replies) or `sent`."""
+        self._add((field(BILLED, outcome), 1))
+
+    def _add(self, *increments: tuple[str, int]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for name, amount in increments:
+            pipe.hincrby(self.key, name, amount)
+        try:
+            pipe.execute()
+        except RedisError as exc:
+            names = [name for name, _ in increments]
+            log.warning("metrics.not_counted", extra={"fields": names, "error": type(exc).__name__})
+
+
+def read(redis: Redis, connections: list[str]) -> dict[str, dict[tuple[str, ...], int]]:
+    """Every connection's counters, by connection, as {(family, label, ...): value}."""
+    pipe = redis.pipeline(transaction=False)
+    for connection in connections:
+        pipe.hgetall(Keys(connection).metrics)
+    return {
+        connection: {tuple(k.decode().split(SEP)): int(v) for k, v in raw.items()}
+        for connection, raw in zip(connections, pipe.execute(), strict=True)
+    }

@@ -1,0 +1,317 @@
+"""The console's pages: the dashboard, a connection's form, its events and dead letters.
+
+Everything goes through ConnectionAdmin, as the JSON API does; the page only turns a form into
+its body and its Problems into messages next to the fields.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale, gettext
+from flask_babel import lazy_gettext as _l
+
+from app.connections.service import ConnectionAdmin, Problem
+from app.integrations.zalo import events_catalog
+from app.operations import problems
+from app.relay import catchup
+from app.texts import vn_time
+from app.web.console import bp, forms, settings
+from app.web.oauth import permission_url
+from app.wording import said
+
+MAX_IDS = 500  # dead letters handled by one click
+# Why a catch-up from Zalo's history ran (app/relay/catchup.py, workers/catchup.py), in words.
+CATCH_UP_REASONS = {
+    "start": _l("when the worker started"),
+    "redis": _l("after Redis came back"),
+    "web": _l("after the web process started again"),
+    "quiet": _l("Zalo webhooks had gone quiet"),
+    "on_demand": _l("on demand"),
+    "command_line": _l("from the command line"),
+}
+# An event's state (app/operations/journal.py STATES): the API keeps the code, a page shows the word.
+STATE_LABELS = {
+    "received": _l("received"),
+    "queued": _l("queued"),
+    "delivered": _l("delivered"),
+    "retrying": _l("retrying"),
+    "failed": _l("failed"),
+}
+DEFAULT_NAME = "Default (environment)"  # app/connections/store.py default_connection
+
+
+def admin() -> ConnectionAdmin:
+    ext = current_app.extensions
+    return ConnectionAdmin(ext["redis"], ext["lanes"], settings())
+
+
+def language() -> str:
+    return str(get_locale() or "en")
+
+
+@bp.errorhandler(Problem)
+def _problem(exc: Problem):
+    return render_template("console/error.html", code=exc.status, message=said(exc.message)), exc.status
+
+
+@bp.app_template_filter("said")
+def _said(text) -> str:
+    return said(text)
+
+
+@bp.app_template_filter("state")
+def _state(code) -> str:
+    return str(STATE_LABELS.get(code, code))
+
+
+def named(view: dict) -> dict:
+    """The view, with the environment's connection named in the reader's language."""
+    if view.get("from_env") and view.get("name") == DEFAULT_NAME:
+        view["name"] = gettext("Default (environment)")
+    return view
+
+
+@bp.app_template_filter("ago")
+def _ago(at):
+    from flask_babel import format_timedelta
+
+    return format_timedelta(at - time.time(), add_direction=True) if at else gettext("never")
+
+
+@bp.app_template_filter("duration")
+def _duration(seconds):
+    from flask_babel import format_timedelta
+
+    return format_timedelta(seconds, threshold=1.1) if seconds is not None else gettext("unknown")
+
+
+# -- the dashboard ------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def dashboard():
+    connections = [named(view) for view in admin().list()]
+    for view in connections:  # the problems in the visitor's language, from their codes
+        status = view["status"]
+        status["problems"] = [_problem_text(p) for p in status.get("problems", [])]
+        status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
+    overview = admin().status()
+    bridge = [problems.problem_text(p["code"], language(), **p["values"]) for p in overview["problems"]]
+    return render_template(
+        "console/dashboard.html",
+        connections=connections,
+        overview=overview,
+        bridge_problems=bridge,
+        reasons=CATCH_UP_REASONS,
+    )
+
+
+def _problem_text(problem: dict) -> dict:
+    """A problem's text; its values that are the bridge's English (a test's detail) translated."""
+    values = {k: said(v) if isinstance(v, str) else v for k, v in problem["values"].items()}
+    return problems.problem_text(problem["code"], language(), **values)
+
+
+def _error_line(raw: str) -> str:
+    """A stored error ({"at", "lane", "item", "error"} as JSON, or older plain text) as one line:
+    when, then what."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return said(raw)
+    if not isinstance(entry, dict):
+        return said(raw)
+    when = vn_time(int(float(entry.get("at") or 0) * 1000)) if entry.get("at") else ""
+    return f"{when} {said(entry.get('error', ''))}".strip()
+
+
+# -- a connection's form ------------------------------------------------------------------------
+
+
+@bp.get("/connections/new")
+def new_connection():
+    return _form_page(None, forms.shown_values(_blank()))
+
+
+@bp.post("/connections/new")
+def create_connection():
+    body = forms.body_from_form(request.form, creating=True)
+    body["enabled"] = False  # switched on with Activate, once the partners are set up
+    try:
+        created = admin().create(body)
+    except Problem as exc:
+        return _refused(None, _blank(), exc)
+    flash(gettext("Connection saved. Connect the OA, test it, then activate it."))
+    return redirect(url_for("console.edit_connection", connection_id=created["id"]))
+
+
+@bp.get("/connections/<connection_id>")
+def edit_connection(connection_id: str):
+    view = named(admin().show(connection_id))
+    other_oa = request.args.get("oa", "")  # the OA Zalo connected instead, shown only as digits
+    return _form_page(
+        view,
+        forms.shown_values(view),
+        zalo_outcome=request.args.get("zalo", ""),
+        zalo_other_oa=other_oa if re.fullmatch(r"\d{1,30}", other_oa) else "",
+    )
+
+
+@bp.post("/connections/<connection_id>")
+def save_connection(connection_id: str):
+    body = forms.body_from_form(request.form, creating=False)
+    try:
+        admin().update(connection_id, body)
+    except Problem as exc:
+        return _refused(named(admin().show(connection_id)), None, exc)
+    flash(gettext("Connection saved."))
+    return redirect(url_for("console.edit_connection", connection_id=connection_id))
+
+
+def _refused(view: dict | None, blank: dict | None, exc: Problem):
+    values = forms.shown_values(view or blank, request.form)
+    errors = forms.field_messages(exc.fields)
+    return _form_page(view, values, errors=errors, error=said(exc.message) if not exc.fields else ""), exc.status
+
+
+def _blank() -> dict:
+    from app.connections.service import OPTION_DEFAULTS
+
+    return {"id": "", "name": "", "zalo": {}, "freshchat": {}, "options": dict(OPTION_DEFAULTS)}
+
+
+def _form_page(view: dict | None, values: dict, **extra):
+    base = settings().public_base_url
+    urls = {
+        "zalo_webhook": base + "/webhooks/zalo",
+        "oauth_callback": base + "/oauth/zalo/callback",
+        "freshchat_webhook": view["webhooks"]["freshchat"] if view else "",
+    }
+    return render_template(
+        "console/connection.html",
+        view=view,
+        values=values,
+        urls=urls,
+        errors=extra.pop("errors", {}),
+        zalo_events=events_catalog.catalog(language()),
+        webhook_retry=events_catalog.webhook_retry_advice(language()),
+        verifiers=admin().verification_files(view["id"]) if view else [],
+        # sandbox mode: the simulators' spare OA and FreshChat account, to paste (sandbox/routes.py)
+        sandbox_spare=current_app.extensions.get("sandbox_spare") if view is None else None,
+        **extra,
+    )
+
+
+@bp.post("/connections/<connection_id>/test")
+def test_connection(connection_id: str):
+    view = named(admin().show(connection_id))
+    result = admin().test(connection_id)
+    return _form_page(view, forms.shown_values(view), test=result)
+
+
+@bp.post("/connections/<connection_id>/enabled")
+def set_enabled(connection_id: str):
+    enabled = request.form.get("enabled") == "1"
+    admin().set_enabled(connection_id, enabled)
+    flash(gettext("Connection activated.") if enabled else gettext("Connection deactivated."))
+    return redirect(url_for("console.edit_connection", connection_id=connection_id))
+
+
+@bp.post("/connections/<connection_id>/catch-up")
+def catch_up(connection_id: str):
+    """What POST /api/connections/<id>/catch-up does: queue a catch-up since the last one."""
+    try:
+        catchup.on_demand(admin(), connection_id)
+    except Problem as exc:
+        if exc.status != 409:
+            raise
+        flash(gettext("Activate the connection first: a catch-up relays what it finds."), "error")
+    else:
+        flash(gettext("Catch-up queued: a worker reads Zalo's history and relays what no webhook brought."))
+    return redirect(url_for("console.edit_connection", connection_id=connection_id))
+
+
+@bp.post("/connections/<connection_id>/connect-zalo")
+def connect_zalo(connection_id: str):
+    """OAuth with PKCE for this connection, started from the session: no token in any URL."""
+    connection = admin().get(connection_id)
+    back = url_for("console.edit_connection", connection_id=connection.id)
+    return redirect(permission_url(connection, return_to=back))
+
+
+@bp.post("/connections/<connection_id>/verification")
+def upload_verification(connection_id: str):
+    sent = request.files.get("file")
+    if sent is None or not sent.filename:
+        flash(gettext("Choose the HTML file Zalo gave you."), "error")
+        return redirect(url_for("console.edit_connection", connection_id=connection_id))
+    try:
+        admin().upload_verification(connection_id, sent.filename, sent.read())
+    except Problem as exc:
+        if exc.status not in (400, 409):  # 409: another connection's file for this code
+            raise
+        reason = "; ".join(map(said, exc.fields.values())) or said(exc.message)
+        flash(gettext("Not stored: %(reason)s", reason=reason), "error")
+    else:
+        flash(gettext("Verification file stored; Zalo can now verify the domain."))
+    return redirect(url_for("console.edit_connection", connection_id=connection_id))
+
+
+@bp.post("/topics")
+def load_topics():
+    """The topics of a FreshChat account, for the picker: from the key typed in the form, or a
+    saved connection's own key (the page never holds it)."""
+    data = request.get_json(silent=True) or {}
+    try:
+        found = admin().topics(
+            data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
+        )
+    except Problem as exc:
+        words = "; ".join(f"{name}: {said(message)}" for name, message in exc.fields.items())
+        return jsonify({"error": words or said(exc.message)}), exc.status
+    return jsonify({"topics": found})
+
+
+# -- events and dead letters ------------------------------------------------------------------
+
+
+@bp.get("/connections/<connection_id>/events")
+def events(connection_id: str):
+    view = named(admin().show(connection_id))
+    filters = {k: request.args.get(k, "").strip() for k in ("direction", "state", "find")}
+    try:
+        recent, refused = admin().events(connection_id, limit=100, **filters), ""
+    except Problem as exc:
+        recent, refused = [], "; ".join(map(said, exc.fields.values())) or said(exc.message)
+    letters = admin().dead_letters(connection_id, 100)
+    return render_template(
+        "console/events.html", view=view, recent=recent, refused=refused, filters=filters, letters=letters
+    )
+
+
+@bp.post("/connections/<connection_id>/dead-letters")
+def dead_letters(connection_id: str):
+    """Replay or drop the ticked dead letters, or the one whose row button was pressed."""
+    action, ids = request.form.get("action", ""), request.form.getlist("ids")[:MAX_IDS]
+    for one in ("replay", "drop"):
+        if request.form.get(f"{one}_one"):
+            action, ids = one, [request.form[f"{one}_one"]]
+    if action not in ("replay", "drop") or not ids:
+        flash(gettext("Tick at least one dead letter."), "error")
+        return redirect(url_for("console.events", connection_id=connection_id))
+    done = 0
+    for item_id in ids:
+        try:
+            getattr(admin(), action)(connection_id, item_id)
+            done += 1
+        except Problem as exc:
+            flash(said(exc.message), "error")
+    if action == "replay":
+        flash(gettext("%(count)d replayed.", count=done))
+    else:
+        flash(gettext("%(count)d dropped.", count=done))
+    return redirect(url_for("console.events", connection_id=connection_id))

@@ -1,0 +1,48 @@
+"""The old bearer JSON routes under /admin (superseded by /api, kept for callers of these paths;
+404 without the right `Authorization: Bearer $ADMIN_TOKEN`). The `flask bridge` commands
+are in app/cli.py."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, jsonify, request
+
+from app.bridge.deadletters import DeadLetters
+from app.connections.service import MAX_LIMIT
+from app.operations.status import bridge_status
+from app.web.wrong_tokens import bearer_ok
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def _require_token():
+    expected = current_app.config["SETTINGS"].admin_token
+    if not expected or not bearer_ok(expected):
+        abort(404)
+
+
+def _dead_letters() -> DeadLetters:
+    return DeadLetters(current_app.extensions["redis"], current_app.extensions["lanes"])
+
+
+@bp.get("/status")
+def status():
+    return jsonify(bridge_status(current_app.extensions["redis"], current_app.extensions["connections"]))
+
+
+@bp.get("/dead-letters")
+def list_dead_letters():
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        return jsonify({"error": f"limit must be a whole number from 1 to {MAX_LIMIT}"}), 400
+    return jsonify({"dead_letters": _dead_letters().list(limit=int(limit))})
+
+
+@bp.post("/dead-letters/<path:item_id>/replay")
+def replay_dead_letter(item_id: str):
+    return jsonify({"replayed": item_id}) if _dead_letters().replay(item_id) else abort(404)
+
+
+@bp.delete("/dead-letters/<path:item_id>")
+def drop_dead_letter(item_id: str):
+    return jsonify({"dropped": item_id}) if _dead_letters().drop(item_id) else abort(404)

@@ -1,0 +1,176 @@
+"""What both webhooks share: body parsing, JSON answers, queueing with a 503 on Redis trouble."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeVar
+
+from flask import current_app, g, jsonify, request
+from marshmallow import ValidationError
+from redis.exceptions import RedisError
+
+from app.bridge.keys import DEFAULT, Keys, lane_for
+from app.bridge.lanes import NotReplicated
+from app.connections.store import Registry
+from app.integrations import events
+from app.web.metrics import UNROUTED
+
+log = logging.getLogger("webhooks")
+T = TypeVar("T")
+# Real events nest four levels; a deeper body is no event, and a very deep one would exhaust
+# the interpreter's stack in json, marshmallow or the worker's json.dumps.
+MAX_BODY = 1024 * 1024  # docs/interface.md §3: 413 above 1 MiB
+MAX_DEPTH = 32
+# Clocks disagree a little: a signed time this far ahead of ours is still accepted.
+
+
+class WebhookRejected(Exception):
+    """Answer the partner with `status` and a reason that never contains secrets."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def read_body() -> bytes:
+    """The raw body, at most MAX_BODY bytes whether its length is declared or chunked; a
+    client that stops sending midway is a 400. Flask cuts a chunked body at its limit without
+    a word, so a server that ends the input itself (gunicorn) is read from directly."""
+    if (request.content_length or 0) > MAX_BODY:
+        raise WebhookRejected(413, "body over 1 MiB")
+    environ = request.environ
+    stream = environ["wsgi.input"] if environ.get("wsgi.input_terminated") else request.stream
+    try:
+        raw = stream.read(MAX_BODY + 1)
+    except (OSError, ValueError) as exc:
+        log.info("webhook.body_unreadable", extra={"error": type(exc).__name__})
+        raise WebhookRejected(400, "body could not be read") from None
+    if len(raw) > MAX_BODY:
+        raise WebhookRejected(413, "body over 1 MiB")
+    return raw
+
+
+def parse_object(raw: bytes) -> dict:
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise WebhookRejected(400, "body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected(400, "body is not a JSON object")
+    if _depth(payload) > MAX_DEPTH:
+        raise WebhookRejected(400, f"body nests deeper than {MAX_DEPTH} levels")
+    return payload
+
+
+def _depth(value) -> int:
+    """How deep objects and arrays nest, without recursion (the value may be ~1000 deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def check_fresh(source: str, signed_at: datetime) -> None:
+    """Refuse a signed time outside the replay window: a captured delivery replayed after its
+    dedupe key expired must not be relayed again (the window is far shorter than that TTL)."""
+    settings = current_app.config["SETTINGS"]
+    age = time.time() - signed_at.timestamp()
+    if age > settings.replay_window_seconds or age < -settings.replay_skew_seconds:
+        log.warning("webhook.outside_replay_window", extra={"source": source, "age_seconds": int(age)})
+        raise WebhookRejected(400, "event time outside the replay window")
+
+
+def validate(load, payload: dict) -> dict:
+    """Run a schema loader; a schema error is the partner's mistake, so answer 400."""
+    try:
+        return load(payload)
+    except ValidationError as exc:
+        raise WebhookRejected(400, f"invalid event: {exc.messages}") from None
+
+
+def ok(**extra):
+    return jsonify({"ok": True, **extra}), 200
+
+
+def look_up(find: Callable[[Registry], T]) -> T:
+    """Ask the connection registry; it re-reads Redis every few seconds, and Redis failing
+    then is a 503 like a failing queue, so the partner redelivers."""
+    try:
+        return find(current_app.extensions["connections"])
+    except RedisError as exc:
+        raise unavailable("registry", exc) from None
+
+
+def unavailable(source: str, exc: RedisError) -> WebhookRejected:
+    log.error("webhook.queue_unavailable", extra={"source": source, "error": type(exc).__name__})
+    return WebhookRejected(503, "queue unavailable, retry later")
+
+
+def mark_received(connection: str, source: str) -> None:
+    """When a verified webhook from `source` last reached the connection (for its status)."""
+    try:
+        current_app.extensions["redis"].set(Keys(connection).last_webhook(source), time.time())
+    except RedisError:
+        pass  # a status detail; queueing answers 503 itself when Redis is away
+
+
+def answer(event: events.Event, connection: str = DEFAULT):
+    """Queue a relayed event; acknowledge every other one, so the partner does not retry it."""
+    if event.queued:
+        return enqueue(event, connection)
+    extra = {"source": event.provider, "event_name": event.name, "why": event.reason}
+    if event.verdict == events.RECORDED:
+        log.info("webhook.recorded", extra=extra)
+        return ok(recorded=event.name)
+    if event.verdict == events.UNKNOWN:
+        log.warning("webhook.unknown_event", extra=extra)
+    elif event.own:  # our own post or send coming back: nothing was dropped
+        log.debug("webhook.own_post", extra=extra)
+    else:
+        log.info("webhook.ignored", extra=extra)
+    return ok(ignored=event.reason)
+
+
+def enqueue(event: events.Event, connection: str = DEFAULT):
+    """Durably queue the event on the connection's lane (dedupe + append in one Redis step)."""
+    settings = current_app.config["SETTINGS"]
+    lane = lane_for(connection, event.lane)
+    try:
+        fresh = current_app.extensions["lanes"].accept_event(event, connection, settings.dedupe_ttl_seconds)
+    except NotReplicated:  # logged once when the shortage starts (Lanes), not once per webhook
+        raise WebhookRejected(503, "queue unavailable, retry later") from None
+    except RedisError as exc:
+        raise unavailable(event.provider, exc) from None
+    log.info(
+        "webhook.accepted" if fresh else "webhook.duplicate",
+        extra={"source": event.provider, "event_id": event.dedupe_id, "lane": lane, "kind": event.kind},
+    )
+    return ok(duplicate=not fresh)
+
+
+def routed(connection_id: str) -> None:
+    """The connection answering this webhook: its answer is counted as that connection's."""
+    g.webhook_connection = connection_id
+
+
+def count_answers(bp, source: str) -> None:
+    """Count every answer of the blueprint's webhook by status (GET /metrics), errors too."""
+
+    @bp.after_request
+    def _count(response):
+        current_app.extensions["metrics"].answered(g.get("webhook_connection", UNROUTED), source, response.status_code)
+        return response
+
+
+def register_error_handler(bp) -> None:
+    @bp.errorhandler(WebhookRejected)
+    def _rejected(exc: WebhookRejected):
+        return jsonify({"error": exc.reason}), exc.status
