@@ -1,4 +1,4 @@
-"""The web process's read deadline (app/webserver.py), without gunicorn: a client that trickles
+"""The web process's read deadline (app/web/webserver.py), without gunicorn: a client that trickles
 its request is read as a closed connection once the deadline passes, so its thread is freed.
 
 The same defence under real gunicorn with many slow clients at once is measured by
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from app import webserver
+from app.web import webserver
 from app.web.webserver import DeadlineSocket, DeadlineThreadWorker
 
 

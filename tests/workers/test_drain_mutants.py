@@ -11,11 +11,11 @@ import json
 import pytest
 import requests_mock
 
-from app import events
 from app.bridge.keys import DUE, lease
 from app.bridge.keys import lane as lane_key
 from app.bridge.lanes import Item, NotDue, now_ms
 from app.errors import PermanentError
+from app.integrations import events
 from app.integrations.zalo.errors import ZaloRateLimited, ZaloRetryable
 from sandbox.helpers import load_fixture
 from tests.workers.test_drain_rules import CHANNELS, CONV, GETOA, NOTES, outbound_item, raising
