@@ -1,4 +1,4 @@
-"""The steps of the webhook pipeline (app/webhooks/pipeline.py): body reading and parsing, JSON
+"""The steps of the webhook pipeline (pipeline.py): body reading and parsing, JSON
 answers, queueing with a 503 on Redis trouble."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """POST /webhooks/freshchat[/<connection>]: FreshChat's pieces of the webhook pipeline
-(app/webhooks/pipeline.py). The URL names the connection; its RSA key verifies the raw body
+(pipeline.py, next to this module). The URL names the connection; its RSA key verifies the raw body
 before the body is parsed at all.
 
 Connections may share one FreshChat account, which has one webhook URL: its events go to the

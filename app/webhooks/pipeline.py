@@ -2,7 +2,7 @@
 
     read body → route → candidates → verify → load → fresh? → received → classify → owner → queue → answer
 
-A partner (app/webhooks/zalo.py, freshchat.py) supplies only its pieces: how to route, which
+A partner (zalo.py, freshchat.py next to this module) supplies only its pieces: how to route, which
 connections may have sent the event, how to check the signature, how to load and classify the
 event. The order, the answers (400/401/404/413/503/200), the logs and the counters are here.
 

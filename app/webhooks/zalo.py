@@ -1,4 +1,4 @@
-"""POST /webhooks/zalo: Zalo's pieces of the webhook pipeline (app/webhooks/pipeline.py).
+"""POST /webhooks/zalo: Zalo's pieces of the webhook pipeline (pipeline.py, next to this module).
 Never calls a partner.
 
 Zalo signs `app_id + body + timestamp` with the OA Secret Key, and one URL serves every
