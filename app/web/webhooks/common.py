@@ -1,4 +1,5 @@
-"""What both webhooks share: body parsing, JSON answers, queueing with a 503 on Redis trouble."""
+"""The steps of the webhook pipeline (pipeline.py): body reading and parsing, JSON
+answers, queueing with a 503 on Redis trouble."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from datetime import datetime
 from typing import TypeVar
 
 from flask import current_app, g, jsonify, request
-from marshmallow import ValidationError
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, Keys, lane_for
@@ -86,14 +86,6 @@ def check_fresh(source: str, signed_at: datetime) -> None:
     if age > settings.replay_window_seconds or age < -settings.replay_skew_seconds:
         log.warning("webhook.outside_replay_window", extra={"source": source, "age_seconds": int(age)})
         raise WebhookRejected(400, "event time outside the replay window")
-
-
-def validate(load, payload: dict) -> dict:
-    """Run a schema loader; a schema error is the partner's mistake, so answer 400."""
-    try:
-        return load(payload)
-    except ValidationError as exc:
-        raise WebhookRejected(400, f"invalid event: {exc.messages}") from None
 
 
 def ok(**extra):

@@ -1,5 +1,6 @@
-"""POST /webhooks/freshchat[/<connection>]: verify the RSA signature with that connection's
-key, validate, route to the conversation's owner, deduplicate, queue, answer.
+"""POST /webhooks/freshchat[/<connection>]: FreshChat's pieces of the webhook pipeline
+(pipeline.py, next to this module). The URL names the connection; its RSA key verifies the raw body
+before the body is parsed at all.
 
 Connections may share one FreshChat account, which has one webhook URL: its events go to the
 connection that created or linked the conversation (keys.conversation_owner), and to the
@@ -8,55 +9,61 @@ connection of the URL when no connection of the account knows the conversation.
 
 from __future__ import annotations
 
-import logging
+from datetime import datetime
 
-from flask import Blueprint, current_app, request
+from flask import Request, current_app
 from redis.exceptions import RedisError
 
 from app.bridge import keys
 from app.bridge.keys import DEFAULT, Keys
-from app.connections.store import Connection
+from app.connections.store import Connection, Registry
+from app.integrations.events import Event
 from app.integrations.freshchat import schemas
 from app.integrations.freshchat.signature import verify_signature
-from app.web.webhooks.common import (
-    WebhookRejected,
-    answer,
-    check_fresh,
-    count_answers,
-    look_up,
-    mark_received,
-    parse_object,
-    read_body,
-    register_error_handler,
-    routed,
-    unavailable,
-    validate,
-)
+from app.web.webhooks.common import WebhookRejected, look_up, parse_object, unavailable
+from app.web.webhooks.pipeline import blueprint, handle
 
-bp = Blueprint("freshchat_webhook", __name__)
-register_error_handler(bp)
-count_answers(bp, "freshchat")
-log = logging.getLogger("webhooks.freshchat")
+bp = blueprint("freshchat_webhook", __name__, "freshchat")
+
+
+class Freshchat:
+    name = "freshchat"
+    signature_header = "X-Freshchat-Signature"
+
+    def route(self, request: Request, raw: bytes) -> str:
+        return request.view_args["connection_id"]
+
+    def candidates(self, registry: Registry, connection_id: str) -> list[Connection]:
+        connection = registry.get(connection_id)
+        return [connection] if connection is not None and connection.enabled else []
+
+    def unknown(self, connection_id: str) -> WebhookRejected:
+        return WebhookRejected(404, "not found")
+
+    def verify(self, connection: Connection, request: Request, raw: bytes, connection_id: str) -> bool:
+        key = connection.settings.freshchat_webhook_public_key
+        return verify_signature(request.headers.get(self.signature_header), raw_body=raw, public_key_pem=key)
+
+    def load(self, raw: bytes, connection_id: str) -> dict:
+        return schemas.load_event(parse_object(raw))
+
+    def signed_at(self, valid: dict) -> datetime:
+        return schemas.signed_at(valid)
+
+    def to_event(self, connection: Connection, valid: dict) -> Event:
+        return schemas.to_event(valid)
+
+    def owner(self, connection: Connection, event: Event) -> str:
+        return _owner(connection, schemas.conversation_id(event.payload))
+
+
+FRESHCHAT = Freshchat()
 
 
 @bp.post("/webhooks/freshchat", defaults={"connection_id": DEFAULT})
 @bp.post("/webhooks/freshchat/<connection_id>")
-def receive(connection_id: str):
-    raw = read_body()
-    connection = look_up(lambda registry: registry.get(connection_id))
-    if connection is None or not connection.enabled:
-        raise WebhookRejected(404, "not found")
-    routed(connection.id)
-    key = connection.settings.freshchat_webhook_public_key
-    if not verify_signature(request.headers.get("X-Freshchat-Signature"), raw_body=raw, public_key_pem=key):
-        log.warning("freshchat.webhook.invalid_signature", extra={"connection": connection.id})
-        raise WebhookRejected(401, "invalid or missing X-Freshchat-Signature")
-    valid = validate(schemas.load_event, parse_object(raw))
-    check_fresh("freshchat", schemas.signed_at(valid))
-    event = schemas.to_event(valid)
-    mark_received(connection.id, "freshchat")
-    owner = _owner(connection, schemas.conversation_id(event.payload)) if event.queued else connection.id
-    return answer(event, owner)
+def receive(connection_id: str):  # read by Freshchat.route, with the rest of the request
+    return handle(FRESHCHAT)
 
 
 def _owner(connection: Connection, conversation: str) -> str:
