@@ -24,6 +24,7 @@ from app.bridge.metrics import Counters
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
 from app.bridge.status import remember_error
+from app.bridge.tokens_store import TokenStore
 from app.connections import ConnectionStore, Registry, freshchat_account
 from app.integrations.base_client import ClientHooks
 from app.integrations.http import build_session
@@ -154,7 +155,7 @@ class WorkerContext:
         """This connection's Zalo token pair (and its refresh lock)."""
         from app.integrations.zalo.tokens import TokenKeeper
 
-        return TokenKeeper(self.redis, self.settings, self.session, keys=self.keys)
+        return TokenKeeper(TokenStore(self.redis, sealer_for(self.settings), self.keys), self.settings, self.session)
 
     @cached_property
     def zalo(self):
