@@ -48,6 +48,7 @@ class RateLimitedError(RetryableError):
     """The partner asked us to slow down (HTTP 429, Zalo -32)."""
 
     partner_wide = True
+    pause_cap: float | None = None  # a quota refusal's (not a 429's): the longest pause that can help
 
 
 class PermanentError(PartnerError):

@@ -22,7 +22,9 @@ from app.bridge.lanes import Lanes
 from app.bridge.mapping import Mapping, MessageMap
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
+from app.bridge.tokens_store import TokenStore
 from app.connections.store import ConnectionStore, Registry, freshchat_account
+from app.integrations.base_client import ClientHooks
 from app.integrations.http import build_session
 from app.operations.counters import Counters
 from app.operations.status import remember_error
@@ -153,19 +155,16 @@ class WorkerContext:
         """This connection's Zalo token pair (and its refresh lock)."""
         from app.integrations.zalo.tokens import TokenKeeper
 
-        return TokenKeeper(self.redis, self.settings, self.session, keys=self.keys)
+        return TokenKeeper(TokenStore(self.redis, sealer_for(self.settings), self.keys), self.settings, self.session)
 
     @cached_property
     def zalo(self):
         from app.integrations.zalo.client import ZaloClient
 
         limiter = self._limiter("zalo", self._limiter_names()[0], self.settings.zalo_rate_per_minute)
-        client = ZaloClient(self.session, self.settings, self.tokens, limiter)
-        client.on_answer = lambda: self.breaker("zalo").mark_ok()  # an answer proves Zalo is up
+        client = ZaloClient(self.session, self.settings, self.tokens, limiter, self._hooks("zalo"))
         client.reply_to = lambda user_id: reply_target(self.mapping.zalo_user(user_id))
         client.on_reply_refused = lambda user_id, msg_id: self.mapping.set_zalo_user(user_id, reply_refused=msg_id)
-        client.on_token_rejected = lambda exc: remember_error(self.redis, self.keys, f"{exc}; refreshing the token")
-        client.on_error = lambda exc: self.counters.partner_error("zalo", exc)
         return client
 
     @cached_property
@@ -173,10 +172,16 @@ class WorkerContext:
         from app.integrations.freshchat.client import FreshchatClient
 
         limiter = self._limiter("freshchat", self._limiter_names()[1], self.settings.freshchat_rate_per_minute)
-        client = FreshchatClient(self.session, self.settings, limiter)
-        client.on_answer = lambda: self.breaker("freshchat").mark_ok()
-        client.on_error = lambda exc: self.counters.partner_error("freshchat", exc)
-        return client
+        return FreshchatClient(self.session, self.settings, limiter, self._hooks("freshchat"))
+
+    def _hooks(self, partner: str) -> ClientHooks:
+        """What a partner client tells this connection: an answer proves the partner is up (its
+        breaker closes), each failure is counted, a rejected token is remembered for the console."""
+        return ClientHooks(
+            on_answer=lambda: self.breaker(partner).mark_ok(),
+            on_error=lambda exc: self.counters.partner_error(partner, exc),
+            on_token_rejected=lambda exc: remember_error(self.redis, self.keys, f"{exc}; refreshing the token"),
+        )
 
     @cached_property
     def breakers(self) -> dict[str, Breaker]:

@@ -12,8 +12,8 @@ import requests
 
 from app.bridge.keys import Keys
 from app.bridge.secrets_at_rest import UnreadableSecret
+from app.bridge.tokens_store import TokenStore
 from app.integrations.freshchat.client import auth_headers
-from app.integrations.zalo.tokens import TokenKeeper
 
 TIMEOUT = 5.0  # seconds per call: an operator is waiting for the answer
 PAGE_SIZE = 100
@@ -58,7 +58,7 @@ def _result(ok: bool, text: str, **values) -> dict:
 def check_zalo(connection, redis, session: requests.Session) -> dict:
     settings = connection.settings
     try:
-        pair = TokenKeeper(redis, settings, session, keys=Keys(connection.id)).state()
+        pair = TokenStore.of(redis, settings, Keys(connection.id)).state()
     except UnreadableSecret:
         return _result(False, "token_unreadable")
     if pair.get("dead"):

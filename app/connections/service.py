@@ -19,6 +19,7 @@ from app.bridge.deadletters import DeadLetters
 from app.bridge.keys import DEFAULT, DUE, HEARTBEAT, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import UnreadableSecret, sealer_for
+from app.bridge.tokens_store import TokenStore
 from app.connections import verification
 from app.connections.checks import check, list_channels
 from app.connections.store import (
@@ -334,7 +335,7 @@ class ConnectionAdmin:
         return [{"id": str(c["id"]), "name": str(c.get("name") or "")[:200]} for c in found if c.get("id")]
 
     def _keeper(self, conn: Connection) -> TokenKeeper:
-        return TokenKeeper(self.redis, conn.settings, self.session, keys=Keys(conn.id))
+        return TokenKeeper(TokenStore.of(self.redis, conn.settings, Keys(conn.id)), conn.settings, self.session)
 
     # changing
     def create(self, body) -> dict:

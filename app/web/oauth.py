@@ -18,6 +18,7 @@ import requests
 from flask import Blueprint, abort, current_app, jsonify, redirect, request
 
 from app.bridge.keys import DEFAULT, Keys
+from app.bridge.tokens_store import TokenStore
 from app.connections.checks import token_oa
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper
@@ -156,7 +157,7 @@ def _connect(connection, state: str, code: str, verifier: str) -> tuple[str, dic
     if not served:  # Zalo unreachable, or its answer names no OA: nothing is stored unchecked
         detail = asked["detail"] if not asked["ok"] else "no oa_id"
         return "oa_unknown", {"error": say("oauth.oa_unknown", _language(), detail=detail)}, 502
-    keeper = TokenKeeper(redis, connection.settings, session, keys=keys)
+    keeper = TokenKeeper(TokenStore.of(redis, connection.settings, keys), connection.settings, session)
     keeper.store(body["access_token"], body.get("refresh_token", ""), body.get("expires_in"))
     audit("oauth_token_stored", client=request.remote_addr or "-", connection=connection.id, oa_id=served)
     answer = {"ok": True, "oa_id": served, "message": "Zalo OA connected"}

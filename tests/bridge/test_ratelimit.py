@@ -164,11 +164,12 @@ CS = "https://openapi.zalo.me/v3.0/oa/message/cs"
 def zalo_client(redis, settings, limiter):
     import requests
 
+    from app.bridge.tokens_store import TokenStore
     from app.integrations.zalo.client import ZaloClient
     from app.integrations.zalo.tokens import TokenKeeper
 
     session = requests.Session()
-    return ZaloClient(session, settings, TokenKeeper(redis, settings, session), limiter)
+    return ZaloClient(session, settings, TokenKeeper(TokenStore.of(redis, settings), settings, session), limiter)
 
 
 def test_a_stray_refusal_costs_a_second_and_a_success_ends_the_streak(redis, settings, monkeypatch):

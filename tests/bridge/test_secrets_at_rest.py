@@ -12,8 +12,9 @@ import requests_mock
 from cryptography.fernet import Fernet
 
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, derive_key, sealer_for
+from app.bridge.tokens_store import TOKEN, TokenStore
 from app.integrations.zalo.errors import ZaloTokenDead
-from app.integrations.zalo.tokens import TOKEN, TokenKeeper, token_health
+from app.integrations.zalo.tokens import TokenKeeper, token_health
 from config import ConfigError, load_settings
 from sandbox.helpers import ZALO_OAUTH, clear_in_redis
 from tests.config.test_config import FULL
@@ -26,12 +27,13 @@ KEY_A, KEY_B, KEY_C = (Fernet.generate_key().decode() for _ in range(3))
 
 
 def keeper(redis, settings, encryption_key: str = "") -> TokenKeeper:
-    return TokenKeeper(redis, replace(settings, encryption_key=encryption_key), requests.Session())
+    settings = replace(settings, encryption_key=encryption_key)
+    return TokenKeeper(TokenStore.of(redis, settings), settings, requests.Session())
 
 
 def test_seeding_storing_and_rotating_leave_no_token_in_clear(redis, settings):
     env = replace(settings, zalo_access_token=ACCESS, zalo_refresh_token=REFRESH)
-    k = TokenKeeper(redis, env, requests.Session())
+    k = TokenKeeper(TokenStore.of(redis, env), env, requests.Session())
     assert k.access_token() == ACCESS  # seeded from the environment
     assert clear_in_redis(redis, ACCESS, REFRESH) == []
     with requests_mock.Mocker() as m:
@@ -71,7 +73,7 @@ def test_resealing_never_overwrites_a_pair_rotated_meanwhile(redis, settings):
     k = keeper(redis, settings)
     k.store(NEW_ACCESS, NEW_REFRESH, "90000")  # another process rotated after we read the clear pair
     before = redis.hgetall(TOKEN)
-    k._reseal({"access_token": ACCESS, "refresh_token": REFRESH})
+    assert k.pair_store.seal_clear({"access_token": ACCESS, "refresh_token": REFRESH}) == []
     assert redis.hgetall(TOKEN) == before and k.state()["refresh_token"] == NEW_REFRESH
 
 
@@ -111,7 +113,7 @@ def test_a_new_env_refresh_token_replaces_a_dead_pair_even_when_it_is_unreadable
     keeper(redis, settings, KEY_A).store(ACCESS, REFRESH, "90000")
     redis.hset(TOKEN, mapping={"dead": "-14014 Invalid refresh token", "seed": "old"})
     revived = replace(settings, encryption_key=KEY_C, zalo_access_token=NEW_ACCESS, zalo_refresh_token=NEW_REFRESH)
-    assert TokenKeeper(redis, revived, requests.Session()).access_token() == NEW_ACCESS
+    assert TokenKeeper(TokenStore.of(redis, revived), revived, requests.Session()).access_token() == NEW_ACCESS
     assert clear_in_redis(redis, NEW_ACCESS, NEW_REFRESH) == []
 
 

@@ -10,10 +10,11 @@ import pytest
 import requests
 import requests_mock
 
+from app.bridge.tokens_store import LOCK, TOKEN, TokenStore
 from app.integrations.zalo import tokens
 from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
-from app.integrations.zalo.tokens import LOCK, TOKEN, TokenKeeper
+from app.integrations.zalo.tokens import TokenKeeper
 from sandbox.helpers import ZALO_API, ZALO_APP_ID, ZALO_OAUTH, load_fixture
 
 URL = f"{ZALO_OAUTH}/v4/oa/access_token"
@@ -33,7 +34,7 @@ class FakeClock:
 
 
 def keeper(redis, settings, clock=time.time):
-    return TokenKeeper(redis, settings, requests.Session(), clock=clock)
+    return TokenKeeper(TokenStore.of(redis, settings), settings, requests.Session(), clock=clock)
 
 
 def client_for(k, settings):

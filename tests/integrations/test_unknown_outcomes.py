@@ -11,6 +11,7 @@ import requests
 import requests_mock
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
+from app.bridge.tokens_store import TokenStore
 from app.errors import OutcomeUnknown
 from app.integrations.freshchat.client import FreshchatClient
 from app.integrations.freshchat.errors import error_for
@@ -43,7 +44,7 @@ def test_only_a_connection_never_made_is_surely_not_sent(exc, sent):
 
 def test_a_read_timeout_and_a_gateway_504_are_unknown_outcomes_for_zalo(redis, settings):
     session = requests.Session()
-    zalo = ZaloClient(session, settings, TokenKeeper(redis, settings, session))
+    zalo = ZaloClient(session, settings, TokenKeeper(TokenStore.of(redis, settings), settings, session))
     with requests_mock.Mocker() as m:
         m.post(f"{ZALO_API}/v3.0/oa/message/cs", [{"exc": requests.ReadTimeout}, {"status_code": 504, "text": "gw"}])
         for _ in range(2):

@@ -9,6 +9,7 @@ import pytest
 import requests
 import requests_mock
 
+from app.bridge.tokens_store import TokenStore
 from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.errors import ZaloPermanent
 from app.integrations.zalo.tokens import TokenKeeper
@@ -21,7 +22,7 @@ CONVERSATION = f"{ZALO_API}/v2.0/oa/conversation"
 @pytest.fixture
 def zalo(redis, settings):
     session = requests.Session()
-    return ZaloClient(session, settings, TokenKeeper(redis, settings, session))
+    return ZaloClient(session, settings, TokenKeeper(TokenStore.of(redis, settings), settings, session))
 
 
 def query(request) -> dict:

@@ -271,13 +271,13 @@ def test_patch_changes_a_subset_and_a_secret_only_when_given(api, redis, api_set
 
 
 def test_patch_with_a_new_access_token_keeps_the_stored_refresh_token(api, redis, api_settings, created):
-    from app.integrations.zalo.tokens import TokenKeeper
+    from app.bridge.tokens_store import TokenStore
 
     api.patch(
         "/api/connections/shop-hcm", json={"zalo": {"access_token": "hcm-access-token-11111111111"}}, headers=AUTH
     )
     conn = store(redis, api_settings).get("shop-hcm")
-    pair = TokenKeeper(redis, conn.settings, requests.Session(), keys=Keys("shop-hcm")).state()
+    pair = TokenStore.of(redis, conn.settings, Keys("shop-hcm")).state()
     assert pair["access_token"] == "hcm-access-token-11111111111"
     assert pair["refresh_token"] == BODY["zalo"]["refresh_token"]
 

@@ -15,7 +15,7 @@ from app import create_app
 from app.bridge import keys
 from app.bridge.keys import Keys, lane_for
 from app.bridge.lanes import Item, Lanes, now_ms
-from app.integrations.zalo.tokens import TOKEN, TokenKeeper
+from app.bridge.tokens_store import TOKEN, TokenStore
 from sandbox.helpers import ZALO_API, ZALO_OAUTH, load_fixture
 from tests.multi import HCM, HCM_APP, HCM_OA, HCM_SECRET, OA2, post_zalo_as, store, zalo_event
 
@@ -97,7 +97,7 @@ def test_oauth_connects_the_oa_of_the_connection_named_at_the_start(redis, setti
     assert parse_qs(m.request_history[0].text)["app_id"] == [HCM_APP]
     assert m.request_history[0].headers["secret_key"] == "hcm-app-secret"
     hcm_settings = replace(settings, zalo_refresh_token="", zalo_access_token="")
-    stored = TokenKeeper(redis, hcm_settings, requests.Session(), keys=Keys("hcm")).state()
+    stored = TokenStore.of(redis, hcm_settings, Keys("hcm")).state()
     assert stored["access_token"] == "h9" and not redis.exists(TOKEN)
 
 
@@ -120,7 +120,7 @@ def start_hcm(redis, settings):
 
 def hcm_pair(redis, settings) -> dict:
     hcm_settings = replace(settings, zalo_refresh_token="", zalo_access_token="")
-    return TokenKeeper(redis, hcm_settings, requests.Session(), keys=Keys("hcm")).state()
+    return TokenStore.of(redis, hcm_settings, Keys("hcm")).state()
 
 
 class Audit(logging.Handler):

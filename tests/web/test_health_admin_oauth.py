@@ -15,7 +15,7 @@ from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.lanes import Item, Lanes, now_ms
 from app.bridge.secrets_at_rest import sealer_for
-from app.integrations.zalo.tokens import TOKEN, TokenKeeper
+from app.bridge.tokens_store import TOKEN, TokenStore
 from sandbox.helpers import ZALO_API, ZALO_OA_ID, ZALO_OAUTH, clear_in_redis, load_fixture
 
 ADMIN = {"Authorization": "Bearer adm-token-123"}  # the start takes no token in its URL
@@ -165,7 +165,7 @@ def test_oauth_start_and_callback_store_the_pair(settings, redis):
         done = client.get(f"/oauth/zalo/callback?code=abc&oa_id={ZALO_OA_ID}&state={query['state'][0]}")
         sent = parse_qs(m.request_history[0].text)
     assert done.status_code == 200 and sent["grant_type"] == ["authorization_code"] and sent["code_verifier"]
-    stored = TokenKeeper(redis, settings, requests.Session()).state()  # the tokens are sealed in Redis
+    stored = TokenStore.of(redis, settings).state()  # the tokens are sealed in Redis
     assert stored["refresh_token"] == "r9" and redis.hget(TOKEN, "lifetime") == b"90000.0"
     assert abs(float(redis.hget(TOKEN, "refresh_issued_at")) - time.time()) < 5
     assert client.get(f"/oauth/zalo/callback?code=abc&state={query['state'][0]}").status_code == 400  # single use

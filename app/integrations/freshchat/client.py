@@ -8,13 +8,8 @@ from urllib.parse import urlsplit
 import requests
 
 from app.errors import parse_retry_after
-from app.integrations.freshchat.errors import (
-    FreshchatOutcomeUnknown,
-    FreshchatRateLimited,
-    FreshchatRetryable,
-    error_for,
-)
-from app.integrations.http import maybe_sent
+from app.integrations.base_client import BaseClient, ClientHooks
+from app.integrations.freshchat.errors import ERRORS, error_for
 from app.integrations.limits import Limiter
 
 log = logging.getLogger("freshchat.api")
@@ -26,15 +21,16 @@ def auth_headers(api_key: str) -> dict:
     return {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
 
 
-class FreshchatClient:
-    def __init__(self, session: requests.Session, settings, limiter: Limiter | None = None):
-        self.session = session
-        self.base = settings.freshchat_api_url
+class FreshchatClient(BaseClient):
+    name = "FreshChat"
+    errors = ERRORS
+
+    def __init__(
+        self, session: requests.Session, settings, limiter: Limiter | None = None, hooks: ClientHooks | None = None
+    ):
+        super().__init__(session, settings.freshchat_api_url, settings.http_timeout_seconds, limiter, hooks)
         self.channel_id = settings.freshchat_channel_id
         self.headers = auth_headers(settings.freshchat_api_key)
-        self.limiter = limiter
-        self.on_answer = lambda: None  # told each time FreshChat answers (the worker's breaker listens)
-        self.on_error = lambda exc: None  # told of each failed call to FreshChat (the worker counts them)
 
     def find_user(self, reference_id: str) -> dict | None:
         """The user whose reference_id matches exactly (the filter is not trusted blindly)."""
@@ -89,31 +85,13 @@ class FreshchatClient:
         return self._call("GET", "/channels").get("channels") or []
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
-        self._throttle()
-        try:
-            resp = self.session.request(method, self.base + path, headers=self.headers, **kwargs)
-        except requests.RequestException as exc:
-            kind = FreshchatOutcomeUnknown if maybe_sent(exc) else FreshchatRetryable
-            error = kind(f"FreshChat unreachable: {type(exc).__name__}")
-            self.on_error(error)
-            raise error from exc
-        if resp.status_code < 500 and resp.status_code != 429:
-            self.on_answer()
+        return self._request(method, path, headers=self.headers, **kwargs)
+
+    def _answer(self, resp: requests.Response, path: str) -> dict:
+        """The body of a 2xx answer; FreshChat says what failed by the status (and its message)."""
         if resp.status_code >= 300:
-            error = self._error(resp, path)
-            self.on_error(error)
-            raise error
+            raise error_for(resp.status_code, path, _detail(resp), parse_retry_after(resp.headers.get("Retry-After")))
         return resp.json() if resp.content else {}
-
-    def _throttle(self) -> None:
-        if self.limiter and (wait_ms := self.limiter.wait()):
-            raise FreshchatRateLimited("local FreshChat rate limit", retry_after=wait_ms / 1000.0)
-
-    def _error(self, resp: requests.Response, path: str) -> Exception:
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        if resp.status_code == 429 and self.limiter:
-            self.limiter.penalise(retry_after or 1.0)  # every worker slows down, not just this call
-        return error_for(resp.status_code, path, _detail(resp), retry_after)
 
 
 def _detail(resp: requests.Response) -> str:

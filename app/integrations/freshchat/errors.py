@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.errors import OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
+from app.integrations.base_client import PartnerErrors, status_error
 
 
 class FreshchatError(Exception):
@@ -31,14 +32,15 @@ class ConversationGone(FreshchatPermanent):
     """The conversation is resolved for good, superseded ("not the latest") or deleted."""
 
 
+ERRORS = PartnerErrors(FreshchatRetryable, FreshchatOutcomeUnknown, FreshchatRateLimited)
+
+
 def error_for(status: int, path: str, detail: str, retry_after: float | None) -> FreshchatError:
     """The error for an HTTP answer >= 300 to `path`; `detail` is FreshChat's message."""
     text = f"FreshChat HTTP {status} on {path.split('?')[0]}: {detail}"
-    if status == 429:
-        return FreshchatRateLimited(text, status=status, retry_after=retry_after)
-    if status == 504:  # the gateway gave up waiting: FreshChat may still have posted it
-        return FreshchatOutcomeUnknown(text, status=status, retry_after=retry_after)
-    if status >= 500 or status in (408, 409):
+    if (error := status_error(ERRORS, status, text, retry_after)) is not None:
+        return error
+    if status in (408, 409):
         return FreshchatRetryable(text, status=status, retry_after=retry_after)
     if "/conversations/" in path and (status == 404 or _superseded(detail)):
         return ConversationGone(text, status=status)

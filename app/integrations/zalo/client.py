@@ -9,16 +9,9 @@ import logging
 import requests
 
 from app.errors import PartnerError, parse_retry_after
-from app.integrations.http import maybe_sent
-from app.integrations.limits import Grant, Limiter
-from app.integrations.zalo.errors import (
-    ZaloAuthError,
-    ZaloOutcomeUnknown,
-    ZaloPermanent,
-    ZaloRateLimited,
-    ZaloRetryable,
-    error_for,
-)
+from app.integrations.base_client import BaseClient, ClientHooks, status_error
+from app.integrations.limits import Limiter
+from app.integrations.zalo.errors import ERRORS, ZaloAuthError, ZaloPermanent, ZaloRetryable, error_for
 from app.integrations.zalo.tokens import TokenKeeper
 
 log = logging.getLogger("zalo.api")
@@ -59,19 +52,24 @@ def sent_id(data: dict) -> SentId:
     return sent
 
 
-class ZaloClient:
-    def __init__(self, session: requests.Session, settings, tokens: TokenKeeper, limiter: Limiter | None = None):
-        self.session = session
-        self.base = settings.zalo_api_base_url
+class ZaloClient(BaseClient):
+    name = "Zalo"
+    errors = ERRORS
+
+    def __init__(
+        self,
+        session: requests.Session,
+        settings,
+        tokens: TokenKeeper,
+        limiter: Limiter | None = None,
+        hooks: ClientHooks | None = None,
+    ):
+        super().__init__(session, settings.zalo_api_base_url, settings.http_timeout_seconds, limiter, hooks)
         self.tokens = tokens
-        self.limiter = limiter
         self.window = settings.rate_window_seconds
-        self.on_answer = lambda: None  # told each time Zalo answers (the worker's breaker listens)
         # The user's message a send answers ("" for none): the worker looks it up per user.
         self.reply_to = lambda user_id: ""
         self.on_reply_refused = lambda user_id, message_id: None  # so later replies go to the user id at once
-        self.on_token_rejected = lambda exc: None  # told before the refresh it causes (the worker records it)
-        self.on_error = lambda exc: None  # told of each failed call to Zalo (the worker counts them)
 
     def send(self, user_id: str, message: dict) -> SentId:
         """POST /v3.0/oa/message/cs; return Zalo's message_id (with the quota that paid).
@@ -138,41 +136,14 @@ class ZaloClient:
         """One request; on an auth error refresh the token once and try again."""
         token = self.tokens.access_token()
         try:
-            return self._request(method, path, token, **kwargs)
+            return self._request(method, path, headers={"access_token": token}, **kwargs)
         except ZaloAuthError as exc:
-            self.on_token_rejected(exc)
+            self.hooks.on_token_rejected(exc)
             fresh = self.tokens.refresh(token)
-            return self._request(method, path, fresh, **kwargs)
+            return self._request(method, path, headers={"access_token": fresh}, **kwargs)
 
-    def _request(self, method: str, path: str, token: str, **kwargs) -> dict:
-        grant = self._throttle()
-        try:
-            resp = self.session.request(method, self.base + path, headers={"access_token": token}, **kwargs)
-        except requests.RequestException as exc:
-            kind = ZaloOutcomeUnknown if maybe_sent(exc) else ZaloRetryable
-            error = kind(f"Zalo unreachable: {type(exc).__name__}")
-            self.on_error(error)
-            raise error from exc
-        if resp.status_code < 500 and resp.status_code != 429:
-            self.on_answer()
-        try:
-            data = self._parse(resp, grant)
-        except PartnerError as exc:
-            self.on_error(exc)
-            raise
-        if grant and grant.streak:  # only then: no extra Redis round trip on the usual path
-            self.limiter.calm(grant.at_ms)
-        return data
-
-    def _throttle(self) -> Grant | None:
-        if not self.limiter:
-            return None
-        grant = self.limiter.grant()
-        if grant.wait_ms:
-            raise ZaloRateLimited("local Zalo rate limit", retry_after=grant.wait_ms / 1000.0)
-        return grant
-
-    def _parse(self, resp: requests.Response, grant: Grant | None) -> dict:
+    def _answer(self, resp: requests.Response, path: str) -> dict:
+        """The `data` of an answer; Zalo says what failed by a negative `error` in an HTTP 200."""
         if resp.status_code == 429 or resp.status_code >= 500:
             raise self._http_error(resp)
         try:
@@ -181,27 +152,11 @@ class ZaloClient:
             raise ZaloRetryable(f"Zalo answered non-JSON (HTTP {resp.status_code})", status=resp.status_code) from None
         code = int(body.get("error") or 0)
         if code != 0:
-            raise self._backed_off(error_for(code, str(body.get("message", ""))), grant)
+            raise error_for(code, str(body.get("message", "")))
         return body.get("data") or {}
 
-    def _http_error(self, resp: requests.Response) -> Exception:
+    def _http_error(self, resp: requests.Response) -> PartnerError:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        if resp.status_code == 429:
-            return self._penalised(ZaloRateLimited("Zalo HTTP 429", status=429, retry_after=retry_after))
-        # a gateway that gave up waiting (504) may have let the call through
-        error = ZaloOutcomeUnknown if resp.status_code == 504 else ZaloRetryable
-        return error(f"Zalo HTTP {resp.status_code}", status=resp.status_code, retry_after=retry_after)
-
-    def _penalised(self, error: ZaloRateLimited) -> Exception:
-        """A 429 slows every worker down for its Retry-After, instead of burning retries."""
-        error.retry_after = min(error.retry_after or 1.0, self.window)
-        if self.limiter:
-            self.limiter.penalise(error.retry_after)
-        return error
-
-    def _backed_off(self, error: Exception, grant: Grant | None) -> Exception:
-        """A quota refusal (-32) pauses every worker briefly, longer while refusals go on,
-        and slows the shared limiter down; the error waits as long as that pause."""
-        if isinstance(error, ZaloRateLimited) and grant:
-            error.retry_after = self.limiter.backoff(grant.at_ms, error.pause_cap)
-        return error
+        if resp.status_code == 429:  # waiting past our own rate window never helps
+            retry_after = min(retry_after or 1.0, self.window)
+        return status_error(ERRORS, resp.status_code, f"Zalo HTTP {resp.status_code}", retry_after)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from app.errors import FIRST_BACKOFF_MS, OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
+from app.integrations.base_client import PartnerErrors
+
+FIRST_PAUSE = FIRST_BACKOFF_MS / 1000  # a first -32 waits when no shared limiter decides: the limiter's own first pause
 
 
 class ZaloError(Exception):
@@ -20,9 +25,7 @@ class ZaloOutcomeUnknown(OutcomeUnknown, ZaloRetryable):
 
 
 class ZaloRateLimited(ZaloError, RateLimitedError):
-    """`pause_cap`: for a per-minute quota refusal (-32), the longest pause that can help."""
-
-    pause_cap: float | None = None
+    """An HTTP 429, or a per-minute quota refusal (-32, with its `pause_cap`)."""
 
 
 class ZaloAuthError(ZaloError, RetryableError):
@@ -41,6 +44,9 @@ class ZaloAttachmentExpired(ZaloError, RetryableError):
 
 class ZaloPermanent(ZaloError, PermanentError):
     """Retrying cannot help; app/texts.py ZALO_ADVICE tells the agent what can, by code."""
+
+
+ERRORS = PartnerErrors(ZaloRetryable, ZaloOutcomeUnknown, ZaloRateLimited)
 
 
 ZALO_ERROR = "Zalo error {code}: {message}"  # app/wording.py translates it, code and all
@@ -68,12 +74,10 @@ def _quota_refusal(text: str, code: int) -> ZaloRateLimited:
     client's shared limiter doubles it while refusals continue); waiting past the next
     minute never helps."""
     cap = _seconds_to_next_minute()
-    error = ZaloRateLimited(text, code=code, retry_after=min(FIRST_BACKOFF_MS / 1000.0, cap))
+    error = ZaloRateLimited(text, code=code, retry_after=min(FIRST_PAUSE, cap))
     error.pause_cap = cap
     return error
 
 
 def _seconds_to_next_minute() -> float:
-    import time
-
     return 60.0 - (time.time() % 60.0)

@@ -8,9 +8,9 @@ Access tokens live 25 h, refresh tokens about 3 months from issue. The pair is r
 a fifth of the access token's lifetime is left, and rotated weekly by `keep_alive()` even
 when no message needs it, so an idle OA's refresh token never runs out.
 
-Both tokens are sealed in Redis (app/bridge/secrets_at_rest.py); every other field is clear.
-A pair no configured key opens is left as it is: replies wait, as for a dead pair, until
-ENCRYPTION_KEY is put back or the OA is re-connected.
+The keeper is handed its store (app/bridge/tokens_store.py: the Redis hash with both tokens
+sealed, and the lock). A pair no configured key opens is left as it is: replies wait, as for a
+dead pair, until ENCRYPTION_KEY is put back or the OA is re-connected.
 """
 
 from __future__ import annotations
@@ -18,20 +18,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import requests
-from redis import Redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from app.bridge.keys import DEFAULT_KEYS, Keys
-from app.bridge.secrets_at_rest import UnreadableSecret, is_sealed, sealer_for
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
 
 log = logging.getLogger("zalo.tokens")
-TOKEN = DEFAULT_KEYS.zalo_token
-LOCK = DEFAULT_KEYS.zalo_token_lock
 REFRESH_FRACTION = 0.2  # refresh when under a fifth of the access token's lifetime is left
 REFRESH_TOKEN_LIFETIME = 90 * 86400  # "3 months" from issue, the clock Zalo does not show us
 KEEPALIVE_AFTER = 7 * 86400  # rotate a refresh token this old even if nothing needed a call
@@ -39,7 +34,6 @@ WARN_BEFORE = 14 * 86400  # alert when the refresh token has less than this left
 RETRY_REFRESH_AFTER = 60.0  # a failed early refresh is retried after this; the token still works
 LOCK_SECONDS = 30.0  # how long a refresher may hold the lock, and how long others wait
 CACHE_SECONDS = 2.0  # a rotation elsewhere is noticed within this, or on the next -216
-SEALED = ("access_token", "refresh_token")  # the secrets; the rest of the hash is bookkeeping
 UNREADABLE = "unreadable"  # set while no key opens the pair, so /readyz can say so
 
 
@@ -47,26 +41,45 @@ def _fingerprint(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:16] if value else ""
 
 
+class PairStore(Protocol):
+    """Where the pair is kept, tokens sealed: app/bridge/tokens_store.py `TokenStore`."""
+
+    def raw(self) -> dict:
+        """Every field as stored, the tokens still sealed."""
+
+    def state(self) -> dict:
+        """The pair with its tokens in clear; raises when no key opens them."""
+
+    def opened(self, raw: dict) -> dict | None:
+        """`raw` with its tokens in clear; None when no key opens them."""
+
+    def replace(self, fields: dict) -> None:
+        """Write a whole new pair at once, sealing its tokens."""
+
+    def mark(self, **fields) -> None:
+        """Set bookkeeping fields, leaving the tokens as they are."""
+
+    def unmark(self, field: str) -> None: ...
+
+    def seal_clear(self, raw: dict) -> list[str]:
+        """Seal the tokens `raw` found in clear unless they changed meanwhile; the fields sealed."""
+
+    def lock(self, seconds: float) -> Lock: ...
+
+
 class TokenKeeper:
-    def __init__(self, redis: Redis, settings, session: requests.Session, clock=time.time, keys: Keys = DEFAULT_KEYS):
-        self.token_key, self.lock_key = keys.zalo_token, keys.zalo_token_lock
-        self.redis = redis
+    def __init__(self, store: PairStore, settings, session: requests.Session, clock=time.time):
+        self.pair_store = store
         self.settings = settings
         self.session = session
         self.clock = clock
         self._cached: tuple[float, dict] = (0.0, {})
         self._retry_at = 0.0
-        self._sealer = sealer_for(settings)
 
     def state(self) -> dict:
-        """The stored pair with its tokens unsealed; UnreadableSecret when no key opens them."""
-        return self._unsealed(self._read())
-
-    def _read(self) -> dict:
-        return {k.decode(): v.decode() for k, v in self.redis.hgetall(self.token_key).items()}
-
-    def _unsealed(self, raw: dict) -> dict:
-        return {k: self._sealer.unseal(v) if k in SEALED else v for k, v in raw.items()}
+        """The stored pair with its tokens unsealed; the store's UnreadableSecret when no key
+        opens them."""
+        return self.pair_store.state()
 
     def access_token(self) -> str:
         """A usable access token, refreshing first when little of its lifetime is left."""
@@ -102,49 +115,31 @@ class TokenKeeper:
     def _load(self) -> dict:
         """The stored pair; seeded from the environment until the first rotation."""
         env_refresh = self.settings.zalo_refresh_token
-        raw = self._read()
+        raw = self.pair_store.raw()
         # Decided on clear fields only: a dead pair is replaced even when its tokens are unreadable.
         reseed = raw.get("dead") and raw.get("seed") != _fingerprint(env_refresh)
         if (not raw or reseed) and (self.settings.zalo_access_token or env_refresh):
             self.store(self.settings.zalo_access_token, env_refresh, None, _fingerprint(env_refresh), accepted=False)
             return self.state()
-        try:
-            pair = self._unsealed(raw)
-        except UnreadableSecret as exc:
-            self._unreadable(exc)
+        pair = self.pair_store.opened(raw)
+        if pair is None:
+            self._unreadable()
         self._tidy(raw)
         return pair
 
-    def _unreadable(self, exc: UnreadableSecret) -> NoReturn:
+    def _unreadable(self) -> NoReturn:
         """Keep the pair (the right key may come back) and hold replies like a dead pair does:
         retrying with a token we cannot read would only burn every message's retry budget."""
-        self.redis.hset(self.token_key, UNREADABLE, self.clock())
-        log.critical("zalo.token.unreadable", extra={"error": str(exc), "action": UNREADABLE_ACTION})
+        self.pair_store.mark(**{UNREADABLE: self.clock()})
+        log.critical("zalo.token.unreadable", extra={"error": UNREADABLE_ERROR, "action": UNREADABLE_ACTION})
         raise ZaloTokenDead(UNREADABLE_ERROR, retry_after=300)
 
     def _tidy(self, raw: dict) -> None:
         """After a successful read: forget an old unreadable mark, seal tokens stored in clear."""
         if UNREADABLE in raw:
-            self.redis.hdel(self.token_key, UNREADABLE)
-        clear = {k: v for k, v in raw.items() if k in SEALED and v and not is_sealed(v)}
-        if clear:
-            self._reseal(clear)
-
-    def _reseal(self, clear: dict) -> None:
-        """Rewrite a pair stored by an older version sealed, unless it changed meanwhile: a
-        rotation elsewhere must never be overwritten with the old single-use refresh token."""
-        fields = list(clear)
-
-        def swap(pipe) -> bool:
-            current = [v.decode() if v is not None else None for v in pipe.hmget(self.token_key, fields)]
-            pipe.multi()
-            if current != [clear[f] for f in fields]:
-                return False
-            pipe.hset(self.token_key, mapping={f: self._sealer.seal(clear[f]) for f in fields})
-            return True
-
-        if self.redis.transaction(swap, self.token_key, value_from_callable=True):
-            log.info("zalo.token.resealed", extra={"fields": ",".join(fields)})
+            self.pair_store.unmark(UNREADABLE)
+        if resealed := self.pair_store.seal_clear(raw):
+            log.info("zalo.token.resealed", extra={"fields": ",".join(resealed)})
 
     def store(
         self,
@@ -163,23 +158,18 @@ class TokenKeeper:
         self._cached = (0.0, {})
         now = self.clock()
         lifetime = _seconds(expires_in)
-        mapping = {
-            "access_token": self._seal(access),
-            "refresh_token": self._seal(refresh),
-            "updated_at": now,
-            "expires_at": now + lifetime if lifetime else 0,
-            "lifetime": lifetime,
-            "refresh_issued_at": refresh_issued_at or now,
-            "seed": seed,
-            "accepted": "1" if accepted else "",
-        }
-        pipe = self.redis.pipeline()
-        pipe.delete(self.token_key)
-        pipe.hset(self.token_key, mapping=mapping)
-        pipe.execute()
-
-    def _seal(self, token: str) -> str:
-        return self._sealer.seal(token) if token else ""  # an absent token stays visibly absent
+        self.pair_store.replace(
+            {
+                "access_token": access,
+                "refresh_token": refresh,
+                "updated_at": now,
+                "expires_at": now + lifetime if lifetime else 0,
+                "lifetime": lifetime,
+                "refresh_issued_at": refresh_issued_at or now,
+                "seed": seed,
+                "accepted": "1" if accepted else "",
+            }
+        )
 
     def refresh(self, stale_access: str) -> str:
         """Rotate the pair once, whoever asks; return the fresh access token."""
@@ -197,7 +187,7 @@ class TokenKeeper:
             _release(lock)
 
     def _lock(self) -> Lock:
-        return self.redis.lock(self.lock_key, timeout=LOCK_SECONDS, sleep=0.05)
+        return self.pair_store.lock(LOCK_SECONDS)
 
     def keep_alive(self) -> bool:
         """Rotate the pair when its refresh token is older than KEEPALIVE_AFTER, so an idle OA's
@@ -233,7 +223,7 @@ class TokenKeeper:
         )
 
     def _rotate(self, pair: dict) -> str:
-        self.redis.hset(self.token_key, "refresh_pending", self.clock())
+        self.pair_store.mark(refresh_pending=self.clock())
         body = self._call_oauth(pair.get("refresh_token", ""))
         if int(body.get("error") or 0) != 0 or not body.get("access_token"):
             return self._mark_dead(pair, body)
@@ -261,7 +251,7 @@ class TokenKeeper:
     def _mark_dead(self, pair: dict, body: dict) -> str:
         self._cached = (0.0, {})
         reason = f"{body.get('error')} {body.get('error_name') or body.get('message') or ''}".strip()
-        self.redis.hset(self.token_key, mapping={"dead": reason, "dead_at": self.clock()})
+        self.pair_store.mark(dead=reason, dead_at=self.clock())
         log.critical(
             "zalo.token.dead",
             extra={

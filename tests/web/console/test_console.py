@@ -474,11 +474,11 @@ def stored_access_token(redis, console_settings) -> str:
     import requests
 
     from app.bridge.secrets_at_rest import sealer_for
+    from app.bridge.tokens_store import TokenStore
     from app.connections.store import ConnectionStore
-    from app.integrations.zalo.tokens import TokenKeeper
 
     conn = ConnectionStore(redis, console_settings, sealer_for(console_settings)).get("shop-hcm")
-    return TokenKeeper(redis, conn.settings, requests.Session(), keys=Keys("shop-hcm")).state()["access_token"]
+    return TokenStore.of(redis, conn.settings, Keys("shop-hcm")).state()["access_token"]
 
 
 def connect_state(created) -> str:
