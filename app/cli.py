@@ -13,9 +13,12 @@ from flask.cli import AppGroup, ScriptInfo
 from redis.exceptions import RedisError
 
 from app.bridge.deadletters import DeadLetters
-from app.connections.service import ConnectionAdmin, Problem, dumps
+from app.connections.checks import ConnectionChecks
+from app.connections.problem import Problem
+from app.connections.service import ConnectionService
 from app.errors import PartnerError
 from app.operations.backup import BackupError, backup, restore
+from app.operations.overview import Overview
 from app.relay.catchup import CatchUpStopped, catch_up, parse_since
 from config.redis_url import masked
 
@@ -39,9 +42,18 @@ connections_cli = AppGroup("connections", help="Add, list, show, test, disable a
 bridge.add_command(connections_cli)
 
 
-def _admin() -> ConnectionAdmin:
+def _service() -> ConnectionService:
     ext = current_app.extensions
-    return ConnectionAdmin(ext["redis"], ext["lanes"], current_app.config["SETTINGS"])
+    return ConnectionService(ext["redis"], ext["lanes"], current_app.config["SETTINGS"])
+
+
+def _overview() -> Overview:
+    ext = current_app.extensions
+    return Overview(ext["redis"], ext["lanes"], current_app.config["SETTINGS"])
+
+
+def _checks() -> ConnectionChecks:
+    return ConnectionChecks(current_app.extensions["redis"], current_app.config["SETTINGS"])
 
 
 def _dead_letters() -> DeadLetters:
@@ -139,6 +151,10 @@ def cli_restore(in_dir: Path, replace: bool):
 # -- flask bridge connections ... ------------------------------------------------------------------
 
 
+def dumps(answer) -> str:
+    return json.dumps(answer, indent=2, ensure_ascii=False)
+
+
 def _run(action):
     """Problems become one line per message and exit status 1, as the API's 4xx answers."""
     try:
@@ -156,12 +172,12 @@ def cli_add(body):
         data = json.load(body)
     except ValueError as exc:
         raise click.ClickException(f"not JSON: {exc}") from None
-    click.echo(dumps(_run(lambda: _admin().create(data))))
+    click.echo(dumps(_run(lambda: _overview().show(_service().create(data)))))
 
 
 @connections_cli.command("list")
 def cli_list():
-    for conn in _run(lambda: _admin().list()):
+    for conn in _run(lambda: _overview().list()):
         state = "enabled" if conn["enabled"] else "disabled"
         zalo, fc = conn["zalo"], conn["freshchat"]
         click.echo(
@@ -173,14 +189,14 @@ def cli_list():
 @connections_cli.command("show")
 @click.argument("connection_id")
 def cli_show(connection_id):
-    click.echo(dumps(_run(lambda: _admin().show(connection_id))))
+    click.echo(dumps(_run(lambda: _overview().show(connection_id))))
 
 
 @connections_cli.command("test")
 @click.argument("connection_id")
 def cli_test(connection_id):
     """Check the credentials against Zalo and FreshChat; exit status 1 when one fails."""
-    result = _run(lambda: _admin().test(connection_id))
+    result = _run(lambda: _checks().test(connection_id))
     for partner, outcome in result.items():
         click.echo(f"{partner}: {'ok' if outcome['ok'] else 'FAILED'}: {outcome['detail']}")
     if not all(outcome["ok"] for outcome in result.values()):
@@ -190,14 +206,14 @@ def cli_test(connection_id):
 @connections_cli.command("disable")
 @click.argument("connection_id")
 def cli_disable(connection_id):
-    _run(lambda: _admin().set_enabled(connection_id, False))
+    _run(lambda: _service().set_enabled(connection_id, False))
     click.echo(f"disabled {connection_id}")
 
 
 @connections_cli.command("enable")
 @click.argument("connection_id")
 def cli_enable(connection_id):
-    _run(lambda: _admin().set_enabled(connection_id, True))
+    _run(lambda: _service().set_enabled(connection_id, True))
     click.echo(f"enabled {connection_id}")
 
 
@@ -205,7 +221,7 @@ def cli_enable(connection_id):
 @click.argument("connection_id")
 def cli_remove(connection_id):
     """Remove a connection; its queued items are kept as its dead letters."""
-    done = _run(lambda: _admin().remove(connection_id))
+    done = _run(lambda: _service().remove(connection_id))
     click.echo(
         f"removed {connection_id}; {done['kept_as_dead_letters']} queued item(s) kept as dead letters "
         f"(GET /api/dead-letters?connection={connection_id})"

@@ -30,9 +30,11 @@ from flask_babel import gettext
 from marshmallow import Schema, fields, validate
 
 from app.connections import checks as connection_checks
-from app.connections import service as connections_admin
+from app.connections import service as connection_service
+from app.connections import store as connection_store
+from app.connections import verification
 from app.integrations.zalo.errors import ZALO_ERROR
-from app.operations import journal
+from app.operations import dead_letters, journal
 
 SOURCES = Path(__file__).parent / "web" / "console" / "translations"  # the console's catalogue
 
@@ -64,9 +66,12 @@ SHAPES: tuple[str, ...] = (
     "no Zalo conversation is known for anonymous visitor {visitor}",
     "connection {id} no longer exists",
     "connection {id} is disabled",
-    connections_admin.REMOVED_REASON,
-    # refusals of a form or a request (app/connections/service.py, marshmallow, app/operations/journal.py)
-    *connections_admin.TEXTS.values(),
+    connection_service.REMOVED_REASON,
+    # refusals of a form or a request (app/connections/, app/operations/, marshmallow)
+    *connection_store.TEXTS.values(),
+    *connection_service.TEXTS.values(),
+    *dead_letters.TEXTS.values(),
+    *verification.TEXTS.values(),
     "invalid connection",
     "the body must be a JSON object",
     "cannot load topics",
@@ -87,7 +92,7 @@ SHAPES: tuple[str, ...] = (
     "one of {states}",
     "at most {count} characters",
     journal.LIMIT_TEXT,
-    # what "Test connection" found (app/connections/checks.py)
+    # what "Test connection" found, and the topic picker's refusals (app/connections/checks.py)
     *connection_checks.TEXTS.values(),
     "none",  # the channels found, when there are none
     # why a file could not be copied (app/media/fetch.py); last, as "{error} fetching {url}" fits much

@@ -4,16 +4,29 @@ say in plain words what is wrong. Reads only: no token is refreshed, nothing is 
 Zalo: `GET /v2.0/oa/getoa` with the connection's access token (also tells whether the OA id
 is the token's). FreshChat: `GET /channels` with its API key (also tells whether the topic
 exists). The OA Secret Key and the webhook public key can only be checked by a real webhook.
+A test's answer is recorded (`record_check`), so the status (app/operations/status.py) shows it.
+The console's topic picker lists the account's topics the same way (`ConnectionChecks.topics`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+
 import requests
+from marshmallow import ValidationError, validate
 
 from app.bridge.keys import Keys
 from app.bridge.secrets_at_rest import UnreadableSecret
 from app.bridge.tokens_store import TokenStore
+from app.connections.problem import Problem
+from app.connections.store import TEXTS as STORE_TEXTS
+from app.connections.store import Connections, ForeignUrl, stored_key_for
 from app.integrations.freshchat.client import auth_headers
+from app.integrations.http import build_session
+
+log = logging.getLogger("connections.admin")
 
 TIMEOUT = 5.0  # seconds per call: an operator is waiting for the answer
 PAGE_SIZE = 100
@@ -44,7 +57,81 @@ TEXTS = {
     "fc_not_json": "the API URL does not answer JSON: it is the chat URL plus /v2",
     "fc_no_channel": "channel id {channel} is not among the account's channels ({found})",
     "fc_ok": "API key works; channel {name} found",
+    # the topic picker's refusals
+    "bad_api_url": "the FreshChat API URL (the chat URL plus /v2)",
+    "no_api_key": "the FreshChat API key",
 }
+_URL = validate.URL(schemes={"http", "https"}, require_tld=False)
+
+
+class ConnectionChecks:
+    """An operator's "Test connection" (recorded for the status) and the FreshChat topic picker."""
+
+    def __init__(self, redis, settings, session=None):
+        self.redis = redis
+        self.connections = Connections(redis, settings)
+        self.session = session or build_session(timeout=TIMEOUT)
+
+    def test(self, connection_id: str) -> dict:
+        result = check(self.connections.get(connection_id), self.redis, self.session)
+        record_check(self.redis, connection_id, result)  # the status shows the latest answer
+        log.info(
+            "connections.tested",
+            extra={
+                "connection": connection_id,
+                "zalo_ok": result["zalo"]["ok"],
+                "freshchat_ok": result["freshchat"]["ok"],
+            },
+        )
+        return result
+
+    def topics(self, api_url: str | None = None, api_key: str | None = None, connection_id: str | None = None):
+        """[{"id", "name"}] of the FreshChat account's topics. A connection's stored URL and key
+        stand in for what the form did not replace, the stored key only for the stored URL (a
+        400 naming api_key otherwise); a partner's refusal is a 502 in words."""
+        if connection_id is not None:
+            stored = self.connections.get(connection_id).settings
+            api_url = api_url or stored.freshchat_api_url
+            if not api_key and isinstance(api_url, str) and _is_url(api_url):
+                api_key = _stored_key(stored, api_url)
+        bad = {}
+        if not isinstance(api_url, str) or not _is_url(api_url):
+            bad["api_url"] = TEXTS["bad_api_url"]
+        if not isinstance(api_key, str) or not 1 <= len(api_key) <= 4000:
+            bad["api_key"] = TEXTS["no_api_key"]
+        if bad:
+            raise Problem(400, "cannot load topics", bad)
+        found = list_channels(api_url.rstrip("/"), api_key, self.session)
+        if isinstance(found, dict):
+            raise Problem(502, found["detail"])
+        return [{"id": str(c["id"]), "name": str(c.get("name") or "")[:200]} for c in found if c.get("id")]
+
+
+def _is_url(value) -> bool:
+    try:
+        _URL(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _stored_key(settings, url: str) -> str:
+    """A connection's stored FreshChat API key for the topic picker's call to `url`: a 400
+    naming api_key (to give again) unless `url` is the URL the key was stored with."""
+    try:
+        return stored_key_for(settings, url)
+    except ForeignUrl:
+        raise Problem(400, "cannot load topics", {"api_key": STORE_TEXTS["key_again"]}) from None
+
+
+def record_check(redis, connection_id: str, result: dict) -> None:
+    """The latest test's answer, for the status (the worker's tests record theirs too)."""
+    redis.set(Keys(connection_id).last_check, json.dumps({"at": time.time(), **result}))
+
+
+def last_check(redis, connection_id: str) -> dict | None:
+    raw = redis.get(Keys(connection_id).last_check)
+    return json.loads(raw) if raw else None
 
 
 def check(connection, redis, session: requests.Session) -> dict:

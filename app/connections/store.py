@@ -20,12 +20,19 @@ from dataclasses import dataclass, field
 from redis import Redis
 
 from app.bridge.keys import CONNECTIONS, DEFAULT
-from app.bridge.secrets_at_rest import Sealer, UnreadableSecret
+from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, sealer_for
+from app.connections.problem import Problem
 from app.logs import mask_also
 
 log = logging.getLogger("connections")
 ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
 STORE = CONNECTIONS  # the default one is not stored
+# What people read in answers and on the command line (app/wording.py says them in Vietnamese).
+TEXTS = {
+    "unknown": "no connection {id}",
+    "bad_id": "1 to 40 characters of a-z, 0-9 and -",  # ID_PATTERN
+    "key_again": "give the API key again: a stored key is only sent to the API URL it was stored with",
+}
 
 # Section -> {field: setting name}; the secrets among them are sealed at rest and never shown.
 FIELDS = {
@@ -262,3 +269,25 @@ class Registry:
             if c.enabled and c.id != connection.id and c.freshchat_account == connection.freshchat_account
         ]
         return [connection, *others]
+
+
+class Connections:
+    """Every connection as an operator's request reads it (the JSON API, the console, `flask
+    bridge`): straight from Redis, not through the registry's cache, so a request sees the change
+    made by the one before it; the default one first. An unknown id is a 404."""
+
+    def __init__(self, redis: Redis, settings):
+        self.store = ConnectionStore(redis, settings, sealer_for(settings))
+        self.default = default_connection(settings)
+
+    def all(self) -> list[Connection]:
+        return [self.default, *self.store.all()]
+
+    def find(self, connection_id: str) -> Connection | None:
+        return self.default if connection_id == DEFAULT else self.store.get(connection_id)
+
+    def get(self, connection_id: str) -> Connection:
+        found = self.find(connection_id)
+        if found is None:
+            raise Problem(404, TEXTS["unknown"].format(id=connection_id))
+        return found

@@ -7,16 +7,23 @@ markup varies). It is HTML served on the bridge's origin, so only the page's sha
 and it is served with a CSP that runs nothing (`HEADERS`). The domain is the bridge's, not a
 connection's, so one index says which connection uploaded each code; the first connection to
 upload a code owns it, and no other can replace its file (it goes when that connection is removed).
+An operator uploads, lists and removes a connection's files through `VerificationUploads`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from redis import Redis
 
 from app.bridge.keys import VERIFIER_OWNERS, Keys
+from app.connections.problem import Problem
+from app.connections.store import Connections
+from app.logs import audit
 from app.media.types import CSP
+
+log = logging.getLogger("connections.admin")
 
 NAME = re.compile(r"^zalo_verifier([A-Za-z0-9_-]{1,64})\.html$")
 MAX_BYTES = 16 * 1024
@@ -31,6 +38,14 @@ PIECE = re.compile(
 META_ATTRIBUTES = {"property", "name", "content", "charset"}
 VERIFIER_META = "zalo-platform-site-verification"
 CODE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# What people read in answers and on the command line (app/wording.py says them in Vietnamese).
+TEXTS = {
+    "bad_verifier_name": "Zalo's file name: zalo_verifier<code>.html (code: up to 64 letters, digits, _ or -)",
+    "bad_verifier_size": "the file is empty or larger than 16 KiB",
+    "no_verifier": "no verification file {name}",
+    "bad_verifier_page": "not Zalo's verification page: only its meta tag and plain text, no script or other markup",
+    "verifier_taken": "connection {other} already uploaded the file for this code",
+}
 
 
 class TakenCode(Exception):
@@ -123,3 +138,54 @@ def served(redis: Redis, code: str) -> bytes | None:
     owner = owner_of(redis, code)
     content = redis.hget(Keys(owner).verifier_files, code) if owner else None
     return content if content is not None and is_verification_page(content) else None
+
+
+class VerificationUploads:
+    """An operator's uploads of a connection's verification files (the API and the console)."""
+
+    def __init__(self, redis: Redis, settings):
+        self.redis = redis
+        self.connections = Connections(redis, settings)
+        self.base_url = settings.public_base_url
+
+    def upload(self, connection_id: str, filename: str, content: bytes, client: str = "-") -> dict:
+        """Store the file; a refused page or a code another connection owns leaves an audit
+        line naming `client` (the uploader's address)."""
+        self.connections.get(connection_id)
+        code = code_of(filename)
+        if code is None:
+            raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_name"]})
+        if not content or len(content) > MAX_BYTES:
+            raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_size"]})
+        if not is_verification_page(content):
+            _refused(client, connection_id, filename, "not_the_page")
+            raise Problem(400, "invalid verification file", {"file": TEXTS["bad_verifier_page"]})
+        try:
+            VerificationFiles(self.redis, connection_id).put(code, content)
+        except TakenCode:
+            other = owner_of(self.redis, code)
+            _refused(client, connection_id, filename, "taken", owner=other)
+            raise Problem(
+                409, "invalid verification file", {"file": TEXTS["verifier_taken"].format(other=other)}
+            ) from None
+        log.info("connections.verification_uploaded", extra={"connection": connection_id, "file": filename})
+        return self._shown(code, len(content))
+
+    def files(self, connection_id: str) -> list[dict]:
+        self.connections.get(connection_id)
+        return [self._shown(code, size) for code, size in VerificationFiles(self.redis, connection_id).sizes().items()]
+
+    def remove(self, connection_id: str, filename: str) -> None:
+        self.connections.get(connection_id)
+        code = code_of(filename)
+        if code is None or not VerificationFiles(self.redis, connection_id).remove(code):
+            raise Problem(404, TEXTS["no_verifier"].format(name=filename))
+        log.info("connections.verification_removed", extra={"connection": connection_id, "file": filename})
+
+    def _shown(self, code: str, size: int) -> dict:
+        name = filename_of(code)
+        return {"filename": name, "url": f"{self.base_url}/{name}", "bytes": size}
+
+
+def _refused(client: str, connection_id: str, filename: str, reason: str, **fields) -> None:
+    audit("verification.refused", client=client, connection=connection_id, file=filename, reason=reason, **fields)

@@ -9,7 +9,7 @@ connection (a zset by time and a hash of entries, `KEEP` entries and `MAX_AGE` a
 - `delivered`: done (it may also have been deliberately not relayed, e.g. an echo);
 - `failed`: a dead letter (reason, its dead-letter id);
 - `retrying`, as the worker last saw it.
-- `dropped`: a dead letter an operator dropped (ConnectionAdmin.drop).
+- `dropped`: a dead letter an operator dropped (app/operations/dead_letters.py).
 An id found in a lane is shown as the lane says (a replayed dead letter is queued again).
 Timer lanes (a reply window's reminder, a receipts note) are the bridge's own clocks, not
 events a partner sent: they are neither listed nor recorded.

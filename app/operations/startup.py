@@ -10,12 +10,9 @@ clears. The web only reads the record: it never calls a partner while answering 
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 
-from app.bridge.keys import Keys
-from app.connections.checks import TEXTS, check
+from app.connections.checks import TEXTS, check, last_check, record_check
 from app.operations.problems import settings_problems
 
 log = logging.getLogger("startup")
@@ -25,15 +22,6 @@ TOKEN_REFUSED = TEXTS["token_refused"].split(" (")[0]
 def warn_about_settings(settings, logger: logging.Logger = log) -> None:
     for code, values in settings_problems(settings):
         logger.warning(f"startup.{code}", extra=values)
-
-
-def record_check(redis, connection_id: str, result: dict) -> None:
-    redis.set(Keys(connection_id).last_check, json.dumps({"at": time.time(), **result}))
-
-
-def last_check(redis, connection_id: str) -> dict | None:
-    raw = redis.get(Keys(connection_id).last_check)
-    return json.loads(raw) if raw else None
 
 
 def failed(result: dict | None) -> bool:

@@ -16,10 +16,10 @@ from redis import Redis
 
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_timer_lane, lane, lane_connection
 from app.bridge.lanes import now_ms
+from app.connections.checks import last_check
 from app.integrations.zalo.tokens import token_health
 from app.operations import problems
 from app.operations.journal import Journal
-from app.operations.startup import last_check
 
 HEARTBEAT_MAX_AGE = 30  # seconds: an older worker heartbeat means no worker runs (/readyz, workers/health.py)
 SOURCES = ("zalo", "freshchat")

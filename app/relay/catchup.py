@@ -29,7 +29,8 @@ from rq import Queue
 
 from app.bridge.keys import Keys
 from app.bridge.lanes import QUEUE_NAME, now_ms
-from app.connections.service import ConnectionAdmin, Problem
+from app.connections.problem import Problem
+from app.connections.store import Connections
 from app.errors import PartnerError, RateLimitedError
 from app.integrations import events
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
@@ -254,16 +255,16 @@ def queue_job(redis, connection_id: str, reason: str, since_ms: int | None = Non
     queue_log.info("catchup.queued", extra={"connection": connection_id, "reason": reason})
 
 
-def on_demand(admin: ConnectionAdmin, connection_id: str, since=None) -> int | None:
+def on_demand(redis, connections: Connections, connection_id: str, since=None) -> int | None:
     """Queue a catch-up of an enabled connection from Zalo's history, for a worker to run (the
     API and the console's button); `since`: seconds back or an ISO 8601 time (`parse_since`),
     None: since the last one. Answers the window's start (epoch ms), None for "since the last"."""
-    conn = admin.get(connection_id)
+    conn = connections.get(connection_id)
     if not conn.enabled:
         raise Problem(409, f"connection {connection_id} is disabled")
     try:
         since_ms = parse_since(str(since)) if since not in (None, "") else None
     except ValueError as exc:
         raise Problem(400, str(exc), {"since": str(exc)}) from None
-    enqueue(admin.redis, conn.id, "on_demand", since_ms)
+    enqueue(redis, conn.id, "on_demand", since_ms)
     return since_ms

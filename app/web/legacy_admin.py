@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from app.bridge.deadletters import DeadLetters
-from app.connections.service import MAX_LIMIT
+from app.operations.dead_letters import MAX_LIMIT
 from app.operations.status import bridge_status
 from app.web.wrong_tokens import bearer_ok
 

@@ -12,8 +12,9 @@ import requests_mock
 
 from app import create_app
 from app.bridge.keys import HEARTBEAT, Keys
+from app.connections.checks import last_check
 from app.operations.problems import CODES, settings_problems
-from app.operations.startup import ConnectionTests, last_check
+from app.operations.startup import ConnectionTests
 from app.texts import TEXTS
 from config import ConfigError, load_settings
 from sandbox.helpers import FC_API, FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture

@@ -1,6 +1,6 @@
-"""The connection form <-> the body ConnectionAdmin takes (the JSON API's): one validation.
+"""The connection form <-> the body ConnectionService takes (the JSON API's): one validation.
 
-Inputs are named after the body's fields (`zalo.app_id`), so ConnectionAdmin's per-field
+Inputs are named after the body's fields (`zalo.app_id`), so ConnectionService's per-field
 messages land next to their input. A secret input left empty keeps the stored secret; its value
 is never written into a page, not even back into the form after an error.
 """
@@ -20,7 +20,7 @@ FLAGS = ("resolve_notification", "hold_billed_replies")
 CHOICES = ("receipts", "customer_language", "agent_language")
 TEXTS = ("resolve_notification_text", "agent_signature")
 
-# ConnectionAdmin and marshmallow write English; the messages the form meets most, in shorter
+# ConnectionService and marshmallow write English; the messages the form meets most, in shorter
 # words (any other: app/wording.py).
 FIELD_MESSAGES = {
     "digits only": _l("digits only"),

@@ -19,10 +19,10 @@ from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.keys import Keys
 from app.bridge.lanes import Item, Lanes, now_ms
+from app.connections.checks import record_check
 from app.integrations.zalo.events_catalog import webhook_retry_advice
 from app.operations.journal import Journal
 from app.operations.problems import problem_text
-from app.operations.startup import record_check
 from app.texts import vn_time
 from app.web import wrong_tokens
 from app.web.console import auth

@@ -22,8 +22,8 @@ from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
 from app.bridge.keys import DUE, Keys
 from app.bridge.lanes import Item, Lanes, now_ms
+from app.connections.checks import record_check
 from app.operations.journal import Journal
-from app.operations.startup import record_check
 from app.operations.status import remember_error
 from app.wording import SHAPES, said
 from sandbox.helpers import FC_PUBLIC_PEM, ZALO_API, load_fixture
