@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from rq import Queue
 
 from app.bridge.keys import WEB_STARTED, Keys
 from workers.starter import QUEUE_NAME
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("worker.catchup")
 JOB_TIMEOUT = 900  # reading 1000 chats at Zalo's pace takes minutes, not a drain job's seconds
@@ -68,7 +72,7 @@ def queue_job(redis, connection_id: str, reason: str, since_ms: int | None = Non
 
 
 class Triggers:
-    def __init__(self, redis, settings, clock=time.time, monotonic=time.monotonic):
+    def __init__(self, redis, settings: Settings, clock=time.time, monotonic=time.monotonic):
         from workers.context import WorkerContext
 
         self.redis = redis

@@ -14,7 +14,6 @@ from app.integrations.http import maybe_sent
 from app.integrations.zalo.errors import (
     ZaloAuthError,
     ZaloOutcomeUnknown,
-    ZaloPermanent,
     ZaloRateLimited,
     ZaloRetryable,
     error_for,
@@ -24,7 +23,6 @@ from app.integrations.zalo.tokens import TokenKeeper
 log = logging.getLogger("zalo.api")
 UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
 HISTORY_PAGE = 10  # Zalo's history reads answer at most 10 items per call
-INVALID = -201
 
 
 class HistoryTooLong(Exception):
@@ -67,28 +65,16 @@ class ZaloClient:
         self.limiter = limiter
         self.window = settings.rate_window_seconds
         self.on_answer = lambda: None  # told each time Zalo answers (the worker's breaker listens)
-        # The user's message a send answers ("" for none): the worker looks it up per user.
-        self.reply_to = lambda user_id: ""
-        self.on_reply_refused = lambda user_id, message_id: None  # so later replies go to the user id at once
         self.on_token_rejected = lambda exc: None  # told before the refresh it causes (the worker records it)
         self.on_error = lambda exc: None  # told of each failed call to Zalo (the worker counts them)
 
-    def send(self, user_id: str, message: dict) -> SentId:
+    def send(self, user_id: str, message: dict, reply_to: str = "") -> SentId:
         """POST /v3.0/oa/message/cs; return Zalo's message_id (with the quota that paid).
 
-        Inside the user's free window it goes as a reply to their last message (recipient
-        `message_id`), the form Zalo counts as a reply rather than a proactive message; if
-        Zalo refuses that recipient, once more to the user id."""
-        reply_to = self.reply_to(user_id)
-        if reply_to:
-            try:
-                return self._send({"message_id": reply_to}, message)
-            except ZaloPermanent as exc:
-                if exc.code != INVALID:
-                    raise
-                log.warning("zalo.reply_recipient_refused", extra={"code": exc.code})
-                self.on_reply_refused(user_id, reply_to)
-        return self._send({"user_id": user_id}, message)
+        With `reply_to` (one of the user's messages), it goes as a reply to that message
+        (recipient `message_id`); which message, if any, is the relay's choice
+        (app/relay/outbound.py `send_to_user`)."""
+        return self._send({"message_id": reply_to} if reply_to else {"user_id": user_id}, message)
 
     def _send(self, recipient: dict, message: dict) -> SentId:
         data = self._call("POST", "/v3.0/oa/message/cs", json={"recipient": recipient, "message": message})
