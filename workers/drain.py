@@ -20,8 +20,9 @@ from app.bridge.lanes import Item, NotDue, now_ms
 from app.bridge.outcome import DELIVERED, DIRECTION_OF_KIND, FAILED, RETRYING, Outcome, Relayed, Subscriber
 from app.integrations.errors import PartnerError, PermanentError, RetryableError
 from app.logs import context_id
+from app.relay import subscribers as after_delivery
 from app.relay.context import Progress
-from app.relay.subscribers import SUBSCRIBERS, publish
+from app.relay.subscribers import publish
 from workers.context import ConnectionUnavailable, WorkerContext
 
 log = logging.getLogger("worker.drain")
@@ -102,7 +103,7 @@ class Drainer:
     ):
         self.ctx = ctx
         self.handlers = handler_map or handlers()
-        self.subscribers = SUBSCRIBERS if subscribers is None else subscribers
+        self.subscribers = after_delivery.SUBSCRIBERS if subscribers is None else subscribers
 
     def drain(self, lane: str) -> str:
         """Process `lane` if it is due and free; return what happened (for logs and tests)."""
