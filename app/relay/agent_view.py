@@ -139,6 +139,7 @@ def relay_reaction(ctx: RelayContext, item: Item, progress: Progress) -> str | N
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
     outgoing = inbound.Outgoing(envelope, [text_part(text)], text)
     inbound.deliver(ctx, item.id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
+    return None
 
 
 def reaction_text(ctx: RelayContext, emoji: str, reacted_to: str | None) -> str:

@@ -105,6 +105,7 @@ def relay_console_message(ctx: RelayContext, item: Item, progress: Progress) -> 
         envelope, [header] + _late_mark(ctx.settings, 0, event) + quote_parts(ctx, event) + parts, snippet(parts)
     )
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
+    return None
 
 
 # The worker's one routing table for Zalo events (workers/drain.py), by event kind.
