@@ -139,14 +139,16 @@ class Drainer:
             # calls; the effects recorded so far keep that re-run from repeating them.
             log.warning("worker.lease_lost", extra={"lane": lane, "item": item.id})
             return "lost-lease", None
-        if retry_in is not None:
+        if retry_in is None:
+            left, following = self.ctx.lanes.pop(lane, token, raw)  # left < 0: the lease was lost
+        else:
             due_ms = now_ms() + int(retry_in * 1000)
-            if self.ctx.lanes.defer(lane, token, raw, item, due_ms=due_ms) > 0 and outcome is not None:
-                publish(replace(outcome, reason=item.last_error, next_try=due_ms / 1000), self.subscribers)
-            return "deferred", None
-        left, following = self.ctx.lanes.pop(lane, token, raw)
-        if left >= 0 and outcome is not None:  # else another worker owns the lane and publishes what it does
+            left, following = self.ctx.lanes.defer(lane, token, raw, item, due_ms=due_ms), None
+            outcome = outcome and replace(outcome, reason=item.last_error, next_try=due_ms / 1000)
+        if outcome is not None and left >= 0:  # else another worker owns the lane and publishes what it does
             publish(outcome, self.subscribers)
+        if retry_in is not None:
+            return "deferred", None
         if left <= 0:
             return ("empty" if left == 0 else "lost-lease"), None
         return "done", (following, Item.loads(following))
