@@ -4,8 +4,9 @@ What waits is read from the lanes themselves, so the webhook path writes nothing
 - `queued`: waiting in its lane;
 - `received`: the head of a lane a worker is relaying right now;
 - `retrying`: the head of a lane after a failed try (reason, next try).
-What is finished is recorded by the worker (workers/drain.py) in a capped record per
-connection (a zset by time and a hash of entries, `KEEP` entries and `MAX_AGE` at most):
+What is finished is recorded by `on_outcome`, one of the worker's after-delivery subscribers
+(app/relay/subscribers.py), in a capped record per connection (a zset by time and a hash of
+entries, `KEEP` entries and `MAX_AGE` at most):
 - `delivered`: done (it may also have been deliberately not relayed, e.g. an echo);
 - `failed`: a dead letter (reason, its dead-letter id);
 - `retrying`, as the worker last saw it.
