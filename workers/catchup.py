@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from app.bridge.keys import WEB_STARTED, Keys
 from app.relay.catchup import enqueue
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("worker.catchup")
 QUIET_CHECK_SECONDS = 60.0
@@ -40,7 +44,7 @@ def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = 
 
 
 class Triggers:
-    def __init__(self, redis, settings, clock=time.time, monotonic=time.monotonic):
+    def __init__(self, redis, settings: Settings, clock=time.time, monotonic=time.monotonic):
         from workers.context import WorkerContext
 
         self.redis = redis

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
@@ -23,12 +24,20 @@ from app.bridge.mapping import Mapping, MessageMap
 from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
 from app.bridge.tokens_store import TokenStore
-from app.connections.store import ConnectionStore, Registry, freshchat_account
+from app.connections.store import Connection, ConnectionStore, Registry, freshchat_account
 from app.integrations.base_client import ClientHooks
 from app.integrations.http import build_session
 from app.operations.counters import Counters
 from app.operations.status import remember_error
-from app.relay.windows import reply_target
+
+if TYPE_CHECKING:  # the clients and the media store load on first use (see the properties)
+    from requests import Session
+
+    from app.integrations.freshchat.client import FreshchatClient
+    from app.integrations.zalo.client import ZaloClient
+    from app.integrations.zalo.tokens import TokenKeeper
+    from app.media.store import LocalMediaStore, S3MediaStore
+    from config.settings import Settings
 
 
 class ConnectionUnavailable(LookupError):
@@ -42,11 +51,16 @@ class ConnectionUnavailable(LookupError):
 
 @dataclass
 class WorkerContext:
-    settings: object
+    """One connection's resources; it is what the relay code takes as `ctx`
+    (app/relay/context.py `RelayContext`)."""
+
+    settings: Settings
     redis: Redis
     keys: Keys = DEFAULT_KEYS
     root: WorkerContext | None = field(default=None, repr=False, compare=False)  # the process's
-    _contexts: dict = field(default_factory=dict, repr=False, compare=False)  # id -> (Connection, ctx)
+    _contexts: dict[str, tuple[Connection, WorkerContext]] = field(
+        default_factory=dict, repr=False, compare=False
+    )  # id -> (Connection, ctx)
 
     @property
     def connection(self) -> str:
@@ -57,7 +71,7 @@ class WorkerContext:
         return self.root or self
 
     @cached_property
-    def connections(self):
+    def connections(self) -> Registry:
         """Every connection (the process's registry, re-read from Redis every few seconds)."""
         if self.root:
             return self.root.connections
@@ -88,7 +102,7 @@ class WorkerContext:
         return DeadLetters(self.redis, self.lanes, Keys(connection_id))
 
     @cached_property
-    def session(self):
+    def session(self) -> Session:
         if self.root:
             return self.root.session
         return build_session(self.settings.http_timeout_seconds)
@@ -151,24 +165,22 @@ class WorkerContext:
         return limiter
 
     @cached_property
-    def tokens(self):
+    def tokens(self) -> TokenKeeper:
         """This connection's Zalo token pair (and its refresh lock)."""
         from app.integrations.zalo.tokens import TokenKeeper
 
         return TokenKeeper(TokenStore(self.redis, sealer_for(self.settings), self.keys), self.settings, self.session)
 
     @cached_property
-    def zalo(self):
+    def zalo(self) -> ZaloClient:
         from app.integrations.zalo.client import ZaloClient
 
         limiter = self._limiter("zalo", self._limiter_names()[0], self.settings.zalo_rate_per_minute)
         client = ZaloClient(self.session, self.settings, self.tokens, limiter, self._hooks("zalo"))
-        client.reply_to = lambda user_id: reply_target(self.mapping.zalo_user(user_id))
-        client.on_reply_refused = lambda user_id, msg_id: self.mapping.set_zalo_user(user_id, reply_refused=msg_id)
         return client
 
     @cached_property
-    def freshchat(self):
+    def freshchat(self) -> FreshchatClient:
         from app.integrations.freshchat.client import FreshchatClient
 
         limiter = self._limiter("freshchat", self._limiter_names()[1], self.settings.freshchat_rate_per_minute)
@@ -193,10 +205,10 @@ class WorkerContext:
         }
 
     def breaker(self, partner: str) -> Breaker:
-        return self.breakers.get(partner) or _NEVER_OPEN
+        return self.breakers.get(partner) or _NEVER_OPEN  # type: ignore[return-value]  # quacks as one
 
     @cached_property
-    def media(self):
+    def media(self) -> LocalMediaStore | S3MediaStore:
         if self.root:
             return self.root.media
         from app.media.store import build_media_store

@@ -12,16 +12,18 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from app.bridge import keys
 from app.bridge.lanes import Item, NotDue, now_ms
+from app.bridge.outcome import DELIVERED, DIRECTION_OF_KIND, FAILED, RETRYING, Outcome, Relayed, Subscriber
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.logs import context_id
-from app.operations.counters import Counters
-from app.operations.journal import DIRECTION_OF_KIND, Journal
-from app.operations.status import remember_error
-from workers.context import ConnectionUnavailable
+from app.relay import subscribers as after_delivery
+from app.relay.context import Progress
+from app.relay.subscribers import publish
+from workers.context import ConnectionUnavailable, WorkerContext
 
 log = logging.getLogger("worker.drain")
 LANE_SLICE_SECONDS = 2.0  # then the lane goes back to the due set, behind lanes waiting longer
@@ -31,9 +33,7 @@ DISABLED_RETRY_SECONDS = 30.0  # how often a disabled connection's lanes look ag
 UNEXPECTED_MAX_ATTEMPTS = 5  # a bug should reach an operator soon, not retry for a day
 # The partner an item of each kind delivers to: its outage makes the item wait, not fail.
 DELIVERS_TO = {"zalo": "freshchat", "freshchat": "zalo"}
-# What became of an item, as the journal shows it (app/operations/journal.py).
-DELIVERED, RETRYING, FAILED = "delivered", "retrying", "failed"
-WAITING = "waiting"  # a timer item reached before its time: not an outcome, nothing to journal
+# What became of an item (DELIVERED, RETRYING, FAILED) is an Outcome: app/bridge/outcome.py.
 
 
 class LeaseLost(Exception):
@@ -78,7 +78,7 @@ def by_event(table: dict[str, Callable], to_event: Callable) -> Callable:
     """Run the function `table` names for the item's event kind. An item queued before items
     carried their kind is classified by the web's own `to_event`, so upgrades lose nothing."""
 
-    def handle(ctx, item: Item, progress) -> None:
+    def handle(ctx: WorkerContext, item: Item, progress: Progress) -> object:
         kind = item.event
         if not kind:
             event = to_event(item.payload)
@@ -94,17 +94,16 @@ def by_event(table: dict[str, Callable], to_event: Callable) -> Callable:
     return handle
 
 
-def dead_letter_notes() -> dict[str, Callable]:
-    from app.relay import notes
-
-    return {"zalo": notes.inbound_dead_letter, "freshchat": notes.outbound_dead_letter}
-
-
 class Drainer:
-    def __init__(self, ctx, handler_map: dict[str, Callable] | None = None, notes: dict[str, Callable] | None = None):
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        handler_map: dict[str, Callable] | None = None,
+        subscribers: tuple[Subscriber, ...] | None = None,
+    ):
         self.ctx = ctx
         self.handlers = handler_map or handlers()
-        self.notes = dead_letter_notes() if notes is None else notes
+        self.subscribers = after_delivery.SUBSCRIBERS if subscribers is None else subscribers
 
     def drain(self, lane: str) -> str:
         """Process `lane` if it is due and free; return what happened (for logs and tests)."""
@@ -129,44 +128,44 @@ class Drainer:
         return "empty" if head is None else "yielded"
 
     def _step(self, lane: str, token: str, raw: str, item: Item) -> tuple[str, tuple | None]:
-        """Process the head; return the outcome and the next head when the lane goes on."""
+        """Process the head, record its fate in the lane, then publish its outcome to the
+        subscribers (app/relay/subscribers.py): the one place they are called. Return what
+        happened and the next head when the lane goes on."""
         context_id.set(item.id)
         try:
-            state, retry_in = self._process(lane, item, token)
+            outcome, retry_in = self._process(lane, item, token)
         except LeaseLost:
             # Another worker owns the lane now and re-runs this head: stop before more partner
             # calls; the effects recorded so far keep that re-run from repeating them.
             log.warning("worker.lease_lost", extra={"lane": lane, "item": item.id})
             return "lost-lease", None
-        journal = Journal(self.ctx.redis, item.connection)
-        if retry_in is not None:
+        if retry_in is None:
+            left, following = self.ctx.lanes.pop(lane, token, raw)  # left < 0: the lease was lost
+        else:
             due_ms = now_ms() + int(retry_in * 1000)
-            if self.ctx.lanes.defer(lane, token, raw, item, due_ms=due_ms) > 0 and state == RETRYING:
-                journal.record(lane, item, RETRYING, reason=item.last_error, next_try=due_ms / 1000)
+            left, following = self.ctx.lanes.defer(lane, token, raw, item, due_ms=due_ms), None
+            outcome = outcome and replace(outcome, reason=item.last_error, next_try=due_ms / 1000)
+        if outcome is not None and left >= 0:  # else another worker owns the lane and publishes what it does
+            publish(outcome, self.subscribers)
+        if retry_in is not None:
             return "deferred", None
-        left, following = self.ctx.lanes.pop(lane, token, raw)
-        if left >= 0:  # else another worker owns the lane and records what it does
-            failed = state == FAILED
-            journal.record(
-                lane, item, state, reason=item.last_error if failed else "", dead_letter=item.id if failed else None
-            )
         if left <= 0:
             return ("empty" if left == 0 else "lost-lease"), None
         return "done", (following, Item.loads(following))
 
-    def _process(self, lane: str, item: Item, token: str) -> tuple[str, float | None]:
-        """(DELIVERED or FAILED, None) when the item is finished (delivered, reported or
-        dead-lettered), else (RETRYING, the delay before the next try)."""
+    def _process(self, lane: str, item: Item, token: str) -> tuple[Outcome | None, float | None]:
+        """(a DELIVERED or FAILED outcome, None) when the item is finished (delivered, reported
+        or dead-lettered), else (a RETRYING outcome, the delay before the next try); no outcome
+        for a timer reached before its time."""
         try:
             ctx = self.ctx.for_connection(item.connection)
         except ConnectionUnavailable as exc:
-            if not exc.removed:
-                return RETRYING, DISABLED_RETRY_SECONDS  # a disabled connection's messages wait for it
-            self._unroutable(lane, item, str(exc))
-            return FAILED, None
+            if not exc.removed:  # a disabled connection's messages wait for it
+                return Outcome(self.ctx, lane, item, RETRYING), DISABLED_RETRY_SECONDS
+            return self._unroutable(lane, item, str(exc)), None
         breaker = ctx.breaker(DELIVERS_TO.get(item.kind, ""))
-        if wait := breaker.open_for():
-            return RETRYING, wait + random.uniform(0, 1)  # the partner is down for everyone: wait, spend nothing
+        if wait := breaker.open_for():  # the partner is down for everyone: wait, spend nothing
+            return Outcome(ctx, lane, item, RETRYING), wait + random.uniform(0, 1)
 
         def progress() -> None:
             if not self.ctx.lanes.renew(lane, token):
@@ -174,83 +173,78 @@ class Drainer:
 
         try:
             answer = self.handlers[item.kind](ctx, item, progress)
-            if answer != events.NOT_RELAYED and item.event in events.MESSAGES:
-                _relayed(ctx, lane, item)
-            return DELIVERED, None
+            return delivered(ctx, lane, item, answer), None
         except LeaseLost:
             raise
         except NotDue as exc:
-            return WAITING, max(0.0, (exc.due_ms - now_ms()) / 1000)
+            return None, max(0.0, (exc.due_ms - now_ms()) / 1000)
         except RetryableError as exc:
-            return _retried(self._retry(ctx, lane, item, exc))
+            return self._retry(ctx, lane, item, exc)
         except PermanentError as exc:
-            self._dead(ctx, lane, item, f"permanent: {exc}")
+            return self._dead(ctx, lane, item, f"permanent: {exc}"), None
         except Exception as exc:  # a bug or an unexpected answer: retry a few times, then stop
             log.exception("worker.item_failed", extra={"lane": lane})
             if item.attempts + 1 < UNEXPECTED_MAX_ATTEMPTS:
-                return _retried(self._retry(ctx, lane, item, exc))
-            self._dead(ctx, lane, item, f"unexpected: {type(exc).__name__}: {exc}")
-        return FAILED, None
+                return self._retry(ctx, lane, item, exc)
+            return self._dead(ctx, lane, item, f"unexpected: {type(exc).__name__}: {exc}"), None
 
-    def _retry(self, ctx, lane: str, item: Item, exc: Exception) -> float | None:
-        """The delay before the next try, or None when the item's budget is spent (dead letter)."""
+    def _retry(self, ctx: WorkerContext, lane: str, item: Item, exc: Exception) -> tuple[Outcome, float | None]:
+        """A RETRYING outcome and the delay before the next try, or a FAILED one when the item's
+        budget is spent (a dead letter)."""
         item.last_error = str(exc)[:300]
         retry_after = getattr(exc, "retry_after", None) or 0.0
-        if getattr(exc, "waiting", False):
-            return retry_after  # a known wait (an unknown outcome settling): no attempt, no budget
+        if getattr(exc, "waiting", False):  # a known wait (an unknown outcome settling): no attempt, no budget
+            return Outcome(ctx, lane, item, RETRYING), retry_after
+        failed = Outcome(ctx, lane, item, RETRYING, error=item.last_error)
         if self._partner_wide(ctx, exc):
             item.first_failed_at = 0  # not this item's fault: its budget starts afresh later
-            self._note_error(ctx, lane, item)
-            ctx.counters.retried(direction(item))
+            _log_retry(lane, item)
             wait = max(retry_after, ctx.breaker(exc.partner).open_for(), ctx.settings.retry_base_seconds)
-            return wait + random.uniform(0, min(1.0, wait / 2))  # spread the restart after a pause
+            return failed, wait + random.uniform(0, min(1.0, wait / 2))  # spread the restart after a pause
         now = now_ms()
         item.attempts += 1
         item.first_failed_at = item.first_failed_at or now
-        self._note_error(ctx, lane, item)
+        _log_retry(lane, item)
         if now - item.first_failed_at > ctx.settings.retry_horizon_seconds * 1000:
-            self._dead(ctx, lane, item, f"gave up after {item.attempts} attempts: {item.last_error}")
-            return None
+            reason = f"gave up after {item.attempts} attempts: {item.last_error}"
+            return replace(self._dead(ctx, lane, item, reason), error=failed.error), None
         delay = backoff(item.attempts, ctx.settings.retry_base_seconds, ctx.settings.retry_max_seconds)
-        ctx.counters.retried(direction(item))
-        return max(delay, retry_after)
+        return failed, max(delay, retry_after)
 
     @staticmethod
-    def _partner_wide(ctx, exc: Exception) -> bool:
+    def _partner_wide(ctx: WorkerContext, exc: Exception) -> bool:
         """Rate limits, a dead token and outages hold every conversation of the connection (or
         of its Zalo app, FreshChat account) alike: no budget spent."""
         if not isinstance(exc, PartnerError) or exc.partner not in DELIVERS_TO.values():
             return False
         return getattr(exc, "partner_wide", False) or ctx.breaker(exc.partner).partner_down()
 
-    def _dead(self, ctx, lane: str, item: Item, reason: str) -> None:
-        """Last resort: keep the item for an operator and tell the agent in the conversation."""
+    def _dead(self, ctx: WorkerContext, lane: str, item: Item, reason: str) -> Outcome:
+        """Last resort: keep the item for an operator (the subscribers tell the agents)."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason[:300]})
         ctx.dead_letters.add(lane, item, reason)
-        ctx.counters.dead_lettered(direction(item))
         item.last_error = reason
-        remember_error(ctx.redis, ctx.keys, reason, lane=lane, item=item.id)  # not a retry: no item_retry line
-        note = self.notes.get(item.kind)
-        try:
-            note and note(ctx, item, reason)
-        except PartnerError as exc:  # the dead letter is kept and listed; the note is a courtesy
-            log.warning(
-                "worker.dead_letter_note_failed", extra={"lane": lane, "item": item.id, "error": str(exc)[:300]}
-            )
-        except Exception:  # a bug: its traceback is what finds it
-            log.exception("worker.dead_letter_note_failed", extra={"lane": lane, "item": item.id})
+        return Outcome(ctx, lane, item, FAILED, reason=reason, dead_letter=item.id)
 
-    def _unroutable(self, lane: str, item: Item, reason: str) -> None:
+    def _unroutable(self, lane: str, item: Item, reason: str) -> Outcome:
         """An item of a removed connection: nobody can deliver it, so it is kept among that
         connection's dead letters (replayed once the connection is added again)."""
         log.error("worker.dead_letter", extra={"lane": lane, "item": item.id, "reason": reason})
         self.ctx.dead_letters_of(item.connection).add(lane, item, reason)
-        Counters(self.ctx.redis, item.connection).dead_lettered(direction(item))
         item.last_error = reason
+        return Outcome(self.ctx, lane, item, FAILED, reason=reason, dead_letter=item.id, removed=True)
 
-    def _note_error(self, ctx, lane: str, item: Item) -> None:
-        remember_error(ctx.redis, ctx.keys, item.last_error, lane=lane, item=item.id)
-        log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
+
+def delivered(ctx: WorkerContext, lane: str, item: Item, answer: object) -> Outcome:
+    """The handler finished: a relayed message (not NOT_RELAYED, and a message kind) is one
+    line an operator can read, with its latency; the handler's `Relayed` goes to the subscribers."""
+    relayed = answer != events.NOT_RELAYED and item.event in events.MESSAGES
+    latency_ms = max(0, now_ms() - item.received_at) if relayed else 0
+    if relayed:
+        extra = {"connection": item.connection, "direction": direction(item), "lane": lane, "latency_ms": latency_ms}
+        log.info("relay.delivered", extra=extra)
+    learned = answer if isinstance(answer, Relayed) else None
+    return Outcome(ctx, lane, item, DELIVERED, relayed=relayed, latency_ms=latency_ms, learned=learned)
 
 
 def direction(item: Item) -> str:
@@ -258,20 +252,8 @@ def direction(item: Item) -> str:
     return DIRECTION_OF_KIND.get(item.kind, "")
 
 
-def _relayed(ctx, lane: str, item: Item) -> None:
-    """The partner accepted the message: one line an operator can read, and the counters."""
-    latency_ms = max(0, now_ms() - item.received_at)
-    way = direction(item)
-    log.info(
-        "relay.delivered",
-        extra={"connection": item.connection, "direction": way, "lane": lane, "latency_ms": latency_ms},
-    )
-    ctx.counters.relayed(way, latency_ms / 1000)
-
-
-def _retried(delay: float | None) -> tuple[str, float | None]:
-    """`_retry`'s answer as an outcome: None there means the budget is spent (a dead letter)."""
-    return (FAILED, None) if delay is None else (RETRYING, delay)
+def _log_retry(lane: str, item: Item) -> None:
+    log.warning("worker.item_retry", extra={"lane": lane, "attempts": item.attempts, "error": item.last_error})
 
 
 def backoff(attempts: int, base: float, cap: float) -> float:

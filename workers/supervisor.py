@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
@@ -24,6 +25,9 @@ from app.bridge.keys import HEARTBEAT
 from app.bridge.outage import RedisOutage
 from workers.catchup import Triggers
 from workers.starter import QUEUE_NAME
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("worker.supervisor")
 GRACE_SECONDS = 30.0  # after SIGTERM, how long children may take to finish; then SIGKILL
@@ -63,7 +67,7 @@ class BridgeWorker(SimpleWorker):
         log.debug("worker.stop_signal_repeated", extra={"signal": signum})
 
 
-def run_rq_worker(settings, index: int) -> None:
+def run_rq_worker(settings: Settings, index: int) -> None:
     """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
     from app.extensions import connect_redis
     from workers.context import WorkerContext, set_worker_context
@@ -80,7 +84,7 @@ def run_rq_worker(settings, index: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, settings):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.children: dict[int, multiprocessing.Process] = {}
         self.stopping = False
@@ -161,7 +165,7 @@ class _TokenCheck:
     """Keeps every enabled connection's Zalo pair alive, one connection's trouble apart from
     the others', and tests again the connections whose last test failed (app/operations/startup.py)."""
 
-    def __init__(self, redis, settings):
+    def __init__(self, redis, settings: Settings):
         from workers.context import WorkerContext
 
         self.ctx = WorkerContext(settings, redis)
@@ -184,7 +188,7 @@ class _TokenCheck:
                 log.exception("worker.keepalive_failed", extra={"connection": connection.id})
 
 
-def test_connections_at_start(settings) -> threading.Thread | None:
+def test_connections_at_start(settings: Settings) -> threading.Thread | None:
     """Try every connection's credentials once, beside the starter (a slow partner must not
     delay the first delivery). The simulators of sandbox mode need no test."""
     if settings.sandbox:

@@ -284,24 +284,27 @@ class Lanes:
             )
         )
 
-    def schedule(self, lane: str, item: Item, due_ms: int, replace: bool) -> int:
-        """A timer: `item` waits in `lane` until `due_ms` (see schedule.lua for `replace`)."""
-        return int(
-            SCHEDULE(
-                self.redis,
-                lane=keys.lane(lane),
-                due=keys.DUE,
-                lease=keys.lease(lane),
-                item=item.dumps(),
-                lane_id=lane,
-                due_ms=due_ms,
-                replace=1 if replace else 0,
-            )
+    def schedule(self, lane: str, item: Item, due_ms: int, replace: bool, pipe=None) -> int | None:
+        """A timer: `item` waits in `lane` until `due_ms` (see schedule.lua for `replace`).
+        With `pipe`, it joins that pipeline (None here; the answer comes with its execute)."""
+        got = SCHEDULE(
+            self.redis,
+            client=pipe,
+            lane=keys.lane(lane),
+            due=keys.DUE,
+            lease=keys.lease(lane),
+            item=item.dumps(),
+            lane_id=lane,
+            due_ms=due_ms,
+            replace=1 if replace else 0,
         )
+        return None if pipe is not None else int(got)
 
-    def cancel(self, lane: str) -> bool:
-        """Drop a timer lane's waiting item, unless a worker holds the lane."""
-        return bool(CANCEL(self.redis, lane=keys.lane(lane), due=keys.DUE, lease=keys.lease(lane), lane_id=lane))
+    def cancel(self, lane: str, pipe=None) -> bool | None:
+        """Drop a timer lane's waiting item, unless a worker holds the lane (with `pipe`, as
+        part of it: None here)."""
+        got = CANCEL(self.redis, client=pipe, lane=keys.lane(lane), due=keys.DUE, lease=keys.lease(lane), lane_id=lane)
+        return None if pipe is not None else bool(got)
 
     def due_lanes(self, limit: int = 500) -> list[str]:
         """Lanes waiting for a worker now, earliest first."""

@@ -89,9 +89,9 @@ class Mapping:
 
     # -- replies and what became of them (app/relay/agent_view.py, windows.py)
 
-    def replied(self, zalo_user_id: str, at_ms: int) -> None:
+    def replied(self, zalo_user_id: str, at_ms: int, pipe=None) -> None:
         """An agent's reply reached the user: it answers every message before it."""
-        self.redis.hset(self.keys.zalo_user(zalo_user_id), "last_reply_ts", str(at_ms))
+        (self.redis if pipe is None else pipe).hset(self.keys.zalo_user(zalo_user_id), "last_reply_ts", str(at_ms))
 
     def remember_receipt(self, pipe, zalo_message_id: str, conversation_id: str, text: str, quota: str) -> None:
         """A sent message's record, for its receipts and its cost; `quota` names what paid."""

@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
@@ -23,6 +24,9 @@ from app.bridge.keys import CONNECTIONS, DEFAULT
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, sealer_for
 from app.connections.problem import Problem
 from app.logs import mask_also
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("connections")
 ID_PATTERN = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -77,7 +81,7 @@ class Connection:
     id: str
     name: str
     enabled: bool
-    settings: object  # the effective Settings of this connection
+    settings: Settings  # the effective Settings of this connection
     from_env: bool = False  # the `default` connection, defined by environment variables
     created_at: float = field(default=0.0, compare=False)
 

@@ -19,6 +19,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from app.bridge.keys import Keys
+from app.bridge.outcome import DELIVERED, FAILED, RETRYING, Outcome
 
 log = logging.getLogger("bridge.metrics")
 SEP = "|"
@@ -56,19 +57,20 @@ class Counters:
         self.redis = redis
         self.key = Keys(connection).metrics
 
-    def relayed(self, direction: str, latency_seconds: float) -> None:
+    def relayed(self, direction: str, latency_seconds: float, pipe=None) -> None:
         """A message reached the other side, `latency_seconds` after its webhook was accepted."""
         self._add(
             (field(RELAYED, direction), 1),
             (field(LATENCY, direction, bucket_of(latency_seconds)), 1),
             (field(LATENCY_SUM_MS, direction), max(0, round(latency_seconds * 1000))),
+            pipe=pipe,
         )
 
-    def retried(self, direction: str) -> None:
-        self._add((field(RETRIES, direction), 1))
+    def retried(self, direction: str, pipe=None) -> None:
+        self._add((field(RETRIES, direction), 1), pipe=pipe)
 
-    def dead_lettered(self, direction: str) -> None:
-        self._add((field(DEAD_LETTERS, direction), 1))
+    def dead_lettered(self, direction: str, pipe=None) -> None:
+        self._add((field(DEAD_LETTERS, direction), 1), pipe=pipe)
 
     def partner_error(self, partner: str, exc: Exception) -> None:
         self._add((field(PARTNER_ERRORS, partner, error_code(exc)), 1))
@@ -81,7 +83,12 @@ class Counters:
         """A reply Zalo bills: `held` (not sent, hold_billed_replies) or `sent`."""
         self._add((field(BILLED, outcome), 1))
 
-    def _add(self, *increments: tuple[str, int]) -> None:
+    def _add(self, *increments: tuple[str, int], pipe=None) -> None:
+        """Count now, or as part of `pipe` (whose owner executes it and handles its errors)."""
+        if pipe is not None:
+            for name, amount in increments:
+                pipe.hincrby(self.key, name, amount)
+            return
         pipe = self.redis.pipeline(transaction=False)
         for name, amount in increments:
             pipe.hincrby(self.key, name, amount)
@@ -90,6 +97,18 @@ class Counters:
         except RedisError as exc:
             names = [name for name, _ in increments]
             log.warning("metrics.not_counted", extra={"fields": names, "error": type(exc).__name__})
+
+
+def on_outcome(outcome: Outcome, pipe) -> None:
+    """Subscriber (app/relay/subscribers.py): a relayed message with its latency, a failed try
+    that will be retried, a dead letter. Counted under the item's connection, removed or not."""
+    counters = Counters(outcome.ctx.redis, outcome.item.connection)
+    if outcome.state == DELIVERED and outcome.relayed:
+        counters.relayed(outcome.direction, outcome.latency_ms / 1000, pipe)
+    elif outcome.state == RETRYING and outcome.error:
+        counters.retried(outcome.direction, pipe)
+    elif outcome.state == FAILED:
+        counters.dead_lettered(outcome.direction, pipe)
 
 
 def read(redis: Redis, connections: list[str]) -> dict[str, dict[tuple[str, ...], int]]:

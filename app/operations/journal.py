@@ -4,8 +4,9 @@ What waits is read from the lanes themselves, so the webhook path writes nothing
 - `queued`: waiting in its lane;
 - `received`: the head of a lane a worker is relaying right now;
 - `retrying`: the head of a lane after a failed try (reason, next try).
-What is finished is recorded by the worker (workers/drain.py) in a capped record per
-connection (a zset by time and a hash of entries, `KEEP` entries and `MAX_AGE` at most):
+What is finished is recorded by `on_outcome`, one of the worker's after-delivery subscribers
+(app/relay/subscribers.py), in a capped record per connection (a zset by time and a hash of
+entries, `KEEP` entries and `MAX_AGE` at most):
 - `delivered`: done (it may also have been deliberately not relayed, e.g. an echo);
 - `failed`: a dead letter (reason, its dead-letter id);
 - `retrying`, as the worker last saw it.
@@ -29,6 +30,7 @@ from redis.exceptions import RedisError
 from app.bridge import keys
 from app.bridge.keys import DEFAULT, DUE, Keys, is_timer_lane, lane_connection
 from app.bridge.lanes import Item
+from app.bridge.outcome import DIRECTION_OF_KIND, Outcome
 from app.bridge.scripts import LuaScript
 from app.integrations import events
 
@@ -36,7 +38,6 @@ log = logging.getLogger("journal")
 RECORD = LuaScript("journal")
 STATES = ("received", "queued", "delivered", "retrying", "failed", "dropped")
 DIRECTIONS = ("in", "out")
-DIRECTION_OF_KIND = {"zalo": "in", "freshchat": "out"}  # an item's kind is the partner it came from
 KEEP = 2000
 MAX_AGE = 7 * 86400
 COUNTER_TTL = 2 * 86400  # today's counter outlives the day, so "today" never reads a missing key
@@ -71,9 +72,11 @@ class Journal:
         reason: str = "",
         next_try: float | None = None,
         dead_letter: str | None = None,
+        pipe=None,
     ) -> None:
         """Keep the item's outcome. Best effort: the journal is a view, never a reason for an
-        item to fail or be redone, so a Redis error here is logged and swallowed."""
+        item to fail or be redone, so a Redis error here is logged and swallowed. With `pipe`,
+        the write joins it (its owner executes it and handles its errors)."""
         if is_timer_lane(lane):
             return
         now = time.time()
@@ -82,6 +85,7 @@ class Journal:
         try:
             RECORD(
                 self.redis,
+                client=pipe,
                 order=self.keys.journal,
                 items=self.keys.journal_items,
                 counter=self.keys.relayed(entry["direction"], _day(now)),
@@ -156,6 +160,15 @@ class Journal:
             e["conversation"] = e["conversation"] or conversation_of.get(e["zalo_user"])
             e["zalo_user"] = e["zalo_user"] or user_of.get(e["conversation"])
         return entries
+
+
+def on_outcome(outcome: Outcome, pipe) -> None:
+    """Subscriber (app/relay/subscribers.py): every outcome of a partner's event, under the
+    item's connection (removed or not)."""
+    journal = Journal(outcome.ctx.redis, outcome.item.connection)
+    journal.record(
+        outcome.lane, outcome.item, outcome.state, outcome.reason, outcome.next_try, outcome.dead_letter, pipe
+    )
 
 
 def _waiting_state(item: Item, head: bool, leased: bool, due: float, now: float) -> tuple[str, float | None]:

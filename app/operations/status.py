@@ -16,6 +16,7 @@ from redis import Redis
 
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_timer_lane, lane, lane_connection
 from app.bridge.lanes import now_ms
+from app.bridge.outcome import FAILED, Outcome
 from app.connections.checks import last_check
 from app.integrations.zalo.tokens import token_health
 from app.operations import problems
@@ -28,14 +29,29 @@ ERRORS_SHOWN = 10
 ERRORS_KEPT = 50
 
 
-def remember_error(redis: Redis, keys: Keys, error: str, lane: str = "", item: str = "") -> None:
+def remember_error(redis: Redis, keys: Keys, error: str, lane: str = "", item: str = "", pipe=None) -> None:
     """One line of a connection's "last errors": retries, dead letters, and the failures the
-    bridge handles without either (a refusal reported to the agent, a rejected access token)."""
+    bridge handles without either (a refusal reported to the agent, a rejected access token).
+    Written at once, or as part of `pipe` (its owner executes it)."""
     entry = json.dumps({"at": time.time(), "lane": lane, "item": item, "error": error})
-    pipe = redis.pipeline()
+    own = pipe is None
+    pipe = redis.pipeline() if own else pipe
     pipe.lpush(keys.errors, entry)
     pipe.ltrim(keys.errors, 0, ERRORS_KEPT - 1)
-    pipe.execute()
+    if own:
+        pipe.execute()
+
+
+def on_outcome(outcome: Outcome, pipe) -> None:
+    """Subscriber (app/relay/subscribers.py): the error of a failed try, then a dead letter's
+    reason, as lines of the connection's last errors (a removed connection has none to show)."""
+    if outcome.removed:
+        return
+    ctx, lane, item = outcome.ctx, outcome.lane, outcome.item.id
+    if outcome.error:
+        remember_error(ctx.redis, ctx.keys, outcome.error, lane=lane, item=item, pipe=pipe)
+    if outcome.state == FAILED:  # not a retry: no item_retry line
+        remember_error(ctx.redis, ctx.keys, outcome.reason, lane=lane, item=item, pipe=pipe)
 
 
 def bridge_status(redis: Redis, connections=None) -> dict:

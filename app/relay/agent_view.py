@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 
 from app.bridge import keys
-from app.bridge.lanes import NotDue, now_ms
+from app.bridge.lanes import Item, NotDue, now_ms
 from app.integrations import events
 from app.integrations.zalo import schemas
 from app.relay import inbound, windows
+from app.relay.context import Progress, RelayContext
 from app.relay.parts import text_part
 from app.texts import for_agent, vn_time
 
@@ -46,25 +47,17 @@ QUOTE_CHARS = 60
 # -- what a reply became -----------------------------------------------------------------------
 
 
-def record_send(ctx, pipe, sent, text: str, conversation: str) -> None:
+def record_send(ctx: RelayContext, pipe, sent, text: str, conversation: str) -> None:
     """In the same round trip as the send's own record: the echo's id and the receipt."""
     ctx.mapping.remember_sent(sent, pipe, text=text)
     quota = windows.quota_name(getattr(sent, "quota", None))
     ctx.mapping.remember_receipt(pipe, str(sent), conversation, text, quota)
 
 
-def after_reply(ctx, message: dict, zalo_user: str, sent_ids: list[str]) -> None:
-    """Parts went out: the user's window is answered; a billed one is worth a note."""
-    if not sent_ids:
-        return
-    windows.replied(ctx, zalo_user)
-    windows.note_if_billed(ctx, message, zalo_user, [ctx.mapping.receipt(i).get("quota", "") for i in sent_ids])
-
-
 # -- receipts ----------------------------------------------------------------------------------
 
 
-def record_receipt(ctx, item, progress) -> None:
+def record_receipt(ctx: RelayContext, item: Item, progress: Progress) -> None:
     """A receipt moves our sent messages on; with notes on, a changed conversation gets its
     receipts note scheduled (once per batch: an already waiting note keeps its time)."""
     event = item.payload
@@ -80,7 +73,7 @@ def record_receipt(ctx, item, progress) -> None:
         schedule_receipts_note(ctx, conversation)
 
 
-def schedule_receipts_note(ctx, conversation: str) -> None:
+def schedule_receipts_note(ctx: RelayContext, conversation: str) -> None:
     due = now_ms() + RECEIPTS_NOTE_DELAY_MS
     payload = {"conversation": conversation, "due_ms": due}
     windows.set_timer(
@@ -94,7 +87,7 @@ def schedule_receipts_note(ctx, conversation: str) -> None:
     )
 
 
-def receipts_note(ctx, item, progress) -> None:
+def receipts_note(ctx: RelayContext, item: Item, progress: Progress) -> None:
     """One note: the replies that became read, and those only received, since the last note."""
     if now_ms() < item.payload["due_ms"]:
         raise NotDue(item.payload["due_ms"])
@@ -107,7 +100,7 @@ def receipts_note(ctx, item, progress) -> None:
     ctx.mapping.mark_reported({i: r["state"] for i, r in news})
 
 
-def _receipt_line(ctx, state: str, news: list[tuple[str, dict]]) -> str:
+def _receipt_line(ctx: RelayContext, state: str, news: list[tuple[str, dict]]) -> str:
     """ "✓✓ Read at <time>: “<first>” and 2 more", for the replies now in `state`."""
     records = [r for _, r in news if r["state"] == state]
     if not records:
@@ -131,7 +124,7 @@ def _quote(text: str) -> str:
 # -- reactions ---------------------------------------------------------------------------------
 
 
-def relay_reaction(ctx, item, progress) -> str | None:
+def relay_reaction(ctx: RelayContext, item: Item, progress: Progress) -> str | None:
     """A reaction reaches the agents as a short message from the user, once per event."""
     event = item.payload
     icon, msg_id = event["message"]["react_icon"], event["message"]["msg_id"]
@@ -146,9 +139,10 @@ def relay_reaction(ctx, item, progress) -> str | None:
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
     outgoing = inbound.Outgoing(envelope, [text_part(text)], text)
     inbound.deliver(ctx, item.id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
+    return None
 
 
-def reaction_text(ctx, emoji: str, reacted_to: str | None) -> str:
+def reaction_text(ctx: RelayContext, emoji: str, reacted_to: str | None) -> str:
     quote = _quote(reacted_to or "")
     if quote:
         return for_agent(ctx.settings, "reaction", emoji=emoji, quote=quote)

@@ -35,6 +35,7 @@ from app.errors import PartnerError, RateLimitedError
 from app.integrations import events
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import history_event
+from app.relay.context import RelayContext
 
 log = logging.getLogger("relay.catchup")
 queue_log = logging.getLogger("worker.catchup")
@@ -73,7 +74,9 @@ class Outcome:
     newest_missed: int = 0  # epoch ms of the newest of those
 
 
-def catch_up(ctx, since_ms: int | None = None, reason: str = "on_demand", sleep=time.sleep) -> dict | None:
+def catch_up(
+    ctx: RelayContext, since_ms: int | None = None, reason: str = "on_demand", sleep=time.sleep
+) -> dict | None:
     """Catch one connection up (`ctx` is its worker context); None when another catch-up of it
     is running. An error (a partner's, other than rate limits waited out) is recorded as the
     failure the console shows, then propagates; the window is not, so the next trigger reads
@@ -101,7 +104,7 @@ def catch_up(ctx, since_ms: int | None = None, reason: str = "on_demand", sleep=
         _release(ctx, lock, reason)
 
 
-def _record(ctx, outcome: Outcome, contiguous: bool) -> None:
+def _record(ctx: RelayContext, outcome: Outcome, contiguous: bool) -> None:
     """Keep the outcome for the status pages. The next window starts at this one's start only
     when this window reached back to where the last one left off: a narrower one (an operator's
     `--since`) leaves that start alone, so the time before it is still read."""
@@ -114,7 +117,7 @@ def _record(ctx, outcome: Outcome, contiguous: bool) -> None:
     pipe.execute()
 
 
-def _release(ctx, lock, reason: str) -> None:
+def _release(ctx: RelayContext, lock, reason: str) -> None:
     """Let go of the lock, then queue one more catch-up if a job found it taken meanwhile and
     gave up. That job marks AGAIN, then tries the lock once more, so either it got the lock
     after all or the mark was there before this release, and is seen now."""
@@ -127,7 +130,7 @@ def _release(ctx, lock, reason: str) -> None:
         queue_job(ctx.redis, ctx.connection, reason)
 
 
-def _failed(ctx, reason: str, exc: Exception) -> None:
+def _failed(ctx: RelayContext, reason: str, exc: Exception) -> None:
     """Keep the failure beside the last finished catch-up, for the console; a partner's refusal
     is one log line (its words say it all), anything else is left to the caller's traceback."""
     error = str(exc)[:ERROR_CHARS] or type(exc).__name__
@@ -137,7 +140,7 @@ def _failed(ctx, reason: str, exc: Exception) -> None:
         log.warning("catchup.failed", extra={"connection": ctx.connection, "reason": reason, "error": error})
 
 
-def window_start(ctx, since_ms: int | None) -> int:
+def window_start(ctx: RelayContext, since_ms: int | None) -> int:
     """Epoch ms from which messages are read: `since_ms`, else where the last catch-up began
     (less the margin), else the horizon; never before the horizon."""
     settings = ctx.settings
@@ -161,7 +164,7 @@ def parse_since(raw: str, now: float | None = None) -> int:
     return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
-def _run(ctx, outcome: Outcome, sleep) -> None:
+def _run(ctx: RelayContext, outcome: Outcome, sleep) -> None:
     users = _active_users(ctx, outcome.since, sleep)
     outcome.chats = len(users)
     found = [m for user in users for m in _messages(ctx, user, outcome.since, sleep)]
@@ -171,7 +174,7 @@ def _run(ctx, outcome: Outcome, sleep) -> None:
         _queue(ctx, item, outcome)
 
 
-def _active_users(ctx, since: int, sleep) -> list[str]:
+def _active_users(ctx: RelayContext, since: int, sleep) -> list[str]:
     """The users of the chats active since `since`, most recent first: recent chats come
     newest first, so the first row older than the window ends the reading."""
     users: dict[str, None] = {}
@@ -186,7 +189,7 @@ def _active_users(ctx, since: int, sleep) -> list[str]:
     return list(users)
 
 
-def _messages(ctx, user: str, since: int, sleep) -> list[tuple[tuple[int, int], dict]]:
+def _messages(ctx: RelayContext, user: str, since: int, sleep) -> list[tuple[tuple[int, int], dict]]:
     """The user's messages since `since` (at most MAX_MESSAGE_PAGES pages), each with a sort
     key: its time, then Zalo's order (newest first) reversed, for messages of one millisecond."""
     found: list[tuple[tuple[int, int], dict]] = []
@@ -212,7 +215,7 @@ def _read(call, sleep):
     raise CatchUpStopped("Zalo's rate limit kept refusing history reads")
 
 
-def _queue(ctx, item: dict, outcome: Outcome) -> None:
+def _queue(ctx: RelayContext, item: dict, outcome: Outcome) -> None:
     """Queue a message as its webhook would have; the bridge's own sends are skipped (their
     echoes are too), and what a webhook already queued is a duplicate."""
     if not item.get("message_id") or not item.get("time"):

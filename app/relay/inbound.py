@@ -6,17 +6,22 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from app.bridge.lanes import now_ms
+from app.bridge.lanes import Item, now_ms
+from app.bridge.outcome import Relayed
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
 from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
-from app.relay import windows
+from app.relay.context import Progress, RelayContext
 from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
 from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler, wait_for_send_in_flight
 from app.texts import for_agent, vn_time
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("relay.inbound")
 LATE_AFTER_MS = 20000  # Zalo redelivers after 30 s at the earliest; closer races are not "late"
@@ -46,7 +51,9 @@ class Outgoing:
         return forms
 
 
-def relay_user_message(ctx, item, progress) -> None:
+def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Relayed:
+    """Relay a user's message; the subscribers hear whether it is their newest (their reply
+    window restarts: app/relay/windows.py)."""
     event, attempts = item.payload, item.attempts
     zalo_user = zalo_user_of(event)
     known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
@@ -59,23 +66,23 @@ def relay_user_message(ctx, item, progress) -> None:
     body = _late_mark(ctx.settings, last_ts, event) + quote_parts(ctx, event) + parts
     outgoing = Outgoing(envelope, body, snippet(parts), reply_to=_answered(ctx, event))
     deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
-    _touch(ctx, zalo_user, fc_user, event, last_ts)
+    return _touch(ctx, zalo_user, fc_user, event, last_ts)
 
 
-def _answered(ctx, event: dict) -> str:
+def _answered(ctx: RelayContext, event: dict) -> str:
     """The FreshChat message a Zalo quote answers, when the bridge relayed the quoted one."""
     quoted = str((event.get("message") or {}).get("quote_msg_id") or "")
     return ctx.messages.freshchat_id(quoted) if quoted else ""
 
 
-def _remember_anonymous_conversation(ctx, zalo_user: str, known: dict, event: dict) -> None:
+def _remember_anonymous_conversation(ctx: RelayContext, zalo_user: str, known: dict, event: dict) -> None:
     """Zalo answers an anonymous visitor only within the conversation their message names."""
     conversation = str((event.get("message") or {}).get("conversation_id") or "")
     if anonymous_id(zalo_user) and conversation and conversation != known.get("zalo_conversation_id"):
         ctx.mapping.set_zalo_user(zalo_user, zalo_conversation_id=conversation)
 
 
-def relay_console_message(ctx, item, progress) -> str | None:
+def relay_console_message(ctx: RelayContext, item: Item, progress: Progress) -> str | None:
     """A message the OA sent without this bridge (Zalo's OA chat, another tool, an automatic
     message): agents see it as a private note. Our own sends are recognised by their id."""
     event, attempts = item.payload, item.attempts
@@ -98,6 +105,7 @@ def relay_console_message(ctx, item, progress) -> str | None:
         envelope, [header] + _late_mark(ctx.settings, 0, event) + quote_parts(ctx, event) + parts, snippet(parts)
     )
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
+    return None
 
 
 # The worker's one routing table for Zalo events (workers/drain.py), by event kind.
@@ -112,7 +120,13 @@ def _wait_for_our_send_record(received_at: int) -> None:
 
 
 def deliver(
-    ctx, msg_id: str, zalo_user: str, fc_user: str, outgoing: Outgoing, conversation: str | None, progress=lambda: None
+    ctx: RelayContext,
+    msg_id: str,
+    zalo_user: str,
+    fc_user: str,
+    outgoing: Outgoing,
+    conversation: str | None,
+    progress: Progress = lambda: None,
 ) -> None:
     """Post once per Zalo msg_id; the mapping is written from the record, so a Redis blip
     after FreshChat accepted cannot make us post (or open a conversation) twice. The message
@@ -127,7 +141,14 @@ def deliver(
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
 
 
-def post(ctx, msg_id: str, conversation: str | None, fc_user: str, outgoing: Outgoing, progress=lambda: None) -> dict:
+def post(
+    ctx: RelayContext,
+    msg_id: str,
+    conversation: str | None,
+    fc_user: str,
+    outgoing: Outgoing,
+    progress: Progress = lambda: None,
+) -> dict:
     """Post the message, plainer after each refusal of its content, so it never vanishes;
     a conversation FreshChat no longer takes is replaced by a new one. All of it happens in
     one recorded effect: at most one form is ever accepted."""
@@ -154,7 +175,7 @@ def post(ctx, msg_id: str, conversation: str | None, fc_user: str, outgoing: Out
             )
 
 
-def _posted(ctx, flight: dict, conversation: str | None, outgoing: Outgoing) -> dict | None:
+def _posted(ctx: RelayContext, flight: dict, conversation: str | None, outgoing: Outgoing) -> dict | None:
     """What `post` would have answered for the message FreshChat shows, or None."""
     found = find_freshchat_post(ctx, flight)
     if found is None:
@@ -163,7 +184,7 @@ def _posted(ctx, flight: dict, conversation: str | None, outgoing: Outgoing) -> 
     return {**found, "text": outgoing.text, **({"new_conversation": True} if created else {})}
 
 
-def post_form(ctx, conversation: str | None, fc_user: str, message: dict) -> dict:
+def post_form(ctx: RelayContext, conversation: str | None, fc_user: str, message: dict) -> dict:
     """Into the user's open conversation, or as the first message of a new one; recorded as
     in flight first, so an answer that never comes is looked for before posting again."""
     ctx.effects.take_off(conversation=conversation or "", user=fc_user, what=freshchat_fingerprint(message))
@@ -175,7 +196,7 @@ def post_form(ctx, conversation: str | None, fc_user: str, message: dict) -> dic
     return {"id": first.get("id", ""), "conversation_id": created["conversation_id"], "new_conversation": True}
 
 
-def ensure_freshchat_user(ctx, zalo_user: str, known: dict) -> str:
+def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict) -> str:
     """The FreshChat user id for a Zalo user, creating "<Name> Zalo" on first contact.
 
     Lanes serialise each Zalo user's events, so concurrent first messages reach this one at
@@ -192,12 +213,12 @@ def ensure_freshchat_user(ctx, zalo_user: str, known: dict) -> str:
     return user["id"]
 
 
-def reference_id(settings, zalo_user: str) -> str:
+def reference_id(settings: Settings, zalo_user: str) -> str:
     """`zalo:<oa>:<user>`; an anonymous visitor's is `zalo:<oa>:anon:<id>`."""
     return f"zalo:{settings.zalo_oa_id}:{zalo_user}" if settings.zalo_oa_id else f"zalo:{zalo_user}"
 
 
-def _profile(ctx, zalo_user: str) -> dict:
+def _profile(ctx: RelayContext, zalo_user: str) -> dict:
     """Zalo's profile, or an anonymous one when Zalo refuses (e.g. -501 outside Vietnam)."""
     try:
         return ctx.zalo.user_detail(zalo_user)
@@ -239,7 +260,7 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _late_mark(settings, last: int, event: dict) -> list[Part]:
+def _late_mark(settings: Settings, last: int, event: dict) -> list[Part]:
     """A redelivery older than what we already relayed says when it was really sent, and so
     does a message found by catch-up (its webhook never came: it reaches agents late)."""
     sent_ms = int(event["timestamp"])
@@ -248,18 +269,17 @@ def _late_mark(settings, last: int, event: dict) -> list[Part]:
     return [text_part(for_agent(settings, "agent.late", when=vn_time(sent_ms)))]
 
 
-def _touch(ctx, zalo_user: str, fc_user: str, event: dict, last: int) -> None:
-    """Remember the newest relayed message, the user's last interaction (its window timer goes
-    with it); refresh "last_seen" in FreshChat at most hourly."""
+def _touch(ctx: RelayContext, zalo_user: str, fc_user: str, event: dict, last: int) -> Relayed:
+    """Remember the newest relayed message, the user's last interaction; refresh "last_seen" in
+    FreshChat at most hourly. The answer names the message when it is the user's newest (a
+    re-run after a lost lease finds it already remembered: still the newest)."""
     sent_ms = int(event["timestamp"])
-    newest = sent_ms > last
-    if ctx.mapping.touch(zalo_user, str(sent_ms) if newest else None, event["message"]["msg_id"]):
+    if ctx.mapping.touch(zalo_user, str(sent_ms) if sent_ms > last else None, event["message"]["msg_id"]):
         _update_last_seen(ctx, zalo_user, fc_user)
-    if newest:
-        windows.user_wrote(ctx, zalo_user, sent_ms)
+    return Relayed(zalo_user=zalo_user, user_wrote_at=sent_ms if sent_ms >= last else 0)
 
 
-def _update_last_seen(ctx, zalo_user: str, fc_user: str) -> None:
+def _update_last_seen(ctx: RelayContext, zalo_user: str, fc_user: str) -> None:
     """PUT may replace the property list, so the whole list goes every time."""
     created = ctx.mapping.zalo_user(zalo_user).get("created") or _now_iso()
     try:

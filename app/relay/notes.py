@@ -9,17 +9,41 @@ and when Zalo refused, what the agent can do about it (app/texts.py ZALO_ADVICE)
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
+from app.bridge.lanes import Item
+from app.bridge.outcome import FAILED, Outcome
+from app.errors import PartnerError
 from app.integrations.zalo.errors import ZALO_ERROR
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
+from app.relay.context import RelayContext
 from app.texts import for_agent, zalo_advice
 from app.wording import found_in, in_language
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("relay.notes")
 REASON_MAX = 200
 
 
-def inbound_dead_letter(ctx, item, reason: str) -> None:
+def on_outcome(outcome: Outcome, pipe) -> None:
+    """Subscriber (app/relay/subscribers.py): a dead letter's note, in the conversation it
+    belongs to (none for a removed connection: nobody could read it). The dead letter is kept
+    and listed whatever happens here: the note is a courtesy, its failure only logged."""
+    note = DEAD_LETTER_NOTES.get(outcome.item.kind)
+    if outcome.state != FAILED or outcome.removed or note is None:
+        return
+    try:
+        note(outcome.ctx, outcome.item, outcome.reason)
+    except PartnerError as exc:
+        extra = {"lane": outcome.lane, "item": outcome.item.id, "error": str(exc)[:300]}
+        log.warning("worker.dead_letter_note_failed", extra=extra)
+    except Exception:  # a bug: its traceback is what finds it
+        log.exception("worker.dead_letter_note_failed", extra={"lane": outcome.lane, "item": outcome.item.id})
+
+
+def inbound_dead_letter(ctx: RelayContext, item: Item, reason: str) -> None:
     """In the Zalo user's FreshChat conversation, when the bridge knows one."""
     zalo_user = zalo_user_of(item.payload)
     conversation = ctx.mapping.zalo_user(zalo_user).get("fc_conversation_id") if zalo_user else None
@@ -29,7 +53,7 @@ def inbound_dead_letter(ctx, item, reason: str) -> None:
     _post(ctx, item, conversation, "agent.dead_letter_inbound", {"actor_type": "system"}, reason)
 
 
-def outbound_dead_letter(ctx, item, reason: str) -> None:
+def outbound_dead_letter(ctx: RelayContext, item: Item, reason: str) -> None:
     """In the agent's conversation, from the agent who wrote the reply."""
     event = item.payload
     message = (event.get("data") or {}).get("message") if event.get("action") == "message_create" else None
@@ -39,13 +63,17 @@ def outbound_dead_letter(ctx, item, reason: str) -> None:
     _post(ctx, item, message["conversation_id"], "agent.dead_letter_outbound", actor, reason)
 
 
-def _post(ctx, item, conversation: str, key: str, actor: dict, reason: str = "") -> None:
+def _post(ctx: RelayContext, item: Item, conversation: str, key: str, actor: dict, reason: str = "") -> None:
     text = for_agent(ctx.settings, key, reason=reason_for_agent(ctx.settings, reason or item.last_error), id=item.id)
     note = {"message_parts": [{"text": {"content": text}}], "message_type": "private", **actor}
     ctx.effects.once(f"fc:deadnote:{item.id}", lambda: ctx.freshchat.post_message(conversation, note).get("id", ""))
 
 
-def reason_for_agent(settings, reason: str) -> str:
+# The note for a dead letter of each item kind (the partner it came from).
+DEAD_LETTER_NOTES = {"zalo": inbound_dead_letter, "freshchat": outbound_dead_letter}
+
+
+def reason_for_agent(settings: Settings, reason: str) -> str:
     """`reason` in the agents' language, shortened; after it Zalo's advice when Zalo refused."""
     said = _short(in_language(reason, settings.agent_language))
     refusal = found_in(reason, ZALO_ERROR)

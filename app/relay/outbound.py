@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from app.bridge.lanes import Item
+from app.bridge.outcome import Relayed
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.integrations.freshchat.schemas import STATE_KEYS, conversation_id
@@ -20,10 +23,14 @@ from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clea
 from app.media.links import media_url
 from app.operations.status import remember_error
 from app.relay import agent_view, windows
+from app.relay.context import Progress, RelayContext
 from app.relay.media_rules import gif_size, zalo_upload_kind
 from app.relay.reconcile import echo_patience, find_zalo_send, reconciler, zalo_fingerprint
 from app.texts import for_agent, for_customer, kind_for_agent, resolve_text, zalo_advice
 from app.wording import in_language
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("relay.outbound")
 TEXT_LIMIT = 2000
@@ -32,6 +39,7 @@ SNIPPET = 100
 STATUS = {"conversation_resolution": "resolved", "conversation_reopen": "open", "conversation_assignment": "assigned"}
 # Zalo refusing an attachment itself (invalid, too large, quota, package, type): a link still works.
 CONTENT_REFUSALS = {-201, -210, -211, -224, -233}
+INVALID_RECIPIENT = -201  # Zalo refusing a reply's recipient (the message it answers): the user id still works
 # An asset host saying "slow down" or "try later" is not a verdict on the file.
 TRANSIENT_STATUSES = {408, 425, 429}
 HTTP_MEANINGS = {401, 403, 404, 410}  # statuses the note to the agent explains in words (agent.http_<status>)
@@ -69,14 +77,16 @@ class AttachmentUnusable(Exception):
         self.values = values
 
 
-def relay_agent_message(ctx, item, progress) -> str | None:
+def relay_agent_message(ctx: RelayContext, item: Item, progress: Progress) -> Relayed | str:
     return deliver_agent_message(ctx, item.payload["data"]["message"], progress)
 
 
-def deliver_agent_message(ctx, message: dict, progress) -> str | None:
+def deliver_agent_message(ctx: RelayContext, message: dict, progress: Progress) -> Relayed | str:
     """Each part is one Zalo message, in order; each is sent at most once. A part that can
     never go is reported to the agent and skipped; a refusal about the recipient stops here.
-    NOT_RELAYED when nothing could go to the user at all."""
+    The Zalo ids the reply went out as, for the subscribers (the user's reply window is
+    answered, a billed reply gets a note: app/relay/windows.py); NOT_RELAYED when nothing could
+    go to the user at all."""
     conversation = message["conversation_id"]
     zalo_user = zalo_user_for(ctx, conversation, message.get("user_id"))
     if not zalo_user:
@@ -103,11 +113,12 @@ def deliver_agent_message(ctx, message: dict, progress) -> str | None:
         except ZaloPermanent as exc:
             report_failure(ctx, message, index, exc)
             break
-    agent_view.after_reply(ctx, message, zalo_user, sent)
-    return None if sent else events.NOT_RELAYED  # every part refused or reported to the agent
+    if not sent:
+        return events.NOT_RELAYED  # every part refused or reported to the agent
+    return Relayed(zalo_user=zalo_user, reply=message, sent=tuple(sent))
 
 
-def dress_for(ctx, message: dict, parts: list[dict]) -> Dress:
+def dress_for(ctx: RelayContext, message: dict, parts: list[dict]) -> Dress:
     """The quote (when the agent answers a message the bridge relayed) and the signature
     (when the connection signs and the agent has a name) of a message's first text part."""
     if not any("text" in part for part in parts):
@@ -118,7 +129,7 @@ def dress_for(ctx, message: dict, parts: list[dict]) -> Dress:
     return Dress(quote=ctx.messages.zalo_id(answered) if answered else "", template=template, agent=agent)
 
 
-def agent_first_name(ctx, agent_id: str) -> str:
+def agent_first_name(ctx: RelayContext, agent_id: str) -> str:
     """The agent's first name from FreshChat, cached; "" for an actor FreshChat does not know
     as an agent (a bot) or when it does not answer: a reply goes unsigned rather than late."""
     if not agent_id:
@@ -138,7 +149,7 @@ def agent_first_name(ctx, agent_id: str) -> str:
 
 
 def deliver_part(
-    ctx, zalo_user: str, msg_id: str, index: int, part: dict, conversation: str = "", dress: Dress = PLAIN
+    ctx: RelayContext, zalo_user: str, msg_id: str, index: int, part: dict, conversation: str = "", dress: Dress = PLAIN
 ) -> str:
     """Send once; the sent-record keeps the Zalo id (to spot echoes) and what the customer
     read, the receipt what became of it. Returns the Zalo message id."""
@@ -155,11 +166,11 @@ def deliver_part(
     return ctx.effects.once(f"zalo:out:{msg_id}:{index}", send, also=remember, reconcile=zalo_reconciler(ctx))
 
 
-def zalo_reconciler(ctx):
+def zalo_reconciler(ctx: RelayContext):
     return reconciler(ctx, "zalo", lambda flight: find_zalo_send(ctx, flight))
 
 
-def zalo_user_for(ctx, conversation: str, fc_user: str | None) -> str:
+def zalo_user_for(ctx: RelayContext, conversation: str, fc_user: str | None) -> str:
     """From our conversation mapping, else from the FreshChat user's reference_id, when it
     names this connection's OA (a user of another OA on the same account is not ours: Zalo
     user ids differ per OA)."""
@@ -226,7 +237,9 @@ def quick_reply_labels(message: dict) -> list[str]:
     return labels
 
 
-def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict, dress: Dress = PLAIN) -> tuple[str, str]:
+def send_part(
+    ctx: RelayContext, zalo_user: str, msg_id: str, index: int, part: dict, dress: Dress = PLAIN
+) -> tuple[str, str]:
     """Send one part: Zalo's message id and what the customer got, in words. Nothing may
     touch Redis after the Zalo call (see Effects.once)."""
     if "text" in part:
@@ -236,7 +249,7 @@ def send_part(ctx, zalo_user: str, msg_id: str, index: int, part: dict, dress: D
     return send_words(ctx, zalo_user, describe_part(part))
 
 
-def send_to(ctx, zalo_user: str, message: dict) -> str:
+def send_to(ctx: RelayContext, zalo_user: str, message: dict) -> str:
     """Zalo's message id. Recorded as in flight first, so an answer that never comes is looked
     for before the message goes again. An anonymous visitor is answered in the Zalo
     conversation their last message named (app/relay/inbound.py keeps it)."""
@@ -245,14 +258,31 @@ def send_to(ctx, zalo_user: str, message: dict) -> str:
         ctx.redis.set(ctx.keys.sending_to(zalo_user), effect, ex=echo_patience(ctx.settings))
     anonymous = anonymous_id(zalo_user)
     if not anonymous:
-        return ctx.zalo.send(zalo_user, message)
+        return send_to_user(ctx, zalo_user, message)
     conversation = ctx.mapping.zalo_user(zalo_user).get("zalo_conversation_id")
     if not conversation:
         raise PermanentError(f"no Zalo conversation is known for anonymous visitor {anonymous}")
     return ctx.zalo.send_anonymous(anonymous, conversation, message)
 
 
-def send_words(ctx, zalo_user: str, text: str, quote: str = "") -> tuple[str, str]:
+def send_to_user(ctx: RelayContext, zalo_user: str, message: dict) -> str:
+    """Inside the user's free window as a reply to their last message (`windows.reply_target`),
+    the form Zalo counts as a reply rather than a proactive message; if Zalo refuses that
+    recipient, once more to the user id, and later replies go to the user id at once."""
+    known = ctx.mapping.zalo_user(zalo_user)
+    target = windows.reply_target(known)
+    if target:
+        try:
+            return ctx.zalo.send(zalo_user, message, reply_to=target)
+        except ZaloPermanent as exc:
+            if exc.code != INVALID_RECIPIENT:
+                raise
+            log.warning("zalo.reply_recipient_refused", extra={"code": exc.code})
+            ctx.mapping.set_zalo_user(zalo_user, reply_refused=target)  # refused: nothing was sent
+    return ctx.zalo.send(zalo_user, message)
+
+
+def send_words(ctx: RelayContext, zalo_user: str, text: str, quote: str = "") -> tuple[str, str]:
     """A text message; one quoting a message Zalo will not quote goes once more without it."""
     if quote:
         try:
@@ -264,7 +294,9 @@ def send_words(ctx, zalo_user: str, text: str, quote: str = "") -> tuple[str, st
     return send_to(ctx, zalo_user, {"text": text}), text
 
 
-def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str, dress: Dress = PLAIN) -> tuple[str, str]:
+def send_text(
+    ctx: RelayContext, zalo_user: str, msg_id: str, index: int, text: str, dress: Dress = PLAIN
+) -> tuple[str, str]:
     """Up to 2000 characters (signed) as text; longer as a .txt file of the agent's own words in
     the media store plus a signed text with its link."""
     if len(dress.signed(text)) <= TEXT_LIMIT:
@@ -280,7 +312,7 @@ def send_text(ctx, zalo_user: str, msg_id: str, index: int, text: str, dress: Dr
     return send_words(ctx, zalo_user, dress.signed(words), dress.quote)
 
 
-def send_media(ctx, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
+def send_media(ctx: RelayContext, zalo_user: str, msg_id: str, index: int, part: dict) -> tuple[str, str]:
     kind = attachment_kind(part)
     info = part[kind] or {}
     got = fetch_attachment(ctx, info)
@@ -299,7 +331,7 @@ def attachment_kind(part: dict) -> str:
     return next(k for k in ("image", "file", "video") if k in part)
 
 
-def fetch_attachment(ctx, info: dict):
+def fetch_attachment(ctx: RelayContext, info: dict):
     """The attachment's bytes; None when it is too large to copy (the agent's link goes instead).
     AttachmentUnusable when no retry can fetch it; RetryableError when a later one may."""
     url = (info.get("url") or "").strip()
@@ -328,7 +360,7 @@ def fetch_attachment(ctx, info: dict):
         raise RetryableError(f"FreshChat attachment download failed: {exc}") from exc
 
 
-def send_link(ctx, zalo_user: str, key: str, got) -> tuple[str, str]:
+def send_link(ctx: RelayContext, zalo_user: str, key: str, got) -> tuple[str, str]:
     ctx.media.put(key, got.data, content_type=got.content_type, filename=got.filename)
     line = "customer.image_link" if got.content_type.startswith("image/") else "customer.file_link"
     return send_words(
@@ -336,7 +368,7 @@ def send_link(ctx, zalo_user: str, key: str, got) -> tuple[str, str]:
     )
 
 
-def send_attachment(ctx, zalo_user: str, msg_id: str, index: int, kind: str, got) -> tuple[str, str]:
+def send_attachment(ctx: RelayContext, zalo_user: str, msg_id: str, index: int, kind: str, got) -> tuple[str, str]:
     """Upload once (Zalo's upload quota is monthly), send; re-upload if the id expired. When
     Zalo refuses the attachment itself, the customer gets the file as a link instead."""
     upload_key = f"zalo:upload:{msg_id}:{index}"
@@ -365,7 +397,7 @@ def attachment_message(kind: str, attachment: str, data: bytes) -> dict:
     return {"attachment": {"type": "template", "payload": {"template_type": "media", "elements": [element]}}}
 
 
-def attachment_label(settings, part: dict) -> str:
+def attachment_label(settings: Settings, part: dict) -> str:
     """ "file hoa-don.pdf": the kind and the name the agent knows it by (or its link's)."""
     kind = attachment_kind(part)
     info = part[kind] or {}
@@ -384,7 +416,7 @@ def describe_part(part: dict) -> str:
     return f"[{kind}]"
 
 
-def report_failure(ctx, message: dict, index: int, exc: ZaloPermanent) -> None:
+def report_failure(ctx: RelayContext, message: dict, index: int, exc: ZaloPermanent) -> None:
     """Zalo refused for a reason about the recipient or the window: tell the agent what to do."""
     preview = text_preview(message)
     advice, detail = zalo_advice(ctx.settings, exc.code), in_language(exc, ctx.settings.agent_language)
@@ -401,7 +433,7 @@ def text_preview(message: dict) -> str:
     return next((p["text"].get("content", "")[:80] for p in normalize_parts(message) if "text" in p), "")
 
 
-def post_note(ctx, message: dict, index: int, text: str) -> None:
+def post_note(ctx: RelayContext, message: dict, index: int, text: str) -> None:
     """A private note in the conversation, from the replying agent; once per message part.
     A note FreshChat refuses for good is only logged: the rest of the message still goes."""
     note = {
@@ -419,7 +451,7 @@ def post_note(ctx, message: dict, index: int, text: str) -> None:
         log.error("relay.note_refused", extra={"message_id": message["id"], "error": str(exc)})
 
 
-def update_state(ctx, item, progress) -> None:
+def update_state(ctx: RelayContext, item: Item, progress: Progress) -> None:
     event = item.payload
     conversation = conversation_id(event)
     inner = event["data"].get(STATE_KEYS[event["action"]]) or {}
@@ -430,7 +462,7 @@ def update_state(ctx, item, progress) -> None:
         notify_resolved(ctx, item, conversation, (inner.get("user") or {}).get("id"))
 
 
-def notify_resolved(ctx, item, conversation: str, fc_user: str | None) -> None:
+def notify_resolved(ctx: RelayContext, item: Item, conversation: str, fc_user: str | None) -> None:
     zalo_user = zalo_user_for(ctx, conversation, fc_user)
     if not zalo_user:
         return

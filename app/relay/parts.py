@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.bridge.mapping import SNIPPET_CHARS
 from app.errors import RetryableError
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
+from app.relay.context import Progress, RelayContext
 from app.texts import for_agent, kind_for_agent
 from app.wording import in_language
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("relay.parts")
 COPY_ATTEMPTS = 3  # a CDN blip is retried; a dead link must not hold the conversation back
@@ -73,7 +78,7 @@ def snippet(parts: list[Part]) -> str:
     return " ".join(pieces)[:SNIPPET_CHARS]
 
 
-def zalo_parts(ctx, event: dict, progress, attempts: int = 0) -> list[Part]:
+def zalo_parts(ctx: RelayContext, event: dict, progress: Progress, attempts: int = 0) -> list[Part]:
     """The parts for a Zalo event, text first, attachments in Zalo's order.
 
     `attempts` is how often this event already failed: transient copy failures are retried
@@ -90,7 +95,7 @@ def zalo_parts(ctx, event: dict, progress, attempts: int = 0) -> list[Part]:
     return parts or [text_part(for_agent(ctx.settings, "agent.no_content", event=event["event_name"]))]
 
 
-def quote_parts(ctx, event: dict) -> list[Part]:
+def quote_parts(ctx: RelayContext, event: dict) -> list[Part]:
     """A reply ("quote") starts with what it answers, when the bridge has seen that message."""
     quoted = str((event.get("message") or {}).get("quote_msg_id") or "")
     if not quoted:
@@ -99,7 +104,7 @@ def quote_parts(ctx, event: dict) -> list[Part]:
     return [text_part("> " + known.replace("\n", "\n> ") if known else for_agent(ctx.settings, "agent.quote_unknown"))]
 
 
-def quoted_text(ctx, msg_id: str) -> str:
+def quoted_text(ctx: RelayContext, msg_id: str) -> str:
     """The user's own relayed message, or one this bridge sent to Zalo; "" when unknown."""
     relayed = ctx.effects.recorded(f"fc:msg:{msg_id}")
     if isinstance(relayed, dict) and relayed.get("text"):
@@ -116,7 +121,7 @@ def _text_is_label(event: dict) -> bool:
     return event["event_name"] in ("user_send_location", "user_send_business_card")
 
 
-def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: int = 0) -> list[Part]:
+def attachment_parts(ctx: RelayContext, event: dict, index: int, attachment: dict, attempts: int = 0) -> list[Part]:
     kind = attachment.get("type") or "attachment"
     payload = attachment.get("payload") or {}
     if event["event_name"] == "user_send_business_card":
@@ -131,7 +136,7 @@ def attachment_parts(ctx, event: dict, index: int, attachment: dict, attempts: i
     return media_parts(ctx, event, index, kind, payload, attempts)
 
 
-def media_parts(ctx, event: dict, index: int, kind: str, payload: dict, attempts: int = 0) -> list[Part]:
+def media_parts(ctx: RelayContext, event: dict, index: int, kind: str, payload: dict, attempts: int = 0) -> list[Part]:
     """Copy to the media store; types FreshChat has no part for travel as a text link."""
     key = ctx.keys.media(f"zalo/{event['message']['msg_id']}/{index}")
     try:
@@ -165,7 +170,7 @@ def _file_part(media: Media) -> dict:
     }
 
 
-def copy_media(ctx, key: str, payload: dict) -> dict:
+def copy_media(ctx: RelayContext, key: str, payload: dict) -> dict:
     """Download from Zalo's CDN (capped, no private addresses) and keep it in the media store."""
     got = download(
         ctx.session,
@@ -179,7 +184,7 @@ def copy_media(ctx, key: str, payload: dict) -> dict:
     return {"filename": got.filename, "content_type": got.content_type, "size": len(got.data)}
 
 
-def location_text(settings, event: dict, payload: dict) -> str:
+def location_text(settings: Settings, event: dict, payload: dict) -> str:
     """Zalo puts coordinates in the attachment; one connector sends `message.location`."""
     message = event.get("message") or {}
     coords = payload.get("coordinates") or message.get("location") or {}
@@ -194,7 +199,7 @@ def link_text(payload: dict) -> str:
     return "🔗 " + "\n".join(line for line in lines if line)
 
 
-def business_card_text(settings, event: dict, payload: dict) -> str:
+def business_card_text(settings: Settings, event: dict, payload: dict) -> str:
     """Zalo packs the card's phone into a JSON string in `description`; the name is in
     `message.text`, or only in the payload's title or plain description."""
     card = _card_blob(payload.get("description"))

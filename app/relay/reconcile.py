@@ -12,11 +12,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.errors import PermanentError, ReconcilePending
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import anonymous_id
+from app.relay.context import RelayContext
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("relay.reconcile")
 # A call may still be worked on after we gave up on it; look only once it has surely ended.
@@ -33,11 +37,11 @@ ZALO_TYPES = {"text": {"text"}, "image": {"photo", "image"}, "gif": {"gif", "pho
 ECHO_MARGIN_SECONDS = 60  # an echo of a send of unknown outcome waits this long past the settling
 
 
-def settle_seconds(settings) -> float:
+def settle_seconds(settings: Settings) -> float:
     return SETTLE_TIMEOUTS * settings.http_timeout_seconds
 
 
-def echo_patience(settings) -> int:
+def echo_patience(settings: Settings) -> int:
     """How long after a send its echo may wait for the send's outcome to be settled."""
     return int(settle_seconds(settings) + ECHO_MARGIN_SECONDS)
 
@@ -46,7 +50,7 @@ class Unreadable(Exception):
     """The look-up could not decide whether the message is there."""
 
 
-def reconciler(ctx, partner: str, find: Callable[[dict], Any]) -> Callable[[dict], Any]:
+def reconciler(ctx: RelayContext, partner: str, find: Callable[[dict], Any]) -> Callable[[dict], Any]:
     """The `reconcile` of `Effects.once` for sends to `partner`: wait until the partner is
     surely done with the call, then `find(flight)` the result it shows (None: not there).
     A partner that cannot be read means a resend, as before reconciliation, and is counted."""
@@ -73,7 +77,7 @@ def reconciler(ctx, partner: str, find: Callable[[dict], Any]) -> Callable[[dict
 # -- Zalo: the OA's messages (src 0) in the user's conversation ---------------------------------
 
 
-def wait_for_send_in_flight(ctx, zalo_user: str) -> None:
+def wait_for_send_in_flight(ctx: RelayContext, zalo_user: str) -> None:
     """An echo we do not know yet may be of our send whose answer never came: wait until that
     send is settled (found or resent), at most `echo_patience` after it was made."""
     effect = ctx.redis.get(ctx.keys.sending_to(zalo_user))
@@ -96,7 +100,7 @@ def zalo_fingerprint(message: dict) -> dict:
     return {"kind": element.get("media_type", "image"), "id": element.get("attachment_id", "")}
 
 
-def find_zalo_send(ctx, flight: dict) -> str | None:
+def find_zalo_send(ctx: RelayContext, flight: dict) -> str | None:
     """The id of an OA message to `flight["to"]`, sent since the flight, with its content and
     not already known as another of our sends; None when the history has none."""
     if anonymous_id(flight["to"]):
@@ -148,7 +152,7 @@ def parts_signature(parts: list[dict]) -> list[list[str]]:
     return signature
 
 
-def find_freshchat_post(ctx, flight: dict) -> dict | None:
+def find_freshchat_post(ctx: RelayContext, flight: dict) -> dict | None:
     """{"id", "conversation_id"} of a message posted since the flight, as the flight's actor,
     with the same parts; in the flight's conversation, or (a conversation created blind)
     among the user's latest ones. None when it is not there."""
@@ -163,7 +167,7 @@ def find_freshchat_post(ctx, flight: dict) -> dict | None:
     return None
 
 
-def _find_in(ctx, conversation: str, flight: dict, deadline: float) -> str | None:
+def _find_in(ctx: RelayContext, conversation: str, flight: dict, deadline: float) -> str | None:
     since = flight["at"] - SKEW_MS
     from_time = datetime.fromtimestamp(since / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{since % 1000:03d}Z"
     next_page = None

@@ -5,7 +5,8 @@ within 48 h is free, up to 7 days it is billed to the app's Zalo Cloud Account, 
 refused (-230). The bridge keeps each user's last message (time and id) and the time of the last
 reply that reached them, and from that:
 
-- sends inside the window as a reply to that message (`reply_target`, used by the Zalo client);
+- sends inside the window as a reply to that message (`reply_target`, asked by the sending
+  code, app/relay/outbound.py `send_to_user`);
 - sets one timer per user, due WINDOW_NOTE_AFTER after their last message, that tells the agents
   the free window is about to close, unless a reply went out meanwhile (`window_closing`);
 - with `hold_billed_replies`, does not send a reply that would be billed and tells the agent
@@ -19,8 +20,10 @@ import logging
 
 from app.bridge import keys
 from app.bridge.lanes import Item, NotDue, now_ms
+from app.bridge.outcome import DELIVERED, Outcome
 from app.errors import PermanentError
 from app.integrations import events
+from app.relay.context import Progress, RelayContext
 from app.texts import for_agent, vn_time
 
 log = logging.getLogger("relay.windows")
@@ -67,30 +70,55 @@ def is_billed(quota: str) -> bool:
 # -- the window timer ----------------------------------------------------------------------
 
 
-def user_wrote(ctx, zalo_user: str, msg_ts: int) -> None:
+def on_outcome(outcome: Outcome, pipe) -> None:
+    """Subscriber (app/relay/subscribers.py): a Zalo user's newest message (re)sets their
+    window timer; a reply that reached them answers it, and one Zalo billed gets a note."""
+    learned, ctx = outcome.learned, outcome.ctx
+    if outcome.state != DELIVERED or learned is None:
+        return
+    if learned.user_wrote_at:
+        user_wrote(ctx, learned.zalo_user, learned.user_wrote_at, pipe)
+    if learned.sent and learned.reply is not None:
+        replied(ctx, learned.zalo_user, pipe)
+        quotas = [ctx.mapping.receipt(i).get("quota", "") for i in learned.sent]
+        note_if_billed(ctx, learned.reply, learned.zalo_user, quotas)
+
+
+def user_wrote(ctx: RelayContext, zalo_user: str, msg_ts: int, pipe=None) -> None:
     """The user's newest message: (re)set their window timer, unless its window is already
     closed (a late redelivery)."""
     due = msg_ts + WINDOW_NOTE_AFTER_MS
     if now_ms() >= msg_ts + FREE_MS:
         return
     payload = {"zalo_user": zalo_user, "msg_ts": msg_ts}
-    set_timer(ctx, keys.window_lane(zalo_user), f"window:{zalo_user}:{msg_ts}", events.WINDOW_CLOSING, payload, due)
+    set_timer(
+        ctx, keys.window_lane(zalo_user), f"window:{zalo_user}:{msg_ts}", events.WINDOW_CLOSING, payload, due, pipe=pipe
+    )
 
 
-def set_timer(ctx, lane_id: str, item_id: str, event: str, payload: dict, due_ms: int, replace: bool = True) -> None:
+def set_timer(
+    ctx: RelayContext,
+    lane_id: str,
+    item_id: str,
+    event: str,
+    payload: dict,
+    due_ms: int,
+    replace: bool = True,
+    pipe=None,
+) -> None:
     """Put a timer item (the worker runs it at `due_ms`) in one of the connection's timer lanes;
-    `replace` swaps a waiting one, else a waiting one stays."""
+    `replace` swaps a waiting one, else a waiting one stays. With `pipe`, as part of it."""
     item = Item(item_id, "zalo", payload, now_ms(), event=event, connection=ctx.connection)
-    ctx.lanes.schedule(keys.lane_for(ctx.connection, lane_id), item, due_ms, replace=replace)
+    ctx.lanes.schedule(keys.lane_for(ctx.connection, lane_id), item, due_ms, replace=replace, pipe=pipe)
 
 
-def replied(ctx, zalo_user: str) -> None:
+def replied(ctx: RelayContext, zalo_user: str, pipe=None) -> None:
     """A reply reached the user: it answers their messages so far, so no window note."""
-    ctx.mapping.replied(zalo_user, now_ms())
-    ctx.lanes.cancel(keys.lane_for(ctx.connection, keys.window_lane(zalo_user)))
+    ctx.mapping.replied(zalo_user, now_ms(), pipe)
+    ctx.lanes.cancel(keys.lane_for(ctx.connection, keys.window_lane(zalo_user)), pipe)
 
 
-def window_closing(ctx, item, progress) -> None:
+def window_closing(ctx: RelayContext, item: Item, progress: Progress) -> None:
     """Due an hour before the free window of the user's last message closes: tell the agents,
     if that message is still the last and nobody answered it."""
     zalo_user, msg_ts = item.payload["zalo_user"], int(item.payload["msg_ts"])
@@ -110,7 +138,7 @@ def window_closing(ctx, item, progress) -> None:
 # -- billed replies -------------------------------------------------------------------------
 
 
-def held(ctx, message: dict, zalo_user: str, preview: str) -> bool:
+def held(ctx: RelayContext, message: dict, zalo_user: str, preview: str) -> bool:
     """With `hold_billed_replies`, a reply Zalo would bill is not sent: the agent hears why."""
     if not ctx.settings.hold_billed_replies or not would_be_billed(ctx.mapping.zalo_user(zalo_user)):
         return False
@@ -121,7 +149,7 @@ def held(ctx, message: dict, zalo_user: str, preview: str) -> bool:
     return True
 
 
-def note_if_billed(ctx, message: dict, zalo_user: str, quotas: list[str]) -> None:
+def note_if_billed(ctx: RelayContext, message: dict, zalo_user: str, quotas: list[str]) -> None:
     """One note per agent message that Zalo billed (any of its parts). Zalo's answer is the
     evidence, but only medium-confidence sources describe it, so the note also needs our own
     record to put the user's last message over 48 h ago: never a false alarm inside the window."""
@@ -136,7 +164,7 @@ def _actor(message: dict) -> dict:
     return {"actor_type": message.get("actor_type") or "agent", "actor_id": message.get("actor_id")}
 
 
-def post_note(ctx, conversation: str, effect: str, text: str, actor: dict | None = None) -> None:
+def post_note(ctx: RelayContext, conversation: str, effect: str, text: str, actor: dict | None = None) -> None:
     """A private note, once per effect key; one FreshChat refuses for good is only logged (it
     informs, it holds nothing up)."""
     note = {"message_parts": [{"text": {"content": text}}], "message_type": "private"}

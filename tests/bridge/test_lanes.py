@@ -134,7 +134,7 @@ def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):
 
     lanes = Lanes(redis)
     lanes.accept("in:a", item(1))
-    assert Drainer(ctx, {"test": slow}, notes={}).drain("in:a") == "empty"
+    assert Drainer(ctx, {"test": slow}).drain("in:a") == "empty"
     assert stolen == [None] * 6
 
 

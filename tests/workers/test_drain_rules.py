@@ -239,7 +239,7 @@ def test_a_timer_reached_early_waits_for_its_time_without_spending_its_budget(ct
         raise NotDue(due)
 
     ctx.lanes.schedule("win:u", Item("t:1", "zalo", {}, now_ms(), event="window_closing"), now_ms(), replace=True)
-    assert Drainer(ctx, {"zalo": early}, notes={}).drain("win:u") == "deferred"
+    assert Drainer(ctx, {"zalo": early}).drain("win:u") == "deferred"
     raw, head = ctx.lanes.head("win:u")
     assert (head.attempts, head.first_failed_at) == (0, 0)
     assert abs(ctx.redis.zscore("zfb:due", "win:u") - due) < 50

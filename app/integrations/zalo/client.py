@@ -11,13 +11,17 @@ import requests
 from app.errors import PartnerError, parse_retry_after
 from app.integrations.base_client import BaseClient, ClientHooks, status_error
 from app.integrations.limits import Limiter
-from app.integrations.zalo.errors import ERRORS, ZaloAuthError, ZaloPermanent, ZaloRetryable, error_for
+from app.integrations.zalo.errors import (
+    ERRORS,
+    ZaloAuthError,
+    ZaloRetryable,
+    error_for,
+)
 from app.integrations.zalo.tokens import TokenKeeper
 
 log = logging.getLogger("zalo.api")
 UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
 HISTORY_PAGE = 10  # Zalo's history reads answer at most 10 items per call
-INVALID = -201
 
 
 class HistoryTooLong(Exception):
@@ -67,26 +71,14 @@ class ZaloClient(BaseClient):
         super().__init__(session, settings.zalo_api_base_url, settings.http_timeout_seconds, limiter, hooks)
         self.tokens = tokens
         self.window = settings.rate_window_seconds
-        # The user's message a send answers ("" for none): the worker looks it up per user.
-        self.reply_to = lambda user_id: ""
-        self.on_reply_refused = lambda user_id, message_id: None  # so later replies go to the user id at once
 
-    def send(self, user_id: str, message: dict) -> SentId:
+    def send(self, user_id: str, message: dict, reply_to: str = "") -> SentId:
         """POST /v3.0/oa/message/cs; return Zalo's message_id (with the quota that paid).
 
-        Inside the user's free window it goes as a reply to their last message (recipient
-        `message_id`), the form Zalo counts as a reply rather than a proactive message; if
-        Zalo refuses that recipient, once more to the user id."""
-        reply_to = self.reply_to(user_id)
-        if reply_to:
-            try:
-                return self._send({"message_id": reply_to}, message)
-            except ZaloPermanent as exc:
-                if exc.code != INVALID:
-                    raise
-                log.warning("zalo.reply_recipient_refused", extra={"code": exc.code})
-                self.on_reply_refused(user_id, reply_to)
-        return self._send({"user_id": user_id}, message)
+        With `reply_to` (one of the user's messages), it goes as a reply to that message
+        (recipient `message_id`); which message, if any, is the relay's choice
+        (app/relay/outbound.py `send_to_user`)."""
+        return self._send({"message_id": reply_to} if reply_to else {"user_id": user_id}, message)
 
     def _send(self, recipient: dict, message: dict) -> SentId:
         data = self._call("POST", "/v3.0/oa/message/cs", json={"recipient": recipient, "message": message})
