@@ -21,15 +21,15 @@ import logging
 
 from redis.exceptions import RedisError
 
-from app.bridge import journal, metrics, status
 from app.bridge.outcome import Outcome, Subscriber
+from app.operations import counters, journal, status
 from app.relay import notes, windows
 
 log = logging.getLogger("worker.subscribers")
 
 SUBSCRIBERS: tuple[Subscriber, ...] = (
     journal.on_outcome,  # the console's recent events and "relayed today"
-    metrics.on_outcome,  # counters: relayed (with latency), retried, dead-lettered
+    counters.on_outcome,  # counters: relayed (with latency), retried, dead-lettered
     status.on_outcome,  # the connection's last errors
     windows.on_outcome,  # reply windows: a user's newest message sets their timer; a reply answers it (billed note)
     notes.on_outcome,  # a dead letter's note to the agents

@@ -17,10 +17,14 @@ from app.bridge.lanes import Item, NotDue, now_ms
 from app.errors import PermanentError
 from app.integrations import events
 from app.integrations.zalo.errors import ZaloRateLimited, ZaloRetryable
+from app.relay import notes
+from app.relay.subscribers import SUBSCRIBERS
 from sandbox.helpers import load_fixture
 from tests.workers.test_drain_rules import CHANNELS, CONV, GETOA, NOTES, outbound_item, raising
 from workers import drain
 from workers.drain import UNEXPECTED_MAX_ATTEMPTS, Drainer, by_event, handlers
+
+NO_NOTES = tuple(s for s in SUBSCRIBERS if s is not notes.on_outcome)  # no note to agents: no FreshChat mock
 
 LANE = "out:" + CONV
 
@@ -67,7 +71,7 @@ def test_one_claim_drains_a_lane_head_first_to_its_end_and_lets_it_go(ctx):
     for n in (1, 2, 3):
         ctx.lanes.accept(LANE, numbered(n))
     seen = []
-    assert Drainer(ctx, {"freshchat": delivering(seen)}, notes={}).drain(LANE) == "empty"
+    assert Drainer(ctx, {"freshchat": delivering(seen)}, subscribers=NO_NOTES).drain(LANE) == "empty"
     assert seen == ["freshchat:fc-msg-1", "freshchat:fc-msg-2", "freshchat:fc-msg-3"]
     assert not ctx.redis.exists(lane_key(LANE)) and not ctx.redis.exists(lease(LANE))
     assert due_at(ctx) is None
@@ -77,14 +81,14 @@ def test_a_lane_whose_slice_is_over_is_let_go_and_due_again_at_once(ctx, monkeyp
     monkeypatch.setattr(drain, "LANE_SLICE_SECONDS", 0.0)
     ctx.lanes.accept(LANE, numbered(1))
     seen = []
-    assert Drainer(ctx, {"freshchat": delivering(seen)}, notes={}).drain(LANE) == "yielded"
+    assert Drainer(ctx, {"freshchat": delivering(seen)}, subscribers=NO_NOTES).drain(LANE) == "yielded"
     assert seen == [] and not ctx.redis.exists(lease(LANE))
     assert due_at(ctx) <= now_ms() and ctx.lanes.acquire(LANE)  # another worker takes it now
 
 
 def test_a_due_lane_with_nothing_left_is_let_go_empty(ctx):
     ctx.redis.zadd(DUE, {LANE: now_ms()})
-    assert Drainer(ctx, {"freshchat": delivering([])}, notes={}).drain(LANE) == "empty"
+    assert Drainer(ctx, {"freshchat": delivering([])}, subscribers=NO_NOTES).drain(LANE) == "empty"
     assert not ctx.redis.exists(lease(LANE))
 
 
@@ -93,7 +97,7 @@ def test_an_unreadable_next_item_lets_the_lane_go_due_at_once_with_its_head_kept
     ctx.redis.rpush(lane_key(LANE), "{not json")  # e.g. written by a broken tool
     seen = []
     with pytest.raises(ValueError):
-        Drainer(ctx, {"freshchat": delivering(seen)}, notes={}).drain(LANE)
+        Drainer(ctx, {"freshchat": delivering(seen)}, subscribers=NO_NOTES).drain(LANE)
     assert seen == ["freshchat:fc-msg-1"]
     assert ctx.redis.lrange(lane_key(LANE), 0, -1) == [b"{not json"]
     assert not ctx.redis.exists(lease(LANE)) and due_at(ctx) <= now_ms()
@@ -105,7 +109,7 @@ def test_an_unreadable_next_item_lets_the_lane_go_due_at_once_with_its_head_kept
 def test_a_retry_is_journaled_with_its_reason_and_next_try_and_shown_as_the_last_error(ctx, m):
     ctx.lanes.accept(LANE, outbound_item())
     handler = raising(ZaloRetryable("Zalo HTTP 500", status=500))
-    assert Drainer(ctx, {"freshchat": handler}, notes={}).drain(LANE) == "deferred"
+    assert Drainer(ctx, {"freshchat": handler}, subscribers=NO_NOTES).drain(LANE) == "deferred"
     entry = journaled(ctx, "freshchat:fc-msg-1")
     assert (entry["state"], entry["reason"]) == ("retrying", "Zalo HTTP 500")
     assert entry["next_try"] == pytest.approx(due_at(ctx) / 1000, abs=0.002)
@@ -120,14 +124,14 @@ def test_a_timer_reached_early_is_not_an_outcome_and_waits_only_until_its_time(c
         raise NotDue(due)
 
     ctx.lanes.accept(LANE, outbound_item())
-    assert Drainer(ctx, {"freshchat": early}, notes={}).drain(LANE) == "deferred"
+    assert Drainer(ctx, {"freshchat": early}, subscribers=NO_NOTES).drain(LANE) == "deferred"
     assert journaled(ctx, "freshchat:fc-msg-1") is None
     assert abs(due_at(ctx) - due) < 100  # 300 ms, not rounded up to a second
 
 
 def test_an_item_delivered_after_a_retry_is_journaled_without_its_old_error(ctx):
     ctx.lanes.accept(LANE, outbound_item(attempts=1, first_failed_at=now_ms(), last_error="Zalo HTTP 500"))
-    assert Drainer(ctx, {"freshchat": delivering([])}, notes={}).drain(LANE) == "empty"
+    assert Drainer(ctx, {"freshchat": delivering([])}, subscribers=NO_NOTES).drain(LANE) == "empty"
     entry = journaled(ctx, "freshchat:fc-msg-1")
     assert (entry["state"], entry["reason"], entry["dead_letter"]) == ("delivered", "", None)
 
@@ -146,7 +150,7 @@ FAILURES = {
 def test_a_dead_letter_keeps_its_lane_is_journaled_failed_and_shown_as_the_last_error(ctx, m, case):
     extra, exc, reason = FAILURES[case]
     ctx.lanes.accept(LANE, outbound_item(**extra))
-    assert Drainer(ctx, {"freshchat": raising(exc)}, notes={}).drain(LANE) == "empty"
+    assert Drainer(ctx, {"freshchat": raising(exc)}, subscribers=NO_NOTES).drain(LANE) == "empty"
     [dead] = ctx.dead_letters.list()
     assert dead["lane"] == LANE and dead["reason"].startswith(reason)
     entry = journaled(ctx, "freshchat:fc-msg-1")
@@ -157,7 +161,7 @@ def test_a_dead_letter_keeps_its_lane_is_journaled_failed_and_shown_as_the_last_
 
 def test_a_replayed_dead_letter_joins_the_end_of_its_lane_with_a_fresh_budget(ctx, m):
     ctx.lanes.accept(LANE, outbound_item(**HORIZON_PASSED))
-    Drainer(ctx, {"freshchat": raising(ZaloRetryable("Zalo HTTP 500", status=500))}, notes={}).drain(LANE)
+    Drainer(ctx, {"freshchat": raising(ZaloRetryable("Zalo HTTP 500", status=500))}, subscribers=NO_NOTES).drain(LANE)
     ctx.lanes.accept(LANE, numbered(2))  # the conversation went on meanwhile
     assert ctx.dead_letters.replay("freshchat:fc-msg-1")
     queued = [Item.loads(raw) for raw in ctx.redis.lrange(lane_key(LANE), 0, -1)]
@@ -195,7 +199,7 @@ def test_a_partner_wide_refusal_waits_what_the_partner_asked_plus_at_most_a_seco
     ctx.lanes.accept(LANE, outbound_item())
     before = now_ms()
     handler = raising(ZaloRateLimited("Zalo error -32", code=-32, retry_after=120))
-    assert Drainer(ctx, {"freshchat": handler}, notes={}).drain(LANE) == "deferred"
+    assert Drainer(ctx, {"freshchat": handler}, subscribers=NO_NOTES).drain(LANE) == "deferred"
     assert before + 121_000 <= due_at(ctx) <= now_ms() + 121_000
 
 
@@ -204,7 +208,7 @@ def test_a_partner_wide_refusal_waits_as_long_as_the_breaker_stays_open(ctx, m, 
     ctx.lanes.accept(LANE, outbound_item())
     before = now_ms()
     handler = raising(ZaloRetryable("Zalo HTTP 503", status=503))
-    assert Drainer(ctx, {"freshchat": handler}, notes={}).drain(LANE) == "deferred"
+    assert Drainer(ctx, {"freshchat": handler}, subscribers=NO_NOTES).drain(LANE) == "deferred"
     assert due_at(ctx) >= before + 4_900  # OPEN_SECONDS, not the 10 ms retry base of these settings
 
 
@@ -212,14 +216,14 @@ def test_while_the_breaker_is_open_an_item_waits_it_out_plus_at_most_a_second(ct
     ctx.redis.set(ctx.keys.breaker_open("zalo"), "1", px=5000)
     ctx.lanes.accept(LANE, outbound_item())
     before = now_ms()
-    assert Drainer(ctx, {"freshchat": delivering([])}, notes={}).drain(LANE) == "deferred"
+    assert Drainer(ctx, {"freshchat": delivering([])}, subscribers=NO_NOTES).drain(LANE) == "deferred"
     assert before + 5_900 <= due_at(ctx) <= now_ms() + 6_000
 
 
 def test_an_item_failure_waits_its_backoff_even_when_the_error_names_no_wait(ctx, m, jitter_at_its_bottom):
     ctx.lanes.accept(LANE, outbound_item())
     before = now_ms()
-    assert Drainer(ctx, {"freshchat": raising(ZaloRetryable("HTTP 500", status=500))}, notes={}).drain(LANE)
+    assert Drainer(ctx, {"freshchat": raising(ZaloRetryable("HTTP 500", status=500))}, subscribers=NO_NOTES).drain(LANE)
     assert before + 5 <= due_at(ctx) <= now_ms() + 50  # backoff(1, 0.01 s, ...) = 5 to 10 ms, not a second
 
 
@@ -229,11 +233,11 @@ def test_the_budget_ends_exactly_at_the_horizon(ctx, m, monkeypatch):
     horizon_ms = ctx.settings.retry_horizon_seconds * 1000
     handler = raising(ZaloRetryable("Zalo HTTP 500", status=500))
     ctx.lanes.accept(LANE, outbound_item(attempts=3, first_failed_at=now - horizon_ms))
-    assert Drainer(ctx, {"freshchat": handler}, notes={}).drain(LANE) == "deferred"  # on the edge: kept
+    assert Drainer(ctx, {"freshchat": handler}, subscribers=NO_NOTES).drain(LANE) == "deferred"  # on the edge: kept
     assert ctx.dead_letters.count() == 0
     ctx.redis.flushall()
     ctx.lanes.accept(LANE, outbound_item(attempts=3, first_failed_at=now - horizon_ms - 1))
-    assert Drainer(ctx, {"freshchat": handler}, notes={}).drain(LANE) == "empty"  # one ms past: dead
+    assert Drainer(ctx, {"freshchat": handler}, subscribers=NO_NOTES).drain(LANE) == "empty"  # one ms past: dead
     assert ctx.dead_letters.count() == 1
 
 
@@ -248,7 +252,7 @@ def test_a_delivered_message_is_counted_once_in_its_direction_with_its_latency(c
     message = outbound_item(event=events.AGENT_MESSAGE)
     message.received_at -= 1500  # accepted by the webhook 1.5 s ago
     ctx.lanes.accept(LANE, message)
-    assert Drainer(ctx, {"freshchat": delivering([])}, notes={}).drain(LANE) == "empty"
+    assert Drainer(ctx, {"freshchat": delivering([])}, subscribers=NO_NOTES).drain(LANE) == "empty"
     found = counted(ctx)
     assert found["relayed|out"] == 1 and found["latency|out|2.5"] == 1
     assert 1500 <= found["latency_sum_ms|out"] < 2500
@@ -257,7 +261,7 @@ def test_a_delivered_message_is_counted_once_in_its_direction_with_its_latency(c
 @pytest.mark.parametrize("event, answer", [(events.AGENT_MESSAGE, events.NOT_RELAYED), (events.RECEIPT, None)])
 def test_what_was_not_relayed_or_is_no_message_is_not_counted(ctx, event, answer):
     ctx.lanes.accept(LANE, outbound_item(event=event))
-    assert Drainer(ctx, {"freshchat": lambda ctx_, item, progress: answer}, notes={}).drain(LANE) == "empty"
+    assert Drainer(ctx, {"freshchat": lambda ctx_, item, progress: answer}, subscribers=NO_NOTES).drain(LANE) == "empty"
     assert not any(name.startswith("relayed") for name in counted(ctx))
 
 
@@ -284,6 +288,6 @@ def test_an_old_item_the_web_would_not_relay_is_finished_without_a_partner_call(
 
 def test_an_event_kind_this_version_does_not_know_is_retried_then_kept_not_lost(ctx):
     ctx.lanes.accept(LANE, outbound_item(event="from_a_newer_version"))
-    drainer = Drainer(ctx, {"freshchat": by_event({}, lambda payload: None)}, notes={})
+    drainer = Drainer(ctx, {"freshchat": by_event({}, lambda payload: None)}, subscribers=NO_NOTES)
     assert drainer.drain(LANE) == "deferred"
     assert ctx.lanes.head(LANE)[1].last_error == "no handler for freshchat event 'from_a_newer_version'"
