@@ -1,0 +1,17 @@
+"""`python -m bench.trace`: the numbers of docs/architecture.md come from two messages really delivered."""
+
+from __future__ import annotations
+
+from bench.trace import FC_MESSAGES, ZALO_CS, trace
+
+
+def test_the_trace_follows_both_messages_to_their_partner():
+    zalo_text, agent_reply = trace()
+
+    assert zalo_text.sent == [f"POST {FC_MESSAGES}"]
+    assert agent_reply.sent == [f"POST {ZALO_CS}"]
+    for message, webhook in ((zalo_text, "zalo"), (agent_reply, "freshchat")):
+        assert message.cross_file_calls > 0 and message.steps and message.lua
+        assert {"accept", "take", "pop"} <= set(message.lua)  # queued, claimed, done
+        assert message.steps[0][0] == f"app/web/webhooks/{webhook}.py"  # the route is the first step
+        assert "workers/drain.py" in message.files
