@@ -13,13 +13,11 @@ from flask.cli import AppGroup, ScriptInfo
 from redis.exceptions import RedisError
 
 from app.bridge.deadletters import DeadLetters
-from app.connections.checks import ConnectionChecks
 from app.connections.problem import Problem
-from app.connections.service import ConnectionService
 from app.errors import PartnerError
 from app.operations.backup import BackupError, backup, restore
-from app.operations.overview import Overview
 from app.relay.catchup import CatchUpStopped, catch_up, parse_since
+from app.web import jobs
 from config.redis_url import masked
 
 
@@ -40,20 +38,6 @@ class BridgeGroup(AppGroup):
 bridge = BridgeGroup("bridge", help="Operate the bridge: connections, dead letters, catch-up, backups.")
 connections_cli = AppGroup("connections", help="Add, list, show, test, disable and remove connections.")
 bridge.add_command(connections_cli)
-
-
-def _service() -> ConnectionService:
-    ext = current_app.extensions
-    return ConnectionService(ext["redis"], ext["lanes"], current_app.config["SETTINGS"])
-
-
-def _overview() -> Overview:
-    ext = current_app.extensions
-    return Overview(ext["redis"], ext["lanes"], current_app.config["SETTINGS"])
-
-
-def _checks() -> ConnectionChecks:
-    return ConnectionChecks(current_app.extensions["redis"], current_app.config["SETTINGS"])
 
 
 def _dead_letters() -> DeadLetters:
@@ -172,12 +156,12 @@ def cli_add(body):
         data = json.load(body)
     except ValueError as exc:
         raise click.ClickException(f"not JSON: {exc}") from None
-    click.echo(dumps(_run(lambda: _overview().show(_service().create(data)))))
+    click.echo(dumps(_run(lambda: jobs.overview().show(jobs.service().create(data)))))
 
 
 @connections_cli.command("list")
 def cli_list():
-    for conn in _run(lambda: _overview().list()):
+    for conn in _run(lambda: jobs.overview().list()):
         state = "enabled" if conn["enabled"] else "disabled"
         zalo, fc = conn["zalo"], conn["freshchat"]
         click.echo(
@@ -189,14 +173,14 @@ def cli_list():
 @connections_cli.command("show")
 @click.argument("connection_id")
 def cli_show(connection_id):
-    click.echo(dumps(_run(lambda: _overview().show(connection_id))))
+    click.echo(dumps(_run(lambda: jobs.overview().show(connection_id))))
 
 
 @connections_cli.command("test")
 @click.argument("connection_id")
 def cli_test(connection_id):
     """Check the credentials against Zalo and FreshChat; exit status 1 when one fails."""
-    result = _run(lambda: _checks().test(connection_id))
+    result = _run(lambda: jobs.checks().test(connection_id))
     for partner, outcome in result.items():
         click.echo(f"{partner}: {'ok' if outcome['ok'] else 'FAILED'}: {outcome['detail']}")
     if not all(outcome["ok"] for outcome in result.values()):
@@ -206,14 +190,14 @@ def cli_test(connection_id):
 @connections_cli.command("disable")
 @click.argument("connection_id")
 def cli_disable(connection_id):
-    _run(lambda: _service().set_enabled(connection_id, False))
+    _run(lambda: jobs.service().set_enabled(connection_id, False))
     click.echo(f"disabled {connection_id}")
 
 
 @connections_cli.command("enable")
 @click.argument("connection_id")
 def cli_enable(connection_id):
-    _run(lambda: _service().set_enabled(connection_id, True))
+    _run(lambda: jobs.service().set_enabled(connection_id, True))
     click.echo(f"enabled {connection_id}")
 
 
@@ -221,7 +205,7 @@ def cli_enable(connection_id):
 @click.argument("connection_id")
 def cli_remove(connection_id):
     """Remove a connection; its queued items are kept as its dead letters."""
-    done = _run(lambda: _service().remove(connection_id))
+    done = _run(lambda: jobs.service().remove(connection_id))
     click.echo(
         f"removed {connection_id}; {done['kept_as_dead_letters']} queued item(s) kept as dead letters "
         f"(GET /api/dead-letters?connection={connection_id})"

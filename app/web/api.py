@@ -16,48 +16,15 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT
 from app.connections import verification
-from app.connections.checks import ConnectionChecks
 from app.connections.problem import Problem
-from app.connections.service import ConnectionService
-from app.connections.store import Connections
-from app.connections.verification import VerificationUploads
 from app.integrations.zalo.events_catalog import catalog, webhook_retry_advice
-from app.operations.dead_letters import DeadLetterDesk
-from app.operations.overview import Overview
 from app.relay import catchup
+from app.web import jobs
 from app.web.oauth import LINK_TTL, start_link
 from app.web.wrong_tokens import bearer_ok
 from config.settings import LANGUAGES
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def _redis():
-    return current_app.extensions["redis"]
-
-
-def _settings():
-    return current_app.config["SETTINGS"]
-
-
-def _service() -> ConnectionService:
-    return ConnectionService(_redis(), current_app.extensions["lanes"], _settings())
-
-
-def _overview() -> Overview:
-    return Overview(_redis(), current_app.extensions["lanes"], _settings())
-
-
-def _checks() -> ConnectionChecks:
-    return ConnectionChecks(_redis(), _settings())
-
-
-def _uploads() -> VerificationUploads:
-    return VerificationUploads(_redis(), _settings())
-
-
-def _dead_letters() -> DeadLetterDesk:
-    return DeadLetterDesk(_redis(), current_app.extensions["lanes"], _settings())
 
 
 @bp.before_request
@@ -77,40 +44,40 @@ def _problem(exc: Problem):
 
 @bp.get("/connections")
 def list_connections():
-    return jsonify({"connections": _overview().list()})
+    return jsonify({"connections": jobs.overview().list()})
 
 
 @bp.post("/connections")
 def create_connection():
-    created = _service().create(request.get_json(silent=True))
-    return jsonify(_overview().show(created)), 201
+    created = jobs.service().create(request.get_json(silent=True))
+    return jsonify(jobs.overview().show(created)), 201
 
 
 @bp.get("/connections/<connection_id>")
 def show_connection(connection_id: str):
-    return jsonify(_overview().show(connection_id))
+    return jsonify(jobs.overview().show(connection_id))
 
 
 @bp.patch("/connections/<connection_id>")
 def update_connection(connection_id: str):
-    _service().update(connection_id, request.get_json(silent=True))
-    return jsonify(_overview().show(connection_id))
+    jobs.service().update(connection_id, request.get_json(silent=True))
+    return jsonify(jobs.overview().show(connection_id))
 
 
 @bp.delete("/connections/<connection_id>")
 def remove_connection(connection_id: str):
-    return jsonify(_service().remove(connection_id))
+    return jsonify(jobs.service().remove(connection_id))
 
 
 @bp.post("/connections/<connection_id>/test")
 def test_connection(connection_id: str):
-    return jsonify(_checks().test(connection_id))
+    return jsonify(jobs.checks().test(connection_id))
 
 
 @bp.get("/connections/<connection_id>/events")
 def connection_events(connection_id: str):
     args = request.args
-    found = _overview().events(
+    found = jobs.overview().events(
         connection_id, args.get("direction"), args.get("state"), args.get("find"), args.get("limit", 100)
     )
     return jsonify({"connection": connection_id, "events": found})
@@ -118,7 +85,7 @@ def connection_events(connection_id: str):
 
 @bp.get("/connections/<connection_id>/verification")
 def list_verification(connection_id: str):
-    return jsonify({"connection": connection_id, "files": _uploads().files(connection_id)})
+    return jsonify({"connection": connection_id, "files": jobs.uploads().files(connection_id)})
 
 
 @bp.put("/connections/<connection_id>/verification")
@@ -129,13 +96,13 @@ def upload_verification(connection_id: str):
         filename, content = upload.filename or "", upload.read(verification.MAX_BYTES + 1)
     else:
         filename, content = request.args.get("filename", ""), request.get_data()
-    stored = _uploads().upload(connection_id, filename, content, client=request.remote_addr or "-")
+    stored = jobs.uploads().upload(connection_id, filename, content, client=request.remote_addr or "-")
     return jsonify(stored), 201
 
 
 @bp.delete("/connections/<connection_id>/verification/<filename>")
 def remove_verification(connection_id: str, filename: str):
-    _uploads().remove(connection_id, filename)
+    jobs.uploads().remove(connection_id, filename)
     return jsonify({"removed": filename, "connection": connection_id})
 
 
@@ -147,7 +114,7 @@ def freshchat_topics():
     connection = body.get("connection")
     if connection is not None and not isinstance(connection, str):
         raise Problem(400, "invalid connection", {"connection": "a connection id"})
-    topics = _checks().topics(body.get("api_url"), body.get("api_key"), connection)
+    topics = jobs.checks().topics(body.get("api_url"), body.get("api_key"), connection)
     return jsonify({"topics": topics})
 
 
@@ -178,14 +145,14 @@ def catch_up_connection(connection_id: str):
         body = {}
     if not isinstance(body, dict) or set(body) - {"since"}:
         raise Problem(400, "the body is {since}, a JSON object, or empty")
-    since_ms = catchup.on_demand(_redis(), Connections(_redis(), _settings()), connection_id, body.get("since"))
+    since_ms = catchup.on_demand(jobs.redis(), jobs.connections(), connection_id, body.get("since"))
     return jsonify({"queued": True, "connection": connection_id, "since": since_ms / 1000 if since_ms else None}), 202
 
 
 @bp.get("/status")
 def status():
     try:
-        return jsonify(_overview().status())
+        return jsonify(jobs.overview().status())
     except RedisError as exc:
         return jsonify({"redis": f"unreachable ({type(exc).__name__})"}), 503
 
@@ -197,17 +164,17 @@ def _connection_arg() -> str:
 @bp.get("/dead-letters")
 def list_dead_letters():
     connection = _connection_arg()
-    found = _dead_letters().list(connection, request.args.get("limit", 100))
+    found = jobs.dead_letter_desk().list(connection, request.args.get("limit", 100))
     return jsonify({"connection": connection, "dead_letters": found})
 
 
 @bp.post("/dead-letters/<path:item_id>/replay")
 def replay_dead_letter(item_id: str):
-    _dead_letters().replay(_connection_arg(), item_id)
+    jobs.dead_letter_desk().replay(_connection_arg(), item_id)
     return jsonify({"replayed": item_id, "connection": _connection_arg()})
 
 
 @bp.delete("/dead-letters/<path:item_id>")
 def drop_dead_letter(item_id: str):
-    _dead_letters().drop(_connection_arg(), item_id)
+    jobs.dead_letter_desk().drop(_connection_arg(), item_id)
     return jsonify({"dropped": item_id, "connection": _connection_arg()})

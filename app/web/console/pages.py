@@ -15,17 +15,13 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from flask_babel import format_timedelta, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 
-from app.connections.checks import ConnectionChecks
 from app.connections.problem import Problem
-from app.connections.service import OPTION_DEFAULTS, ConnectionService
-from app.connections.store import Connections
-from app.connections.verification import VerificationUploads
+from app.connections.service import OPTION_DEFAULTS
 from app.integrations.zalo import events_catalog
 from app.operations import problems
-from app.operations.dead_letters import DeadLetterDesk
-from app.operations.overview import Overview
 from app.relay import catchup
 from app.texts import vn_time
+from app.web import jobs
 from app.web.console import bp, forms, settings
 from app.web.oauth import permission_url
 from app.wording import said
@@ -49,30 +45,6 @@ STATE_LABELS = {
     "failed": _l("failed"),
 }
 DEFAULT_NAME = "Default (environment)"  # app/connections/store.py default_connection
-
-
-def _redis():
-    return current_app.extensions["redis"]
-
-
-def service() -> ConnectionService:
-    return ConnectionService(_redis(), current_app.extensions["lanes"], settings())
-
-
-def overview() -> Overview:
-    return Overview(_redis(), current_app.extensions["lanes"], settings())
-
-
-def checks() -> ConnectionChecks:
-    return ConnectionChecks(_redis(), settings())
-
-
-def uploads() -> VerificationUploads:
-    return VerificationUploads(_redis(), settings())
-
-
-def dead_letter_desk() -> DeadLetterDesk:
-    return DeadLetterDesk(_redis(), current_app.extensions["lanes"], settings())
 
 
 def language() -> str:
@@ -116,12 +88,12 @@ def _duration(seconds):
 
 @bp.get("/")
 def dashboard():
-    connections = [named(view) for view in overview().list()]
+    connections = [named(view) for view in jobs.overview().list()]
     for view in connections:  # the problems in the visitor's language, from their codes
         status = view["status"]
         status["problems"] = [_problem_text(p) for p in status.get("problems", [])]
         status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
-    bridge_status = overview().status()
+    bridge_status = jobs.overview().status()
     bridge = [problems.problem_text(p["code"], language(), **p["values"]) for p in bridge_status["problems"]]
     return render_template(
         "console/dashboard.html",
@@ -164,7 +136,7 @@ def create_connection():
     body = forms.body_from_form(request.form, creating=True)
     body["enabled"] = False  # switched on with Activate, once the partners are set up
     try:
-        created = service().create(body)
+        created = jobs.service().create(body)
     except Problem as exc:
         return _refused(None, _blank(), exc)
     flash(gettext("Connection saved. Connect the OA, test it, then activate it."))
@@ -173,7 +145,7 @@ def create_connection():
 
 @bp.get("/connections/<connection_id>")
 def edit_connection(connection_id: str):
-    view = named(overview().show(connection_id))
+    view = named(jobs.overview().show(connection_id))
     other_oa = request.args.get("oa", "")  # the OA Zalo connected instead, shown only as digits
     return _form_page(
         view,
@@ -187,9 +159,9 @@ def edit_connection(connection_id: str):
 def save_connection(connection_id: str):
     body = forms.body_from_form(request.form, creating=False)
     try:
-        service().update(connection_id, body)
+        jobs.service().update(connection_id, body)
     except Problem as exc:
-        return _refused(named(overview().show(connection_id)), None, exc)
+        return _refused(named(jobs.overview().show(connection_id)), None, exc)
     flash(gettext("Connection saved."))
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
 
@@ -219,7 +191,7 @@ def _form_page(view: dict | None, values: dict, **extra):
         errors=extra.pop("errors", {}),
         zalo_events=events_catalog.catalog(language()),
         webhook_retry=events_catalog.webhook_retry_advice(language()),
-        verifiers=uploads().files(view["id"]) if view else [],
+        verifiers=jobs.uploads().files(view["id"]) if view else [],
         # sandbox mode: the simulators' spare OA and FreshChat account, to paste (sandbox/routes.py)
         sandbox_spare=current_app.extensions.get("sandbox_spare") if view is None else None,
         **extra,
@@ -228,15 +200,15 @@ def _form_page(view: dict | None, values: dict, **extra):
 
 @bp.post("/connections/<connection_id>/test")
 def test_connection(connection_id: str):
-    view = named(overview().show(connection_id))
-    result = checks().test(connection_id)
+    view = named(jobs.overview().show(connection_id))
+    result = jobs.checks().test(connection_id)
     return _form_page(view, forms.shown_values(view), test=result)
 
 
 @bp.post("/connections/<connection_id>/enabled")
 def set_enabled(connection_id: str):
     enabled = request.form.get("enabled") == "1"
-    service().set_enabled(connection_id, enabled)
+    jobs.service().set_enabled(connection_id, enabled)
     flash(gettext("Connection activated.") if enabled else gettext("Connection deactivated."))
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
 
@@ -245,7 +217,7 @@ def set_enabled(connection_id: str):
 def catch_up(connection_id: str):
     """What POST /api/connections/<id>/catch-up does: queue a catch-up since the last one."""
     try:
-        catchup.on_demand(_redis(), Connections(_redis(), settings()), connection_id)
+        catchup.on_demand(jobs.redis(), jobs.connections(), connection_id)
     except Problem as exc:
         if exc.status != 409:
             raise
@@ -258,7 +230,7 @@ def catch_up(connection_id: str):
 @bp.post("/connections/<connection_id>/connect-zalo")
 def connect_zalo(connection_id: str):
     """OAuth with PKCE for this connection, started from the session: no token in any URL."""
-    connection = Connections(_redis(), settings()).get(connection_id)
+    connection = jobs.connections().get(connection_id)
     back = url_for("console.edit_connection", connection_id=connection.id)
     return redirect(permission_url(connection, return_to=back))
 
@@ -270,7 +242,7 @@ def upload_verification(connection_id: str):
         flash(gettext("Choose the HTML file Zalo gave you."), "error")
         return redirect(url_for("console.edit_connection", connection_id=connection_id))
     try:
-        uploads().upload(connection_id, sent.filename, sent.read(), client=request.remote_addr or "-")
+        jobs.uploads().upload(connection_id, sent.filename, sent.read(), client=request.remote_addr or "-")
     except Problem as exc:
         if exc.status not in (400, 409):  # 409: another connection's file for this code
             raise
@@ -287,7 +259,7 @@ def load_topics():
     saved connection's own key (the page never holds it)."""
     data = request.get_json(silent=True) or {}
     try:
-        found = checks().topics(
+        found = jobs.checks().topics(
             data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
         )
     except Problem as exc:
@@ -301,13 +273,13 @@ def load_topics():
 
 @bp.get("/connections/<connection_id>/events")
 def events(connection_id: str):
-    view = named(overview().show(connection_id))
+    view = named(jobs.overview().show(connection_id))
     filters = {k: request.args.get(k, "").strip() for k in ("direction", "state", "find")}
     try:
-        recent, refused = overview().events(connection_id, limit=100, **filters), ""
+        recent, refused = jobs.overview().events(connection_id, limit=100, **filters), ""
     except Problem as exc:
         recent, refused = [], "; ".join(map(said, exc.fields.values())) or said(exc.message)
-    letters = dead_letter_desk().list(connection_id, 100)
+    letters = jobs.dead_letter_desk().list(connection_id, 100)
     return render_template(
         "console/events.html", view=view, recent=recent, refused=refused, filters=filters, letters=letters
     )
@@ -326,7 +298,7 @@ def dead_letters(connection_id: str):
     done = 0
     for item_id in ids:
         try:
-            getattr(dead_letter_desk(), action)(connection_id, item_id)
+            getattr(jobs.dead_letter_desk(), action)(connection_id, item_id)
             done += 1
         except Problem as exc:
             flash(said(exc.message), "error")

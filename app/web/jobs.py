@@ -1,0 +1,49 @@
+"""The operator's jobs, built for the current app: one place for the JSON API, the console and
+`flask bridge` (each job is a small class of app/connections/ or app/operations/)."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from app.connections.checks import ConnectionChecks
+from app.connections.service import ConnectionService
+from app.connections.store import Connections
+from app.connections.verification import VerificationUploads
+from app.operations.dead_letters import DeadLetterDesk
+from app.operations.overview import Overview
+
+
+def redis():
+    return current_app.extensions["redis"]
+
+
+def settings():
+    return current_app.config["SETTINGS"]
+
+
+def _lanes():
+    return current_app.extensions["lanes"]
+
+
+def service() -> ConnectionService:
+    return ConnectionService(redis(), _lanes(), settings())
+
+
+def overview() -> Overview:
+    return Overview(redis(), _lanes(), settings())
+
+
+def checks() -> ConnectionChecks:
+    return ConnectionChecks(redis(), settings())
+
+
+def uploads() -> VerificationUploads:
+    return VerificationUploads(redis(), settings())
+
+
+def dead_letter_desk() -> DeadLetterDesk:
+    return DeadLetterDesk(redis(), _lanes(), settings())
+
+
+def connections() -> Connections:
+    return Connections(redis(), settings())
