@@ -21,13 +21,17 @@ runtime:
 run: install
 	PATH="$(abspath $(BIN)):$$PATH" bin/run
 
+# On pytest-xdist workers, a file's tests on one worker, the longest waits handed out first
+# (tests/conftest.py, APART; docs/architecture.md, "Tests"). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 4
+FAST_WORKERS ?= 2
 test: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Every test but the real-process ones (marked e2e), for the edit-test loop.
 .PHONY: test-fast
 test-fast: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not e2e" $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -n $(FAST_WORKERS) --dist loadfile -m "not e2e" $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

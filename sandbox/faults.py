@@ -358,11 +358,16 @@ def post_webhook(url: str, raw: bytes, headers_for, times: int) -> tuple[list[di
     """POST `raw` `times` times; `headers_for(i)` gives attempt i's headers. A refused
     connection is recorded as status None instead of raising, so a demo survives a down bridge."""
     sent, statuses = [], []
-    for attempt in range(max(1, int(times))):
-        headers = headers_for(attempt)
-        sent.append(headers)
-        try:
-            statuses.append(requests.post(url, data=raw, headers=headers, timeout=WEBHOOK_TIMEOUT).status_code)
-        except requests.RequestException:
-            statuses.append(None)
+    with requests.Session() as session:
+        # The bridge's address is given: no proxy settings read from os.environ, which the
+        # simulators' echo thread would iterate while pytest sets PYTEST_CURRENT_TEST (a KeyError
+        # that lost the echo).
+        session.trust_env = False
+        for attempt in range(max(1, int(times))):
+            headers = headers_for(attempt)
+            sent.append(headers)
+            try:
+                statuses.append(session.post(url, data=raw, headers=headers, timeout=WEBHOOK_TIMEOUT).status_code)
+            except requests.RequestException:
+                statuses.append(None)
     return sent, statuses

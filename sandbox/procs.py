@@ -6,6 +6,7 @@ are started, with which environment, and how to stop every one of them (and only
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,37 @@ def procfile() -> dict[str, str]:
     return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
 
 
+# Ports handed out by free_port: below the kernel's ephemeral range (32768-60999 on Linux), so no
+# outgoing connection takes one between the pick and the bind, and one block per pytest-xdist
+# worker (PYTEST_XDIST_WORKER gw0, gw1, ...; block 0 without xdist), so two workers never pick the
+# same one. Within a block a process counts upwards from a random start (two runs at once rarely
+# meet) and skips any port it cannot bind now (another program's, or one still in TIME_WAIT).
+PORTS_FROM, PORTS_PER_BLOCK, BLOCKS = 20000, 1000, 12
+_next_port: list[int] = []
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    block = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    start = PORTS_FROM + (block % BLOCKS) * PORTS_PER_BLOCK
+    return range(start, start + PORTS_PER_BLOCK)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of this process's block that nothing is bound to now, never the same one twice."""
+    block = _port_block()
+    if not _next_port:
+        _next_port.append(random.randrange(len(block)))
+    for _ in range(len(block)):
+        port = block[_next_port[0] % len(block)]
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))  # no SO_REUSEADDR: a port in TIME_WAIT is skipped too
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {block.start}-{block.stop - 1}")
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):

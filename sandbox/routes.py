@@ -102,8 +102,13 @@ class Partners:
 
     def page_oas(self) -> list[dict]:
         """The page's OAs: the two of the start, and the spare once an enabled connection
-        holds it (its id is the operator's choice)."""
-        held = current_app.extensions["connections"].for_zalo(SPARE_OA["app_id"], SPARE_OA["oa_id"])
+        holds it (its id is the operator's choice). While Redis is away the connections cannot
+        be read (once their 2-second cache is stale): the two of the start, so the page still
+        gets its state and says Redis is unreachable."""
+        try:
+            held = current_app.extensions["connections"].for_zalo(SPARE_OA["app_id"], SPARE_OA["oa_id"])
+        except RedisError:
+            return self.oas
         if held is None:
             return self.oas
         return [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,12 +36,55 @@ def _reuse_url_builders() -> None:
 _reuse_url_builders()
 
 
+# `make test` runs the suite on pytest-xdist workers (`-n 4 --dist loadfile`): a worker runs a
+# file's tests one after the other, so their module fixtures (the shared stack of
+# tests/e2e/conftest.py) start once and a test needing its own bridge still comes first. These
+# run apart from their file, each test a unit of its own, and are handed out first: the longest
+# waits of the suite (seconds measured on `make test`), and none uses a module fixture: each starts
+# its own bridge, on its worker's own Redis and simulators. Most of an e2e test is waiting on
+# processes, so 4 workers overlap it on 2 cores.
+APART = (
+    "tests/e2e/test_never_lose.py::test_three_minute_zalo_outage_past_the_retry_horizon_loses_nothing",  # 190 s
+    "tests/e2e/test_delivery.py::",  # each test of the file: 15 to 40 s
+)
+
+
+def apart(nodeid: str) -> int | None:
+    return next((n for n, prefix in enumerate(APART) if nodeid.startswith(prefix)), None)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by mark
 def pytest_collection_modifyitems(items):
-    """Every test under tests/e2e starts real processes: `-m "not e2e"` (make test-fast) skips them."""
+    """Every test under tests/e2e starts real processes: `-m "not e2e"` (make test-fast) skips them.
+    On an xdist worker the collection is ordered as the units are to be handed out: the tests
+    APART first, then the e2e files, then the fast ones filling the gaps at the end."""
     for item in items:
         if E2E in Path(item.path).parents:
             item.add_marker(pytest.mark.e2e)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+
+        def rank(item) -> tuple[int, int]:
+            n = apart(item.nodeid)
+            return (0, n) if n is not None else (1 if item.get_closest_marker("e2e") else 2, 0)
+
+        items.sort(key=rank)  # stable: a file's tests keep their order
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` with the tests APART each a unit of their own. (`--dist loadgroup` would
+    say it with marks, but xdist 3.8 groups by rewriting node ids, which pytest 9.2 no longer
+    lets it do: it silently hands every test out alone, pytest-xdist issue 1386.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # here: only an xdist run has it to import
+
+    config.option.loadscopereorder = False  # hand units out in the collection's order, not by size
+
+    class FilesAndApart(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if apart(nodeid) is not None else super()._split_scope(nodeid)
+
+    return FilesAndApart(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -118,13 +119,6 @@ def phone_messages(stack) -> list[dict]:
     return state(stack)["zalo"]["chats"].get(DEMO_USER, [])
 
 
-def seconds_until(predicate, what: str) -> float:
-    """How long until the page's own state shows it (the page polls the same endpoint)."""
-    start = time.monotonic()
-    wait_until(predicate, timeout=10, interval=0.02, what=what)
-    return time.monotonic() - start
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -160,19 +154,30 @@ def test_make_run_announces_sandbox_mode_and_serves_the_page(stack):
 
 
 def test_text_typed_on_either_side_arrives_on_the_other_within_a_second(stack):
-    sent = post(stack, "zalo/send", {"user_id": DEMO_USER, "kind": "text", "text": "Chào shop, còn hàng không?"})
+    """Measured by the simulators' own clocks (one process): when the text was typed on one
+    side, when the bridge's call brought it to the other. How long this test takes to poll the
+    page's state (a busy machine's share) is no part of it."""
+    typed, reply = "Chào shop, còn hàng không?", "Dạ còn ạ!"
+    sent = post(stack, "zalo/send", {"user_id": DEMO_USER, "kind": "text", "text": typed})
     assert sent == {"ok": True, "webhook_statuses": [200]}  # the bridge queued a signed webhook
-    inbound = seconds_until(
-        lambda: any(p.get("text") == "Chào shop, còn hàng không?" for m in inbox_messages(stack) for p in m["parts"]),
-        "the Zalo message in the inbox",
-    )
-    post(stack, "agent/reply", {"conversation_id": conversation_id(stack), "text": "Dạ còn ạ!"})
-    outbound = seconds_until(
-        lambda: any(i["from"] == "oa" and i["text"] == "Dạ còn ạ!" for i in phone_messages(stack)),
-        "the agent's reply on the phone",
-    )
+    arrived = wait_until(lambda: message_with(inbox_messages(stack), typed), timeout=10, what="the Zalo message")
+    typed_at = next(i["time"] for i in phone_messages(stack) if i["from"] == "user" and i["text"] == typed)
+    post(stack, "agent/reply", {"conversation_id": conversation_id(stack), "text": reply})
+    shown = lambda: next((i for i in phone_messages(stack) if i["from"] == "oa" and i["text"] == reply), None)  # noqa: E731
+    on_phone = wait_until(shown, timeout=10, what="the agent's reply on the phone")
+    replied_at = epoch_ms(message_with(inbox_messages(stack), reply)["time"])
+    inbound, outbound = (epoch_ms(arrived["time"]) - typed_at) / 1000, (on_phone["time"] - replied_at) / 1000
     print(f"\nsandbox API latency: Zalo→FreshChat {inbound:.3f}s, FreshChat→Zalo {outbound:.3f}s")
-    assert inbound < 1.0 and outbound < 1.0
+    assert 0 <= inbound < 1.0 and 0 <= outbound < 1.0
+
+
+def message_with(messages: list[dict], text: str) -> dict | None:
+    return next((m for m in messages if any(p.get("text") == text for p in m["parts"])), None)
+
+
+def epoch_ms(stamp: str) -> int:
+    """FreshChat's `2026-12-07T23:31:46.325Z`, in milliseconds."""
+    return round(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def test_media_from_either_side_is_shown_byte_exact(stack):

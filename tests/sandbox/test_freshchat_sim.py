@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -439,6 +440,26 @@ def test_api_messages_are_echoed_to_the_webhook_url_in_order(fc, partners, recei
         "message_create",
     ]
     assert events[3]["actor"]["actor_type"] == "user" and events[2]["data"]["reopen"]["reopener"] == "user"
+
+
+def test_an_echo_reads_no_proxy_settings_from_the_environment_another_thread_is_changing(
+    fc, partners, receiver, monkeypatch
+):
+    """pytest sets and deletes PYTEST_CURRENT_TEST while the echo thread posts: iterating
+    os.environ for proxies then raised KeyError in that thread and the echo was lost."""
+
+    real = requests.sessions.get_environ_proxies
+
+    def environment_changing_under_us(*args, **kwargs):
+        if threading.current_thread().name == "freshchat-sim-echo":
+            raise KeyError("PYTEST_CURRENT_TEST")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", environment_changing_under_us)
+    fc.webhook_url = receiver.url
+    open_conversation(partners, fc, "first")
+    fc.flush_webhooks()
+    assert [e["action"] for e in wait_for(receiver, 1)] == ["message_create"]
 
 
 def test_state_and_http_actions(partners, fc, receiver):

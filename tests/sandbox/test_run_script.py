@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.helpers import FC_PUBLIC_PEM
+from sandbox.procs import free_port
 
 pytestmark = pytest.mark.e2e  # runs the real bin/run (a stand-in honcho stops it before any process starts)
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,12 +32,6 @@ LIVE = {
     "FRESHCHAT_API_KEY": "fc-key",
     "FRESHCHAT_CHANNEL_ID": "c1",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -87,6 +87,26 @@ def test_state_of_the_second_oa_reads_its_phone_and_its_own_freshchat_account(pa
     ]
 
 
+def test_with_redis_away_the_state_says_so_once_the_connections_cache_is_stale(page, redis_server, requests_mock):
+    """The page shows "Redis unreachable" from the state's status: a state that failed reading
+    the connections (every request 2 s after the last read) would never tell it."""
+    phone = {"users": [{"user_id": "4937104852669371342", "display_name": "Minh Khánh"}], "user_messages": []}
+    phone |= {"oa_messages": [], "console_messages": [], "uploads": {}, "refresh_count": 0}
+    hook = f"http://127.0.0.1:{page.application.config['SETTINGS'].port}/webhooks/freshchat"
+    requests_mock.get(f"{PARTNERS}/zalo/_sim/phone?oa_id={DEFAULT_OA}", json=phone)
+    inbox = {"users": [], "agents": [], "conversations": [], "webhook_url": hook}
+    requests_mock.get(f"{PARTNERS}/freshchat/_sim/state", json=inbox)
+    redis_server.stop()
+    page.application.extensions["connections"].forget_cache()  # as 2 s after the last read
+    answer = page.get("/sandbox/api/state")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    state = answer.get_json()
+    assert state["status"]["redis"].startswith("unreachable") and [o["id"] for o in state["oas"]] == [
+        DEFAULT_OA,
+        SECOND_OA["oa_id"],
+    ]
+
+
 def test_actions_name_the_oa_and_go_to_its_freshchat_account(page, requests_mock):
     port = page.application.config["SETTINGS"].port
     zalo = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/phone_send", json={"statuses": [200]})
