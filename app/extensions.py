@@ -10,6 +10,7 @@ from redis.sentinel import Sentinel
 from app.bridge.lanes import Lanes
 from app.bridge.secrets_at_rest import sealer_for
 from app.connections.store import ConnectionStore, Registry
+from app.media.store import build_media_store
 from config.redis_url import SENTINEL_SCHEME, parse_sentinel_url
 
 
@@ -37,8 +38,6 @@ def connect_redis(settings) -> Redis:
 
 
 def init_app(app, settings) -> None:
-    from app.media.store import build_media_store
-
     redis = connect_redis(settings)
     app.extensions["redis"] = redis
     app.extensions["lanes"] = Lanes(

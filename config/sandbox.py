@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 PARTNERS_URL = "http://127.0.0.1:9100"
 DEFAULTS = {
     "zalo_app_id": "1000000000000000001",
@@ -104,9 +107,6 @@ def apply_sandbox_defaults(values: dict, env: dict[str, str]) -> None:
 
 def sandbox_keypair(var_dir: Path) -> tuple[bytes, str]:
     """(private PEM, public PEM) the FreshChat simulator signs with; made once per checkout."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
     path = var_dir / "sandbox-freshchat-key.pem"
     if not path.exists():
         var_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from config.formats import load_public_key, parse_keys, parse_networks
 from config.redis_url import masked, parse_sentinel_url
+from config.sandbox import apply_sandbox_defaults, published_secret
 
 ZALO_KEYS = ("zalo_app_id", "zalo_app_secret", "zalo_oa_secret_key")
 FRESHCHAT_KEYS = ("freshchat_api_url", "freshchat_api_key", "freshchat_channel_id", "freshchat_webhook_public_key")
@@ -232,8 +233,6 @@ def _apply_defaults(values: dict, env: dict[str, str]) -> None:
         # No partner credentials at all means "show me the bridge": run against simulators.
         values["sandbox"] = not any(values.get(k) for k in ZALO_KEYS + FRESHCHAT_KEYS)
     if values["sandbox"]:
-        from config.sandbox import apply_sandbox_defaults
-
         apply_sandbox_defaults(values, env)
         if not values.get("secret_key"):
             values["secret_key"] = _sandbox_secret(values.get("media_dir", "./var/media"))
@@ -285,8 +284,6 @@ def _check(s: Settings) -> list[str]:
 def _published_secrets(s: Settings) -> list[str]:
     """The sandbox's fixed Zalo secrets are in this repository: outside sandbox mode they are
     refused, unless Zalo is this machine's simulator (docs/security.md, "Sandbox mode is not a door")."""
-    from config.sandbox import published_secret
-
     return [
         f"{name.upper()}: is the sandbox's published value; set your Zalo app's own"
         for name in ("zalo_app_secret", "zalo_oa_secret_key")

@@ -20,7 +20,9 @@ import time
 from typing import TYPE_CHECKING
 
 from app.bridge.keys import WEB_STARTED, Keys
-from app.relay.catchup import enqueue
+from app.errors import PartnerError
+from app.relay.catchup import CatchUpStopped, catch_up, enqueue
+from workers.context import WorkerContext, worker_context
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -33,10 +35,6 @@ WEB_CHECK_SECONDS = 10.0
 def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = "on_demand") -> dict | None:
     """The RQ job: catch one connection up. A partner's refusal is already recorded and logged
     in one line (app/relay/catchup.py): the job ends there, without RQ's traceback."""
-    from app.errors import PartnerError
-    from app.relay.catchup import CatchUpStopped, catch_up
-    from workers.context import worker_context
-
     try:
         return catch_up(worker_context().for_connection(connection_id), since_ms, reason)
     except (PartnerError, CatchUpStopped):
@@ -45,8 +43,6 @@ def catch_up_job(connection_id: str, since_ms: int | None = None, reason: str = 
 
 class Triggers:
     def __init__(self, redis, settings: Settings, clock=time.time, monotonic=time.monotonic):
-        from workers.context import WorkerContext
-
         self.redis = redis
         self.quiet_seconds = settings.catchup_quiet_seconds
         self.connections = WorkerContext(settings, redis).connections

@@ -25,18 +25,20 @@ from app.bridge.ratelimit import RateLimiter
 from app.bridge.secrets_at_rest import sealer_for
 from app.bridge.tokens_store import TokenStore
 from app.connections.store import Connection, ConnectionStore, Registry, freshchat_account
+from app.extensions import connect_redis
 from app.integrations.base_client import ClientHooks
+from app.integrations.freshchat.client import FreshchatClient
 from app.integrations.http import build_session
+from app.integrations.zalo.client import ZaloClient
+from app.integrations.zalo.tokens import TokenKeeper
+from app.media.store import LocalMediaStore, S3MediaStore, build_media_store
 from app.operations.counters import Counters
 from app.operations.status import remember_error
+from config import load_settings
 
-if TYPE_CHECKING:  # the clients and the media store load on first use (see the properties)
+if TYPE_CHECKING:
     from requests import Session
 
-    from app.integrations.freshchat.client import FreshchatClient
-    from app.integrations.zalo.client import ZaloClient
-    from app.integrations.zalo.tokens import TokenKeeper
-    from app.media.store import LocalMediaStore, S3MediaStore
     from config.settings import Settings
 
 
@@ -167,22 +169,16 @@ class WorkerContext:
     @cached_property
     def tokens(self) -> TokenKeeper:
         """This connection's Zalo token pair (and its refresh lock)."""
-        from app.integrations.zalo.tokens import TokenKeeper
-
         return TokenKeeper(TokenStore(self.redis, sealer_for(self.settings), self.keys), self.settings, self.session)
 
     @cached_property
     def zalo(self) -> ZaloClient:
-        from app.integrations.zalo.client import ZaloClient
-
         limiter = self._limiter("zalo", self._limiter_names()[0], self.settings.zalo_rate_per_minute)
         client = ZaloClient(self.session, self.settings, self.tokens, limiter, self._hooks("zalo"))
         return client
 
     @cached_property
     def freshchat(self) -> FreshchatClient:
-        from app.integrations.freshchat.client import FreshchatClient
-
         limiter = self._limiter("freshchat", self._limiter_names()[1], self.settings.freshchat_rate_per_minute)
         return FreshchatClient(self.session, self.settings, limiter, self._hooks("freshchat"))
 
@@ -211,8 +207,6 @@ class WorkerContext:
     def media(self) -> LocalMediaStore | S3MediaStore:
         if self.root:
             return self.root.media
-        from app.media.store import build_media_store
-
         return build_media_store(self.settings)
 
 
@@ -237,9 +231,6 @@ def worker_context() -> WorkerContext:
     """The process-wide context; the RQ worker process builds it once from the environment."""
     global _context
     if _context is None:
-        from app.extensions import connect_redis
-        from config import load_settings
-
         settings = load_settings()
         _context = WorkerContext(settings, connect_redis(settings))
     return _context

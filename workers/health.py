@@ -12,8 +12,12 @@ from __future__ import annotations
 import sys
 import time
 
+from redis.exceptions import RedisError
+
 from app.bridge.keys import HEARTBEAT
+from app.extensions import connect_redis
 from app.operations.status import HEARTBEAT_MAX_AGE
+from config import ConfigError, load_settings
 
 
 def heartbeat_age(redis) -> float | None:
@@ -22,11 +26,6 @@ def heartbeat_age(redis) -> float | None:
 
 
 def main() -> int:
-    from redis.exceptions import RedisError
-
-    from app.extensions import connect_redis
-    from config import ConfigError, load_settings
-
     try:
         age = heartbeat_age(connect_redis(load_settings()))
     except ConfigError as exc:

@@ -22,9 +22,15 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 
 from app.bridge.keys import HEARTBEAT
+from app.bridge.lanes import Lanes
 from app.bridge.outage import RedisOutage
+from app.extensions import connect_redis
+from app.logs import configure_logging
+from app.operations.startup import ConnectionTests, warn_about_settings
+from config import ConfigError, load_settings
 from workers.catchup import Triggers
-from workers.starter import QUEUE_NAME
+from workers.context import WorkerContext, set_worker_context
+from workers.starter import QUEUE_NAME, Starter
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -37,9 +43,6 @@ TOKEN_CHECK_SECONDS = 300.0
 
 
 def _load():
-    from app.logs import configure_logging
-    from config import ConfigError, load_settings
-
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -69,9 +72,6 @@ class BridgeWorker(SimpleWorker):
 
 def run_rq_worker(settings: Settings, index: int) -> None:
     """Child: one SimpleWorker (jobs run in-process, keeping HTTP keep-alive pools warm)."""
-    from app.extensions import connect_redis
-    from workers.context import WorkerContext, set_worker_context
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     redis = connect_redis(settings)
     try:
@@ -123,10 +123,6 @@ class Supervisor:
 
 
 def run_starter(supervisor: Supervisor) -> None:
-    from app.bridge.lanes import Lanes
-    from app.extensions import connect_redis
-    from workers.starter import Starter
-
     settings = supervisor.settings
     redis = connect_redis(settings)
     starter = Starter(redis, Lanes(redis, lease_ms=settings.lease_seconds * 1000), settings.worker_concurrency)
@@ -166,15 +162,11 @@ class _TokenCheck:
     the others', and tests again the connections whose last test failed (app/operations/startup.py)."""
 
     def __init__(self, redis, settings: Settings):
-        from workers.context import WorkerContext
-
         self.ctx = WorkerContext(settings, redis)
         self.retest_at = time.monotonic() + TOKEN_CHECK_SECONDS  # the start-up test runs meanwhile
 
     def keep_alive(self) -> None:
         if not self.ctx.settings.sandbox and time.monotonic() >= self.retest_at:
-            from app.operations.startup import ConnectionTests
-
             self.retest_at = time.monotonic() + TOKEN_CHECK_SECONDS
             ConnectionTests(self.ctx).run(only_failed=True)
         for connection in self.ctx.connections.all():
@@ -193,9 +185,6 @@ def test_connections_at_start(settings: Settings) -> threading.Thread | None:
     delay the first delivery). The simulators of sandbox mode need no test."""
     if settings.sandbox:
         return None
-    from app.extensions import connect_redis
-    from app.operations.startup import ConnectionTests
-    from workers.context import WorkerContext
 
     def run() -> None:
         try:
@@ -210,8 +199,6 @@ def test_connections_at_start(settings: Settings) -> threading.Thread | None:
 
 def main() -> int:
     settings = _load()
-    from app.operations.startup import warn_about_settings
-
     warn_about_settings(settings, log)
     supervisor = Supervisor(settings)
     signal.signal(signal.SIGTERM, supervisor.stop)

@@ -22,6 +22,9 @@ import gunicorn.http.wsgi
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
+from app.logs import log_handler
+from config import ConfigError, load_settings
+
 READ_DEADLINE_SECONDS = 10.0  # Zalo and FreshChat send a few KiB at once; people never reach here
 
 # gunicorn names itself and its version in a Server header on every answer.
@@ -76,9 +79,6 @@ class BridgeLogger(Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        from app.logs import log_handler
-        from config import ConfigError, load_settings
-
         try:
             settings = load_settings()
         except ConfigError:

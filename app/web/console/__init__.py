@@ -16,6 +16,8 @@ from flask import Blueprint, Flask, abort, current_app, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from app.web.console import i18n
+
 PREFIX = "/admin"
 SESSION_HOURS = 12
 csrf = CSRFProtect()
@@ -48,8 +50,6 @@ class ConsoleSessions(SecureCookieSessionInterface):
 
 def init_console(app: Flask, settings) -> None:
     """Sessions, CSRF and translations for the console; its routes come with the blueprint."""
-    from app.web.console import i18n
-
     app.config.update(
         # A key of its own, derived from SECRET_KEY: a session or CSRF token is no media signature.
         SECRET_KEY=_derived_key(settings.secret_key),

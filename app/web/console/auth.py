@@ -14,11 +14,12 @@ import secrets
 import time
 
 from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
 
 from app.bridge import keys
 from app.logs import audit
 from app.web.console import PREFIX, SESSION_HOURS, absent_without_token, bp, csrf, settings
+from app.web.console.i18n import LANGUAGES
 from app.web.wrong_tokens import client_address, count_failure, same_token, throttle
 
 PUBLIC = {"console.sign_in", "console.static", "console.language"}
@@ -57,8 +58,6 @@ def _guard():
 
 @bp.context_processor
 def _page_context():
-    from flask_babel import get_locale
-
     return {"signed_in": signed_in(), "current_locale": lambda: str(get_locale() or "en")}
 
 
@@ -123,8 +122,6 @@ def sign_out():
 @bp.get("/language/<code>")
 def language(code: str):
     """The language switch: remembered in a cookie, else the browser's Accept-Language decides."""
-    from app.web.console.i18n import LANGUAGES
-
     response = redirect(_next_page())
     if code in LANGUAGES:
         response.set_cookie(
