@@ -70,6 +70,7 @@ def pytest_collection_modifyitems(items):
         items.sort(key=rank)  # stable: a file's tests keep their order
 
 
+@pytest.hookimpl(optionalhook=True)  # only when xdist is loaded: `-p no:xdist` still runs
 def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile` with the tests APART each a unit of their own. (`--dist loadgroup` would
     say it with marks, but xdist 3.8 groups by rewriting node ids, which pytest 9.2 no longer

@@ -8,6 +8,7 @@ kill, when they still show what it held."""
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import threading
 import time
@@ -100,27 +101,39 @@ def leases_by_pid(redis) -> dict[str, int]:
 
 def kill_the_busiest_worker_host(redis, workers: list[Bridge], killed: dict):
     """SIGKILL the process group of the worker host holding the most conversations, and note
-    which lanes it held at that moment and when it died."""
+    which lanes it held at that moment and when it died.
+
+    The host is frozen (SIGSTOP) before its leases are read, so the lanes noted are the lanes it
+    holds when it dies: read while it ran, a job could finish and give its lanes back between the
+    look and the kill (seen on a loaded machine: a host chosen for its lanes died holding none)."""
 
     def tree(host: Bridge) -> set[int]:
         root = host.procs["worker"].pid
         return {root, *descendants(root)}
 
     time.sleep(3.0)  # traffic flowing on every host
-    trees = [tree(w) for w in workers]  # read once: the kill must follow the look at the leases at once
+    trees = [tree(w) for w in workers]
 
-    def busiest():
+    def frozen_busiest():
         held = leases_by_pid(redis)
         counts = [sum(1 for pid in held.values() if pid in t) for t in trees]
         best = max(range(len(workers)), key=counts.__getitem__)
-        return (best, trees[best]) if counts[best] else None
+        if not counts[best]:
+            return None
+        group = workers[best].procs["worker"].pid
+        os.killpg(group, signal.SIGSTOP)
+        lanes = {lane for lane, pid in leases_by_pid(redis).items() if pid in trees[best]}
+        if lanes:
+            return best, lanes
+        os.killpg(group, signal.SIGCONT)  # it gave its lanes back meanwhile: look again
+        return None
 
-    index, pids = wait_until(busiest, timeout=20, interval=0.01, what="a worker host holding lanes")
+    index, lanes = wait_until(frozen_busiest, timeout=20, interval=0.01, what="a worker host holding lanes")
+    killed["lease_left"] = {lane: redis.pttl(lease(lane)) / 1000 for lane in lanes}
     workers[index].kill("worker")
     killed["at"] = time.time()
     killed["host"] = workers[index]
-    killed["lanes"] = {lane for lane, pid in leases_by_pid(redis).items() if pid in pids}
-    killed["lease_left"] = {lane: redis.pttl(lease(lane)) / 1000 for lane in killed["lanes"]}
+    killed["lanes"] = lanes
 
 
 def deliveries(zalo, fc, conversations: dict[str, str]) -> dict[str, list[tuple[float, str]]]:
