@@ -74,6 +74,14 @@ def test_the_template_apis_numbers_are_kept_as_names():
     assert (got.status, got.previous) == ("DISABLE", "ENABLE")
 
 
+@pytest.mark.parametrize("previous", ["", None])
+def test_a_new_template_may_have_no_previous_status(previous):
+    got = schemas.template_change(
+        schemas.load_event(change(status={"prev_status": previous, "new_status": "PENDING_REVIEW"}))
+    )
+    assert (got.status, got.previous) == ("PENDING_REVIEW", "")
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -82,6 +90,8 @@ def test_the_template_apis_numbers_are_kept_as_names():
         {"status": {"prev_status": "ENABLE"}},
         {"status": "ENABLE"},
         {"status": {"new_status": "<b>ENABLE</b>"}},
+        {"status": {"new_status": ""}},
+        {"status": {"new_status": True}},
     ],
 )
 def test_a_malformed_change_is_400_and_nothing_is_kept(client, ctx, m, fields):

@@ -84,9 +84,12 @@ class Millis(IdString):
 
 class StatusName(IdString):
     """A template status as Zalo names it (`ENABLE`, `REJECT`, ...), or its number in the
-    template API (1-4), kept as the name; anything else is refused (it is shown to operators)."""
+    template API (1-4), kept as the name; "" for none (a new template has no previous status);
+    anything else is refused (it is shown to operators)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if value == "":
+            return ""
         text = super()._deserialize(value, attr, data, **kwargs).strip().upper()
         text = TEMPLATE_STATUS_NAMES.get(text, text)
         if not STATUS_NAME.match(text):
@@ -153,7 +156,7 @@ class ZaloEvent(Base):
 
 class StatusChange(Base):
     prev_status = StatusName(allow_none=True)
-    new_status = StatusName(required=True)
+    new_status = StatusName(required=True, validate=validate.Length(min=1, error="must name the new status"))
 
 
 class TemplateStatusEvent(Base):
