@@ -24,7 +24,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "vi": "Cảm ơn bạn đã liên hệ! Yêu cầu của bạn đã được xử lý xong.",
         "en": "Thank you for contacting us! This conversation has been resolved.",
     },
+    "customer.survey": {
+        "vi": "Bạn thấy cuộc trò chuyện này thế nào? Vui lòng trả lời bằng một chữ số từ 1 (chưa hài lòng) "
+        "đến 5 (rất hài lòng).",
+        "en": "How was this conversation? Please reply with one digit from 1 (poor) to 5 (excellent).",
+    },
     # -- to agents (private notes in FreshChat) ----------------------------------------------
+    "agent.rated": {
+        "vi": "⭐ Khách hàng chấm {rating}/5 cho cuộc trò chuyện (khảo sát sau khi đóng).",
+        "en": "⭐ The customer rated the conversation {rating}/5 (survey after resolution).",
+    },
     # -- to operators: a connection's problems (app/operations/problems.py), shown red in the console ----
     "problem.public_url_local.what": {
         "vi": "PUBLIC_BASE_URL là {url}: Zalo, FreshChat và khách hàng không mở được link ảnh, tệp.",

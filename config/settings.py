@@ -73,6 +73,7 @@ class Settings:
     # Per-connection options beyond the contract (README "Options"); env sets the default connection's.
     receipts: str = "note"  # how agents see received/read: "note" or "off"
     hold_billed_replies: bool = False  # hold a reply Zalo would bill (no Zalo Cloud Account) and tell the agent
+    satisfaction_survey: bool = False  # on resolution inside the free window, ask the customer for a 1-5 rating
     agent_signature: str = ""  # e.g. "{text}\n— {agent}"; empty: replies go unsigned
     customer_language: str = "vi"  # texts the bridge writes to Zalo users
     agent_language: str = "en"  # notes the bridge writes to agents
@@ -201,6 +202,7 @@ CASTS = {
     "s3_public_endpoint_url": _as_url,
     "log_format": _as_log_format,
     "hold_billed_replies": _as_bool,
+    "satisfaction_survey": _as_bool,
     "receipts": _one_of(*RECEIPT_MODES),
     "customer_language": _one_of(*LANGUAGES),
     "agent_language": _one_of(*LANGUAGES),

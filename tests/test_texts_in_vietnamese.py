@@ -109,6 +109,7 @@ SAMPLES = {  # a field's value, as the relay fills it for Vietnamese readers
     "connection": "shop-hcm",
     "connected": 0,
     "wanted": 1,
+    "rating": 4,
 }
 
 

@@ -66,10 +66,14 @@ def handlers() -> dict[str, Callable]:
     """Per provider (an item's `kind`), the handler that dispatches on the item's event kind."""
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
-    from app.relay import agent_view, inbound, outbound
+    from app.operations import template_status
+    from app.relay import agent_view, inbound, outbound, rules, survey
 
     return {
-        "zalo": by_event({**inbound.HANDLERS, **agent_view.HANDLERS}, zalo.to_event),
+        "zalo": by_event(
+            rules.ruled({**inbound.HANDLERS, **agent_view.HANDLERS, **survey.HANDLERS, **template_status.HANDLERS}),
+            zalo.to_event,
+        ),
         "freshchat": by_event(outbound.HANDLERS, freshchat.to_event),
     }
 

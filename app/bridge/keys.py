@@ -53,11 +53,16 @@ def receipts_lane(conversation_id: str) -> str:
     return f"rcpt:{conversation_id}"
 
 
-TIMER_LANES = (window_lane(""), receipts_lane(""))  # their prefixes
+def survey_lane(conversation_id: str) -> str:
+    """The timer lane of a resolved conversation's rating question (app/relay/survey.py)."""
+    return f"survey:{conversation_id}"
+
+
+TIMER_LANES = (window_lane(""), receipts_lane(""), survey_lane(""))  # their prefixes
 
 
 def is_timer_lane(lane_id: str) -> bool:
-    """A lane whose item waits for a time (window_lane, receipts_lane), not for a worker."""
+    """A lane whose item waits for a time (window_lane, receipts_lane, survey_lane), not for a worker."""
     return lane_id.rpartition("/")[2].startswith(TIMER_LANES)
 
 
@@ -183,6 +188,17 @@ class Keys:
     def message_from_freshchat(self, fc_message_id: str) -> str:
         """The (first) Zalo message a FreshChat message was relayed as, or relayed from."""
         return f"{self.prefix}msg:fc:{fc_message_id}"
+
+    def survey_asked(self, conversation_id: str) -> str:
+        """When (epoch ms) the customer of a conversation was asked for a rating: present for
+        24 h after the question, deleted by their rating (app/relay/survey.py)."""
+        return f"{self.prefix}survey:{conversation_id}"
+
+    @property
+    def template_statuses(self) -> str:
+        """Hash template id -> JSON {status, reason, at}: Zalo's latest change_template_status
+        of each of the OA's templates (app/operations/template_status.py), bounded by templates."""
+        return f"{self.prefix}templates:status"
 
     def agent_name(self, agent_id: str) -> str:
         """A FreshChat agent's first name, cached for the reply signature ("" = unknown)."""

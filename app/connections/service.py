@@ -107,6 +107,7 @@ class OptionsSchema(Schema):
     resolve_notification_text = fields.String(validate=validate.Length(max=2000))  # "": the bridge's own
     receipts = fields.String(validate=validate.OneOf(RECEIPT_MODES))
     hold_billed_replies = fields.Boolean()
+    satisfaction_survey = fields.Boolean()
     agent_signature = fields.String(validate=validate.Length(max=200))  # "" turns signing off
     customer_language = fields.String(validate=validate.OneOf(LANGUAGES))
     agent_language = fields.String(validate=validate.OneOf(LANGUAGES))

@@ -59,6 +59,7 @@ FIELDS = {
         "resolve_notification_text": "resolve_notification_text",
         "receipts": "receipts",
         "hold_billed_replies": "hold_billed_replies",
+        "satisfaction_survey": "satisfaction_survey",
         "agent_signature": "agent_signature",
         "customer_language": "customer_language",
         "agent_language": "agent_language",

@@ -22,9 +22,11 @@ AGENT_MESSAGE = "agent_message"  # a FreshChat agent or bot replied
 CONVERSATION_STATE = "conversation_state"  # a FreshChat conversation was resolved, reopened, assigned
 RECEIPT = "receipt"  # a Zalo user's phone received or showed messages the OA sent
 REACTION = "reaction"  # a Zalo user reacted to a message
+TEMPLATE_STATUS = "template_status"  # Zalo changed the status of one of the OA's templates (change_template_status)
 # Timers the bridge sets itself (app/relay/agent_view.py), in lanes of their own.
 WINDOW_CLOSING = "window_closing"  # the free reply window of a user's message is about to close
 RECEIPTS_NOTE = "receipts_note"  # tell the agents of a conversation what was received and read
+SURVEY_QUESTION = "survey_question"  # ask the customer of a resolved conversation for a rating (app/relay/survey.py)
 # The kinds whose delivery puts a message on the other side: what "relayed" counts.
 MESSAGES = frozenset({USER_MESSAGE, OA_MESSAGE, AGENT_MESSAGE, REACTION})
 # A handler's answer when it deliberately put nothing on the other side (our own send echoed

@@ -30,6 +30,7 @@ INF = "+Inf"
 RELAYED, LATENCY, LATENCY_SUM_MS = "relayed", "latency", "latency_sum_ms"
 RETRIES, DEAD_LETTERS, PARTNER_ERRORS = "retries", "dead_letters", "partner_errors"
 LIMITER_WAITS, LIMITER_WAIT_MS, BILLED = "limiter_waits", "limiter_wait_ms", "billed_replies"
+RATINGS = "satisfaction_ratings"  # labelled by the rating, 1 to 5 (app/relay/survey.py)
 _CODE = re.compile(r"[^a-z0-9_-]")
 
 
@@ -82,6 +83,10 @@ class Counters:
     def billed(self, outcome: str) -> None:
         """A reply Zalo bills: `held` (not sent, hold_billed_replies) or `sent`."""
         self._add((field(BILLED, outcome), 1))
+
+    def rated(self, rating: int, pipe=None) -> None:
+        """A customer answered the satisfaction survey with `rating` (1 to 5)."""
+        self._add((field(RATINGS, str(rating)), 1), pipe=pipe)
 
     def _add(self, *increments: tuple[str, int], pipe=None) -> None:
         """Count now, or as part of `pipe` (whose owner executes it and handles its errors)."""

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from app.bridge.outcome import Outcome, Subscriber
 from app.operations import counters, journal, status
-from app.relay import notes, windows
+from app.relay import notes, survey, windows
 
 log = logging.getLogger("worker.subscribers")
 
@@ -33,6 +33,7 @@ SUBSCRIBERS: tuple[Subscriber, ...] = (
     status.on_outcome,  # the connection's last errors
     windows.on_outcome,  # reply windows: a user's newest message sets their timer; a reply answers it (billed note)
     notes.on_outcome,  # a dead letter's note to the agents
+    survey.on_outcome,  # a resolved conversation's rating question (option satisfaction_survey)
 )
 
 

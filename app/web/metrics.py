@@ -6,7 +6,7 @@ Where each series comes from:
   each writes its counts to PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode,
   set up by app/web/gunicorn_hooks.py) and a scrape adds them up: one web host, one set of values.
 - what the workers did (relayed, latency, retries, dead letters, partner errors, limiter waits,
-  billed replies): counted in Redis (app/operations/counters.py), since workers may run on other
+  billed replies, survey ratings): counted in Redis (app/operations/counters.py), since workers may run on other
   hosts than the web; read at scrape time.
 - gauges (queue depth and age, tokens, dead letters kept, last webhooks, worker heartbeat,
   Redis replicas online against REDIS_WAIT_REPLICAS): read from Redis at scrape time.
@@ -39,7 +39,7 @@ UNROUTED = "_unknown"  # a webhook no connection took (no connection id has an u
 DIRECTION_OF_SOURCE = {"zalo": "in", "freshchat": "out"}
 # A lane's direction by its prefix; the bridge's own timers (reply windows, receipts notes) wait
 # on purpose, up to two days, and are kept apart from the queues of messages.
-LANE_DIRECTIONS = {"in": "in", "out": "out"}
+LANE_DIRECTIONS = {"in": "in", "out": "out", "tpl": "in"}  # tpl: Zalo's template status changes
 TIMER = "timer"
 
 
@@ -187,6 +187,7 @@ def _counter_families(counters: dict[str, dict]) -> list:
     waits = _counter("bridge_limiter_waits", "Calls that waited for the rate limiter", ("connection", "partner"))
     waited = _counter("bridge_limiter_wait_seconds", "Time calls slept for the rate limiter", ("connection", "partner"))
     billed = _counter("bridge_billed_replies", "Replies Zalo bills: held or sent", ("connection", "outcome"))
+    ratings = _counter("bridge_satisfaction_ratings", "Customers' survey ratings, 1 to 5", ("connection", "rating"))
     latency = HistogramMetricFamily(
         "bridge_relay_latency_seconds",
         "Webhook accepted to partner accepted, per relayed message",
@@ -194,6 +195,7 @@ def _counter_families(counters: dict[str, dict]) -> list:
     )
     simple = {metrics.RELAYED: relayed, metrics.RETRIES: retries, metrics.DEAD_LETTERS: dead}
     simple |= {metrics.PARTNER_ERRORS: errors, metrics.LIMITER_WAITS: waits, metrics.BILLED: billed}
+    simple[metrics.RATINGS] = ratings
     for connection, values in sorted(counters.items()):
         for (family, *labels), value in sorted(values.items()):
             if family in simple:
@@ -203,7 +205,7 @@ def _counter_families(counters: dict[str, dict]) -> list:
         for direction in sorted({labels[0] for family, *labels in values if family == metrics.RELAYED}):
             buckets, total_ms = _buckets(values, direction)
             latency.add_metric([connection, direction], buckets, total_ms / 1000)
-    return [relayed, latency, retries, dead, errors, waits, waited, billed]
+    return [relayed, latency, retries, dead, errors, waits, waited, billed, ratings]
 
 
 def _counter(name: str, documentation: str, labels: tuple[str, ...]) -> CounterMetricFamily:

@@ -18,6 +18,19 @@ VISITOR = "in:anon:2a8f6c1d9e3b47f5a0c2"  # an anonymous visitor's lane: never a
 ZALO = {
     "follow": ("recorded", "", "", ""),
     "unfollow": ("recorded", "", "", ""),
+    # A template's status: a lane of its template, so its changes are kept in order.
+    "change_template_status": (
+        "queue",
+        "template_status",
+        "tpl:203972",
+        "change_template_status:203972:ENABLE:1700000020000",
+    ),
+    "change_template_status__rejected": (
+        "queue",
+        "template_status",
+        "tpl:203972",
+        "change_template_status:203972:REJECT:1700000080000",
+    ),
     "user_reacted_message": (
         "queue",
         "reaction",

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from app.integrations import events
 
@@ -37,6 +39,13 @@ RECORDED_EVENTS = {
     "user_withdraw",
 }
 ECHO = "echo of a message this bridge sent"
+# Zalo telling the OA that one of its templates (ZBS Template Message) changed status: recorded
+# per connection (app/operations/template_status.py), never a message for anyone.
+TEMPLATE_STATUS = "change_template_status"
+# The template API numbers the statuses (reference §3.7); the webhook names them.
+TEMPLATE_STATUS_NAMES = {"1": "ENABLE", "2": "PENDING_REVIEW", "3": "REJECT", "4": "DISABLE"}
+STATUS_NAME = re.compile(r"^[A-Z_]{1,32}$")
+REASON_CHARS = 500
 RECEIVED, SEEN, REACTED = "user_received_message", "user_seen_message", "user_reacted_message"
 # Deskie's setup names two of Zalo's events differently; they are the same events.
 ALIASES = {"user_recieved_message": RECEIVED, "user_read_message": SEEN}
@@ -70,6 +79,21 @@ class Millis(IdString):
         text = super()._deserialize(value, attr, data, **kwargs)
         if not text.isascii() or not text.isdigit() or len(text) > 15:
             raise ValidationError("must be epoch milliseconds")
+        return text
+
+
+class StatusName(IdString):
+    """A template status as Zalo names it (`ENABLE`, `REJECT`, ...), or its number in the
+    template API (1-4), kept as the name; "" for none (a new template has no previous status);
+    anything else is refused (it is shown to operators)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "":
+            return ""
+        text = super()._deserialize(value, attr, data, **kwargs).strip().upper()
+        text = TEMPLATE_STATUS_NAMES.get(text, text)
+        if not STATUS_NAME.match(text):
+            raise ValidationError("must be a template status such as ENABLE or REJECT")
         return text
 
 
@@ -126,9 +150,49 @@ class ZaloEvent(Base):
                 raise ValidationError(f"{name} needs sender, recipient and message.msg_id")
         if name == REACTED and not data["message"].get("react_icon"):
             raise ValidationError(f"{name} needs message.react_icon")
+        if name == TEMPLATE_STATUS:
+            template_change(data)  # its ValidationError names the bad field
+
+
+class StatusChange(Base):
+    prev_status = StatusName(allow_none=True)
+    new_status = StatusName(required=True, validate=validate.Length(min=1, error="must name the new status"))
+
+
+class TemplateStatusEvent(Base):
+    """`change_template_status`: `{template_id, status: {prev_status, new_status}, reason}`
+    (reference §3.7), besides the envelope every event has."""
+
+    template_id = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-Za-z_-]{1,40}$"))
+    status = fields.Nested(StatusChange, required=True)
+    reason = fields.String(allow_none=True)
+
+
+@dataclass(frozen=True)
+class TemplateChange:
+    """One change_template_status, typed."""
+
+    template_id: str
+    status: str
+    previous: str
+    reason: str
+    at_ms: int  # Zalo's timestamp
 
 
 _SCHEMA = ZaloEvent()  # built once: schema construction costs more than validating one event
+_TEMPLATE_STATUS = TemplateStatusEvent()
+
+
+def template_change(event: dict) -> TemplateChange:
+    """The typed change of a validated change_template_status event (raises ValidationError)."""
+    loaded = _TEMPLATE_STATUS.load(event)
+    return TemplateChange(
+        template_id=loaded["template_id"],
+        status=loaded["status"]["new_status"],
+        previous=loaded["status"].get("prev_status") or "",
+        reason=(loaded.get("reason") or "").strip()[:REASON_CHARS],
+        at_ms=int(event["timestamp"]),
+    )
 
 
 def load_event(payload: dict) -> dict:
@@ -227,6 +291,8 @@ def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: Fa
     if status_kind:
         lane = f"in:{status_user(event, oa_id)}"
         return events.queued("zalo", name, status_kind, lane, status_dedupe_id(event), event)
+    if name == TEMPLATE_STATUS:
+        return template_status_event(event)
     kind = kind_of(name)
     if not kind:
         return events.recorded("zalo", name) if name in RECORDED_EVENTS else events.unknown("zalo", name)
@@ -234,6 +300,13 @@ def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: Fa
     if kind == events.OA_MESSAGE and is_our_send(msg_id):
         return events.ignored("zalo", name, ECHO, own=True)
     return events.queued("zalo", name, kind, f"in:{zalo_user(event)}", dedupe_id(event), event)
+
+
+def template_status_event(event: dict) -> events.Event:
+    """Queued in a lane of its template, so one template's changes are recorded in order."""
+    change = template_change(event)
+    dedupe = f"{TEMPLATE_STATUS}:{change.template_id}:{change.status}:{change.at_ms}"
+    return events.queued("zalo", TEMPLATE_STATUS, events.TEMPLATE_STATUS, f"tpl:{change.template_id}", dedupe, event)
 
 
 def history_event(item: dict, app_id: str) -> events.Event:

@@ -19,6 +19,7 @@ from app.connections.problem import Problem
 from app.connections.service import OPTION_DEFAULTS
 from app.integrations.zalo import events_catalog
 from app.operations import problems
+from app.operations.template_status import template_statuses
 from app.relay import catchup
 from app.texts import vn_time
 from app.web import jobs
@@ -192,6 +193,7 @@ def _form_page(view: dict | None, values: dict, **extra):
         zalo_events=events_catalog.catalog(language()),
         webhook_retry=events_catalog.webhook_retry_advice(language()),
         verifiers=jobs.uploads().files(view["id"]) if view else [],
+        template_statuses=template_statuses(current_app.extensions["redis"], view["id"]) if view else {},
         # sandbox mode: the simulators' spare OA and FreshChat account, to paste (sandbox/routes.py)
         sandbox_spare=current_app.extensions.get("sandbox_spare") if view is None else None,
         **extra,

@@ -1,0 +1,58 @@
+"""What Zalo last said about each of the OA's templates: its `change_template_status` webhooks.
+
+Zalo tells the OA when one of its templates (ZBS Template Message) is approved, rejected,
+disabled... The webhook is queued like any event, in a lane of its template (`tpl:<id>`, so the
+changes of one template are recorded in order), and its handler below keeps the latest change
+per template in one hash per connection (`Keys.template_statuses`: template id -> JSON
+{status, previous, reason, at}); nothing reaches a customer or an agent. The hash is bounded by
+the OA's templates (at most MAX_TEMPLATES), and the console shows it (`template_statuses`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from redis import Redis
+
+from app.bridge.keys import Keys
+from app.integrations import events
+from app.integrations.zalo.schemas import TemplateChange, template_change
+
+if TYPE_CHECKING:
+    from app.bridge.lanes import Item
+
+log = logging.getLogger("operations.template_status")
+MAX_TEMPLATES = 1000  # an OA has tens of templates; a flood of made-up ids stops here
+
+
+def record_change(ctx, item: Item, progress) -> str:
+    """The worker's handler of a change_template_status (workers/drain.py): keep it unless a
+    later change of that template is already kept (a redelivery arriving late)."""
+    change = template_change(item.payload)
+    key = ctx.keys.template_statuses
+    kept = ctx.redis.hget(key, change.template_id)
+    if kept is not None and int(json.loads(kept).get("at_ms") or 0) > change.at_ms:
+        return events.NOT_RELAYED
+    if kept is None and ctx.redis.hlen(key) >= MAX_TEMPLATES:
+        log.warning("zalo.template_status_not_kept", extra={"template": change.template_id, "why": "too many"})
+        return events.NOT_RELAYED
+    ctx.redis.hset(key, change.template_id, json.dumps(_record(change)))
+    log.info("zalo.template_status", extra={"template": change.template_id, "status": change.status})
+    return events.NOT_RELAYED
+
+
+def _record(change: TemplateChange) -> dict:
+    return {"status": change.status, "previous": change.previous, "reason": change.reason, "at_ms": change.at_ms}
+
+
+def template_statuses(redis: Redis, connection_id: str) -> dict[str, dict]:
+    """Template id -> {status, previous, reason, at_ms} as Zalo last reported it, for the
+    console; {} when Zalo never reported a change."""
+    raw = redis.hgetall(Keys(connection_id).template_statuses)
+    return {k.decode(): json.loads(v) for k, v in sorted(raw.items())}
+
+
+# The worker's routing for this kind (workers/drain.py adds it to the Zalo handlers).
+HANDLERS = {events.TEMPLATE_STATUS: record_change}
