@@ -98,7 +98,7 @@ def test_the_second_oas_first_message_opens_a_conversation_in_its_topic_for_the_
     assert Drainer(ctx).drain(queue(ctx, "oa3", OA3_ID, USER_OA3, "z-2", "hi shop 3")) == "empty"
     assert freshchat_calls(m) == [("POST", f"{FC_API}/conversations", first_message("hi shop 3", "chan-oa3"))]
     assert [r.url for r in m.request_history if r.url.startswith(ZALO_API)] == []  # no profile read either
-    assert m.request_history[-1].headers["Authorization"] == "Bearer oa2-fc-key"  # oa3 made from the same record: its key
+    assert m.request_history[-1].headers["Authorization"] == "Bearer oa2-fc-key"  # both records carry this key
     oa2, oa3 = ctx.for_connection("oa2"), ctx.for_connection("oa3")
     assert oa2.mapping.zalo_user(USER_OA2)["fc_conversation_id"] == CONV2
     assert oa3.mapping.zalo_user(USER_OA3)["fc_conversation_id"] == CONV3
