@@ -23,7 +23,6 @@ from app.relay.context import RelayContext
 
 CLAIM_TIMEOUTS = 4  # times HTTP_TIMEOUT_SECONDS: a profile read, a look-up, a creation, a margin
 WAIT_SECONDS = 1.0  # how soon an OA waiting for another OA's creation looks again
-WAITS = "another OA of the app is creating this person's FreshChat user"
 
 
 class PersonClaimed(RetryableError):
@@ -66,7 +65,7 @@ def shared_user(ctx: RelayContext, user_id_by_app: str, create: Callable[[str], 
     ttl = int(CLAIM_TIMEOUTS * ctx.settings.http_timeout_seconds)
     found = people.claim(user_id_by_app, claimant, ttl)
     if found is None:
-        raise PersonClaimed(WAITS, retry_after=WAIT_SECONDS)
+        raise PersonClaimed("another OA of the app is creating this person's FreshChat user", retry_after=WAIT_SECONDS)
     if found:
         return found
     return people.settle(user_id_by_app, claimant, create(reference_id(ctx, user_id_by_app))["id"])
