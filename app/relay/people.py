@@ -81,5 +81,14 @@ def adopt(ctx: RelayContext, zalo_user: str, known: dict, event: dict | None) ->
     ctx.mapping.set_zalo_user(zalo_user, user_id_by_app=user_id_by_app)
 
 
+def own_conversations(ctx: RelayContext, conversations: list[str]) -> list[str]:
+    """Of a FreshChat user's conversations, those another connection does not own: a shared
+    user has one per OA, and a message this connection posted blind is never in another's."""
+    if not ctx.settings.merge_users_by_app or not conversations:
+        return conversations
+    owners = ctx.redis.hmget(ctx.mapping.owners, conversations)
+    return [c for c, owner in zip(conversations, owners, strict=True) if owner in (None, ctx.connection.encode())]
+
+
 def _people(ctx: RelayContext) -> People:
     return People(ctx.redis, ctx.settings.zalo_app_id, freshchat_account(ctx.settings))

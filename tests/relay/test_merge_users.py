@@ -13,7 +13,7 @@ import requests_mock
 from app.bridge import keys
 from app.bridge.keys import lane_for
 from app.bridge.lanes import Item, now_ms
-from app.relay import inbound
+from app.relay import inbound, reconcile
 from sandbox.helpers import FC_API, ZALO_API, ZALO_APP_ID, load_fixture, partners_answer_probes
 from tests.multi import OA2, store
 from workers.drain import Drainer
@@ -169,3 +169,18 @@ def test_turning_it_on_keeps_existing_users_and_shares_one_only_with_an_oa_that_
         assert inbound.ensure_freshchat_user(conn, user, conn.mapping.zalo_user(user), event).startswith("fc-user-")
     assert oa3.mapping.zalo_user(other3)["fc_user_id"] == "fc-user-b"  # not merged into oa2's
     assert ctx.redis.get(keys.person(ZALO_APP_ID, FC_API, both_by_app)) == b"fc-user-a"
+
+
+def test_a_message_posted_blind_is_looked_for_only_in_conversations_no_other_oa_owns(ctx, two_oas, m):
+    """The person's user has oa2's conversation too, where they wrote the same words: oa3's
+    unknown outcome is settled in its own conversation, never by oa2's message."""
+    oa2, oa3 = ctx.for_connection("oa2"), ctx.for_connection("oa3")
+    oa2.mapping.link_conversation(USER_OA2, CONV2)
+    message = first_message("hi shop 3", "chan-oa3")["messages"][0]
+    m.get(f"{FC_API}/users/{FC_USER}/conversations", json={"conversations": [{"id": CONV2}, {"id": CONV3}]})
+    for conversation, message_id in ((CONV2, "m-2"), (CONV3, "m-3")):
+        listed = {"messages": [{**message, "id": message_id, "created_time": "2099-01-01T00:00:00.000Z"}]}
+        m.get(f"{FC_API}/conversations/{conversation}/messages", json=listed)
+    flight = {"at": now_ms(), "conversation": "", "user": FC_USER, "what": reconcile.freshchat_fingerprint(message)}
+    assert reconcile.find_freshchat_post(oa3, flight) == {"id": "m-3", "conversation_id": CONV3}
+    assert not [r for r in m.request_history if CONV2 in r.url]
