@@ -1074,7 +1074,7 @@ class ZaloOA:
                 i: {k: u[k] for k in ("kind", "filename", "content_type", "size")} for i, u in self.sim.uploads.items()
             }
             return {
-                "users": [dict(u) for u in self.users.values()],
+                "users": [dict(u, user_id_by_app=self.user_id_by_app(i)) for i, u in self.users.items()],
                 "user_messages": [dict(m) for m in self.phone_log],
                 "oa_messages": [{k: v for k, v in m.items() if k not in ("time", "access_token")} for m in self.sent],
                 "console_messages": list(self.console_messages),
@@ -1104,7 +1104,7 @@ class ZaloOA:
                     "code_exchanges": self.code_exchanges,
                 },
                 "refresh_count": self.refresh_count,
-                "users": [dict(u) for u in self.users.values()],
+                "users": [dict(u, user_id_by_app=self.user_id_by_app(i)) for i, u in self.users.items()],
                 "media": sorted(self.sim.media),
                 "webhooks": list(self.webhooks),
                 "webhooks_off": self.webhooks_off,
