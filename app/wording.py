@@ -63,6 +63,7 @@ SHAPES: tuple[str, ...] = (
     "Zalo OAuth answered non-JSON (HTTP {status})",
     "copying Zalo media failed: {reason}",
     "echo not matched yet",
+    "another OA of the app is creating this person's FreshChat user",  # app/relay/people.py
     "no Zalo conversation is known for anonymous visitor {visitor}",
     "connection {id} no longer exists",
     "connection {id} is disabled",

@@ -77,6 +77,9 @@ class Settings:
     agent_signature: str = ""  # e.g. "{text}\n— {agent}"; empty: replies go unsigned
     customer_language: str = "vi"  # texts the bridge writes to Zalo users
     agent_language: str = "en"  # notes the bridge writes to agents
+    # One FreshChat user per person across the OAs of one app (CONTRACT §7): stored connections
+    # only; no variable sets it, so the default connection keeps it off (NOT_FROM_ENV).
+    merge_users_by_app: bool = False
     media_bucket: str = ""
     s3_endpoint_url: str = ""
     s3_public_endpoint_url: str = ""  # where users' browsers reach the bucket, when not S3_ENDPOINT_URL
@@ -209,10 +212,15 @@ CASTS = {
 }
 
 
+# Per-connection options CONTRACT §2 names no variable for: the default connection keeps their
+# default, whatever the environment holds.
+NOT_FROM_ENV = frozenset({"merge_users_by_app"})
+
+
 def _read_env(env: dict[str, str]) -> tuple[dict, list[str]]:
     values, problems = {}, []
     for f in fields(Settings):
-        raw = env.get(f.name.upper())
+        raw = None if f.name in NOT_FROM_ENV else env.get(f.name.upper())
         if raw is None or (raw == "" and f.name in CASTS):
             continue
         try:

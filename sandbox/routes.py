@@ -369,7 +369,12 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
         items.sort(key=lambda i: i["time"])
     return {
         "users": [
-            {"user_id": u["user_id"], "display_name": u["display_name"], "send_error": u.get("send_error")}
+            {
+                "user_id": u["user_id"],
+                "display_name": u["display_name"],
+                "send_error": u.get("send_error"),
+                "user_id_by_app": u.get("user_id_by_app", ""),  # one person across the app's OAs
+            }
             for u in users
         ],
         # the anonymous id of each user who "went anonymous" (wrote from the OA's web chat widget)

@@ -269,8 +269,11 @@ class ZaloOA:
         *,
         follower: bool = True,
         send_error: int | None = None,
+        person: str | None = None,
     ) -> dict:
-        """Register a user; `send_error` makes every CS message to them fail with that code."""
+        """Register a user; `send_error` makes every CS message to them fail with that code.
+        `person` names who they are across the app's OAs: two OAs' users of one app with the same
+        `person` have their own user ids and one `user_id_by_app`, as Zalo gives one person."""
         avatar = avatar_url or f"https://s120-ava-talk.zadn.vn/sim/{user_id}.jpg"
         user = {
             "user_id": str(user_id),
@@ -279,14 +282,18 @@ class ZaloOA:
             "follower": follower,
             "send_error": send_error,
             "last_interaction": self.clock(),
+            **({"person": str(person)} if person else {}),
         }
         with self.lock:
             self.users[str(user_id)] = user
         return dict(user)
 
     def user_id_by_app(self, user_id: str) -> str:
-        """A stable app-scoped id, different from the OA-scoped one (docs/interface.md, Z6)."""
-        return str(int(hashlib.sha256(f"{self.app_id}:{user_id}".encode()).hexdigest()[:15], 16))
+        """A stable app-scoped id, different from the OA-scoped one (docs/interface.md, Z6): one
+        per person (`add_user(person=...)`) across the app's OAs."""
+        with self.lock:
+            who = (self.users.get(str(user_id)) or {}).get("person") or str(user_id)
+        return str(int(hashlib.sha256(f"{self.app_id}:{who}".encode()).hexdigest()[:15], 16))
 
     def add_media(self, name: str, data: bytes, content_type: str) -> str:
         """Serve `data` at `<base_url>/cdn/<name>`, as Zalo's CDN would; returns that URL."""
@@ -1067,7 +1074,7 @@ class ZaloOA:
                 i: {k: u[k] for k in ("kind", "filename", "content_type", "size")} for i, u in self.sim.uploads.items()
             }
             return {
-                "users": [dict(u) for u in self.users.values()],
+                "users": [dict(u, user_id_by_app=self.user_id_by_app(i)) for i, u in self.users.items()],
                 "user_messages": [dict(m) for m in self.phone_log],
                 "oa_messages": [{k: v for k, v in m.items() if k not in ("time", "access_token")} for m in self.sent],
                 "console_messages": list(self.console_messages),
@@ -1097,7 +1104,7 @@ class ZaloOA:
                     "code_exchanges": self.code_exchanges,
                 },
                 "refresh_count": self.refresh_count,
-                "users": [dict(u) for u in self.users.values()],
+                "users": [dict(u, user_id_by_app=self.user_id_by_app(i)) for i, u in self.users.items()],
                 "media": sorted(self.sim.media),
                 "webhooks": list(self.webhooks),
                 "webhooks_off": self.webhooks_off,

@@ -91,6 +91,13 @@ def conversation_owner(freshchat_account: str) -> str:
     return f"{ROOT}fcowner:{account_id(freshchat_account)}"
 
 
+def person(app_id: str, freshchat_account: str, user_id_by_app: str) -> str:
+    """One person across the OAs of one Zalo app (option merge_users_by_app): their FreshChat
+    user id on that account, or `?<claim>` (with a TTL) while one connection creates it.
+    One key per person who wrote through a merging connection; written by app/relay/people.py."""
+    return f"{ROOT}person:{app_id}:{account_id(freshchat_account)}:{user_id_by_app}"
+
+
 def zalo_rate_name(app_id: str) -> str:
     """Zalo's limit counts per app, so every OA of an app shares one limiter and -32 pause."""
     return f"zalo@{app_id}"
@@ -337,6 +344,7 @@ FAMILIES = (
     lane("*"),
     lease("*"),
     ROOT + "fcowner:*",  # conversation_owner
+    ROOT + "person:*",  # person
     signin_failures("*"),
     signin_wait("*"),
     console_session("*"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis import Redis
 
-from app.bridge.keys import DEFAULT_KEYS, Keys
+from app.bridge.keys import DEFAULT_KEYS, Keys, person
 
 LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
 SENT_TEXT = "t:"  # marks a stored snippet; older records hold "1" and no text
@@ -130,6 +130,57 @@ class Mapping:
         for zalo_message_id, state in reported.items():
             pipe.hset(self.keys.receipt(zalo_message_id), "reported", state)
         pipe.execute()
+
+
+CLAIMED = "?"  # a person key holding `?<claimant>` is being created by that claimant
+
+
+class People:
+    """One person across the OAs of one Zalo app on one FreshChat account (the option
+    merge_users_by_app): user_id_by_app -> the FreshChat user every merging connection of that
+    app and account uses (keys.person). A lane serialises one OA's events of a user; two OAs
+    have two lanes, so a first message claims the person first (SET NX with a TTL): concurrent
+    first messages through two OAs create one FreshChat user, the later one waits and finds it."""
+
+    def __init__(self, redis: Redis, app_id: str, freshchat_account: str):
+        self.redis = redis
+        self.app_id = app_id
+        self.account = freshchat_account
+
+    def _key(self, user_id_by_app: str) -> str:
+        return person(self.app_id, self.account, user_id_by_app)
+
+    def claim(self, user_id_by_app: str, claimant: str, ttl_seconds: int) -> str | None:
+        """The person's FreshChat user id; "" when `claimant` holds the claim (again: a retry of
+        its own item) and is to create it; None while another claimant does."""
+        key, mine = self._key(user_id_by_app), CLAIMED + claimant
+        pipe = self.redis.pipeline()  # MULTI: the value read is the one the SET left
+        pipe.set(key, mine, nx=True, ex=ttl_seconds)
+        pipe.get(key)
+        current = (pipe.execute()[1] or b"").decode()
+        if current == mine:
+            return ""
+        return None if not current or current.startswith(CLAIMED) else current
+
+    def settle(self, user_id_by_app: str, claimant: str, fc_user_id: str) -> str:
+        """Record the user created under the claim (for good: bounded per person); the person's
+        user, another one only if the claim expired meanwhile and someone else settled first."""
+        key = self._key(user_id_by_app)
+
+        def write(pipe) -> str:
+            current = (pipe.get(key) or b"").decode()
+            if current and not current.startswith(CLAIMED):
+                return current
+            pipe.multi()
+            pipe.set(key, fc_user_id)
+            return fc_user_id
+
+        return self.redis.transaction(write, key, value_from_callable=True)
+
+    def adopt(self, user_id_by_app: str, fc_user_id: str) -> None:
+        """A user the connection already had becomes the person's, unless the person has one
+        (or one is being created): existing users are never merged into each other."""
+        self.redis.set(self._key(user_id_by_app), fc_user_id, nx=True)
 
 
 class MessageMap:

@@ -31,6 +31,7 @@ from app.connections.store import (
     Connection,
     Connections,
     ForeignUrl,
+    same_url,
 )
 from app.connections.store import TEXTS as STORE_TEXTS
 from app.connections.verification import VerificationFiles
@@ -50,6 +51,8 @@ TEXTS = {
     "oa_taken": "connection {other} already serves Zalo app {app_id} and OA {oa_id}",
     "id_fixed": "the id of a connection never changes",
     "no_v2": "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)",
+    "merge_elsewhere": "connection {other} of the same Zalo app shares people on another FreshChat account "
+    "({api_url}): one person can be one FreshChat user only on one account",
 }
 
 
@@ -111,6 +114,7 @@ class OptionsSchema(Schema):
     agent_signature = fields.String(validate=validate.Length(max=200))  # "" turns signing off
     customer_language = fields.String(validate=validate.OneOf(LANGUAGES))
     agent_language = fields.String(validate=validate.OneOf(LANGUAGES))
+    merge_users_by_app = fields.Boolean()
 
 
 # A new connection starts from the bridge's defaults, never from the default connection's values.
@@ -193,6 +197,7 @@ class ConnectionService:
                 raise Problem(409, TEXTS["id_taken"].format(id=data["id"]))
             record = _complete(data)
             self._refuse_shared_oa(record)
+            self._refuse_split_merge(record)
             self.store.put(record)
             self._seed_tokens(record, record["zalo"])
         log.info("connections.created", extra={"connection": record["id"]})
@@ -211,6 +216,7 @@ class ConnectionService:
                 record[section] = {**record.get(section, {}), **data.pop(section, {})}
             record.update(data)
             self._refuse_shared_oa(record)
+            self._refuse_split_merge(record)
             self._put(record)
             self._seed_tokens(record, (body.get("zalo") or {}) if isinstance(body, dict) else {})
         log.info("connections.updated", extra={"connection": connection_id, "fields": ",".join(sorted(body))})
@@ -255,6 +261,18 @@ class ConnectionService:
         for other in self.connections.all():
             if other.id != record["id"] and (other.zalo_app_id, other.zalo_oa_id) == (app_id, oa_id):
                 raise Problem(409, TEXTS["oa_taken"].format(other=other.id, app_id=app_id, oa_id=oa_id))
+
+    def _refuse_split_merge(self, record: dict) -> None:
+        """merge_users_by_app shares a person's FreshChat user among the app's connections that
+        have it: they must all be on one FreshChat account (CONTRACT §7)."""
+        if not record.get("options", {}).get("merge_users_by_app"):
+            return
+        app_id, api_url = record["zalo"]["app_id"], record["freshchat"]["api_url"]
+        for other in self.connections.all():
+            merging = other.id != record["id"] and other.settings.merge_users_by_app
+            if merging and other.zalo_app_id == app_id and not same_url(other.settings.freshchat_api_url, api_url):
+                message = TEXTS["merge_elsewhere"].format(other=other.id, api_url=other.settings.freshchat_api_url)
+                raise Problem(400, "invalid connection", {"options.merge_users_by_app": message})
 
     def _seed_tokens(self, record: dict, given: dict) -> None:
         """A token pair given in the body replaces the stored one now (as connecting the OA

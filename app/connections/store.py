@@ -63,6 +63,7 @@ FIELDS = {
         "agent_signature": "agent_signature",
         "customer_language": "customer_language",
         "agent_language": "agent_language",
+        "merge_users_by_app": "merge_users_by_app",
     },
 }
 # In a stored record's freshchat section: the API URL its api_key was given with. A stored key

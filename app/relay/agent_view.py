@@ -133,7 +133,7 @@ def relay_reaction(ctx: RelayContext, item: Item, progress: Progress) -> str | N
         return events.NOT_RELAYED
     zalo_user = schemas.status_user(event, ctx.settings.zalo_oa_id)
     known = ctx.mapping.zalo_user(zalo_user)
-    fc_user = inbound.ensure_freshchat_user(ctx, zalo_user, known)
+    fc_user = inbound.ensure_freshchat_user(ctx, zalo_user, known, event)
     progress()
     text = reaction_text(ctx, REACTIONS.get(icon, icon), ctx.mapping.sent_text(msg_id))
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import TYPE_CHECKING
 
 from app.bridge.lanes import Item, now_ms
@@ -15,6 +16,7 @@ from app.integrations import events
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
 from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
+from app.relay import people
 from app.relay.context import Progress, RelayContext
 from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
 from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler, wait_for_send_in_flight
@@ -57,7 +59,7 @@ def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Rel
     event, attempts = item.payload, item.attempts
     zalo_user = zalo_user_of(event)
     known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
-    fc_user = ensure_freshchat_user(ctx, zalo_user, known)
+    fc_user = ensure_freshchat_user(ctx, zalo_user, known, event)
     _remember_anonymous_conversation(ctx, zalo_user, known, event)
     progress()
     last_ts = int(known.get("last_ts") or 0)
@@ -95,7 +97,7 @@ def relay_console_message(ctx: RelayContext, item: Item, progress: Progress) -> 
     zalo_user = zalo_user_of(event)
     wait_for_send_in_flight(ctx, zalo_user)
     known = ctx.mapping.zalo_user(zalo_user)
-    fc_user = ensure_freshchat_user(ctx, zalo_user, known)
+    fc_user = ensure_freshchat_user(ctx, zalo_user, known, event)
     parts = zalo_parts(ctx, event, progress, attempts)
     admin = event["sender"].get("admin_id")
     said = for_agent(ctx.settings, "agent.sent_by_admin", admin=admin) if admin else None
@@ -196,21 +198,31 @@ def post_form(ctx: RelayContext, conversation: str | None, fc_user: str, message
     return {"id": first.get("id", ""), "conversation_id": created["conversation_id"], "new_conversation": True}
 
 
-def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict) -> str:
-    """The FreshChat user id for a Zalo user, creating "<Name> Zalo" on first contact.
+def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict, event: dict | None = None) -> str:
+    """The FreshChat user id for a Zalo user, creating "<Name> Zalo" on first contact; with
+    merge_users_by_app, the person's user the app's other OAs share (app/relay/people.py).
 
     Lanes serialise each Zalo user's events, so concurrent first messages reach this one at
     a time; the reference_id look-up covers a crash between creation and our mapping write.
     """
     if known.get("fc_user_id"):
+        people.adopt(ctx, zalo_user, known, event)
         return known["fc_user_id"]
-    reference = reference_id(ctx.settings, zalo_user)
-    user = ctx.freshchat.find_user(reference) or ctx.freshchat.create_user(
-        user_payload(reference, zalo_user, {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))
-    )
-    ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user["id"], created=_now_iso())
+    profile = cache(lambda: {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))  # read once, if at all
+
+    def find_or_create(reference: str) -> dict:
+        user = ctx.freshchat.find_user(reference)
+        return user or ctx.freshchat.create_user(user_payload(reference, zalo_user, profile()))
+
+    by_app = people.person_of(ctx, zalo_user, event, profile)
+    if by_app:
+        user_id = people.shared_user(ctx, by_app, find_or_create, claimant=f"{ctx.connection}:{zalo_user}")
+    else:
+        user_id = find_or_create(reference_id(ctx.settings, zalo_user))["id"]
+    person = {"user_id_by_app": by_app} if by_app else {}
+    ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user_id, created=_now_iso(), **person)
     ctx.mapping.seen_now(zalo_user)  # creation just set "last_seen"
-    return user["id"]
+    return user_id
 
 
 def reference_id(settings: Settings, zalo_user: str) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import PermanentError, ReconcilePending
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import anonymous_id
+from app.relay import people
 from app.relay.context import RelayContext
 
 if TYPE_CHECKING:
@@ -159,7 +160,8 @@ def find_freshchat_post(ctx: RelayContext, flight: dict) -> dict | None:
     deadline = time.monotonic() + LOOKUP_SECONDS
     conversations = [flight["conversation"]] if flight.get("conversation") else None
     if conversations is None:
-        conversations = ctx.freshchat.user_conversations(flight["user"])[-USER_CONVERSATIONS:]
+        found = people.own_conversations(ctx, ctx.freshchat.user_conversations(flight["user"]))
+        conversations = found[-USER_CONVERSATIONS:]
     for conversation in conversations:
         found = _find_in(ctx, conversation, flight, deadline)
         if found:

@@ -186,7 +186,9 @@ function renderUsers(users) {
   }
   if (changed("users", users)) {
     select.replaceChildren(...users.map((u) => {
-      const option = el("option", "", u.display_name + " (" + u.user_id.slice(-4) + ")");
+      // the person's app-wide id too: the same person on another OA of the app shows the same one
+      const person = u.user_id_by_app ? " · app id …" + u.user_id_by_app.slice(-4) : "";
+      const option = el("option", "", u.display_name + " (" + u.user_id.slice(-4) + person + ")");
       option.value = u.user_id;
       return option;
     }));

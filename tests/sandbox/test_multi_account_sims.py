@@ -338,3 +338,18 @@ def test_allowing_the_picked_oa_gives_a_code_for_its_own_token_pair(partners, za
 def test_consent_page_refuses_a_redirect_that_is_no_web_address(partners, zalo, second):
     got = consent(partners, zalo.app_id, redirect_uri="javascript:alert(1)").json()
     assert got["error"] == -14003
+
+
+def test_one_person_on_two_oas_of_an_app_has_an_id_per_oa_and_one_user_id_by_app(partners, zalo, second, receiver):
+    """As Zalo gives one person (zalo.md §3.8): the OA-scoped ids differ, user_id_by_app does not,
+    in webhooks, in user/detail and in the state the sandbox page shows."""
+    zalo.add_user(USER, "Lan", person="lan")
+    second.add_user("246845883529100022", "Lan", person="lan")
+    first = zalo.send_text(receiver.url, USER, "shop 1")
+    other = second.send_text(receiver.url, "246845883529100022", "shop 2")
+    assert first["user_id_by_app"] == other["user_id_by_app"] != zalo.user_id_by_app("someone else")
+    query = {"data": json.dumps({"user_id": "246845883529100022"})}
+    headers = {"access_token": "sim-access-2000000000000000022-0"}
+    detail = requests.get(partners.zalo_url + "/v3.0/oa/user/detail", params=query, headers=headers).json()["data"]
+    assert detail["user_id_by_app"] == first["user_id_by_app"]
+    assert [u["user_id_by_app"] for u in second.state()["users"]] == [first["user_id_by_app"]]

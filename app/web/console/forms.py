@@ -16,7 +16,7 @@ from app.wording import said
 ZALO_FIELDS = ("app_id", "app_secret", "oa_secret_key", "oa_id")
 TOKEN_FIELDS = ("access_token", "refresh_token")
 FRESHCHAT_FIELDS = ("api_url", "api_key", "channel_id", "webhook_public_key")
-FLAGS = ("resolve_notification", "hold_billed_replies", "satisfaction_survey")
+FLAGS = ("resolve_notification", "hold_billed_replies", "satisfaction_survey", "merge_users_by_app")
 CHOICES = ("receipts", "customer_language", "agent_language")
 TEXTS = ("resolve_notification_text", "agent_signature")
 
