@@ -64,13 +64,14 @@ def drain_due() -> int:
 
 def handlers() -> dict[str, Callable]:
     """Per provider (an item's `kind`), the handler that dispatches on the item's event kind."""
+    from app import commands
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
     from app.relay import agent_view, inbound, outbound
 
     return {
         "zalo": by_event({**inbound.HANDLERS, **agent_view.HANDLERS}, zalo.to_event),
-        "freshchat": by_event(outbound.HANDLERS, freshchat.to_event),
+        "freshchat": by_event({**outbound.HANDLERS, **commands.HANDLERS}, freshchat.to_event),
     }
 
 

@@ -19,6 +19,7 @@ UNKNOWN = "unknown"  # a name this bridge has never heard of: acknowledged, logg
 USER_MESSAGE = "user_message"  # a Zalo user wrote to the OA
 OA_MESSAGE = "oa_message"  # the OA wrote to a Zalo user (not necessarily via us)
 AGENT_MESSAGE = "agent_message"  # a FreshChat agent or bot replied
+AGENT_COMMAND = "agent_command"  # an agent's reply that begins with "/": a command for the bridge (app/commands/)
 CONVERSATION_STATE = "conversation_state"  # a FreshChat conversation was resolved, reopened, assigned
 RECEIPT = "receipt"  # a Zalo user's phone received or showed messages the OA sent
 REACTION = "reaction"  # a Zalo user reacted to a message
