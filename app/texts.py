@@ -360,7 +360,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "command.no_price": {"vi": "chưa rõ", "en": "not given"},
     "command.no_templates": {
         "vi": "📋 OA này chưa có mẫu tin Zalo nào đã được duyệt. Tạo và gửi duyệt mẫu tin trong trang quản lý "
-        "ZBS Template Message của Zalo.",
+        "mẫu tin ZBS của Zalo.",
         "en": "📋 This OA has no approved Zalo template yet. Create one and submit it for review in Zalo's ZBS "
         "Template Message console.",
     },
@@ -592,7 +592,7 @@ TEMPLATE_ADVICE: dict[int, dict[str, str]] = {
         "en": "the customer has had this month's allowed follow-up messages from this OA.",
     },
     -249: {
-        "vi": "mẫu tin này không gửi được bằng user id (chỉ gửi được bằng số điện thoại); hãy dùng mẫu tin khác "
+        "vi": "mẫu tin này không gửi được bằng mã người dùng Zalo (chỉ gửi được bằng số điện thoại); hãy dùng mẫu tin khác "
         "(mẫu tin được duyệt từ 10/12/2025 trở đi).",
         "en": "this template cannot be sent by user id (phone number only); use another one (templates approved "
         "since 10 Dec 2025 can).",

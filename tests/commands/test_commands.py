@@ -394,3 +394,19 @@ def test_a_conversation_without_a_zalo_user_gets_a_note(ctx, m):
     run(ctx, command("m-nobody", "/askinfo"))
     assert [r for r in m.request_history if r.url in (CS, SEND)] == []
     assert notes(m) == ["⚠️ This conversation is not linked to a Zalo user the bridge knows: nothing was sent."]
+
+
+# -- the notes of a closed window point to templates ---------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_every_closed_window_note_points_to_the_templates(language):
+    from app.texts import ZALO_ADVICE, say
+
+    said = [
+        say("window_closing", language, time="10:00 01/12/2026 (UTC+7)"),
+        say("reply_held", language, preview="Dạ"),
+        ZALO_ADVICE[-230][language],
+        ZALO_ADVICE[-232][language],
+    ]
+    assert all("/templates" in text for text in said)
