@@ -592,8 +592,8 @@ TEMPLATE_ADVICE: dict[int, dict[str, str]] = {
         "en": "the customer has had this month's allowed follow-up messages from this OA.",
     },
     -249: {
-        "vi": "mẫu tin này không gửi được bằng mã người dùng Zalo (chỉ gửi được bằng số điện thoại); hãy dùng mẫu tin khác "
-        "(mẫu tin được duyệt từ 10/12/2025 trở đi).",
+        "vi": "mẫu tin này không gửi được bằng mã người dùng Zalo (chỉ gửi được bằng số điện thoại); hãy dùng "
+        "mẫu tin khác (mẫu tin được duyệt từ 10/12/2025 trở đi).",
         "en": "this template cannot be sent by user id (phone number only); use another one (templates approved "
         "since 10 Dec 2025 can).",
     },
