@@ -369,6 +369,7 @@ def test_askinfo_sends_zalos_information_form(ctx, m):
                             {
                                 "title": "Chia sẻ thông tin",
                                 "subtitle": "Vui lòng chia sẻ thông tin liên hệ để chúng tôi hỗ trợ bạn tốt hơn.",
+                                "image_url": "https://s160-ava-talk.zadn.vn/oa/avatar.jpg",
                             }
                         ],
                     },
@@ -377,6 +378,7 @@ def test_askinfo_sends_zalos_information_form(ctx, m):
         }
     ]
     assert notes(m) == ["📝 The customer got Zalo's “share your information” form; what they share will show here."]
+    assert ctx.mapping.is_sent_by_us("zmsg-cs")  # its echo is ours
 
 
 def test_askinfo_refused_in_vietnamese(ctx, m):
