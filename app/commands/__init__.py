@@ -10,7 +10,7 @@ effect recorded per message). A command is a function and its line in COMMANDS.
 from __future__ import annotations
 
 from app.bridge.lanes import Item
-from app.commands import askinfo, help, templates
+from app.commands import askinfo, templates, usage
 from app.commands.base import parse
 from app.integrations import events
 from app.integrations.freshchat.schemas import command_text
@@ -20,7 +20,7 @@ from app.relay.context import Progress, RelayContext
 ESCAPE = "//"  # "//text" sends "/text" to the customer
 
 COMMANDS = {
-    "help": help.show_help,
+    "help": usage.show_help,
     "templates": templates.list_templates,
     "template": templates.send_template,
     "askinfo": askinfo.ask_info,
@@ -33,7 +33,7 @@ def run(ctx: RelayContext, item: Item, progress: Progress):
     if text.startswith(ESCAPE):
         return outbound.deliver_agent_message(ctx, unescaped(message), progress)
     command = parse(text)
-    COMMANDS.get(command.name, help.unknown)(ctx, message, command, progress)
+    COMMANDS.get(command.name, usage.unknown)(ctx, message, command, progress)
     return events.NOT_RELAYED
 
 
