@@ -27,7 +27,8 @@ REACTION = "reaction"  # a Zalo user reacted to a message
 WINDOW_CLOSING = "window_closing"  # the free reply window of a user's message is about to close
 RECEIPTS_NOTE = "receipts_note"  # tell the agents of a conversation what was received and read
 # The kinds whose delivery puts a message on the other side: what "relayed" counts.
-MESSAGES = frozenset({USER_MESSAGE, OA_MESSAGE, AGENT_MESSAGE, REACTION})
+# (A command puts one there only as "//text"; the others answer NOT_RELAYED.)
+MESSAGES = frozenset({USER_MESSAGE, OA_MESSAGE, AGENT_MESSAGE, AGENT_COMMAND, REACTION})
 # A handler's answer when it deliberately put nothing on the other side (our own send echoed
 # back, a reply held because Zalo would bill it): done, but not a relayed message.
 NOT_RELAYED = "not_relayed"

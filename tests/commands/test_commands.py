@@ -121,6 +121,18 @@ def test_an_unknown_word_gets_the_help(ctx, m):
     assert notes(m)[0].startswith("There is no command “/refund”.\n🤖 Commands for the Zalo bridge")
 
 
+def test_only_the_double_slash_counts_as_a_relayed_message(ctx, m):
+    """What the counters and the journal call relayed (workers/drain.py `delivered`)."""
+    from workers.drain import Drainer
+
+    outcomes = []
+    for msg_id, text in (("m-esc", "//start"), ("m-help", "/help")):
+        item = Item(f"freshchat:{msg_id}", "freshchat", command(msg_id, text), now_ms(), event="agent_command")
+        ctx.lanes.accept(f"out:{CONV}", item)
+    Drainer(ctx, subscribers=(lambda outcome, pipe: outcomes.append(outcome),)).drain(f"out:{CONV}")
+    assert [(o.item.id, o.relayed) for o in outcomes] == [("freshchat:m-esc", True), ("freshchat:m-help", False)]
+
+
 def test_a_double_slash_sends_the_text_with_one_slash_removed(ctx, m):
     run(ctx, command("m-esc", "//start là lệnh của bot bên em ạ"))
     assert [r.json() for r in m.request_history if r.url == CS] == [
