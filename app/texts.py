@@ -246,9 +246,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "a_reply": {"vi": "một tin trả lời", "en": "a reply"},
     "window_closing": {
         "vi": "⏳ Hết thời gian trả lời miễn phí lúc {time} (48 giờ sau tin nhắn cuối của khách). "
-        "Sau đó, trong tối đa 7 ngày, mỗi tin trả lời sẽ bị Zalo tính phí.",
+        "Sau đó, trong tối đa 7 ngày, mỗi tin trả lời sẽ bị Zalo tính phí. Quá thời hạn đó, bạn vẫn gửi được "
+        "cho khách một mẫu tin Zalo đã duyệt: gõ /templates để xem danh sách.",
         "en": "⏳ The free reply window closes at {time} (48 h after the customer's last message). "
-        "After that Zalo bills each reply, for up to 7 days.",
+        "After that Zalo bills each reply, for up to 7 days; past those, an approved Zalo template can "
+        "still reach the customer: type /templates to see them.",
     },
     "reply_billed": {
         "vi": "💰 Tin trả lời này bị Zalo tính phí: tin nhắn cuối của khách đã quá 48 giờ.",
@@ -256,10 +258,12 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "reply_held": {
         "vi": "⏸ Chưa gửi: tin nhắn cuối của khách đã quá 48 giờ nên Zalo sẽ tính phí tin này, và kết nối "
-        "này được cài đặt để không gửi tin có phí. Khi khách nhắn lại, hãy gửi lại tin này (lúc đó miễn phí).\n"
+        "này được cài đặt để không gửi tin có phí. Khi khách nhắn lại, hãy gửi lại tin này (lúc đó miễn phí). "
+        "Muốn báo khách ngay, hãy dùng một mẫu tin Zalo đã duyệt: gõ /templates để xem danh sách.\n"
         "Tin nhắn: “{preview}”",
         "en": "⏸ Not sent: the customer's last message is over 48 h old, so Zalo would bill this reply, "
-        "and this connection holds billed replies. Send it again once the customer writes (free).\n"
+        "and this connection holds billed replies. Send it again once the customer writes (free). "
+        "To reach them now, use an approved Zalo template: type /templates to see them.\n"
         "Message: “{preview}”",
     },
     # -- from the customer, as agents read them in FreshChat ----------------------------------
@@ -332,6 +336,116 @@ TEXTS: dict[str, dict[str, str]] = {
     "agent.business_card": {"vi": "👤 Danh thiếp: {name}", "en": "👤 Business card: {name}"},
     "agent.card_phone": {"vi": "Điện thoại: {phone}", "en": "Phone: {phone}"},
     "agent.no_name": {"vi": "(không có tên)", "en": "(no name)"},
+    # -- agent commands (app/commands/): the bridge's answers, as private notes ------------------
+    "command.help": {
+        "vi": "🤖 Lệnh cho cầu nối Zalo (khách không thấy các lệnh này):\n"
+        "/templates - các mẫu tin Zalo đã duyệt: mã, tên, tham số, giá\n"
+        "/template <mã> rồi mỗi dòng một tham số “tên: giá trị” - gửi mẫu tin đó cho khách (kể cả khi đã "
+        "hết thời gian trả lời)\n"
+        "/askinfo - gửi khách biểu mẫu “Chia sẻ thông tin” của Zalo\n"
+        "//văn bản - gửi cho khách “/văn bản” (bỏ một dấu /)\n"
+        "/help - danh sách này",
+        "en": "🤖 Commands for the Zalo bridge (the customer never sees them):\n"
+        "/templates - the approved Zalo templates: id, name, parameters, price\n"
+        "/template <id> then one “name: value” line per parameter - sends that template to the customer "
+        "(even after the reply window has closed)\n"
+        "/askinfo - sends the customer Zalo's “share your information” form\n"
+        "//text - sends the customer “/text” (one / removed)\n"
+        "/help - this list",
+    },
+    "command.unknown": {"vi": "Không có lệnh “{name}”.\n", "en": "There is no command “{name}”.\n"},
+    "command.templates": {
+        "vi": "📋 Mẫu tin Zalo đã duyệt (cập nhật lúc {time}):\n{lines}\n"
+        "Gửi: /template <mã>, rồi mỗi dòng một tham số “tên: giá trị” (* là bắt buộc).",
+        "en": "📋 Approved Zalo templates (as of {time}):\n{lines}\n"
+        "To send one: /template <id>, then one “name: value” line per parameter (* is required).",
+    },
+    "command.template_line": {
+        "vi": "• {id} - {name} - giá {price}\n  tham số: {params}",
+        "en": "• {id} - {name} - price {price}\n  parameters: {params}",
+    },
+    "command.param_max": {"vi": "tối đa {max} ký tự", "en": "up to {max} characters"},
+    "command.no_params": {"vi": "không có", "en": "none"},
+    "command.no_price": {"vi": "chưa rõ", "en": "not given"},
+    "command.no_templates": {
+        "vi": "📋 OA này chưa có mẫu tin Zalo nào đã được duyệt. Tạo và gửi duyệt mẫu tin trong trang quản lý "
+        "mẫu tin ZBS của Zalo.",
+        "en": "📋 This OA has no approved Zalo template yet. Create one and submit it for review in Zalo's ZBS "
+        "Template Message console.",
+    },
+    "command.templates_failed": {
+        "vi": "⚠️ Không đọc được danh sách mẫu tin từ Zalo: {advice}\n({detail})",
+        "en": "⚠️ Could not read the templates from Zalo: {advice}\n({detail})",
+    },
+    "command.template_usage": {
+        "vi": "Cách dùng: /template <mã mẫu tin>, rồi mỗi dòng một tham số “tên: giá trị”. Gõ /templates để xem "
+        "mã và tham số.",
+        "en": "Usage: /template <template id>, then one “name: value” line per parameter. Type /templates for "
+        "the ids and parameters.",
+    },
+    "command.template_unknown": {
+        "vi": "⚠️ Chưa gửi: OA này không có mẫu tin đã duyệt mã {id}. Gõ /templates để xem các mẫu tin dùng được.",
+        "en": "⚠️ Not sent: this OA has no approved template {id}. Type /templates for the ones you can use.",
+    },
+    "command.template_not_enabled": {
+        "vi": "⚠️ Chưa gửi: mẫu tin {id} ({name}) đang ở trạng thái {status}, chưa dùng được; chỉ mẫu tin đã "
+        "duyệt (ENABLE) mới gửi được.",
+        "en": "⚠️ Not sent: template {id} ({name}) is {status}, not usable; only approved (ENABLE) templates "
+        "can be sent.",
+    },
+    "command.template_params": {
+        "vi": "⚠️ Chưa gửi mẫu tin {id} ({name}):{problems}\nTham số của mẫu tin: {params}",
+        "en": "⚠️ Template {id} ({name}) was not sent:{problems}\nIts parameters: {params}",
+    },
+    "command.missing": {"vi": "\n- thiếu tham số bắt buộc: {names}", "en": "\n- required, missing: {names}"},
+    "command.unknown_params": {
+        "vi": "\n- mẫu tin không có tham số: {names}",
+        "en": "\n- not parameters of this template: {names}",
+    },
+    "command.too_long": {"vi": "\n- quá dài: {names}", "en": "\n- too long: {names}"},
+    "command.bad_lines": {
+        "vi": "\n- không đọc được (cần dạng “tên: giá trị”): {lines}",
+        "en": "\n- not read (write “name: value”): {lines}",
+    },
+    "command.template_sent": {
+        "vi": "✅ Đã gửi mẫu tin {id} ({name}) cho khách qua Zalo.{quota}",
+        "en": "✅ Template {id} ({name}) was sent to the customer on Zalo.{quota}",
+    },
+    "command.quota": {"vi": " Hạn mức đã dùng: {quota}.", "en": " Paid from: {quota}."},
+    "command.quota_remain": {"vi": "{kind} (còn {remain})", "en": "{kind} ({remain} left)"},
+    "command.template_refused": {
+        "vi": "⚠️ Zalo không gửi mẫu tin {id} ({name}): {advice}\n({detail})",
+        "en": "⚠️ Zalo did not send template {id} ({name}): {advice}\n({detail})",
+    },
+    "command.outcome_unknown": {
+        "vi": "❓ Zalo không trả lời khi gửi {what}: có thể khách đã nhận, có thể chưa. Cầu nối không gửi lại "
+        "(để khách không nhận hai lần); hãy hỏi khách hoặc xem trong Zalo trước khi gửi lại.",
+        "en": "❓ Zalo did not answer when {what} was sent: the customer may or may not have it. The bridge does "
+        "not send it again (so they never get it twice); ask them or look in Zalo before sending it again.",
+    },
+    "command.what_template": {"vi": "mẫu tin {id}", "en": "template {id}"},
+    "command.what_form": {"vi": "biểu mẫu chia sẻ thông tin", "en": "the information form"},
+    "command.askinfo_sent": {
+        "vi": "📝 Đã gửi khách biểu mẫu “Chia sẻ thông tin” của Zalo; thông tin khách chia sẻ sẽ hiện ở đây.",
+        "en": "📝 The customer got Zalo's “share your information” form; what they share will show here.",
+    },
+    "command.askinfo_refused": {
+        "vi": "⚠️ Không gửi được biểu mẫu chia sẻ thông tin: {advice}\n({detail})",
+        "en": "⚠️ The information form was not sent: {advice}\n({detail})",
+    },
+    "command.no_zalo_user": {
+        "vi": "⚠️ Cuộc trò chuyện này không gắn với người dùng Zalo nào mà cầu nối biết: chưa gửi gì.",
+        "en": "⚠️ This conversation is not linked to a Zalo user the bridge knows: nothing was sent.",
+    },
+    "command.anonymous": {
+        "vi": "⚠️ Khách này là khách ẩn danh (khung chat trên website): Zalo chỉ cho gửi tin nhắn thường.",
+        "en": "⚠️ This customer is an anonymous website-chat visitor: Zalo only allows plain messages to them.",
+    },
+    "customer.askinfo_title": {"vi": "Chia sẻ thông tin", "en": "Share your information"},
+    "customer.askinfo_subtitle": {
+        "vi": "Vui lòng chia sẻ thông tin liên hệ để chúng tôi hỗ trợ bạn tốt hơn.",
+        "en": "Please share your contact details so that we can help you better.",
+    },
     # -- kinds of attachment, as either side names them ---------------------------------------
     "kind.image": {"vi": "ảnh", "en": "image"},
     "kind.gif": {"vi": "ảnh GIF", "en": "gif"},
@@ -372,12 +486,16 @@ ZALO_ADVICE: dict[int, dict[str, str]] = {
         "en": "The user's Zalo account is banned or has been inactive for over 45 days.",
     },
     -230: {
-        "vi": "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ khách nhắn lại.",
-        "en": "The user has not interacted with the OA in the last 7 days; wait until they write again.",
+        "vi": "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ khách nhắn lại, hoặc gửi một mẫu tin "
+        "Zalo đã duyệt (gõ /templates để xem danh sách).",
+        "en": "The user has not interacted with the OA in the last 7 days; wait until they write again, or send "
+        "an approved Zalo template (type /templates to see them).",
     },
     -232: {
-        "vi": "Lần tương tác gần nhất của người dùng với OA đã hết hạn; hãy chờ khách nhắn lại.",
-        "en": "The user's last interaction with the OA has expired; wait until they write again.",
+        "vi": "Lần tương tác gần nhất của người dùng với OA đã hết hạn; hãy chờ khách nhắn lại, hoặc gửi một mẫu "
+        "tin Zalo đã duyệt (gõ /templates để xem danh sách).",
+        "en": "The user's last interaction with the OA has expired; wait until they write again, or send an "
+        "approved Zalo template (type /templates to see them).",
     },
     -233: {"vi": "Zalo không hỗ trợ loại tin nhắn này ở đây.", "en": "Zalo does not support this message type here."},
     -234: {
@@ -408,6 +526,92 @@ ZALO_ADVICE: dict[int, dict[str, str]] = {
     -224: {
         "vi": "Gói dịch vụ của OA không có tính năng này.",
         "en": "The OA's service package does not include this feature.",
+    },
+}
+# Zalo's refusals of a template message (reference §3.7, its error table), by code: what to do.
+TEMPLATE_ADVICE: dict[int, dict[str, str]] = {
+    **dict.fromkeys(
+        (-109, -117, -131),
+        {
+            "vi": "mã mẫu tin không đúng, OA không có quyền dùng hoặc mẫu tin chưa được duyệt; gõ /templates để xem "
+            "các mẫu tin dùng được.",
+            "en": "the template id is wrong, not this OA's, or not approved; type /templates for the ones you can use.",
+        },
+    ),
+    **dict.fromkeys(
+        (-111, -112, -113, -1121, -1122, -1123, -1124),
+        {
+            "vi": "tham số thiếu, sai kiểu hoặc quá dài; gõ /templates để xem tham số của mẫu tin.",
+            "en": "a parameter is missing, of the wrong kind or too long; type /templates for its parameters.",
+        },
+    ),
+    **dict.fromkeys(
+        (-114, -118, -119),
+        {
+            "vi": "người dùng này không nhận được mẫu tin (tài khoản không hoạt động hoặc không dùng được).",
+            "en": "this user cannot receive template messages (their account is inactive or unusable).",
+        },
+    ),
+    -115: {
+        "vi": "OA đã hết hạn mức hoặc hết tiền cho mẫu tin; hãy nạp thêm (ZBS) rồi gửi lại.",
+        "en": "the OA is out of template quota or balance; top it up (ZBS), then send again.",
+    },
+    -133: {
+        "vi": "Zalo không gửi mẫu tin này vào ban đêm (22:00-06:00); hãy gửi lại sau 06:00.",
+        "en": "Zalo does not send this template at night (22:00-06:00); send it again after 06:00.",
+    },
+    -135: {
+        "vi": "OA này chưa được phép gửi mẫu tin; kiểm tra gói dịch vụ ZBS của OA.",
+        "en": "this OA may not send template messages; check its ZBS package.",
+    },
+    **dict.fromkeys(
+        (-136, -137),
+        {
+            "vi": "chưa liên kết được hoặc chưa trừ được tiền từ tài khoản ZBS; kiểm tra tài khoản ZBS của OA.",
+            "en": "the ZBS account is not linked or could not be charged; check the OA's ZBS account.",
+        },
+    ),
+    **dict.fromkeys(
+        (-139, -141),
+        {
+            "vi": "khách đã từ chối nhận loại tin này hoặc tin từ OA này; Zalo sẽ không gửi.",
+            "en": "the customer refused this kind of message or messages from this OA; Zalo will not send it.",
+        },
+    ),
+    **dict.fromkeys(
+        (-144, -1441),
+        {
+            "vi": "OA đã gửi hết số mẫu tin cho phép trong ngày hoặc tháng; hãy gửi lại sau.",
+            "en": "the OA reached its daily or monthly template limit; send it again later.",
+        },
+    ),
+    -146: {
+        "vi": "Zalo đã tắt mẫu tin này vì chất lượng thấp; hãy dùng mẫu tin khác.",
+        "en": "Zalo disabled this template for low quality; use another one.",
+    },
+    **dict.fromkeys(
+        (-147, -160),
+        {
+            "vi": "mẫu tin đã hết hạn mức gửi trong ngày; hãy gửi lại vào ngày mai.",
+            "en": "the template's daily quota is spent; send it again tomorrow.",
+        },
+    ),
+    -1471: {
+        "vi": "khách đã nhận đủ số tin chăm sóc cho phép trong tháng từ OA này.",
+        "en": "the customer has had this month's allowed follow-up messages from this OA.",
+    },
+    -249: {
+        "vi": "mẫu tin này không gửi được bằng mã người dùng Zalo (chỉ gửi được bằng số điện thoại); hãy dùng "
+        "mẫu tin khác (mẫu tin được duyệt từ 10/12/2025 trở đi).",
+        "en": "this template cannot be sent by user id (phone number only); use another one (templates approved "
+        "since 10 Dec 2025 can).",
+    },
+    -201: {
+        "vi": "Zalo báo yêu cầu gửi không hợp lệ. Cầu nối gửi user_id ở cấp ngoài cùng như tài liệu; nếu lỗi "
+        "lặp lại với mọi mẫu tin, có thể Zalo đã đổi dạng yêu cầu: báo quản trị viên (README, mục “Mẫu tin Zalo”).",
+        "en": "Zalo says the request is invalid. The bridge sends user_id at the top level as documented; if "
+        "every template fails this way, Zalo may have changed the request's shape: tell an operator (README, "
+        "“Zalo templates”).",
     },
 }
 OTHER_REFUSAL = {
@@ -446,6 +650,12 @@ def kind_for_agent(settings, kind: str) -> str:
 def zalo_advice(settings, code) -> str:
     """What the agent can do when Zalo refuses a reply with `code`."""
     advice = ZALO_ADVICE.get(code, OTHER_REFUSAL)
+    return advice.get(settings.agent_language, advice["en"])
+
+
+def template_advice(settings, code) -> str:
+    """What the agent can do when Zalo refuses a template message (or the template API) with `code`."""
+    advice = TEMPLATE_ADVICE.get(code) or ZALO_ADVICE.get(code, OTHER_REFUSAL)
     return advice.get(settings.agent_language, advice["en"])
 
 

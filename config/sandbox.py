@@ -100,6 +100,7 @@ def apply_sandbox_defaults(values: dict, env: dict[str, str]) -> None:
         values.setdefault(key, value)
     values.setdefault("zalo_api_base_url", partners + "/zalo")
     values.setdefault("zalo_oauth_base_url", partners + "/zalo")
+    values.setdefault("zalo_business_api_base_url", partners + "/zalo/business")
     values.setdefault("freshchat_api_url", partners + "/freshchat/v2")
     var = Path(values.get("media_dir", "./var/media")).parent
     values.setdefault("freshchat_webhook_public_key", sandbox_keypair(var)[1])

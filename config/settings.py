@@ -63,6 +63,7 @@ class Settings:
     zalo_refresh_token: str = ""
     zalo_api_base_url: str = "https://openapi.zalo.me"
     zalo_oauth_base_url: str = "https://oauth.zaloapp.com"
+    zalo_business_api_base_url: str = "https://business.openapi.zalo.me"  # the template API (/template/all, ...)
     zalo_site_verification: str = ""
     freshchat_api_url: str = ""
     freshchat_api_key: str = ""
@@ -200,6 +201,7 @@ CASTS = {
     "trusted_proxies": _as_networks,
     "zalo_api_base_url": _as_url,
     "zalo_oauth_base_url": _as_url,
+    "zalo_business_api_base_url": _as_url,
     "freshchat_api_url": _as_url,
     "s3_endpoint_url": _as_url,
     "s3_public_endpoint_url": _as_url,

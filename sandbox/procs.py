@@ -119,6 +119,7 @@ class Bridge:
             SANDBOX="false",
             ZALO_API_BASE_URL=partners_url + "/zalo",
             ZALO_OAUTH_BASE_URL=partners_url + "/zalo",
+            ZALO_BUSINESS_API_BASE_URL=partners_url + "/zalo/business",
             FRESHCHAT_API_URL=partners_url + "/freshchat/v2",
             FRESHCHAT_WEBHOOK_PUBLIC_KEY=public_key_pem,
             MEDIA_DIR=str(tmp / "media"),

@@ -417,8 +417,13 @@ def oa_item(partners: Partners, m: dict, uploads: dict) -> dict:
         "text": message.get("text", ""),
         "anonymous": bool(m.get("anonymous_id")),
     }
+    if message.get("template"):  # a template message by user id (sandbox/zalo_templates.py)
+        template = message["template"]
+        return {**item, "kind": "template", "title": template["name"], "text": template["text"]}
     payload = (message.get("attachment") or {}).get("payload") or {}
     element = (payload.get("elements") or [{}])[0]
+    if payload.get("template_type") == "request_user_info":
+        return {**item, "kind": "template", "title": element.get("title", ""), "text": element.get("subtitle", "")}
     if payload.get("token"):
         name = uploads.get(payload["token"], {}).get("filename", "")
         return {**item, "kind": "file", "url": _upload_url(partners, payload["token"]), "name": name}

@@ -48,6 +48,7 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template_str
 
 from app.integrations.zalo.signature import compute_mac
 from sandbox.faults import FaultInjector, SentWebhook, add_routes, install, post_webhook, run_action, serialise
+from sandbox.zalo_templates import QUOTA_START, TemplateRoutes
 
 TEXT_MAX = 2000
 MB = 1024 * 1024
@@ -1174,6 +1175,7 @@ class ZaloSimulator(ZaloOA):
             self.extra_oas.clear()
             self._faults = {self.app_id: self._faults[self.app_id]}
             self._rates.clear()
+            self.templates.quota = QUOTA_START
         self.faults.reset()
 
     # -- several OAs -----------------------------------------------------------------------
@@ -1282,7 +1284,8 @@ class ZaloSimulator(ZaloOA):
         app = Flask("zalo_sim")
         app.config["MAX_CONTENT_LENGTH"] = 30 * MB
         install(app, self._request_faults, _fault_body)
-        rules = [
+        self.templates = TemplateRoutes(self)  # template messages by user id and the template API
+        rules = self.templates.rules() + [
             ("/v3.0/oa/message/cs", "message_cs", self._route_message_cs, "POST"),
             ("/v2.0/oa/message", "message_v2", lambda: self._by_token()._message_v2(), "POST"),
             ("/v2.0/oa/upload/image", "upload_image", lambda: self._by_token()._upload("image"), "POST"),

@@ -15,13 +15,23 @@ from app.integrations.freshchat.errors import error_for as freshchat_error
 from app.integrations.zalo.errors import error_for as zalo_error
 from app.relay.notes import reason_for_agent
 from app.relay.outbound import attachment_label
-from app.texts import OTHER_REFUSAL, TEXTS, ZALO_ADVICE, resolve_text, say, vn_time, zalo_advice
+from app.texts import (
+    OTHER_REFUSAL,
+    TEMPLATE_ADVICE,
+    TEXTS,
+    ZALO_ADVICE,
+    resolve_text,
+    say,
+    template_advice,
+    vn_time,
+    zalo_advice,
+)
 from app.wording import SHAPES, in_language
 from config.settings import Settings
 from tests.english import DENIED_WORDS, ENGLISH, english_left, fragments
 
 VI = Settings(agent_language="vi", customer_language="vi")
-ADVICE = [*ZALO_ADVICE.values(), OTHER_REFUSAL]
+ADVICE = [*ZALO_ADVICE.values(), *TEMPLATE_ADVICE.values(), OTHER_REFUSAL]
 KNOWN = ENGLISH | fragments((e["en"], e["vi"]) for e in [*TEXTS.values(), *ADVICE])
 # The English of notes, beyond the console's words.
 DENIED = re.compile(
@@ -110,11 +120,21 @@ SAMPLES = {  # a field's value, as the relay fills it for Vietnamese readers
     "connected": 0,
     "wanted": 1,
     "rating": 4,
+    # agent commands (app/commands/): a template as `/templates` lists it, its parameters' problems
+    "lines": "• 412503 - Xác nhận đơn hàng - giá 300.0\n  tham số: customer_name*",
+    "price": "300.0",
+    "params": "customer_name* (tối đa 30 ký tự), order_code*",
+    "problems": "\n- thiếu tham số bắt buộc: order_code",
+    "names": "customer_name, order_code",
+    "quota": "purchase_quota (còn 120)",
+    "remain": 120,
+    "max": 30,
 }
 
 
 def english_in(text: str) -> list[str]:
     """What tests/english.py finds, once a partner's own words (x-…) are set aside."""
+    text = re.sub(r"(?<![\w/])/\w+", " ", text)  # a command the agent types (/templates), as typed
     return english_left(re.sub(r"\bx-?[-\w]*", " ", text), KNOWN, DENIED)
 
 
@@ -142,6 +162,17 @@ def test_every_zalo_refusal_note_reads_in_vietnamese_with_what_to_do(code):
     note += say("agent.refused_message", "vi", preview=SAMPLES["preview"])
     assert english_in(note) == []
     assert f"Zalo báo lỗi {code}: “x-refused”" in note and (ZALO_ADVICE.get(code) or OTHER_REFUSAL)["vi"] in note
+
+
+@pytest.mark.parametrize("code", [*TEMPLATE_ADVICE, -999])
+def test_every_template_refusal_note_reads_in_vietnamese_with_what_to_do(code):
+    refusal = zalo_error(code, "x-refused")
+    detail = in_language(refusal, "vi")
+    note = say(
+        "command.template_refused", "vi", id=412503, name="x-name", advice=template_advice(VI, code), detail=detail
+    )
+    assert english_in(note) == []
+    assert f"Zalo báo lỗi {code}: “x-refused”" in note and template_advice(VI, code) in note
 
 
 @pytest.mark.parametrize("code", [*ZALO_ADVICE, -999])

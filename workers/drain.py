@@ -64,6 +64,7 @@ def drain_due() -> int:
 
 def handlers() -> dict[str, Callable]:
     """Per provider (an item's `kind`), the handler that dispatches on the item's event kind."""
+    from app import commands
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
     from app.operations import template_status
@@ -74,7 +75,7 @@ def handlers() -> dict[str, Callable]:
             rules.ruled({**inbound.HANDLERS, **agent_view.HANDLERS, **survey.HANDLERS, **template_status.HANDLERS}),
             zalo.to_event,
         ),
-        "freshchat": by_event(outbound.HANDLERS, freshchat.to_event),
+        "freshchat": by_event({**outbound.HANDLERS, **commands.HANDLERS}, freshchat.to_event),
     }
 
 

@@ -279,6 +279,12 @@ class Keys:
         """The last connection test's result (app/operations/startup.py): JSON, rewritten at each test."""
         return f"{self.prefix}check:last"
 
+    @property
+    def zalo_templates(self) -> str:
+        """The OA's approved Zalo templates and when they were read (app/commands/catalogue.py):
+        JSON, rewritten at each read, expiring after a few minutes."""
+        return f"{self.prefix}zalo:templates"
+
     # -- Zalo's token pair and OAuth
     @property
     def zalo_token(self) -> str:

@@ -74,13 +74,13 @@ class BaseClient:
         self.limiter = limiter
         self.hooks = hooks or ClientHooks()
 
-    def _request(self, method: str, path: str, **kwargs) -> Any:
+    def _request(self, method: str, path: str, base: str = "", **kwargs) -> Any:
         """One call: wait for the shared rate, send, and return what `_answer` reads from the
         answer; every failure raised is a PartnerError the hooks were told of (but the local
-        rate limit's: no call was made)."""
+        rate limit's: no call was made). `base`: another root of the same partner's API."""
         grant = self._throttle()
         try:
-            resp = self.session.request(method, self.base + path, timeout=self.timeout, **kwargs)
+            resp = self.session.request(method, (base or self.base) + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise self._failed(self._unreachable(exc)) from exc
         if resp.status_code < 500 and resp.status_code != 429:

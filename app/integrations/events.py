@@ -19,6 +19,7 @@ UNKNOWN = "unknown"  # a name this bridge has never heard of: acknowledged, logg
 USER_MESSAGE = "user_message"  # a Zalo user wrote to the OA
 OA_MESSAGE = "oa_message"  # the OA wrote to a Zalo user (not necessarily via us)
 AGENT_MESSAGE = "agent_message"  # a FreshChat agent or bot replied
+AGENT_COMMAND = "agent_command"  # an agent's reply that begins with "/": a command for the bridge (app/commands/)
 CONVERSATION_STATE = "conversation_state"  # a FreshChat conversation was resolved, reopened, assigned
 RECEIPT = "receipt"  # a Zalo user's phone received or showed messages the OA sent
 REACTION = "reaction"  # a Zalo user reacted to a message
@@ -28,7 +29,8 @@ WINDOW_CLOSING = "window_closing"  # the free reply window of a user's message i
 RECEIPTS_NOTE = "receipts_note"  # tell the agents of a conversation what was received and read
 SURVEY_QUESTION = "survey_question"  # ask the customer of a resolved conversation for a rating (app/relay/survey.py)
 # The kinds whose delivery puts a message on the other side: what "relayed" counts.
-MESSAGES = frozenset({USER_MESSAGE, OA_MESSAGE, AGENT_MESSAGE, REACTION})
+# (A command puts one there only as "//text"; the others answer NOT_RELAYED.)
+MESSAGES = frozenset({USER_MESSAGE, OA_MESSAGE, AGENT_MESSAGE, AGENT_COMMAND, REACTION})
 # A handler's answer when it deliberately put nothing on the other side (our own send echoed
 # back, a reply held because Zalo would bill it): done, but not a relayed message.
 NOT_RELAYED = "not_relayed"

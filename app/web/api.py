@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from app.bridge.keys import DEFAULT
 from app.connections import verification
 from app.connections.problem import Problem
+from app.errors import PartnerError
 from app.integrations.zalo.events_catalog import catalog, webhook_retry_advice
 from app.relay import catchup
 from app.web import jobs
@@ -72,6 +73,17 @@ def remove_connection(connection_id: str):
 @bp.post("/connections/<connection_id>/test")
 def test_connection(connection_id: str):
     return jsonify(jobs.checks().test(connection_id))
+
+
+@bp.get("/connections/<connection_id>/templates")
+def connection_templates(connection_id: str):
+    """The approved Zalo templates, as `/templates` shows them (CONTRACT §7). Zalo refusing the
+    template API is a 502 with its words."""
+    try:
+        listing = jobs.template_catalogue(connection_id).current()
+    except PartnerError as exc:
+        return jsonify({"error": f"Zalo's template API: {exc}"}), 502
+    return jsonify(listing.view())
 
 
 @bp.get("/connections/<connection_id>/events")

@@ -207,6 +207,10 @@ function zaloBubble(item) {
     if (item.text) b.appendChild(el("div", "", item.text));
   } else if (item.kind === "file") {
     const a = el("a", "", "File: " + (item.name || "file")); a.href = item.url; a.target = "_blank"; b.appendChild(a);
+  } else if (item.kind === "template") {
+    b.classList.add("template");
+    b.appendChild(el("div", "template-title", item.title));
+    b.appendChild(linkified(item.text));
   } else if (item.kind === "location") {
     b.appendChild(el("div", "", "◎ " + (item.text || "Location")));
     b.appendChild(el("div", "muted", item.location.join(", ")));

@@ -242,7 +242,8 @@ def test_an_unanswered_message_gets_one_note_before_its_free_window_closes(ctx, 
     closes = vn_time(sent_at + 48 * HOUR_MS)
     text = (
         f"⏳ The free reply window closes at {closes} (48 h after the customer's last message). "
-        "After that Zalo bills each reply, for up to 7 days."
+        "After that Zalo bills each reply, for up to 7 days; past those, an approved Zalo template can still "
+        "reach the customer: type /templates to see them."
     )
     assert fc_posts(m) == [note(text)]
 
@@ -292,7 +293,8 @@ def test_hold_billed_replies_keeps_the_reply_and_tells_the_agent(ctx, m):
     assert cs_bodies(m) == []
     text = (
         "⏸ Not sent: the customer's last message is over 48 h old, so Zalo would bill this reply, "
-        "and this connection holds billed replies. Send it again once the customer writes (free).\n"
+        "and this connection holds billed replies. Send it again once the customer writes (free). "
+        "To reach them now, use an approved Zalo template: type /templates to see them.\n"
         "Message: “Dạ, em gửi anh báo giá ạ”"
     )
     assert fc_posts(m) == [note(text, actor_type="agent", actor_id=AGENT)]

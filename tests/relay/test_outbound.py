@@ -592,7 +592,8 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
     assert notes(m) == [
         note(
             "⚠️ Not delivered to Zalo: The user has not interacted with the OA in the last 7 days; "
-            "wait until they write again.\n(Zalo error -230: not interacted)\nMessage: “và”"
+            "wait until they write again, or send an approved Zalo template (type /templates to see them)."
+            "\n(Zalo error -230: not interacted)\nMessage: “và”"
         )
     ]
 
@@ -600,7 +601,11 @@ def test_attachment_refused_for_the_recipient_is_reported_and_stops_the_message(
 @pytest.mark.parametrize(
     "code,advice",
     [
-        (-230, "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ khách nhắn lại."),
+        (
+            -230,
+            "Người dùng chưa tương tác với OA trong 7 ngày qua; hãy chờ khách nhắn lại, hoặc gửi một mẫu tin "
+            "Zalo đã duyệt (gõ /templates để xem danh sách).",
+        ),
         (-999, "Zalo đã từ chối tin nhắn; xem mã lỗi trong bảng lỗi của Zalo."),
     ],
 )

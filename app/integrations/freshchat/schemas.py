@@ -181,10 +181,22 @@ def to_event(event: dict) -> events.Event:
         why = ignored_because(event)
         if why:
             return events.ignored("freshchat", action, why, own=why == OWN_POST)
-        kind = events.AGENT_MESSAGE
+        kind = events.AGENT_COMMAND if command_text(event["data"]["message"]) else events.AGENT_MESSAGE
     else:
         return events.unknown("freshchat", action)
     return events.queued("freshchat", action, kind, f"out:{conversation_id(event)}", dedupe_id(event), event)
+
+
+COMMAND_MARK = "/"
+
+
+def command_text(message: dict) -> str:
+    """The text of an agent's message that is a command for the bridge (its first part is a text
+    beginning with "/"; "//" too, which sends the rest with one "/" removed), else ""."""
+    parts = message.get("message_parts") or []
+    first = parts[0] if parts and isinstance(parts[0], dict) else {}
+    text = str((first.get("text") or {}).get("content") or "").strip() if isinstance(first.get("text"), dict) else ""
+    return text if text.startswith(COMMAND_MARK) else ""
 
 
 # The bridge posts each Zalo user's messages as that user: their webhooks come back to us.

@@ -1,5 +1,5 @@
 """Zalo OA Open API client: CS messages (to users and anonymous visitors), uploads, user detail,
-conversation history."""
+conversation history; template messages by user id and the template API that lists them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import requests
 from app.errors import PartnerError, parse_retry_after
 from app.integrations.base_client import BaseClient, ClientHooks, status_error
 from app.integrations.limits import Limiter
+from app.integrations.zalo import templates
 from app.integrations.zalo.errors import (
     ERRORS,
     ZaloAuthError,
@@ -71,6 +72,7 @@ class ZaloClient(BaseClient):
         super().__init__(session, settings.zalo_api_base_url, settings.http_timeout_seconds, limiter, hooks)
         self.tokens = tokens
         self.window = settings.rate_window_seconds
+        self.business = settings.zalo_business_api_base_url.rstrip("/")
 
     def send(self, user_id: str, message: dict, reply_to: str = "") -> SentId:
         """POST /v3.0/oa/message/cs; return Zalo's message_id (with the quota that paid).
@@ -86,6 +88,29 @@ class ZaloClient(BaseClient):
 
     def send_text(self, user_id: str, text: str) -> SentId:
         return self.send(user_id, {"text": text})
+
+    def request_user_info(self, user_id: str, title: str, subtitle: str, image_url: str = "") -> SentId:
+        """Zalo's "share your information" form (reference §3.2); the answer is `user_submit_info`."""
+        element = {"title": title[:100], "subtitle": subtitle[:500]}
+        if image_url:
+            element["image_url"] = image_url
+        payload = {"template_type": "request_user_info", "elements": [element]}
+        return self.send(user_id, {"attachment": {"type": "template", "payload": payload}})
+
+    def template_ids(self) -> list[str]:
+        """GET {business}/template/all: the ids of the OA's approved (ENABLE) templates."""
+        data = self._call("GET", templates.LIST_PATH, base=self.business, params=templates.LIST_QUERY)
+        return templates.listed_ids(data)
+
+    def template_info(self, template_id: str) -> templates.Template:
+        """GET {business}/template/info/v2: one template's parameters, status and price."""
+        params = {"template_id": template_id}
+        return templates.from_info(self._call("GET", templates.INFO_PATH, base=self.business, params=params))
+
+    def send_template(self, user_id: str, template_id: str, data: dict[str, str]) -> SentId:
+        """POST /v3.0/oa/message/template by user id; Zalo's message_id, with the quota that paid."""
+        body = templates.send_body(user_id, template_id, data)
+        return sent_id(self._call("POST", templates.SEND_PATH, json=body))
 
     def send_anonymous(self, anonymous_id: str, conversation_id: str, message: dict) -> str:
         """POST /v2.0/oa/message: a visitor of the OA's web chat widget is answered through the

@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.connections.problem import Problem
 from app.connections.service import OPTION_DEFAULTS
+from app.errors import PartnerError
 from app.integrations.zalo import events_catalog
 from app.operations import problems
 from app.operations.template_status import template_statuses
@@ -285,6 +286,19 @@ def events(connection_id: str):
     return render_template(
         "console/events.html", view=view, recent=recent, refused=refused, filters=filters, letters=letters
     )
+
+
+@bp.get("/connections/<connection_id>/templates")
+def templates(connection_id: str):
+    """The connection's approved Zalo templates, as agents' /templates lists them; `?refresh=1`
+    reads them from Zalo again."""
+    view = named(jobs.overview().show(connection_id))
+    catalogue = jobs.template_catalogue(connection_id)
+    try:
+        listing, refused = (catalogue.refresh() if request.args.get("refresh") else catalogue.current()), ""
+    except PartnerError as exc:
+        listing, refused = None, said(str(exc))
+    return render_template("console/templates.html", view=view, listing=listing, refused=refused)
 
 
 @bp.post("/connections/<connection_id>/dead-letters")
