@@ -209,7 +209,7 @@ class Census:
 
 
 def run(quick: bool = False) -> dict:
-    users_n, exchanges = (300, 4) if quick else (2000, 4)
+    users_n, exchanges = (300, 4) if quick else (1000, 4)
     server = start_redis()
     client = redis_lib.Redis.from_url(server.url)
     users = [f"66{i:016d}" for i in range(users_n)]
