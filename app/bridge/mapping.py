@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
 from redis import Redis
 
 from app.bridge.keys import DEFAULT_KEYS, Keys, person
+from app.bridge.scripts import LuaScript
 
 LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
 SENT_TEXT = "t:"  # marks a stored snippet; older records hold "1" and no text
 SNIPPET_CHARS = 100  # enough to quote a reply back to the agent
 RECEIPT_TTL = 8 * 86400  # Zalo reports receipts within days; a day past the 7-day reply window
 RECEIPTS_KEPT = 50  # per conversation: a receipts note looks at the replies sent last
+RECORD = "|"  # separates a receipt record's parts (receipt_add.lua)
+ADD, MARK = LuaScript("receipt_add"), LuaScript("receipt_mark")
 STATES = ("sent", "received", "seen")  # how far a sent message got, in order
 AGENT_NAME_SECONDS = 3600  # an agent renamed in FreshChat signs with the new name within the hour
 UNKNOWN_AGENT_SECONDS = 300  # a bot or removed agent is asked about again after a while
@@ -93,43 +98,53 @@ class Mapping:
         """An agent's reply reached the user: it answers every message before it."""
         (self.redis if pipe is None else pipe).hset(self.keys.zalo_user(zalo_user_id), "last_reply_ts", str(at_ms))
 
-    def remember_receipt(self, pipe, zalo_message_id: str, conversation_id: str, text: str, quota: str) -> None:
-        """A sent message's record, for its receipts and its cost; `quota` names what paid."""
-        key, listed = self.keys.receipt(zalo_message_id), self.keys.receipts_of(conversation_id)
-        fields = {"conversation": conversation_id, "text": text[:SNIPPET_CHARS], "quota": quota, "state": "sent"}
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, RECEIPT_TTL)
-        pipe.lpush(listed, zalo_message_id)
-        pipe.ltrim(listed, 0, RECEIPTS_KEPT - 1)
-        pipe.expire(listed, RECEIPT_TTL)
+    def remember_receipt(self, pipe, zalo_message_id: str, conversation_id: str, quota: str) -> None:
+        """A sent message's record, for its receipts and its cost; `quota` names what paid. One
+        field of the conversation's `replies` hash, which keeps the RECEIPTS_KEPT latest (its
+        text is the sent-record's, `sent_text`)."""
+        record = RECORD.join((str(int(time.time() * 1000)), "sent", "", "", quota))
+        ADD(self.redis, client=pipe, **self._receipts(conversation_id), msg_id=zalo_message_id, record=record)
 
-    def receipt(self, zalo_message_id: str) -> dict:
-        raw = self.redis.hgetall(self.keys.receipt(zalo_message_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+    def _receipts(self, conversation_id: str) -> dict:
+        return {"replies": self.keys.replies(conversation_id), "kept": RECEIPTS_KEPT, "ttl": RECEIPT_TTL}
 
-    def advance_receipt(self, zalo_message_id: str, state: str, at_ms: str) -> str:
-        """Move a sent message on to `state` (never back); its conversation when it moved, else ""."""
-        known = self.receipt(zalo_message_id)
-        if not known or STATES.index(known.get("state", "sent")) >= STATES.index(state):
-            return ""
-        self.redis.hset(self.keys.receipt(zalo_message_id), mapping={"state": state, f"{state}_at": at_ms})
-        return known["conversation"]
+    def receipt(self, conversation_id: str, zalo_message_id: str) -> dict:
+        """A sent message's record ({} when not kept): its state, when Zalo reported it
+        (`at`), what agents were told (`reported`) and the quota that paid."""
+        raw = self.redis.hget(self.keys.replies(conversation_id), zalo_message_id)
+        return _record(raw) if raw else {}
+
+    def quotas(self, conversation_id: str, zalo_message_ids) -> list[str]:
+        """What paid for each of these sent messages ("" when not kept)."""
+        raws = self.redis.hmget(self.keys.replies(conversation_id), list(zalo_message_ids)) if zalo_message_ids else []
+        return [_record(raw)["quota"] if raw else "" for raw in raws]
+
+    def advance_receipts(self, conversation_id: str, zalo_message_ids: list[str], state: str, at_ms: str) -> int:
+        """Move sent messages on to `state` (never back); how many moved."""
+        return self._mark(conversation_id, "state", state, at_ms, zalo_message_ids)
 
     def receipts_in(self, conversation_id: str) -> list[tuple[str, dict]]:
         """The conversation's last sent messages, oldest first, with their records."""
-        ids = [i.decode() for i in self.redis.lrange(self.keys.receipts_of(conversation_id), 0, -1)]
-        pipe = self.redis.pipeline(transaction=False)
-        for zalo_message_id in ids:
-            pipe.hgetall(self.keys.receipt(zalo_message_id))
-        records = [{k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute()]
-        return [(i, r) for i, r in reversed(list(zip(ids, records, strict=True))) if r]
+        raw = self.redis.hgetall(self.keys.replies(conversation_id))
+        records = [(i.decode(), _record(r)) for i, r in raw.items()]
+        return sorted(records, key=lambda pair: pair[1]["sent_at"])
 
-    def mark_reported(self, reported: dict[str, str]) -> None:
+    def mark_reported(self, conversation_id: str, reported: dict[str, str]) -> None:
         """Agents were told these states (zalo message id -> state)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for zalo_message_id, state in reported.items():
-            pipe.hset(self.keys.receipt(zalo_message_id), "reported", state)
-        pipe.execute()
+        for state in STATES:
+            ids = [i for i, told in reported.items() if told == state]
+            if ids:
+                self._mark(conversation_id, "reported", state, "", ids)
+
+    def _mark(self, conversation_id: str, slot: str, state: str, at_ms: str, ids: list[str]) -> int:
+        replies = self.keys.replies(conversation_id)
+        return MARK(self.redis, replies=replies, slot=slot, state=state, at=at_ms, ids=" ".join(ids))
+
+
+def _record(raw: bytes) -> dict:
+    """A `replies` field (receipt_add.lua) as a dict."""
+    sent_at, state, at, reported, quota = raw.decode().split(RECORD, 4)
+    return {"sent_at": int(sent_at or 0), "state": state, "at": at, "reported": reported, "quota": quota}
 
 
 CLAIMED = "?"  # a person key holding `?<claimant>` is being created by that claimant

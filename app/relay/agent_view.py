@@ -1,7 +1,8 @@
 """What agents see of their replies and of the user's reactions (issue 14 points 1-2).
 
-Receipts. Each Zalo message the bridge sends is recorded (keys.receipt: its conversation, the
-start of its text, the quota that paid; 8 days). `user_received_message` and
+Receipts. Each Zalo message the bridge sends is recorded in its conversation's `replies` hash
+(keys.replies: the last 50 sends, their state and the quota that paid; 8 days after the last
+reply; the start of the text is the sent-record's). `user_received_message` and
 `user_seen_message` move those records on (sent < received < seen, never back). FreshChat
 cannot edit or delete a message, so agents get one compact private note per batch instead of
 one per message: the first change in a conversation sets a timer RECEIPTS_NOTE_DELAY_MS away;
@@ -51,25 +52,24 @@ def record_send(ctx: RelayContext, pipe, sent, text: str, conversation: str) -> 
     """In the same round trip as the send's own record: the echo's id and the receipt."""
     ctx.mapping.remember_sent(sent, pipe, text=text)
     quota = windows.quota_name(getattr(sent, "quota", None))
-    ctx.mapping.remember_receipt(pipe, str(sent), conversation, text, quota)
+    ctx.mapping.remember_receipt(pipe, str(sent), conversation, quota)
 
 
 # -- receipts ----------------------------------------------------------------------------------
 
 
 def record_receipt(ctx: RelayContext, item: Item, progress: Progress) -> None:
-    """A receipt moves our sent messages on; with notes on, a changed conversation gets its
-    receipts note scheduled (once per batch: an already waiting note keeps its time)."""
+    """A receipt moves our sent messages on, in the user's conversation (those sent into an
+    earlier one are no longer kept); with notes on, a change gets the conversation's receipts
+    note scheduled (once per batch: an already waiting note keeps its time)."""
     event = item.payload
     state = STATE_OF[schemas.canonical_name(event["event_name"])]
-    changed = {
-        conversation
-        for msg_id in schemas.message_ids(event)
-        if (conversation := ctx.mapping.advance_receipt(msg_id, state, str(event["timestamp"])))
-    }
-    if ctx.settings.receipts != "note":
+    user = schemas.status_user(event, ctx.settings.zalo_oa_id)
+    conversation = ctx.mapping.zalo_user(user).get("fc_conversation_id")
+    if not conversation:
         return
-    for conversation in changed:
+    moved = ctx.mapping.advance_receipts(conversation, schemas.message_ids(event), state, str(event["timestamp"]))
+    if moved and ctx.settings.receipts == "note":
         schedule_receipts_note(ctx, conversation)
 
 
@@ -97,19 +97,19 @@ def receipts_note(ctx: RelayContext, item: Item, progress: Progress) -> None:
     if not lines:
         return
     windows.post_note(ctx, conversation, f"fc:receipts:{item.id}", "\n".join(lines))
-    ctx.mapping.mark_reported({i: r["state"] for i, r in news})
+    ctx.mapping.mark_reported(conversation, {i: r["state"] for i, r in news})
 
 
 def _receipt_line(ctx: RelayContext, state: str, news: list[tuple[str, dict]]) -> str:
     """ "✓✓ Read at <time>: “<first>” and 2 more", for the replies now in `state`."""
-    records = [r for _, r in news if r["state"] == state]
+    records = [(i, r) for i, r in news if r["state"] == state]
     if not records:
         return ""
-    first = _quote(records[0].get("text", "")) or for_agent(ctx.settings, "a_reply")
+    first = _quote(ctx.mapping.sent_text(records[0][0]) or "") or for_agent(ctx.settings, "a_reply")
     replies = for_agent(ctx.settings, "receipt_replies", first=first, more=len(records) - 1)
     if len(records) == 1:
         replies = first
-    at = max(int(r.get(f"{state}_at") or 0) for r in records)
+    at = max(int(r["at"] or 0) for _, r in records)
     key = "receipt_read" if state == "seen" else "receipt_received"
     return for_agent(ctx.settings, key, time=vn_time(at), replies=replies)
 

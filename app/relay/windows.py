@@ -80,7 +80,7 @@ def on_outcome(outcome: Outcome, pipe) -> None:
         user_wrote(ctx, learned.zalo_user, learned.user_wrote_at, pipe)
     if learned.sent and learned.reply is not None:
         replied(ctx, learned.zalo_user, pipe)
-        quotas = [ctx.mapping.receipt(i).get("quota", "") for i in learned.sent]
+        quotas = ctx.mapping.quotas(learned.reply["conversation_id"], learned.sent)
         note_if_billed(ctx, learned.reply, learned.zalo_user, quotas)
 
 

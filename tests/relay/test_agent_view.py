@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import requests_mock
 
-from app.bridge import keys
+from app.bridge import keys, mapping
 from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.schemas import to_event
 from app.relay import agent_view, windows
@@ -110,12 +110,14 @@ def test_replies_go_as_replies_to_the_users_last_message_and_record_their_quota(
         {"recipient": {"message_id": USER_MSG}, "message": {"text": "Dạ, em kiểm tra ngay ạ"}},
         {"recipient": {"message_id": USER_MSG}, "message": {"text": "Anh đợi em 5 phút nhé"}},
     ]
-    assert ctx.mapping.receipt("z-1") == {
-        "conversation": CONV,
-        "text": "Dạ, em kiểm tra ngay ạ",
-        "quota": "reply",
+    assert {**ctx.mapping.receipt(CONV, "z-1"), "sent_at": 0} == {
+        "sent_at": 0,
         "state": "sent",
+        "at": "",
+        "reported": "",
+        "quota": "reply",
     }
+    assert ctx.mapping.sent_text("z-1") == "Dạ, em kiểm tra ngay ạ"  # what a receipts note quotes
     assert fc_posts(m) == []  # free, inside the window: nothing to tell
 
 
@@ -164,7 +166,7 @@ def test_receipts_off_records_them_and_tells_nobody(ctx, m):
     zalo_answers(m, "41b2c3d4e5f6a7b8c9d0")
     agent_reply(off, ["Dạ, em kiểm tra ngay ạ"])
     zalo_event(off, "user_seen_message")
-    assert off.mapping.receipt("41b2c3d4e5f6a7b8c9d0")["state"] == "seen"
+    assert off.mapping.receipt(CONV, "41b2c3d4e5f6a7b8c9d0")["state"] == "seen"
     assert ctx.redis.zscore(keys.DUE, keys.receipts_lane(CONV)) is None and fc_posts(m) == []
 
 
@@ -174,7 +176,28 @@ def test_a_receipt_never_moves_a_message_back(ctx, m):
     agent_reply(ctx, ["Dạ, em kiểm tra ngay ạ"])
     zalo_event(ctx, "user_seen_message")
     zalo_event(ctx, "user_received_message")
-    assert ctx.mapping.receipt("41b2c3d4e5f6a7b8c9d0")["state"] == "seen"
+    assert ctx.mapping.receipt(CONV, "41b2c3d4e5f6a7b8c9d0")["state"] == "seen"
+
+
+def test_a_conversations_receipts_are_one_key_keeping_the_latest_replies(ctx, m, monkeypatch):
+    """However many replies a conversation gets, its receipts are one hash of the last
+    RECEIPTS_KEPT, expiring: no key per reply. A receipt for a reply no longer kept is ignored."""
+    monkeypatch.setattr(mapping, "RECEIPTS_KEPT", 3)
+    user_wrote(ctx, hours_ago=1)
+    ids = [f"z-{n}" for n in range(1, 6)]
+    zalo_answers(m, *ids)
+    agent_reply(ctx, [f"Dạ, câu trả lời {n}" for n in range(1, 6)])
+    assert len(cs_bodies(m)) == 5
+    replies = keys.DEFAULT_KEYS.replies(CONV)
+    receipt_keys = [k.decode() for k in ctx.redis.scan_iter("*rec*")] + [
+        k.decode() for k in ctx.redis.scan_iter("*repl*")
+    ]
+    assert receipt_keys == [replies]
+    assert sorted(k.decode() for k in ctx.redis.hkeys(replies)) == ["z-3", "z-4", "z-5"]
+    assert 0 < ctx.redis.ttl(replies) <= mapping.RECEIPT_TTL
+    zalo_event(ctx, "user_seen_message", message={"msg_ids": ["z-1", "z-5"]})
+    assert ctx.mapping.receipt(CONV, "z-5")["state"] == "seen" and ctx.mapping.receipt(CONV, "z-1") == {}
+    assert ctx.redis.hlen(replies) == 3
 
 
 # -- reactions -----------------------------------------------------------------------------------
@@ -274,7 +297,7 @@ def test_a_reply_zalo_billed_after_48_hours_gets_a_note(ctx, m):
     agent_reply(ctx, ["Dạ, em gửi anh báo giá ạ"])
     # Past 48 h the user's message id no longer makes it a reply: it goes to the user.
     assert cs_bodies(m) == [{"recipient": {"user_id": USER}, "message": {"text": "Dạ, em gửi anh báo giá ạ"}}]
-    assert ctx.mapping.receipt("z-1")["quota"] == "billed"
+    assert ctx.mapping.receipt(CONV, "z-1")["quota"] == "billed"
     text = "💰 Zalo billed this reply: the customer's last message is over 48 h old."
     assert fc_posts(m) == [note(text, actor_type="agent", actor_id=AGENT)]
 
@@ -283,7 +306,7 @@ def test_an_answer_without_quota_inside_the_window_is_no_alarm(ctx, m):
     user_wrote(ctx, hours_ago=2)
     zalo_answers(m, "z-1", quota=False)
     agent_reply(ctx, ["Dạ"])
-    assert ctx.mapping.receipt("z-1")["quota"] == "billed" and fc_posts(m) == []
+    assert ctx.mapping.receipt(CONV, "z-1")["quota"] == "billed" and fc_posts(m) == []
 
 
 def test_hold_billed_replies_keeps_the_reply_and_tells_the_agent(ctx, m):
