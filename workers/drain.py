@@ -66,10 +66,12 @@ def handlers() -> dict[str, Callable]:
     """Per provider (an item's `kind`), the handler that dispatches on the item's event kind."""
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
-    from app.relay import agent_view, inbound, outbound
+    from app.relay import agent_view, follows, inbound, outbound, shared_info
 
     return {
-        "zalo": by_event({**inbound.HANDLERS, **agent_view.HANDLERS}, zalo.to_event),
+        "zalo": by_event(
+            {**inbound.HANDLERS, **agent_view.HANDLERS, **follows.HANDLERS, **shared_info.HANDLERS}, zalo.to_event
+        ),
         "freshchat": by_event(outbound.HANDLERS, freshchat.to_event),
     }
 

@@ -16,8 +16,11 @@ IN, OUT = f"in:{USER}", f"out:{CONV}"
 VISITOR = "in:anon:2a8f6c1d9e3b47f5a0c2"  # an anonymous visitor's lane: never an OA user's
 
 ZALO = {
-    "follow": ("recorded", "", "", ""),
-    "unfollow": ("recorded", "", "", ""),
+    # a person's own events join their lane; without a follower id they are recorded only
+    "follow": ("queue", "follow", IN, f"follow:1700000009000:{USER}"),
+    "unfollow": ("queue", "follow", IN, f"unfollow:1700000010000:{USER}"),
+    "user_submit_info": ("queue", "shared_info", IN, f"user_submit_info:1700000011000:{USER}"),
+    "user_submit_info__full_address": ("queue", "shared_info", IN, f"user_submit_info:1700000012000:{USER}"),
     "user_reacted_message": (
         "queue",
         "reaction",
@@ -110,7 +113,8 @@ def test_to_event_on_each_fixture(provider, name):
 
 
 def test_zalo_recorded_events_answer_with_their_name_and_unknown_ones_say_so():
-    assert classify("zalo", "follow").reason == "follow"
+    nobody = zalo.to_event(zalo.load_event({**load_fixture("zalo", "webhooks", "follow.json"), "follower": {}}))
+    assert (nobody.verdict, nobody.reason) == ("recorded", "follow")
     event = zalo.to_event(zalo.load_event({"event_name": "user_did_a_new_thing", "app_id": "1", "timestamp": "2"}))
     assert (event.verdict, event.name, event.reason) == (
         "unknown",

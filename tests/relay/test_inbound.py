@@ -185,7 +185,8 @@ def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
     assert user["avatar"] == {"url": "https://s240-ava-talk.zadn.vn/a.jpg"}
     props = {p["name"]: p["value"] for p in user["properties"]}
     assert props["external_user_provider"] == "zalo" and props["zalo_user_id"] == USER
-    assert set(props) == {"external_user_provider", "zalo_user_id", "last_seen", "created"}
+    assert set(props) == {"external_user_provider", "zalo_user_id", "last_seen", "created", "zalo_oa"}
+    assert props["zalo_oa"] == "OA 388613280878808645"  # the default connection, named by no one: its OA id
     assert "84901234567" not in json.dumps(user) and "Real Name" not in json.dumps(user)
     assert create_conv.json() == {
         "channel_id": CHANNEL,
@@ -207,9 +208,14 @@ def test_existing_freshchat_user_is_reused_not_duplicated(ctx, m):
         },
     )
     m.post(f"{FC_API}/conversations", json={"conversation_id": CONV})
+    m.put(f"{FC_API}/users/{FC_USER}", status_code=200)
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
     assert not [r for r in m.request_history if r.method == "POST" and r.url == f"{FC_API}/users"]
     assert ctx.mapping.zalo_user(USER)["fc_user_id"] == FC_USER
+    # the found user did not name this OA yet: it does now, with its whole property list
+    (put,) = [r for r in m.request_history if r.method == "PUT"]
+    props = {p["name"]: p["value"] for p in put.json()["properties"]}
+    assert props["zalo_oa"] == "OA 388613280878808645" and props["zalo_user_id"] == USER
 
 
 def test_profile_refused_by_zalo_still_creates_a_user(ctx, m):
