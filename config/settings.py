@@ -75,6 +75,7 @@ class Settings:
     agent_signature: str = ""  # e.g. "{text}\n— {agent}"; empty: replies go unsigned
     customer_language: str = "vi"  # texts the bridge writes to Zalo users
     agent_language: str = "en"  # notes the bridge writes to agents
+    freshchat_group_id: str = ""  # new conversations are assigned to this FreshChat group; "": none
     media_bucket: str = ""
     s3_endpoint_url: str = ""
     s3_public_endpoint_url: str = ""  # where users' browsers reach the bucket, when not S3_ENDPOINT_URL

@@ -50,7 +50,9 @@ TEXTS = {
     "oa_taken": "connection {other} already serves Zalo app {app_id} and OA {oa_id}",
     "id_fixed": "the id of a connection never changes",
     "no_v2": "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)",
+    "group_id": "a FreshChat group id (letters, digits and -, at most 100), or empty for none",
 }
+GROUP_ID = r"^[A-Za-z0-9_-]{0,100}$"  # FreshChat's group ids are UUIDs; it goes into a JSON body only
 
 
 # -- the body of POST/PATCH /api/connections ------------------------------------------------------
@@ -110,6 +112,7 @@ class OptionsSchema(Schema):
     agent_signature = fields.String(validate=validate.Length(max=200))  # "" turns signing off
     customer_language = fields.String(validate=validate.OneOf(LANGUAGES))
     agent_language = fields.String(validate=validate.OneOf(LANGUAGES))
+    freshchat_group_id = fields.String(validate=validate.Regexp(GROUP_ID, error=TEXTS["group_id"]))  # "": none
 
 
 # A new connection starts from the bridge's defaults, never from the default connection's values.

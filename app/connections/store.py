@@ -62,6 +62,7 @@ FIELDS = {
         "agent_signature": "agent_signature",
         "customer_language": "customer_language",
         "agent_language": "agent_language",
+        "freshchat_group_id": "freshchat_group_id",
     },
 }
 # In a stored record's freshchat section: the API URL its api_key was given with. A stored key

@@ -196,6 +196,24 @@ def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
     assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == CONV
 
 
+def test_a_connection_with_a_group_assigns_its_new_conversations_to_it(settings, redis, m):
+    from dataclasses import replace
+
+    from workers.context import WorkerContext
+
+    ctx = WorkerContext(replace(settings, freshchat_group_id="c2937604-0a08-43c2-a09c-e77f5f565a0e"), redis)
+    ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
+    m.post(f"{FC_API}/conversations", json={"conversation_id": CONV, "messages": [{"id": "m0"}]})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    (create,) = [r for r in m.request_history if r.url == f"{FC_API}/conversations"]
+    assert create.json() == {
+        "channel_id": CHANNEL,
+        "users": [{"id": FC_USER}],
+        "messages": [as_user([{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}])],
+        "assigned_group_id": "c2937604-0a08-43c2-a09c-e77f5f565a0e",
+    }
+
+
 def test_existing_freshchat_user_is_reused_not_duplicated(ctx, m):
     m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "data": {"display_name": "A"}})
     m.get(

@@ -88,7 +88,8 @@ def test_the_phone_goes_to_the_user_the_rest_to_properties_and_agents_read_it(ct
     assert notes(m) == [
         note(
             "📇 The customer shared their information with the OA:\nName: Nguyễn Thị Lan\nPhone: +84912345678\n"
-            "Address: 12 Lý Thái Tổ\nDistrict: Hoàn Kiếm\nCity: Hà Nội\nIt is saved on the customer's FreshChat profile."
+            "Address: 12 Lý Thái Tổ\nDistrict: Hoàn Kiếm\nCity: Hà Nội\n"
+            "It is saved on the customer's FreshChat profile."
         )
     ]
     assert [r.url for r in m.request_history] == [
