@@ -162,3 +162,9 @@ def test_receipts_and_reactions_without_the_ids_they_are_about_are_invalid():
     for bad in ({**seen, "message": {"msg_ids": []}}, {**reacted, "message": {"msg_id": "41b2c3d4e5f6a7b8c9d0"}}):
         with pytest.raises(ValidationError):
             zalo.load_event(bad)
+
+
+@pytest.mark.parametrize("name", ["follow", "unfollow", "user_submit_info", "user_submit_info__full_address"])
+def test_a_persons_own_event_names_that_person_not_the_oa(name):
+    """What a dead letter's note looks up: the user's conversation, never the OA's id."""
+    assert zalo.zalo_user(load_fixture("zalo", "webhooks", f"{name}.json")) == USER

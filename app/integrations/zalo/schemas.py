@@ -202,9 +202,11 @@ def kind_of(name: str) -> str:
 
 
 def zalo_user(event: dict) -> str:
-    """The Zalo user a message event is about: who wrote it, or whom the OA wrote to; an
-    anonymous visitor's id carries the ANONYMOUS prefix."""
+    """The Zalo user a message event is about: who wrote it, or whom the OA wrote to (a follow
+    or a shared form: whose it is); an anonymous visitor's id carries the ANONYMOUS prefix."""
     name = event.get("event_name", "")
+    if name in (FOLLOW, UNFOLLOW, SUBMIT_INFO):  # the person's own events (a dead letter's note finds them)
+        return person(event)
     party = "sender" if kind_of(name) == events.USER_MESSAGE else "recipient"
     found = (event.get(party) or {}).get("id", "")
     return ANONYMOUS + found if found and name.startswith(ANONYMOUS_PREFIXES) else found
