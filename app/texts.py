@@ -221,12 +221,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "The user has read a reply (mobile only).",
     },
     "zalo_event.follow": {
-        "vi": "Người dùng quan tâm OA (chỉ ghi nhận).",
-        "en": "A user follows the OA (recorded only).",
+        "vi": "Người dùng quan tâm OA: nhân viên thấy một ghi chú trong cuộc trò chuyện.",
+        "en": "A user follows the OA: agents see a note in the conversation.",
     },
     "zalo_event.unfollow": {
-        "vi": "Người dùng bỏ quan tâm OA (chỉ ghi nhận).",
-        "en": "A user unfollows the OA (recorded only).",
+        "vi": "Người dùng bỏ quan tâm OA: nhân viên thấy một ghi chú (các trả lời có thể bị từ chối, -213).",
+        "en": "A user unfollows the OA: agents see a note (replies may be refused, -213).",
+    },
+    "zalo_event.user_submit_info": {
+        "vi": "Người dùng chia sẻ thông tin (số điện thoại, tên, địa chỉ) qua biểu mẫu của OA: "
+        "lưu vào hồ sơ FreshChat và báo cho nhân viên.",
+        "en": "A user shares their information (phone, name, address) through the OA's form: saved on "
+        "the FreshChat profile and shown to agents.",
     },
     "zalo_webhook_retry": {
         "vi": "Bật “Webhook Retry” trên trang Webhook của ứng dụng Zalo: nếu không bật, một sự kiện "
@@ -445,6 +451,38 @@ TEXTS: dict[str, dict[str, str]] = {
     "customer.askinfo_subtitle": {
         "vi": "Vui lòng chia sẻ thông tin liên hệ để chúng tôi hỗ trợ bạn tốt hơn.",
         "en": "Please share your contact details so that we can help you better.",
+    },
+    # -- what a person chose to share, and follows (app/relay/shared_info.py, follows.py) --------
+    "agent.shared_info": {
+        "vi": "📇 Khách hàng đã chia sẻ thông tin với OA:",
+        "en": "📇 The customer shared their information with the OA:",
+    },
+    "agent.shared.name": {"vi": "Họ tên: {value}", "en": "Name: {value}"},
+    "agent.shared.phone": {"vi": "Số điện thoại: {value}", "en": "Phone: {value}"},
+    "agent.shared.address": {"vi": "Địa chỉ: {value}", "en": "Address: {value}"},
+    "agent.shared.district": {"vi": "Quận/huyện: {value}", "en": "District: {value}"},
+    "agent.shared.city": {"vi": "Tỉnh/thành phố: {value}", "en": "City: {value}"},
+    "agent.shared_info_saved": {
+        "vi": "Thông tin này đã được lưu vào hồ sơ khách hàng trong FreshChat.",
+        "en": "It is saved on the customer's FreshChat profile.",
+    },
+    "agent.shared_info_empty": {
+        "vi": "📇 Khách hàng đã gửi biểu mẫu thông tin của Zalo nhưng không có thông tin nào đọc được.",
+        "en": "📇 The customer sent Zalo's information form, but nothing in it could be read.",
+    },
+    "agent.unfollowed": {
+        "vi": "🔕 Khách hàng đã bỏ quan tâm OA lúc {time}. Zalo có thể từ chối các trả lời tiếp theo "
+        "(mã lỗi -213) cho đến khi khách quan tâm lại hoặc nhắn tin cho OA.",
+        "en": "🔕 The customer unfollowed the OA at {time}. Zalo may refuse further replies (error -213) "
+        "until they follow it again or write to the OA.",
+    },
+    "agent.followed": {
+        "vi": "🔔 Khách hàng đã quan tâm OA lúc {time}; OA lại có thể nhắn tin cho khách.",
+        "en": "🔔 The customer followed the OA at {time}; the OA can message them again.",
+    },
+    "agent.refused_unfollowed": {
+        "vi": "\nKhách hàng đã bỏ quan tâm OA lúc {time}.",
+        "en": "\nThe customer unfollowed the OA at {time}.",
     },
     # -- kinds of attachment, as either side names them ---------------------------------------
     "kind.image": {"vi": "ảnh", "en": "image"},

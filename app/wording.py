@@ -76,6 +76,7 @@ SHAPES: tuple[str, ...] = (
     "invalid connection",
     "the body must be a JSON object",
     "cannot load topics",
+    "cannot load groups",
     "invalid verification file",
     "invalid query",
     "1 to {max} characters",

@@ -81,6 +81,7 @@ class Settings:
     # One FreshChat user per person across the OAs of one app (CONTRACT §7): stored connections
     # only; no variable sets it, so the default connection keeps it off (NOT_FROM_ENV).
     merge_users_by_app: bool = False
+    freshchat_group_id: str = ""  # new conversations are assigned to this FreshChat group; "": none
     media_bucket: str = ""
     s3_endpoint_url: str = ""
     s3_public_endpoint_url: str = ""  # where users' browsers reach the bucket, when not S3_ENDPOINT_URL

@@ -71,6 +71,9 @@ IMAGE_TYPES = {
 }
 
 
+SANDBOX_GROUP = "5f0c6a7e-3b1d-4c2a-9e8f-0a1b2c3d4e5f"  # the one group every simulated account has
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}Z"
 
@@ -149,6 +152,15 @@ class FreshchatSimulator:
                 }
             }
             self.agents: dict[str, dict] = {}
+            # the account's agent groups, as GET /groups answers them (freshchat.md §7)
+            self.groups = {
+                SANDBOX_GROUP: {
+                    "id": SANDBOX_GROUP,
+                    "name": "Sandbox team",
+                    "description": "The sandbox's agents",
+                    "routing_type": "INTELLIASSIGN",
+                }
+            }
             self.assets: dict[str, tuple[bytes, str]] = {}
             self.files: dict[str, dict] = {}
             self.webhooks: list[dict] = []
@@ -274,6 +286,7 @@ class FreshchatSimulator:
             ("/v2/files/upload", "file_upload", self._upload_file, "POST"),
             ("/v2/agents/<agent_id>", "agent_get", self._get_agent, "GET"),
             ("/v2/channels", "channels_list", self._list_channels, "GET"),
+            ("/v2/groups", "groups_list", self._list_groups, "GET"),
             ("/v2/accounts/configuration", "account_configuration", self._account, "GET"),
             ("/assets/<path:key>", "asset", self._asset, "GET"),
             ("/_sim/public_key", "sim_public_key", self._http_public_key, "GET"),
@@ -611,6 +624,12 @@ class FreshchatSimulator:
                 "pagination": {"total_items": len(channels), "total_pages": 1, "current_page": 1, "items_per_page": 50},
             }
         )
+
+    def _list_groups(self):
+        with self.lock:
+            groups = list(self.groups.values())
+        pagination = {"total_items": len(groups), "total_pages": 1, "current_page": 1, "items_per_page": 50}
+        return jsonify({"groups": groups, "pagination": pagination})
 
     def _account(self):
         return jsonify({"app_id": self.app_id, "organisation_id": 1, "account_id": 1})

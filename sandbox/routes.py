@@ -54,6 +54,9 @@ MEDIA_PREFIXES = {
 }
 
 
+SHARED_FIELDS = ("name", "phone", "address", "district", "city")  # the form the phone fills in (zalo.md §3.8)
+
+
 def register_sandbox(app, settings) -> None:
     if not app.config.get("CLI"):
         log.warning(
@@ -226,6 +229,23 @@ def _zalo_routes(bp: Blueprint, partners: Partners) -> None:
         body = _body("user_id", "msg_id", "react_icon")
         return _sent(partners.act("zalo", "react", body, oa=_oa(partners)))
 
+    @bp.post("/api/zalo/share")
+    def zalo_share():
+        """The user fills in the OA's "share your information" form (user_submit_info)."""
+        body = _body("user_id", "info")
+        info = body.get("info") if isinstance(body.get("info"), dict) else {}
+        answers = {k: str(v)[:200] for k, v in info.items() if k in SHARED_FIELDS and v not in (None, "")}
+        action = {"user_id": body.get("user_id"), "info": answers}
+        return _sent(partners.act("zalo", "submit_info", action, oa=_oa(partners)))
+
+    @bp.post("/api/zalo/follow")
+    def zalo_follow():
+        """The user follows the OA again, or unfollows it."""
+        body = _body("user_id", "follow")
+        name = "follow" if body.get("follow") is True else "unfollow"
+        action = {"user_id": body.get("user_id"), "event_name": name}
+        return _sent(partners.act("zalo", "follow", action, oa=_oa(partners)))
+
     @bp.post("/api/zalo/users")
     def zalo_new_user():
         name = (_body("display_name").get("display_name") or "").strip() or secrets.choice(NEW_NAMES)
@@ -365,6 +385,11 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
         chats.setdefault(m["user_id"], []).append(
             {"id": m["message_id"], "from": "oa", "time": int(m["time"] * 1000), "kind": "text", "text": m["text"]}
         )
+    unfollowed = set()
+    for e in phone.get("person_events") or []:  # follows and shared forms, in the order sent
+        unfollowed = unfollowed - {e["user_id"]} if e["event_name"] == "follow" else unfollowed
+        unfollowed |= {e["user_id"]} if e["event_name"] == "unfollow" else set()
+        chats.setdefault(e["user_id"], []).append(person_item(e))
     for items in chats.values():
         items.sort(key=lambda i: i["time"])
     return {
@@ -374,12 +399,34 @@ def zalo_view(partners: Partners, phone: dict) -> dict:
                 "display_name": u["display_name"],
                 "send_error": u.get("send_error"),
                 "user_id_by_app": u.get("user_id_by_app", ""),  # one person across the app's OAs
+                "follows": u["user_id"] not in unfollowed,
             }
             for u in users
         ],
         # the anonymous id of each user who "went anonymous" (wrote from the OA's web chat widget)
         "visitors": {v["user_id"]: anonymous_id for anonymous_id, v in (phone.get("visitors") or {}).items()},
         "chats": chats,
+    }
+
+
+PERSON_EVENTS = {
+    "follow": "You follow the OA",
+    "unfollow": "You unfollowed the OA",
+    "user_submit_info": "You shared your information",
+}
+
+
+def person_item(e: dict) -> dict:
+    """A follow, an unfollow or a shared form, as a line in the user's chat."""
+    shared = e.get("info") if isinstance(e.get("info"), dict) else {}
+    words = PERSON_EVENTS.get(e["event_name"], e["event_name"])
+    return {
+        "id": f"{e['event_name']}:{e['time_ms']}",
+        "from": "event",
+        "time": e["time_ms"],
+        "kind": "event",
+        "text": words + (": " + ", ".join(str(v) for v in shared.values()) if shared else ""),
+        "delivered": (e.get("statuses") or [None])[-1] == 200,
     }
 
 
@@ -450,9 +497,16 @@ def inbox_view(partners: Partners, inbox: dict) -> dict:
 
 def conversation_view(partners: Partners, conv: dict, user: dict, agents: dict) -> dict:
     reference = user.get("reference_id") or ""
+    properties = {p.get("name"): p.get("value") for p in user.get("properties") or [] if isinstance(p, dict)}
     return {
         "id": conv["conversation_id"],
         "status": conv["status"],
+        "group": conv.get("assigned_group_id") or "",
+        # what agents see on the user's FreshChat profile: the phone and the properties worth showing
+        "profile": {
+            "phone": user.get("phone") or "",
+            **{k: v for k, v in properties.items() if k == "zalo_oa" or str(k).startswith("shared_")},
+        },
         "updated": conv["updated_time"],
         "user_name": " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "User",
         "zalo_user_id": reference.rsplit(":", 1)[-1] if reference.startswith("zalo:") else "",

@@ -250,6 +250,7 @@ class ZaloOA:
             self.webhooks: list[dict] = []
             self.phone_log: list[dict] = []  # what users sent from the sandbox page's phone
             self.reactions: list[dict] = []  # reactions users sent, for the phone page
+            self.person_events: list[dict] = []  # follows, unfollows, shared forms, for the phone page
             self.visitors: dict[str, dict] = {}  # anonymous id -> {"conversation_id", "user_id"}
             # every message of every chat, both directions, in the order sent: what the history
             # reads answer; a user's message keeps its signed event for a late redelivery
@@ -926,7 +927,33 @@ class ZaloOA:
             "event_name": event_name,
             "timestamp": self._ts(None),
         }
-        return self.deliver(bridge_url, event, duplicates)
+        sent = self.deliver(bridge_url, event, duplicates)
+        self._log_person_event(sent)
+        return sent
+
+    def send_submit_info(self, bridge_url: str, user_id: str, info: dict | None = None, *, duplicates: int = 1):
+        """`user_submit_info`: the user filled in the OA's request-user-info form (zalo.md §3.8:
+        sender the user, recipient the OA, the answers in `info`, phone as "84…")."""
+        user_id = str(user_id)
+        answers = info if info is not None else {"name": "Nguyễn Thị Lan", "phone": "84912345678"}
+        event = {
+            "app_id": self.app_id,
+            "sender": {"id": user_id},
+            "recipient": {"id": self.oa_id},
+            "user_id_by_app": self.user_id_by_app(user_id),
+            "event_name": "user_submit_info",
+            "timestamp": self._ts(None),
+            "info": {str(k): v for k, v in dict(answers).items()},
+        }
+        sent = self.deliver(bridge_url, event, duplicates)
+        self._log_person_event(sent)
+        return sent
+
+    def _log_person_event(self, sent: SentWebhook) -> None:
+        user = (sent.get("follower") or sent.get("sender") or {}).get("id", "")
+        entry = {"user_id": user, "event_name": sent["event_name"], "time_ms": int(sent["timestamp"])}
+        with self.lock:
+            self.person_events.append({**entry, "info": sent.get("info"), "statuses": sent.statuses})
 
     def send_seen(
         self, bridge_url: str, user_id: str, msg_ids: list[str] | None = None, *, duplicates: int = 1
@@ -1080,6 +1107,7 @@ class ZaloOA:
                 "oa_messages": [{k: v for k, v in m.items() if k not in ("time", "access_token")} for m in self.sent],
                 "console_messages": list(self.console_messages),
                 "reactions": list(self.reactions),
+                "person_events": [dict(e) for e in self.person_events],
                 "uploads": uploads,
                 "refresh_count": self.refresh_count,
                 "visitors": {i: dict(v) for i, v in self.visitors.items()},
@@ -1119,6 +1147,7 @@ class ZaloOA:
             "user_event": self.send_user_event,
             "text": self.send_text,
             "follow": self.send_follow,
+            "submit_info": self.send_submit_info,
             "seen": self.send_seen,
             "received": self.send_received,
             "react": self.send_reaction,

@@ -111,6 +111,7 @@ SAMPLES = {  # a field's value, as the relay fills it for Vietnamese readers
     "error": in_language(f"HTTP 404 from {CDN}", "vi"),
     "label": "Cửa hàng Quận 10",
     "phone": "0901234567",
+    "value": "Nguyễn Thị Lan",  # a field the customer shared (app/relay/shared_info.py)
     "days": 5,
     "count": 3,
     "minutes": 12,

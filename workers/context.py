@@ -69,6 +69,15 @@ class WorkerContext:
         return self.keys.connection
 
     @property
+    def connection_name(self) -> str:
+        """How agents know this connection's OA: the name operators gave it; the `default`
+        connection, named by no one, by its OA id."""
+        if self.connection == DEFAULT:
+            return f"OA {self.settings.zalo_oa_id}"
+        found = self.connections.get(self.connection)
+        return found.name if found is not None else self.connection
+
+    @property
     def _process(self) -> WorkerContext:
         return self.root or self
 

@@ -68,13 +68,18 @@ def handlers() -> dict[str, Callable]:
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
     from app.operations import template_status
-    from app.relay import agent_view, inbound, outbound, rules, survey
+    from app.relay import agent_view, follows, inbound, outbound, rules, shared_info, survey
 
+    zalo_handlers = {
+        **inbound.HANDLERS,
+        **agent_view.HANDLERS,
+        **survey.HANDLERS,
+        **template_status.HANDLERS,
+        **follows.HANDLERS,
+        **shared_info.HANDLERS,
+    }
     return {
-        "zalo": by_event(
-            rules.ruled({**inbound.HANDLERS, **agent_view.HANDLERS, **survey.HANDLERS, **template_status.HANDLERS}),
-            zalo.to_event,
-        ),
+        "zalo": by_event(rules.ruled(zalo_handlers), zalo.to_event),
         "freshchat": by_event({**outbound.HANDLERS, **commands.HANDLERS}, freshchat.to_event),
     }
 

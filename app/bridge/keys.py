@@ -172,6 +172,11 @@ class Keys:
     def last_seen(self, zalo_user_id: str) -> str:
         return f"{self.prefix}lastseen:{zalo_user_id}"
 
+    def unfollowed(self, zalo_user_id: str) -> str:
+        """When (epoch ms) the user last unfollowed the OA, while they have not followed it
+        again (app/relay/follows.py); one per user, deleted by their next follow."""
+        return f"{self.prefix}unfollowed:{zalo_user_id}"
+
     def conversation(self, conversation_id: str) -> str:
         return f"{self.prefix}fcc:{conversation_id}"
 

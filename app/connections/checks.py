@@ -5,7 +5,8 @@ Zalo: `GET /v2.0/oa/getoa` with the connection's access token (also tells whethe
 is the token's). FreshChat: `GET /channels` with its API key (also tells whether the topic
 exists). The OA Secret Key and the webhook public key can only be checked by a real webhook.
 A test's answer is recorded (`record_check`), so the status (app/operations/status.py) shows it.
-The console's topic picker lists the account's topics the same way (`ConnectionChecks.topics`).
+The console's topic picker lists the account's topics the same way (`ConnectionChecks.topics`),
+and its group picker the account's groups (`GET /groups`, `ConnectionChecks.groups`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ TEXTS = {
     "fc_unreachable": "FreshChat API URL unreachable ({error})",
     "fc_key_refused": "API key refused (401): generate a new one under Admin, APIs for chat",
     "fc_forbidden": "API key not allowed to list topics (403)",
+    "fc_forbidden_groups": "API key not allowed to list groups (403)",
     "fc_not_found": "the API URL answers 404: it is the chat URL plus /v2",
     "fc_http": "FreshChat answered HTTP {status}",
     "fc_not_json": "the API URL does not answer JSON: it is the chat URL plus /v2",
@@ -89,19 +91,27 @@ class ConnectionChecks:
         """[{"id", "name"}] of the FreshChat account's topics. A connection's stored URL and key
         stand in for what the form did not replace, the stored key only for the stored URL (a
         400 naming api_key otherwise); a partner's refusal is a 502 in words."""
+        return self._picker("channels", "cannot load topics", api_url, api_key, connection_id)
+
+    def groups(self, api_url: str | None = None, api_key: str | None = None, connection_id: str | None = None):
+        """[{"id", "name"}] of the FreshChat account's groups (`GET /groups`), for the option
+        `freshchat_group_id`; the same rules as `topics`."""
+        return self._picker("groups", "cannot load groups", api_url, api_key, connection_id)
+
+    def _picker(self, listed: str, refusal: str, api_url, api_key, connection_id) -> list[dict]:
         if connection_id is not None:
             stored = self.connections.get(connection_id).settings
             api_url = api_url or stored.freshchat_api_url
             if not api_key and isinstance(api_url, str) and _is_url(api_url):
-                api_key = _stored_key(stored, api_url)
+                api_key = _stored_key(stored, api_url, refusal)
         bad = {}
         if not isinstance(api_url, str) or not _is_url(api_url):
             bad["api_url"] = TEXTS["bad_api_url"]
         if not isinstance(api_key, str) or not 1 <= len(api_key) <= 4000:
             bad["api_key"] = TEXTS["no_api_key"]
         if bad:
-            raise Problem(400, "cannot load topics", bad)
-        found = list_channels(api_url.rstrip("/"), api_key, self.session)
+            raise Problem(400, refusal, bad)
+        found = list_all(api_url.rstrip("/"), api_key, self.session, listed)
         if isinstance(found, dict):
             raise Problem(502, found["detail"])
         return [{"id": str(c["id"]), "name": str(c.get("name") or "")[:200]} for c in found if c.get("id")]
@@ -115,13 +125,13 @@ def _is_url(value) -> bool:
     return True
 
 
-def _stored_key(settings, url: str) -> str:
-    """A connection's stored FreshChat API key for the topic picker's call to `url`: a 400
-    naming api_key (to give again) unless `url` is the URL the key was stored with."""
+def _stored_key(settings, url: str, refusal: str) -> str:
+    """A connection's stored FreshChat API key for a picker's call to `url`: a 400 naming
+    api_key (to give again) unless `url` is the URL the key was stored with."""
     try:
         return stored_key_for(settings, url)
     except ForeignUrl:
-        raise Problem(400, "cannot load topics", {"api_key": STORE_TEXTS["key_again"]}) from None
+        raise Problem(400, refusal, {"api_key": STORE_TEXTS["key_again"]}) from None
 
 
 def record_check(redis, connection_id: str, result: dict) -> None:
@@ -201,11 +211,17 @@ def check_freshchat(connection, session: requests.Session) -> dict:
 def list_channels(api_url: str, api_key: str, session: requests.Session) -> list[dict] | dict:
     """The account's channels (topics), or a failed result in words (also for the console's
     topic picker)."""
+    return list_all(api_url, api_key, session, "channels")
+
+
+def list_all(api_url: str, api_key: str, session: requests.Session, listed: str) -> list[dict] | dict:
+    """Every page of `GET /<listed>` (`channels`, `groups`: each answers its list under its own
+    name), or a failed result in words. The key goes to `api_url` only."""
     if not (api_url and api_key):
         return _result(False, "fc_missing")
     channels = []
     for page in range(1, MAX_PAGES + 1):
-        got = _channels_page(api_url, api_key, session, page)
+        got = _channels_page(api_url, api_key, session, page, listed)
         if isinstance(got, dict):
             return got
         found, pages = got
@@ -215,18 +231,19 @@ def list_channels(api_url: str, api_key: str, session: requests.Session) -> list
     return channels
 
 
-def _channels_page(api_url: str, api_key: str, session: requests.Session, page: int):
-    """(channels, total pages), or a failed result."""
+def _channels_page(api_url: str, api_key: str, session: requests.Session, page: int, listed: str = "channels"):
+    """(items, total pages), or a failed result."""
     try:
         resp = session.get(
-            api_url + "/channels",
+            f"{api_url}/{listed}",
             headers=auth_headers(api_key),
             timeout=TIMEOUT,
             params={"page": page, "items_per_page": PAGE_SIZE},
         )
     except requests.RequestException as exc:
         return _result(False, "fc_unreachable", error=type(exc).__name__)
-    failed = {401: "fc_key_refused", 403: "fc_forbidden", 404: "fc_not_found"}
+    forbidden = "fc_forbidden" if listed == "channels" else "fc_forbidden_groups"
+    failed = {401: "fc_key_refused", 403: forbidden, 404: "fc_not_found"}
     if resp.status_code in failed:
         return _result(False, failed[resp.status_code])
     if resp.status_code != 200:
@@ -234,7 +251,7 @@ def _channels_page(api_url: str, api_key: str, session: requests.Session, page: 
     body = _json(resp)
     if not isinstance(body, dict):
         return _result(False, "fc_not_json")
-    channels = body.get("channels") if isinstance(body.get("channels"), list) else []
+    channels = body.get(listed) if isinstance(body.get(listed), list) else []
     pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
     try:
         pages = int(pagination.get("total_pages") or 1)

@@ -53,7 +53,9 @@ TEXTS = {
     "no_v2": "must end in /v2 (the chat URL plus /v2, e.g. https://acme.freshchat.com/v2)",
     "merge_elsewhere": "connection {other} of the same Zalo app shares people on another FreshChat account "
     "({api_url}): one person can be one FreshChat user only on one account",
+    "group_id": "a FreshChat group id (letters, digits and -, at most 100), or empty for none",
 }
+GROUP_ID = r"^[A-Za-z0-9_-]{0,100}$"  # FreshChat's group ids are UUIDs; it goes into a JSON body only
 
 
 # -- the body of POST/PATCH /api/connections ------------------------------------------------------
@@ -115,6 +117,7 @@ class OptionsSchema(Schema):
     customer_language = fields.String(validate=validate.OneOf(LANGUAGES))
     agent_language = fields.String(validate=validate.OneOf(LANGUAGES))
     merge_users_by_app = fields.Boolean()
+    freshchat_group_id = fields.String(validate=validate.Regexp(GROUP_ID, error=TEXTS["group_id"]))  # "": none
 
 
 # A new connection starts from the bridge's defaults, never from the default connection's values.

@@ -64,6 +64,7 @@ FIELDS = {
         "customer_language": "customer_language",
         "agent_language": "agent_language",
         "merge_users_by_app": "merge_users_by_app",
+        "freshchat_group_id": "freshchat_group_id",
     },
 }
 # In a stored record's freshchat section: the API URL its api_key was given with. A stored key

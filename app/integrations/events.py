@@ -24,6 +24,8 @@ CONVERSATION_STATE = "conversation_state"  # a FreshChat conversation was resolv
 RECEIPT = "receipt"  # a Zalo user's phone received or showed messages the OA sent
 REACTION = "reaction"  # a Zalo user reacted to a message
 TEMPLATE_STATUS = "template_status"  # Zalo changed the status of one of the OA's templates (change_template_status)
+FOLLOW = "follow"  # a Zalo user followed or unfollowed the OA (app/relay/follows.py)
+SHARED_INFO = "shared_info"  # a Zalo user shared their information (app/relay/shared_info.py)
 # Timers the bridge sets itself (app/relay/agent_view.py), in lanes of their own.
 WINDOW_CLOSING = "window_closing"  # the free reply window of a user's message is about to close
 RECEIPTS_NOTE = "receipts_note"  # tell the agents of a conversation what was received and read

@@ -16,7 +16,7 @@ from app.integrations import events
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
 from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
-from app.relay import people
+from app.relay import people, user_properties
 from app.relay.context import Progress, RelayContext
 from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
 from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler, wait_for_send_in_flight
@@ -209,19 +209,30 @@ def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict, event:
         people.adopt(ctx, zalo_user, known, event)
         return known["fc_user_id"]
     profile = cache(lambda: {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))  # read once, if at all
+    extra = user_properties.extra(ctx, known)
+    found: dict = {}  # a user FreshChat already had (a crash before our mapping write, another OA)
+    looked: list[str] = []
 
     def find_or_create(reference: str) -> dict:
-        user = ctx.freshchat.find_user(reference)
-        return user or ctx.freshchat.create_user(user_payload(reference, zalo_user, profile()))
+        looked.append(reference)
+        found.update(ctx.freshchat.find_user(reference) or {})
+        return found or ctx.freshchat.create_user(user_payload(reference, zalo_user, profile(), extra))
 
     by_app = people.person_of(ctx, zalo_user, event, profile)
     if by_app:
-        user_id = people.shared_user(ctx, by_app, find_or_create, claimant=f"{ctx.connection}:{zalo_user}")
+        claimant = f"{ctx.connection}:{zalo_user}"
+        user_id = people.shared_user(ctx, by_app, find_or_create, claimant=claimant)
+        if not looked:  # another OA's user: read it once, to add this OA to the names it carries
+            found.update(ctx.freshchat.find_user(people.reference_id(ctx, by_app)) or {})
     else:
         user_id = find_or_create(reference_id(ctx.settings, zalo_user))["id"]
     person = {"user_id_by_app": by_app} if by_app else {}
-    ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user_id, created=_now_iso(), **person)
+    fields = {**person, **user_properties.as_fields(extra)}
+    ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user_id, created=_now_iso(), **fields)
     ctx.mapping.seen_now(zalo_user)  # creation just set "last_seen"
+    if found:
+        put = lambda: ctx.freshchat.update_user(user_id, user_update(ctx, zalo_user))  # noqa: E731
+        user_properties.join_found(ctx, zalo_user, found, put)
     return user_id
 
 
@@ -239,9 +250,10 @@ def _profile(ctx: RelayContext, zalo_user: str) -> dict:
         return {}
 
 
-def user_payload(reference: str, zalo_user: str, profile: dict) -> dict:
-    """Only what agents need: display name, avatar, ids. Never phone, e-mail or real name.
-    Zalo names no anonymous visitor: the end of their id tells them apart."""
+def user_payload(reference: str, zalo_user: str, profile: dict, extra: dict | None = None) -> dict:
+    """Only what agents need: display name, avatar, ids, the OA (`extra`: app/relay/user_properties.py).
+    Never phone, e-mail or real name. Zalo names no anonymous visitor: the end of their id tells
+    them apart."""
     anonymous = anonymous_id(zalo_user)
     fallback = anonymous[-6:] if anonymous else f"User {zalo_user[-6:]}"
     name = profile.get("display_name") or profile.get("user_alias") or fallback
@@ -249,7 +261,7 @@ def user_payload(reference: str, zalo_user: str, profile: dict) -> dict:
     payload = {
         "reference_id": reference,
         "first_name": f"{name} Zalo",
-        "properties": properties(zalo_user, last_seen=now, created=now),
+        "properties": properties(zalo_user, last_seen=now, created=now, extra=extra),
     }
     avatar = (profile.get("avatars") or {}).get("240") or profile.get("avatar")
     if avatar:
@@ -257,7 +269,7 @@ def user_payload(reference: str, zalo_user: str, profile: dict) -> dict:
     return payload
 
 
-def properties(zalo_user: str, *, last_seen: str, created: str) -> list[dict]:
+def properties(zalo_user: str, *, last_seen: str, created: str, extra: dict | None = None) -> list[dict]:
     anonymous = anonymous_id(zalo_user)
     who = ("zalo_anonymous_id", anonymous) if anonymous else ("zalo_user_id", zalo_user)
     return [
@@ -265,7 +277,16 @@ def properties(zalo_user: str, *, last_seen: str, created: str) -> list[dict]:
         {"name": who[0], "value": who[1]},
         {"name": "last_seen", "value": last_seen},
         {"name": "created", "value": created},
+        *({"name": name, "value": value} for name, value in sorted((extra or {}).items())),
     ]
+
+
+def user_update(ctx: RelayContext, zalo_user: str) -> dict:
+    """A `PUT /users/<id>` body with the user's whole property list (PUT may replace it)."""
+    known = ctx.mapping.zalo_user(zalo_user)
+    created = known.get("created") or _now_iso()
+    extra = user_properties.extra(ctx, known)
+    return {"properties": properties(zalo_user, last_seen=_now_iso(), created=created, extra=extra)}
 
 
 def _now_iso() -> str:
@@ -293,8 +314,7 @@ def _touch(ctx: RelayContext, zalo_user: str, fc_user: str, event: dict, last: i
 
 def _update_last_seen(ctx: RelayContext, zalo_user: str, fc_user: str) -> None:
     """PUT may replace the property list, so the whole list goes every time."""
-    created = ctx.mapping.zalo_user(zalo_user).get("created") or _now_iso()
     try:
-        ctx.freshchat.update_user(fc_user, {"properties": properties(zalo_user, last_seen=_now_iso(), created=created)})
+        ctx.freshchat.update_user(fc_user, user_update(ctx, zalo_user))
     except PartnerError as exc:  # cosmetic: never hold a conversation back for it
         log.warning("relay.last_seen_failed", extra={"error": str(exc)})

@@ -22,7 +22,7 @@ from app.integrations.zalo.schemas import ANONYMOUS, anonymous_id
 from app.media.fetch import BlockedAddress, MediaFetchError, MediaTooLarge, clean_filename, download
 from app.media.links import media_url
 from app.operations.status import remember_error
-from app.relay import agent_view, windows
+from app.relay import agent_view, follows, windows
 from app.relay.context import Progress, RelayContext
 from app.relay.media_rules import gif_size, zalo_upload_kind
 from app.relay.reconcile import echo_patience, find_zalo_send, reconciler, zalo_fingerprint
@@ -39,6 +39,7 @@ SNIPPET = 100
 STATUS = {"conversation_resolution": "resolved", "conversation_reopen": "open", "conversation_assignment": "assigned"}
 # Zalo refusing an attachment itself (invalid, too large, quota, package, type): a link still works.
 CONTENT_REFUSALS = {-201, -210, -211, -224, -233}
+NOT_A_FOLLOWER = -213  # the note names the unfollow the bridge saw (app/relay/follows.py)
 INVALID_RECIPIENT = -201  # Zalo refusing a reply's recipient (the message it answers): the user id still works
 # An asset host saying "slow down" or "try later" is not a verdict on the file.
 TRANSIENT_STATUSES = {408, 425, 429}
@@ -111,7 +112,7 @@ def deliver_agent_message(ctx: RelayContext, message: dict, progress: Progress) 
             what = attachment_label(ctx.settings, part)
             post_note(ctx, message, index, for_agent(ctx.settings, "agent.not_sent", what=what, reason=reason))
         except ZaloPermanent as exc:
-            report_failure(ctx, message, index, exc)
+            report_failure(ctx, message, index, exc, zalo_user)
             break
     if not sent:
         return events.NOT_RELAYED  # every part refused or reported to the agent
@@ -416,11 +417,14 @@ def describe_part(part: dict) -> str:
     return f"[{kind}]"
 
 
-def report_failure(ctx: RelayContext, message: dict, index: int, exc: ZaloPermanent) -> None:
-    """Zalo refused for a reason about the recipient or the window: tell the agent what to do."""
+def report_failure(ctx: RelayContext, message: dict, index: int, exc: ZaloPermanent, zalo_user: str = "") -> None:
+    """Zalo refused for a reason about the recipient or the window: tell the agent what to do
+    (not a follower: the unfollow the bridge saw, if it saw one)."""
     preview = text_preview(message)
     advice, detail = zalo_advice(ctx.settings, exc.code), in_language(exc, ctx.settings.agent_language)
     text = for_agent(ctx.settings, "agent.refused", advice=advice, detail=detail)
+    if exc.code == NOT_A_FOLLOWER:
+        text += follows.unfollow_mark(ctx, zalo_user)
     if preview:
         text += for_agent(ctx.settings, "agent.refused_message", preview=preview)
     log.warning("relay.zalo_refused", extra={"code": exc.code, "message_id": message["id"]})

@@ -130,6 +130,19 @@ def freshchat_topics():
     return jsonify({"topics": topics})
 
 
+@bp.post("/freshchat/groups")
+def freshchat_groups():
+    """The account's groups (`GET /groups`), for the option freshchat_group_id: as the topics."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - {"api_url", "api_key", "connection"}:
+        raise Problem(400, "the body is {api_url, api_key} or {connection}, a JSON object")
+    connection = body.get("connection")
+    if connection is not None and not isinstance(connection, str):
+        raise Problem(400, "invalid connection", {"connection": "a connection id"})
+    groups = jobs.checks().groups(body.get("api_url"), body.get("api_key"), connection)
+    return jsonify({"groups": groups})
+
+
 @bp.get("/zalo/events")
 def zalo_events():
     """The Zalo webhook events to switch on, each with what it is for, and the retry advice."""

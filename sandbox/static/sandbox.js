@@ -197,6 +197,11 @@ function renderUsers(users) {
   const user = users.find((u) => u.user_id === ui.zaloUser) || {};
   $("zalo-who").textContent = user.display_name || "";
   $("demo-refuse").checked = Boolean(user.send_error);
+  const follow = $("zalo-follow");
+  if (follow) {
+    follow.textContent = user.follows === false ? "☆ Follow" : "★ Unfollow";
+    follow.dataset.follow = user.follows === false ? "yes" : "no";
+  }
 }
 
 function zaloBubble(item) {
@@ -217,7 +222,7 @@ function zaloBubble(item) {
   } else {
     b.appendChild(linkified(item.text));
   }
-  const failed = item.from === "user" && !item.delivered;
+  const failed = (item.from === "user" || item.from === "event") && !item.delivered;
   b.appendChild(el("div", "meta" + (failed ? " failed" : ""), clock(item.time) + (item.anonymous ? " · anonymous" : "") + (item.from === "user" ? (failed ? " · not accepted by the bridge" : " ✓") : "")));
   if (item.from === "oa") b.appendChild(reactControl(item));
   return b;
@@ -319,9 +324,23 @@ function renderConversation(conversations) {
   if (!changed("conversation", conv || null)) return;
   $("fc-conv-title").textContent = conv ? conv.user_name : "No conversation yet";
   $("fc-conv-status").textContent = conv ? "Status: " + conv.status + " · via Zalo" : "Send a message from the Zalo phone";
+  renderProfile(conv);
   const box = $("fc-messages");
   if (box.dataset.conv !== ui.conversation) { box.dataset.seen = ""; box.dataset.conv = ui.conversation; }
   scrollToEnd(box, () => box.replaceChildren(...(conv ? conv.messages.map((m) => messageNode(m, conv)) : [])));
+}
+
+// What the agent sees on the FreshChat user's profile: the OA(s), and what the person shared.
+const PROFILE = [["zalo_oa", "Wrote to"], ["phone", "☎"], ["shared_name", "Name"], ["shared_address", "Address"],
+  ["shared_district", "District"], ["shared_city", "City"]];
+
+function renderProfile(conv) {
+  let line = $("fc-profile");
+  if (!line) { line = el("div", "fc-profile"); line.id = "fc-profile"; $("fc-conv-status").after(line); }
+  const profile = (conv && conv.profile) || {};
+  const shown = PROFILE.filter(([key]) => profile[key]).map(([key, label]) => label + ": " + profile[key]);
+  if (conv && conv.group) shown.push("Group: " + conv.group);
+  line.textContent = shown.join(" · ");
 }
 
 function sendAgent() {
@@ -460,6 +479,42 @@ function wireZalo() {
   $("zalo-sticker").onclick = () => { tray.hidden = !tray.hidden; };
   wireAnonymous();
   wireWrittenAgo();
+  wireShareAndFollow();
+}
+
+// "Share info" fills in the OA's request-user-info form (user_submit_info); "Unfollow" / "Follow"
+// sends what Zalo sends when the user taps those on the OA's profile. Built here, like the others.
+const SHARE_FIELDS = [["name", "Name", "Nguyễn Thị Lan"], ["phone", "Phone", "84912345678"],
+  ["address", "Address", "12 Lý Thái Tổ"], ["district", "District", "Hoàn Kiếm"], ["city", "City", "Hà Nội"]];
+
+function wireShareAndFollow() {
+  const share = el("button", "", "✎ Share info"); share.id = "zalo-share";
+  share.title = "Fill in the OA's \"share your information\" form";
+  const follow = el("button", "", "★ Unfollow"); follow.id = "zalo-follow";
+  follow.title = "Follow or unfollow the OA";
+  const form = el("form", "share-form"); form.id = "share-form"; form.hidden = true;
+  for (const [name, label, example] of SHARE_FIELDS) {
+    const input = el("input"); input.name = name; input.placeholder = label + " (e.g. " + example + ")";
+    input.id = "share-" + name; input.setAttribute("aria-label", label);
+    form.appendChild(input);
+  }
+  const send = el("button", "send", "Share"); send.type = "submit"; send.id = "share-send";
+  form.appendChild(send);
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    if (!ui.zaloUser) { toast("pick a Zalo user first"); return; }
+    const info = {};
+    for (const [name] of SHARE_FIELDS) { const v = form.elements[name].value.trim(); if (v) info[name] = v; }
+    form.hidden = true; form.reset();
+    run(api("zalo/share", { user_id: ui.zaloUser, info }));
+  };
+  share.onclick = () => { form.hidden = !form.hidden; };
+  follow.onclick = () => {
+    if (!ui.zaloUser) { toast("pick a Zalo user first"); return; }
+    run(api("zalo/follow", { user_id: ui.zaloUser, follow: follow.dataset.follow === "yes" }));
+  };
+  $("zalo-location").after(share, follow);
+  document.querySelector(".phone-tools").after(form);
 }
 
 // "Written … ago": the next messages carry an older time, as if the user wrote hours ago, so the

@@ -269,3 +269,29 @@ def test_sandbox_page_rough_edges_at_1024_and_1440(browser, stack, redis_server)
     browser.execute_script("window.scrollTo(0, 0)")
     save_screenshot(browser, "sandbox-390.png")
     redis_down_is_said(browser, redis_server)
+
+
+# -- what the person shares, and follows (issue 26 point 7) -----------------------------------------
+
+
+def test_the_phone_shares_info_unfollows_and_follows_and_the_inbox_shows_it(browser, stack):
+    browser.get(stack.url + "/sandbox")
+    wait_until(lambda: shown(browser, "zalo-who", "Minh Khánh"), timeout=10, what="the demo user")
+    type_into(browser, "zalo-text", "Chào shop")
+    seconds_until_shown(browser, "fc-messages", "Chào shop")
+    browser.find_element("id", "zalo-share").click()
+    for name, value in (("name", "Nguyễn Thị Lan"), ("phone", "84912345678"), ("city", "Hà Nội")):
+        browser.find_element("id", f"share-{name}").send_keys(value)
+    browser.find_element("id", "share-send").click()
+    assert not browser.find_element("id", "share-form").is_displayed()  # the form closes once sent
+    wait_until(lambda: shown(browser, "fc-messages", "📇 The customer shared"), timeout=10, what="the note")
+    wait_until(lambda: shown(browser, "fc-profile", "☎: +84912345678"), timeout=10, what="the phone on the profile")
+    assert shown(browser, "fc-profile", "Name: Nguyễn Thị Lan") and shown(browser, "fc-profile", "City: Hà Nội")
+    assert shown(browser, "zalo-messages", "You shared your information")
+    browser.find_element("id", "zalo-follow").click()
+    wait_until(lambda: shown(browser, "fc-messages", "🔕 The customer unfollowed"), timeout=10, what="unfollow")
+    wait_until(lambda: shown(browser, "zalo-follow", "Follow"), timeout=10, what="the button turning to Follow")
+    assert not shown(browser, "zalo-follow", "Unfollow")
+    browser.find_element("id", "zalo-follow").click()
+    wait_until(lambda: shown(browser, "fc-messages", "🔔 The customer followed"), timeout=10, what="follow")
+    save_screenshot(browser, "sandbox-shared-info.png")

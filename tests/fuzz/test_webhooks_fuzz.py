@@ -88,6 +88,7 @@ def bridge(settings, redis, ctx, public_dns):
         m.get(f"{FC_API}/users", json={"users": []})
         m.get(re.compile(f"{FC_API}/users/.*"), json={"id": "u1", "reference_id": "zalo:246845883529197922"})
         m.post(f"{FC_API}/users", json={"id": "u1"})
+        m.put(re.compile(f"{FC_API}/users/.*"), text="")  # a shared form, a property update
         m.post(f"{FC_API}/conversations", json={"conversation_id": "c1", "messages": [{"id": "f0"}]})
         m.post(re.compile(f"{FC_API}/conversations/.*/messages"), json={"id": "f1"})
         m.put(re.compile(f"{FC_API}/conversations/.*"), json={})

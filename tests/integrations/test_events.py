@@ -16,8 +16,6 @@ IN, OUT = f"in:{USER}", f"out:{CONV}"
 VISITOR = "in:anon:2a8f6c1d9e3b47f5a0c2"  # an anonymous visitor's lane: never an OA user's
 
 ZALO = {
-    "follow": ("recorded", "", "", ""),
-    "unfollow": ("recorded", "", "", ""),
     # A template's status: a lane of its template, so its changes are kept in order.
     "change_template_status": (
         "queue",
@@ -31,6 +29,11 @@ ZALO = {
         "tpl:203972",
         "change_template_status:203972:REJECT:1700000080000",
     ),
+    # a person's own events join their lane; without a follower id they are recorded only
+    "follow": ("queue", "follow", IN, f"follow:1700000009000:{USER}"),
+    "unfollow": ("queue", "follow", IN, f"unfollow:1700000010000:{USER}"),
+    "user_submit_info": ("queue", "shared_info", IN, f"user_submit_info:1700000011000:{USER}"),
+    "user_submit_info__full_address": ("queue", "shared_info", IN, f"user_submit_info:1700000012000:{USER}"),
     "user_reacted_message": (
         "queue",
         "reaction",
@@ -123,7 +126,8 @@ def test_to_event_on_each_fixture(provider, name):
 
 
 def test_zalo_recorded_events_answer_with_their_name_and_unknown_ones_say_so():
-    assert classify("zalo", "follow").reason == "follow"
+    nobody = zalo.to_event(zalo.load_event({**load_fixture("zalo", "webhooks", "follow.json"), "follower": {}}))
+    assert (nobody.verdict, nobody.reason) == ("recorded", "follow")
     event = zalo.to_event(zalo.load_event({"event_name": "user_did_a_new_thing", "app_id": "1", "timestamp": "2"}))
     assert (event.verdict, event.name, event.reason) == (
         "unknown",
@@ -171,3 +175,9 @@ def test_receipts_and_reactions_without_the_ids_they_are_about_are_invalid():
     for bad in ({**seen, "message": {"msg_ids": []}}, {**reacted, "message": {"msg_id": "41b2c3d4e5f6a7b8c9d0"}}):
         with pytest.raises(ValidationError):
             zalo.load_event(bad)
+
+
+@pytest.mark.parametrize("name", ["follow", "unfollow", "user_submit_info", "user_submit_info__full_address"])
+def test_a_persons_own_event_names_that_person_not_the_oa(name):
+    """What a dead letter's note looks up: the user's conversation, never the OA's id."""
+    assert zalo.zalo_user(load_fixture("zalo", "webhooks", f"{name}.json")) == USER

@@ -88,7 +88,7 @@ def test_a_first_visit_creates_a_user_named_by_the_end_of_its_id_without_asking_
     user = create_user.json()
     props = {p["name"]: p["value"] for p in user["properties"]}
     assert (user["reference_id"], user["first_name"], "avatar" in user) == (reference, "f5a0c2 Zalo", False)
-    assert set(props) == {"external_user_provider", "zalo_anonymous_id", "last_seen", "created"}
+    assert set(props) == {"external_user_provider", "zalo_anonymous_id", "last_seen", "created", "zalo_oa"}
     assert (props["external_user_provider"], props["zalo_anonymous_id"]) == ("zalo", ANON)
     assert create_conv.json() == {
         "channel_id": CHANNEL,

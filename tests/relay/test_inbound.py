@@ -185,7 +185,8 @@ def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
     assert user["avatar"] == {"url": "https://s240-ava-talk.zadn.vn/a.jpg"}
     props = {p["name"]: p["value"] for p in user["properties"]}
     assert props["external_user_provider"] == "zalo" and props["zalo_user_id"] == USER
-    assert set(props) == {"external_user_provider", "zalo_user_id", "last_seen", "created"}
+    assert set(props) == {"external_user_provider", "zalo_user_id", "last_seen", "created", "zalo_oa"}
+    assert props["zalo_oa"] == "OA 388613280878808645"  # the default connection, named by no one: its OA id
     assert "84901234567" not in json.dumps(user) and "Real Name" not in json.dumps(user)
     assert create_conv.json() == {
         "channel_id": CHANNEL,
@@ -193,6 +194,24 @@ def test_first_contact_creates_the_user_and_a_conversation(ctx, m):
         "messages": [as_user([{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}])],
     }
     assert ctx.mapping.zalo_user(USER)["fc_conversation_id"] == CONV
+
+
+def test_a_connection_with_a_group_assigns_its_new_conversations_to_it(settings, redis, m):
+    from dataclasses import replace
+
+    from workers.context import WorkerContext
+
+    ctx = WorkerContext(replace(settings, freshchat_group_id="c2937604-0a08-43c2-a09c-e77f5f565a0e"), redis)
+    ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
+    m.post(f"{FC_API}/conversations", json={"conversation_id": CONV, "messages": [{"id": "m0"}]})
+    run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
+    (create,) = [r for r in m.request_history if r.url == f"{FC_API}/conversations"]
+    assert create.json() == {
+        "channel_id": CHANNEL,
+        "users": [{"id": FC_USER}],
+        "messages": [as_user([{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}])],
+        "assigned_group_id": "c2937604-0a08-43c2-a09c-e77f5f565a0e",
+    }
 
 
 def test_existing_freshchat_user_is_reused_not_duplicated(ctx, m):
@@ -207,9 +226,14 @@ def test_existing_freshchat_user_is_reused_not_duplicated(ctx, m):
         },
     )
     m.post(f"{FC_API}/conversations", json={"conversation_id": CONV})
+    m.put(f"{FC_API}/users/{FC_USER}", status_code=200)
     run(ctx, load_fixture("zalo", "webhooks", "user_send_text.json"))
     assert not [r for r in m.request_history if r.method == "POST" and r.url == f"{FC_API}/users"]
     assert ctx.mapping.zalo_user(USER)["fc_user_id"] == FC_USER
+    # the found user did not name this OA yet: it does now, with its whole property list
+    (put,) = [r for r in m.request_history if r.method == "PUT"]
+    props = {p["name"]: p["value"] for p in put.json()["properties"]}
+    assert props["zalo_oa"] == "OA 388613280878808645" and props["zalo_user_id"] == USER
 
 
 def test_profile_refused_by_zalo_still_creates_a_user(ctx, m):

@@ -192,6 +192,19 @@ def test_post_answers_400_with_one_message_per_bad_field(api, redis):
     assert not redis.hlen("zfb:connections")
 
 
+def test_the_group_option_is_stored_shown_and_validated(api, redis, api_settings):
+    group = "c2937604-0a08-43c2-a09c-e77f5f565a0e"
+    resp = api.post("/api/connections", json=body(options={"freshchat_group_id": group}), headers=AUTH)
+    assert resp.status_code == 201 and resp.get_json()["options"]["freshchat_group_id"] == group
+    assert store(redis, api_settings).get("shop-hcm").settings.freshchat_group_id == group
+    bad = api.patch("/api/connections/shop-hcm", json={"options": {"freshchat_group_id": '"><x'}}, headers=AUTH)
+    assert bad.status_code == 400 and bad.get_json()["fields"] == {
+        "options.freshchat_group_id": "a FreshChat group id (letters, digits and -, at most 100), or empty for none"
+    }
+    cleared = api.patch("/api/connections/shop-hcm", json={"options": {"freshchat_group_id": ""}}, headers=AUTH)
+    assert cleared.status_code == 200 and cleared.get_json()["options"]["freshchat_group_id"] == ""
+
+
 @pytest.mark.parametrize("raw", [b"[1, 2]", b"not json", b""])
 def test_post_answers_400_for_a_body_that_is_not_an_object(api, raw):
     resp = api.post("/api/connections", data=raw, headers=dict(AUTH, **{"Content-Type": "application/json"}))

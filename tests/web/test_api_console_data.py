@@ -396,6 +396,59 @@ def test_topics_of_an_unknown_connection_are_404(web):
     assert web.post("/api/freshchat/topics", json={"connection": "nobody"}, headers=AUTH).status_code == 404
 
 
+# -- the FreshChat group picker (option freshchat_group_id) ---------------------------------------
+
+GROUPS = load_fixture("freshchat", "answers", "groups.json")
+
+
+def test_groups_are_loaded_with_the_key_the_form_gives(web):
+    with requests_mock.Mocker() as m:
+        m.get(f"{FC_HCM}/groups", json=GROUPS)
+        resp = web.post("/api/freshchat/groups", json={"api_url": FC_HCM + "/", "api_key": "typed-key"}, headers=AUTH)
+    assert resp.status_code == 200
+    assert resp.get_json() == {
+        "groups": [
+            {"id": "c2937604-0a08-43c2-a09c-e77f5f565a0e", "name": "Shop HCM team"},
+            {"id": "7d1f0c55-2b6e-4f0e-9a51-2f4c6b1e8a90", "name": "Shop HN team"},
+        ]
+    }
+    [call] = m.request_history
+    assert (call.method, call.url.split("?")[0]) == ("GET", f"{FC_HCM}/groups")
+    assert call.headers["Authorization"] == "Bearer typed-key"
+    assert call.qs == {"page": ["1"], "items_per_page": ["100"]}
+
+
+def test_groups_use_a_connections_stored_key_only_with_its_stored_url(web):
+    with requests_mock.Mocker() as m:
+        m.get(f"{FC_API}/groups", json=GROUPS)
+        resp = web.post("/api/freshchat/groups", json={"connection": "default"}, headers=AUTH)
+        foreign = web.post(
+            "/api/freshchat/groups",
+            json={"connection": "default", "api_url": "https://collector.example.net/v2"},
+            headers=AUTH,
+        )
+    assert resp.status_code == 200 and resp.get_json()["groups"][0]["name"] == "Shop HCM team"
+    assert [r.headers["Authorization"] for r in m.request_history] == ["Bearer fc-api-key-example"]
+    assert foreign.status_code == 400 and "api_key" in foreign.get_json()["fields"]
+
+
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        ({"status_code": 403, "json": {"message": "no"}}, "API key not allowed to list groups (403)"),
+        ({"status_code": 200, "json": {"groups": "odd"}}, None),
+    ],
+)
+def test_a_groups_refusal_is_said_in_words(web, answer, words):
+    with requests_mock.Mocker() as m:
+        m.get(f"{FC_HCM}/groups", **answer)
+        resp = web.post("/api/freshchat/groups", json={"api_url": FC_HCM, "api_key": "k"}, headers=AUTH)
+    if words is None:
+        assert resp.status_code == 200 and resp.get_json() == {"groups": []}
+    else:
+        assert resp.status_code == 502 and words in resp.get_json()["error"]
+
+
 # -- the Zalo events to switch on -----------------------------------------------------------------
 
 

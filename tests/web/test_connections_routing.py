@@ -113,8 +113,9 @@ def test_oa_messages_are_routed_by_their_sender_and_echoes_checked_in_that_oas_r
 
 def test_an_event_with_a_top_level_oa_id_is_verified_with_that_oas_key(client, redis, connected):
     follow = dict(zalo_event("follow"), oa_id=OA2_ID)
-    assert post_zalo_as(client, follow, OA2_SECRET).get_json() == {"ok": True, "recorded": "follow"}
+    assert post_zalo_as(client, follow, OA2_SECRET).get_json() == {"ok": True, "duplicate": False}
     assert redis.get(Keys("oa2").last_webhook("zalo")) and not redis.get(Keys().last_webhook("zalo"))
+    assert [i["connection"] for i in queued(redis, f"oa2/in:{USER}")] == ["oa2"]  # the follower's lane, that OA's
 
 
 def agent_text() -> dict:

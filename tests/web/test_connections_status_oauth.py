@@ -35,8 +35,9 @@ def test_readyz_shows_each_connection_and_names_its_alerts(client, redis, settin
     Lanes(redis).accept("hcm/in:u1", Item("zalo:1", "zalo", {}, now_ms(), connection="hcm"))
     Lanes(redis).accept("hcm/in:u1", Item("zalo:2", "zalo", {}, now_ms(), connection="hcm"))
     Lanes(redis).accept("out:c1", Item("freshchat:1", "freshchat", {}, now_ms()))
-    follow = zalo_event("follow", app_id=HCM_APP) | {"oa_id": HCM_OA}
-    assert post_zalo_as(client, follow, HCM_SECRET).status_code == 200
+    # an event that is recorded, not queued: only the webhook's time changes
+    chatnow = zalo_event("follow", app_id=HCM_APP) | {"oa_id": HCM_OA, "event_name": "user_click_chatnow"}
+    assert post_zalo_as(client, chatnow, HCM_SECRET).status_code == 200
     body = client.get("/readyz").get_json()
     assert body["alerts"] == [
         "connection oa2: zalo refresh token dead: -14014 Invalid refresh token; re-connect the OA "

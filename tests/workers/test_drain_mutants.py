@@ -278,9 +278,16 @@ def test_an_item_without_its_kind_is_classified_by_the_webs_own_rules(ctx):
     assert called == ["zalo:1"]
 
 
-@pytest.mark.parametrize("provider, fixture", [("zalo", "follow"), ("freshchat", "message_create__private_note")])
-def test_an_old_item_the_web_would_not_relay_is_finished_without_a_partner_call(ctx, provider, fixture):
-    item = Item(f"{provider}:1", provider, load_fixture(provider, "webhooks", f"{fixture}.json"), now_ms())
+@pytest.mark.parametrize(
+    "provider, fixture, changes",
+    [
+        ("zalo", "follow", {"event_name": "user_click_chatnow"}),  # recorded only
+        ("freshchat", "message_create__private_note", {}),
+    ],
+)
+def test_an_old_item_the_web_would_not_relay_is_finished_without_a_partner_call(ctx, provider, fixture, changes):
+    payload = {**load_fixture(provider, "webhooks", f"{fixture}.json"), **changes}
+    item = Item(f"{provider}:1", provider, payload, now_ms())
     with requests_mock.Mocker() as mock:
         assert handlers()[provider](ctx, item, None) == events.NOT_RELAYED
     assert mock.call_count == 0

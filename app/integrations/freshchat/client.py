@@ -30,6 +30,7 @@ class FreshchatClient(BaseClient):
     ):
         super().__init__(session, settings.freshchat_api_url, settings.http_timeout_seconds, limiter, hooks)
         self.channel_id = settings.freshchat_channel_id
+        self.group_id = settings.freshchat_group_id  # "": FreshChat's own routing decides
         self.headers = auth_headers(settings.freshchat_api_key)
 
     def find_user(self, reference_id: str) -> dict | None:
@@ -50,7 +51,10 @@ class FreshchatClient(BaseClient):
         return self._call("GET", f"/agents/{agent_id}")
 
     def create_conversation(self, user_id: str, message: dict) -> dict:
+        """A new conversation in the connection's topic, assigned to its group when it has one."""
         body = {"channel_id": self.channel_id, "users": [{"id": user_id}], "messages": [message]}
+        if self.group_id:
+            body["assigned_group_id"] = self.group_id
         return self._call("POST", "/conversations", json=body)
 
     def post_message(self, conversation_id: str, message: dict) -> dict:

@@ -35,6 +35,7 @@ EVENTS: tuple[tuple[str, bool], ...] = (
     ("user_seen_message", False),
     ("follow", False),
     ("unfollow", False),
+    ("user_submit_info", False),
 )
 
 

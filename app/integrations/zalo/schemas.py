@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ ANONYMOUS_PREFIXES = ("anonymous_send_", "oa_send_anonymous_")
 ANONYMOUS = "anon:"
 # Events Zalo documents that we acknowledge and log but never show to agents (answered
 # "recorded"). Any other name is unknown: acknowledged too, but logged as a warning.
+# follow, unfollow and user_submit_info are queued for their user (to_event); one that names
+# no user is recorded only.
 RECORDED_EVENTS = {
     "oa_reacted_message",
     "follow",
@@ -46,6 +49,7 @@ TEMPLATE_STATUS = "change_template_status"
 TEMPLATE_STATUS_NAMES = {"1": "ENABLE", "2": "PENDING_REVIEW", "3": "REJECT", "4": "DISABLE"}
 STATUS_NAME = re.compile(r"^[A-Z_]{1,32}$")
 REASON_CHARS = 500
+FOLLOW, UNFOLLOW, SUBMIT_INFO = "follow", "unfollow", "user_submit_info"
 RECEIVED, SEEN, REACTED = "user_received_message", "user_seen_message", "user_reacted_message"
 # Deskie's setup names two of Zalo's events differently; they are the same events.
 ALIASES = {"user_recieved_message": RECEIVED, "user_read_message": SEEN}
@@ -260,9 +264,11 @@ def kind_of(name: str) -> str:
 
 
 def zalo_user(event: dict) -> str:
-    """The Zalo user a message event is about: who wrote it, or whom the OA wrote to; an
-    anonymous visitor's id carries the ANONYMOUS prefix."""
+    """The Zalo user a message event is about: who wrote it, or whom the OA wrote to (a follow
+    or a shared form: whose it is); an anonymous visitor's id carries the ANONYMOUS prefix."""
     name = event.get("event_name", "")
+    if name in (FOLLOW, UNFOLLOW, SUBMIT_INFO):  # the person's own events (a dead letter's note finds them)
+        return person(event)
     party = "sender" if kind_of(name) == events.USER_MESSAGE else "recipient"
     found = (event.get(party) or {}).get("id", "")
     return ANONYMOUS + found if found and name.startswith(ANONYMOUS_PREFIXES) else found
@@ -293,6 +299,9 @@ def to_event(event: dict, is_our_send: Callable[[str], bool] = lambda msg_id: Fa
         return events.queued("zalo", name, status_kind, lane, status_dedupe_id(event), event)
     if name == TEMPLATE_STATUS:
         return template_status_event(event)
+    person_kind = {FOLLOW: events.FOLLOW, UNFOLLOW: events.FOLLOW, SUBMIT_INFO: events.SHARED_INFO}.get(name)
+    if person_kind and person(event):
+        return events.queued("zalo", name, person_kind, f"in:{person(event)}", dedupe_id(event), event)
     kind = kind_of(name)
     if not kind:
         return events.recorded("zalo", name) if name in RECORDED_EVENTS else events.unknown("zalo", name)
@@ -355,3 +364,86 @@ def _coordinates(item: dict) -> dict:
             where = {}
     where = where if isinstance(where, dict) else {}
     return {"coordinates": {"latitude": str(where.get("latitude", "")), "longitude": str(where.get("longitude", ""))}}
+
+
+# -- a person's own events: follow, unfollow, the information they share (zalo.md §3.8) --------
+
+
+def person(event: dict) -> str:
+    """The user a follow, unfollow or user_submit_info is about (`follower.id`, or `sender.id`
+    of a shared form), "" when the event names none."""
+    party = event.get("follower") if event.get("event_name") in (FOLLOW, UNFOLLOW) else event.get("sender")
+    found = party.get("id") if isinstance(party, dict) else None
+    return str(found) if isinstance(found, (str, int)) and not isinstance(found, bool) else ""
+
+
+SHARED_TEXT_MAX = 200  # a name or an address longer than this is not a form's answer
+# Zalo's other shape nests the address (§3.8): full_address{user_address, user_ward, user_city}.
+NESTED_ADDRESS = {"address": "user_address", "ward": "user_ward", "district": "user_district", "city": "user_city"}
+
+
+@dataclass(frozen=True)
+class SharedInfo:
+    """What a user shared through Zalo's information form, each field validated; a field that
+    was there but unusable is named in `dropped` (never its value: it is personal). Birthday
+    and gender, which some forms add, are not read (CONTRACT §4: nothing else personal)."""
+
+    name: str = ""
+    phone: str = ""  # international form, "+84912345678"
+    address: str = ""  # the street address, with the ward when the form gave one apart
+    district: str = ""
+    city: str = ""
+    dropped: tuple[str, ...] = ()
+
+    def shown(self) -> dict[str, str]:
+        """The fields the person filled in, in the form's order."""
+        return {k: v for k in ("name", "phone", "address", "district", "city") if (v := getattr(self, k))}
+
+
+def shared_info(event: dict) -> SharedInfo:
+    """The validated `info` of a user_submit_info; whatever is missing or junk is left out."""
+    info = event.get("info") if isinstance(event.get("info"), dict) else {}
+    nested = info.get("full_address") if isinstance(info.get("full_address"), dict) else {}
+    found, dropped = {}, []
+    for name in ("name", "phone", "address", "ward", "district", "city"):
+        raw = info.get(name)
+        if raw in (None, "") and name in NESTED_ADDRESS:
+            raw = nested.get(NESTED_ADDRESS[name])
+        if raw in (None, ""):
+            continue
+        try:
+            found[name] = phone_number(raw) if name == "phone" else shared_text(raw)
+        except ValueError:
+            dropped.append(name)
+    if event.get("info") is not None and not isinstance(event["info"], dict):
+        dropped.append("info")
+    ward = found.pop("ward", "")
+    if ward:
+        found["address"] = f"{found['address']}, {ward}" if found.get("address") else ward
+    return SharedInfo(**found, dropped=tuple(dropped))
+
+
+def shared_text(raw) -> str:
+    """A name or an address as one plain line: no control or format characters."""
+    if not isinstance(raw, str):
+        raise ValueError("not text")
+    text = " ".join("".join(c for c in raw if not unicodedata.category(c).startswith("C")).split())
+    if not text or len(text) > SHARED_TEXT_MAX:
+        raise ValueError("empty or too long")
+    return text
+
+
+def phone_number(raw) -> str:
+    """A phone number in international form: Zalo gives "84912345678"; a national "0912…" is
+    Vietnamese (+84); 8 to 15 digits, separators ignored."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        raise ValueError("not a phone number")
+    text = re.sub(r"[\s.()-]", "", raw)
+    digits = text.removeprefix("+")
+    if not (digits.isascii() and digits.isdigit() and 8 <= len(digits) <= 15):
+        raise ValueError("not a phone number")
+    if text.startswith("+"):
+        return text
+    return "+84" + digits[1:] if digits.startswith("0") else "+" + digits

@@ -18,7 +18,7 @@ TOKEN_FIELDS = ("access_token", "refresh_token")
 FRESHCHAT_FIELDS = ("api_url", "api_key", "channel_id", "webhook_public_key")
 FLAGS = ("resolve_notification", "hold_billed_replies", "satisfaction_survey", "merge_users_by_app")
 CHOICES = ("receipts", "customer_language", "agent_language")
-TEXTS = ("resolve_notification_text", "agent_signature")
+TEXTS = ("resolve_notification_text", "agent_signature", "freshchat_group_id")
 
 # ConnectionService and marshmallow write English; the messages the form meets most, in shorter
 # words (any other: app/wording.py).

@@ -271,6 +271,20 @@ def load_topics():
     return jsonify({"topics": found})
 
 
+@bp.post("/groups")
+def load_groups():
+    """The groups of a FreshChat account, for the option freshchat_group_id: as `load_topics`."""
+    data = request.get_json(silent=True) or {}
+    try:
+        found = jobs.checks().groups(
+            data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
+        )
+    except Problem as exc:
+        words = "; ".join(f"{name}: {said(message)}" for name, message in exc.fields.items())
+        return jsonify({"error": words or said(exc.message)}), exc.status
+    return jsonify({"groups": found})
+
+
 # -- events and dead letters ------------------------------------------------------------------
 
 

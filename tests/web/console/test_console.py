@@ -711,6 +711,25 @@ def test_load_topics_uses_the_saved_key_without_the_page_holding_it(created):
     assert created.post("/admin/topics", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
 
 
+def test_load_groups_uses_the_saved_key_without_the_page_holding_it(created):
+    page = created.get("/admin/connections/shop-hcm").get_data(as_text=True)
+    assert 'id="load-groups"' in page and 'name="options.freshchat_group_id"' in page
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{FC_HCM}/groups", json=load_fixture("freshchat", "answers", "groups.json"))
+        resp = created.post("/admin/groups", json={"connection_id": "shop-hcm"}, headers={"X-CSRFToken": token})
+    assert resp.status_code == 200
+    assert {"id": "c2937604-0a08-43c2-a09c-e77f5f565a0e", "name": "Shop HCM team"} in resp.get_json()["groups"]
+    assert mock.request_history[0].url.split("?")[0] == f"{FC_HCM}/groups"
+    assert mock.request_history[0].headers["Authorization"] == "Bearer " + SECRETS["freshchat.api_key"]
+    with requests_mock.Mocker() as mock:
+        foreign = created.post(
+            "/admin/groups", json={"connection_id": "shop-hcm", "api_url": FOREIGN}, headers={"X-CSRFToken": token}
+        )
+    assert foreign.status_code == 400 and mock.request_history == []
+    assert created.post("/admin/groups", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
+
+
 FOREIGN = "https://collector.example.net/v2"  # never registered: requests-mock raises on a call to it
 
 

@@ -133,11 +133,26 @@ def test_receipts_and_reactions_join_the_users_lane_next_to_the_echo_of_the_same
     assert [i["event"] for i in queued(redis)] == ["oa_message", "reaction" if "react" in name else "receipt"]
 
 
-@pytest.mark.parametrize("name", ["follow", "unfollow"])
-def test_follow_events_are_recorded_not_queued(client, redis, name):
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("follow", "follow"),
+        ("unfollow", "follow"),
+        ("user_submit_info", "shared_info"),
+        ("user_submit_info__full_address", "shared_info"),
+    ],
+)
+def test_a_persons_own_events_join_their_lane(client, redis, name, kind):
     resp = post_zalo(client, load_fixture("zalo", "webhooks", f"{name}.json"))
-    assert resp.status_code == 200 and resp.get_json()["recorded"] == name
-    assert redis.zcard(DUE) == 0
+    assert resp.status_code == 200 and resp.get_json() == {"ok": True, "duplicate": False}
+    assert [i["event"] for i in queued(redis)] == [kind]
+
+
+def test_a_shared_form_with_junk_inside_is_still_accepted(client, redis):
+    """What the person shared is read by the worker, field by field: nothing in it is a 400."""
+    event = {**load_fixture("zalo", "webhooks", "user_submit_info.json"), "info": ["not", "a", "form"]}
+    assert post_zalo(client, event).get_json() == {"ok": True, "duplicate": False}
+    assert [i["event"] for i in queued(redis)] == ["shared_info"]
 
 
 @pytest.mark.parametrize(
@@ -174,13 +189,14 @@ def test_a_known_ignored_event_and_an_unknown_one_are_both_acknowledged(client, 
     """Neither is retried by Zalo; only the unknown one is worth a warning, with its name."""
     caplog.set_level("DEBUG", logger="webhooks")
     new = {"app_id": "360846524940903967", "event_name": "user_did_a_new_thing", "timestamp": "1543908534740"}
-    known = post_zalo(client, load_fixture("zalo", "webhooks", "follow.json"))
+    chatnow = {**load_fixture("zalo", "webhooks", "follow.json"), "event_name": "user_click_chatnow"}
+    known = post_zalo(client, chatnow)
     unknown = post_zalo(client, new)
     assert known.status_code == unknown.status_code == 200
-    assert known.get_json() == {"ok": True, "recorded": "follow"}
+    assert known.get_json() == {"ok": True, "recorded": "user_click_chatnow"}
     assert unknown.get_json() == {"ok": True, "ignored": "unknown event user_did_a_new_thing"}
     assert webhook_logs(caplog) == [
-        ("INFO", "webhook.recorded", "follow"),
+        ("INFO", "webhook.recorded", "user_click_chatnow"),
         ("WARNING", "webhook.unknown_event", "user_did_a_new_thing"),
     ]
     assert redis.zcard(DUE) == 0

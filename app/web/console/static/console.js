@@ -1,4 +1,4 @@
-// The console's few behaviours: copy buttons, "tick all", confirmations, loading FreshChat topics.
+// The console's few behaviours: copy buttons, "tick all", confirmations, loading FreshChat topics and groups.
 (function () {
   "use strict";
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -29,11 +29,14 @@
     });
   }
 
-  var load = document.getElementById("load-topics");
-  if (load) {
-    var picker = document.getElementById("topics");
-    var field = document.getElementById("f-freshchat-channel_id");
-    var problem = document.getElementById("topics-error");
+  // "Load topics" and "Load groups": the account's list, from the key typed in the form or the
+  // saved connection's own (the server uses it with the stored URL only); picking fills the field.
+  function picker(button, listId, fieldId, errorId, listed) {
+    var load = document.getElementById(button);
+    if (!load) return;
+    var list = document.getElementById(listId);
+    var field = document.getElementById(fieldId);
+    var problem = document.getElementById(errorId);
     load.addEventListener("click", function () {
       var body = {
         api_url: document.getElementById("f-freshchat-api_url").value,
@@ -49,15 +52,17 @@
         problem.hidden = !answer.error;
         problem.textContent = answer.error || "";
         if (answer.error) return;
-        picker.innerHTML = "";
-        (answer.topics || []).forEach(function (topic) {
-          var option = new Option(topic.name + " (" + topic.id + ")", topic.id, false, topic.id === field.value);
-          picker.add(option);
+        list.innerHTML = "";
+        if (load.dataset.none !== undefined) list.add(new Option(load.dataset.none, "", false, !field.value));
+        (answer[listed] || []).forEach(function (found) {
+          list.add(new Option(found.name + " (" + found.id + ")", found.id, false, found.id === field.value));
         });
-        picker.hidden = false;
-        if (!field.value && picker.value) field.value = picker.value;
+        list.hidden = false;
+        if (!field.value && list.value) field.value = list.value;
       });
     });
-    picker.addEventListener("change", function () { field.value = picker.value; });
+    list.addEventListener("change", function () { field.value = list.value; });
   }
+  picker("load-topics", "topics", "f-freshchat-channel_id", "topics-error", "topics");
+  picker("load-groups", "groups", "f-options-freshchat_group_id", "groups-error", "groups");
 })();
