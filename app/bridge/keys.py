@@ -438,6 +438,7 @@ KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "survey_asked": TTL,  # 24 h: a rating counts within a day of the question
     "template_statuses": CONNECTION,  # one field per template, at most 1 000
     "zalo_templates": TTL,  # five minutes: /templates reads Zalo afresh
+    "unfollowed": USER,  # when the user unfollowed, until they follow again
 }
 SHARED_BOUNDS = {  # families every connection shares, by key shape
     DUE: BRIDGE,  # one member per lane with work or a timer

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from urllib.parse import quote
 
 import pytest
 import requests_mock
@@ -94,9 +95,19 @@ def test_the_second_oas_first_message_opens_a_conversation_in_its_topic_for_the_
     assert len(created) == 1 and created[0].json()["reference_id"] == SHARED_REFERENCE
     assert m.request_history[0].qs == {"reference_id": [SHARED_REFERENCE.lower()]}  # looked up first
     m.reset_mock()
+    shared = {"id": FC_USER, "reference_id": SHARED_REFERENCE, "properties": [{"name": "zalo_oa", "value": "oa2"}]}
+    m.get(f"{FC_API}/users?reference_id={SHARED_REFERENCE}", json={"users": [shared]})
+    m.put(f"{FC_API}/users/{FC_USER}", json={})
 
     assert Drainer(ctx).drain(queue(ctx, "oa3", OA3_ID, USER_OA3, "z-2", "hi shop 3")) == "empty"
-    assert freshchat_calls(m) == [("POST", f"{FC_API}/conversations", first_message("hi shop 3", "chan-oa3"))]
+    calls = freshchat_calls(m)
+    assert [(method, url) for method, url, _ in calls] == [
+        ("GET", f"{FC_API}/users?reference_id={quote(SHARED_REFERENCE, safe='')}"),  # read once, for its OA names
+        ("PUT", f"{FC_API}/users/{FC_USER}"),
+        ("POST", f"{FC_API}/conversations"),
+    ]
+    assert {"name": "zalo_oa", "value": "oa2; oa3"} in calls[1][2]["properties"]  # the agents see both OAs
+    assert calls[2][2] == first_message("hi shop 3", "chan-oa3")
     assert [r.url for r in m.request_history if r.url.startswith(ZALO_API)] == []  # no profile read either
     assert m.request_history[-1].headers["Authorization"] == "Bearer oa2-fc-key"  # both records carry this key
     oa2, oa3 = ctx.for_connection("oa2"), ctx.for_connection("oa3")
@@ -159,7 +170,9 @@ def test_turning_it_on_keeps_existing_users_and_shares_one_only_with_an_oa_that_
     assert oa2.mapping.zalo_user(USER_OA2)["user_id_by_app"] == BY_APP
     m.reset_mock()
     assert Drainer(ctx).drain(queue(ctx, "oa3", OA3_ID, USER_OA3, "z-2", "hi shop 3")) == "empty"
-    assert freshchat_calls(m) == [("POST", f"{FC_API}/conversations", first_message("hi shop 3", "chan-oa3"))]
+    calls = freshchat_calls(m)  # the adopted user has oa2's own reference: not found by the person's, not changed
+    assert calls[0][:2] == ("GET", f"{FC_API}/users?reference_id={quote(SHARED_REFERENCE, safe='')}")
+    assert calls[1:] == [("POST", f"{FC_API}/conversations", first_message("hi shop 3", "chan-oa3"))]
 
     other2, other3, both_by_app = "246845883529100077", "246845883529100078", "552177279717500077"
     oa2.mapping.set_zalo_user(other2, fc_user_id="fc-user-a")
