@@ -201,11 +201,12 @@ def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict) -> str
 
     Lanes serialise each Zalo user's events, so concurrent first messages reach this one at
     a time; the reference_id look-up covers a crash between creation and our mapping write.
+    It never finds a user the bridge was asked to forget: a forgotten person starts afresh.
     """
     if known.get("fc_user_id"):
         return known["fc_user_id"]
     reference = reference_id(ctx.settings, zalo_user)
-    user = ctx.freshchat.find_user(reference) or ctx.freshchat.create_user(
+    user = ctx.freshchat.find_user(reference, skip=ctx.mapping.forgotten()) or ctx.freshchat.create_user(
         user_payload(reference, zalo_user, {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))
     )
     ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user["id"], created=_now_iso())

@@ -10,6 +10,7 @@ from app.connections.service import ConnectionService
 from app.connections.store import Connections
 from app.connections.verification import VerificationUploads
 from app.operations.dead_letters import DeadLetterDesk
+from app.operations.forget import Forgetting
 from app.operations.overview import Overview
 
 
@@ -47,3 +48,7 @@ def dead_letter_desk() -> DeadLetterDesk:
 
 def connections() -> Connections:
     return Connections(redis(), settings())
+
+
+def forgetting() -> Forgetting:
+    return Forgetting(redis(), current_app.extensions["media_store"], settings())
