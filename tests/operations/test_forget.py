@@ -9,6 +9,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import re
 
 import pytest
 import requests_mock
@@ -251,3 +252,33 @@ def test_the_cli_forgets_and_says_what(media_settings, api, worker, redis, m):
     assert json.loads(done.output)["deleted"]["zalo_user"] == 1
     again = runner.invoke(args=["bridge", "forget", "default", USER])
     assert again.exit_code == 1 and "knows no Zalo user" in again.output
+
+
+def csrf_of(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+
+
+def test_the_events_page_forgets_a_person_once_confirmed_and_says_freshchat_keeps_its_copy(api, worker, redis, m):
+    seed(api, worker)
+    page = api.get("/admin/sign-in")
+    api.post("/admin/sign-in", data={"csrf_token": csrf_of(page), "token": ADMIN})
+    events = api.get("/admin/connections/default/events", headers={"Accept-Language": "vi"})
+    assert 'id="forget-form"' in events.get_data(as_text=True)
+    form = {"csrf_token": csrf_of(events), "zalo_user_id": USER}
+    path = "/admin/connections/default/forget"
+
+    assert api.post(path, data={**form, "csrf_token": "forged", "confirm": "1"}).status_code == 400
+    unconfirmed = api.post(path, data=form, follow_redirects=True, headers={"Accept-Language": "vi"})
+    assert "Hãy đánh dấu ô xác nhận" in unconfirmed.get_data(as_text=True)
+    assert redis.exists(DEFAULT_KEYS.zalo_user(USER))
+
+    done = api.post(path, data={**form, "confirm": "1"}, follow_redirects=True, headers={"Accept-Language": "vi"})
+    said = done.get_data(as_text=True)
+    assert f"Đã xoá dữ liệu của người dùng Zalo {USER}:" in said
+    assert f"FreshChat vẫn giữ bản dữ liệu riêng (người dùng {FC_USER})" in said
+    assert not redis.exists(DEFAULT_KEYS.zalo_user(USER))
+
+    again = api.post(path, data={**form, "confirm": "1"}, follow_redirects=True, headers={"Accept-Language": "vi"})
+    assert f"bridge không có dữ liệu nào về người dùng Zalo {USER} trong kết nối default" in again.get_data(
+        as_text=True
+    )

@@ -307,3 +307,29 @@ def dead_letters(connection_id: str):
     else:
         flash(gettext("%(count)d dropped.", count=done))
     return redirect(url_for("console.events", connection_id=connection_id))
+
+
+@bp.post("/connections/<connection_id>/forget")
+def forget_person(connection_id: str):
+    """What DELETE /api/connections/<id>/users/<zalo_user_id> does, once the box saying that it
+    cannot be undone is ticked; FreshChat's copy is FreshChat's to delete, and the page says so."""
+    zalo_user = request.form.get("zalo_user_id", "").strip()
+    if request.form.get("confirm") != "1":
+        flash(gettext("Tick the box to confirm: forgetting a person cannot be undone."), "error")
+        return redirect(url_for("console.events", connection_id=connection_id))
+    try:
+        done = jobs.forgetting().person(connection_id, zalo_user)
+    except Problem as exc:
+        if exc.status not in (400, 404):
+            raise
+        flash("; ".join(map(said, exc.fields.values())) or said(exc.message), "error")
+        return redirect(url_for("console.events", connection_id=connection_id))
+    count = sum(done["deleted"].values())
+    flash(gettext("Zalo user %(user)s forgotten: %(count)d records deleted.", user=zalo_user, count=count))
+    if done["freshchat"]["user"]:
+        flash(
+            gettext(
+                "FreshChat keeps its own copy (user %(user)s): delete it in FreshChat.", user=done["freshchat"]["user"]
+            )
+        )
+    return redirect(url_for("console.events", connection_id=connection_id))
