@@ -73,6 +73,7 @@ SHAPES: tuple[str, ...] = (
     *dead_letters.TEXTS.values(),
     *forget.TEXTS.values(),
     "invalid Zalo user",
+    "a whole number from 1 to {most}",
     *verification.TEXTS.values(),
     "invalid connection",
     "the body must be a JSON object",

@@ -204,7 +204,9 @@ class Keys:
     # -- catch-up from Zalo's history (app/relay/catchup.py)
     @property
     def catchup(self) -> str:
-        """Hash: the last finished catch-up (when, its window, how many it found and queued)."""
+        """Hash: the last finished catch-up (when, its window, how many it found and queued);
+        from the first activation, `activated_at` and `history_offer` (open, queued, declined),
+        and once the history was brought in, `imported` and `imported_at`."""
         return f"{self.prefix}catchup"
 
     @property
