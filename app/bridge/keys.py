@@ -342,8 +342,9 @@ PERSONAL = {
     "flight": EFFECT,
 }
 # Families that name nobody, or hold entries of many people that forgetting removes one by one
-# (ENTRIES: the journal, dead letters; the scheduler's lanes by USER_LANES, CONVERSATION_LANES).
-ENTRIES = ("journal", "journal_items", "dead", "dead_order")
+# (ENTRIES: the journal, dead letters, last errors; the scheduler's lanes by USER_LANES and
+# CONVERSATION_LANES).
+ENTRIES = ("journal", "journal_items", "dead", "dead_order", "errors")
 NOT_PERSONAL = (
     *ENTRIES,
     "forgotten",
@@ -354,7 +355,6 @@ NOT_PERSONAL = (
     "catchup_lock",
     "catchup_guard",
     "catchup_pending",
-    "errors",
     "relayed",
     "metrics",
     "verifier_files",

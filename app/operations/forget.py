@@ -6,7 +6,8 @@ conversation (and every conversation whose mapping names them back); their lanes
 and the dead letters name the items they sent or were sent; the items, the receipts lists and
 the message maps name the messages. Then every family that `app/bridge/keys.py` lists in
 PERSONAL is deleted for those names, the effects whose names hold one of them (found by SCAN),
-their lanes and queued items, their journal entries and dead letters, and their media copies:
+their lanes and queued items, their journal entries, dead letters and last errors, and their
+media copies:
 the person's own folder (copies made since copies were filed by person), and the folders of the
 messages still known (older copies; a copy of a message no longer named anywhere above cannot be
 told from anyone else's).
@@ -42,7 +43,7 @@ from app.bridge.keys import (
 )
 from app.bridge.lanes import Item
 from app.connections.problem import Problem
-from app.connections.store import ID_PATTERN, Connections
+from app.connections.store import ID_PATTERN
 from app.connections.store import TEXTS as STORE_TEXTS
 from app.integrations.zalo.schemas import message_ids
 from app.logs import audit
@@ -59,7 +60,15 @@ TEXTS = {
 }
 # The answer's families besides PERSONAL's: the person's lanes, the items queued in them, their
 # journal entries, dead letters, conversation owners and media copies.
-OTHER_FAMILIES = ("lanes", "queued_items", "journal_entries", "dead_letters", "conversation_owner", "media")
+OTHER_FAMILIES = (
+    "lanes",
+    "queued_items",
+    "journal_entries",
+    "dead_letters",
+    "last_errors",
+    "conversation_owner",
+    "media",
+)
 _SPLIT = re.compile(r"[:/]")
 
 
@@ -92,10 +101,9 @@ class Footprint:
 class Forgetting:
     """The job: `person(connection, zalo_user)` -> the answer, or Problem 400/404."""
 
-    def __init__(self, redis: Redis, media, settings):
+    def __init__(self, redis: Redis, media):
         self.redis = redis
         self.media = media
-        self.connections = Connections(redis, settings)
 
     def person(self, connection_id: str, zalo_user: str) -> dict:
         k = self._keys(connection_id, zalo_user)
@@ -120,10 +128,7 @@ class Forgetting:
             raise Problem(400, "invalid connection", {"connection": STORE_TEXTS["bad_id"]})
         if not zalo_user or len(zalo_user) > USER_ID_CHARS or not zalo_user.isprintable() or " " in zalo_user:
             raise Problem(400, "invalid Zalo user", {"zalo_user_id": TEXTS["bad_user"]})
-        k = Keys(connection_id)
-        if self.connections.find(connection_id) is None and not self.redis.exists(k.dead_order):
-            raise Problem(404, STORE_TEXTS["unknown"].format(id=connection_id))
-        return k
+        return Keys(connection_id)  # a removed connection's records stay, and can be forgotten too
 
     def _media(self, k: Keys, footprint: Footprint) -> int:
         """First, so a store that fails leaves the Redis records to find everything again."""
@@ -236,6 +241,7 @@ class Eraser:
         counts.update(self._lanes(found))
         counts["journal_entries"] = self._entries(self.k.journal_items, self.k.journal, found.items)
         counts["dead_letters"] = self._entries(self.k.dead, self.k.dead_order, found.items)
+        counts["last_errors"] = self._errors(found)
         counts["conversation_owner"] = self._owners(found.conversations)
         return counts
 
@@ -278,6 +284,17 @@ class Eraser:
         pipe.hdel(entries, *sorted(ids))
         pipe.zrem(order, *sorted(ids))
         return pipe.execute()[0]
+
+    def _errors(self, found: Footprint) -> int:
+        """The connection's last errors about the person's lanes or items, or naming them."""
+        names = {found.user, found.fc_user, *found.conversations} - {""}
+        pipe = self.redis.pipeline(transaction=False)
+        for raw in self.redis.lrange(self.k.errors, 0, -1):
+            line = json.loads(raw) if raw.startswith(b"{") else {}
+            ours = line.get("lane") in found.lanes or line.get("item") in found.items
+            if ours or any(name in raw.decode(errors="replace") for name in names):
+                pipe.lrem(self.k.errors, 1, raw)
+        return sum(pipe.execute())
 
     def _owners(self, conversations: set[str]) -> int:
         """The person's conversations in the owner hash of every FreshChat account, when this

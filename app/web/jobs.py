@@ -51,4 +51,4 @@ def connections() -> Connections:
 
 
 def forgetting() -> Forgetting:
-    return Forgetting(redis(), current_app.extensions["media_store"], settings())
+    return Forgetting(redis(), current_app.extensions["media_store"])
