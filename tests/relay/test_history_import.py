@@ -128,3 +128,18 @@ def test_declined_the_offer_goes_and_nothing_is_queued(web, redis):
     assert Queue(QUEUE_NAME, connection=redis).jobs == []
     page = web.get(PAGE).get_data(as_text=True)
     assert 'id="history-offer"' not in page and "The chats from before are left out." in page
+
+
+def test_without_a_token_pair_the_offer_waits_for_one(settings, redis):
+    client = create_app(replace(settings, admin_token=ADMIN)).test_client()
+    page = client.get("/admin/sign-in")
+    client.post("/admin/sign-in", data={"csrf_token": csrf_of(page), "token": ADMIN})
+    form = {k: v for k, v in FORM.items() if k not in ("zalo.access_token", "zalo.refresh_token")}
+    new = client.get("/admin/connections/new")
+    client.post("/admin/connections/new", data={"csrf_token": csrf_of(new), **form})
+    post(client, PAGE + "/enabled", {"enabled": "1"})
+    assert 'id="history-offer"' not in client.get(PAGE).get_data(as_text=True)  # nothing could be read yet
+    tokens = {"zalo": {"access_token": "access-later", "refresh_token": "refresh-later"}}
+    bearer = {"Authorization": f"Bearer {ADMIN}"}
+    assert client.patch("/api/connections/shop-hcm", json=tokens, headers=bearer).status_code == 200
+    assert 'id="history-offer"' in client.get(PAGE).get_data(as_text=True)
