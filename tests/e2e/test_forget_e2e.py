@@ -80,3 +80,43 @@ def test_a_forgotten_person_leaves_nothing_and_starts_afresh(make_bridge, sims, 
     )
     assert "Tôi quay lại rồi" not in texts_of(fc, first["id"])
     assert redis.hget("zfb:zu:" + OTHER, "fc_user_id")  # the other person is still known
+
+
+def test_the_events_page_forgets_a_person_after_the_box_and_the_browsers_question(make_bridge, sims, redis, browser):
+    base, zalo, fc = sims
+    bridge = make_bridge(ADMIN_TOKEN=ADMIN)
+    zalo.send_text(bridge.url + "/webhooks/zalo", PERSON, "Xin hãy quên tôi")
+    wait_until(lambda: redis.hget(f"zfb:zu:{PERSON}", "fc_conversation_id"), timeout=20, what="the person relayed")
+    [user] = users_of(fc, PERSON)
+
+    browser.get(bridge.url + "/admin/sign-in")
+    browser.find_element("id", "token").send_keys(ADMIN)
+    browser.find_element("id", "sign-in").click()
+    wait_until(lambda: browser.find_elements("id", "add-connection"), what="the dashboard")
+    browser.get(bridge.url + "/admin/connections/default/events")
+    browser.find_element("id", "forget-user").send_keys(PERSON)
+    browser.find_element("id", "forget-submit").click()
+    wait_until(lambda: _alert(browser), what="the browser's question")
+    browser.switch_to.alert.accept()  # yes, but the box is not ticked: the browser holds the form
+    assert browser.find_element("id", "forget-confirm").get_property("validity")["valueMissing"]
+    assert browser.current_url.endswith("/admin/connections/default/events") and redis.exists(f"zfb:zu:{PERSON}")
+
+    browser.find_element("id", "forget-confirm").click()
+    browser.find_element("id", "forget-submit").click()
+    wait_until(lambda: _alert(browser), what="the browser's question")
+    assert browser.switch_to.alert.text == "Forget this person for good?"
+    browser.switch_to.alert.accept()
+    wait_until(lambda: browser.find_elements("css selector", "p.flash"), what="the answer")
+    said = [p.text for p in browser.find_elements("css selector", "p.flash")]
+    assert said[0].startswith(f"Zalo user {PERSON} forgotten: ") and said[0].endswith(" records deleted.")
+    assert said[1] == f"FreshChat keeps its own copy (user {user['id']}): delete it in FreshChat."
+    assert not redis.exists(f"zfb:zu:{PERSON}")
+
+
+def _alert(browser) -> bool:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        return bool(browser.switch_to.alert.text)
+    except NoAlertPresentException:
+        return False
