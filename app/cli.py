@@ -1,5 +1,5 @@
 """Every `flask bridge …` command (and `bin/bridge`): dead letters, connections, catch-up,
-backup and restore. Registered on the app by create_app, as one `bridge` group."""
+backup, restore, forgetting a person. Registered on the app by create_app, as one `bridge` group."""
 
 from __future__ import annotations
 
@@ -210,3 +210,12 @@ def cli_remove(connection_id):
         f"removed {connection_id}; {done['kept_as_dead_letters']} queued item(s) kept as dead letters "
         f"(GET /api/dead-letters?connection={connection_id})"
     )
+
+
+@bridge.command("forget")
+@click.argument("connection_id")
+@click.argument("zalo_user_id")
+def cli_forget(connection_id, zalo_user_id):
+    """Forget a person (a data-deletion request): every record of that Zalo user in that
+    connection, counted, as DELETE /api/connections/<id>/users/<zalo_user_id> answers it."""
+    click.echo(dumps(_run(lambda: jobs.forgetting().person(connection_id, zalo_user_id))))

@@ -34,7 +34,7 @@ from app.connections import service as connection_service
 from app.connections import store as connection_store
 from app.connections import verification
 from app.integrations.zalo.errors import ZALO_ERROR
-from app.operations import dead_letters, journal
+from app.operations import dead_letters, forget, journal
 
 SOURCES = Path(__file__).parent / "web" / "console" / "translations"  # the console's catalogue
 
@@ -72,6 +72,9 @@ SHAPES: tuple[str, ...] = (
     *connection_store.TEXTS.values(),
     *connection_service.TEXTS.values(),
     *dead_letters.TEXTS.values(),
+    *forget.TEXTS.values(),
+    "invalid Zalo user",
+    "a whole number from 1 to {most}",
     *verification.TEXTS.values(),
     "invalid connection",
     "the body must be a JSON object",

@@ -129,6 +129,12 @@ def console_session(session_id: str) -> str:
     return f"{CONSOLE_PREFIX}session:{session_id}"
 
 
+def person_folder(zalo_user_id: str) -> str:
+    """A person's media folder: named by a digest, so no link shows whose copy it is, and any
+    id (an anonymous one holds ":") makes a valid object name."""
+    return "u/" + hashlib.sha256(zalo_user_id.encode()).hexdigest()[:32]
+
+
 class Keys:
     """The keys of one connection."""
 
@@ -136,9 +142,12 @@ class Keys:
         self.connection = connection
         self.prefix = ROOT if connection == DEFAULT else f"{ROOT}c:{connection}:"
 
-    def media(self, path: str) -> str:
+    def media(self, path: str, person: str = "") -> str:
         """A media-store object name (not a Redis key): another connection's copies live under
-        its own folder, so two OAs' message ids can never meet; the default's keep their names."""
+        its own folder, so two OAs' message ids can never meet; the default's keep their names.
+        With `person` (a Zalo user id), under that person's folder, so forgetting them finds
+        every copy (app/operations/forget.py); copies made before that have no such folder."""
+        path = f"{person_folder(person)}/{path}" if person else path
         return path if self.connection == DEFAULT else f"c/{self.connection}/{path}"
 
     # -- webhooks and effects
@@ -232,7 +241,9 @@ class Keys:
     # -- catch-up from Zalo's history (app/relay/catchup.py)
     @property
     def catchup(self) -> str:
-        """Hash: the last finished catch-up (when, its window, how many it found and queued)."""
+        """Hash: the last finished catch-up (when, its window, how many it found and queued);
+        from the first activation, `activated_at` and `history_offer` (open, queued, declined),
+        and once the history was brought in, `imported` and `imported_at`."""
         return f"{self.prefix}catchup"
 
     @property
@@ -249,6 +260,12 @@ class Keys:
         """Set while a queued catch-up has not started (its trigger's name, expiring): triggers
         firing meanwhile are merged into it; one firing after it started queues another."""
         return f"{self.prefix}catchup:pending"
+
+    @property
+    def forgotten(self) -> str:
+        """Set: FreshChat users of people forgotten on request (CONTRACT §7), never linked
+        again, so the person's next message starts a new user; bounded by such requests."""
+        return f"{self.prefix}forgotten"
 
     # -- failures
     @property
@@ -337,6 +354,73 @@ class Keys:
 
 
 DEFAULT_KEYS = Keys()
+
+
+# -- one person's records (app/operations/forget.py, CONTRACT §7 "forget a person") ------------------
+# How each family of `Keys` is named: by a Zalo user, by one of their FreshChat conversations, by
+# one of their messages (Zalo's id or FreshChat's), by an event id (`seen(source, id)`), or by an
+# effect whose name holds one of those; `forget` deletes every family listed here for the person.
+# Every member of `Keys` is in PERSONAL or NOT_PERSONAL (a test checks it): a new family is one
+# line here, and cannot be left out of forgetting silently.
+USER, CONVERSATION, ZALO_MESSAGE, FRESHCHAT_MESSAGE, EVENT, EFFECT = (
+    "user",
+    "conversation",
+    "zalo_message",
+    "freshchat_message",
+    "event",
+    "effect",
+)
+PERSONAL = {
+    "zalo_user": USER,
+    "last_seen": USER,
+    "sending_to": USER,
+    "conversation": CONVERSATION,
+    "receipts_of": CONVERSATION,
+    "replies": CONVERSATION,
+    "survey_asked": CONVERSATION,
+    "unfollowed": USER,
+    "sent": ZALO_MESSAGE,
+    "receipt": ZALO_MESSAGE,
+    "message_from_zalo": ZALO_MESSAGE,
+    "message_from_freshchat": FRESHCHAT_MESSAGE,
+    "seen": EVENT,
+    "done": EFFECT,
+    "flight": EFFECT,
+}
+# Families that name nobody, or hold entries of many people that forgetting removes one by one
+# (ENTRIES: the journal, dead letters, last errors; the scheduler's lanes by USER_LANES and
+# CONVERSATION_LANES).
+ENTRIES = ("journal", "journal_items", "dead", "dead_order", "errors")
+NOT_PERSONAL = (
+    *ENTRIES,
+    "forgotten",
+    "reconcile",
+    "agent_name",
+    "last_webhook",
+    "catchup",
+    "catchup_lock",
+    "catchup_guard",
+    "catchup_pending",
+    "relayed",
+    "metrics",
+    "verifier_files",
+    "last_check",
+    "zalo_token",
+    "zalo_token_lock",
+    "oauth_state",
+    "oauth_return",
+    "oauth_link",
+    "rate",
+    "rate_pause",
+    "breaker_ok",
+    "breaker_open",
+    "breaker_probing",
+    "media",
+    "template_statuses",
+    "zalo_templates",
+)
+USER_LANES = (lambda user: f"in:{user}", window_lane)  # before lane_for
+CONVERSATION_LANES = (lambda conversation: f"out:{conversation}", receipts_lane, survey_lane)
 
 
 # -- the bridge's key families (what `bridge restore` may write back, app/operations/backup.py) ----------
@@ -439,6 +523,7 @@ KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "template_statuses": CONNECTION,  # one field per template, at most 1 000
     "zalo_templates": TTL,  # five minutes: /templates reads Zalo afresh
     "unfollowed": USER,  # when the user unfollowed, until they follow again
+    "forgotten": USER,  # one member per person forgotten on request
 }
 SHARED_BOUNDS = {  # families every connection shares, by key shape
     DUE: BRIDGE,  # one member per lane with work or a timer

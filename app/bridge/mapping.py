@@ -65,6 +65,10 @@ class Mapping:
         """FreshChat's "last_seen" was just written (e.g. at user creation)."""
         self.redis.set(self.keys.last_seen(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
 
+    def forgotten(self) -> frozenset[str]:
+        """FreshChat users of people forgotten on request (app/operations/forget.py)."""
+        return frozenset(m.decode() for m in self.redis.smembers(self.keys.forgotten))
+
     def agent_name(self, agent_id: str) -> str | None:
         """A cached agent first name ("" = FreshChat does not know the agent), None when not cached."""
         raw = self.redis.get(self.keys.agent_name(agent_id))

@@ -12,6 +12,7 @@ connection (its token pair above all) leaks into another connection's effective 
 from __future__ import annotations
 
 import logging
+import time
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
@@ -203,6 +204,7 @@ class ConnectionService:
             self._refuse_split_merge(record)
             self.store.put(record)
             self._seed_tokens(record, record["zalo"])
+            self._activated(record)
         log.info("connections.created", extra={"connection": record["id"]})
         return record["id"]
 
@@ -222,7 +224,18 @@ class ConnectionService:
             self._refuse_split_merge(record)
             self._put(record)
             self._seed_tokens(record, (body.get("zalo") or {}) if isinstance(body, dict) else {})
+            self._activated(record)
         log.info("connections.updated", extra={"connection": connection_id, "fields": ",".join(sorted(body))})
+
+    def _activated(self, record: dict) -> None:
+        """The first time a connection is on, its catch-ups start reading Zalo's history from
+        now, not back to the horizon: the chats from before come in only when the operator
+        chooses it (the console's offer, app/relay/catchup.py `import_history`)."""
+        if not record.get("enabled"):
+            return
+        k, now = Keys(record["id"]), str(int(time.time() * 1000))
+        if self.redis.hsetnx(k.catchup, "started_at", now):  # no catch-up ever ran: the first activation
+            self.redis.hset(k.catchup, mapping={"activated_at": now, "history_offer": "open"})
 
     def set_enabled(self, connection_id: str, enabled: bool) -> None:
         self.update(connection_id, {"enabled": enabled})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 import unicodedata
 from dataclasses import dataclass
@@ -98,6 +99,15 @@ class LocalMediaStore:
         check_key(key)
         return None
 
+    def delete_under(self, folder: str) -> int:
+        """Delete every object in `folder` (a key prefix ending in "/"); how many there were."""
+        top = self._path(folder.rstrip("/"))
+        if not top.is_dir():
+            return 0
+        count = sum(1 for meta in top.rglob("*" + META_SUFFIX) if meta.is_file())  # one sidecar per object
+        shutil.rmtree(top)  # never follows a link inside, and `_path` kept `top` inside the root
+        return count
+
 
 def _write_atomic(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never half of it."""
@@ -160,6 +170,18 @@ class S3MediaStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
+
+    def delete_under(self, folder: str) -> int:
+        """Delete every object whose key starts with `folder` (ending in "/"); how many."""
+        check_key(folder.rstrip("/"))
+        deleted = 0
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder)
+        for page in pages:
+            found = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if found:  # a page holds at most 1000 keys, as many as one delete_objects takes
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": found, "Quiet": True})
+                deleted += len(found)
+        return deleted
 
     def redirect_url(self, key: str) -> str | None:
         """A fresh 1-hour GET link, or None when the object is gone (the route then 404s)."""

@@ -108,6 +108,7 @@ def connection_status(
         "reconciled": _counts(settled),
         "last_webhook": {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)},
         "catch_up": catch_up_state(catchup),
+        "history": history_state(catchup),
         **(depth or queue_depths(redis).get(connection_id) or _EMPTY),
         "last_errors": [e.decode() for e in errors],
         "relayed_today": Journal(redis, connection_id).relayed_today(),
@@ -142,6 +143,20 @@ def catch_up_state(raw: dict) -> dict | None:
         "since": int(record.get("since") or 0) / 1000,
         **counts,
         "newest_missed_at": newest / 1000 if newest else None,
+    }
+
+
+def history_state(raw: dict) -> dict:
+    """The history import offered at a connection's first activation: `offer` ("open" until
+    the operator chooses, "queued", "declined"; "" for a connection activated before the offer
+    existed), the days chosen, and once done how many messages it queued (`imported`)."""
+    record = {k.decode(): v.decode() for k, v in raw.items()}
+    imported = record.get("imported")
+    return {
+        "offer": record.get("history_offer", ""),
+        "days": int(record.get("history_days") or 0),
+        "imported": int(imported) if imported is not None else None,
+        "imported_at": int(record["imported_at"]) / 1000 if record.get("imported_at") else None,
     }
 
 

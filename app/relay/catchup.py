@@ -52,6 +52,8 @@ MAX_CHAT_PAGES = 100  # 1000 chats per catch-up
 MAX_MESSAGE_PAGES = 50  # 500 messages per chat
 RATE_WAITS = 30  # waits for the rate limiter in a row before the catch-up gives up
 LOCK_SECONDS = 900  # a catch-up taking longer lets the next trigger start another
+HISTORY = "history"  # the reason of the history import an operator chose at first activation
+DAY_MS = 86400 * 1000
 AGAIN = "again"  # the pending mark of a catch-up that found another running and gave up
 FAILURE_FIELDS = ("failed_at", "failed_reason", "error")  # the last failure, until one finishes
 ERROR_CHARS = 300
@@ -111,6 +113,8 @@ def _record(ctx: RelayContext, outcome: Outcome, contiguous: bool) -> None:
     record = {k: str(v) for k, v in asdict(outcome).items()}
     if not contiguous:
         del record["started_at"]
+    if outcome.reason == HISTORY:  # counted on the dashboard, whatever catch-ups come after
+        record |= {"imported": str(outcome.queued), "imported_at": str(outcome.finished_at)}
     pipe = ctx.redis.pipeline()
     pipe.hset(ctx.keys.catchup, mapping=record)
     pipe.hdel(ctx.keys.catchup, *FAILURE_FIELDS)  # a finished run ends the failure shown
@@ -271,3 +275,34 @@ def on_demand(redis, connections: Connections, connection_id: str, since=None) -
         raise Problem(400, str(exc), {"since": str(exc)}) from None
     enqueue(redis, conn.id, "on_demand", since_ms)
     return since_ms
+
+
+def history_days(settings) -> int:
+    """How many days back a history import may read: the catch-up horizon (never beyond the
+    dedupe window), in whole days, at least one."""
+    return max(1, min(settings.catchup_horizon_seconds, settings.dedupe_ttl_seconds) // 86400)
+
+
+def import_history(redis, connections: Connections, connection_id: str, days, settings) -> int:
+    """The operator chose, at the connection's first activation, to bring in the last `days`
+    days of the OA's chats: a catch-up from then, each message relayed with its own time
+    (app/relay/inbound.py marks a late one with it). Answers the window's start (epoch ms)."""
+    conn = connections.get(connection_id)
+    if not conn.enabled:
+        raise Problem(409, f"connection {connection_id} is disabled")
+    most = history_days(settings)
+    try:
+        count = int(days)
+    except (TypeError, ValueError):
+        count = 0
+    if not 1 <= count <= most:
+        raise Problem(400, "invalid query", {"days": f"a whole number from 1 to {most}"})
+    since_ms = now_ms() - count * DAY_MS
+    enqueue(redis, conn.id, HISTORY, since_ms)
+    redis.hset(Keys(conn.id).catchup, mapping={"history_offer": "queued", "history_days": str(count)})
+    return since_ms
+
+
+def decline_history(redis, connection_id: str) -> None:
+    """The operator does not want the chats from before: the offer is not shown again."""
+    redis.hset(Keys(connection_id).catchup, "history_offer", "declined")

@@ -204,27 +204,31 @@ def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict, event:
 
     Lanes serialise each Zalo user's events, so concurrent first messages reach this one at
     a time; the reference_id look-up covers a crash between creation and our mapping write.
+    It never finds a user the bridge was asked to forget: a forgotten person starts afresh.
     """
     if known.get("fc_user_id"):
         people.adopt(ctx, zalo_user, known, event)
         return known["fc_user_id"]
     profile = cache(lambda: {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))  # read once, if at all
     extra = user_properties.extra(ctx, known)
+    forgotten = ctx.mapping.forgotten()  # users the bridge was asked to forget: never found again
     found: dict = {}  # a user FreshChat already had (a crash before our mapping write, another OA)
     looked: list[str] = []
 
     def find_or_create(reference: str) -> dict:
         looked.append(reference)
-        found.update(ctx.freshchat.find_user(reference) or {})
+        found.update(ctx.freshchat.find_user(reference, skip=forgotten) or {})
         return found or ctx.freshchat.create_user(user_payload(reference, zalo_user, profile(), extra))
 
     by_app = people.person_of(ctx, zalo_user, event, profile)
     if by_app:
         claimant = f"{ctx.connection}:{zalo_user}"
         user_id = people.shared_user(ctx, by_app, find_or_create, claimant=claimant)
-        if not looked:  # another OA's user: read it once, to add this OA to the names it carries
+        if user_id in forgotten:  # forgotten through this OA: it starts afresh, on its own
+            by_app = ""
+        elif not looked:  # another OA's user: read it once, to add this OA to the names it carries
             found.update(ctx.freshchat.find_user(people.reference_id(ctx, by_app)) or {})
-    else:
+    if not by_app:
         user_id = find_or_create(reference_id(ctx.settings, zalo_user))["id"]
     person = {"user_id_by_app": by_app} if by_app else {}
     fields = {**person, **user_properties.as_fields(extra)}

@@ -302,7 +302,7 @@ def send_text(
     the media store plus a signed text with its link."""
     if len(dress.signed(text)) <= TEXT_LIMIT:
         return send_words(ctx, zalo_user, dress.signed(text), dress.quote)
-    key = ctx.keys.media(f"fc/{msg_id}/{index}")
+    key = ctx.keys.media(f"fc/{msg_id}/{index}", person=zalo_user)
     ctx.media.put(
         key, text.encode("utf-8"), content_type="text/plain; charset=utf-8", filename=f"message-{msg_id[:8]}.txt"
     )
@@ -324,7 +324,7 @@ def send_media(ctx: RelayContext, zalo_user: str, msg_id: str, index: int, part:
         )
     upload_kind = zalo_upload_kind(got.content_type, len(got.data)) if kind != "video" else None
     if upload_kind is None:
-        return send_link(ctx, zalo_user, ctx.keys.media(f"fc/{msg_id}/{index}"), got)
+        return send_link(ctx, zalo_user, ctx.keys.media(f"fc/{msg_id}/{index}", person=zalo_user), got)
     return send_attachment(ctx, zalo_user, msg_id, index, upload_kind, got)
 
 
@@ -385,7 +385,7 @@ def send_attachment(ctx: RelayContext, zalo_user: str, msg_id: str, index: int, 
         if exc.code not in CONTENT_REFUSALS:
             raise
         log.warning("relay.attachment_refused_sent_as_link", extra={"code": exc.code, "message_id": msg_id})
-        return send_link(ctx, zalo_user, ctx.keys.media(f"fc/{msg_id}/{index}"), got)
+        return send_link(ctx, zalo_user, ctx.keys.media(f"fc/{msg_id}/{index}", person=zalo_user), got)
     return sent, f"{'📎' if kind == 'file' else '🖼'} {got.filename}"
 
 

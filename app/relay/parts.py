@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from app.bridge.mapping import SNIPPET_CHARS
 from app.errors import RetryableError
+from app.integrations.zalo.schemas import zalo_user
 from app.media.fetch import MediaFetchError, download
 from app.media.links import media_url
 from app.relay.context import Progress, RelayContext
@@ -138,7 +139,7 @@ def attachment_parts(ctx: RelayContext, event: dict, index: int, attachment: dic
 
 def media_parts(ctx: RelayContext, event: dict, index: int, kind: str, payload: dict, attempts: int = 0) -> list[Part]:
     """Copy to the media store; types FreshChat has no part for travel as a text link."""
-    key = ctx.keys.media(f"zalo/{event['message']['msg_id']}/{index}")
+    key = ctx.keys.media(f"zalo/{event['message']['msg_id']}/{index}", person=zalo_user(event))
     try:
         stored = ctx.effects.once(f"media:{key}", lambda: copy_media(ctx, key, payload))
     except MediaFetchError as exc:

@@ -95,6 +95,13 @@ def connection_events(connection_id: str):
     return jsonify({"connection": connection_id, "events": found})
 
 
+@bp.delete("/connections/<connection_id>/users/<path:zalo_user_id>")
+def forget_person(connection_id: str, zalo_user_id: str):
+    """A data-deletion request: every record of that Zalo user in that connection, counted
+    (app/operations/forget.py); FreshChat's own copy is FreshChat's to delete."""
+    return jsonify(jobs.forgetting().person(connection_id, zalo_user_id))
+
+
 @bp.get("/connections/<connection_id>/verification")
 def list_verification(connection_id: str):
     return jsonify({"connection": connection_id, "files": jobs.uploads().files(connection_id)})

@@ -16,6 +16,7 @@ from app.integrations.http import build_session
 from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.tokens import TokenKeeper
 from app.operations.dead_letters import DeadLetterDesk
+from app.operations.forget import Forgetting
 from app.operations.overview import Overview
 
 
@@ -63,3 +64,7 @@ def template_catalogue(connection_id: str) -> Catalogue:
     keys, session = Keys(connection.id), build_session()
     tokens = TokenKeeper(TokenStore.of(redis(), connection.settings, keys), connection.settings, session)
     return Catalogue(redis(), keys, ZaloClient(session, connection.settings, tokens))
+
+
+def forgetting() -> Forgetting:
+    return Forgetting(redis(), current_app.extensions["media_store"])

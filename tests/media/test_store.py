@@ -341,3 +341,14 @@ def test_links_are_signed_for_the_public_endpoint_when_it_differs(aws):
     store.client = aws  # moto answers the head request; only the presigner's address matters here
     aws.put_object(Bucket=BUCKET, Key="zalo/m/0", Body=b"x", ContentType="image/png")
     assert store.redirect_url("zalo/m/0").startswith(f"https://media.example.com/{BUCKET}/zalo/m/0?")
+
+
+def test_delete_under_removes_a_folder_and_counts_it_leaving_its_neighbours(store):
+    for key in ("u/abc/zalo/m1/0", "u/abc/fc/m2/0", "u/abcd/zalo/m3/0", "zalo/m4/0"):
+        store.put(key, b"x", content_type="image/png", filename="a.png")
+    assert store.delete_under("u/abc/") == 2
+    assert not store.exists("u/abc/zalo/m1/0") and not store.exists("u/abc/fc/m2/0")
+    assert store.exists("u/abcd/zalo/m3/0") and store.exists("zalo/m4/0")  # a longer name is another folder
+    assert store.delete_under("u/abc/") == 0 and store.delete_under("zalo/never/") == 0
+    with pytest.raises(ValueError):
+        store.delete_under("../")

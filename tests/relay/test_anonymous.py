@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests_mock
 
-from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.keys import DEFAULT_KEYS, person_folder
 from app.integrations.zalo.schemas import ANONYMOUS, load_event, to_event
 from app.media.links import media_url
 from sandbox.helpers import CHANNEL, FC_API, PDF, PNG, ZALO_API, ZALO_OA_ID, load_fixture, partners_answer_probes
@@ -17,6 +17,7 @@ from tests.relay.test_outbound import run as run_outbound
 
 ANON = "2a8f6c1d9e3b47f5a0c2"
 PARTY = ANONYMOUS + ANON
+FOLDER = person_folder(PARTY)  # where copies of the visitor's media are kept
 ZALO_CONV = "7f3e2d1c0b9a8f7e6d5c"
 FC_USER = "9047e655-1e83-463e-b1b6-4a44beb1f07f"
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
@@ -101,14 +102,14 @@ def test_a_first_visit_creates_a_user_named_by_the_end_of_its_id_without_asking_
 @pytest.mark.parametrize(
     "name,part",
     [
-        ("anonymous_send_image", lambda s: {"image": {"url": media_url(s, "zalo/aa22c3d4e5f6a7b8c9d0/0")}}),
-        ("anonymous_send_sticker", lambda s: {"image": {"url": media_url(s, "zalo/aa44c3d4e5f6a7b8c9d0/0")}}),
+        ("anonymous_send_image", lambda s: {"image": {"url": media_url(s, f"{FOLDER}/zalo/aa22c3d4e5f6a7b8c9d0/0")}}),
+        ("anonymous_send_sticker", lambda s: {"image": {"url": media_url(s, f"{FOLDER}/zalo/aa44c3d4e5f6a7b8c9d0/0")}}),
         (
             "anonymous_send_file",
             lambda s: {
                 "file": {
                     "name": "Báo giá tháng 11.pdf",
-                    "url": media_url(s, "zalo/aa33c3d4e5f6a7b8c9d0/0"),
+                    "url": media_url(s, f"{FOLDER}/zalo/aa33c3d4e5f6a7b8c9d0/0"),
                     "content_type": "application/pdf",
                     "file_size_in_bytes": len(PDF),
                 }

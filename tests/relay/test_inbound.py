@@ -8,6 +8,7 @@ import pytest
 import requests_mock
 
 from app.bridge import keys
+from app.bridge.keys import person_folder
 from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.schemas import to_event
 from app.media.links import media_url
@@ -16,6 +17,7 @@ from sandbox.helpers import CHANNEL, FC_API, GIF, PDF, PNG, ZALO_API, load_fixtu
 from workers.drain import Drainer
 
 USER = "246845883529197922"
+FOLDER = person_folder(USER)  # where copies of this person's media are kept
 FC_USER = "9047e655-1e83-463e-b1b6-4a44beb1f07f"
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 CDN = "https://cdn.zalo-example.vn"
@@ -76,14 +78,14 @@ def expected_parts(settings, name: str) -> list[dict]:
     img = lambda key: {"image": {"url": media_url(settings, key)}}  # noqa: E731
     return {
         "user_send_text": [{"text": {"content": "Xin chào, tôi cần hỗ trợ đơn hàng #123 🙏"}}],
-        "user_send_image": [{"text": {"content": "Ảnh sản phẩm bị lỗi"}}, img("zalo/a1b2c3d4e5f6a7b8c9d0/0")],
-        "user_send_gif": [img("zalo/b1b2c3d4e5f6a7b8c9d0/0")],
-        "user_send_sticker": [img("zalo/c1b2c3d4e5f6a7b8c9d0/0")],
+        "user_send_image": [{"text": {"content": "Ảnh sản phẩm bị lỗi"}}, img(f"{FOLDER}/zalo/a1b2c3d4e5f6a7b8c9d0/0")],
+        "user_send_gif": [img(f"{FOLDER}/zalo/b1b2c3d4e5f6a7b8c9d0/0")],
+        "user_send_sticker": [img(f"{FOLDER}/zalo/c1b2c3d4e5f6a7b8c9d0/0")],
         "user_send_file": [
             {
                 "file": {
                     "name": "Báo giá tháng 11.pdf",
-                    "url": media_url(settings, "zalo/d1b2c3d4e5f6a7b8c9d0/0"),
+                    "url": media_url(settings, f"{FOLDER}/zalo/d1b2c3d4e5f6a7b8c9d0/0"),
                     "content_type": "application/pdf",
                     "file_size_in_bytes": len(PDF),
                 }
@@ -140,7 +142,7 @@ def test_audio_and_video_arrive_as_file_links_with_their_names(ctx, m, name, msg
                 {
                     "file": {
                         "name": filename,
-                        "url": media_url(ctx.settings, f"zalo/{msg_id}/0"),
+                        "url": media_url(ctx.settings, f"{FOLDER}/zalo/{msg_id}/0"),
                         "content_type": ctype,
                         "file_size_in_bytes": size,
                     }
@@ -154,7 +156,7 @@ def test_audio_and_video_arrive_as_file_links_with_their_names(ctx, m, name, msg
 def test_copied_media_is_stored_byte_exact(ctx, m):
     known_user(ctx)
     run(ctx, load_fixture("zalo", "webhooks", "user_send_file.json"))
-    stored = ctx.media.get("zalo/d1b2c3d4e5f6a7b8c9d0/0")
+    stored = ctx.media.get(f"{FOLDER}/zalo/d1b2c3d4e5f6a7b8c9d0/0")
     assert stored.data == PDF and stored.filename == "Báo giá tháng 11.pdf"
 
 
@@ -370,7 +372,7 @@ def test_a_cdn_blip_that_recovers_delivers_the_copy(ctx, m):
     time.sleep(0.1)
     Drainer(ctx).drain(f"in:{USER}")
     assert fc_posts(m)[0]["message_parts"][1] == {
-        "image": {"url": media_url(ctx.settings, "zalo/a1b2c3d4e5f6a7b8c9d0/0")}
+        "image": {"url": media_url(ctx.settings, f"{FOLDER}/zalo/a1b2c3d4e5f6a7b8c9d0/0")}
     }
 
 
@@ -387,7 +389,7 @@ def refused() -> dict:
 
 def image_forms(settings) -> list[list[dict]]:
     """The image message as built, with the image as a file part, and with a text link."""
-    url = media_url(settings, f"zalo/{IMAGE_MSG}/0")
+    url = media_url(settings, f"{FOLDER}/zalo/{IMAGE_MSG}/0")
     return [
         [CAPTION, {"image": {"url": url}}],
         [
@@ -545,11 +547,11 @@ def test_an_unknown_attachment_type_is_copied_and_sent_as_a_link(ctx, m):
     known_user(ctx)
     m.get(f"{CDN}/img/p2.jpg", content=PNG, headers={"Content-Type": "image/jpeg"})
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image__photo_type.json"))
-    link = media_url(ctx.settings, "zalo/61b2c3d4e5f6a7b8c9d0/0")
+    link = media_url(ctx.settings, f"{FOLDER}/zalo/61b2c3d4e5f6a7b8c9d0/0")
     assert fc_posts(m) == [
         as_user([{"text": {"content": "Hàng giao bị móp"}}, {"text": {"content": f"[photo] {link}"}}])
     ]
-    assert ctx.media.get("zalo/61b2c3d4e5f6a7b8c9d0/0").data == PNG
+    assert ctx.media.get(f"{FOLDER}/zalo/61b2c3d4e5f6a7b8c9d0/0").data == PNG
 
 
 def test_an_unknown_attachment_that_cannot_be_copied_keeps_zalos_link(ctx, m):
@@ -700,5 +702,5 @@ def test_a_dead_letter_note_reads_wholly_in_vietnamese(ctx, m, vi_agents):
 def test_an_image_sent_as_a_link_is_named_in_vietnamese(ctx, m, vi_agents):
     m.post(f"{FC_API}/conversations/{CONV}/messages", [refused(), refused(), {"json": {"id": "fc-msg-9"}}])
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
-    url = media_url(ctx.settings, f"zalo/{IMAGE_MSG}/0")
+    url = media_url(ctx.settings, f"{FOLDER}/zalo/{IMAGE_MSG}/0")
     assert fc_posts(m)[-1] == as_user([CAPTION, {"text": {"content": f"[ảnh] {url}"}}])

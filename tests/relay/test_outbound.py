@@ -10,7 +10,7 @@ import pytest
 import requests
 import requests_mock
 
-from app.bridge.keys import DEFAULT_KEYS
+from app.bridge.keys import DEFAULT_KEYS, person_folder
 from app.bridge.lanes import Item, now_ms
 from app.media.links import media_url
 from sandbox.helpers import (
@@ -27,6 +27,7 @@ from sandbox.helpers import (
 from workers.drain import Drainer
 
 USER = "246845883529197922"
+FOLDER = person_folder(USER)  # where copies of this person's media are kept
 FC_USER = "9047e655-1e83-463e-b1b6-4a44beb1f07f"
 CONV = "35e80ec8-5b4c-4a3d-8e2f-1c0b9a8d7e6f"
 AGENT = "1b8d2418-4f6b-4b0e-9d1c-7a5e2f3c4d5e"
@@ -135,7 +136,7 @@ def test_longer_text_becomes_a_txt_link_serving_the_exact_text(ctx, m, app, sett
     text = ("Tiếng Việt có dấu 🇻🇳 " * 3000)[:length]
     run(ctx, agent_message("m-long", [{"text": {"content": text}}]))
     [body] = sent(m)
-    link = media_url(ctx.settings, "fc/m-long/0")
+    link = media_url(ctx.settings, f"{FOLDER}/fc/m-long/0")
     preview = text[:300].rstrip()
     assert body["message"]["text"] == f"{preview}…\n\n" + LONG_LINES[language].format(length=length, link=link)
     assert len(body["message"]["text"]) <= 2000
@@ -169,7 +170,7 @@ def test_jpeg_over_1mb_goes_as_a_link(ctx, m, app):
     m.get(f"{ASSETS}/img/big.jpg", content=BIG_JPEG)
     run(ctx, agent_message("m-big", [{"image": {"url": f"{ASSETS}/img/big.jpg"}}]))
     assert not [r for r in m.request_history if "/upload/" in r.url]
-    link = media_url(ctx.settings, "fc/m-big/0")
+    link = media_url(ctx.settings, f"{FOLDER}/fc/m-big/0")
     assert text_of(m.request_history[-1]) == f"🖼 Ảnh big.jpg: {link}"
     assert app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data == BIG_JPEG
 
@@ -197,7 +198,7 @@ def test_zip_goes_as_a_link(ctx, m, settings, language, line):
     ctx.settings = replace(settings, customer_language=language)
     m.get(f"{ASSETS}/files/logs.zip", content=ZIP)
     run(ctx, agent_message("m-zip", [{"file": {"name": "logs.zip", "url": f"{ASSETS}/files/logs.zip"}}]))
-    assert text_of(m.request_history[-1]) == line.format(link=media_url(ctx.settings, "fc/m-zip/0"))
+    assert text_of(m.request_history[-1]) == line.format(link=media_url(ctx.settings, f"{FOLDER}/fc/m-zip/0"))
 
 
 def test_text_image_and_file_parts_go_out_in_order(ctx, m):
@@ -462,7 +463,7 @@ def test_text_with_quick_replies_over_2000_characters_becomes_a_txt_link(ctx, m,
     text = "x" * 1995
     run(ctx, agent_message("m-qr-long", [{"text": {"content": text}}], reply_parts=QUICK_REPLIES))
     [body] = sent(m)
-    link = media_url(ctx.settings, "fc/m-qr-long/0")
+    link = media_url(ctx.settings, f"{FOLDER}/fc/m-qr-long/0")
     assert body["message"]["text"].endswith(f"📄 Toàn bộ tin nhắn (2011 ký tự): {link}")
     served = app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data
     assert served == f"{text}\n\n1. Có\n2. Không".encode()
@@ -565,7 +566,7 @@ def test_attachment_zalo_refuses_on_upload_goes_as_a_link(ctx, m, app, code):
     m.post(f"{ZALO_API}/v2.0/oa/upload/image", json={"error": code, "message": "refused"})
     event = load_fixture("freshchat", "webhooks", "message_create__agent_image.json")
     assert run(ctx, event) == "empty"
-    link = media_url(ctx.settings, f"fc/{event['data']['message']['id']}/0")
+    link = media_url(ctx.settings, f"{FOLDER}/fc/{event['data']['message']['id']}/0")
     assert sent(m) == [{"recipient": {"user_id": USER}, "message": {"text": f"🖼 Ảnh reply.png: {link}"}}]
     assert app.test_client().get(link.removeprefix(ctx.settings.public_base_url)).data == PNG
     assert notes(m) == []
@@ -576,7 +577,7 @@ def test_attachment_zalo_refuses_on_send_goes_as_a_link(ctx, m):
     m.post(CS, [{"json": {"error": -201, "message": "attachment is invalid"}}, ok()])
     event = load_fixture("freshchat", "webhooks", "message_create__agent_file.json")
     run(ctx, event)
-    link = media_url(ctx.settings, f"fc/{event['data']['message']['id']}/0")
+    link = media_url(ctx.settings, f"{FOLDER}/fc/{event['data']['message']['id']}/0")
     file_message = {"attachment": {"type": "file", "payload": {"token": "file-token"}}}
     assert sent(m) == [
         {"recipient": {"user_id": USER}, "message": file_message},

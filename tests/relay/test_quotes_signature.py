@@ -13,7 +13,7 @@ from app.relay.outbound import Dress
 from sandbox.helpers import FC_API, PNG, ZALO_API, load_fixture, partners_answer_probes
 from tests.relay.test_inbound import REPLY, as_user, known_user
 from tests.relay.test_inbound import run as run_inbound
-from tests.relay.test_outbound import AGENT, ASSETS, CONV, FC_USER, USER, agent_message, ok
+from tests.relay.test_outbound import AGENT, ASSETS, CONV, FC_USER, FOLDER, USER, agent_message, ok
 from tests.relay.test_outbound import run as run_outbound
 from workers.context import WorkerContext
 
@@ -193,9 +193,10 @@ def test_a_long_text_keeps_the_agents_words_in_the_file_and_signs_the_message(ct
     run_outbound(signing(ctx), agent_message("m-long", [{"text": {"content": text}}]))
     [body] = zalo_sends(m)
     assert body["message"]["text"].endswith(
-        "ký tự): " + media_url_of(ctx, "fc/m-long/0") + "\n— Lan"
+        "ký tự): " + media_url_of(ctx, f"{FOLDER}/fc/m-long/0") + "\n— Lan"
     )  # customer_language vi
-    served = app.test_client().get(media_url_of(ctx, "fc/m-long/0").removeprefix(ctx.settings.public_base_url))
+    link = media_url_of(ctx, f"{FOLDER}/fc/m-long/0")
+    served = app.test_client().get(link.removeprefix(ctx.settings.public_base_url))
     assert served.data == text.encode()
 
 

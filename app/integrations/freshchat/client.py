@@ -33,10 +33,11 @@ class FreshchatClient(BaseClient):
         self.group_id = settings.freshchat_group_id  # "": FreshChat's own routing decides
         self.headers = auth_headers(settings.freshchat_api_key)
 
-    def find_user(self, reference_id: str) -> dict | None:
-        """The user whose reference_id matches exactly (the filter is not trusted blindly)."""
+    def find_user(self, reference_id: str, skip: frozenset[str] = frozenset()) -> dict | None:
+        """The user whose reference_id matches exactly (the filter is not trusted blindly), but
+        none whose id is in `skip` (users the bridge was asked to forget)."""
         users = self._call("GET", "/users", params={"reference_id": reference_id}).get("users") or []
-        return next((u for u in users if u.get("reference_id") == reference_id), None)
+        return next((u for u in users if u.get("reference_id") == reference_id and u.get("id") not in skip), None)
 
     def create_user(self, user: dict) -> dict:
         return self._call("POST", "/users", json=user)

@@ -37,6 +37,7 @@ CATCH_UP_REASONS = {
     "quiet": _l("Zalo webhooks had gone quiet"),
     "on_demand": _l("on demand"),
     "command_line": _l("from the command line"),
+    "history": _l("bringing in the chats from before the first activation"),
 }
 # An event's state (app/operations/journal.py STATES): the API keeps the code, a page shows the word.
 STATE_LABELS = {
@@ -197,6 +198,7 @@ def _form_page(view: dict | None, values: dict, **extra):
         template_statuses=template_statuses(current_app.extensions["redis"], view["id"]) if view else {},
         # sandbox mode: the simulators' spare OA and FreshChat account, to paste (sandbox/routes.py)
         sandbox_spare=current_app.extensions.get("sandbox_spare") if view is None else None,
+        history_days=catchup.history_days(settings()),
         **extra,
     )
 
@@ -227,6 +229,31 @@ def catch_up(connection_id: str):
         flash(gettext("Activate the connection first: a catch-up relays what it finds."), "error")
     else:
         flash(gettext("Catch-up queued: a worker reads Zalo's history and relays what no webhook brought."))
+    return redirect(url_for("console.edit_connection", connection_id=connection_id))
+
+
+@bp.post("/connections/<connection_id>/history")
+def import_history(connection_id: str):
+    """The offer of a connection's first activation: bring in the last N days of the OA's
+    chats through a catch-up (`days`), or not (`decline`). Nothing is read unless chosen."""
+    if request.form.get("decline"):
+        catchup.decline_history(jobs.redis(), jobs.connections().get(connection_id).id)
+        flash(gettext("The chats from before are left out."))
+        return redirect(url_for("console.edit_connection", connection_id=connection_id))
+    days = request.form.get("days", "")
+    try:
+        catchup.import_history(jobs.redis(), jobs.connections(), connection_id, days, jobs.settings())
+    except Problem as exc:
+        if exc.status not in (400, 409):
+            raise
+        flash("; ".join(map(said, exc.fields.values())) or said(exc.message), "error")
+    else:
+        flash(
+            gettext(
+                "Queued: a worker brings in the last %(days)s day(s) of chats, each message with its own time.",
+                days=days,
+            )
+        )
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
 
 
@@ -336,4 +363,30 @@ def dead_letters(connection_id: str):
         flash(gettext("%(count)d replayed.", count=done))
     else:
         flash(gettext("%(count)d dropped.", count=done))
+    return redirect(url_for("console.events", connection_id=connection_id))
+
+
+@bp.post("/connections/<connection_id>/forget")
+def forget_person(connection_id: str):
+    """What DELETE /api/connections/<id>/users/<zalo_user_id> does, once the box saying that it
+    cannot be undone is ticked; FreshChat's copy is FreshChat's to delete, and the page says so."""
+    zalo_user = request.form.get("zalo_user_id", "").strip()
+    if request.form.get("confirm") != "1":
+        flash(gettext("Tick the box to confirm: forgetting a person cannot be undone."), "error")
+        return redirect(url_for("console.events", connection_id=connection_id))
+    try:
+        done = jobs.forgetting().person(connection_id, zalo_user)
+    except Problem as exc:
+        if exc.status not in (400, 404):
+            raise
+        flash("; ".join(map(said, exc.fields.values())) or said(exc.message), "error")
+        return redirect(url_for("console.events", connection_id=connection_id))
+    count = sum(done["deleted"].values())
+    flash(gettext("Zalo user %(user)s forgotten: %(count)d records deleted.", user=zalo_user, count=count))
+    if done["freshchat"]["user"]:
+        flash(
+            gettext(
+                "FreshChat keeps its own copy (user %(user)s): delete it in FreshChat.", user=done["freshchat"]["user"]
+            )
+        )
     return redirect(url_for("console.events", connection_id=connection_id))
