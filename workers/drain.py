@@ -107,15 +107,15 @@ class Drainer:
 
     def drain(self, lane: str) -> str:
         """Process `lane` if it is due and free; return what happened (for logs and tests)."""
-        token = self.ctx.lanes.acquire(lane)
-        if token is None:
+        taken = self.ctx.lanes.take(lane)
+        if taken is None:
             return "busy-or-not-due"
-        return self.drain_held(lane, token)
+        return self.drain_held(lane, *taken)
 
-    def drain_held(self, lane: str, token: str) -> str:
-        """Process the lane we hold until it is empty, deferred or its slice ends."""
+    def drain_held(self, lane: str, token: str, head: tuple[str, Item] | None) -> str:
+        """Process the lane we hold (`head`: its head when we took it) until it is empty,
+        deferred or its slice ends."""
         try:
-            head = self.ctx.lanes.head(lane)
             deadline = time.monotonic() + LANE_SLICE_SECONDS
             while head is not None and time.monotonic() < deadline:
                 outcome, head = self._step(lane, token, *head)
@@ -168,7 +168,7 @@ class Drainer:
             return Outcome(ctx, lane, item, RETRYING), wait + random.uniform(0, 1)
 
         def progress() -> None:
-            if not self.ctx.lanes.renew(lane, token):
+            if not self.ctx.lanes.keep(lane, token):
                 raise LeaseLost(lane)
 
         try:

@@ -116,6 +116,18 @@ def test_only_the_holder_renews_or_releases_its_lease(redis):
     assert lanes.renew("in:a", token) and redis.pttl(lease("in:a")) > 1000
 
 
+def test_keep_asks_redis_only_once_a_tenth_of_the_lease_has_passed(redis):
+    lanes = Lanes(redis, lease_ms=300)
+    lanes.accept("in:a", item(1))
+    token = lanes.acquire("in:a")
+    redis.set(lease("in:a"), "someone-else")  # cannot happen while the lease is young...
+    assert lanes.keep("in:a", token)  # ...so a young lease is not looked at
+    time.sleep(0.04)  # past 30 ms, a tenth of it
+    assert not lanes.keep("in:a", token)  # now Redis is asked: not ours
+    redis.set(lease("in:a"), token)
+    assert lanes.keep("in:a", token) and redis.pttl(lease("in:a")) > 250  # renewed
+
+
 def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):
     """The holder renews on progress, so nobody else drains the lane meanwhile."""
     from workers.context import WorkerContext

@@ -77,12 +77,12 @@ def test_append_queues_without_a_dedupe_key(redis):
 
 
 def take(redis, token="t1", now=NOW):
-    return TAKE(redis, lease=LEASE, due=keys.DUE, lane_id=LANE, now=now, token=token, lease_ms=LEASE_MS)
+    return TAKE(redis, lease=LEASE, due=keys.DUE, lane=LIST, lane_id=LANE, now=now, token=token, lease_ms=LEASE_MS)
 
 
 def test_take_leases_a_due_lane_until_the_lease_ends(redis):
     redis.zadd(keys.DUE, {LANE: NOW})
-    assert take(redis) == 1
+    assert take(redis) == [1, None]  # leased, and the lane's head (none here)
     assert redis.get(LEASE) == b"t1" and LEASE_MS - 1000 < redis.pttl(LEASE) <= LEASE_MS
     assert due(redis) == NOW + LEASE_MS
 
@@ -92,6 +92,12 @@ def test_take_refuses_a_leased_lane(redis):
     redis.set(LEASE, "other", px=LEASE_MS)
     assert take(redis) == 0
     assert redis.get(LEASE) == b"other" and due(redis) == NOW
+
+
+def test_take_hands_back_the_head_with_the_lease(redis):
+    redis.rpush(LIST, "a", "b")
+    redis.zadd(keys.DUE, {LANE: NOW})
+    assert take(redis) == [1, b"a"] and items(redis) == ["a", "b"]
 
 
 def test_take_refuses_a_lane_not_due_yet_or_not_scheduled(redis):
