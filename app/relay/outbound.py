@@ -253,9 +253,10 @@ def send_to(ctx: RelayContext, zalo_user: str, message: dict) -> str:
     """Zalo's message id. Recorded as in flight first, so an answer that never comes is looked
     for before the message goes again. An anonymous visitor is answered in the Zalo
     conversation their last message named (app/relay/inbound.py keeps it)."""
-    effect = ctx.effects.take_off(to=zalo_user, what=zalo_fingerprint(message))
-    if effect:  # its echo may arrive before its outcome is known (app/relay/inbound.py)
-        ctx.redis.set(ctx.keys.sending_to(zalo_user), effect, ex=echo_patience(ctx.settings))
+    # Its echo may arrive before its outcome is known (app/relay/inbound.py): `sending_to` says
+    # which send it may be.
+    echo = {ctx.keys.sending_to(zalo_user): echo_patience(ctx.settings)}
+    ctx.effects.take_off(marks=echo, to=zalo_user, what=zalo_fingerprint(message))
     anonymous = anonymous_id(zalo_user)
     if not anonymous:
         return send_to_user(ctx, zalo_user, message)
