@@ -276,7 +276,8 @@ def partners(mock: requests_mock.Mocker) -> None:
     mock.post(FC_MESSAGES, json={"id": "fc-msg-1"})
     mock.put(f"{FC_API}/users/{FC_USER}", json={"id": FC_USER})  # "last seen", at most hourly
     mock.get(f"{FC_API}/agents/{agent['id']}", json=agent)  # the agent's name, read once
-    mock.post(ZALO_CS, json={"error": 0, "message": "Success", "data": {"message_id": "zmsg-1"}})
+    # Inside the user's free window Zalo names the quota that paid: the reply quota.
+    mock.post(ZALO_CS, json=load_fixture("zalo", "answers", "message_cs__reply_quota.json"))
     partners_answer_probes(mock)
 
 

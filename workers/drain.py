@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from app.bridge import keys
 from app.bridge.lanes import Item, NotDue, now_ms
@@ -22,7 +23,7 @@ from app.integrations import events
 from app.logs import context_id
 from app.relay import subscribers as after_delivery
 from app.relay.context import Progress
-from app.relay.subscribers import publish
+from app.relay.subscribers import publish, publish_with
 from workers.context import ConnectionUnavailable, WorkerContext
 
 log = logging.getLogger("worker.drain")
@@ -139,6 +140,13 @@ class Drainer:
             # calls; the effects recorded so far keep that re-run from repeating them.
             log.warning("worker.lease_lost", extra={"lane": lane, "item": item.id})
             return "lost-lease", None
+        if retry_in is None and outcome is not None and outcome.state == DELIVERED:
+            # The pop and what the subscribers record go in one round trip. Had our lease been
+            # lost meanwhile (left < 0), the worker now holding the lane records it too: a
+            # journal line written twice, a message counted twice, nothing sent twice.
+            popping = partial(self.ctx.lanes.pop, lane, token, raw)
+            left, following = publish_with(outcome, popping, self.subscribers)
+            return self._next(left, following)
         if retry_in is None:
             left, following = self.ctx.lanes.pop(lane, token, raw)  # left < 0: the lease was lost
         else:
@@ -149,6 +157,11 @@ class Drainer:
             publish(outcome, self.subscribers)
         if retry_in is not None:
             return "deferred", None
+        return self._next(left, following)
+
+    @staticmethod
+    def _next(left: int, following: str | None) -> tuple[str, tuple | None]:
+        """What a pop leaves: the lane empty (given up), lost to another worker, or its next head."""
         if left <= 0:
             return ("empty" if left == 0 else "lost-lease"), None
         return "done", (following, Item.loads(following))

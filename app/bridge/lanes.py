@@ -242,12 +242,15 @@ class Lanes:
     def head(self, lane: str) -> tuple[str, Item] | None:
         return _head(self.redis.lindex(keys.lane(lane), 0))
 
-    def pop(self, lane: str, token: str, raw: str) -> tuple[int, str | None]:
+    def pop(self, lane: str, token: str, raw: str, pipe=None):
         """Drop the processed head: (items left, next head). 0 left means the lane was given
-        up; <0 means we lost the lease (someone else owns the lane) and nothing changed."""
+        up; <0 means we lost the lease (someone else owns the lane) and nothing changed.
+        With `pipe`, the pop joins it and what is returned reads that answer out of the
+        pipeline's first answer: `pop(..., pipe)(answers[0])`."""
         since = time.monotonic()
         got = POP(
             self.redis,
+            client=pipe,
             lease=keys.lease(lane),
             lane=keys.lane(lane),
             due=keys.DUE,
@@ -257,6 +260,11 @@ class Lanes:
             now=now_ms(),
             lease_ms=self.lease_ms,
         )
+        if pipe is not None:
+            return lambda answer: self._popped(token, since, answer)
+        return self._popped(token, since, got)
+
+    def _popped(self, token: str, since: float, got: list) -> tuple[int, str | None]:
         nxt = got[1] if len(got) > 1 else None
         self._held_until(token, since if int(got[0]) > 0 else None)  # a lane left is still ours, renewed
         return int(got[0]), nxt.decode() if isinstance(nxt, bytes) else nxt
