@@ -78,4 +78,4 @@ class LuaScript:
             return client.eval(self.body, len(keys), *keys, *args)
         if self._script is None:
             self._script = redis.register_script(self.source)
-        return self._script(keys=keys, args=args)
+        return self._script(keys=keys, args=args, client=redis)
