@@ -32,7 +32,7 @@ from redis.connection import Connection
 from app.bridge import keys
 from bench.trace import MESSAGES, ROOT, Bridge, partners
 from sandbox.redis_server import RedisServer
-from workers.drain import Drainer
+from workers.drain import Drainer, next_lane
 
 MESSAGES_PER_KIND = 50
 SKIP = ("app/bridge/scripts.py",)  # a script's round trip is named after its caller
@@ -81,12 +81,12 @@ def commands(redis) -> int:
 def worker_turn(bridge: Bridge, drainer: Drainer) -> None:
     """What a running drain job does for one message (workers/drain.py `drain_due`)."""
     ctx = drainer.ctx
-    ctx.redis.blpop([keys.WAKE], timeout=0.01)  # the doorbell the webhook rang
-    claimed = ctx.lanes.claim()
+    rung = ctx.redis.blpop([keys.WAKE], timeout=0.01)  # the doorbell the webhook rang
+    claimed = next_lane(ctx.lanes, rung)
     if claimed is None:
         raise RuntimeError("nothing due after the webhook")
     drainer.drain_held(*claimed)
-    if ctx.lanes.claim() is not None:  # the job's next look finds nothing
+    if next_lane(ctx.lanes, None) is not None:  # the job's next look finds nothing
         raise RuntimeError("a lane still due")
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from functools import partial
 
 from app.bridge import keys
-from app.bridge.lanes import Item, NotDue, now_ms
+from app.bridge.lanes import Item, Lanes, NotDue, now_ms
 from app.bridge.outcome import DELIVERED, DIRECTION_OF_KIND, FAILED, RETRYING, Outcome, Relayed, Subscriber
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
@@ -52,15 +52,24 @@ def drain_due() -> int:
     ctx = worker_context()
     drainer = Drainer(ctx)
     deadline = time.monotonic() + JOB_SLICE_SECONDS
-    drained = 0
+    drained, rung = 0, None
     while time.monotonic() < deadline:
-        claimed = ctx.lanes.claim()
+        claimed = next_lane(ctx.lanes, rung)
         if claimed:
             drainer.drain_held(*claimed)
-            drained += 1
-        elif not ctx.redis.blpop([keys.WAKE], timeout=IDLE_WAIT_SECONDS):
+            drained, rung = drained + 1, None
+        elif not (rung := ctx.redis.blpop([keys.WAKE], timeout=IDLE_WAIT_SECONDS)):
             break
     return drained
+
+
+def next_lane(lanes: Lanes, rung: tuple | None) -> tuple | None:
+    """Claim the lane whose doorbell we heard (`rung`, BLPOP's answer); else one of those the
+    last pop found due when it emptied its lane (none due: no round trip); else the due set's
+    first. Every way ends in `take.lua`, which leases only a lane due and free."""
+    if rung and (claimed := lanes.claim([rung[1].decode()])):
+        return claimed
+    return lanes.claim(lanes.due_seen())
 
 
 def handlers() -> dict[str, Callable]:

@@ -114,6 +114,7 @@ class Lanes:
         self.replicas = replicas  # REDIS_WAIT_REPLICAS: an accepted item is on that many replicas
         self.wait_ms = wait_ms
         self._held: dict[str, float] = {}  # lease token -> monotonic time before its last (re)new
+        self._due_seen: list[str] | None = None  # the lanes due when a pop last emptied its lane
 
     def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0) -> bool:
         """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate).
@@ -205,15 +206,24 @@ class Lanes:
         seen = keys.Keys(connection).seen(event.provider, event.dedupe_id)
         return self.accept(keys.lane_for(connection, event.lane), item, seen, dedupe_ttl)
 
-    def claim(self) -> tuple[str, str, tuple[str, Item] | None] | None:
+    def claim(self, lanes: list[str] | None = None) -> tuple[str, str, tuple[str, Item] | None] | None:
         """(lane, lease token, its head as `head` gives it) for the earliest due lane nobody
-        holds, or None."""
-        for raw in self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=CANDIDATES):
-            lane = raw.decode()
+        holds, or None: among `lanes` when given, else the due set's first."""
+        if lanes is None:
+            lanes = [
+                raw.decode() for raw in self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=CANDIDATES)
+            ]
+        for lane in lanes:
             taken = self.take(lane)
             if taken:
                 return lane, *taken
         return None
+
+    def due_seen(self) -> list[str] | None:
+        """The lanes that were due when our last pop emptied its lane (once; None when that was
+        not the last thing we did): a claim can look there without asking the due set."""
+        seen, self._due_seen = self._due_seen, None
+        return seen
 
     def acquire(self, lane: str) -> str | None:
         """A lease token when this caller may drain `lane` now, else None."""
@@ -259,15 +269,20 @@ class Lanes:
             lane_id=lane,
             now=now_ms(),
             lease_ms=self.lease_ms,
+            candidates=CANDIDATES,
         )
         if pipe is not None:
             return lambda answer: self._popped(token, since, answer)
         return self._popped(token, since, got)
 
     def _popped(self, token: str, since: float, got: list) -> tuple[int, str | None]:
+        left = int(got[0])
+        self._held_until(token, since if left > 0 else None)  # a lane left is still ours, renewed
+        if left == 0:  # the lane is given up: the lanes due now, for the next claim
+            self._due_seen = [lane.decode() for lane in got[1:]]
+            return 0, None
         nxt = got[1] if len(got) > 1 else None
-        self._held_until(token, since if int(got[0]) > 0 else None)  # a lane left is still ours, renewed
-        return int(got[0]), nxt.decode() if isinstance(nxt, bytes) else nxt
+        return left, nxt.decode() if isinstance(nxt, bytes) else nxt
 
     def _held_until(self, token: str, since: float | None) -> None:
         if since is None:

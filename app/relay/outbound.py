@@ -174,7 +174,7 @@ def zalo_user_for(ctx: RelayContext, conversation: str, fc_user: str | None) -> 
     """From our conversation mapping, else from the FreshChat user's reference_id, when it
     names this connection's OA (a user of another OA on the same account is not ours: Zalo
     user ids differ per OA)."""
-    known = ctx.mapping.conversation(conversation).get("zalo_user_id")
+    known = ctx.mapping.conversation_user(conversation)
     if known or not fc_user:
         return known or ""
     reference = ctx.freshchat.get_user(fc_user).get("reference_id") or ""

@@ -32,7 +32,16 @@ def leased(redis, *items, token="t1", now=NOW):
 
 def pop(redis, token="t1", raw="a", now=NOW + 5):
     return POP(
-        redis, lease=LEASE, lane=LIST, due=keys.DUE, token=token, raw=raw, lane_id=LANE, now=now, lease_ms=LEASE_MS
+        redis,
+        lease=LEASE,
+        lane=LIST,
+        due=keys.DUE,
+        token=token,
+        raw=raw,
+        lane_id=LANE,
+        now=now,
+        lease_ms=LEASE_MS,
+        candidates=2,
     )
 
 
@@ -121,6 +130,12 @@ def test_pop_of_the_last_item_gives_the_lane_up(redis):
     leased(redis, "a")
     assert pop(redis) == [0]
     assert not redis.exists(LIST) and not redis.exists(LEASE) and due(redis) is None
+
+
+def test_pop_of_the_last_item_hands_back_the_lanes_due_now(redis):
+    leased(redis, "a")
+    redis.zadd(keys.DUE, {"in:x": NOW - 2, "in:y": NOW - 1, "in:z": NOW, "in:later": NOW + 60000})
+    assert pop(redis) == [0, b"in:x", b"in:y"]  # the `candidates` due first, not the later one
 
 
 def test_pop_refuses_a_wrong_token(redis):
