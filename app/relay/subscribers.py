@@ -10,10 +10,11 @@ A new after-delivery feature is a function `on_outcome(outcome, pipe)` in its ow
 line below; nothing in the relay or drain code changes.
 
 A subscriber never costs a message or repeats a delivery: a delivered item's pop goes first in
-the subscribers' own pipeline (`publish_with`, one round trip for the lane and every record), any
-other outcome is published once the item is popped from (or deferred in) its lane. One that raises is logged (`worker.subscriber_failed`,
-with its traceback) and the others still run; a Redis error when the pipeline executes is logged
-(`worker.outcome_not_recorded`) and what it carried is lost (counts, a journal line, a timer).
+the subscribers' own pipeline (`publish_with`, one round trip for the lane and every record),
+any other outcome is published once the item is popped from (or deferred in) its lane. One that
+raises is logged (`worker.subscriber_failed`, with its traceback) and the others still run; a
+Redis error when the pipeline executes is logged (`worker.outcome_not_recorded`) and what it
+carried is lost (counts, a journal line, a timer).
 """
 
 from __future__ import annotations
