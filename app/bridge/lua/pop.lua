@@ -5,8 +5,11 @@
 -- KEYS: lease lane due
 -- ARGV: token raw lane_id now lease_ms candidates
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
-if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return {-2} end
-redis.call('LPOP', KEYS[2])
+local head = redis.call('LPOP', KEYS[2])
+if head ~= ARGV[2] then
+  if head then redis.call('LPUSH', KEYS[2], head) end
+  return {-2}
+end
 local left = redis.call('LLEN', KEYS[2])
 if left == 0 then
   redis.call('DEL', KEYS[1])
