@@ -15,7 +15,9 @@ Counted per message, for a Zalo text (Zalo -> FreshChat) and an agent text (Fres
   single command), counted by wrapping `Connection.send_packed_command`;
 - commands: Redis's own `INFO stats` `total_commands_processed` delta (Lua scripts' inner
   calls included), less the INFO calls themselves.
-`--list` prints each round trip of the last message with the project function that made it.
+`--list` prints each round trip of the last message with the project function that made it;
+`--cpu` measures the worker's CPU per message instead (process time over its turns, nothing
+counted meanwhile; partners mocked, so this is the bridge's own share of a message).
 """
 
 from __future__ import annotations
@@ -122,7 +124,19 @@ def measure(bridge: Bridge, drainer: Drainer, make, n: int) -> dict:
     }
 
 
-def run(n: int = MESSAGES_PER_KIND) -> list[tuple[str, dict]]:
+def cpu(bridge: Bridge, drainer: Drainer, make, n: int) -> dict:
+    """The worker's CPU per message (this process's user + system time over its turns), with
+    nothing counted meanwhile: the path's own cost, partners mocked by requests-mock."""
+    spent = 0.0
+    for i in range(n):
+        bridge.post(make(5000 + i))
+        before = time.process_time()
+        worker_turn(bridge, drainer)
+        spent += time.process_time() - before
+    return {"worker_cpu_ms": 1000 * spent / n}
+
+
+def run(n: int = MESSAGES_PER_KIND, measure_cpu: bool = False) -> list[tuple[str, dict]]:
     server = RedisServer(appendonly=False).start()
     try:
         with tempfile.TemporaryDirectory() as media, requests_mock.Mocker() as mock:
@@ -134,6 +148,8 @@ def run(n: int = MESSAGES_PER_KIND) -> list[tuple[str, dict]]:
             from workers.context import worker_context
 
             drainer = Drainer(worker_context())
+            if measure_cpu:
+                return [(name, cpu(bridge, drainer, webhook, n)) for name, webhook in MESSAGES]
             return [(name, measure(bridge, drainer, webhook, n)) for name, webhook in MESSAGES]
     finally:
         server.stop()
@@ -143,8 +159,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=MESSAGES_PER_KIND, help="messages of each kind")
     parser.add_argument("--list", action="store_true", help="each round trip of the last message")
+    parser.add_argument("--cpu", action="store_true", help="the worker's CPU per message instead (nothing counted)")
     args = parser.parse_args()
     started = time.monotonic()
+    if args.cpu:
+        for name, m in run(args.messages, measure_cpu=True):
+            print(f"== {name}: worker CPU {m['worker_cpu_ms']:.2f} ms per message ({args.messages} messages)")
+        return
     for name, m in run(args.messages):
         print(f"== {name} (per message, {args.messages} messages)")
         print(

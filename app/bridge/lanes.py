@@ -31,6 +31,7 @@ SCHEDULE, CANCEL = LuaScript("schedule"), LuaScript("cancel")
 # A lease younger than this share of its length is surely still ours (only its expiry frees a
 # lane): `keep` renews it only once that much of it has passed, not before every partner call.
 RENEW_AFTER_SHARE = 0.1
+DUE_SEEN_SECONDS = 0.05  # how long what a pop saw due stands for the due set (the very next claim)
 CANDIDATES = 8  # lanes looked at per claim: several workers claiming at once rarely collide
 SHORT_KEPT = 7 * 86400  # a shortage no webhook has ended for a week is logged again
 SHORT_FIX = "bring a Redis replica back, or lower REDIS_WAIT_REPLICAS"
@@ -114,7 +115,7 @@ class Lanes:
         self.replicas = replicas  # REDIS_WAIT_REPLICAS: an accepted item is on that many replicas
         self.wait_ms = wait_ms
         self._held: dict[str, float] = {}  # lease token -> monotonic time before its last (re)new
-        self._due_seen: list[str] | None = None  # the lanes due when a pop last emptied its lane
+        self._due_seen: tuple[float, list[str]] | None = None  # when a pop last emptied its lane, the lanes due
 
     def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0) -> bool:
         """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate).
@@ -220,10 +221,13 @@ class Lanes:
         return None
 
     def due_seen(self) -> list[str] | None:
-        """The lanes that were due when our last pop emptied its lane (once; None when that was
-        not the last thing we did): a claim can look there without asking the due set."""
+        """The lanes that were due when our last pop emptied its lane, told once and only right
+        after it (DUE_SEEN_SECONDS; else None): a claim can look there without asking the due
+        set. Older, it may miss a lane due since (a dead worker's, whose lease ran out)."""
         seen, self._due_seen = self._due_seen, None
-        return seen
+        if seen is None or time.monotonic() - seen[0] > DUE_SEEN_SECONDS:
+            return None
+        return seen[1]
 
     def acquire(self, lane: str) -> str | None:
         """A lease token when this caller may drain `lane` now, else None."""
@@ -279,7 +283,7 @@ class Lanes:
         left = int(got[0])
         self._held_until(token, since if left > 0 else None)  # a lane left is still ours, renewed
         if left == 0:  # the lane is given up: the lanes due now, for the next claim
-            self._due_seen = [lane.decode() for lane in got[1:]]
+            self._due_seen = (time.monotonic(), [lane.decode() for lane in got[1:]])
             return 0, None
         nxt = got[1] if len(got) > 1 else None
         return left, nxt.decode() if isinstance(nxt, bytes) else nxt

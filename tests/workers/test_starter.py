@@ -78,3 +78,17 @@ def test_a_pop_that_empties_its_lane_names_the_lanes_due_for_the_next_claim(redi
     lanes.accept("in:a", Item("z:3", "zalo", {}, 3))
     lane, token, (raw, _) = lanes.claim()
     assert lanes.pop(lane, token, raw) == (0, None) and lanes.due_seen() == []  # nothing due: no look
+
+
+def test_what_a_pop_saw_due_is_not_used_once_it_is_old(redis, monkeypatch):
+    """A job may end right after its pop; the next job of the process must not trust that
+    "nothing was due": a dead worker's lane may be due since, and nothing rings for it."""
+    from workers.drain import next_lane
+
+    lanes = Lanes(redis)
+    lanes.accept("in:a", Item("z:1", "zalo", {}, 1))
+    lane, token, (raw, _) = lanes.claim()
+    assert lanes.pop(lane, token, raw) == (0, None)
+    lanes.accept("in:b", Item("z:2", "zalo", {}, 2))  # due since, without a look at the due set
+    monkeypatch.setattr("app.bridge.lanes.DUE_SEEN_SECONDS", 0)
+    assert next_lane(lanes, None)[0] == "in:b"
