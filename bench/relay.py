@@ -124,10 +124,16 @@ def rq_jobs_done(redis_url: str) -> int:
     return sum(w.successful_job_count + w.failed_job_count for w in Worker.all(connection=redis_client(redis_url)))
 
 
+def redis_commands(redis_url: str) -> int:
+    """Redis's own count of the commands it ran (a Lua script's inner calls included)."""
+    return int(redis_client(redis_url).info("stats")["total_commands_processed"])
+
+
 def throughput(url, zalo, worker_pid, conversations, per: int, tag: str, timeout: float, redis_url: str = "") -> dict:
     batches, hooks = agent_batches(conversations, per, tag)
     expected = sum(len(b) for b in batches)
     jobs_before = rq_jobs_done(redis_url) if redis_url else 0
+    commands_before = redis_commands(redis_url) if redis_url else 0
     meter = CpuMeter({"worker": worker_pid}).start()
     started = time.monotonic()
     sender = Poster(url + "/webhooks/freshchat", threads=32)
@@ -138,6 +144,7 @@ def throughput(url, zalo, worker_pid, conversations, per: int, tag: str, timeout
     got = delivered(zalo, tag)
     count = sum(len(v) for v in got.values())
     jobs = rq_jobs_done(redis_url) - jobs_before if redis_url else 0
+    commands = redis_commands(redis_url) - commands_before if redis_url else 0
     return {
         "expected": expected,
         "delivered": count,
@@ -148,6 +155,7 @@ def throughput(url, zalo, worker_pid, conversations, per: int, tag: str, timeout
         "cpu_ms": 1000 * cpu["worker"] / max(count, 1),
         "webhook_answers": dict(sender.statuses),
         "rq_jobs": jobs,
+        "redis_commands_per_message": round(commands / max(count, 1), 1),  # webhook + worker + RQ
         "by_oa": sent_by_oa(zalo, tag),
     }
 

@@ -13,16 +13,17 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from app.bridge import keys
-from app.bridge.lanes import Item, NotDue, now_ms
+from app.bridge.lanes import Item, Lanes, NotDue, now_ms
 from app.bridge.outcome import DELIVERED, DIRECTION_OF_KIND, FAILED, RETRYING, Outcome, Relayed, Subscriber
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.logs import context_id
 from app.relay import subscribers as after_delivery
 from app.relay.context import Progress
-from app.relay.subscribers import publish
+from app.relay.subscribers import publish, publish_with
 from workers.context import ConnectionUnavailable, WorkerContext
 
 log = logging.getLogger("worker.drain")
@@ -51,15 +52,24 @@ def drain_due() -> int:
     ctx = worker_context()
     drainer = Drainer(ctx)
     deadline = time.monotonic() + JOB_SLICE_SECONDS
-    drained = 0
+    drained, rung = 0, None
     while time.monotonic() < deadline:
-        claimed = ctx.lanes.claim()
+        claimed = next_lane(ctx.lanes, rung)
         if claimed:
             drainer.drain_held(*claimed)
-            drained += 1
-        elif not ctx.redis.blpop([keys.WAKE], timeout=IDLE_WAIT_SECONDS):
+            drained, rung = drained + 1, None
+        elif not (rung := ctx.redis.blpop([keys.WAKE], timeout=IDLE_WAIT_SECONDS)):
             break
     return drained
+
+
+def next_lane(lanes: Lanes, rung: tuple | None) -> tuple | None:
+    """Claim the lane whose doorbell we heard (`rung`, BLPOP's answer); else one of those the
+    last pop found due when it emptied its lane (none due: no round trip); else the due set's
+    first. Every way ends in `take.lua`, which leases only a lane due and free."""
+    if rung and (claimed := lanes.claim([rung[1].decode()])):
+        return claimed
+    return lanes.claim(lanes.due_seen())
 
 
 def handlers() -> dict[str, Callable]:
@@ -117,15 +127,15 @@ class Drainer:
 
     def drain(self, lane: str) -> str:
         """Process `lane` if it is due and free; return what happened (for logs and tests)."""
-        token = self.ctx.lanes.acquire(lane)
-        if token is None:
+        taken = self.ctx.lanes.take(lane)
+        if taken is None:
             return "busy-or-not-due"
-        return self.drain_held(lane, token)
+        return self.drain_held(lane, *taken)
 
-    def drain_held(self, lane: str, token: str) -> str:
-        """Process the lane we hold until it is empty, deferred or its slice ends."""
+    def drain_held(self, lane: str, token: str, head: tuple[str, Item] | None) -> str:
+        """Process the lane we hold (`head`: its head when we took it) until it is empty,
+        deferred or its slice ends."""
         try:
-            head = self.ctx.lanes.head(lane)
             deadline = time.monotonic() + LANE_SLICE_SECONDS
             while head is not None and time.monotonic() < deadline:
                 outcome, head = self._step(lane, token, *head)
@@ -149,6 +159,13 @@ class Drainer:
             # calls; the effects recorded so far keep that re-run from repeating them.
             log.warning("worker.lease_lost", extra={"lane": lane, "item": item.id})
             return "lost-lease", None
+        if retry_in is None and outcome is not None and outcome.state == DELIVERED:
+            # The pop and what the subscribers record go in one round trip. Had our lease been
+            # lost meanwhile (left < 0), the worker now holding the lane records it too: a
+            # journal line written twice, a message counted twice, nothing sent twice.
+            popping = partial(self.ctx.lanes.pop, lane, token, raw)
+            left, following = publish_with(outcome, popping, self.subscribers)
+            return self._next(left, following)
         if retry_in is None:
             left, following = self.ctx.lanes.pop(lane, token, raw)  # left < 0: the lease was lost
         else:
@@ -159,6 +176,11 @@ class Drainer:
             publish(outcome, self.subscribers)
         if retry_in is not None:
             return "deferred", None
+        return self._next(left, following)
+
+    @staticmethod
+    def _next(left: int, following: str | None) -> tuple[str, tuple | None]:
+        """What a pop leaves: the lane empty (given up), lost to another worker, or its next head."""
         if left <= 0:
             return ("empty" if left == 0 else "lost-lease"), None
         return "done", (following, Item.loads(following))
@@ -178,7 +200,7 @@ class Drainer:
             return Outcome(ctx, lane, item, RETRYING), wait + random.uniform(0, 1)
 
         def progress() -> None:
-            if not self.ctx.lanes.renew(lane, token):
+            if not self.ctx.lanes.keep(lane, token):
                 raise LeaseLost(lane)
 
         try:

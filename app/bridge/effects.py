@@ -42,13 +42,15 @@ class Effects:
         """`also(pipe, result)` may add writes that go in the same round trip as the record.
         `reconcile(flight)` gets the in-flight record an earlier run left and answers the
         result the partner shows for it, or None when the send is not there (then fn runs)."""
-        cached = self.recorded(key)
+        if reconcile is None:
+            cached, flight = self.recorded(key), None
+        else:  # its result and its in-flight record in one round trip
+            cached, flight = (None if raw is None else json.loads(raw) for raw in self.redis.mget(self._pair(key)))
         if cached is not None:
             return cached
         if reconcile is None:
             result = fn()
         else:
-            flight = self.in_flight(key)
             found = reconcile(flight) if flight is not None else None
             result = found if found is not None else self._flying_call(key, fn)
         self._remember(key, result, also)
@@ -65,15 +67,24 @@ class Effects:
         finally:
             self._flying.pop()
 
-    def take_off(self, **what: Any) -> str | None:
+    def _pair(self, key: str) -> list[str]:
+        return [self.keys.done(key), self.keys.flight(key)]
+
+    def take_off(self, marks: dict[str, int] | None = None, **what: Any) -> str | None:
         """Record, right before a partner send inside a reconciled `once`, what is sent, to
         whom and when; a later run that finds it without a result looks before resending.
-        Return that `once`'s key; outside such a call (a send nobody reconciles) do nothing."""
+        `marks` (key -> seconds) are set to that `once`'s key in the same round trip (what an
+        echo arriving before the answer looks for). Return that key; outside such a call (a
+        send nobody reconciles) do nothing."""
         if not self._flying:
             return None
-        record = {"at": int(time.time() * 1000), **what}
-        self.redis.set(self.keys.flight(self._flying[-1]), json.dumps(record), ex=self.ttl)
-        return self._flying[-1]
+        key, record = self._flying[-1], {"at": int(time.time() * 1000), **what}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.flight(key), json.dumps(record), ex=self.ttl)
+        for mark, seconds in (marks or {}).items():
+            pipe.set(mark, key, ex=seconds)
+        pipe.execute()
+        return key
 
     def in_flight(self, key: str) -> dict | None:
         """The in-flight record of `key`'s last send, if its answer never got recorded."""

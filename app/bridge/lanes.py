@@ -28,6 +28,10 @@ from app.bridge.scripts import LuaScript
 ACCEPT, APPEND, TAKE = LuaScript("accept"), LuaScript("append"), LuaScript("take")
 POP, RELEASE, DEFER, RENEW = LuaScript("pop"), LuaScript("release"), LuaScript("defer"), LuaScript("renew")
 SCHEDULE, CANCEL = LuaScript("schedule"), LuaScript("cancel")
+# A lease younger than this share of its length is surely still ours (only its expiry frees a
+# lane): `keep` renews it only once that much of it has passed, not before every partner call.
+RENEW_AFTER_SHARE = 0.1
+DUE_SEEN_SECONDS = 0.05  # how long what a pop saw due stands for the due set (the very next claim)
 CANDIDATES = 8  # lanes looked at per claim: several workers claiming at once rarely collide
 SHORT_KEPT = 7 * 86400  # a shortage no webhook has ended for a week is logged again
 SHORT_FIX = "bring a Redis replica back, or lower REDIS_WAIT_REPLICAS"
@@ -90,6 +94,11 @@ class Item:
 _ITEM_FIELDS = {f.name for f in fields(Item)}
 
 
+def _head(raw: bytes | None) -> tuple[str, Item] | None:
+    """A lane's head as the worker steps it: (its stored form, the item)."""
+    return None if raw is None else (raw.decode(), Item.loads(raw))
+
+
 class NotReplicated(RedisError):
     """The accepted write did not reach REDIS_WAIT_REPLICAS replicas in time."""
 
@@ -105,6 +114,8 @@ class Lanes:
         self.lease_ms = lease_ms
         self.replicas = replicas  # REDIS_WAIT_REPLICAS: an accepted item is on that many replicas
         self.wait_ms = wait_ms
+        self._held: dict[str, float] = {}  # lease token -> monotonic time before its last (re)new
+        self._due_seen: tuple[float, list[str]] | None = None  # when a pop last emptied its lane, the lanes due
 
     def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0) -> bool:
         """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate).
@@ -196,38 +207,64 @@ class Lanes:
         seen = keys.Keys(connection).seen(event.provider, event.dedupe_id)
         return self.accept(keys.lane_for(connection, event.lane), item, seen, dedupe_ttl)
 
-    def claim(self) -> tuple[str, str] | None:
-        """(lane, lease token) for the earliest due lane nobody holds, or None."""
-        for raw in self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=CANDIDATES):
-            lane = raw.decode()
-            token = self.acquire(lane)
-            if token:
-                return lane, token
+    def claim(self, lanes: list[str] | None = None) -> tuple[str, str, tuple[str, Item] | None] | None:
+        """(lane, lease token, its head as `head` gives it) for the earliest due lane nobody
+        holds, or None: among `lanes` when given, else the due set's first."""
+        if lanes is None:
+            lanes = [
+                raw.decode() for raw in self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=CANDIDATES)
+            ]
+        for lane in lanes:
+            taken = self.take(lane)
+            if taken:
+                return lane, *taken
         return None
+
+    def due_seen(self) -> list[str] | None:
+        """The lanes that were due when our last pop emptied its lane, told once and only right
+        after it (DUE_SEEN_SECONDS; else None): a claim can look there without asking the due
+        set. Older, it may miss a lane due since (a dead worker's, whose lease ran out)."""
+        seen, self._due_seen = self._due_seen, None
+        if seen is None or time.monotonic() - seen[0] > DUE_SEEN_SECONDS:
+            return None
+        return seen[1]
 
     def acquire(self, lane: str) -> str | None:
         """A lease token when this caller may drain `lane` now, else None."""
-        token = lease_token()
+        taken = self.take(lane)
+        return taken[0] if taken else None
+
+    def take(self, lane: str) -> tuple[str, tuple[str, Item] | None] | None:
+        """(lease token, head) when this caller may drain `lane` now, else None: the lease and
+        the head in one round trip."""
+        token, since = lease_token(), time.monotonic()
         got = TAKE(
             self.redis,
             lease=keys.lease(lane),
             due=keys.DUE,
+            lane=keys.lane(lane),
             lane_id=lane,
             now=now_ms(),
             token=token,
             lease_ms=self.lease_ms,
         )
-        return token if got else None
+        if not got:
+            return None
+        self._held[token] = since
+        return token, _head(got[1])
 
     def head(self, lane: str) -> tuple[str, Item] | None:
-        raw = self.redis.lindex(keys.lane(lane), 0)
-        return None if raw is None else (raw.decode(), Item.loads(raw))
+        return _head(self.redis.lindex(keys.lane(lane), 0))
 
-    def pop(self, lane: str, token: str, raw: str) -> tuple[int, str | None]:
+    def pop(self, lane: str, token: str, raw: str, pipe=None):
         """Drop the processed head: (items left, next head). 0 left means the lane was given
-        up; <0 means we lost the lease (someone else owns the lane) and nothing changed."""
+        up; <0 means we lost the lease (someone else owns the lane) and nothing changed.
+        With `pipe`, the pop joins it and what is returned reads that answer out of the
+        pipeline's first answer: `pop(..., pipe)(answers[0])`."""
+        since = time.monotonic()
         got = POP(
             self.redis,
+            client=pipe,
             lease=keys.lease(lane),
             lane=keys.lane(lane),
             due=keys.DUE,
@@ -236,13 +273,31 @@ class Lanes:
             lane_id=lane,
             now=now_ms(),
             lease_ms=self.lease_ms,
+            candidates=CANDIDATES,
         )
+        if pipe is not None:
+            return lambda answer: self._popped(token, since, answer)
+        return self._popped(token, since, got)
+
+    def _popped(self, token: str, since: float, got: list) -> tuple[int, str | None]:
+        left = int(got[0])
+        self._held_until(token, since if left > 0 else None)  # a lane left is still ours, renewed
+        if left == 0:  # the lane is given up: the lanes due now, for the next claim
+            self._due_seen = (time.monotonic(), [lane.decode() for lane in got[1:]])
+            return 0, None
         nxt = got[1] if len(got) > 1 else None
-        return int(got[0]), nxt.decode() if isinstance(nxt, bytes) else nxt
+        return left, nxt.decode() if isinstance(nxt, bytes) else nxt
+
+    def _held_until(self, token: str, since: float | None) -> None:
+        if since is None:
+            self._held.pop(token, None)
+        else:
+            self._held[token] = since
 
     def release(self, lane: str, token: str) -> int:
         """Give up the lease: 1 when work is left (the lane is due now), 0 when empty, -1 when
         the lease was not ours."""
+        self._held.pop(token, None)
         return int(
             RELEASE(
                 self.redis,
@@ -257,6 +312,7 @@ class Lanes:
 
     def defer(self, lane: str, token: str, raw: str, updated: Item, due_ms: int) -> int:
         """Rewrite the head with its retry bookkeeping and make the lane due at `due_ms`."""
+        self._held.pop(token, None)
         return int(
             DEFER(
                 self.redis,
@@ -271,8 +327,17 @@ class Lanes:
             )
         )
 
+    def keep(self, lane: str, token: str) -> bool:
+        """Whether our lease on `lane` holds, before a partner call: surely while it is young
+        (RENEW_AFTER_SHARE, no round trip), else as `renew` finds it (and then renewed)."""
+        since = self._held.get(token)
+        if since is not None and time.monotonic() - since < self.lease_ms * RENEW_AFTER_SHARE / 1000:
+            return True
+        return self.renew(lane, token)
+
     def renew(self, lane: str, token: str) -> bool:
-        return bool(
+        since = time.monotonic()
+        renewed = bool(
             RENEW(
                 self.redis,
                 lease=keys.lease(lane),
@@ -283,6 +348,8 @@ class Lanes:
                 now=now_ms(),
             )
         )
+        self._held_until(token, since if renewed else None)
+        return renewed
 
     def schedule(self, lane: str, item: Item, due_ms: int, replace: bool, pipe=None) -> int | None:
         """A timer: `item` waits in `lane` until `due_ms` (see schedule.lua for `replace`).

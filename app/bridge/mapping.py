@@ -19,6 +19,10 @@ ADD, MARK = LuaScript("receipt_add"), LuaScript("receipt_mark")
 STATES = ("sent", "received", "seen")  # how far a sent message got, in order
 AGENT_NAME_SECONDS = 3600  # an agent renamed in FreshChat signs with the new name within the hour
 UNKNOWN_AGENT_SECONDS = 300  # a bot or removed agent is asked about again after a while
+# A conversation's Zalo user, as a worker process last read it, is used for a minute: a
+# conversation never changes hands, and every reply in it would otherwise read it again.
+CONVERSATION_USER_SECONDS = 60
+CONVERSATION_USERS_KEPT = 10000  # per process and connection; then the memo starts afresh
 
 
 class Mapping:
@@ -29,6 +33,7 @@ class Mapping:
         self.keys = keys
         self.owners = owners  # the account's conversation-owner hash (keys.conversation_owner)
         self.sent_ttl = sent_ttl  # echoes arrive within seconds; the dedupe window is plenty
+        self._users_of: dict[str, tuple[float, str]] = {}  # conversation -> (read at, Zalo user)
 
     def zalo_user(self, zalo_user_id: str) -> dict:
         raw = self.redis.hgetall(self.keys.zalo_user(zalo_user_id))
@@ -48,6 +53,19 @@ class Mapping:
     def conversation(self, conversation_id: str) -> dict:
         raw = self.redis.hgetall(self.keys.conversation(conversation_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
+
+    def conversation_user(self, conversation_id: str) -> str:
+        """The Zalo user of a FreshChat conversation ("" when unknown), read from Redis at most
+        once a minute per process (CONVERSATION_USER_SECONDS)."""
+        read_at, user = self._users_of.get(conversation_id, (0.0, ""))
+        if user and time.monotonic() - read_at < CONVERSATION_USER_SECONDS:
+            return user
+        user = self.conversation(conversation_id).get("zalo_user_id", "")
+        if user:
+            if len(self._users_of) >= CONVERSATION_USERS_KEPT:
+                self._users_of.clear()
+            self._users_of[conversation_id] = (time.monotonic(), user)
+        return user
 
     def set_conversation(self, conversation_id: str, **fields: str) -> None:
         self.redis.hset(self.keys.conversation(conversation_id), mapping=fields)

@@ -175,7 +175,7 @@ def zalo_user_for(ctx: RelayContext, conversation: str, fc_user: str | None) -> 
     """From our conversation mapping, else from the FreshChat user's reference_id, when it
     names this connection's OA (a user of another OA on the same account is not ours: Zalo
     user ids differ per OA)."""
-    known = ctx.mapping.conversation(conversation).get("zalo_user_id")
+    known = ctx.mapping.conversation_user(conversation)
     if known or not fc_user:
         return known or ""
     reference = ctx.freshchat.get_user(fc_user).get("reference_id") or ""
@@ -254,9 +254,10 @@ def send_to(ctx: RelayContext, zalo_user: str, message: dict) -> str:
     """Zalo's message id. Recorded as in flight first, so an answer that never comes is looked
     for before the message goes again. An anonymous visitor is answered in the Zalo
     conversation their last message named (app/relay/inbound.py keeps it)."""
-    effect = ctx.effects.take_off(to=zalo_user, what=zalo_fingerprint(message))
-    if effect:  # its echo may arrive before its outcome is known (app/relay/inbound.py)
-        ctx.redis.set(ctx.keys.sending_to(zalo_user), effect, ex=echo_patience(ctx.settings))
+    # Its echo may arrive before its outcome is known (app/relay/inbound.py): `sending_to` says
+    # which send it may be.
+    echo = {ctx.keys.sending_to(zalo_user): echo_patience(ctx.settings)}
+    ctx.effects.take_off(marks=echo, to=zalo_user, what=zalo_fingerprint(message))
     anonymous = anonymous_id(zalo_user)
     if not anonymous:
         return send_to_user(ctx, zalo_user, message)

@@ -80,8 +80,19 @@ def on_outcome(outcome: Outcome, pipe) -> None:
         user_wrote(ctx, learned.zalo_user, learned.user_wrote_at, pipe)
     if learned.sent and learned.reply is not None:
         replied(ctx, learned.zalo_user, pipe)
-        quotas = ctx.mapping.quotas(learned.reply["conversation_id"], learned.sent)
+        quotas = _quotas(ctx, learned.reply["conversation_id"], learned.sent)
         note_if_billed(ctx, learned.reply, learned.zalo_user, quotas)
+
+
+def _quotas(ctx: RelayContext, conversation_id: str, sent: list) -> list[str]:
+    """The quota that paid for each part: Zalo's answer carries it (app/integrations/zalo/client.py
+    `Sent`); a part sent by an earlier run is only a recorded id, its receipt has it (one HMGET,
+    only then)."""
+    if all(hasattr(part, "quota") for part in sent):
+        return [quota_name(part.quota) for part in sent]
+    recorded = ctx.mapping.quotas(conversation_id, [str(part) for part in sent])
+    pairs = zip(sent, recorded, strict=True)
+    return [quota_name(part.quota) if hasattr(part, "quota") else kept for part, kept in pairs]
 
 
 def user_wrote(ctx: RelayContext, zalo_user: str, msg_ts: int, pipe=None) -> None:
@@ -153,8 +164,10 @@ def note_if_billed(ctx: RelayContext, message: dict, zalo_user: str, quotas: lis
     """One note per agent message that Zalo billed (any of its parts). Zalo's answer is the
     evidence, but only medium-confidence sources describe it, so the note also needs our own
     record to put the user's last message over 48 h ago: never a false alarm inside the window."""
+    if not any(is_billed(q) for q in quotas):
+        return
     age = age_ms(ctx.mapping.zalo_user(zalo_user))
-    if any(is_billed(q) for q in quotas) and age is not None and age > FREE_MS:
+    if age is not None and age > FREE_MS:
         ctx.counters.billed("sent")
         text = for_agent(ctx.settings, "reply_billed")
         post_note(ctx, message["conversation_id"], f"fc:billed:{message['id']}", text, _actor(message))

@@ -116,6 +116,18 @@ def test_only_the_holder_renews_or_releases_its_lease(redis):
     assert lanes.renew("in:a", token) and redis.pttl(lease("in:a")) > 1000
 
 
+def test_keep_asks_redis_only_once_a_tenth_of_the_lease_has_passed(redis):
+    lanes = Lanes(redis, lease_ms=300)
+    lanes.accept("in:a", item(1))
+    token = lanes.acquire("in:a")
+    redis.set(lease("in:a"), "someone-else")  # cannot happen while the lease is young...
+    assert lanes.keep("in:a", token)  # ...so a young lease is not looked at
+    time.sleep(0.04)  # past 30 ms, a tenth of it
+    assert not lanes.keep("in:a", token)  # now Redis is asked: not ours
+    redis.set(lease("in:a"), token)
+    assert lanes.keep("in:a", token) and redis.pttl(lease("in:a")) > 250  # renewed
+
+
 def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):
     """The holder renews on progress, so nobody else drains the lane meanwhile."""
     from workers.context import WorkerContext
@@ -150,10 +162,11 @@ def test_claim_takes_the_lane_waiting_longest_and_skips_held_ones(redis):
 
 
 def test_a_held_lane_is_due_again_only_when_its_lease_ends(redis):
-    lanes = Lanes(redis, lease_ms=200)
+    lanes = Lanes(redis, lease_ms=5000)  # long enough that a loaded machine's pauses stay inside it
     lanes.accept("in:a", item(1))
+    before = now_ms()
     token = lanes.acquire("in:a")
-    assert lanes.due_count() == 0 and redis.zscore(DUE, "in:a") >= now_ms() + 150
+    assert lanes.due_count() == 0 and redis.zscore(DUE, "in:a") >= before + 5000
     lanes.accept("in:a", item(2))  # new work for a held lane keeps the holder's time
     assert lanes.due_count() == 0
     assert lanes.renew("in:a", token) and lanes.release("in:a", token) == 1 and lanes.due_count() == 1

@@ -32,7 +32,16 @@ def leased(redis, *items, token="t1", now=NOW):
 
 def pop(redis, token="t1", raw="a", now=NOW + 5):
     return POP(
-        redis, lease=LEASE, lane=LIST, due=keys.DUE, token=token, raw=raw, lane_id=LANE, now=now, lease_ms=LEASE_MS
+        redis,
+        lease=LEASE,
+        lane=LIST,
+        due=keys.DUE,
+        token=token,
+        raw=raw,
+        lane_id=LANE,
+        now=now,
+        lease_ms=LEASE_MS,
+        candidates=2,
     )
 
 
@@ -77,12 +86,12 @@ def test_append_queues_without_a_dedupe_key(redis):
 
 
 def take(redis, token="t1", now=NOW):
-    return TAKE(redis, lease=LEASE, due=keys.DUE, lane_id=LANE, now=now, token=token, lease_ms=LEASE_MS)
+    return TAKE(redis, lease=LEASE, due=keys.DUE, lane=LIST, lane_id=LANE, now=now, token=token, lease_ms=LEASE_MS)
 
 
 def test_take_leases_a_due_lane_until_the_lease_ends(redis):
     redis.zadd(keys.DUE, {LANE: NOW})
-    assert take(redis) == 1
+    assert take(redis) == [1, None]  # leased, and the lane's head (none here)
     assert redis.get(LEASE) == b"t1" and LEASE_MS - 1000 < redis.pttl(LEASE) <= LEASE_MS
     assert due(redis) == NOW + LEASE_MS
 
@@ -92,6 +101,12 @@ def test_take_refuses_a_leased_lane(redis):
     redis.set(LEASE, "other", px=LEASE_MS)
     assert take(redis) == 0
     assert redis.get(LEASE) == b"other" and due(redis) == NOW
+
+
+def test_take_hands_back_the_head_with_the_lease(redis):
+    redis.rpush(LIST, "a", "b")
+    redis.zadd(keys.DUE, {LANE: NOW})
+    assert take(redis) == [1, b"a"] and items(redis) == ["a", "b"]
 
 
 def test_take_refuses_a_lane_not_due_yet_or_not_scheduled(redis):
@@ -115,6 +130,12 @@ def test_pop_of_the_last_item_gives_the_lane_up(redis):
     leased(redis, "a")
     assert pop(redis) == [0]
     assert not redis.exists(LIST) and not redis.exists(LEASE) and due(redis) is None
+
+
+def test_pop_of_the_last_item_hands_back_the_lanes_due_now(redis):
+    leased(redis, "a")
+    redis.zadd(keys.DUE, {"in:x": NOW - 2, "in:y": NOW - 1, "in:z": NOW, "in:later": NOW + 60000})
+    assert pop(redis) == [0, b"in:x", b"in:y"]  # the `candidates` due first, not the later one
 
 
 def test_pop_refuses_a_wrong_token(redis):

@@ -207,7 +207,9 @@ def test_a_dead_zalo_token_holds_replies_without_spending_their_budget(ctx, m):
     assert outcome == "deferred" and head.first_failed_at == 0 and ctx.dead_letters.count() == 0
 
 
-def test_a_worker_that_lost_its_lease_stops_and_pops_nothing(ctx, m):
+def test_a_worker_that_lost_its_lease_stops_and_pops_nothing(ctx, m, monkeypatch):
+    monkeypatch.setattr("app.bridge.lanes.RENEW_AFTER_SHARE", 0)  # the lease is old: progress asks Redis
+
     def slow(ctx_, item_, progress):
         ctx.redis.set("zfb:lease:out:" + CONV, "someone-else")  # the lease ran out; B took the lane
         progress()

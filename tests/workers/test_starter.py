@@ -52,3 +52,43 @@ def test_a_dead_workers_lane_gets_a_job_when_its_lease_runs_out(redis):
     assert s.top_up() == 0
     time.sleep(0.2)
     assert s.top_up() == 1 and lanes.claim()[0] == "in:a"
+
+
+def test_a_drain_job_takes_the_lane_it_heard_and_else_looks_at_the_due_set(redis):
+    from workers.drain import next_lane
+
+    lanes = Lanes(redis)
+    lanes.accept("in:a", Item("z:1", "zalo", {}, 1))
+    lanes.accept("in:b", Item("z:2", "zalo", {}, 2))
+    assert next_lane(lanes, (b"zfb:wake", b"in:b"))[0] == "in:b"  # the doorbell's lane, first
+    assert next_lane(lanes, (b"zfb:wake", b"in:b"))[0] == "in:a"  # held already: the due set's
+    assert next_lane(lanes, None) is None
+
+
+def test_a_pop_that_empties_its_lane_names_the_lanes_due_for_the_next_claim(redis):
+    from workers.drain import next_lane
+
+    lanes = Lanes(redis)
+    lanes.accept("in:a", Item("z:1", "zalo", {}, 1))
+    lane, token, (raw, _) = lanes.claim()
+    lanes.accept("in:b", Item("z:2", "zalo", {}, 2))
+    assert lanes.pop(lane, token, raw) == (0, None)
+    assert lanes.due_seen() == ["in:b"] and lanes.due_seen() is None  # told once
+    redis.flushall()
+    lanes.accept("in:a", Item("z:3", "zalo", {}, 3))
+    lane, token, (raw, _) = lanes.claim()
+    assert lanes.pop(lane, token, raw) == (0, None) and lanes.due_seen() == []  # nothing due: no look
+
+
+def test_what_a_pop_saw_due_is_not_used_once_it_is_old(redis, monkeypatch):
+    """A job may end right after its pop; the next job of the process must not trust that
+    "nothing was due": a dead worker's lane may be due since, and nothing rings for it."""
+    from workers.drain import next_lane
+
+    lanes = Lanes(redis)
+    lanes.accept("in:a", Item("z:1", "zalo", {}, 1))
+    lane, token, (raw, _) = lanes.claim()
+    assert lanes.pop(lane, token, raw) == (0, None)
+    lanes.accept("in:b", Item("z:2", "zalo", {}, 2))  # due since, without a look at the due set
+    monkeypatch.setattr("app.bridge.lanes.DUE_SEEN_SECONDS", 0)
+    assert next_lane(lanes, None)[0] == "in:b"

@@ -18,8 +18,7 @@ end
 -- An idle connection's journal goes away by itself once every entry would be too old.
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
-if ARGV[6] == '1' then
-  redis.call('INCR', KEYS[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[7])
+if ARGV[6] == '1' and redis.call('INCR', KEYS[3]) == 1 then
+  redis.call('EXPIRE', KEYS[3], ARGV[7])  -- the day's first: its counter outlives the day
 end
 return 1

@@ -1,10 +1,10 @@
 -- Lease a lane that is due and unleased. While leased its due time is the lease's end, so a
--- lane whose worker died becomes due again exactly when its lease runs out. 1 when taken.
--- KEYS: lease due
+-- lane whose worker died becomes due again exactly when its lease runs out. {1, head} when
+-- taken (the head in the same round trip: a claimed lane is worked on at once), else 0.
+-- KEYS: lease due lane
 -- ARGV: lane_id now token lease_ms
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local due = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not due or tonumber(due) > tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+if not redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[4]), ARGV[1])
-return 1
+return {1, redis.call('LINDEX', KEYS[3], 0)}

@@ -1,0 +1,24 @@
+"""`python -m bench.redis_cost`: the worker's round trips per relayed message, counted.
+
+Counts, not times: each message's worker turn (claim, relay, record) is a fixed sequence of
+Redis round trips, listed in docs/delivery.md. A change that adds one to the path shows here."""
+
+from __future__ import annotations
+
+from bench.redis_cost import run
+
+# docs/delivery.md "Round trips of one message": the worker's side (the webhook's is its own).
+WORKER_ROUND_TRIPS = {"Zalo text": 9, "agent reply": 8}
+
+
+def test_one_message_costs_the_listed_round_trips_and_no_more():
+    (_, zalo_text), (_, agent_reply) = run(5)
+
+    assert zalo_text["worker_round_trips_fewest"] <= WORKER_ROUND_TRIPS["Zalo text"]
+    assert agent_reply["worker_round_trips_fewest"] <= WORKER_ROUND_TRIPS["agent reply"]
+    made_by = agent_reply["round_trips_of_last"]["worker"]
+    assert sum("subscribers.py:publish" in who for who in made_by) == 1  # the pop and every record, once
+    assert not any(who.startswith("SCRIPT") for who in made_by)  # no SCRIPT EXISTS before a pipeline
+    assert not any("Lanes.renew" in who or "Lanes.head" in who for who in made_by)
+    assert not any(who.startswith("ZRANGEBYSCORE") for who in made_by)  # the doorbell and the pop name the lanes
+    assert zalo_text["commands"] > 0 and agent_reply["commands"] > 0
