@@ -150,7 +150,13 @@ def test_make_run_announces_sandbox_mode_and_serves_the_page(stack):
     assert page.status_code == 200 and 'id="zalo-messages"' in page.text and 'id="fc-messages"' in page.text
     assert requests.get(stack.url + "/sandbox/static/sandbox.js", timeout=5).status_code == 200
     users = state(stack)["zalo"]["users"]
-    assert {"user_id": DEMO_USER, "display_name": "Minh Khánh", "send_error": None, "follows": True} in users
+    demo = next(u for u in users if u["user_id"] == DEMO_USER)
+    assert {k: demo[k] for k in ("display_name", "send_error", "follows")} == {
+        "display_name": "Minh Khánh",
+        "send_error": None,
+        "follows": True,
+    }
+    assert demo["user_id_by_app"]  # the person's app-wide id, shown beside the OA's
 
 
 def test_text_typed_on_either_side_arrives_on_the_other_and_its_latency_is_printed(stack):
