@@ -355,19 +355,13 @@ class Registry:
         self._reading = threading.Lock()
 
     def _current(self) -> _Snapshot:
-        snap = self._snap
-        if snap is not None and time.monotonic() < self._check_at:
-            return snap
-        # one thread reads; the others go on with what is known (the first read is waited for)
-        if not self._reading.acquire(blocking=snap is None):
-            return snap
-        try:
-            if self._snap is snap and time.monotonic() >= self._check_at:
+        if self._snap is not None and time.monotonic() < self._check_at:
+            return self._snap
+        with self._reading:  # one thread asks Redis; the others wait for its answer, not older ones
+            if self._snap is None or time.monotonic() >= self._check_at:
                 self._snap = self._read(self._snap)
                 self._check_at = time.monotonic() + self.REFRESH_SECONDS
             return self._snap
-        finally:
-            self._reading.release()
 
     def _read(self, snap: _Snapshot | None) -> _Snapshot:
         if snap is not None and self.store.version() == snap.version:

@@ -122,3 +122,32 @@ def test_a_change_in_another_process_reaches_this_registry_within_its_refresh(re
     subprocess.run([sys.executable, "-c", WRITER, *argv], check=True, timeout=60)
     wait_until(lambda: reg.get("oa-1").name == "Renamed elsewhere", Registry.REFRESH_SECONDS + 0.5, what="the change")
     assert reg.for_zalo(APP, "oa1").name == "Renamed elsewhere"
+
+
+def test_while_one_thread_asks_redis_the_others_wait_for_its_answer_not_the_old_one(redis, settings, monkeypatch):
+    """A web process's threads share one registry: a stale snapshot is never answered while it
+    is being refreshed (a connection stored 2 s ago must not be a 401 for the other threads)."""
+    import threading
+
+    reg = registry(redis, settings)
+    assert reg.get("oa-1") is None  # loaded
+    reg.store.put(oa(1))
+    entered, release = threading.Event(), threading.Event()
+    real = reg.store.version
+
+    def slow_version():
+        entered.set()
+        release.wait(30)
+        return real()
+
+    monkeypatch.setattr(reg.store, "version", slow_version)
+    reg.forget_cache()
+    got = {}
+    first = threading.Thread(target=lambda: got.setdefault("first", reg.get("oa-1")))
+    first.start()
+    assert entered.wait(30)
+    second = threading.Thread(target=lambda: got.setdefault("second", reg.get("oa-1")))
+    second.start()
+    release.set()
+    first.join(30), second.join(30)
+    assert got["first"].id == "oa-1" and got["second"].id == "oa-1"
