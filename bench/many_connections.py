@@ -220,7 +220,7 @@ def ack_rows(got: dict) -> list[dict]:
     ]
     for proc in ("web", "worker"):
         per_s = {k: sum(c[proc] for c in v) / sum(c["wall"] for c in v) for k, v in got["idles"].items()}
-        ratio = per_s["many"] / per_s["one"] if per_s["one"] else float("inf")
+        ratio = per_s["many"] / per_s["one"] if per_s["one"] else (1.0 if not per_s["many"] else float("inf"))
         rows.append(
             row(
                 SECTION,
