@@ -61,7 +61,6 @@ class Sealer:
                 "was the key changed without keeping the old one after it?"
             ) from None
 
-
     def opens(self, value: str) -> bool:
         """Whether some key would open the value, told without decrypting it: Fernet's MAC
         (HMAC-SHA256 with the key's signing half over all but the last 32 bytes) verifies.
