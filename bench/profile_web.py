@@ -1,6 +1,6 @@
 """Profile the web workers under the webhook-ack load with py-spy (`pip install py-spy`).
 
-    python -m bench.profile_web [--target bridge|reference] [--seconds 12] [--connections 16]
+    python -m bench.profile_web [--target bridge|reference] [--seconds 12] [--connections 16] [--top 40]
 
 Starts Redis and one gunicorn (Procfile `web:` command line), drives it with the same signed
 bodies as bench.webhook_ack, samples every gunicorn worker with py-spy and prints the
@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--target", choices=("bridge", "reference"), default="bridge")
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--top", type=int, default=40, help="functions listed (inclusive; half as many self)")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     tmp = tmpdir("prof")
@@ -108,7 +109,7 @@ def main() -> None:
         for s in spies:
             s.wait(60)
         log(f"{args.target}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms")
-        print(summarise([r for r in raws if r.exists()]))
+        print(summarise([r for r in raws if r.exists()], args.top))
     finally:
         procs.stop()
         server.stop()

@@ -30,6 +30,10 @@ REPLICAS_SHORT = ROOT + "redis:replicas:short"
 # Zalo checks a domain, not a connection: which connection uploaded each verification file.
 VERIFIER_OWNERS = ROOT + "verifier:owners"  # hash file code -> connection id
 CONNECTIONS = ROOT + "connections"  # hash id -> JSON (secrets sealed): stored connections (app/connections/store.py)
+# Written with it in one transaction: each connection's change stamp, and the store's version (the
+# last stamp given), which every process's registry polls to re-read only what changed.
+CONNECTIONS_STAMPS = CONNECTIONS + ":stamps"  # hash id -> random stamp, one per stored connection
+CONNECTIONS_VERSION = CONNECTIONS + ":version"  # string: a random stamp, new at every write
 
 
 def lane(lane_id: str) -> str:
@@ -444,6 +448,8 @@ FAMILIES = (
     WEB_STARTED,
     VERIFIER_OWNERS,
     CONNECTIONS,
+    CONNECTIONS_STAMPS,
+    CONNECTIONS_VERSION,
     CONNECTIONS + ":lock",  # app/connections/service.py: one change at a time
     lane("*"),
     lease("*"),

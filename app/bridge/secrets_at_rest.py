@@ -13,6 +13,9 @@ always starts with `gAAAAA`, a Zalo token never does) and the caller rewrites th
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
+import hmac
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -21,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from config.formats import parse_keys
 
 FERNET_PREFIX = "gAAAAA"  # version byte 0x80, then a 64-bit timestamp whose high bytes stay 0 for ages
+FERNET_MIN_BYTES = 1 + 8 + 16 + 16 + 32  # version, time, IV, one cipher block, MAC
 DERIVE_INFO = b"zalo-freshchat-bridge secrets at rest v1"  # changing it orphans every sealed value
 
 
@@ -39,6 +43,8 @@ class Sealer:
 
     def __init__(self, keys: list[bytes]):
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        # Fernet's spec: a key is 16 bytes signing key then 16 bytes encryption key (base64url)
+        self._signing_keys = [base64.urlsafe_b64decode(k)[:16] for k in keys]
 
     def seal(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -54,6 +60,21 @@ class Sealer:
                 "no key in ENCRYPTION_KEY (or derived from SECRET_KEY) opens this value; "
                 "was the key changed without keeping the old one after it?"
             ) from None
+
+    def opens(self, value: str) -> bool:
+        """Whether some key would open the value, told without decrypting it: Fernet's MAC
+        (HMAC-SHA256 with the key's signing half over all but the last 32 bytes) verifies.
+        A clear value (stored before sealing) opens."""
+        if not is_sealed(value):
+            return True
+        try:
+            token = base64.urlsafe_b64decode(value.encode())
+        except (ValueError, binascii.Error):
+            return False
+        body, mac = token[:-32], token[-32:]
+        return len(token) >= FERNET_MIN_BYTES and any(
+            hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), mac) for key in self._signing_keys
+        )
 
 
 def is_sealed(value: str) -> bool:

@@ -14,13 +14,17 @@ import dataclasses
 import json
 import logging
 import re
+import secrets
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from redis import Redis
 
-from app.bridge.keys import CONNECTIONS, DEFAULT
+from app.bridge.keys import CONNECTIONS, CONNECTIONS_STAMPS, CONNECTIONS_VERSION, DEFAULT
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, sealer_for
 from app.connections.problem import Problem
 from app.logs import mask_also
@@ -81,24 +85,38 @@ SECRETS = {
 
 @dataclass(frozen=True)
 class Connection:
+    """A connection; a stored one's secrets stay sealed until its `settings` are first read
+    (routing, listing and comparing read `public` only), then stay open in this object."""
+
     id: str
     name: str
     enabled: bool
-    settings: Settings  # the effective Settings of this connection
+    public: Settings = field(repr=False)  # the effective Settings, the sealed secrets left blank
     from_env: bool = False  # the `default` connection, defined by environment variables
     created_at: float = field(default=0.0, compare=False)
+    sealed: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (setting, sealed value)
+    unseal: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The effective Settings of this connection, its secrets unsealed (once)."""
+        if not self.sealed:
+            return self.public
+        opened = dataclasses.replace(self.public, **{name: self.unseal(value) for name, value in self.sealed})
+        mask_also(opened.secrets())
+        return opened
 
     @property
     def zalo_app_id(self) -> str:
-        return self.settings.zalo_app_id
+        return self.public.zalo_app_id
 
     @property
     def zalo_oa_id(self) -> str:
-        return self.settings.zalo_oa_id
+        return self.public.zalo_oa_id
 
     @property
     def freshchat_account(self) -> str:
-        return freshchat_account(self.settings)
+        return freshchat_account(self.public)
 
     def section(self, name: str) -> dict:
         """One section of the connection as stored (clear values)."""
@@ -137,28 +155,35 @@ def default_connection(settings) -> Connection:
     return Connection(DEFAULT, "Default (environment)", True, settings, from_env=True)
 
 
-def build(base_settings, record: dict) -> Connection:
-    """A connection from its stored record (secrets already unsealed). A field the record lacks
-    takes the Settings *default*, never the deployment's value: a stored connection must not
-    inherit the default connection's credentials or token pair."""
+def build(base_settings, record: dict, unseal: Callable[[str], str] | None = None) -> Connection:
+    """A connection from its stored record: secrets already unsealed, or, given `unseal`,
+    still sealed and opened by it when the connection's settings are first read. A field the
+    record lacks takes the Settings *default*, never the deployment's value: a stored
+    connection must not inherit the default connection's credentials or token pair."""
     blank = {f.name: f.default for f in dataclasses.fields(base_settings)}
     overrides = {
         setting: record.get(section, {}).get(f, blank[setting])
         for section, fields in FIELDS.items()
         for f, setting in fields.items()
     }
-    settings = dataclasses.replace(base_settings, **overrides)
+    sealed = tuple((FIELDS[s][f], overrides[FIELDS[s][f]]) for s, f in sorted(SECRETS) if overrides[FIELDS[s][f]])
+    if unseal is not None:
+        overrides |= {name: blank[name] for name, _ in sealed}
     return Connection(
         record["id"],
         record.get("name") or record["id"],
         bool(record.get("enabled", True)),
-        settings,
+        dataclasses.replace(base_settings, **overrides),
         created_at=float(record.get("created_at") or 0),
+        sealed=sealed if unseal is not None else (),
+        unseal=unseal,
     )
 
 
 class ConnectionStore:
-    """Stored connections (not the default one), secrets sealed."""
+    """Stored connections (not the default one), secrets sealed. Every write also gives the
+    connection a new change stamp and the store a new version (one transaction), so a registry
+    re-reads only what changed, and only when the version moved."""
 
     def __init__(self, redis: Redis, base_settings, sealer: Sealer):
         self.redis = redis
@@ -166,28 +191,60 @@ class ConnectionStore:
         self.sealer = sealer
 
     def records(self) -> dict[str, dict]:
-        """Every stored connection that can be read; one whose secrets no key opens is left out
-        (and logged), so it cannot take every other connection down with it."""
+        """Every stored connection that can be read, secrets unsealed; one whose secrets no key
+        opens is left out (and logged), so it cannot take every other connection down with it."""
         found = {}
         for key, raw in self.redis.hgetall(STORE).items():
             try:
                 found[key.decode()] = self._open(json.loads(raw))
             except UnreadableSecret:
-                log.critical(
-                    "connections.unreadable",
-                    extra={
-                        "connection": key.decode(),
-                        "action": "put the old key back in ENCRYPTION_KEY, or add the connection again",
-                    },
-                )
+                _unreadable(key.decode())
         return found
 
     def get(self, connection_id: str) -> Connection | None:
         raw = self.redis.hget(STORE, connection_id)
-        return build(self.base, self._open(json.loads(raw))) if raw else None
+        return self.connection(raw) if raw else None
 
     def all(self) -> list[Connection]:
-        return [build(self.base, r) for _, r in sorted(self.records().items())]
+        """Every readable stored connection by id, secrets sealed until used."""
+        return list(self.readable(dict(sorted(self.redis.hgetall(STORE).items()))).values())
+
+    def connection(self, raw: bytes) -> Connection:
+        """A stored record as a connection whose secrets are unsealed when first used; a secret
+        no key opens (its MAC checked, nothing decrypted) raises UnreadableSecret now."""
+        record = self._bind(json.loads(raw))
+        if not all(self.sealer.opens(value) for value in self._secrets(record)):
+            raise UnreadableSecret(record.get("id", ""))
+        return build(self.base, record, self.sealer.unseal)
+
+    def readable(self, raws: dict) -> dict[str, Connection]:
+        """{id: connection} of the stored records given, the unreadable ones left out (logged)."""
+        found = {}
+        for key, raw in raws.items():
+            cid = key.decode() if isinstance(key, bytes) else key
+            try:
+                found[cid] = self.connection(raw)
+            except UnreadableSecret:
+                _unreadable(cid)
+        return found
+
+    def changes(self, known: dict[str, bytes]) -> tuple[bytes | None, dict[str, bytes], dict[str, bytes | None]]:
+        """(version, {id: stamp} of every stored connection, {id: record or None when gone} of
+        those whose stamp is not the one `known`): a version read, two small reads, then the
+        records that changed only."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(CONNECTIONS_VERSION)
+        pipe.hgetall(CONNECTIONS_STAMPS)
+        pipe.hkeys(STORE)
+        version, stamps, ids = pipe.execute()
+        stamps = {i.decode(): stamps.get(i, b"") for i in ids}
+        changed = sorted(i for i, stamp in stamps.items() if known.get(i) != stamp)
+        records = dict(zip(changed, self.redis.hmget(STORE, changed), strict=True)) if changed else {}
+        return version, stamps, records | {i: None for i in known if i not in stamps}
+
+    def version(self) -> bytes | None:
+        """Changes with every write of any stored connection (one GET)."""
+        return self.redis.get(CONNECTIONS_VERSION)
 
     def put(self, record: dict) -> None:
         """Store a record, its FreshChat API key bound to the URL it was given with (KEY_URL).
@@ -198,19 +255,33 @@ class ConnectionStore:
         if not _key_is_bound(freshchat):
             raise ForeignUrl(freshchat.get("api_url", ""))
         record["freshchat"] = {**freshchat, KEY_URL: freshchat.get("api_url", "")}
-        self.redis.hset(STORE, record["id"], json.dumps(self._seal(record), ensure_ascii=False))
+        stamp = secrets.token_hex(8)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(STORE, record["id"], json.dumps(self._seal(record), ensure_ascii=False))
+        pipe.hset(CONNECTIONS_STAMPS, record["id"], stamp)
+        pipe.set(CONNECTIONS_VERSION, stamp)
+        pipe.execute()
 
     def remove(self, connection_id: str) -> bool:
-        return bool(self.redis.hdel(STORE, connection_id))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(STORE, connection_id)
+        pipe.hdel(CONNECTIONS_STAMPS, connection_id)
+        pipe.set(CONNECTIONS_VERSION, secrets.token_hex(8))
+        return bool(pipe.execute()[0])
 
     def _seal(self, record: dict) -> dict:
         return self._map_secrets(record, self.sealer.seal)
 
     def _open(self, record: dict) -> dict:
-        """The record with its secrets unsealed. A key stored before keys were bound to their
-        URL is taken as its URL's; a key bound to another URL than the record's (a record
-        written behind the bridge's back) is dropped: it never goes to that URL."""
-        record = self._map_secrets(record, self.sealer.unseal)
+        """The record with its secrets unsealed (and its key bound, `_bind`)."""
+        return self._bind(self._map_secrets(record, self.sealer.unseal))
+
+    @staticmethod
+    def _bind(record: dict) -> dict:
+        """A key stored before keys were bound to their URL is taken as its URL's; a key bound
+        to another URL than the record's (a record written behind the bridge's back) is
+        dropped: it never goes to that URL. Decided on clear fields: sealed or not."""
+        record = {k: (dict(v) if isinstance(v, dict) else v) for k, v in record.items()}
         freshchat = record.get("freshchat")
         if isinstance(freshchat, dict):
             if not _key_is_bound(freshchat):
@@ -218,6 +289,10 @@ class ConnectionStore:
                 freshchat["api_key"] = ""
             freshchat.setdefault(KEY_URL, freshchat.get("api_url", ""))
         return record
+
+    @staticmethod
+    def _secrets(record: dict) -> list[str]:
+        return [v for section, f in SECRETS if (v := record.get(section, {}).get(f))]
 
     @staticmethod
     def _map_secrets(record: dict, fn) -> dict:
@@ -229,52 +304,108 @@ class ConnectionStore:
         return out
 
 
+def _unreadable(connection_id: str) -> None:
+    log.critical(
+        "connections.unreadable",
+        extra={
+            "connection": connection_id,
+            "action": "put the old key back in ENCRYPTION_KEY, or add the connection again",
+        },
+    )
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a registry knows at one moment, with its indexes; replaced whole, never changed."""
+
+    version: bytes | None
+    stamps: dict[str, bytes]  # every stored connection's change stamp, readable or not
+    found: dict[str, Connection]  # the readable stored connections, by id
+    everyone: list[Connection]  # the default one first, then by id
+    by_oa: dict[tuple[str, str], Connection]  # (app id, OA id) -> the first connection naming both
+    by_app: dict[str, list[Connection]]  # app id -> its connections
+    catch_all: dict[str, list[Connection]]  # app id -> its connections without an OA id
+    by_account: dict[str, list[Connection]]  # FreshChat account -> its connections
+
+
+def _snapshot(default: Connection, version, stamps: dict, found: dict[str, Connection]) -> _Snapshot:
+    everyone = [default, *(found[i] for i in sorted(found))]
+    by_oa, by_app, catch_all, by_account = {}, {}, {}, {}
+    for c in everyone:
+        if c.zalo_oa_id:
+            by_oa.setdefault((c.zalo_app_id, c.zalo_oa_id), c)
+        else:
+            catch_all.setdefault(c.zalo_app_id, []).append(c)
+        by_app.setdefault(c.zalo_app_id, []).append(c)
+        by_account.setdefault(c.freshchat_account, []).append(c)
+    return _Snapshot(version, stamps, found, everyone, by_oa, by_app, catch_all, by_account)
+
+
 class Registry:
-    """Every connection, the default one first; re-read from Redis at most every few seconds,
-    so a connection added through the API reaches every web and worker process quickly."""
+    """Every connection, the default one first, with indexes for routing. Every few seconds it
+    asks Redis for the store's version (one GET) and, only when that moved, re-reads the
+    connections whose stamp changed: a connection added or changed through the API reaches
+    every web and worker process within REFRESH_SECONDS, and a thousand unchanged connections
+    cost nothing. Secrets are unsealed when a connection's settings are first used."""
 
     REFRESH_SECONDS = 2.0
 
     def __init__(self, store: ConnectionStore, base_settings):
         self.store = store
         self.default = default_connection(base_settings)
-        self._cached: tuple[float, dict[str, Connection]] = (0.0, {})
+        self._snap: _Snapshot | None = None
+        self._check_at = 0.0
+        self._reading = threading.Lock()
 
-    def _all(self) -> dict[str, Connection]:
-        read_at, found = self._cached
-        if time.monotonic() - read_at > self.REFRESH_SECONDS:
-            found = {c.id: c for c in self.store.all()}
-            mask_also(secret for c in found.values() for secret in c.settings.secrets())
-            self._cached = (time.monotonic(), found)
-        return found
+    def _current(self) -> _Snapshot:
+        if self._snap is not None and time.monotonic() < self._check_at:
+            return self._snap
+        with self._reading:  # one thread asks Redis; the others wait for its answer, not older ones
+            if self._snap is None or time.monotonic() >= self._check_at:
+                self._snap = self._read(self._snap)
+                self._check_at = time.monotonic() + self.REFRESH_SECONDS
+            return self._snap
+
+    def _read(self, snap: _Snapshot | None) -> _Snapshot:
+        if snap is not None and self.store.version() == snap.version:
+            return snap
+        version, stamps, changed = self.store.changes(snap.stamps if snap else {})
+        found = {i: c for i, c in (snap.found if snap else {}).items() if i not in changed}
+        found |= self.store.readable({i: raw for i, raw in changed.items() if raw is not None})
+        return _snapshot(self.default, version, stamps, found)
 
     def forget_cache(self) -> None:
-        self._cached = (0.0, {})
+        """Ask Redis at the next look-up, not up to REFRESH_SECONDS later."""
+        self._check_at = 0.0
 
     def all(self) -> list[Connection]:
-        return [self.default, *self._all().values()]
+        return list(self._current().everyone)
 
     def get(self, connection_id: str) -> Connection | None:
         if connection_id == DEFAULT:
             return self.default
-        return self._all().get(connection_id)
+        return self._current().found.get(connection_id)
 
     def for_zalo(self, app_id: str, oa_id: str) -> Connection | None:
         """The enabled connection of this Zalo app and OA. A connection without an OA id (a
         deployment that never set ZALO_OA_ID) matches any OA of its app."""
-        of_app = [c for c in self.all() if c.zalo_app_id == app_id]
-        exact = [c for c in of_app if c.zalo_oa_id and c.zalo_oa_id == oa_id]
-        if exact:  # a disabled connection's OA is nobody else's, catch-all or not
-            return exact[0] if exact[0].enabled else None
-        return next((c for c in of_app if c.enabled and not c.zalo_oa_id), None)
+        snap = self._current()
+        exact = snap.by_oa.get((app_id, oa_id)) if oa_id else None
+        if exact is not None:  # a disabled connection's OA is nobody else's, catch-all or not
+            return exact if exact.enabled else None
+        return next((c for c in snap.catch_all.get(app_id, ()) if c.enabled), None)
+
+    def of_zalo_app(self, app_id: str) -> list[Connection]:
+        """The enabled connections of this Zalo app."""
+        return [c for c in self._current().by_app.get(app_id, ()) if c.enabled]
+
+    def on_account(self, account: str) -> list[Connection]:
+        """Every connection on this FreshChat account (`freshchat_account`), enabled or not."""
+        return list(self._current().by_account.get(account, ()))
 
     def sharing_account(self, connection: Connection) -> list[Connection]:
         """Enabled connections on the same FreshChat account as `connection` (itself first)."""
-        others = [
-            c
-            for c in self.all()
-            if c.enabled and c.id != connection.id and c.freshchat_account == connection.freshchat_account
-        ]
+        others = [c for c in self.on_account(connection.freshchat_account) if c.enabled and c.id != connection.id]
         return [connection, *others]
 
 

@@ -148,3 +148,18 @@ def test_good_encryption_keys_load_and_are_masked_in_logs():
 
 def test_a_clear_value_is_returned_as_it_is():
     assert Sealer([KEY_A.encode()]).unseal(ACCESS) == ACCESS
+
+
+def test_whether_a_key_opens_a_sealed_value_is_told_without_decrypting_it(monkeypatch):
+    """The registry checks every stored connection's secrets at load this way (its MAC), and
+    unseals them only when used."""
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    sealed = Sealer([old]).seal("a connection secret")
+    decrypts = []
+    monkeypatch.setattr(Fernet, "decrypt", lambda *a, **k: decrypts.append(a))
+    assert Sealer([new, old]).opens(sealed) and Sealer([old]).opens(sealed)
+    assert not Sealer([new]).opens(sealed)  # ENCRYPTION_KEY changed without keeping the old one
+    assert not Sealer([old]).opens(sealed[:-4] + "AAAA")  # its MAC no longer matches
+    assert not Sealer([old]).opens("gAAAAAnot-a-real-token") and not Sealer([old]).opens("gAAAAA")
+    assert Sealer([new]).opens("clear-value-stored-before-sealing")  # read as it is
+    assert decrypts == []

@@ -26,6 +26,9 @@ T = TypeVar("T")
 MAX_BODY = 1024 * 1024  # docs/interface.md §3: 413 above 1 MiB
 MAX_DEPTH = 32
 # Clocks disagree a little: a signed time this far ahead of ours is still accepted.
+MARKS = "webhook_marks"  # app.extensions: (connection, source) -> when mark_received writes again
+MARK_EVERY = 1.0  # seconds
+clock = time.monotonic  # what mark_received times itself by (a test moves it)
 
 
 class WebhookRejected(Exception):
@@ -107,11 +110,18 @@ def unavailable(source: str, exc: RedisError) -> WebhookRejected:
 
 
 def mark_received(connection: str, source: str) -> None:
-    """When a verified webhook from `source` last reached the connection (for its status)."""
+    """When a verified webhook from `source` last reached the connection (for its status and
+    the workers' quiet check, both read in minutes): written at most once per MARK_EVERY by
+    each web process, so a busy connection's webhooks do not each pay a Redis round trip."""
+    marks = current_app.extensions.setdefault(MARKS, {})
+    now = clock()
+    if now < marks.get((connection, source), 0.0):
+        return
+    marks[(connection, source)] = now + MARK_EVERY
     try:
         current_app.extensions["redis"].set(Keys(connection).last_webhook(source), time.time())
     except RedisError:
-        pass  # a status detail; queueing answers 503 itself when Redis is away
+        marks.pop((connection, source), None)  # a status detail: the next webhook tries again
 
 
 def answer(event: events.Event, connection: str = DEFAULT):

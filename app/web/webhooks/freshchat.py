@@ -70,23 +70,23 @@ def _owner(connection: Connection, conversation: str) -> str:
     """The connection that owns the conversation, else the URL's. An owner that is disabled
     or removed still gets the event: its worker keeps it as a dead letter (never lost, and
     never sent through another connection's OA)."""
-    everyone = look_up(lambda registry: registry.all())
-    if len(everyone) == 1:
+    if len(look_up(lambda registry: registry.all())) == 1:
         return connection.id  # a single connection: no look-up needed
+    sharing = look_up(lambda registry: registry.on_account(connection.freshchat_account))
     owners = keys.conversation_owner(connection.freshchat_account)
     try:
         owner = current_app.extensions["redis"].hget(owners, conversation)
     except RedisError as exc:
         raise unavailable("freshchat", exc) from None
-    owner = owner.decode() if owner else _knows(connection, everyone, conversation)
-    moved = [c for c in everyone if c.id == owner and c.freshchat_account != connection.freshchat_account]
+    owner = owner.decode() if owner else _knows(sharing, conversation)
+    known = look_up(lambda registry: registry.get(owner)) if owner else None
+    moved = known is not None and known.freshchat_account != connection.freshchat_account
     return owner if owner and not moved else connection.id
 
 
-def _knows(connection: Connection, everyone: list[Connection], conversation: str) -> str:
+def _knows(sharing: list[Connection], conversation: str) -> str:
     """No owner recorded (a conversation from before connections existed): the connection on
     this account whose mapping knows the conversation, if one does."""
-    sharing = [c for c in everyone if c.freshchat_account == connection.freshchat_account]
     pipe = current_app.extensions["redis"].pipeline(transaction=False)
     for c in sharing:
         pipe.exists(Keys(c.id).conversation(conversation))

@@ -45,7 +45,7 @@ class Zalo:
         the one whose key verifies it is the one."""
         app_id, oa_ids = _app_id(payload), schemas.oa_ids(payload)
         if not oa_ids:
-            return [c for c in registry.all() if c.enabled and c.zalo_app_id == app_id]
+            return registry.of_zalo_app(app_id)
         found = [registry.for_zalo(app_id, oa_id) for oa_id in oa_ids]
         exact = [c for c, oa_id in zip(found, oa_ids, strict=True) if c and c.zalo_oa_id == oa_id]
         return (exact or [c for c in found if c])[:1]

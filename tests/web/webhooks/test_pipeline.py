@@ -86,3 +86,21 @@ def test_a_body_that_does_not_verify_is_never_loaded_nor_queued(client, redis, c
     assert resp.get_json() == {"error": f"invalid or missing {PARTNERS[source][3]}"}
     assert calls[source] == ["route", "candidates", "verify"]
     assert redis.zcard(DUE) == 0 and not redis.exists(Keys(DEFAULT).last_webhook(source))
+
+
+@pytest.mark.parametrize("source", PARTNERS)
+def test_a_busy_connection_marks_its_last_webhook_at_most_once_per_mark_every(client, redis, monkeypatch, source):
+    """The status' "last webhook" costs a busy connection one write per MARK_EVERY, not one
+    Redis round trip per webhook (a duplicate delivery is a webhook too)."""
+    from app.web.webhooks import common
+
+    now = [1000.0]
+    monkeypatch.setattr(common, "clock", lambda: now[0])
+    url, raw, headers = PARTNERS[source][2](signed=True)
+    key = Keys(DEFAULT).last_webhook(source)
+    assert client.post(url, data=raw, headers=headers).status_code == 200 and redis.exists(key)
+    redis.delete(key)
+    now[0] += common.MARK_EVERY - 0.01
+    assert client.post(url, data=raw, headers=headers).status_code == 200 and not redis.exists(key)
+    now[0] += 0.01
+    assert client.post(url, data=raw, headers=headers).status_code == 200 and redis.exists(key)
