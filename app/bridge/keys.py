@@ -539,6 +539,8 @@ SHARED_BOUNDS = {  # families every connection shares, by key shape
     REPLICAS_SHORT: TTL,
     VERIFIER_OWNERS: BRIDGE,  # one field per uploaded verification file
     CONNECTIONS: BRIDGE,
+    CONNECTIONS_STAMPS: BRIDGE,  # one field per stored connection
+    CONNECTIONS_VERSION: BRIDGE,
     CONNECTIONS + ":lock": TTL,
     lane(window_lane("*")): USER,  # one waiting timer item
     lane(lane_for("*", window_lane("*"))): USER,
