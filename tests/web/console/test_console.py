@@ -730,6 +730,15 @@ def test_load_groups_uses_the_saved_key_without_the_page_holding_it(created):
     assert created.post("/admin/groups", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
 
 
+@pytest.mark.parametrize("picker", ["topics", "groups"])
+@pytest.mark.parametrize("body", [[1], "shop-hcm", {"connection_id": {"id": "shop-hcm"}}, {"api_key": ["k"]}])
+def test_a_pickers_body_that_is_no_object_of_texts_is_a_400(created, picker, body):
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    with requests_mock.Mocker() as mock:
+        resp = created.post(f"/admin/{picker}", json=body, headers={"X-CSRFToken": token})
+    assert resp.status_code == 400 and resp.get_json()["error"] and mock.request_history == []
+
+
 FOREIGN = "https://collector.example.net/v2"  # never registered: requests-mock raises on a call to it
 
 
