@@ -549,6 +549,13 @@ def test_dead_letters_are_listed_with_their_reason(created, redis):
     assert 'id="dl-freshchat:m1"' in page and "Zalo refused freshchat:m2" in page and "message_create" in page
 
 
+def test_the_events_page_has_its_own_title_and_one_forget_form(created):
+    page = created.get("/admin/connections/shop-hcm/events").get_data(as_text=True)
+    [title] = re.findall(r"<title>(.*?)</title>", page, re.S)
+    assert title == "Events · Shop HCM · Zalo ⇄ FreshChat bridge"
+    assert page.count('id="forget-form"') == 1
+
+
 def test_replay_and_drop_one_or_many(created, redis):
     letters = dead(redis, "freshchat:m1", "freshchat:m2", "freshchat:m3")
     events = "/admin/connections/shop-hcm/events"
