@@ -309,11 +309,11 @@ def test_the_events_page_forgets_a_person_once_confirmed_and_says_freshchat_keep
 
     done = api.post(path, data={**form, "confirm": "1"}, follow_redirects=True, headers={"Accept-Language": "vi"})
     said = done.get_data(as_text=True)
-    assert f"Đã xoá dữ liệu của người dùng Zalo {USER}:" in said
+    assert f"Đã xóa dữ liệu của người dùng Zalo {USER}:" in said
     assert f"FreshChat vẫn giữ bản dữ liệu riêng (người dùng {FC_USER})" in said
     assert not redis.exists(DEFAULT_KEYS.zalo_user(USER))
 
     again = api.post(path, data={**form, "confirm": "1"}, follow_redirects=True, headers={"Accept-Language": "vi"})
-    assert f"bridge không có dữ liệu nào về người dùng Zalo {USER} trong kết nối default" in again.get_data(
+    assert f"cầu nối không có dữ liệu nào về người dùng Zalo {USER} trong kết nối default" in again.get_data(
         as_text=True
     )
