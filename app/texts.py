@@ -25,7 +25,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Thank you for contacting us! This conversation has been resolved.",
     },
     "customer.survey": {
-        "vi": "Bạn thấy cuộc trò chuyện này thế nào? Vui lòng trả lời bằng một chữ số từ 1 (chưa hài lòng) "
+        "vi": "Bạn thấy cuộc trò chuyện vừa rồi thế nào? Vui lòng trả lời bằng một số từ 1 (chưa hài lòng) "
         "đến 5 (rất hài lòng).",
         "en": "How was this conversation? Please reply with one digit from 1 (poor) to 5 (excellent).",
     },
@@ -417,7 +417,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "vi": "✅ Đã gửi mẫu tin {id} ({name}) cho khách qua Zalo.{quota}",
         "en": "✅ Template {id} ({name}) was sent to the customer on Zalo.{quota}",
     },
-    "command.quota": {"vi": " Hạn mức đã dùng: {quota}.", "en": " Paid from: {quota}."},
+    "command.quota": {"vi": " Trừ vào hạn mức: {quota}.", "en": " Paid from: {quota}."},
     "command.quota_remain": {"vi": "{kind} (còn {remain})", "en": "{kind} ({remain} left)"},
     "command.template_refused": {
         "vi": "⚠️ Zalo không gửi mẫu tin {id} ({name}): {advice}\n({detail})",
@@ -591,7 +591,7 @@ TEMPLATE_ADVICE: dict[int, dict[str, str]] = {
         },
     ),
     -115: {
-        "vi": "OA đã hết hạn mức hoặc hết tiền cho mẫu tin; hãy nạp thêm (ZBS) rồi gửi lại.",
+        "vi": "OA đã hết hạn mức hoặc hết số dư để gửi mẫu tin; hãy nạp thêm vào tài khoản ZBS rồi gửi lại.",
         "en": "the OA is out of template quota or balance; top it up (ZBS), then send again.",
     },
     -133: {

@@ -26,6 +26,7 @@ from app.connections.store import TEXTS as STORE_TEXTS
 from app.connections.store import Connections, ForeignUrl, stored_key_for
 from app.integrations.freshchat.client import auth_headers
 from app.integrations.http import build_session
+from app.integrations.zalo.tokens import NO_PAIR
 
 log = logging.getLogger("connections.admin")
 
@@ -36,8 +37,7 @@ TOKEN_ERRORS = {-216, -220, -124}  # Zalo's "access token invalid/expired"
 
 # What people read.
 TEXTS = {
-    "no_token": 'no token yet: connect the OA ("Connect with Zalo" in the console, or a one-time link from '
-    "POST /api/connections/<id>/oauth-link) or give access_token and refresh_token",
+    "no_token": NO_PAIR,
     "token_dead": "the token pair is dead ({reason}): connect the OA again",
     "token_unreadable": "the stored token pair cannot be unsealed with ENCRYPTION_KEY: put the old key back "
     "or connect the OA again",

@@ -83,6 +83,7 @@ class Footprint:
     items: set[str] = field(default_factory=set)  # item ids: "<source>:<event id>"
     zalo_messages: set[str] = field(default_factory=set)
     freshchat_messages: set[str] = field(default_factory=set)
+    known: bool = False  # a record names the person (their mapping, a conversation, an item...)
 
     def names(self, attribution: str) -> set[str]:
         return {
@@ -108,8 +109,10 @@ class Forgetting:
     def person(self, connection_id: str, zalo_user: str) -> dict:
         k = self._keys(connection_id, zalo_user)
         footprint = Tracer(self.redis, k).trace(zalo_user)
-        counts = {"media": self._media(k, footprint)}
-        counts.update(Eraser(self.redis, k).erase(footprint))
+        counts = dict.fromkeys([*PERSONAL, *OTHER_FAMILIES], 0)
+        counts["media"] = self._media(k, footprint)
+        if footprint.known:  # else the id named nothing: effects holding it as a word are others'
+            counts.update(Eraser(self.redis, k).erase(footprint))
         if not any(counts.values()):
             raise Problem(404, TEXTS["unknown_user"].format(user=zalo_user, id=connection_id))
         if footprint.fc_user:
@@ -164,7 +167,14 @@ class Tracer:
             found.zalo_messages |= {m.decode() for m in self.redis.lrange(self.k.receipts_of(conversation), 0, -1)}
             found.zalo_messages |= {m.decode() for m in self.redis.hkeys(self.k.replies(conversation))}
         self._follow_message_maps(found)
+        found.known = self._known(found)
         return found
+
+    def _known(self, found: Footprint) -> bool:
+        if found.fc_user or found.conversations or found.items or found.zalo_messages or found.freshchat_messages:
+            return True
+        build = [getattr(self.k, family) for family, attribution in PERSONAL.items() if attribution == USER]
+        return bool(self.redis.exists(*[name(found.user) for name in build]))
 
     def scan(self, pattern: str):
         """The connection's own keys matching `pattern` (the default's never reach another's)."""
@@ -260,10 +270,11 @@ class Eraser:
             return [build(source, event_id) for source, event_id in sorted(events)]
         if attribution == EFFECT:
             start, tokens = len(build("")), found.tokens()
+            compound = [t for t in tokens if _SPLIT.search(t)]
             return [
                 n
                 for n in Tracer(self.redis, self.k).scan(build("*")[len(self.k.prefix) :])
-                if _names(n[start:], tokens)
+                if _names(n[start:], tokens, compound)
             ]
         return [build(name) for name in sorted(found.names(attribution))]
 
@@ -316,5 +327,11 @@ class Eraser:
         return deleted
 
 
-def _names(effect: str, tokens: set[str]) -> bool:
-    return bool(tokens.intersection(_SPLIT.split(effect)))
+def _names(effect: str, tokens: set[str], compound: list[str]) -> bool:
+    """Whether one of `tokens` is a whole part of the effect's name, or whole parts of it: the
+    `compound` tokens hold a `:` or `/` themselves (an anonymous visitor's "anon:<id>")."""
+    parts = _SPLIT.split(effect)
+    if tokens.intersection(parts):
+        return True
+    joined = ":" + ":".join(parts) + ":"
+    return any(f":{_SPLIT.sub(':', token)}:" in joined for token in compound)

@@ -218,7 +218,7 @@ def test_template_sent_in_vietnamese(ctx, m):
     in_vietnamese(ctx)
     run(ctx, command("m-send", ORDER_LINES))
     assert notes(m) == [
-        "✅ Đã gửi mẫu tin 412503 (Xác nhận đơn hàng) cho khách qua Zalo. Hạn mức đã dùng: purchase_quota (còn 120)."
+        "✅ Đã gửi mẫu tin 412503 (Xác nhận đơn hàng) cho khách qua Zalo. Trừ vào hạn mức: purchase_quota (còn 120)."
     ]
 
 

@@ -20,7 +20,7 @@ from app import create_app
 from app.bridge import keys
 from app.bridge.keys import DEFAULT_KEYS, NOT_PERSONAL, PERSONAL, Keys
 from app.bridge.lanes import now_ms
-from app.operations.forget import OTHER_FAMILIES
+from app.operations.forget import OTHER_FAMILIES, _names
 from sandbox.helpers import (
     FC_API,
     PNG,
@@ -235,6 +235,23 @@ def test_a_person_the_bridge_does_not_know_is_404_and_nothing_is_deleted(api, re
     assert api.delete(f"/api/connections/nope/users/{USER}", headers=AUTH).status_code == 404
 
 
+@pytest.mark.parametrize("word", ["zalo", "fc", "msg", "out", "0"])
+def test_an_id_that_is_a_word_of_the_keys_names_deletes_nobody_elses_records(api, redis, worker, m, word):
+    """Effects are found by the parts of their names ("zalo:out:<message>:0"): an unknown id
+    that is one of those words must not reach every effect holding it (their redelivery would
+    send twice)."""
+    seed(api, worker)
+    before = sorted(redis_dump(redis))
+    assert api.delete(f"/api/connections/default/users/{word}", headers=AUTH).status_code == 404
+    assert sorted(redis_dump(redis)) == before
+
+
+def test_an_anonymous_visitors_id_is_found_whole_in_an_effects_name():
+    """An anonymous visitor's id holds a ":" ("anon:<id>"): the window note's effect names it."""
+    assert _names("fc:window:anon:2a8f6c1d:1700000100000", {"anon:2a8f6c1d"}, ["anon:2a8f6c1d"])
+    assert not _names("fc:window:anon:2a8f6c1dff:1700000100000", {"anon:2a8f6c1d"}, ["anon:2a8f6c1d"])
+
+
 def test_the_next_message_of_a_forgotten_person_makes_a_new_freshchat_user(api, worker, redis, m):
     seed(api, worker)
     api.delete(f"/api/connections/default/users/{USER}", headers=AUTH)
@@ -292,11 +309,11 @@ def test_the_events_page_forgets_a_person_once_confirmed_and_says_freshchat_keep
 
     done = api.post(path, data={**form, "confirm": "1"}, follow_redirects=True, headers={"Accept-Language": "vi"})
     said = done.get_data(as_text=True)
-    assert f"Đã xoá dữ liệu của người dùng Zalo {USER}:" in said
+    assert f"Đã xóa dữ liệu của người dùng Zalo {USER}:" in said
     assert f"FreshChat vẫn giữ bản dữ liệu riêng (người dùng {FC_USER})" in said
     assert not redis.exists(DEFAULT_KEYS.zalo_user(USER))
 
     again = api.post(path, data={**form, "confirm": "1"}, follow_redirects=True, headers={"Accept-Language": "vi"})
-    assert f"bridge không có dữ liệu nào về người dùng Zalo {USER} trong kết nối default" in again.get_data(
+    assert f"cầu nối không có dữ liệu nào về người dùng Zalo {USER} trong kết nối default" in again.get_data(
         as_text=True
     )

@@ -28,7 +28,7 @@ POSTS = f"{FC_API}/conversations/{CONV}/messages"
 USER_MSG = "96d3cdf3af150460909"
 SURVEY_LANE = keys.survey_lane(CONV)
 QUESTION = {
-    "vi": "Bạn thấy cuộc trò chuyện này thế nào? Vui lòng trả lời bằng một chữ số từ 1 (chưa hài lòng) "
+    "vi": "Bạn thấy cuộc trò chuyện vừa rồi thế nào? Vui lòng trả lời bằng một số từ 1 (chưa hài lòng) "
     "đến 5 (rất hài lòng).",
     "en": "How was this conversation? Please reply with one digit from 1 (poor) to 5 (excellent).",
 }

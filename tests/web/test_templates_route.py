@@ -82,6 +82,15 @@ def test_zalo_refusing_the_template_api_is_a_502_with_its_words(web, zalo):
     assert "access-0" not in resp.get_data(as_text=True)
 
 
+def test_a_connection_without_a_token_pair_is_a_502_saying_so_and_zalo_is_not_called(settings, zalo):
+    """Tokens are optional (connect later with OAuth): a listing then has nothing to read with."""
+    web = create_app(replace(settings, admin_token=ADMIN, zalo_access_token="", zalo_refresh_token="")).test_client()
+    resp = web.get("/api/connections/default/templates", headers=AUTH)
+    assert resp.status_code == 502
+    assert resp.get_json()["error"].startswith("Zalo's template API: no token yet: connect the OA")
+    assert zalo.request_history == []
+
+
 # -- the console page ---------------------------------------------------------------------------
 
 

@@ -35,6 +35,12 @@ RETRY_REFRESH_AFTER = 60.0  # a failed early refresh is retried after this; the 
 LOCK_SECONDS = 30.0  # how long a refresher may hold the lock, and how long others wait
 CACHE_SECONDS = 2.0  # a rotation elsewhere is noticed within this, or on the next -216
 UNREADABLE = "unreadable"  # set while no key opens the pair, so /readyz can say so
+# No pair at all (tokens are optional: an OA connected later): nothing to call Zalo with, and
+# nothing to refresh; said in these words (app/connections/checks.py shows the same).
+NO_PAIR = (
+    'no token yet: connect the OA ("Connect with Zalo" in the console, or a one-time link from '
+    "POST /api/connections/<id>/oauth-link) or give access_token and refresh_token"
+)
 
 
 def _fingerprint(value: str) -> str:
@@ -84,6 +90,8 @@ class TokenKeeper:
     def access_token(self) -> str:
         """A usable access token, refreshing first when little of its lifetime is left."""
         pair = self._recent_pair()
+        if not (pair.get("access_token") or pair.get("refresh_token")):
+            raise ZaloTokenDead(NO_PAIR, retry_after=300)
         if pair.get("dead"):
             raise ZaloTokenDead("Zalo refresh token is dead: " + pair["dead"], retry_after=300)
         current = pair.get("access_token", "")
@@ -178,6 +186,8 @@ class TokenKeeper:
             raise ZaloRetryable("Zalo token refresh lock busy", retry_after=5)
         try:
             pair = self._load()
+            if not (pair.get("access_token") or pair.get("refresh_token") or pair.get("dead")):
+                raise ZaloTokenDead(NO_PAIR, retry_after=300)
             if pair.get("access_token") != stale_access and not pair.get("dead"):
                 return pair["access_token"]  # another process rotated it while we waited
             if pair.get("dead"):

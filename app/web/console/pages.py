@@ -283,15 +283,24 @@ def upload_verification(connection_id: str):
     return redirect(url_for("console.edit_connection", connection_id=connection_id))
 
 
+def _picker_fields() -> list[str | None]:
+    """api_url, api_key and connection_id of a picker's JSON body: each a text or None; a body
+    that is not an object of texts is a 400 (the page's script only sends those)."""
+    data = request.get_json(silent=True)
+    fields = (
+        [data.get(name) or None for name in ("api_url", "api_key", "connection_id")] if isinstance(data, dict) else []
+    )
+    if not fields or any(not isinstance(value, str | None) for value in fields):
+        raise Problem(400, "the body must be a JSON object")
+    return fields
+
+
 @bp.post("/topics")
 def load_topics():
     """The topics of a FreshChat account, for the picker: from the key typed in the form, or a
     saved connection's own key (the page never holds it)."""
-    data = request.get_json(silent=True) or {}
     try:
-        found = jobs.checks().topics(
-            data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
-        )
+        found = jobs.checks().topics(*_picker_fields())
     except Problem as exc:
         words = "; ".join(f"{name}: {said(message)}" for name, message in exc.fields.items())
         return jsonify({"error": words or said(exc.message)}), exc.status
@@ -301,11 +310,8 @@ def load_topics():
 @bp.post("/groups")
 def load_groups():
     """The groups of a FreshChat account, for the option freshchat_group_id: as `load_topics`."""
-    data = request.get_json(silent=True) or {}
     try:
-        found = jobs.checks().groups(
-            data.get("api_url") or None, data.get("api_key") or None, data.get("connection_id") or None
-        )
+        found = jobs.checks().groups(*_picker_fields())
     except Problem as exc:
         words = "; ".join(f"{name}: {said(message)}" for name, message in exc.fields.items())
         return jsonify({"error": words or said(exc.message)}), exc.status

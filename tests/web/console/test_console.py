@@ -549,6 +549,13 @@ def test_dead_letters_are_listed_with_their_reason(created, redis):
     assert 'id="dl-freshchat:m1"' in page and "Zalo refused freshchat:m2" in page and "message_create" in page
 
 
+def test_the_events_page_has_its_own_title_and_one_forget_form(created):
+    page = created.get("/admin/connections/shop-hcm/events").get_data(as_text=True)
+    [title] = re.findall(r"<title>(.*?)</title>", page, re.S)
+    assert title == "Events · Shop HCM · Zalo ⇄ FreshChat bridge"
+    assert page.count('id="forget-form"') == 1
+
+
 def test_replay_and_drop_one_or_many(created, redis):
     letters = dead(redis, "freshchat:m1", "freshchat:m2", "freshchat:m3")
     events = "/admin/connections/shop-hcm/events"
@@ -728,6 +735,15 @@ def test_load_groups_uses_the_saved_key_without_the_page_holding_it(created):
         )
     assert foreign.status_code == 400 and mock.request_history == []
     assert created.post("/admin/groups", json={"connection_id": "shop-hcm"}).status_code == 400  # no CSRF token
+
+
+@pytest.mark.parametrize("picker", ["topics", "groups"])
+@pytest.mark.parametrize("body", [[1], "shop-hcm", {"connection_id": {"id": "shop-hcm"}}, {"api_key": ["k"]}])
+def test_a_pickers_body_that_is_no_object_of_texts_is_a_400(created, picker, body):
+    token = csrf_of(created.get("/admin/connections/shop-hcm"))
+    with requests_mock.Mocker() as mock:
+        resp = created.post(f"/admin/{picker}", json=body, headers={"X-CSRFToken": token})
+    assert resp.status_code == 400 and resp.get_json()["error"] and mock.request_history == []
 
 
 FOREIGN = "https://collector.example.net/v2"  # never registered: requests-mock raises on a call to it
