@@ -279,7 +279,8 @@ def test_a_refresh_waits_for_the_lock_at_most_its_timeout(redis, settings, monke
         with pytest.raises(ZaloRetryable):
             keeper(redis, settings).refresh("access-0")
         assert m.call_count == 0
-    assert 0.25 <= time.monotonic() - started < 1.0
+    # It gave up after its own 0.3 s, long before the holder's lock (5 s) would have let it in.
+    assert 0.25 <= time.monotonic() - started < 4.0
 
 
 def test_a_lock_lost_mid_refresh_is_logged_and_the_message_goes_on(redis, settings, caplog):
