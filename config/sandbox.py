@@ -21,6 +21,9 @@ DEFAULTS = {
     "freshchat_api_key": "sandbox-freshchat-api-key",
     "freshchat_channel_id": "sandbox-zalo-topic",
     "media_fetch_allow_private": True,
+    # The page shows the survey: resolve a conversation, the phone gets the rating question, a
+    # digit typed back reaches the inbox as the note "rated N/5" (README, sandbox section).
+    "satisfaction_survey": True,
     # The Zalo simulator's clock can be moved by days (to show reply windows), so its events may
     # carry times far from ours; real Zalo's never do.
     "replay_window_seconds": 6 * 86400,

@@ -548,10 +548,23 @@ def status_view(partners: Partners, phone: dict, oa: dict) -> dict:
     except RedisError as exc:
         status = {"redis": f"unreachable ({type(exc).__name__})"}
     status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
+    settings = _connection_settings(partners, oa)
     status.update(
-        resolve_notification=partners.settings.resolve_notification, zalo_refreshes=phone.get("refresh_count")
+        resolve_notification=settings.resolve_notification,
+        satisfaction_survey=settings.satisfaction_survey,
+        merge_users_by_app=settings.merge_users_by_app,
+        zalo_refreshes=phone.get("refresh_count"),
     )
     return status
+
+
+def _connection_settings(partners: Partners, oa: dict):
+    """The options of the picked OA's connection; the default's while Redis is away."""
+    try:
+        held = current_app.extensions["connections"].get(oa["connection"])
+    except RedisError:
+        held = None
+    return held.settings if held is not None else partners.settings
 
 
 def _error_line(raw: str) -> dict:

@@ -371,6 +371,8 @@ function statusRows(s) {
       ["Redis", "unreachable", "bad"],
       ["Token refreshes", s.zalo_refreshes == null ? "–" : s.zalo_refreshes, ""],
       ["Resolve notification", s.resolve_notification ? "on" : "off", ""],
+      ["Satisfaction survey", s.satisfaction_survey ? "on" : "off", ""],
+      ["Merge users by app", s.merge_users_by_app ? "on" : "off", ""],
     ];
   }
   const token = s.zalo_token || {};
@@ -386,6 +388,8 @@ function statusRows(s) {
     ["Token expires in", hours, ""],
     ["Token refreshes", s.zalo_refreshes == null ? "–" : s.zalo_refreshes, ""],
     ["Resolve notification", s.resolve_notification ? "on" : "off", ""],
+    ["Satisfaction survey", s.satisfaction_survey ? "on" : "off", ""],
+    ["Merge users by app", s.merge_users_by_app ? "on" : "off", ""],
   ];
 }
 
