@@ -21,6 +21,9 @@ DEFAULTS = {
     "freshchat_api_key": "sandbox-freshchat-api-key",
     "freshchat_channel_id": "sandbox-zalo-topic",
     "media_fetch_allow_private": True,
+    # The page shows the survey: resolve a conversation, the phone gets the rating question, a
+    # digit typed back reaches the inbox as the note "rated N/5" (README, sandbox section).
+    "satisfaction_survey": True,
     # The Zalo simulator's clock can be moved by days (to show reply windows), so its events may
     # carry times far from ours; real Zalo's never do.
     "replay_window_seconds": 6 * 86400,
@@ -35,11 +38,25 @@ SECOND_SECRETS = {
     "refresh_token": "sandbox2-refresh-token-0",
     "api_key": "sandbox-freshchat2-api-key",
 }
+# The two OAs whose connections merge one person's FreshChat user (sandbox/connections.py).
+MERGING_SECRETS = {
+    "hn": {
+        "oa_secret_key": "sandbox-oa-hn-secret-key",
+        "access_token": "sandbox-hn-access-token-0",
+        "refresh_token": "sandbox-hn-refresh-token-0",
+    },
+    "hcm": {
+        "oa_secret_key": "sandbox-oa-hcm-secret-key",
+        "access_token": "sandbox-hcm-access-token-0",
+        "refresh_token": "sandbox-hcm-refresh-token-0",
+    },
+}
 # Published in this repository, so they prove nothing: never accepted outside sandbox mode
 # (config/settings.py refuses them at start, app/web/webhooks/zalo.py on a stored connection).
 FIXED_SECRETS = frozenset(
     {DEFAULTS[k] for k in ("zalo_app_secret", "zalo_oa_secret_key", "zalo_access_token", "zalo_refresh_token")}
     | {DEFAULTS["freshchat_api_key"], *SECOND_SECRETS.values()}
+    | {secret for oa in MERGING_SECRETS.values() for secret in oa.values()}
 )
 # The sandbox page, its API and media proxy, and the simulators answer only this machine's
 # own clients, unless this variable opens them on purpose (docs/security.md, "Sandbox mode is

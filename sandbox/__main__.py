@@ -15,6 +15,7 @@ from config.sandbox import sandbox_keypair
 from sandbox.connections import (
     SECOND_PREFIX,
     SPARE_PREFIX,
+    add_merging,
     add_second_oa,
     add_spare_oa,
     second_freshchat,
@@ -62,6 +63,7 @@ def main(argv=None) -> None:
     app, zalo, fc = build_partners(settings, accounts)
     add_second_oa(zalo)
     add_spare_oa(zalo)
+    add_merging(zalo, fc)
     server = serve(app, args.host, args.port, quiet=args.quiet)
     public = args.public_url or f"http://{args.host}:{server.port}"
     set_public_url(public, zalo, fc, accounts)

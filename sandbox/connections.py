@@ -2,11 +2,14 @@
 account, so `make run` shows two connections at work. And a spare one, which no connection
 uses: an OA of the same app that has not allowed it yet, with a FreshChat account of its own,
 for an operator to add as a new connection in the console (whose form shows its values).
+And two merging ones (MERGING): two more OAs of the same app on the first FreshChat account,
+each in its own topic, with the option merge_users_by_app, and one person ("Lan Zalo") who
+follows both: what she writes to either OA reaches one FreshChat user, in two conversations.
 
-The partners process (`python -m sandbox`) adds the OAs and mounts the accounts under
-/freshchat2 and /freshchat3; the bridge's web process stores the second connection at start
-(`store_second`). Both take the values from here, and the accounts' signing keys from the
-same files under the var dir.
+The partners process (`python -m sandbox`) adds the OAs and topics and mounts the accounts under
+/freshchat2 and /freshchat3; the bridge's web process stores the second and merging connections
+at start (`store_second`). Both take the values from here, and the accounts' signing keys from
+the same files under the var dir.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from config.sandbox import DEFAULTS, SECOND_SECRETS
+from config.sandbox import DEFAULTS, MERGING_SECRETS, SECOND_SECRETS, sandbox_keypair
 
 log = logging.getLogger("sandbox")
 SECOND_ID = "sandbox-2"
@@ -44,6 +47,25 @@ SPARE_OA = {  # a third OA of the same app, which has not allowed it yet: no tok
 SPARE_PREFIX = "/freshchat3"
 SPARE_ACCOUNT = {"api_key": "sandbox-freshchat3-api-key", "channel_id": "sandbox-zalo-topic-3"}
 SPARE_KEY_FILE = "sandbox-freshchat3-key.pem"
+
+
+def _merging(short: str, name: str, oa_id: str, user_id: str) -> dict:
+    """One merging connection: its OA (of the default's app), topic, and the person's id there."""
+    return {
+        "id": f"sandbox-{short}",
+        "name": name,
+        "oa": {"app_id": DEFAULTS["zalo_app_id"], "app_secret": DEFAULTS["zalo_app_secret"], "oa_id": oa_id}
+        | MERGING_SECRETS[short],
+        "channel_id": f"sandbox-zalo-topic-{short}",
+        "person": {"user_id": user_id, "display_name": "Lan Zalo", "person": "lan"},
+    }
+
+
+# One app, one FreshChat account (the first), two OAs with the option: one person, one user.
+MERGING = (
+    _merging("hn", "Sandbox Shop HN", "2000000000000000005", "5100000000000000051"),
+    _merging("hcm", "Sandbox Shop HCM", "2000000000000000006", "5100000000000000062"),
+)
 
 
 def keypair(var_dir: Path, name: str = KEY_FILE) -> tuple[bytes, str]:
@@ -81,6 +103,33 @@ def second_freshchat(var_dir: Path):
 
 def add_second_oa(zalo):
     return zalo.add_oa(**SECOND_OA, name=SECOND_NAME)
+
+
+def add_merging(zalo, freshchat) -> None:
+    """The merging connections' OAs in the Zalo simulator, their topics in the first account."""
+    for merging in MERGING:
+        zalo.add_oa(**merging["oa"], name=merging["name"])
+        freshchat.add_channel(merging["channel_id"], merging["name"])
+
+
+def merging_records(partners_url: str, var_dir: Path) -> list[dict]:
+    """The merging connections as ConnectionStore stores them: the first FreshChat account."""
+    account = {
+        "api_url": partners_url.rstrip("/") + "/freshchat/v2",
+        "api_key": DEFAULTS["freshchat_api_key"],
+        "webhook_public_key": sandbox_keypair(var_dir)[1],
+    }
+    return [
+        {
+            "id": m["id"],
+            "name": m["name"],
+            "enabled": True,
+            "zalo": dict(m["oa"]),
+            "freshchat": {**account, "channel_id": m["channel_id"]},
+            "options": {"merge_users_by_app": True},
+        }
+        for m in MERGING
+    ]
 
 
 def spare_freshchat(var_dir: Path):
@@ -141,8 +190,8 @@ def partners_url(settings) -> str:
 
 
 def store_second(redis, settings) -> bool:
-    """Store the second connection unless it is there. False when Redis is not reachable
-    yet (the page tries again)."""
+    """Store the second connection and the merging ones unless they are there. False when
+    Redis is not reachable yet (the page tries again)."""
     from redis.exceptions import RedisError
 
     from app.bridge.secrets_at_rest import sealer_for
@@ -150,8 +199,10 @@ def store_second(redis, settings) -> bool:
 
     store = ConnectionStore(redis, settings, sealer_for(settings))
     try:
-        if store.get(SECOND_ID) is None:
-            store.put(record(partners_url(settings), Path(settings.media_dir).parent))
+        var = Path(settings.media_dir).parent
+        for wanted in (record(partners_url(settings), var), *merging_records(partners_url(settings), var)):
+            if store.get(wanted["id"]) is None:
+                store.put(wanted)
         return True
     except RedisError as exc:
         log.warning("sandbox: could not store the second connection yet (%s)", type(exc).__name__)

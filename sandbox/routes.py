@@ -28,6 +28,8 @@ from app.bridge.keys import Keys
 from app.operations.status import bridge_status
 from config.sandbox import is_local, remote_allowed
 from sandbox.connections import (
+    MERGING,
+    SECOND_ACCOUNT,
     SECOND_ID,
     SECOND_NAME,
     SECOND_OA,
@@ -98,9 +100,24 @@ class Partners:
             SECOND_SIDE: f"{bridge}/webhooks/freshchat/{SECOND_ID}",
         }
         # each OA of the page: its connection and the FreshChat account (simulator) it is bound to
+        # (and its topic, and who is on its phone when the page first opens it)
+        first = {"id": settings.zalo_oa_id, "name": "Sandbox OA", "connection": "default", "freshchat": "freshchat"}
         self.oas = [
-            {"id": settings.zalo_oa_id, "name": "Sandbox OA", "connection": "default", "freshchat": "freshchat"},
-            {"id": SECOND_OA["oa_id"], "name": SECOND_NAME, "connection": SECOND_ID, "freshchat": SECOND_SIDE},
+            {**first, "channel": settings.freshchat_channel_id, "demo": DEMO_USER},
+            {
+                "id": SECOND_OA["oa_id"],
+                "name": SECOND_NAME,
+                "connection": SECOND_ID,
+                "freshchat": SECOND_SIDE,
+                "channel": SECOND_ACCOUNT["channel_id"],
+                "demo": DEMO_USER,
+            },
+            *(
+                # the merging OAs share the first account; the same person follows both
+                {"id": m["oa"]["oa_id"], "name": m["name"], "connection": m["id"], "freshchat": "freshchat"}
+                | {"channel": m["channel_id"], "demo": m["person"]}
+                for m in MERGING
+            ),
         ]
 
     def page_oas(self) -> list[dict]:
@@ -114,10 +131,8 @@ class Partners:
             return self.oas
         if held is None:
             return self.oas
-        return [
-            *self.oas,
-            {"id": SPARE_OA["oa_id"], "name": SPARE_NAME, "connection": held.id, "freshchat": SPARE_SIDE},
-        ]
+        spare = {"id": SPARE_OA["oa_id"], "name": SPARE_NAME, "connection": held.id, "freshchat": SPARE_SIDE}
+        return [*self.oas, {**spare, "channel": held.settings.freshchat_channel_id, "demo": DEMO_USER}]
 
     def hook(self, side: str) -> str:
         """Where a simulator sends its webhooks: the spare account's name its connection."""
@@ -167,9 +182,9 @@ class Partners:
         side = oa["freshchat"]
         if inbox.get("webhook_url") != self.hook(side):
             self.act(side, "settings", {"webhook_url": self.hook(side)}, webhook=False)
-        if any(u["user_id"] == DEMO_USER["user_id"] for u in phone["users"]):
+        if any(u["user_id"] == oa["demo"]["user_id"] for u in phone["users"]):
             return False
-        self.act("zalo", "add_user", DEMO_USER, webhook=False, oa=oa)
+        self.act("zalo", "add_user", oa["demo"], webhook=False, oa=oa)
         return True
 
 
@@ -356,6 +371,7 @@ def proxy_media(partners: Partners, side: str, path: str) -> Response:
 def page_state(partners: Partners, oa: dict) -> dict:
     """What the page shows for one OA: its users' phones, its FreshChat account's inbox."""
     oas = {"oa": oa["id"], "oas": [{"id": o["id"], "name": o["name"]} for o in partners.page_oas()]}
+    oas["topic"] = oa["channel"]  # the inbox is the account's: this OA's conversations are in this topic
     phone_path = f"_sim/phone?oa_id={oa['id']}"
     try:
         phone, inbox = partners.get("zalo", phone_path), partners.get(oa["freshchat"], "_sim/state")
@@ -490,12 +506,21 @@ def inbox_view(partners: Partners, inbox: dict) -> dict:
     users = {u["id"]: u for u in inbox["users"]}
     agents = {a["id"]: " ".join(filter(None, (a["first_name"], a["last_name"]))) for a in inbox["agents"]}
     conversations = sorted(inbox["conversations"], key=lambda c: c["updated_time"], reverse=True)
+    topics = {o["channel"]: o["name"] for o in partners.page_oas()}
     return {
-        "conversations": [conversation_view(partners, c, users.get(c["user_id"], {}), agents) for c in conversations]
+        "conversations": [
+            {
+                **conversation_view(partners, c, users.get(c["user_id"], {}), agents),
+                "topic": c.get("channel_id") or "",
+                "topic_oa": topics.get(c.get("channel_id"), ""),
+            }
+            for c in conversations
+        ]
     }
 
 
 def conversation_view(partners: Partners, conv: dict, user: dict, agents: dict) -> dict:
+    # zalo:<user id>, or zalo:app:<app id>:<user id by app> for a person merged across OAs
     reference = user.get("reference_id") or ""
     properties = {p.get("name"): p.get("value") for p in user.get("properties") or [] if isinstance(p, dict)}
     return {
@@ -509,6 +534,7 @@ def conversation_view(partners: Partners, conv: dict, user: dict, agents: dict) 
         },
         "updated": conv["updated_time"],
         "user_name": " ".join(filter(None, (user.get("first_name"), user.get("last_name")))) or "User",
+        "fc_user_id": conv["user_id"],  # one person merged across OAs: one user, a conversation per OA
         "zalo_user_id": reference.rsplit(":", 1)[-1] if reference.startswith("zalo:") else "",
         "messages": [message_view(partners, m, agents) for m in conv["messages"]],
     }
@@ -548,10 +574,23 @@ def status_view(partners: Partners, phone: dict, oa: dict) -> dict:
     except RedisError as exc:
         status = {"redis": f"unreachable ({type(exc).__name__})"}
     status["last_errors"] = [_error_line(e) for e in status.get("last_errors", [])]
+    settings = _connection_settings(partners, oa)
     status.update(
-        resolve_notification=partners.settings.resolve_notification, zalo_refreshes=phone.get("refresh_count")
+        resolve_notification=settings.resolve_notification,
+        satisfaction_survey=settings.satisfaction_survey,
+        merge_users_by_app=settings.merge_users_by_app,
+        zalo_refreshes=phone.get("refresh_count"),
     )
     return status
+
+
+def _connection_settings(partners: Partners, oa: dict):
+    """The options of the picked OA's connection; the default's while Redis is away."""
+    try:
+        held = current_app.extensions["connections"].get(oa["connection"])
+    except RedisError:
+        held = None
+    return held.settings if held is not None else partners.settings
 
 
 def _error_line(raw: str) -> dict:

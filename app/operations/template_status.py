@@ -6,6 +6,9 @@ changes of one template are recorded in order), and its handler below keeps the 
 per template in one hash per connection (`Keys.template_statuses`: template id -> JSON
 {status, previous, reason, at}); nothing reaches a customer or an agent. The hash is bounded by
 the OA's templates (at most MAX_TEMPLATES), and the console shows it (`template_statuses`).
+A change also drops the connection's kept copy of its approved templates (`Keys.zalo_templates`,
+app/commands/catalogue.py): the next `/template`, API call or console page reads Zalo afresh, so a
+template just disabled is not offered for minutes after Zalo said so.
 """
 
 from __future__ import annotations
@@ -37,8 +40,12 @@ def record_change(ctx, item: Item, progress) -> str:
         return events.NOT_RELAYED
     if kept is None and ctx.redis.hlen(key) >= MAX_TEMPLATES:
         log.warning("zalo.template_status_not_kept", extra={"template": change.template_id, "why": "too many"})
+        ctx.redis.delete(ctx.keys.zalo_templates)
         return events.NOT_RELAYED
-    ctx.redis.hset(key, change.template_id, json.dumps(_record(change)))
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.hset(key, change.template_id, json.dumps(_record(change)))
+    pipe.delete(ctx.keys.zalo_templates)
+    pipe.execute()
     log.info("zalo.template_status", extra={"template": change.template_id, "status": change.status})
     return events.NOT_RELAYED
 

@@ -265,12 +265,17 @@ function pickConversation(conversations) {
   if (ui.pinned && known) return;
   const visitors = (ui.state && ui.state.zalo.visitors) || {};
   const me = ui.anonymous ? visitors[ui.zaloUser] : ui.zaloUser; // a visitor's conversation is its own
-  const mine = me && conversations.find((c) => c.zalo_user_id === me);
+  // a person merged across the app's OAs is one FreshChat user (referenced by the app-wide id)
+  // with a conversation per OA: this OA's is the one in its topic
+  const user = ((ui.state && ui.state.zalo.users) || []).find((u) => u.user_id === me) || {};
+  const topic = ui.state && ui.state.topic;
+  const mine = me && conversations.find((c) => (c.zalo_user_id === me || (user.user_id_by_app && c.zalo_user_id === user.user_id_by_app))
+    && (!topic || !c.topic || c.topic === topic));
   ui.conversation = (mine || (known ? { id: ui.conversation } : conversations[0]) || {}).id || "";
 }
 
 function renderList(conversations) {
-  if (!changed("list", [ui.conversation, conversations.map((c) => [c.id, c.user_name, c.status, preview(c)])])) return;
+  if (!changed("list", [ui.conversation, conversations.map((c) => [c.id, c.user_name, c.status, c.topic_oa, preview(c)])])) return;
   $("fc-list").replaceChildren(...conversations.map((c) => {
     const row = el("div", "conv" + (c.id === ui.conversation ? " active" : ""));
     row.dataset.id = c.id;
@@ -278,6 +283,7 @@ function renderList(conversations) {
     const main = el("div", "conv-main");
     const name = el("div", "conv-name", c.user_name);
     name.appendChild(el("span", "pill " + c.status, c.status));
+    if (c.topic_oa) name.appendChild(el("span", "pill topic", c.topic_oa)); // the OA whose topic it is in
     main.append(name, el("div", "conv-preview", preview(c)));
     row.appendChild(main);
     row.onclick = () => { ui.conversation = c.id; ui.pinned = true; poll(); };
@@ -371,6 +377,8 @@ function statusRows(s) {
       ["Redis", "unreachable", "bad"],
       ["Token refreshes", s.zalo_refreshes == null ? "–" : s.zalo_refreshes, ""],
       ["Resolve notification", s.resolve_notification ? "on" : "off", ""],
+      ["Satisfaction survey", s.satisfaction_survey ? "on" : "off", ""],
+      ["Merge users by app", s.merge_users_by_app ? "on" : "off", ""],
     ];
   }
   const token = s.zalo_token || {};
@@ -386,6 +394,8 @@ function statusRows(s) {
     ["Token expires in", hours, ""],
     ["Token refreshes", s.zalo_refreshes == null ? "–" : s.zalo_refreshes, ""],
     ["Resolve notification", s.resolve_notification ? "on" : "off", ""],
+    ["Satisfaction survey", s.satisfaction_survey ? "on" : "off", ""],
+    ["Merge users by app", s.merge_users_by_app ? "on" : "off", ""],
   ];
 }
 

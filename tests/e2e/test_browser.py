@@ -297,3 +297,61 @@ def test_the_phone_shares_info_unfollows_and_follows_and_the_inbox_shows_it(brow
     browser.find_element("id", "zalo-follow").click()
     wait_until(lambda: shown(browser, "fc-messages", "🔔 The customer followed"), timeout=10, what="follow")
     save_screenshot(browser, "sandbox-shared-info.png")
+
+
+def pick_oa(driver, name: str) -> None:
+    """The page's OA selector, as a person picks an option."""
+    from selenium.webdriver.support.ui import Select
+
+    wait_until(lambda: shown(driver, "oa", name), timeout=10, what=f"{name} in the OA selector")
+    Select(driver.find_element("id", "oa")).select_by_visible_text(name)
+    wait_until(lambda: shown(driver, "oa-name", name), timeout=10, what=f"{name} picked")
+
+
+def test_resolve_asks_the_phone_for_a_rating_and_the_digit_shows_as_a_note(browser, stack):
+    browser.get(stack.url + "/sandbox")
+    wait_until(lambda: shown(browser, "zalo-who", "Minh Khánh"), timeout=10, what="the demo user")
+    type_into(browser, "zalo-text", "Cảm ơn shop")
+    seconds_until_shown(browser, "fc-messages", "Cảm ơn shop")
+    wait_until(lambda: browser.find_element("id", "fc-resolve").is_enabled(), timeout=10, what="Resolve")
+    browser.find_element("id", "fc-resolve").click()
+    seconds_until_shown(browser, "zalo-messages", "Bạn thấy cuộc trò chuyện này thế nào?")
+    type_into(browser, "zalo-text", "4")
+    seconds_until_shown(browser, "fc-messages", "⭐ The customer rated the conversation 4/5")
+    customer_texts = browser.execute_script(
+        "return [...document.querySelectorAll('#fc-messages .msg.user')].map(m => m.innerText)"
+    )
+    assert customer_texts and not [t for t in customer_texts if t.strip().startswith("4")]
+
+
+def test_one_person_on_two_merging_oas_is_one_user_with_a_conversation_per_oa(browser, stack):
+    """Lan Zalo writes to Sandbox Shop HN, then to Sandbox Shop HCM: the inbox (the one account
+    both are on) lists her twice, each conversation marked with its OA, and each OA's page
+    opens the conversation of its own topic; her profile names both OAs."""
+    browser.get(stack.url + "/sandbox")
+    for oa in ("Sandbox Shop HN", "Sandbox Shop HCM"):
+        pick_oa(browser, oa)
+        wait_until(lambda: shown(browser, "zalo-who", "Lan Zalo"), timeout=10, what=f"Lan on {oa}'s phone")
+        type_into(browser, "zalo-text", f"Chào {oa}")
+        seconds_until_shown(browser, "fc-messages", f"Chào {oa}")
+    rows = lambda: browser.execute_script(  # noqa: E731
+        "return [...document.querySelectorAll('#fc-list .conv')].map(r => r.innerText)"
+    )
+    wait_until(lambda: len([r for r in rows() if "Lan Zalo" in r]) == 2, timeout=10, what="her two conversations")
+    assert sorted(next(o for o in ("Sandbox Shop HCM", "Sandbox Shop HN") if o in r) for r in rows() if "Lan" in r) == [
+        "Sandbox Shop HCM",
+        "Sandbox Shop HN",
+    ]
+    assert not shown(browser, "fc-messages", "Chào Sandbox Shop HN")  # HCM's page opens HCM's conversation
+    wait_until(
+        lambda: shown(browser, "fc-profile", "Wrote to: ") and shown(browser, "fc-profile", "Sandbox Shop HN"),
+        timeout=10,
+        what="both OAs on her profile",
+    )
+    assert shown(browser, "fc-profile", "Sandbox Shop HCM")
+    type_into(browser, "fc-text", "Dạ, HCM đây ạ")
+    seconds_until_shown(browser, "zalo-messages", "Dạ, HCM đây ạ")
+    pick_oa(browser, "Sandbox Shop HN")
+    wait_until(lambda: shown(browser, "fc-messages", "Chào Sandbox Shop HN"), timeout=10, what="HN's conversation")
+    assert not shown(browser, "zalo-messages", "Dạ, HCM đây ạ")  # the reply went through HCM only
+    save_screenshot(browser, "sandbox-merged-person.png")

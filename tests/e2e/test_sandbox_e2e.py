@@ -149,8 +149,7 @@ def test_make_run_announces_sandbox_mode_and_serves_the_page(stack):
     page = requests.get(stack.url + "/sandbox", timeout=5)
     assert page.status_code == 200 and 'id="zalo-messages"' in page.text and 'id="fc-messages"' in page.text
     assert requests.get(stack.url + "/sandbox/static/sandbox.js", timeout=5).status_code == 200
-    users = state(stack)["zalo"]["users"]
-    demo = next(u for u in users if u["user_id"] == DEMO_USER)
+    (demo,) = [u for u in state(stack)["zalo"]["users"] if u["user_id"] == DEMO_USER]
     assert {k: demo[k] for k in ("display_name", "send_error", "follows")} == {
         "display_name": "Minh Khánh",
         "send_error": None,

@@ -63,6 +63,18 @@ def test_a_later_change_replaces_it_and_a_late_redelivery_of_an_earlier_one_does
     assert template_statuses(ctx.redis, "default") == {"203972": REJECTED}
 
 
+def test_a_change_drops_the_kept_copy_of_the_approved_templates(client, ctx, m):
+    """A template Zalo just disabled must not be offered from a copy read minutes ago: the next
+    reader (/template, the API, the console) reads Zalo afresh."""
+    ctx.redis.set(ctx.keys.zalo_templates, '{"at": 1, "templates": []}', ex=300)
+    other = keys.Keys("other").zalo_templates
+    ctx.redis.set(other, '{"at": 1, "templates": []}', ex=300)
+    post_zalo(client, change("change_template_status__rejected"))
+    drain(ctx)
+    assert ctx.redis.exists(ctx.keys.zalo_templates) == 0
+    assert ctx.redis.exists(other) == 1  # another connection's copy is its own
+
+
 def test_the_same_change_twice_is_a_duplicate(client, ctx, m):
     assert post_zalo(client, change()).get_json() == {"ok": True, "duplicate": False}
     assert post_zalo(client, change()).get_json() == {"ok": True, "duplicate": True}
@@ -105,11 +117,13 @@ def test_templates_beyond_the_bound_are_not_kept(ctx, m):
     from app.bridge.lanes import Item, now_ms
 
     ctx.redis.hset(ctx.keys.template_statuses, mapping={str(n): "{}" for n in range(MAX_TEMPLATES)})
+    ctx.redis.set(ctx.keys.zalo_templates, '{"at": 1, "templates": []}', ex=300)
     event = schemas.load_event(change(template_id="999999"))
     ctx.lanes.accept("tpl:999999", Item("zalo:t", "zalo", event, now_ms(), event="template_status"))
     drain(ctx, "tpl:999999")
     assert ctx.redis.hlen(ctx.keys.template_statuses) == MAX_TEMPLATES
     assert ctx.redis.hget(ctx.keys.template_statuses, "999999") is None
+    assert ctx.redis.exists(ctx.keys.zalo_templates) == 0  # not kept, yet the change is real
 
 
 def test_the_connection_page_shows_what_zalo_reported(settings, ctx, client, m):

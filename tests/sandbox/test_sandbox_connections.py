@@ -12,12 +12,23 @@ import pytest
 from app import create_app
 from app.bridge.secrets_at_rest import is_sealed, sealer_for
 from app.connections.store import STORE, ConnectionStore
+from config.sandbox import DEFAULTS, published_secret, sandbox_keypair
 from sandbox import connections
-from sandbox.connections import SECOND_ID, SECOND_OA, SPARE_KEY_FILE, SPARE_OA, keypair, spare_values, store_second
+from sandbox.connections import (
+    MERGING,
+    SECOND_ID,
+    SECOND_OA,
+    SPARE_KEY_FILE,
+    SPARE_OA,
+    keypair,
+    spare_values,
+    store_second,
+)
 from sandbox.helpers import make_settings
 
 PARTNERS = "http://127.0.0.1:9100"
 DEFAULT_OA = "2000000000000000002"
+MERGING_OAS = ["2000000000000000005", "2000000000000000006"]
 
 
 @pytest.fixture
@@ -46,6 +57,30 @@ def test_store_second_puts_the_connection_sealed_once(redis, sandbox_settings, t
     created = conn.created_at
     assert store_second(redis, sandbox_settings)  # a second web worker starting: left as it is
     assert ConnectionStore(redis, sandbox_settings, sealer_for(sandbox_settings)).get(SECOND_ID).created_at == created
+
+
+def test_store_second_puts_two_merging_connections_of_the_app_on_the_first_account(redis, sandbox_settings, tmp_path):
+    """One person writing to both OAs is one FreshChat user: both connections have the option,
+    are OAs of the default's app, and are on the default's FreshChat account, a topic each."""
+    assert store_second(redis, sandbox_settings)
+    store = ConnectionStore(redis, sandbox_settings, sealer_for(sandbox_settings))
+    found = [store.get(m["id"]) for m in MERGING]
+    assert [c.name for c in found] == ["Sandbox Shop HN", "Sandbox Shop HCM"]
+    assert [(c.zalo_app_id, c.zalo_oa_id) for c in found] == [(DEFAULTS["zalo_app_id"], oa) for oa in MERGING_OAS]
+    assert [c.settings.freshchat_channel_id for c in found] == ["sandbox-zalo-topic-hn", "sandbox-zalo-topic-hcm"]
+    for conn in found:
+        assert conn.enabled and conn.settings.merge_users_by_app and not conn.settings.satisfaction_survey
+        assert conn.settings.freshchat_api_url == sandbox_settings.freshchat_api_url == PARTNERS + "/freshchat/v2"
+        assert conn.settings.freshchat_api_key == DEFAULTS["freshchat_api_key"]
+        assert conn.settings.freshchat_webhook_public_key == sandbox_keypair(tmp_path)[1]
+        assert conn.settings.zalo_access_token.startswith("sandbox-")
+    assert len({c.settings.zalo_oa_secret_key for c in found}) == 2
+
+
+def test_the_merging_connections_secrets_are_refused_outside_sandbox_mode():
+    secrets = [m["oa"][f] for m in MERGING for f in ("oa_secret_key", "access_token", "refresh_token")]
+    assert [published_secret(s, "https://openapi.zalo.me") for s in secrets] == [True] * 6
+    assert [published_secret(s, PARTNERS + "/zalo") for s in secrets] == [False] * 6
 
 
 def test_keypair_is_made_once_and_an_existing_key_wins(tmp_path, monkeypatch):
@@ -80,11 +115,45 @@ def test_state_of_the_second_oa_reads_its_phone_and_its_own_freshchat_account(pa
     requests_mock.get(f"{PARTNERS}/freshchat2/_sim/state", json=inbox)
     state = page.get(f"/sandbox/api/state?oa={SECOND_OA['oa_id']}").get_json()
     assert state["partners"] == "ok" and state["oa"] == SECOND_OA["oa_id"]
-    assert [o["id"] for o in state["oas"]] == [DEFAULT_OA, SECOND_OA["oa_id"]]
+    assert [o["id"] for o in state["oas"]] == [DEFAULT_OA, SECOND_OA["oa_id"], *MERGING_OAS]
     assert [r.url for r in requests_mock.request_history] == [
         f"{PARTNERS}/zalo/_sim/phone?oa_id={SECOND_OA['oa_id']}",
         f"{PARTNERS}/freshchat2/_sim/state",
     ]
+
+
+def test_a_merging_oas_phone_has_the_person_and_its_inbox_is_the_first_accounts_by_topic(page, requests_mock):
+    """The person who follows both merging OAs is put on the phone of each (one `person`, so
+    one user id by app); the inbox is the first account's, each conversation named by its
+    topic's OA, and the state says which topic is this OA's."""
+    hn = MERGING[0]
+    phone = {"users": [], "user_messages": [], "oa_messages": [], "console_messages": [], "uploads": {}}
+    hook = f"http://127.0.0.1:{page.application.config['SETTINGS'].port}/webhooks/freshchat"
+    conversation = {"conversation_id": "c1", "user_id": "u1", "status": "new", "updated_time": "t", "messages": []}
+    inbox = {
+        "users": [{"id": "u1", "first_name": "Lan Zalo", "reference_id": "zalo:app:1000000000000000001:777"}],
+        "agents": [],
+        "conversations": [{**conversation, "channel_id": "sandbox-zalo-topic-hcm"}],
+        "webhook_url": hook,
+    }
+    requests_mock.get(f"{PARTNERS}/zalo/_sim/phone?oa_id={hn['oa']['oa_id']}", json=phone)
+    requests_mock.get(f"{PARTNERS}/freshchat/_sim/state", json=inbox)
+    added = requests_mock.post(f"{PARTNERS}/zalo/_sim/actions/add_user", json={"ok": True})
+    state = page.get(f"/sandbox/api/state?oa={hn['oa']['oa_id']}").get_json()
+    assert added.last_request.json() == {
+        "user_id": "5100000000000000051",
+        "display_name": "Lan Zalo",
+        "person": "lan",
+        "oa_id": hn["oa"]["oa_id"],
+    }
+    assert state["topic"] == "sandbox-zalo-topic-hn"
+    (shown,) = state["inbox"]["conversations"]
+    assert (shown["zalo_user_id"], shown["topic"], shown["topic_oa"]) == (
+        "777",
+        "sandbox-zalo-topic-hcm",
+        "Sandbox Shop HCM",
+    )
+    assert state["status"]["merge_users_by_app"] is True and state["status"]["satisfaction_survey"] is False
 
 
 def test_with_redis_away_the_state_says_so_once_the_connections_cache_is_stale(page, redis_server, requests_mock):
@@ -104,6 +173,7 @@ def test_with_redis_away_the_state_says_so_once_the_connections_cache_is_stale(p
     assert state["status"]["redis"].startswith("unreachable") and [o["id"] for o in state["oas"]] == [
         DEFAULT_OA,
         SECOND_OA["oa_id"],
+        *MERGING_OAS,
     ]
 
 
@@ -158,7 +228,7 @@ def test_the_spare_oa_joins_the_page_once_a_connection_holds_it(page, redis, san
     ConnectionStore(redis, sandbox_settings, sealer_for(sandbox_settings)).put(record)
     page.application.extensions["connections"].forget_cache()
     state = page.get("/sandbox/api/state").get_json()
-    assert [o["id"] for o in state["oas"]] == [DEFAULT_OA, SECOND_OA["oa_id"], SPARE_OA["oa_id"]]
+    assert [o["id"] for o in state["oas"]] == [DEFAULT_OA, SECOND_OA["oa_id"], *MERGING_OAS, SPARE_OA["oa_id"]]
     agent = requests_mock.post(f"{PARTNERS}/freshchat3/_sim/actions/agent_message", json={"statuses": [200]})
     page.post("/sandbox/api/agent/reply", json={"oa": SPARE_OA["oa_id"], "conversation_id": "c1", "text": "dạ"})
     port = sandbox_settings.port

@@ -4,15 +4,19 @@ templates as agents' /templates lists them, from the kept copy or read from Zalo
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import replace
 
 import pytest
 import requests_mock
+from babel.dates import format_timedelta
 
 from app import create_app
 from app.bridge.keys import Keys
 from app.commands.catalogue import CACHE_SECONDS
-from sandbox.helpers import ZALO_API, load_fixture
+from sandbox.helpers import ZALO_API, load_fixture, post_zalo
+from tests.operations.test_template_status import drain
 from tests.web.console.test_console_i18n import csrf_of, english_in
 
 ADMIN = "admin-token-for-the-template-tests"
@@ -128,3 +132,73 @@ def test_the_page_reads_in_vietnamese(web, zalo, redis):
     assert "OA này chưa có mẫu tin nào được duyệt." in pages[1].get_data(as_text=True)
     assert "Zalo không trả về danh sách mẫu tin:" in pages[2].get_data(as_text=True)
     assert [english_in(p.get_data(as_text=True)) for p in pages] == [[], [], []]
+
+
+# -- what Zalo reported of each template (change_template_status) -------------------------------
+
+
+def cells_of(html: str, row_id: str) -> list[str]:
+    """The text of each cell of the row `row_id`, tags dropped."""
+    row = html[html.index(f'<tr id="{row_id}"') :].split("</tr>")[0]
+    return [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in row.split("</td>")[:-1]]
+
+
+def report(client, ctx, name: str, **fields) -> None:
+    """Zalo's change_template_status through the real webhook and the real drain."""
+    event = {**load_fixture("zalo", "webhooks", f"{name}.json"), **fields}
+    assert post_zalo(client, event).status_code == 200
+    drain(ctx, f"tpl:{event['template_id']}")
+
+
+def test_a_status_change_shows_on_the_page_at_once(web, zalo, client, ctx):
+    """The page read Zalo and kept its copy; the approval arriving after it drops that copy, so
+    the next page reads Zalo again and shows the change beside the template."""
+    html = signed_in(web).get("/admin/connections/default/templates").get_data(as_text=True)
+    assert cells_of(html, "template-412503")[4] == "none reported"
+    assert 'id="templates-not-approved"' not in html
+    report(client, ctx, "change_template_status", template_id="412503")
+    html = web.get("/admin/connections/default/templates").get_data(as_text=True)
+    assert [r.url for r in zalo.request_history].count(LIST) == 2
+    cells = cells_of(html, "template-412503")
+    assert cells[3:] == ["ENABLE", f"PENDING_REVIEW → ENABLE, {ago(1700000020)}"]
+    assert cells_of(html, "template-412877")[4] == "none reported"
+
+
+def test_templates_changed_but_not_approved_are_listed_apart(web, zalo, client, ctx):
+    report(client, ctx, "change_template_status__rejected")  # 203972: not in Zalo's approved list
+    report(client, ctx, "change_template_status", template_id="412877", status={"new_status": "DISABLE"})
+    html = signed_in(web).get("/admin/connections/default/templates").get_data(as_text=True)
+    assert 'id="templates-not-approved"' in html and 'id="template-412877"' in html
+    # 412877 is still in this (mocked) approved list: its change shows in its row, not apart
+    assert cells_of(html, "template-412877")[4] == f"— → DISABLE, {ago(1700000020)}"
+    assert html.count('<tr id="template-other-') == 1
+    assert cells_of(html, "template-other-203972") == [
+        "203972",
+        "REJECT",
+        "ENABLE",
+        "Nội dung mẫu tin chứa thông tin quảng cáo",
+        ago(1700000080),
+    ]
+
+
+def test_the_changes_show_when_zalo_refuses_the_list(web, zalo, client, ctx):
+    report(client, ctx, "change_template_status__rejected")
+    zalo.get(LIST, json={"error": -135, "message": "OA is not allowed"}, complete_qs=True)
+    html = signed_in(web).get("/admin/connections/default/templates").get_data(as_text=True)
+    assert 'id="templates-error"' in html
+    assert cells_of(html, "template-other-203972")[:2] == ["203972", "REJECT"]
+
+
+def test_the_changes_read_in_vietnamese(web, zalo, client, ctx):
+    report(client, ctx, "change_template_status__rejected")
+    web.environ_base["HTTP_ACCEPT_LANGUAGE"] = "vi-VN,vi;q=0.9"
+    html = signed_in(web).get("/admin/connections/default/templates").get_data(as_text=True)
+    assert "<th>Thay đổi gần nhất Zalo báo</th>" in html
+    assert cells_of(html, "template-412503")[4] == "Zalo chưa báo"
+    assert "<h2>Mẫu tin Zalo báo đã đổi trạng thái, hiện không gửi được</h2>" in html
+    assert english_in(html) == []
+
+
+def ago(at: int) -> str:
+    """The console's "… ago" of a time in the past, in English (babel's own wording)."""
+    return format_timedelta(at - time.time(), add_direction=True, locale="en")

@@ -337,15 +337,21 @@ def events(connection_id: str):
 
 @bp.get("/connections/<connection_id>/templates")
 def templates(connection_id: str):
-    """The connection's approved Zalo templates, as agents' /templates lists them; `?refresh=1`
-    reads them from Zalo again."""
+    """The connection's approved Zalo templates, as agents' /templates lists them, each with the
+    last change Zalo reported of it (change_template_status), and the templates Zalo reported a
+    change of that are not approved now (rejected, disabled...); `?refresh=1` reads Zalo again."""
     view = named(jobs.overview().show(connection_id))
     catalogue = jobs.template_catalogue(connection_id)
     try:
         listing, refused = (catalogue.refresh() if request.args.get("refresh") else catalogue.current()), ""
     except PartnerError as exc:
         listing, refused = None, said(str(exc))
-    return render_template("console/templates.html", view=view, listing=listing, refused=refused)
+    changes = template_statuses(current_app.extensions["redis"], view["id"])
+    listed = {t.id for t in listing.templates} if listing else set()
+    others = {template_id: c for template_id, c in changes.items() if template_id not in listed}
+    return render_template(
+        "console/templates.html", view=view, listing=listing, refused=refused, changes=changes, others=others
+    )
 
 
 @bp.post("/connections/<connection_id>/dead-letters")
