@@ -11,6 +11,7 @@ from redis import Redis
 from redis.lock import Lock
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
+from app.bridge.replies import text
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, is_sealed, sealer_for
 
 TOKEN = DEFAULT_KEYS.zalo_token
@@ -31,7 +32,7 @@ class TokenStore:
 
     def raw(self) -> dict:
         """Every field as stored, the tokens still sealed."""
-        return {k.decode(): v.decode() for k, v in self.redis.hgetall(self.key).items()}
+        return {text(k): text(v) for k, v in self.redis.hgetall(self.key).items()}
 
     def state(self) -> dict:
         """The stored pair with its tokens unsealed; UnreadableSecret when no key opens them."""
@@ -57,7 +58,7 @@ class TokenStore:
 
     def mark(self, **fields) -> None:
         """Set bookkeeping fields (never the tokens), leaving the pair as it is."""
-        self.redis.hset(self.key, mapping=fields)
+        self.redis.hset(self.key, mapping=fields)  # type: ignore[arg-type]  # redis-py keys `mapping` invariantly
 
     def unmark(self, field: str) -> None:
         self.redis.hdel(self.key, field)
@@ -79,7 +80,8 @@ class TokenStore:
             pipe.hset(self.key, mapping={f: self.sealer.seal(clear[f]) for f in fields})
             return True
 
-        return fields if self.redis.transaction(swap, self.key, value_from_callable=True) else []
+        # redis-py types `transaction` as if value_from_callable did not exist (func -> None)
+        return fields if self.redis.transaction(swap, self.key, value_from_callable=True) else []  # type: ignore[arg-type]
 
     def lock(self, seconds: float) -> Lock:
         """The refresh lock: held by one refresher at a time, for at most `seconds`."""
