@@ -116,7 +116,7 @@ def _record(ctx: RelayContext, outcome: Outcome, contiguous: bool) -> None:
     if outcome.reason == HISTORY:  # counted on the dashboard, whatever catch-ups come after
         record |= {"imported": str(outcome.queued), "imported_at": str(outcome.finished_at)}
     pipe = ctx.redis.pipeline()
-    pipe.hset(ctx.keys.catchup, mapping=record)
+    pipe.hset(ctx.keys.catchup, mapping=record)  # type: ignore[arg-type]  # redis-py keys `mapping` invariantly
     pipe.hdel(ctx.keys.catchup, *FAILURE_FIELDS)  # a finished run ends the failure shown
     pipe.execute()
 
@@ -139,7 +139,7 @@ def _failed(ctx: RelayContext, reason: str, exc: Exception) -> None:
     is one log line (its words say it all), anything else is left to the caller's traceback."""
     error = str(exc)[:ERROR_CHARS] or type(exc).__name__
     failure = {"failed_at": str(now_ms()), "failed_reason": reason, "error": error}
-    ctx.redis.hset(ctx.keys.catchup, mapping=failure)
+    ctx.redis.hset(ctx.keys.catchup, mapping=failure)  # type: ignore[arg-type]  # as above
     if isinstance(exc, PartnerError | CatchUpStopped):
         log.warning("catchup.failed", extra={"connection": ctx.connection, "reason": reason, "error": error})
 
