@@ -13,6 +13,7 @@ from redis.lock import Lock
 from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.bridge.replies import text
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, is_sealed, sealer_for
+from config.settings import Settings
 
 TOKEN = DEFAULT_KEYS.zalo_token
 LOCK = DEFAULT_KEYS.zalo_token_lock
@@ -26,7 +27,7 @@ class TokenStore:
         self.key, self.lock_key = keys.zalo_token, keys.zalo_token_lock
 
     @classmethod
-    def of(cls, redis: Redis, settings, keys: Keys = DEFAULT_KEYS) -> TokenStore:
+    def of(cls, redis: Redis, settings: Settings, keys: Keys = DEFAULT_KEYS) -> TokenStore:
         """The store of the connection whose settings (sealing keys) and keys are given."""
         return cls(redis, sealer_for(settings), keys)
 

@@ -36,6 +36,7 @@ from app.integrations import events
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import history_event
 from app.relay.context import RelayContext
+from config.settings import Settings
 
 log = logging.getLogger("relay.catchup")
 queue_log = logging.getLogger("worker.catchup")
@@ -277,13 +278,13 @@ def on_demand(redis, connections: Connections, connection_id: str, since=None) -
     return since_ms
 
 
-def history_days(settings) -> int:
+def history_days(settings: Settings) -> int:
     """How many days back a history import may read: the catch-up horizon (never beyond the
     dedupe window), in whole days, at least one."""
     return max(1, min(settings.catchup_horizon_seconds, settings.dedupe_ttl_seconds) // 86400)
 
 
-def import_history(redis, connections: Connections, connection_id: str, days, settings) -> int:
+def import_history(redis, connections: Connections, connection_id: str, days, settings: Settings) -> int:
     """The operator chose, at the connection's first activation, to bring in the last `days`
     days of the OA's chats: a catch-up from then, each message relayed with its own time
     (app/relay/inbound.py marks a late one with it). Answers the window's start (epoch ms)."""

@@ -20,6 +20,7 @@ from app.integrations.zalo.errors import (
     error_for,
 )
 from app.integrations.zalo.tokens import TokenKeeper
+from config.settings import Settings
 
 log = logging.getLogger("zalo.api")
 UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
@@ -65,7 +66,7 @@ class ZaloClient(BaseClient):
     def __init__(
         self,
         session: requests.Session,
-        settings,
+        settings: Settings,
         tokens: TokenKeeper,
         limiter: Limiter | None = None,
         hooks: ClientHooks | None = None,
