@@ -89,7 +89,7 @@ def _webhook_off(caught_up: dict | None, last_zalo_webhook: float | None) -> boo
     return not last_zalo_webhook or last_zalo_webhook < caught_up["newest_missed_at"]
 
 
-def settings_problems(settings: Settings) -> list[tuple[str, dict]]:
+def settings_problems(settings: Settings | None) -> list[tuple[str, dict]]:
     """What no partner can work with, seen from the settings alone (sandbox mode has none)."""
     if settings is None or settings.sandbox:
         return []
