@@ -17,18 +17,16 @@ reply that reached them, and from that:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from app.bridge import keys
 from app.bridge.lanes import Item, NotDue, now_ms
 from app.bridge.outcome import DELIVERED, Outcome
 from app.errors import PermanentError
 from app.integrations import events
+from app.integrations.zalo.client import SentId
 from app.relay.context import Progress, RelayContext
 from app.texts import for_agent, vn_time
-
-if TYPE_CHECKING:
-    from app.integrations.zalo.client import SentId
 
 log = logging.getLogger("relay.windows")
 HOUR_MS = 3600 * 1000
@@ -93,7 +91,7 @@ def _quotas(ctx: RelayContext, conversation_id: str, sent: tuple[str, ...]) -> l
     `Sent`); a part sent by an earlier run is only a recorded id, its receipt has it (one HMGET,
     only then)."""
     if all(hasattr(part, "quota") for part in sent):
-        return [quota_name(part.quota) for part in cast("tuple[SentId, ...]", sent)]  # as just seen
+        return [quota_name(part.quota) for part in cast(tuple[SentId, ...], sent)]  # as just seen
     recorded = ctx.mapping.quotas(conversation_id, [str(part) for part in sent])
     pairs = zip(sent, recorded, strict=True)
     return [quota_name(part.quota) if hasattr(part, "quota") else kept for part, kept in pairs]
