@@ -37,6 +37,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 # Mutation testing of the delivery engine and the drain's failure and lease rules against their fast
 # tests (pyproject.toml [tool.mutmut]; docs/delivery.md, "Tests that catch what they claim"). A fresh

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.bridge.keys import WEB_STARTED
 from app.logs import configure_logging, context_id
-from config import ConfigError, load_settings
+from config import ConfigError, Settings, load_settings
 from config.formats import parse_networks
 
 # Answers that hold secrets or one-time state: no proxy or browser may keep a copy.
@@ -36,7 +36,7 @@ def _note_start(app) -> None:
         pass  # Redis away: webhooks answer 503 and the workers catch up once it is back
 
 
-def create_app(settings=None, cli: bool = False) -> Flask:
+def create_app(settings: Settings | None = None, cli: bool = False) -> Flask:
     """Build the web app; reads the environment only when no Settings are given. `cli`: for a
     `bin/bridge` command, whose output the server's start-up warnings would only precede."""
     if settings is None:

@@ -24,7 +24,7 @@ from config.redis_url import masked
 class BridgeGroup(AppGroup):
     """`flask bridge` (and `bin/bridge`): a Redis that does not answer is one line, not a traceback."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except RedisError as exc:

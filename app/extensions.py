@@ -12,9 +12,10 @@ from app.bridge.secrets_at_rest import sealer_for
 from app.connections.store import ConnectionStore, Registry
 from app.media.store import build_media_store
 from config.redis_url import SENTINEL_SCHEME, parse_sentinel_url
+from config.settings import Settings
 
 
-def connect_redis(settings) -> Redis:
+def connect_redis(settings: Settings) -> Redis:
     """Short timeouts: a webhook must answer 503 quickly when Redis is away, not hang.
 
     `redis+sentinel://` asks the sentinels for the current primary on every new connection,
@@ -37,7 +38,7 @@ def connect_redis(settings) -> Redis:
     return sentinel.master_for(target.master, db=target.db, password=target.password, **options)
 
 
-def init_app(app, settings) -> None:
+def init_app(app, settings: Settings) -> None:
     redis = connect_redis(settings)
     app.extensions["redis"] = redis
     app.extensions["lanes"] = Lanes(

@@ -8,6 +8,8 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from config.settings import Settings
+
 context_id: contextvars.ContextVar[str] = contextvars.ContextVar("context_id", default="-")
 MASK = "***"
 # Attributes every LogRecord has: they hold paths, names and numbers, never our secrets.
@@ -79,7 +81,7 @@ def mask_also(values) -> None:
         ContextFilter.stored = ContextFilter.stored | found
 
 
-def log_handler(settings, stream=None) -> logging.Handler:
+def log_handler(settings: Settings, stream=None) -> logging.Handler:
     """A handler writing LOG_FORMAT lines with secrets masked (also gunicorn's: app/web/webserver.py)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter(settings.secrets()))
@@ -95,7 +97,7 @@ def log_handler(settings, stream=None) -> logging.Handler:
     return handler
 
 
-def configure_logging(settings, stream=None) -> None:
+def configure_logging(settings: Settings, stream=None) -> None:
     """Install one handler on the root logger; safe to call more than once."""
     root = logging.getLogger()
     root.handlers[:] = [log_handler(settings, stream)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from config.settings import LANGUAGES
+from config.settings import LANGUAGES, Settings
 
 TEXTS: dict[str, dict[str, str]] = {
     # -- to Zalo users -----------------------------------------------------------------------
@@ -672,32 +672,32 @@ def say(key: str, language: str, **values) -> str:
     return entry.get(language, entry["en"]).format(**values)
 
 
-def for_customer(settings, key: str, **values) -> str:
+def for_customer(settings: Settings, key: str, **values) -> str:
     return say(key, settings.customer_language, **values)
 
 
-def for_agent(settings, key: str, **values) -> str:
+def for_agent(settings: Settings, key: str, **values) -> str:
     return say(key, settings.agent_language, **values)
 
 
-def kind_for_agent(settings, kind: str) -> str:
+def kind_for_agent(settings: Settings, kind: str) -> str:
     """An attachment kind in the agents' words; a kind Zalo names that we do not know stays as is."""
     return for_agent(settings, f"kind.{kind}") if f"kind.{kind}" in TEXTS else kind
 
 
-def zalo_advice(settings, code) -> str:
+def zalo_advice(settings: Settings, code) -> str:
     """What the agent can do when Zalo refuses a reply with `code`."""
     advice = ZALO_ADVICE.get(code, OTHER_REFUSAL)
     return advice.get(settings.agent_language, advice["en"])
 
 
-def template_advice(settings, code) -> str:
+def template_advice(settings: Settings, code) -> str:
     """What the agent can do when Zalo refuses a template message (or the template API) with `code`."""
     advice = TEMPLATE_ADVICE.get(code) or ZALO_ADVICE.get(code, OTHER_REFUSAL)
     return advice.get(settings.agent_language, advice["en"])
 
 
-def resolve_text(settings) -> str:
+def resolve_text(settings: Settings) -> str:
     """The operator's text; without one the bridge's thank-you in both languages, the customer's
     first, as the default has always been bilingual."""
     if settings.resolve_notification_text:

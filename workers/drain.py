@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import cast
 
 from app.bridge import keys
 from app.bridge.lanes import Item, Lanes, NotDue, now_ms
 from app.bridge.outcome import DELIVERED, DIRECTION_OF_KIND, FAILED, RETRYING, Outcome, Relayed, Subscriber
+from app.bridge.replies import text
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.logs import context_id
@@ -63,11 +65,11 @@ def drain_due() -> int:
     return drained
 
 
-def next_lane(lanes: Lanes, rung: tuple | None) -> tuple | None:
+def next_lane(lanes: Lanes, rung: Sequence[bytes | str] | None) -> tuple | None:
     """Claim the lane whose doorbell we heard (`rung`, BLPOP's answer); else one of those the
     last pop found due when it emptied its lane (none due: no round trip); else the due set's
     first. Every way ends in `take.lua`, which leases only a lane due and free."""
-    if rung and (claimed := lanes.claim([rung[1].decode()])):
+    if rung and (claimed := lanes.claim([text(rung[1])])):
         return claimed
     return lanes.claim(lanes.due_seen())
 
@@ -183,7 +185,7 @@ class Drainer:
         """What a pop leaves: the lane empty (given up), lost to another worker, or its next head."""
         if left <= 0:
             return ("empty" if left == 0 else "lost-lease"), None
-        return "done", (following, Item.loads(following))
+        return "done", (following, Item.loads(cast(str, following)))  # a lane with items left has a head
 
     def _process(self, lane: str, item: Item, token: str) -> tuple[Outcome | None, float | None]:
         """(a DELIVERED or FAILED outcome, None) when the item is finished (delivered, reported
@@ -231,7 +233,8 @@ class Drainer:
         if self._partner_wide(ctx, exc):
             item.first_failed_at = 0  # not this item's fault: its budget starts afresh later
             _log_retry(lane, item)
-            wait = max(retry_after, ctx.breaker(exc.partner).open_for(), ctx.settings.retry_base_seconds)
+            partner = cast(PartnerError, exc).partner  # partner-wide: a PartnerError
+            wait = max(retry_after, ctx.breaker(partner).open_for(), ctx.settings.retry_base_seconds)
             return failed, wait + random.uniform(0, min(1.0, wait / 2))  # spread the restart after a pause
         now = now_ms()
         item.attempts += 1

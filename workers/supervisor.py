@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
@@ -86,7 +87,7 @@ def run_rq_worker(settings: Settings, index: int) -> None:
 class Supervisor:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.children: dict[int, multiprocessing.Process] = {}
+        self.children: dict[int, BaseProcess] = {}  # the fork context's processes
         self.stopping = False
         self.ctx = multiprocessing.get_context("fork")
         self.outage = RedisOutage(log, settings.redis_url)
@@ -113,7 +114,7 @@ class Supervisor:
 
     def shutdown(self) -> None:
         for proc in self.children.values():
-            if proc.is_alive():
+            if proc.is_alive() and proc.pid is not None:  # alive: started, so it has a pid
                 os.kill(proc.pid, signal.SIGTERM)  # RQ's warm shutdown: finish the current job
         deadline = time.monotonic() + GRACE_SECONDS
         for proc in self.children.values():

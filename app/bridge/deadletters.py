@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import cast
 
 from redis import Redis
 
@@ -18,18 +19,19 @@ class DeadLetters:
         self.dead, self.order = keys.dead, keys.dead_order  # hash id -> record, zset id -> failed_at
 
     def add(self, lane: str, item: Item, reason: str) -> None:
-        record = {"lane": lane, "item": item.__dict__, "reason": reason, "failed_at": time.time()}
+        failed_at = time.time()
+        record = {"lane": lane, "item": item.__dict__, "reason": reason, "failed_at": failed_at}
         pipe = self.redis.pipeline()
         pipe.hset(self.dead, item.id, json.dumps(record, ensure_ascii=False))
-        pipe.zadd(self.order, {item.id: record["failed_at"]})
+        pipe.zadd(self.order, {item.id: failed_at})
         pipe.execute()
 
     def count(self) -> int:
         return self.redis.zcard(self.order)
 
     def list(self, limit: int = 100) -> list[dict]:
-        ids = [i.decode() for i in self.redis.zrange(self.order, 0, limit - 1)]
-        return [dict(self.get(i), id=i) for i in ids if self.get(i)]
+        ids = [i.decode() for i in cast("list[bytes]", self.redis.zrange(self.order, 0, limit - 1))]  # no scores
+        return [dict(record, id=i) for i in ids if (record := self.get(i))]
 
     def get(self, item_id: str) -> dict | None:
         raw = self.redis.hget(self.dead, item_id)

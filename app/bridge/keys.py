@@ -558,7 +558,7 @@ SHARED_BOUNDS = {  # families every connection shares, by key shape
 }
 
 
-def _bound_shapes() -> list[tuple[str, str]]:
+def _bound_shapes() -> list[tuple[re.Pattern[str], str]]:
     shapes = list(SHARED_BOUNDS.items())
     for name, bound in KEYS_BOUNDS.items():
         for keys in (Keys(), Keys("*")):

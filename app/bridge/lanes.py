@@ -18,11 +18,13 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, fields
+from typing import cast
 
 from redis import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from app.bridge import keys
+from app.bridge.replies import text
 from app.bridge.scripts import LuaScript
 
 ACCEPT, APPEND, TAKE = LuaScript("accept"), LuaScript("append"), LuaScript("take")
@@ -94,9 +96,9 @@ class Item:
 _ITEM_FIELDS = {f.name for f in fields(Item)}
 
 
-def _head(raw: bytes | None) -> tuple[str, Item] | None:
+def _head(raw: bytes | str | None) -> tuple[str, Item] | None:
     """A lane's head as the worker steps it: (its stored form, the item)."""
-    return None if raw is None else (raw.decode(), Item.loads(raw))
+    return None if raw is None else (text(raw), Item.loads(raw))
 
 
 class NotReplicated(RedisError):
@@ -211,9 +213,8 @@ class Lanes:
         """(lane, lease token, its head as `head` gives it) for the earliest due lane nobody
         holds, or None: among `lanes` when given, else the due set's first."""
         if lanes is None:
-            lanes = [
-                raw.decode() for raw in self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=CANDIDATES)
-            ]
+            due = self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=CANDIDATES)
+            lanes = [raw.decode() for raw in cast("list[bytes]", due)]  # members, no scores
         for lane in lanes:
             taken = self.take(lane)
             if taken:
@@ -376,7 +377,7 @@ class Lanes:
     def due_lanes(self, limit: int = 500) -> list[str]:
         """Lanes waiting for a worker now, earliest first."""
         found = self.redis.zrangebyscore(keys.DUE, "-inf", now_ms(), start=0, num=limit)
-        return [x.decode() for x in found]
+        return [x.decode() for x in cast("list[bytes]", found)]  # members, no scores
 
     def due_count(self) -> int:
         """Lanes waiting for a worker now (leased lanes are due only when their lease ends)."""

@@ -7,6 +7,7 @@ import time
 from redis import Redis
 
 from app.bridge.keys import DEFAULT_KEYS, Keys, person
+from app.bridge.replies import text
 from app.bridge.scripts import LuaScript
 
 LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
@@ -37,10 +38,11 @@ class Mapping:
 
     def zalo_user(self, zalo_user_id: str) -> dict:
         raw = self.redis.hgetall(self.keys.zalo_user(zalo_user_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     def set_zalo_user(self, zalo_user_id: str, **fields: str) -> None:
-        self.redis.hset(self.keys.zalo_user(zalo_user_id), mapping=fields)
+        # redis-py's `mapping` is keyed by any encodable type, invariantly: a dict[str, str] is refused
+        self.redis.hset(self.keys.zalo_user(zalo_user_id), mapping=fields)  # type: ignore[arg-type]
 
     def link_conversation(self, zalo_user_id: str, conversation_id: str) -> None:
         pipe = self.redis.pipeline()
@@ -52,7 +54,7 @@ class Mapping:
 
     def conversation(self, conversation_id: str) -> dict:
         raw = self.redis.hgetall(self.keys.conversation(conversation_id))
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     def conversation_user(self, conversation_id: str) -> str:
         """The Zalo user of a FreshChat conversation ("" when unknown), read from Redis at most
@@ -68,7 +70,7 @@ class Mapping:
         return user
 
     def set_conversation(self, conversation_id: str, **fields: str) -> None:
-        self.redis.hset(self.keys.conversation(conversation_id), mapping=fields)
+        self.redis.hset(self.keys.conversation(conversation_id), mapping=fields)  # type: ignore[arg-type]  # as above
 
     def touch(self, zalo_user_id: str, last_ts: str | None = None, last_msg_id: str = "") -> bool:
         """Record the newest relayed time and message (if given): the user's last interaction,
@@ -85,12 +87,12 @@ class Mapping:
 
     def forgotten(self) -> frozenset[str]:
         """FreshChat users of people forgotten on request (app/operations/forget.py)."""
-        return frozenset(m.decode() for m in self.redis.smembers(self.keys.forgotten))
+        return frozenset(text(m) for m in self.redis.smembers(self.keys.forgotten))
 
     def agent_name(self, agent_id: str) -> str | None:
         """A cached agent first name ("" = FreshChat does not know the agent), None when not cached."""
         raw = self.redis.get(self.keys.agent_name(agent_id))
-        return None if raw is None else raw.decode()
+        return None if raw is None else text(raw)
 
     def remember_agent_name(self, agent_id: str, first_name: str) -> None:
         ttl = AGENT_NAME_SECONDS if first_name else UNKNOWN_AGENT_SECONDS
@@ -111,7 +113,7 @@ class Mapping:
         raw = self.redis.get(self.keys.sent(zalo_message_id))
         if raw is None:
             return None
-        value = raw.decode()
+        value = text(raw)
         return value[len(SENT_TEXT) :] if value.startswith(SENT_TEXT) else ""
 
     # -- replies and what became of them (app/relay/agent_view.py, windows.py)
@@ -148,7 +150,7 @@ class Mapping:
     def receipts_in(self, conversation_id: str) -> list[tuple[str, dict]]:
         """The conversation's last sent messages, oldest first, with their records."""
         raw = self.redis.hgetall(self.keys.replies(conversation_id))
-        records = [(i.decode(), _record(r)) for i, r in raw.items()]
+        records = [(text(i), _record(r)) for i, r in raw.items()]
         return sorted(records, key=lambda pair: pair[1]["sent_at"])
 
     def mark_reported(self, conversation_id: str, reported: dict[str, str]) -> None:
@@ -163,9 +165,9 @@ class Mapping:
         return MARK(self.redis, replies=replies, slot=slot, state=state, at=at_ms, ids=" ".join(ids))
 
 
-def _record(raw: bytes) -> dict:
+def _record(raw: bytes | str) -> dict:
     """A `replies` field (receipt_add.lua) as a dict."""
-    sent_at, state, at, reported, quota = raw.decode().split(RECORD, 4)
+    sent_at, state, at, reported, quota = text(raw).split(RECORD, 4)
     return {"sent_at": int(sent_at or 0), "state": state, "at": at, "reported": reported, "quota": quota}
 
 
@@ -212,7 +214,8 @@ class People:
             pipe.set(key, fc_user_id)
             return fc_user_id
 
-        return self.redis.transaction(write, key, value_from_callable=True)
+        # redis-py types `transaction` as if value_from_callable did not exist (func -> None)
+        return self.redis.transaction(write, key, value_from_callable=True)  # type: ignore[arg-type,return-value]
 
     def adopt(self, user_id_by_app: str, fc_user_id: str) -> None:
         """A user the connection already had becomes the person's, unless the person has one
@@ -253,4 +256,4 @@ class MessageMap:
 
     def _get(self, key: str) -> str:
         raw = self.redis.get(key)
-        return raw.decode() if raw else ""
+        return text(raw) if raw else ""

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from config.formats import parse_keys
+from config.settings import Settings
 
 FERNET_PREFIX = "gAAAAA"  # version byte 0x80, then a 64-bit timestamp whose high bytes stay 0 for ages
 FERNET_MIN_BYTES = 1 + 8 + 16 + 16 + 32  # version, time, IV, one cipher block, MAC
@@ -81,7 +82,7 @@ def is_sealed(value: str) -> bool:
     return value.startswith(FERNET_PREFIX)
 
 
-def sealer_for(settings) -> Sealer:
+def sealer_for(settings: Settings) -> Sealer:
     """ENCRYPTION_KEY's keys, or the one derived from SECRET_KEY. With ENCRYPTION_KEY set, the
     derived key still unseals (last): values sealed before it was set stay readable, and
     whoever knows SECRET_KEY could derive that key anyway."""

@@ -11,7 +11,9 @@ from redis import Redis
 from redis.lock import Lock
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
+from app.bridge.replies import text
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, is_sealed, sealer_for
+from config.settings import Settings
 
 TOKEN = DEFAULT_KEYS.zalo_token
 LOCK = DEFAULT_KEYS.zalo_token_lock
@@ -25,13 +27,13 @@ class TokenStore:
         self.key, self.lock_key = keys.zalo_token, keys.zalo_token_lock
 
     @classmethod
-    def of(cls, redis: Redis, settings, keys: Keys = DEFAULT_KEYS) -> TokenStore:
+    def of(cls, redis: Redis, settings: Settings, keys: Keys = DEFAULT_KEYS) -> TokenStore:
         """The store of the connection whose settings (sealing keys) and keys are given."""
         return cls(redis, sealer_for(settings), keys)
 
     def raw(self) -> dict:
         """Every field as stored, the tokens still sealed."""
-        return {k.decode(): v.decode() for k, v in self.redis.hgetall(self.key).items()}
+        return {text(k): text(v) for k, v in self.redis.hgetall(self.key).items()}
 
     def state(self) -> dict:
         """The stored pair with its tokens unsealed; UnreadableSecret when no key opens them."""
@@ -57,7 +59,7 @@ class TokenStore:
 
     def mark(self, **fields) -> None:
         """Set bookkeeping fields (never the tokens), leaving the pair as it is."""
-        self.redis.hset(self.key, mapping=fields)
+        self.redis.hset(self.key, mapping=fields)  # type: ignore[arg-type]  # redis-py keys `mapping` invariantly
 
     def unmark(self, field: str) -> None:
         self.redis.hdel(self.key, field)
@@ -79,7 +81,8 @@ class TokenStore:
             pipe.hset(self.key, mapping={f: self.sealer.seal(clear[f]) for f in fields})
             return True
 
-        return fields if self.redis.transaction(swap, self.key, value_from_callable=True) else []
+        # redis-py types `transaction` as if value_from_callable did not exist (func -> None)
+        return fields if self.redis.transaction(swap, self.key, value_from_callable=True) else []  # type: ignore[arg-type]
 
     def lock(self, seconds: float) -> Lock:
         """The refresh lock: held by one refresher at a time, for at most `seconds`."""

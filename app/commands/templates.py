@@ -71,7 +71,7 @@ def send_template(ctx: RelayContext, message: dict, command: Command, progress: 
     done = ctx.effects.recorded(effect)
     if done is None:
         refusal, template, user = checked(ctx, message, command, template_id, progress)
-        if refusal:
+        if refusal or template is None:  # no template without a refusal saying why
             answer(ctx, message, refusal)
             return
         values, _ = values_of(command.lines)

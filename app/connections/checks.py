@@ -27,6 +27,7 @@ from app.connections.store import Connections, ForeignUrl, stored_key_for
 from app.integrations.freshchat.client import auth_headers
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import NO_PAIR
+from config.settings import Settings
 
 log = logging.getLogger("connections.admin")
 
@@ -69,7 +70,7 @@ _URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 class ConnectionChecks:
     """An operator's "Test connection" (recorded for the status) and the FreshChat topic picker."""
 
-    def __init__(self, redis, settings, session=None):
+    def __init__(self, redis, settings: Settings, session=None):
         self.redis = redis
         self.connections = Connections(redis, settings)
         self.session = session or build_session(timeout=TIMEOUT)
@@ -125,7 +126,7 @@ def _is_url(value) -> bool:
     return True
 
 
-def _stored_key(settings, url: str, refusal: str) -> str:
+def _stored_key(settings: Settings, url: str, refusal: str) -> str:
     """A connection's stored FreshChat API key for a picker's call to `url`: a 400 naming
     api_key (to give again) unless `url` is the URL the key was stored with."""
     try:
@@ -166,7 +167,7 @@ def check_zalo(connection, redis, session: requests.Session) -> dict:
     return token_oa(settings, token, session)[0]
 
 
-def token_oa(settings, token: str, session: requests.Session) -> tuple[dict, str, str]:
+def token_oa(settings: Settings, token: str, session: requests.Session) -> tuple[dict, str, str]:
     """Zalo's `getoa` for `token`: (the result in words, the OA id the token serves, its
     name), the id "" when Zalo did not say. Also the OAuth callback's check that a new pair
     is the connection's OA's (app/web/oauth.py)."""

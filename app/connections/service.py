@@ -186,7 +186,7 @@ def _masked(conn: Connection, section: str) -> dict:
 class ConnectionService:
     """Add, change, switch on/off and remove stored connections; the default one is read-only."""
 
-    def __init__(self, redis, lanes: Lanes, settings, session=None):
+    def __init__(self, redis, lanes: Lanes, settings: Settings, session=None):
         self.redis = redis
         self.lanes = lanes
         self.connections = Connections(redis, settings)

@@ -123,7 +123,7 @@ class Connection:
         return {f: getattr(self.settings, s) for f, s in FIELDS[name].items()}
 
 
-def freshchat_account(settings) -> str:
+def freshchat_account(settings: Settings) -> str:
     """Connections with the same API URL share one FreshChat account (and its rate limit)."""
     return settings.freshchat_api_url.rstrip("/").lower()
 
@@ -136,7 +136,7 @@ def same_url(a: str, b: str) -> bool:
     return a.rstrip("/").lower() == b.rstrip("/").lower()
 
 
-def stored_key_for(settings, url: str) -> str:
+def stored_key_for(settings: Settings, url: str) -> str:
     """The FreshChat API key stored in `settings`, for a call to `url`: only the URL it was
     stored with gets it (ForeignUrl otherwise). The Zalo secrets need no such check: Zalo's
     URLs are the deployment's (ZALO_API_BASE_URL, ZALO_OAUTH_BASE_URL), never a connection's."""
@@ -151,7 +151,7 @@ def _key_is_bound(freshchat: dict) -> bool:
     return not freshchat.get("api_key") or same_url(freshchat.get(KEY_URL, url), url)
 
 
-def default_connection(settings) -> Connection:
+def default_connection(settings: Settings) -> Connection:
     return Connection(DEFAULT, "Default (environment)", True, settings, from_env=True)
 
 
@@ -414,7 +414,7 @@ class Connections:
     bridge`): straight from Redis, not through the registry's cache, so a request sees the change
     made by the one before it; the default one first. An unknown id is a 404."""
 
-    def __init__(self, redis: Redis, settings):
+    def __init__(self, redis: Redis, settings: Settings):
         self.store = ConnectionStore(redis, settings, sealer_for(settings))
         self.default = default_connection(settings)
 

@@ -22,6 +22,7 @@ from app.connections.problem import Problem
 from app.connections.store import Connections
 from app.logs import audit
 from app.media.types import CSP
+from config.settings import Settings
 
 log = logging.getLogger("connections.admin")
 
@@ -143,7 +144,7 @@ def served(redis: Redis, code: str) -> bytes | None:
 class VerificationUploads:
     """An operator's uploads of a connection's verification files (the API and the console)."""
 
-    def __init__(self, redis: Redis, settings):
+    def __init__(self, redis: Redis, settings: Settings):
         self.redis = redis
         self.connections = Connections(redis, settings)
         self.base_url = settings.public_base_url

@@ -90,7 +90,7 @@ class BaseClient:
         except PartnerError as exc:
             self._failed(self._slowed(exc, grant))
             raise
-        if grant is not None and grant.streak:  # only then: no extra Redis round trip usually
+        if grant is not None and grant.streak and self.limiter:  # only then: no extra Redis round trip usually
             self.limiter.calm(grant.at_ms)
         return data
 

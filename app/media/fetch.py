@@ -154,10 +154,10 @@ def _check_host(host: str, port: int) -> str:
     except (socket.gaierror, UnicodeError):
         raise MediaFetchError(f"cannot resolve {host}") from None
     for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])  # an IPv4/IPv6 sockaddr: address first
         if is_blocked(address):
             raise BlockedAddress(f"{host} resolves to {address}, which is not a public address")
-    return infos[0][4][0]
+    return str(infos[0][4][0])
 
 
 def is_blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from itsdangerous import BadData, URLSafeSerializer
 
+from config.settings import Settings
+
 SALT = "media-link"
 
 
@@ -24,5 +26,5 @@ def unsign_key(secret: str, signed: str) -> str | None:
     return key if isinstance(key, str) else None
 
 
-def media_url(settings, key: str) -> str:
+def media_url(settings: Settings, key: str) -> str:
     return f"{settings.public_base_url.rstrip('/')}/media/{sign_key(settings.secret_key, key)}"

@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 # through it on every write and every read, so objects stored before the rule are safe too.
 from app.media.types import is_inline
 from app.media.types import served_type as served_content_type
+from config.settings import Settings
 
 # Segments may not start with "." so "." / ".." / hidden and temp files are never addressable.
 KEY_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
@@ -206,7 +207,7 @@ def _filename(response: dict) -> str:
     return unquote(response.get("Metadata", {}).get("filename", "")) or "file"
 
 
-def build_media_store(settings):
+def build_media_store(settings: Settings):
     """S3 when MEDIA_BUCKET is set (credentials from the usual AWS_* variables), else local."""
     if not settings.media_bucket:
         return LocalMediaStore(settings.media_dir)

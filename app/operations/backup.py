@@ -39,6 +39,7 @@ from app.bridge.lanes import Item, Lanes
 from app.bridge.scripts import LuaScript
 from app.logs import audit
 from config.formats import parse_keys
+from config.settings import Settings
 
 SNAPSHOT = LuaScript("snapshot")
 FORMAT = "zalo-freshchat-bridge-backup"
@@ -61,7 +62,7 @@ class BackupError(Exception):
     """Said to the operator as it is; nothing has been changed when it is raised."""
 
 
-def signing_keys(settings) -> list[bytes]:
+def signing_keys(settings: Settings) -> list[bytes]:
     """HKDF-SHA256 of each ENCRYPTION_KEY item (the first signs, each verifies), else of
     SECRET_KEY: whoever can restore the sealed token pair can also sign a backup, nobody else."""
     roots = parse_keys(settings.encryption_key) if settings.encryption_key else []
@@ -78,7 +79,7 @@ def signature(manifest: dict, key: bytes) -> str:
     return "hmac-sha256:" + hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
-def backup(redis, settings, out_dir: Path) -> dict:
+def backup(redis, settings: Settings, out_dir: Path) -> dict:
     """Write the backup into `out_dir` (created 0700; must be empty) and answer its manifest."""
     key = signing_keys(settings)[0]
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ def backup(redis, settings, out_dir: Path) -> dict:
     return manifest
 
 
-def restore(redis, settings, in_dir: Path, replace: bool = False) -> dict:
+def restore(redis, settings: Settings, in_dir: Path, replace: bool = False) -> dict:
     """Put a backup back: refused into a Redis that already holds bridge data unless `replace`.
     Everything is checked first (signature, every file, every key), so a refusal changes nothing."""
     manifest = _verified_manifest(settings, in_dir)
@@ -140,7 +141,7 @@ def _write_redis(redis, out_dir: Path, files: dict) -> tuple[int, int]:
     return len(lines), items
 
 
-def _backup_media(settings, out_dir: Path, files: dict) -> dict:
+def _backup_media(settings: Settings, out_dir: Path, files: dict) -> dict:
     if settings.media_bucket:
         return {"store": "s3", "bucket": settings.media_bucket, "files": 0}
     source, count = Path(settings.media_dir), 0
@@ -178,7 +179,7 @@ def _refuse(in_dir: Path, reason: str, message: str) -> BackupError:
     return BackupError(message)
 
 
-def _verified_manifest(settings, in_dir: Path) -> dict:
+def _verified_manifest(settings: Settings, in_dir: Path) -> dict:
     try:
         manifest = json.loads((in_dir / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
@@ -238,7 +239,7 @@ def _read_records(in_dir: Path, manifest: dict) -> list[dict]:
     return records
 
 
-def _check_media(settings, in_dir: Path, manifest: dict) -> dict[str, bytes]:
+def _check_media(settings: Settings, in_dir: Path, manifest: dict) -> dict[str, bytes]:
     names = [n for n in manifest["files"] if n != REDIS_FILE]
     if manifest["media"].get("store") == "local" and names and settings.media_bucket:
         raise BackupError("the backup holds local media but MEDIA_BUCKET is set: copy media/ into the bucket")
@@ -268,7 +269,7 @@ def _restore_redis(redis, records: list[dict], replace: bool) -> int:
     return len(records)
 
 
-def _restore_media(settings, in_dir: Path, manifest: dict, media: dict[str, bytes]) -> dict:
+def _restore_media(settings: Settings, in_dir: Path, manifest: dict, media: dict[str, bytes]) -> dict:
     recorded = manifest["media"]
     if recorded["store"] != "local":
         return {"store": recorded["store"], "files": 0, "note": "media lives in the bucket: not copied"}

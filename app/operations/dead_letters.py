@@ -13,6 +13,7 @@ from app.connections.problem import Problem
 from app.connections.store import ID_PATTERN, Connections
 from app.connections.store import TEXTS as STORE_TEXTS
 from app.operations.journal import Journal
+from config.settings import Settings
 
 log = logging.getLogger("connections.admin")
 MAX_LIMIT = 1000
@@ -25,7 +26,7 @@ TEXTS = {
 
 
 class DeadLetterDesk:
-    def __init__(self, redis, lanes: Lanes, settings):
+    def __init__(self, redis, lanes: Lanes, settings: Settings):
         self.redis = redis
         self.lanes = lanes
         self.connections = Connections(redis, settings)

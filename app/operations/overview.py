@@ -15,10 +15,11 @@ from app.connections.store import Connection, Connections
 from app.operations import problems
 from app.operations.journal import BadQuery, Journal
 from app.operations.status import connection_status, queue_depths
+from config.settings import Settings
 
 
 class Overview:
-    def __init__(self, redis, lanes: Lanes, settings):
+    def __init__(self, redis, lanes: Lanes, settings: Settings):
         self.redis = redis
         self.lanes = lanes
         self.base_url = settings.public_base_url

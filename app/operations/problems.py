@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from app.connections.checks import TEXTS as CHECK_TEXTS
 from app.integrations.zalo.tokens import WARN_BEFORE
 from app.texts import say, vn_time
+from config.settings import Settings
 
 STUCK_SECONDS = 120  # due work no worker took for this long: the workers are down or overloaded
 CODES = (
@@ -39,7 +40,9 @@ def problem_text(code: str, language: str, **values) -> dict[str, str]:
     return {part: say(f"problem.{code}.{part}", language, **values) for part in ("what", "fix")}
 
 
-def find(status: dict, token_given: bool, now: float, settings=None, check: dict | None = None) -> list[dict]:
+def find(
+    status: dict, token_given: bool, now: float, settings: Settings | None = None, check: dict | None = None
+) -> list[dict]:
     """The problems of a connection's `status`; `token_given`: its settings hold a token pair
     (the environment's) that is used although Redis holds none yet; `settings`: the
     connection's; `check`: the last connection test a worker recorded for it."""
@@ -86,7 +89,7 @@ def _webhook_off(caught_up: dict | None, last_zalo_webhook: float | None) -> boo
     return not last_zalo_webhook or last_zalo_webhook < caught_up["newest_missed_at"]
 
 
-def settings_problems(settings) -> list[tuple[str, dict]]:
+def settings_problems(settings: Settings | None) -> list[tuple[str, dict]]:
     """What no partner can work with, seen from the settings alone (sandbox mode has none)."""
     if settings is None or settings.sandbox:
         return []

@@ -11,15 +11,20 @@ clears. The web only reads the record: it never calls a partner while answering 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from app.connections.checks import TEXTS, check, last_check, record_check
 from app.operations.problems import settings_problems
+from config.settings import Settings
+
+if TYPE_CHECKING:  # types only: the worker runs these tests with its context (workers/supervisor.py)
+    from workers.context import WorkerContext
 
 log = logging.getLogger("startup")
 TOKEN_REFUSED = TEXTS["token_refused"].split(" (")[0]
 
 
-def warn_about_settings(settings, logger: logging.Logger = log) -> None:
+def warn_about_settings(settings: Settings, logger: logging.Logger = log) -> None:
     for code, values in settings_problems(settings):
         logger.warning(f"startup.{code}", extra=values)
 
@@ -31,7 +36,7 @@ def failed(result: dict | None) -> bool:
 class ConnectionTests:
     """The worker's tests of every enabled connection: all at start, then the failed ones."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: WorkerContext):
         self.ctx = ctx
 
     def run(self, only_failed: bool = False) -> None:
@@ -55,7 +60,7 @@ class ConnectionTests:
         return result
 
     @staticmethod
-    def _refreshed(ctx) -> bool:
+    def _refreshed(ctx: WorkerContext) -> bool:
         """Rotate the pair as a message would; a dead refresh token is recorded by the keeper."""
         try:
             ctx.tokens.refresh(ctx.tokens.state().get("access_token") or ctx.settings.zalo_access_token)

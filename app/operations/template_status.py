@@ -23,14 +23,15 @@ from app.bridge.keys import Keys
 from app.integrations import events
 from app.integrations.zalo.schemas import TemplateChange, template_change
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the drain hands this handler the relay's context (workers/drain.py)
     from app.bridge.lanes import Item
+    from app.relay.context import Progress, RelayContext
 
 log = logging.getLogger("operations.template_status")
 MAX_TEMPLATES = 1000  # an OA has tens of templates; a flood of made-up ids stops here
 
 
-def record_change(ctx, item: Item, progress) -> str:
+def record_change(ctx: RelayContext, item: Item, progress: Progress) -> str:
     """The worker's handler of a change_template_status (workers/drain.py): keep it unless a
     later change of that template is already kept (a redelivery arriving late)."""
     change = template_change(item.payload)

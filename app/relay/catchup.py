@@ -36,6 +36,7 @@ from app.integrations import events
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import history_event
 from app.relay.context import RelayContext
+from config.settings import Settings
 
 log = logging.getLogger("relay.catchup")
 queue_log = logging.getLogger("worker.catchup")
@@ -116,7 +117,7 @@ def _record(ctx: RelayContext, outcome: Outcome, contiguous: bool) -> None:
     if outcome.reason == HISTORY:  # counted on the dashboard, whatever catch-ups come after
         record |= {"imported": str(outcome.queued), "imported_at": str(outcome.finished_at)}
     pipe = ctx.redis.pipeline()
-    pipe.hset(ctx.keys.catchup, mapping=record)
+    pipe.hset(ctx.keys.catchup, mapping=record)  # type: ignore[arg-type]  # redis-py keys `mapping` invariantly
     pipe.hdel(ctx.keys.catchup, *FAILURE_FIELDS)  # a finished run ends the failure shown
     pipe.execute()
 
@@ -139,7 +140,7 @@ def _failed(ctx: RelayContext, reason: str, exc: Exception) -> None:
     is one log line (its words say it all), anything else is left to the caller's traceback."""
     error = str(exc)[:ERROR_CHARS] or type(exc).__name__
     failure = {"failed_at": str(now_ms()), "failed_reason": reason, "error": error}
-    ctx.redis.hset(ctx.keys.catchup, mapping=failure)
+    ctx.redis.hset(ctx.keys.catchup, mapping=failure)  # type: ignore[arg-type]  # as above
     if isinstance(exc, PartnerError | CatchUpStopped):
         log.warning("catchup.failed", extra={"connection": ctx.connection, "reason": reason, "error": error})
 
@@ -277,13 +278,13 @@ def on_demand(redis, connections: Connections, connection_id: str, since=None) -
     return since_ms
 
 
-def history_days(settings) -> int:
+def history_days(settings: Settings) -> int:
     """How many days back a history import may read: the catch-up horizon (never beyond the
     dedupe window), in whole days, at least one."""
     return max(1, min(settings.catchup_horizon_seconds, settings.dedupe_ttl_seconds) // 86400)
 
 
-def import_history(redis, connections: Connections, connection_id: str, days, settings) -> int:
+def import_history(redis, connections: Connections, connection_id: str, days, settings: Settings) -> int:
     """The operator chose, at the connection's first activation, to bring in the last `days`
     days of the OA's chats: a catch-up from then, each message relayed with its own time
     (app/relay/inbound.py marks a late one with it). Answers the window's start (epoch ms)."""

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.bridge.lanes import Item, now_ms
 from app.bridge.outcome import Relayed
@@ -262,7 +262,7 @@ def user_payload(reference: str, zalo_user: str, profile: dict, extra: dict | No
     fallback = anonymous[-6:] if anonymous else f"User {zalo_user[-6:]}"
     name = profile.get("display_name") or profile.get("user_alias") or fallback
     now = _now_iso()
-    payload = {
+    payload: dict[str, Any] = {
         "reference_id": reference,
         "first_name": f"{name} Zalo",
         "properties": properties(zalo_user, last_seen=now, created=now, extra=extra),

@@ -393,7 +393,7 @@ def send_attachment(ctx: RelayContext, zalo_user: str, msg_id: str, index: int, 
 def attachment_message(kind: str, attachment: str, data: bytes) -> dict:
     if kind == "file":
         return {"attachment": {"type": "file", "payload": {"token": attachment}}}
-    element = {"media_type": kind, "attachment_id": attachment}
+    element: dict[str, str | int] = {"media_type": kind, "attachment_id": attachment}
     if kind == "gif":
         element["width"], element["height"] = gif_size(data)
     return {"attachment": {"type": "template", "payload": {"template_type": "media", "elements": [element]}}}

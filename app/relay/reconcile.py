@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from app.bridge.replies import text
 from app.errors import PermanentError, ReconcilePending
 from app.integrations.zalo.client import HISTORY_PAGE, HistoryTooLong, history_since
 from app.integrations.zalo.schemas import anonymous_id
@@ -82,7 +83,7 @@ def wait_for_send_in_flight(ctx: RelayContext, zalo_user: str) -> None:
     """An echo we do not know yet may be of our send whose answer never came: wait until that
     send is settled (found or resent), at most `echo_patience` after it was made."""
     effect = ctx.redis.get(ctx.keys.sending_to(zalo_user))
-    flight = ctx.effects.in_flight(effect.decode()) if effect else None
+    flight = ctx.effects.in_flight(text(effect)) if effect else None
     if flight is None:
         return
     left = flight["at"] / 1000 + echo_patience(ctx.settings) - time.time()
@@ -163,9 +164,9 @@ def find_freshchat_post(ctx: RelayContext, flight: dict) -> dict | None:
         found = people.own_conversations(ctx, ctx.freshchat.user_conversations(flight["user"]))
         conversations = found[-USER_CONVERSATIONS:]
     for conversation in conversations:
-        found = _find_in(ctx, conversation, flight, deadline)
-        if found:
-            return {"id": found, "conversation_id": conversation}
+        posted = _find_in(ctx, conversation, flight, deadline)
+        if posted:
+            return {"id": posted, "conversation_id": conversation}
     return None
 
 

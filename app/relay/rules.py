@@ -8,7 +8,7 @@ feature is a rule in its own module and one line below; the relay code does not 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from app.bridge.lanes import Item
 from app.integrations import events
@@ -22,7 +22,7 @@ RULES: dict[str, tuple[Handler, ...]] = {
 }
 
 
-def ruled(handlers: dict[str, Handler], rules: dict[str, tuple[Handler, ...]] = RULES) -> dict[str, Handler]:
+def ruled(handlers: Mapping[str, Handler], rules: dict[str, tuple[Handler, ...]] = RULES) -> dict[str, Handler]:
     """`handlers` with each kind's rules in front of its handler."""
     return {kind: _first(rules[kind], handler) if rules.get(kind) else handler for kind, handler in handlers.items()}
 

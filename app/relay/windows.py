@@ -17,12 +17,14 @@ reply that reached them, and from that:
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from app.bridge import keys
 from app.bridge.lanes import Item, NotDue, now_ms
 from app.bridge.outcome import DELIVERED, Outcome
 from app.errors import PermanentError
 from app.integrations import events
+from app.integrations.zalo.client import SentId
 from app.relay.context import Progress, RelayContext
 from app.texts import for_agent, vn_time
 
@@ -84,12 +86,12 @@ def on_outcome(outcome: Outcome, pipe) -> None:
         note_if_billed(ctx, learned.reply, learned.zalo_user, quotas)
 
 
-def _quotas(ctx: RelayContext, conversation_id: str, sent: list) -> list[str]:
+def _quotas(ctx: RelayContext, conversation_id: str, sent: tuple[str, ...]) -> list[str]:
     """The quota that paid for each part: Zalo's answer carries it (app/integrations/zalo/client.py
     `Sent`); a part sent by an earlier run is only a recorded id, its receipt has it (one HMGET,
     only then)."""
     if all(hasattr(part, "quota") for part in sent):
-        return [quota_name(part.quota) for part in sent]
+        return [quota_name(part.quota) for part in cast(tuple[SentId, ...], sent)]  # as just seen
     recorded = ctx.mapping.quotas(conversation_id, [str(part) for part in sent])
     pairs = zip(sent, recorded, strict=True)
     return [quota_name(part.quota) if hasattr(part, "quota") else kept for part, kept in pairs]

@@ -7,13 +7,14 @@ from flask import Flask
 from app.web import api, console, health, legacy_admin, media, oauth
 from app.web.webhooks import freshchat, zalo
 from app.web.webhooks.common import MAX_BODY
+from config.settings import Settings
 
 __all__ = ["MAX_BODY", "register"]
 
 BLUEPRINTS = (health.bp, zalo.bp, freshchat.bp, media.bp, oauth.bp, legacy_admin.bp, console.bp, api.bp)
 
 
-def register(app: Flask, settings) -> None:
+def register(app: Flask, settings: Settings) -> None:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     if settings.sandbox:

@@ -25,7 +25,7 @@ from app.integrations.zalo.tokens import TokenKeeper
 from app.logs import audit
 from app.texts import say
 from app.web.wrong_tokens import bearer_ok
-from config.settings import LANGUAGES
+from config.settings import LANGUAGES, Settings
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth/zalo")
 STATE_TTL = 600  # Zalo's codes live 10 minutes
@@ -57,7 +57,7 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def start_link(redis, settings, connection_id: str) -> str:
+def start_link(redis, settings: Settings, connection_id: str) -> str:
     """A URL that starts OAuth for the connection once, within LINK_TTL seconds."""
     token = secrets.token_urlsafe(24)  # never holds a ".", like the state
     redis.set(Keys(connection_id).oauth_link(token), "1", ex=LINK_TTL)
@@ -183,7 +183,7 @@ def _language() -> str:
     return request.accept_languages.best_match(LANGUAGES) or "en"
 
 
-def _exchange(settings, code: str, verifier: str) -> dict:
+def _exchange(settings: Settings, code: str, verifier: str) -> dict:
     data = {"code": code, "app_id": settings.zalo_app_id, "grant_type": "authorization_code", "code_verifier": verifier}
     try:
         resp = build_session().post(

@@ -11,6 +11,7 @@ from app.errors import parse_retry_after
 from app.integrations.base_client import BaseClient, ClientHooks
 from app.integrations.freshchat.errors import ERRORS, error_for
 from app.integrations.limits import Limiter
+from config.settings import Settings
 
 log = logging.getLogger("freshchat.api")
 MESSAGES_PAGE = 50  # FreshChat's largest page
@@ -26,7 +27,11 @@ class FreshchatClient(BaseClient):
     errors = ERRORS
 
     def __init__(
-        self, session: requests.Session, settings, limiter: Limiter | None = None, hooks: ClientHooks | None = None
+        self,
+        session: requests.Session,
+        settings: Settings,
+        limiter: Limiter | None = None,
+        hooks: ClientHooks | None = None,
     ):
         super().__init__(session, settings.freshchat_api_url, settings.http_timeout_seconds, limiter, hooks)
         self.channel_id = settings.freshchat_channel_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import OutcomeUnknown, PermanentError, RateLimitedError, RetryableError
+from app.errors import OutcomeUnknown, PartnerError, PermanentError, RateLimitedError, RetryableError
 from app.integrations.base_client import PartnerErrors, status_error
 
 
@@ -35,7 +35,7 @@ class ConversationGone(FreshchatPermanent):
 ERRORS = PartnerErrors(FreshchatRetryable, FreshchatOutcomeUnknown, FreshchatRateLimited)
 
 
-def error_for(status: int, path: str, detail: str, retry_after: float | None) -> FreshchatError:
+def error_for(status: int, path: str, detail: str, retry_after: float | None) -> PartnerError:
     """The error for an HTTP answer >= 300 to `path`; `detail` is FreshChat's message."""
     text = f"FreshChat HTTP {status} on {path.split('?')[0]}: {detail}"
     if (error := status_error(ERRORS, status, text, retry_after)) is not None:

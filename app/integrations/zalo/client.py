@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import cast
 
 import requests
 
@@ -19,6 +20,7 @@ from app.integrations.zalo.errors import (
     error_for,
 )
 from app.integrations.zalo.tokens import TokenKeeper
+from config.settings import Settings
 
 log = logging.getLogger("zalo.api")
 UPLOAD_FIELD = {"image": "attachment_id", "gif": "attachment_id", "file": "token"}
@@ -64,7 +66,7 @@ class ZaloClient(BaseClient):
     def __init__(
         self,
         session: requests.Session,
-        settings,
+        settings: Settings,
         tokens: TokenKeeper,
         limiter: Limiter | None = None,
         hooks: ClientHooks | None = None,
@@ -176,4 +178,5 @@ class ZaloClient(BaseClient):
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if resp.status_code == 429:  # waiting past our own rate window never helps
             retry_after = min(retry_after or 1.0, self.window)
-        return status_error(ERRORS, resp.status_code, f"Zalo HTTP {resp.status_code}", retry_after)
+        # asked for a 429 or a 5xx only, which status_error always answers with an error
+        return cast(PartnerError, status_error(ERRORS, resp.status_code, f"Zalo HTTP {resp.status_code}", retry_after))

@@ -402,8 +402,10 @@ class SharedInfo:
 
 def shared_info(event: dict) -> SharedInfo:
     """The validated `info` of a user_submit_info; whatever is missing or junk is left out."""
-    info = event.get("info") if isinstance(event.get("info"), dict) else {}
-    nested = info.get("full_address") if isinstance(info.get("full_address"), dict) else {}
+    info = event.get("info")
+    info = info if isinstance(info, dict) else {}
+    nested = info.get("full_address")
+    nested = nested if isinstance(nested, dict) else {}
     found, dropped = {}, []
     for name in ("name", "phone", "address", "ward", "district", "city"):
         raw = info.get(name)

@@ -84,8 +84,8 @@ def from_info(data: dict) -> Template:
 
 
 def _param(raw: dict) -> Param:
-    length = raw.get("maxLength")
-    return Param(str(raw["name"]), bool(raw.get("require")), int(length) if str(length or "").isdigit() else None)
+    length = str(raw.get("maxLength") or "")
+    return Param(str(raw["name"]), bool(raw.get("require")), int(length) if length.isdigit() else None)
 
 
 def check(template: Template, values: dict[str, str]) -> dict[str, list[str]]:
@@ -98,6 +98,6 @@ def check(template: Template, values: dict[str, str]) -> dict[str, list[str]]:
         "too_long": [
             name
             for name, value in values.items()
-            if name in known and known[name].max_length is not None and len(value) > known[name].max_length
+            if name in known and (limit := known[name].max_length) is not None and len(value) > limit
         ],
     }

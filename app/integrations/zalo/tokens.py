@@ -25,6 +25,7 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 
 from app.integrations.zalo.errors import ZaloRetryable, ZaloTokenDead
+from config.settings import Settings
 
 log = logging.getLogger("zalo.tokens")
 REFRESH_FRACTION = 0.2  # refresh when under a fifth of the access token's lifetime is left
@@ -74,7 +75,7 @@ class PairStore(Protocol):
 
 
 class TokenKeeper:
-    def __init__(self, store: PairStore, settings, session: requests.Session, clock=time.time):
+    def __init__(self, store: PairStore, settings: Settings, session: requests.Session, clock=time.time):
         self.pair_store = store
         self.settings = settings
         self.session = session

@@ -17,6 +17,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from app.web.console import i18n
+from config.settings import Settings
 
 PREFIX = "/admin"
 SESSION_HOURS = 12
@@ -48,7 +49,7 @@ class ConsoleSessions(SecureCookieSessionInterface):
         return super().get_cookie_secure(app) or request.is_secure
 
 
-def init_console(app: Flask, settings) -> None:
+def init_console(app: Flask, settings: Settings) -> None:
     """Sessions, CSRF and translations for the console; its routes come with the blueprint."""
     app.config.update(
         # A key of its own, derived from SECRET_KEY: a session or CSRF token is no media signature.
