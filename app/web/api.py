@@ -127,27 +127,24 @@ def remove_verification(connection_id: str, filename: str):
 
 @bp.post("/freshchat/topics")
 def freshchat_topics():
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or set(body) - {"api_url", "api_key", "connection"}:
-        raise Problem(400, "the body is {api_url, api_key} or {connection}, a JSON object")
-    connection = body.get("connection")
-    if connection is not None and not isinstance(connection, str):
-        raise Problem(400, "invalid connection", {"connection": "a connection id"})
-    topics = jobs.checks().topics(body.get("api_url"), body.get("api_key"), connection)
-    return jsonify({"topics": topics})
+    return jsonify({"topics": jobs.checks().topics(*_picker_body())})
 
 
 @bp.post("/freshchat/groups")
 def freshchat_groups():
     """The account's groups (`GET /groups`), for the option freshchat_group_id: as the topics."""
+    return jsonify({"groups": jobs.checks().groups(*_picker_body())})
+
+
+def _picker_body() -> tuple:
+    """(api_url, api_key, connection) of a picker's body: a typed key, or a saved connection's."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) - {"api_url", "api_key", "connection"}:
         raise Problem(400, "the body is {api_url, api_key} or {connection}, a JSON object")
     connection = body.get("connection")
     if connection is not None and not isinstance(connection, str):
         raise Problem(400, "invalid connection", {"connection": "a connection id"})
-    groups = jobs.checks().groups(body.get("api_url"), body.get("api_key"), connection)
-    return jsonify({"groups": groups})
+    return body.get("api_url"), body.get("api_key"), connection
 
 
 @bp.get("/zalo/events")

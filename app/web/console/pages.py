@@ -299,23 +299,23 @@ def _picker_fields() -> list[str | None]:
 def load_topics():
     """The topics of a FreshChat account, for the picker: from the key typed in the form, or a
     saved connection's own key (the page never holds it)."""
-    try:
-        found = jobs.checks().topics(*_picker_fields())
-    except Problem as exc:
-        words = "; ".join(f"{name}: {said(message)}" for name, message in exc.fields.items())
-        return jsonify({"error": words or said(exc.message)}), exc.status
-    return jsonify({"topics": found})
+    return _picked("topics", jobs.checks().topics)
 
 
 @bp.post("/groups")
 def load_groups():
     """The groups of a FreshChat account, for the option freshchat_group_id: as `load_topics`."""
+    return _picked("groups", jobs.checks().groups)
+
+
+def _picked(name: str, read):
+    """A picker's answer: what `read` found, or its refusal in the reader's words."""
     try:
-        found = jobs.checks().groups(*_picker_fields())
+        found = read(*_picker_fields())
     except Problem as exc:
-        words = "; ".join(f"{name}: {said(message)}" for name, message in exc.fields.items())
+        words = "; ".join(f"{field}: {said(message)}" for field, message in exc.fields.items())
         return jsonify({"error": words or said(exc.message)}), exc.status
-    return jsonify({"groups": found})
+    return jsonify({name: found})
 
 
 # -- events and dead letters ------------------------------------------------------------------
