@@ -134,13 +134,14 @@ def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):
     from workers.drain import Drainer
 
     ctx = WorkerContext(settings, redis)
-    ctx.lanes.lease_ms = 300
-    rival = Lanes(redis, lease_ms=300)
+    # A lease with room for a loaded machine's pauses between two renewals (300 ms had none).
+    ctx.lanes.lease_ms = 2000
+    rival = Lanes(redis, lease_ms=2000)
     stolen = []
 
     def slow(ctx_, item_, progress):
-        for _ in range(6):  # 0.6 s: twice the lease
-            time.sleep(0.1)
+        for _ in range(6):  # 3 s: half as long again as the lease
+            time.sleep(0.5)
             progress()
             stolen.append(rival.acquire("in:a"))
 
