@@ -315,7 +315,7 @@ def test_resolve_asks_the_phone_for_a_rating_and_the_digit_shows_as_a_note(brows
     seconds_until_shown(browser, "fc-messages", "Cảm ơn shop")
     wait_until(lambda: browser.find_element("id", "fc-resolve").is_enabled(), timeout=10, what="Resolve")
     browser.find_element("id", "fc-resolve").click()
-    seconds_until_shown(browser, "zalo-messages", "Bạn thấy cuộc trò chuyện này thế nào?")
+    seconds_until_shown(browser, "zalo-messages", "Bạn thấy cuộc trò chuyện vừa rồi thế nào?")
     type_into(browser, "zalo-text", "4")
     seconds_until_shown(browser, "fc-messages", "⭐ The customer rated the conversation 4/5")
     customer_texts = browser.execute_script(

@@ -333,8 +333,9 @@ def test_rate_limiter_at_three_times_the_limit_never_exceeds_it(make_bridge, sim
     # stamps are arrivals at the simulator, each late by however long the bridge's and this
     # process's threads waited for a core. 21 grants span 108.7 % of a window, so 21 arrivals fit
     # in one only if one call is 8.7 % of the window later than another: 174 ms in a 2 s window,
-    # which a loaded 2-core machine has (worst window 21 was seen); in this 6 s window, 522 ms.
-    limit, window = 20, 6.0
+    # which a loaded 2-core machine has (worst window 21 was seen); in a 6 s window, 522 ms (21
+    # was seen again there, at load 40 during a fresh-clone run); in this 12 s window, 1.04 s.
+    limit, window = 20, 12.0
     bridge = make_bridge(
         workers=2, WORKER_CONCURRENCY="4", ZALO_RATE_PER_MINUTE=str(limit), RATE_WINDOW_SECONDS=str(window)
     )
@@ -349,7 +350,7 @@ def test_rate_limiter_at_three_times_the_limit_never_exceeds_it(make_bridge, sim
             )
         )
     wait_until(
-        lambda: sum(len(zalo.messages_to(u)) for u in conversations) >= offered, timeout=60, what="the burst delivered"
+        lambda: sum(len(zalo.messages_to(u)) for u in conversations) >= offered, timeout=120, what="the burst delivered"
     )
     stamps = sorted(m["time"] for u in conversations for m in zalo.messages_to(u))
     worst = max(sum(1 for s in stamps if t <= s < t + window) for t in stamps)
