@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from redis import Redis
 
@@ -99,10 +100,18 @@ def first(values) -> str:
 class Mapping:
     """Small Redis hashes: bounded memory per known user (no per-message growth)."""
 
-    def __init__(self, redis: Redis, sent_ttl: int = 7 * 86400, keys: Keys = DEFAULT_KEYS, owners: str = ""):
+    def __init__(
+        self,
+        redis: Redis,
+        sent_ttl: int = 7 * 86400,
+        keys: Keys = DEFAULT_KEYS,
+        owners: str = "",
+        shared: Callable[[], bool] = lambda: True,
+    ):
         self.redis = redis
         self.keys = keys
         self.owners = owners  # the account's conversation-owner hash (keys.conversation_owner)
+        self.shared = shared  # whether other connections share the account: else owners are not written
         self.sent_ttl = sent_ttl  # echoes arrive within seconds; the dedupe window is plenty
         self._users_of: dict[str, tuple[float, str]] = {}  # conversation -> (read at, Zalo user)
 
@@ -128,7 +137,10 @@ class Mapping:
         pipe = self.redis.pipeline()
         pipe.hset(self.keys.zalo_user(zalo_user_id), USER_FIELDS.stored("fc_conversation_id"), conversation_id)
         pipe.hset(self.keys.conversation(conversation_id), CONVERSATION_FIELDS.stored("zalo_user_id"), zalo_user_id)
-        if self.owners:  # so the account's webhook finds this connection among those sharing it
+        # So the account's webhook finds this connection among those sharing it. A conversation
+        # linked while the account had one connection has none: that webhook looks for its
+        # `fcc:` mapping in each connection of the account instead (84 B per conversation saved).
+        if self.owners and self.shared():
             pipe.hset(self.owners, conversation_id, self.keys.connection)
         pipe.execute()
 

@@ -183,6 +183,16 @@ def media_names(worker) -> list[str]:
     return sorted(o["Key"] for o in store.client.list_objects_v2(Bucket=store.bucket).get("Contents", []))
 
 
+def test_a_conversations_owner_on_a_shared_account_goes_with_the_person(api, worker, redis, m):
+    worker.mapping.shared = lambda: True  # another connection on the account: owners are recorded
+    relay(api, worker, zalo("user_send_text"), f"in:{USER}")
+    conversation = worker.mapping.zalo_user(USER)["fc_conversation_id"]
+    assert redis.hget(worker.mapping.owners, conversation) == b"default"
+    answer = api.delete(f"/api/connections/default/users/{USER}", headers=AUTH)
+    assert answer.get_json()["deleted"]["conversation_owner"] == 1
+    assert redis.hget(worker.mapping.owners, conversation) is None
+
+
 def test_forgetting_deletes_every_record_of_the_person_counts_them_and_leaves_others(api, worker, redis, m, caplog):
     seed(api, worker)
     assert leftovers(redis, the_persons_names(worker))  # the footprint is there to forget
@@ -211,7 +221,8 @@ def test_forgetting_deletes_every_record_of_the_person_counts_them_and_leaves_ot
     assert deleted["journal_entries"] == 4  # text, reply, receipt, image
     assert deleted["queued_items"] == 3  # the queued message, the window's and the receipts note's timers
     assert deleted["lanes"] == 3  # in:<user>, win:<user>, rcpt:<conv>
-    assert deleted["seen"] == 5 and deleted["conversation_owner"] == 1 and deleted["last_errors"] == 1
+    assert deleted["seen"] == 5 and deleted["last_errors"] == 1
+    assert deleted["conversation_owner"] == 0  # one connection on the account: no owner recorded
     assert body["freshchat"]["user"] == FC_USER and body["freshchat"]["conversations"] == [CONV]
     assert "FreshChat" in body["freshchat"]["note"]
 
