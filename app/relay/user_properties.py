@@ -4,7 +4,9 @@
 
 FreshChat does not say whether `PUT /users/<id>` replaces the property list or merges it
 (freshchat.md §2.4), so every PUT carries the whole list. The values are kept for that in the
-user's mapping hash, as `prop:<name>` fields: bounded per user, deleted with the user.
+user's mapping hash, as `prop:<name>` fields (stored as `p:<name>`, app/bridge/mapping.py
+`USER_FIELDS`): bounded per user, deleted with the user. The OA names are kept only when they
+are more than this connection's own, which `extra` adds to every list.
 """
 
 from __future__ import annotations
