@@ -193,6 +193,20 @@ def test_a_conversations_owner_on_a_shared_account_goes_with_the_person(api, wor
     assert redis.hget(worker.mapping.owners, conversation) is None
 
 
+def test_hashes_the_previous_version_wrote_are_found_and_forgotten(api, worker, redis, m):
+    """fc5f0b4's long field names: the user's hash names the conversation, and an older
+    conversation, replaced since, still names the person in its own hash."""
+    k = worker.keys
+    redis.hset(k.zalo_user(USER), mapping={"fc_user_id": FC_USER, "fc_conversation_id": CONV})
+    redis.hset(k.conversation(CONV), mapping={"zalo_user_id": USER, "status": "open"})
+    redis.hset(k.conversation("older-conv"), mapping={"zalo_user_id": USER, "status": "resolved"})
+    redis.hset(k.conversation("someone-elses"), mapping={"zalo_user_id": OTHER})
+    answer = api.delete(f"/api/connections/default/users/{USER}", headers=AUTH)
+    assert answer.get_json()["deleted"]["conversation"] == 2
+    assert answer.get_json()["freshchat"]["user"] == FC_USER
+    assert [redis.exists(k.conversation(c)) for c in (CONV, "older-conv", "someone-elses")] == [0, 0, 1]
+
+
 def test_forgetting_deletes_every_record_of_the_person_counts_them_and_leaves_others(api, worker, redis, m, caplog):
     seed(api, worker)
     assert leftovers(redis, the_persons_names(worker))  # the footprint is there to forget
