@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from redis import Redis
+from redis.exceptions import WatchError
 
 from app.bridge.keys import DEFAULT_KEYS, Keys, person
 from app.bridge.scripts import LuaScript
@@ -125,12 +126,24 @@ class Mapping:
         raw = self.redis.hgetall(key)
         legacy = names.legacy(raw)
         if legacy:  # written by fc5f0b4 or before: stored short from now on
-            pipe = self.redis.pipeline()  # MULTI; HSETNX: a short field written meanwhile is newer
-            for name in legacy:
-                pipe.hsetnx(key, names.stored(name), raw[name.encode()])
-            pipe.hdel(key, *legacy)
-            pipe.execute()
+            self._rewrite(names, key, {name: raw[name.encode()] for name in legacy})
         return names.read(raw)
+
+    def _rewrite(self, names: Fields, key: str, legacy: dict[str, bytes]) -> None:
+        """Long fields as read, stored short. HSETNX: a short field written meanwhile is newer;
+        WATCH and EXISTS: a hash deleted meanwhile (a person forgotten) stays deleted."""
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if not pipe.exists(key):
+                    return
+                pipe.multi()
+                for name, value in legacy.items():
+                    pipe.hsetnx(key, names.stored(name), value)
+                pipe.hdel(key, *legacy)
+                pipe.execute()
+            except WatchError:
+                return  # changed meanwhile: rewritten on a later read
 
     def link_conversation(self, zalo_user_id: str, conversation_id: str) -> None:
         """A conversation of the user's (an unknown status is open: only changes are written)."""

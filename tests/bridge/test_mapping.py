@@ -83,3 +83,11 @@ def test_new_fields_are_written_short(redis):
         b"r": b"1765156283523",
     }
     assert redis.hgetall(users.keys.conversation("conv-1")) == {b"u": b"u-1", b"s": b"resolved", b"g": b"agent-1"}
+
+
+def test_a_hash_deleted_before_its_rewrite_stays_deleted(redis):
+    """A person forgotten between the read of their old hash and its rewrite is not brought back."""
+    users = Mapping(redis)
+    key = users.keys.zalo_user("u-1")
+    users._rewrite(mapping.USER_FIELDS, key, {"fc_user_id": b"fc-1"})
+    assert not redis.exists(key)
