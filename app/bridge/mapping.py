@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from redis import Redis
 from redis.exceptions import WatchError
+from redis.typing import EncodableT
 
 from app.bridge.keys import DEFAULT_KEYS, Keys, person
 from app.bridge.scripts import LuaScript
@@ -56,7 +57,7 @@ class Fields:
                 return long + stored[len(short) :]
         return stored
 
-    def write(self, fields: dict[str, str]) -> dict[str, str]:
+    def write(self, fields: dict[str, str]) -> dict[EncodableT, EncodableT]:
         return {self.stored(name): value for name, value in fields.items()}
 
     def read(self, raw: dict) -> dict[str, str]:
@@ -129,7 +130,7 @@ class Mapping:
             self._rewrite(names, key, {name: raw[name.encode()] for name in legacy})
         return names.read(raw)
 
-    def _rewrite(self, names: Fields, key: str, legacy: dict[str, bytes]) -> None:
+    def _rewrite(self, names: Fields, key: str, legacy: dict[str, bytes | str]) -> None:
         """Long fields as read, stored short. HSETNX: a short field written meanwhile is newer;
         WATCH and EXISTS: a hash deleted meanwhile (a person forgotten) stays deleted."""
         with self.redis.pipeline() as pipe:
