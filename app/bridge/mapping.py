@@ -153,7 +153,7 @@ class Mapping:
         pipe.hset(self.keys.conversation(conversation_id), CONVERSATION_FIELDS.stored("zalo_user_id"), zalo_user_id)
         # So the account's webhook finds this connection among those sharing it. A conversation
         # linked while the account had one connection has none: that webhook looks for its
-        # `fcc:` mapping in each connection of the account instead (84 B per conversation saved).
+        # `fcc:` mapping in each connection of the account instead (about 100 B per conversation saved).
         if self.owners and self.shared():
             pipe.hset(self.owners, conversation_id, self.keys.connection)
         pipe.execute()
