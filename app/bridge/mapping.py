@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from redis import Redis
+from redis.exceptions import WatchError
+from redis.typing import EncodableT
 
 from app.bridge.keys import DEFAULT_KEYS, Keys, person
 from app.bridge.replies import text
@@ -26,35 +29,138 @@ CONVERSATION_USER_SECONDS = 60
 CONVERSATION_USERS_KEPT = 10000  # per process and connection; then the memo starts afresh
 
 
+class Fields:
+    """The field names of a mapping hash. Each byte is paid per user or conversation, so a
+    field is stored under a short name; the bridge up to fc5f0b4 stored the long ones (the names
+    callers use), which are still read, and rewritten short the first time they are (`legacy`).
+    Where both exist the short one wins: it was written later. Other names are kept as given."""
+
+    def __init__(self, short: dict[str, str], prefixes: dict[str, str] | None = None):
+        self.short = short
+        self.long = {v: k for k, v in short.items()}
+        self.prefixes = prefixes or {}  # long prefix -> short prefix
+
+    def stored(self, name: str) -> str:
+        """The name a field is written under."""
+        if name in self.short:
+            return self.short[name]
+        for long, short in self.prefixes.items():
+            if name.startswith(long):
+                return short + name[len(long) :]
+        return name
+
+    def named(self, stored: str) -> str:
+        """The name callers know a stored field by."""
+        if stored in self.long:
+            return self.long[stored]
+        for long, short in self.prefixes.items():
+            if stored.startswith(short):
+                return long + stored[len(short) :]
+        return stored
+
+    def write(self, fields: dict[str, str]) -> dict[EncodableT, EncodableT]:
+        return {self.stored(name): value for name, value in fields.items()}
+
+    def read(self, raw: dict) -> dict[str, str]:
+        """A hash as callers know it, short names winning over legacy ones."""
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        legacy = {k: v for k, v in fields.items() if self.stored(k) != k}
+        current = {self.named(k): v for k, v in fields.items() if k not in legacy}
+        return {**legacy, **current}
+
+    def legacy(self, raw: dict) -> list[str]:
+        """The long names a hash still holds."""
+        return [k.decode() for k in raw if self.stored(k.decode()) != k.decode()]
+
+    def names(self, name: str) -> tuple[str, str]:
+        """Both names a field may be stored under, the current one first (HMGET)."""
+        return self.stored(name), name
+
+
+# fc5f0b4's names -> today's. prop:<name>: a FreshChat user property kept (user_properties.py).
+USER_FIELDS = Fields(
+    {
+        "fc_user_id": "u",
+        "fc_conversation_id": "c",
+        "created": "n",
+        "last_ts": "t",
+        "last_msg_id": "m",
+        "last_reply_ts": "r",
+        "zalo_conversation_id": "z",
+        "reply_refused": "x",
+        "user_id_by_app": "a",
+    },
+    prefixes={"prop:": "p:"},
+)
+CONVERSATION_FIELDS = Fields({"zalo_user_id": "u", "status": "s", "agent_id": "g"})
+
+
+def first(values) -> str:
+    """The first of HMGET's answers for `Fields.names` that is set ("" when none is)."""
+    return next((v.decode() for v in values if v is not None), "")
+
+
 class Mapping:
     """Small Redis hashes: bounded memory per known user (no per-message growth)."""
 
-    def __init__(self, redis: Redis, sent_ttl: int = 7 * 86400, keys: Keys = DEFAULT_KEYS, owners: str = ""):
+    def __init__(
+        self,
+        redis: Redis,
+        sent_ttl: int = 7 * 86400,
+        keys: Keys = DEFAULT_KEYS,
+        owners: str = "",
+        shared: Callable[[], bool] = lambda: True,
+    ):
         self.redis = redis
         self.keys = keys
         self.owners = owners  # the account's conversation-owner hash (keys.conversation_owner)
+        self.shared = shared  # whether other connections share the account: else owners are not written
         self.sent_ttl = sent_ttl  # echoes arrive within seconds; the dedupe window is plenty
         self._users_of: dict[str, tuple[float, str]] = {}  # conversation -> (read at, Zalo user)
 
     def zalo_user(self, zalo_user_id: str) -> dict:
-        raw = self.redis.hgetall(self.keys.zalo_user(zalo_user_id))
-        return {text(k): text(v) for k, v in raw.items()}
+        return self._read(USER_FIELDS, self.keys.zalo_user(zalo_user_id))
 
     def set_zalo_user(self, zalo_user_id: str, **fields: str) -> None:
-        # redis-py's `mapping` is keyed by any encodable type, invariantly: a dict[str, str] is refused
-        self.redis.hset(self.keys.zalo_user(zalo_user_id), mapping=fields)  # type: ignore[arg-type]
+        self.redis.hset(self.keys.zalo_user(zalo_user_id), mapping=USER_FIELDS.write(fields))
+
+    def _read(self, names: Fields, key: str) -> dict:
+        raw = self.redis.hgetall(key)
+        legacy = names.legacy(raw)
+        if legacy:  # written by fc5f0b4 or before: stored short from now on
+            self._rewrite(names, key, {name: raw[name.encode()] for name in legacy})
+        return names.read(raw)
+
+    def _rewrite(self, names: Fields, key: str, legacy: dict[str, bytes | str]) -> None:
+        """Long fields as read, stored short. HSETNX: a short field written meanwhile is newer;
+        WATCH and EXISTS: a hash deleted meanwhile (a person forgotten) stays deleted."""
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if not pipe.exists(key):
+                    return
+                pipe.multi()
+                for name, value in legacy.items():
+                    pipe.hsetnx(key, names.stored(name), value)
+                pipe.hdel(key, *legacy)
+                pipe.execute()
+            except WatchError:
+                return  # changed meanwhile: rewritten on a later read
 
     def link_conversation(self, zalo_user_id: str, conversation_id: str) -> None:
+        """A conversation of the user's (an unknown status is open: only changes are written)."""
         pipe = self.redis.pipeline()
-        pipe.hset(self.keys.zalo_user(zalo_user_id), "fc_conversation_id", conversation_id)
-        pipe.hset(self.keys.conversation(conversation_id), mapping={"zalo_user_id": zalo_user_id, "status": "open"})
-        if self.owners:  # so the account's webhook finds this connection among those sharing it
+        pipe.hset(self.keys.zalo_user(zalo_user_id), USER_FIELDS.stored("fc_conversation_id"), conversation_id)
+        pipe.hset(self.keys.conversation(conversation_id), CONVERSATION_FIELDS.stored("zalo_user_id"), zalo_user_id)
+        # So the account's webhook finds this connection among those sharing it. A conversation
+        # linked while the account had one connection has none: that webhook looks for its
+        # `fcc:` mapping in each connection of the account instead (about 100 B per conversation saved).
+        if self.owners and self.shared():
             pipe.hset(self.owners, conversation_id, self.keys.connection)
         pipe.execute()
 
     def conversation(self, conversation_id: str) -> dict:
-        raw = self.redis.hgetall(self.keys.conversation(conversation_id))
-        return {text(k): text(v) for k, v in raw.items()}
+        return self._read(CONVERSATION_FIELDS, self.keys.conversation(conversation_id))
 
     def conversation_user(self, conversation_id: str) -> str:
         """The Zalo user of a FreshChat conversation ("" when unknown), read from Redis at most
@@ -70,14 +176,15 @@ class Mapping:
         return user
 
     def set_conversation(self, conversation_id: str, **fields: str) -> None:
-        self.redis.hset(self.keys.conversation(conversation_id), mapping=fields)  # type: ignore[arg-type]  # as above
+        self.redis.hset(self.keys.conversation(conversation_id), mapping=CONVERSATION_FIELDS.write(fields))
 
     def touch(self, zalo_user_id: str, last_ts: str | None = None, last_msg_id: str = "") -> bool:
         """Record the newest relayed time and message (if given): the user's last interaction,
         which Zalo's reply windows count from. True when "last_seen" is due a refresh."""
         pipe = self.redis.pipeline(transaction=False)
         if last_ts:
-            pipe.hset(self.keys.zalo_user(zalo_user_id), mapping={"last_ts": last_ts, "last_msg_id": last_msg_id})
+            fields = USER_FIELDS.write({"last_ts": last_ts, "last_msg_id": last_msg_id})
+            pipe.hset(self.keys.zalo_user(zalo_user_id), mapping=fields)
         pipe.set(self.keys.last_seen(zalo_user_id), "1", nx=True, ex=LAST_SEEN_EVERY_SECONDS)
         return bool(pipe.execute()[-1])
 
@@ -120,7 +227,8 @@ class Mapping:
 
     def replied(self, zalo_user_id: str, at_ms: int, pipe=None) -> None:
         """An agent's reply reached the user: it answers every message before it."""
-        (self.redis if pipe is None else pipe).hset(self.keys.zalo_user(zalo_user_id), "last_reply_ts", str(at_ms))
+        key, name = self.keys.zalo_user(zalo_user_id), USER_FIELDS.stored("last_reply_ts")
+        (self.redis if pipe is None else pipe).hset(key, name, str(at_ms))
 
     def remember_receipt(self, pipe, zalo_message_id: str, conversation_id: str, quota: str) -> None:
         """A sent message's record, for its receipts and its cost; `quota` names what paid. One

@@ -42,6 +42,7 @@ from app.bridge.keys import (
     person_folder,
 )
 from app.bridge.lanes import Item
+from app.bridge.mapping import CONVERSATION_FIELDS, USER_FIELDS, first
 from app.connections.problem import Problem
 from app.connections.store import ID_PATTERN
 from app.connections.store import TEXTS as STORE_TEXTS
@@ -156,7 +157,7 @@ class Tracer:
 
     def trace(self, zalo_user: str) -> Footprint:
         found = Footprint(zalo_user)
-        known = {a.decode(): b.decode() for a, b in self.redis.hgetall(self.k.zalo_user(zalo_user)).items()}
+        known = USER_FIELDS.read(self.redis.hgetall(self.k.zalo_user(zalo_user)))
         found.fc_user = known.get("fc_user_id", "")
         found.conversations = {known["fc_conversation_id"]} if known.get("fc_conversation_id") else set()
         found.conversations |= self._conversations_naming(zalo_user)
@@ -188,9 +189,9 @@ class Tracer:
         names = list(self.scan("fcc:*"))
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
-            pipe.hget(name, "zalo_user_id")
+            pipe.hmget(name, *CONVERSATION_FIELDS.names("zalo_user_id"))
         start = len(self.k.conversation(""))
-        return {name[start:] for name, who in zip(names, pipe.execute(), strict=True) if who == zalo_user.encode()}
+        return {name[start:] for name, who in zip(names, pipe.execute(), strict=True) if first(who) == zalo_user}
 
     def _lanes(self, found: Footprint) -> set[str]:
         local = [lane(found.user) for lane in USER_LANES]

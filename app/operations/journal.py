@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from app.bridge import keys
 from app.bridge.keys import DEFAULT, DUE, Keys, is_timer_lane, lane_connection
 from app.bridge.lanes import Item
+from app.bridge.mapping import CONVERSATION_FIELDS, USER_FIELDS, first
 from app.bridge.outcome import DIRECTION_OF_KIND, Outcome
 from app.bridge.scripts import LuaScript
 from app.integrations import events
@@ -150,10 +151,10 @@ class Journal:
         conversations = sorted({e["conversation"] for e in entries if e["conversation"] and not e["zalo_user"]})
         pipe = self.redis.pipeline(transaction=False)
         for user in users:
-            pipe.hget(self.keys.zalo_user(user), "fc_conversation_id")
+            pipe.hmget(self.keys.zalo_user(user), *USER_FIELDS.names("fc_conversation_id"))
         for conversation in conversations:
-            pipe.hget(self.keys.conversation(conversation), "zalo_user_id")
-        answers = [a.decode() if a else None for a in pipe.execute()]
+            pipe.hmget(self.keys.conversation(conversation), *CONVERSATION_FIELDS.names("zalo_user_id"))
+        answers = [first(a) or None for a in pipe.execute()]
         conversation_of = dict(zip(users, answers[: len(users)], strict=True))
         user_of = dict(zip(conversations, answers[len(users) :], strict=True))
         for e in entries:

@@ -231,8 +231,8 @@ def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict, event:
     if not by_app:
         user_id = find_or_create(reference_id(ctx.settings, zalo_user))["id"]
     person = {"user_id_by_app": by_app} if by_app else {}
-    fields = {**person, **user_properties.as_fields(extra)}
-    ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user_id, created=_now_iso(), **fields)
+    fields = {**person, **user_properties.to_keep(ctx, extra)}
+    ctx.mapping.set_zalo_user(zalo_user, fc_user_id=user_id, created=str(int(time.time())), **fields)
     ctx.mapping.seen_now(zalo_user)  # creation just set "last_seen"
     if found:
         put = lambda: ctx.freshchat.update_user(user_id, user_update(ctx, zalo_user))  # noqa: E731
@@ -288,13 +288,23 @@ def properties(zalo_user: str, *, last_seen: str, created: str, extra: dict | No
 def user_update(ctx: RelayContext, zalo_user: str) -> dict:
     """A `PUT /users/<id>` body with the user's whole property list (PUT may replace it)."""
     known = ctx.mapping.zalo_user(zalo_user)
-    created = known.get("created") or _now_iso()
     extra = user_properties.extra(ctx, known)
-    return {"properties": properties(zalo_user, last_seen=_now_iso(), created=created, extra=extra)}
+    return {"properties": properties(zalo_user, last_seen=_now_iso(), created=_created(known), extra=extra)}
+
+
+def _created(known: dict) -> str:
+    """When the bridge created the user's FreshChat user, as its property says it: kept in
+    epoch seconds (8 bytes fewer per user than the text fc5f0b4 kept, which is still read)."""
+    created = known.get("created", "")
+    return _iso(int(created)) if created.isdigit() else created or _now_iso()
 
 
 def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(time.time())
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _late_mark(settings: Settings, last: int, event: dict) -> list[Part]:

@@ -4,7 +4,9 @@
 
 FreshChat does not say whether `PUT /users/<id>` replaces the property list or merges it
 (freshchat.md §2.4), so every PUT carries the whole list. The values are kept for that in the
-user's mapping hash, as `prop:<name>` fields: bounded per user, deleted with the user.
+user's mapping hash, as `prop:<name>` fields (stored as `p:<name>`, app/bridge/mapping.py
+`USER_FIELDS`): bounded per user, deleted with the user. The OA names are kept only when they
+are more than this connection's own, which `extra` adds to every list.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ def kept(known: dict) -> dict[str, str]:
 def as_fields(properties: dict[str, str]) -> dict[str, str]:
     """The mapping hash's fields that keep `properties`."""
     return {PREFIX + name: value for name, value in properties.items()}
+
+
+def to_keep(ctx: RelayContext, properties: dict[str, str]) -> dict[str, str]:
+    """The mapping hash's fields that keep `properties`, without this connection's OA name when
+    it is the only one: `extra` adds it back, and most users write to one OA (bytes per user)."""
+    alone = properties.get(OA) == oa_label(ctx)
+    return as_fields({name: value for name, value in properties.items() if not (alone and name == OA)})
 
 
 def oa_label(ctx: RelayContext) -> str:
@@ -54,7 +63,9 @@ def join_found(ctx: RelayContext, zalo_user: str, fc_user: dict, put) -> None:
     writes the user's whole property list; failing only costs the label, so it is only logged."""
     theirs = next((p.get("value") for p in fc_user.get("properties") or [] if p.get("name") == OA), None)
     names = with_oa(theirs if isinstance(theirs, str) else "", oa_label(ctx))
-    ctx.mapping.set_zalo_user(zalo_user, **as_fields({OA: names}))
+    fields = to_keep(ctx, {OA: names})
+    if fields:
+        ctx.mapping.set_zalo_user(zalo_user, **fields)
     if names == theirs:
         return
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from app.bridge.mapping import Mapping
 from sandbox.helpers import redis_dump
 from sandbox.procs import wait_until
 
@@ -79,14 +80,15 @@ def test_a_forgotten_person_leaves_nothing_and_starts_afresh(make_bridge, sims, 
         lambda: "Tôi quay lại rồi" in texts_of(fc, again["id"]), timeout=20, what="the message in a new conversation"
     )
     assert "Tôi quay lại rồi" not in texts_of(fc, first["id"])
-    assert redis.hget("zfb:zu:" + OTHER, "fc_user_id")  # the other person is still known
+    assert Mapping(redis).zalo_user(OTHER)["fc_user_id"]  # the other person is still known
 
 
 def test_the_events_page_forgets_a_person_after_the_box_and_the_browsers_question(make_bridge, sims, redis, browser):
     base, zalo, fc = sims
     bridge = make_bridge(ADMIN_TOKEN=ADMIN)
     zalo.send_text(bridge.url + "/webhooks/zalo", PERSON, "Xin hãy quên tôi")
-    wait_until(lambda: redis.hget(f"zfb:zu:{PERSON}", "fc_conversation_id"), timeout=20, what="the person relayed")
+    relayed = lambda: Mapping(redis).zalo_user(PERSON).get("fc_conversation_id")  # noqa: E731
+    wait_until(relayed, timeout=20, what="the person relayed")
     [user] = users_of(fc, PERSON)
 
     browser.get(bridge.url + "/admin/sign-in")

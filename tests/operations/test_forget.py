@@ -183,6 +183,30 @@ def media_names(worker) -> list[str]:
     return sorted(o["Key"] for o in store.client.list_objects_v2(Bucket=store.bucket).get("Contents", []))
 
 
+def test_a_conversations_owner_on_a_shared_account_goes_with_the_person(api, worker, redis, m):
+    worker.mapping.shared = lambda: True  # another connection on the account: owners are recorded
+    relay(api, worker, zalo("user_send_text"), f"in:{USER}")
+    conversation = worker.mapping.zalo_user(USER)["fc_conversation_id"]
+    assert redis.hget(worker.mapping.owners, conversation) == b"default"
+    answer = api.delete(f"/api/connections/default/users/{USER}", headers=AUTH)
+    assert answer.get_json()["deleted"]["conversation_owner"] == 1
+    assert redis.hget(worker.mapping.owners, conversation) is None
+
+
+def test_hashes_the_previous_version_wrote_are_found_and_forgotten(api, worker, redis, m):
+    """fc5f0b4's long field names: the user's hash names the conversation, and an older
+    conversation, replaced since, still names the person in its own hash."""
+    k = worker.keys
+    redis.hset(k.zalo_user(USER), mapping={"fc_user_id": FC_USER, "fc_conversation_id": CONV})
+    redis.hset(k.conversation(CONV), mapping={"zalo_user_id": USER, "status": "open"})
+    redis.hset(k.conversation("older-conv"), mapping={"zalo_user_id": USER, "status": "resolved"})
+    redis.hset(k.conversation("someone-elses"), mapping={"zalo_user_id": OTHER})
+    answer = api.delete(f"/api/connections/default/users/{USER}", headers=AUTH)
+    assert answer.get_json()["deleted"]["conversation"] == 2
+    assert answer.get_json()["freshchat"]["user"] == FC_USER
+    assert [redis.exists(k.conversation(c)) for c in (CONV, "older-conv", "someone-elses")] == [0, 0, 1]
+
+
 def test_forgetting_deletes_every_record_of_the_person_counts_them_and_leaves_others(api, worker, redis, m, caplog):
     seed(api, worker)
     assert leftovers(redis, the_persons_names(worker))  # the footprint is there to forget
@@ -211,7 +235,8 @@ def test_forgetting_deletes_every_record_of_the_person_counts_them_and_leaves_ot
     assert deleted["journal_entries"] == 4  # text, reply, receipt, image
     assert deleted["queued_items"] == 3  # the queued message, the window's and the receipts note's timers
     assert deleted["lanes"] == 3  # in:<user>, win:<user>, rcpt:<conv>
-    assert deleted["seen"] == 5 and deleted["conversation_owner"] == 1 and deleted["last_errors"] == 1
+    assert deleted["seen"] == 5 and deleted["last_errors"] == 1
+    assert deleted["conversation_owner"] == 0  # one connection on the account: no owner recorded
     assert body["freshchat"]["user"] == FC_USER and body["freshchat"]["conversations"] == [CONV]
     assert "FreshChat" in body["freshchat"]["note"]
 

@@ -122,6 +122,18 @@ def test_filters_by_direction_state_and_either_party(redis, lanes):
     assert ids(find="nobody") == []
 
 
+def test_either_party_is_found_through_hashes_the_previous_version_wrote(redis):
+    """The user's and the conversation's hashes with fc5f0b4's long field names."""
+    k = Keys("default")
+    redis.hset(k.zalo_user(USER), mapping={"fc_user_id": "fc-1", "fc_conversation_id": CONV})
+    redis.hset(k.conversation(CONV), mapping={"zalo_user_id": USER, "status": "open"})
+    j = Journal(redis, "default")
+    j.record(f"in:{USER}", item(TEXT, "zalo:m1"), "delivered")
+    j.record(f"out:{CONV}", item(AGENT, "freshchat:a1"), "delivered")
+    assert sorted(e["id"] for e in j.recent(find=CONV)) == ["freshchat:a1", "zalo:m1"]
+    assert sorted(e["id"] for e in j.recent(find=USER)) == ["freshchat:a1", "zalo:m1"]
+
+
 def test_newest_first_and_limited(redis, monkeypatch):
     j = Journal(redis, "default")
     for n in range(5):

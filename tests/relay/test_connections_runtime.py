@@ -50,7 +50,15 @@ def test_a_users_message_goes_to_its_connections_account_with_its_key_and_topic(
     assert m.request_history[-1].json()["channel_id"] == "chan-hcm"
     hcm = ctx.for_connection("hcm")
     assert hcm.mapping.zalo_user(USER)["fc_conversation_id"] == CONV and ctx.mapping.zalo_user(USER) == {}
-    assert ctx.redis.hget(keys.conversation_owner(HCM_API), CONV) == b"hcm"  # for the account's webhook
+    assert ctx.redis.hget(keys.conversation_owner(HCM_API), CONV) is None  # alone on its account: no owner
+
+
+def test_a_conversation_on_an_account_shared_by_connections_records_its_owner(ctx, connected):
+    """The account's webhook then finds the conversation's connection in one HGET."""
+    ctx.for_connection("oa2").mapping.link_conversation(USER, CONV)
+    ctx.for_connection("hcm").mapping.link_conversation(USER, "conv-hcm")
+    assert ctx.redis.hget(keys.conversation_owner(FC_API), CONV) == b"oa2"  # oa2 shares default's account
+    assert ctx.redis.hget(keys.conversation_owner(HCM_API), "conv-hcm") is None  # hcm is alone on its own
 
 
 def test_a_reply_goes_with_its_oas_token(ctx, connected):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import requests_mock
 
 from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.schemas import to_event
-from app.relay.inbound import reference_id
+from app.relay.inbound import reference_id, user_update
 from app.relay.user_properties import with_oa
 from sandbox.helpers import ZALO_API, partners_answer_probes
 from tests.multi import HCM, HCM_API, HCM_OA, store, zalo_event
@@ -81,3 +83,26 @@ def test_a_found_user_already_naming_this_oa_is_not_written_again(ctx, hcm):
 )
 def test_oa_names_are_joined_once_each(names, oa, joined):
     assert with_oa(names, oa) == joined
+
+
+def test_a_user_of_one_oa_keeps_no_copy_of_its_name_and_every_put_still_carries_it(ctx, hcm):
+    """Bytes per user: the OA's own name is the connection's, added back to each property list."""
+    hcm.get(f"{HCM_API}/users", json={"users": []})
+    hcm.post(f"{HCM_API}/users", json={"id": FC_USER})
+    run(ctx, text_to_hcm())
+    oa = ctx.for_connection("hcm")
+    stored = oa.redis.hgetall(oa.keys.zalo_user(USER))
+    assert [name for name in stored if b"zalo_oa" in name] == []
+    body = user_update(oa, USER)
+    created = datetime.fromtimestamp(int(stored[b"n"]), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert props(body)["zalo_oa"] == "Shop HCM" and props(body)["created"] == created
+
+
+def test_a_user_of_several_oas_keeps_their_names(ctx, hcm):
+    reference = reference_id(ctx.for_connection("hcm").settings, USER)
+    theirs = {"id": FC_USER, "reference_id": reference, "properties": [{"name": "zalo_oa", "value": "Shop HN"}]}
+    hcm.get(f"{HCM_API}/users", json={"users": [theirs]})
+    run(ctx, text_to_hcm())
+    oa = ctx.for_connection("hcm")
+    assert oa.redis.hget(oa.keys.zalo_user(USER), "p:zalo_oa") == b"Shop HN; Shop HCM"
+    assert props(user_update(oa, USER))["zalo_oa"] == "Shop HN; Shop HCM"
