@@ -117,6 +117,7 @@ class Bridge:
             PUBLIC_BASE_URL=self.url,
             SECRET_KEY="e2e-secret-key-0123456789",
             SANDBOX="false",
+            SATISFACTION_SURVEY="false",  # the sandbox page's demo default; off as in production
             ZALO_API_BASE_URL=partners_url + "/zalo",
             ZALO_OAUTH_BASE_URL=partners_url + "/zalo",
             ZALO_BUSINESS_API_BASE_URL=partners_url + "/zalo/business",
