@@ -503,7 +503,7 @@ KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "dead": DEAD_LETTERS,
     "dead_order": DEAD_LETTERS,
     "errors": CONNECTION,  # the last ERRORS_KEPT
-    "journal": CONNECTION,  # at most 2 000 entries, 7 days
+    "journal": CONNECTION,  # 2 000 entries (+ 64 each way between tidyings), 7 days shown, TTL 8
     "journal_items": CONNECTION,
     "relayed": TTL,  # two days
     "metrics": CONNECTION,  # one field per counter and label
