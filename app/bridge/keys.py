@@ -338,10 +338,8 @@ class Keys:
 
     # -- rate limits and breakers, per partner
     def rate(self, partner: str) -> str:
+        """The partner's token bucket, its shared pause a field of it (app/bridge/ratelimit.py)."""
         return f"{self.prefix}rl:{partner}"
-
-    def rate_pause(self, partner: str) -> str:
-        return f"{self.prefix}rl:{partner}:pause"
 
     def breaker_ok(self, partner: str) -> str:
         return f"{self.prefix}breaker:{partner}:ok"
@@ -411,7 +409,6 @@ NOT_PERSONAL = (
     "oauth_return",
     "oauth_link",
     "rate",
-    "rate_pause",
     "breaker_ok",
     "breaker_open",
     "breaker_probing",
@@ -514,8 +511,7 @@ KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "oauth_state": TTL,
     "oauth_return": TTL,
     "oauth_link": TTL,
-    "rate": TTL,  # an hour idle
-    "rate_pause": TTL,
+    "rate": TTL,  # an hour idle (its pause a field: it outlives the pause)
     "breaker_ok": TTL,
     "breaker_open": TTL,
     "breaker_probing": TTL,

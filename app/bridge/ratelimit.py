@@ -13,6 +13,7 @@ from app.errors import FIRST_BACKOFF_MS
 
 RECOVER_MS = 30000  # a cut refill rate is back to 100 % this long after the last cut
 RATE_FLOOR = 0.1  # successive cuts halve the rate down to this fraction
+TTL_MS = 3600000  # an idle bucket goes after an hour (rate_level.lua: renewed every half hour)
 
 # The bucket refills at (97 % of limit - burst) per window, so no sliding window of `window`
 # seconds ever holds more than `limit` calls: burst + refill * window < limit. The 3 % margin
@@ -45,7 +46,7 @@ class RateLimiter:
     ):
         self.redis = redis
         self.max_wait_ms = max_wait_ms
-        self.bucket, self.pause = keys.rate(name), keys.rate_pause(name)
+        self.bucket = keys.rate(name)  # its `pause` field is the shared pause (rate_level.lua)
         self.burst = max(1, limit // 100)
         self.rate_per_ms = max(limit * 0.97 - self.burst, 1) / (window_seconds * 1000.0)
         self.clock, self.sleep = clock, sleep
@@ -58,7 +59,6 @@ class RateLimiter:
         """What rate_level.lua needs: every script that includes it takes these first."""
         return {
             "bucket": self.bucket,
-            "pause": self.pause,
             "cap": self.burst,
             "rate": repr(self.rate_per_ms),
             "now": now,
@@ -93,8 +93,11 @@ class RateLimiter:
 
     def penalise(self, seconds: float) -> None:
         """Stop every process from calling for `seconds` (the partner told us to slow down)."""
-        until = int((self.clock() + seconds) * 1000)
-        self.redis.set(self.pause, until, px=max(1, int(seconds * 1000)))
+        now, pause_ms = self._now_ms(), max(1, int(seconds * 1000))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.bucket, mapping={"pause": now + pause_ms, "renewed": now})
+        pipe.pexpire(self.bucket, TTL_MS + pause_ms)  # the bucket outlives its pause
+        pipe.execute()
 
     def backoff(self, granted_at_ms: int, max_seconds: float) -> float:
         """A call granted at `granted_at_ms` hit the partner's quota: pause everyone for
