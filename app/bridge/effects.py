@@ -70,12 +70,13 @@ class Effects:
     def _pair(self, key: str) -> list[str]:
         return [self.keys.done(key), self.keys.flight(key)]
 
-    def take_off(self, marks: dict[str, int] | None = None, **what: Any) -> str | None:
+    def take_off(self, marks: dict[str, int] | None = None, turn: Any = None, **what: Any) -> str | None:
         """Record, right before a partner send inside a reconciled `once`, what is sent, to
         whom and when; a later run that finds it without a result looks before resending.
         `marks` (key -> seconds) are set to that `once`'s key in the same round trip (what an
-        echo arriving before the answer looks for). Return that key; outside such a call (a
-        send nobody reconciles) do nothing."""
+        echo arriving before the answer looks for), and so is the partner's rate-limit turn
+        when `turn` is its limiter (RateLimiter.take_in: the send's own call then uses it).
+        Return that key; outside such a call (a send nobody reconciles) do nothing."""
         if not self._flying:
             return None
         key, record = self._flying[-1], {"at": int(time.time() * 1000), **what}
@@ -83,7 +84,10 @@ class Effects:
         pipe.set(self.keys.flight(key), json.dumps(record), ex=self.ttl)
         for mark, seconds in (marks or {}).items():
             pipe.set(mark, key, ex=seconds)
-        pipe.execute()
+        keep = turn.take_in(pipe) if turn is not None else None
+        answers = pipe.execute()
+        if keep is not None:
+            keep(answers[-1])
         return key
 
     def in_flight(self, key: str) -> dict | None:

@@ -189,7 +189,8 @@ def _posted(ctx: RelayContext, flight: dict, conversation: str | None, outgoing:
 def post_form(ctx: RelayContext, conversation: str | None, fc_user: str, message: dict) -> dict:
     """Into the user's open conversation, or as the first message of a new one; recorded as
     in flight first, so an answer that never comes is looked for before posting again."""
-    ctx.effects.take_off(conversation=conversation or "", user=fc_user, what=freshchat_fingerprint(message))
+    turn = ctx.freshchat.limiter  # the post's rate-limit turn, with its in-flight record
+    ctx.effects.take_off(turn=turn, conversation=conversation or "", user=fc_user, what=freshchat_fingerprint(message))
     if conversation:
         posted = ctx.freshchat.post_message(conversation, message)
         return {"id": posted.get("id", ""), "conversation_id": conversation}
