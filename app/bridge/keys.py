@@ -156,12 +156,13 @@ class Keys:
         return f"{self.prefix}seen:{source}:{event_id}"
 
     def done(self, effect: str) -> str:
-        """The recorded result of a partner call made once (app/bridge/effects.py)."""
+        """The recorded result of a partner call made once, or, until it is recorded, the send's
+        in-flight record: what, to whom, when (app/bridge/effects.py)."""
         return f"{self.prefix}done:{effect}"
 
     def flight(self, effect: str) -> str:
-        """A partner send made for `effect` whose answer is not recorded yet: what, to whom,
-        when (app/bridge/effects.py)."""
+        """A partner send's in-flight record as versions up to fc5f0b4 kept it, apart from its
+        result (now in `done`): still read and cleared, no longer written (app/bridge/effects.py)."""
         return f"{self.prefix}flight:{effect}"
 
     def sending_to(self, zalo_user_id: str) -> str:
@@ -479,7 +480,7 @@ TTL, USER, CONVERSATION, CONNECTION, BRIDGE, DEAD_LETTERS = (
 KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "seen": TTL,  # DEDUPE_TTL_SECONDS: a redelivery comes within it
     "done": TTL,  # DEDUPE_TTL_SECONDS: a re-run of an effect comes within it
-    "flight": TTL,  # DEDUPE_TTL_SECONDS, cleared by the send's answer
+    "flight": TTL,  # DEDUPE_TTL_SECONDS; no longer written (the record is in `done`)
     "sending_to": TTL,  # the echo patience (about a minute past the send's settling)
     "reconcile": CONNECTION,
     "zalo_user": USER,
