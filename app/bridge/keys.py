@@ -180,6 +180,9 @@ class Keys:
         return f"{self.prefix}zu:{zalo_user_id}"
 
     def last_seen(self, zalo_user_id: str) -> str:
+        """When FreshChat's last_seen was refreshed, as versions up to fc5f0b4 kept it: now the
+        user hash's `seen_at` (app/bridge/mapping.py `seen_due`). Not written; forgetting a
+        person still removes one left behind (an hour's TTL)."""
         return f"{self.prefix}lastseen:{zalo_user_id}"
 
     def unfollowed(self, zalo_user_id: str) -> str:
@@ -484,7 +487,7 @@ KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "sending_to": TTL,  # the echo patience (about a minute past the send's settling)
     "reconcile": CONNECTION,
     "zalo_user": USER,
-    "last_seen": TTL,  # an hour: FreshChat's last_seen is refreshed at most hourly
+    "last_seen": TTL,  # an hour; no longer written (the user hash's seen_at)
     "conversation": CONVERSATION,
     "sent": TTL,  # DEDUPE_TTL_SECONDS: echoes come within seconds, quotes and reactions within days
     "replies": CONVERSATION,  # at most RECEIPTS_KEPT records, and 8 days after the last reply
