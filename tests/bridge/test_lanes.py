@@ -193,6 +193,14 @@ def test_a_timer_lane_holds_one_waiting_item_replaced_or_kept(redis):
     assert ids(redis, "win:a") == ["t:2"] and redis.zscore(DUE, "win:a") == later + 5
     assert redis.llen(WAKE) == 0  # nothing is due now: no doorbell
     assert lanes.cancel("win:a") and redis.zscore(DUE, "win:a") is None and ids(redis, "win:a") == []
+    redis.config_resetstat()
+    assert not lanes.cancel("win:a")  # nothing waits (a second reply in a row): 3 commands, not 4
+    assert {k.removeprefix("cmdstat_"): v["calls"] for k, v in redis.info("commandstats").items()} == {
+        "config": 1,
+        "evalsha": 1,
+        "exists": 1,
+        "del": 1,
+    }
 
 
 def test_a_timer_set_while_a_worker_holds_the_lane_waits_behind_its_head(redis):
