@@ -88,7 +88,7 @@ class Mapping:
         fields = {"last_ts": last_ts, "last_msg_id": last_msg_id} if last_ts else {}
         fields |= {"seen_at": str(int(time.time()))} if seen else {}
         if fields:
-            (pipe or self.redis).hset(self.keys.zalo_user(zalo_user_id), mapping=fields)
+            (self.redis if pipe is None else pipe).hset(self.keys.zalo_user(zalo_user_id), mapping=fields)
 
     def seen_now(self, zalo_user_id: str) -> None:
         """FreshChat's "last_seen" was just written (e.g. at user creation)."""
