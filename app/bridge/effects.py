@@ -137,10 +137,11 @@ class Effects:
         self.redis.delete(self.keys.done(key))
 
 
-def _read(done: bytes | None, legacy_flight: bytes | None) -> tuple[Any | None, dict | None]:
+def _read(done: bytes | str | None, legacy_flight: bytes | str | None) -> tuple[Any | None, dict | None]:
     """(recorded result, in-flight record) from the `done` key and the older `flight` one."""
-    if done is not None and not done.startswith(FLIGHT_MARK.encode()):
-        return json.loads(done), None
-    if done is not None:
-        return None, json.loads(done[len(FLIGHT_MARK) :])
+    text = done.decode() if isinstance(done, bytes) else done
+    if text is not None and not text.startswith(FLIGHT_MARK):
+        return json.loads(text), None
+    if text is not None:
+        return None, json.loads(text[len(FLIGHT_MARK) :])
     return None, None if legacy_flight is None else json.loads(legacy_flight)

@@ -85,7 +85,7 @@ class Mapping:
         """Record the newest relayed time and message (if given): the user's last interaction,
         which Zalo's reply windows count from; `seen`: FreshChat's "last_seen" is refreshed now
         (`seen_due` says when next). With `pipe`, as part of it."""
-        fields = {"last_ts": last_ts, "last_msg_id": last_msg_id} if last_ts else {}
+        fields: dict = {"last_ts": last_ts, "last_msg_id": last_msg_id} if last_ts else {}
         fields |= {"seen_at": str(int(time.time()))} if seen else {}
         if fields:
             (self.redis if pipe is None else pipe).hset(self.keys.zalo_user(zalo_user_id), mapping=fields)
