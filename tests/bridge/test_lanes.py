@@ -9,6 +9,7 @@ import time
 from app.bridge.keys import DEFAULT_KEYS, DUE, WAKE, lease
 from app.bridge.keys import lane as lane_key
 from app.bridge.lanes import Item, Lanes, lease_holder, now_ms
+from sandbox.procs import wait_until
 
 
 def item(n: int) -> Item:
@@ -122,7 +123,7 @@ def test_keep_asks_redis_only_once_a_tenth_of_the_lease_has_passed(redis):
     token = lanes.acquire("in:a")
     redis.set(lease("in:a"), "someone-else")  # cannot happen while the lease is young...
     assert lanes.keep("in:a", token)  # ...so a young lease is not looked at
-    time.sleep(0.35)  # time passing is what this tests: past 300 ms, a tenth of the lease
+    lanes._held[token] -= 0.301  # its own record of the last renewal, made older than a tenth
     assert not lanes.keep("in:a", token)  # now Redis is asked: not ours
     redis.set(lease("in:a"), token)
     assert lanes.keep("in:a", token) and redis.pttl(lease("in:a")) > 2500  # renewed
@@ -137,18 +138,20 @@ def test_a_slow_item_that_makes_progress_keeps_its_lane(redis, settings):
     # A lease with room for a loaded machine's pauses between two renewals (300 ms had none).
     ctx.lanes.lease_ms = 2000
     rival = Lanes(redis, lease_ms=2000)
-    stolen = []
+    stolen, renewed = [], []
 
     def slow(ctx_, item_, progress):
-        for _ in range(6):  # 3 s: half as long again as the lease
-            time.sleep(0.5)
+        for _ in range(3):  # each turn waits out half the lease: one and a half leases in all
+            half_gone = lambda: redis.pttl(lease("in:a")) < 1000  # noqa: E731
+            wait_until(half_gone, timeout=10, interval=0.05, what="half the lease gone")
             progress()
+            renewed.append(redis.pttl(lease("in:a")) > 1000)  # the lease's own record: renewed
             stolen.append(rival.acquire("in:a"))
 
     lanes = Lanes(redis)
     lanes.accept("in:a", item(1))
     assert Drainer(ctx, {"test": slow}).drain("in:a") == "empty"
-    assert stolen == [None] * 6
+    assert renewed == [True] * 3 and stolen == [None] * 3
 
 
 def test_claim_takes_the_lane_waiting_longest_and_skips_held_ones(redis):

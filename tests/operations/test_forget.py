@@ -31,6 +31,7 @@ from sandbox.helpers import (
     post_zalo,
     redis_dump,
 )
+from sandbox.procs import wait_until
 from workers.context import WorkerContext
 from workers.drain import Drainer
 
@@ -134,14 +135,14 @@ TEXT_MSG, IMAGE_MSG = "96d3cdf3af150460909", "a1b2c3d4e5f6a7b8c9d0"  # the fixtu
 
 def drain_until_gone(worker, lane: str) -> None:
     """Drain what is due until the lane is empty (a retry is due a few ms later)."""
-    deadline = time.monotonic() + 10
-    while worker.redis.exists(keys.lane(lane)):
-        assert time.monotonic() < deadline, f"{lane} did not drain"
+
+    def drained() -> bool:
         claimed = worker.lanes.claim()
         if claimed:
             Drainer(worker).drain_held(*claimed)
-        else:
-            time.sleep(0.01)  # the retry is not due yet
+        return not worker.redis.exists(keys.lane(lane))
+
+    wait_until(drained, timeout=10, interval=0.01, what=f"{lane} drained")
 
 
 def the_persons_names(worker) -> set[bytes]:
