@@ -201,7 +201,7 @@ class Drainer:
                 return Outcome(self.ctx, lane, item, RETRYING), DISABLED_RETRY_SECONDS
             return self._unroutable(lane, item, str(exc)), None
         breaker = ctx.breaker(DELIVERS_TO.get(item.kind, ""))
-        if wait := breaker.open_for():  # the partner is down for everyone: wait, spend nothing
+        if wait := breaker.open_for(self.ctx.lanes.marks_seen(lane)):  # down for everyone: wait, spend nothing
             return Outcome(ctx, lane, item, RETRYING), wait + random.uniform(0, 1)
 
         def progress() -> None:
