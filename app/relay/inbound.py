@@ -14,7 +14,7 @@ from app.bridge.outcome import Relayed
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
-from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
+from app.integrations.zalo.schemas import ANONYMOUS, CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 from app.relay import people, user_properties
 from app.relay.context import Progress, RelayContext
@@ -60,7 +60,8 @@ def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Rel
     zalo_user = zalo_user_of(event)
     known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
     fc_user = ensure_freshchat_user(ctx, zalo_user, known, event)
-    _remember_anonymous_conversation(ctx, zalo_user, known, event)
+    if zalo_user.startswith(ANONYMOUS):  # only a web-chat visitor's id is in that namespace
+        _remember_anonymous_conversation(ctx, zalo_user, known, event)
     progress()
     last_ts = int(known.get("last_ts") or 0)
     parts = zalo_parts(ctx, event, progress, attempts)
@@ -80,7 +81,7 @@ def _answered(ctx: RelayContext, event: dict) -> str:
 def _remember_anonymous_conversation(ctx: RelayContext, zalo_user: str, known: dict, event: dict) -> None:
     """Zalo answers an anonymous visitor only within the conversation their message names."""
     conversation = str((event.get("message") or {}).get("conversation_id") or "")
-    if anonymous_id(zalo_user) and conversation and conversation != known.get("zalo_conversation_id"):
+    if conversation and conversation != known.get("zalo_conversation_id"):
         ctx.mapping.set_zalo_user(zalo_user, zalo_conversation_id=conversation)
 
 
