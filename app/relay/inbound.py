@@ -66,7 +66,8 @@ def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Rel
     last_ts = int(known.get("last_ts") or 0)
     parts = zalo_parts(ctx, event, progress, attempts)
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
-    body = _late_mark(ctx.settings, last_ts, event) + quote_parts(ctx, event) + parts
+    behind = int(event["timestamp"]) < last_ts or event.get(CAUGHT_UP)  # a redelivery or a catch-up
+    body = (_late_mark(ctx.settings, event) if behind else []) + quote_parts(ctx, event) + parts
     outgoing = Outgoing(envelope, body, snippet(parts), reply_to=_answered(ctx, event))
     deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     return _touch(ctx, zalo_user, fc_user, event, last_ts)
@@ -104,9 +105,8 @@ def relay_console_message(ctx: RelayContext, item: Item, progress: Progress) -> 
     said = for_agent(ctx.settings, "agent.sent_by_admin", admin=admin) if admin else None
     header = text_part(said or for_agent(ctx.settings, "agent.sent_elsewhere"))
     envelope = {"message_type": "private", "actor_type": "system", "user_id": fc_user}
-    outgoing = Outgoing(
-        envelope, [header] + _late_mark(ctx.settings, 0, event) + quote_parts(ctx, event) + parts, snippet(parts)
-    )
+    late = _late_mark(ctx.settings, event) if event.get(CAUGHT_UP) else []
+    outgoing = Outgoing(envelope, [header] + late + quote_parts(ctx, event) + parts, snippet(parts))
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     return None
 
@@ -308,11 +308,12 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _late_mark(settings: Settings, last: int, event: dict) -> list[Part]:
+def _late_mark(settings: Settings, event: dict) -> list[Part]:
     """A redelivery older than what we already relayed says when it was really sent, and so
-    does a message found by catch-up (its webhook never came: it reaches agents late)."""
+    does a message found by catch-up (its webhook never came: it reaches agents late); the
+    handler asks only for those."""
     sent_ms = int(event["timestamp"])
-    if time.time() * 1000 - sent_ms < LATE_AFTER_MS or (sent_ms >= last and not event.get(CAUGHT_UP)):
+    if time.time() * 1000 - sent_ms < LATE_AFTER_MS:
         return []
     return [text_part(for_agent(settings, "agent.late", when=vn_time(sent_ms)))]
 

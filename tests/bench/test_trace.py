@@ -27,3 +27,6 @@ def test_a_plain_text_and_a_plain_reply_do_not_run_the_features_they_do_not_use(
     assert "app/integrations/zalo/schemas.py:anonymous_id" not in ran
     assert "app/relay/inbound.py:_remember_anonymous_conversation" not in ran
     assert "app/integrations/zalo/schemas.py" not in agent_reply.files
+
+    # the late mark: a redelivered or caught-up message says when it was sent
+    assert "app/relay/inbound.py:_late_mark" not in ran
