@@ -18,7 +18,17 @@ from app.integrations.zalo.schemas import ANONYMOUS, CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 from app.relay import people, user_properties
 from app.relay.context import Progress, RelayContext
-from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
+from app.relay.parts import (
+    AS_BUILT,
+    MEDIA_AS_LINKS,
+    PLAINNESS,
+    Part,
+    quote_parts,
+    render,
+    snippet,
+    text_part,
+    zalo_parts,
+)
 from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler, wait_for_send_in_flight
 from app.texts import for_agent, vn_time
 
@@ -40,17 +50,25 @@ class Outgoing:
     text: str
     reply_to: str = ""  # the FreshChat message it answers (a Zalo quote of a relayed message)
 
+    def as_built(self) -> list[tuple[str, dict]]:
+        """The first of `forms` alone: the plainer ones are built once FreshChat refused it."""
+        return [(PLAINNESS[AS_BUILT], self._form(AS_BUILT))]
+
     def forms(self) -> list[tuple[str, dict]]:
         """The message from as built to plainest, each distinct body once, with its name. The
         plainest also drops `in_reply_to`: a refused reply link must not cost the user's words."""
         forms: list[tuple[str, dict]] = []
         for plainness, name in enumerate(PLAINNESS):
-            message = {"message_parts": render(self.parts, plainness), **self.envelope}
-            if self.reply_to and plainness < MEDIA_AS_LINKS:
-                message["in_reply_to"] = {"message_id": self.reply_to}
+            message = self._form(plainness)
             if all(message != earlier for _, earlier in forms):
                 forms.append((name, message))
         return forms
+
+    def _form(self, plainness: int) -> dict:
+        message = {"message_parts": render(self.parts, plainness), **self.envelope}
+        if self.reply_to and plainness < MEDIA_AS_LINKS:
+            message["in_reply_to"] = {"message_id": self.reply_to}
+        return message
 
 
 def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Relayed:
@@ -155,7 +173,7 @@ def post(
     """Post the message, plainer after each refusal of its content, so it never vanishes;
     a conversation FreshChat no longer takes is replaced by a new one. All of it happens in
     one recorded effect: at most one form is ever accepted."""
-    forms = outgoing.forms()
+    forms = outgoing.as_built()  # the plainer forms only after a refusal
     step = 0
     while True:
         progress()  # several calls in a row: keep the lane's lease, so no one else posts meanwhile
@@ -169,7 +187,7 @@ def post(
         except FreshchatPermanent as exc:
             if exc.status != 400:  # auth or a missing user: a plainer message cannot help
                 raise
-            step += 1
+            forms, step = outgoing.forms(), step + 1
             if step == len(forms):
                 raise PermanentError(f"FreshChat refused even the plainest form: {exc}", status=400) from exc
             log.warning(

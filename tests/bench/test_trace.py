@@ -30,3 +30,6 @@ def test_a_plain_text_and_a_plain_reply_do_not_run_the_features_they_do_not_use(
 
     # the late mark: a redelivered or caught-up message says when it was sent
     assert "app/relay/inbound.py:_late_mark" not in ran
+
+    # plainness: a message refused as built is sent again plainer (its plainer forms are built then)
+    assert "app/relay/inbound.py:Outgoing.forms" not in ran
