@@ -226,7 +226,8 @@ def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict, event:
     It never finds a user the bridge was asked to forget: a forgotten person starts afresh.
     """
     if known.get("fc_user_id"):
-        people.adopt(ctx, zalo_user, known, event)
+        if ctx.settings.merge_users_by_app:  # the option's own step, only for a connection that has it
+            people.adopt(ctx, zalo_user, known, event)
         return known["fc_user_id"]
     profile = cache(lambda: {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))  # read once, if at all
     extra = user_properties.extra(ctx, known)

@@ -33,3 +33,6 @@ def test_a_plain_text_and_a_plain_reply_do_not_run_the_features_they_do_not_use(
 
     # plainness: a message refused as built is sent again plainer (its plainer forms are built then)
     assert "app/relay/inbound.py:Outgoing.forms" not in ran
+
+    # one FreshChat user per person across a Zalo app's OAs: an option the traced connection lacks
+    assert "app/relay/people.py" not in zalo_text.files
