@@ -1,6 +1,6 @@
 """One Zalo text and one agent reply traced through the code: the numbers of docs/architecture.md.
 
-    python -m bench.trace [--tree]
+    python -m bench.trace [--tree] [--json]
 
 In one process, against a real Redis (sandbox/redis_server.py) with the partners mocked
 (requests-mock): each message is posted, signed, through the Flask test client, then the
@@ -16,7 +16,9 @@ What is counted, per message (project code = the files under app/, workers/, con
 - cross-file calls: calls into project code whose nearest project caller on the stack is in
   another file (a call from Flask, RQ, requests or this script into project code has no
   project caller: it is an entry, not counted);
-- reading steps: READING_RULE below, applied to the call tree (`--tree` prints that tree).
+- reading steps: READING_RULE below, applied to the call tree (`--tree` prints that tree);
+- functions (`--json` only): every project function that ran, to see which features' code the
+  plain path crosses.
 """
 
 from __future__ import annotations
@@ -209,6 +211,7 @@ class Measure:
     steps: list[tuple[str, str]]
     sent: list[str]  # the POSTs the mocked partners received meanwhile: one, the message delivered
     steps_before: list[tuple[str, str]]  # by the rule before issue 3: any call into redis-py is Redis
+    functions: list[str] = field(default_factory=list)  # every project function that ran, "file:function"
 
     def report(self) -> str:
         lines = [
@@ -243,6 +246,7 @@ def measure(name: str, tracer: Tracer, hooks: set, sent: list[str]) -> Measure:
         steps=[(c.file, c.func) for c in reading_steps(tracer, hooks)],
         sent=sent,
         steps_before=[(c.file, c.func) for c in reading_steps(tracer, hooks, rule="io")],
+        functions=sorted({f"{call.file}:{call.func}" for call in calls}),
     )
 
 

@@ -229,7 +229,7 @@ class WorkerContext:
 class _NeverOpen:
     """The breaker of work that delivers to no partner."""
 
-    def open_for(self) -> float:
+    def open_for(self, seen: object = None) -> float:
         return 0.0
 
     def partner_down(self) -> bool:

@@ -23,6 +23,7 @@ from app.bridge.replies import text
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.logs import context_id
+from app.relay import rules
 from app.relay import subscribers as after_delivery
 from app.relay.context import Progress
 from app.relay.subscribers import publish, publish_with
@@ -80,7 +81,7 @@ def handlers() -> dict[str, Callable]:
     from app.integrations.freshchat import schemas as freshchat
     from app.integrations.zalo import schemas as zalo
     from app.operations import template_status
-    from app.relay import agent_view, follows, inbound, outbound, rules, shared_info, survey
+    from app.relay import agent_view, follows, inbound, outbound, shared_info, survey
 
     zalo_handlers = {
         **inbound.HANDLERS,
@@ -91,14 +92,15 @@ def handlers() -> dict[str, Callable]:
         **shared_info.HANDLERS,
     }
     return {
-        "zalo": by_event(rules.ruled(zalo_handlers), zalo.to_event),
+        "zalo": by_event(zalo_handlers, zalo.to_event),
         "freshchat": by_event({**outbound.HANDLERS, **commands.HANDLERS}, freshchat.to_event),
     }
 
 
 def by_event(table: dict[str, Callable], to_event: Callable) -> Callable:
-    """Run the function `table` names for the item's event kind. An item queued before items
-    carried their kind is classified by the web's own `to_event`, so upgrades lose nothing."""
+    """Run the function `table` names for the item's event kind, unless a pre-delivery rule
+    (app/relay/rules.py) takes the item first. An item queued before items carried their kind
+    is classified by the web's own `to_event`, so upgrades lose nothing."""
 
     def handle(ctx: WorkerContext, item: Item, progress: Progress) -> object:
         kind = item.event
@@ -111,7 +113,8 @@ def by_event(table: dict[str, Callable], to_event: Callable) -> Callable:
         handler = table.get(kind)
         if handler is None:  # queued by a newer version: retried, then a dead letter to replay
             raise LookupError(f"no handler for {item.kind} event {kind!r}")
-        return handler(ctx, item, progress)
+        taken = rules.first(ctx, item, progress, kind)
+        return handler(ctx, item, progress) if taken is None else taken
 
     return handle
 
@@ -198,7 +201,7 @@ class Drainer:
                 return Outcome(self.ctx, lane, item, RETRYING), DISABLED_RETRY_SECONDS
             return self._unroutable(lane, item, str(exc)), None
         breaker = ctx.breaker(DELIVERS_TO.get(item.kind, ""))
-        if wait := breaker.open_for():  # the partner is down for everyone: wait, spend nothing
+        if wait := breaker.open_for(self.ctx.lanes.marks_seen(lane)):  # down for everyone: wait, spend nothing
             return Outcome(ctx, lane, item, RETRYING), wait + random.uniform(0, 1)
 
         def progress() -> None:

@@ -51,15 +51,22 @@ class Breaker:
         self._marked_at = now
         self.redis.set(self.ok_key, time.time(), ex=int(OK_WINDOW_SECONDS) + 1)
 
-    def open_for(self) -> float:
+    def open_for(self, seen: tuple[float, dict[str, int]] | None = None) -> float:
         """Seconds the breaker stays open (0 when calls may go); asked before every item, so
-        Redis is read at most every READ_OPEN_EVERY seconds per process."""
+        Redis is read at most every READ_OPEN_EVERY seconds per process. `seen`: what the
+        lane's take read of the open marks (app/bridge/lanes.py `marks_seen`), a read already
+        made: the first item of a lane costs no round trip of its own."""
+        if seen is not None and self.open_key in seen[1]:
+            self._saw(seen[0], seen[1][self.open_key])
         now = time.monotonic()
         if now - self._read_at >= READ_OPEN_EVERY:
-            self._read_at = now
-            ttl = self.redis.pttl(self.open_key)
-            self._open_until = now + ttl / 1000.0 if ttl and ttl > 0 else 0.0
+            self._saw(now, self.redis.pttl(self.open_key))
         return max(0.0, self._open_until - now)
+
+    def _saw(self, at: float, ttl_ms: int) -> None:
+        """The open mark's PTTL as read at monotonic time `at` (-2: no mark)."""
+        self._read_at = at
+        self._open_until = at + ttl_ms / 1000.0 if ttl_ms and ttl_ms > 0 else 0.0
 
     def partner_down(self) -> bool:
         """Whether the partner fails for everyone right now (probing it if nobody knows)."""

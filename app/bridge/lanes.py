@@ -33,6 +33,9 @@ SCHEDULE, CANCEL = LuaScript("schedule"), LuaScript("cancel")
 # A lease younger than this share of its length is surely still ours (only its expiry frees a
 # lane): `keep` renews it only once that much of it has passed, not before every partner call.
 RENEW_AFTER_SHARE = 0.1
+# The partners whose open breaker mark a take reads with the lease (app/bridge/breaker.py), in
+# take.lua's order.
+BREAKERS = ("zalo", "freshchat")
 DUE_SEEN_SECONDS = 0.05  # how long what a pop saw due stands for the due set (the very next claim)
 CANDIDATES = 8  # lanes looked at per claim: several workers claiming at once rarely collide
 SHORT_KEPT = 7 * 86400  # a shortage no webhook has ended for a week is logged again
@@ -118,6 +121,7 @@ class Lanes:
         self.wait_ms = wait_ms
         self._held: dict[str, float] = {}  # lease token -> monotonic time before its last (re)new
         self._due_seen: tuple[float, list[str]] | None = None  # when a pop last emptied its lane, the lanes due
+        self._marks_seen: tuple[str, float, dict[str, int]] | None = None  # the last take's breaker marks
 
     def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0) -> bool:
         """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate).
@@ -239,11 +243,14 @@ class Lanes:
         """(lease token, head) when this caller may drain `lane` now, else None: the lease and
         the head in one round trip."""
         token, since = lease_token(), time.monotonic()
+        marks = [keys.Keys(keys.lane_connection(lane)).breaker_open(partner) for partner in BREAKERS]
         got = TAKE(
             self.redis,
             lease=keys.lease(lane),
             due=keys.DUE,
             lane=keys.lane(lane),
+            zalo_open=marks[0],
+            freshchat_open=marks[1],
             lane_id=lane,
             now=now_ms(),
             token=token,
@@ -252,7 +259,14 @@ class Lanes:
         if not got:
             return None
         self._held[token] = since
+        self._marks_seen = (lane, since, dict(zip(marks, got[2:], strict=True)))
         return token, _head(got[1])
+
+    def marks_seen(self, lane: str) -> tuple[float, dict[str, int]] | None:
+        """What the take of `lane` read of its connection's open breaker marks: (monotonic time
+        before the read, {key: PTTL}), told once and only for the lane taken last (else None)."""
+        seen, self._marks_seen = self._marks_seen, None
+        return seen[1:] if seen is not None and seen[0] == lane else None
 
     def head(self, lane: str) -> tuple[str, Item] | None:
         return _head(self.redis.lindex(keys.lane(lane), 0))

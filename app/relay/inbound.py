@@ -14,11 +14,21 @@ from app.bridge.outcome import Relayed
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
 from app.integrations.freshchat.errors import ConversationGone, FreshchatPermanent
-from app.integrations.zalo.schemas import CAUGHT_UP, anonymous_id
+from app.integrations.zalo.schemas import ANONYMOUS, CAUGHT_UP, anonymous_id
 from app.integrations.zalo.schemas import zalo_user as zalo_user_of
 from app.relay import people, user_properties
 from app.relay.context import Progress, RelayContext
-from app.relay.parts import MEDIA_AS_LINKS, PLAINNESS, Part, quote_parts, render, snippet, text_part, zalo_parts
+from app.relay.parts import (
+    AS_BUILT,
+    MEDIA_AS_LINKS,
+    PLAINNESS,
+    Part,
+    quote_parts,
+    render,
+    snippet,
+    text_part,
+    zalo_parts,
+)
 from app.relay.reconcile import find_freshchat_post, freshchat_fingerprint, reconciler, wait_for_send_in_flight
 from app.texts import for_agent, vn_time
 
@@ -40,17 +50,25 @@ class Outgoing:
     text: str
     reply_to: str = ""  # the FreshChat message it answers (a Zalo quote of a relayed message)
 
+    def as_built(self) -> list[tuple[str, dict]]:
+        """The first of `forms` alone: the plainer ones are built once FreshChat refused it."""
+        return [(PLAINNESS[AS_BUILT], self._form(AS_BUILT))]
+
     def forms(self) -> list[tuple[str, dict]]:
         """The message from as built to plainest, each distinct body once, with its name. The
         plainest also drops `in_reply_to`: a refused reply link must not cost the user's words."""
         forms: list[tuple[str, dict]] = []
         for plainness, name in enumerate(PLAINNESS):
-            message = {"message_parts": render(self.parts, plainness), **self.envelope}
-            if self.reply_to and plainness < MEDIA_AS_LINKS:
-                message["in_reply_to"] = {"message_id": self.reply_to}
+            message = self._form(plainness)
             if all(message != earlier for _, earlier in forms):
                 forms.append((name, message))
         return forms
+
+    def _form(self, plainness: int) -> dict:
+        message = {"message_parts": render(self.parts, plainness), **self.envelope}
+        if self.reply_to and plainness < MEDIA_AS_LINKS:
+            message["in_reply_to"] = {"message_id": self.reply_to}
+        return message
 
 
 def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Relayed:
@@ -60,12 +78,14 @@ def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Rel
     zalo_user = zalo_user_of(event)
     known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
     fc_user = ensure_freshchat_user(ctx, zalo_user, known, event)
-    _remember_anonymous_conversation(ctx, zalo_user, known, event)
+    if zalo_user.startswith(ANONYMOUS):  # only a web-chat visitor's id is in that namespace
+        _remember_anonymous_conversation(ctx, zalo_user, known, event)
     progress()
     last_ts = int(known.get("last_ts") or 0)
     parts = zalo_parts(ctx, event, progress, attempts)
     envelope = {"message_type": "normal", "actor_type": "user", "actor_id": fc_user, "user_id": fc_user}
-    body = _late_mark(ctx.settings, last_ts, event) + quote_parts(ctx, event) + parts
+    behind = int(event["timestamp"]) < last_ts or event.get(CAUGHT_UP)  # a redelivery or a catch-up
+    body = (_late_mark(ctx.settings, event) if behind else []) + quote_parts(ctx, event) + parts
     outgoing = Outgoing(envelope, body, snippet(parts), reply_to=_answered(ctx, event))
     deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     return _touch(ctx, zalo_user, fc_user, event, last_ts)
@@ -80,7 +100,7 @@ def _answered(ctx: RelayContext, event: dict) -> str:
 def _remember_anonymous_conversation(ctx: RelayContext, zalo_user: str, known: dict, event: dict) -> None:
     """Zalo answers an anonymous visitor only within the conversation their message names."""
     conversation = str((event.get("message") or {}).get("conversation_id") or "")
-    if anonymous_id(zalo_user) and conversation and conversation != known.get("zalo_conversation_id"):
+    if conversation and conversation != known.get("zalo_conversation_id"):
         ctx.mapping.set_zalo_user(zalo_user, zalo_conversation_id=conversation)
 
 
@@ -103,9 +123,8 @@ def relay_console_message(ctx: RelayContext, item: Item, progress: Progress) -> 
     said = for_agent(ctx.settings, "agent.sent_by_admin", admin=admin) if admin else None
     header = text_part(said or for_agent(ctx.settings, "agent.sent_elsewhere"))
     envelope = {"message_type": "private", "actor_type": "system", "user_id": fc_user}
-    outgoing = Outgoing(
-        envelope, [header] + _late_mark(ctx.settings, 0, event) + quote_parts(ctx, event) + parts, snippet(parts)
-    )
+    late = _late_mark(ctx.settings, event) if event.get(CAUGHT_UP) else []
+    outgoing = Outgoing(envelope, [header] + late + quote_parts(ctx, event) + parts, snippet(parts))
     deliver(ctx, msg_id, zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
     return None
 
@@ -154,7 +173,7 @@ def post(
     """Post the message, plainer after each refusal of its content, so it never vanishes;
     a conversation FreshChat no longer takes is replaced by a new one. All of it happens in
     one recorded effect: at most one form is ever accepted."""
-    forms = outgoing.forms()
+    forms = outgoing.as_built()  # the plainer forms only after a refusal
     step = 0
     while True:
         progress()  # several calls in a row: keep the lane's lease, so no one else posts meanwhile
@@ -168,7 +187,7 @@ def post(
         except FreshchatPermanent as exc:
             if exc.status != 400:  # auth or a missing user: a plainer message cannot help
                 raise
-            step += 1
+            forms, step = outgoing.forms(), step + 1
             if step == len(forms):
                 raise PermanentError(f"FreshChat refused even the plainest form: {exc}", status=400) from exc
             log.warning(
@@ -207,7 +226,8 @@ def ensure_freshchat_user(ctx: RelayContext, zalo_user: str, known: dict, event:
     It never finds a user the bridge was asked to forget: a forgotten person starts afresh.
     """
     if known.get("fc_user_id"):
-        people.adopt(ctx, zalo_user, known, event)
+        if ctx.settings.merge_users_by_app:  # the option's own step, only for a connection that has it
+            people.adopt(ctx, zalo_user, known, event)
         return known["fc_user_id"]
     profile = cache(lambda: {} if anonymous_id(zalo_user) else _profile(ctx, zalo_user))  # read once, if at all
     extra = user_properties.extra(ctx, known)
@@ -307,11 +327,12 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _late_mark(settings: Settings, last: int, event: dict) -> list[Part]:
+def _late_mark(settings: Settings, event: dict) -> list[Part]:
     """A redelivery older than what we already relayed says when it was really sent, and so
-    does a message found by catch-up (its webhook never came: it reaches agents late)."""
+    does a message found by catch-up (its webhook never came: it reaches agents late); the
+    handler asks only for those."""
     sent_ms = int(event["timestamp"])
-    if time.time() * 1000 - sent_ms < LATE_AFTER_MS or (sent_ms >= last and not event.get(CAUGHT_UP)):
+    if time.time() * 1000 - sent_ms < LATE_AFTER_MS:
         return []
     return [text_part(for_agent(settings, "agent.late", when=vn_time(sent_ms)))]
 

@@ -252,15 +252,20 @@ def send_part(
 
 def send_to(ctx: RelayContext, zalo_user: str, message: dict) -> str:
     """Zalo's message id. Recorded as in flight first, so an answer that never comes is looked
-    for before the message goes again. An anonymous visitor is answered in the Zalo
-    conversation their last message named (app/relay/inbound.py keeps it)."""
+    for before the message goes again."""
     # Its echo may arrive before its outcome is known (app/relay/inbound.py): `sending_to` says
     # which send it may be.
     echo = {ctx.keys.sending_to(zalo_user): echo_patience(ctx.settings)}
     ctx.effects.take_off(marks=echo, to=zalo_user, what=zalo_fingerprint(message))
+    if zalo_user.startswith(ANONYMOUS):  # only a web-chat visitor's id is in that namespace
+        return send_to_anonymous(ctx, zalo_user, message)
+    return send_to_user(ctx, zalo_user, message)
+
+
+def send_to_anonymous(ctx: RelayContext, zalo_user: str, message: dict) -> str:
+    """An anonymous visitor (the OA's web chat widget) is answered in the Zalo conversation
+    their last message named (app/relay/inbound.py keeps it)."""
     anonymous = anonymous_id(zalo_user)
-    if not anonymous:
-        return send_to_user(ctx, zalo_user, message)
     conversation = ctx.mapping.zalo_user(zalo_user).get("zalo_conversation_id")
     if not conversation:
         raise PermanentError(f"no Zalo conversation is known for anonymous visitor {anonymous}")

@@ -2,13 +2,15 @@
 
 A rule is `rule(ctx, item, progress)`: it answers None to let the handler run as usual, or takes
 the item itself and answers what a handler would (a `Relayed`, NOT_RELAYED), never None. Rules
-run in the order listed, the handler after the last. A new "this message is not what it seems"
-feature is a rule in its own module and one line below; the relay code does not change.
+run in the order listed, the handler after the last: the drain asks `first` and, when no rule
+took the item, calls the handler itself (workers/drain.py `by_event`), so nothing stands between
+the drain and the handler. A new "this message is not what it seems" feature is a rule in its own
+module and one line below; the relay code does not change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from app.bridge.lanes import Item
 from app.integrations import events
@@ -22,17 +24,13 @@ RULES: dict[str, tuple[Handler, ...]] = {
 }
 
 
-def ruled(handlers: Mapping[str, Handler], rules: dict[str, tuple[Handler, ...]] = RULES) -> dict[str, Handler]:
-    """`handlers` with each kind's rules in front of its handler."""
-    return {kind: _first(rules[kind], handler) if rules.get(kind) else handler for kind, handler in handlers.items()}
-
-
-def _first(rules: tuple[Handler, ...], handler: Handler) -> Handler:
-    def handle(ctx: RelayContext, item: Item, progress: Progress) -> object:
-        for rule in rules:
-            answer = rule(ctx, item, progress)
-            if answer is not None:
-                return answer
-        return handler(ctx, item, progress)
-
-    return handle
+def first(
+    ctx: RelayContext, item: Item, progress: Progress, kind: str, rules: dict[str, tuple[Handler, ...]] = RULES
+) -> object | None:
+    """The answer of the first rule for event `kind` that takes the item; None when none does
+    (its handler relays it)."""
+    for rule in rules.get(kind, ()):
+        answer = rule(ctx, item, progress)
+        if answer is not None:
+            return answer
+    return None

@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from app.bridge.keys import DEFAULT_KEYS, DUE, WAKE, lease
+from app.bridge.keys import DEFAULT_KEYS, DUE, WAKE, Keys, lease
 from app.bridge.keys import lane as lane_key
 from app.bridge.lanes import Item, Lanes, lease_holder, now_ms
 from sandbox.procs import wait_until
@@ -163,6 +163,21 @@ def test_claim_takes_the_lane_waiting_longest_and_skips_held_ones(redis):
     assert first[0] == "in:old"
     assert lanes.claim()[0] == "in:new" and lanes.claim() is None  # both held now
     assert lanes.renew("in:old", first[1])
+
+
+def test_a_take_tells_its_connections_open_breaker_marks_once_and_for_that_lane_only(redis):
+    lanes, hcm = Lanes(redis), Keys("hcm")
+    redis.set(hcm.breaker_open("zalo"), "1", px=5000)
+    lanes.accept("hcm/out:c", item(1))
+    before = time.monotonic()
+    assert lanes.take("hcm/out:c")
+    at, marks = lanes.marks_seen("hcm/out:c")
+    assert before <= at <= time.monotonic()
+    assert set(marks) == {hcm.breaker_open("zalo"), hcm.breaker_open("freshchat")}
+    assert 4000 < marks[hcm.breaker_open("zalo")] <= 5000 and marks[hcm.breaker_open("freshchat")] == -2
+    assert lanes.marks_seen("hcm/out:c") is None  # told once: a later item's breaker reads for itself
+    lanes.accept("in:a", item(2))
+    assert lanes.take("in:a") and lanes.marks_seen("hcm/out:c") is None  # not another lane's
 
 
 def test_a_held_lane_is_due_again_only_when_its_lease_ends(redis):

@@ -85,13 +85,19 @@ def test_append_queues_without_a_dedupe_key(redis):
 # -- take.lua ---------------------------------------------------------------------------------
 
 
+ZALO_OPEN, FC_OPEN = keys.DEFAULT_KEYS.breaker_open("zalo"), keys.DEFAULT_KEYS.breaker_open("freshchat")
+
+
 def take(redis, token="t1", now=NOW):
-    return TAKE(redis, lease=LEASE, due=keys.DUE, lane=LIST, lane_id=LANE, now=now, token=token, lease_ms=LEASE_MS)
+    marks = {"zalo_open": ZALO_OPEN, "freshchat_open": FC_OPEN}
+    return TAKE(
+        redis, lease=LEASE, due=keys.DUE, lane=LIST, **marks, lane_id=LANE, now=now, token=token, lease_ms=LEASE_MS
+    )
 
 
 def test_take_leases_a_due_lane_until_the_lease_ends(redis):
     redis.zadd(keys.DUE, {LANE: NOW})
-    assert take(redis) == [1, None]  # leased, and the lane's head (none here)
+    assert take(redis) == [1, None, -2, -2]  # leased, the lane's head (none here), no breaker open
     assert redis.get(LEASE) == b"t1" and LEASE_MS - 1000 < redis.pttl(LEASE) <= LEASE_MS
     assert due(redis) == NOW + LEASE_MS
 
@@ -106,7 +112,14 @@ def test_take_refuses_a_leased_lane(redis):
 def test_take_hands_back_the_head_with_the_lease(redis):
     redis.rpush(LIST, "a", "b")
     redis.zadd(keys.DUE, {LANE: NOW})
-    assert take(redis) == [1, b"a"] and items(redis) == ["a", "b"]
+    assert take(redis) == [1, b"a", -2, -2] and items(redis) == ["a", "b"]
+
+
+def test_take_reads_the_open_breaker_marks_with_the_lease(redis):
+    redis.zadd(keys.DUE, {LANE: NOW})
+    redis.set(FC_OPEN, "1", px=4000)
+    _, _, zalo_open, freshchat_open = take(redis)
+    assert zalo_open == -2 and 3000 < freshchat_open <= 4000
 
 
 def test_take_refuses_a_lane_not_due_yet_or_not_scheduled(redis):

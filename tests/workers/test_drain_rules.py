@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import requests_mock
 
+from app.bridge import breaker as breaker_mod
 from app.bridge.keys import DUE
 from app.bridge.lanes import Item, now_ms
 from app.errors import PermanentError
@@ -137,6 +138,17 @@ def test_a_partner_wide_outage_spends_no_budget_and_opens_the_breaker(ctx, m):
     ctx.redis.zadd(DUE, {"out:" + CONV: now_ms()})
     assert Drainer(ctx, {"freshchat": handler}).drain("out:" + CONV) == "deferred"
     assert handler.calls == [4]
+
+
+def test_an_item_waits_for_a_breaker_another_process_opened_read_with_its_lanes_lease(ctx, m, monkeypatch):
+    """The open mark comes with the lease (take.lua): no cached "closed" lets a first item through."""
+    monkeypatch.setattr(breaker_mod, "READ_OPEN_EVERY", 3600.0)  # this process's own reading stays "closed"
+    assert ctx.breaker("zalo").open_for() == 0
+    ctx.redis.set(ctx.keys.breaker_open("zalo"), "1", px=5000)  # another process's probe failed
+    handler = raising(ZaloRetryable("Zalo HTTP 503", status=503))
+    outcome, head = drain_once(ctx, outbound_item(), handler)
+    assert outcome == "deferred" and handler.calls == [] and head.attempts == 0
+    assert 0 < ctx.breaker("zalo").open_for() <= 5
 
 
 def test_rate_limits_never_spend_the_budget(ctx, m):
