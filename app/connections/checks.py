@@ -193,7 +193,8 @@ def _zalo_answer(body: dict, expected_oa: str) -> tuple[dict, str, str]:
     if code:
         text = "token_refused" if code in TOKEN_ERRORS else "zalo_refused"
         return _result(False, text, code=code, message=str(body.get("message", ""))[:200]), "", ""
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data = body.get("data")
+    data = data if isinstance(data, dict) else {}
     actual = str(data.get("oa_id") or data.get("oaid") or "")
     name = str(data.get("name", ""))[:100]
     if expected_oa and actual and actual != expected_oa:
@@ -252,8 +253,10 @@ def _channels_page(api_url: str, api_key: str, session: requests.Session, page: 
     body = _json(resp)
     if not isinstance(body, dict):
         return _result(False, "fc_not_json")
-    channels = body.get(listed) if isinstance(body.get(listed), list) else []
-    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    channels = body.get(listed)
+    channels = channels if isinstance(channels, list) else []
+    pagination = body.get("pagination")
+    pagination = pagination if isinstance(pagination, dict) else {}
     try:
         pages = int(pagination.get("total_pages") or 1)
     except (TypeError, ValueError):

@@ -140,7 +140,7 @@ def _parse(body, partial: bool) -> dict:
     try:
         return ConnectionSchema().load(body, partial=partial)
     except ValidationError as exc:
-        raise Problem(400, "invalid connection", _one_per_field(exc.messages)) from None
+        raise Problem(400, "invalid connection", _one_per_field(exc.normalized_messages())) from None
 
 
 def _one_per_field(messages: dict, prefix: str = "") -> dict:
@@ -296,6 +296,8 @@ class ConnectionService:
         if not (given.get("access_token") or given.get("refresh_token")):
             return
         conn = self.store.get(record["id"])
+        if conn is None:  # removed by another request since it was stored
+            raise Problem(404, STORE_TEXTS["unknown"].format(id=record["id"]))
         keeper = TokenKeeper(TokenStore.of(self.redis, conn.settings, Keys(conn.id)), conn.settings, self.session)
         try:
             current = keeper.state()
