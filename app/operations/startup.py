@@ -30,7 +30,9 @@ def warn_about_settings(settings: Settings, logger: logging.Logger = log) -> Non
 
 
 def failed(result: dict | None) -> bool:
-    return bool(result) and not all(result[p]["ok"] for p in ("zalo", "freshchat"))
+    if not result:
+        return False
+    return not all(result[p]["ok"] for p in ("zalo", "freshchat"))
 
 
 class ConnectionTests:

@@ -17,6 +17,7 @@ from redis import Redis
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_timer_lane, lane, lane_connection
 from app.bridge.lanes import now_ms
 from app.bridge.outcome import FAILED, Outcome
+from app.bridge.replies import text
 from app.connections.checks import last_check
 from app.integrations.zalo.tokens import token_health
 from app.operations import problems
@@ -58,7 +59,7 @@ def bridge_status(redis: Redis, connections=None) -> dict:
     """With the registry (`connections`), also every connection's status under "connections"."""
     token = _token(redis, DEFAULT_KEYS)
     beat = redis.get(HEARTBEAT)
-    errors = [e.decode() for e in redis.lrange(DEFAULT_KEYS.errors, 0, ERRORS_SHOWN - 1)]
+    errors = [text(e) for e in redis.lrange(DEFAULT_KEYS.errors, 0, ERRORS_SHOWN - 1)]
     depths = queue_depths(redis)
     status = {
         "lanes_pending": sum(d["lanes_pending"] for d in depths.values()),
@@ -184,7 +185,8 @@ def token_state(token: dict, check: dict | None = None) -> dict:
     """The stored pair in words. `accepted`: Zalo gave it (OAuth, a refresh) or the last
     connection test (`check`), made since it was stored, passed with it; a pasted pair is not
     accepted before. `refused`: that test's words when it failed."""
-    tested = (check or {}).get("zalo")
+    check = check or {}
+    tested = check.get("zalo")
     if tested and float(check.get("at") or 0) < float(token.get("updated_at") or 0):
         tested = None  # a test of an earlier pair says nothing of this one
     return {
@@ -225,4 +227,4 @@ def queue_depths(redis: Redis) -> dict[str, dict]:
 
 
 def _token(redis: Redis, keys: Keys) -> dict:
-    return {k.decode(): v.decode() for k, v in redis.hgetall(keys.zalo_token).items()}
+    return {text(k): text(v) for k, v in redis.hgetall(keys.zalo_token).items()}
