@@ -66,7 +66,8 @@ def create_app(settings: Settings | None = None, cli: bool = False) -> Flask:
     _register_hooks(app)
     _register_headers(app, settings.public_base_url.startswith("https://"))
     if settings.trusted_proxies:  # behind them, the client and scheme are those the nearest one saw
-        app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(settings.trusted_proxies))
+        # Flask's documented way to add WSGI middleware; mypy refuses any assignment to a method
+        app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(settings.trusted_proxies))  # type: ignore[method-assign]
     return app
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.support import Translations
+from babel.support import NullTranslations, Translations
 from flask_babel import gettext
 from marshmallow import Schema, fields, validate
 
@@ -37,6 +37,15 @@ from app.integrations.zalo.errors import ZALO_ERROR
 from app.operations import dead_letters, forget, journal
 
 SOURCES = Path(__file__).parent / "web" / "console" / "translations"  # the console's catalogue
+
+
+def _marshmallow(message: object) -> str:
+    """One of marshmallow's default messages, which it types `str | list | dict`: those named
+    below are texts (checked when the module loads)."""
+    if not isinstance(message, str):
+        raise TypeError(f"not a text: {message!r}")
+    return message
+
 
 SHAPES: tuple[str, ...] = (
     # why an item waits or failed (workers/drain.py, app/relay/*, app/integrations/*)
@@ -85,11 +94,11 @@ SHAPES: tuple[str, ...] = (
     "1 to {max} characters",
     "digits only",
     "not a PEM/base64 RSA public key",
-    fields.Field.default_error_messages["required"],
-    fields.Field.default_error_messages["null"],
-    fields.Url.default_error_messages["invalid"],
-    fields.String.default_error_messages["invalid"],
-    fields.Boolean.default_error_messages["invalid"],
+    _marshmallow(fields.Field.default_error_messages["required"]),
+    _marshmallow(fields.Field.default_error_messages["null"]),
+    _marshmallow(fields.Url.default_error_messages["invalid"]),
+    _marshmallow(fields.String.default_error_messages["invalid"]),
+    _marshmallow(fields.Boolean.default_error_messages["invalid"]),
     Schema._default_error_messages["unknown"],
     validate.Length.message_max,
     validate.OneOf.default_message,
@@ -155,8 +164,9 @@ def in_language(text, language: str) -> str:
 
 
 @cache
-def _catalogue(language: str) -> Translations:
-    """The compiled catalogue of `language` (English: none, so texts stay as written)."""
+def _catalogue(language: str) -> NullTranslations:
+    """The compiled catalogue of `language` (English: none, so texts stay as written: Babel's
+    NullTranslations)."""
     return Translations.load(str(compiled_catalogs()), [language])
 
 

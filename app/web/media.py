@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from app.media.links import unsign_key
 from app.media.store import content_disposition, served_content_type
@@ -29,7 +30,7 @@ def serve(signed: str):
     return _not_found() if stored is None else _bytes(stored)
 
 
-def _bytes(stored) -> Response:
+def _bytes(stored) -> BaseResponse:
     content_type = served_content_type(stored.content_type)  # never the raw stored type
     response = Response(stored.data, content_type=content_type)
     response.headers["Content-Disposition"] = content_disposition(content_type, stored.filename)
@@ -40,14 +41,14 @@ def _bytes(stored) -> Response:
     return response.make_conditional(request, accept_ranges=True, complete_length=len(stored.data))
 
 
-def _redirect(url: str) -> Response:
+def _redirect(url: str) -> BaseResponse:
     response = redirect(url, 302)
     # The presigned URL expires in an hour; a cached redirect must not outlive it.
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _not_found() -> Response:
+def _not_found() -> BaseResponse:
     response = jsonify({"error": "not found"})
     response.status_code = 404
     # A copy still in flight (or re-uploaded) must not be hidden behind a cached 404.

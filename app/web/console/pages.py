@@ -170,7 +170,7 @@ def save_connection(connection_id: str):
 
 
 def _refused(view: dict | None, blank: dict | None, exc: Problem):
-    values = forms.shown_values(view or blank, request.form)
+    values = forms.shown_values(view or blank or {}, request.form)
     errors = forms.field_messages(exc.fields)
     return _form_page(view, values, errors=errors, error=said(exc.message) if not exc.fields else ""), exc.status
 
