@@ -14,7 +14,10 @@ from __future__ import annotations
 import logging
 import time
 
+import requests
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+from redis import Redis
+from redis.client import Pipeline
 
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
@@ -186,7 +189,7 @@ def _masked(conn: Connection, section: str) -> dict:
 class ConnectionService:
     """Add, change, switch on/off and remove stored connections; the default one is read-only."""
 
-    def __init__(self, redis, lanes: Lanes, settings: Settings, session=None):
+    def __init__(self, redis: Redis, lanes: Lanes, settings: Settings, session: requests.Session | None = None):
         self.redis = redis
         self.lanes = lanes
         self.connections = Connections(redis, settings)
@@ -323,7 +326,7 @@ def _complete(data: dict) -> dict:
     }
 
 
-def queue_to_dead_letters(redis, lanes: Lanes, connection_id: str) -> int:
+def queue_to_dead_letters(redis: Redis, lanes: Lanes, connection_id: str) -> int:
     """Every item queued for the connection, kept as its dead letters (its lanes dropped)."""
     lane_ids = {raw.decode() for raw, _ in redis.zscan_iter(DUE, match=f"{connection_id}/*")}
     prefix = keys.lane("")
@@ -332,12 +335,12 @@ def queue_to_dead_letters(redis, lanes: Lanes, connection_id: str) -> int:
     return sum(_lane_to_dead_letters(redis, lane_id, dead) for lane_id in sorted(lane_ids))
 
 
-def _lane_to_dead_letters(redis, lane_id: str, dead: DeadLetters) -> int:
+def _lane_to_dead_letters(redis: Redis, lane_id: str, dead: DeadLetters) -> int:
     """Copy the lane's items to dead letters, then drop the lane only if it did not change
     meanwhile (else copy again): an item is never lost, at worst written twice under its id."""
     lane_key = keys.lane(lane_id)
 
-    def move(pipe) -> int:
+    def move(pipe: Pipeline) -> int:
         items = [Item.loads(raw) for raw in pipe.lrange(lane_key, 0, -1)]
         for item in items:
             dead.add(lane_id, item, REMOVED_REASON)
@@ -346,4 +349,6 @@ def _lane_to_dead_letters(redis, lane_id: str, dead: DeadLetters) -> int:
         pipe.zrem(DUE, lane_id)
         return len(items)
 
-    return redis.transaction(move, lane_key, value_from_callable=True)
+    # redis-py types the callable as returning None and the answer as the pipeline's replies; with
+    # value_from_callable the answer is what the callable returned
+    return redis.transaction(move, lane_key, value_from_callable=True)  # type: ignore[arg-type,return-value]

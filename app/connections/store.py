@@ -159,7 +159,7 @@ def default_connection(settings: Settings) -> Connection:
     return Connection(DEFAULT, "Default (environment)", True, settings, from_env=True)
 
 
-def build(base_settings, record: dict, unseal: Callable[[str], str] | None = None) -> Connection:
+def build(base_settings: Settings, record: dict, unseal: Callable[[str], str] | None = None) -> Connection:
     """A connection from its stored record: secrets already unsealed, or, given `unseal`,
     still sealed and opened by it when the connection's settings are first read. A field the
     record lacks takes the Settings *default*, never the deployment's value: a stored
@@ -189,7 +189,7 @@ class ConnectionStore:
     connection a new change stamp and the store a new version (one transaction), so a registry
     re-reads only what changed, and only when the version moved."""
 
-    def __init__(self, redis: Redis, base_settings, sealer: Sealer):
+    def __init__(self, redis: Redis, base_settings: Settings, sealer: Sealer):
         self.redis = redis
         self.base = base_settings
         self.sealer = sealer
@@ -299,7 +299,7 @@ class ConnectionStore:
         return [v for section, f in SECRETS if (v := record.get(section, {}).get(f))]
 
     @staticmethod
-    def _map_secrets(record: dict, fn) -> dict:
+    def _map_secrets(record: dict, fn: Callable[[str], str]) -> dict:
         out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in record.items()}
         for section, f in SECRETS:
             value = out.get(section, {}).get(f)
@@ -357,7 +357,7 @@ class Registry:
 
     REFRESH_SECONDS = 2.0
 
-    def __init__(self, store: ConnectionStore, base_settings):
+    def __init__(self, store: ConnectionStore, base_settings: Settings):
         self.store = store
         self.default = default_connection(base_settings)
         self._snap: _Snapshot | None = None
