@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from redis import Redis
+
 from app.bridge.deadletters import DeadLetters
 from app.bridge.keys import Keys
 from app.bridge.lanes import Item, Lanes
@@ -26,7 +28,7 @@ TEXTS = {
 
 
 class DeadLetterDesk:
-    def __init__(self, redis, lanes: Lanes, settings: Settings):
+    def __init__(self, redis: Redis, lanes: Lanes, settings: Settings):
         self.redis = redis
         self.lanes = lanes
         self.connections = Connections(redis, settings)

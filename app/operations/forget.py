@@ -49,6 +49,7 @@ from app.connections.store import ID_PATTERN
 from app.connections.store import TEXTS as STORE_TEXTS
 from app.integrations.zalo.schemas import message_ids
 from app.logs import audit
+from app.media.store import LocalMediaStore, S3MediaStore
 
 log = logging.getLogger("operations.forget")
 USER_ID_CHARS = 200
@@ -104,7 +105,7 @@ class Footprint:
 class Forgetting:
     """The job: `person(connection, zalo_user)` -> the answer, or Problem 400/404."""
 
-    def __init__(self, redis: Redis, media):
+    def __init__(self, redis: Redis, media: LocalMediaStore | S3MediaStore):
         self.redis = redis
         self.media = media
 
