@@ -27,7 +27,7 @@ SECURITY_HEADERS = {
 HSTS = "max-age=31536000"
 
 
-def _note_start(app) -> None:
+def _note_start(app: Flask) -> None:
     """Tell the workers a web process started: while none answered, Zalo's retries may have run
     out, so they catch up from its history (workers/catchup.py)."""
     try:

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 from redis.exceptions import RedisError
 
+from app import extensions
 from app.bridge.deadletters import DeadLetters
 from app.connections.problem import Problem
 from app.errors import PartnerError
@@ -41,7 +41,7 @@ bridge.add_command(connections_cli)
 
 
 def _dead_letters() -> DeadLetters:
-    return DeadLetters(current_app.extensions["redis"], current_app.extensions["lanes"])
+    return DeadLetters(extensions.redis(), extensions.lanes())
 
 
 @bridge.group("dead-letters")
@@ -91,7 +91,7 @@ def cli_catch_up(connection_id, since):
         since_ms = parse_since(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    ctx = WorkerContext(current_app.config["SETTINGS"], current_app.extensions["redis"])
+    ctx = WorkerContext(extensions.settings(), extensions.redis())
     ids = [connection_id] if connection_id else [c.id for c in ctx.connections.all() if c.enabled]
     for cid in ids:
         try:
@@ -111,7 +111,7 @@ def cli_catch_up(connection_id, since):
 def cli_backup(out_dir: Path):
     """Copy every bridge key in Redis, and the local media store, into OUT_DIR."""
     try:
-        manifest = backup(current_app.extensions["redis"], current_app.config["SETTINGS"], out_dir)
+        manifest = backup(extensions.redis(), extensions.settings(), out_dir)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     media = manifest["media"]
@@ -126,7 +126,7 @@ def cli_backup(out_dir: Path):
 def cli_restore(in_dir: Path, replace: bool):
     """Put a backup made by `bridge backup` back (stop web and worker first)."""
     try:
-        done = restore(current_app.extensions["redis"], current_app.config["SETTINGS"], in_dir, replace=replace)
+        done = restore(extensions.redis(), extensions.settings(), in_dir, replace=replace)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"restored {done['redis_keys']} Redis keys and {done['media']['files']} media files from {in_dir}")

@@ -11,9 +11,10 @@ set for every /api, /admin and /oauth answer in app/__init__.py).
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from redis.exceptions import RedisError
 
+from app import extensions
 from app.bridge.keys import DEFAULT
 from app.connections import verification
 from app.connections.problem import Problem
@@ -30,7 +31,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 @bp.before_request
 def _require_token():
-    expected = current_app.config["SETTINGS"].admin_token
+    expected = extensions.settings().admin_token
     if not expected:
         abort(404)
     if not bearer_ok(expected):
@@ -159,9 +160,9 @@ def zalo_events():
 @bp.post("/connections/<connection_id>/oauth-link")
 def oauth_link(connection_id: str):
     """A single-use URL, valid 10 minutes, that sends an OA admin to Zalo to connect the OA."""
-    if current_app.extensions["connections"].get(connection_id) is None:
+    if extensions.connections().get(connection_id) is None:
         return jsonify({"error": f"no connection {connection_id}"}), 404
-    url = start_link(current_app.extensions["redis"], current_app.config["SETTINGS"], connection_id)
+    url = start_link(extensions.redis(), extensions.settings(), connection_id)
     return jsonify({"url": url, "expires_in": LINK_TTL}), 201
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, abort, current_app, jsonify
+from redis import Redis
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, HEARTBEAT
@@ -24,7 +25,7 @@ def readyz():
     """Top-level fields: the bridge's and the default connection's; "connections": each one's
     token, dead letters, last webhooks, queue and problem codes (app/operations/problems.py); "alerts":
     every connection's, named. A problem leaves the bridge ready: it answers what it can."""
-    redis = current_app.extensions["redis"]
+    redis: Redis = current_app.extensions["redis"]
     try:
         beat = redis.get(HEARTBEAT)
         connections = {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from app import extensions
 from app.media.links import unsign_key
 from app.media.store import content_disposition, served_content_type
 from app.media.types import CSP
@@ -15,8 +16,8 @@ CACHE = "private, max-age=3600"
 
 @bp.get("/media/<path:signed>")
 def serve(signed: str):
-    settings = current_app.config["SETTINGS"]
-    store = current_app.extensions["media_store"]
+    settings = extensions.settings()
+    store = extensions.media_store()
     key = unsign_key(settings.secret_key, signed)
     if key is None:
         return _not_found()

@@ -19,15 +19,18 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from redis import Redis
 from redis.exceptions import RedisError
 
+from app import extensions
 from app.bridge import keys
 from app.bridge.keys import DUE, HEARTBEAT, Keys, lane_connection
-from app.bridge.lanes import now_ms
+from app.bridge.lanes import Lanes, now_ms
+from app.connections.store import Registry
 from app.integrations.zalo.tokens import UNREADABLE
 from app.operations import counters as metrics
 from app.operations.status import SOURCES, token_state
@@ -46,7 +49,7 @@ TIMER = "timer"
 class WebMetrics:
     """The web process's own counter and what /metrics answers."""
 
-    def __init__(self, redis, connections, lanes):
+    def __init__(self, redis: Redis, connections: Registry, lanes: Lanes) -> None:
         self.multiproc_dir = os.environ.get(MULTIPROC_DIR, "")
         self.own = CollectorRegistry()
         self.webhooks = Counter(
@@ -72,7 +75,7 @@ class WebMetrics:
 
 @bp.get("/metrics")
 def scrape():
-    expected = current_app.config["SETTINGS"].metrics_token
+    expected = extensions.settings().metrics_token
     if not expected:
         return jsonify({"error": "not found"}), 404
     if not bearer_ok(expected):
@@ -88,7 +91,7 @@ def _no_store(response, status: int, headers: dict):
     return response
 
 
-def init_metrics(app) -> None:
+def init_metrics(app: Flask) -> None:
     ext = app.extensions
     ext["metrics"] = WebMetrics(ext["redis"], ext["connections"], ext["lanes"])
     app.register_blueprint(bp)
@@ -97,7 +100,7 @@ def init_metrics(app) -> None:
 class BridgeCollector:
     """The bridge-wide series, read from Redis at each scrape (a few pipelined round trips)."""
 
-    def __init__(self, redis, connections, lanes):
+    def __init__(self, redis: Redis, connections: Registry, lanes: Lanes) -> None:
         self.redis = redis
         self.connections = connections
         self.lanes = lanes

@@ -16,6 +16,7 @@ import time
 from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, gettext
 
+from app import extensions
 from app.bridge import keys
 from app.logs import audit
 from app.web.console import PREFIX, SESSION_HOURS, absent_without_token, bp, csrf, settings
@@ -37,12 +38,8 @@ def signed_in() -> bool:
         fresh
         and hmac.compare_digest(mark, token_fingerprint(settings().admin_token))
         and bool(sid)
-        and bool(_redis().exists(keys.console_session(sid)))  # gone once its browser signed out
+        and bool(extensions.redis().exists(keys.console_session(sid)))  # gone once its browser signed out
     )
-
-
-def _redis():
-    return current_app.extensions["redis"]
 
 
 @bp.before_request
@@ -96,7 +93,7 @@ def sign_in():
         return render_template("console/sign_in.html", next=_next_page(), error=gettext("Wrong token.")), 401
     throttle().succeeded(client)
     sid = secrets.token_urlsafe(24)
-    _redis().set(keys.console_session(sid), 1, ex=SESSION_HOURS * 3600)
+    extensions.redis().set(keys.console_session(sid), 1, ex=SESSION_HOURS * 3600)
     session.clear()  # a fresh session (and CSRF token) after sign-in
     session.permanent = True
     session.update(admin=token_fingerprint(given), since=time.time(), sid=sid)
@@ -113,7 +110,7 @@ def _too_many(wait: int):
 @bp.post("/sign-out")
 def sign_out():
     """Ends the session on the server too: a copy of the cookie is worth nothing afterwards."""
-    _redis().delete(keys.console_session(session.get("sid", "")))
+    extensions.redis().delete(keys.console_session(session.get("sid", "")))
     session.clear()
     audit("sign_out", client=client_address())
     return redirect(url_for("console.sign_in"))

@@ -15,6 +15,7 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from flask_babel import format_timedelta, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 
+from app import extensions
 from app.connections.problem import Problem
 from app.connections.service import OPTION_DEFAULTS
 from app.errors import PartnerError
@@ -195,7 +196,7 @@ def _form_page(view: dict | None, values: dict, **extra):
         zalo_events=events_catalog.catalog(language()),
         webhook_retry=events_catalog.webhook_retry_advice(language()),
         verifiers=jobs.uploads().files(view["id"]) if view else [],
-        template_statuses=template_statuses(current_app.extensions["redis"], view["id"]) if view else {},
+        template_statuses=template_statuses(extensions.redis(), view["id"]) if view else {},
         # sandbox mode: the simulators' spare OA and FreshChat account, to paste (sandbox/routes.py)
         sandbox_spare=current_app.extensions.get("sandbox_spare") if view is None else None,
         history_days=catchup.history_days(settings()),
@@ -346,7 +347,7 @@ def templates(connection_id: str):
         listing, refused = (catalogue.refresh() if request.args.get("refresh") else catalogue.current()), ""
     except PartnerError as exc:
         listing, refused = None, said(str(exc))
-    changes = template_statuses(current_app.extensions["redis"], view["id"])
+    changes = template_statuses(extensions.redis(), view["id"])
     listed = {t.id for t in listing.templates} if listing else set()
     others = {template_id: c for template_id, c in changes.items() if template_id not in listed}
     return render_template(

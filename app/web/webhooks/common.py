@@ -18,6 +18,7 @@ from app.bridge.lanes import NotReplicated
 from app.connections.store import Registry
 from app.integrations import events
 from app.web.metrics import UNROUTED
+from config.settings import Settings
 
 log = logging.getLogger("webhooks")
 T = TypeVar("T")
@@ -84,7 +85,7 @@ def _depth(value) -> int:
 def check_fresh(source: str, signed_at: datetime) -> None:
     """Refuse a signed time outside the replay window: a captured delivery replayed after its
     dedupe key expired must not be relayed again (the window is far shorter than that TTL)."""
-    settings = current_app.config["SETTINGS"]
+    settings: Settings = current_app.config["SETTINGS"]
     age = time.time() - signed_at.timestamp()
     if age > settings.replay_window_seconds or age < -settings.replay_skew_seconds:
         log.warning("webhook.outside_replay_window", extra={"source": source, "age_seconds": int(age)})
@@ -143,7 +144,7 @@ def answer(event: events.Event, connection: str = DEFAULT):
 
 def enqueue(event: events.Event, connection: str = DEFAULT):
     """Durably queue the event on the connection's lane (dedupe + append in one Redis step)."""
-    settings = current_app.config["SETTINGS"]
+    settings: Settings = current_app.config["SETTINGS"]
     lane = lane_for(connection, event.lane)
     try:
         fresh = current_app.extensions["lanes"].accept_event(event, connection, settings.dedupe_ttl_seconds)
