@@ -7,7 +7,8 @@ import secrets
 import sys
 import time
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, cli: bool = False) -> Flask:
     return app
 
 
-def _settings_or_exit():
+def _settings_or_exit() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
@@ -82,7 +83,7 @@ def _settings_or_exit():
 
 def _register_headers(app: Flask, public_https: bool) -> None:
     @app.after_request
-    def _headers(response):
+    def _headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if public_https or request.is_secure:
@@ -96,14 +97,15 @@ def _register_hooks(app: Flask) -> None:
     log = logging.getLogger("web")
 
     @app.before_request
-    def _request_id():
+    def _request_id() -> None:
         context_id.set(request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(6))
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        return jsonify({"error": exc.description if exc.code != 404 else "not found"}), exc.code
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        # Flask hands an HTTPException without a code (a proxy exception) back unhandled
+        return jsonify({"error": exc.description if exc.code != 404 else "not found"}), exc.code or 500
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("web.unhandled_error")
         return jsonify({"error": "internal error"}), 500

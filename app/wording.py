@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def _pattern(shape: str) -> re.Pattern:
 PATTERNS = [(shape, _pattern(shape)) for shape in dict.fromkeys(SHAPES)]
 
 
-def said(text, translate=gettext) -> str:
+def said(text: object, translate: Callable[[str], str] = gettext) -> str:
     """`text` (English written by the bridge) in the reader's language (`translate`: the
     request's, unless given); as is when unknown."""
     shape, values = _shape_of(text)
@@ -141,7 +142,7 @@ def said(text, translate=gettext) -> str:
     return translate(shape).format(**{name: said(value, translate) for name, value in values.items()})
 
 
-def found_in(text, wanted: str) -> dict | None:
+def found_in(text: object, wanted: str) -> dict | None:
     """The values of the shape `wanted` in `text` or in a reason inside it; None: not there."""
     shape, values = _shape_of(text)
     if shape == wanted:
@@ -150,7 +151,7 @@ def found_in(text, wanted: str) -> dict | None:
     return next((found for found in inner if found is not None), None)
 
 
-def _shape_of(text) -> tuple[str | None, dict]:
+def _shape_of(text: object) -> tuple[str | None, dict]:
     for shape, pattern in PATTERNS:
         found = pattern.fullmatch(str(text))
         if found:
@@ -158,7 +159,7 @@ def _shape_of(text) -> tuple[str | None, dict]:
     return None, {}
 
 
-def in_language(text, language: str) -> str:
+def in_language(text: object, language: str) -> str:
     """`text` in `language` ("vi" or "en"), outside any request: what a worker's note says."""
     return said(text, _catalogue(language).gettext)
 

@@ -12,6 +12,7 @@ set for every /api, /admin and /oauth answer in app/__init__.py).
 from __future__ import annotations
 
 from flask import Blueprint, abort, jsonify, request
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from app import extensions
@@ -30,7 +31,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.before_request
-def _require_token():
+def _require_token() -> ResponseReturnValue | None:
     expected = extensions.settings().admin_token
     if not expected:
         abort(404)
@@ -45,12 +46,12 @@ def _problem(exc: Problem):
 
 
 @bp.get("/connections")
-def list_connections():
+def list_connections() -> ResponseReturnValue:
     return jsonify({"connections": jobs.overview().list()})
 
 
 @bp.post("/connections")
-def create_connection():
+def create_connection() -> ResponseReturnValue:
     created = jobs.service().create(request.get_json(silent=True))
     return jsonify(jobs.overview().show(created)), 201
 
@@ -127,12 +128,12 @@ def remove_verification(connection_id: str, filename: str):
 
 
 @bp.post("/freshchat/topics")
-def freshchat_topics():
+def freshchat_topics() -> ResponseReturnValue:
     return jsonify({"topics": jobs.checks().topics(*_picker_body())})
 
 
 @bp.post("/freshchat/groups")
-def freshchat_groups():
+def freshchat_groups() -> ResponseReturnValue:
     """The account's groups (`GET /groups`), for the option freshchat_group_id: as the topics."""
     return jsonify({"groups": jobs.checks().groups(*_picker_body())})
 
@@ -149,7 +150,7 @@ def _picker_body() -> tuple:
 
 
 @bp.get("/zalo/events")
-def zalo_events():
+def zalo_events() -> ResponseReturnValue:
     """The Zalo webhook events to switch on, each with what it is for, and the retry advice."""
     language = request.args.get("language", "en")
     if language not in LANGUAGES:
@@ -180,7 +181,7 @@ def catch_up_connection(connection_id: str):
 
 
 @bp.get("/status")
-def status():
+def status() -> ResponseReturnValue:
     try:
         return jsonify(jobs.overview().status())
     except RedisError as exc:
@@ -192,7 +193,7 @@ def _connection_arg() -> str:
 
 
 @bp.get("/dead-letters")
-def list_dead_letters():
+def list_dead_letters() -> ResponseReturnValue:
     connection = _connection_arg()
     found = jobs.dead_letter_desk().list(connection, request.args.get("limit", 100))
     return jsonify({"connection": connection, "dead_letters": found})

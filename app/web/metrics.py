@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from redis import Redis
 from redis.exceptions import RedisError
@@ -74,7 +76,7 @@ class WebMetrics:
 
 
 @bp.get("/metrics")
-def scrape():
+def scrape() -> ResponseReturnValue:
     expected = extensions.settings().metrics_token
     if not expected:
         return jsonify({"error": "not found"}), 404
@@ -105,10 +107,10 @@ class BridgeCollector:
         self.connections = connections
         self.lanes = lanes
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []  # no Redis reads when the registry is built
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("bridge_redis_up", "1 when Redis answered this scrape")
         try:
             families = self._families([c.id for c in self.connections.all()])

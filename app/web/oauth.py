@@ -16,9 +16,11 @@ from urllib.parse import urlencode
 
 import requests
 from flask import Blueprint, abort, jsonify, redirect, request
+from flask.typing import ResponseReturnValue
 
 from app import extensions
 from app.bridge.keys import DEFAULT, Keys
+from app.bridge.replies import text
 from app.bridge.tokens_store import TokenStore
 from app.connections.checks import token_oa
 from app.connections.store import Connection
@@ -81,7 +83,7 @@ def _bearer_connection() -> str | None:
 
 
 @bp.get("/start")
-def start():
+def start() -> ResponseReturnValue:
     """Redirect the OA admin to Zalo: opened through a one-time link, or with the bearer token."""
     if not extensions.settings().admin_token:
         abort(404)
@@ -114,7 +116,7 @@ def _callback_url() -> str:
 
 
 @bp.get("/callback")
-def callback():
+def callback() -> ResponseReturnValue:
     state, code = request.args.get("state", ""), request.args.get("code", "")
     connection_id = _connection_of(state)
     redis = extensions.redis()
@@ -123,10 +125,10 @@ def callback():
     connection = extensions.connections().get(connection_id) if verifier else None
     if not verifier or not code or connection is None:
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
-    outcome, answer, status = _connect(connection, state, code, verifier.decode())
+    outcome, answer, status = _connect(connection, state, code, text(verifier))
     if return_to and outcome != UNREACHABLE:  # the console's flow: back to its page, which says what happened
         shown = {"zalo": outcome, **({"oa": answer["token_oa"]} if outcome == OTHER_OA else {})}
-        return redirect(f"{return_to.decode()}?{urlencode(shown)}")
+        return redirect(f"{text(return_to)}?{urlencode(shown)}")
     return jsonify(answer), status
 
 

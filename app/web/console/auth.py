@@ -13,7 +13,8 @@ import hmac
 import secrets
 import time
 
-from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask import Response, abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 
 from app import extensions
@@ -43,7 +44,7 @@ def signed_in() -> bool:
 
 
 @bp.before_request
-def _guard():
+def _guard() -> ResponseReturnValue | None:
     absent_without_token()
     if request.method == "POST":
         csrf.protect()
@@ -54,12 +55,12 @@ def _guard():
 
 
 @bp.context_processor
-def _page_context():
+def _page_context() -> dict[str, object]:
     return {"signed_in": signed_in(), "current_locale": lambda: str(get_locale() or "en")}
 
 
 @bp.after_request
-def _no_store(response):
+def _no_store(response: Response) -> Response:
     """Console pages show the state of the bridge: never from a cache."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
@@ -77,7 +78,7 @@ def _next_page() -> str:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-def sign_in():
+def sign_in() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("console/sign_in.html", next=_next_page())
     client = client_address()
@@ -108,7 +109,7 @@ def _too_many(wait: int):
 
 
 @bp.post("/sign-out")
-def sign_out():
+def sign_out() -> ResponseReturnValue:
     """Ends the session on the server too: a copy of the cookie is worth nothing afterwards."""
     extensions.redis().delete(keys.console_session(session.get("sid", "")))
     session.clear()

@@ -12,6 +12,7 @@ import re
 import time
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import format_timedelta, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 
@@ -61,12 +62,12 @@ def _problem(exc: Problem):
 
 
 @bp.app_template_filter("said")
-def _said(text) -> str:
+def _said(text: object) -> str:
     return said(text)
 
 
 @bp.app_template_filter("state")
-def _state(code) -> str:
+def _state(code: str) -> str:
     return str(STATE_LABELS.get(code, code))
 
 
@@ -78,12 +79,12 @@ def named(view: dict) -> dict:
 
 
 @bp.app_template_filter("ago")
-def _ago(at):
+def _ago(at: float | None) -> str:
     return format_timedelta(at - time.time(), add_direction=True) if at else gettext("never")
 
 
 @bp.app_template_filter("duration")
-def _duration(seconds):
+def _duration(seconds: float | None) -> str:
     return format_timedelta(seconds, threshold=1.1) if seconds is not None else gettext("unknown")
 
 
@@ -91,7 +92,7 @@ def _duration(seconds):
 
 
 @bp.get("/")
-def dashboard():
+def dashboard() -> ResponseReturnValue:
     connections = [named(view) for view in jobs.overview().list()]
     for view in connections:  # the problems in the visitor's language, from their codes
         status = view["status"]
@@ -131,12 +132,12 @@ def _error_line(raw: str) -> str:
 
 
 @bp.get("/connections/new")
-def new_connection():
+def new_connection() -> ResponseReturnValue:
     return _form_page(None, forms.shown_values(_blank()))
 
 
 @bp.post("/connections/new")
-def create_connection():
+def create_connection() -> ResponseReturnValue:
     body = forms.body_from_form(request.form, creating=True)
     body["enabled"] = False  # switched on with Activate, once the partners are set up
     try:
@@ -297,14 +298,14 @@ def _picker_fields() -> list[str | None]:
 
 
 @bp.post("/topics")
-def load_topics():
+def load_topics() -> ResponseReturnValue:
     """The topics of a FreshChat account, for the picker: from the key typed in the form, or a
     saved connection's own key (the page never holds it)."""
     return _picked("topics", jobs.checks().topics)
 
 
 @bp.post("/groups")
-def load_groups():
+def load_groups() -> ResponseReturnValue:
     """The groups of a FreshChat account, for the option freshchat_group_id: as `load_topics`."""
     return _picked("groups", jobs.checks().groups)
 

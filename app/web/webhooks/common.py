@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from flask import current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, Keys, lane_for
@@ -92,7 +92,7 @@ def check_fresh(source: str, signed_at: datetime) -> None:
         raise WebhookRejected(400, "event time outside the replay window")
 
 
-def ok(**extra):
+def ok(**extra: object) -> tuple[Response, int]:
     return jsonify({"ok": True, **extra}), 200
 
 
@@ -164,16 +164,16 @@ def routed(connection_id: str) -> None:
     g.webhook_connection = connection_id
 
 
-def count_answers(bp, source: str) -> None:
+def count_answers(bp: Blueprint, source: str) -> None:
     """Count every answer of the blueprint's webhook by status (GET /metrics), errors too."""
 
     @bp.after_request
-    def _count(response):
+    def _count(response: Response) -> Response:
         current_app.extensions["metrics"].answered(g.get("webhook_connection", UNROUTED), source, response.status_code)
         return response
 
 
-def register_error_handler(bp) -> None:
+def register_error_handler(bp: Blueprint) -> None:
     @bp.errorhandler(WebhookRejected)
     def _rejected(exc: WebhookRejected):
         return jsonify({"error": exc.reason}), exc.status
