@@ -137,7 +137,7 @@ class ConnectionSchema(Schema):
     options = fields.Nested(OptionsSchema)
 
 
-def _parse(body, partial: bool) -> dict:
+def _parse(body: object, partial: bool) -> dict:
     if not isinstance(body, dict):
         raise Problem(400, "the body must be a JSON object")
     try:
@@ -196,7 +196,7 @@ class ConnectionService:
         self.store = self.connections.store
         self.session = session or build_session(timeout=5.0)
 
-    def create(self, body) -> str:
+    def create(self, body: object) -> str:
         """The new connection's id."""
         data = _parse(body, partial=False)
         with self.redis.lock(LOCK, timeout=10, blocking_timeout=10):
@@ -211,7 +211,7 @@ class ConnectionService:
         log.info("connections.created", extra={"connection": record["id"]})
         return record["id"]
 
-    def update(self, connection_id: str, body) -> None:
+    def update(self, connection_id: str, body: object) -> None:
         self._changeable(connection_id)
         data = _parse(body, partial=True)
         if data.get("id", connection_id) != connection_id:
@@ -228,7 +228,10 @@ class ConnectionService:
             self._put(record)
             self._seed_tokens(record, (body.get("zalo") or {}) if isinstance(body, dict) else {})
             self._activated(record)
-        log.info("connections.updated", extra={"connection": connection_id, "fields": ",".join(sorted(body))})
+        log.info(
+            "connections.updated",
+            extra={"connection": connection_id, "fields": ",".join(sorted(body) if isinstance(body, dict) else ())},
+        )
 
     def _activated(self, record: dict) -> None:
         """The first time a connection is on, its catch-ups start reading Zalo's history from

@@ -33,7 +33,7 @@ class DeadLetterDesk:
         self.lanes = lanes
         self.connections = Connections(redis, settings)
 
-    def list(self, connection_id: str, limit) -> list[dict]:
+    def list(self, connection_id: str, limit: str | int) -> list[dict]:
         return self._dead(connection_id).list(limit=_limit(limit))
 
     def replay(self, connection_id: str, item_id: str) -> None:
@@ -66,7 +66,7 @@ class DeadLetterDesk:
         return DeadLetters(self.redis, self.lanes, keys=k)
 
 
-def _limit(raw) -> int:
+def _limit(raw: str | int) -> int:
     try:
         value = int(raw)
     except (TypeError, ValueError):

@@ -86,7 +86,7 @@ def scrape() -> ResponseReturnValue:
     return _no_store(Response(body), 200, {"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def _no_store(response, status: int, headers: dict):
+def _no_store(response: Response, status: int, headers: dict[str, str]) -> Response:
     response.status_code = status
     response.headers.update(headers)
     response.headers["Cache-Control"] = "no-store"

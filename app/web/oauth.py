@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import requests
 from flask import Blueprint, abort, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
+from redis import Redis
 
 from app import extensions
 from app.bridge.keys import DEFAULT, Keys
@@ -57,7 +58,7 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def start_link(redis, settings: Settings, connection_id: str) -> str:
+def start_link(redis: Redis, settings: Settings, connection_id: str) -> str:
     """A URL that starts OAuth for the connection once, within LINK_TTL seconds."""
     token = secrets.token_urlsafe(24)  # never holds a ".", like the state
     redis.set(Keys(connection_id).oauth_link(token), "1", ex=LINK_TTL)

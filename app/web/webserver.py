@@ -20,6 +20,7 @@ import socket
 import time
 
 import gunicorn.http.wsgi
+from gunicorn.config import Config
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
@@ -78,7 +79,7 @@ class BridgeLogger(Logger):
     """gunicorn's own lines (starting, booting workers, signals) in the bridge's log format, so
     the web process prints one format like every other (Procfile `--logger-class`)."""
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         try:
             settings = load_settings()

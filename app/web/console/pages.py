@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -310,7 +311,7 @@ def load_groups() -> ResponseReturnValue:
     return _picked("groups", jobs.checks().groups)
 
 
-def _picked(name: str, read):
+def _picked(name: str, read: Callable[..., list[dict]]) -> ResponseReturnValue:
     """A picker's answer: what `read` found, or its refusal in the reader's words."""
     try:
         found = read(*_picker_fields())

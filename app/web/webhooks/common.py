@@ -71,7 +71,7 @@ def parse_object(raw: bytes) -> dict:
     return payload
 
 
-def _depth(value) -> int:
+def _depth(value: object) -> int:
     """How deep objects and arrays nest, without recursion (the value may be ~1000 deep)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
