@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app import extensions
 from app.media.links import unsign_key
-from app.media.store import content_disposition, served_content_type
+from app.media.store import StoredObject, content_disposition, served_content_type
 from app.media.types import CSP
 
 bp = Blueprint("media", __name__)
@@ -31,7 +31,7 @@ def serve(signed: str):
     return _not_found() if stored is None else _bytes(stored)
 
 
-def _bytes(stored) -> BaseResponse:
+def _bytes(stored: StoredObject) -> BaseResponse:
     content_type = served_content_type(stored.content_type)  # never the raw stored type
     response = Response(stored.data, content_type=content_type)
     response.headers["Content-Disposition"] = content_disposition(content_type, stored.filename)
