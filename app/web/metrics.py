@@ -82,7 +82,7 @@ def scrape() -> ResponseReturnValue:
         return jsonify({"error": "not found"}), 404
     if not bearer_ok(expected):
         return _no_store(jsonify({"error": "missing or wrong bearer token"}), 401, {"WWW-Authenticate": "Bearer"})
-    body = current_app.extensions["metrics"].exposition()
+    body = web_metrics().exposition()
     return _no_store(Response(body), 200, {"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -91,6 +91,11 @@ def _no_store(response: Response, status: int, headers: dict[str, str]) -> Respo
     response.headers.update(headers)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def web_metrics() -> WebMetrics:
+    """The current app's WebMetrics (init_metrics keeps it)."""
+    return current_app.extensions["metrics"]
 
 
 def init_metrics(app: Flask) -> None:
