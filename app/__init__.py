@@ -7,7 +7,8 @@ import secrets
 import sys
 import time
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
@@ -27,7 +28,7 @@ SECURITY_HEADERS = {
 HSTS = "max-age=31536000"
 
 
-def _note_start(app) -> None:
+def _note_start(app: Flask) -> None:
     """Tell the workers a web process started: while none answered, Zalo's retries may have run
     out, so they catch up from its history (workers/catchup.py)."""
     try:
@@ -66,11 +67,12 @@ def create_app(settings: Settings | None = None, cli: bool = False) -> Flask:
     _register_hooks(app)
     _register_headers(app, settings.public_base_url.startswith("https://"))
     if settings.trusted_proxies:  # behind them, the client and scheme are those the nearest one saw
-        app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(settings.trusted_proxies))
+        # Flask's documented way to add WSGI middleware; mypy refuses any assignment to a method
+        app.wsgi_app = TrustedProxies(app.wsgi_app, parse_networks(settings.trusted_proxies))  # type: ignore[method-assign]
     return app
 
 
-def _settings_or_exit():
+def _settings_or_exit() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
@@ -81,7 +83,7 @@ def _settings_or_exit():
 
 def _register_headers(app: Flask, public_https: bool) -> None:
     @app.after_request
-    def _headers(response):
+    def _headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if public_https or request.is_secure:
@@ -95,14 +97,15 @@ def _register_hooks(app: Flask) -> None:
     log = logging.getLogger("web")
 
     @app.before_request
-    def _request_id():
+    def _request_id() -> None:
         context_id.set(request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(6))
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        return jsonify({"error": exc.description if exc.code != 404 else "not found"}), exc.code
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
+        # Flask hands an HTTPException without a code (a proxy exception) back unhandled
+        return jsonify({"error": exc.description if exc.code != 404 else "not found"}), exc.code or 500
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("web.unhandled_error")
         return jsonify({"error": "internal error"}), 500

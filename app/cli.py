@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO, TypeVar
 
 import click
-from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 from redis.exceptions import RedisError
 
+from app import extensions
 from app.bridge.deadletters import DeadLetters
 from app.connections.problem import Problem
 from app.errors import PartnerError
@@ -19,6 +21,8 @@ from app.operations.backup import BackupError, backup, restore
 from app.relay.catchup import CatchUpStopped, catch_up, parse_since
 from app.web import jobs
 from config.redis_url import masked
+
+T = TypeVar("T")
 
 
 class BridgeGroup(AppGroup):
@@ -41,16 +45,16 @@ bridge.add_command(connections_cli)
 
 
 def _dead_letters() -> DeadLetters:
-    return DeadLetters(current_app.extensions["redis"], current_app.extensions["lanes"])
+    return DeadLetters(extensions.redis(), extensions.lanes())
 
 
 @bridge.group("dead-letters")
-def dead_letters_cli():
+def dead_letters_cli() -> None:
     """List, inspect, replay and drop items that failed for good."""
 
 
 @dead_letters_cli.command("list")
-def dead_letters_list():
+def dead_letters_list() -> None:
     for record in _dead_letters().list(limit=1000):
         click.echo(f"{record['id']}\t{record['lane']}\t{record['reason'][:120]}")
     click.echo(f"{_dead_letters().count()} dead letter(s)")
@@ -58,7 +62,7 @@ def dead_letters_list():
 
 @dead_letters_cli.command("show")
 @click.argument("item_id")
-def dead_letters_show(item_id):
+def dead_letters_show(item_id: str) -> None:
     record = _dead_letters().get(item_id)
     if record is None:
         raise click.ClickException(f"no dead letter {item_id}")
@@ -67,14 +71,14 @@ def dead_letters_show(item_id):
 
 @dead_letters_cli.command("replay")
 @click.argument("item_ids", nargs=-1, required=True)
-def dead_letters_replay(item_ids):
+def dead_letters_replay(item_ids: tuple[str, ...]) -> None:
     for item_id in item_ids:
         click.echo(f"replayed {item_id}" if _dead_letters().replay(item_id) else f"no dead letter {item_id}")
 
 
 @dead_letters_cli.command("drop")
 @click.argument("item_ids", nargs=-1, required=True)
-def dead_letters_drop(item_ids):
+def dead_letters_drop(item_ids: tuple[str, ...]) -> None:
     for item_id in item_ids:
         click.echo(f"dropped {item_id}" if _dead_letters().drop(item_id) else f"no dead letter {item_id}")
 
@@ -82,7 +86,7 @@ def dead_letters_drop(item_ids):
 @bridge.command("catch-up")
 @click.option("--connection", "connection_id", help="One connection (default: every enabled one).")
 @click.option("--since", help="Seconds back, or an ISO 8601 time (default: since the last catch-up).")
-def cli_catch_up(connection_id, since):
+def cli_catch_up(connection_id: str | None, since: str | None) -> None:
     """Queue what Zalo's history holds and no webhook brought (runs here, not in a worker)."""
     # start-up cost: every web process loads this module, only this command needs the worker's stack
     from workers.context import ConnectionUnavailable, WorkerContext
@@ -91,7 +95,7 @@ def cli_catch_up(connection_id, since):
         since_ms = parse_since(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    ctx = WorkerContext(current_app.config["SETTINGS"], current_app.extensions["redis"])
+    ctx = WorkerContext(extensions.settings(), extensions.redis())
     ids = [connection_id] if connection_id else [c.id for c in ctx.connections.all() if c.enabled]
     for cid in ids:
         try:
@@ -108,10 +112,10 @@ def cli_catch_up(connection_id, since):
 
 @bridge.command("backup")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-def cli_backup(out_dir: Path):
+def cli_backup(out_dir: Path) -> None:
     """Copy every bridge key in Redis, and the local media store, into OUT_DIR."""
     try:
-        manifest = backup(current_app.extensions["redis"], current_app.config["SETTINGS"], out_dir)
+        manifest = backup(extensions.redis(), extensions.settings(), out_dir)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     media = manifest["media"]
@@ -123,10 +127,10 @@ def cli_backup(out_dir: Path):
 @bridge.command("restore")
 @click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--replace", is_flag=True, help="overwrite bridge keys Redis already holds")
-def cli_restore(in_dir: Path, replace: bool):
+def cli_restore(in_dir: Path, replace: bool) -> None:
     """Put a backup made by `bridge backup` back (stop web and worker first)."""
     try:
-        done = restore(current_app.extensions["redis"], current_app.config["SETTINGS"], in_dir, replace=replace)
+        done = restore(extensions.redis(), extensions.settings(), in_dir, replace=replace)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"restored {done['redis_keys']} Redis keys and {done['media']['files']} media files from {in_dir}")
@@ -135,11 +139,11 @@ def cli_restore(in_dir: Path, replace: bool):
 # -- flask bridge connections ... ------------------------------------------------------------------
 
 
-def dumps(answer) -> str:
+def dumps(answer: object) -> str:
     return json.dumps(answer, indent=2, ensure_ascii=False)
 
 
-def _run(action):
+def _run(action: Callable[[], T]) -> T:
     """Problems become one line per message and exit status 1, as the API's 4xx answers."""
     try:
         return action()
@@ -150,7 +154,7 @@ def _run(action):
 
 @connections_cli.command("add")
 @click.argument("body", type=click.File("r"), default="-")
-def cli_add(body):
+def cli_add(body: TextIO) -> None:
     """Add a connection from a JSON file (the body of POST /api/connections; - or none: stdin)."""
     try:
         data = json.load(body)
@@ -160,7 +164,7 @@ def cli_add(body):
 
 
 @connections_cli.command("list")
-def cli_list():
+def cli_list() -> None:
     for conn in _run(lambda: jobs.overview().list()):
         state = "enabled" if conn["enabled"] else "disabled"
         zalo, fc = conn["zalo"], conn["freshchat"]
@@ -172,13 +176,13 @@ def cli_list():
 
 @connections_cli.command("show")
 @click.argument("connection_id")
-def cli_show(connection_id):
+def cli_show(connection_id: str) -> None:
     click.echo(dumps(_run(lambda: jobs.overview().show(connection_id))))
 
 
 @connections_cli.command("test")
 @click.argument("connection_id")
-def cli_test(connection_id):
+def cli_test(connection_id: str) -> None:
     """Check the credentials against Zalo and FreshChat; exit status 1 when one fails."""
     result = _run(lambda: jobs.checks().test(connection_id))
     for partner, outcome in result.items():
@@ -189,21 +193,21 @@ def cli_test(connection_id):
 
 @connections_cli.command("disable")
 @click.argument("connection_id")
-def cli_disable(connection_id):
+def cli_disable(connection_id: str) -> None:
     _run(lambda: jobs.service().set_enabled(connection_id, False))
     click.echo(f"disabled {connection_id}")
 
 
 @connections_cli.command("enable")
 @click.argument("connection_id")
-def cli_enable(connection_id):
+def cli_enable(connection_id: str) -> None:
     _run(lambda: jobs.service().set_enabled(connection_id, True))
     click.echo(f"enabled {connection_id}")
 
 
 @connections_cli.command("remove")
 @click.argument("connection_id")
-def cli_remove(connection_id):
+def cli_remove(connection_id: str) -> None:
     """Remove a connection; its queued items are kept as its dead letters."""
     done = _run(lambda: jobs.service().remove(connection_id))
     click.echo(
@@ -215,7 +219,7 @@ def cli_remove(connection_id):
 @bridge.command("forget")
 @click.argument("connection_id")
 @click.argument("zalo_user_id")
-def cli_forget(connection_id, zalo_user_id):
+def cli_forget(connection_id: str, zalo_user_id: str) -> None:
     """Forget a person (a data-deletion request): every record of that Zalo user in that
     connection, counted, as DELETE /api/connections/<id>/users/<zalo_user_id> answers it."""
     click.echo(dumps(_run(lambda: jobs.forgetting().person(connection_id, zalo_user_id))))

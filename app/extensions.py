@@ -1,7 +1,12 @@
-"""Shared resources (Redis, lanes, connections, media store) built once per process from Settings."""
+"""Shared resources (Redis, lanes, connections, media store) built once per process from Settings.
+
+The web process keeps them on its Flask app (`init_app`); a request reads them through the typed
+accessors below (`redis()`, `settings()`, ...), so a reader and mypy know what each one is.
+"""
 
 from __future__ import annotations
 
+from flask import Flask, current_app
 from redis import Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -10,7 +15,7 @@ from redis.sentinel import Sentinel
 from app.bridge.lanes import Lanes
 from app.bridge.secrets_at_rest import sealer_for
 from app.connections.store import ConnectionStore, Registry
-from app.media.store import build_media_store
+from app.media.store import LocalMediaStore, S3MediaStore, build_media_store
 from config.redis_url import SENTINEL_SCHEME, parse_sentinel_url
 from config.settings import Settings
 
@@ -38,7 +43,7 @@ def connect_redis(settings: Settings) -> Redis:
     return sentinel.master_for(target.master, db=target.db, password=target.password, **options)
 
 
-def init_app(app, settings: Settings) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
     redis = connect_redis(settings)
     app.extensions["redis"] = redis
     app.extensions["lanes"] = Lanes(
@@ -49,3 +54,26 @@ def init_app(app, settings: Settings) -> None:
     )
     app.extensions["connections"] = Registry(ConnectionStore(redis, settings, sealer_for(settings)), settings)
     app.extensions["media_store"] = build_media_store(settings)
+
+
+# What init_app (and create_app's SETTINGS) keep on the current app, typed.
+
+
+def settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+def redis() -> Redis:
+    return current_app.extensions["redis"]
+
+
+def lanes() -> Lanes:
+    return current_app.extensions["lanes"]
+
+
+def connections() -> Registry:
+    return current_app.extensions["connections"]
+
+
+def media_store() -> LocalMediaStore | S3MediaStore:
+    return current_app.extensions["media_store"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+from collections.abc import Iterable
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -57,7 +59,7 @@ class ContextFilter(logging.Filter):
 class TextFormatter(logging.Formatter):
     """One readable line: the event name, then its fields as key=value (the JSON form's keys)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s [%(context_id)s] %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
@@ -73,7 +75,7 @@ class TextFormatter(logging.Formatter):
         return f"{head} {extra}{newline}{tail}"
 
 
-def mask_also(values) -> None:
+def mask_also(values: Iterable[str]) -> None:
     """Mask these too in every log line of this process from now on (stored connections'
     secrets: they never pass through the environment's Settings)."""
     found = frozenset(v for v in values if v and len(v) >= 4)
@@ -81,7 +83,7 @@ def mask_also(values) -> None:
         ContextFilter.stored = ContextFilter.stored | found
 
 
-def log_handler(settings: Settings, stream=None) -> logging.Handler:
+def log_handler(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
     """A handler writing LOG_FORMAT lines with secrets masked (also gunicorn's: app/web/webserver.py)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter(settings.secrets()))
@@ -97,7 +99,7 @@ def log_handler(settings: Settings, stream=None) -> logging.Handler:
     return handler
 
 
-def configure_logging(settings: Settings, stream=None) -> None:
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Install one handler on the root logger; safe to call more than once."""
     root = logging.getLogger()
     root.handlers[:] = [log_handler(settings, stream)]

@@ -20,12 +20,13 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.support import Translations
+from babel.support import NullTranslations, Translations
 from flask_babel import gettext
 from marshmallow import Schema, fields, validate
 
@@ -37,6 +38,15 @@ from app.integrations.zalo.errors import ZALO_ERROR
 from app.operations import dead_letters, forget, journal
 
 SOURCES = Path(__file__).parent / "web" / "console" / "translations"  # the console's catalogue
+
+
+def _marshmallow(message: object) -> str:
+    """One of marshmallow's default messages, which it types `str | list | dict`: those named
+    below are texts (checked when the module loads)."""
+    if not isinstance(message, str):
+        raise TypeError(f"not a text: {message!r}")
+    return message
+
 
 SHAPES: tuple[str, ...] = (
     # why an item waits or failed (workers/drain.py, app/relay/*, app/integrations/*)
@@ -85,11 +95,11 @@ SHAPES: tuple[str, ...] = (
     "1 to {max} characters",
     "digits only",
     "not a PEM/base64 RSA public key",
-    fields.Field.default_error_messages["required"],
-    fields.Field.default_error_messages["null"],
-    fields.Url.default_error_messages["invalid"],
-    fields.String.default_error_messages["invalid"],
-    fields.Boolean.default_error_messages["invalid"],
+    _marshmallow(fields.Field.default_error_messages["required"]),
+    _marshmallow(fields.Field.default_error_messages["null"]),
+    _marshmallow(fields.Url.default_error_messages["invalid"]),
+    _marshmallow(fields.String.default_error_messages["invalid"]),
+    _marshmallow(fields.Boolean.default_error_messages["invalid"]),
     Schema._default_error_messages["unknown"],
     validate.Length.message_max,
     validate.OneOf.default_message,
@@ -123,7 +133,7 @@ def _pattern(shape: str) -> re.Pattern:
 PATTERNS = [(shape, _pattern(shape)) for shape in dict.fromkeys(SHAPES)]
 
 
-def said(text, translate=gettext) -> str:
+def said(text: object, translate: Callable[[str], str] = gettext) -> str:
     """`text` (English written by the bridge) in the reader's language (`translate`: the
     request's, unless given); as is when unknown."""
     shape, values = _shape_of(text)
@@ -132,7 +142,7 @@ def said(text, translate=gettext) -> str:
     return translate(shape).format(**{name: said(value, translate) for name, value in values.items()})
 
 
-def found_in(text, wanted: str) -> dict | None:
+def found_in(text: object, wanted: str) -> dict | None:
     """The values of the shape `wanted` in `text` or in a reason inside it; None: not there."""
     shape, values = _shape_of(text)
     if shape == wanted:
@@ -141,7 +151,7 @@ def found_in(text, wanted: str) -> dict | None:
     return next((found for found in inner if found is not None), None)
 
 
-def _shape_of(text) -> tuple[str | None, dict]:
+def _shape_of(text: object) -> tuple[str | None, dict]:
     for shape, pattern in PATTERNS:
         found = pattern.fullmatch(str(text))
         if found:
@@ -149,14 +159,15 @@ def _shape_of(text) -> tuple[str | None, dict]:
     return None, {}
 
 
-def in_language(text, language: str) -> str:
+def in_language(text: object, language: str) -> str:
     """`text` in `language` ("vi" or "en"), outside any request: what a worker's note says."""
     return said(text, _catalogue(language).gettext)
 
 
 @cache
-def _catalogue(language: str) -> Translations:
-    """The compiled catalogue of `language` (English: none, so texts stay as written)."""
+def _catalogue(language: str) -> NullTranslations:
+    """The compiled catalogue of `language` (English: none, so texts stay as written: Babel's
+    NullTranslations)."""
     return Translations.load(str(compiled_catalogs()), [language])
 
 

@@ -17,13 +17,14 @@ import time
 
 import requests
 from marshmallow import ValidationError, validate
+from redis import Redis
 
 from app.bridge.keys import Keys
 from app.bridge.secrets_at_rest import UnreadableSecret
 from app.bridge.tokens_store import TokenStore
 from app.connections.problem import Problem
 from app.connections.store import TEXTS as STORE_TEXTS
-from app.connections.store import Connections, ForeignUrl, stored_key_for
+from app.connections.store import Connection, Connections, ForeignUrl, stored_key_for
 from app.integrations.freshchat.client import auth_headers
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import NO_PAIR
@@ -70,7 +71,7 @@ _URL = validate.URL(schemes={"http", "https"}, require_tld=False)
 class ConnectionChecks:
     """An operator's "Test connection" (recorded for the status) and the FreshChat topic picker."""
 
-    def __init__(self, redis, settings: Settings, session=None):
+    def __init__(self, redis: Redis, settings: Settings, session: requests.Session | None = None):
         self.redis = redis
         self.connections = Connections(redis, settings)
         self.session = session or build_session(timeout=TIMEOUT)
@@ -135,17 +136,17 @@ def _stored_key(settings: Settings, url: str, refusal: str) -> str:
         raise Problem(400, refusal, {"api_key": STORE_TEXTS["key_again"]}) from None
 
 
-def record_check(redis, connection_id: str, result: dict) -> None:
+def record_check(redis: Redis, connection_id: str, result: dict) -> None:
     """The latest test's answer, for the status (the worker's tests record theirs too)."""
     redis.set(Keys(connection_id).last_check, json.dumps({"at": time.time(), **result}))
 
 
-def last_check(redis, connection_id: str) -> dict | None:
+def last_check(redis: Redis, connection_id: str) -> dict | None:
     raw = redis.get(Keys(connection_id).last_check)
     return json.loads(raw) if raw else None
 
 
-def check(connection, redis, session: requests.Session) -> dict:
+def check(connection: Connection, redis: Redis, session: requests.Session) -> dict:
     return {"zalo": check_zalo(connection, redis, session), "freshchat": check_freshchat(connection, session)}
 
 
@@ -153,7 +154,7 @@ def _result(ok: bool, text: str, **values) -> dict:
     return {"ok": ok, "detail": TEXTS[text].format(**values)}
 
 
-def check_zalo(connection, redis, session: requests.Session) -> dict:
+def check_zalo(connection: Connection, redis: Redis, session: requests.Session) -> dict:
     settings = connection.settings
     try:
         pair = TokenStore.of(redis, settings, Keys(connection.id)).state()
@@ -193,7 +194,8 @@ def _zalo_answer(body: dict, expected_oa: str) -> tuple[dict, str, str]:
     if code:
         text = "token_refused" if code in TOKEN_ERRORS else "zalo_refused"
         return _result(False, text, code=code, message=str(body.get("message", ""))[:200]), "", ""
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data = body.get("data")
+    data = data if isinstance(data, dict) else {}
     actual = str(data.get("oa_id") or data.get("oaid") or "")
     name = str(data.get("name", ""))[:100]
     if expected_oa and actual and actual != expected_oa:
@@ -201,7 +203,7 @@ def _zalo_answer(body: dict, expected_oa: str) -> tuple[dict, str, str]:
     return _result(True, "zalo_ok", name=name, oa_id=actual), actual, name
 
 
-def check_freshchat(connection, session: requests.Session) -> dict:
+def check_freshchat(connection: Connection, session: requests.Session) -> dict:
     settings = connection.settings
     channels = list_channels(settings.freshchat_api_url, settings.freshchat_api_key, session)
     if isinstance(channels, dict):
@@ -252,8 +254,10 @@ def _channels_page(api_url: str, api_key: str, session: requests.Session, page: 
     body = _json(resp)
     if not isinstance(body, dict):
         return _result(False, "fc_not_json")
-    channels = body.get(listed) if isinstance(body.get(listed), list) else []
-    pagination = body.get("pagination") if isinstance(body.get("pagination"), dict) else {}
+    channels = body.get(listed)
+    channels = channels if isinstance(channels, list) else []
+    pagination = body.get("pagination")
+    pagination = pagination if isinstance(pagination, dict) else {}
     try:
         pages = int(pagination.get("total_pages") or 1)
     except (TypeError, ValueError):
@@ -269,7 +273,7 @@ def _find_channel(channels: list[dict], channel_id: str) -> dict:
     return _result(False, "fc_no_channel", channel=channel_id, found=found)
 
 
-def _json(resp):
+def _json(resp: requests.Response) -> object:
     """The answer's JSON, or None when it is not JSON."""
     try:
         return resp.json()

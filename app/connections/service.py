@@ -14,7 +14,10 @@ from __future__ import annotations
 import logging
 import time
 
+import requests
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
+from redis import Redis
+from redis.client import Pipeline
 
 from app.bridge import keys
 from app.bridge.deadletters import DeadLetters
@@ -134,13 +137,13 @@ class ConnectionSchema(Schema):
     options = fields.Nested(OptionsSchema)
 
 
-def _parse(body, partial: bool) -> dict:
+def _parse(body: object, partial: bool) -> dict:
     if not isinstance(body, dict):
         raise Problem(400, "the body must be a JSON object")
     try:
         return ConnectionSchema().load(body, partial=partial)
     except ValidationError as exc:
-        raise Problem(400, "invalid connection", _one_per_field(exc.messages)) from None
+        raise Problem(400, "invalid connection", _one_per_field(exc.normalized_messages())) from None
 
 
 def _one_per_field(messages: dict, prefix: str = "") -> dict:
@@ -186,14 +189,14 @@ def _masked(conn: Connection, section: str) -> dict:
 class ConnectionService:
     """Add, change, switch on/off and remove stored connections; the default one is read-only."""
 
-    def __init__(self, redis, lanes: Lanes, settings: Settings, session=None):
+    def __init__(self, redis: Redis, lanes: Lanes, settings: Settings, session: requests.Session | None = None):
         self.redis = redis
         self.lanes = lanes
         self.connections = Connections(redis, settings)
         self.store = self.connections.store
         self.session = session or build_session(timeout=5.0)
 
-    def create(self, body) -> str:
+    def create(self, body: object) -> str:
         """The new connection's id."""
         data = _parse(body, partial=False)
         with self.redis.lock(LOCK, timeout=10, blocking_timeout=10):
@@ -208,7 +211,7 @@ class ConnectionService:
         log.info("connections.created", extra={"connection": record["id"]})
         return record["id"]
 
-    def update(self, connection_id: str, body) -> None:
+    def update(self, connection_id: str, body: object) -> None:
         self._changeable(connection_id)
         data = _parse(body, partial=True)
         if data.get("id", connection_id) != connection_id:
@@ -225,7 +228,10 @@ class ConnectionService:
             self._put(record)
             self._seed_tokens(record, (body.get("zalo") or {}) if isinstance(body, dict) else {})
             self._activated(record)
-        log.info("connections.updated", extra={"connection": connection_id, "fields": ",".join(sorted(body))})
+        log.info(
+            "connections.updated",
+            extra={"connection": connection_id, "fields": ",".join(sorted(body) if isinstance(body, dict) else ())},
+        )
 
     def _activated(self, record: dict) -> None:
         """The first time a connection is on, its catch-ups start reading Zalo's history from
@@ -296,6 +302,8 @@ class ConnectionService:
         if not (given.get("access_token") or given.get("refresh_token")):
             return
         conn = self.store.get(record["id"])
+        if conn is None:  # removed by another request since it was stored
+            raise Problem(404, STORE_TEXTS["unknown"].format(id=record["id"]))
         keeper = TokenKeeper(TokenStore.of(self.redis, conn.settings, Keys(conn.id)), conn.settings, self.session)
         try:
             current = keeper.state()
@@ -321,7 +329,7 @@ def _complete(data: dict) -> dict:
     }
 
 
-def queue_to_dead_letters(redis, lanes: Lanes, connection_id: str) -> int:
+def queue_to_dead_letters(redis: Redis, lanes: Lanes, connection_id: str) -> int:
     """Every item queued for the connection, kept as its dead letters (its lanes dropped)."""
     lane_ids = {raw.decode() for raw, _ in redis.zscan_iter(DUE, match=f"{connection_id}/*")}
     prefix = keys.lane("")
@@ -330,12 +338,12 @@ def queue_to_dead_letters(redis, lanes: Lanes, connection_id: str) -> int:
     return sum(_lane_to_dead_letters(redis, lane_id, dead) for lane_id in sorted(lane_ids))
 
 
-def _lane_to_dead_letters(redis, lane_id: str, dead: DeadLetters) -> int:
+def _lane_to_dead_letters(redis: Redis, lane_id: str, dead: DeadLetters) -> int:
     """Copy the lane's items to dead letters, then drop the lane only if it did not change
     meanwhile (else copy again): an item is never lost, at worst written twice under its id."""
     lane_key = keys.lane(lane_id)
 
-    def move(pipe) -> int:
+    def move(pipe: Pipeline) -> int:
         items = [Item.loads(raw) for raw in pipe.lrange(lane_key, 0, -1)]
         for item in items:
             dead.add(lane_id, item, REMOVED_REASON)
@@ -344,4 +352,6 @@ def _lane_to_dead_letters(redis, lane_id: str, dead: DeadLetters) -> int:
         pipe.zrem(DUE, lane_id)
         return len(items)
 
-    return redis.transaction(move, lane_key, value_from_callable=True)
+    # redis-py types the callable as returning None and the answer as the pipeline's replies; with
+    # value_from_callable the answer is what the callable returned
+    return redis.transaction(move, lane_key, value_from_callable=True)  # type: ignore[arg-type,return-value]

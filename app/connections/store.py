@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 
 from app.bridge.keys import CONNECTIONS, CONNECTIONS_STAMPS, CONNECTIONS_VERSION, DEFAULT
+from app.bridge.replies import text
 from app.bridge.secrets_at_rest import Sealer, UnreadableSecret, sealer_for
 from app.connections.problem import Problem
 from app.logs import mask_also
@@ -102,7 +103,10 @@ class Connection:
         """The effective Settings of this connection, its secrets unsealed (once)."""
         if not self.sealed:
             return self.public
-        opened = dataclasses.replace(self.public, **{name: self.unseal(value) for name, value in self.sealed})
+        assert self.unseal is not None, "sealed secrets come with the function that opens them"
+        # setting name -> value: the names are Settings fields known only at run time
+        unsealed: dict[str, Any] = {name: self.unseal(value) for name, value in self.sealed}
+        opened = dataclasses.replace(self.public, **unsealed)
         mask_also(opened.secrets())
         return opened
 
@@ -155,7 +159,7 @@ def default_connection(settings: Settings) -> Connection:
     return Connection(DEFAULT, "Default (environment)", True, settings, from_env=True)
 
 
-def build(base_settings, record: dict, unseal: Callable[[str], str] | None = None) -> Connection:
+def build(base_settings: Settings, record: dict, unseal: Callable[[str], str] | None = None) -> Connection:
     """A connection from its stored record: secrets already unsealed, or, given `unseal`,
     still sealed and opened by it when the connection's settings are first read. A field the
     record lacks takes the Settings *default*, never the deployment's value: a stored
@@ -185,7 +189,7 @@ class ConnectionStore:
     connection a new change stamp and the store a new version (one transaction), so a registry
     re-reads only what changed, and only when the version moved."""
 
-    def __init__(self, redis: Redis, base_settings, sealer: Sealer):
+    def __init__(self, redis: Redis, base_settings: Settings, sealer: Sealer):
         self.redis = redis
         self.base = base_settings
         self.sealer = sealer
@@ -196,9 +200,9 @@ class ConnectionStore:
         found = {}
         for key, raw in self.redis.hgetall(STORE).items():
             try:
-                found[key.decode()] = self._open(json.loads(raw))
+                found[text(key)] = self._open(json.loads(raw))
             except UnreadableSecret:
-                _unreadable(key.decode())
+                _unreadable(text(key))
         return found
 
     def get(self, connection_id: str) -> Connection | None:
@@ -209,7 +213,7 @@ class ConnectionStore:
         """Every readable stored connection by id, secrets sealed until used."""
         return list(self.readable(dict(sorted(self.redis.hgetall(STORE).items()))).values())
 
-    def connection(self, raw: bytes) -> Connection:
+    def connection(self, raw: bytes | str) -> Connection:
         """A stored record as a connection whose secrets are unsealed when first used; a secret
         no key opens (its MAC checked, nothing decrypted) raises UnreadableSecret now."""
         record = self._bind(json.loads(raw))
@@ -242,7 +246,7 @@ class ConnectionStore:
         records = dict(zip(changed, self.redis.hmget(STORE, changed), strict=True)) if changed else {}
         return version, stamps, records | {i: None for i in known if i not in stamps}
 
-    def version(self) -> bytes | None:
+    def version(self) -> bytes | str | None:
         """Changes with every write of any stored connection (one GET)."""
         return self.redis.get(CONNECTIONS_VERSION)
 
@@ -295,7 +299,7 @@ class ConnectionStore:
         return [v for section, f in SECRETS if (v := record.get(section, {}).get(f))]
 
     @staticmethod
-    def _map_secrets(record: dict, fn) -> dict:
+    def _map_secrets(record: dict, fn: Callable[[str], str]) -> dict:
         out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in record.items()}
         for section, f in SECRETS:
             value = out.get(section, {}).get(f)
@@ -318,7 +322,7 @@ def _unreadable(connection_id: str) -> None:
 class _Snapshot:
     """What a registry knows at one moment, with its indexes; replaced whole, never changed."""
 
-    version: bytes | None
+    version: bytes | str | None
     stamps: dict[str, bytes]  # every stored connection's change stamp, readable or not
     found: dict[str, Connection]  # the readable stored connections, by id
     everyone: list[Connection]  # the default one first, then by id
@@ -330,7 +334,10 @@ class _Snapshot:
 
 def _snapshot(default: Connection, version, stamps: dict, found: dict[str, Connection]) -> _Snapshot:
     everyone = [default, *(found[i] for i in sorted(found))]
-    by_oa, by_app, catch_all, by_account = {}, {}, {}, {}
+    by_oa: dict[tuple[str, str], Connection] = {}
+    by_app: dict[str, list[Connection]] = {}
+    catch_all: dict[str, list[Connection]] = {}
+    by_account: dict[str, list[Connection]] = {}
     for c in everyone:
         if c.zalo_oa_id:
             by_oa.setdefault((c.zalo_app_id, c.zalo_oa_id), c)
@@ -350,7 +357,7 @@ class Registry:
 
     REFRESH_SECONDS = 2.0
 
-    def __init__(self, store: ConnectionStore, base_settings):
+    def __init__(self, store: ConnectionStore, base_settings: Settings):
         self.store = store
         self.default = default_connection(base_settings)
         self._snap: _Snapshot | None = None

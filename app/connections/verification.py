@@ -18,6 +18,7 @@ import re
 from redis import Redis
 
 from app.bridge.keys import VERIFIER_OWNERS, Keys
+from app.bridge.replies import text
 from app.connections.problem import Problem
 from app.connections.store import Connections
 from app.logs import audit
@@ -111,7 +112,7 @@ class VerificationFiles:
 
     def sizes(self) -> dict[str, int]:
         """Code -> bytes of each file this connection uploaded."""
-        codes = sorted(c.decode() for c in self.redis.hkeys(self.key))
+        codes = sorted(text(c) for c in self.redis.hkeys(self.key))
         pipe = self.redis.pipeline(transaction=False)
         for code in codes:
             pipe.hstrlen(self.key, code)
@@ -130,7 +131,7 @@ class VerificationFiles:
 
 def owner_of(redis: Redis, code: str) -> str | None:
     owner = redis.hget(VERIFIER_OWNERS, code)
-    return owner.decode() if owner else None
+    return text(owner) if owner else None
 
 
 def served(redis: Redis, code: str) -> bytes | None:
@@ -138,7 +139,8 @@ def served(redis: Redis, code: str) -> bytes | None:
     (files uploaded before the shape was checked are checked here)."""
     owner = owner_of(redis, code)
     content = redis.hget(Keys(owner).verifier_files, code) if owner else None
-    return content if content is not None and is_verification_page(content) else None
+    # bytes: the client does not decode replies (app/bridge/replies.py)
+    return content if isinstance(content, bytes) and is_verification_page(content) else None
 
 
 class VerificationUploads:

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from redis import Redis
 
 from app.bridge import keys
 from app.bridge.keys import DUE, HEARTBEAT, ROOT, WAKE, WEB_STARTED
@@ -79,7 +80,7 @@ def signature(manifest: dict, key: bytes) -> str:
     return "hmac-sha256:" + hmac.new(key, canonical, hashlib.sha256).hexdigest()
 
 
-def backup(redis, settings: Settings, out_dir: Path) -> dict:
+def backup(redis: Redis, settings: Settings, out_dir: Path) -> dict:
     """Write the backup into `out_dir` (created 0700; must be empty) and answer its manifest."""
     key = signing_keys(settings)[0]
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -102,7 +103,7 @@ def backup(redis, settings: Settings, out_dir: Path) -> dict:
     return manifest
 
 
-def restore(redis, settings: Settings, in_dir: Path, replace: bool = False) -> dict:
+def restore(redis: Redis, settings: Settings, in_dir: Path, replace: bool = False) -> dict:
     """Put a backup back: refused into a Redis that already holds bridge data unless `replace`.
     Everything is checked first (signature, every file, every key), so a refusal changes nothing."""
     manifest = _verified_manifest(settings, in_dir)
@@ -121,7 +122,7 @@ def restore(redis, settings: Settings, in_dir: Path, replace: bool = False) -> d
 # -- writing ---------------------------------------------------------------------------------
 
 
-def _write_redis(redis, out_dir: Path, files: dict) -> tuple[int, int]:
+def _write_redis(redis: Redis, out_dir: Path, files: dict) -> tuple[int, int]:
     """(keys, lane items) written to redis.jsonl.gz."""
     flat = SNAPSHOT(redis, pattern=ROOT + "*", lanes=LANE_PREFIX.decode())
     lines, items = [], 0
@@ -249,7 +250,7 @@ def _check_media(settings: Settings, in_dir: Path, manifest: dict) -> dict[str, 
 # -- restoring -------------------------------------------------------------------------------
 
 
-def _restore_redis(redis, records: list[dict], replace: bool) -> int:
+def _restore_redis(redis: Redis, records: list[dict], replace: bool) -> int:
     """RESTORE with the TTL each key had left when the backup was taken (REPLACE: a key the
     backup holds wins over the one in Redis); a lane's items are queued again as new."""
     lanes, pipe = Lanes(redis), redis.pipeline(transaction=False)

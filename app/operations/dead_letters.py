@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from redis import Redis
+
 from app.bridge.deadletters import DeadLetters
 from app.bridge.keys import Keys
 from app.bridge.lanes import Item, Lanes
@@ -26,12 +28,12 @@ TEXTS = {
 
 
 class DeadLetterDesk:
-    def __init__(self, redis, lanes: Lanes, settings: Settings):
+    def __init__(self, redis: Redis, lanes: Lanes, settings: Settings):
         self.redis = redis
         self.lanes = lanes
         self.connections = Connections(redis, settings)
 
-    def list(self, connection_id: str, limit) -> list[dict]:
+    def list(self, connection_id: str, limit: str | int) -> list[dict]:
         return self._dead(connection_id).list(limit=_limit(limit))
 
     def replay(self, connection_id: str, item_id: str) -> None:
@@ -64,7 +66,7 @@ class DeadLetterDesk:
         return DeadLetters(self.redis, self.lanes, keys=k)
 
 
-def _limit(raw) -> int:
+def _limit(raw: str | int) -> int:
     try:
         value = int(raw)
     except (TypeError, ValueError):

@@ -43,11 +43,13 @@ from app.bridge.keys import (
 )
 from app.bridge.lanes import Item
 from app.bridge.mapping import CONVERSATION_FIELDS, USER_FIELDS, first
+from app.bridge.replies import text
 from app.connections.problem import Problem
 from app.connections.store import ID_PATTERN
 from app.connections.store import TEXTS as STORE_TEXTS
 from app.integrations.zalo.schemas import message_ids
 from app.logs import audit
+from app.media.store import LocalMediaStore, S3MediaStore
 
 log = logging.getLogger("operations.forget")
 USER_ID_CHARS = 200
@@ -103,7 +105,7 @@ class Footprint:
 class Forgetting:
     """The job: `person(connection, zalo_user)` -> the answer, or Problem 400/404."""
 
-    def __init__(self, redis: Redis, media):
+    def __init__(self, redis: Redis, media: LocalMediaStore | S3MediaStore):
         self.redis = redis
         self.media = media
 
@@ -165,8 +167,8 @@ class Tracer:
         for item in self._items(found):
             self._add_item(found, item)
         for conversation in found.conversations:
-            found.zalo_messages |= {m.decode() for m in self.redis.lrange(self.k.receipts_of(conversation), 0, -1)}
-            found.zalo_messages |= {m.decode() for m in self.redis.hkeys(self.k.replies(conversation))}
+            found.zalo_messages |= {text(m) for m in self.redis.lrange(self.k.receipts_of(conversation), 0, -1)}
+            found.zalo_messages |= {text(m) for m in self.redis.hkeys(self.k.replies(conversation))}
         self._follow_message_maps(found)
         found.known = self._known(found)
         return found
@@ -309,10 +311,12 @@ class Eraser:
         names = {found.user, found.fc_user, *found.conversations} - {""}
         pipe = self.redis.pipeline(transaction=False)
         for raw in self.redis.lrange(self.k.errors, 0, -1):
-            line = json.loads(raw) if raw.startswith(b"{") else {}
+            said = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+            line = json.loads(said) if said.startswith("{") else {}
             ours = line.get("lane") in found.lanes or line.get("item") in found.items
-            if ours or any(name in raw.decode(errors="replace") for name in names):
-                pipe.lrem(self.k.errors, 1, raw)
+            if ours or any(name in said for name in names):
+                # the line exactly as read: redis-py types the value str, and sends bytes as they are
+                pipe.lrem(self.k.errors, 1, raw)  # type: ignore[arg-type]
         return sum(pipe.execute())
 
     def _owners(self, conversations: set[str]) -> int:

@@ -230,17 +230,22 @@ def summary(item: Item) -> str:
 
 
 def _zalo_parts(payload: dict) -> list[str]:
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-    attachments = message.get("attachments") if isinstance(message.get("attachments"), list) else []
+    message = payload.get("message")
+    message = message if isinstance(message, dict) else {}
+    attachments = message.get("attachments")
+    attachments = attachments if isinstance(attachments, list) else []
     kinds = [f"[{a.get('type')}]" for a in attachments if isinstance(a, dict) and a.get("type")]
     text = message.get("text")
     return [*kinds, text if isinstance(text, str) else ""]
 
 
 def _freshchat_parts(payload: dict) -> list[str]:
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    parts = message.get("message_parts") if isinstance(message.get("message_parts"), list) else []
+    data = payload.get("data")
+    data = data if isinstance(data, dict) else {}
+    message = data.get("message")
+    message = message if isinstance(message, dict) else {}
+    parts = message.get("message_parts")
+    parts = parts if isinstance(parts, list) else []
     found = []
     for part in parts:
         if not isinstance(part, dict):

@@ -5,7 +5,10 @@ connection is shown as app/connections/service.py `view` shows it."""
 
 from __future__ import annotations
 
+import builtins
 import time
+
+from redis import Redis
 
 from app.bridge.keys import DUE, HEARTBEAT
 from app.bridge.lanes import Lanes, now_ms
@@ -19,7 +22,7 @@ from config.settings import Settings
 
 
 class Overview:
-    def __init__(self, redis, lanes: Lanes, settings: Settings):
+    def __init__(self, redis: Redis, lanes: Lanes, settings: Settings):
         self.redis = redis
         self.lanes = lanes
         self.base_url = settings.public_base_url
@@ -46,8 +49,16 @@ class Overview:
             "connections": {c.id: self._status(c, depths) for c in self.connections.all()},
         }
 
-    def events(self, connection_id: str, direction=None, state=None, find=None, limit=100) -> list[dict]:
-        """The connection's recent events (app/operations/journal.py), newest first."""
+    def events(
+        self,
+        connection_id: str,
+        direction: str | None = None,
+        state: str | None = None,
+        find: str | None = None,
+        limit: int | str | None = 100,
+    ) -> builtins.list[dict]:  # `list` alone here names the method above
+        """The connection's recent events (app/operations/journal.py), newest first; the filters
+        and `limit` as a query string gives them, checked by the journal."""
         self.connections.get(connection_id)
         try:
             return Journal(self.redis, connection_id).recent(direction or None, state or None, find or None, limit)

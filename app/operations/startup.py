@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from app.connections.checks import TEXTS, check, last_check, record_check
+from app.connections.store import Connection
 from app.operations.problems import settings_problems
 from config.settings import Settings
 
@@ -30,7 +31,9 @@ def warn_about_settings(settings: Settings, logger: logging.Logger = log) -> Non
 
 
 def failed(result: dict | None) -> bool:
-    return bool(result) and not all(result[p]["ok"] for p in ("zalo", "freshchat"))
+    if not result:
+        return False
+    return not all(result[p]["ok"] for p in ("zalo", "freshchat"))
 
 
 class ConnectionTests:
@@ -50,7 +53,7 @@ class ConnectionTests:
             except Exception:  # one connection's trouble must not keep the others untested
                 log.exception("startup.check_failed", extra={"connection": connection.id})
 
-    def test(self, connection) -> dict:
+    def test(self, connection: Connection) -> dict:
         ctx = self.ctx.for_connection(connection.id)
         result = check(connection, ctx.redis, ctx.session)
         if result["zalo"]["detail"].startswith(TOKEN_REFUSED) and self._refreshed(ctx):

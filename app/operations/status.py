@@ -13,11 +13,14 @@ import json
 import time
 
 from redis import Redis
+from redis.client import Pipeline
 
 from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_timer_lane, lane, lane_connection
 from app.bridge.lanes import now_ms
 from app.bridge.outcome import FAILED, Outcome
+from app.bridge.replies import text
 from app.connections.checks import last_check
+from app.connections.store import Connection, Registry
 from app.integrations.zalo.tokens import token_health
 from app.operations import problems
 from app.operations.journal import Journal
@@ -29,20 +32,21 @@ ERRORS_SHOWN = 10
 ERRORS_KEPT = 50
 
 
-def remember_error(redis: Redis, keys: Keys, error: str, lane: str = "", item: str = "", pipe=None) -> None:
+def remember_error(
+    redis: Redis, keys: Keys, error: str, lane: str = "", item: str = "", pipe: Pipeline | None = None
+) -> None:
     """One line of a connection's "last errors": retries, dead letters, and the failures the
     bridge handles without either (a refusal reported to the agent, a rejected access token).
     Written at once, or as part of `pipe` (its owner executes it)."""
     entry = json.dumps({"at": time.time(), "lane": lane, "item": item, "error": error})
-    own = pipe is None
-    pipe = redis.pipeline() if own else pipe
-    pipe.lpush(keys.errors, entry)
-    pipe.ltrim(keys.errors, 0, ERRORS_KEPT - 1)
-    if own:
-        pipe.execute()
+    target = redis.pipeline() if pipe is None else pipe
+    target.lpush(keys.errors, entry)
+    target.ltrim(keys.errors, 0, ERRORS_KEPT - 1)
+    if pipe is None:
+        target.execute()
 
 
-def on_outcome(outcome: Outcome, pipe) -> None:
+def on_outcome(outcome: Outcome, pipe: Pipeline) -> None:
     """Subscriber (app/relay/subscribers.py): the error of a failed try, then a dead letter's
     reason, as lines of the connection's last errors (a removed connection has none to show)."""
     if outcome.removed:
@@ -54,11 +58,11 @@ def on_outcome(outcome: Outcome, pipe) -> None:
         remember_error(ctx.redis, ctx.keys, outcome.reason, lane=lane, item=item, pipe=pipe)
 
 
-def bridge_status(redis: Redis, connections=None) -> dict:
+def bridge_status(redis: Redis, connections: Registry | None = None) -> dict:
     """With the registry (`connections`), also every connection's status under "connections"."""
     token = _token(redis, DEFAULT_KEYS)
     beat = redis.get(HEARTBEAT)
-    errors = [e.decode() for e in redis.lrange(DEFAULT_KEYS.errors, 0, ERRORS_SHOWN - 1)]
+    errors = [text(e) for e in redis.lrange(DEFAULT_KEYS.errors, 0, ERRORS_SHOWN - 1)]
     depths = queue_depths(redis)
     status = {
         "lanes_pending": sum(d["lanes_pending"] for d in depths.values()),
@@ -74,7 +78,7 @@ def bridge_status(redis: Redis, connections=None) -> dict:
     return status
 
 
-def connections_status(redis: Redis, connections, depths: dict | None = None) -> dict[str, dict]:
+def connections_status(redis: Redis, connections: Registry, depths: dict | None = None) -> dict[str, dict]:
     """Every connection's status, by id (the default one first)."""
     depths = queue_depths(redis) if depths is None else depths
     return {
@@ -84,7 +88,11 @@ def connections_status(redis: Redis, connections, depths: dict | None = None) ->
 
 
 def connection_status(
-    redis: Redis, connection_id: str, depth: dict | None = None, connection=None, language: str | None = None
+    redis: Redis,
+    connection_id: str,
+    depth: dict | None = None,
+    connection: Connection | None = None,
+    language: str | None = None,
 ) -> dict:
     """One connection's status; `depth` as `queue_depths` gives it (read when not given).
     With the `connection` itself, its problems also count a token pair given in its settings
@@ -184,7 +192,8 @@ def token_state(token: dict, check: dict | None = None) -> dict:
     """The stored pair in words. `accepted`: Zalo gave it (OAuth, a refresh) or the last
     connection test (`check`), made since it was stored, passed with it; a pasted pair is not
     accepted before. `refused`: that test's words when it failed."""
-    tested = (check or {}).get("zalo")
+    check = check or {}
+    tested = check.get("zalo")
     if tested and float(check.get("at") or 0) < float(token.get("updated_at") or 0):
         tested = None  # a test of an earlier pair says nothing of this one
     return {
@@ -225,4 +234,4 @@ def queue_depths(redis: Redis) -> dict[str, dict]:
 
 
 def _token(redis: Redis, keys: Keys) -> dict:
-    return {k.decode(): v.decode() for k, v in redis.hgetall(keys.zalo_token).items()}
+    return {text(k): text(v) for k, v in redis.hgetall(keys.zalo_token).items()}

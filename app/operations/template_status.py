@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from redis import Redis
 
 from app.bridge.keys import Keys
+from app.bridge.replies import text
 from app.integrations import events
 from app.integrations.zalo.schemas import TemplateChange, template_change
 
@@ -59,7 +60,7 @@ def template_statuses(redis: Redis, connection_id: str) -> dict[str, dict]:
     """Template id -> {status, previous, reason, at_ms} as Zalo last reported it, for the
     console; {} when Zalo never reported a change."""
     raw = redis.hgetall(Keys(connection_id).template_statuses)
-    return {k.decode(): json.loads(v) for k, v in sorted(raw.items())}
+    return {text(k): json.loads(v) for k, v in sorted(raw.items())}
 
 
 # The worker's routing for this kind (workers/drain.py adds it to the Zalo handlers).

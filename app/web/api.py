@@ -11,9 +11,11 @@ set for every /api, /admin and /oauth answer in app/__init__.py).
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
+from app import extensions
 from app.bridge.keys import DEFAULT
 from app.connections import verification
 from app.connections.problem import Problem
@@ -29,8 +31,8 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.before_request
-def _require_token():
-    expected = current_app.config["SETTINGS"].admin_token
+def _require_token() -> ResponseReturnValue | None:
+    expected = extensions.settings().admin_token
     if not expected:
         abort(404)
     if not bearer_ok(expected):
@@ -44,12 +46,12 @@ def _problem(exc: Problem):
 
 
 @bp.get("/connections")
-def list_connections():
+def list_connections() -> ResponseReturnValue:
     return jsonify({"connections": jobs.overview().list()})
 
 
 @bp.post("/connections")
-def create_connection():
+def create_connection() -> ResponseReturnValue:
     created = jobs.service().create(request.get_json(silent=True))
     return jsonify(jobs.overview().show(created)), 201
 
@@ -126,12 +128,12 @@ def remove_verification(connection_id: str, filename: str):
 
 
 @bp.post("/freshchat/topics")
-def freshchat_topics():
+def freshchat_topics() -> ResponseReturnValue:
     return jsonify({"topics": jobs.checks().topics(*_picker_body())})
 
 
 @bp.post("/freshchat/groups")
-def freshchat_groups():
+def freshchat_groups() -> ResponseReturnValue:
     """The account's groups (`GET /groups`), for the option freshchat_group_id: as the topics."""
     return jsonify({"groups": jobs.checks().groups(*_picker_body())})
 
@@ -148,7 +150,7 @@ def _picker_body() -> tuple:
 
 
 @bp.get("/zalo/events")
-def zalo_events():
+def zalo_events() -> ResponseReturnValue:
     """The Zalo webhook events to switch on, each with what it is for, and the retry advice."""
     language = request.args.get("language", "en")
     if language not in LANGUAGES:
@@ -159,9 +161,9 @@ def zalo_events():
 @bp.post("/connections/<connection_id>/oauth-link")
 def oauth_link(connection_id: str):
     """A single-use URL, valid 10 minutes, that sends an OA admin to Zalo to connect the OA."""
-    if current_app.extensions["connections"].get(connection_id) is None:
+    if extensions.connections().get(connection_id) is None:
         return jsonify({"error": f"no connection {connection_id}"}), 404
-    url = start_link(current_app.extensions["redis"], current_app.config["SETTINGS"], connection_id)
+    url = start_link(extensions.redis(), extensions.settings(), connection_id)
     return jsonify({"url": url, "expires_in": LINK_TTL}), 201
 
 
@@ -179,7 +181,7 @@ def catch_up_connection(connection_id: str):
 
 
 @bp.get("/status")
-def status():
+def status() -> ResponseReturnValue:
     try:
         return jsonify(jobs.overview().status())
     except RedisError as exc:
@@ -191,7 +193,7 @@ def _connection_arg() -> str:
 
 
 @bp.get("/dead-letters")
-def list_dead_letters():
+def list_dead_letters() -> ResponseReturnValue:
     connection = _connection_arg()
     found = jobs.dead_letter_desk().list(connection, request.args.get("limit", 100))
     return jsonify({"connection": connection, "dead_letters": found})

@@ -27,6 +27,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
 
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "bridge-web-metrics-"
@@ -35,7 +39,7 @@ forwarded_allow_ips = ""
 control_socket_disable = True  # gunicorn's setting (`--no-control-socket`): no gunicornc socket
 
 
-def on_starting(server) -> None:
+def on_starting(server: Arbiter) -> None:
     base = os.environ.get(VARIABLE) or None
     if base:
         os.makedirs(base, exist_ok=True)
@@ -44,6 +48,6 @@ def on_starting(server) -> None:
     server.log.info("web metrics of this host's processes are added up in %s", path)
 
 
-def on_exit(server) -> None:
+def on_exit(server: Arbiter) -> None:
     if "path" in _OWN:
         shutil.rmtree(_OWN.pop("path"), ignore_errors=True)

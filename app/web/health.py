@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 from flask import Blueprint, abort, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from redis import Redis
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, HEARTBEAT
@@ -15,16 +17,16 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     return jsonify({"ok": True})
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> ResponseReturnValue:
     """Top-level fields: the bridge's and the default connection's; "connections": each one's
     token, dead letters, last webhooks, queue and problem codes (app/operations/problems.py); "alerts":
     every connection's, named. A problem leaves the bridge ready: it answers what it can."""
-    redis = current_app.extensions["redis"]
+    redis: Redis = current_app.extensions["redis"]
     try:
         beat = redis.get(HEARTBEAT)
         connections = {

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
 from app.bridge.keys import Keys
 from app.bridge.tokens_store import TokenStore
 from app.commands.catalogue import Catalogue
@@ -12,6 +10,7 @@ from app.connections.checks import ConnectionChecks
 from app.connections.service import ConnectionService
 from app.connections.store import Connections
 from app.connections.verification import VerificationUploads
+from app.extensions import lanes, media_store, redis, settings
 from app.integrations.http import build_session
 from app.integrations.zalo.client import ZaloClient
 from app.integrations.zalo.tokens import TokenKeeper
@@ -20,24 +19,12 @@ from app.operations.forget import Forgetting
 from app.operations.overview import Overview
 
 
-def redis():
-    return current_app.extensions["redis"]
-
-
-def settings():
-    return current_app.config["SETTINGS"]
-
-
-def _lanes():
-    return current_app.extensions["lanes"]
-
-
 def service() -> ConnectionService:
-    return ConnectionService(redis(), _lanes(), settings())
+    return ConnectionService(redis(), lanes(), settings())
 
 
 def overview() -> Overview:
-    return Overview(redis(), _lanes(), settings())
+    return Overview(redis(), lanes(), settings())
 
 
 def checks() -> ConnectionChecks:
@@ -49,7 +36,7 @@ def uploads() -> VerificationUploads:
 
 
 def dead_letter_desk() -> DeadLetterDesk:
-    return DeadLetterDesk(redis(), _lanes(), settings())
+    return DeadLetterDesk(redis(), lanes(), settings())
 
 
 def connections() -> Connections:
@@ -67,4 +54,4 @@ def template_catalogue(connection_id: str) -> Catalogue:
 
 
 def forgetting() -> Forgetting:
-    return Forgetting(redis(), current_app.extensions["media_store"])
+    return Forgetting(redis(), media_store())

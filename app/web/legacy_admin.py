@@ -4,8 +4,10 @@ are in app/cli.py."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
+from flask.typing import ResponseReturnValue
 
+from app import extensions
 from app.bridge.deadletters import DeadLetters
 from app.operations.dead_letters import MAX_LIMIT
 from app.operations.status import bridge_status
@@ -15,23 +17,23 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 @bp.before_request
-def _require_token():
-    expected = current_app.config["SETTINGS"].admin_token
+def _require_token() -> None:
+    expected = extensions.settings().admin_token
     if not expected or not bearer_ok(expected):
         abort(404)
 
 
 def _dead_letters() -> DeadLetters:
-    return DeadLetters(current_app.extensions["redis"], current_app.extensions["lanes"])
+    return DeadLetters(extensions.redis(), extensions.lanes())
 
 
 @bp.get("/status")
-def status():
-    return jsonify(bridge_status(current_app.extensions["redis"], current_app.extensions["connections"]))
+def status() -> ResponseReturnValue:
+    return jsonify(bridge_status(extensions.redis(), extensions.connections()))
 
 
 @bp.get("/dead-letters")
-def list_dead_letters():
+def list_dead_letters() -> ResponseReturnValue:
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
         return jsonify({"error": f"limit must be a whole number from 1 to {MAX_LIMIT}"}), 400

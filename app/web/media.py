@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from flask import Blueprint, Response, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
+from app import extensions
 from app.media.links import unsign_key
-from app.media.store import content_disposition, served_content_type
+from app.media.store import StoredObject, content_disposition, served_content_type
 from app.media.types import CSP
 
 bp = Blueprint("media", __name__)
@@ -14,8 +16,8 @@ CACHE = "private, max-age=3600"
 
 @bp.get("/media/<path:signed>")
 def serve(signed: str):
-    settings = current_app.config["SETTINGS"]
-    store = current_app.extensions["media_store"]
+    settings = extensions.settings()
+    store = extensions.media_store()
     key = unsign_key(settings.secret_key, signed)
     if key is None:
         return _not_found()
@@ -29,7 +31,7 @@ def serve(signed: str):
     return _not_found() if stored is None else _bytes(stored)
 
 
-def _bytes(stored) -> Response:
+def _bytes(stored: StoredObject) -> BaseResponse:
     content_type = served_content_type(stored.content_type)  # never the raw stored type
     response = Response(stored.data, content_type=content_type)
     response.headers["Content-Disposition"] = content_disposition(content_type, stored.filename)
@@ -40,14 +42,14 @@ def _bytes(stored) -> Response:
     return response.make_conditional(request, accept_ranges=True, complete_length=len(stored.data))
 
 
-def _redirect(url: str) -> Response:
+def _redirect(url: str) -> BaseResponse:
     response = redirect(url, 302)
     # The presigned URL expires in an hour; a cached redirect must not outlive it.
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _not_found() -> Response:
+def _not_found() -> BaseResponse:
     response = jsonify({"error": "not found"})
     response.status_code = 404
     # A copy still in flight (or re-uploaded) must not be hidden behind a cached 404.

@@ -18,16 +18,21 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from redis import Redis
 from redis.exceptions import RedisError
 
+from app import extensions
 from app.bridge import keys
 from app.bridge.keys import DUE, HEARTBEAT, Keys, lane_connection
-from app.bridge.lanes import now_ms
+from app.bridge.lanes import Lanes, now_ms
+from app.connections.store import Registry
 from app.integrations.zalo.tokens import UNREADABLE
 from app.operations import counters as metrics
 from app.operations.status import SOURCES, token_state
@@ -46,7 +51,7 @@ TIMER = "timer"
 class WebMetrics:
     """The web process's own counter and what /metrics answers."""
 
-    def __init__(self, redis, connections, lanes):
+    def __init__(self, redis: Redis, connections: Registry, lanes: Lanes) -> None:
         self.multiproc_dir = os.environ.get(MULTIPROC_DIR, "")
         self.own = CollectorRegistry()
         self.webhooks = Counter(
@@ -71,24 +76,29 @@ class WebMetrics:
 
 
 @bp.get("/metrics")
-def scrape():
-    expected = current_app.config["SETTINGS"].metrics_token
+def scrape() -> ResponseReturnValue:
+    expected = extensions.settings().metrics_token
     if not expected:
         return jsonify({"error": "not found"}), 404
     if not bearer_ok(expected):
         return _no_store(jsonify({"error": "missing or wrong bearer token"}), 401, {"WWW-Authenticate": "Bearer"})
-    body = current_app.extensions["metrics"].exposition()
+    body = web_metrics().exposition()
     return _no_store(Response(body), 200, {"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def _no_store(response, status: int, headers: dict):
+def _no_store(response: Response, status: int, headers: dict[str, str]) -> Response:
     response.status_code = status
     response.headers.update(headers)
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def init_metrics(app) -> None:
+def web_metrics() -> WebMetrics:
+    """The current app's WebMetrics (init_metrics keeps it)."""
+    return current_app.extensions["metrics"]
+
+
+def init_metrics(app: Flask) -> None:
     ext = app.extensions
     ext["metrics"] = WebMetrics(ext["redis"], ext["connections"], ext["lanes"])
     app.register_blueprint(bp)
@@ -97,15 +107,15 @@ def init_metrics(app) -> None:
 class BridgeCollector:
     """The bridge-wide series, read from Redis at each scrape (a few pipelined round trips)."""
 
-    def __init__(self, redis, connections, lanes):
+    def __init__(self, redis: Redis, connections: Registry, lanes: Lanes) -> None:
         self.redis = redis
         self.connections = connections
         self.lanes = lanes
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []  # no Redis reads when the registry is built
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("bridge_redis_up", "1 when Redis answered this scrape")
         try:
             families = self._families([c.id for c in self.connections.all()])

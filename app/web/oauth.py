@@ -15,11 +15,16 @@ import secrets
 from urllib.parse import urlencode
 
 import requests
-from flask import Blueprint, abort, current_app, jsonify, redirect, request
+from flask import Blueprint, abort, jsonify, redirect, request
+from flask.typing import ResponseReturnValue
+from redis import Redis
 
+from app import extensions
 from app.bridge.keys import DEFAULT, Keys
+from app.bridge.replies import text
 from app.bridge.tokens_store import TokenStore
 from app.connections.checks import token_oa
+from app.connections.store import Connection
 from app.integrations.http import build_session
 from app.integrations.zalo.tokens import TokenKeeper
 from app.logs import audit
@@ -34,13 +39,9 @@ UNREACHABLE = "unreachable"
 OTHER_OA = "other_oa"
 
 
-def _settings():
-    return current_app.config["SETTINGS"]
-
-
 def _connection(connection_id: str):
     """The connection (enabled or not: an OA may be connected before it is switched on)."""
-    connection = current_app.extensions["connections"].get(connection_id)
+    connection = extensions.connections().get(connection_id)
     if connection is None:
         abort(404)
     return connection
@@ -57,7 +58,7 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def start_link(redis, settings: Settings, connection_id: str) -> str:
+def start_link(redis: Redis, settings: Settings, connection_id: str) -> str:
     """A URL that starts OAuth for the connection once, within LINK_TTL seconds."""
     token = secrets.token_urlsafe(24)  # never holds a ".", like the state
     redis.set(Keys(connection_id).oauth_link(token), "1", ex=LINK_TTL)
@@ -70,22 +71,22 @@ def _linked_connection() -> str | None:
     link = request.args.get("link", "")
     connection_id, _, token = link.rpartition(".")
     connection_id = connection_id or DEFAULT
-    if not token or not current_app.extensions["redis"].delete(Keys(connection_id).oauth_link(token)):
+    if not token or not extensions.redis().delete(Keys(connection_id).oauth_link(token)):
         return None
     return connection_id
 
 
 def _bearer_connection() -> str | None:
     """With ADMIN_TOKEN as a bearer header (scripts), the connection named by `?connection=`."""
-    if not bearer_ok(_settings().admin_token):
+    if not bearer_ok(extensions.settings().admin_token):
         return None
     return request.args.get("connection") or DEFAULT
 
 
 @bp.get("/start")
-def start():
+def start() -> ResponseReturnValue:
     """Redirect the OA admin to Zalo: opened through a one-time link, or with the bearer token."""
-    if not _settings().admin_token:
+    if not extensions.settings().admin_token:
         abort(404)
     connection_id = _linked_connection() if "link" in request.args else _bearer_connection()
     if connection_id is None:
@@ -93,7 +94,7 @@ def start():
     return redirect(permission_url(_connection(connection_id)))
 
 
-def permission_url(connection, return_to: str = "") -> str:
+def permission_url(connection: Connection, return_to: str = "") -> str:
     """Start the flow for `connection`: Zalo's consent page. With `return_to` (a path of this
     site, the console's), the callback sends the browser back there instead of answering JSON."""
     verifier, challenge = pkce_pair()
@@ -101,7 +102,7 @@ def permission_url(connection, return_to: str = "") -> str:
     if connection.id != DEFAULT:
         state = f"{connection.id}.{state}"
     keys = Keys(connection.id)
-    pipe = current_app.extensions["redis"].pipeline()
+    pipe = extensions.redis().pipeline()
     pipe.set(keys.oauth_state(state), verifier, ex=STATE_TTL)
     if return_to:
         pipe.set(keys.oauth_return(state), return_to, ex=STATE_TTL)
@@ -112,27 +113,27 @@ def permission_url(connection, return_to: str = "") -> str:
 
 
 def _callback_url() -> str:
-    return _settings().public_base_url + "/oauth/zalo/callback"
+    return extensions.settings().public_base_url + "/oauth/zalo/callback"
 
 
 @bp.get("/callback")
-def callback():
+def callback() -> ResponseReturnValue:
     state, code = request.args.get("state", ""), request.args.get("code", "")
     connection_id = _connection_of(state)
-    redis = current_app.extensions["redis"]
+    redis = extensions.redis()
     keys = Keys(connection_id)
     verifier, return_to = redis.mget(keys.oauth_state(state), keys.oauth_return(state)) if state else (None, None)
-    connection = current_app.extensions["connections"].get(connection_id) if verifier else None
+    connection = extensions.connections().get(connection_id) if verifier else None
     if not verifier or not code or connection is None:
         return jsonify({"error": "unknown or expired state; start again at /oauth/zalo/start"}), 400
-    outcome, answer, status = _connect(connection, state, code, verifier.decode())
+    outcome, answer, status = _connect(connection, state, code, text(verifier))
     if return_to and outcome != UNREACHABLE:  # the console's flow: back to its page, which says what happened
         shown = {"zalo": outcome, **({"oa": answer["token_oa"]} if outcome == OTHER_OA else {})}
-        return redirect(f"{return_to.decode()}?{urlencode(shown)}")
+        return redirect(f"{text(return_to)}?{urlencode(shown)}")
     return jsonify(answer), status
 
 
-def _connect(connection, state: str, code: str, verifier: str) -> tuple[str, dict, int]:
+def _connect(connection: Connection, state: str, code: str, verifier: str) -> tuple[str, dict, int]:
     """(outcome for the console, JSON answer, HTTP status). The state is spent once Zalo
     answered; while its token endpoint is unreachable the code is unspent and a reload retries.
     A pair is stored only once Zalo's `getoa` says it serves the connection's OA."""
@@ -144,7 +145,7 @@ def _connect(connection, state: str, code: str, verifier: str) -> tuple[str, dic
     if body.get("error") == UNREACHABLE:
         error = "could not reach Zalo's token endpoint; reload this page to try again within 10 minutes"
         return UNREACHABLE, {"error": error}, 502
-    redis, keys = current_app.extensions["redis"], Keys(connection.id)
+    redis, keys = extensions.redis(), Keys(connection.id)
     if not redis.delete(keys.oauth_state(state)):
         return "refused", {"error": "this sign-in was already completed; start again at /oauth/zalo/start"}, 400
     redis.delete(keys.oauth_return(state))
@@ -164,7 +165,7 @@ def _connect(connection, state: str, code: str, verifier: str) -> tuple[str, dic
     return "connected", answer if connection.id == DEFAULT else dict(answer, connection=connection.id), 200
 
 
-def _other_oa(connection, got: str, name: str) -> tuple[str, dict, int]:
+def _other_oa(connection: Connection, got: str, name: str) -> tuple[str, dict, int]:
     """Zalo's pair (or the admin's pick) serves another OA than the connection's: refused,
     nothing stored; the message names both OAs."""
     audit(

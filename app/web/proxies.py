@@ -17,11 +17,18 @@ header either (app/web/gunicorn_hooks.py): the socket's address is the client.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from config.formats import Network
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-def _address(text: str):
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str) -> Address | None:
     try:
         return ipaddress.ip_address(text.strip())
     except ValueError:
@@ -31,14 +38,14 @@ def _address(text: str):
 class TrustedProxies:
     """WSGI middleware: REMOTE_ADDR and the scheme become those the nearest trusted proxy saw."""
 
-    def __init__(self, app, networks: tuple[Network, ...]):
+    def __init__(self, app: WSGIApplication, networks: tuple[Network, ...]) -> None:
         self.app = app
         self.networks = networks
 
-    def trusted(self, address) -> bool:
+    def trusted(self, address: Address | None) -> bool:
         return address is not None and any(address in network for network in self.networks)
 
-    def client(self, peer, forwarded_for: str):
+    def client(self, peer: Address | None, forwarded_for: str) -> Address | None:
         """Walk X-Forwarded-For from the right while the hop before it is a trusted proxy."""
         client = peer
         for hop in reversed(forwarded_for.split(",")):
@@ -50,7 +57,7 @@ class TrustedProxies:
             client = seen
         return client
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         peer = _address(environ.get("REMOTE_ADDR", ""))
         if self.trusted(peer):
             environ["bridge.proxy_peer"] = environ["REMOTE_ADDR"]

@@ -16,11 +16,13 @@ proxy in front).
 
 from __future__ import annotations
 
+import socket
 import time
 
 import gunicorn.http.wsgi
+from gunicorn.config import Config
 from gunicorn.glogging import Logger
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from app.logs import log_handler
 from config import ConfigError, load_settings
@@ -34,14 +36,14 @@ gunicorn.http.wsgi.SERVER = "bridge"
 class DeadlineSocket:
     """A client socket whose reads all end by one deadline, restarted for each request."""
 
-    def __init__(self, sock):
+    def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._deadline: float | None = None
 
     def start_request(self, seconds: float) -> None:
         self._deadline = time.monotonic() + seconds
 
-    def recv(self, size: int, *flags) -> bytes:
+    def recv(self, size: int, *flags: int) -> bytes:
         if self._deadline is None:
             return self._sock.recv(size, *flags)
         left = self._deadline - time.monotonic()
@@ -56,19 +58,19 @@ class DeadlineSocket:
         finally:
             self._sock.settimeout(before)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> object:
         return getattr(self._sock, name)
 
 
 class DeadlineThreadWorker(ThreadWorker):
     """`--worker-class app.web.webserver.DeadlineThreadWorker`."""
 
-    def enqueue_req(self, conn):
+    def enqueue_req(self, conn: TConn) -> None:
         if not isinstance(conn.sock, DeadlineSocket):
             conn.sock = DeadlineSocket(conn.sock)
         super().enqueue_req(conn)
 
-    def handle(self, conn):
+    def handle(self, conn: TConn) -> object:
         conn.sock.start_request(READ_DEADLINE_SECONDS)
         return super().handle(conn)
 
@@ -77,7 +79,7 @@ class BridgeLogger(Logger):
     """gunicorn's own lines (starting, booting workers, signals) in the bridge's log format, so
     the web process prints one format like every other (Procfile `--logger-class`)."""
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         try:
             settings = load_settings()

@@ -15,9 +15,11 @@ import hmac
 import logging
 import math
 
-from flask import abort, current_app, jsonify, request
+from flask import abort, jsonify, request
+from redis import Redis
 from redis.exceptions import RedisError
 
+from app import extensions
 from app.bridge import keys
 from app.logs import audit
 
@@ -28,7 +30,7 @@ log = logging.getLogger("web")
 
 
 class SignInThrottle:
-    def __init__(self, redis):
+    def __init__(self, redis: Redis) -> None:
         self.redis = redis
 
     def wait_left(self, client: str) -> int:
@@ -38,12 +40,10 @@ class SignInThrottle:
 
     def failed(self, client: str) -> int:
         """Count a failure; the wait it imposes (doubling from the sixth failure on)."""
-        count, _ = (
-            self.redis.pipeline()
-            .incr(keys.signin_failures(client))
-            .expire(keys.signin_failures(client), FORGET_AFTER)
-            .execute()
-        )
+        pipe = self.redis.pipeline()
+        pipe.incr(keys.signin_failures(client))
+        pipe.expire(keys.signin_failures(client), FORGET_AFTER)
+        count, _ = pipe.execute()
         if count < FREE_FAILURES:
             return 0
         wait = min(2 ** (count - FREE_FAILURES + 1), MAX_WAIT)
@@ -55,7 +55,7 @@ class SignInThrottle:
 
 
 def throttle() -> SignInThrottle:
-    return SignInThrottle(current_app.extensions["redis"])
+    return SignInThrottle(extensions.redis())
 
 
 def client_address() -> str:

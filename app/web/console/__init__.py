@@ -12,10 +12,11 @@ import hashlib
 import hmac
 from datetime import timedelta
 
-from flask import Blueprint, Flask, abort, current_app, render_template, request
-from flask.sessions import SecureCookieSessionInterface
+from flask import Blueprint, Flask, Request, abort, render_template, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from app.extensions import settings
 from app.web.console import i18n
 from config.settings import Settings
 
@@ -41,10 +42,10 @@ class ConsoleSessions(SecureCookieSessionInterface):
 
     salt = "zfb-admin-console"
 
-    def open_session(self, app, request):
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         return super().open_session(app, request) if in_console(request.path) else None
 
-    def get_cookie_secure(self, app) -> bool:
+    def get_cookie_secure(self, app: Flask) -> bool:
         """Secure when PUBLIC_BASE_URL is https, or a trusted proxy says the browser used https."""
         return super().get_cookie_secure(app) or request.is_secure
 
@@ -72,10 +73,6 @@ def init_console(app: Flask, settings: Settings) -> None:
 
 def _derived_key(secret_key: str) -> str:
     return hmac.new(secret_key.encode(), b"zfb admin console", hashlib.sha256).hexdigest()
-
-
-def settings():
-    return current_app.config["SETTINGS"]
 
 
 @bp.errorhandler(CSRFError)

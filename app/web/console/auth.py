@@ -13,9 +13,11 @@ import hmac
 import secrets
 import time
 
-from flask import abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask import Response, abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 
+from app import extensions
 from app.bridge import keys
 from app.logs import audit
 from app.web.console import PREFIX, SESSION_HOURS, absent_without_token, bp, csrf, settings
@@ -37,16 +39,12 @@ def signed_in() -> bool:
         fresh
         and hmac.compare_digest(mark, token_fingerprint(settings().admin_token))
         and bool(sid)
-        and bool(_redis().exists(keys.console_session(sid)))  # gone once its browser signed out
+        and bool(extensions.redis().exists(keys.console_session(sid)))  # gone once its browser signed out
     )
 
 
-def _redis():
-    return current_app.extensions["redis"]
-
-
 @bp.before_request
-def _guard():
+def _guard() -> ResponseReturnValue | None:
     absent_without_token()
     if request.method == "POST":
         csrf.protect()
@@ -57,12 +55,12 @@ def _guard():
 
 
 @bp.context_processor
-def _page_context():
+def _page_context() -> dict[str, object]:
     return {"signed_in": signed_in(), "current_locale": lambda: str(get_locale() or "en")}
 
 
 @bp.after_request
-def _no_store(response):
+def _no_store(response: Response) -> Response:
     """Console pages show the state of the bridge: never from a cache."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
@@ -80,7 +78,7 @@ def _next_page() -> str:
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
-def sign_in():
+def sign_in() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("console/sign_in.html", next=_next_page())
     client = client_address()
@@ -96,7 +94,7 @@ def sign_in():
         return render_template("console/sign_in.html", next=_next_page(), error=gettext("Wrong token.")), 401
     throttle().succeeded(client)
     sid = secrets.token_urlsafe(24)
-    _redis().set(keys.console_session(sid), 1, ex=SESSION_HOURS * 3600)
+    extensions.redis().set(keys.console_session(sid), 1, ex=SESSION_HOURS * 3600)
     session.clear()  # a fresh session (and CSRF token) after sign-in
     session.permanent = True
     session.update(admin=token_fingerprint(given), since=time.time(), sid=sid)
@@ -111,9 +109,9 @@ def _too_many(wait: int):
 
 
 @bp.post("/sign-out")
-def sign_out():
+def sign_out() -> ResponseReturnValue:
     """Ends the session on the server too: a copy of the cookie is worth nothing afterwards."""
-    _redis().delete(keys.console_session(session.get("sid", "")))
+    extensions.redis().delete(keys.console_session(session.get("sid", "")))
     session.clear()
     audit("sign_out", client=client_address())
     return redirect(url_for("console.sign_in"))

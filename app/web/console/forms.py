@@ -7,6 +7,8 @@ is never written into a page, not even back into the form after an error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask_babel import lazy_gettext as _l
 
 from app.connections.store import SECRETS
@@ -39,7 +41,7 @@ def field_messages(fields: dict) -> dict:
     return {name: str(FIELD_MESSAGES[m]) if m in FIELD_MESSAGES else said(m) for name, m in fields.items()}
 
 
-def body_from_form(form, creating: bool) -> dict:
+def body_from_form(form: Mapping[str, str], creating: bool) -> dict:
     body: dict = {}
     if creating:
         body["id"] = form.get("id", "").strip()
@@ -47,13 +49,13 @@ def body_from_form(form, creating: bool) -> dict:
         body["name"] = form["name"].strip()
     body["zalo"] = _section(form, "zalo", ZALO_FIELDS + TOKEN_FIELDS)
     body["freshchat"] = _section(form, "freshchat", FRESHCHAT_FIELDS)
-    options = {name: form.get(f"options.{name}") == "on" for name in FLAGS}
+    options: dict[str, bool | str] = {name: form.get(f"options.{name}") == "on" for name in FLAGS}
     options.update({name: form.get(f"options.{name}", "") for name in CHOICES + TEXTS})
     body["options"] = options
     return body
 
 
-def _section(form, section: str, names: tuple) -> dict:
+def _section(form: Mapping[str, str], section: str, names: tuple[str, ...]) -> dict:
     values = {}
     for name in names:
         value = form.get(f"{section}.{name}", "").strip()
@@ -62,7 +64,7 @@ def _section(form, section: str, names: tuple) -> dict:
     return values
 
 
-def shown_values(view: dict, form=None) -> dict:
+def shown_values(view: dict, form: Mapping[str, str] | None = None) -> dict:
     """What the form shows: the connection as the API shows it (secrets "set"/""), with the
     submitted non-secret values on top after a refused save."""
     values = {f"{s}.{f}": v for s in ("zalo", "freshchat", "options") for f, v in view.get(s, {}).items()}

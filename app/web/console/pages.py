@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import format_timedelta, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 
+from app import extensions
 from app.connections.problem import Problem
 from app.connections.service import OPTION_DEFAULTS
 from app.errors import PartnerError
@@ -60,12 +63,12 @@ def _problem(exc: Problem):
 
 
 @bp.app_template_filter("said")
-def _said(text) -> str:
+def _said(text: object) -> str:
     return said(text)
 
 
 @bp.app_template_filter("state")
-def _state(code) -> str:
+def _state(code: str) -> str:
     return str(STATE_LABELS.get(code, code))
 
 
@@ -77,12 +80,12 @@ def named(view: dict) -> dict:
 
 
 @bp.app_template_filter("ago")
-def _ago(at):
+def _ago(at: float | None) -> str:
     return format_timedelta(at - time.time(), add_direction=True) if at else gettext("never")
 
 
 @bp.app_template_filter("duration")
-def _duration(seconds):
+def _duration(seconds: float | None) -> str:
     return format_timedelta(seconds, threshold=1.1) if seconds is not None else gettext("unknown")
 
 
@@ -90,7 +93,7 @@ def _duration(seconds):
 
 
 @bp.get("/")
-def dashboard():
+def dashboard() -> ResponseReturnValue:
     connections = [named(view) for view in jobs.overview().list()]
     for view in connections:  # the problems in the visitor's language, from their codes
         status = view["status"]
@@ -130,12 +133,12 @@ def _error_line(raw: str) -> str:
 
 
 @bp.get("/connections/new")
-def new_connection():
+def new_connection() -> ResponseReturnValue:
     return _form_page(None, forms.shown_values(_blank()))
 
 
 @bp.post("/connections/new")
-def create_connection():
+def create_connection() -> ResponseReturnValue:
     body = forms.body_from_form(request.form, creating=True)
     body["enabled"] = False  # switched on with Activate, once the partners are set up
     try:
@@ -170,7 +173,7 @@ def save_connection(connection_id: str):
 
 
 def _refused(view: dict | None, blank: dict | None, exc: Problem):
-    values = forms.shown_values(view or blank, request.form)
+    values = forms.shown_values(view or blank or {}, request.form)
     errors = forms.field_messages(exc.fields)
     return _form_page(view, values, errors=errors, error=said(exc.message) if not exc.fields else ""), exc.status
 
@@ -195,7 +198,7 @@ def _form_page(view: dict | None, values: dict, **extra):
         zalo_events=events_catalog.catalog(language()),
         webhook_retry=events_catalog.webhook_retry_advice(language()),
         verifiers=jobs.uploads().files(view["id"]) if view else [],
-        template_statuses=template_statuses(current_app.extensions["redis"], view["id"]) if view else {},
+        template_statuses=template_statuses(extensions.redis(), view["id"]) if view else {},
         # sandbox mode: the simulators' spare OA and FreshChat account, to paste (sandbox/routes.py)
         sandbox_spare=current_app.extensions.get("sandbox_spare") if view is None else None,
         history_days=catchup.history_days(settings()),
@@ -296,19 +299,19 @@ def _picker_fields() -> list[str | None]:
 
 
 @bp.post("/topics")
-def load_topics():
+def load_topics() -> ResponseReturnValue:
     """The topics of a FreshChat account, for the picker: from the key typed in the form, or a
     saved connection's own key (the page never holds it)."""
     return _picked("topics", jobs.checks().topics)
 
 
 @bp.post("/groups")
-def load_groups():
+def load_groups() -> ResponseReturnValue:
     """The groups of a FreshChat account, for the option freshchat_group_id: as `load_topics`."""
     return _picked("groups", jobs.checks().groups)
 
 
-def _picked(name: str, read):
+def _picked(name: str, read: Callable[..., list[dict]]) -> ResponseReturnValue:
     """A picker's answer: what `read` found, or its refusal in the reader's words."""
     try:
         found = read(*_picker_fields())
@@ -346,7 +349,7 @@ def templates(connection_id: str):
         listing, refused = (catalogue.refresh() if request.args.get("refresh") else catalogue.current()), ""
     except PartnerError as exc:
         listing, refused = None, said(str(exc))
-    changes = template_statuses(current_app.extensions["redis"], view["id"])
+    changes = template_statuses(extensions.redis(), view["id"])
     listed = {t.id for t in listing.templates} if listing else set()
     others = {template_id: c for template_id, c in changes.items() if template_id not in listed}
     return render_template(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
-from flask import current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, Keys, lane_for
@@ -18,6 +18,7 @@ from app.bridge.lanes import NotReplicated
 from app.connections.store import Registry
 from app.integrations import events
 from app.web.metrics import UNROUTED
+from config.settings import Settings
 
 log = logging.getLogger("webhooks")
 T = TypeVar("T")
@@ -70,7 +71,7 @@ def parse_object(raw: bytes) -> dict:
     return payload
 
 
-def _depth(value) -> int:
+def _depth(value: object) -> int:
     """How deep objects and arrays nest, without recursion (the value may be ~1000 deep)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -84,14 +85,14 @@ def _depth(value) -> int:
 def check_fresh(source: str, signed_at: datetime) -> None:
     """Refuse a signed time outside the replay window: a captured delivery replayed after its
     dedupe key expired must not be relayed again (the window is far shorter than that TTL)."""
-    settings = current_app.config["SETTINGS"]
+    settings: Settings = current_app.config["SETTINGS"]
     age = time.time() - signed_at.timestamp()
     if age > settings.replay_window_seconds or age < -settings.replay_skew_seconds:
         log.warning("webhook.outside_replay_window", extra={"source": source, "age_seconds": int(age)})
         raise WebhookRejected(400, "event time outside the replay window")
 
 
-def ok(**extra):
+def ok(**extra: object) -> tuple[Response, int]:
     return jsonify({"ok": True, **extra}), 200
 
 
@@ -143,7 +144,7 @@ def answer(event: events.Event, connection: str = DEFAULT):
 
 def enqueue(event: events.Event, connection: str = DEFAULT):
     """Durably queue the event on the connection's lane (dedupe + append in one Redis step)."""
-    settings = current_app.config["SETTINGS"]
+    settings: Settings = current_app.config["SETTINGS"]
     lane = lane_for(connection, event.lane)
     try:
         fresh = current_app.extensions["lanes"].accept_event(event, connection, settings.dedupe_ttl_seconds)
@@ -163,16 +164,16 @@ def routed(connection_id: str) -> None:
     g.webhook_connection = connection_id
 
 
-def count_answers(bp, source: str) -> None:
+def count_answers(bp: Blueprint, source: str) -> None:
     """Count every answer of the blueprint's webhook by status (GET /metrics), errors too."""
 
     @bp.after_request
-    def _count(response):
+    def _count(response: Response) -> Response:
         current_app.extensions["metrics"].answered(g.get("webhook_connection", UNROUTED), source, response.status_code)
         return response
 
 
-def register_error_handler(bp) -> None:
+def register_error_handler(bp: Blueprint) -> None:
     @bp.errorhandler(WebhookRejected)
     def _rejected(exc: WebhookRejected):
         return jsonify({"error": exc.reason}), exc.status

@@ -31,7 +31,7 @@ class Freshchat:
     signature_header = "X-Freshchat-Signature"
 
     def route(self, request: Request, raw: bytes) -> str:
-        return request.view_args["connection_id"]
+        return (request.view_args or {})["connection_id"]
 
     def candidates(self, registry: Registry, connection_id: str) -> list[Connection]:
         connection = registry.get(connection_id)

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 from flask import Request, current_app
+from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
 from app.bridge.keys import Keys
@@ -86,7 +87,7 @@ ZALO = Zalo()
 
 
 @bp.post("/webhooks/zalo")
-def receive():
+def receive() -> ResponseReturnValue:
     return handle(ZALO)
 
 
