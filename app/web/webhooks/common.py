@@ -15,7 +15,6 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT, Keys, lane_for
 from app.bridge.lanes import NotReplicated
-from app.connections.store import Registry
 from app.integrations import events
 from app.web.metrics import UNROUTED
 
@@ -95,11 +94,11 @@ def ok(**extra):
     return jsonify({"ok": True, **extra}), 200
 
 
-def look_up(find: Callable[[Registry], T]) -> T:
-    """Ask the connection registry; it re-reads Redis every few seconds, and Redis failing
-    then is a 503 like a failing queue, so the partner redelivers."""
+def look_up(find: Callable[..., T], *args) -> T:
+    """Ask the connection registry (`find(registry, *args)`); it re-reads Redis every few
+    seconds, and Redis failing then is a 503 like a failing queue, so the partner redelivers."""
     try:
-        return find(current_app.extensions["connections"])
+        return find(current_app.extensions["connections"], *args)
     except RedisError as exc:
         raise unavailable("registry", exc) from None
 
@@ -111,8 +110,9 @@ def unavailable(source: str, exc: RedisError) -> WebhookRejected:
 
 def mark_received(connection: str, source: str) -> None:
     """When a verified webhook from `source` last reached the connection (for its status and
-    the workers' quiet check, both read in minutes): written at most once per MARK_EVERY by
-    each web process, so a busy connection's webhooks do not each pay a Redis round trip."""
+    the workers' quiet check, both read in minutes), for a webhook that queues nothing (a queued
+    one sets it in its accept step): written at most once per MARK_EVERY by each web process, so
+    a connection's stream of ignored events does not each pay a Redis round trip."""
     marks = current_app.extensions.setdefault(MARKS, {})
     now = clock()
     if now < marks.get((connection, source), 0.0):
@@ -124,10 +124,13 @@ def mark_received(connection: str, source: str) -> None:
         marks.pop((connection, source), None)  # a status detail: the next webhook tries again
 
 
-def answer(event: events.Event, connection: str = DEFAULT):
-    """Queue a relayed event; acknowledge every other one, so the partner does not retry it."""
+def answer(event: events.Event, connection: str = DEFAULT, owner: str = ""):
+    """Queue a relayed event on its `owner`'s lane (the receiving `connection`'s by default);
+    acknowledge every other one, so the partner does not retry it. Either way the `connection`
+    is marked as reached (mark_received)."""
     if event.queued:
-        return enqueue(event, connection)
+        return enqueue(event, owner or connection, received_by=connection)
+    mark_received(connection, event.provider)
     extra = {"source": event.provider, "event_name": event.name, "why": event.reason}
     if event.verdict == events.RECORDED:
         log.info("webhook.recorded", extra=extra)
@@ -141,21 +144,35 @@ def answer(event: events.Event, connection: str = DEFAULT):
     return ok(ignored=event.reason)
 
 
-def enqueue(event: events.Event, connection: str = DEFAULT):
-    """Durably queue the event on the connection's lane (dedupe + append in one Redis step)."""
+def enqueue(event: events.Event, connection: str = DEFAULT, received_by: str = ""):
+    """Durably queue the event on the connection's lane: dedupe, append and the last-webhook
+    time of the connection it was `received_by` in one Redis step (accept.lua)."""
     settings = current_app.config["SETTINGS"]
-    lane = lane_for(connection, event.lane)
     try:
-        fresh = current_app.extensions["lanes"].accept_event(event, connection, settings.dedupe_ttl_seconds)
+        fresh = current_app.extensions["lanes"].accept_event(
+            event, connection, settings.dedupe_ttl_seconds, received_by=received_by
+        )
     except NotReplicated:  # logged once when the shortage starts (Lanes), not once per webhook
         raise WebhookRejected(503, "queue unavailable, retry later") from None
     except RedisError as exc:
         raise unavailable(event.provider, exc) from None
-    log.info(
-        "webhook.accepted" if fresh else "webhook.duplicate",
-        extra={"source": event.provider, "event_id": event.dedupe_id, "lane": lane, "kind": event.kind},
-    )
+    # An accepted event's line is DEBUG: at INFO it was a tenth of the acknowledgement's time, and
+    # the worker's relay.delivered line names the same event (its id is the line's context) with
+    # its lane and connection. A duplicate is rare and worth seeing.
+    if fresh:
+        log.debug("webhook.accepted", extra=_traced(event, connection))
+    else:
+        log.info("webhook.duplicate", extra=_traced(event, connection))
     return ok(duplicate=not fresh)
+
+
+def _traced(event: events.Event, connection: str) -> dict:
+    return {
+        "source": event.provider,
+        "event_id": event.dedupe_id,
+        "lane": lane_for(connection, event.lane),
+        "kind": event.kind,
+    }
 
 
 def routed(connection_id: str) -> None:
