@@ -94,6 +94,17 @@ def ok(**extra):
     return jsonify({"ok": True, **extra}), 200
 
 
+def accepted(duplicate: bool):
+    """`ok(duplicate=...)`, the answer of nearly every webhook, its body serialized once."""
+    body = _ACCEPTED.get(duplicate)
+    if body is None:
+        body = _ACCEPTED[duplicate] = current_app.json.dumps({"ok": True, "duplicate": duplicate}) + "\n"
+    return current_app.response_class(body, mimetype="application/json"), 200
+
+
+_ACCEPTED: dict[bool, str] = {}
+
+
 def look_up(find: Callable[..., T], *args) -> T:
     """Ask the connection registry (`find(registry, *args)`); it re-reads Redis every few
     seconds, and Redis failing then is a 503 like a failing queue, so the partner redelivers."""
@@ -159,11 +170,11 @@ def enqueue(event: events.Event, connection: str = DEFAULT, received_by: str = "
     # An accepted event's line is DEBUG: at INFO it was a tenth of the acknowledgement's time, and
     # the worker's relay.delivered line names the same event (its id is the line's context) with
     # its lane and connection. A duplicate is rare and worth seeing.
-    if fresh:
-        log.debug("webhook.accepted", extra=_traced(event, connection))
-    else:
+    if not fresh:
         log.info("webhook.duplicate", extra=_traced(event, connection))
-    return ok(duplicate=not fresh)
+    elif log.isEnabledFor(logging.DEBUG):
+        log.debug("webhook.accepted", extra=_traced(event, connection))
+    return accepted(duplicate=not fresh)
 
 
 def _traced(event: events.Event, connection: str) -> dict:
