@@ -239,9 +239,9 @@ def test_readyz_reads_many_connections_in_a_few_round_trips_and_shows_each_ones_
     Lanes(redis).accept("shop-21/in:u1", Item("zalo:1", "zalo", {}, now_ms(), connection="shop-21"))
     client.get("/readyz")  # the registry's first read of the forty
     sent = []
-    real = redis_connection.AbstractConnection.send_packed_command
+    real = redis_connection.Connection.send_packed_command
     monkeypatch.setattr(
-        redis_connection.AbstractConnection,
+        redis_connection.Connection,
         "send_packed_command",
         lambda conn, command, check_health=True: sent.append(command) or real(conn, command, check_health),
     )

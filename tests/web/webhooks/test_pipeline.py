@@ -107,15 +107,17 @@ IGNORED = {"zalo": zalo_ignored, "freshchat": freshchat_ignored}
 
 @pytest.fixture
 def round_trips(monkeypatch) -> list[bytes]:
-    """Every round trip to Redis, as the bytes sent (a pipeline or a script is one)."""
+    """Every round trip to Redis, as the bytes sent (a pipeline or a script is one). Patched on
+    `Connection` itself: bench.redis_cost (run by tests/bench in the same process) leaves its own
+    attribute there, which would hide a patch of the base class."""
     sent: list[bytes] = []
-    real = redis_connection.AbstractConnection.send_packed_command
+    real = redis_connection.Connection.send_packed_command
 
     def send(self, command, check_health=True):
         sent.append(b"".join(command) if isinstance(command, list) else command)
         return real(self, command, check_health)
 
-    monkeypatch.setattr(redis_connection.AbstractConnection, "send_packed_command", send)
+    monkeypatch.setattr(redis_connection.Connection, "send_packed_command", send)
     return sent
 
 
