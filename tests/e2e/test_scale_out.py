@@ -15,6 +15,7 @@ import time
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.bridge.keys import lease
 from app.bridge.lanes import lease_holder
@@ -95,9 +96,10 @@ def accepted_by(web: Bridge) -> float:
     """The webhooks this web host answered 200 (its bridge_webhooks counter, GET /metrics)."""
     text = requests.get(web.url + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10).text
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("bridge_webhooks_total{") and 'code="200"' in line
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "bridge_webhooks_total" and s.labels.get("code") == "200"
     )
 
 
