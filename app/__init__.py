@@ -84,8 +84,9 @@ def _settings_or_exit() -> Settings:
 def _register_headers(app: Flask, public_https: bool) -> None:
     @app.after_request
     def _headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+        # one pass over the answer's headers, not a scan per header (every webhook pays this)
+        present = {name.lower() for name, _ in response.headers.items()}
+        response.headers.extend([(n, v) for n, v in SECURITY_HEADERS.items() if n.lower() not in present])
         if public_https or request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         if request.path.startswith(NO_STORE_PREFIXES):

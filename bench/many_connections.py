@@ -11,6 +11,7 @@ load spread over 10 of them.
    nothing to do, once start-up work (a catch-up job and a credentials test per connection) is
    done: no lane due and the worker under 2 % of a CPU for BENCH_SETTLE_SECONDS in a row (the
    time that took is shown too).
+   After each ack run, GET /readyz (every connection's status, the ack's lanes still waiting).
 3. Relay throughput: bench.relay's throughput run (agent replies, Zalo +100 ms) on one
    connection, and on its three connections with 997 more stored beside them (the traffic on
    those three; the others' OAs exist in the Zalo simulator and stay quiet).
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import os
 import time
+
+import requests
 
 from app.bridge.keys import CONNECTIONS, DUE, HEARTBEAT
 from app.bridge.secrets_at_rest import sealer_for
@@ -170,6 +173,7 @@ def part_ack_and_idle(tmp, server, base, zalo, fc, quick: bool) -> dict:
                     f"round {rnd} {name}: ack {result['rps']:.0f} req/s p99 {result['p99_ms']:.1f} ms, "
                     f"non-2xx {result['non_2xx']}, web CPU {result['web_cpu_us_per_req']:.0f} us/req"
                 )
+                result["readyz_s"] = readyz_seconds(procs.url)  # the lanes just filled are still waiting
                 procs.kill("web")
                 fresh(name)
                 start(procs, r)
@@ -193,6 +197,16 @@ def part_ack_and_idle(tmp, server, base, zalo, fc, quick: bool) -> dict:
     }
 
 
+def readyz_seconds(url: str, times: int = 3) -> float:
+    """The median time of GET /readyz (every connection's status; 503 without a worker is fine)."""
+    took = []
+    for _ in range(times):
+        started = time.monotonic()
+        requests.get(url + "/readyz", timeout=120)
+        took.append(time.monotonic() - started)
+    return sorted(took)[len(took) // 2]
+
+
 def ack_rows(got: dict) -> list[dict]:
     def agg(rs: list[dict]) -> dict:
         req, secs = sum(x["requests"] for x in rs), sum(x["seconds"] for x in rs)
@@ -200,6 +214,7 @@ def ack_rows(got: dict) -> list[dict]:
             "rps": req / secs,
             "p99": max(x["p99_ms"] for x in rs),
             "bad": sum(x["non_2xx"] + x["errors"] for x in rs),
+            "readyz": max(x["readyz_s"] for x in rs),
         }
 
     one, many = agg(got["acks"]["one"]), agg(got["acks"]["many"])
@@ -218,6 +233,15 @@ def ack_rows(got: dict) -> list[dict]:
             one["bad"] + many["bad"] == 0,
         ),
     ]
+    rows.append(
+        row(
+            SECTION,
+            f"GET /readyz, {n} stored / one (after the ack load, its lanes waiting)",
+            f"{many['readyz']:.2f} / {one['readyz']:.2f}",
+            "s",
+            note="median of 3, worst round",
+        )
+    )
     for proc in ("web", "worker"):
         per_s = {k: sum(c[proc] for c in v) / sum(c["wall"] for c in v) for k, v in got["idles"].items()}
         ratio = per_s["many"] / per_s["one"] if per_s["one"] else (1.0 if not per_s["many"] else float("inf"))

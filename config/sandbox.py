@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from pathlib import Path
@@ -66,6 +67,7 @@ FORWARDED = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 REFUSED = f"the sandbox answers this machine only (set {ALLOW_REMOTE}=1 to open it)".encode()
 
 
+@functools.lru_cache(maxsize=256)  # asked on every Zalo webhook that carries a sandbox key
 def simulated(url: str) -> bool:
     """Whether a partner URL is on this machine (the simulators: sandbox mode, tests, benchmarks)."""
     host = urlparse(url).hostname or ""

@@ -123,8 +123,10 @@ class Lanes:
         self._due_seen: tuple[float, list[str]] | None = None  # when a pop last emptied its lane, the lanes due
         self._marks_seen: tuple[str, float, dict[str, int]] | None = None  # the last take's breaker marks
 
-    def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0) -> bool:
+    def accept(self, lane: str, item: Item, dedupe_key: str = "", dedupe_ttl: int = 0, received: str = "") -> bool:
         """Queue `item`; with `dedupe_key`, only if that key was not seen (False: a duplicate).
+        With `received` (a connection's last-webhook key, keys.Keys.last_webhook), the same step
+        sets it to now, duplicate or not: a webhook costs one round trip, not two.
 
         With `replicas`, the write must also reach that many replicas (WAIT) or NotReplicated is
         raised, so the webhook answers 503 and the partner redelivers. WAIT counts the writes of
@@ -132,7 +134,7 @@ class Lanes:
         been refused for the same reason."""
         if self.replicas and dedupe_key:
             pipe = self.redis.pipeline(transaction=False)
-            self._accept(lane, item, dedupe_key, dedupe_ttl, client=pipe)
+            self._accept(lane, item, dedupe_key, dedupe_ttl, received, client=pipe)
             pipe.wait(self.replicas, self.wait_ms)
             pipe.exists(keys.REPLICAS_SHORT)
             fresh, acknowledged, short = pipe.execute()
@@ -142,7 +144,7 @@ class Lanes:
             if short and self.redis.delete(keys.REPLICAS_SHORT):
                 log.warning("redis.replicas_short_ended", extra={"wanted": self.replicas})
             return bool(fresh)
-        return self._accept(lane, item, dedupe_key, dedupe_ttl)
+        return self._accept(lane, item, dedupe_key, dedupe_ttl, received)
 
     def _short(self, acknowledged: int) -> None:
         """One log line when webhooks start being refused for want of replicas, not one per
@@ -171,7 +173,7 @@ class Lanes:
         )
         return {"wanted": self.replicas, "connected": online, "short": online < self.replicas}
 
-    def _accept(self, lane: str, item: Item, dedupe_key: str, dedupe_ttl: int, client=None) -> bool:
+    def _accept(self, lane: str, item: Item, dedupe_key: str, dedupe_ttl: int, received: str, client=None) -> bool:
         if not dedupe_key:
             return bool(
                 APPEND(
@@ -192,16 +194,21 @@ class Lanes:
                 lane=keys.lane(lane),
                 due=keys.DUE,
                 wake=keys.WAKE,
+                received=received or dedupe_key,  # unused when received_at is ""
                 ttl=dedupe_ttl,
                 item=item.dumps(),
                 lane_id=lane,
                 now=now_ms(),
+                received_at=repr(time.time()) if received else "",
             )
         )
 
-    def accept_event(self, event, connection: str, dedupe_ttl: int) -> bool:
+    def accept_event(self, event, connection: str, dedupe_ttl: int, received_by: str = "") -> bool:
         """Queue a classified event (app/integrations/events.py) on its connection's lane, once per dedupe id:
-        the one path of webhooks and catch-up alike, so the two never both queue a message."""
+        the one path of webhooks and catch-up alike, so the two never both queue a message. A
+        webhook names the connection that `received_by` it (its URL's or its OA's, not always the
+        lane's owner), marked as having heard from the event's partner now; a catch-up names none
+        (the quiet check that starts one reads that time)."""
         item = Item(
             id=f"{event.provider}:{event.dedupe_id}",
             kind=event.provider,
@@ -211,7 +218,8 @@ class Lanes:
             connection=connection,
         )
         seen = keys.Keys(connection).seen(event.provider, event.dedupe_id)
-        return self.accept(keys.lane_for(connection, event.lane), item, seen, dedupe_ttl)
+        received = keys.Keys(received_by).last_webhook(event.provider) if received_by else ""
+        return self.accept(keys.lane_for(connection, event.lane), item, seen, dedupe_ttl, received)
 
     def claim(self, lanes: list[str] | None = None) -> tuple[str, str, tuple[str, Item] | None] | None:
         """(lane, lease token, its head as `head` gives it) for the earliest due lane nobody

@@ -142,7 +142,11 @@ def record_check(redis: Redis, connection_id: str, result: dict) -> None:
 
 
 def last_check(redis: Redis, connection_id: str) -> dict | None:
-    raw = redis.get(Keys(connection_id).last_check)
+    return read_check(redis.get(Keys(connection_id).last_check))
+
+
+def read_check(raw: bytes | str | None) -> dict | None:
+    """The stored last check (GET of keys.Keys.last_check), or None before the first."""
     return json.loads(raw) if raw else None
 
 

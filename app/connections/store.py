@@ -396,15 +396,18 @@ class Registry:
     def for_zalo(self, app_id: str, oa_id: str) -> Connection | None:
         """The enabled connection of this Zalo app and OA. A connection without an OA id (a
         deployment that never set ZALO_OA_ID) matches any OA of its app."""
-        snap = self._current()
-        exact = snap.by_oa.get((app_id, oa_id)) if oa_id else None
-        if exact is not None:  # a disabled connection's OA is nobody else's, catch-all or not
-            return exact if exact.enabled else None
-        return next((c for c in snap.catch_all.get(app_id, ()) if c.enabled), None)
+        return _for_zalo(self._current(), app_id, oa_id)
 
-    def of_zalo_app(self, app_id: str) -> list[Connection]:
-        """The enabled connections of this Zalo app."""
-        return [c for c in self._current().by_app.get(app_id, ()) if c.enabled]
+    def zalo_candidates(self, app_id: str, oa_ids: list[str]) -> list[Connection]:
+        """The enabled connections that may have sent a Zalo event of this app naming these OAs
+        (its sender and recipient), from one snapshot: the connection of an OA the event names
+        exactly wins over a catch-all one; an event naming no OA may be any of the app's."""
+        snap = self._current()
+        if not oa_ids:
+            return [c for c in snap.by_app.get(app_id, ()) if c.enabled]
+        found = [_for_zalo(snap, app_id, oa_id) for oa_id in oa_ids]
+        exact = [c for c, oa_id in zip(found, oa_ids, strict=True) if c and c.zalo_oa_id == oa_id]
+        return (exact or [c for c in found if c])[:1]
 
     def on_account(self, account: str) -> list[Connection]:
         """Every connection on this FreshChat account (`freshchat_account`), enabled or not."""
@@ -414,6 +417,13 @@ class Registry:
         """Enabled connections on the same FreshChat account as `connection` (itself first)."""
         others = [c for c in self.on_account(connection.freshchat_account) if c.enabled and c.id != connection.id]
         return [connection, *others]
+
+
+def _for_zalo(snap: _Snapshot, app_id: str, oa_id: str) -> Connection | None:
+    exact = snap.by_oa.get((app_id, oa_id)) if oa_id else None
+    if exact is not None:  # a disabled connection's OA is nobody else's, catch-all or not
+        return exact if exact.enabled else None
+    return next((c for c in snap.catch_all.get(app_id, ()) if c.enabled), None)
 
 
 class Connections:

@@ -104,9 +104,12 @@ class Journal:
 
     # -- the console's side --------------------------------------------------------------------
     def relayed_today(self) -> dict[str, int]:
+        return relayed_counts(self.redis.mget(self.relayed_today_keys()))
+
+    def relayed_today_keys(self) -> list[str]:
+        """Today's counters, each direction's (read together with other reads: a status's)."""
         day = _day(time.time())
-        counts = self.redis.mget([self.keys.relayed(d, day) for d in DIRECTIONS])
-        return {d: int(n or 0) for d, n in zip(DIRECTIONS, counts, strict=True)}
+        return [self.keys.relayed(d, day) for d in DIRECTIONS]
 
     def recent(self, direction: str | None = None, state: str | None = None, find: str | None = None, limit=100):
         """The newest events first, filtered; `find` is a Zalo user id, a FreshChat
@@ -284,3 +287,8 @@ def _check(direction, state, find, limit) -> int:
 
 def _day(at: float) -> str:
     return time.strftime("%Y%m%d", time.gmtime(at))
+
+
+def relayed_counts(counts: list) -> dict[str, int]:
+    """The MGET of `Journal.relayed_today_keys` as {direction: messages}."""
+    return {d: int(n or 0) for d, n in zip(DIRECTIONS, counts, strict=True)}

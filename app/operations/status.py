@@ -19,11 +19,11 @@ from app.bridge.keys import DEFAULT, DEFAULT_KEYS, DUE, HEARTBEAT, Keys, is_time
 from app.bridge.lanes import now_ms
 from app.bridge.outcome import FAILED, Outcome
 from app.bridge.replies import text
-from app.connections.checks import last_check
+from app.connections.checks import read_check
 from app.connections.store import Connection, Registry
 from app.integrations.zalo.tokens import token_health
 from app.operations import problems
-from app.operations.journal import Journal
+from app.operations.journal import Journal, relayed_counts
 
 HEARTBEAT_MAX_AGE = 30  # seconds: an older worker heartbeat means no worker runs (/readyz, workers/health.py)
 SOURCES = ("zalo", "freshchat")
@@ -79,11 +79,17 @@ def bridge_status(redis: Redis, connections: Registry | None = None) -> dict:
 
 
 def connections_status(redis: Redis, connections: Registry, depths: dict | None = None) -> dict[str, dict]:
-    """Every connection's status, by id (the default one first)."""
+    """Every connection's status, by id (the default one first): one pipelined read for them
+    all, however many there are (/readyz with a thousand connections)."""
     depths = queue_depths(redis) if depths is None else depths
+    everyone = connections.all()
+    pipe = redis.pipeline(transaction=False)
+    for c in everyone:
+        _ask(pipe, c.id)
+    read = pipe.execute()
     return {
-        c.id: dict(connection_status(redis, c.id, depths.get(c.id), connection=c), enabled=c.enabled)
-        for c in connections.all()
+        c.id: dict(_status(c.id, read[i * READS : (i + 1) * READS], depths.get(c.id) or _EMPTY, c), enabled=c.enabled)
+        for i, c in enumerate(everyone)
     }
 
 
@@ -99,17 +105,34 @@ def connection_status(
     (the default connection's environment) that no worker has stored yet, what its settings get
     wrong, and the last connection test's refusals; the alerts the bridge words itself are in its
     agents' `language` (unless given; English without either)."""
-    keys = Keys(connection_id)
     pipe = redis.pipeline(transaction=False)
+    _ask(pipe, connection_id)
+    read = pipe.execute()
+    depth = depth or queue_depths(redis).get(connection_id) or _EMPTY
+    return _status(connection_id, read, depth, connection, language)
+
+
+READS = 7 + len(SOURCES)  # the replies `_ask` queues for one connection
+
+
+def _ask(pipe, connection_id: str) -> None:
+    """Queue on `pipe` the reads of one connection's status (READS replies, in `_status`'s order)."""
+    keys = Keys(connection_id)
     pipe.zcard(keys.dead_order)
     pipe.lrange(keys.errors, 0, ERRORS_SHOWN - 1)
     pipe.hgetall(keys.reconcile)
     for source in SOURCES:
         pipe.get(keys.last_webhook(source))
     pipe.hgetall(keys.catchup)
-    dead, errors, settled, *last, catchup = pipe.execute()
-    check = last_check(redis, connection_id)
-    token = token_state(_token(redis, keys), check)
+    pipe.get(keys.last_check)
+    pipe.hgetall(keys.zalo_token)
+    pipe.mget(Journal(pipe, connection_id).relayed_today_keys())
+
+
+def _status(connection_id: str, read: list, depth: dict, connection=None, language: str | None = None) -> dict:
+    dead, errors, settled, *last, catchup, checked, stored_token, relayed = read
+    check = read_check(checked)
+    token = token_state(_decoded(stored_token), check)
     status = {
         "zalo_token": token,
         "dead_letters": dead,
@@ -117,9 +140,9 @@ def connection_status(
         "last_webhook": {source: float(at) if at else None for source, at in zip(SOURCES, last, strict=True)},
         "catch_up": catch_up_state(catchup),
         "history": history_state(catchup),
-        **(depth or queue_depths(redis).get(connection_id) or _EMPTY),
+        **depth,
         "last_errors": [e.decode() for e in errors],
-        "relayed_today": Journal(redis, connection_id).relayed_today(),
+        "relayed_today": relayed_counts(relayed),
     }
     settings = getattr(connection, "settings", None)
     seeded = bool(settings and (settings.zalo_access_token or settings.zalo_refresh_token))
@@ -234,4 +257,8 @@ def queue_depths(redis: Redis) -> dict[str, dict]:
 
 
 def _token(redis: Redis, keys: Keys) -> dict:
-    return {text(k): text(v) for k, v in redis.hgetall(keys.zalo_token).items()}
+    return _decoded(redis.hgetall(keys.zalo_token))
+
+
+def _decoded(raw: dict) -> dict:
+    return {text(k): text(v) for k, v in raw.items()}

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gunicorn.arbiter import Arbiter
 
+from prometheus_client import values
+
 VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "bridge-web-metrics-"
 _OWN: dict[str, str] = {}
@@ -45,6 +47,10 @@ def on_starting(server: Arbiter) -> None:
         os.makedirs(base, exist_ok=True)
     path = tempfile.mkdtemp(prefix=PREFIX, dir=base)
     _OWN["path"] = os.environ[VARIABLE] = path
+    # prometheus_client chose how counters keep their values when it was first imported, and
+    # importing this module (package app) imported it before the variable was set: choose again,
+    # or every worker counts in its own memory and /metrics shows no webhook at all.
+    values.ValueClass = values.get_value_class()
     server.log.info("web metrics of this host's processes are added up in %s", path)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask.typing import ResponseReturnValue
@@ -61,9 +62,14 @@ class WebMetrics:
             registry=self.own,
         )
         self.bridge = BridgeCollector(redis, connections, lanes)
+        self._answers: dict[tuple[str, str, int], Any] = {}  # bounded by connections x 2 x statuses
 
     def answered(self, connection: str, source: str, status: int) -> None:
-        self.webhooks.labels(connection, DIRECTION_OF_SOURCE[source], str(status)).inc()
+        labels = (connection, source, status)
+        counter = self._answers.get(labels)
+        if counter is None:  # `labels` looks its child up under a lock: once per label set here
+            counter = self._answers[labels] = self.webhooks.labels(connection, DIRECTION_OF_SOURCE[source], str(status))
+        counter.inc()
 
     def exposition(self) -> bytes:
         registry = CollectorRegistry(auto_describe=False)

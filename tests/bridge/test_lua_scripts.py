@@ -18,8 +18,23 @@ NOW = 1_800_000_000_000
 LEASE_MS = 30000
 
 
-def accept(redis, item="a", seen=SEEN, now=NOW):
-    return ACCEPT(redis, seen=seen, lane=LIST, due=keys.DUE, wake=keys.WAKE, ttl=60, item=item, lane_id=LANE, now=now)
+RECEIVED = keys.DEFAULT_KEYS.last_webhook("zalo")
+
+
+def accept(redis, item="a", seen=SEEN, now=NOW, received_at=""):
+    return ACCEPT(
+        redis,
+        seen=seen,
+        lane=LIST,
+        due=keys.DUE,
+        wake=keys.WAKE,
+        received=RECEIVED,
+        ttl=60,
+        item=item,
+        lane_id=LANE,
+        now=now,
+        received_at=received_at,
+    )
 
 
 def leased(redis, *items, token="t1", now=NOW):
@@ -67,6 +82,13 @@ def test_accept_refuses_a_seen_key_and_changes_nothing(redis):
     accept(redis)
     assert accept(redis, item="again", now=NOW + 1) == 0
     assert items(redis) == ["a"] and due(redis) == NOW and redis.llen(keys.WAKE) == 1
+
+
+def test_accept_marks_the_last_webhook_when_given_a_time_duplicate_or_not(redis):
+    assert accept(redis, received_at="1800000000.5") == 1 and redis.get(RECEIVED) == b"1800000000.5"
+    assert accept(redis, received_at="1800000001.5") == 0 and redis.get(RECEIVED) == b"1800000001.5"
+    redis.delete(RECEIVED)
+    assert accept(redis, seen=SEEN + "2") == 1 and not redis.exists(RECEIVED)  # a catch-up gives none
 
 
 def test_accept_keeps_the_time_of_a_lane_already_scheduled(redis):

@@ -82,11 +82,29 @@ def test_index_look_ups_follow_add_change_and_remove_at_once(redis, settings):
     reg.store.put(oa(1, app_id="another-app"))  # its app changed
     reg.forget_cache()
     assert reg.for_zalo(APP, "oa1") is None and reg.for_zalo("another-app", "oa1").id == "oa-1"
-    assert [c.id for c in reg.of_zalo_app(APP)] == ["oa-2"]
+    assert [c.id for c in reg.zalo_candidates(APP, [])] == ["oa-2"]
     reg.store.remove("oa-2")
     reg.forget_cache()
     assert reg.for_zalo(APP, "oa2-moved") is None and reg.get("oa-2") is None
     assert [c.id for c in reg.on_account("https://hcm.freshchat.com/v2")] == ["oa-1"]
+
+
+def test_a_zalo_events_candidates_are_one_look_at_the_registry(redis, settings, monkeypatch):
+    """Sender and recipient are looked up in one snapshot: one version read, then none within
+    REFRESH_SECONDS; the named OA's connection wins, an event naming none may be any of the app's."""
+    reg = registry(redis, settings)
+    for i in (1, 2):
+        reg.store.put(oa(i))
+    assert len(reg.all()) == 3  # a process's first read: every connection
+    reads = []
+    real = redis.get
+    monkeypatch.setattr(redis, "get", lambda key: reads.append(key) or real(key))
+    reg.forget_cache()
+    assert [c.id for c in reg.zalo_candidates(APP, ["user-9", "oa2"])] == ["oa-2"]
+    assert reads == [CONNECTIONS_VERSION]
+    assert [c.id for c in reg.zalo_candidates(APP, ["oa1", "user-9"])] == ["oa-1"] and len(reads) == 1
+    assert [c.id for c in reg.zalo_candidates(APP, [])] == ["oa-1", "oa-2"]
+    assert reg.zalo_candidates(APP, ["user-9"]) == [] and len(reads) == 1
 
 
 def test_every_write_stamps_the_connection_and_moves_the_version(redis, settings):

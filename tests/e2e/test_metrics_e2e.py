@@ -43,3 +43,14 @@ def test_two_web_processes_and_a_worker_add_up(make_bridge, sims, tmp_path):
         assert (got[webhooks], got[relayed]) == (sent, sent)
     count = ("bridge_relay_latency_seconds_count", frozenset({"connection": "default", "direction": "in"}.items()))
     assert got[count] == sent
+
+
+def test_a_web_host_without_a_metrics_directory_still_counts_its_webhooks(make_bridge, sims):
+    """PROMETHEUS_MULTIPROC_DIR unset (the default): gunicorn's master makes the directory, and
+    its processes count into it, not each in its own memory."""
+    _, zalo, _ = sims
+    bridge = make_bridge(workers=1, METRICS_TOKEN=TOKEN)
+    for i in range(3):
+        zalo.send_text(bridge.url + "/webhooks/zalo", f"5252{i:012d}", f"tin {i}")
+    webhooks = ("bridge_webhooks_total", frozenset({"connection": "default", "direction": "in", "code": "200"}.items()))
+    assert scrape(bridge).get(webhooks) == 3

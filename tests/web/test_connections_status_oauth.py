@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 import requests_mock
+from redis import connection as redis_connection
 
 from app import create_app
 from app.bridge import keys
@@ -223,3 +224,36 @@ def test_reply_window_and_receipt_timers_are_not_counted_as_waiting_work(client,
     assert (default["lanes_pending"], default["queued_items"], default["timers"]) == (0, 0, 1)
     status = admin_client(settings).get("/admin/status", headers=AUTH).get_json()
     assert status["lanes_pending"] == 1  # the whole bridge's conversations waiting, timers apart
+
+
+def test_readyz_reads_many_connections_in_a_few_round_trips_and_shows_each_ones_own(
+    client, redis, settings, monkeypatch
+):
+    """Forty stored connections, three of them with something to show: /readyz reads them all in
+    one pipeline (not a few round trips each, nor the due set again per connection)."""
+    many = [dict(HCM, id=f"shop-{i:02d}", zalo={**HCM["zalo"], "oa_id": f"77{i:04d}"}) for i in range(40)]
+    store(redis, settings, *many)
+    redis.set(keys.HEARTBEAT, time.time())
+    redis.set(Keys("shop-07").last_webhook("zalo"), time.time() - 60)
+    redis.hset(Keys("shop-13").zalo_token, mapping={"access_token": "x", "dead": "-14014 Invalid refresh token"})
+    Lanes(redis).accept("shop-21/in:u1", Item("zalo:1", "zalo", {}, now_ms(), connection="shop-21"))
+    client.get("/readyz")  # the registry's first read of the forty
+    sent = []
+    real = redis_connection.Connection.send_packed_command
+    monkeypatch.setattr(
+        redis_connection.Connection,
+        "send_packed_command",
+        lambda conn, command, check_health=True: sent.append(command) or real(conn, command, check_health),
+    )
+    body = client.get("/readyz").get_json()
+    assert len(sent) <= 6, len(sent)  # heartbeat, the due set and its lanes, the statuses (+ registry check)
+    shown = body["connections"]
+    assert list(shown) == ["default", *(c["id"] for c in many)]
+    assert abs(shown["shop-07"]["last_webhook"]["zalo"] - (time.time() - 60)) < 5
+    assert [c for c, s in shown.items() if s["last_webhook"]["zalo"]] == ["shop-07"]
+    assert body["alerts"] == [
+        "connection shop-13: zalo refresh token dead: -14014 Invalid refresh token; re-connect the OA "
+        "(admin console: Connect with Zalo) - replies are waiting"
+    ]
+    assert [c for c, s in shown.items() if s["queued_items"]] == ["shop-21"] and shown["shop-21"]["queued_items"] == 1
+    assert all(s["relayed_today"] == {"in": 0, "out": 0} and s["dead_letters"] == 0 for s in shown.values())

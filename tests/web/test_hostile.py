@@ -86,6 +86,15 @@ def test_a_body_nested_deeper_than_any_event_is_a_400_before_the_signature(clien
     assert resp.status_code == 400 and resp.get_json() == {"error": "body nests deeper than 32 levels"}
 
 
+def test_a_shallow_body_with_many_brackets_in_its_text_is_no_deep_body(client, redis):
+    """The depth is only counted when the body has more opening brackets than MAX_DEPTH: text
+    full of them is counted, and passes."""
+    event = zalo_event(deep=[[[1]]])
+    event["message"]["text"] = "[{" * 40
+    resp = post_zalo(client, event)
+    assert resp.status_code == 200 and resp.get_json() == {"ok": True, "duplicate": False}
+
+
 # -- no replay window -------------------------------------------------------------------------
 
 

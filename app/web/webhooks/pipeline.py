@@ -1,6 +1,6 @@
 """The one webhook pipeline: every partner's webhook runs `handle`, in this order.
 
-    read body → route → candidates → verify → load → fresh? → received → classify → owner → queue → answer
+    read body → route → candidates → verify → load → fresh? → classify → owner → queue + received → answer
 
 A partner (zalo.py, freshchat.py next to this module) supplies only its pieces: how to route, which
 connections may have sent the event, how to check the signature, how to load and classify the
@@ -15,7 +15,9 @@ Why this order:
   of one app may share an event that names no OA).
 - `load` (the partner's marshmallow schema) and the replay window only look at a verified body:
   an unsigned body gets a 401, never a description of what is wrong with it.
-- Only a verified, valid, fresh event marks the connection as reached or is queued.
+- Only a verified, valid, fresh event marks the connection as reached or is queued; a queued
+  one is marked in the same Redis step that queues it (accept.lua), so an accepted webhook
+  costs one round trip.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from app.web.webhooks.common import (
     check_fresh,
     count_answers,
     look_up,
-    mark_received,
     ok,
     read_body,
     register_error_handler,
@@ -94,15 +95,14 @@ def handle(partner: Partner):
         route = partner.route(request, raw)
     except Acknowledged as probe:
         return ok(ignored=probe.reason)
-    candidates = look_up(lambda registry: partner.candidates(registry, route))
+    candidates = look_up(partner.candidates, route)
     if not candidates:
         raise partner.unknown(route)
     connection = verified(partner, raw, route, candidates)
     valid = load(partner, raw, route)
     check_fresh(partner.name, partner.signed_at(valid))
-    mark_received(connection.id, partner.name)
     event = partner.to_event(connection, valid)
-    return answer(event, partner.owner(connection, event) if event.queued else connection.id)
+    return answer(event, connection.id, partner.owner(connection, event) if event.queued else "")
 
 
 def verified(partner: Partner, raw: bytes, route: Route, candidates: list[Connection]) -> Connection:

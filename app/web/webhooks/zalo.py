@@ -41,15 +41,9 @@ class Zalo:
         return payload
 
     def candidates(self, registry: Registry, payload: dict) -> list[Connection]:
-        """The enabled connection the event names (an exact OA id wins over a connection that
-        has none); an event naming no OA at all may belong to any of the app's connections, and
-        the one whose key verifies it is the one."""
-        app_id, oa_ids = _app_id(payload), schemas.oa_ids(payload)
-        if not oa_ids:
-            return registry.of_zalo_app(app_id)
-        found = [registry.for_zalo(app_id, oa_id) for oa_id in oa_ids]
-        exact = [c for c, oa_id in zip(found, oa_ids, strict=True) if c and c.zalo_oa_id == oa_id]
-        return (exact or [c for c in found if c])[:1]
+        """The enabled connection the event names, or the app's when it names no OA (the one
+        whose key verifies it is the one): Registry.zalo_candidates, one look at the registry."""
+        return registry.zalo_candidates(_app_id(payload), schemas.oa_ids(payload))
 
     def unknown(self, payload: dict) -> WebhookRejected:
         log.warning("zalo.webhook.unknown_oa")

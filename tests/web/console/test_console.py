@@ -26,7 +26,7 @@ from app.operations.problems import problem_text
 from app.texts import vn_time
 from app.web import wrong_tokens
 from app.web.console import auth
-from sandbox.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture
+from sandbox.helpers import FC_PUBLIC_PEM, ZALO_API, ZALO_OAUTH, load_fixture, zalo_body, zalo_headers
 from workers.starter import QUEUE_NAME
 
 ADMIN = "console-admin-token-Zq81"
@@ -230,6 +230,22 @@ def test_the_dashboard_shows_each_connection_its_token_queue_and_dead_letters(cr
     assert "dead: connect the OA again" in card and "-14014" in card  # the alert says why, in red
     assert "2 minutes ago" in card and 'id="dead-shop-hcm"' in card and ">1</a>" in card
     assert "No worker is running" in page
+
+
+def test_the_dashboard_shows_when_an_accepted_webhook_came_set_in_its_accept_step(signed_in, redis):
+    """The last-webhook time of a queued event is written by accept.lua, not by a separate SET:
+    the card shows it all the same."""
+
+    def card():
+        page = signed_in.get("/admin/").get_data(as_text=True)
+        return page[page.index('id="conn-default"') :].split("</article>")[0]
+
+    assert "Zalo: never" in card()
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    raw = zalo_body(event)
+    resp = signed_in.post("/webhooks/zalo", data=raw, headers=zalo_headers(raw, event))
+    assert resp.get_json() == {"ok": True, "duplicate": False} and redis.zcard(keys.DUE) == 1
+    assert "Zalo: never" not in card() and "FreshChat: never" in card()
 
 
 def test_conversations_waiting_counts_what_the_cards_count_not_the_timers(created, redis):
