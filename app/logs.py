@@ -103,7 +103,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Install one handler on the root logger; safe to call more than once."""
     root = logging.getLogger()
     root.handlers[:] = [log_handler(settings, stream)]
-    root.setLevel(logging.INFO)
+    root.setLevel(settings.log_level.upper())  # LOG_LEVEL: debug adds each accepted webhook's line
     for noisy in ("urllib3", "botocore", "boto3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -90,6 +90,7 @@ class Settings:
     media_fetch_allow_private: bool = False
     worker_concurrency: int = 4
     log_format: str = "json"
+    log_level: str = "info"
     # Tuning knobs beyond the contract (documented in the README).
     sandbox: bool = False
     retry_horizon_seconds: int = 900
@@ -167,6 +168,7 @@ def _one_of(*allowed: str):
 
 LANGUAGES = ("vi", "en")
 RECEIPT_MODES = ("note", "off")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _as_log_format(raw: str) -> str:
@@ -207,6 +209,7 @@ CASTS = {
     "s3_endpoint_url": _as_url,
     "s3_public_endpoint_url": _as_url,
     "log_format": _as_log_format,
+    "log_level": _one_of(*LOG_LEVELS),
     "hold_billed_replies": _as_bool,
     "satisfaction_survey": _as_bool,
     "receipts": _one_of(*RECEIPT_MODES),

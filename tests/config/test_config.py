@@ -153,3 +153,20 @@ def test_the_redis_password_is_masked_in_log_lines():
     log.addHandler(log_handler(settings, out))
     log.warning("connecting to %s", settings.redis_url)
     assert out.getvalue().endswith("connecting to redis://:***@127.0.0.1:6379/0\n")
+
+
+def test_log_level_sets_the_root_loggers_level_and_refuses_a_word_it_does_not_know(capsys):
+    import logging
+
+    from app.logs import configure_logging
+
+    assert load_settings(FULL).log_level == "info"
+    configure_logging(load_settings({**FULL, "LOG_LEVEL": "debug", "LOG_FORMAT": "text"}))
+    logging.getLogger("webhooks").debug("webhook.accepted")
+    assert "webhook.accepted" in capsys.readouterr().err
+    configure_logging(load_settings({**FULL, "LOG_FORMAT": "text"}))
+    logging.getLogger("webhooks").debug("webhook.accepted")
+    assert "webhook.accepted" not in capsys.readouterr().err
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**FULL, "LOG_LEVEL": "verbose"})
+    assert "LOG_LEVEL" in str(refused.value)
