@@ -175,6 +175,9 @@ def test_every_console_page_reads_in_vietnamese(created, redis):
     post(created, "/admin/connections/shop-hcm/dead-letters", {"replay_one": "freshchat:nobody"}, events)
     post(created, "/admin/connections/shop-hcm/dead-letters", {"action": "drop"}, events)
     seen["events after a refused replay"] = created.get(events)
+    post(created, "/admin/connections/shop-hcm/dead-letters", {"drop_one": "freshchat:f7"}, events)
+    seen["events dropped"] = created.get(f"{events}?state=dropped")
+    assert 'class="state-dropped"' in seen["events dropped"].get_data(as_text=True)
     seen["new"] = created.get("/admin/connections/new")
     bad = dict(FORM, id="Bad Id", name="x" * 201, **{"zalo.app_id": "abc", "freshchat.api_url": "nope"})
     bad["freshchat.webhook_public_key"], bad["freshchat.channel_id"] = "khóa sai", ""
