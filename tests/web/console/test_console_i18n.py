@@ -215,6 +215,15 @@ def test_sign_in_with_a_wrong_token_reads_in_vietnamese(web):
     assert english_in(resp.get_data(as_text=True)) == [] and english_in(page.get_data(as_text=True)) == []
 
 
+def test_what_never_was_and_a_secret_not_set_read_chua_co(created):
+    """A webhook or a catch-up that never came, and a secret not given, read "chưa có", not
+    "Zalo chưa báo" (Zalo has not reported: the templates' text)."""
+    dashboard = created.get("/admin/").get_data(as_text=True)
+    assert "Zalo: chưa có · FreshChat: chưa có" in dashboard
+    new = created.get("/admin/connections/new").get_data(as_text=True)
+    assert 'id="f-zalo-app_secret-state">chưa có</span>' in new and "Zalo chưa báo" not in dashboard + new
+
+
 def with_a_word(pem: str) -> str:
     """`pem` whose third line of base64 holds "+the+" and no "/": as a random key's does about
     once in 20 000 keys (sandbox/helpers.py makes a new one per test process). Still a key."""
