@@ -226,7 +226,7 @@ def test_what_never_was_and_a_secret_not_set_read_chua_co(created):
 
 def with_a_word(pem: str) -> str:
     """`pem` whose third line of base64 holds "+the+" and no "/": as a random key's does about
-    once in 20 000 keys (sandbox/helpers.py makes a new one per test process). Still a key."""
+    once in 8 000 keys (sandbox/helpers.py makes a new one per test process). Still a key."""
     lines = pem.strip().splitlines()
     groups = ["AAAA" if "/" in g else g for g in re.findall(".{4}", lines[2])]  # 4 characters: 3 bytes
     groups[6:8] = ["AAA+", "the+"]
