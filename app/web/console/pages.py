@@ -49,6 +49,7 @@ STATE_LABELS = {
     "delivered": _l("delivered"),
     "retrying": _l("retrying"),
     "failed": _l("failed"),
+    "dropped": _l("dropped"),
 }
 DEFAULT_NAME = "Default (environment)"  # app/connections/store.py default_connection
 
