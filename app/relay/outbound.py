@@ -257,7 +257,7 @@ def send_to(ctx: RelayContext, zalo_user: str, message: dict) -> str:
     # Its echo may arrive before its outcome is known (app/relay/inbound.py): `sending_to` says
     # which send it may be.
     echo = {ctx.keys.sending_to(zalo_user): echo_patience(ctx.settings)}
-    ctx.effects.take_off(marks=echo, to=zalo_user, what=zalo_fingerprint(message))
+    ctx.effects.take_off(marks=echo, turn=ctx.zalo.limiter, to=zalo_user, what=zalo_fingerprint(message))
     anonymous = anonymous_id(zalo_user)
     if not anonymous:
         return send_to_user(ctx, zalo_user, message)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+import pytest
+
 from app.bridge.effects import Effects
 from app.bridge.keys import DEFAULT_KEYS
+from app.integrations.zalo.errors import ZaloOutcomeUnknown, ZaloPermanent
 
 
 def test_second_run_returns_the_recorded_result_without_calling(redis):
@@ -39,3 +43,61 @@ def test_the_record_waits_for_redis_to_come_back(redis, redis_server):
     assert effects.once("k", partner_call) == "partner-id"
     time.sleep(0.1)
     assert client.get(DEFAULT_KEYS.done("k")) == b'"partner-id"'
+
+
+def test_the_in_flight_record_and_the_result_share_one_key_so_recording_is_one_set(redis):
+    """Recording a result was SET done + DEL flight; the record now waits in `done`, and the
+    result takes its place: one command, nothing left to clear."""
+    effects, seen = Effects(redis, 60), []
+
+    def send():
+        effects.take_off(to="user-1")
+        seen.append(effects.in_flight("k"))
+        redis.config_resetstat()
+        return "zmsg-1"
+
+    assert effects.once("k", send, reconcile=lambda flight: None) == "zmsg-1"
+    calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in redis.info("commandstats").items()}
+    assert calls == {"config": 1, "set": 1}
+    assert seen[0]["to"] == "user-1" and effects.in_flight("k") is None
+    assert redis.keys("*") == [DEFAULT_KEYS.done("k").encode()] and effects.recorded("k") == "zmsg-1"
+
+
+def test_an_in_flight_record_is_no_result_and_is_reconciled(redis):
+    effects, looked = Effects(redis, 60), []
+
+    def times_out():
+        effects.take_off(to="user-1")
+        raise ZaloOutcomeUnknown("Zalo timed out")
+
+    with pytest.raises(ZaloOutcomeUnknown):
+        effects.once("k", times_out, reconcile=lambda flight: None)
+    assert effects.recorded("k") is None  # a record of a send is not its result
+    found = effects.once("k", lambda: "again", reconcile=lambda flight: looked.append(flight) or "zmsg-found")
+    assert found == "zmsg-found" and looked[0]["to"] == "user-1" and effects.recorded("k") == "zmsg-found"
+
+
+def test_a_record_left_by_fc5f0b4_in_its_own_key_is_still_looked_for(redis):
+    effects, looked = Effects(redis, 60), []
+    redis.set(DEFAULT_KEYS.flight("k"), json.dumps({"at": 1, "to": "user-1"}), ex=60)
+    assert effects.in_flight("k") == {"at": 1, "to": "user-1"}
+    found = effects.once("k", lambda: "again", reconcile=lambda flight: looked.append(flight) or "zmsg-found")
+    assert found == "zmsg-found" and looked == [{"at": 1, "to": "user-1"}]
+    assert effects.in_flight("k") is None  # the result answers it
+
+
+def test_a_refused_send_clears_its_record_but_never_a_result_recorded_meanwhile(redis):
+    effects = Effects(redis, 60)
+
+    def refused(recorded_meanwhile: bool):
+        effects.take_off(to="user-1")
+        if recorded_meanwhile:  # a worker that took the lane over recorded the send's result
+            redis.set(DEFAULT_KEYS.done("k"), json.dumps("zmsg-other"))
+        raise ZaloPermanent("user not followed")
+
+    with pytest.raises(ZaloPermanent):
+        effects.once("k", lambda: refused(False), reconcile=lambda flight: None)
+    assert redis.get(DEFAULT_KEYS.done("k")) is None
+    with pytest.raises(ZaloPermanent):
+        effects.once("k", lambda: refused(True), reconcile=lambda flight: None)
+    assert effects.recorded("k") == "zmsg-other"
