@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
 from app.bridge.scripts import LuaScript
-from app.errors import OutcomeUnknown, PartnerError
+from app.errors import OutcomeUnknown, PartnerError, RetryableError
 
 log = logging.getLogger("bridge.effects")
 MARK_PATIENCE_SECONDS = 120
@@ -33,10 +33,16 @@ class Effects:
     run asks the partner's conversation before sending again (docs/delivery.md).
     """
 
-    def __init__(self, redis: Redis, ttl_seconds: int, keys: Keys = DEFAULT_KEYS):
+    def __init__(
+        self, redis: Redis, ttl_seconds: int, keys: Keys = DEFAULT_KEYS, replicas: int = 0, wait_ms: int = 500
+    ):
         self.redis = redis
         self.ttl = ttl_seconds
         self.keys = keys
+        # REDIS_WAIT_REPLICAS: a send goes only once its in-flight record is on that many
+        # replicas, so a failover that loses the primary's last writes cannot lose the record
+        # of a send the partner got (the replay would send again instead of looking).
+        self.replicas, self.wait_ms = replicas, wait_ms
         self._flying: list[str] = []  # keys of the reconciled `once` calls running, innermost last
 
     def once(
@@ -92,9 +98,14 @@ class Effects:
         for mark, seconds in (marks or {}).items():
             pipe.set(mark, key, ex=seconds)
         keep = turn.take_in(pipe) if turn is not None else None
+        taken = len(pipe) - 1  # the turn's answer, when there is one
+        if self.replicas:
+            pipe.wait(self.replicas, self.wait_ms)  # its own connection's writes: this pipeline's
         answers = pipe.execute()
+        if self.replicas and answers[-1] < self.replicas:
+            raise RecordNotReplicated(answers[-1], self.replicas)  # `_flying_call` clears the record
         if keep is not None:
-            keep(answers[-1])
+            keep(answers[taken])
         return key
 
     def in_flight(self, key: str) -> dict | None:
@@ -135,6 +146,18 @@ class Effects:
     def forget(self, key: str) -> None:
         """Drop a remembered result that turned out stale (e.g. an expired Zalo attachment_id)."""
         self.redis.delete(self.keys.done(key))
+
+
+class RecordNotReplicated(RetryableError):
+    """A send's in-flight record did not reach REDIS_WAIT_REPLICAS replicas in time: the send is
+    not made (a failover could lose the record, and a replay would then send again blind). A
+    known wait like the webhooks' 503 meanwhile, not the item's failure: no retry budget."""
+
+    waiting = True
+    partner = "redis"
+
+    def __init__(self, acknowledged: int, wanted: int):
+        super().__init__(f"in-flight record reached {acknowledged} of {wanted} replicas", retry_after=1.0)
 
 
 def _read(done: bytes | str | None, legacy_flight: bytes | str | None) -> tuple[Any | None, dict | None]:

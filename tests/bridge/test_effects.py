@@ -7,10 +7,13 @@ import threading
 import time
 
 import pytest
+import redis as redis_lib
 
-from app.bridge.effects import Effects
+from app.bridge.effects import Effects, RecordNotReplicated
 from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.zalo.errors import ZaloOutcomeUnknown, ZaloPermanent
+from sandbox.procs import wait_until
+from sandbox.redis_server import RedisServer
 
 
 def test_second_run_returns_the_recorded_result_without_calling(redis):
@@ -30,8 +33,6 @@ def test_a_failed_call_records_nothing(redis):
 
 
 def test_the_record_waits_for_redis_to_come_back(redis, redis_server):
-    import redis as redis_lib
-
     client = redis_lib.Redis.from_url(redis_server.url, socket_connect_timeout=0.2)
     effects = Effects(client, 60)
 
@@ -101,3 +102,68 @@ def test_a_refused_send_clears_its_record_but_never_a_result_recorded_meanwhile(
     with pytest.raises(ZaloPermanent):
         effects.once("k", lambda: refused(True), reconcile=lambda flight: None)
     assert effects.recorded("k") == "zmsg-other"
+
+
+@pytest.fixture
+def replicated():
+    """A primary and its replica (real redis-servers), in sync."""
+    primary = RedisServer(appendonly=False).start()
+    replica = RedisServer(appendonly=False, extra_args=("--replicaof", "127.0.0.1", str(primary.port))).start()
+    client = redis_lib.Redis(port=primary.port)
+    wait_until(lambda: client.info("replication").get("slave0", {}).get("state") == "online", timeout=15, what="sync")
+    yield primary, replica
+    for server in (primary, replica):
+        server.stop(hard=True)
+
+
+def promote(replica: RedisServer) -> redis_lib.Redis:
+    """The replica becomes the primary now: what the old primary is written after this, the
+    failover loses (async replication: what the replica had not received when it was lost)."""
+    promoted = redis_lib.Redis(port=replica.port)
+    promoted.replicaof("NO", "ONE")
+    return promoted
+
+
+def test_a_send_waits_for_its_in_flight_record_to_reach_the_replicas(replicated):
+    """The failover test's repeats: the in-flight record written just before a send reached the
+    primary only, the primary was lost after the partner got the message, and the replay on the
+    promoted replica found no record and sent again. With REDIS_WAIT_REPLICAS the send goes
+    only once its record is on a replica: a record that cannot get there means no send yet."""
+    primary, replica = replicated
+    sent: list[str] = []
+
+    def send(effects: Effects) -> str:
+        effects.take_off(to="user-1")
+        sent.append("zmsg")
+        return f"zmsg-{len(sent)}"
+
+    before = Effects(redis_lib.Redis(port=primary.port), 60, replicas=1, wait_ms=200)
+    after = Effects(promote(replica), 60)  # from here the replica gets nothing of the primary
+    try:
+        before.once("k", lambda: send(before), reconcile=lambda flight: None)
+    except RecordNotReplicated:
+        pass  # not sent: the failover (the primary lost now) could lose its record
+    primary.stop(hard=True)
+    assert after.once("k", lambda: send(after), reconcile=lambda flight: None) == "zmsg-1"
+    assert sent == ["zmsg"]  # once, by the replay
+
+
+def test_a_result_the_failover_lost_leaves_the_record_and_the_replay_looks(replicated):
+    """The record reached the replica, the result did not: the replay reconciles, no resend."""
+    primary, replica = replicated
+    sent: list[str] = []
+    effects, promoted = Effects(redis_lib.Redis(port=primary.port), 60, replicas=1, wait_ms=1000), []
+
+    def send() -> str:
+        effects.take_off(to="user-1")
+        promoted.append(Effects(promote(replica), 60))  # the result, written next, is lost to it
+        sent.append("zmsg")
+        return "zmsg-1"
+
+    assert effects.once("k", send, reconcile=lambda flight: None) == "zmsg-1"
+    primary.stop(hard=True)
+    replay = promoted[0]
+    assert replay.recorded("k") is None and replay.in_flight("k") is not None
+    looked: list[dict] = []
+    found = replay.once("k", lambda: send(), reconcile=lambda flight: looked.append(flight) or "zmsg-1")
+    assert found == "zmsg-1" and looked[0]["to"] == "user-1" and sent == ["zmsg"]
