@@ -23,6 +23,7 @@ MARK_PATIENCE_SECONDS = 120
 # versions up to fc5f0b4 is still read, so an upgrade misses no send left in flight.
 FLIGHT_MARK = "~"
 CLEAR = LuaScript("flight_clear")
+Reader = Callable[[Any], Callable[[Any], Any]]  # adds a read to a pipeline; hands back its parser
 
 
 class Effects:
@@ -83,13 +84,17 @@ class Effects:
     def _pair(self, key: str) -> list[str]:
         return [self.keys.done(key), self.keys.flight(key)]
 
-    def take_off(self, marks: dict[str, int] | None = None, turn: Any = None, **what: Any) -> str | None:
+    def take_off(
+        self, marks: dict[str, int] | None = None, turn: Any = None, read: Reader | None = None, **what: Any
+    ) -> Any:
         """Record, right before a partner send inside a reconciled `once`, what is sent, to
         whom and when; a later run that finds it without a result looks before resending.
         `marks` (key -> seconds) are set to that `once`'s key in the same round trip (what an
         echo arriving before the answer looks for), and so is the partner's rate-limit turn
-        when `turn` is its limiter (RateLimiter.take_in: the send's own call then uses it).
-        Return that key; outside such a call (a send nobody reconciles) do nothing."""
+        when `turn` is its limiter (RateLimiter.take_in: the send's own call then uses it),
+        and what `read(pipe)` asks (it hands back how to read its answer: e.g. the recipient's
+        record, Mapping.zalo_user_in). Return what `read` read; outside such a call (a send
+        nobody reconciles) do nothing and return None."""
         if not self._flying:
             return None
         key, record = self._flying[-1], {"at": int(time.time() * 1000), **what}
@@ -97,8 +102,8 @@ class Effects:
         pipe.set(self.keys.done(key), FLIGHT_MARK + json.dumps(record), ex=self.ttl)
         for mark, seconds in (marks or {}).items():
             pipe.set(mark, key, ex=seconds)
-        keep = turn.take_in(pipe) if turn is not None else None
-        taken = len(pipe) - 1  # the turn's answer, when there is one
+        reading, parse = len(pipe), (read(pipe) if read is not None else None)
+        taken, keep = len(pipe), (turn.take_in(pipe) if turn is not None else None)
         if self.replicas:
             pipe.wait(self.replicas, self.wait_ms)  # its own connection's writes: this pipeline's
         answers = pipe.execute()
@@ -106,7 +111,7 @@ class Effects:
             raise RecordNotReplicated(answers[-1], self.replicas)  # `_flying_call` clears the record
         if keep is not None:
             keep(answers[taken])
-        return key
+        return parse(answers[reading]) if parse is not None else None
 
     def in_flight(self, key: str) -> dict | None:
         """The in-flight record of `key`'s last send, if its answer never got recorded."""

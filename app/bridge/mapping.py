@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import WatchError
@@ -131,11 +132,20 @@ class Mapping:
     def zalo_user(self, zalo_user_id: str) -> dict:
         return self._read(USER_FIELDS, self.keys.zalo_user(zalo_user_id))
 
+    def zalo_user_in(self, pipe, zalo_user_id: str) -> Callable[[Any], dict]:
+        """`zalo_user` as part of `pipe` (a send's in-flight record: Effects.take_off); hand
+        back how to read its answer."""
+        key = self.keys.zalo_user(zalo_user_id)
+        pipe.hgetall(key)
+        return lambda raw: self._known(USER_FIELDS, key, raw)
+
     def set_zalo_user(self, zalo_user_id: str, **fields: str) -> None:
         self.redis.hset(self.keys.zalo_user(zalo_user_id), mapping=USER_FIELDS.write(fields))
 
     def _read(self, names: Fields, key: str) -> dict:
-        raw = self.redis.hgetall(key)
+        return self._known(names, key, self.redis.hgetall(key))
+
+    def _known(self, names: Fields, key: str, raw: dict) -> dict:
         legacy = names.legacy(raw)
         if legacy:  # written by fc5f0b4 or before: stored short from now on
             self._rewrite(names, key, {name: raw[name.encode()] for name in legacy})
