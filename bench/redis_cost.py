@@ -95,6 +95,7 @@ def worker_turn(bridge: Bridge, drainer: Drainer) -> None:
 def measure(bridge: Bridge, drainer: Drainer, make, n: int) -> dict:
     webhook_trips = worker_trips = webhook_cmds = worker_cmds = 0
     each: list[int] = []  # the worker's round trips of each message
+    each_cmds: list[int] = []  # and its commands
     made_by: dict[str, list[str]] = {}
     for i in range(n):
         signed = make(1000 + i)
@@ -112,6 +113,7 @@ def measure(bridge: Bridge, drainer: Drainer, make, n: int) -> dict:
         made_by["worker"] = trips.made_by
         webhook_cmds += middle - before - 1  # less the INFO itself
         worker_cmds += after - middle - 1
+        each_cmds.append(after - middle - 1)
     return {
         "webhook_round_trips": webhook_trips / n,
         "worker_round_trips": worker_trips / n,
@@ -119,6 +121,7 @@ def measure(bridge: Bridge, drainer: Drainer, make, n: int) -> dict:
         "round_trips": (webhook_trips + worker_trips) / n,
         "webhook_commands": webhook_cmds / n,
         "worker_commands": worker_cmds / n,
+        "worker_commands_fewest": min(each_cmds),
         "commands": (webhook_cmds + worker_cmds) / n,
         "round_trips_of_last": made_by,
     }

@@ -19,13 +19,15 @@ class Sentinels:
         self.ports = [free_port() for _ in range(count)]
         self.primary_port = primary_port
         self.procs: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
 
     def start(self) -> Sentinels:
         for port in self.ports:
             folder = Path(tempfile.mkdtemp(prefix="zfb-sentinel-"))
             conf = folder / "sentinel.conf"  # sentinels rewrite their file: one each, writable
+            self.logs.append(folder / "sentinel.log")
             conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {folder}\n"
+                f"port {port}\nbind 127.0.0.1\ndir {folder}\nlogfile {folder / 'sentinel.log'}\n"
                 f"sentinel monitor {MASTER} 127.0.0.1 {self.primary_port} 2\n"
                 f"sentinel down-after-milliseconds {MASTER} 1000\n"
                 f"sentinel failover-timeout {MASTER} 4000\n"
@@ -52,6 +54,14 @@ class Sentinels:
             except (redis.RedisError, TypeError):
                 continue
         return None
+
+    def switches(self) -> list[str]:
+        """Every change of primary the sentinels carried out, as their logs tell it (`+switch-master`
+        lines, each logged by every sentinel: the most any one logged). A test that fails over
+        once and sees two lost what only the second old primary held (an instance that stalled
+        longer than `down-after-milliseconds` under load is taken for dead)."""
+        seen = [[line for line in _read(log).splitlines() if "+switch-master" in line] for log in self.logs]
+        return max(seen, key=len, default=[])
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -83,6 +93,10 @@ class Cluster:
         self.sentinels.stop()
         for server in (self.primary, self.replica):
             server.stop(hard=True)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def _pings(port: int) -> bool:

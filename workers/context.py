@@ -126,7 +126,8 @@ class WorkerContext:
 
     @cached_property
     def effects(self) -> Effects:
-        return Effects(self.redis, self.settings.dedupe_ttl_seconds, keys=self.keys)
+        replicas, wait_ms = self.settings.redis_wait_replicas, self.settings.redis_wait_timeout_ms
+        return Effects(self.redis, self.settings.dedupe_ttl_seconds, keys=self.keys, replicas=replicas, wait_ms=wait_ms)
 
     @cached_property
     def counters(self) -> Counters:

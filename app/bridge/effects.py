@@ -12,10 +12,18 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from app.bridge.keys import DEFAULT_KEYS, Keys
-from app.errors import OutcomeUnknown, PartnerError
+from app.bridge.scripts import LuaScript
+from app.errors import OutcomeUnknown, PartnerError, RetryableError
 
 log = logging.getLogger("bridge.effects")
 MARK_PATIENCE_SECONDS = 120
+# A send's in-flight record and its result share one key (`done`): the record is written there
+# marked, and the result overwrites it, so recording the result is one SET, with no DEL of a
+# record kept apart. Results are JSON, which never starts with the mark. The `flight` key of
+# versions up to fc5f0b4 is still read, so an upgrade misses no send left in flight.
+FLIGHT_MARK = "~"
+CLEAR = LuaScript("flight_clear")
+Reader = Callable[[Any], Callable[[Any], Any]]  # adds a read to a pipeline; hands back its parser
 
 
 class Effects:
@@ -26,10 +34,16 @@ class Effects:
     run asks the partner's conversation before sending again (docs/delivery.md).
     """
 
-    def __init__(self, redis: Redis, ttl_seconds: int, keys: Keys = DEFAULT_KEYS):
+    def __init__(
+        self, redis: Redis, ttl_seconds: int, keys: Keys = DEFAULT_KEYS, replicas: int = 0, wait_ms: int = 500
+    ):
         self.redis = redis
         self.ttl = ttl_seconds
         self.keys = keys
+        # REDIS_WAIT_REPLICAS: a send goes only once its in-flight record is on that many
+        # replicas, so a failover that loses the primary's last writes cannot lose the record
+        # of a send the partner got (the replay would send again instead of looking).
+        self.replicas, self.wait_ms = replicas, wait_ms
         self._flying: list[str] = []  # keys of the reconciled `once` calls running, innermost last
 
     def once(
@@ -45,7 +59,7 @@ class Effects:
         if reconcile is None:
             cached, flight = self.recorded(key), None
         else:  # its result and its in-flight record in one round trip
-            cached, flight = (None if raw is None else json.loads(raw) for raw in self.redis.mget(self._pair(key)))
+            cached, flight = _read(*self.redis.mget(self._pair(key)))
         if cached is not None:
             return cached
         if reconcile is None:
@@ -61,8 +75,8 @@ class Effects:
         try:
             return fn()
         except PartnerError as exc:
-            if not isinstance(exc, OutcomeUnknown):
-                self.redis.delete(self.keys.flight(key))  # the partner answered no: nothing to look for
+            if not isinstance(exc, OutcomeUnknown):  # the partner answered no: nothing to look for
+                CLEAR(self.redis, done=self.keys.done(key), flight=self.keys.flight(key), mark=FLIGHT_MARK)
             raise
         finally:
             self._flying.pop()
@@ -70,26 +84,39 @@ class Effects:
     def _pair(self, key: str) -> list[str]:
         return [self.keys.done(key), self.keys.flight(key)]
 
-    def take_off(self, marks: dict[str, int] | None = None, **what: Any) -> str | None:
+    def take_off(
+        self, marks: dict[str, int] | None = None, turn: Any = None, read: Reader | None = None, **what: Any
+    ) -> Any:
         """Record, right before a partner send inside a reconciled `once`, what is sent, to
         whom and when; a later run that finds it without a result looks before resending.
         `marks` (key -> seconds) are set to that `once`'s key in the same round trip (what an
-        echo arriving before the answer looks for). Return that key; outside such a call (a
-        send nobody reconciles) do nothing."""
+        echo arriving before the answer looks for), and so is the partner's rate-limit turn
+        when `turn` is its limiter (RateLimiter.take_in: the send's own call then uses it),
+        and what `read(pipe)` asks (it hands back how to read its answer: e.g. the recipient's
+        record, Mapping.zalo_user_in). Return what `read` read; outside such a call (a send
+        nobody reconciles) do nothing and return None."""
         if not self._flying:
             return None
         key, record = self._flying[-1], {"at": int(time.time() * 1000), **what}
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.flight(key), json.dumps(record), ex=self.ttl)
+        pipe.set(self.keys.done(key), FLIGHT_MARK + json.dumps(record), ex=self.ttl)
         for mark, seconds in (marks or {}).items():
             pipe.set(mark, key, ex=seconds)
-        pipe.execute()
-        return key
+        reading, parse = len(pipe), (read(pipe) if read is not None else None)
+        taken, keep = len(pipe), (turn.take_in(pipe) if turn is not None else None)
+        if self.replicas:
+            pipe.wait(self.replicas, self.wait_ms)  # its own connection's writes: this pipeline's
+        answers = pipe.execute()
+        if self.replicas and answers[-1] < self.replicas:
+            raise RecordNotReplicated(answers[-1], self.replicas)  # `_flying_call` clears the record
+        if keep is not None:
+            keep(answers[taken])
+        return parse(answers[reading]) if parse is not None else None
 
     def in_flight(self, key: str) -> dict | None:
         """The in-flight record of `key`'s last send, if its answer never got recorded."""
-        raw = self.redis.get(self.keys.flight(key))
-        return None if raw is None else json.loads(raw)
+        cached, flight = _read(*self.redis.mget(self._pair(key)))
+        return None if cached is not None else flight
 
     def count(self, partner: str, outcome: str) -> None:
         """How an unknown outcome of a send to `partner` was settled, for status."""
@@ -97,8 +124,7 @@ class Effects:
 
     def recorded(self, key: str) -> Any | None:
         """The result an earlier `once(key, ...)` stored, without running anything; None if none."""
-        cached = self.redis.get(self.keys.done(key))
-        return None if cached is None else json.loads(cached)
+        return _read(self.redis.get(self.keys.done(key)), None)[0]
 
     def _remember(self, key: str, result: Any, also=None) -> None:
         """The partner already acted: losing this write would mean a duplicate, so wait for
@@ -108,8 +134,7 @@ class Effects:
         while True:
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                pipe.set(self.keys.done(key), json.dumps(result), ex=self.ttl)
-                pipe.delete(self.keys.flight(key))
+                pipe.set(self.keys.done(key), json.dumps(result), ex=self.ttl)  # over its in-flight record
                 if also:
                     also(pipe, result)
                 pipe.execute()
@@ -126,3 +151,25 @@ class Effects:
     def forget(self, key: str) -> None:
         """Drop a remembered result that turned out stale (e.g. an expired Zalo attachment_id)."""
         self.redis.delete(self.keys.done(key))
+
+
+class RecordNotReplicated(RetryableError):
+    """A send's in-flight record did not reach REDIS_WAIT_REPLICAS replicas in time: the send is
+    not made (a failover could lose the record, and a replay would then send again blind). A
+    known wait like the webhooks' 503 meanwhile, not the item's failure: no retry budget."""
+
+    waiting = True
+    partner = "redis"
+
+    def __init__(self, acknowledged: int, wanted: int):
+        super().__init__(f"in-flight record reached {acknowledged} of {wanted} replicas", retry_after=1.0)
+
+
+def _read(done: bytes | str | None, legacy_flight: bytes | str | None) -> tuple[Any | None, dict | None]:
+    """(recorded result, in-flight record) from the `done` key and the older `flight` one."""
+    text = done.decode() if isinstance(done, bytes) else done
+    if text is not None and not text.startswith(FLIGHT_MARK):
+        return json.loads(text), None
+    if text is not None:
+        return None, json.loads(text[len(FLIGHT_MARK) :])
+    return None, None if legacy_flight is None else json.loads(legacy_flight)

@@ -160,12 +160,13 @@ class Keys:
         return f"{self.prefix}seen:{source}:{event_id}"
 
     def done(self, effect: str) -> str:
-        """The recorded result of a partner call made once (app/bridge/effects.py)."""
+        """The recorded result of a partner call made once, or, until it is recorded, the send's
+        in-flight record: what, to whom, when (app/bridge/effects.py)."""
         return f"{self.prefix}done:{effect}"
 
     def flight(self, effect: str) -> str:
-        """A partner send made for `effect` whose answer is not recorded yet: what, to whom,
-        when (app/bridge/effects.py)."""
+        """A partner send's in-flight record as versions up to fc5f0b4 kept it, apart from its
+        result (now in `done`): still read and cleared, no longer written (app/bridge/effects.py)."""
         return f"{self.prefix}flight:{effect}"
 
     def sending_to(self, zalo_user_id: str) -> str:
@@ -183,6 +184,9 @@ class Keys:
         return f"{self.prefix}zu:{zalo_user_id}"
 
     def last_seen(self, zalo_user_id: str) -> str:
+        """When FreshChat's last_seen was refreshed, as versions up to fc5f0b4 kept it: now the
+        user hash's `seen_at` (app/bridge/mapping.py `seen_due`). Not written; forgetting a
+        person still removes one left behind (an hour's TTL)."""
         return f"{self.prefix}lastseen:{zalo_user_id}"
 
     def unfollowed(self, zalo_user_id: str) -> str:
@@ -342,10 +346,8 @@ class Keys:
 
     # -- rate limits and breakers, per partner
     def rate(self, partner: str) -> str:
+        """The partner's token bucket, its shared pause a field of it (app/bridge/ratelimit.py)."""
         return f"{self.prefix}rl:{partner}"
-
-    def rate_pause(self, partner: str) -> str:
-        return f"{self.prefix}rl:{partner}:pause"
 
     def breaker_ok(self, partner: str) -> str:
         return f"{self.prefix}breaker:{partner}:ok"
@@ -415,7 +417,6 @@ NOT_PERSONAL = (
     "oauth_return",
     "oauth_link",
     "rate",
-    "rate_pause",
     "breaker_ok",
     "breaker_open",
     "breaker_probing",
@@ -488,11 +489,11 @@ TTL, USER, CONVERSATION, CONNECTION, BRIDGE, DEAD_LETTERS = (
 KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "seen": TTL,  # DEDUPE_TTL_SECONDS: a redelivery comes within it
     "done": TTL,  # DEDUPE_TTL_SECONDS: a re-run of an effect comes within it
-    "flight": TTL,  # DEDUPE_TTL_SECONDS, cleared by the send's answer
+    "flight": TTL,  # DEDUPE_TTL_SECONDS; no longer written (the record is in `done`)
     "sending_to": TTL,  # the echo patience (about a minute past the send's settling)
     "reconcile": CONNECTION,
     "zalo_user": USER,
-    "last_seen": TTL,  # an hour: FreshChat's last_seen is refreshed at most hourly
+    "last_seen": TTL,  # an hour; no longer written (the user hash's seen_at)
     "conversation": CONVERSATION,
     "sent": TTL,  # DEDUPE_TTL_SECONDS: echoes come within seconds, quotes and reactions within days
     "replies": CONVERSATION,  # at most RECEIPTS_KEPT records, and 8 days after the last reply
@@ -509,7 +510,7 @@ KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "dead": DEAD_LETTERS,
     "dead_order": DEAD_LETTERS,
     "errors": CONNECTION,  # the last ERRORS_KEPT
-    "journal": CONNECTION,  # at most 2 000 entries, 7 days
+    "journal": CONNECTION,  # 2 000 entries (+ 64 each way between tidyings), 7 days shown, TTL 8
     "journal_items": CONNECTION,
     "relayed": TTL,  # two days
     "metrics": CONNECTION,  # one field per counter and label
@@ -520,8 +521,7 @@ KEYS_BOUNDS = {  # a connection's own families, by `Keys` member
     "oauth_state": TTL,
     "oauth_return": TTL,
     "oauth_link": TTL,
-    "rate": TTL,  # an hour idle
-    "rate_pause": TTL,
+    "rate": TTL,  # an hour idle (its pause a field: it outlives the pause)
     "breaker_ok": TTL,
     "breaker_open": TTL,
     "breaker_probing": TTL,

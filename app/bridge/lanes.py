@@ -280,8 +280,8 @@ class Lanes:
         return _head(self.redis.lindex(keys.lane(lane), 0))
 
     def pop(self, lane: str, token: str, raw: str, pipe=None):
-        """Drop the processed head: (items left, next head). 0 left means the lane was given
-        up; <0 means we lost the lease (someone else owns the lane) and nothing changed.
+        """Drop the processed head: (1, next head) when work is left, (0, None) when the lane
+        was given up; <0 means we lost the lease (someone else owns the lane) and nothing changed.
         With `pipe`, the pop joins it and what is returned reads that answer out of the
         pipeline's first answer: `pop(..., pipe)(answers[0])`."""
         since = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import WatchError
@@ -14,6 +15,15 @@ from app.bridge.replies import text
 from app.bridge.scripts import LuaScript
 
 LAST_SEEN_EVERY_SECONDS = 3600  # FreshChat's "last_seen" property is refreshed at most hourly
+
+
+def seen_due(known: dict) -> bool:
+    """FreshChat's "last_seen" of this user (their hash, `known`) is due a refresh: the last was
+    an hour ago or more. Its time is a field of the hash the relay reads anyway (no key of its
+    own, no round trip of its own), written with the message's record (`touch`)."""
+    return time.time() - int(known.get("seen_at") or 0) >= LAST_SEEN_EVERY_SECONDS
+
+
 SENT_TEXT = "t:"  # marks a stored snippet; older records hold "1" and no text
 SNIPPET_CHARS = 100  # enough to quote a reply back to the agent
 RECEIPT_TTL = 8 * 86400  # Zalo reports receipts within days; a day past the 7-day reply window
@@ -89,6 +99,7 @@ USER_FIELDS = Fields(
         "zalo_conversation_id": "z",
         "reply_refused": "x",
         "user_id_by_app": "a",
+        "seen_at": "s",
     },
     prefixes={"prop:": "p:"},
 )
@@ -121,11 +132,20 @@ class Mapping:
     def zalo_user(self, zalo_user_id: str) -> dict:
         return self._read(USER_FIELDS, self.keys.zalo_user(zalo_user_id))
 
+    def zalo_user_in(self, pipe, zalo_user_id: str) -> Callable[[Any], dict]:
+        """`zalo_user` as part of `pipe` (a send's in-flight record: Effects.take_off); hand
+        back how to read its answer."""
+        key = self.keys.zalo_user(zalo_user_id)
+        pipe.hgetall(key)
+        return lambda raw: self._known(USER_FIELDS, key, raw)
+
     def set_zalo_user(self, zalo_user_id: str, **fields: str) -> None:
         self.redis.hset(self.keys.zalo_user(zalo_user_id), mapping=USER_FIELDS.write(fields))
 
     def _read(self, names: Fields, key: str) -> dict:
-        raw = self.redis.hgetall(key)
+        return self._known(names, key, self.redis.hgetall(key))
+
+    def _known(self, names: Fields, key: str, raw: dict) -> dict:
         legacy = names.legacy(raw)
         if legacy:  # written by fc5f0b4 or before: stored short from now on
             self._rewrite(names, key, {name: raw[name.encode()] for name in legacy})
@@ -178,19 +198,22 @@ class Mapping:
     def set_conversation(self, conversation_id: str, **fields: str) -> None:
         self.redis.hset(self.keys.conversation(conversation_id), mapping=CONVERSATION_FIELDS.write(fields))
 
-    def touch(self, zalo_user_id: str, last_ts: str | None = None, last_msg_id: str = "") -> bool:
+    def touch(
+        self, zalo_user_id: str, last_ts: str | None = None, last_msg_id: str = "", seen: bool = False, pipe=None
+    ) -> None:
         """Record the newest relayed time and message (if given): the user's last interaction,
-        which Zalo's reply windows count from. True when "last_seen" is due a refresh."""
-        pipe = self.redis.pipeline(transaction=False)
-        if last_ts:
-            fields = USER_FIELDS.write({"last_ts": last_ts, "last_msg_id": last_msg_id})
-            pipe.hset(self.keys.zalo_user(zalo_user_id), mapping=fields)
-        pipe.set(self.keys.last_seen(zalo_user_id), "1", nx=True, ex=LAST_SEEN_EVERY_SECONDS)
-        return bool(pipe.execute()[-1])
+        which Zalo's reply windows count from; `seen`: FreshChat's "last_seen" is refreshed now
+        (`seen_due` says when next). With `pipe`, as part of it."""
+        fields: dict = {"last_ts": last_ts, "last_msg_id": last_msg_id} if last_ts else {}
+        fields |= {"seen_at": str(int(time.time()))} if seen else {}
+        if fields:
+            (self.redis if pipe is None else pipe).hset(
+                self.keys.zalo_user(zalo_user_id), mapping=USER_FIELDS.write(fields)
+            )
 
     def seen_now(self, zalo_user_id: str) -> None:
         """FreshChat's "last_seen" was just written (e.g. at user creation)."""
-        self.redis.set(self.keys.last_seen(zalo_user_id), "1", ex=LAST_SEEN_EVERY_SECONDS)
+        self.touch(zalo_user_id, seen=True)
 
     def forgotten(self) -> frozenset[str]:
         """FreshChat users of people forgotten on request (app/operations/forget.py)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from app.errors import FIRST_BACKOFF_MS
 
 RECOVER_MS = 30000  # a cut refill rate is back to 100 % this long after the last cut
 RATE_FLOOR = 0.1  # successive cuts halve the rate down to this fraction
+TTL_MS = 3600000  # an idle bucket goes after an hour (rate_level.lua: renewed every half hour)
+AHEAD_SECONDS = 1.0  # a turn taken ahead (`take_in`) serves the next call of its thread this long
 
 # The bucket refills at (97 % of limit - burst) per window, so no sliding window of `window`
 # seconds ever holds more than `limit` calls: burst + refill * window < limit. The 3 % margin
@@ -45,11 +48,12 @@ class RateLimiter:
     ):
         self.redis = redis
         self.max_wait_ms = max_wait_ms
-        self.bucket, self.pause = keys.rate(name), keys.rate_pause(name)
+        self.bucket = keys.rate(name)  # its `pause` field is the shared pause (rate_level.lua)
         self.burst = max(1, limit // 100)
         self.rate_per_ms = max(limit * 0.97 - self.burst, 1) / (window_seconds * 1000.0)
         self.clock, self.sleep = clock, sleep
         self.on_wait = lambda slept_ms: None  # told when a call had to wait (the worker counts it)
+        self._ahead: tuple[Grant, float, int] | None = None  # a turn taken by `take_in`, unused yet
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -58,7 +62,6 @@ class RateLimiter:
         """What rate_level.lua needs: every script that includes it takes these first."""
         return {
             "bucket": self.bucket,
-            "pause": self.pause,
             "cap": self.burst,
             "rate": repr(self.rate_per_ms),
             "now": now,
@@ -70,6 +73,28 @@ class RateLimiter:
         wait, streak = TAKE(self.redis, **self._level_inputs(now))
         return Grant(int(wait), now, int(streak))
 
+    def take_in(self, pipe):
+        """Take a turn as part of `pipe` (the send's in-flight record, Effects.take_off: one round
+        trip for both); hand back how to read its answer, which keeps a granted turn for this
+        thread's next `grant()`. A turn that would have to wait is not kept: `grant()` asks again."""
+        now = self._now_ms()
+        TAKE(self.redis, client=pipe, **self._level_inputs(now))
+
+        def keep(answer) -> None:
+            wait, streak = answer
+            if not int(wait):
+                self._ahead = (Grant(0, now, int(streak)), time.monotonic(), threading.get_ident())
+
+        return keep
+
+    def _taken_ahead(self) -> Grant | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        grant, at, thread = ahead
+        fresh = time.monotonic() - at <= AHEAD_SECONDS and thread == threading.get_ident()
+        return grant if fresh else None
+
     def take(self) -> int:
         """0 when a call may go now, else the milliseconds to wait."""
         return self._take_once().wait_ms
@@ -77,6 +102,9 @@ class RateLimiter:
     def grant(self) -> Grant:
         """Sleep until a token is ours; hand back the wait still ahead when the total would
         exceed `max_wait_ms` (pauses renewed by fresh 429s must not keep us sleeping)."""
+        ahead = self._taken_ahead()
+        if ahead is not None:
+            return ahead
         deadline = self._now_ms() + self.max_wait_ms
         slept_ms = 0
         while (grant := self._take_once()).wait_ms > 0:
@@ -93,8 +121,11 @@ class RateLimiter:
 
     def penalise(self, seconds: float) -> None:
         """Stop every process from calling for `seconds` (the partner told us to slow down)."""
-        until = int((self.clock() + seconds) * 1000)
-        self.redis.set(self.pause, until, px=max(1, int(seconds * 1000)))
+        now, pause_ms = self._now_ms(), max(1, int(seconds * 1000))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.bucket, mapping={"pause": now + pause_ms, "renewed": now})
+        pipe.pexpire(self.bucket, TTL_MS + pause_ms)  # the bucket outlives its pause
+        pipe.execute()
 
     def backoff(self, granted_at_ms: int, max_seconds: float) -> float:
         """A call granted at `granted_at_ms` hit the partner's quota: pause everyone for

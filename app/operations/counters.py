@@ -5,6 +5,8 @@ they did, so their counts live where every process can reach them, not in proces
 (app/web/metrics.py reads them at scrape time). Each field is one series: `<family>|<label>|...`,
 a whole number (latency sums in milliseconds), so HINCRBY is exact and the hash stays small:
 its fields are bounded by directions, partners, partner error codes and histogram buckets.
+A relayed message costs two HINCRBY, its latency bucket and the latency sum: the messages
+relayed each way are the sum of their buckets (`read`), not a third field.
 
 Counting is best effort: a Redis error here is logged and swallowed, never a reason for an
 item to fail or be redone.
@@ -61,7 +63,6 @@ class Counters:
     def relayed(self, direction: str, latency_seconds: float, pipe=None) -> None:
         """A message reached the other side, `latency_seconds` after its webhook was accepted."""
         self._add(
-            (field(RELAYED, direction), 1),
             (field(LATENCY, direction, bucket_of(latency_seconds)), 1),
             (field(LATENCY_SUM_MS, direction), max(0, round(latency_seconds * 1000))),
             pipe=pipe,
@@ -122,6 +123,16 @@ def read(redis: Redis, connections: list[str]) -> dict[str, dict[tuple[str, ...]
     for connection in connections:
         pipe.hgetall(Keys(connection).metrics)
     return {
-        connection: {tuple(k.decode().split(SEP)): int(v) for k, v in raw.items()}
+        connection: _with_relayed({tuple(k.decode().split(SEP)): int(v) for k, v in raw.items()})
         for connection, raw in zip(connections, pipe.execute(), strict=True)
     }
+
+
+def _with_relayed(values: dict[tuple[str, ...], int]) -> dict[tuple[str, ...], int]:
+    """(relayed, direction): the sum of that direction's latency buckets. A `relayed|<direction>`
+    field an older version kept counted the same messages as its buckets, so it is not read."""
+    values = {name: n for name, n in values.items() if name[0] != RELAYED}
+    for (family, direction, *_), n in list(values.items()):
+        if family == LATENCY:
+            values[(RELAYED, direction)] = values.get((RELAYED, direction), 0) + n
+    return values

@@ -42,6 +42,12 @@ DIRECTIONS = ("in", "out")
 KEEP = 2000
 MAX_AGE = 7 * 86400
 COUNTER_TTL = 2 * 86400  # today's counter outlives the day, so "today" never reads a missing key
+# Trimmed to KEEP and MAX_AGE, and its TTLs renewed, on each day's first message each way and
+# every TIDY_EVERY-th after it (and on every outcome that is not a counted message): between two
+# tidyings it holds at most TIDY_EVERY more entries each way, and an entry older than MAX_AGE is
+# not shown. The TTL is a day longer than MAX_AGE: it is renewed at least once a day it is used.
+TIDY_EVERY = 64
+JOURNAL_TTL = MAX_AGE + 86400
 SUMMARY_CHARS = 80
 REASON_CHARS = 300
 MAX_LIMIT = 500
@@ -97,7 +103,9 @@ class Journal:
                 keep=KEEP,
                 count=int(counted),
                 counter_ttl=COUNTER_TTL,
-                max_age=MAX_AGE,
+                ttl=JOURNAL_TTL,
+                tidy=int(not counted),
+                every=TIDY_EVERY,
             )
         except RedisError as exc:
             log.warning("journal.not_recorded", extra={"item": item.id, "error": type(exc).__name__})
@@ -123,7 +131,9 @@ class Journal:
         return picked[:limit]
 
     def _recorded(self) -> list[dict]:
-        return [json.loads(raw) for raw in self.redis.hvals(self.keys.journal_items)]
+        """What the worker recorded, less what is older than MAX_AGE (left until the next tidying)."""
+        cutoff = time.time() - MAX_AGE
+        return [e for e in (json.loads(raw) for raw in self.redis.hvals(self.keys.journal_items)) if e["at"] >= cutoff]
 
     def _waiting(self) -> list[dict]:
         """Every item in this connection's lanes, in the state its place in the lane gives."""

@@ -10,6 +10,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from app.bridge.lanes import Item, now_ms
+from app.bridge.mapping import Mapping, seen_due
 from app.bridge.outcome import Relayed
 from app.errors import PartnerError, PermanentError, RetryableError
 from app.integrations import events
@@ -87,8 +88,11 @@ def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Rel
     behind = int(event["timestamp"]) < last_ts or event.get(CAUGHT_UP)  # a redelivery or a catch-up
     body = (_late_mark(ctx.settings, event) if behind else []) + quote_parts(ctx, event) + parts
     outgoing = Outgoing(envelope, body, snippet(parts), reply_to=_answered(ctx, event))
-    deliver(ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress)
-    return _touch(ctx, zalo_user, fc_user, event, last_ts)
+    touch = _toucher(ctx, zalo_user, known, event, last_ts)
+    deliver(
+        ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress, touch
+    )
+    return _touched(ctx, zalo_user, fc_user, event, last_ts, touch.seen)
 
 
 def _answered(ctx: RelayContext, event: dict) -> str:
@@ -148,16 +152,28 @@ def deliver(
     outgoing: Outgoing,
     conversation: str | None,
     progress: Progress = lambda: None,
+    touch: Toucher | None = None,
 ) -> None:
     """Post once per Zalo msg_id; the mapping is written from the record, so a Redis blip
     after FreshChat accepted cannot make us post (or open a conversation) twice. The message
-    map is written with the record, so a later quote of either side finds the other."""
+    map is written with the record, so a later quote of either side finds the other, and so
+    is `touch` (the user's newest message: `_toucher`), else after it (an earlier run recorded)."""
+    recorded = []
+
+    def also(pipe, posted: dict) -> None:
+        ctx.messages.link(msg_id, posted.get("id", ""), pipe)
+        if touch is not None:
+            touch(pipe)
+        recorded.append(True)
+
     done = ctx.effects.once(
         f"fc:msg:{msg_id}",
         lambda: post(ctx, msg_id, conversation, fc_user, outgoing, progress),
-        also=lambda pipe, posted: ctx.messages.link(msg_id, posted.get("id", ""), pipe),
+        also=also,
         reconcile=reconciler(ctx, "freshchat", lambda flight: _posted(ctx, flight, conversation, outgoing)),
     )
+    if touch is not None and not recorded:
+        touch(None)
     if done.get("new_conversation"):
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
 
@@ -208,7 +224,8 @@ def _posted(ctx: RelayContext, flight: dict, conversation: str | None, outgoing:
 def post_form(ctx: RelayContext, conversation: str | None, fc_user: str, message: dict) -> dict:
     """Into the user's open conversation, or as the first message of a new one; recorded as
     in flight first, so an answer that never comes is looked for before posting again."""
-    ctx.effects.take_off(conversation=conversation or "", user=fc_user, what=freshchat_fingerprint(message))
+    turn = ctx.freshchat.limiter  # the post's rate-limit turn, with its in-flight record
+    ctx.effects.take_off(turn=turn, conversation=conversation or "", user=fc_user, what=freshchat_fingerprint(message))
     if conversation:
         posted = ctx.freshchat.post_message(conversation, message)
         return {"id": posted.get("id", ""), "conversation_id": conversation}
@@ -337,13 +354,37 @@ def _late_mark(settings: Settings, event: dict) -> list[Part]:
     return [text_part(for_agent(settings, "agent.late", when=vn_time(sent_ms)))]
 
 
-def _touch(ctx: RelayContext, zalo_user: str, fc_user: str, event: dict, last: int) -> Relayed:
-    """Remember the newest relayed message, the user's last interaction; refresh "last_seen" in
-    FreshChat at most hourly. The answer names the message when it is the user's newest (a
-    re-run after a lost lease finds it already remembered: still the newest)."""
+@dataclass(frozen=True)
+class Toucher:
+    """What the user's hash learns from a relayed message, written with its record (`deliver`):
+    the newest message (when it is), and that FreshChat's "last_seen" is refreshed now (`seen`,
+    decided from the hash the relay read: `seen_due`, at most hourly; not right after the user
+    was created, which set it)."""
+
+    mapping: Mapping
+    zalo_user: str
+    newest: str | None  # the message's time when it is the user's newest
+    msg_id: str
+    seen: bool
+
+    def __call__(self, pipe) -> None:
+        self.mapping.touch(self.zalo_user, self.newest, self.msg_id, seen=self.seen, pipe=pipe)
+
+
+def _toucher(ctx: RelayContext, zalo_user: str, known: dict, event: dict, last: int) -> Toucher:
     sent_ms = int(event["timestamp"])
-    if ctx.mapping.touch(zalo_user, str(sent_ms) if sent_ms > last else None, event["message"]["msg_id"]):
+    newest = str(sent_ms) if sent_ms > last else None
+    seen = bool(known.get("fc_user_id")) and seen_due(known)
+    return Toucher(ctx.mapping, zalo_user, newest, event["message"]["msg_id"], seen)
+
+
+def _touched(ctx: RelayContext, zalo_user: str, fc_user: str, event: dict, last: int, seen: bool) -> Relayed:
+    """The newest relayed message is remembered (`Toucher`); refresh "last_seen" in FreshChat
+    when due. The answer names the message when it is the user's newest (a re-run after a lost
+    lease finds it already remembered: still the newest)."""
+    if seen:
         _update_last_seen(ctx, zalo_user, fc_user)
+    sent_ms = int(event["timestamp"])
     return Relayed(zalo_user=zalo_user, user_wrote_at=sent_ms if sent_ms >= last else 0)
 
 

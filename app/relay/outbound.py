@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -256,27 +257,32 @@ def send_to(ctx: RelayContext, zalo_user: str, message: dict) -> str:
     # Its echo may arrive before its outcome is known (app/relay/inbound.py): `sending_to` says
     # which send it may be.
     echo = {ctx.keys.sending_to(zalo_user): echo_patience(ctx.settings)}
-    ctx.effects.take_off(marks=echo, to=zalo_user, what=zalo_fingerprint(message))
+    recipient = partial(ctx.mapping.zalo_user_in, zalo_user_id=zalo_user)  # read with the record
+    known = ctx.effects.take_off(
+        marks=echo, turn=ctx.zalo.limiter, read=recipient, to=zalo_user, what=zalo_fingerprint(message)
+    )
+    if known is None:  # a send nobody reconciles: no record, no round trip to ride in
+        known = ctx.mapping.zalo_user(zalo_user)
     if zalo_user.startswith(ANONYMOUS):  # only a web-chat visitor's id is in that namespace
-        return send_to_anonymous(ctx, zalo_user, message)
-    return send_to_user(ctx, zalo_user, message)
+        return send_to_anonymous(ctx, zalo_user, message, known)
+    return send_to_user(ctx, zalo_user, message, known)
 
 
-def send_to_anonymous(ctx: RelayContext, zalo_user: str, message: dict) -> str:
+def send_to_anonymous(ctx: RelayContext, zalo_user: str, message: dict, known: dict) -> str:
     """An anonymous visitor (the OA's web chat widget) is answered in the Zalo conversation
-    their last message named (app/relay/inbound.py keeps it)."""
+    their last message named (app/relay/inbound.py keeps it in `known`, the user's record)."""
     anonymous = anonymous_id(zalo_user)
-    conversation = ctx.mapping.zalo_user(zalo_user).get("zalo_conversation_id")
+    conversation = known.get("zalo_conversation_id")
     if not conversation:
         raise PermanentError(f"no Zalo conversation is known for anonymous visitor {anonymous}")
     return ctx.zalo.send_anonymous(anonymous, conversation, message)
 
 
-def send_to_user(ctx: RelayContext, zalo_user: str, message: dict) -> str:
-    """Inside the user's free window as a reply to their last message (`windows.reply_target`),
-    the form Zalo counts as a reply rather than a proactive message; if Zalo refuses that
-    recipient, once more to the user id, and later replies go to the user id at once."""
-    known = ctx.mapping.zalo_user(zalo_user)
+def send_to_user(ctx: RelayContext, zalo_user: str, message: dict, known: dict) -> str:
+    """Inside the user's free window as a reply to their last message (`windows.reply_target`
+    of `known`, the user's record), the form Zalo counts as a reply rather than a proactive
+    message; if Zalo refuses that recipient, once more to the user id, and later replies go to
+    the user id at once."""
     target = windows.reply_target(known)
     if target:
         try:

@@ -93,7 +93,7 @@ def test_an_effects_result_and_its_in_flight_record_expire_with_the_dedupe_windo
     with pytest.raises(ZaloOutcomeUnknown):
         effects.once("u", unanswered, reconcile=lambda flight: None)
     assert effects.in_flight("u")["to"] == "user-1"
-    assert 0 < redis.ttl(DEFAULT_KEYS.flight("u")) <= 60
+    assert 0 < redis.ttl(DEFAULT_KEYS.done("u")) <= 60  # the record waits where the result will go
 
 
 def test_the_breakers_marks_expire_so_a_stale_answer_or_probe_never_decides(redis):

@@ -55,7 +55,7 @@ def test_pop_hands_back_the_next_head_and_keeps_the_lease(redis):
     token = lanes.acquire("in:a")
     raw, _ = lanes.head("in:a")
     left, following = lanes.pop("in:a", token, raw)
-    assert left == 2 and Item.loads(following).id == "t:2"
+    assert left == 1 and Item.loads(following).id == "t:2"  # work left, not how much
     assert lanes.pop("in:a", token, raw) == (-2, None)  # the old head is gone: nothing popped
     assert lanes.pop("in:a", token, following)[0] == 1 and lanes.acquire("in:a") is None
 
@@ -202,16 +202,32 @@ def ids(redis, lane: str) -> list[str]:
     return [Item.loads(r).id for r in redis.lrange(lane_key(lane), 0, -1)]
 
 
+def calls(redis) -> dict[str, int]:
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in redis.info("commandstats").items()}
+
+
 def test_a_timer_lane_holds_one_waiting_item_replaced_or_kept(redis):
     lanes = Lanes(redis)
     later = now_ms() + 60000
+    lanes.schedule("win:warm", item(0), later, replace=True)  # the script loaded
+    redis.config_resetstat()
     assert lanes.schedule("win:a", item(1), later, replace=True) == 1
+    assert calls(redis) == {
+        "config": 1,
+        "evalsha": 1,
+        "llen": 1,
+        "rpush": 1,
+        "zadd": 1,
+    }  # an empty lane: no lease to ask
     assert lanes.schedule("win:a", item(2), later + 5, replace=True) == 2  # a newer message moves it
     assert ids(redis, "win:a") == ["t:2"] and redis.zscore(DUE, "win:a") == later + 5
     assert lanes.schedule("win:a", item(3), later + 9, replace=False) == 0  # debounce: the first time stays
     assert ids(redis, "win:a") == ["t:2"] and redis.zscore(DUE, "win:a") == later + 5
     assert redis.llen(WAKE) == 0  # nothing is due now: no doorbell
     assert lanes.cancel("win:a") and redis.zscore(DUE, "win:a") is None and ids(redis, "win:a") == []
+    redis.config_resetstat()
+    assert not lanes.cancel("win:a")  # nothing waits (a second reply in a row): 3 commands, not 4
+    assert calls(redis) == {"config": 1, "evalsha": 1, "exists": 1, "del": 1}
 
 
 def test_a_timer_set_while_a_worker_holds_the_lane_waits_behind_its_head(redis):

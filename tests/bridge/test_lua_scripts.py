@@ -274,12 +274,12 @@ def test_renew_never_schedules_a_lane_that_left_the_due_set(redis):
 
 # -- rate_take.lua, rate_backoff.lua, rate_calm.lua -------------------------------------------
 
-BUCKET, PAUSE = keys.DEFAULT_KEYS.rate("zalo"), keys.DEFAULT_KEYS.rate_pause("zalo")
+BUCKET = keys.DEFAULT_KEYS.rate("zalo")
 RATE = 0.01  # tokens a ms: one every 100 ms
 
 
 def level(now=NOW):
-    return dict(bucket=BUCKET, pause=PAUSE, cap=2, rate=RATE, now=now, recover_ms=30000)
+    return dict(bucket=BUCKET, cap=2, rate=RATE, now=now, recover_ms=30000)
 
 
 def bucket(redis) -> dict:
@@ -288,17 +288,30 @@ def bucket(redis) -> dict:
 
 def test_rate_take_grants_from_a_full_bucket_then_says_how_long_to_wait(redis):
     assert RATE_TAKE(redis, **level()) == [0, 0]
-    assert bucket(redis) == {"tokens": 1, "ts": NOW} and 0 < redis.pttl(BUCKET) <= 3600000
+    assert bucket(redis) == {"tokens": 1, "ts": NOW, "renewed": NOW} and 0 < redis.pttl(BUCKET) <= 3600000
     assert RATE_TAKE(redis, **level()) == [0, 0]
     assert RATE_TAKE(redis, **level(NOW + 30)) == [70, 0]  # 0.3 of a token refilled
-    assert bucket(redis) == {"tokens": pytest.approx(0.3), "ts": NOW + 30}
+    assert bucket(redis) == {"tokens": pytest.approx(0.3), "ts": NOW + 30, "renewed": NOW}
+
+
+def test_rate_take_renews_the_buckets_ttl_every_half_hour_not_on_every_grant(redis):
+    """A grant was 5 commands, 2 of them the pause's GET and the TTL's PEXPIRE: the pause is
+    a field of the bucket, and the hour's TTL is renewed once at least half of it has passed."""
+    assert RATE_TAKE(redis, **level()) == [0, 0]
+    redis.pexpire(BUCKET, 2_000_000)  # as if half an hour and a bit had passed since
+    redis.config_resetstat()
+    assert RATE_TAKE(redis, **level(NOW + 1_700_000)) == [0, 0]
+    calls = {k.removeprefix("cmdstat_"): v["calls"] for k, v in redis.info("commandstats").items()}
+    assert calls == {"config": 1, "evalsha": 1, "hmget": 1, "hset": 1}
+    assert 1_900_000 < redis.pttl(BUCKET) <= 2_000_000  # not renewed: more than half an hour left
+    assert RATE_TAKE(redis, **level(NOW + 1_800_000)) == [0, 0]
+    assert 3_500_000 < redis.pttl(BUCKET) <= 3_600_000 and bucket(redis)["renewed"] == NOW + 1_800_000
 
 
 def test_rate_take_refuses_during_a_pause_without_touching_the_bucket(redis):
-    redis.set(PAUSE, NOW + 500)
-    redis.hset(BUCKET, mapping={"tokens": 2, "ts": NOW, "streak": 3})
+    redis.hset(BUCKET, mapping={"tokens": 2, "ts": NOW, "streak": 3, "pause": NOW + 500})
     assert RATE_TAKE(redis, **level()) == [500, 3]
-    assert bucket(redis) == {"tokens": 2, "ts": NOW, "streak": 3}
+    assert bucket(redis) == {"tokens": 2, "ts": NOW, "streak": 3, "pause": NOW + 500}
 
 
 def backoff(redis, granted, now=NOW, max_ms=8000):
@@ -307,10 +320,20 @@ def backoff(redis, granted, now=NOW, max_ms=8000):
 
 def test_rate_backoff_pauses_everyone_and_halves_the_rate(redis):
     assert backoff(redis, granted=NOW - 10) == 1000
-    assert int(redis.get(PAUSE)) == NOW + 1000 and 0 < redis.pttl(PAUSE) <= 1000
-    assert bucket(redis) == {"tokens": 2, "ts": NOW, "factor": 0.5, "slow_at": NOW, "streak": 1, "streak_at": NOW}
+    assert bucket(redis) == {
+        "tokens": 2,
+        "ts": NOW,
+        "factor": 0.5,
+        "slow_at": NOW,
+        "streak": 1,
+        "streak_at": NOW,
+        "renewed": NOW,
+        "pause": NOW + 1000,
+    }
+    assert 3_600_000 < redis.pttl(BUCKET) <= 3_601_000  # the bucket outlives its pause
+    assert RATE_TAKE(redis, **level(NOW + 400)) == [600, 1]  # everyone waits
     assert backoff(redis, granted=NOW + 1, now=NOW + 2) == 2000  # a second refusal in a row
-    assert int(redis.get(PAUSE)) == NOW + 2002 and bucket(redis)["streak"] == 2
+    assert bucket(redis)["pause"] == NOW + 2002 and bucket(redis)["streak"] == 2
 
 
 def test_rate_backoff_caps_the_pause_and_the_cut(redis):
@@ -325,7 +348,7 @@ def test_rate_backoff_ignores_a_refusal_of_a_call_already_in_flight(redis):
     backoff(redis, granted=NOW - 10)
     before = bucket(redis)
     assert backoff(redis, granted=NOW - 5, now=NOW + 300) == 700  # what is left of the pause
-    assert bucket(redis) == before and int(redis.get(PAUSE)) == NOW + 1000
+    assert bucket(redis) == before and before["pause"] == NOW + 1000
 
 
 def test_rate_calm_ends_the_streak_only_for_a_newer_grant(redis):

@@ -241,3 +241,50 @@ def test_an_overloaded_quota_is_never_exceeded_and_costs_few_refusals(redis, set
     refusals = {mi: sum(1 for t in refused if t // 60 == mi) for mi in per_minute}
     assert max(refusals.values()) <= 8
     assert len(accepted) >= 0.85 * 50 * 10
+
+
+def takes(redis, call) -> int:
+    """How many turns `call` asked Redis for (rate_take.lua runs as EVALSHA)."""
+    redis.config_resetstat()
+    call()
+    return redis.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+
+
+def taken_ahead(redis, limiter: RateLimiter) -> None:
+    pipe = redis.pipeline(transaction=False)
+    pipe.set("other", "1")
+    keep = limiter.take_in(pipe)
+    keep(pipe.execute()[-1])
+
+
+def test_a_turn_taken_with_the_in_flight_record_serves_the_next_call_once(redis):
+    """take_in puts the turn in another round trip (the send's in-flight record); the send's
+    grant() then uses it instead of asking Redis again, once, in the thread that took it."""
+    limiter = RateLimiter(redis, "ahead", 6000)
+    taken_ahead(redis, limiter)
+    assert redis.hget(limiter.bucket, "tokens") is not None  # the turn was taken in the pipeline
+    grants = []
+    assert takes(redis, lambda: grants.append(limiter.grant())) == 0 and grants[0].wait_ms == 0
+    assert takes(redis, limiter.grant) == 1  # the next call takes its own
+
+
+def test_a_turn_taken_ahead_is_not_used_by_another_thread_or_late(redis, monkeypatch):
+    limiter = RateLimiter(redis, "late", 6000)
+    taken_ahead(redis, limiter)
+
+    def in_another_thread():
+        worker = threading.Thread(target=limiter.grant)
+        worker.start()
+        worker.join()
+
+    assert takes(redis, in_another_thread) == 1
+    taken_ahead(redis, limiter)
+    monkeypatch.setattr("app.bridge.ratelimit.AHEAD_SECONDS", -1.0)
+    assert takes(redis, limiter.grant) == 1
+
+
+def test_a_turn_that_would_wait_is_not_kept(redis):
+    limiter = RateLimiter(redis, "paused", 6000)
+    limiter.penalise(5.0)
+    taken_ahead(redis, limiter)
+    assert limiter._ahead is None and limiter.take() > 0

@@ -144,6 +144,7 @@ def test_newest_first_and_limited(redis, monkeypatch):
 
 def test_kept_to_the_cap_and_the_age_limit(redis, monkeypatch):
     monkeypatch.setattr(journal, "KEEP", 3)
+    monkeypatch.setattr(journal, "TIDY_EVERY", 1)
     j, k = Journal(redis, "default"), Keys("default")
     monkeypatch.setattr(journal.time, "time", lambda: 1_700_000_000.0)
     j.record(f"in:{USER}", item(TEXT, "zalo:old"), "delivered")
@@ -152,7 +153,40 @@ def test_kept_to_the_cap_and_the_age_limit(redis, monkeypatch):
         j.record(f"in:{USER}", item(TEXT, f"zalo:m{n}"), "delivered")
     assert [e["id"] for e in j.recent()] == ["zalo:m3", "zalo:m2", "zalo:m1"]
     assert redis.zcard(k.journal) == redis.hlen(k.journal_items) == 3
-    assert 0 < redis.ttl(k.journal) <= journal.MAX_AGE and 0 < redis.ttl(k.journal_items) <= journal.MAX_AGE
+    assert 0 < redis.ttl(k.journal) <= journal.JOURNAL_TTL and 0 < redis.ttl(k.journal_items) <= journal.JOURNAL_TTL
+
+
+def test_tidied_on_the_days_first_message_and_every_nth_so_it_stays_near_the_cap(redis, monkeypatch):
+    """Trimming and renewing the TTLs on every message cost 4 of its 7 commands: they run on
+    each day's first message, every TIDY_EVERY-th, and on any outcome that is not a message."""
+    monkeypatch.setattr(journal, "KEEP", 3)
+    monkeypatch.setattr(journal, "TIDY_EVERY", 4)
+    j, k = Journal(redis, "default"), Keys("default")
+    sizes = []
+    for n in range(9):
+        monkeypatch.setattr(journal.time, "time", lambda n=n: 1_700_000_000.0 + n)
+        j.record(f"in:{USER}", item(TEXT, f"zalo:m{n}"), "delivered")
+        sizes.append(redis.zcard(k.journal))
+    # the 1st, 5th and 9th messages of the day tidy; in between the journal grows past KEEP
+    assert sizes == [1, 2, 3, 4, 3, 4, 5, 6, 3]
+    assert redis.hlen(k.journal_items) == 3
+    monkeypatch.setattr(journal.time, "time", lambda: 1_700_000_009.0)
+    j.record(f"in:{USER}", item(TEXT, "zalo:m9"), "delivered")
+    monkeypatch.setattr(journal.time, "time", lambda: 1_700_000_010.0)
+    j.record(f"in:{USER}", item(TEXT, "zalo:m8"), "retrying", reason="HTTP 503")  # not a message: tidies
+    assert redis.zcard(k.journal) == redis.hlen(k.journal_items) == 3
+    assert [e["id"] for e in j.recent()] == ["zalo:m8", "zalo:m9", "zalo:m7"]
+
+
+def test_an_entry_older_than_the_age_limit_is_not_shown_before_it_is_tidied(redis, monkeypatch):
+    monkeypatch.setattr(journal, "TIDY_EVERY", 64)
+    j = Journal(redis, "default")
+    monkeypatch.setattr(journal.time, "time", lambda: 1_700_000_000.0)
+    j.record(f"in:{USER}", item(TEXT, "zalo:old"), "delivered")
+    j.record(f"in:{USER}", item(TEXT, "zalo:new"), "delivered")  # the 2nd of the day: no tidying
+    monkeypatch.setattr(journal.time, "time", lambda: 1_700_000_000.5 + journal.MAX_AGE)
+    assert [e["id"] for e in j.recent()] == []
+    assert redis.hlen(Keys("default").journal_items) == 2  # still there, for the next tidying
 
 
 def test_messages_relayed_today_count_deliveries_each_way_per_utc_day(redis, monkeypatch):

@@ -215,7 +215,7 @@ def as_user(text: str) -> dict:
 
 def test_a_reaction_reaches_the_agent_as_a_user_message_naming_the_reply(ctx, m):
     user_wrote(ctx, hours_ago=1)
-    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
+    ctx.mapping.seen_now(USER)
     ctx.mapping.remember_sent("41b2c3d4e5f6a7b8c9d0", text="Dạ, em kiểm tra ngay ạ")
     assert zalo_event(ctx, "user_reacted_message") == "empty"
     assert fc_posts(m) == [as_user("❤️ Reacted to “Dạ, em kiểm tra ngay ạ”")]
@@ -223,7 +223,7 @@ def test_a_reaction_reaches_the_agent_as_a_user_message_naming_the_reply(ctx, m)
 
 def test_a_reaction_to_a_message_we_do_not_know_and_an_unknown_icon(ctx, m):
     user_wrote(ctx, hours_ago=1)
-    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
+    ctx.mapping.seen_now(USER)
     zalo_event(ctx, "user_reacted_message", message={"msg_id": "ffff0000ffff0000ffff", "react_icon": "/-strong"})
     zalo_event(ctx, "user_reacted_message", message={"msg_id": "ffff0000ffff0000ffff", "react_icon": ":-x"})
     assert fc_posts(m) == [as_user("👍 Reacted to a message"), as_user(":-x Reacted to a message")]
@@ -238,7 +238,7 @@ def test_a_removed_reaction_is_recorded_not_shown(ctx, m):
 def test_reactions_read_in_vietnamese_for_vietnamese_agents(ctx, m):
     vi = with_options(ctx, agent_language="vi")
     user_wrote(vi, hours_ago=1)
-    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
+    ctx.mapping.seen_now(USER)
     vi.mapping.remember_sent("41b2c3d4e5f6a7b8c9d0", text="Dạ, em kiểm tra ngay ạ")
     zalo_event(vi, "user_reacted_message")
     assert fc_posts(m) == [as_user("❤️ Đã thả cảm xúc vào tin nhắn “Dạ, em kiểm tra ngay ạ”")]
@@ -252,7 +252,7 @@ def test_a_user_message_sets_the_window_timer_47_hours_after_it(ctx, m):
     sent_at = now_ms() - HOUR_MS
     ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
     ctx.mapping.link_conversation(USER, CONV)
-    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
+    ctx.mapping.seen_now(USER)
     zalo_event(ctx, "user_send_text", timestamp=str(sent_at), message=event["message"])
     assert ctx.redis.zscore(keys.DUE, keys.window_lane(USER)) == sent_at + 47 * HOUR_MS
     assert ctx.mapping.zalo_user(USER)["last_msg_id"] == USER_MSG

@@ -33,7 +33,7 @@ def webhook(name: str) -> dict:
 def known_visitor(ctx) -> None:
     ctx.mapping.set_zalo_user(PARTY, fc_user_id=FC_USER, zalo_conversation_id=ZALO_CONV)
     ctx.mapping.link_conversation(PARTY, CONV)
-    ctx.redis.set(DEFAULT_KEYS.last_seen(PARTY), "1")
+    ctx.mapping.seen_now(PARTY)
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def known(ctx, *users):
     for user in users:
         ctx.mapping.set_zalo_user(user, fc_user_id=FC_USER[user])
         ctx.mapping.link_conversation(user, CONV[user])
-        ctx.redis.set(DEFAULT_KEYS.last_seen(user), "1")
+        ctx.mapping.seen_now(user)
 
 
 def lane_texts(ctx, user: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests_mock
@@ -43,7 +44,7 @@ def run(ctx, event: dict, received_at: int | None = None, typed: bool = True) ->
 def known_user(ctx):
     ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
     ctx.mapping.link_conversation(USER, CONV)
-    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
+    ctx.mapping.seen_now(USER)
 
 
 def as_user(parts: list[dict]) -> dict:
@@ -430,7 +431,7 @@ def test_an_image_accepted_as_a_file_is_not_sent_again(ctx, m):
 
 def test_a_new_conversation_is_opened_with_the_plainer_message(ctx, m):
     ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
-    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
+    ctx.mapping.seen_now(USER)
     m.post(f"{FC_API}/conversations", [refused(), {"json": {"conversation_id": CONV, "messages": [{"id": "m0"}]}}])
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
     assert fc_posts(m) == [
@@ -704,3 +705,26 @@ def test_an_image_sent_as_a_link_is_named_in_vietnamese(ctx, m, vi_agents):
     run(ctx, load_fixture("zalo", "webhooks", "user_send_image.json"))
     url = media_url(ctx.settings, f"{FOLDER}/zalo/{IMAGE_MSG}/0")
     assert fc_posts(m)[-1] == as_user([CAPTION, {"text": {"content": f"[ảnh] {url}"}}])
+
+
+def test_last_seen_is_refreshed_at_most_hourly_from_the_users_hash_written_with_the_messages_record(ctx, m):
+    """Whether FreshChat's last_seen is due was a SET NX of a key of its own, a round trip after
+    the record: it is the hash's `seen_at`, read with the user, written with the record."""
+    ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
+    ctx.mapping.link_conversation(USER, CONV)
+    ctx.redis.hset(keys.DEFAULT_KEYS.zalo_user(USER), "seen_at", int(time.time()) - 3601)
+    m.put(f"{FC_API}/users/{FC_USER}", json={"id": FC_USER})
+    text = load_fixture("zalo", "webhooks", "user_send_text.json")
+    assert run(ctx, text) == "empty"
+    assert [(r.method, r.url) for r in m.request_history] == [
+        ("POST", f"{FC_API}/conversations/{CONV}/messages"),
+        ("PUT", f"{FC_API}/users/{FC_USER}"),
+    ]
+    known = ctx.mapping.zalo_user(USER)
+    assert time.time() - 5 < int(known["seen_at"]) <= time.time()
+    assert known["last_ts"] == str(text["timestamp"]) and known["last_msg_id"] == text["message"]["msg_id"]
+    assert not ctx.redis.exists(keys.DEFAULT_KEYS.last_seen(USER))
+    later = {**text, "timestamp": str(int(text["timestamp"]) + 1000), "message": {**text["message"], "msg_id": "m2"}}
+    assert run(ctx, later) == "empty"
+    assert [r.method for r in m.request_history] == ["POST", "PUT", "POST"]  # within the hour: no PUT
+    assert ctx.mapping.zalo_user(USER)["last_msg_id"] == "m2"

@@ -11,7 +11,7 @@ import pytest
 import requests
 import requests_mock
 
-from app.bridge import keys
+from app.bridge import effects, keys
 from app.bridge.keys import DEFAULT_KEYS
 from app.integrations.zalo.schemas import ANONYMOUS
 from app.operations.status import bridge_status
@@ -43,7 +43,7 @@ def settle(ctx, effect: str) -> dict:
     """Let the partner's time to finish the call pass: the in-flight record is backdated."""
     flight = ctx.effects.in_flight(effect)
     flight["at"] -= int(reconcile.SETTLE_TIMEOUTS * ctx.settings.http_timeout_seconds * 1000) + 1
-    ctx.redis.set(DEFAULT_KEYS.flight(effect), json.dumps(flight))
+    ctx.redis.set(DEFAULT_KEYS.done(effect), effects.FLIGHT_MARK + json.dumps(flight), ex=60)
     return flight
 
 

@@ -52,7 +52,7 @@ def user_wrote(ctx, hours_ago: float) -> int:
     ctx.mapping.set_zalo_user(USER, fc_user_id=FC_USER)
     ctx.mapping.link_conversation(USER, CONV)
     ctx.mapping.touch(USER, str(at), USER_MSG)
-    ctx.redis.set(keys.DEFAULT_KEYS.last_seen(USER), "1")
+    ctx.mapping.seen_now(USER)
     return at
 
 

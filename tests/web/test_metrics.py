@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.bridge import lanes
 from app.bridge.keys import DUE, HEARTBEAT
 from app.bridge.lanes import now_ms
+from app.operations import counters
 from sandbox.helpers import (
     FC_API,
     PNG,
@@ -221,3 +222,20 @@ def test_a_scrape_while_redis_is_away_still_shows_the_webhook_answers(client, re
         redis_server.start()
     assert value(got, "bridge_redis_up") == 0
     assert value(got, "bridge_webhooks_total", connection="_unknown", direction="in", code="503") == 1
+
+
+def test_messages_relayed_are_the_sum_of_their_latency_buckets_an_older_relayed_field_included(client, ctx):
+    """A relayed message costs two HINCRBY (its bucket, the latency sum), not three: the count
+    is read from the buckets. A hash an older version wrote kept `relayed|<direction>` beside
+    the same messages' buckets; it is not counted twice."""
+    key = ctx.keys.metrics
+    ctx.redis.hset(key, mapping={"relayed|in": 2, "latency|in|0.1": 1, "latency|in|5.0": 1, "latency_sum_ms|in": 3000})
+    counters.Counters(ctx.redis, "default").relayed("in", 0.04)
+    counters.Counters(ctx.redis, "default").relayed("out", 0.2)
+    assert {f for f in ctx.redis.hkeys(key) if b"|out" in f} == {b"latency|out|0.25", b"latency_sum_ms|out"}
+    got = scrape(client)
+    assert value(got, "bridge_messages_relayed_total", connection="default", direction="in") == 3
+    assert value(got, "bridge_relay_latency_seconds_count", connection="default", direction="in") == 3
+    assert value(got, "bridge_relay_latency_seconds_sum", connection="default", direction="in") == 3.04
+    assert value(got, "bridge_messages_relayed_total", connection="default", direction="out") == 1
+    assert value(got, "bridge_relay_latency_seconds_count", connection="default", direction="out") == 1

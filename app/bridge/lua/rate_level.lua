@@ -2,8 +2,12 @@
 -- The bucket refills at `rate` tokens a ms up to `cap`. A rate-limit answer cuts the refill
 -- rate to `factor` (slow_at = when); it climbs back linearly over `recover_ms`, so tokens
 -- are the integral of rate * factor since the last grant.
--- Leaves for the script: cap, rate, now, r, b (the bucket's fields), pause, level(), area().
--- KEYS: bucket pause
+-- The shared pause (everyone waits until then, after a 429 or a quota refusal) is the bucket's
+-- `pause` field, read with the rest: one command. The bucket's TTL (an hour) is renewed when
+-- `renewed` is half an hour old (`renew(fields)`), not on every grant.
+-- Leaves for the script: cap, rate, now, r, b (the bucket's fields), pause, level(), area(),
+-- renew().
+-- KEYS: bucket
 -- ARGV: cap rate now recover_ms
 local function area(t, f0, s, r)
   local d = t - s
@@ -20,5 +24,13 @@ local function level(b, cap, rate, now, r)
 end
 local cap = tonumber(ARGV[1]); local rate = tonumber(ARGV[2]); local now = tonumber(ARGV[3])
 local r = tonumber(ARGV[4])
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'factor', 'slow_at', 'streak', 'streak_at')
-local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'factor', 'slow_at', 'streak', 'streak_at', 'pause', 'renewed')
+local pause = tonumber(b[7]) or 0
+local TTL_MS = 3600000
+-- `fields` (a list for HSET) with the renewal's mark when the TTL is due for it (so at least
+-- half an hour of it is left after any grant), and whether to PEXPIRE.
+local function renew(fields)
+  if (tonumber(b[8]) or -TTL_MS) > now - TTL_MS / 2 then return fields, false end
+  table.insert(fields, 'renewed'); table.insert(fields, now)
+  return fields, true
+end
