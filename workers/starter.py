@@ -30,12 +30,19 @@ class Starter:
 
     def run_once(self, block_seconds: float = 1.0) -> int:
         """Wait for the doorbell (or the timeout), then queue the jobs missing; return how many."""
-        if self.redis.blpop([keys.WAKE], timeout=block_seconds):
-            self.redis.delete(keys.WAKE)  # one look at the due set answers every ring so far
-        return self.top_up()
+        rang = self.redis.blpop([keys.WAKE], timeout=block_seconds)
+        return self.top_up(answer_rings=bool(rang))
 
-    def top_up(self) -> int:
-        missing = min(self.lanes.due_count(), self.workers) - self.queue.count
+    def top_up(self, answer_rings: bool = False) -> int:
+        """One round trip: the lanes due, the jobs waiting, and (after a ring) the doorbell's
+        other rings cleared, since this one look at the due set answers every ring so far."""
+        pipe = self.redis.pipeline(transaction=False)
+        if answer_rings:
+            pipe.delete(keys.WAKE)
+        self.lanes.count_due(pipe)
+        pipe.llen(self.queue.key)  # rq's Queue.count, read in the same round trip
+        *_, due, waiting = pipe.execute()
+        missing = min(due, self.workers) - waiting
         for _ in range(max(0, missing)):
             self.queue.enqueue("workers.drain.drain_due", job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=3600)
         return max(0, missing)
