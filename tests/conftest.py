@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from redis import connection as redis_connection
 
 from sandbox.helpers import make_settings
 from sandbox.redis_server import RedisServer
@@ -128,6 +129,22 @@ def ctx(settings, redis):
     from workers.context import WorkerContext
 
     return WorkerContext(settings, redis)
+
+
+@pytest.fixture
+def round_trips(monkeypatch) -> list[bytes]:
+    """Every round trip to Redis, as the bytes sent (a pipeline or a script is one). Patched on
+    `Connection` itself: bench.redis_cost (run by tests/bench in the same process) leaves its own
+    attribute there, which would hide a patch of the base class."""
+    sent: list[bytes] = []
+    real = redis_connection.Connection.send_packed_command
+
+    def send(self, command, check_health=True):
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(redis_connection.Connection, "send_packed_command", send)
+    return sent
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import requests_mock
-from redis import connection as redis_connection
 
 from app.bridge.keys import DEFAULT, DUE, Keys
 from app.web.webhooks import freshchat, zalo
@@ -103,22 +102,6 @@ def freshchat_ignored() -> tuple[str, bytes, dict]:
 
 
 IGNORED = {"zalo": zalo_ignored, "freshchat": freshchat_ignored}
-
-
-@pytest.fixture
-def round_trips(monkeypatch) -> list[bytes]:
-    """Every round trip to Redis, as the bytes sent (a pipeline or a script is one). Patched on
-    `Connection` itself: bench.redis_cost (run by tests/bench in the same process) leaves its own
-    attribute there, which would hide a patch of the base class."""
-    sent: list[bytes] = []
-    real = redis_connection.Connection.send_packed_command
-
-    def send(self, command, check_health=True):
-        sent.append(b"".join(command) if isinstance(command, list) else command)
-        return real(self, command, check_health)
-
-    monkeypatch.setattr(redis_connection.Connection, "send_packed_command", send)
-    return sent
 
 
 def another(source: str, raw: bytes) -> tuple[bytes, dict]:
