@@ -45,6 +45,7 @@ class Effects:
         # of a send the partner got (the replay would send again instead of looking).
         self.replicas, self.wait_ms = replicas, wait_ms
         self._flying: list[str] = []  # keys of the reconciled `once` calls running, innermost last
+        self._ahead: tuple[str, tuple[Any | None, dict | None]] | None = None  # `recorded_in`'s key, pair
 
     def once(
         self,
@@ -56,7 +57,10 @@ class Effects:
         """`also(pipe, result)` may add writes that go in the same round trip as the record.
         `reconcile(flight)` gets the in-flight record an earlier run left and answers the
         result the partner shows for it, or None when the send is not there (then fn runs)."""
-        if reconcile is None:
+        ahead, self._ahead = self._ahead, None  # good for the `once` right after it only
+        if ahead is not None and ahead[0] == key:
+            cached, flight = ahead[1]
+        elif reconcile is None:
             cached, flight = self.recorded(key), None
         else:  # its result and its in-flight record in one round trip
             cached, flight = _read(*self.redis.mget(self._pair(key)))
@@ -69,6 +73,17 @@ class Effects:
             result = found if found is not None else self._flying_call(key, fn)
         self._remember(key, result, also)
         return result
+
+    def recorded_in(self, pipe: Any, key: str) -> Callable[[Any], None]:
+        """`once(key, ...)`'s read (its result and in-flight record) as part of `pipe` (with the
+        sender's record: app/relay/inbound.py); hand back what takes its answer. The next `once`
+        uses it when it is `once(key, ...)` (nothing else ran `once` in between), else reads anew."""
+        pipe.mget(self._pair(key))
+
+        def keep(pair: list) -> None:
+            self._ahead = (key, _read(*pair))
+
+        return keep
 
     def _flying_call(self, key: str, fn: Callable[[], Any]) -> Any:
         self._flying.append(key)

@@ -77,7 +77,7 @@ def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Rel
     window restarts: app/relay/windows.py)."""
     event, attempts = item.payload, item.attempts
     zalo_user = zalo_user_of(event)
-    known = ctx.mapping.zalo_user(zalo_user)  # read once: the lane makes it current
+    known = _sender_and_post(ctx, zalo_user, event["message"]["msg_id"])  # read once: the lane makes it current
     fc_user = ensure_freshchat_user(ctx, zalo_user, known, event)
     if zalo_user.startswith(ANONYMOUS):  # only a web-chat visitor's id is in that namespace
         _remember_anonymous_conversation(ctx, zalo_user, known, event)
@@ -93,6 +93,16 @@ def relay_user_message(ctx: RelayContext, item: Item, progress: Progress) -> Rel
         ctx, event["message"]["msg_id"], zalo_user, fc_user, outgoing, known.get("fc_conversation_id"), progress, touch
     )
     return _touched(ctx, zalo_user, fc_user, event, last_ts, touch.seen)
+
+
+def _sender_and_post(ctx: RelayContext, zalo_user: str, msg_id: str) -> dict:
+    """The user's record, read in one round trip with the post's own (its result, or what an
+    earlier run left in flight), which `deliver`'s `once` then uses instead of reading it."""
+    pipe = ctx.redis.pipeline(transaction=False)
+    recorded, known = ctx.effects.recorded_in(pipe, posted_key(msg_id)), ctx.mapping.zalo_user_in(pipe, zalo_user)
+    answers = pipe.execute()
+    recorded(answers[0])
+    return known(answers[1])
 
 
 def _answered(ctx: RelayContext, event: dict) -> str:
@@ -167,7 +177,7 @@ def deliver(
         recorded.append(True)
 
     done = ctx.effects.once(
-        f"fc:msg:{msg_id}",
+        posted_key(msg_id),
         lambda: post(ctx, msg_id, conversation, fc_user, outgoing, progress),
         also=also,
         reconcile=reconciler(ctx, "freshchat", lambda flight: _posted(ctx, flight, conversation, outgoing)),
@@ -176,6 +186,11 @@ def deliver(
         touch(None)
     if done.get("new_conversation"):
         ctx.mapping.link_conversation(zalo_user, done["conversation_id"])
+
+
+def posted_key(msg_id: str) -> str:
+    """The effect of relaying Zalo message `msg_id` to FreshChat (its result: what `post` answered)."""
+    return f"fc:msg:{msg_id}"
 
 
 def post(

@@ -78,6 +78,63 @@ def test_an_in_flight_record_is_no_result_and_is_reconciled(redis):
     assert found == "zmsg-found" and looked[0]["to"] == "user-1" and effects.recorded("k") == "zmsg-found"
 
 
+def _read_ahead(redis, effects: Effects, key: str) -> dict:
+    """The Zalo text's read (inbound.py `_sender_and_post`): the sender's hash and `key`'s record
+    in one pipeline."""
+    pipe = redis.pipeline(transaction=False)
+    post = effects.recorded_in(pipe, key)
+    pipe.hgetall("user-1")
+    answers = pipe.execute()
+    post(answers[0])
+    return {k.decode(): v.decode() for k, v in answers[1].items()}
+
+
+def _calls(redis) -> dict:
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in redis.info("commandstats").items()}
+
+
+def test_a_result_read_ahead_with_the_users_record_is_found_without_another_read(redis):
+    """A Zalo text's turn reads its post's record with the user's hash (inbound.py): the result
+    an earlier run recorded still answers, so nothing is posted twice, and `once` reads nothing."""
+    effects, calls = Effects(redis, 60), []
+    redis.hset("user-1", "fc", "u-1")
+    assert effects.once("k", lambda: calls.append(1) or "fc-msg-1", reconcile=lambda flight: None) == "fc-msg-1"
+    redis.config_resetstat()
+    assert _read_ahead(redis, effects, "k") == {"fc": "u-1"}
+    assert _calls(redis) == {"config": 1, "mget": 1, "hgetall": 1}  # one pipeline
+    redis.config_resetstat()
+    assert effects.once("k", lambda: calls.append(2) or "fc-msg-2", reconcile=lambda flight: None) == "fc-msg-1"
+    assert calls == [1] and _calls(redis) == {"config": 1}
+
+
+def test_an_in_flight_record_read_ahead_is_reconciled(redis):
+    effects, looked = Effects(redis, 60), []
+
+    def times_out():
+        effects.take_off(to="user-1")
+        raise ZaloOutcomeUnknown("Zalo timed out")
+
+    with pytest.raises(ZaloOutcomeUnknown):
+        effects.once("k", times_out, reconcile=lambda flight: None)
+    _read_ahead(redis, effects, "k")
+    found = effects.once("k", lambda: "again", reconcile=lambda flight: looked.append(flight) or "zmsg-found")
+    assert found == "zmsg-found" and looked[0]["to"] == "user-1" and effects.recorded("k") == "zmsg-found"
+
+
+def test_what_was_read_ahead_serves_the_next_once_of_its_key_only(redis):
+    """A `once` of another key first (a media copy), or a second `once` of the key (a second
+    part, a retry): each reads the record as before, never an answer read earlier."""
+    effects = Effects(redis, 60)
+    _read_ahead(redis, effects, "k")  # nothing recorded yet
+    redis.set(DEFAULT_KEYS.done("k"), json.dumps("recorded-meanwhile"))
+    assert effects.once("media", lambda: "copied") == "copied"
+    assert effects.once("k", lambda: "posted-again", reconcile=lambda flight: None) == "recorded-meanwhile"
+    _read_ahead(redis, effects, "j")
+    assert effects.once("j", lambda: "first", reconcile=lambda flight: None) == "first"
+    redis.set(DEFAULT_KEYS.done("j"), json.dumps("recorded-since"))
+    assert effects.once("j", lambda: "second", reconcile=lambda flight: None) == "recorded-since"
+
+
 def test_a_record_left_by_fc5f0b4_in_its_own_key_is_still_looked_for(redis):
     effects, looked = Effects(redis, 60), []
     redis.set(DEFAULT_KEYS.flight("k"), json.dumps({"at": 1, "to": "user-1"}), ex=60)

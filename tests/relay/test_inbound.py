@@ -13,7 +13,8 @@ from app.bridge.keys import person_folder
 from app.bridge.lanes import Item, now_ms
 from app.integrations.zalo.schemas import to_event
 from app.media.links import media_url
-from app.relay.inbound import reference_id
+from app.relay.inbound import reference_id, relay_user_message
+from bench.redis_cost import RoundTrips
 from sandbox.helpers import CHANNEL, FC_API, GIF, PDF, PNG, ZALO_API, load_fixture, partners_answer_probes
 from workers.drain import Drainer
 
@@ -327,6 +328,20 @@ def test_late_redelivery_is_relayed_once_and_marked_with_its_send_time(ctx, m):
     assert posts[0]["message_parts"][0] == {
         "text": {"content": "[Delivered late - originally sent 05:13 15/11/2023 (UTC+7)]"}
     }
+
+
+def test_a_text_run_again_finds_its_post_read_with_the_users_record_and_posts_nothing(ctx, m):
+    """A re-run (a lease lost after the post was recorded) reads the post's record in the round
+    trip of the user's hash: found there, nothing is posted and nothing read again."""
+    known_user(ctx)
+    event = load_fixture("zalo", "webhooks", "user_send_text.json")
+    item = Item(id="zalo:1", kind="zalo", payload=event, received_at=now_ms(), event="user_send_text")
+    relay_user_message(ctx, item, lambda: None)
+    with RoundTrips() as trips:
+        relay_user_message(ctx, item, lambda: None)
+    assert len(fc_posts(m)) == 1
+    assert [who.split()[0] for who in trips.made_by] == ["MGET"]  # with the HGETALL, one round trip
+    assert "inbound.py:_sender_and_post" in trips.made_by[0]
 
 
 def test_freshchat_outage_keeps_the_message_at_the_head_of_the_lane(ctx, m):
