@@ -55,6 +55,11 @@ class Sentinels:
                 continue
         return None
 
+    def see_replica_up(self, port: int, quorum: int = 2) -> bool:
+        """At least `quorum` sentinels list the instance on `port` as a replica of the primary
+        and take it for up: only such an instance can be promoted."""
+        return sum(_sees_up(sentinel, port) for sentinel in self.ports) >= quorum
+
     def switches(self) -> list[str]:
         """Every change of primary the sentinels carried out, as their logs tell it (`+switch-master`
         lines, each logged by every sentinel: the most any one logged). A test that fails over
@@ -97,6 +102,14 @@ class Cluster:
 
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _sees_up(sentinel: int, port: int) -> bool:
+    try:
+        replicas = redis.Redis(port=sentinel, socket_timeout=0.5).sentinel_slaves(MASTER)
+    except redis.RedisError:
+        return False
+    return any(int(r["port"]) == port and not r["is_sdown"] and not r["is_disconnected"] for r in replicas)
 
 
 def _pings(port: int) -> bool:

@@ -76,9 +76,9 @@ def test_a_switch_back_to_the_old_primary_before_it_resynced_repeats_nothing(clu
         first.stop(hard=True)
         wait_until(lambda: cluster.sentinels.primary_port_now() == second.port, timeout=20, what="failover")
         first.start()
-        # Pacing, not a proof of absence: the stall comes shortly after the old primary is back,
-        # as in the loaded runs this reproduces.
-        time.sleep(0.5)
+        # the sentinels must see the old primary back (as the new one's replica) before they can
+        # switch to it; the stall comes then, before it has resynced, as in the loaded runs
+        wait_until(lambda: cluster.sentinels.see_replica_up(first.port), timeout=20, what="old primary seen")
         assert second.proc is not None
         second.proc.send_signal(signal.SIGSTOP)  # stalled: the sentinels take it for dead
         try:
